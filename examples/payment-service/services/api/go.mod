@@ -1,0 +1,3 @@
+module example.com/payment-service/api
+
+go 1.22

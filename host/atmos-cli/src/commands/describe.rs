@@ -1,0 +1,131 @@
+//! `atmos deployment describe <d> [--target t]`.
+
+use atmos_core::describe::{DescribeReport, describe};
+use atmos_core::exit::Exit;
+use serde_json::Value;
+
+use super::{Context, Failure};
+use crate::cli::{DescribeArgs, Format};
+use crate::render::table::Table;
+
+/// Describe the deployment.
+pub fn run(args: &DescribeArgs, ctx: &Context) -> Result<Exit, Failure> {
+    ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "describe")?;
+    let (_, loaded) = ctx.deployment(&args.deployment)?;
+    let report = describe(&loaded, args.target.as_deref())?;
+    let text = ctx
+        .out
+        .structured(&report)
+        .unwrap_or_else(|| render(&report));
+    ctx.out.print(&text)?;
+    Ok(Exit::Done)
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn labels(map: &indexmap::IndexMap<String, String>) -> String {
+    if map.is_empty() {
+        return "-".to_owned();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn render(r: &DescribeReport) -> String {
+    let d = &r.deployment;
+    let mut out = format!("{} ({})\n", d.name, r.file.display());
+    if let Some(desc) = &d.description {
+        out.push_str(&format!("  {}\n", desc.trim()));
+    }
+    out.push('\n');
+    out.push_str(&format!("Labels: {}\n", labels(&d.labels)));
+    out.push_str(&format!(
+        "Default target: {}\n",
+        d.context.default_target.as_deref().unwrap_or("-")
+    ));
+    let Some(target) = &r.target else {
+        out.push_str("\nTargets:\n");
+        let mut t = Table::new(["  Target", "Promotion From", "Requires Approval", "Labels"]);
+        for (name, target) in &d.targets {
+            let p = target.promotion.as_ref();
+            let from = p.map(|p| p.sources().join(", ")).filter(|s| !s.is_empty());
+            t.row([
+                format!("  {name}"),
+                from.unwrap_or_else(|| "(entry point)".to_owned()),
+                if p.is_some_and(|p| p.requires_approval) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_owned(),
+                labels(&target.labels),
+            ]);
+        }
+        out.push_str(&t.render());
+        out.push_str("\nComponents:\n");
+        let mut t = Table::new(["  Type", "Name", "Depends On", "Vars"]);
+        for c in d.components.iter() {
+            let deps = &c.component.metadata.depends_on;
+            t.row([
+                format!("  {}", c.kind),
+                c.name.to_owned(),
+                if deps.is_empty() {
+                    "-".to_owned()
+                } else {
+                    deps.join(", ")
+                },
+                c.component.vars.len().to_string(),
+            ]);
+        }
+        out.push_str(&t.render());
+        out.push_str(&format!(
+            "\nUse `atmos deployment describe {} --target <target>` to see merged vars.\n",
+            d.name
+        ));
+        return out;
+    };
+    out.push_str(&format!("\nTarget: {}\n", target.name));
+    out.push_str(&format!("  Labels: {}\n", labels(&target.labels)));
+    let from = if target.promotion_from.is_empty() {
+        "(entry point)".to_owned()
+    } else {
+        format!("from {}", target.promotion_from.join(", "))
+    };
+    out.push_str(&format!(
+        "  Promotion: {from}{}\n",
+        if target.requires_approval {
+            ", requires approval"
+        } else {
+            ""
+        }
+    ));
+    for c in &target.components {
+        out.push_str(&format!("\nComponent {} ({})\n", c.name, c.kind));
+        if !c.depends_on.is_empty() {
+            out.push_str(&format!("  Depends on: {}\n", c.depends_on.join(", ")));
+        }
+        if c.vars.provenance.is_empty() {
+            out.push_str("  (no vars)\n");
+            continue;
+        }
+        let mut t = Table::new(["  Key", "Value", "From"]);
+        for (path, prov) in &c.vars.provenance {
+            let value = cell(&prov.value);
+            let mut from = prov.source.label().to_owned();
+            if !prov.overrides.is_empty() {
+                let over: Vec<&str> = prov.overrides.iter().map(|s| s.label()).collect();
+                from.push_str(&format!(" (overrides {})", over.join(", ")));
+            }
+            t.row([format!("  {path}"), value, from]);
+        }
+        out.push_str(&t.render());
+    }
+    out
+}

@@ -1,0 +1,176 @@
+//! `atmos deployment list [deployments | targets <d> | components <d> --target t] [--label k=v]`.
+
+use atmos_core::exit::Exit;
+use atmos_core::listing::{self, ComponentList, DeploymentList, LabelFilter, TargetList};
+
+use super::{Context, Failure};
+use crate::cli::{Format, ListArgs, ListWhat};
+use crate::render::table::Table;
+
+const NEVER: &str = "never";
+
+/// List what was asked for.
+pub fn run(args: &ListArgs, ctx: &Context) -> Result<Exit, Failure> {
+    ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "list")?;
+    let labels = args
+        .label
+        .iter()
+        .map(|l| {
+            LabelFilter::parse(l).map_err(|e| {
+                Failure::usage(
+                    format!("invalid --label: {e}"),
+                    Some("write --label key=value".into()),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let text = match &args.what {
+        None | Some(ListWhat::Deployments) => {
+            let catalog = ctx.project()?.load_all()?;
+            let report = listing::deployments(&catalog, &labels);
+            for broken in &report.broken {
+                let errors = broken.diagnostics.iter().filter(|d| d.is_error()).count();
+                let first = broken
+                    .diagnostics
+                    .first()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
+                ctx.out.warn(&format!(
+                    "skipped deployment `{}` ({errors} error{}){first}\n  run `atmos deployment validate {}` for details",
+                    broken.name,
+                    if errors == 1 { "" } else { "s" },
+                    broken.name
+                ));
+            }
+            ctx.out
+                .structured(&report)
+                .unwrap_or_else(|| render_deployments(&report))
+        }
+        Some(ListWhat::Targets { deployment }) => {
+            let (_, loaded) = ctx.deployment(deployment)?;
+            let report = listing::targets(&loaded, &labels);
+            ctx.out
+                .structured(&report)
+                .unwrap_or_else(|| render_targets(&report))
+        }
+        Some(ListWhat::Components { deployment, target }) => {
+            let (_, loaded) = ctx.deployment(deployment)?;
+            let target = match target.as_deref().or(loaded
+                .deployment
+                .context
+                .default_target
+                .as_deref())
+            {
+                Some(t) => t.to_owned(),
+                None => {
+                    return Err(Failure::usage(
+                        "`list components` needs --target",
+                        Some(format!(
+                            "targets of {deployment}: {} (or set `context.default_target` in the deployment)",
+                            loaded
+                                .deployment
+                                .targets
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    ));
+                }
+            };
+            let report = listing::components(&loaded, &target, &labels)?;
+            ctx.out
+                .structured(&report)
+                .unwrap_or_else(|| render_components(&report))
+        }
+    };
+    ctx.out.print(&text)?;
+    Ok(Exit::Done)
+}
+
+fn summarize(names: &[String], max: usize) -> String {
+    let mut shown: Vec<&str> = names.iter().take(max).map(String::as_str).collect();
+    if names.len() > max {
+        shown.push("…");
+    }
+    format!("{} ({})", names.len(), shown.join(", "))
+}
+
+fn render_deployments(report: &DeploymentList) -> String {
+    let mut t = Table::new(["Name", "Targets", "Components", "Last Deploy"]);
+    for d in &report.deployments {
+        let last = d
+            .last_deploy
+            .as_ref()
+            .map_or_else(|| NEVER.to_owned(), |l| format!("{} ({})", l.at, l.target));
+        t.row([
+            d.name.clone(),
+            d.targets.join(", "),
+            summarize(&d.components, 3),
+            last,
+        ]);
+    }
+    let mut out = format!("Deployments ({})\n\n", report.deployments.len());
+    if t.is_empty() {
+        out.push_str("No deployments match.\n");
+    } else {
+        out.push_str(&t.render());
+    }
+    out
+}
+
+fn render_targets(report: &TargetList) -> String {
+    let mut t = Table::new([
+        "Target",
+        "Promotion From",
+        "Requires Approval",
+        "Last Deploy",
+        "Status",
+    ]);
+    for row in &report.targets {
+        let from = if row.promotion_from.is_empty() {
+            "(entry point)".to_owned()
+        } else {
+            row.promotion_from.join(", ")
+        };
+        t.row([
+            row.name.clone(),
+            from,
+            if row.requires_approval { "yes" } else { "no" }.to_owned(),
+            row.last_deploy.clone().unwrap_or_else(|| NEVER.to_owned()),
+            row.status.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    format!("{} targets\n\n{}", report.deployment, t.render())
+}
+
+fn render_components(report: &ComponentList) -> String {
+    let mut t = Table::new([
+        "Component",
+        "Type",
+        "Depends On",
+        "Commit",
+        "Deployed",
+        "Status",
+    ]);
+    for c in &report.components {
+        t.row([
+            c.name.clone(),
+            c.kind.to_string(),
+            if c.depends_on.is_empty() {
+                "-".to_owned()
+            } else {
+                c.depends_on.join(", ")
+            },
+            c.commit.clone().unwrap_or_else(|| "-".to_owned()),
+            c.deployed_at.clone().unwrap_or_else(|| NEVER.to_owned()),
+            c.status.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    format!(
+        "{} → {} components\n\n{}",
+        report.deployment,
+        report.target,
+        t.render()
+    )
+}

@@ -1,0 +1,217 @@
+//! One file per verb. Each builds its report with `atmos-core` and hands it to `render`.
+
+pub mod completion;
+pub mod describe;
+pub mod list;
+pub mod promotion_graph;
+pub mod validate;
+
+use std::path::PathBuf;
+
+use atmos_core::config::{LoadedDeployment, Project, ProjectError};
+use atmos_core::describe::UnknownTarget;
+use atmos_core::diagnostic::Diagnostic;
+use atmos_core::exit::Exit;
+use serde::Serialize;
+
+use crate::cli::{DeploymentCommand, Format, GlobalArgs};
+use crate::render::{Output, Style, diagnostics};
+
+/// Run one `atmos deployment <verb>`.
+pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
+    match cmd {
+        DeploymentCommand::Validate(args) => validate::run(&args, ctx),
+        DeploymentCommand::List(args) => list::run(&args, ctx),
+        DeploymentCommand::Describe(args) => describe::run(&args, ctx),
+        DeploymentCommand::PromotionGraph(args) => promotion_graph::run(&args, ctx),
+    }
+}
+
+/// What every command gets: where to start, and how to write.
+pub struct Context {
+    /// `--chdir`, or the working directory.
+    pub start: PathBuf,
+    /// Rendering settings.
+    pub out: Output,
+}
+
+/// Why a command stopped, mapped to an exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Stdout was closed (e.g. `| head`): not an error.
+    ClosedPipe,
+    /// A problem for the user, with located diagnostics and a next step.
+    User {
+        /// Exit code.
+        exit: Exit,
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: Option<String>,
+        /// Located problems behind it.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl Failure {
+    /// Bad usage or invalid config (exit 2).
+    pub fn usage(message: impl Into<String>, hint: Option<String>) -> Failure {
+        Failure::User {
+            exit: Exit::Usage,
+            message: message.into(),
+            hint,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// The exit code.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Failure::ClosedPipe => Exit::Done,
+            Failure::User { exit, .. } => *exit,
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::ClosedPipe
+        } else {
+            Failure::User {
+                exit: Exit::Failed,
+                message: format!("cannot write output: {e}"),
+                hint: None,
+                diagnostics: Vec::new(),
+            }
+        }
+    }
+}
+
+impl From<ProjectError> for Failure {
+    fn from(e: ProjectError) -> Failure {
+        let exit = match e {
+            ProjectError::Io { .. } => Exit::Failed,
+            _ => Exit::Usage,
+        };
+        let mut message = e.to_string();
+        if let ProjectError::UnknownDeployment { dir, .. } = &e {
+            message = format!("{message} in {}", dir.display());
+        }
+        Failure::User {
+            exit,
+            message,
+            hint: e.hint(),
+            diagnostics: e.diagnostics().to_vec(),
+        }
+    }
+}
+
+impl From<UnknownTarget> for Failure {
+    fn from(e: UnknownTarget) -> Failure {
+        Failure::usage(e.to_string(), Some(e.hint()))
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorReport<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    message: &'a str,
+    exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'a str>,
+    diagnostics: &'a [Diagnostic],
+}
+
+impl Context {
+    /// Settings from the global flags.
+    pub fn new(global: &GlobalArgs) -> Context {
+        let start = match &global.chdir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        };
+        Context {
+            start,
+            out: Output {
+                format: global.format,
+                out_style: Style::stdout(global.color),
+                err_style: Style::stderr(global.color),
+                quiet: global.quiet,
+                verbose: global.verbose,
+            },
+        }
+    }
+
+    /// The project containing the start directory.
+    pub fn project(&self) -> Result<Project, Failure> {
+        Ok(Project::discover(&self.start)?)
+    }
+
+    /// Load one deployment of the project.
+    pub fn deployment(&self, name: &str) -> Result<(Project, LoadedDeployment), Failure> {
+        let project = self.project()?;
+        let loaded = project.load(name)?;
+        Ok((project, loaded))
+    }
+
+    /// Refuse `--format` values a command does not support.
+    pub fn require_format(&self, allowed: &[Format], command: &str) -> Result<(), Failure> {
+        if allowed.contains(&self.out.format) {
+            return Ok(());
+        }
+        let names: Vec<String> = allowed
+            .iter()
+            .map(|f| format!("{f:?}").to_lowercase())
+            .collect();
+        Err(Failure::usage(
+            format!(
+                "`{command}` does not support --format {}",
+                format!("{:?}", self.out.format).to_lowercase()
+            ),
+            Some(format!("use one of: {}", names.join(", "))),
+        ))
+    }
+
+    /// Tell the user why the command stopped: stderr always, and a JSON/YAML error object on
+    /// stdout when a structured format was asked for, so CI can parse it.
+    pub fn report_failure(&self, failure: &Failure) {
+        let Failure::User {
+            exit,
+            message,
+            hint,
+            diagnostics: diags,
+        } = failure
+        else {
+            return;
+        };
+        let report = ErrorReport {
+            error: ErrorBody {
+                message,
+                exit_code: exit.code(),
+                hint: hint.as_deref(),
+                diagnostics: diags,
+            },
+        };
+        if let Some(text) = self.out.structured(&report) {
+            let _ = self.out.print(&text);
+        }
+        let style = &self.out.err_style;
+        let mut text = String::new();
+        if !diags.is_empty() {
+            text.push_str(&diagnostics::render_all(diags, style));
+            text.push('\n');
+        }
+        text.push_str(&format!("{} {message}\n", style.error("error:")));
+        if let Some(hint) = hint {
+            for (i, line) in hint.lines().enumerate() {
+                let lead = if i == 0 { "  = help:" } else { "         " };
+                text.push_str(&format!("{} {line}\n", style.accent(lead)));
+            }
+        }
+        self.out.eprint(&text);
+    }
+}

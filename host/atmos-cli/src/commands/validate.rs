@@ -1,0 +1,142 @@
+//! `atmos deployment validate <d> | --all [--check-promotions]`.
+
+use atmos_core::exit::Exit;
+use atmos_core::validate::{
+    CheckStatus, DeploymentValidation, ValidationReport, validate_all, validate_one,
+};
+
+use super::{Context, Failure};
+use crate::cli::{Format, ValidateArgs};
+use crate::render::{Output, diagnostics};
+
+/// Validate and report; exit 2 when anything is invalid.
+pub fn run(args: &ValidateArgs, ctx: &Context) -> Result<Exit, Failure> {
+    ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "validate")?;
+    let project = ctx.project()?;
+    let report = match &args.deployment {
+        Some(name) if !args.all => validate_one(&project, name)?,
+        _ => validate_all(&project)?,
+    };
+    let text = match ctx.out.structured(&report) {
+        Some(text) => text,
+        None => render(
+            &report,
+            args.check_promotions || ctx.out.verbose > 0,
+            &ctx.out,
+        ),
+    };
+    ctx.out.print(&text)?;
+    Ok(if report.valid {
+        Exit::Done
+    } else {
+        Exit::Usage
+    })
+}
+
+fn render(report: &ValidationReport, check_promotions: bool, out: &Output) -> String {
+    let mut text = String::new();
+    for (i, d) in report.deployments.iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        text.push_str(&render_one(d, check_promotions, out));
+    }
+    if report.deployments.len() != 1 {
+        let invalid = report.deployments.iter().filter(|d| !d.valid).count();
+        let total = report.deployments.len();
+        if total == 0 {
+            text.push_str("No deployment files found.\n");
+        } else if !out.quiet || invalid > 0 {
+            text.push_str(&format!(
+                "\n{total} deployment{}: {} valid, {invalid} invalid\n",
+                if total == 1 { "" } else { "s" },
+                total - invalid
+            ));
+        }
+    }
+    text
+}
+
+fn render_one(d: &DeploymentValidation, check_promotions: bool, out: &Output) -> String {
+    let s = &out.out_style;
+    let mut text = String::new();
+    if out.quiet && d.valid {
+        return text;
+    }
+    if !out.quiet {
+        text.push_str(&format!("Validating {}...\n\n", s.bold(&d.name)));
+        for c in &d.checks {
+            let line = match c.status {
+                CheckStatus::Passed => format!("{} {}", s.ok("✓"), c.name),
+                CheckStatus::Failed => format!("{} {}", s.error("✗"), c.name),
+                CheckStatus::Skipped => s.dim(&format!("- {} (skipped)", c.name)),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    if !d.diagnostics.is_empty() {
+        if !out.quiet {
+            text.push('\n');
+        }
+        text.push_str(&diagnostics::render_all(&d.diagnostics, s));
+    }
+    if let Some(summary) = &d.summary
+        && !out.quiet
+    {
+        text.push_str("\nSummary:\n");
+        text.push_str(&format!("  Deployment: {}\n", d.name));
+        text.push_str(&format!(
+            "  Targets: {} ({})\n",
+            summary.targets.len(),
+            summary.targets.join(", ")
+        ));
+        let names: Vec<&str> = summary
+            .components
+            .iter()
+            .map(|id| id.split_once('/').map_or(id.as_str(), |(_, n)| n))
+            .collect();
+        text.push_str(&format!(
+            "  Components: {} ({})\n",
+            names.len(),
+            names.join(", ")
+        ));
+        let label = if summary.promotion_paths.len() > 1 {
+            "Promotion paths"
+        } else {
+            "Promotion path"
+        };
+        if summary.promotion_paths.len() <= 1 {
+            let path = summary
+                .promotion_paths
+                .first()
+                .map(|p| p.join(" → "))
+                .unwrap_or_default();
+            text.push_str(&format!("  {label}: {path}\n"));
+        } else {
+            text.push_str(&format!("  {label}:\n"));
+            for p in &summary.promotion_paths {
+                text.push_str(&format!("    {}\n", p.join(" → ")));
+            }
+        }
+        if check_promotions {
+            text.push_str("\nPromotions:\n");
+            if summary.promotions.is_empty() {
+                text.push_str("  (none: every target is an entry point)\n");
+            }
+            for e in &summary.promotions {
+                text.push_str(&format!("  {} {} → {}\n", s.ok("✓"), e.from, e.to));
+            }
+        }
+    }
+    if !d.valid {
+        let errors = d.diagnostics.iter().filter(|x| x.is_error()).count();
+        text.push_str(&format!(
+            "\n{} {} is invalid: {errors} error{}\n",
+            s.error("✗"),
+            d.file.display(),
+            if errors == 1 { "" } else { "s" }
+        ));
+    }
+    text
+}

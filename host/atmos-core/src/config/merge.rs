@@ -1,0 +1,171 @@
+//! A component's effective vars for one target: deployment context, then the component's
+//! `vars`, then the target's `context`, merged deeply (mappings merge key by key, any other
+//! value replaces), remembering which layer each leaf value came from.
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::model::{ComponentRef, Deployment, Target, Vars};
+
+/// The layer a merged value came from, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VarSource {
+    /// `deployment.context` (other than `default_target`).
+    DeploymentContext,
+    /// `components.<type>.<name>.vars`.
+    ComponentVars,
+    /// `targets.<name>.context`.
+    TargetContext,
+}
+
+impl VarSource {
+    /// How `describe` names the layer.
+    pub fn label(self) -> &'static str {
+        match self {
+            VarSource::DeploymentContext => "deployment context",
+            VarSource::ComponentVars => "component vars",
+            VarSource::TargetContext => "target context",
+        }
+    }
+}
+
+/// Merged vars and, for each leaf (dotted path), the layer it came from and the layers it
+/// overrode.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MergedVars {
+    /// The merged values, as executors and gates see them.
+    pub values: Vars,
+    /// Dotted leaf path → provenance.
+    pub provenance: IndexMap<String, Provenance>,
+}
+
+/// Where one leaf value came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Provenance {
+    /// The leaf value.
+    pub value: Value,
+    /// The layer that set the final value.
+    pub source: VarSource,
+    /// Lower layers whose value for this path was replaced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<VarSource>,
+}
+
+/// Merge the layers for `component` in `target`.
+pub fn merge_vars(
+    deployment: &Deployment,
+    component: &ComponentRef<'_>,
+    target: &Target,
+) -> MergedVars {
+    let mut merged = MergedVars::default();
+    let layers: [(&Vars, VarSource); 3] = [
+        (&deployment.context.values, VarSource::DeploymentContext),
+        (&component.component.vars, VarSource::ComponentVars),
+        (&target.context, VarSource::TargetContext),
+    ];
+    for (layer, source) in layers {
+        let mut values = std::mem::take(&mut merged.values);
+        merge_into(&mut values, layer, source, "", &mut merged.provenance);
+        merged.values = values;
+    }
+    merged
+}
+
+fn merge_into(
+    base: &mut Map<String, Value>,
+    layer: &Map<String, Value>,
+    source: VarSource,
+    prefix: &str,
+    provenance: &mut IndexMap<String, Provenance>,
+) {
+    for (key, value) in layer {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (base.get_mut(key), value) {
+            (Some(Value::Object(existing)), Value::Object(incoming)) => {
+                merge_into(existing, incoming, source, &path, provenance);
+            }
+            (existing, _) => {
+                let mut overridden: Vec<VarSource> = Vec::new();
+                if existing.is_some() {
+                    let nested = format!("{path}.");
+                    provenance.retain(|p, prov| {
+                        let hit = *p == path || p.starts_with(&nested);
+                        if hit && !overridden.contains(&prov.source) {
+                            overridden.push(prov.source);
+                        }
+                        !hit
+                    });
+                }
+                base.insert(key.clone(), value.clone());
+                record_leaves(&path, value, source, &overridden, provenance);
+            }
+        }
+    }
+}
+
+fn record_leaves(
+    path: &str,
+    value: &Value,
+    source: VarSource,
+    overrides: &[VarSource],
+    provenance: &mut IndexMap<String, Provenance>,
+) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                record_leaves(&format!("{path}.{k}"), v, source, overrides, provenance);
+            }
+        }
+        _ => {
+            provenance.insert(
+                path.to_owned(),
+                Provenance {
+                    value: value.clone(),
+                    source,
+                    overrides: overrides.to_vec(),
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::model::DeploymentFile;
+
+    #[test]
+    fn target_context_wins_and_mappings_merge_deeply() {
+        let file: DeploymentFile = serde_json::from_value(json!({"deployment": {
+            "name": "svc",
+            "context": {"default_target": "dev", "region": "eu-west-1"},
+            "components": {"terraform": {"db": {"vars": {"size": "small", "tags": {"team": "pay", "tier": "db"}}}}},
+            "targets": {"prod": {"context": {"size": "large", "tags": {"tier": "critical"}}}}
+        }}))
+        .expect("valid");
+        let d = file.deployment;
+        let c = d.components.by_name("db").expect("db");
+        let m = merge_vars(&d, &c, &d.targets["prod"]);
+        assert_eq!(
+            Value::Object(m.values.clone()),
+            json!({"region": "eu-west-1", "size": "large", "tags": {"team": "pay", "tier": "critical"}})
+        );
+        assert_eq!(m.provenance["region"].source, VarSource::DeploymentContext);
+        assert_eq!(m.provenance["size"].source, VarSource::TargetContext);
+        assert_eq!(
+            m.provenance["size"].overrides,
+            vec![VarSource::ComponentVars]
+        );
+        assert_eq!(m.provenance["tags.team"].source, VarSource::ComponentVars);
+        assert_eq!(m.provenance["tags.tier"].source, VarSource::TargetContext);
+        assert!(!m.values.contains_key("default_target"));
+    }
+}

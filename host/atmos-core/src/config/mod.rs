@@ -1,0 +1,13 @@
+//! Deployment configuration: the typed model, loading with located errors, semantic checks,
+//! vars merging, and the project that holds the files.
+
+pub mod checks;
+pub mod load;
+pub mod merge;
+pub mod model;
+pub mod project;
+pub mod source_map;
+
+pub use load::LoadedDeployment;
+pub use model::{Component, ComponentRef, ComponentType, Deployment, Promotion, Target};
+pub use project::{Catalog, Project, ProjectError};

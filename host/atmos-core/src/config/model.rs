@@ -1,0 +1,264 @@
+//! The typed deployment configuration (SPEC §4). The JSON Schema in `docs/schema/` is the
+//! contract for the file format; these structs are what the rest of the library works with,
+//! and they are only built from documents that passed the schema.
+
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Free-form key/value data (vars, settings, context).
+pub type Vars = Map<String, Value>;
+
+/// A whole `deployments/<name>.yaml` file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentFile {
+    /// The single root key.
+    pub deployment: Deployment,
+}
+
+/// One deployment: a set of components rolled out together to a set of targets.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// Must equal the file stem; becomes a ref path segment.
+    pub name: String,
+    /// Free text shown by `describe` and `list`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Labels used by `list --label k=v` and by gates.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    /// Deployment-wide context: `default_target` plus values merged under every component's vars.
+    #[serde(default)]
+    pub context: DeploymentContext,
+    /// Components grouped by type.
+    #[serde(default)]
+    pub components: Components,
+    /// Targets (environments) in file order.
+    pub targets: IndexMap<String, Target>,
+}
+
+/// `deployment.context`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct DeploymentContext {
+    /// Target used when a command is given no `--target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_target: Option<String>,
+    /// Every other key: the lowest layer of each component's merged vars.
+    #[serde(flatten)]
+    pub values: Vars,
+}
+
+/// Components grouped by their executor type, each group in file order.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Components {
+    /// Container images built by nixpacks.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub nixpack: IndexMap<String, Component>,
+    /// Terraform or OpenTofu root modules.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub terraform: IndexMap<String, Component>,
+    /// Helmfile releases.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub helmfile: IndexMap<String, Component>,
+    /// Commands atmos runs itself.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub script: IndexMap<String, Component>,
+}
+
+/// The executor type of a component; the first segment of a `depends_on` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentType {
+    /// `nixpack`
+    Nixpack,
+    /// `terraform`
+    Terraform,
+    /// `helmfile`
+    Helmfile,
+    /// `script`
+    Script,
+}
+
+impl ComponentType {
+    /// Every type, in the order they are listed in files and output.
+    pub const ALL: [ComponentType; 4] = [
+        ComponentType::Nixpack,
+        ComponentType::Terraform,
+        ComponentType::Helmfile,
+        ComponentType::Script,
+    ];
+
+    /// The key used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentType::Nixpack => "nixpack",
+            ComponentType::Terraform => "terraform",
+            ComponentType::Helmfile => "helmfile",
+            ComponentType::Script => "script",
+        }
+    }
+
+    /// Parse a config key.
+    pub fn parse(s: &str) -> Option<ComponentType> {
+        ComponentType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl fmt::Display for ComponentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One component.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    /// Labels and dependencies.
+    #[serde(default)]
+    pub metadata: ComponentMetadata,
+    /// Inputs of the component, merged with the target's context.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub vars: Vars,
+    /// Executor settings (e.g. `settings.script.apply`).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub settings: Vars,
+}
+
+/// `components.<type>.<name>.metadata`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentMetadata {
+    /// Labels used by `list --label`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    /// Components (`type/name`) that must be rolled out first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+}
+
+/// One target (environment).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Labels used by `list --label` and by gates.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    /// Values merged over every component's vars for this target.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub context: Vars,
+    /// How code arrives here; absent for an entry point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<Promotion>,
+}
+
+/// `targets.<name>.promotion`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promotion {
+    /// The single target this one is promoted from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Several possible sources (fan-in). Mutually exclusive with `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_from: Option<Vec<String>>,
+    /// Whether a rollout here needs recorded approvals.
+    #[serde(default)]
+    pub requires_approval: bool,
+}
+
+impl Promotion {
+    /// Every allowed source, whichever key names them.
+    pub fn sources(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self.from.iter().map(String::as_str).collect();
+        if let Some(list) = &self.allowed_from {
+            out.extend(list.iter().map(String::as_str));
+        }
+        out
+    }
+}
+
+/// A component with its identity, as the rest of the library addresses it.
+#[derive(Debug, Clone, Copy)]
+pub struct ComponentRef<'a> {
+    /// Executor type.
+    pub kind: ComponentType,
+    /// Name, unique within the deployment; a ref path segment.
+    pub name: &'a str,
+    /// The config.
+    pub component: &'a Component,
+}
+
+impl ComponentRef<'_> {
+    /// `type/name`, the form `depends_on` uses.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+}
+
+impl Components {
+    /// The group of one type.
+    pub fn of(&self, kind: ComponentType) -> &IndexMap<String, Component> {
+        match kind {
+            ComponentType::Nixpack => &self.nixpack,
+            ComponentType::Terraform => &self.terraform,
+            ComponentType::Helmfile => &self.helmfile,
+            ComponentType::Script => &self.script,
+        }
+    }
+
+    /// Every component, grouped by type in [`ComponentType::ALL`] order, file order within.
+    pub fn iter(&self) -> impl Iterator<Item = ComponentRef<'_>> {
+        ComponentType::ALL.into_iter().flat_map(move |kind| {
+            self.of(kind)
+                .iter()
+                .map(move |(name, component)| ComponentRef {
+                    kind,
+                    name,
+                    component,
+                })
+        })
+    }
+
+    /// Number of components of every type.
+    pub fn len(&self) -> usize {
+        ComponentType::ALL.iter().map(|k| self.of(*k).len()).sum()
+    }
+
+    /// True when the deployment has no components at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Find a component by `type/name` (the `depends_on` form).
+    pub fn by_id(&self, id: &str) -> Option<ComponentRef<'_>> {
+        let (kind, name) = id.split_once('/')?;
+        let kind = ComponentType::parse(kind)?;
+        let (name, component) = self.of(kind).get_key_value(name)?;
+        Some(ComponentRef {
+            kind,
+            name,
+            component,
+        })
+    }
+
+    /// Find a component by bare name (names are unique across types).
+    pub fn by_name(&self, name: &str) -> Option<ComponentRef<'_>> {
+        self.iter().find(|c| c.name == name)
+    }
+}
+
+impl Deployment {
+    /// Targets with no promotion block: where code enters the graph.
+    pub fn entry_points(&self) -> impl Iterator<Item = &str> {
+        self.targets
+            .iter()
+            .filter(|(_, t)| t.promotion.as_ref().is_none_or(|p| p.sources().is_empty()))
+            .map(|(n, _)| n.as_str())
+    }
+}

@@ -1,0 +1,301 @@
+//! The project: its root (found by walking up from the working directory), its optional
+//! `atmos.yaml`, and the deployment files in its deployments folder.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::checks;
+use super::load::{LoadedDeployment, parse_deployment, parse_yaml};
+use crate::diagnostic::{Code, Diagnostic, did_you_mean};
+use crate::schema::SchemaKind;
+
+/// Name of the optional project settings file at the root.
+pub const SETTINGS_FILE: &str = "atmos.yaml";
+/// Default deployments folder, relative to the root.
+pub const DEFAULT_DEPLOYMENTS_DIR: &str = "deployments";
+
+/// `atmos.yaml`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where deployment files live.
+    #[serde(default)]
+    pub deployments: DeploymentsSettings,
+}
+
+/// `atmos.yaml` → `deployments`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentsSettings {
+    /// Folder of deployment files, relative to the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// Why a project could not be opened or a deployment found.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// Neither `atmos.yaml` nor a git work tree above the start directory.
+    #[error("no atmos project found at or above {start}")]
+    NotFound {
+        /// Where the search started.
+        start: PathBuf,
+    },
+    /// The start directory does not exist.
+    #[error("cannot use directory {path}: {source}")]
+    BadStart {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `atmos.yaml` is invalid.
+    #[error("{} is invalid", SETTINGS_FILE)]
+    Settings {
+        /// What is wrong with it.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// The deployments folder does not exist.
+    #[error("no deployments folder at {path}")]
+    NoDeploymentsDir {
+        /// The folder that was expected.
+        path: PathBuf,
+    },
+    /// Reading a file or folder failed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// What was read.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// No deployment file of that name.
+    #[error("deployment `{name}` not found")]
+    UnknownDeployment {
+        /// The name asked for.
+        name: String,
+        /// A close existing name.
+        suggestion: Option<String>,
+        /// Every existing name.
+        known: Vec<String>,
+        /// The folder searched.
+        dir: PathBuf,
+    },
+    /// The deployment file exists but has errors.
+    #[error("deployment `{name}` is invalid")]
+    Invalid {
+        /// The deployment.
+        name: String,
+        /// Its errors (and warnings).
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl ProjectError {
+    /// A next step for the person who hit this error.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ProjectError::NotFound { .. } => Some(format!(
+                "run atmos inside a git work tree (`git init`), pass `--chdir <project>`, or create `{SETTINGS_FILE}` at the project root"
+            )),
+            ProjectError::NoDeploymentsDir { .. } => Some(format!(
+                "create it with a `<name>.yaml` file per deployment, or set `deployments.path` in {SETTINGS_FILE}"
+            )),
+            ProjectError::UnknownDeployment {
+                suggestion, known, ..
+            } => Some(match (suggestion, known.is_empty()) {
+                (Some(s), _) => format!("did you mean `{s}`? (`atmos deployment list` shows all)"),
+                (None, true) => {
+                    "no deployment files exist yet: create deployments/<name>.yaml".to_owned()
+                }
+                (None, false) => format!("known deployments: {}", known.join(", ")),
+            }),
+            ProjectError::Invalid { name, .. } => Some(format!(
+                "fix the errors above, then run `atmos deployment validate {name}`"
+            )),
+            _ => None,
+        }
+    }
+
+    /// The located problems behind this error, if any.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ProjectError::Settings { diagnostics } | ProjectError::Invalid { diagnostics, .. } => {
+                diagnostics
+            }
+            _ => &[],
+        }
+    }
+}
+
+/// An opened project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project root (where `atmos.yaml` is, or the git work tree's top).
+    pub root: PathBuf,
+    /// The deployments folder.
+    pub deployments_dir: PathBuf,
+    /// `atmos.yaml`, or defaults.
+    pub settings: Settings,
+}
+
+/// Every deployment of a project: those that load, and those that do not with why.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Valid deployments, sorted by name.
+    pub deployments: Vec<LoadedDeployment>,
+    /// Files that failed to load, with their problems.
+    pub broken: Vec<(String, Vec<Diagnostic>)>,
+}
+
+impl Project {
+    /// Find the project containing `start`: the nearest directory with `atmos.yaml`, or
+    /// else the top of the git work tree.
+    pub fn discover(start: &Path) -> Result<Project, ProjectError> {
+        let start = start
+            .canonicalize()
+            .map_err(|source| ProjectError::BadStart {
+                path: start.to_owned(),
+                source,
+            })?;
+        let root = start
+            .ancestors()
+            .find(|dir| dir.join(SETTINGS_FILE).is_file() || dir.join(".git").exists())
+            .ok_or_else(|| ProjectError::NotFound {
+                start: start.clone(),
+            })?
+            .to_owned();
+        Project::open(root)
+    }
+
+    /// Open the project rooted at `root`.
+    pub fn open(root: PathBuf) -> Result<Project, ProjectError> {
+        let settings_path = root.join(SETTINGS_FILE);
+        let settings = if settings_path.is_file() {
+            let bytes = std::fs::read(&settings_path).map_err(|source| ProjectError::Io {
+                path: settings_path.clone(),
+                source,
+            })?;
+            let file = Path::new(SETTINGS_FILE);
+            let (_, value, _) = parse_yaml(file, &bytes, SchemaKind::Project)
+                .map_err(|diagnostics| ProjectError::Settings { diagnostics })?;
+            serde_json::from_value(value).map_err(|e| ProjectError::Settings {
+                diagnostics: vec![Diagnostic::error(
+                    Code::ProjectSettings,
+                    file,
+                    e.to_string(),
+                )],
+            })?
+        } else {
+            Settings::default()
+        };
+        let dir = settings
+            .deployments
+            .path
+            .as_deref()
+            .unwrap_or(DEFAULT_DEPLOYMENTS_DIR);
+        Ok(Project {
+            deployments_dir: root.join(dir),
+            root,
+            settings,
+        })
+    }
+
+    /// Path of `path` as shown to people: relative to the root when inside it.
+    pub fn display_path(&self, path: &Path) -> PathBuf {
+        path.strip_prefix(&self.root)
+            .map(Path::to_owned)
+            .unwrap_or_else(|_| path.to_owned())
+    }
+
+    /// Deployment names (file stems) with their files, sorted by name.
+    pub fn deployment_files(&self) -> Result<Vec<(String, PathBuf)>, ProjectError> {
+        let dir = &self.deployments_dir;
+        let entries = std::fs::read_dir(dir).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ProjectError::NoDeploymentsDir { path: dir.clone() }
+            } else {
+                ProjectError::Io {
+                    path: dir.clone(),
+                    source,
+                }
+            }
+        })?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| ProjectError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let is_yaml = matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            );
+            if is_yaml && path.is_file() {
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                out.push((stem, path));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Load one file: parse, schema, semantic checks. Errors make it unusable; warnings are
+    /// dropped here and shown by `validate`.
+    pub fn load_file(&self, path: &Path) -> Result<LoadedDeployment, Vec<Diagnostic>> {
+        let display = self.display_path(path);
+        let bytes = std::fs::read(path).map_err(|e| {
+            vec![Diagnostic::error(
+                Code::Io,
+                &display,
+                format!("cannot read the file: {e}"),
+            )]
+        })?;
+        let loaded = parse_deployment(&display, &bytes)?;
+        let problems = checks::check(&loaded);
+        if problems.iter().any(Diagnostic::is_error) {
+            return Err(problems);
+        }
+        Ok(loaded)
+    }
+
+    /// Load the deployment called `name`.
+    pub fn load(&self, name: &str) -> Result<LoadedDeployment, ProjectError> {
+        let files = self.deployment_files()?;
+        match files.iter().find(|(stem, _)| stem == name) {
+            Some((_, path)) => self
+                .load_file(path)
+                .map_err(|diagnostics| ProjectError::Invalid {
+                    name: name.to_owned(),
+                    diagnostics,
+                }),
+            None => {
+                let known: Vec<String> = files.into_iter().map(|(n, _)| n).collect();
+                Err(ProjectError::UnknownDeployment {
+                    name: name.to_owned(),
+                    suggestion: did_you_mean(name, known.iter().map(String::as_str))
+                        .map(str::to_owned),
+                    known,
+                    dir: self.deployments_dir.clone(),
+                })
+            }
+        }
+    }
+
+    /// Load every deployment; broken files are kept aside with their problems.
+    pub fn load_all(&self) -> Result<Catalog, ProjectError> {
+        let mut catalog = Catalog::default();
+        for (name, path) in self.deployment_files()? {
+            match self.load_file(&path) {
+                Ok(d) => catalog.deployments.push(d),
+                Err(problems) => catalog.broken.push((name, problems)),
+            }
+        }
+        Ok(catalog)
+    }
+}

@@ -1,0 +1,16 @@
+//! atmos: git-native, policy-gated deployments.
+//!
+//! This crate is the whole product except argument parsing and rendering: it loads and
+//! checks deployment configs, and computes typed, serialisable reports that the `atmos`
+//! binary renders as tables, JSON or YAML. It never prints and never depends on clap.
+
+pub mod config;
+pub mod dag;
+pub mod describe;
+pub mod diagnostic;
+pub mod exit;
+pub mod listing;
+pub mod names;
+pub mod promotion;
+pub mod schema;
+pub mod validate;

@@ -1,0 +1,191 @@
+//! The promotion graph of a deployment: which target receives code from which, in layers
+//! from the entry points, and every path from an entry point to a final target.
+
+use serde::Serialize;
+
+use crate::config::LoadedDeployment;
+use crate::config::checks::promotion_edges;
+use crate::dag;
+
+/// One target as a node of the graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphTarget {
+    /// Target name.
+    pub name: String,
+    /// Targets it may be promoted from (empty for an entry point).
+    pub from: Vec<String>,
+    /// True when nothing is promoted into it: code is rolled out here directly.
+    pub entry_point: bool,
+    /// True when a rollout here needs approvals.
+    pub requires_approval: bool,
+    /// Distance from the entry points (0 for entry points).
+    pub layer: usize,
+}
+
+/// One allowed promotion.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Edge {
+    /// Source target.
+    pub from: String,
+    /// Destination target.
+    pub to: String,
+}
+
+/// The whole graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromotionGraph {
+    /// Deployment name.
+    pub deployment: String,
+    /// Every target, in file order.
+    pub targets: Vec<GraphTarget>,
+    /// Every allowed promotion.
+    pub edges: Vec<Edge>,
+    /// Target names by layer.
+    pub layers: Vec<Vec<String>>,
+    /// Every path from an entry point to a target nothing is promoted from.
+    pub paths: Vec<Vec<String>>,
+}
+
+impl PromotionGraph {
+    /// Build the graph of a (checked) deployment.
+    pub fn of(loaded: &LoadedDeployment) -> PromotionGraph {
+        let d = &loaded.deployment;
+        let preds = promotion_edges(loaded);
+        let layers = dag::layers(&preds);
+        let layer_of = |name: &str| {
+            layers
+                .iter()
+                .position(|l| l.iter().any(|n| n == name))
+                .unwrap_or(0)
+        };
+        let targets: Vec<GraphTarget> = d
+            .targets
+            .iter()
+            .map(|(name, t)| {
+                let from = preds.get(name).cloned().unwrap_or_default();
+                GraphTarget {
+                    entry_point: from.is_empty(),
+                    requires_approval: t.promotion.as_ref().is_some_and(|p| p.requires_approval),
+                    layer: layer_of(name),
+                    from,
+                    name: name.clone(),
+                }
+            })
+            .collect();
+        let edges: Vec<Edge> = targets
+            .iter()
+            .flat_map(|t| {
+                t.from.iter().map(|f| Edge {
+                    from: f.clone(),
+                    to: t.name.clone(),
+                })
+            })
+            .collect();
+        let paths = all_paths(&targets, &edges);
+        PromotionGraph {
+            deployment: d.name.clone(),
+            targets,
+            edges,
+            layers,
+            paths,
+        }
+    }
+
+    /// The target called `name`.
+    pub fn target(&self, name: &str) -> Option<&GraphTarget> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// True when every layer has one target: a single straight path.
+    pub fn is_linear(&self) -> bool {
+        self.layers.iter().all(|l| l.len() == 1) && self.edges.len() + 1 == self.targets.len()
+    }
+
+    /// The targets that must be passed through, in order, to reach `target` (first path found).
+    pub fn path_to(&self, target: &str) -> Option<Vec<String>> {
+        self.paths
+            .iter()
+            .find_map(|p| p.iter().position(|n| n == target).map(|i| p[..=i].to_vec()))
+    }
+}
+
+/// Paths from entry points to sinks, capped so that a wide graph cannot explode.
+fn all_paths(targets: &[GraphTarget], edges: &[Edge]) -> Vec<Vec<String>> {
+    const MAX_PATHS: usize = 64;
+    let mut out = Vec::new();
+    let mut stack: Vec<Vec<String>> = targets
+        .iter()
+        .filter(|t| t.entry_point)
+        .rev()
+        .map(|t| vec![t.name.clone()])
+        .collect();
+    while let Some(path) = stack.pop() {
+        if out.len() >= MAX_PATHS {
+            break;
+        }
+        let Some(last) = path.last() else { continue };
+        let next: Vec<&Edge> = edges.iter().filter(|e| &e.from == last).collect();
+        if next.is_empty() {
+            out.push(path);
+            continue;
+        }
+        for e in next.into_iter().rev() {
+            if path.contains(&e.to) {
+                continue;
+            }
+            let mut p = path.clone();
+            p.push(e.to.clone());
+            stack.push(p);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::load::parse_deployment;
+
+    fn graph(targets: &str) -> PromotionGraph {
+        let text = format!("deployment:\n  name: svc\n  targets:\n{targets}");
+        let loaded = parse_deployment(Path::new("svc.yaml"), text.as_bytes()).expect("valid");
+        PromotionGraph::of(&loaded)
+    }
+
+    #[test]
+    fn linear_path() {
+        let g = graph(
+            "    dev: {}\n    staging: {promotion: {from: dev}}\n    prod: {promotion: {from: staging, requires_approval: true}}\n",
+        );
+        assert!(g.is_linear());
+        assert_eq!(g.paths, vec![vec!["dev", "staging", "prod"]]);
+        assert!(g.target("prod").expect("prod").requires_approval);
+        assert_eq!(
+            g.path_to("staging"),
+            Some(vec!["dev".into(), "staging".into()])
+        );
+    }
+
+    #[test]
+    fn fan_out_and_fan_in() {
+        let g = graph(
+            "    dev: {}\n    qa: {promotion: {from: dev}}\n    staging: {promotion: {from: dev}}\n    prod: {promotion: {allowed_from: [qa, staging]}}\n",
+        );
+        assert!(!g.is_linear());
+        assert_eq!(
+            g.layers,
+            vec![
+                vec!["dev".to_string()],
+                vec!["qa".into(), "staging".into()],
+                vec!["prod".into()]
+            ]
+        );
+        assert_eq!(
+            g.paths,
+            vec![vec!["dev", "qa", "prod"], vec!["dev", "staging", "prod"]]
+        );
+        assert_eq!(g.edges.len(), 4);
+    }
+}

@@ -1,0 +1,201 @@
+//! `validate`: every check of a deployment file, grouped the way the report shows them
+//! (✓/✗ lines), with the located diagnostics and a summary of what the file defines.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::load::parse_deployment;
+use crate::config::{Project, ProjectError, checks};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::promotion::PromotionGraph;
+
+/// Outcome of one group of checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    /// Every check of the group passed.
+    Passed,
+    /// At least one failed.
+    Failed,
+    /// Not run, because the file could not be parsed.
+    Skipped,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked, as a sentence that is true when it passed.
+    pub name: &'static str,
+    /// Result.
+    pub status: CheckStatus,
+}
+
+/// What a valid file defines.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Target names in file order.
+    pub targets: Vec<String>,
+    /// Component ids (`type/name`).
+    pub components: Vec<String>,
+    /// Every promotion path from an entry point.
+    pub promotion_paths: Vec<Vec<String>>,
+    /// Every allowed promotion, `from → to` (shown with `--check-promotions`).
+    pub promotions: Vec<crate::promotion::Edge>,
+}
+
+/// The validation of one deployment file.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentValidation {
+    /// Deployment (file stem).
+    pub name: String,
+    /// The file, relative to the project root.
+    pub file: PathBuf,
+    /// True when no check failed.
+    pub valid: bool,
+    /// The groups of checks.
+    pub checks: Vec<Check>,
+    /// Every problem found, located.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Present when the file parsed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+}
+
+/// The `validate` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidationReport {
+    /// True when every deployment is valid.
+    pub valid: bool,
+    /// One entry per deployment file.
+    pub deployments: Vec<DeploymentValidation>,
+}
+
+/// The check groups, in report order, and the diagnostic codes that fail each.
+const GROUPS: &[(&str, &[Code])] = &[
+    (
+        "Deployment configuration is valid",
+        &[
+            Code::Io,
+            Code::Encoding,
+            Code::Empty,
+            Code::YamlSyntax,
+            Code::DuplicateKey,
+            Code::UnknownKey,
+            Code::MissingKey,
+            Code::WrongType,
+            Code::Schema,
+        ],
+    ),
+    (
+        "Names are valid git ref segments",
+        &[Code::NameMismatch, Code::InvalidName, Code::ComponentClash],
+    ),
+    ("All targets defined", &[Code::UnknownTarget]),
+    ("All components exist", &[Code::UnknownDependency]),
+    (
+        "Component dependencies valid (no cycles)",
+        &[Code::DependencyCycle],
+    ),
+    (
+        "Promotion paths valid (no cycles)",
+        &[
+            Code::PromotionCycle,
+            Code::SelfPromotion,
+            Code::ConflictingPromotion,
+        ],
+    ),
+];
+
+/// Validate one deployment by name.
+pub fn validate_one(project: &Project, name: &str) -> Result<ValidationReport, ProjectError> {
+    let files = project.deployment_files()?;
+    let Some((_, path)) = files.iter().find(|(stem, _)| stem == name) else {
+        // Reuse the lookup's error (with its suggestion).
+        return Err(project
+            .load(name)
+            .err()
+            .unwrap_or(ProjectError::UnknownDeployment {
+                name: name.to_owned(),
+                suggestion: None,
+                known: Vec::new(),
+                dir: project.deployments_dir.clone(),
+            }));
+    };
+    Ok(report(vec![validate_file(project, name, path)]))
+}
+
+/// Validate every deployment file of the project.
+pub fn validate_all(project: &Project) -> Result<ValidationReport, ProjectError> {
+    let files = project.deployment_files()?;
+    Ok(report(
+        files
+            .iter()
+            .map(|(name, path)| validate_file(project, name, path))
+            .collect(),
+    ))
+}
+
+fn report(deployments: Vec<DeploymentValidation>) -> ValidationReport {
+    ValidationReport {
+        valid: deployments.iter().all(|d| d.valid),
+        deployments,
+    }
+}
+
+fn validate_file(project: &Project, name: &str, path: &std::path::Path) -> DeploymentValidation {
+    let file = project.display_path(path);
+    let parsed = std::fs::read(path)
+        .map_err(|e| {
+            vec![Diagnostic::error(
+                Code::Io,
+                &file,
+                format!("cannot read the file: {e}"),
+            )]
+        })
+        .and_then(|bytes| parse_deployment(&file, &bytes));
+    let (diagnostics, summary) = match parsed {
+        Err(diagnostics) => (diagnostics, None),
+        Ok(loaded) => {
+            let diagnostics = checks::check(&loaded);
+            let d = &loaded.deployment;
+            let graph = PromotionGraph::of(&loaded);
+            let summary = Summary {
+                targets: d.targets.keys().cloned().collect(),
+                components: d.components.iter().map(|c| c.id()).collect(),
+                promotion_paths: graph.paths,
+                promotions: graph.edges,
+            };
+            (diagnostics, Some(summary))
+        }
+    };
+    let parsed_ok = summary.is_some();
+    let checks = GROUPS
+        .iter()
+        .enumerate()
+        .map(|(i, (title, codes))| {
+            let failed = diagnostics
+                .iter()
+                .any(|d| d.is_error() && codes.contains(&d.code));
+            let status = if failed {
+                CheckStatus::Failed
+            } else if i > 0 && !parsed_ok {
+                CheckStatus::Skipped
+            } else {
+                CheckStatus::Passed
+            };
+            Check {
+                name: title,
+                status,
+            }
+        })
+        .collect();
+    DeploymentValidation {
+        name: name.to_owned(),
+        file,
+        valid: !diagnostics.iter().any(Diagnostic::is_error),
+        checks,
+        diagnostics,
+        summary,
+    }
+}
