@@ -1,1 +1,8 @@
-fn main() {}
+//! End-to-end tests: the real `atmos` binary against real throwaway git repositories.
+
+mod cli;
+mod describe;
+mod graph;
+mod list;
+mod support;
+mod validate;

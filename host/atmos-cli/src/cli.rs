@@ -103,8 +103,8 @@ pub enum DeploymentCommand {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The deployment to validate.
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    /// The deployment to validate (or --all).
+    #[arg(conflicts_with = "all")]
     pub deployment: Option<String>,
     /// Validate every deployment file.
     #[arg(long)]

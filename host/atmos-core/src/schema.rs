@@ -65,12 +65,12 @@ pub fn validate(
     out
 }
 
-/// `deployment.targets.prod` for `/deployment/targets/prod`; `the document root` for `""`.
+/// `` `deployment.targets.prod` `` for `/deployment/targets/prod`; `the document root` for `""`.
 pub fn dotted(pointer: &str) -> String {
     if pointer.is_empty() {
         return "the document root".to_owned();
     }
-    split_pointer(pointer).join(".")
+    format!("`{}`", split_pointer(pointer).join("."))
 }
 
 fn describe(
@@ -102,7 +102,7 @@ fn describe(
                     Diagnostic::error(
                         Code::UnknownKey,
                         file,
-                        format!("unknown key `{key}` in `{where_}`"),
+                        format!("unknown key `{key}` in {where_}"),
                     )
                     .at(span, Some(text))
                     .pointer(key_pointer)
@@ -119,7 +119,7 @@ fn describe(
                 Diagnostic::error(
                     Code::MissingKey,
                     file,
-                    format!("missing required key `{key}` in `{where_}`"),
+                    format!("missing required key `{key}` in {where_}"),
                 )
                 .at(span, Some(text))
                 .pointer(pointer.clone())
@@ -136,7 +136,7 @@ fn describe(
                 Code::WrongType,
                 file,
                 format!(
-                    "`{where_}` must be {expected}, found {} {}",
+                    "{where_} must be {expected}, found {}{}",
                     json_type(found),
                     short(found)
                 ),
@@ -158,9 +158,21 @@ fn describe(
             }
             out.push(d);
         }
+        ValidationErrorKind::Pattern { .. } if pointer.contains("/depends_on/") => {
+            out.push(
+                Diagnostic::error(
+                    Code::Schema,
+                    file,
+                    format!("{where_} must name a component as `type/name`, found {}", error.instance()),
+                )
+                .at(value_span, Some(text))
+                .pointer(pointer.clone())
+                .hint("write e.g. `terraform/db`; types are nixpack, terraform, helmfile, script"),
+            );
+        }
         _ => {
             out.push(
-                Diagnostic::error(Code::Schema, file, format!("`{where_}`: {error}"))
+                Diagnostic::error(Code::Schema, file, format!("{where_}: {error}"))
                     .at(value_span, Some(text))
                     .pointer(pointer.clone()),
             );
@@ -199,9 +211,9 @@ fn short(v: &Value) -> String {
     match v {
         Value::Array(_) | Value::Object(_) | Value::Null => String::new(),
         other => {
-            let s = other.to_string();
-            if s.chars().count() > 40 {
-                format!("{}…", s.chars().take(40).collect::<String>())
+            let s = format!(" {other}");
+            if s.chars().count() > 41 {
+                format!("{}…", s.chars().take(41).collect::<String>())
             } else {
                 s
             }

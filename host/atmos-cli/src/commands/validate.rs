@@ -13,9 +13,16 @@ use crate::render::{Output, diagnostics};
 pub fn run(args: &ValidateArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "validate")?;
     let project = ctx.project()?;
-    let report = match &args.deployment {
-        Some(name) if !args.all => validate_one(&project, name)?,
-        _ => validate_all(&project)?,
+    let report = match (&args.deployment, args.all) {
+        (Some(name), false) => validate_one(&project, name)?,
+        (None, true) => validate_all(&project)?,
+        _ => {
+            let names: Vec<String> = project.deployment_files()?.into_iter().map(|(n, _)| n).collect();
+            return Err(Failure::usage(
+                "name one deployment to validate, or pass --all",
+                Some(format!("deployments here: {}", if names.is_empty() { "(none)".to_owned() } else { names.join(", ") })),
+            ));
+        }
     };
     let text = match ctx.out.structured(&report) {
         Some(text) => text,
@@ -35,11 +42,12 @@ pub fn run(args: &ValidateArgs, ctx: &Context) -> Result<Exit, Failure> {
 
 fn render(report: &ValidationReport, check_promotions: bool, out: &Output) -> String {
     let mut text = String::new();
-    for (i, d) in report.deployments.iter().enumerate() {
-        if i > 0 {
+    for d in &report.deployments {
+        let one = render_one(d, check_promotions, out);
+        if !text.is_empty() && !one.is_empty() {
             text.push('\n');
         }
-        text.push_str(&render_one(d, check_promotions, out));
+        text.push_str(&one);
     }
     if report.deployments.len() != 1 {
         let invalid = report.deployments.iter().filter(|d| !d.valid).count();
@@ -96,11 +104,8 @@ fn render_one(d: &DeploymentValidation, check_promotions: bool, out: &Output) ->
             .iter()
             .map(|id| id.split_once('/').map_or(id.as_str(), |(_, n)| n))
             .collect();
-        text.push_str(&format!(
-            "  Components: {} ({})\n",
-            names.len(),
-            names.join(", ")
-        ));
+        let listed = if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) };
+        text.push_str(&format!("  Components: {}{listed}\n", names.len()));
         let label = if summary.promotion_paths.len() > 1 {
             "Promotion paths"
         } else {

@@ -82,13 +82,31 @@ pub fn parse_yaml(
                 line: l.line(),
                 column: l.column(),
             });
-            let mut message = e.to_string();
-            if let Some(i) = message.find(" at line ") {
-                message.truncate(i);
+            let full = e.to_string();
+            // libyaml says "<problem> at line L column C, while parsing <thing> at line L column C".
+            let (problem, context) = match full.split_once(", while ") {
+                Some((p, c)) => (p, Some(c.replace(" at line ", " started at line "))),
+                None => (full.as_str(), None),
+            };
+            let mut message = problem
+                .split(" at line ")
+                .next()
+                .unwrap_or(problem)
+                .to_owned();
+            if let Some(c) = context {
+                message.push_str(&format!(" (while {c})"));
             }
+            let line_has_tab = span
+                .and_then(|s| text.lines().nth(s.line.saturating_sub(1)))
+                .is_some_and(|l| l.starts_with(|c: char| c.is_whitespace()) && l.trim_start_matches(' ').starts_with('\t'));
+            let hint = if line_has_tab {
+                "YAML does not allow tabs for indentation: indent with spaces"
+            } else {
+                "check the indentation and quoting around this position"
+            };
             let d = Diagnostic::error(Code::YamlSyntax, file, format!("invalid YAML: {message}"))
                 .at(span, Some(&text))
-                .hint("check the indentation and quoting around this position");
+                .hint(hint);
             return Err(vec![d]);
         }
     };
@@ -118,7 +136,7 @@ pub fn parse_yaml(
                 Code::DuplicateKey,
                 file,
                 format!(
-                    "duplicate key `{}` in `{}` (first defined at line {})",
+                    "duplicate key `{}` in {} (first defined at line {})",
                     dup.key,
                     schema::dotted(&dup.parent),
                     dup.first.line
