@@ -20,24 +20,43 @@ fn finds_the_project_root_from_a_subdirectory_and_with_chdir() {
 #[test]
 fn git_work_tree_is_the_root_without_atmos_yaml() {
     let repo = Repo::new();
-    repo.write("svc.yaml", "deployment:\n  name: svc\n  targets:\n    dev: {}\n");
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  targets:\n    dev: {}\n",
+    );
     std::fs::create_dir_all(repo.path().join("a/b")).expect("mkdir");
-    atmos_in(&repo.path().join("a/b"), &["deployment", "validate", "svc", "-q"]).code(0);
+    atmos_in(
+        &repo.path().join("a/b"),
+        &["deployment", "validate", "svc", "-q"],
+    )
+    .code(0);
 }
 
 #[test]
 fn atmos_yaml_moves_the_deployments_folder_and_is_validated() {
     let repo = Repo::new();
     repo.write_file("atmos.yaml", "deployments:\n  path: ops/deploy\n");
-    repo.write_file("ops/deploy/svc.yaml", "deployment:\n  name: svc\n  targets:\n    dev: {}\n");
+    repo.write_file(
+        "ops/deploy/svc.yaml",
+        "deployment:\n  name: svc\n  targets:\n    dev: {}\n",
+    );
     repo.atmos(&["deployment", "validate", "svc", "-q"]).code(0);
 
     repo.write_file("atmos.yaml", "deployment:\n  path: ops/deploy\n");
     let run = repo.atmos(&["deployment", "list"]);
     run.code(2);
-    assert!(run.stderr.contains("unknown key `deployment` in the document root"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("unknown key `deployment` in the document root"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("--> atmos.yaml:1:1"), "{}", run.stderr);
-    assert!(run.stderr.contains("did you mean `deployments`?"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did you mean `deployments`?"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -45,14 +64,22 @@ fn outside_any_project_is_a_usage_error_with_a_hint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = atmos_in(dir.path(), &["deployment", "list"]);
     run.code(2);
-    assert!(run.stderr.contains("no atmos project found at or above"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no atmos project found at or above"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("git init"), "{}", run.stderr);
 
     let repo = Repo::new();
     std::fs::remove_dir(repo.path().join("deployments")).expect("rmdir");
     let run = repo.atmos(&["deployment", "list"]);
     run.code(2);
-    assert!(run.stderr.contains("no deployments folder at"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no deployments folder at"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -62,14 +89,20 @@ fn structured_formats_carry_errors_for_ci() {
     run.code(2);
     let json = run.json();
     assert_eq!(json["error"]["exit_code"], 2);
-    assert_eq!(json["error"]["message"].as_str().map(|m| m.starts_with("deployment `nope` not found")), Some(true));
+    assert_eq!(
+        json["error"]["message"]
+            .as_str()
+            .map(|m| m.starts_with("deployment `nope` not found")),
+        Some(true)
+    );
 }
 
 #[test]
 fn bad_usage_exits_2_and_help_exits_0() {
     let repo = Repo::example();
     repo.atmos(&["deployment", "frobnicate"]).code(2);
-    repo.atmos(&["deployment", "list", "--format", "xml"]).code(2);
+    repo.atmos(&["deployment", "list", "--format", "xml"])
+        .code(2);
     let help = repo.atmos(&["deployment", "--help"]);
     help.code(0);
     for verb in ["validate", "list", "describe", "promotion-graph"] {
@@ -83,23 +116,46 @@ fn bad_usage_exits_2_and_help_exits_0() {
 #[test]
 fn colors_follow_the_flag_and_no_color() {
     let repo = Repo::example();
-    let always = repo.atmos(&["deployment", "validate", "payment-service", "--color", "always"]);
+    let always = repo.atmos(&[
+        "deployment",
+        "validate",
+        "payment-service",
+        "--color",
+        "always",
+    ]);
     assert!(always.stdout.contains("\x1b[32m✓"), "{:?}", always.stdout);
     // Not a terminal: auto means no color, and NO_COLOR is set by the harness anyway.
     let auto = repo.atmos(&["deployment", "validate", "payment-service"]);
     assert!(!auto.stdout.contains('\x1b'));
-    let never = repo.atmos(&["deployment", "validate", "payment-service", "--color", "never"]);
+    let never = repo.atmos(&[
+        "deployment",
+        "validate",
+        "payment-service",
+        "--color",
+        "never",
+    ]);
     assert!(!never.stdout.contains('\x1b'));
 }
 
 #[test]
 fn completions_for_each_shell() {
     let repo = Repo::example();
-    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef atmos"), ("fish", "complete -c atmos")] {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef atmos"),
+        ("fish", "complete -c atmos"),
+    ] {
         let run = repo.atmos(&["completion", shell]);
         run.code(0);
-        assert!(run.stdout.contains(marker), "{shell}: {}", &run.stdout[..run.stdout.len().min(200)]);
-        assert!(run.stdout.contains("promotion-graph"), "{shell} completion lacks verbs");
+        assert!(
+            run.stdout.contains(marker),
+            "{shell}: {}",
+            &run.stdout[..run.stdout.len().min(200)]
+        );
+        assert!(
+            run.stdout.contains("promotion-graph"),
+            "{shell} completion lacks verbs"
+        );
     }
 }
 
@@ -109,7 +165,11 @@ fn bash_completion_script_is_valid_bash() {
     let run = repo.atmos(&["completion", "bash"]);
     let file = repo.path().join("atmos.bash");
     std::fs::write(&file, &run.stdout).expect("write");
-    let status = Command::new("bash").arg("-n").arg(&file).status().expect("bash");
+    let status = Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .status()
+        .expect("bash");
     assert!(status.success());
 }
 

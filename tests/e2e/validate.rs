@@ -244,7 +244,10 @@ fn every_broken_config_is_reported_with_location_and_exit_2() {
         let report = match serde_json::from_str::<serde_json::Value>(&run.stdout) {
             Ok(v) => v,
             Err(e) => {
-                failures.push(format!("{}: stdout is not JSON ({e}): {}", case.name, run.stdout));
+                failures.push(format!(
+                    "{}: stdout is not JSON ({e}): {}",
+                    case.name, run.stdout
+                ));
                 continue;
             }
         };
@@ -254,23 +257,40 @@ fn every_broken_config_is_reported_with_location_and_exit_2() {
         let d = &report["deployments"][0];
         let diags = d["diagnostics"].as_array().cloned().unwrap_or_default();
         let found = diags.iter().find(|x| {
-            x["code"] == case.code && x["message"].as_str().is_some_and(|m| m.contains(case.message))
+            x["code"] == case.code
+                && x["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(case.message))
         });
         let Some(found) = found else {
-            failures.push(format!("{}: no `{}` diagnostic containing {:?}; got {:#}", case.name, case.code, case.message, d["diagnostics"]));
+            failures.push(format!(
+                "{}: no `{}` diagnostic containing {:?}; got {:#}",
+                case.name, case.code, case.message, d["diagnostics"]
+            ));
             continue;
         };
-        assert_eq!(found["file"], format!("deployments/{}", case.file), "{}", case.name);
+        assert_eq!(
+            found["file"],
+            format!("deployments/{}", case.file),
+            "{}",
+            case.name
+        );
         if let Some((line, column)) = case.at {
             let got = (found["line"].as_u64(), found["column"].as_u64());
             if got != (Some(line), Some(column)) {
-                failures.push(format!("{}: at {:?}, expected {line}:{column}", case.name, got));
+                failures.push(format!(
+                    "{}: at {:?}, expected {line}:{column}",
+                    case.name, got
+                ));
             }
         }
-        if let Some(hint) = case.hint {
-            if !found["hint"].as_str().is_some_and(|h| h.contains(hint)) {
-                failures.push(format!("{}: hint {:?} lacks {hint:?}", case.name, found["hint"]));
-            }
+        if let Some(hint) = case.hint
+            && !found["hint"].as_str().is_some_and(|h| h.contains(hint))
+        {
+            failures.push(format!(
+                "{}: hint {:?} lacks {hint:?}",
+                case.name, found["hint"]
+            ));
         }
         if d["valid"] != false || report["valid"] != false {
             failures.push(format!("{}: reported valid", case.name));
@@ -281,14 +301,26 @@ fn every_broken_config_is_reported_with_location_and_exit_2() {
         if let Some((line, column)) = case.at {
             let loc = format!("--> deployments/{}:{line}:{column}", case.file);
             if !human.stdout.contains(&loc) {
-                failures.push(format!("{}: human output lacks {loc}:\n{}", case.name, human.stdout));
+                failures.push(format!(
+                    "{}: human output lacks {loc}:\n{}",
+                    case.name, human.stdout
+                ));
             }
         }
         if !human.stdout.contains("is invalid") {
-            failures.push(format!("{}: human output lacks the verdict:\n{}", case.name, human.stdout));
+            failures.push(format!(
+                "{}: human output lacks the verdict:\n{}",
+                case.name, human.stdout
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
     assert!(CASES.len() >= 15);
 }
 
@@ -321,26 +353,63 @@ fn the_shipped_example_is_valid() {
 #[test]
 fn validate_all_reports_each_file_and_fails_if_one_is_broken() {
     let repo = Repo::example();
-    repo.write("broken.yaml", "deployment:\n  name: broken\n  targets:\n    dev: {promotion: {from: nowhere}}\n");
+    repo.write(
+        "broken.yaml",
+        "deployment:\n  name: broken\n  targets:\n    dev: {promotion: {from: nowhere}}\n",
+    );
     let run = repo.atmos(&["deployment", "validate", "--all"]);
     run.code(2);
-    assert!(run.stdout.contains("Validating broken..."), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Validating broken..."),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("Validating payment-service..."));
-    assert!(run.stdout.contains("--> deployments/broken.yaml:4:29"), "{}", run.stdout);
-    assert!(run.stdout.contains("3 deployments: 2 valid, 1 invalid"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("--> deployments/broken.yaml:4:29"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("3 deployments: 2 valid, 1 invalid"),
+        "{}",
+        run.stdout
+    );
 
-    let json = repo.atmos(&["deployment", "validate", "--all", "--format", "json"]).json();
-    let valid: Vec<bool> = json["deployments"].as_array().expect("list").iter().map(|d| d["valid"] == true).collect();
+    let json = repo
+        .atmos(&["deployment", "validate", "--all", "--format", "json"])
+        .json();
+    let valid: Vec<bool> = json["deployments"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|d| d["valid"] == true)
+        .collect();
     assert_eq!(valid, vec![false, true, true]);
 }
 
 #[test]
 fn check_promotions_lists_every_edge_and_fan_in_paths() {
     let repo = Repo::example();
-    let run = repo.atmos(&["deployment", "validate", "inventory-service", "--check-promotions"]);
+    let run = repo.atmos(&[
+        "deployment",
+        "validate",
+        "inventory-service",
+        "--check-promotions",
+    ]);
     run.code(0);
-    for line in ["    dev → qa → prod", "    dev → staging → prod", "  ✓ dev → qa", "  ✓ staging → prod", "  ✓ qa → prod"] {
-        assert!(run.stdout.contains(line), "missing {line:?} in\n{}", run.stdout);
+    for line in [
+        "    dev → qa → prod",
+        "    dev → staging → prod",
+        "  ✓ dev → qa",
+        "  ✓ staging → prod",
+        "  ✓ qa → prod",
+    ] {
+        assert!(
+            run.stdout.contains(line),
+            "missing {line:?} in\n{}",
+            run.stdout
+        );
     }
 }
 
@@ -354,7 +423,11 @@ fn quiet_validate_prints_nothing_when_valid_and_only_errors_otherwise() {
     let run = repo.atmos(&["deployment", "validate", "--all", "-q"]);
     run.code(2);
     assert!(!run.stdout.contains('✓'), "{}", run.stdout);
-    assert!(run.stdout.contains("error: `deployment.targets`"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("error: `deployment.targets`"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -362,8 +435,17 @@ fn unknown_deployment_suggests_the_closest_name() {
     let repo = Repo::example();
     let run = repo.atmos(&["deployment", "validate", "payment-servce"]);
     run.code(2);
-    assert!(run.stderr.contains("error: deployment `payment-servce` not found"), "{}", run.stderr);
-    assert!(run.stderr.contains("did you mean `payment-service`?"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: deployment `payment-servce` not found"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("did you mean `payment-service`?"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -163,7 +163,10 @@ fn describe(
                 Diagnostic::error(
                     Code::Schema,
                     file,
-                    format!("{where_} must name a component as `type/name`, found {}", error.instance()),
+                    format!(
+                        "{where_} must name a component as `type/name`, found {}",
+                        error.instance()
+                    ),
                 )
                 .at(value_span, Some(text))
                 .pointer(pointer.clone())

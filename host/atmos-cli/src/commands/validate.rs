@@ -17,10 +17,21 @@ pub fn run(args: &ValidateArgs, ctx: &Context) -> Result<Exit, Failure> {
         (Some(name), false) => validate_one(&project, name)?,
         (None, true) => validate_all(&project)?,
         _ => {
-            let names: Vec<String> = project.deployment_files()?.into_iter().map(|(n, _)| n).collect();
+            let names: Vec<String> = project
+                .deployment_files()?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
             return Err(Failure::usage(
                 "name one deployment to validate, or pass --all",
-                Some(format!("deployments here: {}", if names.is_empty() { "(none)".to_owned() } else { names.join(", ") })),
+                Some(format!(
+                    "deployments here: {}",
+                    if names.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                )),
             ));
         }
     };
@@ -104,7 +115,11 @@ fn render_one(d: &DeploymentValidation, check_promotions: bool, out: &Output) ->
             .iter()
             .map(|id| id.split_once('/').map_or(id.as_str(), |(_, n)| n))
             .collect();
-        let listed = if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) };
+        let listed = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", names.join(", "))
+        };
         text.push_str(&format!("  Components: {}{listed}\n", names.len()));
         let label = if summary.promotion_paths.len() > 1 {
             "Promotion paths"

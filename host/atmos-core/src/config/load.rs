@@ -98,7 +98,10 @@ pub fn parse_yaml(
             }
             let line_has_tab = span
                 .and_then(|s| text.lines().nth(s.line.saturating_sub(1)))
-                .is_some_and(|l| l.starts_with(|c: char| c.is_whitespace()) && l.trim_start_matches(' ').starts_with('\t'));
+                .is_some_and(|l| {
+                    l.starts_with(|c: char| c.is_whitespace())
+                        && l.trim_start_matches(' ').starts_with('\t')
+                });
             let hint = if line_has_tab {
                 "YAML does not allow tabs for indentation: indent with spaces"
             } else {
