@@ -99,6 +99,42 @@ pub enum DeploymentCommand {
     Describe(DescribeArgs),
     /// Draw the promotion graph (boxes, or --format dot|mermaid|json).
     PromotionGraph(PromotionGraphArgs),
+    /// Deploy a commit to a target, promote from another target, or roll back.
+    Rollout(RolloutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// The deployment.
+    pub deployment: String,
+    /// The target (default: the deployment's `context.default_target`).
+    #[arg(long, short)]
+    pub target: Option<String>,
+    /// Commit to deploy (sha, short sha or ref; default HEAD). An older commit is a rollback.
+    #[arg(long, value_name = "SHA", conflicts_with = "promote_from")]
+    pub git_sha: Option<String>,
+    /// Promote what SOURCE runs now, component by component.
+    #[arg(long, value_name = "SOURCE")]
+    pub promote_from: Option<String>,
+    /// Only this component (name or type/name); repeatable. Dependencies outside the
+    /// selection are assumed deployed.
+    #[arg(long = "component", short = 'c', value_name = "NAME")]
+    pub components: Vec<String>,
+    /// Components run at once within a wave (default: number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: Option<u16>,
+    /// Show the plan and run each component's plan command; change nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// Deploy even if the promotion rules refuse (not recommended; recorded in the tags).
+    #[arg(long)]
+    pub skip_promotion_check: bool,
+    /// Run executors even for components that already run the commit (writes new tags).
+    #[arg(long)]
+    pub force: bool,
+    /// Metadata recorded in the tags (key=value, e.g. pr=#482); repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -109,6 +109,29 @@ impl PromotionGraph {
     }
 }
 
+impl PromotionGraph {
+    /// The shortest chain of promotions from `from` to `to` (both included), if `to` is
+    /// downstream of `from`.
+    pub fn route(&self, from: &str, to: &str) -> Option<Vec<String>> {
+        let mut queue = std::collections::VecDeque::from([vec![from.to_owned()]]);
+        let mut seen = std::collections::HashSet::from([from.to_owned()]);
+        while let Some(path) = queue.pop_front() {
+            let last = path.last()?;
+            if last == to {
+                return Some(path);
+            }
+            for e in self.edges.iter().filter(|e| &e.from == last) {
+                if seen.insert(e.to.clone()) {
+                    let mut p = path.clone();
+                    p.push(e.to.clone());
+                    queue.push_back(p);
+                }
+            }
+        }
+        None
+    }
+}
+
 /// Paths from entry points to sinks, capped so that a wide graph cannot explode.
 fn all_paths(targets: &[GraphTarget], edges: &[Edge]) -> Vec<Vec<String>> {
     const MAX_PATHS: usize = 64;
@@ -187,5 +210,14 @@ mod tests {
             vec![vec!["dev", "qa", "prod"], vec!["dev", "staging", "prod"]]
         );
         assert_eq!(g.edges.len(), 4);
+        assert_eq!(
+            g.route("dev", "prod"),
+            Some(vec!["dev".into(), "qa".into(), "prod".into()])
+        );
+        assert_eq!(
+            g.route("staging", "prod"),
+            Some(vec!["staging".into(), "prod".into()])
+        );
+        assert_eq!(g.route("prod", "dev"), None);
     }
 }

@@ -4,6 +4,7 @@ pub mod completion;
 pub mod describe;
 pub mod list;
 pub mod promotion_graph;
+pub mod rollout;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::List(args) => list::run(&args, ctx),
         DeploymentCommand::Describe(args) => describe::run(&args, ctx),
         DeploymentCommand::PromotionGraph(args) => promotion_graph::run(&args, ctx),
+        DeploymentCommand::Rollout(args) => rollout::run(&args, ctx),
     }
 }
 

@@ -1,0 +1,594 @@
+//! `atmos deployment rollout <d> --target t [--git-sha s | --promote-from src] …`
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use atmos_core::executor::{ExecutorError, Step};
+use atmos_core::exit::Exit;
+use atmos_core::git::record::Tagger;
+use atmos_core::git::tags::Verdict;
+use atmos_core::git::{GitError, GitRepo, short};
+use atmos_core::identity::{self, process_env};
+use atmos_core::rollout::execute::{self, Event};
+use atmos_core::rollout::{
+    Action, Change, Outcome, RolloutError, RolloutPlan, RolloutReport, RolloutRequest, plan, record,
+};
+use indexmap::IndexMap;
+
+use super::{Context, Failure};
+use crate::cli::{Format, RolloutArgs};
+use crate::render::{Output, Style};
+
+/// Plan, check, run, record.
+pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
+    ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "rollout")?;
+    let (project, loaded) = ctx.deployment(&args.deployment)?;
+    let target = match args
+        .target
+        .clone()
+        .or_else(|| loaded.deployment.context.default_target.clone())
+    {
+        Some(t) => t,
+        None => {
+            return Err(Failure::usage(
+                "`rollout` needs --target",
+                Some(format!(
+                    "targets of {}: {} (or set `context.default_target`)",
+                    args.deployment,
+                    loaded
+                        .deployment
+                        .targets
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ));
+        }
+    };
+    let git = GitRepo::discover(&project.root).map_err(git_failure)?;
+    let metadata = parse_metadata(&args.metadata)?;
+    let env = process_env;
+    let request = RolloutRequest {
+        target,
+        git_sha: args.git_sha.clone(),
+        promote_from: args.promote_from.clone(),
+        components: args.components.clone(),
+        skip_promotion_check: args.skip_promotion_check,
+        force: args.force,
+        metadata,
+        actor: identity::actor(&env, git.config_string("user.email")),
+        build_id: identity::build_id(&env),
+        started_at: jiff::Timestamp::now(),
+    };
+    let plan = plan::plan(&loaded, &git, &request).map_err(rollout_failure)?;
+
+    // Live output goes to stdout for tables, to stderr when stdout carries JSON/YAML.
+    let structured = ctx.out.format != Format::Table;
+    let live = Live::new(&ctx.out, structured);
+    live.text(&render_header(&plan, args.plan, &live.style));
+
+    let blocked = plan.blocked();
+    if let Some(verdict) = blocked
+        && !args.plan
+    {
+        live.text(&render_blocked(&plan, &live.style));
+        if let Some(text) = ctx.out.structured(&plan) {
+            ctx.out.print(&text)?;
+        }
+        return Ok(if verdict == Verdict::Deny {
+            Exit::Denied
+        } else {
+            Exit::Pending
+        });
+    }
+    if plan.is_noop() {
+        let commit = plan
+            .commit
+            .as_deref()
+            .map(short)
+            .unwrap_or("the source's commits");
+        live.text(&format!(
+            "\nNothing to do: every selected component of {} in {} already runs {commit}.\n(use --force to run the executors again)\n",
+            plan.deployment, plan.target
+        ));
+        if let Some(text) = ctx.out.structured(&plan) {
+            ctx.out.print(&text)?;
+        }
+        return Ok(Exit::Done);
+    }
+
+    let step = if args.plan { Step::Plan } else { Step::Apply };
+    let prepared = execute::prepare(&loaded, &project.root, &git, &plan, step, &env)
+        .map_err(rollout_failure)?;
+    let parallelism = args
+        .parallelism
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+
+    let started = Instant::now();
+    let runs = run_async(&prepared, parallelism, &live)?;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+    if args.plan {
+        let failed = runs
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Failed { .. }));
+        live.text(&render_plan_footer(&plan, &runs, &live.style));
+        if let Some(text) = ctx.out.structured(&PlanOutput {
+            plan: &plan,
+            runs: &runs,
+        }) {
+            ctx.out.print(&text)?;
+        }
+        return Ok(match (failed, blocked) {
+            (true, _) => Exit::Failed,
+            (false, Some(Verdict::Deny)) => Exit::Denied,
+            (false, Some(_)) => Exit::Pending,
+            (false, None) => Exit::Done,
+        });
+    }
+
+    let tagger = Tagger {
+        name: git
+            .config_string("user.name")
+            .unwrap_or_else(|| "atmos".to_owned()),
+        email: git
+            .config_string("user.email")
+            .unwrap_or_else(|| request.actor.id.clone()),
+    };
+    let log_dir = project.display_path(&prepared.log_dir);
+    let report = record::record(&git, plan, runs, &tagger, duration_ms).map_err(|e| {
+        let mut f = rollout_failure(e);
+        if let Failure::User { message, .. } = &mut f {
+            message.push_str(" — the executors ran, but their records were not written");
+        }
+        f
+    })?;
+    live.text(&render_summary(
+        &report,
+        &live.style,
+        &log_dir.display().to_string(),
+    ));
+    if let Some(text) = ctx.out.structured(&report) {
+        ctx.out.print(&text)?;
+    }
+    Ok(if report.success {
+        Exit::Done
+    } else {
+        Exit::Failed
+    })
+}
+
+#[derive(serde::Serialize)]
+struct PlanOutput<'a> {
+    plan: &'a RolloutPlan,
+    runs: &'a [atmos_core::rollout::ComponentRun],
+}
+
+fn parse_metadata(list: &[String]) -> Result<IndexMap<String, String>, Failure> {
+    let mut out = IndexMap::new();
+    for item in list {
+        match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_owned(), v.to_owned());
+            }
+            _ => {
+                return Err(Failure::usage(
+                    format!("invalid --metadata `{item}`: expected key=value"),
+                    Some("e.g. --metadata pr=#482 --metadata ticket=OPS-12".into()),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Run the waves on a tokio runtime, turning SIGINT/SIGTERM into a cancellation.
+fn run_async(
+    prepared: &execute::Prepared,
+    parallelism: usize,
+    live: &Live,
+) -> Result<Vec<atmos_core::rollout::ComponentRun>, Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::User {
+            exit: Exit::Failed,
+            message: format!("cannot start the async runtime: {e}"),
+            hint: None,
+            diagnostics: Vec::new(),
+        })?;
+    let sink = live.sink();
+    Ok(runtime.block_on(async {
+        let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+        let signals = tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term_recv = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term_recv => {}
+            }
+            let _ = cancel_tx.send(true);
+        });
+        let runs = execute::run(prepared, parallelism, sink, cancel_rx).await;
+        signals.abort();
+        runs
+    }))
+}
+
+/// Where progress goes, with a lock so concurrent components do not interleave mid-line.
+struct Live {
+    to_stderr: bool,
+    quiet: bool,
+    style: Style,
+    lock: Arc<Mutex<()>>,
+}
+
+impl Live {
+    fn new(out: &Output, to_stderr: bool) -> Live {
+        Live {
+            to_stderr,
+            quiet: out.quiet,
+            style: if to_stderr {
+                out.err_style
+            } else {
+                out.out_style
+            },
+            lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    fn text(&self, text: &str) {
+        if self.quiet || text.is_empty() {
+            return;
+        }
+        write_text(self.to_stderr, &self.lock, text);
+    }
+
+    fn sink(&self) -> execute::Events {
+        let lock = self.lock.clone();
+        let to_stderr = self.to_stderr;
+        let quiet = self.quiet;
+        let style = self.style;
+        Arc::new(move |event: Event| {
+            if quiet {
+                return;
+            }
+            let text = match event {
+                Event::Wave {
+                    index,
+                    total,
+                    components,
+                } => format!(
+                    "\n{} {}\n",
+                    style.bold(&format!("Wave {index}/{total}:")),
+                    components.join(", ")
+                ),
+                Event::Started { .. } => String::new(),
+                Event::Command { component, command } => {
+                    style.dim(&format!("  {component} │ $ {command}\n"))
+                }
+                Event::Output {
+                    component, line, ..
+                } => format!("  {} {line}\n", style.dim(&format!("{component} │"))),
+                Event::Finished {
+                    component,
+                    outcome,
+                    duration_ms,
+                } => match outcome {
+                    Outcome::Succeeded => {
+                        format!("{} {component} ({})\n", style.ok("✓"), seconds(duration_ms))
+                    }
+                    Outcome::Failed { error } => format!(
+                        "{} {component} failed: {error} ({})\n",
+                        style.error("✗"),
+                        seconds(duration_ms)
+                    ),
+                    Outcome::Interrupted => {
+                        format!("{} {component} interrupted\n", style.error("✗"))
+                    }
+                    Outcome::Skipped { reason } => {
+                        format!("{} {component} skipped: {reason}\n", style.dim("-"))
+                    }
+                },
+            };
+            if !text.is_empty() {
+                write_text(to_stderr, &lock, &text);
+            }
+        })
+    }
+}
+
+fn write_text(to_stderr: bool, lock: &Mutex<()>, text: &str) {
+    let _guard = lock.lock();
+    // A closed pipe must not kill a rollout halfway: progress is best effort, logs keep all.
+    if to_stderr {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+fn change_label(change: Change) -> &'static str {
+    match change {
+        Change::New => "(new)",
+        Change::Changed => "(changed)",
+        Change::Unchanged => "(no change)",
+        Change::Rollback => "(rollback)",
+    }
+}
+
+fn render_header(plan: &RolloutPlan, plan_only: bool, s: &Style) -> String {
+    let mut out = String::new();
+    let title = match (plan.action, &plan.source_target) {
+        (Action::Promote, Some(src)) => format!(
+            "Promoting {} from {src} to {}",
+            plan.deployment, plan.target
+        ),
+        (Action::Rollback, _) => format!("Rolling back {} in {}", plan.deployment, plan.target),
+        _ => format!(
+            "Deploying {} to {} (commit {})",
+            plan.deployment,
+            plan.target,
+            plan.commit.as_deref().map(short).unwrap_or("?")
+        ),
+    };
+    out.push_str(&s.bold(&format!(
+        "{title}{}...",
+        if plan_only {
+            " — plan only, nothing will change"
+        } else {
+            ""
+        }
+    )));
+    out.push_str("\n\n");
+    for d in &plan.decisions {
+        let mark = match d.result {
+            Verdict::Allow => s.ok("✓"),
+            Verdict::Warn => s.warning("!"),
+            Verdict::Deny => s.error("✗"),
+            Verdict::Pending => s.warning("…"),
+            Verdict::Skipped => s.warning("skipped"),
+        };
+        out.push_str(&format!("→ {}: {} {mark}\n", d.source, d.message));
+    }
+    out.push_str(&format!(
+        "→ Deployed by {} (from {})\n",
+        plan.actor.id, plan.actor.source
+    ));
+    let width = plan
+        .components
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    out.push_str(&format!(
+        "\n{} {}:\n",
+        if plan_only {
+            "Would deploy to"
+        } else {
+            "Deploying to"
+        },
+        plan.target
+    ));
+    for c in &plan.components {
+        let from = c.current.as_deref().map(short).unwrap_or("(none) ");
+        let forced = if c.change == Change::Unchanged && c.run {
+            " — forced"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  {:<width$}  {from} → {} {}{forced}\n",
+            c.name,
+            short(&c.new),
+            change_label(c.change)
+        ));
+    }
+    out
+}
+
+fn render_blocked(plan: &RolloutPlan, s: &Style) -> String {
+    let mut out = String::new();
+    if let Some(d) = &plan.denial {
+        let headline = match &d.from {
+            Some(from) => format!("Cannot promote directly from {from} to {}", d.target),
+            None => format!(
+                "Cannot deploy directly to {}: it receives code by promotion",
+                d.target
+            ),
+        };
+        out.push_str(&format!("\n{} {headline}\n", s.error("Error:")));
+        out.push_str(&format!(
+            "Promotion path requires: {}\n",
+            d.required_path.join(" → ")
+        ));
+        out.push_str(&format!("\nTo deploy to {}:\n", d.target));
+        for (i, step) in d.steps.iter().enumerate() {
+            let to = step
+                .split("--target ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or("");
+            let label = match (i, step.contains("--promote-from"), i + 1 == d.steps.len()) {
+                (0, false, _) => format!("Roll out to {to} first:"),
+                (0, true, false) => format!("Promote to {to} first:"),
+                (_, true, true) => format!("Then promote to {to}:"),
+                _ => format!("Then promote to {to}:"),
+            };
+            out.push_str(&format!("  {}. {label}\n     {step}\n\n", i + 1));
+        }
+        out.push_str(&format!(
+            "Or skip promotion validation (not recommended; recorded in the deployment tags):\n  {}\n",
+            d.skip_command
+        ));
+        return out;
+    }
+    for d in plan
+        .decisions
+        .iter()
+        .filter(|d| d.result == Verdict::Pending)
+    {
+        out.push_str(&format!("\n{} {}\n", s.warning("Pending:"), d.message));
+        out.push_str("Approvals are recorded with `atmos deployment approve` (not available in this version yet); until then this target cannot be rolled out to.\n");
+    }
+    out
+}
+
+fn render_plan_footer(
+    plan: &RolloutPlan,
+    runs: &[atmos_core::rollout::ComponentRun],
+    s: &Style,
+) -> String {
+    let to_change = plan.components.iter().filter(|c| c.run).count();
+    let unchanged = plan.components.len() - to_change;
+    let failed = runs
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))
+        .count();
+    let mut out = format!(
+        "\n{} {to_change} to deploy, {unchanged} unchanged; nothing was changed",
+        s.bold("Plan:")
+    );
+    if failed > 0 {
+        out.push_str(&format!("; {} plan command(s) failed", failed));
+    }
+    out.push('\n');
+    if plan.blocked().is_some() {
+        out.push_str(&render_blocked(plan, s));
+    }
+    out
+}
+
+fn render_summary(report: &RolloutReport, s: &Style, log_dir: &str) -> String {
+    let mut out = String::new();
+    let duration = seconds(report.duration_ms);
+    if report.success {
+        out.push_str(&format!(
+            "\n{} Deployment complete ({duration})\n",
+            s.ok("✓")
+        ));
+    } else {
+        let count = |f: fn(&Outcome) -> bool| {
+            report
+                .components
+                .iter()
+                .filter(|c| c.run.as_ref().is_some_and(|r| f(&r.outcome)))
+                .count()
+        };
+        let failed = count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Interrupted));
+        let skipped = count(|o| matches!(o, Outcome::Skipped { .. }));
+        let ok = count(|o| *o == Outcome::Succeeded);
+        let what = if report.interrupted {
+            "Deployment interrupted"
+        } else {
+            "Deployment failed"
+        };
+        out.push_str(&format!(
+            "\n{} {what} ({duration}): {ok} succeeded, {failed} failed, {skipped} skipped\n",
+            s.error("✗")
+        ));
+        for c in &report.components {
+            let Some(run) = &c.run else { continue };
+            match &run.outcome {
+                Outcome::Failed { error } => out.push_str(&format!(
+                    "  ✗ {}: {error}{}\n",
+                    c.planned.name,
+                    run.log
+                        .as_ref()
+                        .map(|l| format!(" (log: {})", l.display()))
+                        .unwrap_or_default()
+                )),
+                Outcome::Interrupted => {
+                    out.push_str(&format!("  ✗ {}: interrupted\n", c.planned.name))
+                }
+                Outcome::Skipped { reason } => {
+                    out.push_str(&format!("  - {}: skipped ({reason})\n", c.planned.name))
+                }
+                Outcome::Succeeded => {}
+            }
+        }
+        out.push_str("Failed components keep their previous commit; each has a `failure` tag.\n");
+    }
+    if let Some(id) = &report.deployment_id {
+        out.push_str(&format!("\nDeployment ID: {id}\n"));
+    }
+    out.push_str(&format!("Logs: {log_dir}\n"));
+    out
+}
+
+fn git_failure(e: GitError) -> Failure {
+    rollout_failure(RolloutError::Git(e))
+}
+
+fn rollout_failure(e: RolloutError) -> Failure {
+    let message = e.to_string();
+    let (exit, hint) = match &e {
+        RolloutError::Project(p) => return clone_project_error(p, message),
+        RolloutError::UnknownTarget(t) => (Exit::Usage, Some(t.hint())),
+        RolloutError::UnknownComponent { suggestion, known, .. } => (
+            Exit::Usage,
+            Some(match suggestion {
+                Some(s) => format!("did you mean `{s}`? components: {}", known.join(", ")),
+                None => format!("components: {}", known.join(", ")),
+            }),
+        ),
+        RolloutError::SelfPromotion { .. } => (Exit::Usage, Some("--promote-from names the target the code comes from".into())),
+        RolloutError::NothingToPromote {
+            deployment,
+            source_target,
+            ..
+        } => (
+            Exit::Usage,
+            Some(format!(
+                "roll out to {source_target} first: atmos deployment rollout {deployment} --target {source_target}"
+            )),
+        ),
+        RolloutError::Git(GitError::UnknownRevision { .. } | GitError::AmbiguousRevision { .. }) => (
+            Exit::Usage,
+            Some("pass a full or longer sha, a branch or a tag (`git log --oneline` lists commits)".into()),
+        ),
+        RolloutError::Git(GitError::NoCommits) => (Exit::Usage, Some("commit your files first: git add -A && git commit".into())),
+        RolloutError::Git(GitError::NotARepository { .. }) => (Exit::Usage, Some("atmos records deployments in git: run `git init` and commit".into())),
+        RolloutError::Git(GitError::RefMoved { .. }) => (
+            Exit::Failed,
+            Some("another rollout to this target finished meanwhile; check `git show-ref | grep refs/atmos` and run again".into()),
+        ),
+        RolloutError::Git(_) | RolloutError::Io { .. } => (Exit::Failed, None),
+        RolloutError::Executor(ExecutorError::ToolMissing { hint, .. }) => {
+            (Exit::Failed, Some(format!("{hint}; nothing was deployed")))
+        }
+        RolloutError::Executor(ExecutorError::BadSetting { .. }) => (Exit::Usage, None),
+    };
+    Failure::User {
+        exit,
+        message,
+        hint,
+        diagnostics: Vec::new(),
+    }
+}
+
+fn clone_project_error(e: &atmos_core::config::ProjectError, message: String) -> Failure {
+    Failure::User {
+        exit: Exit::Usage,
+        message,
+        hint: e.hint(),
+        diagnostics: e.diagnostics().to_vec(),
+    }
+}

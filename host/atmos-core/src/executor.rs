@@ -1,0 +1,409 @@
+//! What each component type runs: the command-line contract of `script`, `terraform`/`tofu`,
+//! `helmfile` and `nixpack` components (docs/executors.md). This module only decides the
+//! commands; `rollout::execute` runs them.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::config::{ComponentRef, ComponentType};
+
+/// Apply (rollout) or plan (`rollout --plan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// Make the change.
+    Apply,
+    /// Show what would change.
+    Plan,
+}
+
+/// One process to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// Program (a path, or a name looked up on PATH).
+    pub program: PathBuf,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+}
+
+impl CommandSpec {
+    /// The command as a person would type it (for output and records).
+    pub fn display(&self) -> String {
+        let mut s = self.program.display().to_string();
+        for a in &self.args {
+            s.push(' ');
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+                s.push_str(&format!("'{}'", a.replace('\'', "'\\''")));
+            } else {
+                s.push_str(a);
+            }
+        }
+        s
+    }
+}
+
+/// Inputs of one component's commands.
+#[derive(Debug, Clone)]
+pub struct Invocation<'a> {
+    /// The component.
+    pub component: ComponentRef<'a>,
+    /// Target name.
+    pub target: &'a str,
+    /// The commit being deployed.
+    pub git_sha: &'a str,
+    /// Where the component's files are (the project root inside the deployed commit's tree).
+    pub root: &'a Path,
+    /// The merged vars as JSON (`ATMOS_VARS_FILE`).
+    pub vars_file: &'a Path,
+}
+
+/// Why commands cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecutorError {
+    /// The tool is not installed (or not where the config says).
+    #[error("`{tool}` is needed by component `{component}` but was not found{where_}")]
+    ToolMissing {
+        /// The executable asked for.
+        tool: String,
+        /// `type/name` of the component.
+        component: String,
+        /// Where we looked.
+        where_: String,
+        /// The settings key and variable that choose the binary.
+        hint: String,
+    },
+    /// A setting has the wrong shape.
+    #[error("component `{component}`: `settings.{key}` {problem}")]
+    BadSetting {
+        /// `type/name`.
+        component: String,
+        /// Dotted key under settings.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn settings<'a>(c: &ComponentRef<'a>) -> Option<&'a Map<String, Value>> {
+    c.component
+        .settings
+        .get(c.kind.as_str())
+        .and_then(Value::as_object)
+}
+
+fn setting_str(c: &ComponentRef<'_>, key: &str) -> Result<Option<String>, ExecutorError> {
+    match settings(c).and_then(|s| s.get(key)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ExecutorError::BadSetting {
+            component: c.id(),
+            key: format!("{}.{key}", c.kind),
+            problem: "must be a string".into(),
+        }),
+    }
+}
+
+/// The environment variable that overrides a tool's binary.
+pub fn binary_variable(kind: ComponentType) -> Option<&'static str> {
+    match kind {
+        ComponentType::Terraform => Some("ATMOS_TERRAFORM_BIN"),
+        ComponentType::Helmfile => Some("ATMOS_HELMFILE_BIN"),
+        ComponentType::Nixpack => Some("ATMOS_NIXPACKS_BIN"),
+        ComponentType::Script => None,
+    }
+}
+
+/// Resolve the external tool a component needs: `settings.<type>.binary`, else the
+/// `ATMOS_<TOOL>_BIN` variable, else the default name on PATH. `None` for `script`.
+pub fn resolve_tool(
+    c: &ComponentRef<'_>,
+    project_root: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<PathBuf>, ExecutorError> {
+    let default = match c.kind {
+        ComponentType::Terraform => "terraform",
+        ComponentType::Helmfile => "helmfile",
+        ComponentType::Nixpack => "nixpacks",
+        ComponentType::Script => return Ok(None),
+    };
+    let var = binary_variable(c.kind).unwrap_or_default();
+    let chosen = setting_str(c, "binary")?
+        .or_else(|| env(var).filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| default.to_owned());
+    let hint = format!(
+        "install `{chosen}`, or point `settings.{}.binary` (or {var}) at it",
+        c.kind
+    );
+    if chosen.contains('/') {
+        let path = project_root.join(&chosen);
+        return if path.is_file() {
+            Ok(Some(path))
+        } else {
+            Err(ExecutorError::ToolMissing {
+                tool: chosen,
+                component: c.id(),
+                where_: format!(" at {}", path.display()),
+                hint,
+            })
+        };
+    }
+    let path_var = env("PATH").unwrap_or_default();
+    std::env::split_paths(&path_var)
+        .map(|dir| dir.join(&chosen))
+        .find(|p| p.is_file())
+        .map(Some)
+        .ok_or(ExecutorError::ToolMissing {
+            tool: chosen,
+            component: c.id(),
+            where_: " on PATH".into(),
+            hint,
+        })
+}
+
+/// The commands to run, in order, for `step`. Empty when the component has nothing to do
+/// for that step (a script without a `plan` command).
+pub fn commands(
+    inv: &Invocation<'_>,
+    step: Step,
+    tool: Option<&Path>,
+) -> Result<Vec<CommandSpec>, ExecutorError> {
+    let c = &inv.component;
+    let tool = tool.map(Path::to_owned).unwrap_or_default();
+    let vars = inv.vars_file.display().to_string();
+    let spec = |cwd: PathBuf, args: Vec<&str>| CommandSpec {
+        program: tool.clone(),
+        args: args.into_iter().map(str::to_owned).collect(),
+        cwd,
+    };
+    Ok(match c.kind {
+        ComponentType::Script => {
+            let key = match step {
+                Step::Apply => "apply",
+                Step::Plan => "plan",
+            };
+            match setting_str(c, key)? {
+                Some(cmd) => vec![CommandSpec {
+                    program: PathBuf::from("sh"),
+                    args: vec!["-c".into(), cmd],
+                    cwd: inv.root.to_owned(),
+                }],
+                None => Vec::new(),
+            }
+        }
+        ComponentType::Terraform => {
+            let dir = setting_str(c, "dir")?
+                .unwrap_or_else(|| format!("components/terraform/{}", c.name));
+            let workspace = setting_str(c, "workspace")?.unwrap_or_else(|| inv.target.to_owned());
+            let cwd = inv.root.join(dir);
+            // Terraform reads JSON var files only when they end in .tfvars.json.
+            let tfvars = format!("-var-file={}", tfvars_path(inv.vars_file).display());
+            let last = match step {
+                Step::Apply => vec![
+                    "apply",
+                    "-input=false",
+                    "-auto-approve",
+                    "-no-color",
+                    tfvars.as_str(),
+                ],
+                Step::Plan => vec!["plan", "-input=false", "-no-color", tfvars.as_str()],
+            };
+            vec![
+                spec(cwd.clone(), vec!["init", "-input=false", "-no-color"]),
+                spec(
+                    cwd.clone(),
+                    vec!["workspace", "select", "-or-create=true", workspace.as_str()],
+                ),
+                spec(cwd, last),
+            ]
+        }
+        ComponentType::Helmfile => {
+            let file = setting_str(c, "file")?.unwrap_or_else(|| "helmfile.yaml".into());
+            let environment =
+                setting_str(c, "environment")?.unwrap_or_else(|| inv.target.to_owned());
+            let verb = match step {
+                Step::Apply => "apply",
+                Step::Plan => "diff",
+            };
+            vec![spec(
+                inv.root.to_owned(),
+                vec![
+                    "--file",
+                    file.as_str(),
+                    "--environment",
+                    environment.as_str(),
+                    "--state-values-file",
+                    vars.as_str(),
+                    verb,
+                ],
+            )]
+        }
+        ComponentType::Nixpack => {
+            let path = setting_str(c, "path")?.unwrap_or_else(|| ".".into());
+            match step {
+                Step::Plan => vec![spec(inv.root.to_owned(), vec!["plan", path.as_str()])],
+                Step::Apply => {
+                    let image = image_name(c, inv.git_sha);
+                    let mut args = vec!["build", path.as_str(), "--name", image.name.as_str()];
+                    args.extend(["--tag", image.tagged.as_str()]);
+                    vec![spec(inv.root.to_owned(), args)]
+                }
+            }
+        }
+    })
+}
+
+/// The `.tfvars.json` twin of the vars file (same content).
+pub fn tfvars_path(vars_file: &Path) -> PathBuf {
+    vars_file.with_file_name("atmos.tfvars.json")
+}
+
+/// `vars.image` → image name and tagged name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageName {
+    /// `registry/name`.
+    pub name: String,
+    /// `registry/name:tag`.
+    pub tagged: String,
+}
+
+/// The image of a nixpack component: `vars.image.{registry, name, tag}`; the name defaults
+/// to the component name and the tag to the first 12 characters of the commit.
+pub fn image_name(c: &ComponentRef<'_>, git_sha: &str) -> ImageName {
+    let image = c.component.vars.get("image").and_then(Value::as_object);
+    let get = |k: &str| {
+        image
+            .and_then(|i| i.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let base = get("name").unwrap_or_else(|| c.name.to_owned());
+    let name = match get("registry") {
+        Some(r) => format!("{}/{base}", r.trim_end_matches('/')),
+        None => base,
+    };
+    let tag = get("tag").unwrap_or_else(|| git_sha[..git_sha.len().min(12)].to_owned());
+    ImageName {
+        tagged: format!("{name}:{tag}"),
+        name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{Component, ComponentType};
+
+    fn component(kind: ComponentType, settings: Value, vars: Value) -> Component {
+        let mut c = Component::default();
+        if let (Value::Object(s), Value::Object(v)) = (settings, vars) {
+            c.settings = s;
+            c.vars = v;
+        }
+        let _ = kind;
+        c
+    }
+
+    fn inv<'a>(c: ComponentRef<'a>) -> Invocation<'a> {
+        Invocation {
+            component: c,
+            target: "prod",
+            git_sha: "0123456789abcdef0123456789abcdef01234567",
+            root: Path::new("/repo"),
+            vars_file: Path::new("/tmp/x/vars.json"),
+        }
+    }
+
+    #[test]
+    fn terraform_contract() {
+        let comp = component(
+            ComponentType::Terraform,
+            serde_json::json!({"terraform": {"dir": "infra/db"}}),
+            serde_json::json!({}),
+        );
+        let c = ComponentRef {
+            kind: ComponentType::Terraform,
+            name: "db",
+            component: &comp,
+        };
+        let cmds = commands(&inv(c), Step::Apply, Some(Path::new("/bin/tofu"))).expect("commands");
+        let shown: Vec<String> = cmds.iter().map(CommandSpec::display).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "/bin/tofu init -input=false -no-color",
+                "/bin/tofu workspace select -or-create=true prod",
+                "/bin/tofu apply -input=false -auto-approve -no-color -var-file=/tmp/x/atmos.tfvars.json",
+            ]
+        );
+        assert!(cmds.iter().all(|c| c.cwd == Path::new("/repo/infra/db")));
+        let plan = commands(&inv(c), Step::Plan, Some(Path::new("/bin/tofu"))).expect("plan");
+        assert_eq!(plan[2].args[0], "plan");
+    }
+
+    #[test]
+    fn script_runs_through_sh_and_may_have_no_plan() {
+        let comp = component(
+            ComponentType::Script,
+            serde_json::json!({"script": {"apply": "./deploy.sh --fast"}}),
+            serde_json::json!({}),
+        );
+        let c = ComponentRef {
+            kind: ComponentType::Script,
+            name: "m",
+            component: &comp,
+        };
+        let cmds = commands(&inv(c), Step::Apply, None).expect("apply");
+        assert_eq!(cmds[0].display(), "sh -c './deploy.sh --fast'");
+        assert!(
+            commands(&inv(c), Step::Plan, None)
+                .expect("plan")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn nixpack_image_naming() {
+        let comp = component(
+            ComponentType::Nixpack,
+            serde_json::json!({"nixpack": {"path": "services/api"}}),
+            serde_json::json!({"image": {"registry": "reg.example.com/", "name": "pay/api"}}),
+        );
+        let c = ComponentRef {
+            kind: ComponentType::Nixpack,
+            name: "api",
+            component: &comp,
+        };
+        let cmds = commands(&inv(c), Step::Apply, Some(Path::new("nixpacks"))).expect("apply");
+        assert_eq!(
+            cmds[0].display(),
+            "nixpacks build services/api --name reg.example.com/pay/api --tag reg.example.com/pay/api:0123456789ab"
+        );
+    }
+
+    #[test]
+    fn missing_tool_names_the_tool_and_the_fix() {
+        let comp = component(
+            ComponentType::Helmfile,
+            serde_json::json!({}),
+            serde_json::json!({}),
+        );
+        let c = ComponentRef {
+            kind: ComponentType::Helmfile,
+            name: "api",
+            component: &comp,
+        };
+        let env = |n: &str| (n == "PATH").then(|| "/nonexistent".to_owned());
+        let err = resolve_tool(&c, Path::new("/repo"), &env).expect_err("missing");
+        assert_eq!(
+            err.to_string(),
+            "`helmfile` is needed by component `helmfile/api` but was not found on PATH"
+        );
+        let ExecutorError::ToolMissing { hint, .. } = err else {
+            panic!("kind")
+        };
+        assert!(hint.contains("ATMOS_HELMFILE_BIN"));
+    }
+}

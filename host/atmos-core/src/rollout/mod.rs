@@ -1,0 +1,292 @@
+//! Rollouts: deploy a commit to a target, promote between targets, roll back.
+//!
+//! The steps are separate so the CLI can render between them: [`plan::plan`] decides what
+//! would happen (and whether the built-in gates allow it), [`execute::prepare`] checks the
+//! tools and lays out files, [`execute::run`] runs the executors wave by wave, and
+//! [`record::record`] writes the history tags and state refs in one transaction.
+
+pub mod execute;
+pub mod plan;
+pub mod record;
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::config::{ComponentType, ProjectError};
+use crate::describe::UnknownTarget;
+use crate::executor::ExecutorError;
+use crate::git::GitError;
+use crate::git::tags::{Decision, Verdict};
+use crate::identity::Actor;
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct RolloutRequest {
+    /// Target name.
+    pub target: String,
+    /// Commit to deploy (default HEAD); exclusive with `promote_from`.
+    pub git_sha: Option<String>,
+    /// Source target of a promotion.
+    pub promote_from: Option<String>,
+    /// Only these components (names or `type/name`); empty for all.
+    pub components: Vec<String>,
+    /// Deploy even when the promotion rules say no (recorded in the tags).
+    pub skip_promotion_check: bool,
+    /// Run executors even for components that already run the commit.
+    pub force: bool,
+    /// `--metadata k=v`, recorded in the tags.
+    pub metadata: IndexMap<String, String>,
+    /// Who deploys.
+    pub actor: Actor,
+    /// CI build id.
+    pub build_id: Option<String>,
+    /// When the rollout starts; names its tags.
+    pub started_at: Timestamp,
+}
+
+/// What kind of rollout this is, overall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A commit deployed directly.
+    Rollout,
+    /// Commits taken from another target.
+    Promote,
+    /// Every changed component goes back to an ancestor of what it runs.
+    Rollback,
+}
+
+/// How one component's commit changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// Never deployed to this target before.
+    New,
+    /// Moves to a different commit.
+    Changed,
+    /// Already runs this commit.
+    Unchanged,
+    /// Moves back to an ancestor of what it runs.
+    Rollback,
+}
+
+/// One component in a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedComponent {
+    /// Name.
+    pub name: String,
+    /// Executor type.
+    #[serde(rename = "type")]
+    pub kind: ComponentType,
+    /// `type/name` of dependencies.
+    pub depends_on: Vec<String>,
+    /// What the target runs now.
+    pub current: Option<String>,
+    /// What it will run.
+    pub new: String,
+    /// The change.
+    pub change: Change,
+    /// Whether its executor runs (changed, or `--force`).
+    pub run: bool,
+}
+
+/// Why a promotion is refused, with what to run instead (the seed's message).
+#[derive(Debug, Clone, Serialize)]
+pub struct PromotionDenial {
+    /// Deployment.
+    pub deployment: String,
+    /// Target.
+    pub target: String,
+    /// The source asked for; `None` for a direct rollout to a promoted target.
+    pub from: Option<String>,
+    /// Sources the target accepts.
+    pub allowed_from: Vec<String>,
+    /// The path the rules require, entry point first.
+    pub required_path: Vec<String>,
+    /// Commands that follow the rules, in order.
+    pub steps: Vec<String>,
+    /// The command that bypasses the check (recorded in the tags).
+    pub skip_command: String,
+}
+
+/// Everything decided before anything runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutPlan {
+    /// Deployment.
+    pub deployment: String,
+    /// Target.
+    pub target: String,
+    /// Overall kind.
+    pub action: Action,
+    /// Source target of a promotion.
+    pub source_target: Option<String>,
+    /// The commit asked for (direct rollouts).
+    pub commit: Option<String>,
+    /// Every selected component.
+    pub components: Vec<PlannedComponent>,
+    /// Names of the components that run, in dependency waves.
+    pub waves: Vec<Vec<String>>,
+    /// Built-in gate decisions.
+    pub decisions: Vec<Decision>,
+    /// Set when the promotion rules refuse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denial: Option<PromotionDenial>,
+    /// Who deploys.
+    pub actor: Actor,
+    /// CI build id.
+    pub build_id: Option<String>,
+    /// Recorded metadata.
+    pub metadata: IndexMap<String, String>,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// Whether `--skip-promotion-check` was given.
+    pub skip_promotion_check: bool,
+}
+
+impl RolloutPlan {
+    /// The strongest blocking verdict among the decisions, if any (deny beats pending).
+    pub fn blocked(&self) -> Option<Verdict> {
+        let results: Vec<Verdict> = self.decisions.iter().map(|d| d.result).collect();
+        if results.contains(&Verdict::Deny) {
+            Some(Verdict::Deny)
+        } else if results.contains(&Verdict::Pending) {
+            Some(Verdict::Pending)
+        } else {
+            None
+        }
+    }
+
+    /// True when no executor would run.
+    pub fn is_noop(&self) -> bool {
+        self.waves.iter().all(Vec::is_empty)
+    }
+
+    /// A planned component by name.
+    pub fn component(&self, name: &str) -> Option<&PlannedComponent> {
+        self.components.iter().find(|c| c.name == name)
+    }
+}
+
+/// How one component's run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "status")]
+pub enum Outcome {
+    /// Executor succeeded.
+    Succeeded,
+    /// Executor failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// Stopped by SIGINT/SIGTERM while running.
+    Interrupted,
+    /// Not run.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One component's run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentRun {
+    /// Name.
+    pub name: String,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Wall time of its commands.
+    pub duration_ms: u64,
+    /// Where its output is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<PathBuf>,
+    /// The commands it ran, as typed.
+    pub commands: Vec<String>,
+}
+
+/// One component in the final report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentResult {
+    /// The plan for it.
+    #[serde(flatten)]
+    pub planned: PlannedComponent,
+    /// Its run, when it ran (or was skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<ComponentRun>,
+    /// The history tag written for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// The finished rollout.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutReport {
+    /// The plan it followed.
+    pub plan: RolloutPlan,
+    /// Every selected component.
+    pub components: Vec<ComponentResult>,
+    /// The first tag written: names the rollout (the seed's "Deployment ID").
+    pub deployment_id: Option<String>,
+    /// True when every run component succeeded.
+    pub success: bool,
+    /// True when SIGINT/SIGTERM stopped it.
+    pub interrupted: bool,
+    /// Total wall time.
+    pub duration_ms: u64,
+}
+
+/// Why a rollout could not be planned or carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// Project or config problem.
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    /// Unknown target.
+    #[error(transparent)]
+    UnknownTarget(#[from] UnknownTarget),
+    /// A `--component` the deployment does not define.
+    #[error("deployment `{deployment}` has no component `{name}`")]
+    UnknownComponent {
+        /// Deployment.
+        deployment: String,
+        /// What was asked for.
+        name: String,
+        /// Every component.
+        known: Vec<String>,
+        /// A close name.
+        suggestion: Option<String>,
+    },
+    /// `--promote-from` the target itself.
+    #[error("cannot promote `{target}` from itself")]
+    SelfPromotion {
+        /// Target.
+        target: String,
+    },
+    /// The source target runs nothing for some components.
+    #[error("nothing to promote: {source_target} has no deployment of {}", components.join(", "))]
+    NothingToPromote {
+        /// Deployment.
+        deployment: String,
+        /// Source target.
+        source_target: String,
+        /// Components never deployed there.
+        components: Vec<String>,
+    },
+    /// Git failure.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// A tool or setting problem found before anything ran.
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+    /// Local file problem (logs, vars files).
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}

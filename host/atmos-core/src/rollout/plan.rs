@@ -1,0 +1,308 @@
+//! Deciding a rollout: which commit each component gets, what changes, in which waves, and
+//! what the built-in gates (promotion path, approvals) say. Reads git; writes nothing.
+
+use std::collections::HashSet;
+
+use super::{
+    Action, Change, PlannedComponent, PromotionDenial, RolloutError, RolloutPlan, RolloutRequest,
+};
+use crate::config::LoadedDeployment;
+use crate::dag::{self, Edges};
+use crate::describe::UnknownTarget;
+use crate::diagnostic::did_you_mean;
+use crate::git::GitRepo;
+use crate::git::tags::{Decision, Verdict, rfc3339};
+use crate::promotion::PromotionGraph;
+
+/// Source of the built-in promotion decision.
+pub const PROMOTION_GATE: &str = "builtin/promotion-path";
+/// Source of the built-in approval decision.
+pub const APPROVAL_GATE: &str = "builtin/approvals";
+
+/// Plan `request` for `loaded`.
+pub fn plan(
+    loaded: &LoadedDeployment,
+    git: &GitRepo,
+    request: &RolloutRequest,
+) -> Result<RolloutPlan, RolloutError> {
+    let d = &loaded.deployment;
+    let target_name = request.target.as_str();
+    UnknownTarget::check(d, target_name)?;
+    let target = &d.targets[target_name];
+    let graph = PromotionGraph::of(loaded);
+
+    // Which components.
+    let selected: Vec<_> = if request.components.is_empty() {
+        d.components.iter().collect()
+    } else {
+        let mut out = Vec::new();
+        for name in &request.components {
+            let found = d
+                .components
+                .by_name(name)
+                .or_else(|| d.components.by_id(name));
+            match found {
+                Some(c)
+                    if !out
+                        .iter()
+                        .any(|o: &crate::config::ComponentRef<'_>| o.name == c.name) =>
+                {
+                    out.push(c)
+                }
+                Some(_) => {}
+                None => {
+                    let known: Vec<String> =
+                        d.components.iter().map(|c| c.name.to_owned()).collect();
+                    return Err(RolloutError::UnknownComponent {
+                        deployment: d.name.clone(),
+                        name: name.clone(),
+                        suggestion: did_you_mean(name, known.iter().map(String::as_str))
+                            .map(str::to_owned),
+                        known,
+                    });
+                }
+            }
+        }
+        out
+    };
+
+    // Which commit each component gets.
+    let mut new_commits: Vec<String> = Vec::with_capacity(selected.len());
+    let mut commit = None;
+    if let Some(source) = &request.promote_from {
+        UnknownTarget::check(d, source)?;
+        if source == target_name {
+            return Err(RolloutError::SelfPromotion {
+                target: target_name.to_owned(),
+            });
+        }
+        let mut missing = Vec::new();
+        for c in &selected {
+            match git.deployed_commit(&d.name, source, c.name)? {
+                Some(sha) => new_commits.push(sha),
+                None => missing.push(c.name.to_owned()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(RolloutError::NothingToPromote {
+                deployment: d.name.clone(),
+                source_target: source.clone(),
+                components: missing,
+            });
+        }
+    } else {
+        let sha = git.resolve_commit(request.git_sha.as_deref().unwrap_or("HEAD"))?;
+        new_commits = vec![sha.clone(); selected.len()];
+        commit = Some(sha);
+    }
+
+    // What changes.
+    let mut components = Vec::with_capacity(selected.len());
+    for (c, new) in selected.iter().zip(new_commits) {
+        let current = git.deployed_commit(&d.name, target_name, c.name)?;
+        let change = match &current {
+            None => Change::New,
+            Some(cur) if *cur == new => Change::Unchanged,
+            Some(cur) if git.is_ancestor(&new, cur)? => Change::Rollback,
+            Some(_) => Change::Changed,
+        };
+        components.push(PlannedComponent {
+            name: c.name.to_owned(),
+            kind: c.kind,
+            depends_on: c.component.metadata.depends_on.clone(),
+            current,
+            run: change != Change::Unchanged || request.force,
+            new,
+            change,
+        });
+    }
+
+    // Waves over the components that run; dependencies that do not run are satisfied.
+    let running: HashSet<String> = components
+        .iter()
+        .filter(|c| c.run)
+        .map(|c| format!("{}/{}", c.kind, c.name))
+        .collect();
+    let edges: Edges = components
+        .iter()
+        .filter(|c| c.run)
+        .map(|c| {
+            let deps = c
+                .depends_on
+                .iter()
+                .filter(|id| running.contains(*id))
+                .cloned()
+                .collect();
+            (format!("{}/{}", c.kind, c.name), deps)
+        })
+        .collect();
+    let waves: Vec<Vec<String>> = dag::layers(&edges)
+        .into_iter()
+        .map(|layer| {
+            layer
+                .into_iter()
+                .map(|id| id.split_once('/').map_or(id.clone(), |(_, n)| n.to_owned()))
+                .collect()
+        })
+        .collect();
+
+    let changing: Vec<&PlannedComponent> = components
+        .iter()
+        .filter(|c| c.change != Change::Unchanged)
+        .collect();
+    let action = if request.promote_from.is_some() {
+        Action::Promote
+    } else if !changing.is_empty() && changing.iter().all(|c| c.change == Change::Rollback) {
+        Action::Rollback
+    } else {
+        Action::Rollout
+    };
+
+    // Built-in gates.
+    let sources: Vec<String> = target
+        .promotion
+        .as_ref()
+        .map(|p| p.sources().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut decisions = Vec::new();
+    let mut denial = None;
+    let decision = |result, message: String| Decision {
+        source: PROMOTION_GATE.into(),
+        rule: "promotion_path".into(),
+        result,
+        message,
+    };
+    let allowed = match (&request.promote_from, sources.is_empty()) {
+        (Some(s), _) => sources.contains(s),
+        // Direct rollouts: entry points take anything; promoted targets only take rollbacks.
+        (None, true) => true,
+        (None, false) => action == Action::Rollback || changing.is_empty(),
+    };
+    let path_text = |from: &str| format!("{from} → {target_name}");
+    if allowed {
+        let message = match (&request.promote_from, sources.is_empty()) {
+            (Some(s), _) => format!("{} is an allowed promotion", path_text(s)),
+            (None, true) => format!("{target_name} is an entry point"),
+            (None, false) => format!("rollback of {target_name} to a commit it ran before"),
+        };
+        decisions.push(decision(Verdict::Allow, message));
+    } else if request.skip_promotion_check {
+        decisions.push(decision(
+            Verdict::Skipped,
+            format!(
+                "promotion check skipped with --skip-promotion-check by {}",
+                request.actor.id
+            ),
+        ));
+    } else {
+        let denied = promotion_denial(
+            &graph,
+            &d.name,
+            target_name,
+            request.promote_from.as_deref(),
+            &sources,
+        );
+        let message = match &request.promote_from {
+            Some(s) if sources.is_empty() => {
+                format!(
+                    "{target_name} is an entry point: it is not promoted from any target (asked: {s})"
+                )
+            }
+            Some(s) => format!(
+                "{} is not allowed: {target_name} is promoted from {}",
+                path_text(s),
+                sources.join(" or ")
+            ),
+            None => format!(
+                "{target_name} receives code by promotion from {}; a direct rollout is only allowed as a rollback",
+                sources.join(" or ")
+            ),
+        };
+        decisions.push(decision(Verdict::Deny, message));
+        denial = Some(denied);
+    }
+    let requires_approval = target
+        .promotion
+        .as_ref()
+        .is_some_and(|p| p.requires_approval);
+    if requires_approval && !changing.is_empty() {
+        decisions.push(Decision {
+            source: APPROVAL_GATE.into(),
+            rule: "requires_approval".into(),
+            result: Verdict::Pending,
+            message: format!(
+                "{target_name} requires approval, and no approvals are recorded for this rollout"
+            ),
+        });
+    }
+
+    let mut metadata = request.metadata.clone();
+    if request.skip_promotion_check {
+        metadata.insert("skip_promotion_check".into(), "true".into());
+    }
+    Ok(RolloutPlan {
+        deployment: d.name.clone(),
+        target: target_name.to_owned(),
+        action,
+        source_target: request.promote_from.clone(),
+        commit,
+        components,
+        waves,
+        decisions,
+        denial,
+        actor: request.actor.clone(),
+        build_id: request.build_id.clone(),
+        metadata,
+        started_at: rfc3339(request.started_at),
+        skip_promotion_check: request.skip_promotion_check,
+    })
+}
+
+fn promotion_denial(
+    graph: &PromotionGraph,
+    deployment: &str,
+    target: &str,
+    from: Option<&str>,
+    sources: &[String],
+) -> PromotionDenial {
+    // Through the asked source when it is upstream, else from the first entry point.
+    let required_path = from
+        .and_then(|f| {
+            let route = graph.route(f, target)?;
+            let mut path = graph.path_to(f).unwrap_or_else(|| vec![f.to_owned()]);
+            path.extend(route.into_iter().skip(1));
+            Some(path)
+        })
+        .or_else(|| graph.path_to(target))
+        .unwrap_or_else(|| vec![target.to_owned()]);
+    let start = from
+        .and_then(|f| required_path.iter().position(|t| t == f))
+        .unwrap_or(0);
+    let mut steps = Vec::new();
+    if from.is_none_or(|f| !required_path.iter().any(|t| t == f)) {
+        steps.push(format!(
+            "atmos deployment rollout {deployment} --target {}",
+            required_path[0]
+        ));
+    }
+    for pair in required_path[start..].windows(2) {
+        steps.push(format!(
+            "atmos deployment rollout {deployment} --target {} --promote-from {}",
+            pair[1], pair[0]
+        ));
+    }
+    let mut skip_command = format!("atmos deployment rollout {deployment} --target {target}");
+    if let Some(f) = from {
+        skip_command.push_str(&format!(" --promote-from {f}"));
+    }
+    skip_command.push_str(" --skip-promotion-check");
+    PromotionDenial {
+        deployment: deployment.to_owned(),
+        target: target.to_owned(),
+        from: from.map(str::to_owned),
+        allowed_from: sources.to_vec(),
+        required_path,
+        steps,
+        skip_command,
+    }
+}

@@ -1,0 +1,99 @@
+//! Turning a finished run into history: a tag per component that ran (success, rollback or
+//! failure), and a state-ref move per component that succeeded, written all at once.
+
+use super::{
+    Change, ComponentResult, ComponentRun, Outcome, RolloutError, RolloutPlan, RolloutReport,
+};
+use crate::git::GitRepo;
+use crate::git::record::{PendingRecord, StateUpdate, Tagger, write};
+use crate::git::refs::state_ref;
+use crate::git::tags::{Status, TagRecord, timestamp_segment};
+
+/// Write the records of `runs` and build the report.
+pub fn record(
+    git: &GitRepo,
+    plan: RolloutPlan,
+    runs: Vec<ComponentRun>,
+    tagger: &Tagger,
+    duration_ms: u64,
+) -> Result<RolloutReport, RolloutError> {
+    let started: jiff::Timestamp = plan
+        .started_at
+        .parse()
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let mut pending = Vec::new();
+    let mut owners = Vec::new();
+    for run in &runs {
+        let Some(planned) = plan.component(&run.name) else {
+            continue;
+        };
+        let (status, error) = match &run.outcome {
+            Outcome::Succeeded if planned.change == Change::Rollback => (Status::Rollback, None),
+            Outcome::Succeeded => (Status::Success, None),
+            Outcome::Failed { error } => (Status::Failure, Some(error.clone())),
+            Outcome::Interrupted => (Status::Failure, Some("interrupted by a signal".to_owned())),
+            Outcome::Skipped { .. } => continue,
+        };
+        let record = TagRecord {
+            deployment: plan.deployment.clone(),
+            target: plan.target.clone(),
+            component: planned.name.clone(),
+            deployed_by: plan.actor.id.clone(),
+            git_sha: planned.new.clone(),
+            timestamp: plan.started_at.clone(),
+            status,
+            promoted_from: plan.source_target.clone(),
+            promoted_at: plan.source_target.as_ref().map(|_| plan.started_at.clone()),
+            rollback_of: (planned.change == Change::Rollback)
+                .then(|| planned.current.clone())
+                .flatten(),
+            previous_sha: planned.current.clone(),
+            build_id: plan.build_id.clone(),
+            component_type: Some(planned.kind.as_str().to_owned()),
+            duration_ms: Some(run.duration_ms),
+            error,
+            metadata: plan.metadata.clone(),
+            decisions: plan.decisions.clone(),
+        };
+        let state = (run.outcome == Outcome::Succeeded).then(|| StateUpdate {
+            refname: state_ref(&plan.deployment, &plan.target, &planned.name),
+            expected: planned.current.clone(),
+            new: planned.new.clone(),
+        });
+        pending.push(PendingRecord { record, state });
+        owners.push(planned.name.clone());
+    }
+    let tags = write(git, &timestamp_segment(started), &pending, tagger)?;
+    let mut runs_by_name: std::collections::HashMap<String, ComponentRun> =
+        runs.into_iter().map(|r| (r.name.clone(), r)).collect();
+    let components: Vec<ComponentResult> = plan
+        .components
+        .iter()
+        .map(|planned| ComponentResult {
+            planned: planned.clone(),
+            run: runs_by_name.remove(&planned.name),
+            tag: owners
+                .iter()
+                .position(|o| *o == planned.name)
+                .and_then(|i| tags.get(i).cloned()),
+        })
+        .collect();
+    let success = components.iter().all(|c| {
+        c.run
+            .as_ref()
+            .is_none_or(|r| r.outcome == Outcome::Succeeded)
+    });
+    let interrupted = components.iter().any(|c| {
+        c.run
+            .as_ref()
+            .is_some_and(|r| r.outcome == Outcome::Interrupted)
+    });
+    Ok(RolloutReport {
+        deployment_id: tags.first().cloned(),
+        plan,
+        components,
+        success,
+        interrupted,
+        duration_ms,
+    })
+}
