@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # The main job on the shipped example: copy examples/payment-service into a throwaway git
-# repository and run atmos on it. Set ATMOS_DEMO_KEEP=1 to keep the repository afterwards.
+# repository, validate it, roll it out to dev, promote it to staging, try prod (which needs
+# an approval), and show what git recorded. Set ATMOS_DEMO_KEEP=1 to keep the repository.
+#
+# terraform and nixpacks are not installed here (and there is no cloud to apply to), so the
+# demo points atmos at the stand-ins in examples/stand-ins/, which print the command they
+# were given. The `script` components (migrations, smoke test) really run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -17,15 +22,49 @@ fi
 cp -R "$here/payment-service/." "$work/"
 rm -rf "$work/.example-state"
 git -C "$work" init -q
+git -C "$work" config user.name "Demo Developer"
+git -C "$work" config user.email dev@example.com
 git -C "$work" add -A
-git -C "$work" -c user.name=Demo -c user.email=demo@example.com commit -q -m "Initial payment-service layout"
+git -C "$work" commit -q -m "Initial payment-service layout"
+
+export ATMOS_TERRAFORM_BIN="$here/stand-ins/terraform"
+export ATMOS_NIXPACKS_BIN="$here/stand-ins/nixpacks"
+export ATMOS_HELMFILE_BIN="$here/stand-ins/helmfile"
 
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 step() { printf '\n%s$ atmos %s%s\n' "$bold" "$*" "$plain"; "$atmos" -C "$work" "$@"; }
+# Runs a step that is expected to stop with a given exit code (denied 3, pending 4).
+expect() { local want=$1; shift; set +e; step "$@"; local got=$?; set -e
+  [ "$got" = "$want" ] || { echo "expected exit $want, got $got" >&2; exit 1; }
+  echo "(exit $got, as expected)"; }
 
-step deployment validate --all
+say "The configuration"
+step deployment validate --all -q && echo "all deployments valid"
 step deployment list
-step deployment list targets payment-service
-step deployment describe payment-service --target prod
 step deployment promotion-graph payment-service
-step deployment promotion-graph inventory-service
+
+say "Roll out HEAD to dev"
+step deployment rollout payment-service --target dev --metadata pr=#101
+
+say "A new commit reaches dev; staging still runs the first"
+echo "CREATE INDEX payments_currency ON payments (currency);" > "$work/migrations/003_index.sql"
+git -C "$work" add -A
+git -C "$work" commit -q -m "Index payments by currency"
+step deployment rollout payment-service --target dev --component migrate --component smoke-test -q
+
+say "Promote dev to staging (each component takes the commit it runs in dev)"
+step deployment rollout payment-service --target staging --promote-from dev
+
+say "Gates: dev cannot skip staging, and prod needs an approval"
+expect 3 deployment rollout payment-service --target prod --promote-from dev
+expect 4 deployment rollout payment-service --target prod --promote-from staging
+
+say "What git recorded"
+printf '\n$ git show-ref | grep refs/atmos/\n'
+git -C "$work" show-ref | grep ' refs/atmos/'
+printf '\n$ git tag -l "atmos/*"\n'
+git -C "$work" tag -l 'atmos/*'
+tag=$(git -C "$work" tag -l 'atmos/deployments/payment-service/staging/migrate/*' | tail -1)
+printf '\n$ git cat-file -p %s\n' "$tag"
+git -C "$work" cat-file -p "$tag"

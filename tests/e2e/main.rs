@@ -4,5 +4,6 @@ mod cli;
 mod describe;
 mod graph;
 mod list;
+mod rollout;
 mod support;
 mod validate;

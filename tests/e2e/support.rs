@@ -26,6 +26,14 @@ impl Repo {
             .status()
             .expect("git init");
         assert!(status.success());
+        for (key, value) in [("user.email", "dev@example.com"), ("user.name", "Dev")] {
+            let status = Command::new("git")
+                .args(["config", key, value])
+                .current_dir(dir.path())
+                .status()
+                .expect("git config");
+            assert!(status.success());
+        }
         std::fs::create_dir(dir.path().join("deployments")).expect("mkdir");
         Repo { dir }
     }
@@ -60,6 +68,87 @@ impl Repo {
     /// Run `atmos <args>` in the repository root.
     pub fn atmos(&self, args: &[&str]) -> Run {
         atmos_in(self.path(), args)
+    }
+
+    /// Run `atmos <args>` with extra environment variables.
+    pub fn atmos_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = atmos_cmd(self.path());
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().expect("run atmos"))
+    }
+
+    /// Run `git <args>` in the repository; panics on failure; returns trimmed stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .env("GIT_AUTHOR_NAME", "Dev")
+            .env("GIT_AUTHOR_EMAIL", "dev@example.com")
+            .env("GIT_COMMITTER_NAME", "Dev")
+            .env("GIT_COMMITTER_EMAIL", "dev@example.com")
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    }
+
+    /// Commit everything; returns the new commit's full sha.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// `git show-ref` lines under `refs/atmos/` and `refs/tags/atmos/`, as (sha, ref).
+    pub fn atmos_refs(&self) -> Vec<(String, String)> {
+        let out = Command::new("git")
+            .args(["show-ref"])
+            .current_dir(self.path())
+            .output()
+            .expect("git show-ref");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, r)| r.starts_with("refs/atmos/") || r.starts_with("refs/tags/atmos/"))
+            .map(|(s, r)| (s.to_owned(), r.to_owned()))
+            .collect()
+    }
+
+    /// The commit a state ref points at, via the git CLI.
+    pub fn state(&self, deployment: &str, target: &str, component: &str) -> Option<String> {
+        let name = format!("refs/atmos/deployments/{deployment}/{target}/{component}");
+        self.atmos_refs()
+            .into_iter()
+            .find(|(_, r)| *r == name)
+            .map(|(s, _)| s)
+    }
+
+    /// History tags of one component (ref names), sorted.
+    pub fn tags(&self, deployment: &str, target: &str, component: &str) -> Vec<String> {
+        let prefix = format!("refs/tags/atmos/deployments/{deployment}/{target}/{component}/");
+        let mut out: Vec<String> = self
+            .atmos_refs()
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.starts_with(&prefix) && !r[prefix.len()..].contains('/'))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The message of an annotated tag, via `git cat-file -p`, without the object header.
+    pub fn tag_message(&self, tag_ref: &str) -> String {
+        let raw = self.git(&["cat-file", "-p", tag_ref]);
+        raw.split_once("\n\n")
+            .map(|(_, m)| m.to_owned())
+            .unwrap_or(raw)
     }
 }
 

@@ -154,3 +154,101 @@ fn try_write(
     tx.commit()?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::tags::Status;
+
+    fn repo_with_commit() -> (tempfile::TempDir, GitRepo, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let raw = git2::Repository::init(dir.path()).expect("init");
+        let sig = Signature::now("t", "t@example.com").expect("sig");
+        let tree = raw
+            .find_tree(raw.index().expect("index").write_tree().expect("tree"))
+            .expect("tree");
+        let oid = raw
+            .commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+            .expect("commit");
+        drop(tree);
+        let repo = GitRepo::discover(dir.path()).expect("open");
+        (dir, repo, oid.to_string())
+    }
+
+    fn pending(sha: &str, expected: Option<String>) -> PendingRecord {
+        PendingRecord {
+            record: TagRecord {
+                deployment: "d".into(),
+                target: "t".into(),
+                component: "c".into(),
+                deployed_by: "me".into(),
+                git_sha: sha.into(),
+                timestamp: "2025-01-22T12:00:00Z".into(),
+                status: Status::Success,
+                promoted_from: None,
+                promoted_at: None,
+                rollback_of: None,
+                previous_sha: None,
+                build_id: None,
+                component_type: None,
+                duration_ms: None,
+                error: None,
+                metadata: Default::default(),
+                decisions: vec![],
+            },
+            state: Some(StateUpdate {
+                refname: "refs/atmos/deployments/d/t/c".into(),
+                expected,
+                new: sha.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn same_second_writes_get_suffixes_and_never_overwrite() {
+        let (_dir, repo, sha) = repo_with_commit();
+        let tagger = Tagger {
+            name: "t".into(),
+            email: "t@example.com".into(),
+        };
+        let seg = "2025-01-22T12-00-00Z";
+        let first = write(&repo, seg, &[pending(&sha, None)], &tagger).expect("first");
+        let second =
+            write(&repo, seg, &[pending(&sha, Some(sha.clone()))], &tagger).expect("second");
+        let third = write(&repo, seg, &[pending(&sha, Some(sha.clone()))], &tagger).expect("third");
+        assert_eq!(first, vec![format!("atmos/deployments/d/t/c/{seg}")]);
+        assert_eq!(second, vec![format!("atmos/deployments/d/t/c/{seg}.1")]);
+        assert_eq!(third, vec![format!("atmos/deployments/d/t/c/{seg}.2")]);
+        assert_eq!(
+            repo.deployed_commit("d", "t", "c").expect("read"),
+            Some(sha)
+        );
+    }
+
+    #[test]
+    fn a_state_ref_moved_by_someone_else_is_not_overwritten() {
+        let (_dir, repo, sha) = repo_with_commit();
+        let tagger = Tagger {
+            name: "t".into(),
+            email: "t@example.com".into(),
+        };
+        write(&repo, "s1", &[pending(&sha, None)], &tagger).expect("first");
+        // This writer read the ref before it existed: its expectation is stale.
+        let err = write(&repo, "s2", &[pending(&sha, None)], &tagger).expect_err("stale");
+        assert!(matches!(err, GitError::RefMoved { .. }), "{err}");
+        let tags: Vec<String> = repo
+            .raw()
+            .tag_names(Some("atmos/*"))
+            .expect("tags")
+            .iter()
+            .flatten()
+            .flatten()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            tags,
+            vec!["atmos/deployments/d/t/c/s1"],
+            "nothing of the refused write is visible"
+        );
+    }
+}

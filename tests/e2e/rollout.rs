@@ -1,0 +1,963 @@
+//! `atmos deployment rollout`: what is run, and what is written to git, checked with the
+//! `git` CLI independently of atmos's own reader.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::support::{Repo, atmos_cmd};
+
+const DEPLOYMENT: &str = r#"deployment:
+  name: svc
+  context:
+    default_target: dev
+    region: eu-west-1
+  components:
+    script:
+      a:
+        vars: {size: small, keep: 1}
+        settings:
+          script:
+            apply: ./deploy.sh a
+            plan: ./deploy.sh a --plan
+      b:
+        metadata: {depends_on: [script/a]}
+        settings:
+          script: {apply: ./deploy.sh b}
+  targets:
+    dev:
+      context: {size: large}
+    staging:
+      promotion: {from: dev}
+    prod:
+      promotion: {from: staging, requires_approval: true}
+"#;
+
+/// Records every apply in `$OUT/<component>.<target>.log`; fails when `fail-<component>` exists.
+const DEPLOY_SH: &str = r#"#!/bin/sh
+set -eu
+name=$1
+if [ "${2:-}" = "--plan" ]; then echo "plan for $name at version $(cat VERSION)"; exit 0; fi
+echo "deploying $name version $(cat VERSION) to $ATMOS_TARGET"
+if [ -f "fail-$name" ]; then echo "failing on purpose" >&2; exit 3; fi
+echo "$ATMOS_GIT_SHA $(cat VERSION)" >> "$OUT/$name.$ATMOS_TARGET.log"
+"#;
+
+struct Fixture {
+    repo: Repo,
+    out: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let repo = Repo::new();
+        repo.write("svc.yaml", DEPLOYMENT);
+        repo.write_file("deploy.sh", DEPLOY_SH);
+        repo.write_file("VERSION", "1\n");
+        let script = repo.path().join("deploy.sh");
+        make_executable(&script);
+        Fixture {
+            repo,
+            out: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn out(&self) -> &str {
+        self.out.path().to_str().expect("utf-8")
+    }
+
+    fn rollout(&self, args: &[&str]) -> crate::support::Run {
+        let mut all = vec!["deployment", "rollout", "svc"];
+        all.extend_from_slice(args);
+        self.repo.atmos_env(&all, &[("OUT", self.out())])
+    }
+
+    /// Lines recorded by deploy.sh for a component in a target.
+    fn applied(&self, component: &str, target: &str) -> Vec<String> {
+        std::fs::read_to_string(self.out.path().join(format!("{component}.{target}.log")))
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    fn version(&self, v: &str) -> String {
+        self.repo.write_file("VERSION", format!("{v}\n"));
+        self.repo.commit(&format!("version {v}"))
+    }
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut perms = std::fs::metadata(path).expect("meta").permissions();
+    perms.set_mode(0o755);
+    std::fs::set_permissions(path, perms).expect("chmod");
+}
+
+/// The YAML body of a tag message, parsed.
+fn record(repo: &Repo, tag: &str) -> serde_json::Value {
+    let msg = repo.tag_message(tag);
+    let body = msg
+        .strip_prefix("atmos.tools/v1alpha1\nkind: Deployment\n---\n")
+        .unwrap_or_else(|| panic!("bad header in {msg:?}"));
+    serde_yaml_ng::from_str(body).expect("yaml body")
+}
+
+#[test]
+fn rollout_records_state_refs_and_annotated_tags_in_the_spec_layout() {
+    let f = Fixture::new();
+    let v1 = f.version("1");
+    let run = f.rollout(&["--target", "dev"]);
+    run.code(0);
+    let short = &v1[..7];
+    assert!(
+        run.stdout
+            .contains(&format!("Deploying svc to dev (commit {short})...")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("  a  (none)  → {short} (new)")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("✓ Deployment complete ("),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("Deployment ID: atmos/deployments/svc/dev/a/"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("  a │ deploying a version 1 to dev"),
+        "{}",
+        run.stdout
+    );
+
+    assert_eq!(
+        f.repo.state("svc", "dev", "a").as_deref(),
+        Some(v1.as_str())
+    );
+    assert_eq!(
+        f.repo.state("svc", "dev", "b").as_deref(),
+        Some(v1.as_str())
+    );
+    let tags = f.repo.tags("svc", "dev", "a");
+    assert_eq!(tags.len(), 1);
+    let name = tags[0].rsplit('/').next().expect("segment");
+    assert!(
+        name.len() == 20
+            && name.ends_with('Z')
+            && name.as_bytes()[10] == b'T'
+            && !name.contains(':'),
+        "tag segment {name}"
+    );
+    // Annotated, pointing at the deployed commit.
+    assert_eq!(f.repo.git(&["cat-file", "-t", &tags[0]]), "tag");
+    assert_eq!(
+        f.repo
+            .git(&["rev-parse", &format!("{}^{{commit}}", tags[0])]),
+        v1
+    );
+
+    let msg = f.repo.tag_message(&tags[0]);
+    let lines: Vec<&str> = msg.lines().collect();
+    assert_eq!(
+        &lines[..3],
+        &["atmos.tools/v1alpha1", "kind: Deployment", "---"]
+    );
+    assert_eq!(lines[3], "deployment: svc");
+    assert_eq!(lines[4], "target: dev");
+    assert_eq!(lines[5], "component: a");
+    assert_eq!(lines[6], "deployed_by: dev@example.com");
+    assert_eq!(lines[7], format!("git_sha: {v1}"));
+    assert!(
+        lines[8].starts_with("timestamp: ") && lines[8].ends_with('Z'),
+        "{}",
+        lines[8]
+    );
+    assert_eq!(lines[9], "status: success");
+    let r = record(&f.repo, &tags[0]);
+    assert_eq!(r["decisions"][0]["source"], "builtin/promotion-path");
+    assert_eq!(r["decisions"][0]["result"], "allow");
+    assert!(r.get("promoted_from").is_none() && r.get("rollback_of").is_none());
+    assert_eq!(f.applied("a", "dev"), vec![format!("{v1} 1")]);
+}
+
+#[test]
+fn script_contract_environment_vars_file_and_working_directory() {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  context: {region: eu-west-1}\n  components:\n    script:\n      probe:\n        vars: {size: small, nested: {a: 1, b: 2}}\n        settings:\n          script:\n            apply: 'env | grep ^ATMOS_ | sort > \"$OUT/env\"; cp \"$ATMOS_VARS_FILE\" \"$OUT/vars.json\"; pwd > \"$OUT/pwd\"'\n  targets:\n    dev:\n      context: {size: large, nested: {b: 3}}\n",
+    );
+    let sha = repo.commit("init");
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = repo.atmos_env(
+        &["deployment", "rollout", "svc", "--target", "dev"],
+        &[("OUT", out.path().to_str().expect("utf-8"))],
+    );
+    run.code(0);
+    let env = std::fs::read_to_string(out.path().join("env")).expect("env");
+    for line in [
+        "ATMOS_DEPLOYMENT=svc".to_owned(),
+        "ATMOS_TARGET=dev".to_owned(),
+        "ATMOS_COMPONENT=probe".to_owned(),
+        format!("ATMOS_GIT_SHA={sha}"),
+    ] {
+        assert!(env.lines().any(|l| l == line), "missing {line} in\n{env}");
+    }
+    assert!(env.contains("ATMOS_VARS_FILE=/"), "{env}");
+    let vars: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("vars.json")).expect("vars"))
+            .expect("json");
+    assert_eq!(
+        vars,
+        serde_json::json!({"region": "eu-west-1", "size": "large", "nested": {"a": 1, "b": 3}})
+    );
+    let pwd = std::fs::read_to_string(out.path().join("pwd")).expect("pwd");
+    assert_eq!(
+        Path::new(pwd.trim()).canonicalize().expect("pwd"),
+        repo.path().canonicalize().expect("root"),
+        "a clean work tree at the deployed commit is used in place"
+    );
+}
+
+#[test]
+fn failure_keeps_the_ref_records_a_failure_tag_and_skips_dependents() {
+    let f = Fixture::new();
+    let v1 = f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.repo.write_file("fail-a", "");
+    let v2 = f.version("2");
+    let run = f.rollout(&["--target", "dev"]);
+    run.code(1);
+    assert!(
+        run.stdout
+            .contains("✗ a failed: `sh -c './deploy.sh a'` exited with status 3"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("- b skipped: depends on a, which did not succeed"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Deployment failed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("0 succeeded, 1 failed, 1 skipped"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("a │ failing on purpose"),
+        "stderr of the script is streamed: {}",
+        run.stdout
+    );
+
+    assert_eq!(
+        f.repo.state("svc", "dev", "a").as_deref(),
+        Some(v1.as_str())
+    );
+    assert_eq!(
+        f.repo.state("svc", "dev", "b").as_deref(),
+        Some(v1.as_str())
+    );
+    let tags = f.repo.tags("svc", "dev", "a");
+    assert_eq!(tags.len(), 2);
+    let failed = record(&f.repo, &tags[1]);
+    assert_eq!(failed["status"], "failure");
+    assert_eq!(failed["git_sha"], v2.as_str());
+    assert_eq!(failed["previous_sha"], v1.as_str());
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("exited with status 3"))
+    );
+    assert_eq!(
+        f.repo.tags("svc", "dev", "b").len(),
+        1,
+        "a skipped component gets no tag"
+    );
+    // The log of the failed component is kept.
+    let log_line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Logs: "))
+        .expect("logs line");
+    let log = f
+        .repo
+        .path()
+        .join(log_line.trim_start_matches("Logs: "))
+        .join("a.log");
+    let text = std::fs::read_to_string(&log).expect("log file");
+    assert!(
+        text.contains("$ sh -c './deploy.sh a'") && text.contains("failing on purpose"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rollback_to_an_ancestor_is_recorded_and_runs_the_old_tree() {
+    let f = Fixture::new();
+    let v1 = f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    let v2 = f.version("2");
+    f.rollout(&["--target", "dev"]).code(0);
+    let run = f.rollout(&["--target", "dev", "--git-sha", &v1[..8]]);
+    run.code(0);
+    assert!(
+        run.stdout.contains("Rolling back svc in dev"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("{} → {} (rollback)", &v2[..7], &v1[..7])),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("deploying a version 1 to dev"),
+        "the executor ran v1's files: {}",
+        run.stdout
+    );
+    assert_eq!(
+        f.repo.state("svc", "dev", "a").as_deref(),
+        Some(v1.as_str())
+    );
+    let tags = f.repo.tags("svc", "dev", "a");
+    let r = record(&f.repo, tags.last().expect("tag"));
+    assert_eq!(r["status"], "rollback");
+    assert_eq!(r["rollback_of"], v2.as_str());
+    assert_eq!(
+        f.applied("a", "dev"),
+        vec![format!("{v1} 1"), format!("{v2} 2"), format!("{v1} 1")]
+    );
+}
+
+#[test]
+fn promotion_takes_each_components_commit_from_the_source() {
+    let f = Fixture::new();
+    let v1 = f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    let v2 = f.version("2");
+    f.rollout(&["--target", "dev", "--component", "a"]).code(0);
+    assert_eq!(
+        f.repo.state("svc", "dev", "b").as_deref(),
+        Some(v1.as_str())
+    );
+
+    let run = f.rollout(&["--target", "staging", "--promote-from", "dev"]);
+    run.code(0);
+    assert!(
+        run.stdout.contains("Promoting svc from dev to staging..."),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("dev → staging is an allowed promotion ✓"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        f.repo.state("svc", "staging", "a").as_deref(),
+        Some(v2.as_str())
+    );
+    assert_eq!(
+        f.repo.state("svc", "staging", "b").as_deref(),
+        Some(v1.as_str())
+    );
+    let r = record(&f.repo, &f.repo.tags("svc", "staging", "a")[0]);
+    assert_eq!(r["promoted_from"], "dev");
+    assert_eq!(r["promoted_at"], r["timestamp"]);
+    assert_eq!(
+        f.applied("b", "staging"),
+        vec![format!("{v1} 1")],
+        "b ran v1's tree"
+    );
+
+    // A promoted target takes no direct rollout of a new commit...
+    let v3 = f.version("3");
+    let run = f.rollout(&["--target", "staging", "--git-sha", &v3]);
+    run.code(3);
+    assert!(
+        run.stdout
+            .contains("Cannot deploy directly to staging: it receives code by promotion"),
+        "{}",
+        run.stdout
+    );
+    // ...but takes a rollback.
+    f.rollout(&["--target", "staging", "--git-sha", &v1])
+        .code(0);
+    assert_eq!(
+        f.repo.state("svc", "staging", "a").as_deref(),
+        Some(v1.as_str())
+    );
+}
+
+#[test]
+fn wrong_promotion_path_is_denied_with_the_seed_message() {
+    let f = Fixture::new();
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    let before = f.repo.atmos_refs();
+    let run = f.rollout(&["--target", "prod", "--promote-from", "dev"]);
+    run.code(3);
+    let expected = [
+        "Error: Cannot promote directly from dev to prod",
+        "Promotion path requires: dev → staging → prod",
+        "",
+        "To deploy to prod:",
+        "  1. Promote to staging first:",
+        "     atmos deployment rollout svc --target staging --promote-from dev",
+        "",
+        "  2. Then promote to prod:",
+        "     atmos deployment rollout svc --target prod --promote-from staging",
+        "",
+        "Or skip promotion validation (not recommended; recorded in the deployment tags):",
+        "  atmos deployment rollout svc --target prod --promote-from dev --skip-promotion-check",
+    ]
+    .join("\n");
+    assert!(run.stdout.contains(&expected), "{}", run.stdout);
+    assert_eq!(f.repo.atmos_refs(), before, "nothing written");
+
+    // JSON carries the decisions and the denial for CI.
+    let json = f.repo.atmos_env(
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "prod",
+            "--promote-from",
+            "dev",
+            "--format",
+            "json",
+        ],
+        &[("OUT", f.out())],
+    );
+    json.code(3);
+    let plan = json.json();
+    assert_eq!(plan["decisions"][0]["result"], "deny");
+    assert_eq!(
+        plan["denial"]["required_path"],
+        serde_json::json!(["dev", "staging", "prod"])
+    );
+}
+
+#[test]
+fn skip_promotion_check_is_recorded_in_the_tags() {
+    let f = Fixture::new();
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&["--target", "staging", "--promote-from", "dev"])
+        .code(0);
+    // dev → staging skipped step: promote staging into dev is not a path (dev is an entry point).
+    let run = f.rollout(&[
+        "--target",
+        "dev",
+        "--promote-from",
+        "staging",
+        "--skip-promotion-check",
+        "--force",
+    ]);
+    run.code(0);
+    let r = record(&f.repo, f.repo.tags("svc", "dev", "a").last().expect("tag"));
+    assert_eq!(r["metadata"]["skip_promotion_check"], "true");
+    assert_eq!(r["decisions"][0]["result"], "skipped");
+    assert_eq!(r["promoted_from"], "staging");
+}
+
+#[test]
+fn a_target_that_requires_approval_is_pending_and_nothing_is_written() {
+    let f = Fixture::new();
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&["--target", "staging", "--promote-from", "dev"])
+        .code(0);
+    let before = f.repo.atmos_refs();
+    let run = f.rollout(&["--target", "prod", "--promote-from", "staging"]);
+    run.code(4);
+    assert!(
+        run.stdout
+            .contains("Pending: prod requires approval, and no approvals are recorded"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.repo.atmos_refs(), before);
+    assert!(f.applied("a", "prod").is_empty());
+}
+
+#[test]
+fn promoting_from_an_empty_target_and_unknown_commits_are_clear_errors() {
+    let f = Fixture::new();
+    f.version("1");
+    let run = f.rollout(&["--target", "staging", "--promote-from", "dev"]);
+    run.code(2);
+    assert!(
+        run.stderr
+            .contains("error: nothing to promote: dev has no deployment of a, b"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("atmos deployment rollout svc --target dev"),
+        "{}",
+        run.stderr
+    );
+
+    let run = f.rollout(&["--target", "dev", "--git-sha", "deadbeef"]);
+    run.code(2);
+    assert!(
+        run.stderr
+            .contains("`deadbeef` does not name a commit in this repository"),
+        "{}",
+        run.stderr
+    );
+
+    let run = f.rollout(&["--target", "dev", "--component", "c"]);
+    run.code(2);
+    assert!(
+        run.stderr.contains("deployment `svc` has no component `c`"),
+        "{}",
+        run.stderr
+    );
+    assert!(f.repo.atmos_refs().is_empty());
+}
+
+#[test]
+fn rerunning_the_deployed_commit_changes_nothing_unless_forced() {
+    let f = Fixture::new();
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    let before = f.repo.atmos_refs();
+    let run = f.rollout(&["--target", "dev"]);
+    run.code(0);
+    assert!(
+        run.stdout
+            .contains("Nothing to do: every selected component of svc in dev already runs"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.repo.atmos_refs(), before, "no tag for a no-op");
+    let run = f.rollout(&["--target", "dev", "--force"]);
+    run.code(0);
+    assert!(
+        run.stdout.contains("(no change) — forced"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.repo.tags("svc", "dev", "a").len(), 2);
+    assert_eq!(f.applied("a", "dev").len(), 2);
+}
+
+#[test]
+fn plan_runs_plan_commands_and_writes_nothing() {
+    let f = Fixture::new();
+    f.version("1");
+    let run = f.rollout(&["--target", "dev", "--plan"]);
+    run.code(0);
+    assert!(
+        run.stdout.contains("plan only, nothing will change"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("a │ plan for a at version 1"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("Plan: 2 to deploy, 0 unchanged; nothing was changed"),
+        "{}",
+        run.stdout
+    );
+    assert!(f.repo.atmos_refs().is_empty());
+    assert!(f.applied("a", "dev").is_empty());
+}
+
+#[test]
+fn waves_follow_dependencies_and_run_concurrently_up_to_the_limit() {
+    let repo = Repo::new();
+    // a and b wait for each other: they only both succeed when they run at the same time.
+    let rendezvous = |me: &str, other: &str| {
+        format!(
+            "touch \"$OUT/{me}.started\"; i=0; while [ ! -e \"$OUT/{other}.started\" ]; do i=$((i+1)); [ $i -gt 100 ] && exit 9; sleep 0.05; done; touch \"$OUT/{me}.done\""
+        )
+    };
+    repo.write(
+        "svc.yaml",
+        format!(
+            "deployment:\n  name: svc\n  components:\n    script:\n      a:\n        settings: {{script: {{apply: '{}'}}}}\n      b:\n        settings: {{script: {{apply: '{}'}}}}\n      c:\n        metadata: {{depends_on: [script/a, script/b]}}\n        settings: {{script: {{apply: 'test -e \"$OUT/a.done\" && test -e \"$OUT/b.done\"'}}}}\n  targets:\n    dev: {{}}\n",
+            rendezvous("a", "b"),
+            rendezvous("b", "a")
+        ),
+    );
+    repo.commit("init");
+    let out = tempfile::tempdir().expect("tempdir");
+    let dir = out.path().to_str().expect("utf-8");
+    let run = repo.atmos_env(
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "dev",
+            "--parallelism",
+            "2",
+        ],
+        &[("OUT", dir)],
+    );
+    run.code(0);
+    assert!(run.stdout.contains("Wave 1/2: a, b"), "{}", run.stdout);
+    assert!(run.stdout.contains("Wave 2/2: c"), "{}", run.stdout);
+
+    // With one at a time, the first of a/b waits for the other in vain and fails.
+    let out = tempfile::tempdir().expect("tempdir");
+    let dir = out.path().to_str().expect("utf-8");
+    let run = repo.atmos_env(
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "dev",
+            "--parallelism",
+            "1",
+            "--force",
+        ],
+        &[("OUT", dir)],
+    );
+    run.code(1);
+    assert!(
+        run.stdout.contains("exited with status 9"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("c skipped"), "{}", run.stdout);
+}
+
+#[test]
+fn rollouts_within_the_same_second_never_overwrite_a_tag() {
+    let f = Fixture::new();
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    // Four forced rollouts at once: most land in the same second.
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            atmos_cmd(f.repo.path())
+                .args([
+                    "deployment",
+                    "rollout",
+                    "svc",
+                    "--target",
+                    "dev",
+                    "--force",
+                    "-q",
+                ])
+                .env("OUT", f.out())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let codes: Vec<i32> = children
+        .into_iter()
+        .map(|c| {
+            c.wait_with_output()
+                .expect("wait")
+                .status
+                .code()
+                .unwrap_or(-1)
+        })
+        .collect();
+    assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
+    let tags = f.repo.tags("svc", "dev", "a");
+    assert_eq!(tags.len(), 5, "every rollout kept its own tag: {tags:?}");
+    assert_eq!(f.applied("a", "dev").len(), 5);
+    let mut seconds: Vec<&str> = tags
+        .iter()
+        .map(|t| {
+            t.rsplit('/')
+                .next()
+                .unwrap_or("")
+                .split('.')
+                .next()
+                .unwrap_or("")
+        })
+        .collect();
+    let total = seconds.len();
+    seconds.dedup();
+    if seconds.len() < total {
+        assert!(
+            tags.iter().any(|t| t.ends_with(".1")),
+            "same-second tags get a suffix: {tags:?}"
+        );
+    }
+}
+
+#[test]
+fn deployer_and_build_id_come_from_ci_variables() {
+    let f = Fixture::new();
+    f.version("1");
+    let run = f.repo.atmos_env(
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "dev",
+            "--metadata",
+            "pr=#482",
+        ],
+        &[
+            ("OUT", f.out()),
+            ("GITHUB_ACTOR", "octocat"),
+            ("GITHUB_RUN_ID", "4242"),
+        ],
+    );
+    run.code(0);
+    assert!(
+        run.stdout
+            .contains("Deployed by octocat (from GITHUB_ACTOR)"),
+        "{}",
+        run.stdout
+    );
+    let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
+    assert_eq!(r["deployed_by"], "octocat");
+    assert_eq!(r["build_id"], "4242");
+    assert_eq!(r["metadata"]["pr"], "#482");
+}
+
+#[test]
+fn stand_in_terraform_helmfile_and_nixpacks_receive_the_documented_arguments() {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().expect("tempdir");
+    // Stand-in executables: record cwd and arguments, change nothing.
+    let standin = |name: &str| {
+        let path = repo.path().join("bin").join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"$(pwd)|$*\" >> \"$OUT/{name}.calls\"\n"),
+        )
+        .expect("write");
+        make_executable(&path);
+    };
+    standin("terraform-standin");
+    standin("helmfile-standin");
+    standin("nixpacks");
+    repo.write_file("infra/db/main.tf", "# module\n");
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    terraform:\n      db:\n        vars: {size: 1}\n        settings:\n          terraform: {dir: infra/db, binary: bin/terraform-standin}\n    helmfile:\n      web:\n        metadata: {depends_on: [terraform/db]}\n        settings:\n          helmfile: {file: charts/helmfile.yaml}\n    nixpack:\n      api:\n        vars: {image: {registry: reg.example.com, name: pay/api}}\n        settings:\n          nixpack: {path: services/api}\n  targets:\n    dev: {}\n",
+    );
+    let sha = repo.commit("init");
+    let dir = out.path().to_str().expect("utf-8");
+    let path = format!(
+        "{}:{}",
+        repo.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let helmfile = repo.path().join("bin/helmfile-standin");
+    let run = repo.atmos_env(
+        &["deployment", "rollout", "svc", "--target", "dev"],
+        &[
+            ("OUT", dir),
+            ("PATH", &path),
+            ("ATMOS_HELMFILE_BIN", helmfile.to_str().expect("utf-8")),
+        ],
+    );
+    run.code(0);
+    let root = repo.path().canonicalize().expect("root");
+    let calls = |name: &str| {
+        std::fs::read_to_string(out.path().join(format!("{name}.calls"))).expect("calls")
+    };
+    let tf: Vec<String> = calls("terraform-standin")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(tf.len(), 3, "{tf:?}");
+    assert!(
+        tf.iter()
+            .all(|l| l.starts_with(&format!("{}|", root.join("infra/db").display()))),
+        "{tf:?}"
+    );
+    assert!(tf[0].ends_with("|init -input=false -no-color"));
+    assert!(tf[1].ends_with("|workspace select -or-create=true dev"));
+    assert!(
+        tf[2].contains("|apply -input=false -auto-approve -no-color -var-file=/")
+            && tf[2].ends_with("atmos.tfvars.json"),
+        "{}",
+        tf[2]
+    );
+    let hf = calls("helmfile-standin");
+    assert!(
+        hf.contains("|--file charts/helmfile.yaml --environment dev --state-values-file /")
+            && hf.trim_end().ends_with("vars.json apply"),
+        "{hf}"
+    );
+    let nx = calls("nixpacks");
+    assert!(
+        nx.contains(&format!(
+            "|build services/api --name reg.example.com/pay/api --tag reg.example.com/pay/api:{}",
+            &sha[..12]
+        )),
+        "{nx}"
+    );
+
+    // --plan uses the plan verbs.
+    let out2 = tempfile::tempdir().expect("tempdir");
+    repo.atmos_env(
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "dev",
+            "--plan",
+            "--force",
+        ],
+        &[
+            ("OUT", out2.path().to_str().expect("utf-8")),
+            ("PATH", &path),
+            ("ATMOS_HELMFILE_BIN", helmfile.to_str().expect("utf-8")),
+        ],
+    )
+    .code(0);
+    let tf = std::fs::read_to_string(out2.path().join("terraform-standin.calls")).expect("calls");
+    assert!(
+        tf.lines()
+            .last()
+            .is_some_and(|l| l.contains("|plan -input=false -no-color -var-file=")),
+        "{tf}"
+    );
+    let hf = std::fs::read_to_string(out2.path().join("helmfile-standin.calls")).expect("calls");
+    assert!(hf.trim_end().ends_with(" diff"), "{hf}");
+}
+
+#[test]
+fn a_missing_tool_is_named_before_anything_runs() {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      first:\n        settings: {script: {apply: 'touch \"$OUT/ran\"'}}\n    terraform:\n      db: {}\n  targets:\n    dev: {}\n",
+    );
+    repo.commit("init");
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = repo.atmos_env(
+        &["deployment", "rollout", "svc", "--target", "dev"],
+        &[
+            ("OUT", out.path().to_str().expect("utf-8")),
+            ("PATH", "/usr/bin:/bin"),
+        ],
+    );
+    run.code(1);
+    assert!(
+        run.stderr.contains(
+            "`terraform` is needed by component `terraform/db` but was not found on PATH"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("ATMOS_TERRAFORM_BIN"), "{}", run.stderr);
+    assert!(!out.path().join("ran").exists(), "nothing ran");
+    assert!(repo.atmos_refs().is_empty());
+}
+
+#[test]
+fn sigint_stops_running_executors_and_leaves_consistent_records() {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      quick:\n        settings: {script: {apply: 'true'}}\n      slow:\n        settings: {script: {apply: 'echo $$ > \"$OUT/pid\"; sleep 60 & echo $! > \"$OUT/child\"; wait'}}\n      after:\n        metadata: {depends_on: [script/slow]}\n        settings: {script: {apply: 'touch \"$OUT/after\"'}}\n  targets:\n    dev: {}\n",
+    );
+    repo.commit("init");
+    let out = tempfile::tempdir().expect("tempdir");
+    let child = atmos_cmd(repo.path())
+        .args(["deployment", "rollout", "svc", "--target", "dev"])
+        .env("OUT", out.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !out.path().join("child").exists() {
+        assert!(Instant::now() < deadline, "slow never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = Instant::now();
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped promptly"
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Deployment interrupted"), "{stdout}");
+    assert!(stdout.contains("after skipped"), "{stdout}");
+
+    // The whole process group is gone (a zombie waiting for a reaper counts as gone).
+    let sleeper = std::fs::read_to_string(out.path().join("child")).expect("child pid");
+    let stat =
+        std::fs::read_to_string(format!("/proc/{}/stat", sleeper.trim())).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or("gone");
+    assert!(
+        state == "gone" || state == "Z",
+        "the executor's background child still runs: {stat}"
+    );
+    assert!(!out.path().join("after").exists());
+
+    // Records: quick succeeded, slow has a failure tag and no state ref, after has nothing.
+    assert!(repo.state("svc", "dev", "quick").is_some());
+    assert!(repo.state("svc", "dev", "slow").is_none());
+    let slow = repo.tags("svc", "dev", "slow");
+    assert_eq!(slow.len(), 1);
+    let r = record(&repo, &slow[0]);
+    assert_eq!(r["status"], "failure");
+    assert_eq!(r["error"], "interrupted by a signal");
+    assert!(repo.tags("svc", "dev", "after").is_empty());
+}
+
+#[test]
+fn executors_run_the_deployed_commit_even_with_a_dirty_work_tree() {
+    let f = Fixture::new();
+    let v1 = f.version("1");
+    f.repo.write_file("VERSION", "dirty\n");
+    let run = f.rollout(&["--target", "dev"]);
+    run.code(0);
+    assert!(
+        run.stdout.contains("deploying a version 1 to dev"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.applied("a", "dev"), vec![format!("{v1} 1")]);
+    // The checkout lives under .git, not in the work tree.
+    assert!(
+        f.repo
+            .path()
+            .join(".git/atmos/checkouts")
+            .join(&v1)
+            .join("VERSION")
+            .exists()
+    );
+    assert_eq!(f.repo.git(&["status", "--porcelain"]), " M VERSION");
+}
