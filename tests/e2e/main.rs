@@ -4,6 +4,7 @@ mod cli;
 mod describe;
 mod graph;
 mod list;
+mod queries;
 mod rollout;
 mod support;
 mod validate;

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 
 use crate::support::{Repo, atmos_cmd};
 
-const DEPLOYMENT: &str = r#"deployment:
+pub(crate) const DEPLOYMENT: &str = r#"deployment:
   name: svc
   context:
     default_target: dev
@@ -39,19 +39,19 @@ const DEPLOYMENT: &str = r#"deployment:
 const DEPLOY_SH: &str = r#"#!/bin/sh
 set -eu
 name=$1
-if [ "${2:-}" = "--plan" ]; then echo "plan for $name at version $(cat VERSION)"; exit 0; fi
+if [ "${2:-}" = "--plan" ]; then echo "plan for $name at version $(cat VERSION)"; [ -e "$OUT/drift-$name" ] && exit 2; exit 0; fi
 echo "deploying $name version $(cat VERSION) to $ATMOS_TARGET"
 if [ -f "fail-$name" ]; then echo "failing on purpose" >&2; exit 3; fi
 echo "$ATMOS_GIT_SHA $(cat VERSION)" >> "$OUT/$name.$ATMOS_TARGET.log"
 "#;
 
-struct Fixture {
-    repo: Repo,
-    out: TempDir,
+pub(crate) struct Fixture {
+    pub(crate) repo: Repo,
+    pub(crate) out: TempDir,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
+    pub(crate) fn new() -> Fixture {
         let repo = Repo::new();
         repo.write("svc.yaml", DEPLOYMENT);
         repo.write_file("deploy.sh", DEPLOY_SH);
@@ -64,30 +64,30 @@ impl Fixture {
         }
     }
 
-    fn out(&self) -> &str {
+    pub(crate) fn out(&self) -> &str {
         self.out.path().to_str().expect("utf-8")
     }
 
-    fn rollout(&self, args: &[&str]) -> crate::support::Run {
+    pub(crate) fn rollout(&self, args: &[&str]) -> crate::support::Run {
         let mut all = vec!["deployment", "rollout", "svc"];
         all.extend_from_slice(args);
         self.repo.atmos_env(&all, &[("OUT", self.out())])
     }
 
     /// Lines recorded by deploy.sh for a component in a target.
-    fn applied(&self, component: &str, target: &str) -> Vec<String> {
+    pub(crate) fn applied(&self, component: &str, target: &str) -> Vec<String> {
         std::fs::read_to_string(self.out.path().join(format!("{component}.{target}.log")))
             .map(|s| s.lines().map(str::to_owned).collect())
             .unwrap_or_default()
     }
 
-    fn version(&self, v: &str) -> String {
+    pub(crate) fn version(&self, v: &str) -> String {
         self.repo.write_file("VERSION", format!("{v}\n"));
         self.repo.commit(&format!("version {v}"))
     }
 }
 
-fn make_executable(path: &Path) {
+pub(crate) fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let mut perms = std::fs::metadata(path).expect("meta").permissions();
     perms.set_mode(0o755);
@@ -95,7 +95,7 @@ fn make_executable(path: &Path) {
 }
 
 /// The YAML body of a tag message, parsed.
-fn record(repo: &Repo, tag: &str) -> serde_json::Value {
+pub(crate) fn record(repo: &Repo, tag: &str) -> serde_json::Value {
     let msg = repo.tag_message(tag);
     let body = msg
         .strip_prefix("atmos.tools/v1alpha1\nkind: Deployment\n---\n")

@@ -2,6 +2,8 @@
 # Database migrations for payment-service, run by atmos as a `script` component.
 # atmos sets ATMOS_DEPLOYMENT, ATMOS_TARGET, ATMOS_COMPONENT, ATMOS_GIT_SHA and
 # ATMOS_VARS_FILE (the component's vars merged with the target's context, as JSON).
+# With --dry-run (the plan command) it exits 2 when migrations are pending, the plan
+# convention atmos uses for `rollout --plan` and `diff --check-drift`.
 set -eu
 mode=apply
 [ "${1:-}" = "--dry-run" ] && mode=plan
@@ -22,3 +24,4 @@ for m in migrations/*.sql; do
   fi
 done
 echo "$mode: $pending pending migration(s) for commit ${ATMOS_GIT_SHA:?}"
+if [ "$mode" = plan ] && [ "$pending" -gt 0 ]; then exit 2; fi

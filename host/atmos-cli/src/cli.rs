@@ -101,6 +101,82 @@ pub enum DeploymentCommand {
     PromotionGraph(PromotionGraphArgs),
     /// Deploy a commit to a target, promote from another target, or roll back.
     Rollout(RolloutArgs),
+    /// What runs where: one target, every target of a deployment, or every deployment.
+    Status(StatusArgs),
+    /// The rollout timeline of a target, newest first.
+    History(HistoryArgs),
+    /// Compare two targets (or two commits): commits, components, config, files, drift.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The deployment (default: every deployment).
+    pub deployment: Option<String>,
+    /// Only this target.
+    #[arg(long, short, requires = "deployment")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The deployment.
+    pub deployment: String,
+    /// Only this target (default: every target).
+    #[arg(long, short)]
+    pub target: Option<String>,
+    /// Only this component.
+    #[arg(long, short)]
+    pub component: Option<String>,
+    /// Show at most N rollouts.
+    #[arg(long, short = 'n', default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+    /// Only rollouts since: a date (2025-01-01), an RFC 3339 time, or a duration (7d, 12h).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only rollouts until: a date (2025-01-31, inclusive), an RFC 3339 time, or a duration.
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The deployment.
+    pub deployment: String,
+    /// The target to compare from (usually the later one in the path, e.g. prod).
+    #[arg(
+        long,
+        value_name = "TARGET",
+        conflicts_with = "from_sha",
+        required_unless_present = "from_sha"
+    )]
+    pub from_target: Option<String>,
+    /// The target to compare to (e.g. staging).
+    #[arg(
+        long,
+        value_name = "TARGET",
+        conflicts_with = "to_sha",
+        required_unless_present = "to_sha"
+    )]
+    pub to_target: Option<String>,
+    /// A commit to compare from.
+    #[arg(long, value_name = "SHA")]
+    pub from_sha: Option<String>,
+    /// A commit to compare to.
+    #[arg(long, value_name = "SHA")]
+    pub to_sha: Option<String>,
+    /// Only this component.
+    #[arg(long, short)]
+    pub component: Option<String>,
+    /// List the files changed between the two commits.
+    #[arg(long)]
+    pub show_files: bool,
+    /// Run each component's plan command in the compared targets to detect drift.
+    #[arg(long)]
+    pub check_drift: bool,
+    /// With --from-sha/--to-sha: merge this target's context into the compared vars.
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -191,4 +267,8 @@ pub struct DescribeArgs {
 pub struct PromotionGraphArgs {
     /// The deployment.
     pub deployment: String,
+    /// Show each target's deployed commit, age, health, and whether it is ready to promote
+    /// or behind its source.
+    #[arg(long)]
+    pub show_status: bool,
 }

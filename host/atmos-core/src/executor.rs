@@ -16,6 +16,9 @@ pub enum Step {
     Apply,
     /// Show what would change.
     Plan,
+    /// Check whether the infrastructure still matches the deployed commit: the plan command
+    /// with a detailed exit code (0 no drift, 2 drift, anything else an error).
+    Drift,
 }
 
 /// One process to run.
@@ -182,7 +185,7 @@ pub fn commands(
         ComponentType::Script => {
             let key = match step {
                 Step::Apply => "apply",
-                Step::Plan => "plan",
+                Step::Plan | Step::Drift => "plan",
             };
             match setting_str(c, key)? {
                 Some(cmd) => vec![CommandSpec {
@@ -209,6 +212,13 @@ pub fn commands(
                     tfvars.as_str(),
                 ],
                 Step::Plan => vec!["plan", "-input=false", "-no-color", tfvars.as_str()],
+                Step::Drift => vec![
+                    "plan",
+                    "-input=false",
+                    "-no-color",
+                    "-detailed-exitcode",
+                    tfvars.as_str(),
+                ],
             };
             vec![
                 spec(cwd.clone(), vec!["init", "-input=false", "-no-color"]),
@@ -223,26 +233,26 @@ pub fn commands(
             let file = setting_str(c, "file")?.unwrap_or_else(|| "helmfile.yaml".into());
             let environment =
                 setting_str(c, "environment")?.unwrap_or_else(|| inv.target.to_owned());
-            let verb = match step {
-                Step::Apply => "apply",
-                Step::Plan => "diff",
-            };
-            vec![spec(
-                inv.root.to_owned(),
-                vec![
-                    "--file",
-                    file.as_str(),
-                    "--environment",
-                    environment.as_str(),
-                    "--state-values-file",
-                    vars.as_str(),
-                    verb,
-                ],
-            )]
+            let mut args = vec![
+                "--file",
+                file.as_str(),
+                "--environment",
+                environment.as_str(),
+                "--state-values-file",
+                vars.as_str(),
+            ];
+            match step {
+                Step::Apply => args.push("apply"),
+                Step::Plan => args.push("diff"),
+                Step::Drift => args.extend(["diff", "--detailed-exitcode"]),
+            }
+            vec![spec(inv.root.to_owned(), args)]
         }
         ComponentType::Nixpack => {
             let path = setting_str(c, "path")?.unwrap_or_else(|| ".".into());
             match step {
+                // An image build has no drift to check.
+                Step::Drift => Vec::new(),
                 Step::Plan => vec![spec(inv.root.to_owned(), vec!["plan", path.as_str()])],
                 Step::Apply => {
                     let image = image_name(c, inv.git_sha);

@@ -1,5 +1,5 @@
 //! `list`: deployments, the targets of one, or the components of one target, filtered by
-//! labels. State columns (last deploy, status) are `None` until rollouts are recorded.
+//! labels, with what git records about them (last deploy, commit, health).
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -7,6 +7,9 @@ use serde::Serialize;
 use crate::config::{Catalog, ComponentType, LoadedDeployment};
 use crate::describe::UnknownTarget;
 use crate::diagnostic::Diagnostic;
+use crate::git::records::Unparseable;
+use crate::git::{GitError, GitRepo};
+use crate::status::status;
 
 /// A `--label key=value` filter; every one given must match.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +95,11 @@ pub struct TargetRow {
     pub requires_approval: bool,
     /// Labels.
     pub labels: IndexMap<String, String>,
-    /// Most recent rollout time, once rollouts are recorded.
+    /// The newest commit the target runs.
+    pub commit: Option<String>,
+    /// Most recent deploy time (RFC 3339).
     pub last_deploy: Option<String>,
-    /// Health of the last rollout, once rollouts are recorded.
+    /// `healthy`, `failed` or `never`.
     pub status: Option<String>,
 }
 
@@ -103,6 +108,8 @@ pub struct TargetRow {
 pub struct TargetList {
     /// Deployment.
     pub deployment: String,
+    /// Tags that could not be read as records.
+    pub unparseable: Vec<Unparseable>,
     /// Matching targets in file order.
     pub targets: Vec<TargetRow>,
 }
@@ -119,11 +126,11 @@ pub struct ComponentRow {
     pub depends_on: Vec<String>,
     /// Labels.
     pub labels: IndexMap<String, String>,
-    /// Deployed commit, once rollouts are recorded.
+    /// Deployed commit.
     pub commit: Option<String>,
-    /// Deploy time, once rollouts are recorded.
+    /// Deploy time (RFC 3339).
     pub deployed_at: Option<String>,
-    /// Status of the last rollout, once rollouts are recorded.
+    /// `healthy`, `failed` or `never`.
     pub status: Option<String>,
 }
 
@@ -134,27 +141,49 @@ pub struct ComponentList {
     pub deployment: String,
     /// Target.
     pub target: String,
+    /// Tags that could not be read as records.
+    pub unparseable: Vec<Unparseable>,
     /// Matching components.
     pub components: Vec<ComponentRow>,
 }
 
-/// List deployments matching `labels`.
-pub fn deployments(catalog: &Catalog, labels: &[LabelFilter]) -> DeploymentList {
-    DeploymentList {
-        deployments: catalog
-            .deployments
-            .iter()
-            .map(|l| &l.deployment)
-            .filter(|d| LabelFilter::all_match(labels, &d.labels))
-            .map(|d| DeploymentRow {
-                name: d.name.clone(),
-                description: d.description.clone(),
-                labels: d.labels.clone(),
-                targets: d.targets.keys().cloned().collect(),
-                components: d.components.iter().map(|c| c.name.to_owned()).collect(),
-                last_deploy: None,
-            })
-            .collect(),
+/// List deployments matching `labels`; the last deploy comes from tag names alone.
+pub fn deployments(
+    catalog: &Catalog,
+    labels: &[LabelFilter],
+    git: Option<&GitRepo>,
+) -> Result<DeploymentList, GitError> {
+    let mut rows = Vec::new();
+    for d in catalog
+        .deployments
+        .iter()
+        .map(|l| &l.deployment)
+        .filter(|d| LabelFilter::all_match(labels, &d.labels))
+    {
+        let last_deploy = match git {
+            Some(git) => git
+                .history_tags(&d.name, None)?
+                .0
+                .into_iter()
+                .filter(|e| d.targets.contains_key(&e.target))
+                .max_by_key(|e| e.key())
+                .map(|e| LastDeploy {
+                    target: e.target,
+                    at: crate::git::tags::rfc3339(e.at),
+                }),
+            None => None,
+        };
+        rows.push(DeploymentRow {
+            name: d.name.clone(),
+            description: d.description.clone(),
+            labels: d.labels.clone(),
+            targets: d.targets.keys().cloned().collect(),
+            components: d.components.iter().map(|c| c.name.to_owned()).collect(),
+            last_deploy,
+        });
+    }
+    Ok(DeploymentList {
+        deployments: rows,
         broken: catalog
             .broken
             .iter()
@@ -163,57 +192,108 @@ pub fn deployments(catalog: &Catalog, labels: &[LabelFilter]) -> DeploymentList 
                 diagnostics: diagnostics.clone(),
             })
             .collect(),
-    }
+    })
 }
 
-/// List the targets of one deployment matching `labels`.
-pub fn targets(loaded: &LoadedDeployment, labels: &[LabelFilter]) -> TargetList {
+/// List the targets of one deployment matching `labels`, with their state when `git` is given.
+pub fn targets(
+    loaded: &LoadedDeployment,
+    labels: &[LabelFilter],
+    git: Option<&GitRepo>,
+) -> Result<TargetList, GitError> {
     let d = &loaded.deployment;
-    TargetList {
+    let (summaries, unparseable) = match git {
+        Some(git) => {
+            let report = status(git, loaded, None)?;
+            let mut out = Vec::new();
+            for t in &report.targets {
+                out.push(t.summary(git)?);
+            }
+            (out, report.unparseable)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(TargetList {
         deployment: d.name.clone(),
+        unparseable,
         targets: d
             .targets
             .iter()
             .filter(|(_, t)| LabelFilter::all_match(labels, &t.labels))
-            .map(|(name, t)| TargetRow {
-                name: name.clone(),
-                promotion_from: t
-                    .promotion
-                    .as_ref()
-                    .map(|p| p.sources().into_iter().map(str::to_owned).collect())
-                    .unwrap_or_default(),
-                requires_approval: t.promotion.as_ref().is_some_and(|p| p.requires_approval),
-                labels: t.labels.clone(),
-                last_deploy: None,
-                status: None,
+            .map(|(name, t)| {
+                let summary = summaries.iter().find(|s| s.target == *name);
+                TargetRow {
+                    name: name.clone(),
+                    promotion_from: t
+                        .promotion
+                        .as_ref()
+                        .map(|p| p.sources().into_iter().map(str::to_owned).collect())
+                        .unwrap_or_default(),
+                    requires_approval: t.promotion.as_ref().is_some_and(|p| p.requires_approval),
+                    labels: t.labels.clone(),
+                    commit: summary.and_then(|s| s.commit.clone()),
+                    last_deploy: summary.and_then(|s| s.deployed_at.clone()),
+                    status: summary.map(|s| s.health.to_owned()),
+                }
             })
             .collect(),
-    }
+    })
 }
 
-/// List the components of one deployment for `target`, matching `labels`.
+/// Why components could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// Unknown target.
+    #[error(transparent)]
+    UnknownTarget(#[from] UnknownTarget),
+    /// Reading state failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+/// List the components of one deployment for `target`, matching `labels`, with their state
+/// when `git` is given.
 pub fn components(
     loaded: &LoadedDeployment,
     target: &str,
     labels: &[LabelFilter],
-) -> Result<ComponentList, UnknownTarget> {
+    git: Option<&GitRepo>,
+) -> Result<ComponentList, ListError> {
     let d = &loaded.deployment;
     UnknownTarget::check(d, target)?;
+    let (state, unparseable) = match git {
+        Some(git) => {
+            let mut report = status(git, loaded, Some(target))?;
+            (
+                report
+                    .targets
+                    .pop()
+                    .map(|t| t.components)
+                    .unwrap_or_default(),
+                report.unparseable,
+            )
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     Ok(ComponentList {
         deployment: d.name.clone(),
         target: target.to_owned(),
+        unparseable,
         components: d
             .components
             .iter()
             .filter(|c| LabelFilter::all_match(labels, &c.component.metadata.labels))
-            .map(|c| ComponentRow {
-                name: c.name.to_owned(),
-                kind: c.kind,
-                depends_on: c.component.metadata.depends_on.clone(),
-                labels: c.component.metadata.labels.clone(),
-                commit: None,
-                deployed_at: None,
-                status: None,
+            .map(|c| {
+                let s = state.iter().find(|s| s.component == c.name);
+                ComponentRow {
+                    name: c.name.to_owned(),
+                    kind: c.kind,
+                    depends_on: c.component.metadata.depends_on.clone(),
+                    labels: c.component.metadata.labels.clone(),
+                    commit: s.and_then(|s| s.commit.clone()),
+                    deployed_at: s.and_then(|s| s.deployed_at.clone()),
+                    status: s.map(|s| s.health().to_owned()),
+                }
             })
             .collect(),
     })

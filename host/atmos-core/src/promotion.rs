@@ -132,6 +132,125 @@ impl PromotionGraph {
     }
 }
 
+/// How far a target is behind one of its sources.
+#[derive(Debug, Clone, Serialize)]
+pub struct Behind {
+    /// The source target.
+    pub source: String,
+    /// Commits the source runs that this target does not.
+    pub commits: usize,
+}
+
+/// A target's place in the promotion flow, for `promotion-graph --show-status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphTargetStatus {
+    /// Target.
+    pub target: String,
+    /// The commit it runs (the newest of its components').
+    pub commit: Option<String>,
+    /// When it was last deployed.
+    pub deployed_at: Option<String>,
+    /// `healthy`, `failed` or `never`.
+    pub health: &'static str,
+    /// How far behind each of its sources it is.
+    pub behind: Vec<Behind>,
+    /// True when it runs something a downstream target does not, and is healthy.
+    pub ready_to_promote: bool,
+    /// True when it runs everything its sources run.
+    pub up_to_date: bool,
+}
+
+/// The graph with each target's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphWithStatus {
+    /// The graph.
+    #[serde(flatten)]
+    pub graph: PromotionGraph,
+    /// Each target's state, in graph target order.
+    pub status: Vec<GraphTargetStatus>,
+    /// Tags that could not be read as records.
+    pub unparseable: Vec<crate::git::records::Unparseable>,
+}
+
+impl PromotionGraph {
+    /// Add each target's deployed commit, health and distance to its sources.
+    pub fn with_status(
+        self,
+        git: &crate::git::GitRepo,
+        loaded: &LoadedDeployment,
+    ) -> Result<GraphWithStatus, crate::git::GitError> {
+        let report = crate::status::status(git, loaded, None)?;
+        let mut summaries = Vec::new();
+        for t in &report.targets {
+            summaries.push(t.summary(git)?);
+        }
+        let commit_of = |name: &str| {
+            summaries
+                .iter()
+                .find(|s| s.target == name)
+                .and_then(|s| s.commit.clone())
+        };
+        let mut status = Vec::new();
+        for t in &self.targets {
+            let summary = summaries.iter().find(|s| s.target == t.name);
+            let commit = commit_of(&t.name);
+            let mut behind = Vec::new();
+            for source in &t.from {
+                if let Some(src) = commit_of(source) {
+                    let n = match &commit {
+                        Some(mine) if *mine == src => 0,
+                        Some(mine) => {
+                            let (ahead, _) = git.raw().graph_ahead_behind(
+                                git2::Oid::from_str(&src)?,
+                                git2::Oid::from_str(mine)?,
+                            )?;
+                            ahead
+                        }
+                        None => usize::MAX,
+                    };
+                    behind.push(Behind {
+                        source: source.clone(),
+                        commits: n,
+                    });
+                }
+            }
+            let health = summary.map_or("never", |s| s.health);
+            let downstream: Vec<&str> = self
+                .edges
+                .iter()
+                .filter(|e| e.from == t.name)
+                .map(|e| e.to.as_str())
+                .collect();
+            let mut ready = false;
+            if let Some(mine) = &commit
+                && health == "healthy"
+            {
+                for d in downstream {
+                    let lacks = match commit_of(d) {
+                        None => true,
+                        Some(theirs) => theirs != *mine && !git.is_ancestor(mine, &theirs)?,
+                    };
+                    ready |= lacks;
+                }
+            }
+            status.push(GraphTargetStatus {
+                target: t.name.clone(),
+                up_to_date: commit.is_some() && behind.iter().all(|b| b.commits == 0),
+                commit,
+                deployed_at: summary.and_then(|s| s.deployed_at.clone()),
+                health,
+                behind,
+                ready_to_promote: ready,
+            });
+        }
+        Ok(GraphWithStatus {
+            graph: self,
+            status,
+            unparseable: report.unparseable,
+        })
+    }
+}
+
 /// Paths from entry points to sinks, capped so that a wide graph cannot explode.
 fn all_paths(targets: &[GraphTarget], edges: &[Edge]) -> Vec<Vec<String>> {
     const MAX_PATHS: usize = 64;

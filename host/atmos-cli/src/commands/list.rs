@@ -3,9 +3,10 @@
 use atmos_core::exit::Exit;
 use atmos_core::listing::{self, ComponentList, DeploymentList, LabelFilter, TargetList};
 
-use super::{Context, Failure};
+use super::{Context, Failure, git_failure};
 use crate::cli::{Format, ListArgs, ListWhat};
 use crate::render::table::Table;
+use crate::render::time::ago;
 
 const NEVER: &str = "never";
 
@@ -24,10 +25,14 @@ pub fn run(args: &ListArgs, ctx: &Context) -> Result<Exit, Failure> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let now = jiff::Timestamp::now();
     let text = match &args.what {
         None | Some(ListWhat::Deployments) => {
-            let catalog = ctx.project()?.load_all()?;
-            let report = listing::deployments(&catalog, &labels);
+            let project = ctx.project()?;
+            let catalog = project.load_all()?;
+            let git = ctx.git(&project);
+            let report =
+                listing::deployments(&catalog, &labels, git.as_ref()).map_err(git_failure)?;
             for broken in &report.broken {
                 let errors = broken.diagnostics.iter().filter(|d| d.is_error()).count();
                 let first = broken
@@ -44,17 +49,19 @@ pub fn run(args: &ListArgs, ctx: &Context) -> Result<Exit, Failure> {
             }
             ctx.out
                 .structured(&report)
-                .unwrap_or_else(|| render_deployments(&report))
+                .unwrap_or_else(|| render_deployments(&report, now))
         }
         Some(ListWhat::Targets { deployment }) => {
-            let (_, loaded) = ctx.deployment(deployment)?;
-            let report = listing::targets(&loaded, &labels);
+            let (project, loaded) = ctx.deployment(deployment)?;
+            let git = ctx.git(&project);
+            let report = listing::targets(&loaded, &labels, git.as_ref()).map_err(git_failure)?;
+            ctx.warn_unparseable(&report.unparseable);
             ctx.out
                 .structured(&report)
-                .unwrap_or_else(|| render_targets(&report))
+                .unwrap_or_else(|| render_targets(&report, now))
         }
         Some(ListWhat::Components { deployment, target }) => {
-            let (_, loaded) = ctx.deployment(deployment)?;
+            let (project, loaded) = ctx.deployment(deployment)?;
             let target = match target.as_deref().or(loaded
                 .deployment
                 .context
@@ -78,10 +85,17 @@ pub fn run(args: &ListArgs, ctx: &Context) -> Result<Exit, Failure> {
                     ));
                 }
             };
-            let report = listing::components(&loaded, &target, &labels)?;
+            let git = ctx.git(&project);
+            let report = listing::components(&loaded, &target, &labels, git.as_ref()).map_err(
+                |e| match e {
+                    listing::ListError::UnknownTarget(t) => Failure::from(t),
+                    listing::ListError::Git(g) => git_failure(g),
+                },
+            )?;
+            ctx.warn_unparseable(&report.unparseable);
             ctx.out
                 .structured(&report)
-                .unwrap_or_else(|| render_components(&report))
+                .unwrap_or_else(|| render_components(&report, now))
         }
     };
     ctx.out.print(&text)?;
@@ -96,13 +110,13 @@ fn summarize(names: &[String], max: usize) -> String {
     format!("{} ({})", names.len(), shown.join(", "))
 }
 
-fn render_deployments(report: &DeploymentList) -> String {
+fn render_deployments(report: &DeploymentList, now: jiff::Timestamp) -> String {
     let mut t = Table::new(["Name", "Targets", "Components", "Last Deploy"]);
     for d in &report.deployments {
-        let last = d
-            .last_deploy
-            .as_ref()
-            .map_or_else(|| NEVER.to_owned(), |l| format!("{} ({})", l.at, l.target));
+        let last = d.last_deploy.as_ref().map_or_else(
+            || NEVER.to_owned(),
+            |l| format!("{} ({})", ago(&l.at, now), l.target),
+        );
         t.row([
             d.name.clone(),
             d.targets.join(", "),
@@ -119,7 +133,7 @@ fn render_deployments(report: &DeploymentList) -> String {
     out
 }
 
-fn render_targets(report: &TargetList) -> String {
+fn render_targets(report: &TargetList, now: jiff::Timestamp) -> String {
     let mut t = Table::new([
         "Target",
         "Promotion From",
@@ -137,14 +151,16 @@ fn render_targets(report: &TargetList) -> String {
             row.name.clone(),
             from,
             if row.requires_approval { "yes" } else { "no" }.to_owned(),
-            row.last_deploy.clone().unwrap_or_else(|| NEVER.to_owned()),
+            row.last_deploy
+                .as_deref()
+                .map_or_else(|| NEVER.to_owned(), |d| ago(d, now)),
             row.status.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }
     format!("{} targets\n\n{}", report.deployment, t.render())
 }
 
-fn render_components(report: &ComponentList) -> String {
+fn render_components(report: &ComponentList, now: jiff::Timestamp) -> String {
     let mut t = Table::new([
         "Component",
         "Type",
@@ -162,8 +178,12 @@ fn render_components(report: &ComponentList) -> String {
             } else {
                 c.depends_on.join(", ")
             },
-            c.commit.clone().unwrap_or_else(|| "-".to_owned()),
-            c.deployed_at.clone().unwrap_or_else(|| NEVER.to_owned()),
+            c.commit
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |s| atmos_core::git::short(s).to_owned()),
+            c.deployed_at
+                .as_deref()
+                .map_or_else(|| NEVER.to_owned(), |d| ago(d, now)),
             c.status.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }

@@ -2,9 +2,13 @@
 
 pub mod completion;
 pub mod describe;
+pub mod diff;
+pub mod history;
 pub mod list;
 pub mod promotion_graph;
 pub mod rollout;
+pub mod runner;
+pub mod status;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -13,6 +17,8 @@ use atmos_core::config::{LoadedDeployment, Project, ProjectError};
 use atmos_core::describe::UnknownTarget;
 use atmos_core::diagnostic::Diagnostic;
 use atmos_core::exit::Exit;
+use atmos_core::git::GitRepo;
+use atmos_core::git::records::Unparseable;
 use serde::Serialize;
 
 use crate::cli::{DeploymentCommand, Format, GlobalArgs};
@@ -26,6 +32,9 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::Describe(args) => describe::run(&args, ctx),
         DeploymentCommand::PromotionGraph(args) => promotion_graph::run(&args, ctx),
         DeploymentCommand::Rollout(args) => rollout::run(&args, ctx),
+        DeploymentCommand::Status(args) => status::run(&args, ctx),
+        DeploymentCommand::History(args) => history::run(&args, ctx),
+        DeploymentCommand::Diff(args) => diff::run(&args, ctx),
     }
 }
 
@@ -109,6 +118,21 @@ impl From<ProjectError> for Failure {
     }
 }
 
+/// A git failure while reading state: exit 1.
+pub fn git_failure(e: atmos_core::git::GitError) -> Failure {
+    let exit = match e {
+        atmos_core::git::GitError::UnknownRevision { .. }
+        | atmos_core::git::GitError::AmbiguousRevision { .. } => Exit::Usage,
+        _ => Exit::Failed,
+    };
+    Failure::User {
+        exit,
+        message: e.to_string(),
+        hint: None,
+        diagnostics: Vec::new(),
+    }
+}
+
 impl From<UnknownTarget> for Failure {
     fn from(e: UnknownTarget) -> Failure {
         Failure::usage(e.to_string(), Some(e.hint()))
@@ -151,6 +175,39 @@ impl Context {
     /// The project containing the start directory.
     pub fn project(&self) -> Result<Project, Failure> {
         Ok(Project::discover(&self.start)?)
+    }
+
+    /// The git repository of the project; `None` when it has none (state reads as empty).
+    pub fn git(&self, project: &Project) -> Option<GitRepo> {
+        GitRepo::discover(&project.root).ok()
+    }
+
+    /// The git repository of the project, required.
+    pub fn require_git(&self, project: &Project) -> Result<GitRepo, Failure> {
+        GitRepo::discover(&project.root).map_err(|e| {
+            Failure::usage(
+                e.to_string(),
+                Some("atmos records deployments in git: run `git init` and commit".into()),
+            )
+        })
+    }
+
+    /// Warn about tags in the namespace that are not atmos records.
+    pub fn warn_unparseable(&self, list: &[Unparseable]) {
+        if list.is_empty() {
+            return;
+        }
+        let mut text = format!(
+            "{} tag{} under atmos/deployments/ {} not atmos records and {} skipped:",
+            list.len(),
+            if list.len() == 1 { "" } else { "s" },
+            if list.len() == 1 { "is" } else { "are" },
+            if list.len() == 1 { "was" } else { "were" },
+        );
+        for u in list {
+            text.push_str(&format!("\n  {}: {}", u.tag, u.reason));
+        }
+        self.out.warn(&text);
     }
 
     /// Load one deployment of the project.

@@ -9,8 +9,21 @@ use crate::render::graph;
 
 /// Draw the graph.
 pub fn run(args: &PromotionGraphArgs, ctx: &Context) -> Result<Exit, Failure> {
-    let (_, loaded) = ctx.deployment(&args.deployment)?;
+    let (project, loaded) = ctx.deployment(&args.deployment)?;
     let g = PromotionGraph::of(&loaded);
+    if args.show_status {
+        let git = ctx.require_git(&project)?;
+        let with = g.with_status(&git, &loaded).map_err(super::git_failure)?;
+        ctx.warn_unparseable(&with.unparseable);
+        let text = match ctx.out.format {
+            Format::Table => graph::boxes_with_status(&with, jiff::Timestamp::now()),
+            Format::Dot => graph::dot(&with.graph),
+            Format::Mermaid => graph::mermaid(&with.graph),
+            Format::Json | Format::Yaml => ctx.out.structured(&with).unwrap_or_default(),
+        };
+        ctx.out.print(&text)?;
+        return Ok(Exit::Done);
+    }
     let text = match ctx.out.format {
         Format::Table => graph::boxes(&g),
         Format::Dot => graph::dot(&g),

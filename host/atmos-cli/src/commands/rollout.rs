@@ -108,7 +108,7 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
 
     let started = Instant::now();
-    let runs = run_async(&prepared, parallelism, &live)?;
+    let runs = super::runner::run_waves(&prepared, parallelism, live.sink())?;
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
 
     if args.plan {
@@ -185,47 +185,6 @@ fn parse_metadata(list: &[String]) -> Result<IndexMap<String, String>, Failure> 
     Ok(out)
 }
 
-/// Run the waves on a tokio runtime, turning SIGINT/SIGTERM into a cancellation.
-fn run_async(
-    prepared: &execute::Prepared,
-    parallelism: usize,
-    live: &Live,
-) -> Result<Vec<atmos_core::rollout::ComponentRun>, Failure> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::User {
-            exit: Exit::Failed,
-            message: format!("cannot start the async runtime: {e}"),
-            hint: None,
-            diagnostics: Vec::new(),
-        })?;
-    let sink = live.sink();
-    Ok(runtime.block_on(async {
-        let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-        let signals = tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let term_recv = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term_recv => {}
-            }
-            let _ = cancel_tx.send(true);
-        });
-        let runs = execute::run(prepared, parallelism, sink, cancel_rx).await;
-        signals.abort();
-        runs
-    }))
-}
-
 /// Where progress goes, with a lock so concurrent components do not interleave mid-line.
 struct Live {
     to_stderr: bool,
@@ -289,7 +248,7 @@ impl Live {
                     Outcome::Succeeded => {
                         format!("{} {component} ({})\n", style.ok("✓"), seconds(duration_ms))
                     }
-                    Outcome::Failed { error } => format!(
+                    Outcome::Failed { error, .. } => format!(
                         "{} {component} failed: {error} ({})\n",
                         style.error("✗"),
                         seconds(duration_ms)
@@ -507,7 +466,7 @@ fn render_summary(report: &RolloutReport, s: &Style, log_dir: &str) -> String {
         for c in &report.components {
             let Some(run) = &c.run else { continue };
             match &run.outcome {
-                Outcome::Failed { error } => out.push_str(&format!(
+                Outcome::Failed { error, .. } => out.push_str(&format!(
                     "  ✗ {}: {error}{}\n",
                     c.planned.name,
                     run.log

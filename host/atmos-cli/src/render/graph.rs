@@ -1,6 +1,6 @@
 //! The promotion graph as boxes (the seed's drawing), Graphviz dot, or a Mermaid flowchart.
 
-use atmos_core::promotion::{GraphTarget, PromotionGraph};
+use atmos_core::promotion::{GraphTarget, GraphWithStatus, PromotionGraph};
 
 /// Text lines of a box around `lines`, each centered; all lines the same width.
 fn boxed(lines: &[String], inner: usize) -> Vec<String> {
@@ -126,6 +126,84 @@ pub fn boxes(g: &PromotionGraph) -> String {
             out.push_str(text.trim_end());
             out.push('\n');
         }
+    }
+    out
+}
+
+/// The seed's `--show-status` drawing: one box per target with its commit, age, health and
+/// place in the flow, in promotion order (layer by layer).
+pub fn boxes_with_status(g: &GraphWithStatus, now: jiff::Timestamp) -> String {
+    let mut out = format!("{} promotion graph:\n\n", g.graph.deployment);
+    let boxes: Vec<(usize, Vec<String>)> = g
+        .graph
+        .layers
+        .iter()
+        .enumerate()
+        .flat_map(|(layer, names)| names.iter().map(move |n| (layer, n)))
+        .filter_map(|(layer, name)| {
+            let t = g.graph.target(name)?;
+            let s = g.status.iter().find(|s| s.target == *name)?;
+            let mut lines = vec![t.name.clone()];
+            match &s.commit {
+                Some(c) => {
+                    lines.push(c[..c.len().min(9)].to_owned());
+                    if let Some(at) = &s.deployed_at {
+                        lines.push(format!("deployed {}", crate::render::time::ago(at, now)));
+                    }
+                    lines.push(format!("status: {}", s.health));
+                }
+                None => lines.push("not deployed".to_owned()),
+            }
+            if !t.entry_point {
+                lines.push(format!("from: {}", t.from.join(", ")));
+            }
+            for b in &s.behind {
+                if b.commits == usize::MAX {
+                    lines.push(format!("{} has code to promote", b.source));
+                } else if b.commits > 0 {
+                    let plural = if b.commits == 1 { "" } else { "s" };
+                    lines.push(format!(
+                        "drift: {} commit{plural} behind {}",
+                        b.commits, b.source
+                    ));
+                }
+            }
+            if s.up_to_date && !t.entry_point {
+                lines.push("up to date ✓".to_owned());
+            }
+            if s.ready_to_promote {
+                lines.push("ready to promote ✓".to_owned());
+            }
+            if t.requires_approval {
+                lines.push("requires approval".to_owned());
+            }
+            Some((layer, lines))
+        })
+        .collect();
+    let inner = boxes
+        .iter()
+        .flat_map(|(_, l)| l.iter().map(|x| x.chars().count()))
+        .max()
+        .unwrap_or(0)
+        + 6;
+    let indent = "     ";
+    let mut previous_layer = None;
+    for (layer, lines) in &boxes {
+        if previous_layer.is_some() {
+            let arrow = if previous_layer == Some(*layer) {
+                " "
+            } else {
+                "↓"
+            };
+            out.push_str(&format!(
+                "{indent}{}\n",
+                center(arrow, inner + 2).trim_end()
+            ));
+        }
+        for line in boxed(lines, inner) {
+            out.push_str(&format!("{indent}{line}\n"));
+        }
+        previous_layer = Some(*layer);
     }
     out
 }

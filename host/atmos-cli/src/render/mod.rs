@@ -5,6 +5,7 @@ pub mod diagnostics;
 pub mod graph;
 pub mod style;
 pub mod table;
+pub mod time;
 
 use std::io::{self, Write};
 

@@ -3,6 +3,8 @@
 //! of one rollout's records in [`record`]. Local work goes through libgit2 (`git2`).
 
 pub mod record;
+pub mod records;
+pub mod refdb;
 pub mod refs;
 pub mod tags;
 
@@ -73,6 +75,7 @@ pub struct CommitInfo {
 /// The repository that holds a project.
 pub struct GitRepo {
     repo: Repository,
+    refs: refdb::RefDb,
 }
 
 impl std::fmt::Debug for GitRepo {
@@ -89,7 +92,13 @@ impl GitRepo {
         let repo = Repository::discover(path).map_err(|_| GitError::NotARepository {
             path: path.to_owned(),
         })?;
-        Ok(GitRepo { repo })
+        let refs = refdb::RefDb::new(repo.path(), repo.commondir());
+        Ok(GitRepo { repo, refs })
+    }
+
+    /// Prefix listing of refs (cached `packed-refs`).
+    pub fn refs(&self) -> &refdb::RefDb {
+        &self.refs
     }
 
     /// The underlying libgit2 handle.

@@ -1,8 +1,6 @@
 //! Current state: one lightweight ref per deployed component,
 //! `refs/atmos/deployments/<deployment>/<target>/<component>` → the deployed commit.
 
-use git2::ErrorCode;
-
 use super::{GitError, GitRepo};
 
 /// Namespace of every state ref.
@@ -22,11 +20,7 @@ impl GitRepo {
         component: &str,
     ) -> Result<Option<String>, GitError> {
         let name = state_ref(deployment, target, component);
-        match self.raw().refname_to_id(&name) {
-            Ok(oid) => Ok(Some(oid.to_string())),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.refs().find(&name)?.map(|e| e.oid))
     }
 }
 

@@ -233,6 +233,7 @@ fn step_name(step: Step) -> &'static str {
     match step {
         Step::Apply => "apply",
         Step::Plan => "plan",
+        Step::Drift => "drift",
     }
 }
 
@@ -289,9 +290,10 @@ pub async fn run(
             let events = events.clone();
             let cancel = cancel.clone();
             let limit = limit.clone();
+            let step = prepared.step;
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                run_component(pc, events, cancel).await
+                run_component(pc, step, events, cancel).await
             });
         }
         if !started.is_empty() {
@@ -315,6 +317,7 @@ pub async fn run(
 
 async fn run_component(
     pc: PreparedComponent,
+    step: Step,
     events: Events,
     mut cancel: watch::Receiver<bool>,
 ) -> ComponentRun {
@@ -336,7 +339,7 @@ async fn run_component(
             component: pc.name.clone(),
             command: display.clone(),
         });
-        outcome = run_command(&pc, spec, &events, &mut cancel, &mut log).await;
+        outcome = run_command(&pc, spec, step, &events, &mut cancel, &mut log).await;
         if outcome != Outcome::Succeeded {
             break;
         }
@@ -375,6 +378,7 @@ fn log_line(log: &mut Option<std::fs::File>, line: &str) {
 async fn run_command(
     pc: &PreparedComponent,
     spec: &CommandSpec,
+    step: Step,
     events: &Events,
     cancel: &mut watch::Receiver<bool>,
     log: &mut Option<std::fs::File>,
@@ -396,7 +400,10 @@ async fn run_command(
         Err(e) => {
             let error = format!("cannot start `{}`: {e}", spec.program.display());
             log_line(log, &error);
-            return Outcome::Failed { error };
+            return Outcome::Failed {
+                error,
+                exit_code: None,
+            };
         }
     };
     let pid = child.id();
@@ -451,13 +458,17 @@ async fn run_command(
     match status {
         _ if interrupted => Outcome::Interrupted,
         Ok(s) if s.success() => Outcome::Succeeded,
+        // A plan that exits 2 ran and found changes to make (terraform/helmfile convention).
+        Ok(s) if step == Step::Plan && s.code() == Some(2) => Outcome::Succeeded,
         Ok(s) => Outcome::Failed {
+            exit_code: s.code(),
             error: match s.code() {
                 Some(code) => format!("`{}` exited with status {code}", short_command(spec)),
                 None => format!("`{}` was killed by a signal", short_command(spec)),
             },
         },
         Err(e) => Outcome::Failed {
+            exit_code: None,
             error: format!("waiting for `{}` failed: {e}", short_command(spec)),
         },
     }

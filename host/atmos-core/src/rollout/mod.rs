@@ -180,6 +180,9 @@ pub enum Outcome {
     Failed {
         /// Why.
         error: String,
+        /// The failing command's exit code, when it exited.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
     },
     /// Stopped by SIGINT/SIGTERM while running.
     Interrupted,

@@ -30,7 +30,7 @@ pub fn record(
         let (status, error) = match &run.outcome {
             Outcome::Succeeded if planned.change == Change::Rollback => (Status::Rollback, None),
             Outcome::Succeeded => (Status::Success, None),
-            Outcome::Failed { error } => (Status::Failure, Some(error.clone())),
+            Outcome::Failed { error, .. } => (Status::Failure, Some(error.clone())),
             Outcome::Interrupted => (Status::Failure, Some("interrupted by a signal".to_owned())),
             Outcome::Skipped { .. } => continue,
         };

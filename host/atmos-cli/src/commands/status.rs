@@ -1,0 +1,209 @@
+//! `atmos deployment status [<d> [--target t]]`.
+
+use atmos_core::exit::Exit;
+use atmos_core::git::short;
+use atmos_core::status::{ComponentStatus, StatusReport, TargetSummary, status};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::{Context, Failure, git_failure};
+use crate::cli::{Format, StatusArgs};
+use crate::render::table::Table;
+use crate::render::time::{ago, ago_clock, clock};
+
+/// Every deployment, one line per target.
+#[derive(Serialize)]
+struct AllStatus {
+    deployments: Vec<DeploymentSummary>,
+    unparseable: Vec<atmos_core::git::records::Unparseable>,
+}
+
+#[derive(Serialize)]
+struct DeploymentSummary {
+    deployment: String,
+    targets: Vec<TargetSummary>,
+}
+
+/// Show status.
+pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
+    ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "status")?;
+    let now = Timestamp::now();
+    let Some(name) = &args.deployment else {
+        let project = ctx.project()?;
+        let git = ctx.require_git(&project)?;
+        let catalog = project.load_all()?;
+        for (broken, _) in &catalog.broken {
+            ctx.out.warn(&format!(
+                "skipped deployment `{broken}`: its file is invalid (run `atmos deployment validate {broken}`)"
+            ));
+        }
+        let mut all = AllStatus {
+            deployments: Vec::new(),
+            unparseable: Vec::new(),
+        };
+        for loaded in &catalog.deployments {
+            let report = status(&git, loaded, None).map_err(git_failure)?;
+            let mut targets = Vec::new();
+            for t in &report.targets {
+                targets.push(t.summary(&git).map_err(git_failure)?);
+            }
+            all.unparseable.extend(report.unparseable);
+            all.deployments.push(DeploymentSummary {
+                deployment: loaded.deployment.name.clone(),
+                targets,
+            });
+        }
+        ctx.warn_unparseable(&all.unparseable);
+        let text = ctx
+            .out
+            .structured(&all)
+            .unwrap_or_else(|| render_all(&all, now));
+        ctx.out.print(&text)?;
+        return Ok(Exit::Done);
+    };
+    let (project, loaded) = ctx.deployment(name)?;
+    if let Some(t) = &args.target {
+        atmos_core::describe::UnknownTarget::check(&loaded.deployment, t)?;
+    }
+    let git = ctx.require_git(&project)?;
+    let report = status(&git, &loaded, args.target.as_deref()).map_err(git_failure)?;
+    ctx.warn_unparseable(&report.unparseable);
+    let text = ctx
+        .out
+        .structured(&report)
+        .unwrap_or_else(|| match &args.target {
+            Some(_) => render_target(&report, now),
+            None => render_deployment(name, &report, now),
+        });
+    ctx.out.print(&text)?;
+    Ok(Exit::Done)
+}
+
+fn commit_cell(c: &ComponentStatus) -> String {
+    c.commit
+        .as_deref()
+        .map_or("-".to_owned(), |s| short(s).to_owned())
+}
+
+fn status_cell(c: &ComponentStatus) -> String {
+    let base = match (&c.status, &c.last_attempt) {
+        (Some(s), _) => s.as_str().to_owned(),
+        (None, Some(a)) => a.status.as_str().to_owned(),
+        (None, None) if c.commit.is_some() => "unknown".to_owned(),
+        (None, None) => "never deployed".to_owned(),
+    };
+    let mut out = base;
+    if let Some(a) = &c.last_attempt
+        && c.status.is_some()
+        && a.status == atmos_core::git::tags::Status::Failure
+    {
+        out = format!(
+            "failure at {} (still runs {})",
+            short(&a.git_sha),
+            commit_cell(c)
+        );
+    }
+    if !c.in_config {
+        out.push_str(" (not in config)");
+    }
+    out
+}
+
+fn render_target(report: &StatusReport, now: Timestamp) -> String {
+    let Some(t) = report.targets.first() else {
+        return String::new();
+    };
+    let mut table = Table::new(["Component", "Commit", "Deployed", "By", "Status"]);
+    for c in &t.components {
+        table.row([
+            c.component.clone(),
+            commit_cell(c),
+            c.deployed_at
+                .as_deref()
+                .map_or("never".to_owned(), |d| ago_clock(d, now)),
+            c.deployed_by.clone().unwrap_or_else(|| "-".to_owned()),
+            status_cell(c),
+        ]);
+    }
+    let mut out = format!("{} → {}\n\n{}", t.deployment, t.target, table.render());
+    let joined = |f: &dyn Fn(&ComponentStatus) -> Option<String>| {
+        let mut values: Vec<String> = t.components.iter().filter_map(f).collect();
+        values.dedup();
+        values.sort();
+        values.dedup();
+        (!values.is_empty()).then(|| values.join(", "))
+    };
+    let mut footer = Vec::new();
+    if let Some(v) = joined(&|c| c.promoted_from.clone()) {
+        footer.push(format!("Promoted from: {v}"));
+    }
+    if let Some(v) = joined(&|c| {
+        c.approved_by.as_ref().map(|a| {
+            format!(
+                "{a} ({})",
+                c.deployed_at.as_deref().map(clock).unwrap_or_default()
+            )
+        })
+    }) {
+        footer.push(format!("Approved by: {v}"));
+    }
+    if let Some(v) = joined(&|c| c.build_id.clone()) {
+        footer.push(format!("Build ID: {v}"));
+    }
+    if let Some(v) = joined(&|c| c.pr.clone()) {
+        footer.push(format!("PR: {v}"));
+    }
+    if !footer.is_empty() {
+        out.push('\n');
+        for line in footer {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn render_deployment(name: &str, report: &StatusReport, now: Timestamp) -> String {
+    let mut table = Table::new(["Target", "Component", "Commit", "Deployed", "Status"]);
+    for t in &report.targets {
+        for c in &t.components {
+            table.row([
+                t.target.clone(),
+                c.component.clone(),
+                commit_cell(c),
+                c.deployed_at
+                    .as_deref()
+                    .map_or("never".to_owned(), |d| ago(d, now)),
+                status_cell(c),
+            ]);
+        }
+    }
+    format!("{name}\n\n{}", table.render())
+}
+
+fn render_all(all: &AllStatus, now: Timestamp) -> String {
+    let mut table = Table::new(["Deployment", "Target", "Commit", "Deployed", "Health"]);
+    for d in &all.deployments {
+        for t in &d.targets {
+            let commit = match (&t.commit, t.mixed) {
+                (Some(c), false) => short(c).to_owned(),
+                (Some(c), true) => format!("{} (mixed)", short(c)),
+                (None, _) => "-".to_owned(),
+            };
+            table.row([
+                d.deployment.clone(),
+                t.target.clone(),
+                commit,
+                t.deployed_at
+                    .as_deref()
+                    .map_or("never".to_owned(), |x| ago(x, now)),
+                t.health.to_owned(),
+            ]);
+        }
+    }
+    format!(
+        "Deployments ({})\n\n{}",
+        all.deployments.len(),
+        table.render()
+    )
+}

@@ -1,0 +1,433 @@
+//! `diff`: two targets (or two commits) side by side: how far apart their commits are,
+//! which components differ, how the configuration differs as of each side's deployed commit
+//! (read from git, not the work tree), the commits between them, and the files changed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use git2::{Delta, Oid};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::config::LoadedDeployment;
+use crate::config::load::parse_deployment;
+use crate::config::merge::merge_vars;
+use crate::config::model::{Deployment, Target};
+use crate::git::{GitError, GitRepo, short};
+
+/// One side of a diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Side {
+    /// What a target runs.
+    Target(String),
+    /// A commit.
+    Commit(String),
+}
+
+/// What to compare.
+#[derive(Debug, Clone)]
+pub struct DiffQuery {
+    /// The older side, usually.
+    pub from: Side,
+    /// The newer side, usually.
+    pub to: Side,
+    /// Only this component.
+    pub component: Option<String>,
+    /// List changed files.
+    pub show_files: bool,
+    /// For commit-to-commit diffs: whose context to merge into vars.
+    pub context_target: Option<String>,
+}
+
+/// One side as resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct SideSummary {
+    /// Target name, or `None` for a commit.
+    pub target: Option<String>,
+    /// The commit that stands for the side (for a target: the newest commit its components
+    /// run; `None` when nothing is deployed).
+    pub commit: Option<String>,
+    /// When that target was last deployed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_at: Option<String>,
+}
+
+/// One component on both sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentChange {
+    /// Component.
+    pub component: String,
+    /// Commit on the `from` side.
+    pub from: Option<String>,
+    /// Commit on the `to` side.
+    pub to: Option<String>,
+    /// True when they differ.
+    pub changed: bool,
+}
+
+/// One configuration value on both sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigChange {
+    /// `component.key.path`.
+    pub key: String,
+    /// Value on the `from` side.
+    pub from: Option<Value>,
+    /// Value on the `to` side.
+    pub to: Option<Value>,
+    /// `changed`, `added`, `removed` or `unchanged`.
+    pub change: &'static str,
+}
+
+/// A commit between the sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEntry {
+    /// Full sha.
+    pub sha: String,
+    /// First line of the message.
+    pub subject: String,
+    /// Author email.
+    pub author: String,
+}
+
+/// A file changed between the sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileChange {
+    /// Path in the repository.
+    pub path: String,
+    /// `added`, `modified`, `deleted`, `renamed`, …
+    pub status: &'static str,
+}
+
+/// The `diff` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffReport {
+    /// Deployment.
+    pub deployment: String,
+    /// The `from` side.
+    pub from: SideSummary,
+    /// The `to` side.
+    pub to: SideSummary,
+    /// Commits in `to` that `from` lacks (`from` is this many commits behind).
+    pub behind: usize,
+    /// Commits in `from` that `to` lacks.
+    pub ahead: usize,
+    /// Per component.
+    pub components: Vec<ComponentChange>,
+    /// Merged vars compared key by key.
+    pub config: Vec<ConfigChange>,
+    /// Why some of the configuration could not be compared.
+    pub config_notes: Vec<String>,
+    /// Commits in `to` not in `from`, newest first (at most 100).
+    pub log: Vec<LogEntry>,
+    /// Files changed from `from` to `to`, with `--show-files`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileChange>>,
+}
+
+/// Compute the diff.
+pub fn diff(
+    git: &GitRepo,
+    loaded: &LoadedDeployment,
+    project_root: &Path,
+    query: &DiffQuery,
+) -> Result<DiffReport, GitError> {
+    let d = &loaded.deployment;
+    let components: Vec<String> = d
+        .components
+        .iter()
+        .map(|c| c.name.to_owned())
+        .filter(|n| query.component.as_deref().is_none_or(|c| c == n))
+        .collect();
+    let (from, from_commits) = resolve_side(git, loaded, &query.from, &components)?;
+    let (to, to_commits) = resolve_side(git, loaded, &query.to, &components)?;
+
+    let changes: Vec<ComponentChange> = components
+        .iter()
+        .zip(from_commits.iter().zip(&to_commits))
+        .map(|(c, (f, t))| ComponentChange {
+            component: c.clone(),
+            from: f.clone(),
+            to: t.clone(),
+            changed: f != t,
+        })
+        .collect();
+
+    let (mut ahead, mut behind, mut log) = (0, 0, Vec::new());
+    if let (Some(f), Some(t)) = (&from.commit, &to.commit) {
+        let (a, b) = git
+            .raw()
+            .graph_ahead_behind(Oid::from_str(t)?, Oid::from_str(f)?)?;
+        behind = a;
+        ahead = b;
+        let mut walk = git.raw().revwalk()?;
+        walk.push(Oid::from_str(t)?)?;
+        walk.hide(Oid::from_str(f)?)?;
+        for oid in walk.take(100) {
+            let commit = git.raw().find_commit(oid?)?;
+            log.push(LogEntry {
+                sha: commit.id().to_string(),
+                subject: commit
+                    .summary()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+                    .to_owned(),
+                author: commit.author().email().unwrap_or_default().to_owned(),
+            });
+        }
+    }
+
+    let rel = deployment_file(git, loaded, project_root);
+    let mut notes = Vec::new();
+    let from_cfg = config_at(git, &rel, from.commit.as_deref(), &mut notes);
+    let to_cfg = config_at(git, &rel, to.commit.as_deref(), &mut notes);
+    let context_of = |side: &Side| match side {
+        Side::Target(t) => Some(t.clone()),
+        Side::Commit(_) => query.context_target.clone(),
+    };
+    let from_vars = flat_vars(
+        from_cfg.as_ref(),
+        context_of(&query.from).as_deref(),
+        &components,
+    );
+    let to_vars = flat_vars(
+        to_cfg.as_ref(),
+        context_of(&query.to).as_deref(),
+        &components,
+    );
+    let keys: BTreeSet<&String> = from_vars.keys().chain(to_vars.keys()).collect();
+    let config = keys
+        .into_iter()
+        .map(|k| {
+            let (f, t) = (from_vars.get(k).cloned(), to_vars.get(k).cloned());
+            let change = match (&f, &t) {
+                (Some(a), Some(b)) if a == b => "unchanged",
+                (Some(_), Some(_)) => "changed",
+                (None, Some(_)) => "added",
+                _ => "removed",
+            };
+            ConfigChange {
+                key: k.clone(),
+                from: f,
+                to: t,
+                change,
+            }
+        })
+        .collect();
+
+    let files = match (query.show_files, &from.commit, &to.commit) {
+        (true, Some(f), Some(t)) => Some(changed_files(git, f, t)?),
+        (true, _, _) => Some(Vec::new()),
+        _ => None,
+    };
+    Ok(DiffReport {
+        deployment: d.name.clone(),
+        from,
+        to,
+        behind,
+        ahead,
+        components: changes,
+        config,
+        config_notes: notes,
+        log,
+        files,
+    })
+}
+
+fn resolve_side(
+    git: &GitRepo,
+    loaded: &LoadedDeployment,
+    side: &Side,
+    components: &[String],
+) -> Result<(SideSummary, Vec<Option<String>>), GitError> {
+    let d = &loaded.deployment;
+    match side {
+        Side::Commit(spec) => {
+            let sha = git.resolve_commit(spec)?;
+            Ok((
+                SideSummary {
+                    target: None,
+                    commit: Some(sha.clone()),
+                    deployed_at: None,
+                },
+                vec![Some(sha); components.len()],
+            ))
+        }
+        Side::Target(t) => {
+            let state = git.state_refs(&d.name, Some(t))?;
+            let commits: Vec<Option<String>> = components
+                .iter()
+                .map(|c| {
+                    state
+                        .iter()
+                        .find(|s| s.component == *c)
+                        .map(|s| s.commit.clone())
+                })
+                .collect();
+            let unique: Vec<String> = commits
+                .iter()
+                .flatten()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let newest = newest_commit(git, &unique)?;
+            let (tags, _) = git.history_tags(&d.name, Some(t))?;
+            let deployed_at = tags.last().map(|e| e.at.to_string());
+            Ok((
+                SideSummary {
+                    target: Some(t.clone()),
+                    commit: newest,
+                    deployed_at,
+                },
+                commits,
+            ))
+        }
+    }
+}
+
+/// The commit that contains all the others, or else the most recently committed one.
+pub fn newest_commit(git: &GitRepo, commits: &[String]) -> Result<Option<String>, GitError> {
+    for c in commits {
+        let mut contains_all = true;
+        for other in commits {
+            if other != c && !git.is_ancestor(other, c)? {
+                contains_all = false;
+                break;
+            }
+        }
+        if contains_all {
+            return Ok(Some(c.clone()));
+        }
+    }
+    let mut best: Option<(i64, String)> = None;
+    for c in commits {
+        let time = git.raw().find_commit(Oid::from_str(c)?)?.time().seconds();
+        if best.as_ref().is_none_or(|(t, _)| time > *t) {
+            best = Some((time, c.clone()));
+        }
+    }
+    Ok(best.map(|(_, c)| c))
+}
+
+/// The deployment file's path inside the repository.
+fn deployment_file(git: &GitRepo, loaded: &LoadedDeployment, project_root: &Path) -> PathBuf {
+    let workdir = git
+        .workdir()
+        .and_then(|w| w.canonicalize().ok())
+        .unwrap_or_default();
+    let rel_root = project_root.strip_prefix(&workdir).unwrap_or(Path::new(""));
+    rel_root.join(&loaded.file)
+}
+
+fn config_at(
+    git: &GitRepo,
+    rel: &Path,
+    commit: Option<&str>,
+    notes: &mut Vec<String>,
+) -> Option<Deployment> {
+    let sha = commit?;
+    let read = || -> Result<Option<Vec<u8>>, git2::Error> {
+        let tree = git.raw().find_commit(Oid::from_str(sha)?)?.tree()?;
+        match tree.get_path(rel) {
+            Ok(entry) => Ok(Some(git.raw().find_blob(entry.id())?.content().to_vec())),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    match read() {
+        Ok(Some(bytes)) => {
+            let shown = PathBuf::from(format!("{}@{}", rel.display(), short(sha)));
+            match parse_deployment(&shown, &bytes) {
+                Ok(l) => Some(l.deployment),
+                Err(diags) => {
+                    notes.push(format!(
+                        "{} is not a valid deployment file at {}: {}",
+                        rel.display(),
+                        short(sha),
+                        diags.first().map(|d| d.message.clone()).unwrap_or_default()
+                    ));
+                    None
+                }
+            }
+        }
+        Ok(None) => {
+            notes.push(format!(
+                "{} does not exist at {}",
+                rel.display(),
+                short(sha)
+            ));
+            None
+        }
+        Err(e) => {
+            notes.push(format!(
+                "cannot read {} at {}: {e}",
+                rel.display(),
+                short(sha)
+            ));
+            None
+        }
+    }
+}
+
+fn flat_vars(
+    cfg: Option<&Deployment>,
+    target: Option<&str>,
+    components: &[String],
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    let Some(d) = cfg else { return out };
+    let empty = Target::default();
+    let t = target.and_then(|t| d.targets.get(t)).unwrap_or(&empty);
+    for c in d
+        .components
+        .iter()
+        .filter(|c| components.iter().any(|n| n == c.name))
+    {
+        let merged = merge_vars(d, &c, t);
+        flatten(c.name, &Value::Object(merged.values), &mut out);
+    }
+    out
+}
+
+fn flatten(prefix: &str, value: &Value, out: &mut Map<String, Value>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                flatten(&format!("{prefix}.{k}"), v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_owned(), other.clone());
+        }
+    }
+}
+
+fn changed_files(git: &GitRepo, from: &str, to: &str) -> Result<Vec<FileChange>, GitError> {
+    let raw = git.raw();
+    let a = raw.find_commit(Oid::from_str(from)?)?.tree()?;
+    let b = raw.find_commit(Oid::from_str(to)?)?.tree()?;
+    let mut diff = raw.diff_tree_to_tree(Some(&a), Some(&b), None)?;
+    diff.find_similar(None)?;
+    Ok(diff
+        .deltas()
+        .map(|delta| {
+            let path = delta
+                .new_file()
+                .path()
+                .or_else(|| delta.old_file().path())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let status = match delta.status() {
+                Delta::Added => "added",
+                Delta::Deleted => "deleted",
+                Delta::Modified => "modified",
+                Delta::Renamed => "renamed",
+                Delta::Copied => "copied",
+                Delta::Typechange => "type changed",
+                _ => "changed",
+            };
+            FileChange { path, status }
+        })
+        .collect())
+}

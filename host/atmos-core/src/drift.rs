@@ -1,0 +1,150 @@
+//! Drift: does a target's infrastructure still match the commit recorded for it? Checked only
+//! on request (`diff --check-drift`), by running each component's plan command at its
+//! deployed commit with a detailed exit code: 0 means no drift, 2 drift, anything else an
+//! error. Components without a plan command are reported as not checked — never as "no
+//! drift".
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::config::LoadedDeployment;
+use crate::git::{GitError, GitRepo};
+use crate::identity::Actor;
+use crate::rollout::execute::Prepared;
+use crate::rollout::{Action, Change, ComponentRun, Outcome, PlannedComponent, RolloutPlan};
+
+/// The verdict for one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftState {
+    /// The plan command found nothing to change.
+    NoDrift,
+    /// The plan command found changes.
+    Drift,
+    /// The plan command failed.
+    Error,
+    /// No plan command for this component type or component.
+    NotCheckable,
+    /// Nothing deployed to compare with.
+    NotDeployed,
+}
+
+/// One component's drift check.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftResult {
+    /// Target.
+    pub target: String,
+    /// Component.
+    pub component: String,
+    /// Deployed commit checked against.
+    pub commit: Option<String>,
+    /// Verdict.
+    pub state: DriftState,
+    /// Error text, for errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Where the plan output is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<std::path::PathBuf>,
+}
+
+/// A plan that re-plans every deployed component of `target` at its deployed commit.
+pub fn drift_plan(
+    git: &GitRepo,
+    loaded: &LoadedDeployment,
+    target: &str,
+    only: Option<&str>,
+    actor: Actor,
+    now: jiff::Timestamp,
+) -> Result<RolloutPlan, GitError> {
+    let d = &loaded.deployment;
+    let state = git.state_refs(&d.name, Some(target))?;
+    let mut components = Vec::new();
+    for c in d
+        .components
+        .iter()
+        .filter(|c| only.is_none_or(|o| o == c.name))
+    {
+        let commit = state
+            .iter()
+            .find(|s| s.component == c.name)
+            .map(|s| s.commit.clone());
+        components.push(PlannedComponent {
+            name: c.name.to_owned(),
+            kind: c.kind,
+            depends_on: Vec::new(),
+            run: commit.is_some(),
+            current: commit.clone(),
+            new: commit.unwrap_or_default(),
+            change: Change::Unchanged,
+        });
+    }
+    let wave: Vec<String> = components
+        .iter()
+        .filter(|c| c.run)
+        .map(|c| c.name.clone())
+        .collect();
+    Ok(RolloutPlan {
+        deployment: d.name.clone(),
+        target: target.to_owned(),
+        action: Action::Rollout,
+        source_target: None,
+        commit: None,
+        components,
+        waves: if wave.is_empty() {
+            Vec::new()
+        } else {
+            vec![wave]
+        },
+        decisions: Vec::new(),
+        denial: None,
+        actor,
+        build_id: None,
+        metadata: IndexMap::new(),
+        started_at: crate::git::tags::rfc3339(now),
+        skip_promotion_check: false,
+    })
+}
+
+/// Turn the runs of a drift plan into verdicts.
+pub fn interpret(
+    plan: &RolloutPlan,
+    prepared: &Prepared,
+    runs: &[ComponentRun],
+) -> Vec<DriftResult> {
+    plan.components
+        .iter()
+        .map(|c| {
+            let run = runs.iter().find(|r| r.name == c.name);
+            let checkable = prepared
+                .components
+                .get(&c.name)
+                .is_some_and(|p| !p.commands.is_empty());
+            let (state, detail) = match (&c.current, checkable, run.map(|r| &r.outcome)) {
+                (None, _, _) => (DriftState::NotDeployed, None),
+                (Some(_), false, _) => (DriftState::NotCheckable, None),
+                (Some(_), true, Some(Outcome::Succeeded)) => (DriftState::NoDrift, None),
+                (
+                    Some(_),
+                    true,
+                    Some(Outcome::Failed {
+                        exit_code: Some(2), ..
+                    }),
+                ) => (DriftState::Drift, None),
+                (Some(_), true, Some(Outcome::Failed { error, .. })) => {
+                    (DriftState::Error, Some(error.clone()))
+                }
+                (Some(_), true, Some(other)) => (DriftState::Error, Some(format!("{other:?}"))),
+                (Some(_), true, None) => (DriftState::Error, Some("did not run".into())),
+            };
+            DriftResult {
+                target: plan.target.clone(),
+                component: c.name.clone(),
+                commit: c.current.clone(),
+                state,
+                detail,
+                log: run.and_then(|r| r.log.clone()).filter(|_| checkable),
+            }
+        })
+        .collect()
+}

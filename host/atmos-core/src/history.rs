@@ -1,0 +1,225 @@
+//! `history`: the rollout timeline of a target, newest first. Filters by component and time
+//! use the tag names alone; only the tags that are shown are read.
+
+use jiff::{Span, Timestamp, ToSpan};
+use serde::Serialize;
+
+use crate::git::records::Unparseable;
+use crate::git::tags::Status;
+use crate::git::{GitError, GitRepo};
+
+/// What to show.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    /// One target, or every target.
+    pub target: Option<String>,
+    /// One component, or every component.
+    pub component: Option<String>,
+    /// At most this many entries.
+    pub limit: usize,
+    /// Only rollouts at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only rollouts at or before this time.
+    pub until: Option<Timestamp>,
+}
+
+/// One rollout of one component.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    /// The tag.
+    pub tag: String,
+    /// Rollout start (RFC 3339).
+    pub timestamp: String,
+    /// Target.
+    pub target: String,
+    /// Component.
+    pub component: String,
+    /// Deployed (or attempted) commit.
+    pub commit: String,
+    /// Who.
+    pub deployed_by: String,
+    /// Outcome.
+    pub status: Status,
+    /// Source target of a promotion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<String>,
+    /// The commit replaced by a rollback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
+    /// `metadata.pr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr: Option<String>,
+    /// `metadata.approver`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// CI build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    /// Failure reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every other metadata entry (`ticket`, `skip_promotion_check`, …).
+    #[serde(skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub metadata: indexmap::IndexMap<String, String>,
+}
+
+/// The `history` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryReport {
+    /// Deployment.
+    pub deployment: String,
+    /// Target asked for.
+    pub target: Option<String>,
+    /// Entries shown, newest first.
+    pub entries: Vec<HistoryEntry>,
+    /// How many rollouts match the filters (before `limit`).
+    pub total: usize,
+    /// How many rollouts are recorded for the deployment (and target), before any filter.
+    pub recorded: usize,
+    /// The limit applied.
+    pub limit: usize,
+    /// Tags that could not be read as records.
+    pub unparseable: Vec<Unparseable>,
+}
+
+/// Build the timeline.
+pub fn history(
+    git: &GitRepo,
+    deployment: &str,
+    query: &HistoryQuery,
+) -> Result<HistoryReport, GitError> {
+    let (tags, mut unparseable) = git.history_tags(deployment, query.target.as_deref())?;
+    let matching: Vec<_> = tags
+        .iter()
+        .rev()
+        .filter(|e| query.component.as_deref().is_none_or(|c| e.component == c))
+        .filter(|e| query.since.is_none_or(|s| e.at >= s))
+        .filter(|e| query.until.is_none_or(|u| e.at <= u))
+        .collect();
+    let total = matching.len();
+    let recorded = tags.len();
+    let mut entries = Vec::new();
+    for e in matching {
+        if entries.len() >= query.limit {
+            break;
+        }
+        match git.read_record(e, deployment) {
+            Ok(r) => {
+                let mut metadata = r.metadata.clone();
+                let pr = metadata.shift_remove("pr");
+                let approved_by = metadata.shift_remove("approver");
+                entries.push(HistoryEntry {
+                    tag: e.name.clone(),
+                    timestamp: r.timestamp,
+                    target: e.target.clone(),
+                    component: e.component.clone(),
+                    commit: r.git_sha,
+                    deployed_by: r.deployed_by,
+                    status: r.status,
+                    promoted_from: r.promoted_from,
+                    rollback_of: r.rollback_of,
+                    pr,
+                    approved_by,
+                    build_id: r.build_id,
+                    error: r.error,
+                    metadata,
+                });
+            }
+            Err(u) => unparseable.push(u),
+        }
+    }
+    Ok(HistoryReport {
+        deployment: deployment.to_owned(),
+        target: query.target.clone(),
+        entries,
+        total,
+        recorded,
+        limit: query.limit,
+        unparseable,
+    })
+}
+
+/// Which end of a range a bound is, for dates without a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// `--since`: a date means its first second.
+    Start,
+    /// `--until`: a date means its last second.
+    End,
+}
+
+/// Parse `--since`/`--until`: a duration back from `now` (`30m`, `12h`, `7d`, `2w`), a date
+/// (`2025-01-31`, UTC), or an RFC 3339 time.
+pub fn parse_time(text: &str, bound: Bound, now: Timestamp) -> Result<Timestamp, String> {
+    let t = text.trim();
+    if let Some(unit) = t.chars().last()
+        && let Ok(n) = t[..t.len() - unit.len_utf8()].parse::<i64>()
+    {
+        let span: Option<Span> = match unit {
+            's' => Some(n.seconds()),
+            'm' => Some(n.minutes()),
+            'h' => Some(n.hours()),
+            'd' => Some((n * 24).hours()),
+            'w' => Some((n * 24 * 7).hours()),
+            _ => None,
+        };
+        if let Some(span) = span {
+            return now.checked_sub(span).map_err(|e| format!("`{t}`: {e}"));
+        }
+    }
+    if let Ok(ts) = t.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    if let Ok(date) = t.parse::<jiff::civil::Date>() {
+        let time = match bound {
+            Bound::Start => jiff::civil::Time::midnight(),
+            Bound::End => jiff::civil::time(23, 59, 59, 999_999_999),
+        };
+        return date
+            .to_datetime(time)
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(|e| e.to_string());
+    }
+    Err(format!(
+        "`{t}` is not a time: use a date (2025-01-31), an RFC 3339 time (2025-01-31T12:00:00Z) or a duration back from now (30m, 12h, 7d, 2w)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_bounds() {
+        let now: Timestamp = "2025-02-10T12:00:00Z".parse().expect("ts");
+        assert_eq!(
+            parse_time("7d", Bound::Start, now).expect("7d").to_string(),
+            "2025-02-03T12:00:00Z"
+        );
+        assert_eq!(
+            parse_time("90m", Bound::Start, now).expect("m").to_string(),
+            "2025-02-10T10:30:00Z"
+        );
+        assert_eq!(
+            parse_time("2025-01-31", Bound::Start, now)
+                .expect("d")
+                .to_string(),
+            "2025-01-31T00:00:00Z"
+        );
+        assert_eq!(
+            parse_time("2025-01-31", Bound::End, now)
+                .expect("d")
+                .to_string(),
+            "2025-01-31T23:59:59.999999999Z"
+        );
+        assert_eq!(
+            parse_time("2025-01-31T08:00:00Z", Bound::End, now)
+                .expect("t")
+                .to_string(),
+            "2025-01-31T08:00:00Z"
+        );
+        assert!(parse_time("yesterday", Bound::Start, now).is_err());
+        assert!(parse_time("7y", Bound::Start, now).is_err());
+    }
+}

@@ -1,0 +1,301 @@
+//! `status`: what each component runs in each target, who deployed it and when, and how its
+//! last attempt went. Reads the state refs and, per component, only the newest history tags
+//! it needs (usually one), so the cost grows with components, not with history.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::config::LoadedDeployment;
+use crate::git::records::{TagEntry, Unparseable};
+use crate::git::tags::{Status, TagRecord};
+use crate::git::{GitError, GitRepo};
+
+/// The last rollout attempt of a component.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    /// Its tag.
+    pub tag: String,
+    /// Outcome.
+    pub status: Status,
+    /// Attempted commit.
+    pub git_sha: String,
+    /// RFC 3339.
+    pub timestamp: String,
+    /// Failure reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One component in one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentStatus {
+    /// Component name.
+    pub component: String,
+    /// Executor type, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component_type: Option<String>,
+    /// False for state left by a component no longer in the config.
+    pub in_config: bool,
+    /// The deployed commit (state ref); `None` when never deployed.
+    pub commit: Option<String>,
+    /// When the deployed commit was rolled out (RFC 3339).
+    pub deployed_at: Option<String>,
+    /// Who rolled it out.
+    pub deployed_by: Option<String>,
+    /// Status of the rollout that deployed it (success or rollback).
+    pub status: Option<Status>,
+    /// Source target, when it was promoted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<String>,
+    /// Approver recorded with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// CI build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    /// Pull request, from `metadata.pr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr: Option<String>,
+    /// The tag of the deployed rollout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The newest attempt, when it is not the deployed rollout (e.g. a later failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<Attempt>,
+}
+
+impl ComponentStatus {
+    /// `healthy` when the newest attempt succeeded, `failed` when it failed, `never` when
+    /// nothing was ever attempted.
+    pub fn health(&self) -> &'static str {
+        match (&self.last_attempt, &self.commit) {
+            (Some(a), _) if a.status == Status::Failure => "failed",
+            (_, Some(_)) => "healthy",
+            (Some(_), None) => "failed",
+            (None, None) => "never",
+        }
+    }
+}
+
+/// Every component of one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetStatus {
+    /// Deployment.
+    pub deployment: String,
+    /// Target.
+    pub target: String,
+    /// Components in config order, then state of removed components.
+    pub components: Vec<ComponentStatus>,
+}
+
+impl TargetStatus {
+    /// The newest deploy time among components.
+    pub fn last_deployed_at(&self) -> Option<&str> {
+        self.components
+            .iter()
+            .filter_map(|c| c.deployed_at.as_deref())
+            .max()
+    }
+
+    /// `healthy` when every deployed component's newest attempt succeeded.
+    pub fn health(&self) -> &'static str {
+        let healths: Vec<&str> = self
+            .components
+            .iter()
+            .map(ComponentStatus::health)
+            .collect();
+        if healths.contains(&"failed") {
+            "failed"
+        } else if healths.iter().all(|h| *h == "never") {
+            "never"
+        } else {
+            "healthy"
+        }
+    }
+}
+
+/// `status` of one target, one deployment, or all.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// Every target asked for.
+    pub targets: Vec<TargetStatus>,
+    /// Tags in the namespace that could not be read as records.
+    pub unparseable: Vec<Unparseable>,
+}
+
+/// Status of `targets` (all when empty) of one deployment.
+pub fn status(
+    git: &GitRepo,
+    loaded: &LoadedDeployment,
+    target: Option<&str>,
+) -> Result<StatusReport, GitError> {
+    let d = &loaded.deployment;
+    let targets: Vec<&str> = match target {
+        Some(t) => vec![t],
+        None => d.targets.keys().map(String::as_str).collect(),
+    };
+    let mut report = StatusReport {
+        targets: Vec::new(),
+        unparseable: Vec::new(),
+    };
+    let all_state = git.state_refs(&d.name, target)?;
+    let (all_tags, odd) = git.history_tags(&d.name, target)?;
+    report.unparseable.extend(odd);
+    for t in targets {
+        let state: HashMap<&str, &str> = all_state
+            .iter()
+            .filter(|s| s.target == t)
+            .map(|s| (s.component.as_str(), s.commit.as_str()))
+            .collect();
+        let mut by_component: HashMap<&str, Vec<&TagEntry>> = HashMap::new();
+        for e in all_tags.iter().filter(|e| e.target == t) {
+            by_component
+                .entry(e.component.as_str())
+                .or_default()
+                .push(e);
+        }
+        let mut names: Vec<(String, Option<String>, bool)> = d
+            .components
+            .iter()
+            .map(|c| (c.name.to_owned(), Some(c.kind.to_string()), true))
+            .collect();
+        let mut extra: Vec<&str> = state
+            .keys()
+            .copied()
+            .filter(|n| d.components.by_name(n).is_none())
+            .collect();
+        extra.sort_unstable();
+        names.extend(extra.into_iter().map(|n| (n.to_owned(), None, false)));
+        let mut components = Vec::new();
+        for (name, kind, in_config) in names {
+            let tags = by_component.get(name.as_str()).cloned().unwrap_or_default();
+            let commit = state.get(name.as_str()).map(|s| (*s).to_owned());
+            components.push(component_status(
+                git,
+                &d.name,
+                name,
+                kind,
+                in_config,
+                commit,
+                &tags,
+                &mut report.unparseable,
+            ));
+        }
+        report.targets.push(TargetStatus {
+            deployment: d.name.clone(),
+            target: t.to_owned(),
+            components,
+        });
+    }
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn component_status(
+    git: &GitRepo,
+    deployment: &str,
+    name: String,
+    kind: Option<String>,
+    in_config: bool,
+    commit: Option<String>,
+    tags: &[&TagEntry],
+    odd: &mut Vec<Unparseable>,
+) -> ComponentStatus {
+    let mut status = ComponentStatus {
+        component: name,
+        component_type: kind,
+        in_config,
+        commit: commit.clone(),
+        deployed_at: None,
+        deployed_by: None,
+        status: None,
+        promoted_from: None,
+        approved_by: None,
+        build_id: None,
+        pr: None,
+        tag: None,
+        last_attempt: None,
+    };
+    // Newest first: the first readable record is the last attempt; the first successful one
+    // for the deployed commit describes what runs.
+    let mut newest: Option<(String, TagRecord)> = None;
+    for entry in tags.iter().rev() {
+        let record = match git.read_record(entry, deployment) {
+            Ok(r) => r,
+            Err(u) => {
+                odd.push(u);
+                continue;
+            }
+        };
+        if newest.is_none() {
+            newest = Some((entry.name.clone(), record.clone()));
+        }
+        let deployed = record.status != Status::Failure && Some(&record.git_sha) == commit.as_ref();
+        if deployed {
+            status.deployed_at = Some(record.timestamp.clone());
+            status.deployed_by = Some(record.deployed_by.clone());
+            status.status = Some(record.status);
+            status.promoted_from = record.promoted_from.clone();
+            status.approved_by = record.metadata.get("approver").cloned();
+            status.build_id = record.build_id.clone();
+            status.pr = record.metadata.get("pr").cloned();
+            status.tag = Some(entry.name.clone());
+            if status.component_type.is_none() {
+                status.component_type = record.component_type.clone();
+            }
+            break;
+        }
+        if commit.is_none() {
+            break;
+        }
+    }
+    if let Some((tag, r)) = newest
+        && status.tag.as_deref() != Some(tag.as_str())
+    {
+        status.last_attempt = Some(Attempt {
+            tag,
+            status: r.status,
+            git_sha: r.git_sha,
+            timestamp: r.timestamp,
+            error: r.error,
+        });
+    }
+    status
+}
+
+/// One target in one line: the newest commit it runs, when, and how healthy it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetSummary {
+    /// Target.
+    pub target: String,
+    /// The commit that contains what every component runs (or the newest of them).
+    pub commit: Option<String>,
+    /// True when components run different commits.
+    pub mixed: bool,
+    /// Newest deploy time (RFC 3339).
+    pub deployed_at: Option<String>,
+    /// `healthy`, `failed` or `never`.
+    pub health: &'static str,
+}
+
+impl TargetStatus {
+    /// Summarise for `list`, `status` of every deployment and the promotion graph.
+    pub fn summary(&self, git: &GitRepo) -> Result<TargetSummary, GitError> {
+        let mut commits: Vec<String> = self
+            .components
+            .iter()
+            .filter(|c| c.in_config)
+            .filter_map(|c| c.commit.clone())
+            .collect();
+        commits.sort();
+        commits.dedup();
+        Ok(TargetSummary {
+            target: self.target.clone(),
+            commit: crate::diff::newest_commit(git, &commits)?,
+            mixed: commits.len() > 1,
+            deployed_at: self.last_deployed_at().map(str::to_owned),
+            health: self.health(),
+        })
+    }
+}
