@@ -3,11 +3,14 @@
 //! libgit2's `references_glob` walks all refs (about a second at 300k refs), and a deployment
 //! repository accumulates hundreds of thousands of history tags. Git keeps refs in two
 //! places: `packed-refs`, a text file sorted by name, and loose files under `refs/`. This
-//! module binary-searches `packed-refs` for the prefix and walks only the loose folder of that
-//! prefix, which is what `git for-each-ref <prefix>` does. Repositories using the reftable
+//! module binary-searches `packed-refs` for the prefix with positioned reads (touching a few
+//! pages, not the whole file), reads just the matching range, and walks only the loose folder
+//! of that prefix — what `git for-each-ref <prefix>` does. Repositories using the reftable
 //! backend are read through `git for-each-ref` instead.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,8 +28,8 @@ pub struct RefEntry {
     pub peeled: Option<String>,
 }
 
-/// The refs of one repository, with `packed-refs` read once and kept for every query of a
-/// command (`status` of every deployment asks for hundreds of prefixes).
+/// The refs of one repository, with `packed-refs` opened once for every query of a command
+/// (`status` of every deployment asks for hundreds of prefixes).
 #[derive(Debug)]
 pub struct RefDb {
     git_dir: PathBuf,
@@ -35,9 +38,22 @@ pub struct RefDb {
 }
 
 #[derive(Debug)]
-struct PackedRefs {
-    body: Vec<u8>,
-    sorted: bool,
+enum PackedRefs {
+    Missing,
+    /// Sorted file: searched in place.
+    Sorted {
+        file: File,
+        len: u64,
+        body_start: u64,
+    },
+    /// Unsorted (old git): read whole.
+    Unsorted(Vec<u8>),
+}
+
+fn git_error(e: &str) -> GitError {
+    GitError::Git(git2::Error::from_str(&format!(
+        "cannot read packed-refs: {e}"
+    )))
 }
 
 impl RefDb {
@@ -50,64 +66,58 @@ impl RefDb {
         }
     }
 
+    fn packed(&self) -> Result<&PackedRefs, GitError> {
+        self.packed
+            .get_or_init(|| PackedRefs::open(&self.common_dir.join("packed-refs")))
+            .as_ref()
+            .map_err(|e| git_error(e))
+    }
+
     /// Every ref whose name starts with `prefix` (which should end in `/`), sorted by name.
     pub fn list(&self, prefix: &str) -> Result<Vec<RefEntry>, GitError> {
         if self.common_dir.join("reftable").is_dir() {
             return list_with_git(&self.git_dir, prefix);
         }
-        let packed = self
-            .packed
-            .get_or_init(|| read_packed(&self.common_dir.join("packed-refs")))
-            .as_ref()
-            .map_err(|e| {
-                GitError::Git(git2::Error::from_str(&format!(
-                    "cannot read packed-refs: {e}"
-                )))
-            })?;
         let mut out: BTreeMap<String, RefEntry> = BTreeMap::new();
-        for e in packed.under(prefix) {
+        for e in self.packed()?.under(prefix).map_err(|e| git_error(&e))? {
             out.insert(e.name.clone(), e);
         }
         loose(&self.common_dir, prefix, &mut out)?;
         Ok(out.into_values().collect())
     }
-}
 
-impl RefDb {
     /// One ref by its full name.
     pub fn find(&self, name: &str) -> Result<Option<RefEntry>, GitError> {
-        let path = self.common_dir.join(name);
-        if let Ok(content) = std::fs::read_to_string(&path) {
-            let oid = content.trim();
-            if oid.len() >= 40 && oid.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Ok(Some(RefEntry {
-                    name: name.to_owned(),
-                    oid: oid.to_owned(),
-                    peeled: None,
-                }));
-            }
+        if let Some(oid) = read_loose(&self.common_dir.join(name)) {
+            return Ok(Some(RefEntry {
+                name: name.to_owned(),
+                oid,
+                peeled: None,
+            }));
         }
         if self.common_dir.join("reftable").is_dir() {
             return Ok(list_with_git(&self.git_dir, name)?
                 .into_iter()
                 .find(|e| e.name == name));
         }
-        let packed = self
-            .packed
-            .get_or_init(|| read_packed(&self.common_dir.join("packed-refs")))
-            .as_ref()
-            .map_err(|e| {
-                GitError::Git(git2::Error::from_str(&format!(
-                    "cannot read packed-refs: {e}"
-                )))
-            })?;
-        Ok(packed.under(name).into_iter().find(|e| e.name == name))
+        Ok(self
+            .packed()?
+            .under(name)
+            .map_err(|e| git_error(&e))?
+            .into_iter()
+            .find(|e| e.name == name))
     }
 }
 
 /// One-shot listing (tests and single queries).
 pub fn list(git_dir: &Path, common_dir: &Path, prefix: &str) -> Result<Vec<RefEntry>, GitError> {
     RefDb::new(git_dir, common_dir).list(prefix)
+}
+
+fn read_loose(path: &Path) -> Option<String> {
+    let content = std::fs::read_to_string(path).ok()?;
+    let oid = content.trim();
+    (oid.len() >= 40 && oid.bytes().all(|b| b.is_ascii_hexdigit())).then(|| oid.to_owned())
 }
 
 /// Loose refs under `prefix` override packed ones of the same name.
@@ -144,16 +154,12 @@ fn loose(
             if name.ends_with(".lock") {
                 continue;
             }
-            let Ok(content) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            let oid = content.trim();
-            if oid.len() >= 40 && oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if let Some(oid) = read_loose(&path) {
                 out.insert(
                     name.clone(),
                     RefEntry {
                         name,
-                        oid: oid.to_owned(),
+                        oid,
                         peeled: None,
                     },
                 );
@@ -163,125 +169,261 @@ fn loose(
     Ok(())
 }
 
-fn read_packed(path: &Path) -> Result<PackedRefs, String> {
-    let data = match std::fs::read(path) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let header_end = if data.starts_with(b"# pack-refs") {
-        data.iter()
-            .position(|b| *b == b'\n')
-            .map_or(data.len(), |i| i + 1)
-    } else {
-        0
-    };
-    let header = &data[..header_end];
-    let sorted = header.windows(8).any(|w| w == b" sorted ") || header.ends_with(b" sorted\n");
-    Ok(PackedRefs {
-        body: data[header_end..].to_vec(),
-        sorted,
-    })
-}
-
 impl PackedRefs {
-    fn under(&self, prefix: &str) -> Vec<RefEntry> {
-        packed_under(&self.body, self.sorted, prefix)
+    fn open(path: &Path) -> Result<PackedRefs, String> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PackedRefs::Missing),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let len = file.metadata().map_err(|e| e.to_string())?.len();
+        let mut head = vec![0u8; 256.min(len as usize)];
+        file.read_exact_at(&mut head, 0)
+            .map_err(|e| e.to_string())?;
+        let (body_start, sorted) = if head.starts_with(b"# pack-refs") {
+            match head.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    let header = &head[..=i];
+                    let sorted = header.windows(8).any(|w| w == b" sorted ")
+                        || header.ends_with(b" sorted\n");
+                    ((i + 1) as u64, sorted)
+                }
+                None => return Err("the header line is too long".into()),
+            }
+        } else {
+            (0, false)
+        };
+        if sorted {
+            Ok(PackedRefs::Sorted {
+                file,
+                len,
+                body_start,
+            })
+        } else {
+            let mut body = vec![0u8; (len - body_start) as usize];
+            file.read_exact_at(&mut body, body_start)
+                .map_err(|e| e.to_string())?;
+            Ok(PackedRefs::Unsorted(body))
+        }
+    }
+
+    fn under(&self, prefix: &str) -> Result<Vec<RefEntry>, String> {
+        match self {
+            PackedRefs::Missing => Ok(Vec::new()),
+            PackedRefs::Unsorted(body) => Ok(scan(body, prefix)),
+            PackedRefs::Sorted {
+                file,
+                len,
+                body_start,
+            } => {
+                let reader = Reader { file, len: *len };
+                let start = reader
+                    .lower_bound(*body_start, prefix.as_bytes())
+                    .map_err(|e| e.to_string())?;
+                // Read the matching range in growing chunks until past the prefix.
+                let mut out: Vec<RefEntry> = Vec::new();
+                let mut pos = start;
+                let mut chunk = 64 * 1024u64;
+                let mut carry: Vec<u8> = Vec::new();
+                let mut matched = false;
+                while pos < *len {
+                    let n = chunk.min(*len - pos) as usize;
+                    let mut buf = vec![0u8; n];
+                    file.read_exact_at(&mut buf, pos)
+                        .map_err(|e| e.to_string())?;
+                    pos += n as u64;
+                    carry.extend_from_slice(&buf);
+                    let complete = match carry.iter().rposition(|b| *b == b'\n') {
+                        Some(i) if pos < *len => i + 1,
+                        _ => carry.len(),
+                    };
+                    let step = scan_until(&carry[..complete], prefix, matched);
+                    if let (Some(peel), Some(last)) = (step.leading_peel, out.last_mut()) {
+                        last.peeled = Some(peel);
+                    }
+                    matched = step.last_matched;
+                    out.extend(step.entries);
+                    if step.done {
+                        return Ok(out);
+                    }
+                    carry.drain(..complete);
+                    chunk = (chunk * 2).min(4 * 1024 * 1024);
+                }
+                Ok(out)
+            }
+        }
     }
 }
 
-/// The packed refs under `prefix`. Uses binary search when the file declares itself sorted.
-fn packed_under(body: &[u8], sorted: bool, prefix: &str) -> Vec<RefEntry> {
-    let start = if sorted {
-        lower_bound(body, prefix.as_bytes())
-    } else {
-        0
+/// Positioned reads over a sorted `packed-refs`.
+struct Reader<'a> {
+    file: &'a File,
+    len: u64,
+}
+
+impl Reader<'_> {
+    /// The line starting at `start` (without its newline) and where the next line starts.
+    fn line_at(&self, start: u64) -> std::io::Result<(Vec<u8>, u64)> {
+        let mut line = Vec::new();
+        let mut pos = start;
+        let mut buf = [0u8; 256];
+        while pos < self.len {
+            let n = (self.len - pos).min(buf.len() as u64) as usize;
+            self.file.read_exact_at(&mut buf[..n], pos)?;
+            if let Some(i) = buf[..n].iter().position(|b| *b == b'\n') {
+                line.extend_from_slice(&buf[..i]);
+                return Ok((line, pos + i as u64 + 1));
+            }
+            line.extend_from_slice(&buf[..n]);
+            pos += n as u64;
+        }
+        Ok((line, self.len))
+    }
+
+    /// The first line start at or after `pos` (`pos` itself when a line starts there).
+    fn line_start_from(&self, body_start: u64, pos: u64) -> std::io::Result<u64> {
+        if pos <= body_start {
+            return Ok(body_start);
+        }
+        // A line starts at `pos` when the byte before it is a newline.
+        let (_, next) = self.line_at(pos - 1)?;
+        Ok(next)
+    }
+
+    /// Offset of the first ref line whose name is ≥ `prefix` (or of a peel line just
+    /// before it, which the scan skips).
+    fn lower_bound(&self, body_start: u64, prefix: &[u8]) -> std::io::Result<u64> {
+        // Invariant: every ref line starting before `lo` is < prefix; the answer is ≤ `hi`.
+        let (mut lo, mut hi) = (body_start, self.len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let mut s = self.line_start_from(body_start, mid)?;
+            if s >= hi {
+                // No line starts in [mid, hi): decide on the line at `lo`.
+                s = lo;
+            }
+            let (mut line, mut next) = self.line_at(s)?;
+            if line.first() == Some(&b'^') {
+                // A peel line belongs to the ref above it: compare the ref below it instead,
+                // keeping the peel line (and so the ref above) inside the range.
+                (line, next) = self.line_at(next)?;
+            }
+            let below = match ref_name(&line) {
+                Some(name) => name < prefix,
+                None => false,
+            };
+            if below {
+                lo = next;
+            } else {
+                hi = s;
+            }
+        }
+        Ok(lo)
+    }
+}
+
+fn ref_name(line: &[u8]) -> Option<&[u8]> {
+    if line.first() == Some(&b'^') {
+        return None;
+    }
+    let space = line.iter().position(|b| *b == b' ')?;
+    Some(&line[space + 1..])
+}
+
+/// What one chunk of a sorted scan found.
+struct Step {
+    entries: Vec<RefEntry>,
+    /// The scan passed the prefix: stop.
+    done: bool,
+    /// A peel line at the start of the chunk, for the previous chunk's last entry.
+    leading_peel: Option<String>,
+    /// Whether the chunk's last ref line matched (for a peel line in the next chunk).
+    last_matched: bool,
+}
+
+/// Entries under `prefix` in `text` (whole lines) of a sorted file. `matched` says whether
+/// the last ref line before this chunk matched.
+fn scan_until(text: &[u8], prefix: &str, matched: bool) -> Step {
+    let mut step = Step {
+        entries: Vec::new(),
+        done: false,
+        leading_peel: None,
+        last_matched: matched,
     };
-    let mut out: Vec<RefEntry> = Vec::new();
-    let mut previous_matched = false;
-    for line in body[start..].split(|b| *b == b'\n') {
+    for line in text.split(|b| *b == b'\n') {
         if line.is_empty() {
             continue;
         }
         if line[0] == b'^' {
-            // A peel line belongs to the ref line just above it.
+            if step.last_matched {
+                let peeled = std::str::from_utf8(&line[1..]).ok().map(str::to_owned);
+                match step.entries.last_mut() {
+                    Some(last) => last.peeled = peeled,
+                    None => step.leading_peel = peeled,
+                }
+            }
+            continue;
+        }
+        step.last_matched = false;
+        let Some(name) = ref_name(line) else { continue };
+        if !name.starts_with(prefix.as_bytes()) {
+            if name > prefix.as_bytes() {
+                step.done = true;
+                return step;
+            }
+            continue;
+        }
+        let space = line.len() - name.len() - 1;
+        if let (Ok(oid), Ok(name)) = (
+            std::str::from_utf8(&line[..space]),
+            std::str::from_utf8(name),
+        ) {
+            step.entries.push(RefEntry {
+                name: name.to_owned(),
+                oid: oid.to_owned(),
+                peeled: None,
+            });
+            step.last_matched = true;
+        }
+    }
+    step
+}
+
+/// Every entry under `prefix` of an unsorted file.
+fn scan(body: &[u8], prefix: &str) -> Vec<RefEntry> {
+    let mut out: Vec<RefEntry> = Vec::new();
+    let mut previous_matched = false;
+    for line in body.split(|b| *b == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        if line[0] == b'^' {
             if previous_matched && let Some(last) = out.last_mut() {
                 last.peeled = std::str::from_utf8(&line[1..]).ok().map(str::to_owned);
             }
             continue;
         }
-        let Some(space) = line.iter().position(|b| *b == b' ') else {
-            previous_matched = false;
-            continue;
-        };
-        let name = &line[space + 1..];
-        if !name.starts_with(prefix.as_bytes()) {
-            previous_matched = false;
-            if sorted && name > prefix.as_bytes() {
-                break;
+        match ref_name(line) {
+            Some(name) if name.starts_with(prefix.as_bytes()) => {
+                let space = line.len() - name.len() - 1;
+                if let (Ok(oid), Ok(name)) = (
+                    std::str::from_utf8(&line[..space]),
+                    std::str::from_utf8(name),
+                ) {
+                    out.push(RefEntry {
+                        name: name.to_owned(),
+                        oid: oid.to_owned(),
+                        peeled: None,
+                    });
+                    previous_matched = true;
+                    continue;
+                }
+                previous_matched = false;
             }
-            continue;
+            _ => previous_matched = false,
         }
-        let (Ok(oid), Ok(name)) = (
-            std::str::from_utf8(&line[..space]),
-            std::str::from_utf8(name),
-        ) else {
-            previous_matched = false;
-            continue;
-        };
-        out.push(RefEntry {
-            name: name.to_owned(),
-            oid: oid.to_owned(),
-            peeled: None,
-        });
-        previous_matched = true;
     }
     out
-}
-
-/// Byte offset of the first line (not a `^` peel line) whose ref name is ≥ `prefix`.
-fn lower_bound(body: &[u8], prefix: &[u8]) -> usize {
-    let line_start = |mut i: usize| {
-        while i > 0 && body[i - 1] != b'\n' {
-            i -= 1;
-        }
-        i
-    };
-    let name_at = |start: usize| -> Option<&[u8]> {
-        let end = body[start..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(body.len(), |e| start + e);
-        let line = &body[start..end];
-        let space = line.iter().position(|b| *b == b' ')?;
-        Some(&line[space + 1..])
-    };
-    let (mut lo, mut hi) = (0usize, body.len());
-    while lo < hi {
-        let mid = line_start(lo + (hi - lo) / 2);
-        // Skip peel lines: step to the next ref line.
-        let mut probe = mid;
-        while probe < body.len() && body[probe] == b'^' {
-            probe = body[probe..]
-                .iter()
-                .position(|b| *b == b'\n')
-                .map_or(body.len(), |e| probe + e + 1);
-        }
-        if probe >= hi {
-            hi = mid;
-            continue;
-        }
-        match name_at(probe) {
-            Some(name) if name < prefix => {
-                lo = body[probe..]
-                    .iter()
-                    .position(|b| *b == b'\n')
-                    .map_or(body.len(), |e| probe + e + 1);
-            }
-            _ => hi = mid,
-        }
-    }
-    lo
 }
 
 fn list_with_git(git_dir: &Path, prefix: &str) -> Result<Vec<RefEntry>, GitError> {
@@ -324,8 +466,12 @@ mod tests {
     const B: &str = "2222222222222222222222222222222222222222";
     const C: &str = "3333333333333333333333333333333333333333";
 
-    fn packed_file(dir: &Path, lines: &[String]) {
-        let mut text = "# pack-refs with: peeled fully-peeled sorted \n".to_owned();
+    fn packed_file(dir: &Path, lines: &[String], sorted: bool) {
+        let mut text = if sorted {
+            "# pack-refs with: peeled fully-peeled sorted \n".to_owned()
+        } else {
+            "# pack-refs with: peeled \n".to_owned()
+        };
         for l in lines {
             text.push_str(l);
             text.push('\n');
@@ -333,12 +479,10 @@ mod tests {
         std::fs::write(dir.join("packed-refs"), text).expect("write");
     }
 
-    #[test]
-    fn binary_search_finds_exactly_the_prefix_with_peels() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    fn many() -> Vec<String> {
         let mut lines = Vec::new();
-        for i in 0..500 {
-            lines.push(format!("{A} refs/tags/a/{i:04}"));
+        for i in 0..3000 {
+            lines.push(format!("{A} refs/tags/a/{i:05}"));
             lines.push(format!("^{B}"));
         }
         lines.push(format!(
@@ -351,26 +495,65 @@ mod tests {
         lines.push(format!(
             "{A} refs/tags/atmos/deployments/d/t2/c/2025-01-01T00-00-00Z"
         ));
-        for i in 0..500 {
-            lines.push(format!("{A} refs/tags/z/{i:04}"));
+        for i in 0..3000 {
+            lines.push(format!("{A} refs/tags/z/{i:05}"));
         }
-        packed_file(dir.path(), &lines);
-        let got = list(dir.path(), dir.path(), "refs/tags/atmos/deployments/d/t/").expect("list");
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0].peeled.as_deref(), Some(B));
-        assert_eq!(got[1].oid, C);
-        assert_eq!(got[1].peeled, None);
-        assert!(
-            list(dir.path(), dir.path(), "refs/tags/nothing/")
-                .expect("list")
-                .is_empty()
-        );
-        assert_eq!(
-            list(dir.path(), dir.path(), "refs/tags/a/")
-                .expect("list")
-                .len(),
-            500
-        );
+        lines
+    }
+
+    #[test]
+    fn binary_search_finds_exactly_the_prefix_with_peels() {
+        for sorted in [true, false] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            packed_file(dir.path(), &many(), sorted);
+            let db = RefDb::new(dir.path(), dir.path());
+            let got = db.list("refs/tags/atmos/deployments/d/t/").expect("list");
+            assert_eq!(got.len(), 2, "sorted={sorted}");
+            assert_eq!(got[0].peeled.as_deref(), Some(B));
+            assert_eq!(got[1].oid, C);
+            assert_eq!(got[1].peeled, None);
+            assert!(db.list("refs/tags/nothing/").expect("list").is_empty());
+            assert!(db.list("refs/tags/zz/").expect("list").is_empty());
+            assert!(db.list("refs/").expect("list").len() == 6003);
+            let a = db.list("refs/tags/a/").expect("list");
+            assert_eq!(a.len(), 3000);
+            assert!(
+                a.iter().all(|e| e.peeled.as_deref() == Some(B)),
+                "every peel kept"
+            );
+            assert_eq!(db.list("refs/tags/z/").expect("list").len(), 3000);
+            let one = db
+                .find("refs/tags/atmos/deployments/d/t2/c/2025-01-01T00-00-00Z")
+                .expect("find");
+            assert_eq!(one.map(|e| e.oid).as_deref(), Some(A));
+            assert_eq!(db.find("refs/tags/a/0").expect("find"), None);
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_a_sorted_file_matches_a_full_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lines = many();
+        packed_file(dir.path(), &lines, true);
+        let body = std::fs::read(dir.path().join("packed-refs")).expect("read");
+        let db = RefDb::new(dir.path(), dir.path());
+        for prefix in [
+            "refs/tags/a/00",
+            "refs/tags/a/02999",
+            "refs/tags/atmos/",
+            "refs/tags/z/0299",
+            "refs/tags/b",
+            "refs/heads/",
+        ] {
+            let want: Vec<RefEntry> = scan(&body, prefix);
+            let got: Vec<RefEntry> = db.list(prefix).expect("list");
+            assert!(
+                got == want,
+                "{prefix}: {} entries, expected {}",
+                got.len(),
+                want.len()
+            );
+        }
     }
 
     #[test]
@@ -382,6 +565,7 @@ mod tests {
                 format!("{A} refs/atmos/deployments/d/t/api"),
                 format!("{A} refs/atmos/deployments/d/t/db"),
             ],
+            true,
         );
         let loose = dir.path().join("refs/atmos/deployments/d/t");
         std::fs::create_dir_all(loose.join("ecs")).expect("mkdir");

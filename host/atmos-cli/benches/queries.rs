@@ -1,0 +1,304 @@
+//! Query benchmark (issue: queries fast at 100k records; SPEC §6).
+//!
+//! Builds (once, cached under `target/bench-fixtures/`) a repository with 100,000 deployment
+//! tags across 50 deployments × 3 targets × 5 components, packed as `git gc` would leave it,
+//! then measures wall time (median of runs) and peak RSS of:
+//!
+//! - `atmos deployment status <d>`, `status <d> --target prod`, `history <d> --target prod --limit 20`;
+//! - the floor: `git for-each-ref` listing the same refs;
+//! - the seed's approach: `git tag -l <pattern> --sort=-creatordate`, then `git cat-file -p`
+//!   per tag needed.
+//!
+//! Run: `cargo bench -p atmos-cli --bench queries` (add `-- --runs N` to change the number of
+//! runs, `-- --rebuild` to regenerate the fixture). Figures go in docs/benchmarks.md.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const DEPLOYMENTS: usize = 50;
+const TARGETS: [&str; 3] = ["dev", "staging", "prod"];
+const COMPONENTS: [&str; 5] = ["api", "worker", "db", "cache", "migrate"];
+const TAGS: usize = 100_000;
+const COMMITS: usize = 200;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--measure") {
+        measure_child(&args[2..]);
+        return;
+    }
+    let runs = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(15usize);
+    let root =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-fixtures/queries-100k");
+    if args.iter().any(|a| a == "--rebuild") || !root.join(".complete").exists() {
+        generate(&root);
+    }
+    let atmos = atmos_binary();
+    let d = "d07";
+    let prod_tags = format!("refs/tags/atmos/deployments/{d}/prod/");
+    let all_tags = format!("refs/tags/atmos/deployments/{d}/");
+    let state = format!("refs/atmos/deployments/{d}/");
+    let prod_state = format!("refs/atmos/deployments/{d}/prod/");
+    let a = atmos.display().to_string();
+    let git_dir = root.join(".git");
+    let g = format!("git --git-dir {}", git_dir.display());
+
+    // The seed's approach, as its "Behind the scenes" sections describe.
+    let seed_status_target = format!(
+        "{g} show-ref | grep ' {prod_state}' >/dev/null; for c in {comps}; do t=$({g} tag -l 'atmos/deployments/{d}/prod/'$c'/*' --sort=-creatordate | head -1); {g} cat-file -p $t >/dev/null; done",
+        comps = COMPONENTS.join(" ")
+    );
+    let seed_status_all = format!(
+        "{g} show-ref | grep ' {state}' >/dev/null; for t in {targets}; do for c in {comps}; do x=$({g} tag -l 'atmos/deployments/{d}/'$t'/'$c'/*' --sort=-creatordate | head -1); {g} cat-file -p $x >/dev/null; done; done",
+        targets = TARGETS.join(" "),
+        comps = COMPONENTS.join(" ")
+    );
+    let seed_history = format!(
+        "for t in $({g} tag -l 'atmos/deployments/{d}/prod/*' --sort=-creatordate | head -20); do {g} cat-file -p $t >/dev/null; done"
+    );
+
+    let cases: Vec<(&str, String, String, String)> = vec![
+        (
+            "status <d>",
+            format!("{a} -C {} deployment status {d} >/dev/null", root.display()),
+            format!("{g} for-each-ref {state} {all_tags} >/dev/null"),
+            seed_status_all,
+        ),
+        (
+            "status <d> --target prod",
+            format!(
+                "{a} -C {} deployment status {d} --target prod >/dev/null",
+                root.display()
+            ),
+            format!("{g} for-each-ref {prod_state} {prod_tags} >/dev/null"),
+            seed_status_target,
+        ),
+        (
+            "history <d> --target prod --limit 20",
+            format!(
+                "{a} -C {} deployment history {d} --target prod --limit 20 >/dev/null",
+                root.display()
+            ),
+            format!("{g} for-each-ref {prod_tags} >/dev/null"),
+            seed_history,
+        ),
+    ];
+    println!(
+        "Repository: {TAGS} tags, {} state refs, {COMMITS} commits; {runs} runs each, median wall time, peak RSS.\n",
+        DEPLOYMENTS * TARGETS.len() * COMPONENTS.len()
+    );
+    println!(
+        "| query | atmos | floor: git for-each-ref | atmos / floor | seed: git tag -l + cat-file | atmos peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, ours, floor, seed) in cases {
+        let o = sample(&ours, runs);
+        let f = sample(&floor, runs);
+        let s = sample(&seed, runs.min(5));
+        println!(
+            "| `{name}` | {:.1} ms | {:.1} ms | {:.2}× | {:.1} ms | {:.1} MiB |",
+            o.0,
+            f.0,
+            o.0 / f.0,
+            s.0,
+            o.1 as f64 / 1024.0
+        );
+    }
+}
+
+/// Median wall time (ms) and max peak RSS (KiB) of `script` over `runs` runs.
+fn sample(script: &str, runs: usize) -> (f64, u64) {
+    let me = std::env::current_exe().expect("bench binary");
+    let mut times = Vec::new();
+    let mut rss = 0;
+    for _ in 0..runs {
+        let out = Command::new(&me)
+            .args(["--measure", "sh", "-c", script])
+            .output()
+            .expect("measure");
+        assert!(
+            out.status.success(),
+            "{script} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut parts = text.split_whitespace();
+        let ms: f64 = parts.next().and_then(|p| p.parse().ok()).expect("ms");
+        let kb: u64 = parts.next().and_then(|p| p.parse().ok()).expect("kb");
+        times.push(ms);
+        rss = rss.max(kb);
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], rss)
+}
+
+/// Child mode: run the command, print wall ms and the peak RSS (KiB) of its process tree.
+/// `sh` itself is small; for a single command, the peak is that command's.
+fn measure_child(cmd: &[String]) {
+    let start = Instant::now();
+    let status = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdin(Stdio::null())
+        .status()
+        .expect("spawn");
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage");
+    if !status.success() {
+        std::process::exit(1);
+    }
+    println!("{ms:.3} {}", usage.max_rss());
+}
+
+fn atmos_binary() -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "atmos-cli",
+            "--bin",
+            "atmos",
+        ])
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+    target.join("release/atmos")
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .expect("git");
+    assert!(status.success(), "git {args:?}");
+}
+
+fn fast_import(root: &Path, args: &[&str], stream: &str) {
+    let mut child = Command::new("git")
+        .arg("fast-import")
+        .args(args)
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("fast-import");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("fast-import").success());
+}
+
+fn data(out: &mut String, text: &str) {
+    out.push_str(&format!("data {}\n{text}\n", text.len()));
+}
+
+/// Write the fixture with `git fast-import`: commits first (to learn their shas), then tags
+/// whose records name those shas, then the state refs.
+fn generate(root: &Path) {
+    eprintln!("generating {} (100k tags)…", root.display());
+    let _ = std::fs::remove_dir_all(root);
+    std::fs::create_dir_all(root).expect("mkdir");
+    git(root, &["init", "-q"]);
+    let base: i64 = 1_700_000_000;
+    let mut stream = String::new();
+    for i in 0..COMMITS {
+        stream.push_str(&format!(
+            "commit refs/heads/main\nmark :{}\ncommitter Dev <dev@example.com> {} +0000\n",
+            i + 1,
+            base + i as i64 * 600
+        ));
+        data(&mut stream, &format!("change {i}"));
+        if i > 0 {
+            stream.push_str(&format!("from :{i}\n"));
+        } else {
+            for d in 0..DEPLOYMENTS {
+                let name = format!("d{d:02}");
+                let mut yaml = format!("deployment:\n  name: {name}\n  components:\n    script:\n");
+                for c in COMPONENTS {
+                    yaml.push_str(&format!(
+                        "      {c}:\n        settings: {{script: {{apply: 'true'}}}}\n"
+                    ));
+                }
+                yaml.push_str("  targets:\n    dev: {}\n    staging: {promotion: {from: dev}}\n    prod: {promotion: {from: staging}}\n");
+                stream.push_str(&format!("M 100644 inline deployments/{name}.yaml\n"));
+                data(&mut stream, &yaml);
+            }
+        }
+        stream.push_str("M 100644 inline CHANGES\n");
+        data(&mut stream, &format!("{i}\n"));
+    }
+    let marks = root.join(".git/bench-marks");
+    fast_import(
+        root,
+        &["--quiet", &format!("--export-marks={}", marks.display())],
+        &stream,
+    );
+    let shas: std::collections::HashMap<usize, String> = std::fs::read_to_string(&marks)
+        .expect("marks")
+        .lines()
+        .filter_map(|l| {
+            let (m, sha) = l.split_once(' ')?;
+            Some((m.trim_start_matches(':').parse().ok()?, sha.to_owned()))
+        })
+        .collect();
+
+    let slots = DEPLOYMENTS * TARGETS.len() * COMPONENTS.len();
+    let per_slot = TAGS.div_ceil(slots);
+    let mut stream = String::new();
+    let mut last: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut written = 0;
+    'outer: for round in 0..per_slot {
+        for d in 0..DEPLOYMENTS {
+            for (ti, t) in TARGETS.iter().enumerate() {
+                for c in COMPONENTS {
+                    if written == TAGS {
+                        break 'outer;
+                    }
+                    let at = base + (round as i64) * 3600 + ti as i64 * 60;
+                    let ts = jiff::Timestamp::from_second(at).expect("ts");
+                    let mark = 1 + (round * COMMITS / per_slot).min(COMMITS - 1);
+                    let sha = &shas[&mark];
+                    let slot = format!("d{d:02}/{t}/{c}");
+                    let name = format!(
+                        "atmos/deployments/{slot}/{}",
+                        ts.strftime("%Y-%m-%dT%H-%M-%SZ")
+                    );
+                    let msg = format!(
+                        "atmos.tools/v1alpha1\nkind: Deployment\n---\ndeployment: d{d:02}\ntarget: {t}\ncomponent: {c}\ndeployed_by: ci@example.com\ngit_sha: {sha}\ntimestamp: {}\nstatus: success\nbuild_id: '{round}'\ncomponent_type: script\nduration_ms: 1200\nmetadata:\n  pr: '#{round}'\ndecisions:\n- source: builtin/promotion-path\n  rule: promotion_path\n  result: allow\n  message: {t} is an allowed promotion\n",
+                        ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+                    );
+                    stream.push_str(&format!(
+                        "tag {name}\nfrom {sha}\ntagger CI <ci@example.com> {at} +0000\n"
+                    ));
+                    data(&mut stream, &msg);
+                    last.insert(slot, sha.clone());
+                    written += 1;
+                }
+            }
+        }
+    }
+    // State refs point at the commit of each component's newest tag, as rollouts leave them.
+    for (slot, sha) in &last {
+        stream.push_str(&format!(
+            "reset refs/atmos/deployments/{slot}\nfrom {sha}\n\n"
+        ));
+    }
+    fast_import(root, &["--quiet"], &stream);
+    git(root, &["pack-refs", "--all"]);
+    git(root, &["checkout", "-q", "main"]);
+    std::fs::write(root.join(".complete"), "").expect("marker");
+    eprintln!("generated");
+}
