@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the shipped example: copy examples/payment-service into a throwaway git
-# repository, validate it, roll it out to dev, promote it to staging, try prod (which needs
-# an approval), and show what git recorded. Set ATMOS_DEMO_KEEP=1 to keep the repository.
+# repository, validate it, roll it out to dev, promote it to staging, show status, history,
+# the promotion graph and a diff, try prod (which needs an approval), and show what git
+# recorded. Set ATMOS_DEMO_KEEP=1 to keep the repository.
 #
 # terraform and nixpacks are not installed here (and there is no cloud to apply to), so the
 # demo points atmos at the stand-ins in examples/stand-ins/, which print the command they
@@ -55,6 +56,18 @@ step deployment rollout payment-service --target dev --component migrate --compo
 
 say "Promote dev to staging (each component takes the commit it runs in dev)"
 step deployment rollout payment-service --target staging --promote-from dev
+
+say "What runs where, and how we got here"
+step deployment status payment-service
+step deployment status payment-service --target staging
+step deployment history payment-service --target dev
+step deployment promotion-graph payment-service --show-status
+
+say "A third commit in dev: what would staging get?"
+sed -i 's/concurrency: 4/concurrency: 8/' "$work/deployments/payment-service.yaml"
+git -C "$work" commit -q -am "Double worker concurrency"
+step deployment rollout payment-service --target dev -q
+step deployment diff payment-service --from-target staging --to-target dev --show-files
 
 say "Gates: dev cannot skip staging, and prod needs an approval"
 expect 3 deployment rollout payment-service --target prod --promote-from dev
