@@ -21,6 +21,7 @@ else
   trap 'rm -rf "$work"' EXIT
 fi
 cp -R "$here/payment-service/." "$work/"
+cp -R "$root/policies" "$work/policies"
 rm -rf "$work/.example-state"
 git -C "$work" init -q
 git -C "$work" config user.name "Demo Developer"
@@ -69,9 +70,11 @@ git -C "$work" commit -q -am "Double worker concurrency"
 step deployment rollout payment-service --target dev -q
 step deployment diff payment-service --from-target staging --to-target dev --show-files
 
-say "Gates: dev cannot skip staging, and prod needs an approval"
+say "Gates: dev cannot skip staging; prod needs a ticket, and an approval"
 expect 3 deployment rollout payment-service --target prod --promote-from dev
-expect 4 deployment rollout payment-service --target prod --promote-from staging
+expect 3 deployment rollout payment-service --target prod --promote-from staging
+expect 4 deployment policy eval payment-service --target prod --promote-from staging --metadata ticket=OPS-42
+expect 4 deployment rollout payment-service --target prod --promote-from staging --metadata ticket=OPS-42
 
 say "What git recorded"
 printf '\n$ git show-ref | grep refs/atmos/\n'

@@ -11,6 +11,11 @@ pub fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/payment-service")
 }
 
+/// The shipped policies.
+pub fn policies_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")
+}
+
 /// A throwaway project: a `git init`ed folder with a `deployments/` folder.
 pub struct Repo {
     dir: TempDir,
@@ -38,10 +43,14 @@ impl Repo {
         Repo { dir }
     }
 
-    /// A copy of the shipped example, as a git repository.
+    /// A copy of the shipped example, as a git repository, with the shipped policies beside
+    /// it (as the demo lays it out).
     pub fn example() -> Repo {
         let repo = Repo::new();
         copy_dir(&example_dir(), repo.path());
+        let policies = repo.path().join("policies");
+        std::fs::create_dir_all(&policies).expect("mkdir");
+        copy_dir(&policies_dir(), &policies);
         repo
     }
 

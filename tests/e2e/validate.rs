@@ -338,6 +338,7 @@ fn the_shipped_example_is_valid() {
         "✓ All components exist",
         "✓ Component dependencies valid (no cycles)",
         "✓ Promotion paths valid (no cycles)",
+        "✓ Policies compile",
         "",
         "Summary:",
         "  Deployment: payment-service",

@@ -107,6 +107,53 @@ pub enum DeploymentCommand {
     History(HistoryArgs),
     /// Compare two targets (or two commits): commits, components, config, files, drift.
     Diff(DiffArgs),
+    /// Test Rego policies, or evaluate the gates of a rollout without doing it.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run Rego unit tests (`test_*` rules, opa test semantics).
+    Test(PolicyTestArgs),
+    /// Evaluate every gate for a rollout and print the decisions (and the input), changing nothing.
+    Eval(PolicyEvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// Files or folders of .rego files (default: policies), relative to the project root.
+    pub paths: Vec<String>,
+    /// Print per-file line coverage of the policies (test files excluded).
+    #[arg(long)]
+    pub coverage: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyEvalArgs {
+    /// The deployment.
+    pub deployment: String,
+    /// The target (default: the deployment's `context.default_target`).
+    #[arg(long, short)]
+    pub target: Option<String>,
+    /// Evaluate a rollout of this commit (default HEAD).
+    #[arg(long, value_name = "SHA", conflicts_with = "promote_from")]
+    pub git_sha: Option<String>,
+    /// Evaluate a promotion from SOURCE.
+    #[arg(long, value_name = "SOURCE")]
+    pub promote_from: Option<String>,
+    /// Only this component; repeatable.
+    #[arg(long = "component", short = 'c', value_name = "NAME")]
+    pub components: Vec<String>,
+    /// Metadata as the rollout would record it (key=value); repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+    /// Evaluate as with --skip-promotion-check.
+    #[arg(long)]
+    pub skip_promotion_check: bool,
+    /// Also print the gate input document.
+    #[arg(long)]
+    pub show_input: bool,
 }
 
 #[derive(Debug, Args)]

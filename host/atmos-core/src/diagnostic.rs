@@ -62,6 +62,8 @@ pub enum Code {
     DependencyCycle,
     /// `atmos.yaml` problems.
     ProjectSettings,
+    /// A bound policy that does not load or compile.
+    Policy,
 }
 
 /// One problem in one file.

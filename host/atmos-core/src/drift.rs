@@ -103,6 +103,7 @@ pub fn drift_plan(
         metadata: IndexMap::new(),
         started_at: crate::git::tags::rfc3339(now),
         skip_promotion_check: false,
+        input: None,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod diff;
 pub mod drift;
 pub mod executor;
 pub mod exit;
+pub mod gates;
 pub mod git;
 pub mod history;
 pub mod identity;

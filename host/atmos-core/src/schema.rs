@@ -286,7 +286,7 @@ mod tests {
     fn allowed_keys_follow_refs_and_maps() {
         let root: Value = serde_json::from_str(DEPLOYMENT_SCHEMA).expect("json");
         let keys = allowed_keys(&root, "/deployment/targets/prod");
-        assert_eq!(keys, vec!["labels", "context", "promotion"]);
+        assert_eq!(keys, vec!["labels", "context", "promotion", "gates"]);
         let keys = allowed_keys(&root, "/deployment/components/script/x/settings/script");
         assert_eq!(keys, vec!["apply", "plan", "build"]);
     }

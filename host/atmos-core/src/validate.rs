@@ -105,6 +105,7 @@ const GROUPS: &[(&str, &[Code])] = &[
             Code::ConflictingPromotion,
         ],
     ),
+    ("Policies compile", &[Code::Policy]),
 ];
 
 /// Validate one deployment by name.
@@ -136,6 +137,52 @@ pub fn validate_all(project: &Project) -> Result<ValidationReport, ProjectError>
     ))
 }
 
+/// Every bound policy path loaded and compiled; each problem located in its policy file.
+fn policy_diagnostics(
+    project: &Project,
+    loaded: &crate::config::LoadedDeployment,
+) -> Vec<Diagnostic> {
+    let paths = crate::gates::all_bound_policies(project, loaded);
+    if paths.is_empty() {
+        return Vec::new();
+    }
+    let set = crate::gates::rego::PolicySet::load(
+        &project.root,
+        &paths,
+        crate::gates::policy_timeout(project),
+    );
+    set.errors()
+        .iter()
+        .map(|e| {
+            // regorus messages start with "file:line:col: ".
+            let mut parts = e.message.splitn(4, ':');
+            let located = (parts.next(), parts.next(), parts.next(), parts.next());
+            let (span, message) = match located {
+                (Some(f), Some(l), Some(c), Some(rest)) if f == e.file => (
+                    l.trim()
+                        .parse()
+                        .ok()
+                        .zip(c.trim().parse().ok())
+                        .map(|(line, column)| crate::config::source_map::Span { line, column }),
+                    rest.trim().to_owned(),
+                ),
+                _ => (None, e.message.clone()),
+            };
+            let text = std::fs::read_to_string(project.root.join(&e.file)).ok();
+            Diagnostic::error(
+                Code::Policy,
+                &e.file,
+                format!("policy does not load: {message}"),
+            )
+            .at(span, text.as_deref())
+            .hint(format!(
+                "every rollout to a target bound to it is denied until this is fixed (bound by {})",
+                loaded.file.display()
+            ))
+        })
+        .collect()
+}
+
 fn report(deployments: Vec<DeploymentValidation>) -> ValidationReport {
     ValidationReport {
         valid: deployments.iter().all(|d| d.valid),
@@ -157,7 +204,8 @@ fn validate_file(project: &Project, name: &str, path: &std::path::Path) -> Deplo
     let (diagnostics, summary) = match parsed {
         Err(diagnostics) => (diagnostics, None),
         Ok(loaded) => {
-            let diagnostics = checks::check(&loaded);
+            let mut diagnostics = checks::check(&loaded);
+            diagnostics.extend(policy_diagnostics(project, &loaded));
             let d = &loaded.deployment;
             let graph = PromotionGraph::of(&loaded);
             let summary = Summary {

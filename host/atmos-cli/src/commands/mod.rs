@@ -5,6 +5,7 @@ pub mod describe;
 pub mod diff;
 pub mod history;
 pub mod list;
+pub mod policy;
 pub mod promotion_graph;
 pub mod rollout;
 pub mod runner;
@@ -35,6 +36,7 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::Status(args) => status::run(&args, ctx),
         DeploymentCommand::History(args) => history::run(&args, ctx),
         DeploymentCommand::Diff(args) => diff::run(&args, ctx),
+        DeploymentCommand::Policy(cmd) => policy::run(cmd, ctx),
     }
 }
 

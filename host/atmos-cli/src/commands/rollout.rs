@@ -62,7 +62,7 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         build_id: identity::build_id(&env),
         started_at: jiff::Timestamp::now(),
     };
-    let plan = plan::plan(&loaded, &git, &request).map_err(rollout_failure)?;
+    let plan = plan::plan(&project, &loaded, &git, &request).map_err(rollout_failure)?;
 
     // Live output goes to stdout for tables, to stderr when stdout carries JSON/YAML.
     let structured = ctx.out.format != Format::Table;
@@ -167,7 +167,7 @@ struct PlanOutput<'a> {
     runs: &'a [atmos_core::rollout::ComponentRun],
 }
 
-fn parse_metadata(list: &[String]) -> Result<IndexMap<String, String>, Failure> {
+pub fn parse_metadata(list: &[String]) -> Result<IndexMap<String, String>, Failure> {
     let mut out = IndexMap::new();
     for item in list {
         match item.split_once('=') {
@@ -317,16 +317,7 @@ fn render_header(plan: &RolloutPlan, plan_only: bool, s: &Style) -> String {
         }
     )));
     out.push_str("\n\n");
-    for d in &plan.decisions {
-        let mark = match d.result {
-            Verdict::Allow => s.ok("✓"),
-            Verdict::Warn => s.warning("!"),
-            Verdict::Deny => s.error("✗"),
-            Verdict::Pending => s.warning("…"),
-            Verdict::Skipped => s.warning("skipped"),
-        };
-        out.push_str(&format!("→ {}: {} {mark}\n", d.source, d.message));
-    }
+    out.push_str(&crate::render::decisions::lines(&plan.decisions, s));
     out.push_str(&format!(
         "→ Deployed by {} (from {})\n",
         plan.actor.id, plan.actor.source
@@ -364,7 +355,7 @@ fn render_header(plan: &RolloutPlan, plan_only: bool, s: &Style) -> String {
 }
 
 fn render_blocked(plan: &RolloutPlan, s: &Style) -> String {
-    let mut out = String::new();
+    let mut out = crate::render::decisions::denials(&plan.decisions, s);
     if let Some(d) = &plan.denial {
         let headline = match &d.from {
             Some(from) => format!("Cannot promote directly from {from} to {}", d.target),
@@ -397,6 +388,9 @@ fn render_blocked(plan: &RolloutPlan, s: &Style) -> String {
             "Or skip promotion validation (not recommended; recorded in the deployment tags):\n  {}\n",
             d.skip_command
         ));
+        return out;
+    }
+    if plan.blocked() == Some(Verdict::Deny) {
         return out;
     }
     for d in plan
@@ -496,7 +490,7 @@ fn git_failure(e: GitError) -> Failure {
     rollout_failure(RolloutError::Git(e))
 }
 
-fn rollout_failure(e: RolloutError) -> Failure {
+pub fn rollout_failure(e: RolloutError) -> Failure {
     let message = e.to_string();
     let (exit, hint) = match &e {
         RolloutError::Project(p) => return clone_project_error(p, message),

@@ -37,8 +37,27 @@ pub struct Deployment {
     /// Components grouped by type.
     #[serde(default)]
     pub components: Components,
+    /// Gates bound to every target.
+    #[serde(default, skip_serializing_if = "Gates::is_empty")]
+    pub gates: Gates,
     /// Targets (environments) in file order.
     pub targets: IndexMap<String, Target>,
+}
+
+/// `gates`: what is evaluated before a rollout, promotion, rollback or approval.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gates {
+    /// Rego files or folders, relative to the project root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+}
+
+impl Gates {
+    /// True when nothing is bound.
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
 }
 
 /// `deployment.context`.
@@ -155,6 +174,9 @@ pub struct Target {
     /// How code arrives here; absent for an entry point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<Promotion>,
+    /// Gates added for this target.
+    #[serde(default, skip_serializing_if = "Gates::is_empty")]
+    pub gates: Gates,
 }
 
 /// `targets.<name>.promotion`.

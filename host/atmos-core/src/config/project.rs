@@ -22,6 +22,21 @@ pub struct Settings {
     /// Where deployment files live.
     #[serde(default)]
     pub deployments: DeploymentsSettings,
+    /// Gates bound to every deployment.
+    #[serde(default)]
+    pub gates: ProjectGates,
+}
+
+/// `atmos.yaml` → `gates`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectGates {
+    /// Rego files or folders bound to every deployment.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// Time limit of one policy package's evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_timeout_ms: Option<u64>,
 }
 
 /// `atmos.yaml` → `deployments`.

@@ -167,6 +167,14 @@ impl GitRepo {
             .graph_descendant_of(Oid::from_str(descendant)?, Oid::from_str(ancestor)?)?)
     }
 
+    /// Commits reachable from `to` but not from `from`, newest first, at most `limit`.
+    pub fn log_between(&self, from: &str, to: &str, limit: usize) -> Result<Vec<String>, GitError> {
+        let mut walk = self.repo.revwalk()?;
+        walk.push(Oid::from_str(to)?)?;
+        walk.hide(Oid::from_str(from)?)?;
+        walk.take(limit).map(|oid| Ok(oid?.to_string())).collect()
+    }
+
     /// The commit HEAD points at, if any.
     pub fn head_commit(&self) -> Option<String> {
         self.repo

@@ -70,12 +70,32 @@ impl Verdict {
 pub struct Decision {
     /// Which gate (`builtin/promotion-path`, a policy file, a hook name).
     pub source: String,
+    /// The Rego package, for policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
     /// The rule within it.
     pub rule: String,
     /// What it decided.
     pub result: Verdict,
     /// Why.
     pub message: String,
+    /// A machine-readable code, when the gate gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl Decision {
+    /// A decision without package or code (built-in gates).
+    pub fn new(source: &str, rule: &str, result: Verdict, message: String) -> Decision {
+        Decision {
+            source: source.to_owned(),
+            package: None,
+            rule: rule.to_owned(),
+            result,
+            message,
+            code: None,
+        }
+    }
 }
 
 /// The YAML body of a history tag.

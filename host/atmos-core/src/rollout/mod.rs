@@ -144,6 +144,9 @@ pub struct RolloutPlan {
     pub started_at: String,
     /// Whether `--skip-promotion-check` was given.
     pub skip_promotion_check: bool,
+    /// The gate input document the decisions were made on.
+    #[serde(skip)]
+    pub input: Option<crate::gates::input::GateInput>,
 }
 
 impl RolloutPlan {

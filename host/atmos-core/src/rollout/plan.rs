@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::{
     Action, Change, PlannedComponent, PromotionDenial, RolloutError, RolloutPlan, RolloutRequest,
 };
-use crate::config::LoadedDeployment;
+use crate::config::{LoadedDeployment, Project};
 use crate::dag::{self, Edges};
 use crate::describe::UnknownTarget;
 use crate::diagnostic::did_you_mean;
@@ -19,8 +19,29 @@ pub const PROMOTION_GATE: &str = "builtin/promotion-path";
 /// Source of the built-in approval decision.
 pub const APPROVAL_GATE: &str = "builtin/approvals";
 
-/// Plan `request` for `loaded`.
+/// Plan `request` for `loaded`: built-in gates, then every policy bound to the target,
+/// evaluated against the gate input document (kept in the plan for `policy eval`).
 pub fn plan(
+    project: &Project,
+    loaded: &LoadedDeployment,
+    git: &GitRepo,
+    request: &RolloutRequest,
+) -> Result<RolloutPlan, RolloutError> {
+    let mut plan = plan_builtin(loaded, git, request)?;
+    let input = crate::gates::input::for_rollout(git, loaded, &plan, request.force)?;
+    if !plan.is_noop() {
+        let policies = crate::gates::policies_for(project, loaded, &plan.target);
+        if !policies.is_empty() {
+            let json = serde_json::to_value(&input).unwrap_or_default();
+            plan.decisions.extend(policies.evaluate(&json));
+        }
+    }
+    plan.input = Some(input);
+    Ok(plan)
+}
+
+/// The plan with the built-in gates only.
+fn plan_builtin(
     loaded: &LoadedDeployment,
     git: &GitRepo,
     request: &RolloutRequest,
@@ -166,12 +187,8 @@ pub fn plan(
         .unwrap_or_default();
     let mut decisions = Vec::new();
     let mut denial = None;
-    let decision = |result, message: String| Decision {
-        source: PROMOTION_GATE.into(),
-        rule: "promotion_path".into(),
-        result,
-        message,
-    };
+    let decision =
+        |result, message: String| Decision::new(PROMOTION_GATE, "promotion_path", result, message);
     let allowed = match (&request.promote_from, sources.is_empty()) {
         (Some(s), _) => sources.contains(s),
         // Direct rollouts: entry points take anything; promoted targets only take rollbacks.
@@ -226,14 +243,14 @@ pub fn plan(
         .as_ref()
         .is_some_and(|p| p.requires_approval);
     if requires_approval && !changing.is_empty() {
-        decisions.push(Decision {
-            source: APPROVAL_GATE.into(),
-            rule: "requires_approval".into(),
-            result: Verdict::Pending,
-            message: format!(
+        decisions.push(Decision::new(
+            APPROVAL_GATE,
+            "requires_approval",
+            Verdict::Pending,
+            format!(
                 "{target_name} requires approval, and no approvals are recorded for this rollout"
             ),
-        });
+        ));
     }
 
     let mut metadata = request.metadata.clone();
@@ -255,6 +272,7 @@ pub fn plan(
         metadata,
         started_at: rfc3339(request.started_at),
         skip_promotion_check: request.skip_promotion_check,
+        input: None,
     })
 }
 

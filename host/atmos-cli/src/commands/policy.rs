@@ -1,0 +1,202 @@
+//! `atmos deployment policy test [paths] [--coverage]` and
+//! `atmos deployment policy eval <d> --target t [--promote-from s] [--show-input]`.
+
+use std::path::PathBuf;
+
+use atmos_core::exit::Exit;
+use atmos_core::gates::input::GateInput;
+use atmos_core::gates::testing::{Outcome, TestReport, run as run_tests};
+use atmos_core::git::tags::{Decision, Verdict};
+use atmos_core::identity::{self, process_env};
+use atmos_core::rollout::{RolloutRequest, plan};
+use serde::Serialize;
+
+use super::rollout::{parse_metadata, rollout_failure};
+use super::{Context, Failure};
+use crate::cli::{Format, PolicyCommand, PolicyEvalArgs, PolicyTestArgs};
+use crate::render::Style;
+
+/// Run a policy subcommand.
+pub fn run(cmd: PolicyCommand, ctx: &Context) -> Result<Exit, Failure> {
+    match cmd {
+        PolicyCommand::Test(args) => test(&args, ctx),
+        PolicyCommand::Eval(args) => eval(&args, ctx),
+    }
+}
+
+fn test(args: &PolicyTestArgs, ctx: &Context) -> Result<Exit, Failure> {
+    ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "policy test")?;
+    // Policy authors may work outside an atmos project: paths are then relative to the
+    // working directory.
+    let (root, timeout): (PathBuf, _) = match ctx.project() {
+        Ok(p) => (p.root.clone(), atmos_core::gates::policy_timeout(&p)),
+        Err(_) => (ctx.start.clone(), atmos_core::gates::rego::DEFAULT_TIMEOUT),
+    };
+    let paths = if args.paths.is_empty() {
+        vec!["policies".to_owned()]
+    } else {
+        args.paths.clone()
+    };
+    let report = run_tests(&root, &paths, args.coverage, timeout);
+    if report.results.is_empty() && report.load_errors.is_empty() {
+        return Err(Failure::usage(
+            format!("no tests found in {}", paths.join(", ")),
+            Some("tests are rules named test_* in .rego files (usually *_test.rego)".into()),
+        ));
+    }
+    let text = ctx
+        .out
+        .structured(&report)
+        .unwrap_or_else(|| render_tests(&report, &ctx.out.out_style, ctx.out.verbose > 0));
+    ctx.out.print(&text)?;
+    Ok(if report.passed() {
+        Exit::Done
+    } else {
+        Exit::Failed
+    })
+}
+
+fn render_tests(r: &TestReport, s: &Style, verbose: bool) -> String {
+    let mut out = String::new();
+    for e in &r.load_errors {
+        out.push_str(&format!(
+            "{} {}: {}\n",
+            s.error("LOAD ERROR"),
+            e.file,
+            e.message
+        ));
+    }
+    let mut current = "";
+    for t in &r.results {
+        let show = verbose || !matches!(t.outcome, Outcome::Pass);
+        if !show {
+            continue;
+        }
+        if t.file != current {
+            out.push_str(&format!("{}:\n", t.file));
+            current = &t.file;
+        }
+        let ms = t.duration_us as f64 / 1000.0;
+        let line = match &t.outcome {
+            Outcome::Pass => format!("  {} {} ({ms:.1} ms)", s.ok("PASS "), t.name),
+            Outcome::Fail => format!("  {} {} ({ms:.1} ms)", s.error("FAIL "), t.name),
+            Outcome::Error { message } => format!("  {} {}: {message}", s.error("ERROR"), t.name),
+            Outcome::Skip => format!("  {} {}", s.dim("SKIP "), t.name),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if let Some(cov) = &r.coverage {
+        out.push_str("\nCoverage:\n");
+        let width = cov.iter().map(|c| c.file.len()).max().unwrap_or(0);
+        for c in cov {
+            let missing = if c.not_covered.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "  (not covered: {})",
+                    c.not_covered
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            out.push_str(&format!(
+                "  {:<width$}  {:5.1}%{missing}\n",
+                c.file, c.percent
+            ));
+        }
+    }
+    let passed = r.count(|o| *o == Outcome::Pass);
+    let failed =
+        r.count(|o| matches!(o, Outcome::Fail | Outcome::Error { .. })) + r.load_errors.len();
+    let skipped = r.count(|o| *o == Outcome::Skip);
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "{passed} passed, {failed} failed, {skipped} skipped\n"
+    ));
+    out
+}
+
+#[derive(Serialize)]
+struct EvalReport<'a> {
+    deployment: &'a str,
+    target: &'a str,
+    /// `allow`, `deny` or `pending`: what the rollout would get.
+    verdict: &'static str,
+    decisions: &'a [Decision],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a GateInput>,
+}
+
+fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
+    ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "policy eval")?;
+    let (project, loaded) = ctx.deployment(&args.deployment)?;
+    let target = args
+        .target
+        .clone()
+        .or_else(|| loaded.deployment.context.default_target.clone())
+        .ok_or_else(|| Failure::usage("`policy eval` needs --target", None))?;
+    let git = ctx.require_git(&project)?;
+    let env = process_env;
+    let request = RolloutRequest {
+        target,
+        git_sha: args.git_sha.clone(),
+        promote_from: args.promote_from.clone(),
+        components: args.components.clone(),
+        skip_promotion_check: args.skip_promotion_check,
+        force: true,
+        metadata: parse_metadata(&args.metadata)?,
+        actor: identity::actor(&env, git.config_string("user.email")),
+        build_id: identity::build_id(&env),
+        started_at: jiff::Timestamp::now(),
+    };
+    let plan = plan::plan(&project, &loaded, &git, &request).map_err(rollout_failure)?;
+    let verdict = match plan.blocked() {
+        Some(Verdict::Deny) => "deny",
+        Some(_) => "pending",
+        None => "allow",
+    };
+    let report = EvalReport {
+        deployment: &plan.deployment,
+        target: &plan.target,
+        verdict,
+        decisions: &plan.decisions,
+        input: plan
+            .input
+            .as_ref()
+            .filter(|_| args.show_input || ctx.out.format != Format::Table),
+    };
+    let text = ctx.out.structured(&report).unwrap_or_else(|| {
+        let s = &ctx.out.out_style;
+        let mut out = String::new();
+        if args.show_input
+            && let Some(input) = &plan.input
+        {
+            out.push_str("Input:\n");
+            out.push_str(&crate::render::to_json(input));
+            out.push('\n');
+        }
+        let action = match plan.action {
+            atmos_core::rollout::Action::Rollout => "rollout",
+            atmos_core::rollout::Action::Promote => "promotion",
+            atmos_core::rollout::Action::Rollback => "rollback",
+        };
+        out.push_str(&format!(
+            "Gates for {} → {} ({action}):\n",
+            plan.deployment, plan.target
+        ));
+        out.push_str(&crate::render::decisions::lines(&plan.decisions, s));
+        out.push_str(&format!("\nVerdict: {verdict}\n"));
+        out
+    });
+    ctx.out.print(&text)?;
+    Ok(match verdict {
+        "deny" => Exit::Denied,
+        "pending" => Exit::Pending,
+        _ => Exit::Done,
+    })
+}

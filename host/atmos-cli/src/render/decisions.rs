@@ -1,0 +1,91 @@
+//! Gate decisions as people read them: one line each, marked allow ✓, warn !, deny ✗,
+//! pending …, skipped.
+
+use atmos_core::git::tags::{Decision, Verdict};
+
+use super::Style;
+
+/// `→ policies/freeze (atmos.freeze) deny: message [CODE] ✗`.
+pub fn line(d: &Decision, s: &Style) -> String {
+    let mark = match d.result {
+        Verdict::Allow => s.ok("✓"),
+        Verdict::Warn => s.warning("! warn"),
+        Verdict::Deny => s.error("✗ deny"),
+        Verdict::Pending => s.warning("… pending"),
+        Verdict::Skipped => s.warning("skipped"),
+    };
+    let package = d
+        .package
+        .as_ref()
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
+    let code = d
+        .code
+        .as_ref()
+        .map(|c| format!(" [{c}]"))
+        .unwrap_or_default();
+    format!("→ {}{package}: {}{code} {mark}\n", d.source, d.message)
+}
+
+/// Every decision, in order; a policy package that allowed everything takes one line.
+pub fn lines(list: &[Decision], s: &Style) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < list.len() {
+        let d = &list[i];
+        if d.result == Verdict::Allow && d.package.is_some() {
+            let mut j = i;
+            while j < list.len()
+                && list[j].result == Verdict::Allow
+                && list[j].source == d.source
+                && list[j].package == d.package
+            {
+                j += 1;
+            }
+            let package = d.package.as_deref().unwrap_or_default();
+            out.push_str(&format!(
+                "→ {} ({package}): allow {}\n",
+                d.source,
+                s.ok("✓")
+            ));
+            i = j;
+            continue;
+        }
+        out.push_str(&line(d, s));
+        i += 1;
+    }
+    out
+}
+
+/// The denials other than the promotion path's (which has its own message), for the
+/// "denied by" block.
+pub fn denials(list: &[Decision], s: &Style) -> String {
+    let denies: Vec<&Decision> = list
+        .iter()
+        .filter(|d| d.result == Verdict::Deny && d.source != "builtin/promotion-path")
+        .collect();
+    if denies.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n{} denied by {} gate decision{}:\n",
+        s.error("Error:"),
+        denies.len(),
+        if denies.len() == 1 { "" } else { "s" }
+    );
+    for d in denies {
+        let package = d
+            .package
+            .as_ref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        let code = d
+            .code
+            .as_ref()
+            .map(|c| format!(" [{c}]"))
+            .unwrap_or_default();
+        out.push_str(&format!("  ✗ {}{package}: {}{code}\n", d.source, d.message));
+    }
+    out.push_str("Fix what the gates report, or change the policies (test them with `atmos deployment policy test`).\n");
+    out
+}

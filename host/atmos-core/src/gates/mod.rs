@@ -1,0 +1,76 @@
+//! Gates: what must hold before a rollout, promotion, rollback or approval. Built-in gates
+//! (promotion path, approvals) live in `rollout::plan`; this module adds the gates bound in
+//! config: Rego policies ([`rego`]), all fed the same versioned input document ([`input`]).
+
+pub mod input;
+pub mod rego;
+pub mod testing;
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::{LoadedDeployment, Project};
+
+/// Every policy path bound to `target` of a deployment: the project's (`atmos.yaml`), the
+/// deployment's, then the target's, without repeats.
+pub fn bound_policies(project: &Project, loaded: &LoadedDeployment, target: &str) -> Vec<String> {
+    let d = &loaded.deployment;
+    let mut out: Vec<String> = Vec::new();
+    let target_paths = d
+        .targets
+        .get(target)
+        .map(|t| t.gates.policies.as_slice())
+        .unwrap_or_default();
+    for p in project
+        .settings
+        .gates
+        .policies
+        .iter()
+        .chain(&d.gates.policies)
+        .chain(target_paths)
+    {
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// Every policy path bound anywhere in a deployment (for `validate`).
+pub fn all_bound_policies(project: &Project, loaded: &LoadedDeployment) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in loaded.deployment.targets.keys() {
+        for p in bound_policies(project, loaded, t) {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The per-package time limit configured in `atmos.yaml`.
+pub fn policy_timeout(project: &Project) -> Duration {
+    project
+        .settings
+        .gates
+        .policy_timeout_ms
+        .map_or(rego::DEFAULT_TIMEOUT, Duration::from_millis)
+}
+
+/// Load the policies bound to one target.
+pub fn policies_for(project: &Project, loaded: &LoadedDeployment, target: &str) -> rego::PolicySet {
+    rego::PolicySet::load(
+        &project.root,
+        &bound_policies(project, loaded, target),
+        policy_timeout(project),
+    )
+}
+
+/// Root-relative display of a path.
+pub fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}

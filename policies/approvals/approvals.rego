@@ -1,0 +1,69 @@
+# Required approvals: enough approvals, from the allowed groups, never self-granted (the
+# approver may be neither the deployer nor the author of a commit being deployed).
+#
+# data.gates.approvals.<target>: {min: 2, from_groups: [sre]}   (default min 1, any approver)
+# data.gates.approvers.groups.<group>: [emails]
+#
+# Targets without `requires_approval` are not judged. A target with no approvals recorded at
+# all is left to the built-in approval gate, which reports it as pending (exit 4) rather
+# than denied.
+package atmos.approvals
+
+config := object.get(data, ["gates", "approvals", input.target.name], {})
+
+min_approvals := object.get(config, "min", 1)
+
+groups := object.get(config, "from_groups", [])
+
+members contains m if {
+	some g in groups
+	some m in object.get(data, ["gates", "approvers", "groups", g], [])
+}
+
+authors contains c.author_email if some c in input.commits
+
+self_approval(a) if a.approved_by == input.actor
+
+self_approval(a) if a.approved_by in authors
+
+in_groups(_) if count(groups) == 0
+
+in_groups(a) if a.approved_by in members
+
+counted contains a.approved_by if {
+	some a in input.approvals
+	a.decision == "approve"
+	not self_approval(a)
+	in_groups(a)
+}
+
+deny contains {"msg": msg, "code": "APPROVALS_MISSING"} if {
+	input.target.requires_approval
+	count(input.approvals) > 0
+	count(counted) < min_approvals
+	msg := sprintf("%s needs %d approval(s)%s; %d count", [
+		input.target.name,
+		min_approvals,
+		group_text,
+		count(counted),
+	])
+}
+
+group_text := sprintf(" from %s", [concat(", ", groups)]) if count(groups) > 0
+
+else := ""
+
+warn contains msg if {
+	input.target.requires_approval
+	some a in input.approvals
+	self_approval(a)
+	msg := sprintf("the approval by %s does not count: approvers may not approve their own changes", [a.approved_by])
+}
+
+warn contains msg if {
+	input.target.requires_approval
+	some a in input.approvals
+	not self_approval(a)
+	not in_groups(a)
+	msg := sprintf("the approval by %s does not count: not in %s", [a.approved_by, concat(", ", groups)])
+}

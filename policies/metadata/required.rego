@@ -1,0 +1,22 @@
+# Required metadata: some targets need a reference with every change (a ticket, a PR), given
+# as `--metadata key=value` and recorded in the tags.
+#
+# data.gates.required_metadata.<target>: {ticket: "^[A-Z]+-[0-9]+$", pr: ""}
+#   key → regular expression the value must match ("" for any non-empty value).
+package atmos.metadata
+
+required := object.get(data, ["gates", "required_metadata", input.target.name], {})
+
+deny contains {"msg": msg, "code": "METADATA_MISSING"} if {
+	some key, _ in required
+	not input.metadata[key]
+	msg := sprintf("%s needs --metadata %s=<value>", [input.target.name, key])
+}
+
+deny contains {"msg": msg, "code": "METADATA_INVALID"} if {
+	some key, pattern in required
+	value := input.metadata[key]
+	pattern != ""
+	not regex.match(pattern, value)
+	msg := sprintf("--metadata %s=%s does not match %s", [key, value, pattern])
+}

@@ -1,0 +1,27 @@
+package atmos.metadata_test
+
+import data.atmos.metadata
+
+rules := {"prod": {"ticket": "^[A-Z]+-[0-9]+$", "pr": ""}}
+
+test_missing_keys_are_denied if {
+	msgs := {d.msg | some d in metadata.deny} with input as {"target": {"name": "prod"}, "metadata": {}}
+		with data.gates.required_metadata as rules
+	msgs == {"prod needs --metadata ticket=<value>", "prod needs --metadata pr=<value>"}
+}
+
+test_malformed_ticket_is_denied if {
+	some d in metadata.deny with input as {"target": {"name": "prod"}, "metadata": {"ticket": "ops 12", "pr": "#4"}}
+		with data.gates.required_metadata as rules
+	d.code == "METADATA_INVALID"
+}
+
+test_complete_metadata_passes if {
+	count(metadata.deny) == 0 with input as {"target": {"name": "prod"}, "metadata": {"ticket": "OPS-12", "pr": "#4"}}
+		with data.gates.required_metadata as rules
+}
+
+test_other_targets_need_nothing if {
+	count(metadata.deny) == 0 with input as {"target": {"name": "dev"}, "metadata": {}}
+		with data.gates.required_metadata as rules
+}
