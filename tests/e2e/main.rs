@@ -2,6 +2,7 @@
 
 mod cli;
 mod describe;
+mod gates;
 mod graph;
 mod list;
 mod queries;

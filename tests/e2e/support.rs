@@ -54,6 +54,14 @@ impl Repo {
         repo
     }
 
+    /// Copy the shipped policies into `policies/`.
+    pub fn add_shipped_policies(&self) -> &Repo {
+        let policies = self.path().join("policies");
+        std::fs::create_dir_all(&policies).expect("mkdir");
+        copy_dir(&policies_dir(), &policies);
+        self
+    }
+
     /// The repository root.
     pub fn path(&self) -> &Path {
         self.dir.path()

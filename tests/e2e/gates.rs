@@ -1,0 +1,370 @@
+//! Policy gates end to end: real rollouts allowed and denied by the shipped policies and by
+//! small test policies, fail-closed cases, decisions in the output and in the tags,
+//! `validate`, `policy test` and `policy eval`.
+
+use crate::rollout::{Fixture, record};
+
+/// The rollout fixture with `atmos.yaml` binding `policies` and a settings file.
+fn gated(policies: &[&str], settings: &str) -> Fixture {
+    let f = Fixture::new();
+    f.repo.add_shipped_policies();
+    let list: String = policies.iter().map(|p| format!("    - {p}\n")).collect();
+    f.repo.write_file(
+        "atmos.yaml",
+        format!("gates:\n  policies:\n{list}    - gates\n  policy_timeout_ms: 300\n"),
+    );
+    f.repo.write_file("gates/settings.yaml", settings);
+    f
+}
+
+#[test]
+fn shipped_policy_tests_pass_and_a_broken_policy_fails_them() {
+    let f = Fixture::new();
+    f.repo.add_shipped_policies();
+    let run = f
+        .repo
+        .atmos(&["deployment", "policy", "test", "--coverage"]);
+    run.code(0);
+    assert!(
+        run.stdout.contains("31 passed, 0 failed, 0 skipped"),
+        "{}",
+        run.stdout
+    );
+    for file in [
+        "promotion/promotion.rego",
+        "approvals/approvals.rego",
+        "soak/soak.rego",
+        "freeze/freeze.rego",
+        "metadata/required.rego",
+    ] {
+        assert!(
+            run.stdout.contains(&format!("policies/{file}")),
+            "coverage of {file}: {}",
+            run.stdout
+        );
+    }
+    // Break the freeze policy: its tests must notice.
+    let path = f.repo.path().join("policies/freeze/freeze.rego");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(
+        &path,
+        text.replace(
+            "now_ns >= time.parse_rfc3339_ns(w.start)",
+            "now_ns < time.parse_rfc3339_ns(w.start)",
+        ),
+    )
+    .expect("write");
+    let run = f
+        .repo
+        .atmos(&["deployment", "policy", "test", "policies/freeze"]);
+    run.code(1);
+    assert!(
+        run.stdout.contains("FAIL  test_inside_a_window_is_denied"),
+        "{}",
+        run.stdout
+    );
+    let json = f
+        .repo
+        .atmos(&[
+            "deployment",
+            "policy",
+            "test",
+            "policies/freeze",
+            "--format",
+            "json",
+        ])
+        .json();
+    assert!(
+        json["results"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|r| r["outcome"] == "fail")
+    );
+}
+
+#[test]
+fn a_freeze_window_denies_the_rollout_and_records_nothing() {
+    let f = gated(
+        &["policies/freeze"],
+        "gates:\n  freeze:\n    targets: [dev]\n    windows:\n      - {start: \"2000-01-01T00:00:00Z\", end: \"2200-01-01T00:00:00Z\", reason: test freeze}\n",
+    );
+    f.version("1");
+    let run = f.rollout(&["--target", "dev"]);
+    run.code(3);
+    assert!(
+        run.stdout.contains("Error: denied by 1 gate decision:"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("policies/freeze/freeze.rego (atmos.freeze): dev is frozen until 2200-01-01T00:00:00Z (test freeze)"), "{}", run.stdout);
+    assert!(run.stdout.contains("[FREEZE_WINDOW]"), "{}", run.stdout);
+    assert!(f.repo.atmos_refs().is_empty(), "nothing written");
+    assert!(f.applied("a", "dev").is_empty(), "nothing ran");
+    // --plan evaluates the same gates and exits the same way.
+    f.rollout(&["--target", "dev", "--plan"]).code(3);
+    // The documented emergency exception passes, and is recorded.
+    let run = f.rollout(&["--target", "dev", "--metadata", "freeze_exception=INC-7"]);
+    run.code(0);
+    let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
+    assert_eq!(r["metadata"]["freeze_exception"], "INC-7");
+    let freeze: Vec<&serde_json::Value> = r["decisions"]
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .filter(|d| d["package"] == "atmos.freeze")
+        .collect();
+    assert_eq!(freeze.len(), 1, "{r}");
+    assert_eq!(freeze[0]["source"], "policies/freeze/freeze.rego");
+    assert_eq!(freeze[0]["rule"], "deny");
+    assert_eq!(freeze[0]["result"], "allow");
+}
+
+#[test]
+fn required_metadata_and_soak_gate_promotions() {
+    let f = gated(
+        &["policies/metadata", "policies/soak"],
+        "gates:\n  required_metadata:\n    staging: {ticket: \"^[A-Z]+-[0-9]+$\"}\n  soak:\n    min_hours: {staging: 1}\n",
+    );
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    let run = f.rollout(&[
+        "--target",
+        "staging",
+        "--promote-from",
+        "dev",
+        "--metadata",
+        "ticket=ops-1",
+    ]);
+    run.code(3);
+    assert!(
+        run.stdout
+            .contains("--metadata ticket=ops-1 does not match ^[A-Z]+-[0-9]+$ [METADATA_INVALID]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "a has run in dev for 0 minute(s); staging needs 1 hour(s) of soak [SOAK_TIME]"
+        ),
+        "{}",
+        run.stdout
+    );
+    // With the soak lowered in the policy settings, a valid ticket passes.
+    f.repo.write_file(
+        "gates/settings.yaml",
+        "gates:\n  required_metadata:\n    staging: {ticket: \"^[A-Z]+-[0-9]+$\"}\n",
+    );
+    f.rollout(&[
+        "--target",
+        "staging",
+        "--promote-from",
+        "dev",
+        "--metadata",
+        "ticket=OPS-1",
+    ])
+    .code(0);
+}
+
+#[test]
+fn skipping_the_promotion_check_is_itself_subject_to_policy() {
+    let f = gated(
+        &["policies/promotion"],
+        "gates:\n  promotion:\n    protected_targets: [staging]\n",
+    );
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    let run = f.rollout(&[
+        "--target",
+        "staging",
+        "--git-sha",
+        "HEAD",
+        "--skip-promotion-check",
+        "--force",
+    ]);
+    run.code(3);
+    assert!(
+        run.stdout.contains(
+            "--skip-promotion-check is not allowed for staging [PROMOTION_SKIP_FORBIDDEN]"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("builtin/promotion-path: promotion check skipped"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn warnings_are_shown_and_recorded_without_blocking() {
+    let f = Fixture::new();
+    f.repo
+        .write_file("atmos.yaml", "gates:\n  policies: [rules]\n");
+    f.repo.write_file(
+        "rules/notes.rego",
+        "package team.notes\n\nwarn contains {\"msg\": sprintf(\"%s is deployed by %s\", [input.target.name, input.actor]), \"code\": \"NOTE\"} if true\n\ndeny contains \"never\" if input.target.name == \"nowhere\"\n",
+    );
+    f.version("1");
+    let run = f.rollout(&["--target", "dev"]);
+    run.code(0);
+    assert!(
+        run.stdout.contains(
+            "rules/notes.rego (team.notes): dev is deployed by dev@example.com [NOTE] ! warn"
+        ),
+        "{}",
+        run.stdout
+    );
+    let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
+    let warn = r["decisions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|d| d["result"] == "warn")
+        .cloned()
+        .expect("warn recorded");
+    assert_eq!(warn["code"], "NOTE");
+    assert_eq!(warn["package"], "team.notes");
+}
+
+#[test]
+fn broken_policies_fail_closed_with_file_and_line() {
+    let f = Fixture::new();
+    f.repo.write_file(
+        "atmos.yaml",
+        "gates:\n  policies: [rules]\n  policy_timeout_ms: 200\n",
+    );
+    f.version("1");
+    let cases = [
+        (
+            "syntax",
+            "package t.syntax\n\ndeny contains msg if {\n  input.x >\n}\n",
+            "rules/t.rego: policy failed to load (fail closed): rules/t.rego:5:1: expecting expression",
+        ),
+        (
+            "runtime",
+            "package t.runtime\n\ndeny contains m if {\n  m := sprintf(\"%v\", [1 / count(input.commits) - count(input.commits)])\n  1 / 0 == m\n}\n",
+            "rules/t.rego (t.runtime): policy error (fail closed): rules/t.rego:5:",
+        ),
+        (
+            "endless",
+            "package t.endless\n\ndeny contains \"x\" if {\n  some i in numbers.range(1, 1000000)\n  some j in numbers.range(1, 1000000)\n  i * j == -1\n}\n",
+            "rules/t.rego (t.endless): evaluation exceeded the time limit of 200 ms (fail closed)",
+        ),
+    ];
+    for (name, policy, expected) in cases {
+        f.repo.write_file("rules/t.rego", policy);
+        let started = std::time::Instant::now();
+        let run = f.rollout(&["--target", "dev"]);
+        assert_eq!(run.code, 3, "{name}: {}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains(expected),
+            "{name}: expected {expected:?} in\n{}",
+            run.stdout
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{name} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(f.repo.atmos_refs().is_empty());
+    // A bound path that does not exist denies too.
+    f.repo
+        .write_file("atmos.yaml", "gates:\n  policies: [rulez]\n");
+    let run = f.rollout(&["--target", "dev"]);
+    run.code(3);
+    assert!(
+        run.stdout
+            .contains("rulez: policy failed to load (fail closed): no such file or folder"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn validate_compiles_every_bound_policy() {
+    let f = Fixture::new();
+    let yaml = std::fs::read_to_string(f.repo.path().join("deployments/svc.yaml")).expect("read");
+    f.repo.write(
+        "svc.yaml",
+        yaml.replace(
+            "    prod:\n",
+            "    prod:\n      gates: {policies: [prod-rules]}\n",
+        ),
+    );
+    f.repo.write_file(
+        "prod-rules/p.rego",
+        "package prod.rules\n\ndeny contains \"x\" if {\n  input.x ==\n}\n",
+    );
+    let run = f.repo.atmos(&["deployment", "validate", "svc"]);
+    run.code(2);
+    assert!(run.stdout.contains("✗ Policies compile"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("--> prod-rules/p.rego:5:1"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("error: policy does not load: expecting expression"),
+        "{}",
+        run.stdout
+    );
+    // dev is not bound to it: its rollouts are unaffected.
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+}
+
+#[test]
+fn policy_eval_shows_the_input_and_every_decision() {
+    let f = gated(
+        &["policies/freeze", "policies/metadata"],
+        "gates:\n  required_metadata:\n    dev: {pr: \"\"}\n",
+    );
+    let v1 = f.version("1");
+    let run = f.repo.atmos(&[
+        "deployment",
+        "policy",
+        "eval",
+        "svc",
+        "--target",
+        "dev",
+        "--show-input",
+    ]);
+    run.code(3);
+    assert!(
+        run.stdout
+            .contains("\"api_version\": \"atmos.tools/gate-input/v1\""),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("policies/metadata/required.rego (atmos.metadata): dev needs --metadata pr=<value> [METADATA_MISSING] ✗ deny"), "{}", run.stdout);
+    assert!(run.stdout.ends_with("Verdict: deny\n"), "{}", run.stdout);
+    let json = f.repo.atmos(&[
+        "deployment",
+        "policy",
+        "eval",
+        "svc",
+        "--target",
+        "dev",
+        "--metadata",
+        "pr=#1",
+        "--format",
+        "json",
+    ]);
+    json.code(0);
+    let report = json.json();
+    assert_eq!(report["verdict"], "allow");
+    let input = &report["input"];
+    assert_eq!(input["action"], "rollout");
+    assert_eq!(input["commit"]["sha"], v1.as_str());
+    assert_eq!(input["commit"]["author_email"], "dev@example.com");
+    assert_eq!(input["components"][0]["new"], v1.as_str());
+    assert_eq!(input["metadata"]["pr"], "#1");
+    assert_eq!(input["target"]["name"], "dev");
+    assert!(input["sbom"].is_null());
+    assert!(f.repo.atmos_refs().is_empty(), "eval changes nothing");
+}
