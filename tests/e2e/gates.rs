@@ -366,5 +366,20 @@ fn policy_eval_shows_the_input_and_every_decision() {
     assert_eq!(input["metadata"]["pr"], "#1");
     assert_eq!(input["target"]["name"], "dev");
     assert!(input["sbom"].is_null());
+    // The published schema describes what is produced.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../docs/schema/gate-input.schema.json"),
+        )
+        .expect("schema"),
+    )
+    .expect("json");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(input)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     assert!(f.repo.atmos_refs().is_empty(), "eval changes nothing");
 }
