@@ -383,3 +383,32 @@ fn policy_eval_shows_the_input_and_every_decision() {
     assert!(errors.is_empty(), "{errors:#?}");
     assert!(f.repo.atmos_refs().is_empty(), "eval changes nothing");
 }
+
+#[test]
+fn a_policy_test_that_crashes_the_evaluator_is_an_error_not_a_crash() {
+    let f = Fixture::new();
+    f.repo.write_file(
+        "t/r.rego",
+        "package r\n\nf(n) := x if {\n  x := f(n + 1)\n}\n\ndeny contains \"x\" if f(1) > 0\n",
+    );
+    f.repo.write_file(
+        "t/r_test.rego",
+        "package r_test\n\nimport data.r\n\ntest_deny if count(r.deny) == 1\n",
+    );
+    f.repo
+        .write_file("t/ok_test.rego", "package ok_test\n\ntest_fine if true\n");
+    let run = f.repo.atmos(&["deployment", "policy", "test", "t"]);
+    run.code(1);
+    assert!(
+        run.stdout.contains(
+            "t/r_test.rego:\n  ERROR (every test of this file): the evaluator overflowed its stack"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("1 passed, 1 failed, 0 skipped"),
+        "the other file still ran: {}",
+        run.stdout
+    );
+}

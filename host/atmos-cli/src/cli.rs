@@ -69,6 +69,13 @@ pub enum TopCommand {
     Deployment(DeploymentCommand),
     /// Print a shell completion script.
     Completion(CompletionArgs),
+    /// Internal: the isolated policy evaluator (JSON on stdin and stdout).
+    #[command(name = "__gates", hide = true)]
+    Gates {
+        /// `evaluate` or `test`.
+        #[arg(value_parser = ["evaluate", "test"])]
+        mode: String,
+    },
 }
 
 #[derive(Debug, Args)]

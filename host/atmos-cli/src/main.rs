@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         TopCommand::Deployment(cmd) => commands::run(cmd, &ctx),
         TopCommand::Completion(args) => commands::completion::run(&args, &ctx),
+        TopCommand::Gates { mode } => commands::policy::serve(&mode),
     };
     let exit = match result {
         Ok(exit) => exit,

@@ -120,6 +120,17 @@ impl From<ProjectError> for Failure {
     }
 }
 
+/// The isolated evaluator: this very binary with the hidden `__gates` command.
+pub fn isolated() -> Option<atmos_core::gates::isolation::Isolated> {
+    std::env::current_exe()
+        .ok()
+        .map(|program| atmos_core::gates::isolation::Isolated {
+            program,
+            evaluate_args: vec!["__gates".into(), "evaluate".into()],
+            test_args: vec!["__gates".into(), "test".into()],
+        })
+}
+
 /// A git failure while reading state: exit 1.
 pub fn git_failure(e: atmos_core::git::GitError) -> Failure {
     let exit = match e {
@@ -192,6 +203,15 @@ impl Context {
                 Some("atmos records deployments in git: run `git init` and commit".into()),
             )
         })
+    }
+
+    /// How gates are evaluated: in a child `atmos` process, so that a policy that crashes the
+    /// evaluator denies instead of killing the command.
+    pub fn evaluator(&self) -> Box<dyn atmos_core::gates::isolation::Evaluator> {
+        match isolated() {
+            Some(i) => Box::new(i),
+            None => Box::new(atmos_core::gates::isolation::InProcess),
+        }
     }
 
     /// Warn about tags in the namespace that are not atmos records.

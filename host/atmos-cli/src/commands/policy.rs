@@ -16,6 +16,23 @@ use super::{Context, Failure};
 use crate::cli::{Format, PolicyCommand, PolicyEvalArgs, PolicyTestArgs};
 use crate::render::Style;
 
+/// The hidden `__gates evaluate|test` child: one JSON request on stdin, one answer on stdout.
+pub fn serve(mode: &str) -> Result<Exit, Failure> {
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    let served = match mode {
+        "evaluate" => atmos_core::gates::isolation::serve_evaluate(&mut stdin, &mut stdout),
+        _ => atmos_core::gates::isolation::serve_tests(&mut stdin, &mut stdout),
+    };
+    served.map_err(|e| Failure::User {
+        exit: Exit::Failed,
+        message: format!("gate evaluator: {e}"),
+        hint: None,
+        diagnostics: Vec::new(),
+    })?;
+    Ok(Exit::Done)
+}
+
 /// Run a policy subcommand.
 pub fn run(cmd: PolicyCommand, ctx: &Context) -> Result<Exit, Failure> {
     match cmd {
@@ -37,7 +54,10 @@ fn test(args: &PolicyTestArgs, ctx: &Context) -> Result<Exit, Failure> {
     } else {
         args.paths.clone()
     };
-    let report = run_tests(&root, &paths, args.coverage, timeout);
+    let report = match super::isolated() {
+        Some(isolated) => isolated.run_tests(&root, &paths, args.coverage, timeout),
+        None => run_tests(&root, &paths, args.coverage, timeout),
+    };
     if report.results.is_empty() && report.load_errors.is_empty() {
         return Err(Failure::usage(
             format!("no tests found in {}", paths.join(", ")),
@@ -154,7 +174,9 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         build_id: identity::build_id(&env),
         started_at: jiff::Timestamp::now(),
     };
-    let plan = plan::plan(&project, &loaded, &git, &request).map_err(rollout_failure)?;
+    let evaluator = ctx.evaluator();
+    let plan = plan::plan(&project, &loaded, &git, &request, evaluator.as_ref())
+        .map_err(rollout_failure)?;
     let verdict = match plan.blocked() {
         Some(Verdict::Deny) => "deny",
         Some(_) => "pending",

@@ -62,7 +62,9 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         build_id: identity::build_id(&env),
         started_at: jiff::Timestamp::now(),
     };
-    let plan = plan::plan(&project, &loaded, &git, &request).map_err(rollout_failure)?;
+    let evaluator = ctx.evaluator();
+    let plan = plan::plan(&project, &loaded, &git, &request, evaluator.as_ref())
+        .map_err(rollout_failure)?;
 
     // Live output goes to stdout for tables, to stderr when stdout carries JSON/YAML.
     let structured = ctx.out.format != Format::Table;

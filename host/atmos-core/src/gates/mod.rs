@@ -3,6 +3,7 @@
 //! config: Rego policies ([`rego`]), all fed the same versioned input document ([`input`]).
 
 pub mod input;
+pub mod isolation;
 pub mod rego;
 pub mod testing;
 
@@ -58,13 +59,19 @@ pub fn policy_timeout(project: &Project) -> Duration {
         .map_or(rego::DEFAULT_TIMEOUT, Duration::from_millis)
 }
 
-/// Load the policies bound to one target.
-pub fn policies_for(project: &Project, loaded: &LoadedDeployment, target: &str) -> rego::PolicySet {
-    rego::PolicySet::load(
-        &project.root,
-        &bound_policies(project, loaded, target),
-        policy_timeout(project),
-    )
+/// Evaluate the policies bound to one target against `input` with `evaluator`.
+pub fn evaluate_bound(
+    evaluator: &dyn isolation::Evaluator,
+    project: &Project,
+    loaded: &LoadedDeployment,
+    target: &str,
+    input: &serde_json::Value,
+) -> Vec<crate::git::tags::Decision> {
+    let paths = bound_policies(project, loaded, target);
+    if paths.is_empty() {
+        return Vec::new();
+    }
+    evaluator.evaluate(&project.root, &paths, policy_timeout(project), input)
 }
 
 /// Root-relative display of a path.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::git::tags::{Decision, Verdict};
 
@@ -23,7 +23,7 @@ use crate::git::tags::{Decision, Verdict};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
 
 /// A problem loading policies, for `validate` and for fail-closed decisions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadError {
     /// The file or path concerned (relative to the project root).
     pub file: String,
@@ -68,7 +68,13 @@ pub fn collect(root: &Path, paths: &[String], tests: bool) -> Sources {
     let mut data_dirs: Vec<PathBuf> = Vec::new();
     for p in paths {
         let full = root.join(p);
-        if full.is_file() {
+        let is_data = full
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "json" | "yaml" | "yml"));
+        if full.is_file() && is_data {
+            out.data.push(full.clone());
+        } else if full.is_file() {
             out.rego.push(full.clone());
             if let Some(dir) = full.parent() {
                 data_dirs.push(dir.to_owned());
@@ -121,6 +127,8 @@ pub fn collect(root: &Path, paths: &[String], tests: bool) -> Sources {
     }
     out.rego.sort();
     out.rego.dedup();
+    out.data.sort();
+    out.data.dedup();
     out
 }
 

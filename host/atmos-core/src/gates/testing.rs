@@ -8,12 +8,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use regorus::Value;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::rego::{LoadError, Sources, collect};
 
 /// How one test ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "outcome")]
 pub enum Outcome {
     /// Defined and not false.
@@ -30,7 +30,7 @@ pub enum Outcome {
 }
 
 /// One test.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TestResult {
     /// File that defines it.
     pub file: String,
@@ -46,7 +46,7 @@ pub struct TestResult {
 }
 
 /// Line coverage of one policy file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileCoverage {
     /// The file.
     pub file: String,
@@ -59,7 +59,7 @@ pub struct FileCoverage {
 }
 
 /// The `policy test` report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TestReport {
     /// Every test, in file order.
     pub results: Vec<TestResult>,

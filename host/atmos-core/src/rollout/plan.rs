@@ -26,15 +26,19 @@ pub fn plan(
     loaded: &LoadedDeployment,
     git: &GitRepo,
     request: &RolloutRequest,
+    evaluator: &dyn crate::gates::isolation::Evaluator,
 ) -> Result<RolloutPlan, RolloutError> {
     let mut plan = plan_builtin(loaded, git, request)?;
     let input = crate::gates::input::for_rollout(git, loaded, &plan, request.force)?;
     if !plan.is_noop() {
-        let policies = crate::gates::policies_for(project, loaded, &plan.target);
-        if !policies.is_empty() {
-            let json = serde_json::to_value(&input).unwrap_or_default();
-            plan.decisions.extend(policies.evaluate(&json));
-        }
+        let json = serde_json::to_value(&input).unwrap_or_default();
+        plan.decisions.extend(crate::gates::evaluate_bound(
+            evaluator,
+            project,
+            loaded,
+            &plan.target,
+            &json,
+        ));
     }
     plan.input = Some(input);
     Ok(plan)
