@@ -70,11 +70,22 @@ git -C "$work" commit -q -am "Double worker concurrency"
 step deployment rollout payment-service --target dev -q
 step deployment diff payment-service --from-target staging --to-target dev --show-files
 
-say "Gates: dev cannot skip staging; prod needs a ticket, and an approval"
+say "Gates: dev cannot skip staging; prod needs a ticket, and two approvals from sre"
 expect 3 deployment rollout payment-service --target prod --promote-from dev
 expect 3 deployment rollout payment-service --target prod --promote-from staging
-expect 4 deployment policy eval payment-service --target prod --promote-from staging --metadata ticket=OPS-42
 expect 4 deployment rollout payment-service --target prod --promote-from staging --metadata ticket=OPS-42
+
+say "Approve: the deployer's own approval does not count; alice and bob from sre do"
+step deployment approve payment-service --target prod --promote-from staging
+ATMOS_ACTOR=alice@example.com step deployment approve payment-service --target prod --promote-from staging -m "staging soaked, dashboards green"
+expect 4 deployment rollout payment-service --target prod --promote-from staging --metadata ticket=OPS-42
+ATMOS_ACTOR=bob@example.com step deployment approve payment-service --target prod --promote-from staging
+
+say "Promote staging to prod"
+step deployment rollout payment-service --target prod --promote-from staging --metadata ticket=OPS-42
+step deployment status payment-service --target prod
+step deployment history payment-service --target prod
+step deployment promotion-graph payment-service --show-status
 
 say "What git recorded"
 printf '\n$ git show-ref | grep refs/atmos/\n'

@@ -4,9 +4,8 @@
 # data.gates.approvals.<target>: {min: 2, from_groups: [sre]}   (default min 1, any approver)
 # data.gates.approvers.groups.<group>: [emails]
 #
-# Targets without `requires_approval` are not judged. A target with no approvals recorded at
-# all is left to the built-in approval gate, which reports it as pending (exit 4) rather
-# than denied.
+# Targets without `requires_approval` are not judged. Too few approvals is `pending` (exit 4,
+# `--wait-for-approval` waits for more), not `deny`: approvals can still arrive.
 package atmos.approvals
 
 config := object.get(data, ["gates", "approvals", input.target.name], {})
@@ -37,9 +36,8 @@ counted contains a.approved_by if {
 	in_groups(a)
 }
 
-deny contains {"msg": msg, "code": "APPROVALS_MISSING"} if {
+pending contains {"msg": msg, "code": "APPROVALS_MISSING"} if {
 	input.target.requires_approval
-	count(input.approvals) > 0
 	count(counted) < min_approvals
 	msg := sprintf("%s needs %d approval(s)%s; %d count", [
 		input.target.name,

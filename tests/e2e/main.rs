@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `atmos` binary against real throwaway git repositories.
 
+mod approvals;
 mod cli;
 mod describe;
 mod gates;

@@ -488,7 +488,14 @@ fn a_target_that_requires_approval_is_pending_and_nothing_is_written() {
     run.code(4);
     assert!(
         run.stdout
-            .contains("Pending: prod requires approval, and no approvals are recorded"),
+            .contains("Pending: prod requires 1 approval(s) of"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "atmos deployment approve svc --target prod --promote-from staging --git-sha "
+        ),
         "{}",
         run.stdout
     );

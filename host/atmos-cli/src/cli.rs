@@ -114,9 +114,37 @@ pub enum DeploymentCommand {
     History(HistoryArgs),
     /// Compare two targets (or two commits): commits, components, config, files, drift.
     Diff(DiffArgs),
+    /// Record an approval of a commit for a target.
+    Approve(ApproveArgs),
+    /// Record a rejection of a commit for a target (blocks until the same person approves).
+    Reject(ApproveArgs),
     /// Test Rego policies, or evaluate the gates of a rollout without doing it.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The deployment.
+    pub deployment: String,
+    /// The target the approval is for.
+    #[arg(long, short)]
+    pub target: Option<String>,
+    /// The commit (default: what the target's only promotion source runs, else HEAD).
+    #[arg(long, value_name = "SHA", conflicts_with = "promote_from")]
+    pub git_sha: Option<String>,
+    /// Approve what SOURCE runs now, for promotion to the target.
+    #[arg(long, value_name = "SOURCE")]
+    pub promote_from: Option<String>,
+    /// Why (recorded with the approval).
+    #[arg(long, short = 'm')]
+    pub comment: Option<String>,
+    /// Sign the approval with an SSH key (implied when the target requires signed approvals).
+    #[arg(long)]
+    pub sign: bool,
+    /// SSH key to sign with (default: git's user.signingkey).
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +293,25 @@ pub struct RolloutArgs {
     /// Metadata recorded in the tags (key=value, e.g. pr=#482); repeatable.
     #[arg(long, value_name = "KEY=VALUE")]
     pub metadata: Vec<String>,
+    /// When approvals are missing, wait for them instead of exiting 4.
+    #[arg(long)]
+    pub wait_for_approval: bool,
+    /// How long to wait for approvals (e.g. 30m, 1h).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1h",
+        requires = "wait_for_approval"
+    )]
+    pub timeout: String,
+    /// How often to re-read approvals while waiting.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        requires = "wait_for_approval"
+    )]
+    pub poll_interval: String,
 }
 
 #[derive(Debug, Args)]

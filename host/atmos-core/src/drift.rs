@@ -104,6 +104,8 @@ pub fn drift_plan(
         started_at: crate::git::tags::rfc3339(now),
         skip_promotion_check: false,
         input: None,
+        approvals: None,
+        approval_commit: None,
     })
 }
 

@@ -4,6 +4,7 @@
 //! checks deployment configs, and computes typed, serialisable reports that the `atmos`
 //! binary renders as tables, JSON or YAML. It never prints and never depends on clap.
 
+pub mod approvals;
 pub mod config;
 pub mod dag;
 pub mod describe;

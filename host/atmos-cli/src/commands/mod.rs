@@ -1,5 +1,6 @@
 //! One file per verb. Each builds its report with `atmos-core` and hands it to `render`.
 
+pub mod approve;
 pub mod completion;
 pub mod describe;
 pub mod diff;
@@ -37,6 +38,12 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::History(args) => history::run(&args, ctx),
         DeploymentCommand::Diff(args) => diff::run(&args, ctx),
         DeploymentCommand::Policy(cmd) => policy::run(cmd, ctx),
+        DeploymentCommand::Approve(args) => {
+            approve::run(&args, ctx, atmos_core::approvals::Decision::Approve)
+        }
+        DeploymentCommand::Reject(args) => {
+            approve::run(&args, ctx, atmos_core::approvals::Decision::Reject)
+        }
     }
 }
 

@@ -63,13 +63,51 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         started_at: jiff::Timestamp::now(),
     };
     let evaluator = ctx.evaluator();
-    let plan = plan::plan(&project, &loaded, &git, &request, evaluator.as_ref())
+    let mut request = request;
+    let mut plan = plan::plan(&project, &loaded, &git, &request, evaluator.as_ref())
         .map_err(rollout_failure)?;
 
     // Live output goes to stdout for tables, to stderr when stdout carries JSON/YAML.
     let structured = ctx.out.format != Format::Table;
     let live = Live::new(&ctx.out, structured);
     live.text(&render_header(&plan, args.plan, &live.style));
+
+    // Only missing approvals: confirm interactively (approval_method: manual), or wait.
+    if plan.blocked() == Some(Verdict::Pending) && !args.plan {
+        let manual = plan
+            .approvals
+            .as_ref()
+            .is_some_and(|a| a.method == atmos_core::config::model::ApprovalMethod::Manual);
+        if manual {
+            if confirm_manually(&plan, &git, &live)? {
+                request.started_at = jiff::Timestamp::now();
+                plan = plan::plan(&project, &loaded, &git, &request, evaluator.as_ref())
+                    .map_err(rollout_failure)?;
+                live.text(&format!(
+                    "\n{}",
+                    render_header(&plan, args.plan, &live.style)
+                ));
+            }
+        } else if args.wait_for_approval {
+            let timeout = atmos_core::history::parse_duration(&args.timeout)
+                .map_err(|e| Failure::usage(format!("--timeout: {e}"), None))?;
+            let deadline = std::time::Instant::now() + timeout;
+            while plan.blocked() == Some(Verdict::Pending) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if !wait_for_approval(args, &plan, git.git_dir(), left, &live)? {
+                    break;
+                }
+                let git = ctx.require_git(&project)?;
+                request.started_at = jiff::Timestamp::now();
+                plan = plan::plan(&project, &loaded, &git, &request, evaluator.as_ref())
+                    .map_err(rollout_failure)?;
+                live.text(&crate::render::decisions::lines(
+                    &plan.decisions,
+                    &live.style,
+                ));
+            }
+        }
+    }
 
     let blocked = plan.blocked();
     if let Some(verdict) = blocked
@@ -401,9 +439,160 @@ fn render_blocked(plan: &RolloutPlan, s: &Style) -> String {
         .filter(|d| d.result == Verdict::Pending)
     {
         out.push_str(&format!("\n{} {}\n", s.warning("Pending:"), d.message));
-        out.push_str("Approvals are recorded with `atmos deployment approve` (not available in this version yet); until then this target cannot be rolled out to.\n");
+    }
+    if let (Some(check), Some(commit)) = (&plan.approvals, &plan.approval_commit) {
+        if check.method == atmos_core::config::model::ApprovalMethod::Manual {
+            out.push_str(&format!(
+                "{} uses approval_method: manual — run this rollout from an interactive terminal to confirm it (CI cannot).\n",
+                plan.target
+            ));
+            return out;
+        }
+        if !check.eligible.is_empty() {
+            out.push_str(&format!(
+                "May still approve: {}\n",
+                check.eligible.join(", ")
+            ));
+        } else if !check.from_groups.is_empty() {
+            out.push_str(&format!(
+                "Nobody in {} can still approve (check approvers.groups in atmos.yaml).\n",
+                check.from_groups.join(", ")
+            ));
+        }
+        let from = plan
+            .source_target
+            .as_ref()
+            .map(|s| format!(" --promote-from {s}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "\nTo approve:\n  atmos deployment approve {} --target {}{from} --git-sha {commit}\n\nThen run this rollout again, or wait for approvals with --wait-for-approval --timeout 1h.\n",
+            plan.deployment, plan.target
+        ));
     }
     out
+}
+
+/// Wait until the approval records of the commit change, re-reading them every poll interval
+/// with a fresh repository handle (approvals written by other processes are seen); the caller
+/// then re-plans, so the full rule decides.
+fn wait_for_approval(
+    args: &RolloutArgs,
+    plan: &RolloutPlan,
+    git_dir: &std::path::Path,
+    timeout: std::time::Duration,
+    live: &Live,
+) -> Result<bool, Failure> {
+    use atmos_core::history::parse_duration;
+    let poll = parse_duration(&args.poll_interval)
+        .map_err(|e| Failure::usage(format!("--poll-interval: {e}"), None))?
+        .max(std::time::Duration::from_millis(100));
+    let (Some(commit), Some(first)) = (&plan.approval_commit, &plan.approvals) else {
+        return Ok(false);
+    };
+    let count = |git: &GitRepo| -> Option<usize> {
+        let (records, _) = atmos_core::approvals::read(git, &plan.deployment, commit).ok()?;
+        Some(
+            records
+                .iter()
+                .filter(|r| r.target == plan.target && r.git_sha == *commit)
+                .count(),
+        )
+    };
+    let baseline = GitRepo::discover(git_dir)
+        .ok()
+        .and_then(|g| count(&g))
+        .unwrap_or(0);
+    live.text(&format!(
+        "\n… waiting up to {}s for approval of {} for {} ({} of {} counted so far)\n",
+        (timeout.as_millis() + 500) / 1000,
+        short(commit),
+        plan.target,
+        first.counted.len(),
+        first.required
+    ));
+    let started = std::time::Instant::now();
+    let mut last_report = std::time::Instant::now();
+    while started.elapsed() < timeout {
+        std::thread::sleep(poll.min(timeout.saturating_sub(started.elapsed())));
+        let now = GitRepo::discover(git_dir).ok().and_then(|g| count(&g));
+        if now.is_some_and(|n| n != baseline) {
+            live.text(&format!(
+                "… new approval records for {} after {}s: checking them\n",
+                short(commit),
+                started.elapsed().as_secs()
+            ));
+            return Ok(true);
+        }
+        if last_report.elapsed() >= std::time::Duration::from_secs(30) {
+            last_report = std::time::Instant::now();
+            live.text(&format!(
+                "… still waiting for approval of {} ({}s left)\n",
+                short(commit),
+                timeout.saturating_sub(started.elapsed()).as_secs()
+            ));
+        }
+    }
+    live.text(&format!(
+        "\nTimed out after --timeout {} waiting for approval of {} for {}.\n",
+        args.timeout,
+        short(commit),
+        plan.target
+    ));
+    Ok(false)
+}
+
+/// approval_method: manual — the person at the terminal confirms; refused without a terminal.
+fn confirm_manually(plan: &RolloutPlan, git: &GitRepo, live: &Live) -> Result<bool, Failure> {
+    use std::io::{BufRead, IsTerminal};
+    let Some(commit) = &plan.approval_commit else {
+        return Ok(false);
+    };
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    let components: Vec<String> = plan
+        .components
+        .iter()
+        .filter(|c| c.run)
+        .map(|c| {
+            format!(
+                "{} ({} → {})",
+                c.name,
+                c.current.as_deref().map(short).unwrap_or("none"),
+                short(&c.new)
+            )
+        })
+        .collect();
+    let prompt = format!(
+        "\n{} requires a manual approval.\n  commit:     {commit}\n  target:     {}\n  components: {}\nType the target name ({}) to approve, anything else to stop: ",
+        plan.target,
+        plan.target,
+        components.join(", "),
+        plan.target
+    );
+    eprint!("{}", live.style.bold(&prompt));
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if answer.trim() != plan.target {
+        live.text("Not approved.\n");
+        return Ok(false);
+    }
+    let record = atmos_core::approvals::ApprovalRecord {
+        approved_by: plan.actor.id.clone(),
+        approved_at: atmos_core::git::tags::rfc3339(jiff::Timestamp::now()),
+        decision: atmos_core::approvals::Decision::Approve,
+        deployment: plan.deployment.clone(),
+        target: plan.target.clone(),
+        git_sha: commit.clone(),
+        promoted_from: plan.source_target.clone(),
+        comment: Some("confirmed interactively".into()),
+        method: "manual".into(),
+        signature: None,
+    };
+    let author = super::approve::git2_signature(git, &plan.actor.id)?;
+    atmos_core::approvals::append(git, &record, &author)
+        .map_err(|e| rollout_failure(RolloutError::Git(e)))?;
+    Ok(true)
 }
 
 fn render_plan_footer(

@@ -192,6 +192,40 @@ pub struct Promotion {
     /// Whether a rollout here needs recorded approvals.
     #[serde(default)]
     pub requires_approval: bool,
+    /// Who must approve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<ApprovalRules>,
+    /// How approval is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_method: Option<ApprovalMethod>,
+}
+
+/// `promotion.approvals`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRules {
+    /// Approvals needed (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u32>,
+    /// Only approvers in these groups count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_groups: Vec<String>,
+    /// Let the deployer or a commit author approve.
+    #[serde(default)]
+    pub allow_self_approval: bool,
+    /// Only signed approvals count.
+    #[serde(default)]
+    pub require_signed: bool,
+}
+
+/// `promotion.approval_method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalMethod {
+    /// Recorded with `atmos deployment approve` (the default).
+    Recorded,
+    /// Confirmed interactively by the person rolling out.
+    Manual,
 }
 
 impl Promotion {

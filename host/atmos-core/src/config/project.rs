@@ -25,6 +25,21 @@ pub struct Settings {
     /// Gates bound to every deployment.
     #[serde(default)]
     pub gates: ProjectGates,
+    /// Approver groups and signing keys.
+    #[serde(default)]
+    pub approvers: Approvers,
+}
+
+/// `atmos.yaml` → `approvers`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approvers {
+    /// Group name → member emails.
+    #[serde(default)]
+    pub groups: indexmap::IndexMap<String, Vec<String>>,
+    /// ssh allowed_signers file for signed approvals, relative to the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_signers: Option<String>,
 }
 
 /// `atmos.yaml` → `gates`.

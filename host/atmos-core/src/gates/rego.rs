@@ -1,5 +1,6 @@
 //! Rego policies through `regorus`, with conftest conventions: every loaded package's `deny`
 //! and `warn` sets are evaluated; members are strings or objects with `msg` (and `code`).
+//! atmos adds `pending`: a reason to wait (exit 4, like a missing approval) rather than refuse.
 //!
 //! Fail closed: a path that does not exist, a policy that does not parse, a data file that
 //! does not load, a runtime error, or an evaluation past the time limit each become a `deny`
@@ -187,7 +188,7 @@ impl PolicySet {
                             packages.last_mut().expect("just pushed")
                         }
                     };
-                    for rule in ["deny", "warn"] {
+                    for rule in ["deny", "warn", "pending"] {
                         if engine
                             .has_declared_rule_rooted_at(&file, rule)
                             .unwrap_or(false)

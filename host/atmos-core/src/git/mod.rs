@@ -2,6 +2,7 @@
 //! current-state refs in [`refs`], the history tags in [`tags`], and the all-or-nothing write
 //! of one rollout's records in [`record`]. Local work goes through libgit2 (`git2`).
 
+pub mod notes;
 pub mod record;
 pub mod records;
 pub mod refdb;

@@ -250,8 +250,8 @@ pub async fn run(
     let mut order = Vec::new();
     for (i, wave) in prepared.waves.iter().enumerate() {
         order.extend(wave.iter().cloned());
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut started = Vec::new();
+        // Decide who runs before announcing the wave, so its header comes first.
+        let mut runnable = Vec::new();
         for name in wave {
             let Some(pc) = prepared.components.get(name) else {
                 continue;
@@ -266,27 +266,37 @@ pub async fn run(
             } else {
                 blocked.map(|dep| format!("depends on {dep}, which did not succeed"))
             };
-            if let Some(reason) = skip_reason {
-                let outcome = Outcome::Skipped { reason };
-                events(Event::Finished {
-                    component: name.clone(),
-                    outcome: outcome.clone(),
-                    duration_ms: 0,
-                });
-                finished.insert(
-                    name.clone(),
-                    ComponentRun {
-                        name: name.clone(),
-                        outcome,
+            match skip_reason {
+                Some(reason) => {
+                    let outcome = Outcome::Skipped { reason };
+                    events(Event::Finished {
+                        component: name.clone(),
+                        outcome: outcome.clone(),
                         duration_ms: 0,
-                        log: None,
-                        commands: Vec::new(),
-                    },
-                );
-                continue;
+                    });
+                    finished.insert(
+                        name.clone(),
+                        ComponentRun {
+                            name: name.clone(),
+                            outcome,
+                            duration_ms: 0,
+                            log: None,
+                            commands: Vec::new(),
+                        },
+                    );
+                }
+                None => runnable.push(pc.clone()),
             }
-            started.push(name.clone());
-            let pc = pc.clone();
+        }
+        if !runnable.is_empty() {
+            events(Event::Wave {
+                index: i + 1,
+                total,
+                components: runnable.iter().map(|p| p.name.clone()).collect(),
+            });
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for pc in runnable {
             let events = events.clone();
             let cancel = cancel.clone();
             let limit = limit.clone();
@@ -294,13 +304,6 @@ pub async fn run(
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 run_component(pc, step, events, cancel).await
-            });
-        }
-        if !started.is_empty() {
-            events(Event::Wave {
-                index: i + 1,
-                total,
-                components: started,
             });
         }
         while let Some(joined) = tasks.join_next().await {

@@ -147,6 +147,12 @@ pub struct RolloutPlan {
     /// The gate input document the decisions were made on.
     #[serde(skip)]
     pub input: Option<crate::gates::input::GateInput>,
+    /// The approval rule applied, for targets that require approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<crate::approvals::ApprovalCheck>,
+    /// The commit approvals must be for (the newest commit deployed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_commit: Option<String>,
 }
 
 impl RolloutPlan {

@@ -28,8 +28,16 @@ pub fn plan(
     request: &RolloutRequest,
     evaluator: &dyn crate::gates::isolation::Evaluator,
 ) -> Result<RolloutPlan, RolloutError> {
-    let mut plan = plan_builtin(loaded, git, request)?;
-    let input = crate::gates::input::for_rollout(git, loaded, &plan, request.force)?;
+    let mut plan = plan_builtin(project, loaded, git, request)?;
+    let mut input = crate::gates::input::for_rollout(git, loaded, &plan, request.force)?;
+    if let Some(commit) = &plan.approval_commit {
+        let (records, _) = crate::approvals::read(git, &loaded.deployment.name, commit)?;
+        input.approvals = records
+            .iter()
+            .filter(|r| r.target == plan.target && r.git_sha == *commit)
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
+    }
     if !plan.is_noop() {
         let json = serde_json::to_value(&input).unwrap_or_default();
         plan.decisions.extend(crate::gates::evaluate_bound(
@@ -46,6 +54,7 @@ pub fn plan(
 
 /// The plan with the built-in gates only.
 fn plan_builtin(
+    project: &Project,
     loaded: &LoadedDeployment,
     git: &GitRepo,
     request: &RolloutRequest,
@@ -246,18 +255,136 @@ fn plan_builtin(
         .promotion
         .as_ref()
         .is_some_and(|p| p.requires_approval);
+    let mut approvals = None;
+    let mut approval_commit = None;
+    let mut approvers_text = None;
     if requires_approval && !changing.is_empty() {
+        let promotion = target.promotion.clone().unwrap_or_default();
+        let rules = promotion.approvals.clone().unwrap_or_default();
+        let method = promotion
+            .approval_method
+            .unwrap_or(crate::config::model::ApprovalMethod::Recorded);
+        let mut commits: Vec<String> = components.iter().map(|c| c.new.clone()).collect();
+        commits.sort();
+        commits.dedup();
+        let commit = crate::diff::newest_commit(git, &commits)?.unwrap_or_default();
+        let current: Vec<String> = components
+            .iter()
+            .filter_map(|c| c.current.clone())
+            .collect();
+        let current = crate::diff::newest_commit(git, &current)?;
+        let shas = match &current {
+            Some(cur) => git.log_between(cur, &commit, 200)?,
+            None => vec![commit.clone()],
+        };
+        let mut authors = Vec::new();
+        for sha in shas {
+            let email = git.commit_info(&sha)?.author_email;
+            if !authors.contains(&email) {
+                authors.push(email);
+            }
+        }
+        let (records, _) = crate::approvals::read(git, &d.name, &commit)?;
+        let check = crate::approvals::check(
+            &rules,
+            method,
+            &project.settings.approvers,
+            &records,
+            &crate::approvals::CheckContext {
+                deployment: &d.name,
+                target: target_name,
+                commit: &commit,
+                actor: &request.actor.id,
+                authors: &authors,
+                root: &project.root,
+            },
+        );
+        let (result, message) = if !check.rejected_by.is_empty() {
+            let who: Vec<String> = check
+                .rejected_by
+                .iter()
+                .map(|(w, c)| match c {
+                    Some(c) => format!("{w} ({c})"),
+                    None => w.clone(),
+                })
+                .collect();
+            (Verdict::Deny, format!("rejected by {}", who.join(", ")))
+        } else if check.satisfied() {
+            let who: Vec<String> = check
+                .counted
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} ({}{})",
+                        c.approved_by,
+                        c.approved_at,
+                        if c.signed { ", signed" } else { "" }
+                    )
+                })
+                .collect();
+            approvers_text = Some(
+                check
+                    .counted
+                    .iter()
+                    .map(|c| c.approved_by.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            (Verdict::Allow, format!("approved by {}", who.join(", ")))
+        } else {
+            let groups = if check.from_groups.is_empty() {
+                String::new()
+            } else {
+                format!(" from {}", check.from_groups.join(", "))
+            };
+            (
+                Verdict::Pending,
+                format!(
+                    "{target_name} requires {} approval(s){groups} of {}; {} count{}",
+                    check.required,
+                    crate::git::short(&commit),
+                    check.counted.len(),
+                    if check.counted.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({})",
+                            check
+                                .counted
+                                .iter()
+                                .map(|c| c.approved_by.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                ),
+            )
+        };
         decisions.push(Decision::new(
             APPROVAL_GATE,
             "requires_approval",
-            Verdict::Pending,
-            format!(
-                "{target_name} requires approval, and no approvals are recorded for this rollout"
-            ),
+            result,
+            message,
         ));
+        for i in &check.ignored {
+            decisions.push(Decision::new(
+                APPROVAL_GATE,
+                "requires_approval",
+                Verdict::Warn,
+                format!(
+                    "the approval by {} does not count: {}",
+                    i.approved_by, i.reason
+                ),
+            ));
+        }
+        approvals = Some(check);
+        approval_commit = Some(commit);
     }
 
     let mut metadata = request.metadata.clone();
+    if let Some(who) = approvers_text {
+        metadata.insert("approver".into(), who);
+    }
     if request.skip_promotion_check {
         metadata.insert("skip_promotion_check".into(), "true".into());
     }
@@ -277,6 +404,8 @@ fn plan_builtin(
         started_at: rfc3339(request.started_at),
         skip_promotion_check: request.skip_promotion_check,
         input: None,
+        approvals,
+        approval_commit,
     })
 }
 

@@ -1,0 +1,571 @@
+//! Approvals: sign-offs bound to one commit and one target, recorded as JSON lines in the
+//! note `refs/notes/atmos/<deployment>/approvals` on that commit, optionally signed with an
+//! SSH key (`ssh-keygen -Y sign`, namespace [`SIGNING_NAMESPACE`]) and verified offline
+//! against an `allowed_signers` file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use git2::Signature;
+use serde::{Deserialize, Serialize};
+
+use crate::config::model::{ApprovalMethod, ApprovalRules};
+use crate::config::project::Approvers;
+use crate::git::notes::notes_ref;
+use crate::git::{GitError, GitRepo};
+
+/// The SSH signature namespace of approvals; a signature made for anything else never counts.
+pub const SIGNING_NAMESPACE: &str = "atmos-approval@v1";
+
+/// Approve or reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Sign-off.
+    Approve,
+    /// Blocks until a later approval by the same person.
+    Reject,
+}
+
+/// One line of the approvals note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// Who.
+    pub approved_by: String,
+    /// When (RFC 3339 UTC).
+    pub approved_at: String,
+    /// Approve or reject.
+    pub decision: Decision,
+    /// Deployment.
+    pub deployment: String,
+    /// Target it is valid for.
+    pub target: String,
+    /// Commit it is valid for.
+    pub git_sha: String,
+    /// The source target, when approving a promotion.
+    #[serde(default)]
+    pub promoted_from: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// `recorded` (atmos deployment approve) or `manual` (confirmed at rollout time).
+    #[serde(default = "recorded")]
+    pub method: String,
+    /// SSH signature (armored) over [`ApprovalRecord::signed_payload`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+fn recorded() -> String {
+    "recorded".to_owned()
+}
+
+impl ApprovalRecord {
+    /// The exact bytes a signature covers: the record without its signature, as compact JSON
+    /// with fields in declaration order.
+    pub fn signed_payload(&self) -> String {
+        let mut unsigned = self.clone();
+        unsigned.signature = None;
+        serde_json::to_string(&unsigned).unwrap_or_default()
+    }
+}
+
+/// Read every approval line of `commit` (lines that do not parse are returned as such).
+pub fn read(
+    git: &GitRepo,
+    deployment: &str,
+    commit: &str,
+) -> Result<(Vec<ApprovalRecord>, Vec<String>), GitError> {
+    let text = git
+        .read_note(&notes_ref(deployment, "approvals"), commit)?
+        .unwrap_or_default();
+    let mut records = Vec::new();
+    let mut odd = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<ApprovalRecord>(line) {
+            Ok(r) => records.push(r),
+            Err(_) => odd.push(line.to_owned()),
+        }
+    }
+    Ok((records, odd))
+}
+
+/// Append one record.
+pub fn append(
+    git: &GitRepo,
+    record: &ApprovalRecord,
+    author: &Signature<'_>,
+) -> Result<(), GitError> {
+    let line = serde_json::to_string(record).unwrap_or_default();
+    git.append_note_line(
+        &notes_ref(&record.deployment, "approvals"),
+        &record.git_sha,
+        &line,
+        author,
+    )
+}
+
+/// Why signing or verifying failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SignError(pub String);
+
+/// Sign `record` with the SSH key at `key` (a private key, or a public key whose private half
+/// is in the agent).
+pub fn sign(record: &ApprovalRecord, key: &Path) -> Result<String, SignError> {
+    let dir = tempfile::tempdir().map_err(|e| SignError(e.to_string()))?;
+    let payload = dir.path().join("approval.json");
+    std::fs::write(&payload, record.signed_payload()).map_err(|e| SignError(e.to_string()))?;
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-Y", "sign", "-n", SIGNING_NAMESPACE, "-f"])
+        .arg(key)
+        .arg(&payload)
+        .output()
+        .map_err(|e| SignError(format!("cannot run ssh-keygen: {e}")))?;
+    if !out.status.success() {
+        return Err(SignError(format!(
+            "ssh-keygen could not sign with {}: {}",
+            key.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    std::fs::read_to_string(dir.path().join("approval.json.sig"))
+        .map_err(|e| SignError(e.to_string()))
+}
+
+/// Check `record`'s signature against `allowed_signers` for its `approved_by`.
+pub fn verify(record: &ApprovalRecord, allowed_signers: &Path) -> Result<(), SignError> {
+    let Some(signature) = &record.signature else {
+        return Err(SignError("unsigned".into()));
+    };
+    if !allowed_signers.is_file() {
+        return Err(SignError(format!(
+            "no allowed_signers file at {}",
+            allowed_signers.display()
+        )));
+    }
+    let dir = tempfile::tempdir().map_err(|e| SignError(e.to_string()))?;
+    let sig = dir.path().join("approval.sig");
+    std::fs::write(&sig, signature).map_err(|e| SignError(e.to_string()))?;
+    let mut child = Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-n", SIGNING_NAMESPACE, "-f"])
+        .arg(allowed_signers)
+        .args(["-I", &record.approved_by, "-s"])
+        .arg(&sig)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| SignError(format!("cannot run ssh-keygen: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(record.signed_payload().as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| SignError(e.to_string()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(SignError(
+            "the signature does not verify for this approver and content (altered, forged, or an unknown key)".into(),
+        ))
+    }
+}
+
+/// One approval that counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counted {
+    /// Who.
+    pub approved_by: String,
+    /// When.
+    pub approved_at: String,
+    /// Signed and verified.
+    pub signed: bool,
+}
+
+/// An approval that does not count, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ignored {
+    /// Who.
+    pub approved_by: String,
+    /// Why it does not count.
+    pub reason: String,
+}
+
+/// The approval rule applied to the records of one commit and target.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalCheck {
+    /// Approvals needed.
+    pub required: u32,
+    /// Approvals that count.
+    pub counted: Vec<Counted>,
+    /// Approvals that do not count.
+    pub ignored: Vec<Ignored>,
+    /// People whose latest word is a rejection: (who, comment).
+    pub rejected_by: Vec<(String, Option<String>)>,
+    /// People who may still approve (group members not yet counted, not self), when groups
+    /// are configured.
+    pub eligible: Vec<String>,
+    /// Groups approvals must come from.
+    pub from_groups: Vec<String>,
+    /// How approval is given.
+    pub method: ApprovalMethod,
+}
+
+impl ApprovalCheck {
+    /// True when enough approvals count and nobody's latest word is a rejection.
+    pub fn satisfied(&self) -> bool {
+        self.rejected_by.is_empty() && self.counted.len() >= self.required as usize
+    }
+}
+
+/// Inputs of [`check`] that come from the rollout.
+#[derive(Debug, Clone)]
+pub struct CheckContext<'a> {
+    /// Deployment.
+    pub deployment: &'a str,
+    /// Target.
+    pub target: &'a str,
+    /// The commit being approved.
+    pub commit: &'a str,
+    /// Who rolls out.
+    pub actor: &'a str,
+    /// Authors of the commits being deployed.
+    pub authors: &'a [String],
+    /// Project root (for `allowed_signers`).
+    pub root: &'a Path,
+}
+
+/// Apply `rules` to `records` (all lines of the commit's note).
+pub fn check(
+    rules: &ApprovalRules,
+    method: ApprovalMethod,
+    approvers: &Approvers,
+    records: &[ApprovalRecord],
+    ctx: &CheckContext<'_>,
+) -> ApprovalCheck {
+    let members: Vec<String> = rules
+        .from_groups
+        .iter()
+        .flat_map(|g| approvers.groups.get(g).cloned().unwrap_or_default())
+        .collect();
+    let signers: Option<PathBuf> = approvers.allowed_signers.as_ref().map(|p| ctx.root.join(p));
+    // The latest record per person decides.
+    let mut latest: Vec<&ApprovalRecord> = Vec::new();
+    for r in records.iter().filter(|r| {
+        r.deployment == ctx.deployment && r.target == ctx.target && r.git_sha == ctx.commit
+    }) {
+        match latest.iter_mut().find(|l| l.approved_by == r.approved_by) {
+            Some(l) if r.approved_at >= l.approved_at => *l = r,
+            Some(_) => {}
+            None => latest.push(r),
+        }
+    }
+    let mut out = ApprovalCheck {
+        required: rules.min.unwrap_or(1),
+        counted: Vec::new(),
+        ignored: Vec::new(),
+        rejected_by: Vec::new(),
+        eligible: Vec::new(),
+        from_groups: rules.from_groups.clone(),
+        method,
+    };
+    for r in latest {
+        let who = r.approved_by.clone();
+        if r.decision == Decision::Reject {
+            out.rejected_by.push((who, r.comment.clone()));
+            continue;
+        }
+        let is_self = who == ctx.actor || ctx.authors.contains(&who);
+        let manual_ok =
+            method == ApprovalMethod::Manual && r.method == "manual" && who == ctx.actor;
+        let reason = if is_self && !rules.allow_self_approval && !manual_ok {
+            Some(if who == ctx.actor {
+                "self-approval: the approver is the deployer".to_owned()
+            } else {
+                "self-approval: the approver wrote a commit being deployed".to_owned()
+            })
+        } else if !members.is_empty() && !members.contains(&who) && !manual_ok {
+            Some(format!("not in {}", rules.from_groups.join(", ")))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            out.ignored.push(Ignored {
+                approved_by: who,
+                reason,
+            });
+            continue;
+        }
+        let signed = match (&signers, rules.require_signed) {
+            (_, false) => {
+                r.signature.is_some() && signers.as_ref().is_some_and(|s| verify(r, s).is_ok())
+            }
+            (None, true) => {
+                out.ignored.push(Ignored {
+                    approved_by: who,
+                    reason: "signed approvals are required but approvers.allowed_signers is not set in atmos.yaml".into(),
+                });
+                continue;
+            }
+            (Some(path), true) => match verify(r, path) {
+                Ok(()) => true,
+                Err(e) => {
+                    out.ignored.push(Ignored {
+                        approved_by: who,
+                        reason: format!("signature: {e}"),
+                    });
+                    continue;
+                }
+            },
+        };
+        out.counted.push(Counted {
+            approved_by: who,
+            approved_at: r.approved_at.clone(),
+            signed,
+        });
+    }
+    out.eligible = members
+        .into_iter()
+        .filter(|m| {
+            !out.counted.iter().any(|c| c.approved_by == *m)
+                && (rules.allow_self_approval || (m != ctx.actor && !ctx.authors.contains(m)))
+        })
+        .collect();
+    out.eligible.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(who: &str, at: &str, decision: Decision, target: &str, sha: &str) -> ApprovalRecord {
+        ApprovalRecord {
+            approved_by: who.into(),
+            approved_at: at.into(),
+            decision,
+            deployment: "svc".into(),
+            target: target.into(),
+            git_sha: sha.into(),
+            promoted_from: None,
+            comment: None,
+            method: "recorded".into(),
+            signature: None,
+        }
+    }
+
+    fn ctx<'a>(authors: &'a [String]) -> CheckContext<'a> {
+        CheckContext {
+            deployment: "svc",
+            target: "prod",
+            commit: "c1",
+            actor: "ci@example.com",
+            authors,
+            root: Path::new("/nonexistent"),
+        }
+    }
+
+    fn approvers() -> Approvers {
+        let mut a = Approvers::default();
+        a.groups.insert(
+            "sre".into(),
+            vec![
+                "alice@example.com".into(),
+                "bob@example.com".into(),
+                "dev@example.com".into(),
+            ],
+        );
+        a
+    }
+
+    #[test]
+    fn quorum_groups_self_approval_and_scope() {
+        let rules = ApprovalRules {
+            min: Some(2),
+            from_groups: vec!["sre".into()],
+            ..Default::default()
+        };
+        let authors = vec!["dev@example.com".to_owned()];
+        let records = vec![
+            rec(
+                "alice@example.com",
+                "2025-01-01T10:00:00Z",
+                Decision::Approve,
+                "prod",
+                "c1",
+            ),
+            rec(
+                "dev@example.com",
+                "2025-01-01T10:01:00Z",
+                Decision::Approve,
+                "prod",
+                "c1",
+            ),
+            rec(
+                "mallory@example.com",
+                "2025-01-01T10:02:00Z",
+                Decision::Approve,
+                "prod",
+                "c1",
+            ),
+            rec(
+                "bob@example.com",
+                "2025-01-01T10:03:00Z",
+                Decision::Approve,
+                "staging",
+                "c1",
+            ),
+            rec(
+                "bob@example.com",
+                "2025-01-01T10:04:00Z",
+                Decision::Approve,
+                "prod",
+                "c0",
+            ),
+        ];
+        let c = check(
+            &rules,
+            ApprovalMethod::Recorded,
+            &approvers(),
+            &records,
+            &ctx(&authors),
+        );
+        assert_eq!(
+            c.counted
+                .iter()
+                .map(|x| x.approved_by.as_str())
+                .collect::<Vec<_>>(),
+            vec!["alice@example.com"]
+        );
+        assert_eq!(c.ignored.len(), 2, "{:?}", c.ignored);
+        assert!(
+            c.ignored
+                .iter()
+                .any(|i| i.approved_by == "dev@example.com" && i.reason.contains("wrote a commit"))
+        );
+        assert!(
+            c.ignored
+                .iter()
+                .any(|i| i.approved_by == "mallory@example.com" && i.reason == "not in sre")
+        );
+        assert_eq!(
+            c.eligible,
+            vec!["bob@example.com"],
+            "bob's approvals were for another target or commit"
+        );
+        assert!(!c.satisfied());
+        let mut more = records.clone();
+        more.push(rec(
+            "bob@example.com",
+            "2025-01-01T11:00:00Z",
+            Decision::Approve,
+            "prod",
+            "c1",
+        ));
+        assert!(
+            check(
+                &rules,
+                ApprovalMethod::Recorded,
+                &approvers(),
+                &more,
+                &ctx(&authors)
+            )
+            .satisfied()
+        );
+    }
+
+    #[test]
+    fn a_rejection_blocks_until_the_same_person_approves_later() {
+        let rules = ApprovalRules::default();
+        let mut records = vec![
+            rec(
+                "alice@example.com",
+                "2025-01-01T10:00:00Z",
+                Decision::Approve,
+                "prod",
+                "c1",
+            ),
+            rec(
+                "bob@example.com",
+                "2025-01-01T10:01:00Z",
+                Decision::Reject,
+                "prod",
+                "c1",
+            ),
+        ];
+        let c = check(
+            &rules,
+            ApprovalMethod::Recorded,
+            &Approvers::default(),
+            &records,
+            &ctx(&[]),
+        );
+        assert!(!c.satisfied());
+        assert_eq!(c.rejected_by[0].0, "bob@example.com");
+        records.push(rec(
+            "bob@example.com",
+            "2025-01-01T10:05:00Z",
+            Decision::Approve,
+            "prod",
+            "c1",
+        ));
+        assert!(
+            check(
+                &rules,
+                ApprovalMethod::Recorded,
+                &Approvers::default(),
+                &records,
+                &ctx(&[])
+            )
+            .satisfied()
+        );
+    }
+
+    #[test]
+    fn the_deployer_cannot_approve_unless_allowed() {
+        let records = vec![rec(
+            "ci@example.com",
+            "2025-01-01T10:00:00Z",
+            Decision::Approve,
+            "prod",
+            "c1",
+        )];
+        let strict = check(
+            &ApprovalRules::default(),
+            ApprovalMethod::Recorded,
+            &Approvers::default(),
+            &records,
+            &ctx(&[]),
+        );
+        assert!(!strict.satisfied());
+        assert_eq!(
+            strict.ignored[0].reason,
+            "self-approval: the approver is the deployer"
+        );
+        let relaxed = ApprovalRules {
+            allow_self_approval: true,
+            ..Default::default()
+        };
+        assert!(
+            check(
+                &relaxed,
+                ApprovalMethod::Recorded,
+                &Approvers::default(),
+                &records,
+                &ctx(&[])
+            )
+            .satisfied()
+        );
+    }
+
+    #[test]
+    fn payload_excludes_the_signature() {
+        let mut r = rec("a@example.com", "t", Decision::Approve, "prod", "c1");
+        let before = r.signed_payload();
+        r.signature = Some("sig".into());
+        assert_eq!(r.signed_payload(), before);
+        assert!(!before.contains("signature"));
+    }
+}

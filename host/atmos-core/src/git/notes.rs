@@ -1,0 +1,109 @@
+//! Per-commit notes: `refs/notes/atmos/<deployment>/<kind>` (approvals, sbom). Approvals are
+//! one JSON object per line, so that notes written concurrently elsewhere merge by union
+//! (`git notes merge -s cat_sort_uniq`). Within one repository, appends are serialised by a
+//! lock file so that two atmos processes never lose each other's line.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use git2::{ErrorCode, Oid, Signature};
+
+use super::{GitError, GitRepo};
+
+/// The notes ref of one kind for one deployment.
+pub fn notes_ref(deployment: &str, kind: &str) -> String {
+    format!("refs/notes/atmos/{deployment}/{kind}")
+}
+
+/// Holds the append lock of one notes ref until dropped.
+struct NotesLock {
+    path: PathBuf,
+}
+
+impl Drop for NotesLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl GitRepo {
+    /// The note of `commit` in `notes_ref`, if any.
+    pub fn read_note(&self, notes_ref: &str, commit: &str) -> Result<Option<String>, GitError> {
+        match self
+            .raw()
+            .find_note(Some(notes_ref), Oid::from_str(commit)?)
+        {
+            Ok(note) => Ok(note.message().ok().map(str::to_owned)),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn lock_notes(&self, notes_ref: &str) -> Result<NotesLock, GitError> {
+        let dir = self.git_dir().join("atmos").join("locks");
+        std::fs::create_dir_all(&dir).map_err(|source| GitError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = dir.join(format!("{}.lock", notes_ref.replace('/', "%")));
+        let started = Instant::now();
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(_) => return Ok(NotesLock { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // A lock left by a process that died is broken after a minute.
+                    let stale = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| SystemTime::now().duration_since(t).ok())
+                        .is_some_and(|age| age > Duration::from_secs(60));
+                    if stale {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    if started.elapsed() > Duration::from_secs(30) {
+                        return Err(GitError::Io {
+                            path,
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "another atmos process holds the notes lock",
+                            ),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(source) => return Err(GitError::Io { path, source }),
+            }
+        }
+    }
+
+    /// Append `line` to the note of `commit` (creating it), keeping every existing line.
+    pub fn append_note_line(
+        &self,
+        notes_ref: &str,
+        commit: &str,
+        line: &str,
+        author: &Signature<'_>,
+    ) -> Result<(), GitError> {
+        let _lock = self.lock_notes(notes_ref)?;
+        let mut text = self.read_note(notes_ref, commit)?.unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+        self.raw().note(
+            author,
+            author,
+            Some(notes_ref),
+            Oid::from_str(commit)?,
+            &text,
+            true,
+        )?;
+        Ok(())
+    }
+}

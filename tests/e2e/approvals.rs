@@ -1,0 +1,504 @@
+//! Approvals: recorded as git notes, counted by the rules (quorum, groups, no self-approval,
+//! scope, rejections, signatures), waited for, and recorded in the tags.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::rollout::{Fixture, record};
+use crate::support::{Repo, atmos_cmd};
+
+/// dev and staging deployed at v1; prod needs `rules` (YAML flow mapping) from sre.
+fn ready(rules: &str) -> (Fixture, String) {
+    let f = Fixture::new();
+    let yaml = std::fs::read_to_string(f.repo.path().join("deployments/svc.yaml")).expect("read");
+    f.repo.write(
+        "svc.yaml",
+        yaml.replace(
+            "prod:\n      promotion: {from: staging, requires_approval: true}",
+            &format!("prod:\n      promotion: {{from: staging, requires_approval: true, approvals: {rules}}}"),
+        ),
+    );
+    f.repo.write_file(
+        "atmos.yaml",
+        "approvers:\n  groups:\n    sre: [alice@example.com, bob@example.com, dev@example.com]\n  allowed_signers: allowed_signers\n",
+    );
+    let v1 = f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&["--target", "staging", "--promote-from", "dev"])
+        .code(0);
+    (f, v1)
+}
+
+fn approve(f: &Fixture, who: &str, extra: &[&str]) -> crate::support::Run {
+    let mut args = vec!["deployment", "approve", "svc", "--target", "prod"];
+    args.extend_from_slice(extra);
+    f.repo.atmos_env(&args, &[("ATMOS_ACTOR", who)])
+}
+
+fn promote(f: &Fixture, extra: &[&str]) -> crate::support::Run {
+    let mut args = vec!["--target", "prod", "--promote-from", "staging"];
+    args.extend_from_slice(extra);
+    f.rollout(&args)
+}
+
+#[test]
+fn quorum_groups_and_self_approval() {
+    let (f, v1) = ready("{min: 2, from_groups: [sre]}");
+    let run = promote(&f, &[]);
+    run.code(4);
+    assert!(
+        run.stdout
+            .contains("Pending: prod requires 2 approval(s) from sre of"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("May still approve: alice@example.com, bob@example.com"),
+        "the deployer (dev) may not: {}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "atmos deployment approve svc --target prod --promote-from staging --git-sha {v1}"
+        )),
+        "{}",
+        run.stdout
+    );
+
+    let ok = approve(&f, "alice@example.com", &["-m", "lgtm"]);
+    ok.code(0);
+    assert!(
+        ok.stdout.contains(&format!(
+            "✓ Approved {} for svc → prod (promotion from staging) as alice@example.com",
+            &v1[..7]
+        )),
+        "{}",
+        ok.stdout
+    );
+    // The note is on the commit, one JSON object per line, readable with plain git.
+    let note = f
+        .repo
+        .git(&["notes", "--ref", "atmos/svc/approvals", "show", &v1]);
+    let line: serde_json::Value =
+        serde_json::from_str(note.lines().next().expect("line")).expect("json line");
+    assert_eq!(line["approved_by"], "alice@example.com");
+    assert_eq!(line["decision"], "approve");
+    assert_eq!(line["target"], "prod");
+    assert_eq!(line["git_sha"], v1.as_str());
+    assert_eq!(line["promoted_from"], "staging");
+    assert_eq!(line["comment"], "lgtm");
+    assert!(
+        line["approved_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+
+    // The deployer approving their own change does not count.
+    approve(&f, "dev@example.com", &[]).code(0);
+    let run = promote(&f, &[]);
+    run.code(4);
+    assert!(run.stdout.contains("the approval by dev@example.com does not count: self-approval: the approver is the deployer"), "{}", run.stdout);
+    // Someone outside the groups does not count either, and is told so at approve time.
+    let outsider = approve(&f, "mallory@example.com", &[]);
+    outsider.code(0);
+    assert!(
+        outsider
+            .stderr
+            .contains("mallory@example.com is not in sre: this approval will not count"),
+        "{}",
+        outsider.stderr
+    );
+    promote(&f, &[]).code(4);
+
+    approve(&f, "bob@example.com", &[]).code(0);
+    let run = promote(&f, &[]);
+    run.code(0);
+    assert!(
+        run.stdout
+            .contains("builtin/approvals: approved by alice@example.com ("),
+        "{}",
+        run.stdout
+    );
+    let r = record(&f.repo, &f.repo.tags("svc", "prod", "a")[0]);
+    assert_eq!(
+        r["metadata"]["approver"],
+        "alice@example.com, bob@example.com"
+    );
+    let decision = r["decisions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|d| d["source"] == "builtin/approvals" && d["result"] == "allow")
+        .cloned()
+        .expect("approval decision");
+    assert!(
+        decision["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("alice@example.com") && m.contains("bob@example.com"))
+    );
+    let status = f
+        .repo
+        .atmos(&["deployment", "status", "svc", "--target", "prod"]);
+    assert!(
+        status
+            .stdout
+            .contains("Approved by: alice@example.com, bob@example.com ("),
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn approvals_count_only_for_their_commit_and_target() {
+    let (f, v1) = ready("{min: 1}");
+    // For staging, not prod.
+    f.repo
+        .atmos_env(
+            &[
+                "deployment",
+                "approve",
+                "svc",
+                "--target",
+                "staging",
+                "--git-sha",
+                &v1,
+            ],
+            &[("ATMOS_ACTOR", "alice@example.com")],
+        )
+        .code(0);
+    // For prod, but another commit.
+    let v2 = f.version("2");
+    approve(&f, "alice@example.com", &["--git-sha", &v2]).code(0);
+    promote(&f, &[]).code(4);
+    approve(&f, "alice@example.com", &["--git-sha", &v1]).code(0);
+    promote(&f, &[]).code(0);
+}
+
+#[test]
+fn a_rejection_blocks_until_the_same_person_approves() {
+    let (f, _v1) = ready("{min: 1}");
+    approve(&f, "alice@example.com", &[]).code(0);
+    let rejected = f.repo.atmos_env(
+        &[
+            "deployment",
+            "reject",
+            "svc",
+            "--target",
+            "prod",
+            "-m",
+            "error rate up in staging",
+        ],
+        &[("ATMOS_ACTOR", "bob@example.com")],
+    );
+    rejected.code(0);
+    assert!(
+        rejected.stdout.contains("✓ Rejected"),
+        "{}",
+        rejected.stdout
+    );
+    let run = promote(&f, &[]);
+    run.code(3);
+    assert!(
+        run.stdout
+            .contains("rejected by bob@example.com (error rate up in staging)"),
+        "{}",
+        run.stdout
+    );
+    // Another person's approval does not lift it; bob's does.
+    approve(&f, "carol@example.com", &[]).code(0);
+    promote(&f, &[]).code(3);
+    std::thread::sleep(Duration::from_millis(1100));
+    approve(&f, "bob@example.com", &["-m", "fixed"]).code(0);
+    promote(&f, &[]).code(0);
+}
+
+#[test]
+fn concurrent_approvals_all_survive_in_one_clone_and_merge_by_union_across_clones() {
+    let (f, v1) = ready("{min: 1}");
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            atmos_cmd(f.repo.path())
+                .args(["deployment", "approve", "svc", "--target", "prod"])
+                .env("ATMOS_ACTOR", format!("approver{i}@example.com"))
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        assert!(c.wait_with_output().expect("wait").status.success());
+    }
+    let note = f
+        .repo
+        .git(&["notes", "--ref", "atmos/svc/approvals", "show", &v1]);
+    assert_eq!(note.lines().count(), 6, "{note}");
+
+    // A second clone approves on its own; git's union merge of the notes keeps both sides.
+    let other = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("git")
+        .args(["clone", "-q", f.repo.path().to_str().expect("utf-8"), "."])
+        .current_dir(other.path())
+        .status()
+        .expect("clone");
+    assert!(status.success());
+    let clone_git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(other.path())
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    clone_git(&["config", "user.email", "ops@example.com"]);
+    clone_git(&["config", "user.name", "Ops"]);
+    clone_git(&[
+        "fetch",
+        "-q",
+        "origin",
+        "refs/atmos/*:refs/atmos/*",
+        "refs/notes/*:refs/notes/*",
+    ]);
+    let run = crate::support::atmos_in(
+        other.path(),
+        &["deployment", "approve", "svc", "--target", "prod"],
+    );
+    run.code(0);
+    approve(&f, "late@example.com", &[]).code(0);
+    clone_git(&[
+        "fetch",
+        "-q",
+        "origin",
+        "refs/notes/atmos/svc/approvals:refs/notes/remote-approvals",
+    ]);
+    clone_git(&[
+        "notes",
+        "--ref",
+        "atmos/svc/approvals",
+        "merge",
+        "-s",
+        "cat_sort_uniq",
+        "refs/notes/remote-approvals",
+    ]);
+    let merged = clone_git(&["notes", "--ref", "atmos/svc/approvals", "show", &v1]);
+    assert_eq!(
+        merged.lines().count(),
+        8,
+        "6 + the clone's own + the late one: {merged}"
+    );
+    for line in merged.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .expect("every merged line is still one record");
+    }
+}
+
+#[test]
+fn waiting_proceeds_when_an_approval_arrives_and_times_out_cleanly_otherwise() {
+    let (f, _v1) = ready("{min: 1}");
+    let started = Instant::now();
+    let run = promote(
+        &f,
+        &[
+            "--wait-for-approval",
+            "--timeout",
+            "2s",
+            "--poll-interval",
+            "1s",
+        ],
+    );
+    run.code(4);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited the full timeout"
+    );
+    assert!(
+        run.stdout.contains("… waiting up to 2s for approval of"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("Timed out after --timeout 2s waiting for approval"),
+        "{}",
+        run.stdout
+    );
+    assert!(f.repo.tags("svc", "prod", "a").is_empty());
+
+    let waiting = atmos_cmd(f.repo.path())
+        .args([
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "prod",
+            "--promote-from",
+            "staging",
+            "--wait-for-approval",
+            "--timeout",
+            "60s",
+            "--poll-interval",
+            "1s",
+        ])
+        .env("OUT", f.out())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    approve(&f, "alice@example.com", &[]).code(0);
+    let started = Instant::now();
+    let out = waiting.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "proceeded soon after the approval"
+    );
+    assert!(stdout.contains("new approval records for"), "{stdout}");
+    assert!(stdout.contains("✓ Deployment complete"), "{stdout}");
+    assert_eq!(f.repo.tags("svc", "prod", "a").len(), 1);
+}
+
+#[test]
+fn manual_approval_is_refused_without_a_terminal() {
+    let f = Fixture::new();
+    let yaml = std::fs::read_to_string(f.repo.path().join("deployments/svc.yaml")).expect("read");
+    f.repo.write(
+        "svc.yaml",
+        yaml.replace(
+            "requires_approval: true}",
+            "requires_approval: true, approval_method: manual}",
+        ),
+    );
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&["--target", "staging", "--promote-from", "dev"])
+        .code(0);
+    let run = promote(&f, &[]);
+    run.code(4);
+    assert!(run.stdout.contains("prod uses approval_method: manual — run this rollout from an interactive terminal to confirm it (CI cannot)."), "{}", run.stdout);
+}
+
+fn keygen(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let key = dir.join(name);
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    key
+}
+
+#[test]
+fn signed_approvals_forged_and_altered_ones_do_not_count() {
+    let (f, v1) = ready("{min: 1, require_signed: true}");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let alice = keygen(keys.path(), "alice");
+    let mallory = keygen(keys.path(), "mallory");
+    let alice_pub = std::fs::read_to_string(alice.with_extension("pub")).expect("pub");
+    f.repo.write_file(
+        "allowed_signers",
+        format!("alice@example.com {}", alice_pub.trim()),
+    );
+    f.repo.commit("allowed signers");
+
+    // Unsigned: refused at approve time, since the target requires signatures and no key is set.
+    let unsigned = approve(&f, "alice@example.com", &["--git-sha", &v1]);
+    unsigned.code(2);
+    assert!(
+        unsigned
+            .stderr
+            .contains("prod requires signed approvals, and no signing key is configured"),
+        "{}",
+        unsigned.stderr
+    );
+
+    // Forged: mallory's key claiming to be alice.
+    approve(
+        &f,
+        "alice@example.com",
+        &[
+            "--git-sha",
+            &v1,
+            "--signing-key",
+            mallory.to_str().expect("utf-8"),
+        ],
+    )
+    .code(0);
+    let run = promote(&f, &[]);
+    run.code(4);
+    assert!(run.stdout.contains("the approval by alice@example.com does not count: signature: the signature does not verify"), "{}", run.stdout);
+
+    // Genuine, then altered after signing.
+    std::thread::sleep(Duration::from_millis(1100));
+    approve(
+        &f,
+        "alice@example.com",
+        &[
+            "--git-sha",
+            &v1,
+            "--signing-key",
+            alice.to_str().expect("utf-8"),
+            "-m",
+            "ok",
+        ],
+    )
+    .code(0);
+    let run = promote(&f, &["--plan"]);
+    assert!(
+        run.stdout.contains("signed) ✓"),
+        "a genuine signature counts: {}",
+        run.stdout
+    );
+    let note = f
+        .repo
+        .git(&["notes", "--ref", "atmos/svc/approvals", "show", &v1]);
+    let altered = note.replace(
+        "\"comment\":\"ok\"",
+        "\"comment\":\"ok, and also deploy on friday\"",
+    );
+    assert_ne!(altered, note);
+    f.repo.git(&[
+        "notes",
+        "--ref",
+        "atmos/svc/approvals",
+        "add",
+        "-f",
+        "-m",
+        &altered,
+        &v1,
+    ]);
+    let run = promote(&f, &[]);
+    run.code(4);
+    assert!(
+        run.stdout
+            .contains("signature: the signature does not verify"),
+        "{}",
+        run.stdout
+    );
+
+    std::thread::sleep(Duration::from_millis(1100));
+    approve(
+        &f,
+        "alice@example.com",
+        &[
+            "--git-sha",
+            &v1,
+            "--signing-key",
+            alice.to_str().expect("utf-8"),
+        ],
+    )
+    .code(0);
+    promote(&f, &[]).code(0);
+    let _ = Repo::new;
+}
