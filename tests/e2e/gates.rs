@@ -26,7 +26,7 @@ fn shipped_policy_tests_pass_and_a_broken_policy_fails_them() {
         .atmos(&["deployment", "policy", "test", "--coverage"]);
     run.code(0);
     assert!(
-        run.stdout.contains("31 passed, 0 failed, 0 skipped"),
+        run.stdout.contains("35 passed, 0 failed, 0 skipped"),
         "{}",
         run.stdout
     );

@@ -8,5 +8,6 @@ mod graph;
 mod list;
 mod queries;
 mod rollout;
+mod sbom;
 mod support;
 mod validate;

@@ -886,7 +886,7 @@ fn sigint_stops_running_executors_and_leaves_consistent_records() {
     let repo = Repo::new();
     repo.write(
         "svc.yaml",
-        "deployment:\n  name: svc\n  components:\n    script:\n      quick:\n        settings: {script: {apply: 'true'}}\n      slow:\n        settings: {script: {apply: 'echo $$ > \"$OUT/pid\"; sleep 60 & echo $! > \"$OUT/child\"; wait'}}\n      after:\n        metadata: {depends_on: [script/slow]}\n        settings: {script: {apply: 'touch \"$OUT/after\"'}}\n  targets:\n    dev: {}\n",
+        "deployment:\n  name: svc\n  components:\n    script:\n      quick:\n        settings: {script: {apply: 'touch \"$OUT/quick.done\"'}}\n      slow:\n        settings: {script: {apply: 'echo $$ > \"$OUT/pid\"; sleep 60 & echo $! > \"$OUT/child\"; wait'}}\n      after:\n        metadata: {depends_on: [script/slow]}\n        settings: {script: {apply: 'touch \"$OUT/after\"'}}\n  targets:\n    dev: {}\n",
     );
     repo.commit("init");
     let out = tempfile::tempdir().expect("tempdir");
@@ -898,10 +898,12 @@ fn sigint_stops_running_executors_and_leaves_consistent_records() {
         .spawn()
         .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !out.path().join("child").exists() {
+    while !out.path().join("child").exists() || !out.path().join("quick.done").exists() {
         assert!(Instant::now() < deadline, "slow never started");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Let atmos reap `quick` before the signal.
+    std::thread::sleep(Duration::from_millis(300));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -114,6 +114,10 @@ pub enum DeploymentCommand {
     History(HistoryArgs),
     /// Compare two targets (or two commits): commits, components, config, files, drift.
     Diff(DiffArgs),
+    /// Build images (nixpacks, docker, podman, buildah) and the commit's SBOM.
+    Build(BuildArgs),
+    /// Show or export the SBOM of what a target runs (or of a commit).
+    Sbom(SbomArgs),
     /// Record an approval of a commit for a target.
     Approve(ApproveArgs),
     /// Record a rejection of a commit for a target (blocks until the same person approves).
@@ -121,6 +125,48 @@ pub enum DeploymentCommand {
     /// Test Rego policies, or evaluate the gates of a rollout without doing it.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The deployment.
+    pub deployment: String,
+    /// The target whose vars the build gets (default: `context.default_target`).
+    #[arg(long, short)]
+    pub target: Option<String>,
+    /// Only this component; repeatable.
+    #[arg(long = "component", short = 'c', value_name = "NAME")]
+    pub components: Vec<String>,
+    /// Show the commands; build nothing, record nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// Build but do not push images.
+    #[arg(long)]
+    pub skip_push: bool,
+    /// Replace the commit's existing SBOM.
+    #[arg(long)]
+    pub force: bool,
+    /// A scanner report (CycloneDX JSON or SARIF) whose findings go into the SBOM.
+    #[arg(long, value_name = "FILE")]
+    pub vulnerabilities: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// The deployment.
+    pub deployment: String,
+    /// The SBOM of what this target runs.
+    #[arg(long, short, conflicts_with = "git_sha")]
+    pub target: Option<String>,
+    /// The SBOM of this commit.
+    #[arg(long, value_name = "SHA")]
+    pub git_sha: Option<String>,
+    /// Write the CycloneDX JSON to FILE.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Print a summary instead of the document.
+    #[arg(long)]
+    pub summary: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 //! binary renders as tables, JSON or YAML. It never prints and never depends on clap.
 
 pub mod approvals;
+pub mod build;
 pub mod config;
 pub mod dag;
 pub mod describe;
@@ -21,6 +22,7 @@ pub mod listing;
 pub mod names;
 pub mod promotion;
 pub mod rollout;
+pub mod sbom;
 pub mod schema;
 pub mod status;
 pub mod validate;

@@ -1,6 +1,7 @@
 //! One file per verb. Each builds its report with `atmos-core` and hands it to `render`.
 
 pub mod approve;
+pub mod build;
 pub mod completion;
 pub mod describe;
 pub mod diff;
@@ -10,6 +11,7 @@ pub mod policy;
 pub mod promotion_graph;
 pub mod rollout;
 pub mod runner;
+pub mod sbom;
 pub mod status;
 pub mod validate;
 
@@ -38,6 +40,8 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::History(args) => history::run(&args, ctx),
         DeploymentCommand::Diff(args) => diff::run(&args, ctx),
         DeploymentCommand::Policy(cmd) => policy::run(cmd, ctx),
+        DeploymentCommand::Build(args) => build::run(&args, ctx),
+        DeploymentCommand::Sbom(args) => sbom::run(&args, ctx),
         DeploymentCommand::Approve(args) => {
             approve::run(&args, ctx, atmos_core::approvals::Decision::Approve)
         }

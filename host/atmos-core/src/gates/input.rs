@@ -300,6 +300,9 @@ pub fn for_rollout(
             skip_promotion_check: plan.skip_promotion_check,
             force,
         },
-        sbom: None,
+        sbom: match crate::build::sbom_input(git, &d.name, &newest) {
+            Value::Null => None,
+            v => Some(v),
+        },
     })
 }

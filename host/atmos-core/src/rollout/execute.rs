@@ -107,6 +107,28 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RolloutError + '_ {
     }
 }
 
+impl Prepared {
+    /// Commands prepared elsewhere (builds), run in one wave per dependency layer.
+    pub fn from_components(
+        components: Vec<PreparedComponent>,
+        waves: Vec<Vec<String>>,
+        step: Step,
+        log_dir: PathBuf,
+        scratch: tempfile::TempDir,
+    ) -> Prepared {
+        Prepared {
+            components: components
+                .into_iter()
+                .map(|c| (c.name.clone(), c))
+                .collect(),
+            waves,
+            step,
+            log_dir,
+            _scratch: scratch,
+        }
+    }
+}
+
 /// Resolve tools, check out commits, write vars files, build commands. Nothing has run yet
 /// when this fails.
 pub fn prepare(
@@ -441,6 +463,8 @@ async fn run_command(
     };
     let status = loop {
         tokio::select! {
+            // A process that already exited wins over a signal that arrives with it.
+            biased;
             Some((stderr, line)) = rx.recv() => emit(stderr, line, log),
             status = child.wait() => break status,
             changed = cancel.changed(), if !interrupted => {

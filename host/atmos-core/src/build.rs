@@ -1,0 +1,448 @@
+//! `build`: images for `nixpack` components (through `nixpacks build`, or a Dockerfile through
+//! `docker`, `podman` or `buildah`), `build` commands of `script` components, the image
+//! digests, and the commit's SBOM. The command-line contract is in docs/build-and-sbom.md.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{ComponentRef, ComponentType, LoadedDeployment};
+use crate::executor::{CommandSpec, ExecutorError, image_name};
+use crate::git::GitRepo;
+use crate::rollout::execute::{Prepared, PreparedComponent};
+use crate::sbom::{ComponentInput, Image};
+
+/// The image builder of a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Builder {
+    /// `nixpacks build` (images land in the local Docker engine).
+    Nixpacks,
+    /// `docker build` with a Dockerfile.
+    Docker,
+    /// `podman build` with a Dockerfile.
+    Podman,
+    /// `buildah bud` with a Dockerfile.
+    Buildah,
+}
+
+impl Builder {
+    fn binary(self) -> (&'static str, &'static str) {
+        match self {
+            Builder::Nixpacks => ("nixpacks", "ATMOS_NIXPACKS_BIN"),
+            Builder::Docker => ("docker", "ATMOS_DOCKER_BIN"),
+            Builder::Podman => ("podman", "ATMOS_PODMAN_BIN"),
+            Builder::Buildah => ("buildah", "ATMOS_BUILDAH_BIN"),
+        }
+    }
+
+    /// The engine that holds the image afterwards (push, inspect).
+    fn engine(self) -> Builder {
+        match self {
+            Builder::Nixpacks => Builder::Docker,
+            other => other,
+        }
+    }
+}
+
+/// One buildable component.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildItem {
+    /// Component name.
+    pub name: String,
+    /// Executor type.
+    #[serde(rename = "type")]
+    pub kind: ComponentType,
+    /// The builder, for images.
+    pub builder: Option<Builder>,
+    /// The image reference built, for images.
+    pub image: Option<String>,
+    /// Commands, in order (build, then push).
+    #[serde(skip)]
+    pub commands: Vec<CommandSpec>,
+    /// The commands as typed.
+    pub command_lines: Vec<String>,
+    /// Asks the engine for the image's digest after the build.
+    #[serde(skip)]
+    pub inspect: Option<CommandSpec>,
+}
+
+/// What `build` will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildPlan {
+    /// Deployment.
+    pub deployment: String,
+    /// Target (for vars).
+    pub target: String,
+    /// The commit built (HEAD).
+    pub commit: String,
+    /// Buildable components.
+    pub items: Vec<BuildItem>,
+    /// Components that go into the SBOM (every selected one), without images yet.
+    #[serde(skip)]
+    pub sbom_components: Vec<ComponentInput>,
+    /// Where the sources are (the work tree, or a checkout of HEAD when it is dirty).
+    #[serde(skip)]
+    pub root: PathBuf,
+}
+
+fn setting<'a>(c: &ComponentRef<'a>, key: &str) -> Option<&'a str> {
+    c.component
+        .settings
+        .get(c.kind.as_str())?
+        .get(key)?
+        .as_str()
+}
+
+fn resolve(
+    builder: Builder,
+    root: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    component: &str,
+) -> Result<PathBuf, ExecutorError> {
+    let (name, var) = builder.binary();
+    let chosen = env(var)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| name.to_owned());
+    let hint = format!("install `{name}`, or point {var} at it");
+    if chosen.contains('/') {
+        let p = root.join(&chosen);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(ExecutorError::ToolMissing {
+                tool: chosen,
+                component: component.to_owned(),
+                where_: format!(" at {}", p.display()),
+                hint,
+            })
+        };
+    }
+    std::env::split_paths(&env("PATH").unwrap_or_default())
+        .map(|d| d.join(&chosen))
+        .find(|p| p.is_file())
+        .ok_or(ExecutorError::ToolMissing {
+            tool: chosen,
+            component: component.to_owned(),
+            where_: " on PATH".into(),
+            hint,
+        })
+}
+
+/// The source folder of a component: `metadata`-free defaults per type
+/// (`settings.nixpack.path`, `settings.terraform.dir`, `settings.<type>.source`).
+pub fn source_dir(c: &ComponentRef<'_>, root: &Path) -> Option<PathBuf> {
+    let rel = setting(c, "source")
+        .map(str::to_owned)
+        .or_else(|| match c.kind {
+            ComponentType::Nixpack => Some(setting(c, "path").unwrap_or(".").to_owned()),
+            ComponentType::Terraform => Some(
+                setting(c, "dir")
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("components/terraform/{}", c.name)),
+            ),
+            _ => None,
+        })?;
+    let dir = root.join(rel);
+    dir.is_dir().then_some(dir)
+}
+
+/// Plan a build of `components` (all when empty) of `loaded` at HEAD.
+pub fn plan(
+    loaded: &LoadedDeployment,
+    project_root: &Path,
+    git: &GitRepo,
+    target: &str,
+    components: &[String],
+    skip_push: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BuildPlan, crate::rollout::RolloutError> {
+    let d = &loaded.deployment;
+    crate::describe::UnknownTarget::check(d, target)?;
+    let commit = git.resolve_commit("HEAD")?;
+    let relative = git
+        .workdir()
+        .and_then(|w| w.canonicalize().ok())
+        .and_then(|w| project_root.strip_prefix(w).ok().map(Path::to_owned))
+        .unwrap_or_default();
+    let root = if git.is_clean()? {
+        project_root.to_owned()
+    } else {
+        git.checkout(&commit)?.join(relative)
+    };
+    let selected: Vec<ComponentRef<'_>> = d
+        .components
+        .iter()
+        .filter(|c| components.is_empty() || components.iter().any(|n| n == c.name || *n == c.id()))
+        .collect();
+    for n in components {
+        if !selected.iter().any(|c| c.name == n || c.id() == *n) {
+            let known: Vec<String> = d.components.iter().map(|c| c.name.to_owned()).collect();
+            return Err(crate::rollout::RolloutError::UnknownComponent {
+                deployment: d.name.clone(),
+                name: n.clone(),
+                suggestion: crate::diagnostic::did_you_mean(n, known.iter().map(String::as_str))
+                    .map(str::to_owned),
+                known,
+            });
+        }
+    }
+    let mut items = Vec::new();
+    let mut sbom_components = Vec::new();
+    for c in &selected {
+        sbom_components.push(ComponentInput {
+            name: c.name.to_owned(),
+            kind: c.kind,
+            source_dir: source_dir(c, &root),
+            image: None,
+        });
+        let item = match c.kind {
+            ComponentType::Nixpack => {
+                let builder = match setting(c, "builder") {
+                    Some("docker") => Builder::Docker,
+                    Some("podman") => Builder::Podman,
+                    Some("buildah") => Builder::Buildah,
+                    _ => Builder::Nixpacks,
+                };
+                let tool = resolve(builder, &root, env, &c.id())?;
+                let engine = if !skip_push || builder != Builder::Nixpacks {
+                    Some(resolve(builder.engine(), &root, env, &c.id())?)
+                } else {
+                    resolve(builder.engine(), &root, env, &c.id()).ok()
+                };
+                let path = setting(c, "path").unwrap_or(".").to_owned();
+                let image = image_name(c, &commit);
+                let spec = |program: &Path, args: Vec<String>| CommandSpec {
+                    program: program.to_owned(),
+                    args,
+                    cwd: root.clone(),
+                };
+                let s = |x: &str| x.to_owned();
+                let dockerfile = setting(c, "dockerfile")
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("{path}/Dockerfile"));
+                let mut commands = vec![match builder {
+                    Builder::Nixpacks => spec(
+                        &tool,
+                        vec![
+                            s("build"),
+                            path.clone(),
+                            s("--name"),
+                            image.name.clone(),
+                            s("--tag"),
+                            image.tagged.clone(),
+                        ],
+                    ),
+                    Builder::Docker | Builder::Podman => spec(
+                        &tool,
+                        vec![
+                            s("build"),
+                            s("-f"),
+                            dockerfile.clone(),
+                            s("-t"),
+                            image.tagged.clone(),
+                            path.clone(),
+                        ],
+                    ),
+                    Builder::Buildah => spec(
+                        &tool,
+                        vec![
+                            s("bud"),
+                            s("-f"),
+                            dockerfile.clone(),
+                            s("-t"),
+                            image.tagged.clone(),
+                            path.clone(),
+                        ],
+                    ),
+                }];
+                if !skip_push && let Some(engine) = &engine {
+                    commands.push(spec(engine, vec![s("push"), image.tagged.clone()]));
+                }
+                let inspect = engine.as_ref().map(|engine| match builder.engine() {
+                    Builder::Buildah => spec(
+                        engine,
+                        vec![
+                            s("inspect"),
+                            s("--type"),
+                            s("image"),
+                            s("--format"),
+                            s("{{.FromImageDigest}}"),
+                            image.tagged.clone(),
+                        ],
+                    ),
+                    _ if skip_push => spec(
+                        engine,
+                        vec![
+                            s("image"),
+                            s("inspect"),
+                            s("--format"),
+                            s("{{.Id}}"),
+                            image.tagged.clone(),
+                        ],
+                    ),
+                    _ => spec(
+                        engine,
+                        vec![
+                            s("image"),
+                            s("inspect"),
+                            s("--format"),
+                            s("{{index .RepoDigests 0}}"),
+                            image.tagged.clone(),
+                        ],
+                    ),
+                });
+                Some(BuildItem {
+                    name: c.name.to_owned(),
+                    kind: c.kind,
+                    builder: Some(builder),
+                    image: Some(image.tagged),
+                    command_lines: commands.iter().map(CommandSpec::display).collect(),
+                    commands,
+                    inspect,
+                })
+            }
+            ComponentType::Script => setting(c, "build").map(|cmd| {
+                let commands = vec![CommandSpec {
+                    program: PathBuf::from("sh"),
+                    args: vec!["-c".into(), cmd.to_owned()],
+                    cwd: root.clone(),
+                }];
+                BuildItem {
+                    name: c.name.to_owned(),
+                    kind: c.kind,
+                    builder: None,
+                    image: None,
+                    command_lines: commands.iter().map(CommandSpec::display).collect(),
+                    commands,
+                    inspect: None,
+                }
+            }),
+            _ => None,
+        };
+        items.extend(item);
+    }
+    Ok(BuildPlan {
+        deployment: d.name.clone(),
+        target: target.to_owned(),
+        commit,
+        items,
+        sbom_components,
+        root,
+    })
+}
+
+/// Prepare the build commands to run (one wave: images build in parallel).
+pub fn prepare(
+    plan: &BuildPlan,
+    loaded: &LoadedDeployment,
+    log_dir: PathBuf,
+) -> Result<Prepared, crate::rollout::RolloutError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("atmos-build-")
+        .tempdir()
+        .map_err(|source| crate::rollout::RolloutError::Io {
+            path: PathBuf::from("temporary folder"),
+            source,
+        })?;
+    let d = &loaded.deployment;
+    let target = &d.targets[&plan.target];
+    let mut components = Vec::new();
+    for item in &plan.items {
+        let vars_file = scratch
+            .path()
+            .join(format!("{}.vars.json", item.name.replace('/', "__")));
+        if let Some(c) = d.components.by_name(&item.name) {
+            let vars = crate::config::merge::merge_vars(d, &c, target).values;
+            std::fs::write(
+                &vars_file,
+                serde_json::to_vec_pretty(&vars).unwrap_or_default(),
+            )
+            .map_err(|source| crate::rollout::RolloutError::Io {
+                path: vars_file.clone(),
+                source,
+            })?;
+        }
+        components.push(PreparedComponent {
+            name: item.name.clone(),
+            depends_on: Vec::new(),
+            commands: item.commands.clone(),
+            env: vec![
+                ("ATMOS_DEPLOYMENT".into(), plan.deployment.clone()),
+                ("ATMOS_TARGET".into(), plan.target.clone()),
+                ("ATMOS_COMPONENT".into(), item.name.clone()),
+                ("ATMOS_COMPONENT_TYPE".into(), item.kind.to_string()),
+                ("ATMOS_GIT_SHA".into(), plan.commit.clone()),
+                ("ATMOS_VARS_FILE".into(), vars_file.display().to_string()),
+                ("ATMOS_STEP".into(), "build".into()),
+            ],
+            log: log_dir.join(format!("{}.log", item.name)),
+        });
+    }
+    let wave: Vec<String> = plan.items.iter().map(|i| i.name.clone()).collect();
+    Ok(Prepared::from_components(
+        components,
+        if wave.is_empty() {
+            Vec::new()
+        } else {
+            vec![wave]
+        },
+        crate::executor::Step::Apply,
+        log_dir,
+        scratch,
+    ))
+}
+
+/// Ask the engine for an image's digest (`sha256:…`), from `inspect` output such as
+/// `sha256:…` or `registry/name@sha256:…`.
+pub fn digest(inspect: &CommandSpec) -> Option<String> {
+    let out = std::process::Command::new(&inspect.program)
+        .args(&inspect.args)
+        .current_dir(&inspect.cwd)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("sha256:"))?;
+    let d = line.rsplit('@').next().unwrap_or(line);
+    let hex = d.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| d.to_owned())
+}
+
+/// Add the images (and digests) of built components to the SBOM inputs.
+pub fn with_images(plan: &BuildPlan, digests: &[(String, Option<String>)]) -> Vec<ComponentInput> {
+    plan.sbom_components
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            if let Some(item) = plan.items.iter().find(|i| i.name == c.name)
+                && let Some(reference) = &item.image
+            {
+                c.image = Some(Image {
+                    reference: reference.clone(),
+                    digest: digests
+                        .iter()
+                        .find(|(n, _)| *n == c.name)
+                        .and_then(|(_, d)| d.clone()),
+                });
+            }
+            c
+        })
+        .collect()
+}
+
+/// The SBOM summary of `commit` for the gate input, or null.
+pub fn sbom_input(git: &GitRepo, deployment: &str, commit: &str) -> Value {
+    crate::sbom::load(git, deployment, commit)
+        .ok()
+        .flatten()
+        .and_then(|json| crate::sbom::summarize(&json).ok())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null)
+}
