@@ -4,9 +4,10 @@
 # the promotion graph and a diff, try prod (which needs an approval), and show what git
 # recorded. Set ATMOS_DEMO_KEEP=1 to keep the repository.
 #
-# terraform and nixpacks are not installed here (and there is no cloud to apply to), so the
-# demo points atmos at the stand-ins in examples/stand-ins/, which print the command they
-# were given. The `script` components (migrations, smoke test) really run.
+# terraform, nixpacks and docker are not installed here (and there is no cloud to apply to),
+# so the demo points atmos at the stand-ins in examples/stand-ins/, which print the command
+# they were given. The `script` components (migrations, smoke test) really run, and the SBOM
+# is generated from the example services' real lockfiles.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -32,6 +33,7 @@ git -C "$work" commit -q -m "Initial payment-service layout"
 export ATMOS_TERRAFORM_BIN="$here/stand-ins/terraform"
 export ATMOS_NIXPACKS_BIN="$here/stand-ins/nixpacks"
 export ATMOS_HELMFILE_BIN="$here/stand-ins/helmfile"
+export ATMOS_DOCKER_BIN="$here/stand-ins/docker"
 
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
 say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
@@ -45,6 +47,10 @@ say "The configuration"
 step deployment validate --all -q && echo "all deployments valid"
 step deployment list
 step deployment promotion-graph payment-service
+
+say "Build images and the SBOM of HEAD (from the services' lockfiles)"
+step deployment build payment-service --target dev
+step deployment sbom payment-service --git-sha HEAD --summary
 
 say "Roll out HEAD to dev"
 step deployment rollout payment-service --target dev --metadata pr=#101
