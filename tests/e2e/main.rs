@@ -7,6 +7,7 @@ mod gates;
 mod graph;
 mod list;
 mod queries;
+mod remote;
 mod rollout;
 mod sbom;
 mod support;

@@ -659,7 +659,8 @@ fn rollouts_within_the_same_second_never_overwrite_a_tag() {
     let f = Fixture::new();
     f.version("1");
     f.rollout(&["--target", "dev"]).code(0);
-    // Four forced rollouts at once: most land in the same second.
+    // Four forced rollouts at once: the target lock runs them one after the other, often
+    // within one second (the same-second naming itself is unit-tested in git::record).
     let children: Vec<_> = (0..4)
         .map(|_| {
             atmos_cmd(f.repo.path())
@@ -671,6 +672,9 @@ fn rollouts_within_the_same_second_never_overwrite_a_tag() {
                     "dev",
                     "--force",
                     "-q",
+                    "--wait-for-lock",
+                    "--timeout",
+                    "60s",
                 ])
                 .env("OUT", f.out())
                 .spawn()

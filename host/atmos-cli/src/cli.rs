@@ -64,9 +64,9 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum TopCommand {
-    /// Deployments: validate, list, describe, promotion graphs (and rollouts as they land).
+    /// Deployments: validate, build, roll out, promote, approve, query, gates.
     #[command(subcommand)]
-    Deployment(DeploymentCommand),
+    Deployment(Box<DeploymentCommand>),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Internal: the isolated policy evaluator (JSON on stdin and stdout).
@@ -122,6 +122,10 @@ pub enum DeploymentCommand {
     Approve(ApproveArgs),
     /// Record a rejection of a commit for a target (blocks until the same person approves).
     Reject(ApproveArgs),
+    /// Inspect or clear a target's lock.
+    Lock(LockArgs),
+    /// Print a GitHub Actions matrix of a rollout's component waves.
+    Matrix(MatrixArgs),
     /// Test Rego policies, or evaluate the gates of a rollout without doing it.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -149,6 +153,12 @@ pub struct BuildArgs {
     /// A scanner report (CycloneDX JSON or SARIF) whose findings go into the SBOM.
     #[arg(long, value_name = "FILE")]
     pub vulnerabilities: Option<std::path::PathBuf>,
+    /// The git remote that is the shared store (default: atmos.yaml `git.remote`).
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Work on the local repository only, even when a remote is configured.
+    #[arg(long, conflicts_with = "remote")]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +177,36 @@ pub struct SbomArgs {
     /// Print a summary instead of the document.
     #[arg(long)]
     pub summary: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// `status` or `release`.
+    #[arg(value_parser = ["status", "release"])]
+    pub action: String,
+    /// The deployment.
+    pub deployment: String,
+    /// The target.
+    #[arg(long, short)]
+    pub target: String,
+    /// The git remote that is the shared store (default: atmos.yaml `git.remote`).
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Work on the local repository only, even when a remote is configured.
+    #[arg(long, conflicts_with = "remote")]
+    pub offline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// The deployment.
+    pub deployment: String,
+    /// The target.
+    #[arg(long, short)]
+    pub target: Option<String>,
+    /// Only the components of wave N (1-based), for one job per wave.
+    #[arg(long, value_name = "N")]
+    pub wave: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +231,12 @@ pub struct ApproveArgs {
     /// SSH key to sign with (default: git's user.signingkey).
     #[arg(long, value_name = "PATH")]
     pub signing_key: Option<std::path::PathBuf>,
+    /// The git remote that is the shared store (default: atmos.yaml `git.remote`).
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Work on the local repository only, even when a remote is configured.
+    #[arg(long, conflicts_with = "remote")]
+    pub offline: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -342,22 +388,24 @@ pub struct RolloutArgs {
     /// When approvals are missing, wait for them instead of exiting 4.
     #[arg(long)]
     pub wait_for_approval: bool,
-    /// How long to wait for approvals (e.g. 30m, 1h).
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "1h",
-        requires = "wait_for_approval"
-    )]
+    /// When another runner holds the target's lock, wait for it instead of exiting 4.
+    #[arg(long)]
+    pub wait_for_lock: bool,
+    /// How long to wait for approvals or the lock (e.g. 30m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub timeout: String,
     /// How often to re-read approvals while waiting.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "5s",
-        requires = "wait_for_approval"
-    )]
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub poll_interval: String,
+    /// Lifetime of this rollout's target lock (default: atmos.yaml `git.lock_ttl`, else 30m).
+    #[arg(long, value_name = "DURATION")]
+    pub lock_ttl: Option<String>,
+    /// The git remote that is the shared store (default: atmos.yaml `git.remote`).
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Work on the local repository only, even when a remote is configured.
+    #[arg(long, conflicts_with = "remote")]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]

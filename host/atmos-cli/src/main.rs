@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     };
     let ctx = Context::new(&cli.global);
     let result = match cli.command {
-        TopCommand::Deployment(cmd) => commands::run(cmd, &ctx),
+        TopCommand::Deployment(cmd) => commands::run(*cmd, &ctx),
         TopCommand::Completion(args) => commands::completion::run(&args, &ctx),
         TopCommand::Gates { mode } => commands::policy::serve(&mode),
     };

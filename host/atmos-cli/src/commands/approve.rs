@@ -35,6 +35,7 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
         .ok_or_else(|| Failure::usage("`approve` needs --target", None))?;
     atmos_core::describe::UnknownTarget::check(d, &target_name)?;
     let target = &d.targets[&target_name];
+    let remote = super::store::open(&project, args.remote.as_deref(), args.offline)?;
     let git = ctx.require_git(&project)?;
     let sources: Vec<String> = target
         .promotion
@@ -116,6 +117,10 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
     }
     let author = git2_signature(&git, &actor.id)?;
     approvals::append(&git, &record, &author).map_err(git_failure)?;
+    if let Some(r) = &remote {
+        r.push_notes(&notes_ref(&d.name, "approvals"))
+            .map_err(super::store::remote_failure)?;
+    }
 
     // What the approval changes now.
     let (records, _) = approvals::read(&git, &d.name, &commit).map_err(git_failure)?;

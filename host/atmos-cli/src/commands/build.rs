@@ -43,6 +43,7 @@ pub fn run(args: &BuildArgs, ctx: &Context) -> Result<Exit, Failure> {
         .clone()
         .or_else(|| loaded.deployment.context.default_target.clone())
         .ok_or_else(|| Failure::usage("`build` needs --target", None))?;
+    let remote = super::store::open(&project, args.remote.as_deref(), args.offline)?;
     let git = ctx.require_git(&project)?;
     let env = process_env;
     let plan = build::plan(
@@ -207,6 +208,10 @@ pub fn run(args: &BuildArgs, ctx: &Context) -> Result<Exit, Failure> {
         &author,
     )
     .map_err(sbom_failure)?;
+    if let Some(r) = &remote {
+        r.push_notes(&atmos_core::git::notes::notes_ref(&plan.deployment, "sbom"))
+            .map_err(super::store::remote_failure)?;
+    }
     if big {
         out.warn(&format!(
             "the SBOM is {} bytes, over 10 MB; notes this size slow down fetches",

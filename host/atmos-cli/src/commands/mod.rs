@@ -7,12 +7,15 @@ pub mod describe;
 pub mod diff;
 pub mod history;
 pub mod list;
+pub mod lock;
+pub mod matrix;
 pub mod policy;
 pub mod promotion_graph;
 pub mod rollout;
 pub mod runner;
 pub mod sbom;
 pub mod status;
+pub mod store;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -41,6 +44,8 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::Diff(args) => diff::run(&args, ctx),
         DeploymentCommand::Policy(cmd) => policy::run(cmd, ctx),
         DeploymentCommand::Build(args) => build::run(&args, ctx),
+        DeploymentCommand::Lock(args) => lock::run(&args, ctx),
+        DeploymentCommand::Matrix(args) => matrix::run(&args, ctx),
         DeploymentCommand::Sbom(args) => sbom::run(&args, ctx),
         DeploymentCommand::Approve(args) => {
             approve::run(&args, ctx, atmos_core::approvals::Decision::Approve)

@@ -50,6 +50,33 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
     let git = GitRepo::discover(&project.root).map_err(git_failure)?;
     let metadata = parse_metadata(&args.metadata)?;
     let env = process_env;
+    // The shared store: read it before any decision; hold the target's lock while deciding,
+    // running and recording (not for --plan, which changes nothing).
+    let remote = super::store::open(&project, args.remote.as_deref(), args.offline)?;
+    let _lock = if args.plan {
+        None
+    } else {
+        let actor = identity::actor(&env, git.config_string("user.email"));
+        Some(take_lock(
+            args,
+            ctx,
+            &project,
+            &git,
+            remote.as_ref(),
+            &loaded.deployment.name,
+            &target,
+            &actor.id,
+            identity::build_id(&env),
+        )?)
+    };
+    // What the previous holder pushed just before releasing is read again.
+    let git = match &remote {
+        Some(r) => {
+            r.fetch().map_err(super::store::remote_failure)?;
+            GitRepo::discover(&project.root).map_err(git_failure)?
+        }
+        None => git,
+    };
     let request = RolloutRequest {
         target,
         git_sha: args.git_sha.clone(),
@@ -94,7 +121,7 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
             let deadline = std::time::Instant::now() + timeout;
             while plan.blocked() == Some(Verdict::Pending) {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
-                if !wait_for_approval(args, &plan, git.git_dir(), left, &live)? {
+                if !wait_for_approval(args, &plan, git.git_dir(), remote.as_ref(), left, &live)? {
                     break;
                 }
                 let git = ctx.require_git(&project)?;
@@ -191,6 +218,24 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         &live.style,
         &log_dir.display().to_string(),
     ));
+    write_step_summary(&report);
+    if let Some(r) = &remote {
+        match push_records(r, &git, &report) {
+            Ok(attempts) => live.text(&format!(
+                "Recorded on {} ({attempts} attempt{})\n",
+                r.name,
+                if attempts == 1 { "" } else { "s" }
+            )),
+            Err(f) => {
+                live.text(&format!(
+                    "\n{} the records are in the local repository but not on {}; they are pushed by the next rollout or approval that reaches it\n",
+                    live.style.error("✗"),
+                    r.name
+                ));
+                return Err(f);
+            }
+        }
+    }
     if let Some(text) = ctx.out.structured(&report) {
         ctx.out.print(&text)?;
     }
@@ -199,6 +244,263 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
     } else {
         Exit::Failed
     })
+}
+
+/// Releases the target's lock when the rollout ends, however it ends.
+struct LockGuard {
+    root: std::path::PathBuf,
+    remote: Option<atmos_core::remote::Remote>,
+    held: atmos_core::lock::Held,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Ok(git) = GitRepo::discover(&self.root) {
+            let store = self.remote.as_ref().map_or(
+                atmos_core::lock::Store::Local,
+                atmos_core::lock::Store::Remote,
+            );
+            let _ = atmos_core::lock::release(&git, store, &self.held);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn take_lock(
+    args: &RolloutArgs,
+    ctx: &Context,
+    project: &atmos_core::config::Project,
+    git: &GitRepo,
+    remote: Option<&atmos_core::remote::Remote>,
+    deployment: &str,
+    target: &str,
+    holder: &str,
+    run: Option<String>,
+) -> Result<LockGuard, Failure> {
+    use atmos_core::history::parse_duration;
+    use atmos_core::lock::{self, Lease, LockError, Store};
+    let ttl_text = args
+        .lock_ttl
+        .clone()
+        .or_else(|| project.settings.git.lock_ttl.clone())
+        .unwrap_or_else(|| "30m".to_owned());
+    let ttl =
+        parse_duration(&ttl_text).map_err(|e| Failure::usage(format!("lock ttl: {e}"), None))?;
+    let wait = if args.wait_for_lock {
+        Some(
+            parse_duration(&args.timeout)
+                .map_err(|e| Failure::usage(format!("--timeout: {e}"), None))?,
+        )
+    } else {
+        None
+    };
+    let now = jiff::Timestamp::now();
+    let expires = now
+        .checked_add(jiff::SignedDuration::from_secs(
+            i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+        ))
+        .unwrap_or(now);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".into());
+    let lease = Lease {
+        deployment: deployment.to_owned(),
+        target: target.to_owned(),
+        holder: holder.to_owned(),
+        run,
+        host,
+        pid: std::process::id(),
+        started_at: atmos_core::git::tags::rfc3339(now),
+        expires_at: atmos_core::git::tags::rfc3339(expires),
+    };
+    let store = remote.map_or(Store::Local, Store::Remote);
+    let quiet = ctx.out.quiet;
+    let last = std::cell::Cell::new(std::time::Instant::now() - std::time::Duration::from_secs(60));
+    let progress = |held: &Lease| {
+        if !quiet && last.get().elapsed() >= std::time::Duration::from_secs(10) {
+            last.set(std::time::Instant::now());
+            eprintln!(
+                "… waiting for the lock of {deployment}/{target}, held by {} (run {}) until {}",
+                held.holder,
+                held.run.as_deref().unwrap_or("-"),
+                held.expires_at
+            );
+        }
+    };
+    match lock::acquire(git, store, lease, wait, &progress) {
+        Ok(held) => {
+            if let Some(old) = &held.took_over
+                && old.pid != held.lease.pid
+            {
+                ctx.out.warn(&format!(
+                    "took over the expired lock of {deployment}/{target} from {} (run {}, {} pid {}, expired {}): that rollout did not finish; its state is what the remote records",
+                    old.holder,
+                    old.run.as_deref().unwrap_or("-"),
+                    old.host,
+                    old.pid,
+                    old.expires_at
+                ));
+            }
+            Ok(LockGuard {
+                root: project.root.clone(),
+                remote: remote.cloned(),
+                held,
+            })
+        }
+        Err(LockError::Held(l)) => Err(Failure::User {
+            exit: Exit::Pending,
+            message: format!(
+                "{deployment}/{target} is locked by {} (run {}, {} pid {}) since {}, until {}",
+                l.holder,
+                l.run.as_deref().unwrap_or("-"),
+                l.host,
+                l.pid,
+                l.started_at,
+                l.expires_at
+            ),
+            hint: Some(format!(
+                "wait for it with --wait-for-lock --timeout 30m; if that runner is gone, the lock lapses at {} or can be cleared with: atmos deployment lock release {deployment} --target {target}",
+                l.expires_at
+            )),
+            diagnostics: Vec::new(),
+        }),
+        Err(LockError::Remote(e)) => Err(super::store::remote_failure(e)),
+        Err(LockError::Git(e)) => Err(git_failure(e)),
+    }
+}
+
+/// Push what the rollout recorded: every new tag (create only) and every moved state ref
+/// (only from the value read before the rollout), atomically. A rejection re-reads the
+/// remote: if someone else moved one of our state refs, stop; else try again.
+fn push_records(
+    remote: &atmos_core::remote::Remote,
+    git: &GitRepo,
+    report: &RolloutReport,
+) -> Result<u32, Failure> {
+    use atmos_core::remote::{Expect, RefUpdate, RemoteError};
+    let mut updates = Vec::new();
+    for c in &report.components {
+        if let Some(tag) = &c.tag {
+            let name = format!("refs/tags/{tag}");
+            if let Ok(Some(e)) = git.refs().find(&name) {
+                updates.push(RefUpdate {
+                    name,
+                    new: Some(e.oid),
+                    expect: Expect::Absent,
+                });
+            }
+        }
+        if c.run
+            .as_ref()
+            .is_some_and(|r| r.outcome == Outcome::Succeeded)
+        {
+            updates.push(RefUpdate {
+                name: atmos_core::git::refs::state_ref(
+                    &report.plan.deployment,
+                    &report.plan.target,
+                    &c.planned.name,
+                ),
+                new: Some(c.planned.new.clone()),
+                expect: match &c.planned.current {
+                    Some(v) => Expect::Value(v.clone()),
+                    None => Expect::Absent,
+                },
+            });
+        }
+    }
+    for attempt in 1..=5u32 {
+        match remote.push(&updates) {
+            Ok(()) => return Ok(attempt),
+            Err(RemoteError::Rejected { detail }) => {
+                remote.fetch().map_err(super::store::remote_failure)?;
+                for u in updates.iter().filter(|u| u.name.starts_with("refs/atmos/")) {
+                    let now = remote
+                        .remote_value(&u.name)
+                        .map_err(super::store::remote_failure)?;
+                    let expected = match &u.expect {
+                        Expect::Value(v) => Some(v.clone()),
+                        Expect::Absent => None,
+                    };
+                    if now != expected && now != u.new {
+                        return Err(Failure::User {
+                            exit: Exit::Failed,
+                            message: format!(
+                                "{} was moved on {} by someone else while this rollout ran (expected {}, found {}); it was not overwritten",
+                                u.name,
+                                remote.name,
+                                expected.as_deref().unwrap_or("absent"),
+                                now.as_deref().unwrap_or("absent")
+                            ),
+                            hint: Some(format!(
+                                "check who deployed with `atmos deployment history`; the refusal was: {detail}"
+                            )),
+                            diagnostics: Vec::new(),
+                        });
+                    }
+                }
+            }
+            Err(e) => return Err(super::store::remote_failure(e)),
+        }
+    }
+    Err(Failure::User {
+        exit: Exit::Failed,
+        message: format!("{} kept refusing the records after 5 attempts", remote.name),
+        hint: None,
+        diagnostics: Vec::new(),
+    })
+}
+
+/// In GitHub Actions, append a Markdown summary of the rollout to the job's summary.
+fn write_step_summary(report: &RolloutReport) {
+    let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") else {
+        return;
+    };
+    if path.is_empty() {
+        return;
+    }
+    let p = &report.plan;
+    let mut md = format!(
+        "### {} {} → {}\n\n| component | from | to | result |\n|---|---|---|---|\n",
+        if report.success { "✅" } else { "❌" },
+        p.deployment,
+        p.target
+    );
+    for c in &report.components {
+        let result = match c.run.as_ref().map(|r| &r.outcome) {
+            Some(Outcome::Succeeded) => "deployed".to_owned(),
+            Some(Outcome::Failed { error, .. }) => format!("failed: {error}"),
+            Some(Outcome::Interrupted) => "interrupted".to_owned(),
+            Some(Outcome::Skipped { reason }) => format!("skipped: {reason}"),
+            None => "no change".to_owned(),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            c.planned.name,
+            c.planned.current.as_deref().map(short).unwrap_or("-"),
+            short(&c.planned.new),
+            result.replace('|', "\\|")
+        ));
+    }
+    md.push_str("\n**Gate decisions**\n\n");
+    for d in &p.decisions {
+        md.push_str(&format!(
+            "- `{}` {}: {}\n",
+            d.source,
+            d.result.as_str(),
+            d.message
+        ));
+    }
+    if let Some(id) = &report.deployment_id {
+        md.push_str(&format!("\nDeployment ID: `{id}`\n"));
+    }
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = f.write_all(md.as_bytes());
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -479,6 +781,7 @@ fn wait_for_approval(
     args: &RolloutArgs,
     plan: &RolloutPlan,
     git_dir: &std::path::Path,
+    remote: Option<&atmos_core::remote::Remote>,
     timeout: std::time::Duration,
     live: &Live,
 ) -> Result<bool, Failure> {
@@ -514,6 +817,11 @@ fn wait_for_approval(
     let mut last_report = std::time::Instant::now();
     while started.elapsed() < timeout {
         std::thread::sleep(poll.min(timeout.saturating_sub(started.elapsed())));
+        if let Some(r) = remote
+            && let Err(e) = r.fetch()
+        {
+            live.text(&format!("… cannot read approvals from {}: {e}\n", r.name));
+        }
         let now = GitRepo::discover(git_dir).ok().and_then(|g| count(&g));
         if now.is_some_and(|n| n != baseline) {
             live.text(&format!(

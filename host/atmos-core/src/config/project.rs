@@ -28,6 +28,21 @@ pub struct Settings {
     /// Approver groups and signing keys.
     #[serde(default)]
     pub approvers: Approvers,
+    /// The shared store.
+    #[serde(default)]
+    pub git: GitSettings,
+}
+
+/// `atmos.yaml` → `git`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitSettings {
+    /// The remote read before every decision and written after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// Lifetime of a target lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_ttl: Option<String>,
 }
 
 /// `atmos.yaml` → `approvers`.

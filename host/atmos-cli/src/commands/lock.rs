@@ -1,0 +1,92 @@
+//! `atmos deployment lock status|release <d> --target t`.
+
+use atmos_core::exit::Exit;
+use atmos_core::lock::{self, LockError, Store};
+use serde::Serialize;
+
+use super::store::{open, remote_failure};
+use super::{Context, Failure, git_failure};
+use crate::cli::{Format, LockArgs};
+
+#[derive(Serialize)]
+struct LockReport {
+    deployment: String,
+    target: String,
+    held: bool,
+    expired: bool,
+    lease: Option<lock::Lease>,
+    released: bool,
+}
+
+/// Show or clear a lock.
+pub fn run(args: &LockArgs, ctx: &Context) -> Result<Exit, Failure> {
+    ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "lock")?;
+    let (project, loaded) = ctx.deployment(&args.deployment)?;
+    atmos_core::describe::UnknownTarget::check(&loaded.deployment, &args.target)?;
+    let git = ctx.require_git(&project)?;
+    let remote = open(&project, args.remote.as_deref(), args.offline)?;
+    let store = remote.as_ref().map_or(Store::Local, Store::Remote);
+    let to_failure = |e: LockError| match e {
+        LockError::Remote(r) => remote_failure(r),
+        LockError::Git(g) => git_failure(g),
+        other => Failure::usage(other.to_string(), None),
+    };
+    let (lease, released) = if args.action == "release" {
+        (
+            lock::clear(&git, store, &loaded.deployment.name, &args.target).map_err(to_failure)?,
+            true,
+        )
+    } else {
+        (
+            lock::status(&git, store, &loaded.deployment.name, &args.target)
+                .map_err(to_failure)?
+                .map(|(_, l)| l),
+            false,
+        )
+    };
+    let expired = lease
+        .as_ref()
+        .is_some_and(|l| l.expired(jiff::Timestamp::now()));
+    let report = LockReport {
+        deployment: loaded.deployment.name.clone(),
+        target: args.target.clone(),
+        held: lease.is_some() && !released,
+        expired,
+        lease: lease.clone(),
+        released: released && lease.is_some(),
+    };
+    let text = ctx
+        .out
+        .structured(&report)
+        .unwrap_or_else(|| match (&lease, released) {
+            (None, _) => format!("{}/{} is not locked\n", report.deployment, report.target),
+            (Some(l), true) => format!(
+                "Released the lock of {}/{} held by {} (run {}, {} pid {}) since {}\n",
+                l.deployment,
+                l.target,
+                l.holder,
+                l.run.as_deref().unwrap_or("-"),
+                l.host,
+                l.pid,
+                l.started_at
+            ),
+            (Some(l), false) => format!(
+                "{}/{} is locked by {} (run {}, {} pid {})\n  since {}\n  until {}{}\n",
+                l.deployment,
+                l.target,
+                l.holder,
+                l.run.as_deref().unwrap_or("-"),
+                l.host,
+                l.pid,
+                l.started_at,
+                l.expires_at,
+                if expired {
+                    " — expired: the next rollout takes it over"
+                } else {
+                    ""
+                }
+            ),
+        });
+    ctx.out.print(&text)?;
+    Ok(Exit::Done)
+}

@@ -1,0 +1,251 @@
+//! Target locks: a rollout to `<deployment>/<target>` holds a lease —
+//! `refs/atmos/locks/<deployment>/<target>` pointing at a JSON blob (holder, CI run, host,
+//! start, expiry) — taken and released by compare-and-swap on the shared remote (or, without
+//! one, in the local repository). Locks of different targets never touch each other. An
+//! expired lease may be taken over: a runner that died mid-rollout blocks its target for at
+//! most the lease's lifetime.
+
+use std::time::Duration;
+
+use git2::Oid;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::git::{GitError, GitRepo};
+use crate::remote::{Expect, RefUpdate, Remote, RemoteError};
+
+/// The lock ref of a target.
+pub fn lock_ref(deployment: &str, target: &str) -> String {
+    format!("refs/atmos/locks/{deployment}/{target}")
+}
+
+/// Who holds a target, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Deployment.
+    pub deployment: String,
+    /// Target.
+    pub target: String,
+    /// The deployer identity.
+    pub holder: String,
+    /// CI run (build id), when known.
+    pub run: Option<String>,
+    /// Host name and process id.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// When it was taken (RFC 3339).
+    pub started_at: String,
+    /// When it lapses (RFC 3339).
+    pub expires_at: String,
+}
+
+impl Lease {
+    /// True once `expires_at` has passed.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.expires_at.parse::<Timestamp>().is_ok_and(|t| t <= now)
+    }
+}
+
+/// Why a lock could not be taken or read.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Someone else holds it.
+    #[error("{} holds {}/{} since {} (until {})", .0.holder, .0.deployment, .0.target, .0.started_at, .0.expires_at)]
+    Held(Box<Lease>),
+    /// Remote failure.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// Local git failure.
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+/// A lock we hold.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The lock ref.
+    pub refname: String,
+    /// Our lease blob.
+    pub blob: String,
+    /// Our lease.
+    pub lease: Lease,
+    /// The expired lease we took over, if any.
+    pub took_over: Option<Lease>,
+}
+
+/// Where locks live.
+#[derive(Debug, Clone, Copy)]
+pub enum Store<'a> {
+    /// The local repository (no remote configured).
+    Local,
+    /// A shared remote.
+    Remote(&'a Remote),
+}
+
+fn read_blob(git: &GitRepo, oid: &str) -> Option<Lease> {
+    let blob = git.raw().find_blob(Oid::from_str(oid).ok()?).ok()?;
+    serde_json::from_slice(blob.content()).ok()
+}
+
+/// The current lease of a target (fetched from the remote first), if any.
+pub fn status(
+    git: &GitRepo,
+    store: Store<'_>,
+    deployment: &str,
+    target: &str,
+) -> Result<Option<(String, Lease)>, LockError> {
+    if let Store::Remote(r) = store {
+        r.fetch_locks()?;
+    }
+    let name = lock_ref(deployment, target);
+    let Some(entry) = git.refs().find(&name)? else {
+        return Ok(None);
+    };
+    Ok(read_blob(git, &entry.oid).map(|l| (entry.oid, l)))
+}
+
+/// Compare-and-swap one lock ref in the store.
+fn swap(
+    git: &GitRepo,
+    store: Store<'_>,
+    name: &str,
+    new: Option<&str>,
+    expect: Expect,
+) -> Result<bool, LockError> {
+    match store {
+        Store::Remote(r) => match r.push(&[RefUpdate {
+            name: name.to_owned(),
+            new: new.map(str::to_owned),
+            expect,
+        }]) {
+            Ok(()) => Ok(true),
+            Err(RemoteError::Rejected { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        },
+        Store::Local => {
+            let mut tx = git.raw().transaction().map_err(GitError::from)?;
+            if tx.lock_ref(name).is_err() {
+                return Ok(false);
+            }
+            let current = git.raw().refname_to_id(name).ok().map(|o| o.to_string());
+            let matches = match &expect {
+                Expect::Absent => current.is_none(),
+                Expect::Value(v) => current.as_deref() == Some(v.as_str()),
+            };
+            if !matches {
+                return Ok(false);
+            }
+            match new {
+                Some(oid) => tx
+                    .set_target(
+                        name,
+                        Oid::from_str(oid).map_err(GitError::from)?,
+                        None,
+                        "atmos: lock",
+                    )
+                    .map_err(GitError::from)?,
+                None => tx.remove(name).map_err(GitError::from)?,
+            }
+            tx.commit().map_err(GitError::from)?;
+            Ok(true)
+        }
+    }
+}
+
+/// Take the lock of `lease.deployment/lease.target`, taking over an expired lease. Waits up
+/// to `wait` (polling) while someone else holds it; `progress` is told each time.
+pub fn acquire(
+    git: &GitRepo,
+    store: Store<'_>,
+    lease: Lease,
+    wait: Option<Duration>,
+    progress: &dyn Fn(&Lease),
+) -> Result<Held, LockError> {
+    let name = lock_ref(&lease.deployment, &lease.target);
+    let json = serde_json::to_vec_pretty(&lease).unwrap_or_default();
+    let blob = git.raw().blob(&json).map_err(GitError::from)?.to_string();
+    let started = std::time::Instant::now();
+    loop {
+        let current = status(git, store, &lease.deployment, &lease.target)?;
+        let (expect, took_over) = match &current {
+            None => (Expect::Absent, None),
+            Some((oid, held))
+                if held.expired(Timestamp::now())
+                    || held.holder == lease.holder
+                        && held.pid == lease.pid
+                        && held.host == lease.host =>
+            {
+                (Expect::Value(oid.clone()), Some(held.clone()))
+            }
+            Some((_, held)) => {
+                if wait.is_some_and(|w| started.elapsed() < w) {
+                    progress(held);
+                    std::thread::sleep(Duration::from_millis(500));
+                    continue;
+                }
+                return Err(LockError::Held(Box::new(held.clone())));
+            }
+        };
+        if swap(git, store, &name, Some(&blob), expect)? {
+            if let Store::Remote(_) = store {
+                // Mirror what the remote now holds.
+                let _ = std::process::Command::new("git")
+                    .args(["update-ref", &name, &blob])
+                    .current_dir(git.workdir().unwrap_or(git.git_dir()))
+                    .status();
+            }
+            return Ok(Held {
+                refname: name,
+                blob,
+                lease,
+                took_over,
+            });
+        }
+        // Lost a race: read again.
+    }
+}
+
+/// Release a lock we hold (only if it is still ours).
+pub fn release(git: &GitRepo, store: Store<'_>, held: &Held) -> Result<bool, LockError> {
+    let ok = swap(
+        git,
+        store,
+        &held.refname,
+        None,
+        Expect::Value(held.blob.clone()),
+    )?;
+    if ok && let Store::Remote(r) = store {
+        let _ = r.fetch_locks();
+    }
+    Ok(ok)
+}
+
+/// Clear whatever lease a target has (`lock release`), by compare-and-swap on what was read.
+pub fn clear(
+    git: &GitRepo,
+    store: Store<'_>,
+    deployment: &str,
+    target: &str,
+) -> Result<Option<Lease>, LockError> {
+    let Some((oid, lease)) = status(git, store, deployment, target)? else {
+        return Ok(None);
+    };
+    if swap(
+        git,
+        store,
+        &lock_ref(deployment, target),
+        None,
+        Expect::Value(oid),
+    )? {
+        if let Store::Remote(r) = store {
+            let _ = r.fetch_locks();
+        }
+        Ok(Some(lease))
+    } else {
+        Err(LockError::Remote(RemoteError::Rejected {
+            detail: "the lease changed while it was being released; look again with `lock status`"
+                .into(),
+        }))
+    }
+}

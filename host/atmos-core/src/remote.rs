@@ -1,0 +1,326 @@
+//! The shared store: a git remote, reached through the system `git` (which carries the user's
+//! credentials and speaks every transport). Reading mirrors the remote's `refs/atmos/*`,
+//! deployment tags and notes into the local repository (notes merged, never replaced);
+//! writing pushes with `--atomic` and a `--force-with-lease` per ref, so the remote takes
+//! everything or nothing, and nothing someone else moved since we read it is overwritten.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// What a ref must hold on the remote for a push to go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// The ref must not exist (create only).
+    Absent,
+    /// The ref must hold exactly this object.
+    Value(String),
+}
+
+/// One ref to set (or delete) on the remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    /// Full ref name.
+    pub name: String,
+    /// Local object to push (`None` deletes).
+    pub new: Option<String>,
+    /// Compare-and-swap condition.
+    pub expect: Expect,
+}
+
+/// Why talking to the remote failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The remote is not configured in this repository.
+    #[error("no git remote named `{remote}` in this repository")]
+    Unknown {
+        /// Its name.
+        remote: String,
+    },
+    /// It could not be reached.
+    #[error("cannot reach git remote `{remote}`: {detail}")]
+    Unreachable {
+        /// Its name.
+        remote: String,
+        /// What git said.
+        detail: String,
+    },
+    /// A compare-and-swap failed: someone else moved a ref since we read it.
+    #[error("the remote refused the update: {detail}")]
+    Rejected {
+        /// What git said.
+        detail: String,
+    },
+    /// Any other git failure.
+    #[error("git {args}: {detail}")]
+    Git {
+        /// The command.
+        args: String,
+        /// What git said.
+        detail: String,
+    },
+}
+
+/// Where notes of a remote are fetched before being merged into the local ones.
+pub fn remote_notes_prefix(remote: &str) -> String {
+    format!("refs/notes/atmos-remote/{remote}/")
+}
+
+/// A configured remote of the repository at `workdir`.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// Remote name (`origin`).
+    pub name: String,
+    /// Where `git` runs.
+    pub workdir: PathBuf,
+}
+
+fn tail(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join(" / ")
+}
+
+impl Remote {
+    /// The remote `name` of the repository at `workdir`, if git knows it.
+    pub fn open(workdir: &Path, name: &str) -> Result<Remote, RemoteError> {
+        let remote = Remote {
+            name: name.to_owned(),
+            workdir: workdir.to_owned(),
+        };
+        let out = remote.git(&["remote", "get-url", name])?;
+        if !out.status.success() {
+            return Err(RemoteError::Unknown {
+                remote: name.to_owned(),
+            });
+        }
+        Ok(remote)
+    }
+
+    fn git(&self, args: &[&str]) -> Result<Output, RemoteError> {
+        Command::new("git")
+            .args(args)
+            .current_dir(&self.workdir)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .map_err(|e| RemoteError::Git {
+                args: args.join(" "),
+                detail: e.to_string(),
+            })
+    }
+
+    fn classify(&self, args: &[&str], out: &Output) -> RemoteError {
+        let detail = tail(out);
+        let lower = detail.to_lowercase();
+        if lower.contains("stale info")
+            || lower.contains("rejected")
+            || lower.contains("atomic push failed")
+            || lower.contains("fetch first")
+        {
+            RemoteError::Rejected { detail }
+        } else if lower.contains("could not read from remote")
+            || lower.contains("unable to connect")
+            || lower.contains("connection refused")
+            || lower.contains("could not resolve host")
+            || lower.contains("does not appear to be a git repository")
+            || lower.contains("unable to look up")
+            || lower.contains("timed out")
+        {
+            RemoteError::Unreachable {
+                remote: self.name.clone(),
+                detail,
+            }
+        } else {
+            RemoteError::Git {
+                args: args.join(" "),
+                detail,
+            }
+        }
+    }
+
+    /// Mirror the remote's deployment state: `refs/atmos/*` (locks pruned), deployment tags,
+    /// and notes (merged into the local ones: approvals by union, SBOMs keeping the remote's
+    /// document when both sides wrote one for the same commit).
+    pub fn fetch(&self) -> Result<(), RemoteError> {
+        let notes = format!("+refs/notes/atmos/*:{}*", remote_notes_prefix(&self.name));
+        // State and history are never pruned: records that exist only here stay.
+        let args = [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            self.name.as_str(),
+            "+refs/atmos/*:refs/atmos/*",
+            "+refs/tags/atmos/*:refs/tags/atmos/*",
+            notes.as_str(),
+        ];
+        let out = self.git(&args)?;
+        if !out.status.success() {
+            return Err(self.classify(&args, &out));
+        }
+        self.fetch_locks()?;
+        self.merge_notes()
+    }
+
+    /// Mirror the remote's locks exactly (a released lock disappears here too).
+    pub fn fetch_locks(&self) -> Result<(), RemoteError> {
+        let args = [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--prune",
+            self.name.as_str(),
+            "+refs/atmos/locks/*:refs/atmos/locks/*",
+        ];
+        let out = self.git(&args)?;
+        if !out.status.success() {
+            return Err(self.classify(&args, &out));
+        }
+        Ok(())
+    }
+
+    /// Merge every fetched notes ref into its local counterpart.
+    fn merge_notes(&self) -> Result<(), RemoteError> {
+        let prefix = remote_notes_prefix(&self.name);
+        let out = self.git(&["for-each-ref", "--format=%(refname) %(objectname)", &prefix])?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some((fetched, oid)) = line.split_once(' ') else {
+                continue;
+            };
+            let local = format!("refs/notes/atmos/{}", &fetched[prefix.len()..]);
+            let exists = self
+                .git(&["rev-parse", "--verify", "--quiet", &local])?
+                .status
+                .success();
+            if !exists {
+                let out = self.git(&["update-ref", &local, oid])?;
+                if !out.status.success() {
+                    return Err(self.classify(&["update-ref"], &out));
+                }
+                continue;
+            }
+            let strategy = if local.ends_with("/sbom") {
+                "theirs"
+            } else {
+                "cat_sort_uniq"
+            };
+            let args = [
+                "notes",
+                "--ref",
+                local.as_str(),
+                "merge",
+                "--quiet",
+                "-s",
+                strategy,
+                fetched,
+            ];
+            let out = self.git(&args)?;
+            if !out.status.success() {
+                return Err(self.classify(&args, &out));
+            }
+        }
+        Ok(())
+    }
+
+    /// The object a ref holds on the remote now (`None` when absent).
+    pub fn remote_value(&self, name: &str) -> Result<Option<String>, RemoteError> {
+        let args = ["ls-remote", self.name.as_str(), name];
+        let out = self.git(&args)?;
+        if !out.status.success() {
+            return Err(self.classify(&args, &out));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let (oid, r) = l.split_once('\t')?;
+            (r == name).then(|| oid.to_owned())
+        }))
+    }
+
+    /// Push `updates` atomically, each under its compare-and-swap condition.
+    pub fn push(&self, updates: &[RefUpdate]) -> Result<(), RemoteError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut args: Vec<String> = vec![
+            "push".into(),
+            "--quiet".into(),
+            "--atomic".into(),
+            "--porcelain".into(),
+            "--no-verify".into(),
+        ];
+        for u in updates {
+            args.push(match &u.expect {
+                Expect::Absent => format!("--force-with-lease={}:", u.name),
+                Expect::Value(v) => format!("--force-with-lease={}:{v}", u.name),
+            });
+        }
+        args.push(self.name.clone());
+        for u in updates {
+            args.push(match &u.new {
+                Some(obj) => format!("{obj}:{}", u.name),
+                None => format!(":{}", u.name),
+            });
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.git(&refs)?;
+        if out.status.success() {
+            return Ok(());
+        }
+        // --porcelain reports per-ref results on stdout; rejections are there.
+        let stdout = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        if stdout.contains("[rejected]")
+            || stdout.contains("stale info")
+            || stdout.contains("atomic")
+        {
+            return Err(RemoteError::Rejected {
+                detail: format!(
+                    "{} {}",
+                    tail(&out),
+                    String::from_utf8_lossy(&out.stdout).trim()
+                ),
+            });
+        }
+        Err(self.classify(&refs, &out))
+    }
+
+    /// Push the local notes ref `name` (a descendant of what was fetched), merging and
+    /// retrying when someone else pushed notes meanwhile.
+    pub fn push_notes(&self, name: &str) -> Result<u32, RemoteError> {
+        for attempt in 1..=10u32 {
+            let fetched = format!(
+                "{}{}",
+                remote_notes_prefix(&self.name),
+                name.trim_start_matches("refs/notes/atmos/")
+            );
+            let expect = match self.local_value(&fetched)? {
+                Some(v) => Expect::Value(v),
+                None => Expect::Absent,
+            };
+            let Some(local) = self.local_value(name)? else {
+                return Ok(attempt);
+            };
+            match self.push(&[RefUpdate {
+                name: name.to_owned(),
+                new: Some(local.clone()),
+                expect,
+            }]) {
+                Ok(()) => {
+                    // The pushed value is now what the remote holds.
+                    let _ = self.git(&["update-ref", &fetched, &local]);
+                    return Ok(attempt);
+                }
+                Err(RemoteError::Rejected { .. }) => self.fetch()?,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(RemoteError::Rejected {
+            detail: format!("{name} kept moving on the remote after 10 attempts"),
+        })
+    }
+
+    /// The object a local ref holds.
+    pub fn local_value(&self, name: &str) -> Result<Option<String>, RemoteError> {
+        let out = self.git(&["rev-parse", "--verify", "--quiet", name])?;
+        Ok(out
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned()))
+    }
+}

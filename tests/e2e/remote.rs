@@ -1,0 +1,685 @@
+//! The shared remote, against a real server: `git daemon` on 127.0.0.1 (started and stopped
+//! here), a bare repository, and separate clones as CI runners.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::support::atmos_cmd;
+
+/// `git daemon` serving a folder of bare repositories, read and write, on a free port.
+struct Daemon {
+    child: Child,
+    port: u16,
+}
+
+impl Daemon {
+    fn start(base: &Path) -> Daemon {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                "--export-all",
+                "--enable=receive-pack",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "git daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon { child, port }
+    }
+
+    fn url(&self, repo: &str) -> String {
+        format!("git://127.0.0.1:{}/{repo}", self.port)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
+/// A server with one repository holding `deployment` (YAML of deployments/svc.yaml) and an
+/// atmos.yaml pointing at the remote `origin`.
+struct World {
+    dir: TempDir,
+    daemon: Daemon,
+    out: TempDir,
+}
+
+impl World {
+    fn new(deployment: &str) -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path().join("server");
+        std::fs::create_dir_all(&base).expect("mkdir");
+        git(&base, &["init", "-q", "--bare", "origin.git"]);
+        let daemon = Daemon::start(&base);
+        let seed = dir.path().join("seed");
+        std::fs::create_dir_all(seed.join("deployments")).expect("mkdir");
+        git(&seed, &["init", "-q"]);
+        git(&seed, &["config", "user.email", "seed@example.com"]);
+        git(&seed, &["config", "user.name", "Seed"]);
+        std::fs::write(seed.join("deployments/svc.yaml"), deployment).expect("write");
+        std::fs::write(
+            seed.join("atmos.yaml"),
+            "git:\n  remote: origin\n  lock_ttl: 10m\n",
+        )
+        .expect("write");
+        git(&seed, &["add", "-A"]);
+        git(&seed, &["commit", "-q", "-m", "seed"]);
+        git(
+            &seed,
+            &["remote", "add", "origin", &daemon.url("origin.git")],
+        );
+        git(&seed, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+        World {
+            dir,
+            daemon,
+            out: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// A fresh clone acting as one CI runner.
+    fn runner(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let out = Command::new("git")
+            .args([
+                "clone",
+                "-q",
+                "--branch",
+                "main",
+                &self.daemon.url("origin.git"),
+            ])
+            .arg(&path)
+            .output()
+            .expect("clone");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        git(
+            &path,
+            &["config", "user.email", &format!("{name}@example.com")],
+        );
+        git(&path, &["config", "user.name", name]);
+        path
+    }
+
+    fn atmos(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = atmos_cmd(dir);
+        cmd.args(args).env("OUT", self.out.path());
+        cmd
+    }
+
+    /// The remote's refs under a prefix, via a fresh `git ls-remote`.
+    fn remote_refs(&self, prefix: &str) -> Vec<(String, String)> {
+        let out = Command::new("git")
+            .args(["ls-remote", &self.daemon.url("origin.git")])
+            .output()
+            .expect("ls-remote");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(_, r)| r.starts_with(prefix) && !r.ends_with("^{}"))
+            .map(|(o, r)| (o.to_owned(), r.to_owned()))
+            .collect()
+    }
+}
+
+fn finish(child: Child) -> (i32, String, String) {
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const TWO: &str = "deployment:\n  name: svc\n  components:\n    script:\n      a:\n        settings: {script: {apply: 'sleep 0.2'}}\n      b:\n        metadata: {depends_on: [script/a]}\n        settings: {script: {apply: 'true'}}\n  targets:\n    dev: {}\n";
+
+#[test]
+fn eight_concurrent_rollouts_to_one_target_serialize_and_lose_nothing() {
+    let world = World::new(TWO);
+    let runners: Vec<PathBuf> = (0..8)
+        .map(|i| world.runner(&format!("runner{i}")))
+        .collect();
+    let started = Instant::now();
+    let children: Vec<Child> = runners
+        .iter()
+        .map(|r| {
+            world
+                .atmos(
+                    r,
+                    &[
+                        "deployment",
+                        "rollout",
+                        "svc",
+                        "--target",
+                        "dev",
+                        "--force",
+                        "--wait-for-lock",
+                        "--timeout",
+                        "180s",
+                    ],
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let results: Vec<(i32, String, String)> = children.into_iter().map(finish).collect();
+    let elapsed = started.elapsed();
+    for (code, out, err) in &results {
+        assert_eq!(*code, 0, "{out}\n{err}");
+    }
+    let attempts: Vec<u32> = results
+        .iter()
+        .filter_map(|(_, out, _)| {
+            out.lines().find_map(|l| {
+                l.strip_prefix("Recorded on origin (")
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(|n| n.parse().ok())
+            })
+        })
+        .collect();
+    assert_eq!(attempts.len(), 8, "every rollout reports its push");
+    let waited = results
+        .iter()
+        .filter(|(_, _, e)| e.contains("waiting for the lock"))
+        .count();
+    eprintln!(
+        "figures: 8 runners, one target: {:.1}s total, push attempts {attempts:?}, {waited} runner(s) waited for the lock",
+        elapsed.as_secs_f64()
+    );
+    // Every rollout's records are on the remote: 8 rollouts × 2 components, no tag lost.
+    let tags = world.remote_refs("refs/tags/atmos/deployments/svc/dev/");
+    assert_eq!(tags.len(), 16, "{tags:#?}");
+    let head = git(&runners[0], &["rev-parse", "HEAD"]);
+    let state = world.remote_refs("refs/atmos/deployments/svc/dev/");
+    assert_eq!(state.len(), 2);
+    assert!(state.iter().all(|(oid, _)| *oid == head));
+    assert!(
+        world.remote_refs("refs/atmos/locks/").is_empty(),
+        "every lock released"
+    );
+}
+
+#[test]
+fn eight_targets_roll_out_at_once_without_blocking_each_other() {
+    let targets: String = (0..8).map(|i| format!("    t{i}: {{}}\n")).collect();
+    let world = World::new(&format!(
+        "deployment:\n  name: svc\n  components:\n    script:\n      a:\n        settings: {{script: {{apply: 'sleep 1'}}}}\n  targets:\n{targets}"
+    ));
+    let runners: Vec<PathBuf> = (0..8)
+        .map(|i| world.runner(&format!("runner{i}")))
+        .collect();
+    let started = Instant::now();
+    let children: Vec<Child> = runners
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            world
+                .atmos(
+                    r,
+                    &["deployment", "rollout", "svc", "--target", &format!("t{i}")],
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let results: Vec<(i32, String, String)> = children.into_iter().map(finish).collect();
+    let elapsed = started.elapsed();
+    for (code, out, err) in &results {
+        assert_eq!(*code, 0, "no target blocks another: {out}\n{err}");
+        assert!(!err.contains("locked by"), "{err}");
+    }
+    let attempts: Vec<&str> = results
+        .iter()
+        .filter_map(|(_, out, _)| out.lines().find(|l| l.starts_with("Recorded on origin")))
+        .collect();
+    eprintln!(
+        "figures: 8 runners, 8 targets: {:.1}s total, {attempts:?}",
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(
+        world.remote_refs("refs/tags/atmos/deployments/svc/").len(),
+        8
+    );
+    assert_eq!(world.remote_refs("refs/atmos/deployments/svc/").len(), 8);
+}
+
+#[test]
+fn a_second_runner_is_told_who_holds_the_lock_and_lock_status_shows_it() {
+    let world = World::new(&TWO.replace("sleep 0.2", "touch $OUT/started; sleep 4"));
+    let a = world.runner("alpha");
+    let b = world.runner("beta");
+    let first = world
+        .atmos(&a, &["deployment", "rollout", "svc", "--target", "dev"])
+        .env("GITHUB_RUN_ID", "run-7")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !world.out.path().join("started").exists() {
+        assert!(Instant::now() < deadline, "first rollout never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = world
+        .atmos(&b, &["deployment", "rollout", "svc", "--target", "dev"])
+        .output()
+        .expect("run");
+    assert_eq!(second.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("svc/dev is locked by alpha@example.com (run run-7,"),
+        "{err}"
+    );
+    assert!(err.contains("--wait-for-lock"), "{err}");
+    let status = world
+        .atmos(
+            &b,
+            &[
+                "deployment",
+                "lock",
+                "status",
+                "svc",
+                "--target",
+                "dev",
+                "--format",
+                "json",
+            ],
+        )
+        .output()
+        .expect("run");
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(json["held"], true);
+    assert_eq!(json["lease"]["holder"], "alpha@example.com");
+    assert_eq!(json["lease"]["run"], "run-7");
+    let (code, out, err) = finish(first);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let status = world
+        .atmos(
+            &b,
+            &["deployment", "lock", "status", "svc", "--target", "dev"],
+        )
+        .output()
+        .expect("run");
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout),
+        "svc/dev is not locked\n"
+    );
+    // Now the second runner goes through, and sees what the first recorded.
+    let again = world
+        .atmos(&b, &["deployment", "rollout", "svc", "--target", "dev"])
+        .output()
+        .expect("run");
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("Nothing to do"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+}
+
+#[test]
+fn a_runner_killed_mid_rollout_leaves_an_expiring_lease_and_consistent_refs() {
+    let world = World::new(&TWO.replace(
+        "sleep 0.2",
+        "if [ -e $OUT/slow ]; then touch $OUT/started; sleep 60; fi",
+    ));
+    let a = world.runner("alpha");
+    let b = world.runner("beta");
+    std::fs::write(world.out.path().join("slow"), "").expect("marker");
+    let mut victim = world
+        .atmos(
+            &a,
+            &[
+                "deployment",
+                "rollout",
+                "svc",
+                "--target",
+                "dev",
+                "--lock-ttl",
+                "3s",
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !world.out.path().join("started").exists() {
+        assert!(Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    victim.kill().expect("SIGKILL");
+    let _ = victim.wait();
+    std::fs::remove_file(world.out.path().join("slow")).expect("rm");
+    // Nothing of the killed rollout reached the remote but its lease.
+    assert!(world.remote_refs("refs/atmos/deployments/").is_empty());
+    assert!(world.remote_refs("refs/tags/atmos/").is_empty());
+    assert_eq!(world.remote_refs("refs/atmos/locks/svc/dev").len(), 1);
+    let blocked = world
+        .atmos(&b, &["deployment", "rollout", "svc", "--target", "dev"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        blocked.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&blocked.stderr)
+    );
+    assert!(String::from_utf8_lossy(&blocked.stderr).contains("locked by alpha@example.com"));
+    // Once the lease lapses, the next run takes it over and deploys.
+    std::thread::sleep(Duration::from_secs(4));
+    let recovered = world
+        .atmos(&b, &["deployment", "rollout", "svc", "--target", "dev"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&recovered.stderr);
+    assert_eq!(
+        recovered.status.code(),
+        Some(0),
+        "{}\n{err}",
+        String::from_utf8_lossy(&recovered.stdout)
+    );
+    assert!(
+        err.contains("took over the expired lock of svc/dev from alpha@example.com"),
+        "{err}"
+    );
+    let head = git(&b, &["rev-parse", "HEAD"]);
+    let state = world.remote_refs("refs/atmos/deployments/svc/dev/");
+    assert_eq!(state.len(), 2);
+    assert!(state.iter().all(|(oid, _)| *oid == head));
+    assert_eq!(
+        world
+            .remote_refs("refs/tags/atmos/deployments/svc/dev/")
+            .len(),
+        2
+    );
+    assert!(world.remote_refs("refs/atmos/locks/").is_empty());
+}
+
+#[test]
+fn a_ref_moved_behind_our_back_is_never_overwritten() {
+    let world = World::new(TWO);
+    let a = world.runner("alpha");
+    let other = world.runner("other");
+    world
+        .atmos(&a, &["deployment", "rollout", "svc", "--target", "dev"])
+        .output()
+        .expect("run");
+    // While alpha's next rollout runs, someone moves a state ref on the remote directly.
+    git(
+        &other,
+        &["commit", "-q", "--allow-empty", "-m", "elsewhere"],
+    );
+    let sneaky = git(&other, &["rev-parse", "HEAD"]);
+    git(&other, &["push", "-q", "origin", "HEAD:refs/heads/sneaky"]);
+    let yaml = TWO.replace(
+        "apply: 'sleep 0.2'",
+        &format!(
+            "apply: 'git -C {} push -q origin {sneaky}:refs/atmos/deployments/svc/dev/a'",
+            other.display()
+        ),
+    );
+    std::fs::write(a.join("deployments/svc.yaml"), yaml).expect("write");
+    git(&a, &["commit", "-q", "-am", "v2"]);
+    let run = world
+        .atmos(&a, &["deployment", "rollout", "svc", "--target", "dev"])
+        .output()
+        .expect("run");
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("refs/atmos/deployments/svc/dev/a was moved on origin by someone else while this rollout ran"), "{err}");
+    assert!(err.contains("it was not overwritten"), "{err}");
+    let remote_a = world.remote_refs("refs/atmos/deployments/svc/dev/a");
+    assert_eq!(remote_a[0].0, sneaky, "the other writer's value stands");
+    assert!(
+        world.remote_refs("refs/atmos/locks/").is_empty(),
+        "the lock is released on failure too"
+    );
+}
+
+#[test]
+fn approvals_from_two_clones_all_reach_the_remote() {
+    let world = World::new(&TWO.replace("    dev: {}\n", "    dev: {}\n    prod:\n      promotion: {from: dev, requires_approval: true, approvals: {min: 2}}\n"));
+    let runner = world.runner("deployer");
+    let r = world
+        .atmos(
+            &runner,
+            &["deployment", "rollout", "svc", "--target", "dev"],
+        )
+        .output()
+        .expect("run");
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let alice = world.runner("alice");
+    let bob = world.runner("bob");
+    let children: Vec<Child> = [&alice, &bob]
+        .iter()
+        .map(|dir| {
+            world
+                .atmos(dir, &["deployment", "approve", "svc", "--target", "prod"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let (code, out, err) = finish(c);
+        assert_eq!(code, 0, "{out}\n{err}");
+    }
+    // Both approvals are on the remote: the deployer's next rollout sees 2 of 2.
+    let run = world
+        .atmos(
+            &runner,
+            &[
+                "deployment",
+                "rollout",
+                "svc",
+                "--target",
+                "prod",
+                "--promote-from",
+                "dev",
+            ],
+        )
+        .output()
+        .expect("run");
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        out.contains("approved by alice@example.com") && out.contains("bob@example.com"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_unreachable_remote_is_a_clear_error_unless_offline() {
+    let world = World::new(TWO);
+    let a = world.runner("alpha");
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    git(
+        &a,
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            &format!("git://127.0.0.1:{closed}/origin.git"),
+        ],
+    );
+    let run = world
+        .atmos(&a, &["deployment", "rollout", "svc", "--target", "dev"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot reach git remote `origin`"), "{err}");
+    assert!(err.contains("--offline"), "{err}");
+    let offline = world
+        .atmos(
+            &a,
+            &[
+                "deployment",
+                "rollout",
+                "svc",
+                "--target",
+                "dev",
+                "--offline",
+            ],
+        )
+        .output()
+        .expect("run");
+    assert_eq!(
+        offline.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    let unknown = world
+        .atmos(
+            &a,
+            &[
+                "deployment",
+                "rollout",
+                "svc",
+                "--target",
+                "dev",
+                "--remote",
+                "nope",
+            ],
+        )
+        .output()
+        .expect("run");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no git remote named `nope`"));
+}
+
+#[test]
+fn ci_matrix_and_github_step_summary() {
+    let repo = crate::support::Repo::example();
+    repo.commit("example");
+    let run = repo.atmos(&["deployment", "matrix", "payment-service", "--target", "dev"]);
+    run.code(0);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let entries: Vec<(String, u64)> = json["include"]
+        .as_array()
+        .expect("include")
+        .iter()
+        .map(|e| {
+            (
+                e["component"].as_str().unwrap_or("").to_owned(),
+                e["wave"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            ("database".to_owned(), 1),
+            ("migrate".to_owned(), 2),
+            ("api".to_owned(), 3),
+            ("worker".to_owned(), 3),
+            ("smoke-test".to_owned(), 4)
+        ]
+    );
+    let wave = repo.atmos(&[
+        "deployment",
+        "matrix",
+        "payment-service",
+        "--target",
+        "dev",
+        "--wave",
+        "3",
+    ]);
+    assert_eq!(wave.json()["include"].as_array().map(Vec::len), Some(2));
+    repo.atmos(&[
+        "deployment",
+        "matrix",
+        "payment-service",
+        "--target",
+        "dev",
+        "--wave",
+        "9",
+    ])
+    .code(2);
+
+    let summary = tempfile::NamedTempFile::new().expect("tmp");
+    let path = summary.path().to_str().expect("utf-8").to_owned();
+    let run = repo.atmos_env(
+        &[
+            "deployment",
+            "rollout",
+            "payment-service",
+            "--target",
+            "dev",
+            "--component",
+            "migrate",
+        ],
+        &[("GITHUB_STEP_SUMMARY", &path)],
+    );
+    run.code(0);
+    let md = std::fs::read_to_string(summary.path()).expect("summary");
+    assert!(md.starts_with("### ✅ payment-service → dev"), "{md}");
+    assert!(
+        md.contains("| migrate | - |") && md.contains("| deployed |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- `builtin/promotion-path` allow: dev is an entry point"),
+        "{md}"
+    );
+}
