@@ -14,6 +14,11 @@ root=$(dirname "$here")
 
 cargo build --quiet --locked --manifest-path "$root/Cargo.toml" -p atmos-cli
 atmos="$root/target/debug/atmos"
+# The WebAssembly gate hooks the example binds (soak-time, change-freeze), built from guests/.
+rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+CARGO_TARGET_DIR="$root/target/guests" cargo build --quiet --release --locked \
+  --target wasm32-wasip2 --manifest-path "$root/guests/Cargo.toml"
+guests="$root/target/guests/wasm32-wasip2/release"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/atmos-demo.XXXXXX")
 if [ "${ATMOS_DEMO_KEEP:-}" = 1 ]; then
@@ -23,6 +28,8 @@ else
 fi
 cp -R "$here/payment-service/." "$work/"
 cp -R "$root/policies" "$work/policies"
+mkdir -p "$work/hooks"
+for hook in soak-time change-freeze; do cp "$guests/${hook//-/_}.wasm" "$work/hooks/$hook.wasm"; done
 rm -rf "$work/.example-state"
 git -C "$work" init -q
 git -C "$work" config user.name "Demo Developer"

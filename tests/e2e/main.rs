@@ -5,6 +5,7 @@ mod cli;
 mod describe;
 mod gates;
 mod graph;
+mod hooks;
 mod list;
 mod queries;
 mod remote;

@@ -16,6 +16,31 @@ pub fn policies_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")
 }
 
+/// The hook components built from `guests/` (release, wasm32-wasip2), built once per test
+/// run into `target/guests` (cargo makes that a no-op when `.ci/run` already built them).
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let target = root.join("target/guests");
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "--manifest-path"])
+            .arg(root.join("guests/Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("cargo build guests");
+        assert!(
+            out.status.success(),
+            "building guests failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.join("wasm32-wasip2/release")
+    });
+    let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
 /// A throwaway project: a `git init`ed folder with a `deployments/` folder.
 pub struct Repo {
     dir: TempDir,
@@ -51,7 +76,18 @@ impl Repo {
         let policies = repo.path().join("policies");
         std::fs::create_dir_all(&policies).expect("mkdir");
         copy_dir(&policies_dir(), &policies);
+        repo.add_guests(&["change-freeze", "ticket-required", "soak-time"]);
         repo
+    }
+
+    /// Copy the built guests `names` to `hooks/<name>.wasm`.
+    pub fn add_guests(&self, names: &[&str]) -> &Repo {
+        let hooks = self.path().join("hooks");
+        std::fs::create_dir_all(&hooks).expect("mkdir");
+        for name in names {
+            std::fs::copy(guest(name), hooks.join(format!("{name}.wasm"))).expect("copy guest");
+        }
+        self
     }
 
     /// Copy the shipped policies into `policies/`.

@@ -64,6 +64,8 @@ pub enum Code {
     ProjectSettings,
     /// A bound policy that does not load or compile.
     Policy,
+    /// A bound WebAssembly hook that cannot run.
+    Hook,
 }
 
 /// One problem in one file.

@@ -137,6 +137,83 @@ pub fn validate_all(project: &Project) -> Result<ValidationReport, ProjectError>
     ))
 }
 
+/// Every bound hook compiled and checked against the `atmos:hooks/gate` world, and hook
+/// names unique per level; each problem located at its `wasm:` line.
+fn hook_diagnostics(
+    project: &Project,
+    loaded: &crate::config::LoadedDeployment,
+) -> Vec<Diagnostic> {
+    let d = &loaded.deployment;
+    let mut levels: Vec<(String, &[crate::gates::wasm::HookConfig])> = vec![(
+        "/deployment/gates/hooks".to_owned(),
+        d.gates.hooks.as_slice(),
+    )];
+    for (name, t) in &d.targets {
+        levels.push((
+            format!(
+                "/deployment/targets/{}/gates/hooks",
+                crate::config::source_map::escape_segment(name)
+            ),
+            t.gates.hooks.as_slice(),
+        ));
+    }
+    let git_dir = project.root.join(".git");
+    let cache = git_dir
+        .is_dir()
+        .then(|| crate::gates::wasm_cache_dir(&git_dir));
+    let mut out = Vec::new();
+    for (base, hooks) in levels {
+        if hooks.is_empty() {
+            continue;
+        }
+        for (i, h) in hooks.iter().enumerate() {
+            if hooks[..i].iter().any(|o| o.name == h.name) {
+                out.push(
+                    loaded
+                        .error_at(
+                            Code::Hook,
+                            &format!("{base}/{i}/name"),
+                            false,
+                            format!("hook `{}` is bound twice at this level", h.name),
+                        )
+                        .hint("give each hook its own name; a target hook with a deployment hook's name replaces it"),
+                );
+            }
+        }
+        let set = match crate::gates::wasm::HookSet::load(&project.root, hooks, cache.as_deref()) {
+            Ok(set) => set,
+            Err(e) => {
+                out.push(Diagnostic::error(
+                    Code::Hook,
+                    &loaded.file,
+                    format!("the WebAssembly runtime could not start: {e}"),
+                ));
+                return out;
+            }
+        };
+        for (name, problem) in set.problems() {
+            let i = hooks
+                .iter()
+                .position(|h| h.name == name)
+                .unwrap_or_default();
+            out.push(
+                loaded
+                    .error_at(
+                        Code::Hook,
+                        &format!("{base}/{i}/wasm"),
+                        false,
+                        format!("hook `{name}` cannot run: {problem}"),
+                    )
+                    .hint(
+                        "build it with `cargo build --release --target wasm32-wasip2` (guests/README.md); \
+                         until then every action it gates is denied",
+                    ),
+            );
+        }
+    }
+    out
+}
+
 /// Every bound policy path loaded and compiled; each problem located in its policy file.
 fn policy_diagnostics(
     project: &Project,
@@ -206,6 +283,7 @@ fn validate_file(project: &Project, name: &str, path: &std::path::Path) -> Deplo
         Ok(loaded) => {
             let mut diagnostics = checks::check(&loaded);
             diagnostics.extend(policy_diagnostics(project, &loaded));
+            diagnostics.extend(hook_diagnostics(project, &loaded));
             let d = &loaded.deployment;
             let graph = PromotionGraph::of(&loaded);
             let summary = Summary {

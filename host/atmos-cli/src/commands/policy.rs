@@ -54,14 +54,27 @@ fn test(args: &PolicyTestArgs, ctx: &Context) -> Result<Exit, Failure> {
     } else {
         args.paths.clone()
     };
-    let report = match super::isolated() {
+    let mut report = match super::isolated() {
         Some(isolated) => isolated.run_tests(&root, &paths, args.coverage, timeout),
         None => run_tests(&root, &paths, args.coverage, timeout),
     };
+    // Hook fixtures (`*.hooktest.yaml`) run here: wasmtime is its own sandbox.
+    let cache = atmos_core::git::GitRepo::discover(&root)
+        .ok()
+        .map(|g| atmos_core::gates::wasm_cache_dir(g.git_dir()));
+    report.results.extend(atmos_core::gates::hook_testing::run(
+        &root,
+        &paths,
+        cache.as_deref(),
+    ));
     if report.results.is_empty() && report.load_errors.is_empty() {
         return Err(Failure::usage(
             format!("no tests found in {}", paths.join(", ")),
-            Some("tests are rules named test_* in .rego files (usually *_test.rego)".into()),
+            Some(
+                "tests are rules named test_* in .rego files (usually *_test.rego) and hook \
+                 fixtures in *.hooktest.yaml files"
+                    .into(),
+            ),
         ));
     }
     let text = ctx
@@ -99,7 +112,10 @@ fn render_tests(r: &TestReport, s: &Style, verbose: bool) -> String {
         let ms = t.duration_us as f64 / 1000.0;
         let line = match &t.outcome {
             Outcome::Pass => format!("  {} {} ({ms:.1} ms)", s.ok("PASS "), t.name),
-            Outcome::Fail => format!("  {} {} ({ms:.1} ms)", s.error("FAIL "), t.name),
+            Outcome::Fail => match &t.detail {
+                Some(detail) => format!("  {} {}: {detail}", s.error("FAIL "), t.name),
+                None => format!("  {} {} ({ms:.1} ms)", s.error("FAIL "), t.name),
+            },
             Outcome::Error { message } => format!("  {} {}: {message}", s.error("ERROR"), t.name),
             Outcome::Skip => format!("  {} {}", s.dim("SKIP "), t.name),
         };

@@ -51,12 +51,15 @@ pub struct Gates {
     /// Rego files or folders, relative to the project root.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// WebAssembly hooks (docs/hooks.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::gates::wasm::HookConfig>,
 }
 
 impl Gates {
     /// True when nothing is bound.
     pub fn is_empty(&self) -> bool {
-        self.policies.is_empty()
+        self.policies.is_empty() && self.hooks.is_empty()
     }
 }
 

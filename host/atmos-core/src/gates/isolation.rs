@@ -261,6 +261,7 @@ impl Isolated {
                         message: format!("{why}; the file's tests crashed the run"),
                     },
                     duration_us: 0,
+                    detail: None,
                 }),
             }
         }

@@ -2,10 +2,12 @@
 //! (promotion path, approvals) live in `rollout::plan`; this module adds the gates bound in
 //! config: Rego policies ([`rego`]), all fed the same versioned input document ([`input`]).
 
+pub mod hook_testing;
 pub mod input;
 pub mod isolation;
 pub mod rego;
 pub mod testing;
+pub mod wasm;
 
 use std::path::Path;
 use std::time::Duration;
@@ -48,6 +50,71 @@ pub fn all_bound_policies(project: &Project, loaded: &LoadedDeployment) -> Vec<S
         }
     }
     out
+}
+
+/// Every hook bound to `target` of a deployment: the deployment's, then the target's; a
+/// target hook with the same name as a deployment hook replaces it.
+pub fn bound_hooks(loaded: &LoadedDeployment, target: &str) -> Vec<wasm::HookConfig> {
+    let d = &loaded.deployment;
+    let mut out: Vec<wasm::HookConfig> = d.gates.hooks.clone();
+    if let Some(t) = d.targets.get(target) {
+        for h in &t.gates.hooks {
+            match out.iter_mut().find(|o| o.name == h.name) {
+                Some(existing) => *existing = h.clone(),
+                None => out.push(h.clone()),
+            }
+        }
+    }
+    out
+}
+
+/// Every hook bound anywhere in a deployment, by name (for `validate`).
+pub fn all_bound_hooks(loaded: &LoadedDeployment) -> Vec<wasm::HookConfig> {
+    let mut out: Vec<wasm::HookConfig> = Vec::new();
+    for t in loaded.deployment.targets.keys() {
+        for h in bound_hooks(loaded, t) {
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    out
+}
+
+/// Where compiled components are cached: inside the git directory, so every worktree and
+/// run of one clone shares it and nothing lands in the work tree.
+pub fn wasm_cache_dir(git_dir: &Path) -> std::path::PathBuf {
+    git_dir.join("atmos").join("wasm-cache")
+}
+
+/// Evaluate the hooks bound to one target that run on `action`.
+pub fn evaluate_hooks(
+    project: &Project,
+    loaded: &LoadedDeployment,
+    target: &str,
+    action: &str,
+    input: &serde_json::Value,
+    now: Duration,
+    cache_dir: Option<&Path>,
+) -> Vec<crate::git::tags::Decision> {
+    let hooks: Vec<_> = bound_hooks(loaded, target)
+        .into_iter()
+        .filter(|h| h.runs_on(action))
+        .collect();
+    if hooks.is_empty() {
+        return Vec::new();
+    }
+    match wasm::HookSet::load(&project.root, &hooks, cache_dir) {
+        Ok(set) => set.evaluate(action, input, now),
+        Err(e) => vec![crate::git::tags::Decision {
+            source: "hooks".into(),
+            package: None,
+            rule: "load".into(),
+            result: crate::git::tags::Verdict::Deny,
+            message: format!("the WebAssembly runtime could not start: {e} (fail closed)"),
+            code: None,
+        }],
+    }
 }
 
 /// The per-package time limit configured in `atmos.yaml`.

@@ -91,7 +91,11 @@ pub fn collect(root: &Path, paths: &[String], tests: bool) -> Sources {
                 entries.sort();
                 for path in entries {
                     if path.is_dir() {
-                        stack.push(path);
+                        // Build outputs and hidden folders hold no policies.
+                        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                        if name != "target" && !name.starts_with('.') {
+                            stack.push(path);
+                        }
                     } else if path.extension().is_some_and(|e| e == "rego") {
                         let is_test = path
                             .file_name()
@@ -121,6 +125,7 @@ pub fn collect(root: &Path, paths: &[String], tests: bool) -> Sources {
                     && p.extension()
                         .and_then(|e| e.to_str())
                         .is_some_and(|e| matches!(e, "json" | "yaml" | "yml"))
+                    && !super::hook_testing::is_fixture(p)
             })
             .collect();
         files.sort();

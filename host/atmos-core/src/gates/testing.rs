@@ -43,6 +43,9 @@ pub struct TestResult {
     pub outcome: Outcome,
     /// Evaluation time in microseconds.
     pub duration_us: u64,
+    /// Why it failed, when known (hook fixtures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Line coverage of one policy file.
@@ -242,6 +245,7 @@ pub fn run(root: &Path, paths: &[String], coverage: bool, timeout: Duration) -> 
             name: name.clone(),
             outcome: outcome.0,
             duration_us: outcome.1,
+            detail: None,
         });
     }
     let engine = if timed_out {

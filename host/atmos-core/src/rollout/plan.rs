@@ -47,6 +47,24 @@ pub fn plan(
             &plan.target,
             &json,
         ));
+        let action = match plan.action {
+            Action::Rollout => "rollout",
+            Action::Promote => "promote",
+            Action::Rollback => "rollback",
+        };
+        let now = std::time::Duration::from_secs(
+            u64::try_from(request.started_at.as_second()).unwrap_or_default(),
+        );
+        let cache = crate::gates::wasm_cache_dir(git.git_dir());
+        plan.decisions.extend(crate::gates::evaluate_hooks(
+            project,
+            loaded,
+            &plan.target,
+            action,
+            &json,
+            now,
+            Some(&cache),
+        ));
     }
     plan.input = Some(input);
     Ok(plan)

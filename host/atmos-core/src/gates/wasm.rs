@@ -1,0 +1,457 @@
+//! WebAssembly hooks: components of the `atmos:hooks/gate` world (`wit/hooks.wit`), run by
+//! wasmtime with no ambient authority — WASI with nothing granted (no files, network,
+//! environment or arguments; a fixed clock; no stdio) — and bounded in memory, fuel, stack,
+//! wall-clock time (epoch interruption) and input/output size. One engine and linker per
+//! run, a pre-instantiated component per hook, a fresh store per evaluation; compiled
+//! components are cached on disk by wasmtime (keyed by the component's hash and the engine's
+//! compiler settings and version), so a warm run does not recompile.
+//!
+//! Everything that goes wrong — a missing file, a component for another world, a trap, a
+//! timeout, a cap hit, output too large or malformed — is a `deny` naming the hook.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::git::tags::{Decision, Verdict};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "gate",
+        path: "../../wit",
+    });
+}
+
+use bindings::atmos::hooks::types::Outcome;
+
+/// Default caps of one evaluation.
+pub const DEFAULT_MEMORY_MB: u64 = 64;
+/// Default wall-clock limit.
+pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+/// Default fuel (roughly, WebAssembly instructions).
+pub const DEFAULT_FUEL: u64 = 1_000_000_000;
+/// Largest input document passed to a hook.
+pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
+/// Largest total of findings' text a hook may return.
+pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+/// Largest total of log lines kept per evaluation.
+pub const MAX_LOG_BYTES: usize = 64 * 1024;
+/// Message of the decision of a hook that found nothing.
+pub const NO_FINDINGS: &str = "no findings";
+/// Stack available to guest code.
+pub const MAX_STACK_BYTES: usize = 512 * 1024;
+
+/// `gates.hooks[].limits`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory cap in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// Wall-clock cap in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Fuel cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+}
+
+/// When a hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum On {
+    /// Direct rollouts.
+    Rollout,
+    /// Promotions.
+    Promote,
+    /// Rollbacks.
+    Rollback,
+    /// Approvals.
+    Approve,
+}
+
+/// `gates.hooks[]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// Name shown in decisions.
+    pub name: String,
+    /// Path of the component, relative to the project root.
+    pub wasm: String,
+    /// JSON handed to the hook as `config`.
+    #[serde(default)]
+    pub config: serde_json::Value,
+    /// Actions it runs on (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on: Vec<On>,
+    /// Caps.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Folders (relative to the project root) the hook may read; nothing else is visible.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_only_dirs: Vec<String>,
+}
+
+impl HookConfig {
+    /// True when the hook applies to `action` (`rollout`, `promote`, …).
+    pub fn runs_on(&self, action: &str) -> bool {
+        self.on.is_empty()
+            || self.on.iter().any(|o| {
+                matches!(
+                    (o, action),
+                    (On::Rollout, "rollout")
+                        | (On::Promote, "promote")
+                        | (On::Rollback, "rollback")
+                        | (On::Approve, "approve")
+                )
+            })
+    }
+}
+
+/// Per-store state: WASI with nothing granted, caps, and the hook's log.
+struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    logs: Vec<String>,
+    log_bytes: usize,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::GateImports for HostState {
+    fn log(&mut self, message: String) {
+        if self.log_bytes + message.len() <= MAX_LOG_BYTES {
+            self.log_bytes += message.len();
+            self.logs.push(message);
+        } else if self.logs.last().is_none_or(|l| l != "(log truncated)") {
+            self.logs.push("(log truncated)".into());
+        }
+    }
+}
+
+impl bindings::atmos::hooks::types::Host for HostState {}
+
+/// The fixed wall clock hooks see (the evaluation's `now`), so results do not depend on when
+/// exactly the guest reads the clock.
+struct FixedClock(Duration);
+
+impl wasmtime_wasi::HostWallClock for FixedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+struct FixedMonotonic;
+
+impl wasmtime_wasi::HostMonotonicClock for FixedMonotonic {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// A loaded hook: compiled and pre-instantiated, or the reason it cannot run.
+struct Loaded {
+    config: HookConfig,
+    path: PathBuf,
+    root: PathBuf,
+    pre: Result<bindings::GatePre<HostState>, String>,
+}
+
+/// The hooks of one run.
+pub struct HookSet {
+    engine: Engine,
+    hooks: Vec<Loaded>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for HookSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookSet")
+            .field("hooks", &self.hooks.len())
+            .finish()
+    }
+}
+
+impl Drop for HookSet {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Epoch ticks per second: the wall-clock cap's resolution.
+const TICKS_PER_SECOND: u64 = 1000;
+
+fn engine(cache_dir: Option<&Path>) -> Result<Engine, String> {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(MAX_STACK_BYTES);
+    if let Some(dir) = cache_dir {
+        let mut cache = wasmtime::CacheConfig::new();
+        cache.with_directory(dir);
+        match wasmtime::Cache::new(cache) {
+            Ok(c) => {
+                config.cache(Some(c));
+            }
+            Err(_) => {
+                // Without a cache every run compiles: slower, still correct.
+            }
+        }
+    }
+    Engine::new(&config).map_err(|e| e.to_string())
+}
+
+impl HookSet {
+    /// Compile (or load from the cache) and pre-instantiate `hooks`.
+    pub fn load(
+        root: &Path,
+        hooks: &[HookConfig],
+        cache_dir: Option<&Path>,
+    ) -> Result<HookSet, String> {
+        let engine = engine(cache_dir)?;
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| e.to_string())?;
+        bindings::Gate::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| e.to_string())?;
+        let loaded = hooks
+            .iter()
+            .map(|h| {
+                let path = root.join(&h.wasm);
+                let pre = if !path.is_file() {
+                    Err(format!("{} does not exist", h.wasm))
+                } else {
+                    Component::from_file(&engine, &path)
+                        .map_err(|e| format!("{} is not a WebAssembly component: {e}", h.wasm))
+                        .and_then(|c| {
+                            linker.instantiate_pre(&c).map_err(|e| {
+                                format!("{} does not fit the atmos:hooks/gate world: {e}", h.wasm)
+                            })
+                        })
+                        .and_then(|pre| {
+                            bindings::GatePre::new(pre).map_err(|e| {
+                                format!("{} does not fit the atmos:hooks/gate world: {e}", h.wasm)
+                            })
+                        })
+                };
+                Loaded {
+                    config: h.clone(),
+                    path,
+                    root: root.to_path_buf(),
+                    pre,
+                }
+            })
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.clone();
+        let ticker_stop = stop.clone();
+        std::thread::Builder::new()
+            .name("atmos-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1000 / TICKS_PER_SECOND));
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(HookSet {
+            engine,
+            hooks: loaded,
+            stop_ticker: stop,
+        })
+    }
+
+    /// True when no hook is bound.
+    pub fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
+    }
+
+    /// Evaluate every hook that runs on `action` against `input`.
+    pub fn evaluate(
+        &self,
+        action: &str,
+        input: &serde_json::Value,
+        now: Duration,
+    ) -> Vec<Decision> {
+        let input_text = serde_json::to_string(input).unwrap_or_default();
+        let mut out = Vec::new();
+        for hook in self.hooks.iter().filter(|h| h.config.runs_on(action)) {
+            out.extend(self.evaluate_one(hook, &input_text, now));
+        }
+        out
+    }
+
+    fn evaluate_one(&self, hook: &Loaded, input: &str, now: Duration) -> Vec<Decision> {
+        let name = format!("hook:{}", hook.config.name);
+        let deny = |message: String| {
+            vec![Decision {
+                source: name.clone(),
+                package: Some(hook.config.wasm.clone()),
+                rule: "evaluate".into(),
+                result: Verdict::Deny,
+                message: format!("{message} (fail closed)"),
+                code: None,
+            }]
+        };
+        let pre = match &hook.pre {
+            Ok(p) => p,
+            Err(e) => return deny(format!("hook `{}` cannot run: {e}", hook.config.name)),
+        };
+        if input.len() > MAX_INPUT_BYTES {
+            return deny(format!(
+                "the input document is {} bytes, over the {MAX_INPUT_BYTES}-byte cap",
+                input.len()
+            ));
+        }
+        let limits = hook.config.limits;
+        let memory = limits.memory_mb.unwrap_or(DEFAULT_MEMORY_MB);
+        let timeout = limits.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        let fuel = limits.fuel.unwrap_or(DEFAULT_FUEL);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.wall_clock(FixedClock(now))
+            .monotonic_clock(FixedMonotonic);
+        for dir in &hook.config.read_only_dirs {
+            let host = hook.root.join(dir);
+            if let Err(e) = wasi.preopened_dir(&host, dir, FsPerms::ReadOnly) {
+                return deny(format!(
+                    "hook `{}` cannot be granted `{dir}`: {e}",
+                    hook.config.name
+                ));
+            }
+        }
+        let wasi = wasi.build();
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(usize::try_from(memory * 1024 * 1024).unwrap_or(usize::MAX))
+                .instances(16)
+                .tables(16)
+                .memories(4)
+                .trap_on_grow_failure(true)
+                .build(),
+            logs: Vec::new(),
+            log_bytes: 0,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        if store.set_fuel(fuel).is_err() {
+            return deny("fuel metering is unavailable".into());
+        }
+        store.set_epoch_deadline((timeout * TICKS_PER_SECOND).div_ceil(1000).max(1));
+        let config = serde_json::to_string(&hook.config.config).unwrap_or_else(|_| "null".into());
+        let started = Instant::now();
+        let result = pre
+            .instantiate(&mut store)
+            .and_then(|gate| gate.call_evaluate(&mut store, input, &config));
+        let elapsed = started.elapsed();
+        let logs = std::mem::take(&mut store.data_mut().logs);
+        let log_note = if logs.is_empty() {
+            String::new()
+        } else {
+            format!(" — log: {}", logs.join(" | "))
+        };
+        match result {
+            Err(e) => {
+                let remaining_fuel = store.get_fuel().unwrap_or(1);
+                let text = format!("{e:?}");
+                let why = if remaining_fuel == 0 {
+                    format!("ran out of fuel ({fuel} units)")
+                } else if text.contains("interrupt") || elapsed >= Duration::from_millis(timeout) {
+                    format!("exceeded its time limit of {timeout} ms")
+                } else if text.contains("stack overflow") || text.contains("call stack exhausted") {
+                    "exhausted its stack".to_owned()
+                } else if text.contains("memory")
+                    && (text.contains("grow")
+                        || text.contains("limit")
+                        || text.contains("resource"))
+                {
+                    format!("hit its memory cap of {memory} MiB")
+                } else {
+                    format!("trapped: {}", e.root_cause())
+                };
+                deny(format!("hook `{}` {why}{log_note}", hook.config.name))
+            }
+            Ok(Err(message)) => deny(format!(
+                "hook `{}` returned an error: {message}{log_note}",
+                hook.config.name
+            )),
+            Ok(Ok(findings)) => {
+                let size: usize = findings
+                    .iter()
+                    .map(|f| f.code.len() + f.message.len())
+                    .sum();
+                if size > MAX_OUTPUT_BYTES {
+                    return deny(format!(
+                        "hook `{}` returned {size} bytes of findings, over the {MAX_OUTPUT_BYTES}-byte cap",
+                        hook.config.name
+                    ));
+                }
+                if findings.is_empty() {
+                    return vec![Decision {
+                        source: name.clone(),
+                        package: Some(hook.config.wasm.clone()),
+                        rule: "evaluate".into(),
+                        result: Verdict::Allow,
+                        message: format!("{NO_FINDINGS}{log_note}"),
+                        code: None,
+                    }];
+                }
+                findings
+                    .into_iter()
+                    .map(|f| Decision {
+                        source: name.clone(),
+                        package: Some(hook.config.wasm.clone()),
+                        rule: "evaluate".into(),
+                        result: match f.outcome {
+                            Outcome::Allow => Verdict::Allow,
+                            Outcome::Warn => Verdict::Warn,
+                            Outcome::Deny => Verdict::Deny,
+                        },
+                        message: f.message,
+                        code: (!f.code.is_empty()).then_some(f.code),
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The component file of each hook (for `validate`), with the reason it cannot run.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        self.hooks
+            .iter()
+            .filter_map(|h| {
+                h.pre
+                    .as_ref()
+                    .err()
+                    .map(|e| (h.config.name.clone(), e.clone()))
+            })
+            .collect()
+    }
+
+    /// Paths of the loaded components.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.hooks.iter().map(|h| h.path.clone()).collect()
+    }
+}

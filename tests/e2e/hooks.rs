@@ -1,0 +1,369 @@
+//! WebAssembly hooks end to end: the real guests from `guests/` (built from source by the
+//! test run) allow and deny real rollouts; hostile guests are each denied within their limit
+//! while the host keeps working; `validate` and `policy test` see hooks too.
+
+use std::time::{Duration, Instant};
+
+use crate::rollout::{DEPLOYMENT, Fixture, record};
+
+/// The rollout fixture with `hooks` (YAML list items, indented for `gates.hooks`) bound to
+/// target `target`, and the guests `guests` copied to `hooks/<name>.wasm`.
+fn hooked(target: &str, guests: &[&str], hooks: &str) -> Fixture {
+    let f = Fixture::new();
+    f.repo.add_guests(guests);
+    let anchor = match target {
+        "dev" => "    dev:\n      context: {size: large}\n",
+        "staging" => "    staging:\n      promotion: {from: dev}\n",
+        other => panic!("no anchor for {other}"),
+    };
+    let bound = format!("{anchor}      gates:\n        hooks:\n{hooks}");
+    f.repo.write("svc.yaml", DEPLOYMENT.replace(anchor, &bound));
+    f
+}
+
+fn decisions(r: &serde_json::Value) -> Vec<serde_json::Value> {
+    r["decisions"].as_array().expect("decisions").clone()
+}
+
+#[test]
+fn ticket_required_guest_denies_a_commit_without_a_ticket_and_allows_one_with() {
+    let f = hooked(
+        "dev",
+        &["ticket-required"],
+        "          - name: ticket\n            wasm: hooks/ticket-required.wasm\n            config: {pattern: \"PAY-[0-9]+\"}\n",
+    );
+    f.version("1");
+    let run = f.rollout(&["--target", "dev"]);
+    run.code(3);
+    assert!(
+        run.stdout
+            .contains("hook:ticket (hooks/ticket-required.wasm)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("reference no ticket (/PAY-[0-9]+/)"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("[ticket-missing]"), "{}", run.stdout);
+    assert!(f.repo.atmos_refs().is_empty(), "nothing written on a deny");
+    assert!(f.applied("a", "dev").is_empty(), "nothing ran");
+    // --metadata satisfies it; the finding-free decision is recorded in the tag.
+    f.rollout(&["--target", "dev", "--metadata", "ticket=PAY-7"])
+        .code(0);
+    let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
+    let hook: Vec<_> = decisions(&r)
+        .into_iter()
+        .filter(|d| d["source"] == "hook:ticket")
+        .collect();
+    assert_eq!(hook.len(), 1, "{r}");
+    assert_eq!(hook[0]["result"], "allow");
+    assert_eq!(hook[0]["package"], "hooks/ticket-required.wasm");
+    assert!(
+        hook[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("references a ticket"),
+        "the hook's log is kept in the record: {r}"
+    );
+    // A commit that references one passes without metadata.
+    f.repo.write_file("VERSION", "2\n");
+    f.repo.commit("PAY-12 bump the version");
+    f.rollout(&["--target", "dev"]).code(0);
+}
+
+#[test]
+fn change_freeze_guest_denies_inside_a_window_and_warns_when_configured_to() {
+    let always = "{days: [mon, tue, wed, thu, fri, sat, sun], from: \"00:00\", until: \"24:00\", reason: test freeze}";
+    let f = hooked(
+        "dev",
+        &["change-freeze"],
+        &format!(
+            "          - name: freeze\n            wasm: hooks/change-freeze.wasm\n            config: {{timezone: Asia/Tokyo, windows: [{always}]}}\n"
+        ),
+    );
+    f.version("1");
+    let run = f.rollout(&["--target", "dev"]);
+    run.code(3);
+    assert!(run.stdout.contains("`dev` is frozen"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Asia/Tokyo): test freeze"),
+        "{}",
+        run.stdout
+    );
+    // The same window with outcome warn lets it through, and the warning is recorded.
+    let yaml = std::fs::read_to_string(f.repo.path().join("deployments/svc.yaml")).expect("read");
+    f.repo.write(
+        "svc.yaml",
+        yaml.replace(
+            "timezone: Asia/Tokyo,",
+            "timezone: Asia/Tokyo, outcome: warn,",
+        ),
+    );
+    let run = f.rollout(&["--target", "dev", "--format", "json"]);
+    run.code(0);
+    let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
+    let warn: Vec<_> = decisions(&r)
+        .into_iter()
+        .filter(|d| d["source"] == "hook:freeze")
+        .collect();
+    assert_eq!(warn.len(), 1, "{r}");
+    assert_eq!(warn[0]["result"], "warn");
+    assert_eq!(warn[0]["code"], "change-freeze");
+    // A window in the past does not apply.
+    f.repo.write(
+        "svc.yaml",
+        yaml.replace(
+            always,
+            "{from: \"2001-01-01T00:00\", until: \"2001-02-01T00:00\"}",
+        ),
+    );
+    f.version("2");
+    f.rollout(&["--target", "dev"]).code(0);
+}
+
+#[test]
+fn soak_time_guest_holds_a_promotion_and_only_runs_on_promotions() {
+    let f = hooked(
+        "staging",
+        &["soak-time"],
+        "          - name: soak\n            wasm: hooks/soak-time.wasm\n            on: [promote]\n            config: {minutes: 60}\n",
+    );
+    let v1 = f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    let run = f.rollout(&["--target", "staging", "--promote-from", "dev"]);
+    run.code(3);
+    assert!(
+        run.stdout
+            .contains("`dev` has run this for 0 min of the 60 required"),
+        "{}",
+        run.stdout
+    );
+    // `on: [promote]`: a direct rollout to staging does not run the hook.
+    let run = f.rollout(&[
+        "--target",
+        "staging",
+        "--git-sha",
+        &v1,
+        "--skip-promotion-check",
+    ]);
+    run.code(0);
+    assert!(!run.stdout.contains("hook:soak"), "{}", run.stdout);
+}
+
+/// Every hostile mode bound to one target, plus a well-behaved hook after them.
+#[test]
+fn hostile_guests_are_each_denied_within_their_limit_and_the_host_keeps_working() {
+    let hostile = |name: &str, mode: &str, limits: &str| {
+        format!(
+            "          - name: {name}\n            wasm: hooks/hostile.wasm\n            config: {{mode: {mode}}}\n            limits: {limits}\n"
+        )
+    };
+    let hooks = [
+        hostile(
+            "endless-loop",
+            "loop",
+            "{timeout_ms: 300, fuel: 100000000000}",
+        ),
+        hostile("fuel-burner", "loop", "{fuel: 5000000}"),
+        hostile("memory-bomb", "memory", "{memory_mb: 16}"),
+        hostile("deep-recursion", "recursion", "{}"),
+        hostile("trap", "trap", "{}"),
+        hostile("big-output", "big-output", "{memory_mb: 64}"),
+        hostile("passwd", "passwd", "{}"),
+        "          - name: wrong-world\n            wasm: hooks/wrong-world.wasm\n".to_owned(),
+        "          - name: missing\n            wasm: hooks/nope.wasm\n".to_owned(),
+        hostile("well-behaved", "allow", "{}"),
+    ]
+    .concat();
+    let f = hooked("dev", &["hostile", "wrong-world"], &hooks);
+    f.version("1");
+    let started = Instant::now();
+    let run = f.rollout(&["--target", "dev", "--format", "json"]);
+    let elapsed = started.elapsed();
+    run.code(3);
+    let out = run.json();
+    let all = out["decisions"]
+        .as_array()
+        .expect("decisions in the JSON report");
+    let of = |name: &str| -> serde_json::Value {
+        all.iter()
+            .find(|d| d["source"] == format!("hook:{name}"))
+            .unwrap_or_else(|| panic!("no decision of {name}: {out}"))
+            .clone()
+    };
+    for (name, why) in [
+        ("endless-loop", "exceeded its time limit of 300 ms"),
+        ("fuel-burner", "ran out of fuel (5000000 units)"),
+        ("memory-bomb", "hit its memory cap of 16 MiB"),
+        ("deep-recursion", "exhausted its stack"),
+        ("trap", "trapped"),
+        ("big-output", "over the 1048576-byte cap"),
+        ("passwd", "could not open /etc/passwd"),
+        ("wrong-world", "does not fit the atmos:hooks/gate world"),
+        ("missing", "hooks/nope.wasm does not exist"),
+    ] {
+        let d = of(name);
+        assert_eq!(d["result"], "deny", "{name}: {d}");
+        let message = d["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("hook `{name}`")),
+            "{name} is named: {message}"
+        );
+        assert!(
+            message.contains(why),
+            "{name}: expected {why:?} in {message:?}"
+        );
+        assert!(message.ends_with("(fail closed)"), "{message}");
+    }
+    assert!(
+        !out.to_string().contains("root:x:0"),
+        "nothing from /etc/passwd leaks"
+    );
+    // The host kept working: the last hook ran normally after all of the above.
+    let ok = of("well-behaved");
+    assert_eq!(ok["result"], "allow", "{ok}");
+    assert!(
+        ok["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("hostile guest in allow mode"),
+        "{ok}"
+    );
+    // Bounded: one 300 ms timeout plus the rest, nowhere near an unbounded run.
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+    assert!(f.repo.atmos_refs().is_empty(), "nothing written");
+}
+
+#[test]
+fn validate_locates_hooks_that_cannot_run_and_the_compile_cache_is_reused() {
+    let f = hooked(
+        "dev",
+        &["wrong-world", "change-freeze"],
+        "          - name: freeze\n            wasm: hooks/change-freeze.wasm\n            config: {windows: []}\n          - name: other\n            wasm: hooks/wrong-world.wasm\n          - name: gone\n            wasm: hooks/gone.wasm\n",
+    );
+    let run = f.repo.atmos(&["deployment", "validate", "svc"]);
+    run.code(2);
+    let text = format!("{}{}", run.stdout, run.stderr);
+    assert!(text.contains("hook `other` cannot run: hooks/wrong-world.wasm does not fit the atmos:hooks/gate world"), "{text}");
+    assert!(
+        text.contains("hook `gone` cannot run: hooks/gone.wasm does not exist"),
+        "{text}"
+    );
+    assert!(text.contains("svc.yaml:"), "located in the file: {text}");
+    assert!(
+        !text.contains("hook `freeze`"),
+        "a good hook is not reported: {text}"
+    );
+    // Compiled components were cached inside the git directory, and a second run reuses them.
+    let cache = f.repo.path().join(".git/atmos/wasm-cache");
+    let count = || walk(&cache);
+    let first = count();
+    assert!(first > 0, "the cache holds compiled code");
+    f.repo.atmos(&["deployment", "validate", "svc"]).code(2);
+    assert_eq!(count(), first, "a warm run adds nothing to the cache");
+}
+
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn policy_test_runs_the_shipped_hook_fixtures_and_a_wrong_expectation_fails() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    crate::support::guest("change-freeze");
+    let run = crate::support::atmos_in(&root, &["deployment", "policy", "test", "guests"]);
+    run.code(0);
+    assert!(
+        run.stdout.contains("13 passed, 0 failed, 0 skipped"),
+        "{}",
+        run.stdout
+    );
+    // A fixture expecting the wrong outcome fails, saying what it got.
+    let f = Fixture::new();
+    f.repo.add_guests(&["soak-time"]);
+    f.repo.write_file(
+        "policies/soak.hooktest.yaml",
+        "hook:\n  wasm: ../hooks/soak-time.wasm\n  config: {minutes: 30}\ncases:\n  - name: wrong\n    action: promote\n    input: {now: \"2026-01-01T00:10:00Z\", source_target: dev, state: {dev: {deployed_at: \"2026-01-01T00:00:00Z\"}}}\n    expect: []\n",
+    );
+    let run = f.repo.atmos(&["deployment", "policy", "test"]);
+    run.code(1);
+    assert!(
+        run.stdout
+            .contains("FAIL  wrong: expected 0 finding(s), got 1: deny [soak-time]"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_hook_reads_only_the_folders_its_config_grants_and_cannot_write_them() {
+    let hook = |name: &str, mode: &str, path: &str, grant: bool| {
+        let dirs = if grant {
+            "            read_only_dirs: [calendars]\n"
+        } else {
+            ""
+        };
+        format!(
+            "          - name: {name}\n            wasm: hooks/hostile.wasm\n            config: {{mode: {mode}, path: {path}}}\n{dirs}"
+        )
+    };
+    let hooks = [
+        hook("granted", "read", "calendars/holidays.txt", true),
+        hook("not-granted", "read", "calendars/holidays.txt", false),
+        hook("outside", "read", "secrets.txt", true),
+        hook("writer", "write", "calendars/holidays.txt", true),
+    ]
+    .concat();
+    let f = hooked("dev", &["hostile"], &hooks);
+    f.repo
+        .write_file("calendars/holidays.txt", "2026-12-25 Christmas");
+    f.repo.write_file("secrets.txt", "hunter2");
+    f.version("1");
+    let out = f.rollout(&["--target", "dev", "--format", "json"]);
+    out.code(3);
+    let json = out.json();
+    let of = |name: &str| {
+        json["decisions"]
+            .as_array()
+            .expect("decisions")
+            .iter()
+            .find(|d| d["source"] == format!("hook:{name}"))
+            .unwrap_or_else(|| panic!("{name}: {json}"))
+            .clone()
+    };
+    let granted = of("granted");
+    assert_eq!(granted["result"], "warn", "{granted}");
+    assert_eq!(granted["message"], "2026-12-25 Christmas");
+    for name in ["not-granted", "outside", "writer"] {
+        let d = of(name);
+        assert_eq!(d["result"], "deny", "{name}: {d}");
+        assert!(
+            d["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("could not"),
+            "{name}: {d}"
+        );
+    }
+    assert!(!json.to_string().contains("hunter2"));
+    let text = std::fs::read_to_string(f.repo.path().join("calendars/holidays.txt")).expect("read");
+    assert_eq!(
+        text, "2026-12-25 Christmas",
+        "the granted folder is read-only"
+    );
+}
