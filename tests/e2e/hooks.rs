@@ -14,6 +14,7 @@ fn hooked(target: &str, guests: &[&str], hooks: &str) -> Fixture {
     let anchor = match target {
         "dev" => "    dev:\n      context: {size: large}\n",
         "staging" => "    staging:\n      promotion: {from: dev}\n",
+        "prod" => "    prod:\n      promotion: {from: staging, requires_approval: true}\n",
         other => panic!("no anchor for {other}"),
     };
     let bound = format!("{anchor}      gates:\n        hooks:\n{hooks}");
@@ -256,30 +257,37 @@ fn validate_locates_hooks_that_cannot_run_and_the_compile_cache_is_reused() {
         !text.contains("hook `freeze`"),
         "a good hook is not reported: {text}"
     );
-    // Compiled components were cached inside the git directory, and a second run reuses them.
+    // Compiled components were cached inside the git directory, and a second run reuses them
+    // (wasmtime's usage `.stats` files and cleanup markers are bookkeeping, not code).
     let cache = f.repo.path().join(".git/atmos/wasm-cache");
-    let count = || walk(&cache);
-    let first = count();
-    assert!(first > 0, "the cache holds compiled code");
+    let first = compiled(&cache);
+    assert!(!first.is_empty(), "the cache holds compiled code");
     f.repo.atmos(&["deployment", "validate", "svc"]).code(2);
-    assert_eq!(count(), first, "a warm run adds nothing to the cache");
+    assert_eq!(
+        compiled(&cache),
+        first,
+        "a warm run neither adds nor rewrites compiled code"
+    );
 }
 
-fn walk(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| {
-                    if e.path().is_dir() {
-                        walk(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+/// Each compiled artifact in a wasmtime cache folder, with its size and modification time.
+fn compiled(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            out.extend(compiled(&path));
+        } else if !name.ends_with(".stats") && !name.starts_with('.') {
+            let meta = e.metadata().expect("metadata");
+            out.push((path, meta.len(), meta.modified().expect("mtime")));
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]
@@ -366,4 +374,47 @@ fn a_hook_reads_only_the_folders_its_config_grants_and_cannot_write_them() {
         text, "2026-12-25 Christmas",
         "the granted folder is read-only"
     );
+}
+
+#[test]
+fn a_hook_bound_on_approve_refuses_an_approval_but_never_a_rejection() {
+    let f = hooked(
+        "prod",
+        &["change-freeze"],
+        "          - name: freeze\n            wasm: hooks/change-freeze.wasm\n            on: [approve]\n            config: {windows: [{days: [mon, tue, wed, thu, fri, sat, sun], from: \"00:00\", until: \"24:00\", reason: approvals frozen}]}\n",
+    );
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&["--target", "staging", "--promote-from", "dev"])
+        .code(0);
+    let approve = [
+        "deployment",
+        "approve",
+        "svc",
+        "--target",
+        "prod",
+        "--promote-from",
+        "staging",
+    ];
+    let run = f.repo.atmos(&approve);
+    run.code(3);
+    assert!(run.stderr.contains("hook:freeze"), "{}", run.stderr);
+    assert!(run.stderr.contains("approvals frozen"), "{}", run.stderr);
+    let notes = f.repo.git(&["for-each-ref", "refs/notes"]);
+    assert!(notes.trim().is_empty(), "nothing recorded: {notes}");
+    // A rejection is never gated.
+    let mut reject = approve.to_vec();
+    reject[1] = "reject";
+    f.repo.atmos(&reject).code(0);
+    assert!(
+        !f.repo
+            .git(&["for-each-ref", "refs/notes"])
+            .trim()
+            .is_empty()
+    );
+    // Without `on`, a hook does not gate approvals.
+    let yaml = std::fs::read_to_string(f.repo.path().join("deployments/svc.yaml")).expect("read");
+    f.repo
+        .write("svc.yaml", yaml.replace("            on: [approve]\n", ""));
+    f.repo.atmos(&approve).code(0);
 }

@@ -115,6 +115,36 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
             diagnostics: Vec::new(),
         })?);
     }
+    // Hooks bound with `on: [approve]` may refuse an approval (never a rejection).
+    if decision == Decision::Approve {
+        let request = atmos_core::rollout::RolloutRequest {
+            target: target_name.clone(),
+            git_sha: args.git_sha.clone(),
+            promote_from: promote_from.clone(),
+            components: Vec::new(),
+            skip_promotion_check: false,
+            force: false,
+            metadata: Default::default(),
+            actor: actor.clone(),
+            build_id: identity::build_id(&env),
+            started_at: jiff::Timestamp::now(),
+        };
+        let decisions =
+            atmos_core::rollout::plan::approval_hooks(&project, &loaded, &git, &request)
+                .map_err(super::rollout::rollout_failure)?;
+        if decisions
+            .iter()
+            .any(|d| d.result == atmos_core::git::tags::Verdict::Deny)
+        {
+            let s = &ctx.out.err_style;
+            ctx.out.eprint(&format!(
+                "{}{}",
+                crate::render::decisions::lines(&decisions, s),
+                crate::render::decisions::denials(&decisions, s)
+            ));
+            return Ok(Exit::Denied);
+        }
+    }
     let author = git2_signature(&git, &actor.id)?;
     approvals::append(&git, &record, &author).map_err(git_failure)?;
     if let Some(r) = &remote {

@@ -87,7 +87,7 @@ pub struct HookConfig {
     /// JSON handed to the hook as `config`.
     #[serde(default)]
     pub config: serde_json::Value,
-    /// Actions it runs on (default: all).
+    /// Actions it runs on (default: rollout, promote and rollback; `approve` only when listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on: Vec<On>,
     /// Caps.
@@ -99,9 +99,10 @@ pub struct HookConfig {
 }
 
 impl HookConfig {
-    /// True when the hook applies to `action` (`rollout`, `promote`, …).
+    /// True when the hook applies to `action` (`rollout`, `promote`, …). Without `on`, a hook
+    /// gates every action that changes a target, not approvals.
     pub fn runs_on(&self, action: &str) -> bool {
-        self.on.is_empty()
+        (self.on.is_empty() && action != "approve")
             || self.on.iter().any(|o| {
                 matches!(
                     (o, action),
@@ -172,7 +173,6 @@ impl wasmtime_wasi::HostMonotonicClock for FixedMonotonic {
 /// A loaded hook: compiled and pre-instantiated, or the reason it cannot run.
 struct Loaded {
     config: HookConfig,
-    path: PathBuf,
     root: PathBuf,
     pre: Result<bindings::GatePre<HostState>, String>,
 }
@@ -257,7 +257,6 @@ impl HookSet {
                 };
                 Loaded {
                     config: h.clone(),
-                    path,
                     root: root.to_path_buf(),
                     pre,
                 }
@@ -280,11 +279,6 @@ impl HookSet {
             hooks: loaded,
             stop_ticker: stop,
         })
-    }
-
-    /// True when no hook is bound.
-    pub fn is_empty(&self) -> bool {
-        self.hooks.is_empty()
     }
 
     /// Evaluate every hook that runs on `action` against `input`.
@@ -437,7 +431,7 @@ impl HookSet {
         }
     }
 
-    /// The component file of each hook (for `validate`), with the reason it cannot run.
+    /// Each hook that cannot run (for `validate`), with the reason.
     pub fn problems(&self) -> Vec<(String, String)> {
         self.hooks
             .iter()
@@ -449,9 +443,59 @@ impl HookSet {
             })
             .collect()
     }
+}
 
-    /// Paths of the loaded components.
-    pub fn paths(&self) -> Vec<PathBuf> {
-        self.hooks.iter().map(|h| h.path.clone()).collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(on: Vec<On>) -> HookConfig {
+        HookConfig {
+            name: "h".into(),
+            wasm: "h.wasm".into(),
+            config: serde_json::Value::Null,
+            on,
+            limits: Limits::default(),
+            read_only_dirs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn without_on_a_hook_gates_changes_but_not_approvals() {
+        let h = hook(Vec::new());
+        for action in ["rollout", "promote", "rollback"] {
+            assert!(h.runs_on(action), "{action}");
+        }
+        assert!(!h.runs_on("approve"));
+        let h = hook(vec![On::Approve, On::Promote]);
+        assert!(h.runs_on("approve") && h.runs_on("promote"));
+        assert!(!h.runs_on("rollout") && !h.runs_on("rollback"));
+    }
+
+    #[test]
+    fn a_hook_that_cannot_load_denies_naming_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("h.wasm"), b"not wasm").expect("write");
+        let set = HookSet::load(dir.path(), &[hook(Vec::new())], None).expect("engine");
+        let problems = set.problems();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].1.contains("is not a WebAssembly component"),
+            "{problems:?}"
+        );
+        let d = set.evaluate("rollout", &serde_json::json!({}), Duration::ZERO);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].result, Verdict::Deny);
+        assert_eq!(d[0].source, "hook:h");
+        assert!(
+            d[0].message
+                .starts_with("hook `h` cannot run: h.wasm is not a WebAssembly component")
+        );
+        assert!(d[0].message.ends_with("(fail closed)"));
+        // Not bound to approvals: nothing runs, nothing is decided.
+        assert!(
+            set.evaluate("approve", &serde_json::json!({}), Duration::ZERO)
+                .is_empty()
+        );
     }
 }

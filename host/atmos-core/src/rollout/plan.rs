@@ -29,15 +29,7 @@ pub fn plan(
     evaluator: &dyn crate::gates::isolation::Evaluator,
 ) -> Result<RolloutPlan, RolloutError> {
     let mut plan = plan_builtin(project, loaded, git, request)?;
-    let mut input = crate::gates::input::for_rollout(git, loaded, &plan, request.force)?;
-    if let Some(commit) = &plan.approval_commit {
-        let (records, _) = crate::approvals::read(git, &loaded.deployment.name, commit)?;
-        input.approvals = records
-            .iter()
-            .filter(|r| r.target == plan.target && r.git_sha == *commit)
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
-            .collect();
-    }
+    let input = gate_input(git, loaded, &plan, request.force)?;
     if !plan.is_noop() {
         let json = serde_json::to_value(&input).unwrap_or_default();
         plan.decisions.extend(crate::gates::evaluate_bound(
@@ -52,9 +44,6 @@ pub fn plan(
             Action::Promote => "promote",
             Action::Rollback => "rollback",
         };
-        let now = std::time::Duration::from_secs(
-            u64::try_from(request.started_at.as_second()).unwrap_or_default(),
-        );
         let cache = crate::gates::wasm_cache_dir(git.git_dir());
         plan.decisions.extend(crate::gates::evaluate_hooks(
             project,
@@ -62,12 +51,59 @@ pub fn plan(
             &plan.target,
             action,
             &json,
-            now,
+            since_epoch(request.started_at),
             Some(&cache),
         ));
     }
     plan.input = Some(input);
     Ok(plan)
+}
+
+/// The hooks bound with `on: [approve]`, evaluated before an approval of `request`'s rollout
+/// is recorded: the input document is the rollout's, with `action: approve` and the
+/// approvals recorded so far. Policies are not evaluated on approvals.
+pub fn approval_hooks(
+    project: &Project,
+    loaded: &LoadedDeployment,
+    git: &GitRepo,
+    request: &RolloutRequest,
+) -> Result<Vec<Decision>, RolloutError> {
+    let plan = plan_builtin(project, loaded, git, request)?;
+    let mut input = gate_input(git, loaded, &plan, false)?;
+    input.action = crate::gates::input::GateAction::Approve;
+    let json = serde_json::to_value(&input).unwrap_or_default();
+    Ok(crate::gates::evaluate_hooks(
+        project,
+        loaded,
+        &plan.target,
+        "approve",
+        &json,
+        since_epoch(request.started_at),
+        Some(&crate::gates::wasm_cache_dir(git.git_dir())),
+    ))
+}
+
+/// The gate input document of `plan`, with the approvals recorded for its commit and target.
+fn gate_input(
+    git: &GitRepo,
+    loaded: &LoadedDeployment,
+    plan: &RolloutPlan,
+    force: bool,
+) -> Result<crate::gates::input::GateInput, RolloutError> {
+    let mut input = crate::gates::input::for_rollout(git, loaded, plan, force)?;
+    if let Some(commit) = &plan.approval_commit {
+        let (records, _) = crate::approvals::read(git, &loaded.deployment.name, commit)?;
+        input.approvals = records
+            .iter()
+            .filter(|r| r.target == plan.target && r.git_sha == *commit)
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
+    }
+    Ok(input)
+}
+
+fn since_epoch(at: jiff::Timestamp) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::try_from(at.as_second()).unwrap_or_default())
 }
 
 /// The plan with the built-in gates only.
