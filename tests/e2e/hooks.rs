@@ -61,12 +61,31 @@ fn ticket_required_guest_denies_a_commit_without_a_ticket_and_allows_one_with() 
     assert_eq!(hook.len(), 1, "{r}");
     assert_eq!(hook[0]["result"], "allow");
     assert_eq!(hook[0]["package"], "hooks/ticket-required.wasm");
-    assert!(
-        hook[0]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("references a ticket"),
+    assert_eq!(hook[0]["message"], "no findings");
+    assert_eq!(
+        hook[0]["logs"],
+        serde_json::json!(["--metadata ticket=PAY-7 references a ticket"]),
         "the hook's log is kept in the record: {r}"
+    );
+    // -v prints the log under the decision; without it, the log stays out of the way.
+    f.repo.write_file("VERSION", "1b\n");
+    f.repo.commit("no ticket here either");
+    let plain = f.rollout(&["--target", "dev", "--metadata", "ticket=PAY-8", "--plan"]);
+    assert!(!plain.stdout.contains("log:"), "{}", plain.stdout);
+    let verbose = f.rollout(&[
+        "--target",
+        "dev",
+        "--metadata",
+        "ticket=PAY-8",
+        "--plan",
+        "-v",
+    ]);
+    assert!(
+        verbose
+            .stdout
+            .contains("log: --metadata ticket=PAY-8 references a ticket"),
+        "{}",
+        verbose.stdout
     );
     // A commit that references one passes without metadata.
     f.repo.write_file("VERSION", "2\n");
@@ -225,11 +244,9 @@ fn hostile_guests_are_each_denied_within_their_limit_and_the_host_keeps_working(
     // The host kept working: the last hook ran normally after all of the above.
     let ok = of("well-behaved");
     assert_eq!(ok["result"], "allow", "{ok}");
-    assert!(
-        ok["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("hostile guest in allow mode"),
+    assert_eq!(
+        ok["logs"],
+        serde_json::json!(["hostile guest in allow mode"]),
         "{ok}"
     );
     // Bounded: one 300 ms timeout plus the rest, nowhere near an unbounded run.

@@ -139,7 +139,7 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
             let s = &ctx.out.err_style;
             ctx.out.eprint(&format!(
                 "{}{}",
-                crate::render::decisions::lines(&decisions, s),
+                crate::render::decisions::lines(&decisions, s, ctx.out.verbose > 0),
                 crate::render::decisions::denials(&decisions, s)
             ));
             return Ok(Exit::Denied);

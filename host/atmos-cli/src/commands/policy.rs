@@ -227,7 +227,11 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
             "Gates for {} → {} ({action}):\n",
             plan.deployment, plan.target
         ));
-        out.push_str(&crate::render::decisions::lines(&plan.decisions, s));
+        out.push_str(&crate::render::decisions::lines(
+            &plan.decisions,
+            s,
+            ctx.out.verbose > 0,
+        ));
         out.push_str(&format!("\nVerdict: {verdict}\n"));
         out
     });

@@ -97,7 +97,12 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
     // Live output goes to stdout for tables, to stderr when stdout carries JSON/YAML.
     let structured = ctx.out.format != Format::Table;
     let live = Live::new(&ctx.out, structured);
-    live.text(&render_header(&plan, args.plan, &live.style));
+    live.text(&render_header(
+        &plan,
+        args.plan,
+        &live.style,
+        ctx.out.verbose > 0,
+    ));
 
     // Only missing approvals: confirm interactively (approval_method: manual), or wait.
     if plan.blocked() == Some(Verdict::Pending) && !args.plan {
@@ -112,7 +117,7 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                     .map_err(rollout_failure)?;
                 live.text(&format!(
                     "\n{}",
-                    render_header(&plan, args.plan, &live.style)
+                    render_header(&plan, args.plan, &live.style, ctx.out.verbose > 0)
                 ));
             }
         } else if args.wait_for_approval {
@@ -131,6 +136,7 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                 live.text(&crate::render::decisions::lines(
                     &plan.decisions,
                     &live.style,
+                    ctx.out.verbose > 0,
                 ));
             }
         }
@@ -635,7 +641,7 @@ fn change_label(change: Change) -> &'static str {
     }
 }
 
-fn render_header(plan: &RolloutPlan, plan_only: bool, s: &Style) -> String {
+fn render_header(plan: &RolloutPlan, plan_only: bool, s: &Style, verbose: bool) -> String {
     let mut out = String::new();
     let title = match (plan.action, &plan.source_target) {
         (Action::Promote, Some(src)) => format!(
@@ -659,7 +665,11 @@ fn render_header(plan: &RolloutPlan, plan_only: bool, s: &Style) -> String {
         }
     )));
     out.push_str("\n\n");
-    out.push_str(&crate::render::decisions::lines(&plan.decisions, s));
+    out.push_str(&crate::render::decisions::lines(
+        &plan.decisions,
+        s,
+        verbose,
+    ));
     out.push_str(&format!(
         "→ Deployed by {} (from {})\n",
         plan.actor.id, plan.actor.source

@@ -6,7 +6,7 @@ use atmos_core::git::tags::{Decision, Verdict};
 use super::Style;
 
 /// `→ policies/freeze (atmos.freeze) deny: message [CODE] ✗`.
-pub fn line(d: &Decision, s: &Style) -> String {
+pub fn line(d: &Decision, s: &Style, verbose: bool) -> String {
     let mark = match d.result {
         Verdict::Allow => s.ok("✓"),
         Verdict::Warn => s.warning("! warn"),
@@ -24,16 +24,23 @@ pub fn line(d: &Decision, s: &Style) -> String {
         .as_ref()
         .map(|c| format!(" [{c}]"))
         .unwrap_or_default();
-    format!("→ {}{package}: {}{code} {mark}\n", d.source, d.message)
+    let mut out = format!("→ {}{package}: {}{code} {mark}\n", d.source, d.message);
+    if verbose {
+        for l in &d.logs {
+            out.push_str(&format!("    {} {l}\n", s.dim("log:")));
+        }
+    }
+    out
 }
 
-/// Every decision, in order; a policy package that allowed everything takes one line.
-pub fn lines(list: &[Decision], s: &Style) -> String {
+/// Every decision, in order; a policy package that allowed everything takes one line. With
+/// `verbose`, the lines hooks logged follow their decision.
+pub fn lines(list: &[Decision], s: &Style, verbose: bool) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < list.len() {
         let d = &list[i];
-        if d.result == Verdict::Allow && d.package.is_some() {
+        if d.result == Verdict::Allow && d.package.is_some() && (!verbose || d.logs.is_empty()) {
             let mut j = i;
             while j < list.len()
                 && list[j].result == Verdict::Allow
@@ -51,7 +58,7 @@ pub fn lines(list: &[Decision], s: &Style) -> String {
             i = j;
             continue;
         }
-        out.push_str(&line(d, s));
+        out.push_str(&line(d, s, verbose));
         i += 1;
     }
     out

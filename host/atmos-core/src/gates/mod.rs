@@ -113,6 +113,7 @@ pub fn evaluate_hooks(
             result: crate::git::tags::Verdict::Deny,
             message: format!("the WebAssembly runtime could not start: {e} (fail closed)"),
             code: None,
+            logs: Vec::new(),
         }],
     }
 }

@@ -325,6 +325,7 @@ impl PolicySet {
                             result: Verdict::Deny,
                             message,
                             code: None,
+                            logs: Vec::new(),
                         });
                     }
                     break;
@@ -367,6 +368,7 @@ fn evaluate_package(engine: &mut Engine, p: &Package, timeout: Duration) -> Vec<
             result,
             message,
             code,
+            logs: Vec::new(),
         };
         match engine.eval_rule(format!("{}.{rule}", p.path)) {
             Err(e) => {

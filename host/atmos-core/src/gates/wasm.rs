@@ -306,6 +306,7 @@ impl HookSet {
                 result: Verdict::Deny,
                 message: format!("{message} (fail closed)"),
                 code: None,
+                logs: Vec::new(),
             }]
         };
         let pre = match &hook.pre {
@@ -361,12 +362,7 @@ impl HookSet {
             .and_then(|gate| gate.call_evaluate(&mut store, input, &config));
         let elapsed = started.elapsed();
         let logs = std::mem::take(&mut store.data_mut().logs);
-        let log_note = if logs.is_empty() {
-            String::new()
-        } else {
-            format!(" — log: {}", logs.join(" | "))
-        };
-        match result {
+        let mut decisions = match result {
             Err(e) => {
                 let remaining_fuel = store.get_fuel().unwrap_or(1);
                 let text = format!("{e:?}");
@@ -385,10 +381,10 @@ impl HookSet {
                 } else {
                     format!("trapped: {}", e.root_cause())
                 };
-                deny(format!("hook `{}` {why}{log_note}", hook.config.name))
+                deny(format!("hook `{}` {why}", hook.config.name))
             }
             Ok(Err(message)) => deny(format!(
-                "hook `{}` returned an error: {message}{log_note}",
+                "hook `{}` returned an error: {message}",
                 hook.config.name
             )),
             Ok(Ok(findings)) => {
@@ -397,38 +393,45 @@ impl HookSet {
                     .map(|f| f.code.len() + f.message.len())
                     .sum();
                 if size > MAX_OUTPUT_BYTES {
-                    return deny(format!(
+                    deny(format!(
                         "hook `{}` returned {size} bytes of findings, over the {MAX_OUTPUT_BYTES}-byte cap",
                         hook.config.name
-                    ));
-                }
-                if findings.is_empty() {
-                    return vec![Decision {
+                    ))
+                } else if findings.is_empty() {
+                    vec![Decision {
                         source: name.clone(),
                         package: Some(hook.config.wasm.clone()),
                         rule: "evaluate".into(),
                         result: Verdict::Allow,
-                        message: format!("{NO_FINDINGS}{log_note}"),
+                        message: NO_FINDINGS.to_owned(),
                         code: None,
-                    }];
+                        logs: Vec::new(),
+                    }]
+                } else {
+                    findings
+                        .into_iter()
+                        .map(|f| Decision {
+                            source: name.clone(),
+                            package: Some(hook.config.wasm.clone()),
+                            rule: "evaluate".into(),
+                            result: match f.outcome {
+                                Outcome::Allow => Verdict::Allow,
+                                Outcome::Warn => Verdict::Warn,
+                                Outcome::Deny => Verdict::Deny,
+                            },
+                            message: f.message,
+                            code: (!f.code.is_empty()).then_some(f.code),
+                            logs: Vec::new(),
+                        })
+                        .collect()
                 }
-                findings
-                    .into_iter()
-                    .map(|f| Decision {
-                        source: name.clone(),
-                        package: Some(hook.config.wasm.clone()),
-                        rule: "evaluate".into(),
-                        result: match f.outcome {
-                            Outcome::Allow => Verdict::Allow,
-                            Outcome::Warn => Verdict::Warn,
-                            Outcome::Deny => Verdict::Deny,
-                        },
-                        message: f.message,
-                        code: (!f.code.is_empty()).then_some(f.code),
-                    })
-                    .collect()
             }
+        };
+        // The hook's log travels with its first decision: printed with -v, kept in the record.
+        if let Some(first) = decisions.first_mut() {
+            first.logs = logs;
         }
+        decisions
     }
 
     /// Each hook that cannot run (for `validate`), with the reason.

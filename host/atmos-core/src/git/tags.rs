@@ -82,6 +82,9 @@ pub struct Decision {
     /// A machine-readable code, when the gate gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// Lines a hook logged while deciding (shown with `-v`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
 }
 
 impl Decision {
@@ -94,6 +97,7 @@ impl Decision {
             result,
             message,
             code: None,
+            logs: Vec::new(),
         }
     }
 }
