@@ -352,6 +352,7 @@ fn a_hook_reads_only_the_folders_its_config_grants_and_cannot_write_them() {
         hook("not-granted", "read", "calendars/holidays.txt", false),
         hook("outside", "read", "secrets.txt", true),
         hook("writer", "write", "calendars/holidays.txt", true),
+        "          - name: escaper\n            wasm: hooks/hostile.wasm\n            config: {mode: read, path: ../x}\n            read_only_dirs: [\"..\"]\n".to_owned(),
     ]
     .concat();
     let f = hooked("dev", &["hostile"], &hooks);
@@ -385,6 +386,15 @@ fn a_hook_reads_only_the_folders_its_config_grants_and_cannot_write_them() {
             "{name}: {d}"
         );
     }
+    let escaper = of("escaper");
+    assert_eq!(escaper["result"], "deny");
+    assert!(
+        escaper["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("asks for `..`, which is not a folder inside the project"),
+        "{escaper}"
+    );
     assert!(!json.to_string().contains("hunter2"));
     let text = std::fs::read_to_string(f.repo.path().join("calendars/holidays.txt")).expect("read");
     assert_eq!(

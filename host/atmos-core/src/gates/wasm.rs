@@ -327,6 +327,18 @@ impl HookSet {
         wasi.wall_clock(FixedClock(now))
             .monotonic_clock(FixedMonotonic);
         for dir in &hook.config.read_only_dirs {
+            let inside = Path::new(dir).components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+            if !inside {
+                return deny(format!(
+                    "hook `{}` asks for `{dir}`, which is not a folder inside the project",
+                    hook.config.name
+                ));
+            }
             let host = hook.root.join(dir);
             if let Err(e) = wasi.preopened_dir(&host, dir, FsPerms::ReadOnly) {
                 return deny(format!(
