@@ -36,8 +36,12 @@ counted contains a.approved_by if {
 	in_groups(a)
 }
 
+# Missing approvals hold a rollout, not the approvals themselves.
+approving if input.action == "approve"
+
 pending contains {"msg": msg, "code": "APPROVALS_MISSING"} if {
 	input.target.requires_approval
+	not approving
 	count(counted) < min_approvals
 	msg := sprintf("%s needs %d approval(s)%s; %d count", [
 		input.target.name,

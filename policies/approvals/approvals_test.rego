@@ -57,3 +57,7 @@ test_default_is_one_approval_from_anyone if {
 test_targets_without_approval_are_not_judged if {
 	count(approvals.pending) == 0 with input as object.union(base, {"target": {"name": "dev", "requires_approval": false}, "approvals": [approve("dev@example.com")]})
 }
+
+test_an_approval_is_not_held_for_missing_approvals if {
+	count(approvals.pending) == 0 with input as object.union(base, {"action": "approve"}) with data.gates as rules
+}

@@ -18,8 +18,12 @@ tz := object.get(config, "timezone", "UTC")
 
 now_ns := time.parse_rfc3339_ns(input.now)
 
+# An approval changes nothing: approving during a freeze is allowed; the rollout is not.
+approving if input.action == "approve"
+
 applies if {
 	input.target.name in targets
+	not approving
 	not input.metadata.freeze_exception
 }
 

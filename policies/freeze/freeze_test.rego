@@ -48,3 +48,8 @@ test_daytime_hours if {
 	count(freeze.deny) == 1 with input as at("2025-01-22T12:15:00Z") with data.gates.freeze as cfg
 	count(freeze.deny) == 0 with input as at("2025-01-22T13:00:00Z") with data.gates.freeze as cfg
 }
+
+test_approving_during_a_freeze_is_allowed if {
+	inp := object.union(at("2025-12-24T10:00:00Z"), {"action": "approve"})
+	count(freeze.deny) == 0 with input as inp with data.gates.freeze as window
+}

@@ -25,3 +25,8 @@ test_other_targets_need_nothing if {
 	count(metadata.deny) == 0 with input as {"target": {"name": "dev"}, "metadata": {}}
 		with data.gates.required_metadata as rules
 }
+
+test_approvals_need_no_metadata if {
+	count(metadata.deny) == 0 with input as {"action": "approve", "target": {"name": "prod"}, "metadata": {}}
+		with data.gates.required_metadata as rules
+}

@@ -26,7 +26,7 @@ fn shipped_policy_tests_pass_and_a_broken_policy_fails_them() {
         .atmos(&["deployment", "policy", "test", "--coverage"]);
     run.code(0);
     assert!(
-        run.stdout.contains("35 passed, 0 failed, 0 skipped"),
+        run.stdout.contains("38 passed, 0 failed, 0 skipped"),
         "{}",
         run.stdout
     );
@@ -411,4 +411,76 @@ fn a_policy_test_that_crashes_the_evaluator_is_an_error_not_a_crash() {
         "the other file still ran: {}",
         run.stdout
     );
+}
+
+#[test]
+fn policies_see_approvals_and_may_refuse_them_while_shipped_ones_let_them_through() {
+    // All shipped policies bound (freeze of prod always on, prod needs a ticket), plus a
+    // team policy that only lets release managers approve prod.
+    let f = gated(
+        &[
+            "policies/promotion",
+            "policies/approvals",
+            "policies/freeze",
+            "policies/metadata",
+            "team",
+        ],
+        "gates:\n  freeze:\n    targets: [prod]\n    windows:\n      - {start: \"2000-01-01T00:00:00Z\", end: \"2200-01-01T00:00:00Z\"}\n  required_metadata:\n    prod: {ticket: \"\"}\n",
+    );
+    f.repo.write_file(
+        "team/approvers.rego",
+        "package team.approvers\n\ndeny contains msg if {\n\tinput.action == \"approve\"\n\tinput.target.name == \"prod\"\n\tinput.actor != \"rm@example.com\"\n\tmsg := sprintf(\"%s is not a release manager\", [input.actor])\n}\n",
+    );
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&["--target", "staging", "--promote-from", "dev"])
+        .code(0);
+    let approve = |who: &str| {
+        f.repo.atmos_env(
+            &[
+                "deployment",
+                "approve",
+                "svc",
+                "--target",
+                "prod",
+                "--promote-from",
+                "staging",
+            ],
+            &[("ATMOS_ACTOR", who)],
+        )
+    };
+    let run = approve("alice@example.com");
+    run.code(3);
+    assert!(
+        run.stderr
+            .contains("alice@example.com is not a release manager"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        f.repo
+            .git(&["for-each-ref", "refs/notes"])
+            .trim()
+            .is_empty(),
+        "a refused approval is not recorded"
+    );
+    // The release manager's approval passes: the shipped freeze, metadata and approvals
+    // policies do not hold approvals (no --metadata, prod frozen, quorum not yet met).
+    approve("rm@example.com").code(0);
+    assert!(
+        !f.repo
+            .git(&["for-each-ref", "refs/notes"])
+            .trim()
+            .is_empty()
+    );
+    // The rollout itself is still frozen.
+    f.rollout(&[
+        "--target",
+        "prod",
+        "--promote-from",
+        "staging",
+        "--metadata",
+        "ticket=T-1",
+    ])
+    .code(3);
 }

@@ -115,7 +115,8 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
             diagnostics: Vec::new(),
         })?);
     }
-    // Hooks bound with `on: [approve]` may refuse an approval (never a rejection).
+    // Policies and the hooks bound with `on: [approve]` may refuse an approval (never a
+    // rejection); only a deny blocks it.
     if decision == Decision::Approve {
         let request = atmos_core::rollout::RolloutRequest {
             target: target_name.clone(),
@@ -129,9 +130,14 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
             build_id: identity::build_id(&env),
             started_at: jiff::Timestamp::now(),
         };
-        let decisions =
-            atmos_core::rollout::plan::approval_hooks(&project, &loaded, &git, &request)
-                .map_err(super::rollout::rollout_failure)?;
+        let decisions = atmos_core::rollout::plan::approval_gates(
+            &project,
+            &loaded,
+            &git,
+            &request,
+            ctx.evaluator().as_ref(),
+        )
+        .map_err(super::rollout::rollout_failure)?;
         if decisions
             .iter()
             .any(|d| d.result == atmos_core::git::tags::Verdict::Deny)

@@ -59,20 +59,23 @@ pub fn plan(
     Ok(plan)
 }
 
-/// The hooks bound with `on: [approve]`, evaluated before an approval of `request`'s rollout
-/// is recorded: the input document is the rollout's, with `action: approve` and the
-/// approvals recorded so far. Policies are not evaluated on approvals.
-pub fn approval_hooks(
+/// The gates of an approval of `request`'s rollout, evaluated before the approval is
+/// recorded: the input document is the rollout's, with `action: approve` and the approvals
+/// recorded so far; every bound policy and the hooks bound with `on: [approve]` see it.
+pub fn approval_gates(
     project: &Project,
     loaded: &LoadedDeployment,
     git: &GitRepo,
     request: &RolloutRequest,
+    evaluator: &dyn crate::gates::isolation::Evaluator,
 ) -> Result<Vec<Decision>, RolloutError> {
     let plan = plan_builtin(project, loaded, git, request)?;
     let mut input = gate_input(git, loaded, &plan, false)?;
     input.action = crate::gates::input::GateAction::Approve;
     let json = serde_json::to_value(&input).unwrap_or_default();
-    Ok(crate::gates::evaluate_hooks(
+    let mut decisions =
+        crate::gates::evaluate_bound(evaluator, project, loaded, &plan.target, &json);
+    decisions.extend(crate::gates::evaluate_hooks(
         project,
         loaded,
         &plan.target,
@@ -80,7 +83,8 @@ pub fn approval_hooks(
         &json,
         since_epoch(request.started_at),
         Some(&crate::gates::wasm_cache_dir(git.git_dir())),
-    ))
+    ));
+    Ok(decisions)
 }
 
 /// The gate input document of `plan`, with the approvals recorded for its commit and target.
