@@ -150,6 +150,17 @@ fn soak_time_guest_holds_a_promotion_and_only_runs_on_promotions() {
         &["soak-time"],
         "          - name: soak\n            wasm: hooks/soak-time.wasm\n            on: [promote]\n            config: {minutes: 60}\n",
     );
+    // describe shows what is bound to the target.
+    let run = f
+        .repo
+        .atmos(&["deployment", "describe", "svc", "--target", "staging"]);
+    run.code(0);
+    assert!(
+        run.stdout
+            .contains("Hooks: soak (hooks/soak-time.wasm, on promote)"),
+        "{}",
+        run.stdout
+    );
     let v1 = f.version("1");
     f.rollout(&["--target", "dev"]).code(0);
     let run = f.rollout(&["--target", "staging", "--promote-from", "dev"]);

@@ -42,6 +42,9 @@ pub struct ResolvedTarget {
     pub promotion_from: Vec<String>,
     /// Whether approvals are needed.
     pub requires_approval: bool,
+    /// WebAssembly hooks bound to the target (deployment's and target's, merged by name).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::gates::wasm::HookConfig>,
     /// Every component, resolved for this target.
     pub components: Vec<ResolvedComponent>,
 }
@@ -117,6 +120,7 @@ pub fn describe(
                     .map(|p| p.sources().into_iter().map(str::to_owned).collect())
                     .unwrap_or_default(),
                 requires_approval: t.promotion.as_ref().is_some_and(|p| p.requires_approval),
+                hooks: crate::gates::bound_hooks(loaded, name),
                 components: d
                     .components
                     .iter()

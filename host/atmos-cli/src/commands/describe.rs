@@ -106,6 +106,28 @@ fn render(r: &DescribeReport) -> String {
             ""
         }
     ));
+    if !target.hooks.is_empty() {
+        let hooks: Vec<String> = target
+            .hooks
+            .iter()
+            .map(|h| {
+                let on: Vec<String> = if h.on.is_empty() {
+                    vec!["rollout".into(), "promote".into(), "rollback".into()]
+                } else {
+                    h.on.iter()
+                        .map(|o| {
+                            serde_json::to_value(o)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                };
+                format!("{} ({}, on {})", h.name, h.wasm, on.join(", "))
+            })
+            .collect();
+        out.push_str(&format!("  Hooks: {}\n", hooks.join("; ")));
+    }
     for c in &target.components {
         out.push_str(&format!("\nComponent {} ({})\n", c.name, c.kind));
         if !c.depends_on.is_empty() {
