@@ -282,6 +282,14 @@ fn validate_locates_hooks_that_cannot_run_and_the_compile_cache_is_reused() {
     );
     assert!(text.contains("svc.yaml:"), "located in the file: {text}");
     assert!(
+        text.contains("✗ Hooks load and fit the gate world"),
+        "{text}"
+    );
+    assert!(
+        text.contains("generate the guest's bindings from wit/hooks.wit"),
+        "the hint fits the problem: {text}"
+    );
+    assert!(
         !text.contains("hook `freeze`"),
         "a good hook is not reported: {text}"
     );

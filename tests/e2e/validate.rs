@@ -339,6 +339,7 @@ fn the_shipped_example_is_valid() {
         "✓ Component dependencies valid (no cycles)",
         "✓ Promotion paths valid (no cycles)",
         "✓ Policies compile",
+        "✓ Hooks load and fit the gate world",
         "",
         "Summary:",
         "  Deployment: payment-service",

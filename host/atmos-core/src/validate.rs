@@ -106,6 +106,7 @@ const GROUPS: &[(&str, &[Code])] = &[
         ],
     ),
     ("Policies compile", &[Code::Policy]),
+    ("Hooks load and fit the gate world", &[Code::Hook]),
 ];
 
 /// Validate one deployment by name.
@@ -183,11 +184,7 @@ fn hook_diagnostics(
         let set = match crate::gates::wasm::HookSet::load(&project.root, hooks, cache.as_deref()) {
             Ok(set) => set,
             Err(e) => {
-                out.push(Diagnostic::error(
-                    Code::Hook,
-                    &loaded.file,
-                    format!("the WebAssembly runtime could not start: {e}"),
-                ));
+                out.push(Diagnostic::error(Code::Hook, &loaded.file, e.to_string()));
                 return out;
             }
         };
@@ -204,14 +201,32 @@ fn hook_diagnostics(
                         false,
                         format!("hook `{name}` cannot run: {problem}"),
                     )
-                    .hint(
-                        "build it with `cargo build --release --target wasm32-wasip2` (guests/README.md); \
-                         until then every action it gates is denied",
-                    ),
+                    .hint(hook_hint(&problem)),
             );
         }
     }
     out
+}
+
+/// What to do about a hook that cannot run.
+fn hook_hint(problem: &crate::gates::wasm::HookError) -> String {
+    use crate::gates::wasm::HookError;
+    let fix = match problem {
+        HookError::Missing { path } => format!(
+            "build the hook (`cargo build --release --target wasm32-wasip2`, guests/README.md) \
+             and put it at `{path}`, or fix the path"
+        ),
+        HookError::NotAComponent { .. } => {
+            "build it for `wasm32-wasip2`, which makes a component; `wasm32-unknown-unknown` and \
+             `wasm32-wasip1` make core modules"
+                .to_owned()
+        }
+        HookError::WrongWorld { .. } => "generate the guest's bindings from wit/hooks.wit: \
+             `wit_bindgen::generate!({ world: \"gate\", path: \"wit\" })` (docs/hooks.md)"
+            .to_owned(),
+        HookError::Runtime(_) => "see the message; this is not the hook's fault".to_owned(),
+    };
+    format!("{fix}; until then every action it gates is denied")
 }
 
 /// Every bound policy path loaded and compiled; each problem located in its policy file.

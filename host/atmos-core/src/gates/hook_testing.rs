@@ -151,10 +151,7 @@ fn run_file(root: &Path, file: &Path, cache_dir: Option<&Path>) -> Vec<TestResul
     let set = match HookSet::load(dir, std::slice::from_ref(&config), cache_dir) {
         Ok(set) => set,
         Err(e) => {
-            return vec![error(
-                "(fixture)",
-                format!("the WebAssembly runtime could not start: {e}"),
-            )];
+            return vec![error("(fixture)", e.to_string())];
         }
     };
     let package = format!("hook:{}", fixture.hook.wasm);

@@ -111,7 +111,7 @@ pub fn evaluate_hooks(
             package: None,
             rule: "load".into(),
             result: crate::git::tags::Verdict::Deny,
-            message: format!("the WebAssembly runtime could not start: {e} (fail closed)"),
+            message: format!("{e} (fail closed)"),
             code: None,
             logs: Vec::new(),
         }],

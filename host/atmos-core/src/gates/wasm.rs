@@ -47,6 +47,36 @@ pub const NO_FINDINGS: &str = "no findings";
 /// Stack available to guest code.
 pub const MAX_STACK_BYTES: usize = 512 * 1024;
 
+/// Why a hook cannot run at all (as opposed to running and failing, which is a decision).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    /// The engine, linker or epoch thread could not be set up.
+    #[error("the WebAssembly runtime could not start: {0}")]
+    Runtime(String),
+    /// The `wasm:` file is not there.
+    #[error("{path} does not exist")]
+    Missing {
+        /// As bound.
+        path: String,
+    },
+    /// The file is not a component (a core module, or not WebAssembly).
+    #[error("{path} is not a WebAssembly component: {reason}")]
+    NotAComponent {
+        /// As bound.
+        path: String,
+        /// wasmtime's reason.
+        reason: String,
+    },
+    /// A component whose imports or exports are not the `atmos:hooks/gate` world's.
+    #[error("{path} does not fit the atmos:hooks/gate world: {reason}")]
+    WrongWorld {
+        /// As bound.
+        path: String,
+        /// wasmtime's reason.
+        reason: String,
+    },
+}
+
 /// `gates.hooks[].limits`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,7 +204,7 @@ impl wasmtime_wasi::HostMonotonicClock for FixedMonotonic {
 struct Loaded {
     config: HookConfig,
     root: PathBuf,
-    pre: Result<bindings::GatePre<HostState>, String>,
+    pre: Result<bindings::GatePre<HostState>, HookError>,
 }
 
 /// The hooks of one run.
@@ -201,7 +231,7 @@ impl Drop for HookSet {
 /// Epoch ticks per second: the wall-clock cap's resolution.
 const TICKS_PER_SECOND: u64 = 1000;
 
-fn engine(cache_dir: Option<&Path>) -> Result<Engine, String> {
+fn engine(cache_dir: Option<&Path>) -> Result<Engine, HookError> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -220,7 +250,11 @@ fn engine(cache_dir: Option<&Path>) -> Result<Engine, String> {
             }
         }
     }
-    Engine::new(&config).map_err(|e| e.to_string())
+    Engine::new(&config).map_err(|e| HookError::Runtime(e.to_string()))
+}
+
+fn runtime(e: wasmtime::Error) -> HookError {
+    HookError::Runtime(e.to_string())
 }
 
 impl HookSet {
@@ -229,29 +263,38 @@ impl HookSet {
         root: &Path,
         hooks: &[HookConfig],
         cache_dir: Option<&Path>,
-    ) -> Result<HookSet, String> {
+    ) -> Result<HookSet, HookError> {
         let engine = engine(cache_dir)?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| e.to_string())?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(runtime)?;
         bindings::Gate::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| e.to_string())?;
+            .map_err(runtime)?;
         let loaded = hooks
             .iter()
             .map(|h| {
                 let path = root.join(&h.wasm);
                 let pre = if !path.is_file() {
-                    Err(format!("{} does not exist", h.wasm))
+                    Err(HookError::Missing {
+                        path: h.wasm.clone(),
+                    })
                 } else {
                     Component::from_file(&engine, &path)
-                        .map_err(|e| format!("{} is not a WebAssembly component: {e}", h.wasm))
+                        .map_err(|e| HookError::NotAComponent {
+                            path: h.wasm.clone(),
+                            reason: e.to_string(),
+                        })
                         .and_then(|c| {
-                            linker.instantiate_pre(&c).map_err(|e| {
-                                format!("{} does not fit the atmos:hooks/gate world: {e}", h.wasm)
-                            })
+                            linker
+                                .instantiate_pre(&c)
+                                .map_err(|e| HookError::WrongWorld {
+                                    path: h.wasm.clone(),
+                                    reason: e.to_string(),
+                                })
                         })
                         .and_then(|pre| {
-                            bindings::GatePre::new(pre).map_err(|e| {
-                                format!("{} does not fit the atmos:hooks/gate world: {e}", h.wasm)
+                            bindings::GatePre::new(pre).map_err(|e| HookError::WrongWorld {
+                                path: h.wasm.clone(),
+                                reason: e.to_string(),
                             })
                         })
                 };
@@ -273,7 +316,7 @@ impl HookSet {
                     ticker_engine.increment_epoch();
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| HookError::Runtime(e.to_string()))?;
         Ok(HookSet {
             engine,
             hooks: loaded,
@@ -447,7 +490,7 @@ impl HookSet {
     }
 
     /// Each hook that cannot run (for `validate`), with the reason.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    pub fn problems(&self) -> Vec<(String, HookError)> {
         self.hooks
             .iter()
             .filter_map(|h| {
@@ -495,7 +538,7 @@ mod tests {
         let problems = set.problems();
         assert_eq!(problems.len(), 1);
         assert!(
-            problems[0].1.contains("is not a WebAssembly component"),
+            matches!(&problems[0].1, HookError::NotAComponent { path, .. } if path == "h.wasm"),
             "{problems:?}"
         );
         let d = set.evaluate("rollout", &serde_json::json!({}), Duration::ZERO);
