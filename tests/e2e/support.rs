@@ -6,6 +6,9 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+#[path = "../build_guests.rs"]
+mod build_guests;
+
 /// Path of the example shipped in the repository.
 pub fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/payment-service")
@@ -21,20 +24,7 @@ pub fn policies_dir() -> PathBuf {
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let dir = BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let target = root.join("target/guests");
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "--manifest-path"])
-            .arg(root.join("guests/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .expect("cargo build guests");
-        assert!(
-            out.status.success(),
-            "building guests failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        target.join("wasm32-wasip2/release")
+        build_guests::build_guests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
     });
     let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
     assert!(path.is_file(), "{} was not built", path.display());

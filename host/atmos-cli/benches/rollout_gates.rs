@@ -7,7 +7,9 @@
 //! Run: `cargo bench -p atmos-cli --bench rollout_gates` (`-- --runs N`). Figures:
 //! docs/benchmarks.md.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[path = "../../../tests/build_guests.rs"]
+mod build_guests;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,26 +20,6 @@ fn git(dir: &Path, args: &[&str]) {
         .status()
         .expect("git");
     assert!(status.success(), "git {args:?}");
-}
-
-fn guests(root: &Path) -> PathBuf {
-    let target = root.join("target/guests");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(root.join("guests/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo build guests");
-    assert!(status.success(), "building guests failed");
-    target.join("wasm32-wasip2/release")
 }
 
 /// A project with 10 script components; with `gated`, 3 policies and 2 hooks bound.
@@ -53,7 +35,7 @@ fn project(root: &Path, gated: bool) -> tempfile::TempDir {
         .collect();
     let mut gates = String::new();
     if gated {
-        let out = guests(root);
+        let out = build_guests::build_guests(root);
         std::fs::create_dir_all(p.join("hooks")).expect("mkdir");
         for g in ["change_freeze", "ticket_required"] {
             std::fs::copy(

@@ -9,31 +9,13 @@
 //!
 //! Run: `cargo bench -p atmos-core --bench hooks` (`-- --runs N`). Figures: docs/benchmarks.md.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+#[path = "../../../tests/build_guests.rs"]
+mod build_guests;
 use std::time::{Duration, Instant};
 
+use atmos_core::gates::input::GateAction;
 use atmos_core::gates::wasm::{HookConfig, HookSet, Limits};
-
-fn guests(root: &Path) -> PathBuf {
-    let target = root.join("target/guests");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(root.join("guests/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo build guests");
-    assert!(status.success(), "building guests failed");
-    target.join("wasm32-wasip2/release")
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -52,7 +34,7 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(200usize);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = guests(&root);
+    let dir = build_guests::build_guests(&root);
     let input = serde_json::json!({
         "now": "2026-11-27T14:30:00Z",
         "target": {"name": "prod"},
@@ -94,7 +76,7 @@ fn main() {
         let once = |cache: Option<&Path>| {
             let t = Instant::now();
             let set = HookSet::load(Path::new("/"), hooks, cache).expect("engine");
-            let d = set.evaluate("promote", &input, now);
+            let d = set.evaluate(GateAction::Promote, &input, now);
             assert!(set.problems().is_empty(), "{:?}", set.problems());
             assert!(!d.is_empty());
             t.elapsed()
@@ -109,7 +91,7 @@ fn main() {
         let mut hot: Vec<Duration> = (0..runs)
             .map(|_| {
                 let t = Instant::now();
-                set.evaluate("promote", &input, now);
+                set.evaluate(GateAction::Promote, &input, now);
                 t.elapsed()
             })
             .collect();

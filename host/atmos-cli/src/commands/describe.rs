@@ -111,18 +111,7 @@ fn render(r: &DescribeReport) -> String {
             .hooks
             .iter()
             .map(|h| {
-                let on: Vec<String> = if h.on.is_empty() {
-                    vec!["rollout".into(), "promote".into(), "rollback".into()]
-                } else {
-                    h.on.iter()
-                        .map(|o| {
-                            serde_json::to_value(o)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_owned))
-                                .unwrap_or_default()
-                        })
-                        .collect()
-                };
+                let on: Vec<&str> = h.actions().into_iter().map(|a| a.as_str()).collect();
                 format!("{} ({}, on {})", h.name, h.wasm, on.join(", "))
             })
             .collect();

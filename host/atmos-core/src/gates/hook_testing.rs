@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use super::input::GateAction;
 use super::testing::{Outcome, TestResult};
 use super::wasm::{HookConfig, HookSet, Limits};
 use crate::git::tags::{Decision, Verdict};
@@ -60,13 +61,13 @@ struct FixtureHook {
 struct Case {
     name: String,
     #[serde(default = "default_action")]
-    action: String,
+    action: GateAction,
     input: serde_json::Value,
     expect: Vec<Expected>,
 }
 
-fn default_action() -> String {
-    "rollout".into()
+fn default_action() -> GateAction {
+    GateAction::Rollout
 }
 
 #[derive(Deserialize)]
@@ -168,7 +169,7 @@ fn run_file(root: &Path, file: &Path, cache_dir: Option<&Path>) -> Vec<TestResul
                     Duration::from_secs(u64::try_from(t.as_second()).unwrap_or_default())
                 });
             let started = Instant::now();
-            let decisions = set.evaluate(&case.action, &case.input, now);
+            let decisions = set.evaluate(case.action, &case.input, now);
             let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             let mismatch = compare(&case.expect, &decisions);
             TestResult {

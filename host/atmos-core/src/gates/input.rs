@@ -28,6 +28,18 @@ pub enum GateAction {
     Approve,
 }
 
+impl GateAction {
+    /// The name used in the input document and in `gates.hooks[].on`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateAction::Rollout => "rollout",
+            GateAction::Promote => "promote",
+            GateAction::Rollback => "rollback",
+            GateAction::Approve => "approve",
+        }
+    }
+}
+
 /// The whole document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GateInput {

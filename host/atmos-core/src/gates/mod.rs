@@ -92,7 +92,7 @@ pub fn evaluate_hooks(
     project: &Project,
     loaded: &LoadedDeployment,
     target: &str,
-    action: &str,
+    action: input::GateAction,
     input: &serde_json::Value,
     now: Duration,
     cache_dir: Option<&Path>,

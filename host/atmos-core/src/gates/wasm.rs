@@ -19,6 +19,7 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::input::GateAction;
 use crate::git::tags::{Decision, Verdict};
 
 mod bindings {
@@ -92,20 +93,6 @@ pub struct Limits {
     pub fuel: Option<u64>,
 }
 
-/// When a hook runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum On {
-    /// Direct rollouts.
-    Rollout,
-    /// Promotions.
-    Promote,
-    /// Rollbacks.
-    Rollback,
-    /// Approvals.
-    Approve,
-}
-
 /// `gates.hooks[]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,7 +106,7 @@ pub struct HookConfig {
     pub config: serde_json::Value,
     /// Actions it runs on (default: rollout, promote and rollback; `approve` only when listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub on: Vec<On>,
+    pub on: Vec<GateAction>,
     /// Caps.
     #[serde(default)]
     pub limits: Limits,
@@ -129,19 +116,23 @@ pub struct HookConfig {
 }
 
 impl HookConfig {
-    /// True when the hook applies to `action` (`rollout`, `promote`, …). Without `on`, a hook
-    /// gates every action that changes a target, not approvals.
-    pub fn runs_on(&self, action: &str) -> bool {
-        (self.on.is_empty() && action != "approve")
-            || self.on.iter().any(|o| {
-                matches!(
-                    (o, action),
-                    (On::Rollout, "rollout")
-                        | (On::Promote, "promote")
-                        | (On::Rollback, "rollback")
-                        | (On::Approve, "approve")
-                )
-            })
+    /// The actions the hook gates: `on`, or without it every action that changes a target
+    /// (not approvals).
+    pub fn actions(&self) -> Vec<GateAction> {
+        if self.on.is_empty() {
+            vec![
+                GateAction::Rollout,
+                GateAction::Promote,
+                GateAction::Rollback,
+            ]
+        } else {
+            self.on.clone()
+        }
+    }
+
+    /// True when the hook gates `action`.
+    pub fn runs_on(&self, action: GateAction) -> bool {
+        self.actions().contains(&action)
     }
 }
 
@@ -327,7 +318,7 @@ impl HookSet {
     /// Evaluate every hook that runs on `action` against `input`.
     pub fn evaluate(
         &self,
-        action: &str,
+        action: GateAction,
         input: &serde_json::Value,
         now: Duration,
     ) -> Vec<Decision> {
@@ -507,7 +498,7 @@ impl HookSet {
 mod tests {
     use super::*;
 
-    fn hook(on: Vec<On>) -> HookConfig {
+    fn hook(on: Vec<GateAction>) -> HookConfig {
         HookConfig {
             name: "h".into(),
             wasm: "h.wasm".into(),
@@ -521,13 +512,17 @@ mod tests {
     #[test]
     fn without_on_a_hook_gates_changes_but_not_approvals() {
         let h = hook(Vec::new());
-        for action in ["rollout", "promote", "rollback"] {
-            assert!(h.runs_on(action), "{action}");
+        for action in [
+            GateAction::Rollout,
+            GateAction::Promote,
+            GateAction::Rollback,
+        ] {
+            assert!(h.runs_on(action), "{action:?}");
         }
-        assert!(!h.runs_on("approve"));
-        let h = hook(vec![On::Approve, On::Promote]);
-        assert!(h.runs_on("approve") && h.runs_on("promote"));
-        assert!(!h.runs_on("rollout") && !h.runs_on("rollback"));
+        assert!(!h.runs_on(GateAction::Approve));
+        let h = hook(vec![GateAction::Approve, GateAction::Promote]);
+        assert!(h.runs_on(GateAction::Approve) && h.runs_on(GateAction::Promote));
+        assert!(!h.runs_on(GateAction::Rollout) && !h.runs_on(GateAction::Rollback));
     }
 
     #[test]
@@ -541,7 +536,7 @@ mod tests {
             matches!(&problems[0].1, HookError::NotAComponent { path, .. } if path == "h.wasm"),
             "{problems:?}"
         );
-        let d = set.evaluate("rollout", &serde_json::json!({}), Duration::ZERO);
+        let d = set.evaluate(GateAction::Rollout, &serde_json::json!({}), Duration::ZERO);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].result, Verdict::Deny);
         assert_eq!(d[0].source, "hook:h");
@@ -552,7 +547,7 @@ mod tests {
         assert!(d[0].message.ends_with("(fail closed)"));
         // Not bound to approvals: nothing runs, nothing is decided.
         assert!(
-            set.evaluate("approve", &serde_json::json!({}), Duration::ZERO)
+            set.evaluate(GateAction::Approve, &serde_json::json!({}), Duration::ZERO)
                 .is_empty()
         );
     }

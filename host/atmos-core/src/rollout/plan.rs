@@ -39,17 +39,12 @@ pub fn plan(
             &plan.target,
             &json,
         ));
-        let action = match plan.action {
-            Action::Rollout => "rollout",
-            Action::Promote => "promote",
-            Action::Rollback => "rollback",
-        };
         let cache = crate::gates::wasm_cache_dir(git.git_dir());
         plan.decisions.extend(crate::gates::evaluate_hooks(
             project,
             loaded,
             &plan.target,
-            action,
+            input.action,
             &json,
             since_epoch(request.started_at),
             Some(&cache),
@@ -79,7 +74,7 @@ pub fn approval_gates(
         project,
         loaded,
         &plan.target,
-        "approve",
+        input.action,
         &json,
         since_epoch(request.started_at),
         Some(&crate::gates::wasm_cache_dir(git.git_dir())),
