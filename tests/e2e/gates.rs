@@ -464,6 +464,33 @@ fn policies_see_approvals_and_may_refuse_them_while_shipped_ones_let_them_throug
             .is_empty(),
         "a refused approval is not recorded"
     );
+    // CI gets the refusal as JSON on stdout.
+    let json = f.repo.atmos_env(
+        &[
+            "deployment",
+            "approve",
+            "svc",
+            "--target",
+            "prod",
+            "--promote-from",
+            "staging",
+            "--format",
+            "json",
+        ],
+        &[("ATMOS_ACTOR", "bob@example.com")],
+    );
+    json.code(3);
+    let json = json.json();
+    assert_eq!(json["recorded"], false);
+    assert!(
+        json["decisions"]
+            .as_array()
+            .expect("decisions")
+            .iter()
+            .any(|d| d["result"] == "deny"
+                && d["message"] == "bob@example.com is not a release manager"),
+        "{json}"
+    );
     // The release manager's approval passes: the shipped freeze, metadata and approvals
     // policies do not hold approvals (no --metadata, prod frozen, quorum not yet met).
     approve("rm@example.com").code(0);

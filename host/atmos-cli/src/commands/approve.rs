@@ -23,6 +23,13 @@ struct Recorded<'a> {
     warning: Option<String>,
 }
 
+/// `--format json` of an approval the gates refused.
+#[derive(Serialize)]
+struct Refused<'a> {
+    recorded: bool,
+    decisions: &'a [atmos_core::git::tags::Decision],
+}
+
 /// Record the approval or rejection.
 pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "approve")?;
@@ -148,6 +155,13 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
                 crate::render::decisions::lines(&decisions, s, ctx.out.verbose > 0),
                 crate::render::decisions::denials(&decisions, s)
             ));
+            // CI reads why from stdout, as with a denied rollout.
+            if let Some(text) = ctx.out.structured(&Refused {
+                recorded: false,
+                decisions: &decisions,
+            }) {
+                ctx.out.print(&text)?;
+            }
             return Ok(Exit::Denied);
         }
     }
