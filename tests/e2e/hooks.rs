@@ -464,3 +464,46 @@ fn a_hook_bound_on_approve_refuses_an_approval_but_never_a_rejection() {
         .write("svc.yaml", yaml.replace("            on: [approve]\n", ""));
     f.repo.atmos(&approve).code(0);
 }
+
+#[test]
+fn a_hook_sees_a_fixed_clock_and_no_environment_or_arguments() {
+    let f = hooked(
+        "dev",
+        &["hostile"],
+        "          - name: ambient\n            wasm: hooks/hostile.wasm\n            config: {mode: ambient}\n",
+    );
+    f.version("1");
+    let run = f.repo.atmos_env(
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "dev",
+            "--format",
+            "json",
+        ],
+        &[("OUT", f.out()), ("SECRET_TOKEN", "hunter2")],
+    );
+    run.code(0);
+    let json = run.json();
+    let d = json["plan"]["decisions"]
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .find(|d| d["source"] == "hook:ambient")
+        .unwrap_or_else(|| panic!("{json}"))
+        .clone();
+    let started: jiff::Timestamp = json["plan"]["started_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("started_at in {json}"))
+        .parse()
+        .expect("rfc3339");
+    // The wall clock is the rollout's start; the monotonic clock does not move; nothing of
+    // the host's environment (SECRET_TOKEN) or arguments reaches the guest.
+    assert_eq!(
+        d["message"],
+        format!("clock={} monotonic_ns=0 env=0 args=0", started.as_second()),
+        "{d}"
+    );
+}

@@ -2,7 +2,7 @@
 //! each kind of misbehaviour within its limit and keeps working. Never bind it for real.
 //!
 //! Config: `{"mode": "<mode>"}` with mode one of `loop`, `memory`, `recursion`, `trap`,
-//! `big-output`, `passwd`, `read` and `write` (of `path`), `allow`.
+//! `big-output`, `passwd`, `read` and `write` (of `path`), `ambient` (reports clock, env, args), `allow`.
 
 use serde::Deserialize;
 
@@ -82,6 +82,27 @@ fn evaluate(config: &str) -> Result<Vec<Finding>, String> {
             }]),
             Err(e) => Err(format!("could not write {}: {e}", config.path)),
         },
+        "ambient" => {
+            let clock = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            let t0 = std::time::Instant::now();
+            let mut spin: u64 = 0;
+            for i in 0..1_000_000u64 {
+                spin = std::hint::black_box(spin.wrapping_add(i));
+            }
+            Ok(vec![Finding {
+                outcome: Outcome::Warn,
+                code: "ambient".into(),
+                message: format!(
+                    "clock={clock} monotonic_ns={} env={} args={}",
+                    t0.elapsed().as_nanos(),
+                    std::env::vars().count(),
+                    std::env::args().count()
+                ),
+            }])
+        }
         "allow" => {
             log("hostile guest in allow mode");
             Ok(Vec::new())
