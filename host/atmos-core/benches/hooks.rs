@@ -14,8 +14,9 @@ use std::path::Path;
 mod build_guests;
 use std::time::{Duration, Instant};
 
-use atmos_core::gates::input::GateAction;
-use atmos_core::gates::wasm::{HookConfig, HookSet, Limits};
+use atmos_core::config::model::{HookConfig, Limits};
+use atmos_core::contracts::GateAction;
+use atmos_core::gates::wasm::HookSet;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]

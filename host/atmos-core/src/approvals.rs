@@ -7,68 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use git2::Signature;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::model::{ApprovalMethod, ApprovalRules};
 use crate::config::project::Approvers;
-use crate::git::notes::notes_ref;
+use crate::contracts::approval::SIGNING_NAMESPACE;
+use crate::contracts::layout::notes_ref;
+use crate::contracts::{ApprovalDecision, ApprovalRecord};
 use crate::git::{GitError, GitRepo};
-
-/// The SSH signature namespace of approvals; a signature made for anything else never counts.
-pub const SIGNING_NAMESPACE: &str = "atmos-approval@v1";
-
-/// Approve or reject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    /// Sign-off.
-    Approve,
-    /// Blocks until a later approval by the same person.
-    Reject,
-}
-
-/// One line of the approvals note.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalRecord {
-    /// Who.
-    pub approved_by: String,
-    /// When (RFC 3339 UTC).
-    pub approved_at: String,
-    /// Approve or reject.
-    pub decision: Decision,
-    /// Deployment.
-    pub deployment: String,
-    /// Target it is valid for.
-    pub target: String,
-    /// Commit it is valid for.
-    pub git_sha: String,
-    /// The source target, when approving a promotion.
-    #[serde(default)]
-    pub promoted_from: Option<String>,
-    /// Free text.
-    #[serde(default)]
-    pub comment: Option<String>,
-    /// `recorded` (atmos deployment approve) or `manual` (confirmed at rollout time).
-    #[serde(default = "recorded")]
-    pub method: String,
-    /// SSH signature (armored) over [`ApprovalRecord::signed_payload`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
-}
-
-fn recorded() -> String {
-    "recorded".to_owned()
-}
-
-impl ApprovalRecord {
-    /// The exact bytes a signature covers: the record without its signature, as compact JSON
-    /// with fields in declaration order.
-    pub fn signed_payload(&self) -> String {
-        let mut unsigned = self.clone();
-        unsigned.signature = None;
-        serde_json::to_string(&unsigned).unwrap_or_default()
-    }
-}
 
 /// Read every approval line of `commit` (lines that do not parse are returned as such).
 pub fn read(
@@ -273,7 +219,7 @@ pub fn check(
     };
     for r in latest {
         let who = r.approved_by.clone();
-        if r.decision == Decision::Reject {
+        if r.decision == ApprovalDecision::Reject {
             out.rejected_by.push((who, r.comment.clone()));
             continue;
         }
@@ -341,7 +287,13 @@ pub fn check(
 mod tests {
     use super::*;
 
-    fn rec(who: &str, at: &str, decision: Decision, target: &str, sha: &str) -> ApprovalRecord {
+    fn rec(
+        who: &str,
+        at: &str,
+        decision: ApprovalDecision,
+        target: &str,
+        sha: &str,
+    ) -> ApprovalRecord {
         ApprovalRecord {
             approved_by: who.into(),
             approved_at: at.into(),
@@ -392,35 +344,35 @@ mod tests {
             rec(
                 "alice@example.com",
                 "2025-01-01T10:00:00Z",
-                Decision::Approve,
+                ApprovalDecision::Approve,
                 "prod",
                 "c1",
             ),
             rec(
                 "dev@example.com",
                 "2025-01-01T10:01:00Z",
-                Decision::Approve,
+                ApprovalDecision::Approve,
                 "prod",
                 "c1",
             ),
             rec(
                 "mallory@example.com",
                 "2025-01-01T10:02:00Z",
-                Decision::Approve,
+                ApprovalDecision::Approve,
                 "prod",
                 "c1",
             ),
             rec(
                 "bob@example.com",
                 "2025-01-01T10:03:00Z",
-                Decision::Approve,
+                ApprovalDecision::Approve,
                 "staging",
                 "c1",
             ),
             rec(
                 "bob@example.com",
                 "2025-01-01T10:04:00Z",
-                Decision::Approve,
+                ApprovalDecision::Approve,
                 "prod",
                 "c0",
             ),
@@ -460,7 +412,7 @@ mod tests {
         more.push(rec(
             "bob@example.com",
             "2025-01-01T11:00:00Z",
-            Decision::Approve,
+            ApprovalDecision::Approve,
             "prod",
             "c1",
         ));
@@ -483,14 +435,14 @@ mod tests {
             rec(
                 "alice@example.com",
                 "2025-01-01T10:00:00Z",
-                Decision::Approve,
+                ApprovalDecision::Approve,
                 "prod",
                 "c1",
             ),
             rec(
                 "bob@example.com",
                 "2025-01-01T10:01:00Z",
-                Decision::Reject,
+                ApprovalDecision::Reject,
                 "prod",
                 "c1",
             ),
@@ -507,7 +459,7 @@ mod tests {
         records.push(rec(
             "bob@example.com",
             "2025-01-01T10:05:00Z",
-            Decision::Approve,
+            ApprovalDecision::Approve,
             "prod",
             "c1",
         ));
@@ -528,7 +480,7 @@ mod tests {
         let records = vec![rec(
             "ci@example.com",
             "2025-01-01T10:00:00Z",
-            Decision::Approve,
+            ApprovalDecision::Approve,
             "prod",
             "c1",
         )];
@@ -562,7 +514,13 @@ mod tests {
 
     #[test]
     fn payload_excludes_the_signature() {
-        let mut r = rec("a@example.com", "t", Decision::Approve, "prod", "c1");
+        let mut r = rec(
+            "a@example.com",
+            "t",
+            ApprovalDecision::Approve,
+            "prod",
+            "c1",
+        );
         let before = r.signed_payload();
         r.signature = Some("sig".into());
         assert_eq!(r.signed_payload(), before);

@@ -159,7 +159,7 @@ pub fn plan(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<BuildPlan, crate::rollout::RolloutError> {
     let d = &loaded.deployment;
-    crate::describe::UnknownTarget::check(d, target)?;
+    crate::config::UnknownTarget::check(d, target)?;
     let commit = git.resolve_commit("HEAD")?;
     let relative = git
         .workdir()

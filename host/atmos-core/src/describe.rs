@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use crate::config::UnknownTarget;
 use crate::config::merge::{MergedVars, merge_vars};
 use crate::config::model::{Deployment, Vars};
 use crate::config::{ComponentType, LoadedDeployment};
-use crate::diagnostic::did_you_mean;
 
 /// One component as resolved for a target.
 #[derive(Debug, Clone, Serialize)]
@@ -44,7 +44,7 @@ pub struct ResolvedTarget {
     pub requires_approval: bool,
     /// WebAssembly hooks bound to the target (deployment's and target's, merged by name).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub hooks: Vec<crate::gates::wasm::HookConfig>,
+    pub hooks: Vec<crate::config::model::HookConfig>,
     /// Every component, resolved for this target.
     pub components: Vec<ResolvedComponent>,
 }
@@ -59,44 +59,6 @@ pub struct DescribeReport {
     /// Present with `--target`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<ResolvedTarget>,
-}
-
-/// A `--target` that the deployment does not define.
-#[derive(Debug, thiserror::Error)]
-#[error("deployment `{deployment}` has no target `{target}`")]
-pub struct UnknownTarget {
-    /// The deployment.
-    pub deployment: String,
-    /// The target asked for.
-    pub target: String,
-    /// A close name, if any.
-    pub suggestion: Option<String>,
-    /// Every target.
-    pub known: Vec<String>,
-}
-
-impl UnknownTarget {
-    /// Look `target` up in `deployment`, or explain.
-    pub fn check(deployment: &Deployment, target: &str) -> Result<(), UnknownTarget> {
-        if deployment.targets.contains_key(target) {
-            return Ok(());
-        }
-        let known: Vec<String> = deployment.targets.keys().cloned().collect();
-        Err(UnknownTarget {
-            deployment: deployment.name.clone(),
-            target: target.to_owned(),
-            suggestion: did_you_mean(target, known.iter().map(String::as_str)).map(str::to_owned),
-            known,
-        })
-    }
-
-    /// What to do instead.
-    pub fn hint(&self) -> String {
-        match &self.suggestion {
-            Some(s) => format!("did you mean `{s}`? targets: {}", self.known.join(", ")),
-            None => format!("targets: {}", self.known.join(", ")),
-        }
-    }
 }
 
 /// Build the report; with `target`, resolve every component for it.

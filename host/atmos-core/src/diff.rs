@@ -271,7 +271,7 @@ fn resolve_side(
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let newest = newest_commit(git, &unique)?;
+            let newest = git.newest_commit(&unique)?;
             let (tags, _) = git.history_tags(&d.name, Some(t))?;
             let deployed_at = tags.last().map(|e| e.at.to_string());
             Ok((
@@ -284,30 +284,6 @@ fn resolve_side(
             ))
         }
     }
-}
-
-/// The commit that contains all the others, or else the most recently committed one.
-pub fn newest_commit(git: &GitRepo, commits: &[String]) -> Result<Option<String>, GitError> {
-    for c in commits {
-        let mut contains_all = true;
-        for other in commits {
-            if other != c && !git.is_ancestor(other, c)? {
-                contains_all = false;
-                break;
-            }
-        }
-        if contains_all {
-            return Ok(Some(c.clone()));
-        }
-    }
-    let mut best: Option<(i64, String)> = None;
-    for c in commits {
-        let time = git.raw().find_commit(Oid::from_str(c)?)?.time().seconds();
-        if best.as_ref().is_none_or(|(t, _)| time > *t) {
-            best = Some((time, c.clone()));
-        }
-    }
-    Ok(best.map(|(_, c)| c))
 }
 
 /// The deployment file's path inside the repository.

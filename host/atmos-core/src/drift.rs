@@ -101,7 +101,7 @@ pub fn drift_plan(
         actor,
         build_id: None,
         metadata: IndexMap::new(),
-        started_at: crate::git::tags::rfc3339(now),
+        started_at: crate::contracts::layout::rfc3339(now),
         skip_promotion_check: false,
         input: None,
         approvals: None,

@@ -4,8 +4,8 @@
 use jiff::{Span, Timestamp, ToSpan};
 use serde::Serialize;
 
-use crate::git::records::Unparseable;
-use crate::git::tags::Status;
+use crate::contracts::Status;
+use crate::git::tags::Unparseable;
 use crate::git::{GitError, GitRepo};
 
 /// What to show.

@@ -4,10 +4,10 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use crate::config::UnknownTarget;
 use crate::config::{Catalog, ComponentType, LoadedDeployment};
-use crate::describe::UnknownTarget;
 use crate::diagnostic::Diagnostic;
-use crate::git::records::Unparseable;
+use crate::git::tags::Unparseable;
 use crate::git::{GitError, GitRepo};
 use crate::status::status;
 
@@ -169,7 +169,7 @@ pub fn deployments(
                 .max_by_key(|e| e.key())
                 .map(|e| LastDeploy {
                     target: e.target,
-                    at: crate::git::tags::rfc3339(e.at),
+                    at: crate::contracts::layout::rfc3339(e.at),
                 }),
             None => None,
         };

@@ -169,7 +169,7 @@ pub struct GraphWithStatus {
     /// Each target's state, in graph target order.
     pub status: Vec<GraphTargetStatus>,
     /// Tags that could not be read as records.
-    pub unparseable: Vec<crate::git::records::Unparseable>,
+    pub unparseable: Vec<crate::git::tags::Unparseable>,
 }
 
 impl PromotionGraph {

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::config::LoadedDeployment;
-use crate::git::records::{TagEntry, Unparseable};
-use crate::git::tags::{Status, TagRecord};
+use crate::contracts::{Status, TagRecord};
+use crate::git::tags::{TagEntry, Unparseable};
 use crate::git::{GitError, GitRepo};
 
 /// The last rollout attempt of a component.
@@ -292,7 +292,7 @@ impl TargetStatus {
         commits.dedup();
         Ok(TargetSummary {
             target: self.target.clone(),
-            commit: crate::diff::newest_commit(git, &commits)?,
+            commit: git.newest_commit(&commits)?,
             mixed: commits.len() > 1,
             deployed_at: self.last_deployed_at().map(str::to_owned),
             health: self.health(),

@@ -145,7 +145,7 @@ fn hook_diagnostics(
     loaded: &crate::config::LoadedDeployment,
 ) -> Vec<Diagnostic> {
     let d = &loaded.deployment;
-    let mut levels: Vec<(String, &[crate::gates::wasm::HookConfig])> = vec![(
+    let mut levels: Vec<(String, &[crate::config::model::HookConfig])> = vec![(
         "/deployment/gates/hooks".to_owned(),
         d.gates.hooks.as_slice(),
     )];

@@ -1,9 +1,10 @@
 //! `atmos deployment approve|reject <d> --target t [--git-sha s | --promote-from src]`.
 
-use atmos_core::approvals::{self, ApprovalRecord, Decision};
+use atmos_core::approvals;
 use atmos_core::config::model::ApprovalMethod;
+use atmos_core::contracts::layout::notes_ref;
+use atmos_core::contracts::{ApprovalDecision as Decision, ApprovalRecord};
 use atmos_core::exit::Exit;
-use atmos_core::git::notes::notes_ref;
 use atmos_core::git::short;
 use atmos_core::identity::{self, process_env};
 use serde::Serialize;
@@ -27,7 +28,7 @@ struct Recorded<'a> {
 #[derive(Serialize)]
 struct Refused<'a> {
     recorded: bool,
-    decisions: &'a [atmos_core::git::tags::Decision],
+    decisions: &'a [atmos_core::contracts::Decision],
 }
 
 /// Record the approval or rejection.
@@ -40,7 +41,7 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
         .clone()
         .or_else(|| d.context.default_target.clone())
         .ok_or_else(|| Failure::usage("`approve` needs --target", None))?;
-    atmos_core::describe::UnknownTarget::check(d, &target_name)?;
+    atmos_core::config::UnknownTarget::check(d, &target_name)?;
     let target = &d.targets[&target_name];
     let remote = super::store::open(&project, args.remote.as_deref(), args.offline)?;
     let git = ctx.require_git(&project)?;
@@ -57,7 +58,7 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
     let commit = match (&promote_from, &args.git_sha) {
         (_, Some(spec)) => git.resolve_commit(spec).map_err(git_failure)?,
         (Some(src), None) => {
-            atmos_core::describe::UnknownTarget::check(d, src)?;
+            atmos_core::config::UnknownTarget::check(d, src)?;
             let mut commits: Vec<String> = git
                 .state_refs(&d.name, Some(src))
                 .map_err(git_failure)?
@@ -66,7 +67,7 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
                 .collect();
             commits.sort();
             commits.dedup();
-            atmos_core::diff::newest_commit(&git, &commits)
+            git.newest_commit(&commits)
                 .map_err(git_failure)?
                 .ok_or_else(|| {
                     Failure::usage(
@@ -81,7 +82,7 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
     let actor = identity::actor(&env, git.config_string("user.email"));
     let mut record = ApprovalRecord {
         approved_by: actor.id.clone(),
-        approved_at: atmos_core::git::tags::rfc3339(jiff::Timestamp::now()),
+        approved_at: atmos_core::contracts::layout::rfc3339(jiff::Timestamp::now()),
         decision,
         deployment: d.name.clone(),
         target: target_name.clone(),
@@ -147,7 +148,7 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: Decision) -> Result<Exit
         .map_err(super::rollout::rollout_failure)?;
         if decisions
             .iter()
-            .any(|d| d.result == atmos_core::git::tags::Verdict::Deny)
+            .any(|d| d.result == atmos_core::contracts::Verdict::Deny)
         {
             let s = &ctx.out.err_style;
             ctx.out.eprint(&format!(

@@ -209,8 +209,11 @@ pub fn run(args: &BuildArgs, ctx: &Context) -> Result<Exit, Failure> {
     )
     .map_err(sbom_failure)?;
     if let Some(r) = &remote {
-        r.push_notes(&atmos_core::git::notes::notes_ref(&plan.deployment, "sbom"))
-            .map_err(super::store::remote_failure)?;
+        r.push_notes(&atmos_core::contracts::layout::notes_ref(
+            &plan.deployment,
+            "sbom",
+        ))
+        .map_err(super::store::remote_failure)?;
     }
     if big {
         out.warn(&format!(
@@ -219,7 +222,7 @@ pub fn run(args: &BuildArgs, ctx: &Context) -> Result<Exit, Failure> {
         ));
     }
     let deps: usize = generated.packages.iter().map(|(_, n)| n).sum();
-    let note = atmos_core::git::notes::notes_ref(&plan.deployment, "sbom");
+    let note = atmos_core::contracts::layout::notes_ref(&plan.deployment, "sbom");
     say(&format!(
         "\nGenerated SBOM: {} components, {deps} dependencies{}\nAttached SBOM to commit {} ({note})\n",
         generated.packages.len(),

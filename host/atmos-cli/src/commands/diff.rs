@@ -34,7 +34,7 @@ pub fn run(args: &DiffArgs, ctx: &Context) -> Result<Exit, Failure> {
         .into_iter()
         .flatten()
     {
-        atmos_core::describe::UnknownTarget::check(d, t)?;
+        atmos_core::config::UnknownTarget::check(d, t)?;
     }
     if let Some(c) = &args.component
         && d.components.by_name(c).is_none()

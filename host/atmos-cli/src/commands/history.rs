@@ -16,7 +16,7 @@ pub fn run(args: &HistoryArgs, ctx: &Context) -> Result<Exit, Failure> {
     let (project, loaded) = ctx.deployment(&args.deployment)?;
     let d = &loaded.deployment;
     if let Some(t) = &args.target {
-        atmos_core::describe::UnknownTarget::check(d, t)?;
+        atmos_core::config::UnknownTarget::check(d, t)?;
     }
     if let Some(c) = &args.component
         && d.components.by_name(c).is_none()

@@ -1,7 +1,7 @@
 //! `atmos deployment lock status|release <d> --target t`.
 
 use atmos_core::exit::Exit;
-use atmos_core::lock::{self, LockError, Store};
+use atmos_core::git::lock::{self, LockError, Store};
 use serde::Serialize;
 
 use super::store::{open, remote_failure};
@@ -14,7 +14,7 @@ struct LockReport {
     target: String,
     held: bool,
     expired: bool,
-    lease: Option<lock::Lease>,
+    lease: Option<atmos_core::contracts::Lease>,
     released: bool,
 }
 
@@ -22,7 +22,7 @@ struct LockReport {
 pub fn run(args: &LockArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "lock")?;
     let (project, loaded) = ctx.deployment(&args.deployment)?;
-    atmos_core::describe::UnknownTarget::check(&loaded.deployment, &args.target)?;
+    atmos_core::config::UnknownTarget::check(&loaded.deployment, &args.target)?;
     let git = ctx.require_git(&project)?;
     let remote = open(&project, args.remote.as_deref(), args.offline)?;
     let store = remote.as_ref().map_or(Store::Local, Store::Remote);

@@ -30,7 +30,7 @@ pub fn run(args: &MatrixArgs, ctx: &Context) -> Result<Exit, Failure> {
         .clone()
         .or_else(|| d.context.default_target.clone())
         .ok_or_else(|| Failure::usage("`matrix` needs --target", None))?;
-    atmos_core::describe::UnknownTarget::check(d, &target)?;
+    atmos_core::config::UnknownTarget::check(d, &target)?;
     let waves = atmos_core::dag::layers(&atmos_core::config::checks::dependency_edges(&loaded));
     if let Some(w) = args.wave
         && (w == 0 || w > waves.len())

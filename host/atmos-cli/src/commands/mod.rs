@@ -20,12 +20,12 @@ pub mod validate;
 
 use std::path::PathBuf;
 
+use atmos_core::config::UnknownTarget;
 use atmos_core::config::{LoadedDeployment, Project, ProjectError};
-use atmos_core::describe::UnknownTarget;
 use atmos_core::diagnostic::Diagnostic;
 use atmos_core::exit::Exit;
 use atmos_core::git::GitRepo;
-use atmos_core::git::records::Unparseable;
+use atmos_core::git::tags::Unparseable;
 use serde::Serialize;
 
 use crate::cli::{DeploymentCommand, Format, GlobalArgs};
@@ -48,10 +48,10 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::Matrix(args) => matrix::run(&args, ctx),
         DeploymentCommand::Sbom(args) => sbom::run(&args, ctx),
         DeploymentCommand::Approve(args) => {
-            approve::run(&args, ctx, atmos_core::approvals::Decision::Approve)
+            approve::run(&args, ctx, atmos_core::contracts::ApprovalDecision::Approve)
         }
         DeploymentCommand::Reject(args) => {
-            approve::run(&args, ctx, atmos_core::approvals::Decision::Reject)
+            approve::run(&args, ctx, atmos_core::contracts::ApprovalDecision::Reject)
         }
     }
 }

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
+use atmos_core::contracts::GateInput;
+use atmos_core::contracts::{Decision, Verdict};
 use atmos_core::exit::Exit;
-use atmos_core::gates::input::GateInput;
 use atmos_core::gates::testing::{Outcome, TestReport, run as run_tests};
-use atmos_core::git::tags::{Decision, Verdict};
 use atmos_core::identity::{self, process_env};
 use atmos_core::rollout::{RolloutRequest, plan};
 use serde::Serialize;

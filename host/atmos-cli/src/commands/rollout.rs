@@ -4,10 +4,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use atmos_core::contracts::Verdict;
 use atmos_core::executor::{ExecutorError, Step};
 use atmos_core::exit::Exit;
 use atmos_core::git::record::Tagger;
-use atmos_core::git::tags::Verdict;
 use atmos_core::git::{GitError, GitRepo, short};
 use atmos_core::identity::{self, process_env};
 use atmos_core::rollout::execute::{self, Event};
@@ -255,18 +255,18 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
 /// Releases the target's lock when the rollout ends, however it ends.
 struct LockGuard {
     root: std::path::PathBuf,
-    remote: Option<atmos_core::remote::Remote>,
-    held: atmos_core::lock::Held,
+    remote: Option<atmos_core::git::remote::Remote>,
+    held: atmos_core::git::lock::Held,
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
         if let Ok(git) = GitRepo::discover(&self.root) {
             let store = self.remote.as_ref().map_or(
-                atmos_core::lock::Store::Local,
-                atmos_core::lock::Store::Remote,
+                atmos_core::git::lock::Store::Local,
+                atmos_core::git::lock::Store::Remote,
             );
-            let _ = atmos_core::lock::release(&git, store, &self.held);
+            let _ = atmos_core::git::lock::release(&git, store, &self.held);
         }
     }
 }
@@ -277,14 +277,15 @@ fn take_lock(
     ctx: &Context,
     project: &atmos_core::config::Project,
     git: &GitRepo,
-    remote: Option<&atmos_core::remote::Remote>,
+    remote: Option<&atmos_core::git::remote::Remote>,
     deployment: &str,
     target: &str,
     holder: &str,
     run: Option<String>,
 ) -> Result<LockGuard, Failure> {
+    use atmos_core::contracts::Lease;
+    use atmos_core::git::lock::{self, LockError, Store};
     use atmos_core::history::parse_duration;
-    use atmos_core::lock::{self, Lease, LockError, Store};
     let ttl_text = args
         .lock_ttl
         .clone()
@@ -316,8 +317,8 @@ fn take_lock(
         run,
         host,
         pid: std::process::id(),
-        started_at: atmos_core::git::tags::rfc3339(now),
-        expires_at: atmos_core::git::tags::rfc3339(expires),
+        started_at: atmos_core::contracts::layout::rfc3339(now),
+        expires_at: atmos_core::contracts::layout::rfc3339(expires),
     };
     let store = remote.map_or(Store::Local, Store::Remote);
     let quiet = ctx.out.quiet;
@@ -379,11 +380,11 @@ fn take_lock(
 /// (only from the value read before the rollout), atomically. A rejection re-reads the
 /// remote: if someone else moved one of our state refs, stop; else try again.
 fn push_records(
-    remote: &atmos_core::remote::Remote,
+    remote: &atmos_core::git::remote::Remote,
     git: &GitRepo,
     report: &RolloutReport,
 ) -> Result<u32, Failure> {
-    use atmos_core::remote::{Expect, RefUpdate, RemoteError};
+    use atmos_core::git::remote::{Expect, RefUpdate, RemoteError};
     let mut updates = Vec::new();
     for c in &report.components {
         if let Some(tag) = &c.tag {
@@ -401,7 +402,7 @@ fn push_records(
             .is_some_and(|r| r.outcome == Outcome::Succeeded)
         {
             updates.push(RefUpdate {
-                name: atmos_core::git::refs::state_ref(
+                name: atmos_core::contracts::layout::state_ref(
                     &report.plan.deployment,
                     &report.plan.target,
                     &c.planned.name,
@@ -791,7 +792,7 @@ fn wait_for_approval(
     args: &RolloutArgs,
     plan: &RolloutPlan,
     git_dir: &std::path::Path,
-    remote: Option<&atmos_core::remote::Remote>,
+    remote: Option<&atmos_core::git::remote::Remote>,
     timeout: std::time::Duration,
     live: &Live,
 ) -> Result<bool, Failure> {
@@ -895,10 +896,10 @@ fn confirm_manually(plan: &RolloutPlan, git: &GitRepo, live: &Live) -> Result<bo
         live.text("Not approved.\n");
         return Ok(false);
     }
-    let record = atmos_core::approvals::ApprovalRecord {
+    let record = atmos_core::contracts::ApprovalRecord {
         approved_by: plan.actor.id.clone(),
-        approved_at: atmos_core::git::tags::rfc3339(jiff::Timestamp::now()),
-        decision: atmos_core::approvals::Decision::Approve,
+        approved_at: atmos_core::contracts::layout::rfc3339(jiff::Timestamp::now()),
+        decision: atmos_core::contracts::ApprovalDecision::Approve,
         deployment: plan.deployment.clone(),
         target: plan.target.clone(),
         git_sha: commit.clone(),

@@ -23,7 +23,7 @@ pub fn run(args: &SbomArgs, ctx: &Context) -> Result<Exit, Failure> {
                 .clone()
                 .or_else(|| d.context.default_target.clone())
                 .ok_or_else(|| Failure::usage("`sbom` needs --target or --git-sha", None))?;
-            atmos_core::describe::UnknownTarget::check(d, &t)?;
+            atmos_core::config::UnknownTarget::check(d, &t)?;
             let mut commits: Vec<String> = git
                 .state_refs(&d.name, Some(&t))
                 .map_err(git_failure)?
@@ -32,7 +32,8 @@ pub fn run(args: &SbomArgs, ctx: &Context) -> Result<Exit, Failure> {
                 .collect();
             commits.sort();
             commits.dedup();
-            let commit = atmos_core::diff::newest_commit(&git, &commits)
+            let commit = git
+                .newest_commit(&commits)
                 .map_err(git_failure)?
                 .ok_or_else(|| {
                     Failure::usage(

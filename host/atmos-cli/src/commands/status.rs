@@ -15,7 +15,7 @@ use crate::render::time::{ago, ago_clock, clock};
 #[derive(Serialize)]
 struct AllStatus {
     deployments: Vec<DeploymentSummary>,
-    unparseable: Vec<atmos_core::git::records::Unparseable>,
+    unparseable: Vec<atmos_core::git::tags::Unparseable>,
 }
 
 #[derive(Serialize)]
@@ -63,7 +63,7 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
     };
     let (project, loaded) = ctx.deployment(name)?;
     if let Some(t) = &args.target {
-        atmos_core::describe::UnknownTarget::check(&loaded.deployment, t)?;
+        atmos_core::config::UnknownTarget::check(&loaded.deployment, t)?;
     }
     let git = ctx.require_git(&project)?;
     let report = status(&git, &loaded, args.target.as_deref()).map_err(git_failure)?;
@@ -95,7 +95,7 @@ fn status_cell(c: &ComponentStatus) -> String {
     let mut out = base;
     if let Some(a) = &c.last_attempt
         && c.status.is_some()
-        && a.status == atmos_core::git::tags::Status::Failure
+        && a.status == atmos_core::contracts::Status::Failure
     {
         out = format!(
             "failure at {} (still runs {})",

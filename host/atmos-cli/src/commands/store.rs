@@ -3,7 +3,7 @@
 
 use atmos_core::config::Project;
 use atmos_core::exit::Exit;
-use atmos_core::remote::{Remote, RemoteError};
+use atmos_core::git::remote::{Remote, RemoteError};
 
 use super::Failure;
 

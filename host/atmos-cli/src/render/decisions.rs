@@ -1,7 +1,7 @@
 //! Gate decisions as people read them: one line each, marked allow ✓, warn !, deny ✗,
 //! pending …, skipped.
 
-use atmos_core::git::tags::{Decision, Verdict};
+use atmos_core::contracts::{Decision, Verdict};
 
 use super::Style;
 

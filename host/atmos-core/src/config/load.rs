@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::model::{Deployment, DeploymentFile};
 use super::source_map::{SourceMap, Span};
+use crate::config::schema::{self, SchemaKind};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::schema::{self, SchemaKind};
 
 /// A deployment file that parsed and passed the schema, with what is needed to locate
 /// later findings in it.

@@ -6,8 +6,11 @@ pub mod load;
 pub mod merge;
 pub mod model;
 pub mod project;
+pub mod schema;
 pub mod source_map;
 
 pub use load::LoadedDeployment;
-pub use model::{Component, ComponentRef, ComponentType, Deployment, Promotion, Target};
+pub use model::{
+    Component, ComponentRef, ComponentType, Deployment, Promotion, Target, UnknownTarget,
+};
 pub use project::{Catalog, Project, ProjectError};

@@ -8,6 +8,9 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::contracts::GateAction;
+use crate::diagnostic::did_you_mean;
+
 /// Free-form key/value data (vars, settings, context).
 pub type Vars = Map<String, Value>;
 
@@ -53,7 +56,7 @@ pub struct Gates {
     pub policies: Vec<String>,
     /// WebAssembly hooks (docs/hooks.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hooks: Vec<crate::gates::wasm::HookConfig>,
+    pub hooks: Vec<HookConfig>,
 }
 
 impl Gates {
@@ -319,5 +322,101 @@ impl Deployment {
             .iter()
             .filter(|(_, t)| t.promotion.as_ref().is_none_or(|p| p.sources().is_empty()))
             .map(|(n, _)| n.as_str())
+    }
+}
+
+/// `gates.hooks[].limits`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory cap in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// Wall-clock cap in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Fuel cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+}
+
+/// `gates.hooks[]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// Name shown in decisions.
+    pub name: String,
+    /// Path of the component, relative to the project root.
+    pub wasm: String,
+    /// JSON handed to the hook as `config`.
+    #[serde(default)]
+    pub config: serde_json::Value,
+    /// Actions it runs on (default: rollout, promote and rollback; `approve` only when listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on: Vec<GateAction>,
+    /// Caps.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Folders (relative to the project root) the hook may read; nothing else is visible.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_only_dirs: Vec<String>,
+}
+
+impl HookConfig {
+    /// The actions the hook gates: `on`, or without it every action that changes a target
+    /// (not approvals).
+    pub fn actions(&self) -> Vec<GateAction> {
+        if self.on.is_empty() {
+            vec![
+                GateAction::Rollout,
+                GateAction::Promote,
+                GateAction::Rollback,
+            ]
+        } else {
+            self.on.clone()
+        }
+    }
+
+    /// True when the hook gates `action`.
+    pub fn runs_on(&self, action: GateAction) -> bool {
+        self.actions().contains(&action)
+    }
+}
+
+/// A `--target` that the deployment does not define.
+#[derive(Debug, thiserror::Error)]
+#[error("deployment `{deployment}` has no target `{target}`")]
+pub struct UnknownTarget {
+    /// The deployment.
+    pub deployment: String,
+    /// The target asked for.
+    pub target: String,
+    /// A close name, if any.
+    pub suggestion: Option<String>,
+    /// Every target.
+    pub known: Vec<String>,
+}
+
+impl UnknownTarget {
+    /// Look `target` up in `deployment`, or explain.
+    pub fn check(deployment: &Deployment, target: &str) -> Result<(), UnknownTarget> {
+        if deployment.targets.contains_key(target) {
+            return Ok(());
+        }
+        let known: Vec<String> = deployment.targets.keys().cloned().collect();
+        Err(UnknownTarget {
+            deployment: deployment.name.clone(),
+            target: target.to_owned(),
+            suggestion: did_you_mean(target, known.iter().map(String::as_str)).map(str::to_owned),
+            known,
+        })
+    }
+
+    /// What to do instead.
+    pub fn hint(&self) -> String {
+        match &self.suggestion {
+            Some(s) => format!("did you mean `{s}`? targets: {}", self.known.join(", ")),
+            None => format!("targets: {}", self.known.join(", ")),
+        }
     }
 }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::checks;
 use super::load::{LoadedDeployment, parse_deployment, parse_yaml};
+use crate::config::schema::SchemaKind;
 use crate::diagnostic::{Code, Diagnostic, did_you_mean};
-use crate::schema::SchemaKind;
 
 /// Name of the optional project settings file at the root.
 pub const SETTINGS_FILE: &str = "atmos.yaml";

@@ -11,14 +11,7 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-/// A 1-based line and column in a source file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Span {
-    /// 1-based line number.
-    pub line: usize,
-    /// 1-based column number (in characters).
-    pub column: usize,
-}
+pub use crate::diagnostic::Span;
 
 /// Position of one node: the key that introduced it (for mapping values) and the value itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

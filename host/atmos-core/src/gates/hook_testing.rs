@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::input::GateAction;
 use super::testing::{Outcome, TestResult};
-use super::wasm::{HookConfig, HookSet, Limits};
-use crate::git::tags::{Decision, Verdict};
+use super::wasm::HookSet;
+use crate::config::model::{HookConfig, Limits};
+use crate::contracts::GateAction;
+use crate::contracts::{Decision, Verdict};
 
 /// Suffix of fixture files.
 pub const SUFFIX: &str = ".hooktest.yaml";

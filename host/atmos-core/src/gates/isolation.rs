@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rego::{PolicySet, collect};
 use super::testing::{self, Outcome, TestReport, TestResult};
-use crate::git::tags::{Decision, Verdict};
+use crate::contracts::{Decision, Verdict};
 
 /// How gates are evaluated.
 pub trait Evaluator {

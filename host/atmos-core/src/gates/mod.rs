@@ -3,7 +3,6 @@
 //! config: Rego policies ([`rego`]), all fed the same versioned input document ([`input`]).
 
 pub mod hook_testing;
-pub mod input;
 pub mod isolation;
 pub mod rego;
 pub mod testing;
@@ -54,9 +53,12 @@ pub fn all_bound_policies(project: &Project, loaded: &LoadedDeployment) -> Vec<S
 
 /// Every hook bound to `target` of a deployment: the deployment's, then the target's; a
 /// target hook with the same name as a deployment hook replaces it.
-pub fn bound_hooks(loaded: &LoadedDeployment, target: &str) -> Vec<wasm::HookConfig> {
+pub fn bound_hooks(
+    loaded: &LoadedDeployment,
+    target: &str,
+) -> Vec<crate::config::model::HookConfig> {
     let d = &loaded.deployment;
-    let mut out: Vec<wasm::HookConfig> = d.gates.hooks.clone();
+    let mut out: Vec<crate::config::model::HookConfig> = d.gates.hooks.clone();
     if let Some(t) = d.targets.get(target) {
         for h in &t.gates.hooks {
             match out.iter_mut().find(|o| o.name == h.name) {
@@ -69,8 +71,8 @@ pub fn bound_hooks(loaded: &LoadedDeployment, target: &str) -> Vec<wasm::HookCon
 }
 
 /// Every hook bound anywhere in a deployment, by name (for `validate`).
-pub fn all_bound_hooks(loaded: &LoadedDeployment) -> Vec<wasm::HookConfig> {
-    let mut out: Vec<wasm::HookConfig> = Vec::new();
+pub fn all_bound_hooks(loaded: &LoadedDeployment) -> Vec<crate::config::model::HookConfig> {
+    let mut out: Vec<crate::config::model::HookConfig> = Vec::new();
     for t in loaded.deployment.targets.keys() {
         for h in bound_hooks(loaded, t) {
             if !out.contains(&h) {
@@ -92,11 +94,11 @@ pub fn evaluate_hooks(
     project: &Project,
     loaded: &LoadedDeployment,
     target: &str,
-    action: input::GateAction,
+    action: crate::contracts::GateAction,
     input: &serde_json::Value,
     now: Duration,
     cache_dir: Option<&Path>,
-) -> Vec<crate::git::tags::Decision> {
+) -> Vec<crate::contracts::Decision> {
     let hooks: Vec<_> = bound_hooks(loaded, target)
         .into_iter()
         .filter(|h| h.runs_on(action))
@@ -106,11 +108,11 @@ pub fn evaluate_hooks(
     }
     match wasm::HookSet::load(&project.root, &hooks, cache_dir) {
         Ok(set) => set.evaluate(action, input, now),
-        Err(e) => vec![crate::git::tags::Decision {
+        Err(e) => vec![crate::contracts::Decision {
             source: "hooks".into(),
             package: None,
             rule: "load".into(),
-            result: crate::git::tags::Verdict::Deny,
+            result: crate::contracts::Verdict::Deny,
             message: format!("{e} (fail closed)"),
             code: None,
             logs: Vec::new(),
@@ -134,7 +136,7 @@ pub fn evaluate_bound(
     loaded: &LoadedDeployment,
     target: &str,
     input: &serde_json::Value,
-) -> Vec<crate::git::tags::Decision> {
+) -> Vec<crate::contracts::Decision> {
     let paths = bound_policies(project, loaded, target);
     if paths.is_empty() {
         return Vec::new();

@@ -18,7 +18,7 @@ use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::git::tags::{Decision, Verdict};
+use crate::contracts::{Decision, Verdict};
 
 /// Default wall-clock limit of one package's evaluation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);

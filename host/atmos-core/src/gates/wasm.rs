@@ -14,13 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::input::GateAction;
-use crate::git::tags::{Decision, Verdict};
+use crate::config::model::HookConfig;
+use crate::contracts::{Decision, GateAction, Verdict};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -76,64 +75,6 @@ pub enum HookError {
         /// wasmtime's reason.
         reason: String,
     },
-}
-
-/// `gates.hooks[].limits`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Linear memory cap in MiB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_mb: Option<u64>,
-    /// Wall-clock cap in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
-    /// Fuel cap.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fuel: Option<u64>,
-}
-
-/// `gates.hooks[]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HookConfig {
-    /// Name shown in decisions.
-    pub name: String,
-    /// Path of the component, relative to the project root.
-    pub wasm: String,
-    /// JSON handed to the hook as `config`.
-    #[serde(default)]
-    pub config: serde_json::Value,
-    /// Actions it runs on (default: rollout, promote and rollback; `approve` only when listed).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub on: Vec<GateAction>,
-    /// Caps.
-    #[serde(default)]
-    pub limits: Limits,
-    /// Folders (relative to the project root) the hook may read; nothing else is visible.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub read_only_dirs: Vec<String>,
-}
-
-impl HookConfig {
-    /// The actions the hook gates: `on`, or without it every action that changes a target
-    /// (not approvals).
-    pub fn actions(&self) -> Vec<GateAction> {
-        if self.on.is_empty() {
-            vec![
-                GateAction::Rollout,
-                GateAction::Promote,
-                GateAction::Rollback,
-            ]
-        } else {
-            self.on.clone()
-        }
-    }
-
-    /// True when the hook gates `action`.
-    pub fn runs_on(&self, action: GateAction) -> bool {
-        self.actions().contains(&action)
-    }
 }
 
 /// Per-store state: WASI with nothing granted, caps, and the hook's log.
@@ -504,7 +445,7 @@ mod tests {
             wasm: "h.wasm".into(),
             config: serde_json::Value::Null,
             on,
-            limits: Limits::default(),
+            limits: crate::config::model::Limits::default(),
             read_only_dirs: Vec::new(),
         }
     }

@@ -2,11 +2,12 @@
 //! current-state refs in [`refs`], the history tags in [`tags`], and the all-or-nothing write
 //! of one rollout's records in [`record`]. Local work goes through libgit2 (`git2`).
 
+pub mod lock;
 pub mod notes;
 pub mod record;
-pub mod records;
 pub mod refdb;
 pub mod refs;
+pub mod remote;
 pub mod tags;
 
 use std::path::{Path, PathBuf};
@@ -195,6 +196,30 @@ impl GitRepo {
     /// A git config value (`user.email`, …).
     pub fn config_string(&self, key: &str) -> Option<String> {
         self.repo.config().ok()?.get_string(key).ok()
+    }
+
+    /// The commit that contains all the others, or else the most recently committed one.
+    pub fn newest_commit(&self, commits: &[String]) -> Result<Option<String>, GitError> {
+        for c in commits {
+            let mut contains_all = true;
+            for other in commits {
+                if other != c && !self.is_ancestor(other, c)? {
+                    contains_all = false;
+                    break;
+                }
+            }
+            if contains_all {
+                return Ok(Some(c.clone()));
+            }
+        }
+        let mut best: Option<(i64, String)> = None;
+        for c in commits {
+            let time = self.repo.find_commit(Oid::from_str(c)?)?.time().seconds();
+            if best.as_ref().is_none_or(|(t, _)| time > *t) {
+                best = Some((time, c.clone()));
+            }
+        }
+        Ok(best.map(|(_, c)| c))
     }
 
     /// The files of `sha`, written once into `<git dir>/atmos/checkouts/<sha>` and reused: the

@@ -10,11 +10,6 @@ use git2::{ErrorCode, Oid, Signature};
 
 use super::{GitError, GitRepo};
 
-/// The notes ref of one kind for one deployment.
-pub fn notes_ref(deployment: &str, kind: &str) -> String {
-    format!("refs/notes/atmos/{deployment}/{kind}")
-}
-
 /// Holds the append lock of one notes ref until dropped.
 struct NotesLock {
     path: PathBuf,

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use git2::{ErrorCode, ObjectType, Oid, Signature};
 
-use super::tags::{TagRecord, tag_name};
 use super::{GitError, GitRepo};
+use crate::contracts::TagRecord;
+use crate::contracts::layout::tag_name;
 
 /// Move a state ref from what was read before the rollout to the deployed commit.
 #[derive(Debug, Clone)]
@@ -158,7 +159,7 @@ fn try_write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::git::tags::Status;
+    use crate::contracts::Status;
 
     fn repo_with_commit() -> (tempfile::TempDir, GitRepo, String) {
         let dir = tempfile::tempdir().expect("tempdir");

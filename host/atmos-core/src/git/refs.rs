@@ -2,13 +2,17 @@
 //! `refs/atmos/deployments/<deployment>/<target>/<component>` → the deployed commit.
 
 use super::{GitError, GitRepo};
+use crate::contracts::layout::{STATE_PREFIX, state_ref};
 
-/// Namespace of every state ref.
-pub const STATE_PREFIX: &str = "refs/atmos/deployments";
-
-/// The state ref of one component in one target.
-pub fn state_ref(deployment: &str, target: &str, component: &str) -> String {
-    format!("{STATE_PREFIX}/{deployment}/{target}/{component}")
+/// A state ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateEntry {
+    /// Target name.
+    pub target: String,
+    /// Component name.
+    pub component: String,
+    /// The deployed commit.
+    pub commit: String,
 }
 
 impl GitRepo {
@@ -22,17 +26,30 @@ impl GitRepo {
         let name = state_ref(deployment, target, component);
         Ok(self.refs().find(&name)?.map(|e| e.oid))
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_ref_layout() {
-        assert_eq!(
-            state_ref("payment-service", "prod", "ecs/api"),
-            "refs/atmos/deployments/payment-service/prod/ecs/api"
-        );
+    /// State refs of `deployment` (one target, or all), sorted by name.
+    pub fn state_refs(
+        &self,
+        deployment: &str,
+        target: Option<&str>,
+    ) -> Result<Vec<StateEntry>, GitError> {
+        let base = format!("{STATE_PREFIX}/{deployment}/");
+        let prefix = match target {
+            Some(t) => format!("{base}{t}/"),
+            None => base.clone(),
+        };
+        Ok(self
+            .refs()
+            .list(&prefix)?
+            .into_iter()
+            .filter_map(|e| {
+                let (t, c) = e.name[base.len()..].split_once('/')?;
+                Some(StateEntry {
+                    target: t.to_owned(),
+                    component: c.to_owned(),
+                    commit: e.oid,
+                })
+            })
+            .collect())
     }
 }

@@ -153,7 +153,7 @@ pub fn prepare(
         .join(&plan.target)
         .join(format!(
             "{}-{}",
-            crate::git::tags::timestamp_segment(
+            crate::contracts::layout::timestamp_segment(
                 plan.started_at
                     .parse()
                     .unwrap_or(jiff::Timestamp::UNIX_EPOCH)

@@ -6,6 +6,7 @@
 //! [`record::record`] writes the history tags and state refs in one transaction.
 
 pub mod execute;
+pub mod input;
 pub mod plan;
 pub mod record;
 
@@ -15,11 +16,11 @@ use indexmap::IndexMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::config::UnknownTarget;
 use crate::config::{ComponentType, ProjectError};
-use crate::describe::UnknownTarget;
+use crate::contracts::{Decision, Verdict};
 use crate::executor::ExecutorError;
 use crate::git::GitError;
-use crate::git::tags::{Decision, Verdict};
 use crate::identity::Actor;
 
 /// What the user asked for.
@@ -146,7 +147,7 @@ pub struct RolloutPlan {
     pub skip_promotion_check: bool,
     /// The gate input document the decisions were made on.
     #[serde(skip)]
-    pub input: Option<crate::gates::input::GateInput>,
+    pub input: Option<crate::contracts::GateInput>,
     /// The approval rule applied, for targets that require approval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approvals: Option<crate::approvals::ApprovalCheck>,

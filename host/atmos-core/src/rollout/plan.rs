@@ -6,12 +6,13 @@ use std::collections::HashSet;
 use super::{
     Action, Change, PlannedComponent, PromotionDenial, RolloutError, RolloutPlan, RolloutRequest,
 };
+use crate::config::UnknownTarget;
 use crate::config::{LoadedDeployment, Project};
+use crate::contracts::layout::rfc3339;
+use crate::contracts::{Decision, Verdict};
 use crate::dag::{self, Edges};
-use crate::describe::UnknownTarget;
 use crate::diagnostic::did_you_mean;
 use crate::git::GitRepo;
-use crate::git::tags::{Decision, Verdict, rfc3339};
 use crate::promotion::PromotionGraph;
 
 /// Source of the built-in promotion decision.
@@ -66,7 +67,7 @@ pub fn approval_gates(
 ) -> Result<Vec<Decision>, RolloutError> {
     let plan = plan_builtin(project, loaded, git, request)?;
     let mut input = gate_input(git, loaded, &plan, false)?;
-    input.action = crate::gates::input::GateAction::Approve;
+    input.action = crate::contracts::GateAction::Approve;
     let json = serde_json::to_value(&input).unwrap_or_default();
     let mut decisions =
         crate::gates::evaluate_bound(evaluator, project, loaded, &plan.target, &json);
@@ -88,8 +89,8 @@ fn gate_input(
     loaded: &LoadedDeployment,
     plan: &RolloutPlan,
     force: bool,
-) -> Result<crate::gates::input::GateInput, RolloutError> {
-    let mut input = crate::gates::input::for_rollout(git, loaded, plan, force)?;
+) -> Result<crate::contracts::GateInput, RolloutError> {
+    let mut input = super::input::for_rollout(git, loaded, plan, force)?;
     if let Some(commit) = &plan.approval_commit {
         let (records, _) = crate::approvals::read(git, &loaded.deployment.name, commit)?;
         input.approvals = records
@@ -320,12 +321,12 @@ fn plan_builtin(
         let mut commits: Vec<String> = components.iter().map(|c| c.new.clone()).collect();
         commits.sort();
         commits.dedup();
-        let commit = crate::diff::newest_commit(git, &commits)?.unwrap_or_default();
+        let commit = git.newest_commit(&commits)?.unwrap_or_default();
         let current: Vec<String> = components
             .iter()
             .filter_map(|c| c.current.clone())
             .collect();
-        let current = crate::diff::newest_commit(git, &current)?;
+        let current = git.newest_commit(&current)?;
         let shas = match &current {
             Some(cur) => git.log_between(cur, &commit, 200)?,
             None => vec![commit.clone()],

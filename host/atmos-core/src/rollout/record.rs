@@ -4,10 +4,11 @@
 use super::{
     Change, ComponentResult, ComponentRun, Outcome, RolloutError, RolloutPlan, RolloutReport,
 };
+use crate::contracts::layout::state_ref;
+use crate::contracts::layout::timestamp_segment;
+use crate::contracts::{Status, TagRecord};
 use crate::git::GitRepo;
 use crate::git::record::{PendingRecord, StateUpdate, Tagger, write};
-use crate::git::refs::state_ref;
-use crate::git::tags::{Status, TagRecord, timestamp_segment};
 
 /// Write the records of `runs` and build the report.
 pub fn record(

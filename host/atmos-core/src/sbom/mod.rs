@@ -22,7 +22,7 @@ use cyclonedx_bom::models::tool::{Tool, Tools};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::git::notes::notes_ref;
+use crate::contracts::layout::notes_ref;
 use crate::git::{GitError, GitRepo};
 use lockfiles::{LockfileError, Package};
 

@@ -12,9 +12,9 @@ use crate::config::source_map::{SourceMap, escape_segment, split_pointer};
 use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 
 /// The schema of `deployments/<name>.yaml`, as published in `docs/schema/`.
-pub const DEPLOYMENT_SCHEMA: &str = include_str!("../../../docs/schema/deployment.schema.json");
+pub const DEPLOYMENT_SCHEMA: &str = include_str!("../../../../docs/schema/deployment.schema.json");
 /// The schema of `atmos.yaml`, as published in `docs/schema/`.
-pub const PROJECT_SCHEMA: &str = include_str!("../../../docs/schema/atmos.schema.json");
+pub const PROJECT_SCHEMA: &str = include_str!("../../../../docs/schema/atmos.schema.json");
 
 /// Which document a schema describes.
 #[derive(Debug, Clone, Copy)]

@@ -9,43 +9,11 @@ use std::time::Duration;
 
 use git2::Oid;
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
-use crate::git::{GitError, GitRepo};
-use crate::remote::{Expect, RefUpdate, Remote, RemoteError};
-
-/// The lock ref of a target.
-pub fn lock_ref(deployment: &str, target: &str) -> String {
-    format!("refs/atmos/locks/{deployment}/{target}")
-}
-
-/// Who holds a target, and until when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    /// Deployment.
-    pub deployment: String,
-    /// Target.
-    pub target: String,
-    /// The deployer identity.
-    pub holder: String,
-    /// CI run (build id), when known.
-    pub run: Option<String>,
-    /// Host name and process id.
-    pub host: String,
-    /// Process id.
-    pub pid: u32,
-    /// When it was taken (RFC 3339).
-    pub started_at: String,
-    /// When it lapses (RFC 3339).
-    pub expires_at: String,
-}
-
-impl Lease {
-    /// True once `expires_at` has passed.
-    pub fn expired(&self, now: Timestamp) -> bool {
-        self.expires_at.parse::<Timestamp>().is_ok_and(|t| t <= now)
-    }
-}
+use super::remote::{Expect, RefUpdate, Remote, RemoteError};
+use super::{GitError, GitRepo};
+use crate::contracts::Lease;
+use crate::contracts::layout::lock_ref;
 
 /// Why a lock could not be taken or read.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,61 @@
+//! One approval (or rejection) of a commit for a target: a JSON line in the note
+//! `refs/notes/atmos/<deployment>/approvals`, optionally SSH-signed over
+//! [`ApprovalRecord::signed_payload`].
+
+use serde::{Deserialize, Serialize};
+
+/// The SSH signature namespace of approvals; a signature made for anything else never counts.
+pub const SIGNING_NAMESPACE: &str = "atmos-approval@v1";
+
+/// Approve or reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalDecision {
+    /// Sign-off.
+    Approve,
+    /// Blocks until a later approval by the same person.
+    Reject,
+}
+
+/// One line of the approvals note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// Who.
+    pub approved_by: String,
+    /// When (RFC 3339 UTC).
+    pub approved_at: String,
+    /// Approve or reject.
+    pub decision: ApprovalDecision,
+    /// Deployment.
+    pub deployment: String,
+    /// Target it is valid for.
+    pub target: String,
+    /// Commit it is valid for.
+    pub git_sha: String,
+    /// The source target, when approving a promotion.
+    #[serde(default)]
+    pub promoted_from: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// `recorded` (atmos deployment approve) or `manual` (confirmed at rollout time).
+    #[serde(default = "recorded")]
+    pub method: String,
+    /// SSH signature (armored) over [`ApprovalRecord::signed_payload`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+fn recorded() -> String {
+    "recorded".to_owned()
+}
+
+impl ApprovalRecord {
+    /// The exact bytes a signature covers: the record without its signature, as compact JSON
+    /// with fields in declaration order.
+    pub fn signed_payload(&self) -> String {
+        let mut unsigned = self.clone();
+        unsigned.signature = None;
+        serde_json::to_string(&unsigned).unwrap_or_default()
+    }
+}

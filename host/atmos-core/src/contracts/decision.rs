@@ -1,0 +1,70 @@
+//! One gate decision: which gate, which rule, what it decided and why. The same type is
+//! printed, serialised for `--format json`, and recorded in history tags.
+
+use serde::{Deserialize, Serialize};
+
+/// The result of one gate decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The gate lets the rollout through.
+    Allow,
+    /// Through, with a warning worth reading.
+    Warn,
+    /// Blocked (exit 3).
+    Deny,
+    /// Blocked until something happens, e.g. an approval (exit 4).
+    Pending,
+    /// Not evaluated, on request (`--skip-promotion-check`); recorded so audits see it.
+    Skipped,
+}
+
+impl Verdict {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Warn => "warn",
+            Verdict::Deny => "deny",
+            Verdict::Pending => "pending",
+            Verdict::Skipped => "skipped",
+        }
+    }
+}
+
+/// One gate decision, as recorded in a tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Which gate (`builtin/promotion-path`, a policy file, a hook name).
+    pub source: String,
+    /// The Rego package, for policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// The rule within it.
+    pub rule: String,
+    /// What it decided.
+    pub result: Verdict,
+    /// Why.
+    pub message: String,
+    /// A machine-readable code, when the gate gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Lines a hook logged while deciding (shown with `-v`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
+}
+
+impl Decision {
+    /// A decision without package or code (built-in gates).
+    pub fn new(source: &str, rule: &str, result: Verdict, message: String) -> Decision {
+        Decision {
+            source: source.to_owned(),
+            package: None,
+            rule: rule.to_owned(),
+            result,
+            message,
+            code: None,
+            logs: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The gate input document: one versioned JSON document per action, the same for Rego
+//! policies (`input`) and WebAssembly hooks. Its schema, `docs/schema/gate-input.schema.json`,
+//! is generated from these types.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Version of the document; bumped on any incompatible change.
+pub const API_VERSION: &str = "atmos.tools/gate-input/v1";
+
+/// What is being gated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateAction {
+    /// A commit rolled out directly.
+    Rollout,
+    /// Commits taken from another target.
+    Promote,
+    /// Back to an older commit.
+    Rollback,
+    /// An approval being recorded.
+    Approve,
+}
+
+impl GateAction {
+    /// The name used in the input document and in `gates.hooks[].on`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateAction::Rollout => "rollout",
+            GateAction::Promote => "promote",
+            GateAction::Rollback => "rollback",
+            GateAction::Approve => "approve",
+        }
+    }
+}
+
+/// The whole document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateInput {
+    /// [`API_VERSION`].
+    pub api_version: String,
+    /// What is gated.
+    pub action: GateAction,
+    /// The deployment and its promotion rules.
+    pub deployment: InputDeployment,
+    /// The target being changed.
+    pub target: InputTarget,
+    /// Source target of a promotion, else null.
+    pub source_target: Option<String>,
+    /// The newest commit being deployed.
+    pub commit: InputCommit,
+    /// Commits between what the target runs and what it will run, newest first (at most 200).
+    pub commits: Vec<InputCommit>,
+    /// Each selected component, with its current and new commit.
+    pub components: Vec<InputComponent>,
+    /// Who acts (see docs/git-layout.md "Who deployed").
+    pub actor: String,
+    /// Approvals recorded for this commit and target.
+    pub approvals: Vec<Value>,
+    /// What every target of the deployment runs now.
+    pub state: IndexMap<String, InputTargetState>,
+    /// Evaluation time, RFC 3339 UTC.
+    pub now: String,
+    /// `--metadata k=v`.
+    pub metadata: IndexMap<String, String>,
+    /// Flags of the command that matter to policies.
+    pub flags: InputFlags,
+    /// SBOM summary of the commit, when one is recorded; else null.
+    pub sbom: Option<Value>,
+}
+
+/// `input.deployment`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputDeployment {
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: IndexMap<String, String>,
+    /// Every target's labels and promotion rules.
+    pub targets: IndexMap<String, InputTargetConfig>,
+}
+
+/// A target's configuration, as policies see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputTargetConfig {
+    /// Labels.
+    pub labels: IndexMap<String, String>,
+    /// Allowed sources (empty for an entry point).
+    pub promotion_from: Vec<String>,
+    /// Whether approvals are required.
+    pub requires_approval: bool,
+}
+
+/// `input.target`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputTarget {
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: IndexMap<String, String>,
+    /// The target's context.
+    pub context: serde_json::Map<String, Value>,
+    /// Allowed sources (empty for an entry point).
+    pub promotion_from: Vec<String>,
+    /// Whether approvals are required.
+    pub requires_approval: bool,
+}
+
+/// A commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputCommit {
+    /// Full sha.
+    pub sha: String,
+    /// Author email.
+    pub author_email: String,
+    /// Author name.
+    pub author_name: String,
+    /// First line of the message.
+    pub subject: String,
+}
+
+/// A component in the action.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputComponent {
+    /// Name.
+    pub name: String,
+    /// Executor type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What the target runs now (null if never deployed).
+    pub current: Option<String>,
+    /// What it will run.
+    pub new: String,
+    /// `new`, `changed`, `unchanged` or `rollback`.
+    pub change: String,
+}
+
+/// `input.state.<target>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputTargetState {
+    /// The newest commit the target runs.
+    pub commit: Option<String>,
+    /// When it was last deployed.
+    pub deployed_at: Option<String>,
+    /// `healthy`, `failed` or `never`.
+    pub health: String,
+    /// Per component.
+    pub components: IndexMap<String, InputComponentState>,
+}
+
+/// `input.state.<target>.components.<name>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputComponentState {
+    /// Deployed commit.
+    pub commit: Option<String>,
+    /// When it was deployed.
+    pub deployed_at: Option<String>,
+    /// `success` / `rollback` of the deploying rollout.
+    pub status: Option<String>,
+}
+
+/// `input.flags`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InputFlags {
+    /// `--skip-promotion-check` was given.
+    pub skip_promotion_check: bool,
+    /// `--force` was given.
+    pub force: bool,
+}

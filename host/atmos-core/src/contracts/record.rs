@@ -1,0 +1,174 @@
+//! The deployment record: the message of every history tag (one per component per
+//! rollout). This type is the one writer and the one reader of that format, a public contract
+//! documented in docs/git-layout.md.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::decision::Decision;
+
+/// First line of every record.
+pub const API_VERSION: &str = "atmos.tools/v1alpha1";
+/// Second line of every record.
+pub const KIND: &str = "kind: Deployment";
+
+/// How a rollout of one component ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Deployed.
+    Success,
+    /// The executor failed (or was interrupted); the state ref did not move.
+    Failure,
+    /// Deployed a commit older than the one running (an ancestor of it).
+    Rollback,
+}
+
+impl Status {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Failure => "failure",
+            Status::Rollback => "rollback",
+        }
+    }
+}
+
+/// The YAML body of a history tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagRecord {
+    /// Deployment name.
+    pub deployment: String,
+    /// Target name.
+    pub target: String,
+    /// Component name.
+    pub component: String,
+    /// Who ran the rollout.
+    pub deployed_by: String,
+    /// The deployed (or attempted) commit.
+    pub git_sha: String,
+    /// When the rollout started (UTC, RFC 3339).
+    pub timestamp: String,
+    /// Outcome.
+    pub status: Status,
+    /// Source target, when promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<String>,
+    /// When the source's commit was promoted, when promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<String>,
+    /// The commit that ran before, when this is a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
+    /// The commit that ran before (any status), for diffs and audits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_sha: Option<String>,
+    /// CI build identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    /// Executor type of the component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_type: Option<String>,
+    /// How long the executor ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Why it failed, for failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Free-form metadata (`--metadata k=v`, `skip_promotion_check`, approver, PR…).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub metadata: IndexMap<String, String>,
+    /// Every gate evaluated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
+}
+
+/// Why a tag message is not an atmos record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Wrong or missing header lines.
+    #[error("not an {API_VERSION} deployment record (first lines: {0:?})")]
+    Header(String),
+    /// The YAML body does not parse.
+    #[error("invalid record body: {0}")]
+    Body(String),
+}
+
+impl TagRecord {
+    /// The tag message: header lines, `---`, YAML body.
+    pub fn to_message(&self) -> String {
+        let body = serde_yaml_ng::to_string(self).unwrap_or_default();
+        format!("{API_VERSION}\n{KIND}\n---\n{body}")
+    }
+
+    /// Parse a tag message written by [`TagRecord::to_message`].
+    pub fn from_message(message: &str) -> Result<TagRecord, RecordError> {
+        let mut parts = message.splitn(3, '\n');
+        let (api, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let rest = parts.next().unwrap_or("");
+        let body = rest.strip_prefix("---\n");
+        match (api.trim_end(), kind.trim_end(), body) {
+            (API_VERSION, KIND, Some(body)) => {
+                serde_yaml_ng::from_str(body).map_err(|e| RecordError::Body(e.to_string()))
+            }
+            _ => Err(RecordError::Header(format!("{api} / {kind}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> TagRecord {
+        TagRecord {
+            deployment: "payment-service".into(),
+            target: "prod".into(),
+            component: "api".into(),
+            deployed_by: "ci@example.com".into(),
+            git_sha: "a".repeat(40),
+            timestamp: "2025-01-22T12:00:00Z".into(),
+            status: Status::Success,
+            promoted_from: Some("staging".into()),
+            promoted_at: None,
+            rollback_of: None,
+            previous_sha: None,
+            build_id: Some("build-482".into()),
+            component_type: None,
+            duration_ms: None,
+            error: None,
+            metadata: [("pr".to_string(), "#482".to_string())]
+                .into_iter()
+                .collect(),
+            decisions: vec![],
+        }
+    }
+
+    #[test]
+    fn message_has_the_spec_layout_and_round_trips() {
+        let msg = record().to_message();
+        let expected = format!(
+            "atmos.tools/v1alpha1\nkind: Deployment\n---\ndeployment: payment-service\ntarget: prod\ncomponent: api\ndeployed_by: ci@example.com\ngit_sha: {}\ntimestamp: 2025-01-22T12:00:00Z\nstatus: success\npromoted_from: staging\nbuild_id: build-482\nmetadata:\n  pr: '#482'\n",
+            "a".repeat(40)
+        );
+        assert_eq!(msg, expected);
+        assert_eq!(TagRecord::from_message(&msg), Ok(record()));
+    }
+
+    #[test]
+    fn foreign_messages_are_refused() {
+        assert!(matches!(
+            TagRecord::from_message("release 1.0"),
+            Err(RecordError::Header(_))
+        ));
+        assert!(matches!(
+            TagRecord::from_message("atmos.tools/v2\nkind: Deployment\n---\n{}"),
+            Err(RecordError::Header(_))
+        ));
+        assert!(matches!(
+            TagRecord::from_message("atmos.tools/v1alpha1\nkind: Deployment\n---\n[oops"),
+            Err(RecordError::Body(_))
+        ));
+    }
+}

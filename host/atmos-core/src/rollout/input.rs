@@ -1,0 +1,156 @@
+//! Building the gate input document of a planned rollout: the deployment's rules, what every
+//! target runs, the commits being deployed, approvals and the SBOM summary.
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use super::{Action, Change, RolloutPlan};
+use crate::config::LoadedDeployment;
+use crate::contracts::gate_input::*;
+use crate::git::{GitError, GitRepo};
+use crate::status::status;
+
+fn change_name(c: Change) -> &'static str {
+    match c {
+        Change::New => "new",
+        Change::Changed => "changed",
+        Change::Unchanged => "unchanged",
+        Change::Rollback => "rollback",
+    }
+}
+
+/// Build the input document of a planned rollout.
+pub fn for_rollout(
+    git: &GitRepo,
+    loaded: &LoadedDeployment,
+    plan: &RolloutPlan,
+    force: bool,
+) -> Result<GateInput, GitError> {
+    let d = &loaded.deployment;
+    let target = &d.targets[&plan.target];
+    let sources = |t: &crate::config::Target| -> Vec<String> {
+        t.promotion
+            .as_ref()
+            .map(|p| p.sources().into_iter().map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let report = status(git, loaded, None)?;
+    let mut state = IndexMap::new();
+    let mut current_target_commit = None;
+    for t in &report.targets {
+        let summary = t.summary(git)?;
+        if t.target == plan.target {
+            current_target_commit = summary.commit.clone();
+        }
+        state.insert(
+            t.target.clone(),
+            InputTargetState {
+                commit: summary.commit,
+                deployed_at: summary.deployed_at,
+                health: summary.health.to_owned(),
+                components: t
+                    .components
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.component.clone(),
+                            InputComponentState {
+                                commit: c.commit.clone(),
+                                deployed_at: c.deployed_at.clone(),
+                                status: c.status.map(|s| s.as_str().to_owned()),
+                            },
+                        )
+                    })
+                    .collect(),
+            },
+        );
+    }
+    let mut new_commits: Vec<String> = plan.components.iter().map(|c| c.new.clone()).collect();
+    new_commits.sort();
+    new_commits.dedup();
+    let newest = git.newest_commit(&new_commits)?.unwrap_or_default();
+    let info = |sha: &str| -> Result<InputCommit, GitError> {
+        let c = git.commit_info(sha)?;
+        Ok(InputCommit {
+            sha: c.sha,
+            author_email: c.author_email,
+            author_name: c.author_name,
+            subject: c.subject,
+        })
+    };
+    let commit = info(&newest)?;
+    let commits = match &current_target_commit {
+        Some(current) => git
+            .log_between(current, &newest, 200)?
+            .iter()
+            .map(|s| info(s))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![commit.clone()],
+    };
+    Ok(GateInput {
+        api_version: API_VERSION.to_owned(),
+        action: match plan.action {
+            Action::Rollout => GateAction::Rollout,
+            Action::Promote => GateAction::Promote,
+            Action::Rollback => GateAction::Rollback,
+        },
+        deployment: InputDeployment {
+            name: d.name.clone(),
+            labels: d.labels.clone(),
+            targets: d
+                .targets
+                .iter()
+                .map(|(n, t)| {
+                    (
+                        n.clone(),
+                        InputTargetConfig {
+                            labels: t.labels.clone(),
+                            promotion_from: sources(t),
+                            requires_approval: t
+                                .promotion
+                                .as_ref()
+                                .is_some_and(|p| p.requires_approval),
+                        },
+                    )
+                })
+                .collect(),
+        },
+        target: InputTarget {
+            name: plan.target.clone(),
+            labels: target.labels.clone(),
+            context: target.context.clone(),
+            promotion_from: sources(target),
+            requires_approval: target
+                .promotion
+                .as_ref()
+                .is_some_and(|p| p.requires_approval),
+        },
+        source_target: plan.source_target.clone(),
+        commit,
+        commits,
+        components: plan
+            .components
+            .iter()
+            .map(|c| InputComponent {
+                name: c.name.clone(),
+                kind: c.kind.to_string(),
+                current: c.current.clone(),
+                new: c.new.clone(),
+                change: change_name(c.change).to_owned(),
+            })
+            .collect(),
+        actor: plan.actor.id.clone(),
+        approvals: Vec::new(),
+        state,
+        now: plan.started_at.clone(),
+        metadata: plan.metadata.clone(),
+        flags: InputFlags {
+            skip_promotion_check: plan.skip_promotion_check,
+            force,
+        },
+        sbom: match crate::build::sbom_input(git, &d.name, &newest) {
+            Value::Null => None,
+            v => Some(v),
+        },
+    })
+}
