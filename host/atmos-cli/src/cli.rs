@@ -51,6 +51,19 @@ pub enum Format {
     Mermaid,
 }
 
+impl Format {
+    /// The name as typed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Yaml => "yaml",
+            Format::Dot => "dot",
+            Format::Mermaid => "mermaid",
+        }
+    }
+}
+
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -273,8 +286,8 @@ pub struct PolicyEvalArgs {
     #[arg(long = "component", short = 'c', value_name = "NAME")]
     pub components: Vec<String>,
     /// Metadata as the rollout would record it (key=value); repeatable.
-    #[arg(long, value_name = "KEY=VALUE")]
-    pub metadata: Vec<String>,
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    pub metadata: Vec<(String, String)>,
     /// Evaluate as with --skip-promotion-check.
     #[arg(long)]
     pub skip_promotion_check: bool,
@@ -383,8 +396,8 @@ pub struct RolloutArgs {
     #[arg(long)]
     pub force: bool,
     /// Metadata recorded in the tags (key=value, e.g. pr=#482); repeatable.
-    #[arg(long, value_name = "KEY=VALUE")]
-    pub metadata: Vec<String>,
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    pub metadata: Vec<(String, String)>,
     /// When approvals are missing, wait for them instead of exiting 4.
     #[arg(long)]
     pub wait_for_approval: bool,
@@ -466,4 +479,12 @@ pub struct PromotionGraphArgs {
     /// or behind its source.
     #[arg(long)]
     pub show_status: bool,
+}
+
+/// `key=value` (a non-empty key; the value may be empty or hold `=`).
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err("expected key=value (e.g. --metadata pr=#482 --metadata ticket=OPS-12)".into()),
+    }
 }

@@ -1,8 +1,10 @@
 //! `atmos`: the thin command line over `atmos-core`. Parse arguments, call the library,
-//! render its report, map the outcome to the exit codes of SPEC §2.
+//! render its report, map the outcome to the exit codes of the CLI contract.
 
 mod cli;
 mod commands;
+mod context;
+mod failure;
 mod render;
 
 use std::process::ExitCode;
@@ -11,7 +13,8 @@ use atmos_core::exit::Exit;
 use clap::Parser;
 
 use crate::cli::{Cli, TopCommand};
-use crate::commands::{Context, Failure};
+use crate::context::Context;
+use crate::failure::Failure;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -30,7 +33,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         TopCommand::Deployment(cmd) => commands::run(*cmd, &ctx),
         TopCommand::Completion(args) => commands::completion::run(&args, &ctx),
-        TopCommand::Gates { mode } => commands::policy::serve(&mode),
+        TopCommand::Gates { mode } => commands::gates::serve(&mode),
     };
     let exit = match result {
         Ok(exit) => exit,

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use git2::Signature;
 use serde::Serialize;
 
 use crate::config::model::{ApprovalMethod, ApprovalRules};
@@ -14,7 +13,7 @@ use crate::config::project::Approvers;
 use crate::contracts::approval::SIGNING_NAMESPACE;
 use crate::contracts::layout::notes_ref;
 use crate::contracts::{ApprovalDecision, ApprovalRecord};
-use crate::git::{GitError, GitRepo};
+use crate::git::{Author, GitError, GitRepo};
 
 /// Read every approval line of `commit` (lines that do not parse are returned as such).
 pub fn read(
@@ -37,11 +36,7 @@ pub fn read(
 }
 
 /// Append one record.
-pub fn append(
-    git: &GitRepo,
-    record: &ApprovalRecord,
-    author: &Signature<'_>,
-) -> Result<(), GitError> {
+pub fn append(git: &GitRepo, record: &ApprovalRecord, author: &Author) -> Result<(), GitError> {
     let line = serde_json::to_string(record).unwrap_or_default();
     git.append_note_line(
         &notes_ref(&record.deployment, "approvals"),

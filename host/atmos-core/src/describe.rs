@@ -104,3 +104,5 @@ pub fn describe(
         target,
     })
 }
+
+crate::document!(DescribeReport => "DescribeReport");

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use git2::{Delta, Oid};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -13,6 +12,7 @@ use crate::config::LoadedDeployment;
 use crate::config::load::parse_deployment;
 use crate::config::merge::merge_vars;
 use crate::config::model::{Deployment, Target};
+pub use crate::git::FileChange;
 use crate::git::{GitError, GitRepo, short};
 
 /// One side of a diff.
@@ -89,15 +89,6 @@ pub struct LogEntry {
     pub author: String,
 }
 
-/// A file changed between the sides.
-#[derive(Debug, Clone, Serialize)]
-pub struct FileChange {
-    /// Path in the repository.
-    pub path: String,
-    /// `added`, `modified`, `deleted`, `renamed`, …
-    pub status: &'static str,
-}
-
 /// The `diff` report.
 #[derive(Debug, Clone, Serialize)]
 pub struct DiffReport {
@@ -154,25 +145,13 @@ pub fn diff(
 
     let (mut ahead, mut behind, mut log) = (0, 0, Vec::new());
     if let (Some(f), Some(t)) = (&from.commit, &to.commit) {
-        let (a, b) = git
-            .raw()
-            .graph_ahead_behind(Oid::from_str(t)?, Oid::from_str(f)?)?;
-        behind = a;
-        ahead = b;
-        let mut walk = git.raw().revwalk()?;
-        walk.push(Oid::from_str(t)?)?;
-        walk.hide(Oid::from_str(f)?)?;
-        for oid in walk.take(100) {
-            let commit = git.raw().find_commit(oid?)?;
+        (behind, ahead) = git.ahead_behind(t, f)?;
+        for sha in git.log_between(f, t, 100)? {
+            let c = git.commit_info(&sha)?;
             log.push(LogEntry {
-                sha: commit.id().to_string(),
-                subject: commit
-                    .summary()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-                    .to_owned(),
-                author: commit.author().email().unwrap_or_default().to_owned(),
+                sha: c.sha,
+                subject: c.subject,
+                author: c.author_email,
             });
         }
     }
@@ -216,7 +195,7 @@ pub fn diff(
         .collect();
 
     let files = match (query.show_files, &from.commit, &to.commit) {
-        (true, Some(f), Some(t)) => Some(changed_files(git, f, t)?),
+        (true, Some(f), Some(t)) => Some(git.changed_files(f, t)?),
         (true, _, _) => Some(Vec::new()),
         _ => None,
     };
@@ -303,15 +282,7 @@ fn config_at(
     notes: &mut Vec<String>,
 ) -> Option<Deployment> {
     let sha = commit?;
-    let read = || -> Result<Option<Vec<u8>>, git2::Error> {
-        let tree = git.raw().find_commit(Oid::from_str(sha)?)?.tree()?;
-        match tree.get_path(rel) {
-            Ok(entry) => Ok(Some(git.raw().find_blob(entry.id())?.content().to_vec())),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    };
-    match read() {
+    match git.file_at(sha, rel) {
         Ok(Some(bytes)) => {
             let shown = PathBuf::from(format!("{}@{}", rel.display(), short(sha)));
             match parse_deployment(&shown, &bytes) {
@@ -377,33 +348,4 @@ fn flatten(prefix: &str, value: &Value, out: &mut Map<String, Value>) {
             out.insert(prefix.to_owned(), other.clone());
         }
     }
-}
-
-fn changed_files(git: &GitRepo, from: &str, to: &str) -> Result<Vec<FileChange>, GitError> {
-    let raw = git.raw();
-    let a = raw.find_commit(Oid::from_str(from)?)?.tree()?;
-    let b = raw.find_commit(Oid::from_str(to)?)?.tree()?;
-    let mut diff = raw.diff_tree_to_tree(Some(&a), Some(&b), None)?;
-    diff.find_similar(None)?;
-    Ok(diff
-        .deltas()
-        .map(|delta| {
-            let path = delta
-                .new_file()
-                .path()
-                .or_else(|| delta.old_file().path())
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            let status = match delta.status() {
-                Delta::Added => "added",
-                Delta::Deleted => "deleted",
-                Delta::Modified => "modified",
-                Delta::Renamed => "renamed",
-                Delta::Copied => "copied",
-                Delta::Typechange => "type changed",
-                _ => "changed",
-            };
-            FileChange { path, status }
-        })
-        .collect())
 }

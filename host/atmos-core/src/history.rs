@@ -148,31 +148,6 @@ pub enum Bound {
     End,
 }
 
-/// Parse a duration: `45s`, `30m`, `12h`, `7d`, `2w`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let unit = t
-        .chars()
-        .last()
-        .ok_or_else(|| "empty duration".to_owned())?;
-    let n: u64 = t[..t.len() - unit.len_utf8()]
-        .parse()
-        .map_err(|_| format!("`{t}` is not a duration: use 45s, 30m, 12h, 7d or 2w"))?;
-    let secs = match unit {
-        's' => n,
-        'm' => n * 60,
-        'h' => n * 3600,
-        'd' => n * 86_400,
-        'w' => n * 7 * 86_400,
-        _ => {
-            return Err(format!(
-                "`{t}` is not a duration: use 45s, 30m, 12h, 7d or 2w"
-            ));
-        }
-    };
-    Ok(std::time::Duration::from_secs(secs))
-}
-
 /// Parse `--since`/`--until`: a duration back from `now` (`30m`, `12h`, `7d`, `2w`), a date
 /// (`2025-01-31`, UTC), or an RFC 3339 time.
 pub fn parse_time(text: &str, bound: Bound, now: Timestamp) -> Result<Timestamp, String> {
@@ -248,3 +223,5 @@ mod tests {
         assert!(parse_time("7y", Bound::Start, now).is_err());
     }
 }
+
+crate::document!(HistoryReport => "HistoryReport");

@@ -1,18 +1,32 @@
 //! atmos: git-native, policy-gated deployments.
 //!
 //! This crate is the whole product except argument parsing and rendering: it loads and
-//! checks deployment configs, and computes typed, serialisable reports that the `atmos`
-//! binary renders as tables, JSON or YAML. It never prints and never depends on clap.
+//! checks deployment configs, decides and carries out rollouts, approvals and builds, and
+//! computes typed, serialisable reports that the `atmos` binary renders as tables, JSON or
+//! YAML. It never prints and never depends on clap.
+//!
+//! Modules form layers; a module only uses modules of its own layer or of layers below it,
+//! and no two modules use each other (a test, `tests/layers.rs`, checks both):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | foundation | [`exit`], [`error`], [`diagnostic`], [`names`], [`dag`], [`duration`], [`identity`] |
+//! | contracts | [`contracts`]: history records, gate decisions and input, approvals, leases, the git layout |
+//! | config | [`config`]: the model, loading, schemas, checks, merging |
+//! | git store | [`git`]: refs, tags, notes, the rollout transaction, the remote, locks |
+//! | engines | [`gates`], [`executor`], [`sbom`], [`approvals`] |
+//! | queries | [`status`], [`history`], [`diff`], [`listing`], [`describe`], [`promotion`], [`validate`] |
+//! | workflows | [`workflow`]: rollout, approve, build, drift |
 
 pub mod approvals;
-pub mod build;
 pub mod config;
 pub mod contracts;
 pub mod dag;
 pub mod describe;
 pub mod diagnostic;
 pub mod diff;
-pub mod drift;
+pub mod duration;
+pub mod error;
 pub mod executor;
 pub mod exit;
 pub mod gates;
@@ -22,7 +36,7 @@ pub mod identity;
 pub mod listing;
 pub mod names;
 pub mod promotion;
-pub mod rollout;
 pub mod sbom;
 pub mod status;
 pub mod validate;
+pub mod workflow;

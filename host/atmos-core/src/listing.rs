@@ -251,6 +251,28 @@ pub enum ListError {
     Git(#[from] GitError),
 }
 
+impl crate::error::Actionable for ListError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            ListError::UnknownTarget(e) => e.exit(),
+            ListError::Git(e) => e.exit(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ListError::UnknownTarget(e) => e.hint(),
+            ListError::Git(e) => e.hint(),
+        }
+    }
+}
+
+crate::document!(
+    DeploymentList => "DeploymentList",
+    TargetList => "TargetList",
+    ComponentList => "ComponentList",
+);
+
 /// List the components of one deployment for `target`, matching `labels`, with their state
 /// when `git` is given.
 pub fn components(

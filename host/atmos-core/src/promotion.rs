@@ -200,10 +200,7 @@ impl PromotionGraph {
                     let n = match &commit {
                         Some(mine) if *mine == src => 0,
                         Some(mine) => {
-                            let (ahead, _) = git.raw().graph_ahead_behind(
-                                git2::Oid::from_str(&src)?,
-                                git2::Oid::from_str(mine)?,
-                            )?;
+                            let (ahead, _) = git.ahead_behind(&src, mine)?;
                             ahead
                         }
                         None => usize::MAX,
@@ -340,3 +337,5 @@ mod tests {
         assert_eq!(g.route("prod", "dev"), None);
     }
 }
+
+crate::document!(PromotionGraph => "PromotionGraph", GraphWithStatus => "PromotionGraphStatus");

@@ -299,3 +299,5 @@ impl TargetStatus {
         })
     }
 }
+
+crate::document!(StatusReport => "StatusReport");

@@ -340,3 +340,5 @@ fn validate_file(project: &Project, name: &str, path: &std::path::Path) -> Deplo
         summary,
     }
 }
+
+crate::document!(ValidationReport => "ValidationReport");

@@ -4,8 +4,9 @@ use atmos_core::exit::Exit;
 use clap::CommandFactory;
 use clap_complete::{Shell as Target, generate};
 
-use super::{Context, Failure};
 use crate::cli::{Cli, CompletionArgs, Shell};
+use crate::context::Context;
+use crate::failure::Failure;
 
 /// Print the completion script for the shell.
 pub fn run(args: &CompletionArgs, _ctx: &Context) -> Result<Exit, Failure> {

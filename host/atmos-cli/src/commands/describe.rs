@@ -4,8 +4,9 @@ use atmos_core::describe::{DescribeReport, describe};
 use atmos_core::exit::Exit;
 use serde_json::Value;
 
-use super::{Context, Failure};
 use crate::cli::{DescribeArgs, Format};
+use crate::context::Context;
+use crate::failure::Failure;
 use crate::render::table::Table;
 
 /// Describe the deployment.

@@ -1,29 +1,17 @@
 //! `atmos deployment diff <d> --from-target a --to-target b | --from-sha x --to-sha y`.
 
-use std::sync::Arc;
-
 use atmos_core::diff::{DiffQuery, DiffReport, Side, diff};
-use atmos_core::drift::{DriftResult, DriftState, drift_plan, interpret};
-use atmos_core::executor::Step;
 use atmos_core::exit::Exit;
 use atmos_core::git::short;
 use atmos_core::identity::{self, process_env};
-use atmos_core::rollout::execute;
+use atmos_core::workflow::drift::{self, DiffWithDrift, DriftResult, DriftState};
 use jiff::Timestamp;
-use serde::Serialize;
 use serde_json::Value;
 
-use super::{Context, Failure, git_failure};
 use crate::cli::{DiffArgs, Format};
+use crate::context::Context;
+use crate::failure::Failure;
 use crate::render::time::ago;
-
-#[derive(Serialize)]
-struct Output<'a> {
-    #[serde(flatten)]
-    diff: &'a DiffReport,
-    /// `null` when drift was not checked.
-    drift: Option<&'a [DriftResult]>,
-}
 
 /// Compare.
 pub fn run(args: &DiffArgs, ctx: &Context) -> Result<Exit, Failure> {
@@ -56,14 +44,14 @@ pub fn run(args: &DiffArgs, ctx: &Context) -> Result<Exit, Failure> {
         show_files: args.show_files,
         context_target: args.target.clone(),
     };
-    let git = ctx.require_git(&project)?;
-    let report = diff(&git, &loaded, &project.root, &query).map_err(git_failure)?;
+    let git = ctx.git(&project)?;
+    let report = diff(&git, &loaded, &project.root, &query)?;
 
     let drift = if args.check_drift {
-        let mut results = Vec::new();
-        let targets: Vec<&String> = [&args.from_target, &args.to_target]
+        let targets: Vec<&str> = [&args.from_target, &args.to_target]
             .into_iter()
             .flatten()
+            .map(String::as_str)
             .collect();
         if targets.is_empty() {
             return Err(Failure::usage(
@@ -71,42 +59,26 @@ pub fn run(args: &DiffArgs, ctx: &Context) -> Result<Exit, Failure> {
                 None,
             ));
         }
-        let env = process_env;
-        for t in targets {
-            let actor = identity::actor(&env, git.config_string("user.email"));
-            let plan = drift_plan(
-                &git,
-                &loaded,
-                t,
-                args.component.as_deref(),
-                actor,
-                Timestamp::now(),
-            )
-            .map_err(git_failure)?;
-            let prepared = execute::prepare(&loaded, &project.root, &git, &plan, Step::Drift, &env)
-                .map_err(|e| Failure::User {
-                    exit: Exit::Failed,
-                    message: e.to_string(),
-                    hint: None,
-                    diagnostics: Vec::new(),
-                })?;
-            let quiet: execute::Events = Arc::new(|_| {});
-            let runs = super::runner::run_waves(&prepared, 4, quiet)?;
-            results.extend(interpret(&plan, &prepared, &runs));
-        }
-        Some(results)
+        let actor = identity::actor(&process_env, git.config_string("user.email"));
+        Some(drift::check(
+            &project,
+            &loaded,
+            &targets,
+            args.component.as_deref(),
+            &actor,
+        )?)
     } else {
         None
     };
-    let out = Output {
-        diff: &report,
-        drift: drift.as_deref(),
+    let out = DiffWithDrift {
+        diff: report,
+        drift,
     };
     let verbose = ctx.out.verbose > 0;
     let text = ctx
         .out
         .structured(&out)
-        .unwrap_or_else(|| render(&report, drift.as_deref(), &project, verbose));
+        .unwrap_or_else(|| render(&out.diff, out.drift.as_deref(), &project, verbose));
     ctx.out.print(&text)?;
     Ok(Exit::Done)
 }

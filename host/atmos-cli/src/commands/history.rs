@@ -5,8 +5,9 @@ use atmos_core::git::short;
 use atmos_core::history::{Bound, HistoryEntry, HistoryQuery, HistoryReport, history, parse_time};
 use jiff::Timestamp;
 
-use super::{Context, Failure, git_failure};
 use crate::cli::{Format, HistoryArgs};
+use crate::context::Context;
+use crate::failure::Failure;
 use crate::render::table::Table;
 use crate::render::time::minute;
 
@@ -41,8 +42,8 @@ pub fn run(args: &HistoryArgs, ctx: &Context) -> Result<Exit, Failure> {
         since: bound(&args.since, Bound::Start)?,
         until: bound(&args.until, Bound::End)?,
     };
-    let git = ctx.require_git(&project)?;
-    let report = history(&git, &d.name, &query).map_err(git_failure)?;
+    let git = ctx.git(&project)?;
+    let report = history(&git, &d.name, &query)?;
     ctx.warn_unparseable(&report.unparseable);
     let text = ctx
         .out

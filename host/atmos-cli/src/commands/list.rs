@@ -3,8 +3,9 @@
 use atmos_core::exit::Exit;
 use atmos_core::listing::{self, ComponentList, DeploymentList, LabelFilter, TargetList};
 
-use super::{Context, Failure, git_failure};
 use crate::cli::{Format, ListArgs, ListWhat};
+use crate::context::Context;
+use crate::failure::Failure;
 use crate::render::table::Table;
 use crate::render::time::ago;
 
@@ -30,9 +31,8 @@ pub fn run(args: &ListArgs, ctx: &Context) -> Result<Exit, Failure> {
         None | Some(ListWhat::Deployments) => {
             let project = ctx.project()?;
             let catalog = project.load_all()?;
-            let git = ctx.git(&project);
-            let report =
-                listing::deployments(&catalog, &labels, git.as_ref()).map_err(git_failure)?;
+            let git = ctx.optional_git(&project);
+            let report = listing::deployments(&catalog, &labels, git.as_ref())?;
             for broken in &report.broken {
                 let errors = broken.diagnostics.iter().filter(|d| d.is_error()).count();
                 let first = broken
@@ -53,8 +53,8 @@ pub fn run(args: &ListArgs, ctx: &Context) -> Result<Exit, Failure> {
         }
         Some(ListWhat::Targets { deployment }) => {
             let (project, loaded) = ctx.deployment(deployment)?;
-            let git = ctx.git(&project);
-            let report = listing::targets(&loaded, &labels, git.as_ref()).map_err(git_failure)?;
+            let git = ctx.optional_git(&project);
+            let report = listing::targets(&loaded, &labels, git.as_ref())?;
             ctx.warn_unparseable(&report.unparseable);
             ctx.out
                 .structured(&report)
@@ -62,36 +62,13 @@ pub fn run(args: &ListArgs, ctx: &Context) -> Result<Exit, Failure> {
         }
         Some(ListWhat::Components { deployment, target }) => {
             let (project, loaded) = ctx.deployment(deployment)?;
-            let target = match target.as_deref().or(loaded
-                .deployment
-                .context
-                .default_target
-                .as_deref())
-            {
-                Some(t) => t.to_owned(),
-                None => {
-                    return Err(Failure::usage(
-                        "`list components` needs --target",
-                        Some(format!(
-                            "targets of {deployment}: {} (or set `context.default_target` in the deployment)",
-                            loaded
-                                .deployment
-                                .targets
-                                .keys()
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
-                    ));
-                }
-            };
-            let git = ctx.git(&project);
-            let report = listing::components(&loaded, &target, &labels, git.as_ref()).map_err(
-                |e| match e {
-                    listing::ListError::UnknownTarget(t) => Failure::from(t),
-                    listing::ListError::Git(g) => git_failure(g),
-                },
+            let target = atmos_core::workflow::resolve_target(
+                &loaded.deployment,
+                target.as_deref(),
+                "list components",
             )?;
+            let git = ctx.optional_git(&project);
+            let report = listing::components(&loaded, &target, &labels, git.as_ref())?;
             ctx.warn_unparseable(&report.unparseable);
             ctx.out
                 .structured(&report)

@@ -1,13 +1,15 @@
 //! `atmos deployment lock status|release <d> --target t`.
 
 use atmos_core::exit::Exit;
-use atmos_core::git::lock::{self, LockError, Store};
+use atmos_core::git::lock::{self, Store};
 use serde::Serialize;
 
-use super::store::{open, remote_failure};
-use super::{Context, Failure, git_failure};
 use crate::cli::{Format, LockArgs};
+use crate::context::Context;
+use crate::failure::Failure;
+use atmos_core::workflow::store::open;
 
+/// `lock --format json`.
 #[derive(Serialize)]
 struct LockReport {
     deployment: String,
@@ -18,29 +20,24 @@ struct LockReport {
     released: bool,
 }
 
+atmos_core::document!(LockReport => "LockStatus");
+
 /// Show or clear a lock.
 pub fn run(args: &LockArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "lock")?;
     let (project, loaded) = ctx.deployment(&args.deployment)?;
     atmos_core::config::UnknownTarget::check(&loaded.deployment, &args.target)?;
-    let git = ctx.require_git(&project)?;
+    let git = ctx.git(&project)?;
     let remote = open(&project, args.remote.as_deref(), args.offline)?;
     let store = remote.as_ref().map_or(Store::Local, Store::Remote);
-    let to_failure = |e: LockError| match e {
-        LockError::Remote(r) => remote_failure(r),
-        LockError::Git(g) => git_failure(g),
-        other => Failure::usage(other.to_string(), None),
-    };
     let (lease, released) = if args.action == "release" {
         (
-            lock::clear(&git, store, &loaded.deployment.name, &args.target).map_err(to_failure)?,
+            lock::clear(&git, store, &loaded.deployment.name, &args.target)?,
             true,
         )
     } else {
         (
-            lock::status(&git, store, &loaded.deployment.name, &args.target)
-                .map_err(to_failure)?
-                .map(|(_, l)| l),
+            lock::status(&git, store, &loaded.deployment.name, &args.target)?.map(|(_, l)| l),
             false,
         )
     };

@@ -4,8 +4,9 @@
 use atmos_core::exit::Exit;
 use serde::Serialize;
 
-use super::{Context, Failure};
 use crate::cli::MatrixArgs;
+use crate::context::Context;
+use crate::failure::Failure;
 
 #[derive(Serialize)]
 struct Entry {

@@ -8,30 +8,13 @@ use atmos_core::contracts::{Decision, Verdict};
 use atmos_core::exit::Exit;
 use atmos_core::gates::testing::{Outcome, TestReport, run as run_tests};
 use atmos_core::identity::{self, process_env};
-use atmos_core::rollout::{RolloutRequest, plan};
+use atmos_core::workflow::rollout::{Action, RolloutRequest, plan};
 use serde::Serialize;
 
-use super::rollout::{parse_metadata, rollout_failure};
-use super::{Context, Failure};
 use crate::cli::{Format, PolicyCommand, PolicyEvalArgs, PolicyTestArgs};
+use crate::context::Context;
+use crate::failure::Failure;
 use crate::render::Style;
-
-/// The hidden `__gates evaluate|test` child: one JSON request on stdin, one answer on stdout.
-pub fn serve(mode: &str) -> Result<Exit, Failure> {
-    let mut stdin = std::io::stdin().lock();
-    let mut stdout = std::io::stdout().lock();
-    let served = match mode {
-        "evaluate" => atmos_core::gates::isolation::serve_evaluate(&mut stdin, &mut stdout),
-        _ => atmos_core::gates::isolation::serve_tests(&mut stdin, &mut stdout),
-    };
-    served.map_err(|e| Failure::User {
-        exit: Exit::Failed,
-        message: format!("gate evaluator: {e}"),
-        hint: None,
-        diagnostics: Vec::new(),
-    })?;
-    Ok(Exit::Done)
-}
 
 /// Run a policy subcommand.
 pub fn run(cmd: PolicyCommand, ctx: &Context) -> Result<Exit, Failure> {
@@ -54,7 +37,7 @@ fn test(args: &PolicyTestArgs, ctx: &Context) -> Result<Exit, Failure> {
     } else {
         args.paths.clone()
     };
-    let mut report = match super::isolated() {
+    let mut report = match crate::context::isolated() {
         Some(isolated) => isolated.run_tests(&root, &paths, args.coverage, timeout),
         None => run_tests(&root, &paths, args.coverage, timeout),
     };
@@ -157,6 +140,7 @@ fn render_tests(r: &TestReport, s: &Style, verbose: bool) -> String {
     out
 }
 
+/// `policy eval --format json`.
 #[derive(Serialize)]
 struct EvalReport<'a> {
     deployment: &'a str,
@@ -168,15 +152,17 @@ struct EvalReport<'a> {
     input: Option<&'a GateInput>,
 }
 
+atmos_core::document!(EvalReport<'_> => "PolicyEvaluation");
+
 fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "policy eval")?;
     let (project, loaded) = ctx.deployment(&args.deployment)?;
-    let target = args
-        .target
-        .clone()
-        .or_else(|| loaded.deployment.context.default_target.clone())
-        .ok_or_else(|| Failure::usage("`policy eval` needs --target", None))?;
-    let git = ctx.require_git(&project)?;
+    let target = atmos_core::workflow::resolve_target(
+        &loaded.deployment,
+        args.target.as_deref(),
+        "policy eval",
+    )?;
+    let git = ctx.git(&project)?;
     let env = process_env;
     let request = RolloutRequest {
         target,
@@ -185,14 +171,13 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         components: args.components.clone(),
         skip_promotion_check: args.skip_promotion_check,
         force: true,
-        metadata: parse_metadata(&args.metadata)?,
+        metadata: args.metadata.iter().cloned().collect(),
         actor: identity::actor(&env, git.config_string("user.email")),
         build_id: identity::build_id(&env),
         started_at: jiff::Timestamp::now(),
     };
     let evaluator = ctx.evaluator();
-    let plan = plan::plan(&project, &loaded, &git, &request, evaluator.as_ref())
-        .map_err(rollout_failure)?;
+    let plan = plan::plan(&project, &loaded, &git, &request, evaluator.as_ref())?;
     let verdict = match plan.blocked() {
         Some(Verdict::Deny) => "deny",
         Some(_) => "pending",
@@ -219,9 +204,9 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
             out.push('\n');
         }
         let action = match plan.action {
-            atmos_core::rollout::Action::Rollout => "rollout",
-            atmos_core::rollout::Action::Promote => "promotion",
-            atmos_core::rollout::Action::Rollback => "rollback",
+            Action::Rollout => "rollout",
+            Action::Promote => "promotion",
+            Action::Rollback => "rollback",
         };
         out.push_str(&format!(
             "Gates for {} → {} ({action}):\n",

@@ -3,8 +3,9 @@
 use atmos_core::exit::Exit;
 use atmos_core::promotion::PromotionGraph;
 
-use super::{Context, Failure};
 use crate::cli::{Format, PromotionGraphArgs};
+use crate::context::Context;
+use crate::failure::Failure;
 use crate::render::graph;
 
 /// Draw the graph.
@@ -12,8 +13,8 @@ pub fn run(args: &PromotionGraphArgs, ctx: &Context) -> Result<Exit, Failure> {
     let (project, loaded) = ctx.deployment(&args.deployment)?;
     let g = PromotionGraph::of(&loaded);
     if args.show_status {
-        let git = ctx.require_git(&project)?;
-        let with = g.with_status(&git, &loaded).map_err(super::git_failure)?;
+        let git = ctx.git(&project)?;
+        let with = g.with_status(&git, &loaded)?;
         ctx.warn_unparseable(&with.unparseable);
         let text = match ctx.out.format {
             Format::Table => graph::boxes_with_status(&with, jiff::Timestamp::now()),

@@ -3,64 +3,51 @@
 use atmos_core::exit::Exit;
 use atmos_core::sbom;
 
-use super::build::sbom_failure;
-use super::{Context, Failure, git_failure};
 use crate::cli::{Format, SbomArgs};
+use crate::context::Context;
+use crate::failure::Failure;
 
 /// Show, export or summarise an SBOM.
 pub fn run(args: &SbomArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "sbom")?;
     let (project, loaded) = ctx.deployment(&args.deployment)?;
     let d = &loaded.deployment;
-    let git = ctx.require_git(&project)?;
+    let git = ctx.git(&project)?;
     let (commit, what) = match (&args.git_sha, &args.target) {
-        (Some(sha), _) => (
-            git.resolve_commit(sha).map_err(git_failure)?,
-            format!("commit {sha}"),
-        ),
+        (Some(sha), _) => (git.resolve_commit(sha)?, format!("commit {sha}")),
         (None, target) => {
-            let t = target
-                .clone()
-                .or_else(|| d.context.default_target.clone())
-                .ok_or_else(|| Failure::usage("`sbom` needs --target or --git-sha", None))?;
-            atmos_core::config::UnknownTarget::check(d, &t)?;
+            let t = atmos_core::workflow::resolve_target(d, target.as_deref(), "sbom")?;
             let mut commits: Vec<String> = git
-                .state_refs(&d.name, Some(&t))
-                .map_err(git_failure)?
+                .state_refs(&d.name, Some(&t))?
                 .into_iter()
                 .map(|s| s.commit)
                 .collect();
             commits.sort();
             commits.dedup();
-            let commit = git
-                .newest_commit(&commits)
-                .map_err(git_failure)?
-                .ok_or_else(|| {
-                    Failure::usage(
-                        format!("{t} runs nothing yet"),
-                        Some(format!("roll out to {t} first, or pass --git-sha")),
-                    )
-                })?;
+            let commit = git.newest_commit(&commits)?.ok_or_else(|| {
+                Failure::usage(
+                    format!("{t} runs nothing yet"),
+                    Some(format!("roll out to {t} first, or pass --git-sha")),
+                )
+            })?;
             (commit, t)
         }
     };
-    let json = sbom::load(&git, &d.name, &commit)
-        .map_err(git_failure)?
-        .ok_or_else(|| {
-            Failure::usage(
-                format!("no SBOM recorded for {} at {}", d.name, &commit[..9]),
-                Some(format!(
-                    "build it: atmos deployment build {} (on that commit)",
-                    d.name
-                )),
-            )
-        })?;
+    let json = sbom::load(&git, &d.name, &commit)?.ok_or_else(|| {
+        Failure::usage(
+            format!("no SBOM recorded for {} at {}", d.name, &commit[..9]),
+            Some(format!(
+                "build it: atmos deployment build {} (on that commit)",
+                d.name
+            )),
+        )
+    })?;
     if let Some(path) = &args.output {
-        std::fs::write(path, &json).map_err(|e| Failure::User {
-            exit: Exit::Failed,
-            message: format!("cannot write {}: {e}", path.display()),
-            hint: None,
-            diagnostics: Vec::new(),
+        std::fs::write(path, &json).map_err(|e| {
+            Failure::from(std::io::Error::new(
+                e.kind(),
+                format!("cannot write {}: {e}", path.display()),
+            ))
         })?;
         ctx.out.eprint(&format!(
             "Wrote {} ({} bytes)\n",
@@ -77,7 +64,7 @@ pub fn run(args: &SbomArgs, ctx: &Context) -> Result<Exit, Failure> {
         ctx.out.print(&text)?;
         return Ok(Exit::Done);
     }
-    let s = sbom::summarize(&json).map_err(sbom_failure)?;
+    let s = sbom::summarize(&json)?;
     let text = ctx.out.structured(&s).unwrap_or_else(|| {
         let mut out = format!("{} → {what} SBOM\n\n", d.name);
         out.push_str(&format!("Commit: {}\n", &s.commit[..s.commit.len().min(9)]));

@@ -6,8 +6,9 @@ use atmos_core::status::{ComponentStatus, StatusReport, TargetSummary, status};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{Context, Failure, git_failure};
 use crate::cli::{Format, StatusArgs};
+use crate::context::Context;
+use crate::failure::Failure;
 use crate::render::table::Table;
 use crate::render::time::{ago, ago_clock, clock};
 
@@ -24,13 +25,15 @@ struct DeploymentSummary {
     targets: Vec<TargetSummary>,
 }
 
+atmos_core::document!(AllStatus => "StatusOverview");
+
 /// Show status.
 pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "status")?;
     let now = Timestamp::now();
     let Some(name) = &args.deployment else {
         let project = ctx.project()?;
-        let git = ctx.require_git(&project)?;
+        let git = ctx.git(&project)?;
         let catalog = project.load_all()?;
         for (broken, _) in &catalog.broken {
             ctx.out.warn(&format!(
@@ -42,10 +45,10 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
             unparseable: Vec::new(),
         };
         for loaded in &catalog.deployments {
-            let report = status(&git, loaded, None).map_err(git_failure)?;
+            let report = status(&git, loaded, None)?;
             let mut targets = Vec::new();
             for t in &report.targets {
-                targets.push(t.summary(&git).map_err(git_failure)?);
+                targets.push(t.summary(&git)?);
             }
             all.unparseable.extend(report.unparseable);
             all.deployments.push(DeploymentSummary {
@@ -65,8 +68,8 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
     if let Some(t) = &args.target {
         atmos_core::config::UnknownTarget::check(&loaded.deployment, t)?;
     }
-    let git = ctx.require_git(&project)?;
-    let report = status(&git, &loaded, args.target.as_deref()).map_err(git_failure)?;
+    let git = ctx.git(&project)?;
+    let report = status(&git, &loaded, args.target.as_deref())?;
     ctx.warn_unparseable(&report.unparseable);
     let text = ctx
         .out

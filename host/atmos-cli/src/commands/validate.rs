@@ -5,8 +5,9 @@ use atmos_core::validate::{
     CheckStatus, DeploymentValidation, ValidationReport, validate_all, validate_one,
 };
 
-use super::{Context, Failure};
 use crate::cli::{Format, ValidateArgs};
+use crate::context::Context;
+use crate::failure::Failure;
 use crate::render::{Output, diagnostics};
 
 /// Validate and report; exit 2 when anything is invalid.

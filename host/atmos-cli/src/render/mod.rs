@@ -1,15 +1,19 @@
 //! The one rendering layer: typed reports in, tables, drawings, JSON or YAML out.
 //! JSON and YAML are serde serialisations of the same report the table shows.
 
+pub mod ci;
 pub mod decisions;
 pub mod diagnostics;
 pub mod graph;
+pub mod live;
+pub mod rollout;
 pub mod style;
 pub mod table;
 pub mod time;
 
 use std::io::{self, Write};
 
+use atmos_core::contracts::output::{Document, Envelope};
 use serde::Serialize;
 
 use crate::cli::Format;
@@ -49,12 +53,19 @@ impl Output {
         }
     }
 
-    /// Serialise `report` for `--format json|yaml`; `None` for the human formats.
-    pub fn structured<T: Serialize>(&self, report: &T) -> Option<String> {
+    /// True when stdout carries JSON or YAML (progress then goes to stderr).
+    pub fn is_structured(&self) -> bool {
+        matches!(self.format, Format::Json | Format::Yaml)
+    }
+
+    /// Serialise `report` for `--format json|yaml`, with its `apiVersion` and `kind`; `None`
+    /// for the human formats.
+    pub fn structured<T: Document>(&self, report: &T) -> Option<String> {
+        let document = Envelope::of(report);
         match self.format {
-            Format::Json => Some(to_json(report)),
+            Format::Json => Some(to_json(&document)),
             Format::Yaml => Some(
-                serde_yaml_ng::to_string(report)
+                serde_yaml_ng::to_string(&document)
                     .unwrap_or_else(|e| format!("# cannot render as YAML: {e}\n")),
             ),
             _ => None,
@@ -68,4 +79,9 @@ pub fn to_json<T: Serialize>(report: &T) -> String {
         serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
     s
+}
+
+/// `12.3s`.
+pub fn seconds(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
 }

@@ -411,12 +411,17 @@ impl UnknownTarget {
             known,
         })
     }
+}
 
-    /// What to do instead.
-    pub fn hint(&self) -> String {
-        match &self.suggestion {
+impl crate::error::Actionable for UnknownTarget {
+    fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::Usage
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(match &self.suggestion {
             Some(s) => format!("did you mean `{s}`? targets: {}", self.known.join(", ")),
             None => format!("targets: {}", self.known.join(", ")),
-        }
+        })
     }
 }

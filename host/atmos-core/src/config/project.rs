@@ -137,9 +137,15 @@ pub enum ProjectError {
     },
 }
 
-impl ProjectError {
-    /// A next step for the person who hit this error.
-    pub fn hint(&self) -> Option<String> {
+impl crate::error::Actionable for ProjectError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            ProjectError::Io { .. } => crate::exit::Exit::Failed,
+            _ => crate::exit::Exit::Usage,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
         match self {
             ProjectError::NotFound { .. } => Some(format!(
                 "run atmos inside a git work tree (`git init`), pass `--chdir <project>`, or create `{SETTINGS_FILE}` at the project root"
@@ -163,8 +169,7 @@ impl ProjectError {
         }
     }
 
-    /// The located problems behind this error, if any.
-    pub fn diagnostics(&self) -> &[Diagnostic] {
+    fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             ProjectError::Settings { diagnostics } | ProjectError::Invalid { diagnostics, .. } => {
                 diagnostics

@@ -7,6 +7,7 @@ pub mod decision;
 pub mod gate_input;
 pub mod layout;
 pub mod lease;
+pub mod output;
 pub mod record;
 
 pub use approval::{ApprovalDecision, ApprovalRecord};

@@ -22,21 +22,12 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use super::rego::is_fixture;
 use super::testing::{Outcome, TestResult};
 use super::wasm::HookSet;
 use crate::config::model::{HookConfig, Limits};
 use crate::contracts::GateAction;
 use crate::contracts::{Decision, Verdict};
-
-/// Suffix of fixture files.
-pub const SUFFIX: &str = ".hooktest.yaml";
-
-/// True for a fixture file (which Rego data loading skips).
-pub fn is_fixture(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.ends_with(SUFFIX))
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

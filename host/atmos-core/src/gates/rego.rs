@@ -23,6 +23,16 @@ use crate::contracts::{Decision, Verdict};
 /// Default wall-clock limit of one package's evaluation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
 
+/// Suffix of hook fixture files (`policy test` runs them; Rego data loading skips them).
+pub const SUFFIX: &str = ".hooktest.yaml";
+
+/// True for a hook fixture file.
+pub fn is_fixture(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(SUFFIX))
+}
+
 /// A problem loading policies, for `validate` and for fail-closed decisions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadError {
@@ -125,7 +135,7 @@ pub fn collect(root: &Path, paths: &[String], tests: bool) -> Sources {
                     && p.extension()
                         .and_then(|e| e.to_str())
                         .is_some_and(|e| matches!(e, "json" | "yaml" | "yml"))
-                    && !super::hook_testing::is_fixture(p)
+                    && !is_fixture(p)
             })
             .collect();
         files.sort();

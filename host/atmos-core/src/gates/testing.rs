@@ -329,3 +329,5 @@ mod tests {
         assert!(cov[0].percent < 100.0);
     }
 }
+
+crate::document!(TestReport => "PolicyTestReport");

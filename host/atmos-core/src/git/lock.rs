@@ -11,7 +11,7 @@ use git2::Oid;
 use jiff::Timestamp;
 
 use super::remote::{Expect, RefUpdate, Remote, RemoteError};
-use super::{GitError, GitRepo};
+use super::{GitError, GitRepo, Libgit2};
 use crate::contracts::Lease;
 use crate::contracts::layout::lock_ref;
 
@@ -27,6 +27,27 @@ pub enum LockError {
     /// Local git failure.
     #[error(transparent)]
     Git(#[from] GitError),
+}
+
+impl crate::error::Actionable for LockError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            LockError::Held(_) => crate::exit::Exit::Pending,
+            LockError::Remote(e) => e.exit(),
+            LockError::Git(e) => e.exit(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            LockError::Held(l) => Some(format!(
+                "wait for it with --wait-for-lock, or clear it if that runner is gone: atmos deployment lock release {} --target {}",
+                l.deployment, l.target
+            )),
+            LockError::Remote(e) => e.hint(),
+            LockError::Git(e) => e.hint(),
+        }
+    }
 }
 
 /// A lock we hold.
@@ -92,7 +113,7 @@ fn swap(
             Err(e) => Err(e.into()),
         },
         Store::Local => {
-            let mut tx = git.raw().transaction().map_err(GitError::from)?;
+            let mut tx = git.raw().transaction().git()?;
             if tx.lock_ref(name).is_err() {
                 return Ok(false);
             }
@@ -106,16 +127,11 @@ fn swap(
             }
             match new {
                 Some(oid) => tx
-                    .set_target(
-                        name,
-                        Oid::from_str(oid).map_err(GitError::from)?,
-                        None,
-                        "atmos: lock",
-                    )
-                    .map_err(GitError::from)?,
-                None => tx.remove(name).map_err(GitError::from)?,
+                    .set_target(name, super::oid(oid)?, None, "atmos: lock")
+                    .git()?,
+                None => tx.remove(name).git()?,
             }
-            tx.commit().map_err(GitError::from)?;
+            tx.commit().git()?;
             Ok(true)
         }
     }
@@ -132,7 +148,7 @@ pub fn acquire(
 ) -> Result<Held, LockError> {
     let name = lock_ref(&lease.deployment, &lease.target);
     let json = serde_json::to_vec_pretty(&lease).unwrap_or_default();
-    let blob = git.raw().blob(&json).map_err(GitError::from)?.to_string();
+    let blob = git.raw().blob(&json).git()?.to_string();
     let started = std::time::Instant::now();
     loop {
         let current = status(git, store, &lease.deployment, &lease.target)?;

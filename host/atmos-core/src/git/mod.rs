@@ -2,6 +2,7 @@
 //! current-state refs in [`refs`], the history tags in [`tags`], and the all-or-nothing write
 //! of one rollout's records in [`record`]. Local work goes through libgit2 (`git2`).
 
+mod error;
 pub mod lock;
 pub mod notes;
 pub mod record;
@@ -14,51 +15,46 @@ use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository};
 
-/// Why a git operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum GitError {
-    /// The project is not inside a git repository.
-    #[error("{path} is not inside a git repository")]
-    NotARepository {
-        /// Where atmos looked.
-        path: PathBuf,
-    },
-    /// The repository has no commit yet.
-    #[error("the repository has no commits yet")]
-    NoCommits,
-    /// A revision that does not name a commit.
-    #[error("`{spec}` does not name a commit in this repository")]
-    UnknownRevision {
-        /// What was asked for.
-        spec: String,
-    },
-    /// A short sha that matches several objects.
-    #[error("`{spec}` is ambiguous: it matches several objects")]
-    AmbiguousRevision {
-        /// What was asked for.
-        spec: String,
-    },
-    /// Someone else changed a ref while we were writing.
-    #[error("{refname} changed while this rollout ran (expected {expected}, found {found})")]
-    RefMoved {
-        /// The ref.
-        refname: String,
-        /// What we read before running.
-        expected: String,
-        /// What it is now.
-        found: String,
-    },
-    /// Any other libgit2 failure.
-    #[error("git: {0}")]
-    Git(#[from] git2::Error),
-    /// File system failure while exporting a commit.
-    #[error("cannot prepare {path}: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+pub use error::GitError;
+pub(crate) use error::Libgit2;
+
+/// Who writes a note or a tag: a display name and an email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// Display name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+}
+
+impl Author {
+    /// git's `user.name` with `who` as the email when it is one, else git's `user.email`
+    /// (else `<who>@atmos.invalid`).
+    pub fn of(git: &GitRepo, who: &str) -> Author {
+        let name = git
+            .config_string("user.name")
+            .unwrap_or_else(|| "atmos".into());
+        let email = if who.contains('@') {
+            who.to_owned()
+        } else {
+            git.config_string("user.email")
+                .unwrap_or_else(|| format!("{who}@atmos.invalid"))
+        };
+        Author { name, email }
+    }
+
+    pub(crate) fn signature(&self) -> Result<git2::Signature<'static>, GitError> {
+        git2::Signature::now(&self.name, &self.email).git()
+    }
+}
+
+/// A file changed between two commits.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileChange {
+    /// Path in the repository.
+    pub path: String,
+    /// `added`, `modified`, `deleted`, `renamed`, …
+    pub status: &'static str,
 }
 
 /// The author and subject of a commit.
@@ -103,8 +99,8 @@ impl GitRepo {
         &self.refs
     }
 
-    /// The underlying libgit2 handle.
-    pub fn raw(&self) -> &Repository {
+    /// The underlying libgit2 handle (inside the crate only).
+    pub(crate) fn raw(&self) -> &Repository {
         &self.repo
     }
 
@@ -144,7 +140,7 @@ impl GitRepo {
 
     /// Author and subject of `sha`.
     pub fn commit_info(&self, sha: &str) -> Result<CommitInfo, GitError> {
-        let commit = self.repo.find_commit(Oid::from_str(sha)?)?;
+        let commit = self.repo.find_commit(oid(sha)?).git()?;
         let author = commit.author();
         Ok(CommitInfo {
             sha: sha.to_owned(),
@@ -164,17 +160,19 @@ impl GitRepo {
         if ancestor == descendant {
             return Ok(false);
         }
-        Ok(self
-            .repo
-            .graph_descendant_of(Oid::from_str(descendant)?, Oid::from_str(ancestor)?)?)
+        self.repo
+            .graph_descendant_of(oid(descendant)?, oid(ancestor)?)
+            .git()
     }
 
     /// Commits reachable from `to` but not from `from`, newest first, at most `limit`.
     pub fn log_between(&self, from: &str, to: &str, limit: usize) -> Result<Vec<String>, GitError> {
-        let mut walk = self.repo.revwalk()?;
-        walk.push(Oid::from_str(to)?)?;
-        walk.hide(Oid::from_str(from)?)?;
-        walk.take(limit).map(|oid| Ok(oid?.to_string())).collect()
+        let mut walk = self.repo.revwalk().git()?;
+        walk.push(oid(to)?).git()?;
+        walk.hide(oid(from)?).git()?;
+        walk.take(limit)
+            .map(|oid| Ok(oid.git()?.to_string()))
+            .collect()
     }
 
     /// The commit HEAD points at, if any.
@@ -190,7 +188,7 @@ impl GitRepo {
     pub fn is_clean(&self) -> Result<bool, GitError> {
         let mut opts = git2::StatusOptions::new();
         opts.include_untracked(false).include_ignored(false);
-        Ok(self.repo.statuses(Some(&mut opts))?.is_empty())
+        Ok(self.repo.statuses(Some(&mut opts)).git()?.is_empty())
     }
 
     /// A git config value (`user.email`, …).
@@ -214,12 +212,62 @@ impl GitRepo {
         }
         let mut best: Option<(i64, String)> = None;
         for c in commits {
-            let time = self.repo.find_commit(Oid::from_str(c)?)?.time().seconds();
+            let time = self.repo.find_commit(oid(c)?).git()?.time().seconds();
             if best.as_ref().is_none_or(|(t, _)| time > *t) {
                 best = Some((time, c.clone()));
             }
         }
         Ok(best.map(|(_, c)| c))
+    }
+
+    /// How many commits `a` has that `b` lacks, and `b` has that `a` lacks.
+    pub fn ahead_behind(&self, a: &str, b: &str) -> Result<(usize, usize), GitError> {
+        self.repo.graph_ahead_behind(oid(a)?, oid(b)?).git()
+    }
+
+    /// The bytes of `path` (relative to the repository's top) in commit `sha`; `None` when the
+    /// commit has no such file.
+    pub fn file_at(&self, sha: &str, path: &Path) -> Result<Option<Vec<u8>>, GitError> {
+        let tree = self.repo.find_commit(oid(sha)?).git()?.tree().git()?;
+        match tree.get_path(path) {
+            Ok(entry) => Ok(Some(
+                self.repo.find_blob(entry.id()).git()?.content().to_vec(),
+            )),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(GitError::libgit2(e)),
+        }
+    }
+
+    /// Files changed from commit `from` to commit `to` (renames detected).
+    pub fn changed_files(&self, from: &str, to: &str) -> Result<Vec<FileChange>, GitError> {
+        let a = self.repo.find_commit(oid(from)?).git()?.tree().git()?;
+        let b = self.repo.find_commit(oid(to)?).git()?.tree().git()?;
+        let mut diff = self
+            .repo
+            .diff_tree_to_tree(Some(&a), Some(&b), None)
+            .git()?;
+        diff.find_similar(None).git()?;
+        Ok(diff
+            .deltas()
+            .map(|delta| {
+                let path = delta
+                    .new_file()
+                    .path()
+                    .or_else(|| delta.old_file().path())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                let status = match delta.status() {
+                    git2::Delta::Added => "added",
+                    git2::Delta::Deleted => "deleted",
+                    git2::Delta::Modified => "modified",
+                    git2::Delta::Renamed => "renamed",
+                    git2::Delta::Copied => "copied",
+                    git2::Delta::Typechange => "type changed",
+                    _ => "changed",
+                };
+                FileChange { path, status }
+            })
+            .collect())
     }
 
     /// The files of `sha`, written once into `<git dir>/atmos/checkouts/<sha>` and reused: the
@@ -243,7 +291,7 @@ impl GitRepo {
             std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
         }
         std::fs::create_dir_all(&partial).map_err(io(&partial))?;
-        let commit = self.repo.find_commit(Oid::from_str(sha)?)?;
+        let commit = self.repo.find_commit(oid(sha)?).git()?;
         let mut builder = git2::build::CheckoutBuilder::new();
         builder
             .target_dir(&partial)
@@ -251,7 +299,8 @@ impl GitRepo {
             .force()
             .recreate_missing(true);
         self.repo
-            .checkout_tree(commit.as_object(), Some(&mut builder))?;
+            .checkout_tree(commit.as_object(), Some(&mut builder))
+            .git()?;
         std::fs::write(partial.join(".atmos-checkout-complete"), sha).map_err(io(&partial))?;
         match std::fs::rename(&partial, &dir) {
             Ok(()) => Ok(dir),
@@ -266,6 +315,11 @@ impl GitRepo {
             }),
         }
     }
+}
+
+/// A full sha as libgit2's object id.
+pub(crate) fn oid(sha: &str) -> Result<Oid, GitError> {
+    Oid::from_str(sha).git()
 }
 
 /// The first 7 characters of a sha, as shown to people.

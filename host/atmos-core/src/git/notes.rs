@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use git2::{ErrorCode, Oid, Signature};
+use git2::ErrorCode;
 
-use super::{GitError, GitRepo};
+use super::{Author, GitError, GitRepo, Libgit2, oid};
 
 /// Holds the append lock of one notes ref until dropped.
 struct NotesLock {
@@ -24,13 +24,10 @@ impl Drop for NotesLock {
 impl GitRepo {
     /// The note of `commit` in `notes_ref`, if any.
     pub fn read_note(&self, notes_ref: &str, commit: &str) -> Result<Option<String>, GitError> {
-        match self
-            .raw()
-            .find_note(Some(notes_ref), Oid::from_str(commit)?)
-        {
+        match self.raw().find_note(Some(notes_ref), oid(commit)?) {
             Ok(note) => Ok(note.message().ok().map(str::to_owned)),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(GitError::libgit2(e)),
         }
     }
 
@@ -82,7 +79,7 @@ impl GitRepo {
         notes_ref: &str,
         commit: &str,
         line: &str,
-        author: &Signature<'_>,
+        author: &Author,
     ) -> Result<(), GitError> {
         let _lock = self.lock_notes(notes_ref)?;
         let mut text = self.read_note(notes_ref, commit)?.unwrap_or_default();
@@ -91,14 +88,21 @@ impl GitRepo {
         }
         text.push_str(line.trim_end());
         text.push('\n');
-        self.raw().note(
-            author,
-            author,
-            Some(notes_ref),
-            Oid::from_str(commit)?,
-            &text,
-            true,
-        )?;
+        self.write_note(notes_ref, commit, &text, author)
+    }
+
+    /// Set the note of `commit` in `notes_ref` to `text`, replacing any.
+    pub fn write_note(
+        &self,
+        notes_ref: &str,
+        commit: &str,
+        text: &str,
+        author: &Author,
+    ) -> Result<(), GitError> {
+        let sig = author.signature()?;
+        self.raw()
+            .note(&sig, &sig, Some(notes_ref), oid(commit)?, text, true)
+            .git()?;
         Ok(())
     }
 }

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use git2::{ErrorCode, ObjectType, Oid, Signature};
+use git2::{ErrorCode, ObjectType, Signature};
 
-use super::{GitError, GitRepo};
+use super::{GitError, GitRepo, Libgit2, oid};
 use crate::contracts::TagRecord;
 use crate::contracts::layout::tag_name;
 
@@ -46,7 +46,7 @@ fn exists(repo: &GitRepo, refname: &str) -> Result<bool, GitError> {
     match repo.raw().find_reference(refname) {
         Ok(_) => Ok(true),
         Err(e) if e.code() == ErrorCode::NotFound => Ok(false),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(GitError::libgit2(e)),
     }
 }
 
@@ -60,7 +60,7 @@ pub fn write(
     if records.is_empty() {
         return Ok(Vec::new());
     }
-    let sig = Signature::now(&tagger.name, &tagger.email)?;
+    let sig = Signature::now(&tagger.name, &tagger.email).git()?;
     let mut suffix = vec![0u32; records.len()];
     for _ in 0..ATTEMPTS {
         // First free name per record.
@@ -81,9 +81,11 @@ pub fn write(
             false => std::thread::sleep(Duration::from_millis(10)),
         }
     }
-    Err(GitError::Git(git2::Error::from_str(
-        "could not lock the deployment refs after many attempts (another rollout is writing)",
-    )))
+    Err(GitError::Git {
+        message:
+            "could not lock the deployment refs after many attempts (another rollout is writing)"
+                .into(),
+    })
 }
 
 /// One attempt; `Ok(false)` means "lost a race, choose names again".
@@ -94,12 +96,12 @@ fn try_write(
     sig: &Signature<'_>,
 ) -> Result<bool, GitError> {
     let raw = repo.raw();
-    let mut tx = raw.transaction()?;
+    let mut tx = raw.transaction().git()?;
     for name in names {
         match tx.lock_ref(&format!("refs/tags/{name}")) {
             Ok(()) => {}
             Err(e) if e.code() == ErrorCode::Locked => return Ok(false),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(GitError::libgit2(e)),
         }
     }
     for p in records {
@@ -107,7 +109,7 @@ fn try_write(
             match tx.lock_ref(&s.refname) {
                 Ok(()) => {}
                 Err(e) if e.code() == ErrorCode::Locked => return Ok(false),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(GitError::libgit2(e)),
             }
         }
     }
@@ -134,25 +136,25 @@ fn try_write(
         }
     }
     for (p, name) in records.iter().zip(names) {
-        let target =
-            raw.find_object(Oid::from_str(&p.record.git_sha)?, Some(ObjectType::Commit))?;
-        let tag = raw.tag_annotation_create(name, &target, sig, &p.record.to_message())?;
+        let target = raw
+            .find_object(oid(&p.record.git_sha)?, Some(ObjectType::Commit))
+            .git()?;
+        let tag = raw
+            .tag_annotation_create(name, &target, sig, &p.record.to_message())
+            .git()?;
         tx.set_target(
             &format!("refs/tags/{name}"),
             tag,
             Some(sig),
             "atmos: record rollout",
-        )?;
+        )
+        .git()?;
         if let Some(s) = &p.state {
-            tx.set_target(
-                &s.refname,
-                Oid::from_str(&s.new)?,
-                Some(sig),
-                "atmos: rollout",
-            )?;
+            tx.set_target(&s.refname, oid(&s.new)?, Some(sig), "atmos: rollout")
+                .git()?;
         }
     }
-    tx.commit()?;
+    tx.commit().git()?;
     Ok(true)
 }
 

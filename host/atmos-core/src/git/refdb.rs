@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::GitError;
+use super::error::GitError;
 
 /// One ref: its full name, the object it points at, and for annotated tags the peeled
 /// commit when `packed-refs` records it.
@@ -51,9 +51,9 @@ enum PackedRefs {
 }
 
 fn git_error(e: &str) -> GitError {
-    GitError::Git(git2::Error::from_str(&format!(
-        "cannot read packed-refs: {e}"
-    )))
+    GitError::Git {
+        message: format!("cannot read packed-refs: {e}"),
+    }
 }
 
 impl RefDb {
@@ -441,10 +441,12 @@ fn list_with_git(git_dir: &Path, prefix: &str) -> Result<Vec<RefEntry>, GitError
             source,
         })?;
     if !out.status.success() {
-        return Err(GitError::Git(git2::Error::from_str(&format!(
-            "git for-each-ref failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))));
+        return Err(GitError::Git {
+            message: format!(
+                "git for-each-ref failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()

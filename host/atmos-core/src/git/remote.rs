@@ -60,6 +60,32 @@ pub enum RemoteError {
     },
 }
 
+impl crate::error::Actionable for RemoteError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            RemoteError::Unknown { .. } => crate::exit::Exit::Usage,
+            _ => crate::exit::Exit::Failed,
+        }
+    }
+
+    /// Unreachable or unknown is the user's to fix, with `--offline` as the way to work
+    /// without the remote.
+    fn hint(&self) -> Option<String> {
+        match self {
+            RemoteError::Unknown { remote } => Some(format!(
+                "add it (git remote add {remote} <url>), fix atmos.yaml git.remote, or pass --offline"
+            )),
+            RemoteError::Unreachable { .. } => Some(
+                "check the network and your credentials, or pass --offline to work on the local repository only (records are pushed by a later run)".to_owned(),
+            ),
+            RemoteError::Rejected { .. } => {
+                Some("someone else changed the remote meanwhile; run the command again".to_owned())
+            }
+            RemoteError::Git { .. } => None,
+        }
+    }
+}
+
 /// Where notes of a remote are fetched before being merged into the local ones.
 pub fn remote_notes_prefix(remote: &str) -> String {
     format!("refs/notes/atmos-remote/{remote}/")

@@ -88,6 +88,33 @@ pub enum SbomError {
     Git(#[from] GitError),
 }
 
+impl crate::error::Actionable for SbomError {
+    /// Too large, already there or a bad report is the user's to fix (2); else a failure (1).
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            SbomError::TooLarge { .. } | SbomError::Exists { .. } | SbomError::Findings { .. } => {
+                crate::exit::Exit::Usage
+            }
+            SbomError::Git(e) => e.exit(),
+            SbomError::Invalid(_) => crate::exit::Exit::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            SbomError::TooLarge { .. } => Some(
+                "trim the lockfiles scanned (settings.<type>.source) or the scanner report".into(),
+            ),
+            SbomError::Exists { .. } => Some("pass --force to build again and replace it".into()),
+            SbomError::Findings { .. } => {
+                Some("pass a CycloneDX JSON or SARIF 2.1.0 report".into())
+            }
+            SbomError::Git(e) => e.hint(),
+            SbomError::Invalid(_) => None,
+        }
+    }
+}
+
 /// What generation found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Generated {
@@ -412,7 +439,7 @@ pub fn store(
     commit: &str,
     json: &str,
     force: bool,
-    author: &git2::Signature<'_>,
+    author: &crate::git::Author,
 ) -> Result<bool, SbomError> {
     if json.len() > MAX_BYTES {
         return Err(SbomError::TooLarge {
@@ -427,10 +454,7 @@ pub fn store(
             commit: commit.to_owned(),
         });
     }
-    let oid = git2::Oid::from_str(commit).map_err(GitError::from)?;
-    git.raw()
-        .note(author, author, Some(&notes), oid, json, true)
-        .map_err(GitError::from)?;
+    git.write_note(&notes, commit, json, author)?;
     Ok(json.len() > WARN_BYTES)
 }
 
@@ -597,6 +621,18 @@ pub fn summarize(json: &str) -> Result<Summary, SbomError> {
     })
 }
 
+/// The SBOM summary of `commit` for the gate input, or null.
+pub fn gate_summary(git: &GitRepo, deployment: &str, commit: &str) -> Value {
+    load(git, deployment, commit)
+        .ok()
+        .flatten()
+        .and_then(|json| summarize(&json).ok())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null)
+}
+
+crate::document!(Summary => "SbomSummary");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,7 +655,10 @@ mod tests {
     #[test]
     fn notes_over_the_limit_are_refused_and_over_the_warning_size_flagged() {
         let (_dir, git, sha) = repo();
-        let sig = git2::Signature::now("t", "t@example.com").expect("sig");
+        let sig = crate::git::Author {
+            name: "t".into(),
+            email: "t@example.com".into(),
+        };
         let huge = "x".repeat(MAX_BYTES + 1);
         assert!(matches!(
             store(&git, "d", &sha, &huge, false, &sig),

@@ -1,9 +1,7 @@
-//! Running a plan: resolve every tool first (so a missing one stops the rollout before
-//! anything changes), lay out each component's files (the deployed commit's tree and a vars
-//! file), then run the waves, each wave's components concurrently up to a limit. Output is
-//! streamed as events and kept in a log file per component. SIGINT/SIGTERM (signalled by the
-//! caller through `cancel`) stop the running process groups; components not started are
-//! skipped.
+//! Running prepared commands: the waves of a rollout or a build, each wave's components
+//! concurrently up to a limit, each command in its own process group. Output is streamed as
+//! events and kept in a log file per component. A cancellation (SIGINT/SIGTERM, through
+//! `cancel`) stops the running process groups; components not started are skipped.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,11 +14,47 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::{ComponentRun, Outcome, RolloutError, RolloutPlan};
-use crate::config::LoadedDeployment;
-use crate::config::merge::merge_vars;
-use crate::executor::{self, CommandSpec, Invocation, Step};
-use crate::git::GitRepo;
+use super::{CommandSpec, Step};
+
+/// How one component's run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "status")]
+pub enum Outcome {
+    /// Executor succeeded.
+    Succeeded,
+    /// Executor failed.
+    Failed {
+        /// Why.
+        error: String,
+        /// The failing command's exit code, when it exited.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+    },
+    /// Stopped by SIGINT/SIGTERM while running.
+    Interrupted,
+    /// Not run.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One component's run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentRun {
+    /// Name.
+    pub name: String,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Wall time of its commands.
+    pub duration_ms: u64,
+    /// Where its output is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<PathBuf>,
+    /// The commands it ran, as typed.
+    pub commands: Vec<String>,
+}
 
 /// A component ready to run.
 #[derive(Debug, Clone)]
@@ -100,15 +134,8 @@ pub enum Event {
 /// Where events go.
 pub type Events = Arc<dyn Fn(Event) + Send + Sync>;
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RolloutError + '_ {
-    move |source| RolloutError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 impl Prepared {
-    /// Commands prepared elsewhere (builds), run in one wave per dependency layer.
+    /// Commands to run in `waves` (names of `components`, one wave per dependency layer).
     pub fn from_components(
         components: Vec<PreparedComponent>,
         waves: Vec<Vec<String>>,
@@ -126,136 +153,6 @@ impl Prepared {
             log_dir,
             _scratch: scratch,
         }
-    }
-}
-
-/// Resolve tools, check out commits, write vars files, build commands. Nothing has run yet
-/// when this fails.
-pub fn prepare(
-    loaded: &LoadedDeployment,
-    project_root: &Path,
-    git: &GitRepo,
-    plan: &RolloutPlan,
-    step: Step,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Prepared, RolloutError> {
-    let d = &loaded.deployment;
-    let target = &d.targets[&plan.target];
-    let scratch = tempfile::Builder::new()
-        .prefix("atmos-rollout-")
-        .tempdir()
-        .map_err(io_err(Path::new("temporary folder")))?;
-    let log_dir = git
-        .git_dir()
-        .join("atmos")
-        .join("logs")
-        .join(&plan.deployment)
-        .join(&plan.target)
-        .join(format!(
-            "{}-{}",
-            crate::contracts::layout::timestamp_segment(
-                plan.started_at
-                    .parse()
-                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-            ),
-            step_name(step)
-        ));
-    // Where the project sits inside the work tree, to find it inside a checkout.
-    let relative = git
-        .workdir()
-        .and_then(|w| {
-            let w = w.canonicalize().ok()?;
-            project_root.strip_prefix(&w).ok().map(Path::to_owned)
-        })
-        .unwrap_or_default();
-    let head = git.head_commit();
-    let clean = git.is_clean()?;
-
-    let mut components = HashMap::new();
-    let mut roots: HashMap<String, PathBuf> = HashMap::new();
-    for wave in &plan.waves {
-        for name in wave {
-            let Some(planned) = plan.component(name) else {
-                continue;
-            };
-            let Some(c) = d.components.by_name(name) else {
-                continue;
-            };
-            let tool = executor::resolve_tool(&c, project_root, env)?;
-            let root = match roots.get(&planned.new) {
-                Some(r) => r.clone(),
-                None => {
-                    // The work tree is the deployed tree only when it is exactly HEAD.
-                    let r = if clean && head.as_deref() == Some(planned.new.as_str()) {
-                        project_root.to_owned()
-                    } else {
-                        git.checkout(&planned.new)?.join(&relative)
-                    };
-                    roots.insert(planned.new.clone(), r.clone());
-                    r
-                }
-            };
-            let dir = scratch.path().join(name.replace('/', "__"));
-            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-            let vars = merge_vars(d, &c, target).values;
-            let vars_file = dir.join("vars.json");
-            let json = serde_json::to_vec_pretty(&vars).unwrap_or_default();
-            std::fs::write(&vars_file, &json).map_err(io_err(&vars_file))?;
-            let tfvars = executor::tfvars_path(&vars_file);
-            std::fs::write(&tfvars, &json).map_err(io_err(&tfvars))?;
-            let inv = Invocation {
-                component: c,
-                target: &plan.target,
-                git_sha: &planned.new,
-                root: &root,
-                vars_file: &vars_file,
-            };
-            let commands = executor::commands(&inv, step, tool.as_deref())?;
-            let running: Vec<String> = plan.waves.iter().flatten().cloned().collect();
-            let depends_on = planned
-                .depends_on
-                .iter()
-                .filter_map(|id| id.split_once('/').map(|(_, n)| n.to_owned()))
-                .filter(|n| running.contains(n))
-                .collect();
-            let env_vars = vec![
-                ("ATMOS_DEPLOYMENT".to_owned(), plan.deployment.clone()),
-                ("ATMOS_TARGET".to_owned(), plan.target.clone()),
-                ("ATMOS_COMPONENT".to_owned(), name.clone()),
-                ("ATMOS_COMPONENT_TYPE".to_owned(), c.kind.to_string()),
-                ("ATMOS_GIT_SHA".to_owned(), planned.new.clone()),
-                (
-                    "ATMOS_VARS_FILE".to_owned(),
-                    vars_file.display().to_string(),
-                ),
-                ("ATMOS_STEP".to_owned(), step_name(step).to_owned()),
-            ];
-            components.insert(
-                name.clone(),
-                PreparedComponent {
-                    name: name.clone(),
-                    depends_on,
-                    commands,
-                    env: env_vars,
-                    log: log_dir.join(format!("{name}.log")),
-                },
-            );
-        }
-    }
-    Ok(Prepared {
-        components,
-        waves: plan.waves.clone(),
-        step,
-        log_dir,
-        _scratch: scratch,
-    })
-}
-
-fn step_name(step: Step) -> &'static str {
-    match step {
-        Step::Apply => "apply",
-        Step::Plan => "plan",
-        Step::Drift => "drift",
     }
 }
 
@@ -338,6 +235,55 @@ pub async fn run(
         .into_iter()
         .filter_map(|n| finished.remove(&n))
         .collect()
+}
+
+/// Run every wave to completion on a runtime of its own, SIGINT/SIGTERM turned into a
+/// cancellation, handing each event to `observe` on the calling thread as it happens.
+pub fn run_blocking(
+    prepared: &Prepared,
+    parallelism: usize,
+    observe: &mut dyn FnMut(&Event),
+) -> std::io::Result<Vec<ComponentRun>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(async {
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let signals = tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term_recv = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term_recv => {}
+            }
+            let _ = cancel_tx.send(true);
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let sink: Events = Arc::new(move |event| {
+            let _ = tx.send(event);
+        });
+        let running = run(prepared, parallelism, sink, cancel_rx);
+        tokio::pin!(running);
+        let runs = loop {
+            tokio::select! {
+                runs = &mut running => break runs,
+                Some(event) = rx.recv() => observe(&event),
+            }
+        };
+        while let Ok(event) = rx.try_recv() {
+            observe(&event);
+        }
+        signals.abort();
+        runs
+    }))
 }
 
 async fn run_component(

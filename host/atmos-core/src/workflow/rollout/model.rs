@@ -1,14 +1,5 @@
-//! Rollouts: deploy a commit to a target, promote between targets, roll back.
-//!
-//! The steps are separate so the CLI can render between them: [`plan::plan`] decides what
-//! would happen (and whether the built-in gates allow it), [`execute::prepare`] checks the
-//! tools and lays out files, [`execute::run`] runs the executors wave by wave, and
-//! [`record::record`] writes the history tags and state refs in one transaction.
-
-pub mod execute;
-pub mod input;
-pub mod plan;
-pub mod record;
+//! What a rollout is made of: the request, the plan with its gate decisions, and the report
+//! of what ran and was recorded.
 
 use std::path::PathBuf;
 
@@ -16,11 +7,9 @@ use indexmap::IndexMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::config::UnknownTarget;
-use crate::config::{ComponentType, ProjectError};
+use crate::config::ComponentType;
 use crate::contracts::{Decision, Verdict};
-use crate::executor::ExecutorError;
-use crate::git::GitError;
+use crate::executor::run::ComponentRun;
 use crate::identity::Actor;
 
 /// What the user asked for.
@@ -180,46 +169,6 @@ impl RolloutPlan {
     }
 }
 
-/// How one component's run ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "status")]
-pub enum Outcome {
-    /// Executor succeeded.
-    Succeeded,
-    /// Executor failed.
-    Failed {
-        /// Why.
-        error: String,
-        /// The failing command's exit code, when it exited.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        exit_code: Option<i32>,
-    },
-    /// Stopped by SIGINT/SIGTERM while running.
-    Interrupted,
-    /// Not run.
-    Skipped {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// One component's run.
-#[derive(Debug, Clone, Serialize)]
-pub struct ComponentRun {
-    /// Name.
-    pub name: String,
-    /// How it ended.
-    #[serde(flatten)]
-    pub outcome: Outcome,
-    /// Wall time of its commands.
-    pub duration_ms: u64,
-    /// Where its output is kept.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log: Option<PathBuf>,
-    /// The commands it ran, as typed.
-    pub commands: Vec<String>,
-}
-
 /// One component in the final report.
 #[derive(Debug, Clone, Serialize)]
 pub struct ComponentResult {
@@ -249,57 +198,9 @@ pub struct RolloutReport {
     pub interrupted: bool,
     /// Total wall time.
     pub duration_ms: u64,
+    /// Where the executors' output is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_dir: Option<PathBuf>,
 }
 
-/// Why a rollout could not be planned or carried out.
-#[derive(Debug, thiserror::Error)]
-pub enum RolloutError {
-    /// Project or config problem.
-    #[error(transparent)]
-    Project(#[from] ProjectError),
-    /// Unknown target.
-    #[error(transparent)]
-    UnknownTarget(#[from] UnknownTarget),
-    /// A `--component` the deployment does not define.
-    #[error("deployment `{deployment}` has no component `{name}`")]
-    UnknownComponent {
-        /// Deployment.
-        deployment: String,
-        /// What was asked for.
-        name: String,
-        /// Every component.
-        known: Vec<String>,
-        /// A close name.
-        suggestion: Option<String>,
-    },
-    /// `--promote-from` the target itself.
-    #[error("cannot promote `{target}` from itself")]
-    SelfPromotion {
-        /// Target.
-        target: String,
-    },
-    /// The source target runs nothing for some components.
-    #[error("nothing to promote: {source_target} has no deployment of {}", components.join(", "))]
-    NothingToPromote {
-        /// Deployment.
-        deployment: String,
-        /// Source target.
-        source_target: String,
-        /// Components never deployed there.
-        components: Vec<String>,
-    },
-    /// Git failure.
-    #[error(transparent)]
-    Git(#[from] GitError),
-    /// A tool or setting problem found before anything ran.
-    #[error(transparent)]
-    Executor(#[from] ExecutorError),
-    /// Local file problem (logs, vars files).
-    #[error("cannot write {path}: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
+crate::document!(RolloutPlan => "RolloutPlan", RolloutReport => "RolloutReport");

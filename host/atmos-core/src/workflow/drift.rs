@@ -8,10 +8,10 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::config::LoadedDeployment;
+use crate::executor::run::{ComponentRun, Outcome, Prepared};
 use crate::git::{GitError, GitRepo};
 use crate::identity::Actor;
-use crate::rollout::execute::Prepared;
-use crate::rollout::{Action, Change, ComponentRun, Outcome, PlannedComponent, RolloutPlan};
+use crate::workflow::rollout::model::{Action, Change, PlannedComponent, RolloutPlan};
 
 /// The verdict for one component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,6 +47,18 @@ pub struct DriftResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<std::path::PathBuf>,
 }
+
+/// `diff --format json`: the diff, and the drift checks when asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffWithDrift {
+    /// The diff.
+    #[serde(flatten)]
+    pub diff: crate::diff::DiffReport,
+    /// `null` when drift was not checked.
+    pub drift: Option<Vec<DriftResult>>,
+}
+
+crate::document!(DiffWithDrift => "DiffReport");
 
 /// A plan that re-plans every deployed component of `target` at its deployed commit.
 pub fn drift_plan(
@@ -150,4 +162,44 @@ pub fn interpret(
             }
         })
         .collect()
+}
+
+/// Check the drift of every deployed component of `targets` (only `only`, when given): each
+/// component's plan command runs at its deployed commit; nothing is recorded.
+pub fn check(
+    project: &crate::config::Project,
+    loaded: &LoadedDeployment,
+    targets: &[&str],
+    only: Option<&str>,
+    actor: &Actor,
+) -> Result<Vec<DriftResult>, super::error::WorkflowError> {
+    let git = GitRepo::discover(&project.root)?;
+    let mut results = Vec::new();
+    for target in targets {
+        let plan = drift_plan(
+            &git,
+            loaded,
+            target,
+            only,
+            actor.clone(),
+            jiff::Timestamp::now(),
+        )?;
+        let prepared = super::rollout::prepare::prepare(
+            loaded,
+            &project.root,
+            &git,
+            &plan,
+            crate::executor::Step::Drift,
+            &crate::identity::process_env,
+        )?;
+        let runs =
+            crate::executor::run::run_blocking(&prepared, 4, &mut |_| {}).map_err(|source| {
+                super::error::WorkflowError::Io {
+                    path: "the async runtime".into(),
+                    source,
+                }
+            })?;
+        results.extend(interpret(&plan, &prepared, &runs));
+    }
+    Ok(results)
 }

@@ -5,12 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::config::{ComponentRef, ComponentType, LoadedDeployment};
+use crate::executor::run::{Prepared, PreparedComponent};
 use crate::executor::{CommandSpec, ExecutorError, image_name};
 use crate::git::GitRepo;
-use crate::rollout::execute::{Prepared, PreparedComponent};
 use crate::sbom::{ComponentInput, Image};
 
 /// The image builder of a component.
@@ -157,7 +156,7 @@ pub fn plan(
     components: &[String],
     skip_push: bool,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<BuildPlan, crate::rollout::RolloutError> {
+) -> Result<BuildPlan, crate::workflow::error::WorkflowError> {
     let d = &loaded.deployment;
     crate::config::UnknownTarget::check(d, target)?;
     let commit = git.resolve_commit("HEAD")?;
@@ -179,7 +178,7 @@ pub fn plan(
     for n in components {
         if !selected.iter().any(|c| c.name == n || c.id() == *n) {
             let known: Vec<String> = d.components.iter().map(|c| c.name.to_owned()).collect();
-            return Err(crate::rollout::RolloutError::UnknownComponent {
+            return Err(crate::workflow::error::WorkflowError::UnknownComponent {
                 deployment: d.name.clone(),
                 name: n.clone(),
                 suggestion: crate::diagnostic::did_you_mean(n, known.iter().map(String::as_str))
@@ -338,11 +337,11 @@ pub fn prepare(
     plan: &BuildPlan,
     loaded: &LoadedDeployment,
     log_dir: PathBuf,
-) -> Result<Prepared, crate::rollout::RolloutError> {
+) -> Result<Prepared, crate::workflow::error::WorkflowError> {
     let scratch = tempfile::Builder::new()
         .prefix("atmos-build-")
         .tempdir()
-        .map_err(|source| crate::rollout::RolloutError::Io {
+        .map_err(|source| crate::workflow::error::WorkflowError::Io {
             path: PathBuf::from("temporary folder"),
             source,
         })?;
@@ -359,7 +358,7 @@ pub fn prepare(
                 &vars_file,
                 serde_json::to_vec_pretty(&vars).unwrap_or_default(),
             )
-            .map_err(|source| crate::rollout::RolloutError::Io {
+            .map_err(|source| crate::workflow::error::WorkflowError::Io {
                 path: vars_file.clone(),
                 source,
             })?;
@@ -435,14 +434,4 @@ pub fn with_images(plan: &BuildPlan, digests: &[(String, Option<String>)]) -> Ve
             c
         })
         .collect()
-}
-
-/// The SBOM summary of `commit` for the gate input, or null.
-pub fn sbom_input(git: &GitRepo, deployment: &str, commit: &str) -> Value {
-    crate::sbom::load(git, deployment, commit)
-        .ok()
-        .flatten()
-        .and_then(|json| crate::sbom::summarize(&json).ok())
-        .and_then(|s| serde_json::to_value(s).ok())
-        .unwrap_or(Value::Null)
 }

@@ -1,6 +1,7 @@
 //! What each component type runs: the command-line contract of `script`, `terraform`/`tofu`,
-//! `helmfile` and `nixpack` components (docs/executors.md). This module only decides the
-//! commands; `rollout::execute` runs them.
+//! `helmfile` and `nixpack` components (docs/executors.md), decided here; [`run`] runs them.
+
+pub mod run;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,17 @@ pub enum Step {
     /// Check whether the infrastructure still matches the deployed commit: the plan command
     /// with a detailed exit code (0 no drift, 2 drift, anything else an error).
     Drift,
+}
+
+impl Step {
+    /// Lowercase name (`ATMOS_STEP`, log folder names).
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Apply => "apply",
+            Step::Plan => "plan",
+            Step::Drift => "drift",
+        }
+    }
 }
 
 /// One process to run.
@@ -88,6 +100,24 @@ pub enum ExecutorError {
         /// What is wrong.
         problem: String,
     },
+}
+
+impl crate::error::Actionable for ExecutorError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            ExecutorError::ToolMissing { .. } => crate::exit::Exit::Failed,
+            ExecutorError::BadSetting { .. } => crate::exit::Exit::Usage,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ExecutorError::ToolMissing { hint, .. } => {
+                Some(format!("{hint}; nothing was deployed"))
+            }
+            ExecutorError::BadSetting { .. } => None,
+        }
+    }
 }
 
 fn settings<'a>(c: &ComponentRef<'a>) -> Option<&'a Map<String, Value>> {

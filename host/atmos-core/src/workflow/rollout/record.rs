@@ -1,12 +1,12 @@
 //! Turning a finished run into history: a tag per component that ran (success, rollback or
 //! failure), and a state-ref move per component that succeeded, written all at once.
 
-use super::{
-    Change, ComponentResult, ComponentRun, Outcome, RolloutError, RolloutPlan, RolloutReport,
-};
+use super::model::{Change, ComponentResult, RolloutPlan, RolloutReport};
 use crate::contracts::layout::state_ref;
 use crate::contracts::layout::timestamp_segment;
 use crate::contracts::{Status, TagRecord};
+use crate::executor::run::{ComponentRun, Outcome};
+use crate::git::GitError;
 use crate::git::GitRepo;
 use crate::git::record::{PendingRecord, StateUpdate, Tagger, write};
 
@@ -17,7 +17,7 @@ pub fn record(
     runs: Vec<ComponentRun>,
     tagger: &Tagger,
     duration_ms: u64,
-) -> Result<RolloutReport, RolloutError> {
+) -> Result<RolloutReport, GitError> {
     let started: jiff::Timestamp = plan
         .started_at
         .parse()
@@ -96,5 +96,6 @@ pub fn record(
         success,
         interrupted,
         duration_ms,
+        log_dir: None,
     })
 }

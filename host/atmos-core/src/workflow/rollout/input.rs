@@ -4,7 +4,7 @@
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::{Action, Change, RolloutPlan};
+use super::model::{Action, Change, RolloutPlan};
 use crate::config::LoadedDeployment;
 use crate::contracts::gate_input::*;
 use crate::git::{GitError, GitRepo};
@@ -148,7 +148,7 @@ pub fn for_rollout(
             skip_promotion_check: plan.skip_promotion_check,
             force,
         },
-        sbom: match crate::build::sbom_input(git, &d.name, &newest) {
+        sbom: match crate::sbom::gate_summary(git, &d.name, &newest) {
             Value::Null => None,
             v => Some(v),
         },

@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use super::{
-    Action, Change, PlannedComponent, PromotionDenial, RolloutError, RolloutPlan, RolloutRequest,
+use super::model::{
+    Action, Change, PlannedComponent, PromotionDenial, RolloutPlan, RolloutRequest,
 };
 use crate::config::UnknownTarget;
 use crate::config::{LoadedDeployment, Project};
@@ -14,6 +14,7 @@ use crate::dag::{self, Edges};
 use crate::diagnostic::did_you_mean;
 use crate::git::GitRepo;
 use crate::promotion::PromotionGraph;
+use crate::workflow::error::WorkflowError;
 
 /// Source of the built-in promotion decision.
 pub const PROMOTION_GATE: &str = "builtin/promotion-path";
@@ -28,7 +29,7 @@ pub fn plan(
     git: &GitRepo,
     request: &RolloutRequest,
     evaluator: &dyn crate::gates::isolation::Evaluator,
-) -> Result<RolloutPlan, RolloutError> {
+) -> Result<RolloutPlan, WorkflowError> {
     let mut plan = plan_builtin(project, loaded, git, request)?;
     let input = gate_input(git, loaded, &plan, request.force)?;
     if !plan.is_noop() {
@@ -64,7 +65,7 @@ pub fn approval_gates(
     git: &GitRepo,
     request: &RolloutRequest,
     evaluator: &dyn crate::gates::isolation::Evaluator,
-) -> Result<Vec<Decision>, RolloutError> {
+) -> Result<Vec<Decision>, WorkflowError> {
     let plan = plan_builtin(project, loaded, git, request)?;
     let mut input = gate_input(git, loaded, &plan, false)?;
     input.action = crate::contracts::GateAction::Approve;
@@ -89,7 +90,7 @@ fn gate_input(
     loaded: &LoadedDeployment,
     plan: &RolloutPlan,
     force: bool,
-) -> Result<crate::contracts::GateInput, RolloutError> {
+) -> Result<crate::contracts::GateInput, WorkflowError> {
     let mut input = super::input::for_rollout(git, loaded, plan, force)?;
     if let Some(commit) = &plan.approval_commit {
         let (records, _) = crate::approvals::read(git, &loaded.deployment.name, commit)?;
@@ -112,7 +113,7 @@ fn plan_builtin(
     loaded: &LoadedDeployment,
     git: &GitRepo,
     request: &RolloutRequest,
-) -> Result<RolloutPlan, RolloutError> {
+) -> Result<RolloutPlan, WorkflowError> {
     let d = &loaded.deployment;
     let target_name = request.target.as_str();
     UnknownTarget::check(d, target_name)?;
@@ -141,7 +142,7 @@ fn plan_builtin(
                 None => {
                     let known: Vec<String> =
                         d.components.iter().map(|c| c.name.to_owned()).collect();
-                    return Err(RolloutError::UnknownComponent {
+                    return Err(WorkflowError::UnknownComponent {
                         deployment: d.name.clone(),
                         name: name.clone(),
                         suggestion: did_you_mean(name, known.iter().map(String::as_str))
@@ -160,7 +161,7 @@ fn plan_builtin(
     if let Some(source) = &request.promote_from {
         UnknownTarget::check(d, source)?;
         if source == target_name {
-            return Err(RolloutError::SelfPromotion {
+            return Err(WorkflowError::SelfPromotion {
                 target: target_name.to_owned(),
             });
         }
@@ -172,7 +173,7 @@ fn plan_builtin(
             }
         }
         if !missing.is_empty() {
-            return Err(RolloutError::NothingToPromote {
+            return Err(WorkflowError::NothingToPromote {
                 deployment: d.name.clone(),
                 source_target: source.clone(),
                 components: missing,

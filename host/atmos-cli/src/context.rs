@@ -1,0 +1,179 @@
+//! What every command gets: where to start, how to write, and the shared steps of opening the
+//! project, its repository and the gate evaluator.
+
+use std::path::PathBuf;
+
+use atmos_core::config::{LoadedDeployment, Project};
+use atmos_core::contracts::output::Document;
+use atmos_core::diagnostic::Diagnostic;
+use atmos_core::gates::isolation::{Evaluator, InProcess, Isolated};
+use atmos_core::git::GitRepo;
+use atmos_core::git::tags::Unparseable;
+use serde::Serialize;
+
+use crate::cli::{Format, GlobalArgs};
+use crate::failure::Failure;
+use crate::render::{Output, Style, diagnostics};
+
+/// Settings from the global flags.
+pub struct Context {
+    /// `--chdir`, or the working directory.
+    pub start: PathBuf,
+    /// Rendering settings.
+    pub out: Output,
+}
+
+/// `--format json` of a failure.
+#[derive(Serialize)]
+struct ErrorReport<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    message: &'a str,
+    exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'a str>,
+    diagnostics: &'a [Diagnostic],
+}
+
+atmos_core::document!(ErrorReport<'_> => "Error");
+
+impl Context {
+    /// Settings from the global flags.
+    pub fn new(global: &GlobalArgs) -> Context {
+        let start = match &global.chdir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        };
+        Context {
+            start,
+            out: Output {
+                format: global.format,
+                out_style: Style::stdout(global.color),
+                err_style: Style::stderr(global.color),
+                quiet: global.quiet,
+                verbose: global.verbose,
+            },
+        }
+    }
+
+    /// The project containing the start directory.
+    pub fn project(&self) -> Result<Project, Failure> {
+        Ok(Project::discover(&self.start)?)
+    }
+
+    /// Load one deployment of the project.
+    pub fn deployment(&self, name: &str) -> Result<(Project, LoadedDeployment), Failure> {
+        let project = self.project()?;
+        let loaded = project.load(name)?;
+        Ok((project, loaded))
+    }
+
+    /// The git repository of the project.
+    pub fn git(&self, project: &Project) -> Result<GitRepo, Failure> {
+        Ok(GitRepo::discover(&project.root)?)
+    }
+
+    /// The git repository of the project, when it has one (state then reads as empty).
+    pub fn optional_git(&self, project: &Project) -> Option<GitRepo> {
+        GitRepo::discover(&project.root).ok()
+    }
+
+    /// How gates are evaluated: in a child `atmos __gates` process, so that a policy that
+    /// crashes the evaluator denies instead of killing the command.
+    pub fn evaluator(&self) -> Box<dyn Evaluator> {
+        match isolated() {
+            Some(i) => Box::new(i),
+            None => Box::new(InProcess),
+        }
+    }
+
+    /// Refuse `--format` values a command does not support.
+    pub fn require_format(&self, allowed: &[Format], command: &str) -> Result<(), Failure> {
+        if allowed.contains(&self.out.format) {
+            return Ok(());
+        }
+        let names: Vec<String> = allowed.iter().map(|f| f.name().to_owned()).collect();
+        Err(Failure::usage(
+            format!(
+                "`{command}` does not support --format {}",
+                self.out.format.name()
+            ),
+            Some(format!("use one of: {}", names.join(", "))),
+        ))
+    }
+
+    /// Print `report` as a document for `--format json|yaml`; false for the human formats.
+    pub fn print_document<T: Document>(&self, report: &T) -> Result<bool, Failure> {
+        match self.out.structured(report) {
+            Some(text) => {
+                self.out.print(&text)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Warn about tags in the namespace that are not atmos records.
+    pub fn warn_unparseable(&self, list: &[Unparseable]) {
+        if list.is_empty() {
+            return;
+        }
+        let one = list.len() == 1;
+        let mut text = format!(
+            "{} tag{} under atmos/deployments/ {} not atmos records and {} skipped:",
+            list.len(),
+            if one { "" } else { "s" },
+            if one { "is" } else { "are" },
+            if one { "was" } else { "were" },
+        );
+        for u in list {
+            text.push_str(&format!("\n  {}: {}", u.tag, u.reason));
+        }
+        self.out.warn(&text);
+    }
+
+    /// Tell the user why the command stopped: stderr always, and a JSON/YAML error document
+    /// on stdout when a structured format was asked for, so CI can parse it.
+    pub fn report_failure(&self, failure: &Failure) {
+        let Failure::Error(error) = failure else {
+            return;
+        };
+        let message = error.to_string();
+        let hint = error.hint();
+        let diags = error.diagnostics();
+        let _ = self.print_document(&ErrorReport {
+            error: ErrorBody {
+                message: &message,
+                exit_code: error.exit().code(),
+                hint: hint.as_deref(),
+                diagnostics: diags,
+            },
+        });
+        let style = &self.out.err_style;
+        let mut text = String::new();
+        if !diags.is_empty() {
+            text.push_str(&diagnostics::render_all(diags, style));
+            text.push('\n');
+        }
+        text.push_str(&format!("{} {message}\n", style.error("error:")));
+        if let Some(hint) = hint {
+            for (i, line) in hint.lines().enumerate() {
+                let lead = if i == 0 { "  = help:" } else { "         " };
+                text.push_str(&format!("{} {line}\n", style.accent(lead)));
+            }
+        }
+        self.out.eprint(&text);
+    }
+}
+
+/// The isolated evaluator: this very binary with the hidden `__gates` command.
+pub fn isolated() -> Option<Isolated> {
+    std::env::current_exe().ok().map(|program| Isolated {
+        program,
+        evaluate_args: vec!["__gates".into(), "evaluate".into()],
+        test_args: vec!["__gates".into(), "test".into()],
+    })
+}

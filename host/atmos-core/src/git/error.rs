@@ -1,0 +1,105 @@
+//! Why a git operation failed, and the one place libgit2's errors are turned into ours.
+
+use std::path::PathBuf;
+
+/// Why a git operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The project is not inside a git repository.
+    #[error("{path} is not inside a git repository")]
+    NotARepository {
+        /// Where atmos looked.
+        path: PathBuf,
+    },
+    /// The repository has no commit yet.
+    #[error("the repository has no commits yet")]
+    NoCommits,
+    /// A revision that does not name a commit.
+    #[error("`{spec}` does not name a commit in this repository")]
+    UnknownRevision {
+        /// What was asked for.
+        spec: String,
+    },
+    /// A short sha that matches several objects.
+    #[error("`{spec}` is ambiguous: it matches several objects")]
+    AmbiguousRevision {
+        /// What was asked for.
+        spec: String,
+    },
+    /// Someone else changed a ref while we were writing.
+    #[error("{refname} changed while this rollout ran (expected {expected}, found {found})")]
+    RefMoved {
+        /// The ref.
+        refname: String,
+        /// What we read before running.
+        expected: String,
+        /// What it is now.
+        found: String,
+    },
+    /// Any other failure of the git library.
+    #[error("git: {message}")]
+    Git {
+        /// What libgit2 said.
+        message: String,
+    },
+    /// File system failure while exporting a commit.
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl GitError {
+    pub(crate) fn libgit2(e: git2::Error) -> GitError {
+        GitError::Git {
+            message: e.message().to_owned(),
+        }
+    }
+}
+
+impl crate::error::Actionable for GitError {
+    fn exit(&self) -> crate::exit::Exit {
+        use crate::exit::Exit;
+        match self {
+            GitError::UnknownRevision { .. }
+            | GitError::AmbiguousRevision { .. }
+            | GitError::NoCommits
+            | GitError::NotARepository { .. } => Exit::Usage,
+            GitError::RefMoved { .. } | GitError::Git { .. } | GitError::Io { .. } => Exit::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            GitError::UnknownRevision { .. } | GitError::AmbiguousRevision { .. } => Some(
+                "pass a full or longer sha, a branch or a tag (`git log --oneline` lists commits)"
+                    .into(),
+            ),
+            GitError::NoCommits => Some("commit your files first: git add -A && git commit".into()),
+            GitError::NotARepository { .. } => {
+                Some("atmos records deployments in git: run `git init` and commit".into())
+            }
+            GitError::RefMoved { .. } => Some(
+                "another rollout to this target finished meanwhile; check `atmos deployment status` and run again"
+                    .into(),
+            ),
+            GitError::Git { .. } | GitError::Io { .. } => None,
+        }
+    }
+}
+
+/// libgit2 results inside the store: their errors become [`GitError::Git`], so that no libgit2
+/// type crosses the library's API.
+pub(crate) trait Libgit2<T> {
+    /// Convert the error.
+    fn git(self) -> Result<T, GitError>;
+}
+
+impl<T> Libgit2<T> for Result<T, git2::Error> {
+    fn git(self) -> Result<T, GitError> {
+        self.map_err(GitError::libgit2)
+    }
+}

@@ -1,0 +1,255 @@
+//! Approving (or rejecting) a commit for a target: resolve which commit, sign when asked or
+//! required, let the gates bound to approvals refuse it (never a rejection), append the
+//! record to the approvals note, push it, and say what it changes now.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::error::WorkflowError;
+use super::inputs::resolve_target;
+use crate::approvals;
+use crate::config::model::ApprovalMethod;
+use crate::config::{LoadedDeployment, Project, UnknownTarget};
+use crate::contracts::layout::{notes_ref, rfc3339};
+use crate::contracts::{ApprovalDecision, ApprovalRecord, Decision, Verdict};
+use crate::gates::isolation::Evaluator;
+use crate::git::remote::Remote;
+use crate::git::{Author, GitRepo};
+use crate::identity::Actor;
+use crate::workflow::rollout::model::RolloutRequest;
+
+/// What to approve, by whom.
+#[derive(Debug, Clone)]
+pub struct ApproveRequest {
+    /// The target (default: the deployment's `context.default_target`).
+    pub target: Option<String>,
+    /// The commit (default: what the promotion source runs, else HEAD).
+    pub git_sha: Option<String>,
+    /// Approve what this source target runs, for promotion.
+    pub promote_from: Option<String>,
+    /// Free text.
+    pub comment: Option<String>,
+    /// Approve or reject.
+    pub decision: ApprovalDecision,
+    /// Sign even when the rules do not require it.
+    pub sign: bool,
+    /// The SSH key to sign with (default: git's `user.signingkey`).
+    pub signing_key: Option<PathBuf>,
+    /// Who approves.
+    pub actor: Actor,
+    /// CI build id.
+    pub build_id: Option<String>,
+}
+
+/// A recorded approval and what it changes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalReport {
+    /// The record written.
+    pub record: ApprovalRecord,
+    /// Where it is kept.
+    pub notes_ref: String,
+    /// Approvals that count now.
+    pub counted: usize,
+    /// Approvals required.
+    pub required: u32,
+    /// Groups approvals must come from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from_groups: Vec<String>,
+    /// Why this approval will not count, when known now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// Pushed to this remote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+}
+
+/// How an approval ended.
+#[derive(Debug, Clone)]
+pub enum ApproveOutcome {
+    /// A gate refused the approval: nothing was recorded (exit 3).
+    Refused(ApprovalRefusal),
+    /// Recorded (and pushed when there is a remote).
+    Recorded(Box<ApprovalReport>),
+}
+
+/// The commit an approval is for.
+fn commit_to_approve(
+    git: &GitRepo,
+    loaded: &LoadedDeployment,
+    git_sha: Option<&str>,
+    promote_from: Option<&str>,
+) -> Result<String, WorkflowError> {
+    let d = &loaded.deployment;
+    match (promote_from, git_sha) {
+        (_, Some(spec)) => Ok(git.resolve_commit(spec)?),
+        (Some(src), None) => {
+            UnknownTarget::check(d, src)?;
+            let mut commits: Vec<String> = git
+                .state_refs(&d.name, Some(src))?
+                .into_iter()
+                .map(|s| s.commit)
+                .collect();
+            commits.sort();
+            commits.dedup();
+            git.newest_commit(&commits)?
+                .ok_or_else(|| WorkflowError::NothingToApprove {
+                    source_target: src.to_owned(),
+                })
+        }
+        (None, None) => Ok(git.resolve_commit("HEAD")?),
+    }
+}
+
+/// Record the approval or rejection.
+pub fn approve(
+    project: &Project,
+    loaded: &LoadedDeployment,
+    evaluator: &dyn Evaluator,
+    remote: Option<&Remote>,
+    request: &ApproveRequest,
+) -> Result<ApproveOutcome, WorkflowError> {
+    let d = &loaded.deployment;
+    let target_name = resolve_target(d, request.target.as_deref(), "approve")?;
+    let target = &d.targets[&target_name];
+    let git = GitRepo::discover(&project.root)?;
+    let sources: Vec<String> = target
+        .promotion
+        .as_ref()
+        .map(|p| p.sources().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let promote_from = match (&request.promote_from, &request.git_sha) {
+        (Some(s), _) => Some(s.clone()),
+        (None, None) if sources.len() == 1 => Some(sources[0].clone()),
+        _ => None,
+    };
+    let commit = commit_to_approve(
+        &git,
+        loaded,
+        request.git_sha.as_deref(),
+        promote_from.as_deref(),
+    )?;
+    let actor = &request.actor;
+    let mut record = ApprovalRecord {
+        approved_by: actor.id.clone(),
+        approved_at: rfc3339(jiff::Timestamp::now()),
+        decision: request.decision,
+        deployment: d.name.clone(),
+        target: target_name.clone(),
+        git_sha: commit.clone(),
+        promoted_from: promote_from.clone(),
+        comment: request.comment.clone(),
+        method: "recorded".into(),
+        signature: None,
+    };
+    let rules = target
+        .promotion
+        .as_ref()
+        .and_then(|p| p.approvals.clone())
+        .unwrap_or_default();
+    if request.sign || request.signing_key.is_some() || rules.require_signed {
+        let key = request
+            .signing_key
+            .clone()
+            .or_else(|| git.config_string("user.signingkey").map(PathBuf::from))
+            .ok_or_else(|| WorkflowError::NoSigningKey {
+                target: target_name.clone(),
+            })?;
+        record.signature = Some(
+            approvals::sign(&record, &key).map_err(|e| WorkflowError::Signing(e.to_string()))?,
+        );
+    }
+    // Policies and the hooks bound with `on: [approve]` may refuse an approval (never a
+    // rejection); only a deny blocks it.
+    if request.decision == ApprovalDecision::Approve {
+        let rollout = RolloutRequest {
+            target: target_name.clone(),
+            git_sha: request.git_sha.clone(),
+            promote_from: promote_from.clone(),
+            components: Vec::new(),
+            skip_promotion_check: false,
+            force: false,
+            metadata: Default::default(),
+            actor: actor.clone(),
+            build_id: request.build_id.clone(),
+            started_at: jiff::Timestamp::now(),
+        };
+        let decisions =
+            super::rollout::plan::approval_gates(project, loaded, &git, &rollout, evaluator)?;
+        if decisions.iter().any(|d| d.result == Verdict::Deny) {
+            return Ok(ApproveOutcome::Refused(ApprovalRefusal {
+                recorded: false,
+                decisions,
+            }));
+        }
+    }
+    approvals::append(&git, &record, &Author::of(&git, &actor.id))?;
+    let notes = notes_ref(&d.name, "approvals");
+    if let Some(r) = remote {
+        r.push_notes(&notes)?;
+    }
+
+    // What the approval changes now.
+    let (records, _) = approvals::read(&git, &d.name, &commit)?;
+    let members: Vec<String> = rules
+        .from_groups
+        .iter()
+        .flat_map(|g| {
+            project
+                .settings
+                .approvers
+                .groups
+                .get(g)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let warning = (request.decision == ApprovalDecision::Approve
+        && !members.is_empty()
+        && !members.contains(&actor.id))
+    .then(|| {
+        format!(
+            "{} is not in {}: this approval will not count",
+            actor.id,
+            rules.from_groups.join(", ")
+        )
+    });
+    let check = approvals::check(
+        &rules,
+        target
+            .promotion
+            .as_ref()
+            .and_then(|p| p.approval_method)
+            .unwrap_or(ApprovalMethod::Recorded),
+        &project.settings.approvers,
+        &records,
+        &approvals::CheckContext {
+            deployment: &d.name,
+            target: &target_name,
+            commit: &commit,
+            actor: "",
+            authors: &[],
+            root: &project.root,
+        },
+    );
+    Ok(ApproveOutcome::Recorded(Box::new(ApprovalReport {
+        record,
+        notes_ref: notes,
+        counted: check.counted.len(),
+        required: check.required,
+        from_groups: rules.from_groups.clone(),
+        warning,
+        remote: remote.map(|r| r.name.clone()),
+    })))
+}
+
+/// `--format json` of an approval the gates refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRefusal {
+    /// Always false: nothing was recorded.
+    pub recorded: bool,
+    /// Every decision of the gates.
+    pub decisions: Vec<Decision>,
+}
+
+crate::document!(ApprovalReport => "ApprovalReport", ApprovalRefusal => "ApprovalRefusal");

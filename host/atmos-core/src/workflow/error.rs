@@ -1,0 +1,243 @@
+//! Why a workflow stopped: one error for every workflow, each variant with its exit code
+//! and the next step.
+
+use std::path::PathBuf;
+
+use crate::config::{ProjectError, UnknownTarget};
+use crate::contracts::Lease;
+use crate::diagnostic::Diagnostic;
+use crate::error::Actionable;
+use crate::executor::ExecutorError;
+use crate::exit::Exit;
+use crate::git::GitError;
+use crate::git::lock::LockError;
+use crate::git::remote::RemoteError;
+use crate::sbom::SbomError;
+
+/// Why a workflow stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    /// Project or config problem.
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    /// Unknown target.
+    #[error(transparent)]
+    UnknownTarget(#[from] UnknownTarget),
+    /// The command needs a target and the deployment names no default.
+    #[error("`{verb}` needs --target")]
+    NoTarget {
+        /// The verb.
+        verb: &'static str,
+        /// The deployment.
+        deployment: String,
+        /// Its targets.
+        targets: Vec<String>,
+    },
+    /// A `--component` the deployment does not define.
+    #[error("deployment `{deployment}` has no component `{name}`")]
+    UnknownComponent {
+        /// Deployment.
+        deployment: String,
+        /// What was asked for.
+        name: String,
+        /// Every component.
+        known: Vec<String>,
+        /// A close name.
+        suggestion: Option<String>,
+    },
+    /// `--promote-from` the target itself.
+    #[error("cannot promote `{target}` from itself")]
+    SelfPromotion {
+        /// Target.
+        target: String,
+    },
+    /// The source target runs nothing for some components.
+    #[error("nothing to promote: {source_target} has no deployment of {}", components.join(", "))]
+    NothingToPromote {
+        /// Deployment.
+        deployment: String,
+        /// Source target.
+        source_target: String,
+        /// Components never deployed there.
+        components: Vec<String>,
+    },
+    /// An approval of what a source target runs, when it runs nothing.
+    #[error("nothing to approve: {source_target} runs nothing yet")]
+    NothingToApprove {
+        /// The source target.
+        source_target: String,
+    },
+    /// A duration flag or setting that does not parse.
+    #[error("{what}: {problem}")]
+    Duration {
+        /// Which flag or setting.
+        what: String,
+        /// Why.
+        problem: String,
+    },
+    /// Git failure.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// The executors ran, but writing their records failed.
+    #[error("{source} — the executors ran, but their records were not written")]
+    Record {
+        /// Why.
+        source: GitError,
+    },
+    /// The shared remote failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// Another runner holds the target.
+    #[error(
+        "{}/{} is locked by {} (run {}, {} pid {}) since {}, until {}",
+        .0.deployment, .0.target, .0.holder, .0.run.as_deref().unwrap_or("-"), .0.host, .0.pid,
+        .0.started_at, .0.expires_at
+    )]
+    LockHeld(Box<Lease>),
+    /// A state ref was moved on the remote by someone else while this rollout ran.
+    #[error(
+        "{refname} was moved on {remote} by someone else while this rollout ran (expected {}, found {}); it was not overwritten",
+        expected.as_deref().unwrap_or("absent"), found.as_deref().unwrap_or("absent")
+    )]
+    MovedOnRemote {
+        /// The ref.
+        refname: String,
+        /// The remote.
+        remote: String,
+        /// What this run read before it started.
+        expected: Option<String>,
+        /// What the remote holds now.
+        found: Option<String>,
+        /// What git said when refusing.
+        detail: String,
+    },
+    /// The remote kept refusing the records.
+    #[error("{remote} kept refusing the records after {attempts} attempts")]
+    PushRefused {
+        /// The remote.
+        remote: String,
+        /// How many times it was tried.
+        attempts: u32,
+    },
+    /// A tool or setting problem found before anything ran.
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+    /// SBOM problem.
+    #[error(transparent)]
+    Sbom(#[from] SbomError),
+    /// Signing an approval is required and no key is configured.
+    #[error("{target} requires signed approvals, and no signing key is configured")]
+    NoSigningKey {
+        /// The target.
+        target: String,
+    },
+    /// `ssh-keygen` could not sign.
+    #[error("{0}")]
+    Signing(String),
+    /// Local file problem (logs, vars files, the async runtime).
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl From<LockError> for WorkflowError {
+    fn from(e: LockError) -> WorkflowError {
+        match e {
+            LockError::Held(lease) => WorkflowError::LockHeld(lease),
+            LockError::Remote(r) => WorkflowError::Remote(r),
+            LockError::Git(g) => WorkflowError::Git(g),
+        }
+    }
+}
+
+impl Actionable for WorkflowError {
+    fn exit(&self) -> Exit {
+        match self {
+            WorkflowError::Project(e) => e.exit(),
+            WorkflowError::Git(e) => e.exit(),
+            WorkflowError::Remote(e) => e.exit(),
+            WorkflowError::Executor(e) => e.exit(),
+            WorkflowError::Sbom(e) => e.exit(),
+            WorkflowError::UnknownTarget(_)
+            | WorkflowError::NoTarget { .. }
+            | WorkflowError::UnknownComponent { .. }
+            | WorkflowError::SelfPromotion { .. }
+            | WorkflowError::NothingToPromote { .. }
+            | WorkflowError::NothingToApprove { .. }
+            | WorkflowError::Duration { .. }
+            | WorkflowError::NoSigningKey { .. } => Exit::Usage,
+            WorkflowError::LockHeld(_) => Exit::Pending,
+            WorkflowError::Record { .. }
+            | WorkflowError::MovedOnRemote { .. }
+            | WorkflowError::PushRefused { .. }
+            | WorkflowError::Signing(_)
+            | WorkflowError::Io { .. } => Exit::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            WorkflowError::Project(e) => e.hint(),
+            WorkflowError::UnknownTarget(e) => e.hint(),
+            WorkflowError::Git(e) | WorkflowError::Record { source: e } => e.hint(),
+            WorkflowError::Remote(e) => e.hint(),
+            WorkflowError::Executor(e) => e.hint(),
+            WorkflowError::Sbom(e) => e.hint(),
+            WorkflowError::NoTarget {
+                deployment,
+                targets,
+                ..
+            } => Some(format!(
+                "targets of {deployment}: {} (or set `context.default_target`)",
+                targets.join(", ")
+            )),
+            WorkflowError::UnknownComponent {
+                suggestion, known, ..
+            } => Some(match suggestion {
+                Some(s) => format!("did you mean `{s}`? components: {}", known.join(", ")),
+                None => format!("components: {}", known.join(", ")),
+            }),
+            WorkflowError::SelfPromotion { .. } => {
+                Some("--promote-from names the target the code comes from".into())
+            }
+            WorkflowError::NothingToPromote {
+                deployment,
+                source_target,
+                ..
+            } => Some(format!(
+                "roll out to {source_target} first: atmos deployment rollout {deployment} --target {source_target}"
+            )),
+            WorkflowError::NothingToApprove { source_target } => Some(format!(
+                "roll out to {source_target} first, or pass --git-sha"
+            )),
+            WorkflowError::Duration { .. } => {
+                Some("durations look like 90s, 30m, 12h, 7d or 2w".into())
+            }
+            WorkflowError::LockHeld(l) => Some(format!(
+                "wait for it with --wait-for-lock --timeout 30m; if that runner is gone, the lock lapses at {} or can be cleared with: atmos deployment lock release {} --target {}",
+                l.expires_at, l.deployment, l.target
+            )),
+            WorkflowError::MovedOnRemote { detail, .. } => Some(format!(
+                "check who deployed with `atmos deployment history`; the refusal was: {detail}"
+            )),
+            WorkflowError::NoSigningKey { .. } => Some(
+                "pass --signing-key ~/.ssh/id_ed25519, or set git config user.signingkey".into(),
+            ),
+            WorkflowError::Signing(_) => {
+                Some("the key must be an SSH key (ssh-keygen -t ed25519)".into())
+            }
+            WorkflowError::PushRefused { .. } | WorkflowError::Io { .. } => None,
+        }
+    }
+
+    fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            WorkflowError::Project(e) => e.diagnostics(),
+            _ => &[],
+        }
+    }
+}

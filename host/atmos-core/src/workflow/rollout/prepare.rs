@@ -1,0 +1,143 @@
+//! Laying out a rollout before it runs: resolve every tool (so a missing one stops the
+//! rollout before anything changes), check out the deployed commit, write each component's
+//! vars file, and build its commands and environment.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::model::RolloutPlan;
+use crate::config::LoadedDeployment;
+use crate::config::merge::merge_vars;
+use crate::executor::run::{Prepared, PreparedComponent};
+use crate::executor::{self, Invocation, Step};
+use crate::git::GitRepo;
+use crate::workflow::error::WorkflowError;
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WorkflowError + '_ {
+    move |source| WorkflowError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Resolve tools, check out commits, write vars files, build commands. Nothing has run yet
+/// when this fails.
+pub fn prepare(
+    loaded: &LoadedDeployment,
+    project_root: &Path,
+    git: &GitRepo,
+    plan: &RolloutPlan,
+    step: Step,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Prepared, WorkflowError> {
+    let d = &loaded.deployment;
+    let target = &d.targets[&plan.target];
+    let scratch = tempfile::Builder::new()
+        .prefix("atmos-rollout-")
+        .tempdir()
+        .map_err(io_err(Path::new("temporary folder")))?;
+    let log_dir = git
+        .git_dir()
+        .join("atmos")
+        .join("logs")
+        .join(&plan.deployment)
+        .join(&plan.target)
+        .join(format!(
+            "{}-{}",
+            crate::contracts::layout::timestamp_segment(
+                plan.started_at
+                    .parse()
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            ),
+            step.name()
+        ));
+    // Where the project sits inside the work tree, to find it inside a checkout.
+    let relative = git
+        .workdir()
+        .and_then(|w| {
+            let w = w.canonicalize().ok()?;
+            project_root.strip_prefix(&w).ok().map(Path::to_owned)
+        })
+        .unwrap_or_default();
+    let head = git.head_commit();
+    let clean = git.is_clean()?;
+
+    let mut components = HashMap::new();
+    let mut roots: HashMap<String, PathBuf> = HashMap::new();
+    for wave in &plan.waves {
+        for name in wave {
+            let Some(planned) = plan.component(name) else {
+                continue;
+            };
+            let Some(c) = d.components.by_name(name) else {
+                continue;
+            };
+            let tool = executor::resolve_tool(&c, project_root, env)?;
+            let root = match roots.get(&planned.new) {
+                Some(r) => r.clone(),
+                None => {
+                    // The work tree is the deployed tree only when it is exactly HEAD.
+                    let r = if clean && head.as_deref() == Some(planned.new.as_str()) {
+                        project_root.to_owned()
+                    } else {
+                        git.checkout(&planned.new)?.join(&relative)
+                    };
+                    roots.insert(planned.new.clone(), r.clone());
+                    r
+                }
+            };
+            let dir = scratch.path().join(name.replace('/', "__"));
+            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            let vars = merge_vars(d, &c, target).values;
+            let vars_file = dir.join("vars.json");
+            let json = serde_json::to_vec_pretty(&vars).unwrap_or_default();
+            std::fs::write(&vars_file, &json).map_err(io_err(&vars_file))?;
+            let tfvars = executor::tfvars_path(&vars_file);
+            std::fs::write(&tfvars, &json).map_err(io_err(&tfvars))?;
+            let inv = Invocation {
+                component: c,
+                target: &plan.target,
+                git_sha: &planned.new,
+                root: &root,
+                vars_file: &vars_file,
+            };
+            let commands = executor::commands(&inv, step, tool.as_deref())?;
+            let running: Vec<String> = plan.waves.iter().flatten().cloned().collect();
+            let depends_on = planned
+                .depends_on
+                .iter()
+                .filter_map(|id| id.split_once('/').map(|(_, n)| n.to_owned()))
+                .filter(|n| running.contains(n))
+                .collect();
+            let env_vars = vec![
+                ("ATMOS_DEPLOYMENT".to_owned(), plan.deployment.clone()),
+                ("ATMOS_TARGET".to_owned(), plan.target.clone()),
+                ("ATMOS_COMPONENT".to_owned(), name.clone()),
+                ("ATMOS_COMPONENT_TYPE".to_owned(), c.kind.to_string()),
+                ("ATMOS_GIT_SHA".to_owned(), planned.new.clone()),
+                (
+                    "ATMOS_VARS_FILE".to_owned(),
+                    vars_file.display().to_string(),
+                ),
+                ("ATMOS_STEP".to_owned(), step.name().to_owned()),
+            ];
+            components.insert(
+                name.clone(),
+                PreparedComponent {
+                    name: name.clone(),
+                    depends_on,
+                    commands,
+                    env: env_vars,
+                    log: log_dir.join(format!("{name}.log")),
+                },
+            );
+        }
+    }
+    Ok(Prepared::from_components(
+        components.into_values().collect(),
+        plan.waves.clone(),
+        step,
+        log_dir,
+        scratch,
+    ))
+}

@@ -1,0 +1,313 @@
+//! One rollout, start to end: [`RolloutSession::begin`] takes the target's lock and reads the
+//! shared remote, [`plan`](RolloutSession::plan) decides, [`await_approvals`]
+//! (RolloutSession::await_approvals) confirms or waits when only approvals are missing,
+//! [`execute`](RolloutSession::execute) runs the executors, [`record`](RolloutSession::record)
+//! writes the history tags and state refs, and [`publish`](RolloutSession::publish) pushes
+//! them by compare-and-swap. [`RolloutSession::drive`] runs the whole sequence.
+
+use std::time::{Duration, Instant};
+
+use super::model::{RolloutPlan, RolloutReport, RolloutRequest};
+use super::wait::{self, ApprovalWait};
+use super::{plan, prepare, record};
+use crate::config::model::ApprovalMethod;
+use crate::config::{LoadedDeployment, Project};
+use crate::contracts::Verdict;
+use crate::executor::Step;
+use crate::executor::run::{ComponentRun, Outcome, run_blocking};
+use crate::exit::Exit;
+use crate::gates::isolation::Evaluator;
+use crate::git::GitRepo;
+use crate::git::record::Tagger;
+use crate::git::remote::Remote;
+use crate::workflow::error::WorkflowError;
+use crate::workflow::events::{Event, Observer, Replan};
+use crate::workflow::lease::{self, LeaseGuard, LeaseRequest};
+use crate::workflow::store;
+
+/// How the rollout runs (as opposed to what it deploys, the [`RolloutRequest`]).
+#[derive(Debug, Clone)]
+pub struct RolloutOptions {
+    /// `--plan`: evaluate the gates and run the plan commands; change nothing, take no lock.
+    pub plan_only: bool,
+    /// Components run at once within a wave.
+    pub parallelism: usize,
+    /// Lifetime of the target lock.
+    pub lock_ttl: Duration,
+    /// Wait this long for another runner's lock (`None`: exit 4 at once).
+    pub wait_for_lock: Option<Duration>,
+    /// Wait for missing approvals (`None`: exit 4 at once).
+    pub wait_for_approval: Option<ApprovalWait>,
+    /// The shared remote (`None`: the local repository only).
+    pub remote: Option<Remote>,
+}
+
+/// How a rollout ended, when it did not fail.
+#[derive(Debug)]
+pub enum RolloutOutcome {
+    /// A gate denied it, or approvals are missing: nothing ran (exit 3 or 4).
+    Blocked(RolloutPlan),
+    /// Every selected component already runs its commit: nothing ran.
+    NothingToDo(RolloutPlan),
+    /// `--plan`: the plan commands ran; nothing was recorded.
+    Planned {
+        /// The plan.
+        plan: RolloutPlan,
+        /// The plan commands' runs.
+        runs: Vec<ComponentRun>,
+    },
+    /// The executors ran and their records were written locally — and pushed when `published`
+    /// is `Some(Ok(attempts))`.
+    Done {
+        /// What happened.
+        report: RolloutReport,
+        /// The push to the remote, when there is one.
+        published: Option<Result<u32, WorkflowError>>,
+    },
+}
+
+impl RolloutOutcome {
+    /// The exit code of this outcome.
+    pub fn exit(&self) -> Exit {
+        let blocked = |plan: &RolloutPlan| match plan.blocked() {
+            Some(Verdict::Deny) => Exit::Denied,
+            Some(_) => Exit::Pending,
+            None => Exit::Done,
+        };
+        match self {
+            RolloutOutcome::Blocked(plan) => blocked(plan),
+            RolloutOutcome::NothingToDo(_) => Exit::Done,
+            RolloutOutcome::Planned { plan, runs } => {
+                if runs
+                    .iter()
+                    .any(|r| matches!(r.outcome, Outcome::Failed { .. }))
+                {
+                    Exit::Failed
+                } else {
+                    blocked(plan)
+                }
+            }
+            RolloutOutcome::Done { report, published } => {
+                if !report.success || matches!(published, Some(Err(_))) {
+                    Exit::Failed
+                } else {
+                    Exit::Done
+                }
+            }
+        }
+    }
+}
+
+/// A rollout in progress. Holds the target's lock (unless plan-only) until dropped.
+pub struct RolloutSession<'a> {
+    project: &'a Project,
+    loaded: &'a LoadedDeployment,
+    evaluator: &'a dyn Evaluator,
+    observer: &'a dyn Observer,
+    git: GitRepo,
+    request: RolloutRequest,
+    options: RolloutOptions,
+    log_dir: Option<std::path::PathBuf>,
+    _lease: Option<LeaseGuard>,
+}
+
+impl<'a> RolloutSession<'a> {
+    /// Take the target's lock (not for plan-only) and read what the remote holds, so that
+    /// every decision is made on the newest shared state.
+    pub fn begin(
+        project: &'a Project,
+        loaded: &'a LoadedDeployment,
+        evaluator: &'a dyn Evaluator,
+        request: RolloutRequest,
+        options: RolloutOptions,
+        observer: &'a dyn Observer,
+    ) -> Result<RolloutSession<'a>, WorkflowError> {
+        crate::config::UnknownTarget::check(&loaded.deployment, &request.target)?;
+        let mut git = GitRepo::discover(&project.root)?;
+        if let Some(r) = &options.remote {
+            r.fetch()?;
+        }
+        let lease = if options.plan_only {
+            None
+        } else {
+            Some(lease::acquire(
+                &git,
+                options.remote.as_ref(),
+                &LeaseRequest {
+                    deployment: loaded.deployment.name.clone(),
+                    target: request.target.clone(),
+                    holder: request.actor.id.clone(),
+                    run: request.build_id.clone(),
+                    ttl: options.lock_ttl,
+                    wait: options.wait_for_lock,
+                },
+                observer,
+            )?)
+        };
+        // What the previous holder pushed just before releasing is read again.
+        if lease.is_some()
+            && let Some(r) = &options.remote
+        {
+            r.fetch()?;
+            git = GitRepo::discover(&project.root)?;
+        }
+        Ok(RolloutSession {
+            project,
+            loaded,
+            evaluator,
+            observer,
+            git,
+            request,
+            options,
+            log_dir: None,
+            _lease: lease,
+        })
+    }
+
+    /// The repository the session works on.
+    pub fn git(&self) -> &GitRepo {
+        &self.git
+    }
+
+    /// Decide: which commit each component gets, and what every gate says.
+    pub fn plan(&mut self) -> Result<RolloutPlan, WorkflowError> {
+        let plan = plan::plan(
+            self.project,
+            self.loaded,
+            &self.git,
+            &self.request,
+            self.evaluator,
+        )?;
+        Ok(plan)
+    }
+
+    fn replan(&mut self, why: Replan) -> Result<RolloutPlan, WorkflowError> {
+        self.git = GitRepo::discover(&self.project.root)?;
+        self.request.started_at = jiff::Timestamp::now();
+        let plan = self.plan()?;
+        self.observer.event(&Event::Planned {
+            plan: &plan,
+            after: Some(why),
+        });
+        Ok(plan)
+    }
+
+    /// When only approvals are missing: under `approval_method: manual`, ask the observer to
+    /// confirm; otherwise, when asked to, wait for approvals to be recorded. Returns the plan
+    /// as it stands afterwards.
+    pub fn await_approvals(&mut self, plan: RolloutPlan) -> Result<RolloutPlan, WorkflowError> {
+        if plan.blocked() != Some(Verdict::Pending) || self.options.plan_only {
+            return Ok(plan);
+        }
+        let manual = plan
+            .approvals
+            .as_ref()
+            .is_some_and(|a| a.method == ApprovalMethod::Manual);
+        if manual {
+            if wait::confirm_manually(&self.git, &plan, self.observer)? {
+                return self.replan(Replan::ManualConfirmation);
+            }
+            return Ok(plan);
+        }
+        let Some(w) = self.options.wait_for_approval else {
+            return Ok(plan);
+        };
+        let deadline = Instant::now() + w.timeout;
+        let mut plan = plan;
+        while plan.blocked() == Some(Verdict::Pending) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !wait::wait_for_change(
+                &self.git,
+                self.options.remote.as_ref(),
+                &plan,
+                left,
+                w.poll,
+                self.observer,
+            ) {
+                break;
+            }
+            plan = self.replan(Replan::NewApprovals)?;
+        }
+        Ok(plan)
+    }
+
+    /// Run the executors of `plan` (the plan commands when plan-only), wave by wave.
+    pub fn execute(&mut self, plan: &RolloutPlan) -> Result<Vec<ComponentRun>, WorkflowError> {
+        let step = if self.options.plan_only {
+            Step::Plan
+        } else {
+            Step::Apply
+        };
+        let prepared = prepare::prepare(
+            self.loaded,
+            &self.project.root,
+            &self.git,
+            plan,
+            step,
+            &crate::identity::process_env,
+        )?;
+        self.log_dir = Some(prepared.log_dir.clone());
+        let observer = self.observer;
+        run_blocking(&prepared, self.options.parallelism, &mut |e| {
+            observer.event(&Event::Executor(e))
+        })
+        .map_err(|source| WorkflowError::Io {
+            path: "the async runtime".into(),
+            source,
+        })
+    }
+
+    /// Write the history tags and state refs of the runs, all at once.
+    pub fn record(
+        &mut self,
+        plan: RolloutPlan,
+        runs: Vec<ComponentRun>,
+        duration_ms: u64,
+    ) -> Result<RolloutReport, WorkflowError> {
+        let tagger = Tagger {
+            name: self
+                .git
+                .config_string("user.name")
+                .unwrap_or_else(|| "atmos".to_owned()),
+            email: self
+                .git
+                .config_string("user.email")
+                .unwrap_or_else(|| self.request.actor.id.clone()),
+        };
+        let mut report = record::record(&self.git, plan, runs, &tagger, duration_ms)
+            .map_err(|source| WorkflowError::Record { source })?;
+        report.log_dir = self.log_dir.clone();
+        Ok(report)
+    }
+
+    /// Push the records to the remote by compare-and-swap; `None` without a remote.
+    pub fn publish(&mut self, report: &RolloutReport) -> Option<Result<u32, WorkflowError>> {
+        let remote = self.options.remote.as_ref()?;
+        Some(store::publish(remote, &self.git, report))
+    }
+
+    /// The whole rollout: plan, approvals, run, record, publish.
+    pub fn drive(mut self) -> Result<RolloutOutcome, WorkflowError> {
+        let plan = self.plan()?;
+        self.observer.event(&Event::Planned {
+            plan: &plan,
+            after: None,
+        });
+        let plan = self.await_approvals(plan)?;
+        if plan.blocked().is_some() && !self.options.plan_only {
+            return Ok(RolloutOutcome::Blocked(plan));
+        }
+        if plan.is_noop() {
+            return Ok(RolloutOutcome::NothingToDo(plan));
+        }
+        let started = Instant::now();
+        let runs = self.execute(&plan)?;
+        if self.options.plan_only {
+            return Ok(RolloutOutcome::Planned { plan, runs });
+        }
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let report = self.record(plan, runs, duration_ms)?;
+        let published = self.publish(&report);
+        Ok(RolloutOutcome::Done { report, published })
+    }
+}
