@@ -507,3 +507,110 @@ fn a_hook_sees_a_fixed_clock_and_no_environment_or_arguments() {
         "{d}"
     );
 }
+
+/// The guests keep their own small `Input` structs; every shipped guest must read the input
+/// document atmos really generates, for every action, without a "bad input document" error.
+#[test]
+fn shipped_guests_read_the_real_generated_input_of_every_action() {
+    use atmos_core::config::model::{HookConfig, Limits};
+    use atmos_core::contracts::{GateAction, Verdict};
+    use atmos_core::gates::wasm::HookSet;
+
+    let repo = crate::support::Repo::example();
+    repo.commit("example");
+    repo.atmos_stand_ins(&[
+        "deployment",
+        "rollout",
+        "payment-service",
+        "--target",
+        "dev",
+    ])
+    .code(0);
+    repo.atmos_stand_ins(&[
+        "deployment",
+        "rollout",
+        "payment-service",
+        "--target",
+        "staging",
+        "--promote-from",
+        "dev",
+    ])
+    .code(0);
+    let eval = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "deployment",
+            "policy",
+            "eval",
+            "payment-service",
+            "--show-input",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let run = repo.atmos(&args);
+        let doc = run.json();
+        doc["input"].clone()
+    };
+    let mut inputs = vec![
+        (GateAction::Rollout, eval(&["--target", "dev"])),
+        (
+            GateAction::Promote,
+            eval(&["--target", "prod", "--promote-from", "staging"]),
+        ),
+    ];
+    // An approval sees the promotion's document with `action: approve`.
+    let mut approve = inputs[1].1.clone();
+    approve["action"] = serde_json::json!("approve");
+    inputs.push((GateAction::Approve, approve));
+    let hooks: Vec<HookConfig> = [
+        (
+            "ticket-required",
+            serde_json::json!({"pattern": "[A-Z]+-[0-9]+"}),
+        ),
+        (
+            "change-freeze",
+            serde_json::json!({"timezone": "UTC", "windows": []}),
+        ),
+        ("soak-time", serde_json::json!({"minutes": 10})),
+    ]
+    .into_iter()
+    .map(|(name, config)| HookConfig {
+        name: name.into(),
+        wasm: crate::support::guest(name).display().to_string(),
+        config,
+        on: vec![
+            GateAction::Rollout,
+            GateAction::Promote,
+            GateAction::Approve,
+        ],
+        limits: Limits::default(),
+        read_only_dirs: Vec::new(),
+    })
+    .collect();
+    let set = HookSet::load(repo.path(), &hooks, None).expect("the shipped guests load");
+    for (action, input) in &inputs {
+        assert_eq!(input["action"], action.as_str(), "{input:#}");
+        let decisions = set.evaluate(
+            *action,
+            input,
+            std::time::Duration::from_secs(1_700_000_000),
+        );
+        for hook in &hooks {
+            let source = format!("hook:{}", hook.name);
+            let mine: Vec<_> = decisions.iter().filter(|d| d.source == source).collect();
+            assert!(!mine.is_empty(), "{} said nothing on {action:?}", hook.name);
+            for d in mine {
+                assert!(
+                    !d.message.contains("bad input") && !d.message.contains("fail closed"),
+                    "{} could not read the {action:?} input: {}",
+                    hook.name,
+                    d.message
+                );
+                assert!(
+                    matches!(d.result, Verdict::Allow | Verdict::Warn | Verdict::Deny),
+                    "{d:?}"
+                );
+            }
+        }
+    }
+}

@@ -113,6 +113,24 @@ impl Repo {
         atmos_in(self.path(), args)
     }
 
+    /// Run `atmos <args>` with the external tools (terraform, helmfile, nixpacks, docker)
+    /// replaced by the stand-ins in `examples/stand-ins`, which print what they were asked.
+    pub fn atmos_stand_ins(&self, args: &[&str]) -> Run {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/stand-ins");
+        let tools = [
+            ("ATMOS_TERRAFORM_BIN", "terraform"),
+            ("ATMOS_NIXPACKS_BIN", "nixpacks"),
+            ("ATMOS_HELMFILE_BIN", "helmfile"),
+            ("ATMOS_DOCKER_BIN", "docker"),
+        ];
+        let env: Vec<(&str, String)> = tools
+            .iter()
+            .map(|(var, tool)| (*var, dir.join(tool).display().to_string()))
+            .collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.atmos_env(args, &env)
+    }
+
     /// Run `atmos <args>` with extra environment variables.
     pub fn atmos_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = atmos_cmd(self.path());
@@ -242,15 +260,53 @@ impl Run {
         self
     }
 
-    /// Parse stdout as JSON.
+    /// Parse stdout as JSON; a document with a `kind` must match its published schema
+    /// (`docs/schema/output/<kind>.schema.json`).
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+        let value: serde_json::Value = serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
                 self.stdout, self.stderr
             )
-        })
+        });
+        if let Some(kind) = value.get("kind").and_then(|k| k.as_str()) {
+            check_output_schema(kind, &value);
+        }
+        value
     }
+}
+
+/// Validate an output document against its published schema.
+pub fn check_output_schema(kind: &str, document: &serde_json::Value) {
+    let mut file = String::new();
+    for (i, c) in kind.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            file.push('-');
+        }
+        file.extend(c.to_lowercase());
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/schema/output")
+        .join(format!("{file}.schema.json"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "no published schema for kind {kind} at {}: {e}",
+                path.display()
+            )
+        }))
+        .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(document)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{kind} output does not match {}:\n{}\n{document:#}",
+        path.display(),
+        errors.join("\n")
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -4,12 +4,10 @@
 use std::path::PathBuf;
 
 use atmos_core::config::{LoadedDeployment, Project};
-use atmos_core::contracts::output::Document;
-use atmos_core::diagnostic::Diagnostic;
+use atmos_core::contracts::output::{Document, ErrorBody, ErrorDocument};
 use atmos_core::gates::isolation::{Evaluator, InProcess, Isolated};
 use atmos_core::git::GitRepo;
 use atmos_core::git::tags::Unparseable;
-use serde::Serialize;
 
 use crate::cli::{Format, GlobalArgs};
 use crate::failure::Failure;
@@ -22,23 +20,6 @@ pub struct Context {
     /// Rendering settings.
     pub out: Output,
 }
-
-/// `--format json` of a failure.
-#[derive(Serialize)]
-struct ErrorReport<'a> {
-    error: ErrorBody<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    message: &'a str,
-    exit_code: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hint: Option<&'a str>,
-    diagnostics: &'a [Diagnostic],
-}
-
-atmos_core::document!(ErrorReport<'_> => "Error");
 
 impl Context {
     /// Settings from the global flags.
@@ -144,12 +125,12 @@ impl Context {
         let message = error.to_string();
         let hint = error.hint();
         let diags = error.diagnostics();
-        let _ = self.print_document(&ErrorReport {
+        let _ = self.print_document(&ErrorDocument {
             error: ErrorBody {
-                message: &message,
+                message: message.clone(),
                 exit_code: error.exit().code(),
-                hint: hint.as_deref(),
-                diagnostics: diags,
+                hint: hint.clone(),
+                diagnostics: diags.to_vec(),
             },
         });
         let style = &self.out.err_style;

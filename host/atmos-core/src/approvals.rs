@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::model::{ApprovalMethod, ApprovalRules};
-use crate::config::project::Approvers;
+use crate::config::settings::Approvers;
 use crate::contracts::approval::SIGNING_NAMESPACE;
 use crate::contracts::layout::notes_ref;
 use crate::contracts::{ApprovalDecision, ApprovalRecord};
@@ -115,7 +116,7 @@ pub fn verify(record: &ApprovalRecord, allowed_signers: &Path) -> Result<(), Sig
 }
 
 /// One approval that counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Counted {
     /// Who.
     pub approved_by: String,
@@ -126,7 +127,7 @@ pub struct Counted {
 }
 
 /// An approval that does not count, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Ignored {
     /// Who.
     pub approved_by: String,
@@ -135,7 +136,7 @@ pub struct Ignored {
 }
 
 /// The approval rule applied to the records of one commit and target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ApprovalCheck {
     /// Approvals needed.
     pub required: u32,

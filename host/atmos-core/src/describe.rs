@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::UnknownTarget;
@@ -12,7 +13,7 @@ use crate::config::model::{Deployment, Vars};
 use crate::config::{ComponentType, LoadedDeployment};
 
 /// One component as resolved for a target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ResolvedComponent {
     /// Component name.
     pub name: String,
@@ -30,7 +31,7 @@ pub struct ResolvedComponent {
 }
 
 /// One target as resolved.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ResolvedTarget {
     /// Target name.
     pub name: String,
@@ -50,7 +51,7 @@ pub struct ResolvedTarget {
 }
 
 /// The `describe` report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DescribeReport {
     /// The file, relative to the project root.
     pub file: PathBuf,

@@ -6,10 +6,11 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// A 1-based line and column in a source file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, JsonSchema)]
 pub struct Span {
     /// 1-based line number.
     pub line: usize,
@@ -18,7 +19,7 @@ pub struct Span {
 }
 
 /// How bad a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The file cannot be used.
@@ -28,7 +29,7 @@ pub enum Severity {
 }
 
 /// Stable identifiers of each kind of problem; part of the JSON output contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Code {
     /// The file could not be read.
@@ -76,7 +77,7 @@ pub enum Code {
 }
 
 /// One problem in one file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,

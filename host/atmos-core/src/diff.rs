@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -40,7 +41,7 @@ pub struct DiffQuery {
 }
 
 /// One side as resolved.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SideSummary {
     /// Target name, or `None` for a commit.
     pub target: Option<String>,
@@ -53,7 +54,7 @@ pub struct SideSummary {
 }
 
 /// One component on both sides.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ComponentChange {
     /// Component.
     pub component: String,
@@ -66,7 +67,7 @@ pub struct ComponentChange {
 }
 
 /// One configuration value on both sides.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ConfigChange {
     /// `component.key.path`.
     pub key: String,
@@ -79,7 +80,7 @@ pub struct ConfigChange {
 }
 
 /// A commit between the sides.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct LogEntry {
     /// Full sha.
     pub sha: String,
@@ -90,7 +91,7 @@ pub struct LogEntry {
 }
 
 /// The `diff` report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DiffReport {
     /// Deployment.
     pub deployment: String,

@@ -2,6 +2,7 @@
 //! use the tag names alone; only the tags that are shown are read.
 
 use jiff::{Span, Timestamp, ToSpan};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::contracts::Status;
@@ -24,7 +25,7 @@ pub struct HistoryQuery {
 }
 
 /// One rollout of one component.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct HistoryEntry {
     /// The tag.
     pub tag: String,
@@ -64,7 +65,7 @@ pub struct HistoryEntry {
 }
 
 /// The `history` report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct HistoryReport {
     /// Deployment.
     pub deployment: String,

@@ -1,6 +1,8 @@
 //! Who is rolling out, and from which CI build: read from the variables CI systems set, then
 //! git's `user.email`, so records name a person or a pipeline without extra flags.
 
+use schemars::JsonSchema;
+
 /// Variables that name the deployer, in order of preference, and what they are.
 pub const ACTOR_VARIABLES: &[&str] = &[
     "ATMOS_ACTOR",
@@ -20,7 +22,7 @@ pub const BUILD_ID_VARIABLES: &[&str] = &[
 ];
 
 /// The deployer and where the name came from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, JsonSchema)]
 pub struct Actor {
     /// An email or CI user name.
     pub id: String,

@@ -17,6 +17,7 @@
 //! | engines | [`gates`], [`executor`], [`sbom`], [`approvals`] |
 //! | queries | [`status`], [`history`], [`diff`], [`listing`], [`describe`], [`promotion`], [`validate`] |
 //! | workflows | [`workflow`]: rollout, approve, build, drift |
+//! | publishing | [`published`]: every JSON Schema generated from the types above |
 
 pub mod approvals;
 pub mod config;
@@ -36,6 +37,7 @@ pub mod identity;
 pub mod listing;
 pub mod names;
 pub mod promotion;
+pub mod published;
 pub mod sbom;
 pub mod status;
 pub mod validate;

@@ -2,6 +2,7 @@
 //! labels, with what git records about them (last deploy, commit, health).
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::UnknownTarget;
@@ -40,7 +41,7 @@ impl LabelFilter {
 }
 
 /// A file that could not be loaded, shown as a warning by `list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BrokenDeployment {
     /// File stem.
     pub name: String,
@@ -49,7 +50,7 @@ pub struct BrokenDeployment {
 }
 
 /// One row of `list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DeploymentRow {
     /// Name.
     pub name: String,
@@ -67,7 +68,7 @@ pub struct DeploymentRow {
 }
 
 /// When and where a deployment was last rolled out.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct LastDeploy {
     /// Target name.
     pub target: String,
@@ -76,7 +77,7 @@ pub struct LastDeploy {
 }
 
 /// `list` / `list deployments`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DeploymentList {
     /// Matching deployments.
     pub deployments: Vec<DeploymentRow>,
@@ -85,7 +86,7 @@ pub struct DeploymentList {
 }
 
 /// One row of `list targets`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TargetRow {
     /// Name.
     pub name: String,
@@ -104,7 +105,7 @@ pub struct TargetRow {
 }
 
 /// `list targets <d>`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TargetList {
     /// Deployment.
     pub deployment: String,
@@ -115,7 +116,7 @@ pub struct TargetList {
 }
 
 /// One row of `list components`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ComponentRow {
     /// Name.
     pub name: String,
@@ -135,7 +136,7 @@ pub struct ComponentRow {
 }
 
 /// `list components <d> --target t`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ComponentList {
     /// Deployment.
     pub deployment: String,

@@ -1,6 +1,7 @@
 //! The promotion graph of a deployment: which target receives code from which, in layers
 //! from the entry points, and every path from an entry point to a final target.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::LoadedDeployment;
@@ -8,7 +9,7 @@ use crate::config::checks::promotion_edges;
 use crate::dag;
 
 /// One target as a node of the graph.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct GraphTarget {
     /// Target name.
     pub name: String,
@@ -23,7 +24,7 @@ pub struct GraphTarget {
 }
 
 /// One allowed promotion.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
 pub struct Edge {
     /// Source target.
     pub from: String,
@@ -32,7 +33,7 @@ pub struct Edge {
 }
 
 /// The whole graph.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PromotionGraph {
     /// Deployment name.
     pub deployment: String,
@@ -133,7 +134,7 @@ impl PromotionGraph {
 }
 
 /// How far a target is behind one of its sources.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Behind {
     /// The source target.
     pub source: String,
@@ -142,7 +143,7 @@ pub struct Behind {
 }
 
 /// A target's place in the promotion flow, for `promotion-graph --show-status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct GraphTargetStatus {
     /// Target.
     pub target: String,
@@ -161,7 +162,7 @@ pub struct GraphTargetStatus {
 }
 
 /// The graph with each target's state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct GraphWithStatus {
     /// The graph.
     #[serde(flatten)]

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::LoadedDeployment;
@@ -12,7 +13,7 @@ use crate::git::tags::{TagEntry, Unparseable};
 use crate::git::{GitError, GitRepo};
 
 /// The last rollout attempt of a component.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Attempt {
     /// Its tag.
     pub tag: String,
@@ -28,7 +29,7 @@ pub struct Attempt {
 }
 
 /// One component in one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ComponentStatus {
     /// Component name.
     pub component: String,
@@ -79,7 +80,7 @@ impl ComponentStatus {
 }
 
 /// Every component of one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TargetStatus {
     /// Deployment.
     pub deployment: String,
@@ -116,7 +117,7 @@ impl TargetStatus {
 }
 
 /// `status` of one target, one deployment, or all.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct StatusReport {
     /// Every target asked for.
     pub targets: Vec<TargetStatus>,
@@ -265,7 +266,7 @@ fn component_status(
 }
 
 /// One target in one line: the newest commit it runs, when, and how healthy it is.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TargetSummary {
     /// Target.
     pub target: String,
@@ -300,4 +301,46 @@ impl TargetStatus {
     }
 }
 
-crate::document!(StatusReport => "StatusReport");
+/// Every deployment, one line per target (`status` without a deployment).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct StatusOverview {
+    /// Each deployment that loads, by name.
+    pub deployments: Vec<DeploymentSummary>,
+    /// Tags in the namespace that are not atmos records.
+    pub unparseable: Vec<Unparseable>,
+}
+
+/// One deployment of the overview.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DeploymentSummary {
+    /// Deployment.
+    pub deployment: String,
+    /// Each target.
+    pub targets: Vec<TargetSummary>,
+}
+
+/// The overview of every deployment of `catalog`.
+pub fn overview(
+    git: &GitRepo,
+    catalog: &crate::config::Catalog,
+) -> Result<StatusOverview, GitError> {
+    let mut all = StatusOverview {
+        deployments: Vec::new(),
+        unparseable: Vec::new(),
+    };
+    for loaded in &catalog.deployments {
+        let report = status(git, loaded, None)?;
+        let mut targets = Vec::new();
+        for t in &report.targets {
+            targets.push(t.summary(git)?);
+        }
+        all.unparseable.extend(report.unparseable);
+        all.deployments.push(DeploymentSummary {
+            deployment: loaded.deployment.name.clone(),
+            targets,
+        });
+    }
+    Ok(all)
+}
+
+crate::document!(StatusReport => "StatusReport", StatusOverview => "StatusOverview");

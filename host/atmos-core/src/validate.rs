@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::load::parse_deployment;
@@ -11,7 +12,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::promotion::PromotionGraph;
 
 /// Outcome of one group of checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
     /// Every check of the group passed.
@@ -23,7 +24,7 @@ pub enum CheckStatus {
 }
 
 /// One line of the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Check {
     /// What was checked, as a sentence that is true when it passed.
     pub name: &'static str,
@@ -32,7 +33,7 @@ pub struct Check {
 }
 
 /// What a valid file defines.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Summary {
     /// Target names in file order.
     pub targets: Vec<String>,
@@ -45,7 +46,7 @@ pub struct Summary {
 }
 
 /// The validation of one deployment file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DeploymentValidation {
     /// Deployment (file stem).
     pub name: String,
@@ -63,7 +64,7 @@ pub struct DeploymentValidation {
 }
 
 /// The `validate` report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ValidationReport {
     /// True when every deployment is valid.
     pub valid: bool,

@@ -41,6 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("workflows", &["workflow"]),
+    ("publishing", &["published"]),
 ];
 
 fn src() -> PathBuf {

@@ -1,26 +1,12 @@
 //! `atmos deployment lock status|release <d> --target t`.
 
 use atmos_core::exit::Exit;
-use atmos_core::git::lock::{self, Store};
-use serde::Serialize;
+use atmos_core::git::lock::{self, LockStatus, Store};
 
 use crate::cli::{Format, LockArgs};
 use crate::context::Context;
 use crate::failure::Failure;
 use atmos_core::workflow::store::open;
-
-/// `lock --format json`.
-#[derive(Serialize)]
-struct LockReport {
-    deployment: String,
-    target: String,
-    held: bool,
-    expired: bool,
-    lease: Option<atmos_core::contracts::Lease>,
-    released: bool,
-}
-
-atmos_core::document!(LockReport => "LockStatus");
 
 /// Show or clear a lock.
 pub fn run(args: &LockArgs, ctx: &Context) -> Result<Exit, Failure> {
@@ -44,7 +30,7 @@ pub fn run(args: &LockArgs, ctx: &Context) -> Result<Exit, Failure> {
     let expired = lease
         .as_ref()
         .is_some_and(|l| l.expired(jiff::Timestamp::now()));
-    let report = LockReport {
+    let report = LockStatus {
         deployment: loaded.deployment.name.clone(),
         target: args.target.clone(),
         held: lease.is_some() && !released,

@@ -3,13 +3,11 @@
 
 use std::path::PathBuf;
 
-use atmos_core::contracts::GateInput;
-use atmos_core::contracts::{Decision, Verdict};
 use atmos_core::exit::Exit;
 use atmos_core::gates::testing::{Outcome, TestReport, run as run_tests};
 use atmos_core::identity::{self, process_env};
+use atmos_core::workflow::rollout::model::{EvaluationVerdict, PolicyEvaluation};
 use atmos_core::workflow::rollout::{Action, RolloutRequest, plan};
-use serde::Serialize;
 
 use crate::cli::{Format, PolicyCommand, PolicyEvalArgs, PolicyTestArgs};
 use crate::context::Context;
@@ -140,20 +138,6 @@ fn render_tests(r: &TestReport, s: &Style, verbose: bool) -> String {
     out
 }
 
-/// `policy eval --format json`.
-#[derive(Serialize)]
-struct EvalReport<'a> {
-    deployment: &'a str,
-    target: &'a str,
-    /// `allow`, `deny` or `pending`: what the rollout would get.
-    verdict: &'static str,
-    decisions: &'a [Decision],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    input: Option<&'a GateInput>,
-}
-
-atmos_core::document!(EvalReport<'_> => "PolicyEvaluation");
-
 fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "policy eval")?;
     let (project, loaded) = ctx.deployment(&args.deployment)?;
@@ -178,21 +162,8 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
     };
     let evaluator = ctx.evaluator();
     let plan = plan::plan(&project, &loaded, &git, &request, evaluator.as_ref())?;
-    let verdict = match plan.blocked() {
-        Some(Verdict::Deny) => "deny",
-        Some(_) => "pending",
-        None => "allow",
-    };
-    let report = EvalReport {
-        deployment: &plan.deployment,
-        target: &plan.target,
-        verdict,
-        decisions: &plan.decisions,
-        input: plan
-            .input
-            .as_ref()
-            .filter(|_| args.show_input || ctx.out.format != Format::Table),
-    };
+    let report = PolicyEvaluation::of(&plan, args.show_input || ctx.out.format != Format::Table);
+    let verdict = report.verdict;
     let text = ctx.out.structured(&report).unwrap_or_else(|| {
         let s = &ctx.out.out_style;
         let mut out = String::new();
@@ -217,13 +188,21 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
             s,
             ctx.out.verbose > 0,
         ));
-        out.push_str(&format!("\nVerdict: {verdict}\n"));
+        out.push_str(&format!("\nVerdict: {}\n", verdict_name(verdict)));
         out
     });
     ctx.out.print(&text)?;
     Ok(match verdict {
-        "deny" => Exit::Denied,
-        "pending" => Exit::Pending,
-        _ => Exit::Done,
+        EvaluationVerdict::Deny => Exit::Denied,
+        EvaluationVerdict::Pending => Exit::Pending,
+        EvaluationVerdict::Allow => Exit::Done,
     })
+}
+
+fn verdict_name(v: EvaluationVerdict) -> &'static str {
+    match v {
+        EvaluationVerdict::Allow => "allow",
+        EvaluationVerdict::Deny => "deny",
+        EvaluationVerdict::Pending => "pending",
+    }
 }

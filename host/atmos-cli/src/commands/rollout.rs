@@ -4,26 +4,17 @@
 
 use atmos_core::exit::Exit;
 use atmos_core::identity::{self, process_env};
+use atmos_core::workflow::rollout::model::PlanRun;
 use atmos_core::workflow::rollout::wait::ApprovalWait;
 use atmos_core::workflow::rollout::{
     RolloutOptions, RolloutOutcome, RolloutRequest, RolloutSession,
 };
 use atmos_core::workflow::{WorkflowError, duration, lease, resolve_target, store};
-use serde::Serialize;
 
 use crate::cli::{Format, RolloutArgs};
 use crate::context::Context;
 use crate::failure::Failure;
 use crate::render::{ci, live::Live, rollout};
-
-/// `--plan --format json`: the plan and the plan commands' runs.
-#[derive(Serialize)]
-struct PlanRun<'a> {
-    plan: &'a atmos_core::workflow::rollout::RolloutPlan,
-    runs: &'a [atmos_core::executor::run::ComponentRun],
-}
-
-atmos_core::document!(PlanRun<'_> => "RolloutPlanRun");
 
 /// Plan, check, run, record, publish.
 pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
@@ -105,10 +96,7 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         }
         RolloutOutcome::Planned { plan, runs } => {
             live.text(&rollout::plan_footer(&plan, &runs, &live.style));
-            ctx.print_document(&PlanRun {
-                plan: &plan,
-                runs: &runs,
-            })?;
+            ctx.print_document(&PlanRun { plan, runs })?;
         }
         RolloutOutcome::Done { report, published } => {
             let log_dir = report

@@ -2,30 +2,14 @@
 
 use atmos_core::exit::Exit;
 use atmos_core::git::short;
-use atmos_core::status::{ComponentStatus, StatusReport, TargetSummary, status};
+use atmos_core::status::{ComponentStatus, StatusOverview, StatusReport, overview, status};
 use jiff::Timestamp;
-use serde::Serialize;
 
 use crate::cli::{Format, StatusArgs};
 use crate::context::Context;
 use crate::failure::Failure;
 use crate::render::table::Table;
 use crate::render::time::{ago, ago_clock, clock};
-
-/// Every deployment, one line per target.
-#[derive(Serialize)]
-struct AllStatus {
-    deployments: Vec<DeploymentSummary>,
-    unparseable: Vec<atmos_core::git::tags::Unparseable>,
-}
-
-#[derive(Serialize)]
-struct DeploymentSummary {
-    deployment: String,
-    targets: Vec<TargetSummary>,
-}
-
-atmos_core::document!(AllStatus => "StatusOverview");
 
 /// Show status.
 pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
@@ -40,22 +24,7 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
                 "skipped deployment `{broken}`: its file is invalid (run `atmos deployment validate {broken}`)"
             ));
         }
-        let mut all = AllStatus {
-            deployments: Vec::new(),
-            unparseable: Vec::new(),
-        };
-        for loaded in &catalog.deployments {
-            let report = status(&git, loaded, None)?;
-            let mut targets = Vec::new();
-            for t in &report.targets {
-                targets.push(t.summary(&git)?);
-            }
-            all.unparseable.extend(report.unparseable);
-            all.deployments.push(DeploymentSummary {
-                deployment: loaded.deployment.name.clone(),
-                targets,
-            });
-        }
+        let all = overview(&git, &catalog)?;
         ctx.warn_unparseable(&all.unparseable);
         let text = ctx
             .out
@@ -184,7 +153,7 @@ fn render_deployment(name: &str, report: &StatusReport, now: Timestamp) -> Strin
     format!("{name}\n\n{}", table.render())
 }
 
-fn render_all(all: &AllStatus, now: Timestamp) -> String {
+fn render_all(all: &StatusOverview, now: Timestamp) -> String {
     let mut table = Table::new(["Deployment", "Target", "Commit", "Deployed", "Health"]);
     for d in &all.deployments {
         for t in &d.targets {

@@ -3,13 +3,14 @@
 //! value replaces), remembering which layer each leaf value came from.
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::model::{ComponentRef, Deployment, Target, Vars};
 
 /// The layer a merged value came from, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VarSource {
     /// `deployment.context` (other than `default_target`).
@@ -33,7 +34,7 @@ impl VarSource {
 
 /// Merged vars and, for each leaf (dotted path), the layer it came from and the layers it
 /// overrode.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct MergedVars {
     /// The merged values, as executors and gates see them.
     pub values: Vars,
@@ -42,7 +43,7 @@ pub struct MergedVars {
 }
 
 /// Where one leaf value came from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Provenance {
     /// The leaf value.
     pub value: Value,

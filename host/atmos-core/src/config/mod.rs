@@ -7,6 +7,7 @@ pub mod merge;
 pub mod model;
 pub mod project;
 pub mod schema;
+pub mod settings;
 pub mod source_map;
 
 pub use load::LoadedDeployment;
@@ -14,3 +15,4 @@ pub use model::{
     Component, ComponentRef, ComponentType, Deployment, Promotion, Target, UnknownTarget,
 };
 pub use project::{Catalog, Project, ProjectError};
+pub use settings::Settings;

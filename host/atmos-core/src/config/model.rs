@@ -1,10 +1,12 @@
-//! The typed deployment configuration (SPEC §4). The JSON Schema in `docs/schema/` is the
-//! contract for the file format; these structs are what the rest of the library works with,
-//! and they are only built from documents that passed the schema.
+//! The typed deployment configuration. These types are the one source of the file format:
+//! the JSON Schema `docs/schema/deployment.schema.json` is generated from them (doc comments
+//! become its descriptions), files are validated against it before they are built, and a test
+//! fails when the published copy is stale.
 
 use std::fmt;
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -14,24 +16,28 @@ use crate::diagnostic::did_you_mean;
 /// Free-form key/value data (vars, settings, context).
 pub type Vars = Map<String, Value>;
 
-/// A whole `deployments/<name>.yaml` file.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// A deployments/<name>.yaml file: one deployment, its components and its targets. Add `#
+/// yaml-language-server: $schema=<path to this file>` at the top of a deployment file for
+/// editor completion.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "atmos deployment")]
 pub struct DeploymentFile {
     /// The single root key.
     pub deployment: Deployment,
 }
 
 /// One deployment: a set of components rolled out together to a set of targets.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Deployment {
-    /// Must equal the file stem; becomes a ref path segment.
+    /// Must equal the file name without `.yaml`; used as a git ref path segment.
+    #[schemars(length(min = 1))]
     pub name: String,
     /// Free text shown by `describe` and `list`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Labels used by `list --label k=v` and by gates.
+    /// String labels, used by `list --label k=v` and by gates.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub labels: IndexMap<String, String>,
     /// Deployment-wide context: `default_target` plus values merged under every component's vars.
@@ -43,18 +49,22 @@ pub struct Deployment {
     /// Gates bound to every target.
     #[serde(default, skip_serializing_if = "Gates::is_empty")]
     pub gates: Gates,
-    /// Targets (environments) in file order.
+    /// Targets (environments), in promotion order by convention.
+    #[schemars(extend("minProperties" = 1))]
     pub targets: IndexMap<String, Target>,
 }
 
-/// `gates`: what is evaluated before a rollout, promotion, rollback or approval.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// Gates evaluated on every rollout, promotion, rollback and approval (docs/gates.md).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Gates {
-    /// Rego files or folders, relative to the project root.
+    /// Rego files or folders of .rego files (relative to the project root); .json/.yaml files
+    /// beside them are loaded into `data`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)), extend("uniqueItems" = true))]
     pub policies: Vec<String>,
-    /// WebAssembly hooks (docs/hooks.md).
+    /// WebAssembly components of the atmos:hooks/gate world (wit/hooks.wit), run sandboxed
+    /// (docs/hooks.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<HookConfig>,
 }
@@ -66,37 +76,45 @@ impl Gates {
     }
 }
 
-/// `deployment.context`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// Deployment-wide context: `default_target`, plus values merged under every component's
+/// vars.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 pub struct DeploymentContext {
     /// Target used when a command is given no `--target`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub default_target: Option<String>,
     /// Every other key: the lowest layer of each component's merged vars.
     #[serde(flatten)]
     pub values: Vars,
 }
 
-/// Components grouped by their executor type, each group in file order.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// Components grouped by executor type, each group in file order.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Components {
-    /// Container images built by nixpacks.
+    /// Container images built by nixpacks (or a Dockerfile).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(with = "IndexMap<String, NixpackComponent>")]
     pub nixpack: IndexMap<String, Component>,
     /// Terraform or OpenTofu root modules.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(with = "IndexMap<String, TerraformComponent>")]
     pub terraform: IndexMap<String, Component>,
     /// Helmfile releases.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(with = "IndexMap<String, HelmfileComponent>")]
     pub helmfile: IndexMap<String, Component>,
     /// Commands atmos runs itself.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(with = "IndexMap<String, ScriptComponent>")]
     pub script: IndexMap<String, Component>,
 }
 
 /// The executor type of a component; the first segment of a `depends_on` entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ComponentType {
     /// `nixpack`
@@ -141,7 +159,7 @@ impl fmt::Display for ComponentType {
 }
 
 /// One component.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Component {
     /// Labels and dependencies.
@@ -155,23 +173,27 @@ pub struct Component {
     pub settings: Vars,
 }
 
-/// `components.<type>.<name>.metadata`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// Labels and dependencies of a component.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentMetadata {
-    /// Labels used by `list --label`.
+    /// String labels, used by `list --label k=v` and by gates.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub labels: IndexMap<String, String>,
-    /// Components (`type/name`) that must be rolled out first.
+    /// Components (`type/name`) rolled out before this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        inner(regex(pattern = r"^(nixpack|terraform|helmfile|script)/.+$")),
+        extend("uniqueItems" = true)
+    )]
     pub depends_on: Vec<String>,
 }
 
 /// One target (environment).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
-    /// Labels used by `list --label` and by gates.
+    /// String labels, used by `list --label k=v` and by gates.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub labels: IndexMap<String, String>,
     /// Values merged over every component's vars for this target.
@@ -185,20 +207,26 @@ pub struct Target {
     pub gates: Gates,
 }
 
-/// `targets.<name>.promotion`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// Where this target receives code from. `from` and `allowed_from` are mutually exclusive.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Promotion {
     /// The single target this one is promoted from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub from: Option<String>,
     /// Several possible sources (fan-in). Mutually exclusive with `from`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        inner(length(min = 1)),
+        length(min = 1),
+        extend("uniqueItems" = true)
+    )]
     pub allowed_from: Option<Vec<String>>,
     /// Whether a rollout here needs recorded approvals.
     #[serde(default)]
     pub requires_approval: bool,
-    /// Who must approve.
+    /// Who must approve a rollout here (when requires_approval is true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<ApprovalRules>,
     /// How approval is given.
@@ -206,26 +234,29 @@ pub struct Promotion {
     pub approval_method: Option<ApprovalMethod>,
 }
 
-/// `promotion.approvals`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// Who must approve a rollout, and how approvals count.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRules {
     /// Approvals needed (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub min: Option<u32>,
-    /// Only approvers in these groups count.
+    /// Only approvers in these groups (atmos.yaml approvers.groups) count; default anyone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)), extend("uniqueItems" = true))]
     pub from_groups: Vec<String>,
-    /// Let the deployer or a commit author approve.
+    /// Let the deployer or a commit author approve (default false).
     #[serde(default)]
     pub allow_self_approval: bool,
-    /// Only signed approvals count.
+    /// Only approvals with a valid SSH signature (atmos.yaml approvers.allowed_signers) count.
     #[serde(default)]
     pub require_signed: bool,
 }
 
-/// `promotion.approval_method`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// `recorded` (default): approvals recorded with `atmos deployment approve`. `manual`: the
+/// person running the rollout confirms in an interactive terminal; refused without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalMethod {
     /// Recorded with `atmos deployment approve` (the default).
@@ -325,40 +356,49 @@ impl Deployment {
     }
 }
 
-/// `gates.hooks[].limits`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Caps of one hook evaluation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Linear memory cap in MiB.
+    /// Linear-memory cap in MiB (default 64).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4096))]
     pub memory_mb: Option<u64>,
-    /// Wall-clock cap in milliseconds.
+    /// Wall-clock cap in ms (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 600000))]
     pub timeout_ms: Option<u64>,
-    /// Fuel cap.
+    /// Instruction budget (default 1000000000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub fuel: Option<u64>,
 }
 
-/// `gates.hooks[]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A WebAssembly hook bound as a gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HookConfig {
-    /// Name shown in decisions.
+    /// Shown in decisions as `hook:<name>`; unique per target.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9-]*$"))]
     pub name: String,
-    /// Path of the component, relative to the project root.
+    /// Path of the component (.wasm), relative to the project root.
+    #[schemars(length(min = 1))]
     pub wasm: String,
-    /// JSON handed to the hook as `config`.
+    /// Any JSON/YAML value, handed to the hook's `evaluate` as `config` (JSON text).
     #[serde(default)]
     pub config: serde_json::Value,
-    /// Actions it runs on (default: rollout, promote and rollback; `approve` only when listed).
+    /// Actions the hook runs on; default: rollout, promote and rollback (approve only when
+    /// listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("uniqueItems" = true))]
     pub on: Vec<GateAction>,
-    /// Caps.
+    /// Caps of one evaluation.
     #[serde(default)]
     pub limits: Limits,
-    /// Folders (relative to the project root) the hook may read; nothing else is visible.
+    /// Folders (relative to the project root) the hook may read, mounted read-only at the
+    /// same relative path. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)), extend("uniqueItems" = true))]
     pub read_only_dirs: Vec<String>,
 }
 
@@ -424,4 +464,224 @@ impl crate::error::Actionable for UnknownTarget {
             None => format!("targets: {}", self.known.join(", ")),
         })
     }
+}
+
+// The executor settings of each component type, as typed shapes: the JSON Schema of
+// deployment files states them per type (see `Components`), so a misspelt setting is located
+// and explained before anything runs. Other keys under `settings` are kept for the user's own
+// tooling.
+
+/// A `script` component: commands atmos runs itself.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptComponent {
+    /// Labels and dependencies.
+    #[serde(default)]
+    pub metadata: ComponentMetadata,
+    /// Inputs of the component, merged with the target's context (`ATMOS_VARS_FILE`).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub vars: Vars,
+    /// Executor settings; keys other than `script` are kept for your own tooling.
+    pub settings: ScriptSettingsBlock,
+}
+
+/// `settings` of a `script` component.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ScriptSettingsBlock {
+    /// What atmos runs.
+    pub script: ScriptSettings,
+    /// Anything else, for your own tooling.
+    #[serde(flatten)]
+    pub other: Vars,
+}
+
+/// The commands of a `script` component.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptSettings {
+    /// Run by `sh -c` in the repo root on rollout.
+    #[schemars(length(min = 1))]
+    pub apply: String,
+    /// Run by `sh -c` in the repo root on `rollout --plan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub plan: Option<String>,
+    /// Run by `sh -c` in the repo root on `build`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub build: Option<String>,
+    /// Folder whose lockfiles describe this component in the SBOM, relative to the project
+    /// root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub source: Option<String>,
+}
+
+/// A `terraform` component: a Terraform or OpenTofu root module.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerraformComponent {
+    /// Labels and dependencies.
+    #[serde(default)]
+    pub metadata: ComponentMetadata,
+    /// Inputs of the component, merged with the target's context (passed as a var file).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub vars: Vars,
+    /// Executor settings; keys other than `terraform` are kept for your own tooling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<TerraformSettingsBlock>,
+}
+
+/// `settings` of a `terraform` component.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TerraformSettingsBlock {
+    /// How atmos runs terraform/tofu (docs/executors.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terraform: Option<TerraformSettings>,
+    /// Anything else, for your own tooling.
+    #[serde(flatten)]
+    pub other: Vars,
+}
+
+/// How atmos runs terraform or tofu.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerraformSettings {
+    /// Executable: a name looked up on PATH, or a path relative to the project root. Default
+    /// terraform (use tofu for OpenTofu); ATMOS_TERRAFORM_BIN overrides the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub binary: Option<String>,
+    /// Root module folder, relative to the project root. Default components/terraform/<name>.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub dir: Option<String>,
+    /// Terraform workspace. Default: the target name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub workspace: Option<String>,
+    /// Folder whose lockfiles describe this component in the SBOM, relative to the project
+    /// root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub source: Option<String>,
+}
+
+/// A `helmfile` component: a Helmfile release set.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HelmfileComponent {
+    /// Labels and dependencies.
+    #[serde(default)]
+    pub metadata: ComponentMetadata,
+    /// Inputs of the component, merged with the target's context (passed as state values).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub vars: Vars,
+    /// Executor settings; keys other than `helmfile` are kept for your own tooling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<HelmfileSettingsBlock>,
+}
+
+/// `settings` of a `helmfile` component.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct HelmfileSettingsBlock {
+    /// How atmos runs helmfile (docs/executors.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helmfile: Option<HelmfileSettings>,
+    /// Anything else, for your own tooling.
+    #[serde(flatten)]
+    pub other: Vars,
+}
+
+/// How atmos runs helmfile.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HelmfileSettings {
+    /// Executable: a name looked up on PATH, or a path relative to the project root. Default
+    /// helmfile; ATMOS_HELMFILE_BIN overrides the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub binary: Option<String>,
+    /// helmfile.yaml path relative to the project root. Default helmfile.yaml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub file: Option<String>,
+    /// Helmfile environment. Default: the target name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub environment: Option<String>,
+    /// Folder whose lockfiles describe this component in the SBOM, relative to the project
+    /// root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub source: Option<String>,
+}
+
+/// A `nixpack` component: a container image.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NixpackComponent {
+    /// Labels and dependencies.
+    #[serde(default)]
+    pub metadata: ComponentMetadata,
+    /// Inputs of the component, merged with the target's context; `image.{registry, name,
+    /// tag}` names the image.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub vars: Vars,
+    /// Executor settings; keys other than `nixpack` are kept for your own tooling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<NixpackSettingsBlock>,
+}
+
+/// `settings` of a `nixpack` component.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct NixpackSettingsBlock {
+    /// How atmos builds the image (docs/executors.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nixpack: Option<NixpackSettings>,
+    /// Anything else, for your own tooling.
+    #[serde(flatten)]
+    pub other: Vars,
+}
+
+/// Image builders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageBuilder {
+    /// `nixpacks build` (the default).
+    Nixpacks,
+    /// `docker build` with a Dockerfile.
+    Docker,
+    /// `podman build` with a Dockerfile.
+    Podman,
+    /// `buildah bud` with a Dockerfile.
+    Buildah,
+}
+
+/// How atmos builds a nixpack component's image.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NixpackSettings {
+    /// Executable: a name looked up on PATH, or a path relative to the project root. Default
+    /// nixpacks; ATMOS_NIXPACKS_BIN overrides the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub binary: Option<String>,
+    /// Source folder relative to the project root. Default: the project root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub path: Option<String>,
+    /// Folder whose lockfiles describe this component in the SBOM, relative to the project
+    /// root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub source: Option<String>,
+    /// Image builder (default nixpacks; docker, podman and buildah build a Dockerfile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builder: Option<ImageBuilder>,
+    /// Dockerfile for docker/podman/buildah, relative to the project root (default
+    /// <path>/Dockerfile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub dockerfile: Option<String>,
 }

@@ -3,10 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::checks;
 use super::load::{LoadedDeployment, parse_deployment, parse_yaml};
+use super::settings::Settings;
 use crate::config::schema::SchemaKind;
 use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 
@@ -14,69 +13,6 @@ use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 pub const SETTINGS_FILE: &str = "atmos.yaml";
 /// Default deployments folder, relative to the root.
 pub const DEFAULT_DEPLOYMENTS_DIR: &str = "deployments";
-
-/// `atmos.yaml`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// Where deployment files live.
-    #[serde(default)]
-    pub deployments: DeploymentsSettings,
-    /// Gates bound to every deployment.
-    #[serde(default)]
-    pub gates: ProjectGates,
-    /// Approver groups and signing keys.
-    #[serde(default)]
-    pub approvers: Approvers,
-    /// The shared store.
-    #[serde(default)]
-    pub git: GitSettings,
-}
-
-/// `atmos.yaml` → `git`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct GitSettings {
-    /// The remote read before every decision and written after.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote: Option<String>,
-    /// Lifetime of a target lock.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lock_ttl: Option<String>,
-}
-
-/// `atmos.yaml` → `approvers`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Approvers {
-    /// Group name → member emails.
-    #[serde(default)]
-    pub groups: indexmap::IndexMap<String, Vec<String>>,
-    /// ssh allowed_signers file for signed approvals, relative to the root.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_signers: Option<String>,
-}
-
-/// `atmos.yaml` → `gates`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProjectGates {
-    /// Rego files or folders bound to every deployment.
-    #[serde(default)]
-    pub policies: Vec<String>,
-    /// Time limit of one policy package's evaluation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_timeout_ms: Option<u64>,
-}
-
-/// `atmos.yaml` → `deployments`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeploymentsSettings {
-    /// Folder of deployment files, relative to the root.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-}
 
 /// Why a project could not be opened or a deployment found.
 #[derive(Debug, thiserror::Error)]

@@ -8,13 +8,28 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
 
+use crate::config::model::DeploymentFile;
+use crate::config::settings::Settings;
 use crate::config::source_map::{SourceMap, escape_segment, split_pointer};
+use crate::contracts::schema::{Direction, generate};
 use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 
-/// The schema of `deployments/<name>.yaml`, as published in `docs/schema/`.
-pub const DEPLOYMENT_SCHEMA: &str = include_str!("../../../../docs/schema/deployment.schema.json");
-/// The schema of `atmos.yaml`, as published in `docs/schema/`.
-pub const PROJECT_SCHEMA: &str = include_str!("../../../../docs/schema/atmos.schema.json");
+/// `$id` of the deployment file schema.
+pub const DEPLOYMENT_ID: &str = "https://atmos.tools/schemas/deployment/v1alpha1.json";
+/// `$id` of the `atmos.yaml` schema.
+pub const PROJECT_ID: &str = "https://atmos.tools/schemas/atmos/v1alpha1.json";
+
+/// The schema of `deployments/<name>.yaml`, generated from [`DeploymentFile`] (published as
+/// `docs/schema/deployment.schema.json`).
+pub fn deployment_schema() -> Value {
+    generate::<DeploymentFile>(DEPLOYMENT_ID, Direction::Read)
+}
+
+/// The schema of `atmos.yaml`, generated from [`Settings`] (published as
+/// `docs/schema/atmos.schema.json`).
+pub fn project_schema() -> Value {
+    generate::<Settings>(PROJECT_ID, Direction::Read)
+}
 
 /// Which document a schema describes.
 #[derive(Debug, Clone, Copy)]
@@ -30,10 +45,9 @@ struct Compiled {
     validator: Validator,
 }
 
-fn compile(text: &str) -> Compiled {
-    // The schemas are part of this crate; a broken one is a bug caught by the unit tests below.
-    #[allow(clippy::expect_used)]
-    let document: Value = serde_json::from_str(text).expect("embedded schema is JSON");
+fn compile(document: Value) -> Compiled {
+    // The schemas are generated from this crate's types; a broken one is a bug caught by the
+    // unit tests below.
     #[allow(clippy::expect_used)]
     let validator = jsonschema::validator_for(&document).expect("embedded schema compiles");
     Compiled {
@@ -42,8 +56,8 @@ fn compile(text: &str) -> Compiled {
     }
 }
 
-static DEPLOYMENT: LazyLock<Compiled> = LazyLock::new(|| compile(DEPLOYMENT_SCHEMA));
-static PROJECT: LazyLock<Compiled> = LazyLock::new(|| compile(PROJECT_SCHEMA));
+static DEPLOYMENT: LazyLock<Compiled> = LazyLock::new(|| compile(deployment_schema()));
+static PROJECT: LazyLock<Compiled> = LazyLock::new(|| compile(project_schema()));
 
 /// Validate `instance` (parsed from `text` of `file`) and describe each violation.
 pub fn validate(
@@ -284,7 +298,7 @@ mod tests {
 
     #[test]
     fn allowed_keys_follow_refs_and_maps() {
-        let root: Value = serde_json::from_str(DEPLOYMENT_SCHEMA).expect("json");
+        let root = deployment_schema();
         let keys = allowed_keys(&root, "/deployment/targets/prod");
         assert_eq!(keys, vec!["labels", "context", "promotion", "gates"]);
         let keys = allowed_keys(&root, "/deployment/components/script/x/settings/script");

@@ -2,13 +2,14 @@
 //! `refs/notes/atmos/<deployment>/approvals`, optionally SSH-signed over
 //! [`ApprovalRecord::signed_payload`].
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The SSH signature namespace of approvals; a signature made for anything else never counts.
 pub const SIGNING_NAMESPACE: &str = "atmos-approval@v1";
 
 /// Approve or reject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalDecision {
     /// Sign-off.
@@ -18,7 +19,7 @@ pub enum ApprovalDecision {
 }
 
 /// One line of the approvals note.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApprovalRecord {
     /// Who.
     pub approved_by: String,

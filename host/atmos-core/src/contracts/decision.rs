@@ -1,10 +1,11 @@
 //! One gate decision: which gate, which rule, what it decided and why. The same type is
 //! printed, serialised for `--format json`, and recorded in history tags.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The result of one gate decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// The gate lets the rollout through.
@@ -33,7 +34,7 @@ impl Verdict {
 }
 
 /// One gate decision, as recorded in a tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Decision {
     /// Which gate (`builtin/promotion-path`, a policy file, a hook name).
     pub source: String,

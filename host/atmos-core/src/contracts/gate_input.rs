@@ -3,6 +3,7 @@
 //! is generated from these types.
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -10,7 +11,7 @@ use serde_json::Value;
 pub const API_VERSION: &str = "atmos.tools/gate-input/v1";
 
 /// What is being gated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GateAction {
     /// A commit rolled out directly.
@@ -36,7 +37,7 @@ impl GateAction {
 }
 
 /// The whole document.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct GateInput {
     /// [`API_VERSION`].
     pub api_version: String,
@@ -71,7 +72,7 @@ pub struct GateInput {
 }
 
 /// `input.deployment`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct InputDeployment {
     /// Name.
     pub name: String,
@@ -82,7 +83,7 @@ pub struct InputDeployment {
 }
 
 /// A target's configuration, as policies see it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct InputTargetConfig {
     /// Labels.
     pub labels: IndexMap<String, String>,
@@ -93,7 +94,7 @@ pub struct InputTargetConfig {
 }
 
 /// `input.target`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct InputTarget {
     /// Name.
     pub name: String,
@@ -108,7 +109,7 @@ pub struct InputTarget {
 }
 
 /// A commit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct InputCommit {
     /// Full sha.
     pub sha: String,
@@ -121,7 +122,7 @@ pub struct InputCommit {
 }
 
 /// A component in the action.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct InputComponent {
     /// Name.
     pub name: String,
@@ -137,7 +138,7 @@ pub struct InputComponent {
 }
 
 /// `input.state.<target>`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct InputTargetState {
     /// The newest commit the target runs.
     pub commit: Option<String>,
@@ -150,7 +151,7 @@ pub struct InputTargetState {
 }
 
 /// `input.state.<target>.components.<name>`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct InputComponentState {
     /// Deployed commit.
     pub commit: Option<String>,
@@ -161,7 +162,7 @@ pub struct InputComponentState {
 }
 
 /// `input.flags`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct InputFlags {
     /// `--skip-promotion-check` was given.
     pub skip_promotion_check: bool,

@@ -2,10 +2,11 @@
 //! Stored as a JSON blob that `refs/atmos/locks/<deployment>/<target>` points at.
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Who holds a target, and until when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Lease {
     /// Deployment.
     pub deployment: String,

@@ -9,6 +9,7 @@ pub mod layout;
 pub mod lease;
 pub mod output;
 pub mod record;
+pub mod schema;
 
 pub use approval::{ApprovalDecision, ApprovalRecord};
 pub use decision::{Decision, Verdict};

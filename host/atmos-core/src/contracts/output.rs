@@ -37,6 +37,31 @@ impl<'a, T: Document> Envelope<'a, T> {
     }
 }
 
+/// `--format json` of a command that stopped on an error.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ErrorDocument {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// What is wrong.
+    pub message: String,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// What to do next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// Located problems in the user's files.
+    pub diagnostics: Vec<crate::diagnostic::Diagnostic>,
+}
+
+impl Document for ErrorDocument {
+    const KIND: &'static str = "Error";
+}
+
 /// Implement [`Document`] for report types.
 #[macro_export]
 macro_rules! document {

@@ -3,6 +3,7 @@
 //! documented in docs/git-layout.md.
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::decision::Decision;
@@ -13,7 +14,7 @@ pub const API_VERSION: &str = "atmos.tools/v1alpha1";
 pub const KIND: &str = "kind: Deployment";
 
 /// How a rollout of one component ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Deployed.
@@ -36,7 +37,7 @@ impl Status {
 }
 
 /// The YAML body of a history tag.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TagRecord {
     /// Deployment name.
     pub deployment: String,

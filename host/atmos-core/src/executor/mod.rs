@@ -5,12 +5,13 @@ pub mod run;
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde_json::{Map, Value};
 
 use crate::config::{ComponentRef, ComponentType};
 
 /// Apply (rollout) or plan (`rollout --plan`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
     /// Make the change.

@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -17,7 +18,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use super::{CommandSpec, Step};
 
 /// How one component's run ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase", tag = "status")]
 pub enum Outcome {
     /// Executor succeeded.
@@ -40,7 +41,7 @@ pub enum Outcome {
 }
 
 /// One component's run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ComponentRun {
     /// Name.
     pub name: String,
@@ -87,7 +88,7 @@ pub struct Prepared {
 }
 
 /// Progress, for live rendering.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A wave begins.

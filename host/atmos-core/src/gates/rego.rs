@@ -34,7 +34,7 @@ pub fn is_fixture(path: &Path) -> bool {
 }
 
 /// A problem loading policies, for `validate` and for fail-closed decisions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LoadError {
     /// The file or path concerned (relative to the project root).
     pub file: String,

@@ -8,12 +8,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use regorus::Value;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::rego::{LoadError, Sources, collect};
 
 /// How one test ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase", tag = "outcome")]
 pub enum Outcome {
     /// Defined and not false.
@@ -30,7 +31,7 @@ pub enum Outcome {
 }
 
 /// One test.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TestResult {
     /// File that defines it.
     pub file: String,
@@ -49,7 +50,7 @@ pub struct TestResult {
 }
 
 /// Line coverage of one policy file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FileCoverage {
     /// The file.
     pub file: String,
@@ -62,7 +63,7 @@ pub struct FileCoverage {
 }
 
 /// The `policy test` report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TestReport {
     /// Every test, in file order.
     pub results: Vec<TestResult>,

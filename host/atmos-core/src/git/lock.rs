@@ -50,6 +50,25 @@ impl crate::error::Actionable for LockError {
     }
 }
 
+/// What `lock status` and `lock release` report.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct LockStatus {
+    /// Deployment.
+    pub deployment: String,
+    /// Target.
+    pub target: String,
+    /// Someone holds the lock now.
+    pub held: bool,
+    /// The lease has expired (the next rollout takes it over).
+    pub expired: bool,
+    /// The lease read (or released).
+    pub lease: Option<Lease>,
+    /// A lease was released by this command.
+    pub released: bool,
+}
+
+crate::document!(LockStatus => "LockStatus");
+
 /// A lock we hold.
 #[derive(Debug, Clone)]
 pub struct Held {

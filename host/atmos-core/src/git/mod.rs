@@ -14,6 +14,7 @@ pub mod tags;
 use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository};
+use schemars::JsonSchema;
 
 pub use error::GitError;
 pub(crate) use error::Libgit2;
@@ -49,7 +50,7 @@ impl Author {
 }
 
 /// A file changed between two commits.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, JsonSchema)]
 pub struct FileChange {
     /// Path in the repository.
     pub path: String,
@@ -58,7 +59,7 @@ pub struct FileChange {
 }
 
 /// The author and subject of a commit.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, JsonSchema)]
 pub struct CommitInfo {
     /// Full sha.
     pub sha: String,

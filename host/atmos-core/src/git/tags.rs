@@ -5,6 +5,7 @@
 
 use git2::Oid;
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{GitError, GitRepo};
@@ -36,7 +37,7 @@ impl TagEntry {
 }
 
 /// A tag in the namespace that is not a readable atmos record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Unparseable {
     /// Tag name without `refs/tags/`.
     pub tag: String,

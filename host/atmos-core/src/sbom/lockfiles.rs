@@ -5,10 +5,11 @@
 use std::path::Path;
 
 use base64::Engine as _;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// One dependency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Package {
     /// Ecosystem name as in the purl type (`cargo`, `npm`, `golang`, `pypi`, `gem`, `generic`).
     pub ecosystem: &'static str,
@@ -25,7 +26,7 @@ pub struct Package {
 }
 
 /// Why a lockfile could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, JsonSchema)]
 #[error("{file}: {message}")]
 pub struct LockfileError {
     /// The file.

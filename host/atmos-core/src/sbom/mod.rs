@@ -19,6 +19,7 @@ use cyclonedx_bom::models::hash::{Hash, HashAlgorithm, HashValue, Hashes};
 use cyclonedx_bom::models::metadata::Metadata;
 use cyclonedx_bom::models::property::{Properties, Property};
 use cyclonedx_bom::models::tool::{Tool, Tools};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -32,7 +33,7 @@ pub const WARN_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_BYTES: usize = 50 * 1024 * 1024;
 
 /// A built image.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Image {
     /// `registry/name:tag`.
     pub reference: String,
@@ -116,7 +117,7 @@ impl crate::error::Actionable for SbomError {
 }
 
 /// What generation found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Generated {
     /// The CycloneDX JSON.
     #[serde(skip)]
@@ -464,7 +465,7 @@ pub fn load(git: &GitRepo, deployment: &str, commit: &str) -> Result<Option<Stri
 }
 
 /// Vulnerability counts by severity.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct Severities {
     /// Critical.
     pub critical: usize,
@@ -479,7 +480,7 @@ pub struct Severities {
 }
 
 /// What the SBOM says, for `sbom --summary` and `input.sbom`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema)]
 pub struct Summary {
     /// The commit it describes.
     pub commit: String,
@@ -500,7 +501,7 @@ pub struct Summary {
 }
 
 /// One component in the summary.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema)]
 pub struct SummaryComponent {
     /// Name.
     pub name: String,

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::error::WorkflowError;
@@ -43,7 +44,7 @@ pub struct ApproveRequest {
 }
 
 /// A recorded approval and what it changes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ApprovalReport {
     /// The record written.
     pub record: ApprovalRecord,
@@ -244,7 +245,7 @@ pub fn approve(
 }
 
 /// `--format json` of an approval the gates refused.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ApprovalRefusal {
     /// Always false: nothing was recorded.
     pub recorded: bool,

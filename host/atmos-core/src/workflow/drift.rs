@@ -5,6 +5,7 @@
 //! drift".
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::LoadedDeployment;
@@ -14,7 +15,7 @@ use crate::identity::Actor;
 use crate::workflow::rollout::model::{Action, Change, PlannedComponent, RolloutPlan};
 
 /// The verdict for one component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftState {
     /// The plan command found nothing to change.
@@ -30,7 +31,7 @@ pub enum DriftState {
 }
 
 /// One component's drift check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DriftResult {
     /// Target.
     pub target: String,
@@ -49,7 +50,7 @@ pub struct DriftResult {
 }
 
 /// `diff --format json`: the diff, and the drift checks when asked for.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DiffWithDrift {
     /// The diff.
     #[serde(flatten)]

@@ -6,6 +6,7 @@ pub mod plan;
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::error::WorkflowError;
@@ -38,7 +39,7 @@ pub struct BuildRequest {
 }
 
 /// One component's build.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Built {
     /// Component.
     pub component: String,
@@ -54,7 +55,7 @@ pub struct Built {
 }
 
 /// What a build did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BuildReport {
     /// The plan it followed.
     pub plan: BuildPlan,

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::{ComponentRef, ComponentType, LoadedDeployment};
@@ -13,7 +14,7 @@ use crate::git::GitRepo;
 use crate::sbom::{ComponentInput, Image};
 
 /// The image builder of a component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Builder {
     /// `nixpacks build` (images land in the local Docker engine).
@@ -46,7 +47,7 @@ impl Builder {
 }
 
 /// One buildable component.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BuildItem {
     /// Component name.
     pub name: String,
@@ -68,7 +69,7 @@ pub struct BuildItem {
 }
 
 /// What `build` will do.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BuildPlan {
     /// Deployment.
     pub deployment: String,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use indexmap::IndexMap;
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::ComponentType;
@@ -38,7 +39,7 @@ pub struct RolloutRequest {
 }
 
 /// What kind of rollout this is, overall.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// A commit deployed directly.
@@ -50,7 +51,7 @@ pub enum Action {
 }
 
 /// How one component's commit changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
     /// Never deployed to this target before.
@@ -64,7 +65,7 @@ pub enum Change {
 }
 
 /// One component in a plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PlannedComponent {
     /// Name.
     pub name: String,
@@ -84,7 +85,7 @@ pub struct PlannedComponent {
 }
 
 /// Why a promotion is refused, with what to run instead (the seed's message).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PromotionDenial {
     /// Deployment.
     pub deployment: String,
@@ -103,7 +104,7 @@ pub struct PromotionDenial {
 }
 
 /// Everything decided before anything runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct RolloutPlan {
     /// Deployment.
     pub deployment: String,
@@ -170,7 +171,7 @@ impl RolloutPlan {
 }
 
 /// One component in the final report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ComponentResult {
     /// The plan for it.
     #[serde(flatten)]
@@ -184,7 +185,7 @@ pub struct ComponentResult {
 }
 
 /// The finished rollout.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct RolloutReport {
     /// The plan it followed.
     pub plan: RolloutPlan,
@@ -203,4 +204,63 @@ pub struct RolloutReport {
     pub log_dir: Option<PathBuf>,
 }
 
-crate::document!(RolloutPlan => "RolloutPlan", RolloutReport => "RolloutReport");
+/// `rollout --plan`: the plan and its plan commands' runs; nothing was recorded.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PlanRun {
+    /// The plan.
+    pub plan: RolloutPlan,
+    /// The plan commands' runs.
+    pub runs: Vec<ComponentRun>,
+}
+
+/// `policy eval`: what every gate says about a rollout, without doing it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PolicyEvaluation {
+    /// Deployment.
+    pub deployment: String,
+    /// Target.
+    pub target: String,
+    /// What the rollout would get.
+    pub verdict: EvaluationVerdict,
+    /// Every decision.
+    pub decisions: Vec<Decision>,
+    /// The input document the gates saw, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<crate::contracts::GateInput>,
+}
+
+/// The overall verdict of an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EvaluationVerdict {
+    /// Nothing blocks.
+    Allow,
+    /// A gate denies (exit 3).
+    Deny,
+    /// Approvals are missing (exit 4).
+    Pending,
+}
+
+impl PolicyEvaluation {
+    /// The evaluation of `plan`, with its input document when `with_input`.
+    pub fn of(plan: &RolloutPlan, with_input: bool) -> PolicyEvaluation {
+        PolicyEvaluation {
+            deployment: plan.deployment.clone(),
+            target: plan.target.clone(),
+            verdict: match plan.blocked() {
+                Some(Verdict::Deny) => EvaluationVerdict::Deny,
+                Some(_) => EvaluationVerdict::Pending,
+                None => EvaluationVerdict::Allow,
+            },
+            decisions: plan.decisions.clone(),
+            input: plan.input.clone().filter(|_| with_input),
+        }
+    }
+}
+
+crate::document!(
+    RolloutPlan => "RolloutPlan",
+    RolloutReport => "RolloutReport",
+    PlanRun => "RolloutPlanRun",
+    PolicyEvaluation => "PolicyEvaluation",
+);
