@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::rollout::{Fixture, record};
-use crate::support::{Repo, atmos_cmd};
+use crate::support::{Repo, args, atmos_cmd};
 
 /// dev and staging deployed at v1; prod needs `rules` (YAML flow mapping) from sre.
 fn ready(rules: &str) -> (Fixture, String) {
@@ -46,36 +46,23 @@ fn quorum_groups_and_self_approval() {
     let (f, v1) = ready("{min: 2, from_groups: [sre]}");
     let run = promote(&f, &[]);
     run.code(4);
-    assert!(
-        run.stdout
-            .contains("Pending: prod requires 2 approval(s) from sre of"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["Pending: prod requires 2 approval(s) from sre of"]);
     assert!(
         run.stdout
             .contains("May still approve: alice@example.com, bob@example.com"),
         "the deployer (dev) may not: {}",
         run.stdout
     );
-    assert!(
-        run.stdout.contains(&format!(
-            "atmos deployment approve svc --target prod --promote-from staging --git-sha {v1}"
-        )),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&[&format!(
+        "atmos deployment approve svc --target prod --promote-from staging --git-sha {v1}"
+    )]);
 
     let ok = approve(&f, "alice@example.com", &["-m", "lgtm"]);
     ok.code(0);
-    assert!(
-        ok.stdout.contains(&format!(
-            "✓ Approved {} for svc → prod (promotion from staging) as alice@example.com",
-            &v1[..7]
-        )),
-        "{}",
-        ok.stdout
-    );
+    ok.stdout_has(&[&format!(
+        "✓ Approved {} for svc → prod (promotion from staging) as alice@example.com",
+        &v1[..7]
+    )]);
     // The note is on the commit, one JSON object per line, readable with plain git.
     let note = f
         .repo
@@ -98,7 +85,7 @@ fn quorum_groups_and_self_approval() {
     approve(&f, "dev@example.com", &[]).code(0);
     let run = promote(&f, &[]);
     run.code(4);
-    assert!(run.stdout.contains("the approval by dev@example.com does not count: self-approval: the approver is the deployer"), "{}", run.stdout);
+    run.stdout_has(&["the approval by dev@example.com does not count: self-approval: the approver is the deployer"]);
     // Someone outside the groups does not count either, and is told so at approve time.
     let outsider = approve(&f, "mallory@example.com", &[]);
     outsider.code(0);
@@ -137,9 +124,7 @@ fn quorum_groups_and_self_approval() {
             .as_str()
             .is_some_and(|m| m.contains("alice@example.com") && m.contains("bob@example.com"))
     );
-    let status = f
-        .repo
-        .atmos(&["deployment", "status", "svc", "--target", "prod"]);
+    let status = f.repo.atmos(&args("deployment status svc --target prod"));
     assert!(
         status
             .stdout
@@ -192,19 +177,10 @@ fn a_rejection_blocks_until_the_same_person_approves() {
         &[("ATMOS_ACTOR", "bob@example.com")],
     );
     rejected.code(0);
-    assert!(
-        rejected.stdout.contains("✓ Rejected"),
-        "{}",
-        rejected.stdout
-    );
+    rejected.stdout_has(&["✓ Rejected"]);
     let run = promote(&f, &[]);
     run.code(3);
-    assert!(
-        run.stdout
-            .contains("rejected by bob@example.com (error rate up in staging)"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["rejected by bob@example.com (error rate up in staging)"]);
     // Another person's approval does not lift it; bob's does.
     approve(&f, "carol@example.com", &[]).code(0);
     promote(&f, &[]).code(3);
@@ -256,17 +232,10 @@ fn concurrent_approvals_all_survive_in_one_clone_and_merge_by_union_across_clone
     };
     clone_git(&["config", "user.email", "ops@example.com"]);
     clone_git(&["config", "user.name", "Ops"]);
-    clone_git(&[
-        "fetch",
-        "-q",
-        "origin",
-        "refs/atmos/*:refs/atmos/*",
-        "refs/notes/*:refs/notes/*",
-    ]);
-    let run = crate::support::atmos_in(
-        other.path(),
-        &["deployment", "approve", "svc", "--target", "prod"],
-    );
+    clone_git(&args(
+        "fetch -q origin refs/atmos/*:refs/atmos/* refs/notes/*:refs/notes/*",
+    ));
+    let run = crate::support::atmos_in(other.path(), &args("deployment approve svc --target prod"));
     run.code(0);
     approve(&f, "late@example.com", &[]).code(0);
     clone_git(&[
@@ -275,15 +244,9 @@ fn concurrent_approvals_all_survive_in_one_clone_and_merge_by_union_across_clone
         "origin",
         "refs/notes/atmos/svc/approvals:refs/notes/remote-approvals",
     ]);
-    clone_git(&[
-        "notes",
-        "--ref",
-        "atmos/svc/approvals",
-        "merge",
-        "-s",
-        "cat_sort_uniq",
-        "refs/notes/remote-approvals",
-    ]);
+    clone_git(&args(
+        "notes --ref atmos/svc/approvals merge -s cat_sort_uniq refs/notes/remote-approvals",
+    ));
     let merged = clone_git(&["notes", "--ref", "atmos/svc/approvals", "show", &v1]);
     assert_eq!(
         merged.lines().count(),
@@ -302,30 +265,15 @@ fn waiting_proceeds_when_an_approval_arrives_and_times_out_cleanly_otherwise() {
     let started = Instant::now();
     let run = promote(
         &f,
-        &[
-            "--wait-for-approval",
-            "--timeout",
-            "2s",
-            "--poll-interval",
-            "1s",
-        ],
+        &args("--wait-for-approval --timeout 2s --poll-interval 1s"),
     );
     run.code(4);
     assert!(
         started.elapsed() >= Duration::from_secs(2),
         "waited the full timeout"
     );
-    assert!(
-        run.stdout.contains("… waiting up to 2s for approval of"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("Timed out after --timeout 2s waiting for approval"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["… waiting up to 2s for approval of"]);
+    run.stdout_has(&["Timed out after --timeout 2s waiting for approval"]);
     assert!(f.repo.tags("svc", "prod", "a").is_empty());
 
     let waiting = atmos_cmd(f.repo.path())
@@ -385,7 +333,7 @@ fn manual_approval_is_refused_without_a_terminal() {
         .code(0);
     let run = promote(&f, &[]);
     run.code(4);
-    assert!(run.stdout.contains("prod uses approval_method: manual — run this rollout from an interactive terminal to confirm it (CI cannot)."), "{}", run.stdout);
+    run.stdout_has(&["prod uses approval_method: manual — run this rollout from an interactive terminal to confirm it (CI cannot)."]);
 }
 
 fn keygen(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
@@ -437,7 +385,7 @@ fn signed_approvals_forged_and_altered_ones_do_not_count() {
     .code(0);
     let run = promote(&f, &[]);
     run.code(4);
-    assert!(run.stdout.contains("the approval by alice@example.com does not count: signature: the signature does not verify"), "{}", run.stdout);
+    run.stdout_has(&["the approval by alice@example.com does not count: signature: the signature does not verify"]);
 
     // Genuine, then altered after signing.
     std::thread::sleep(Duration::from_millis(1100));
@@ -480,12 +428,7 @@ fn signed_approvals_forged_and_altered_ones_do_not_count() {
     ]);
     let run = promote(&f, &[]);
     run.code(4);
-    assert!(
-        run.stdout
-            .contains("signature: the signature does not verify"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["signature: the signature does not verify"]);
 
     std::thread::sleep(Duration::from_millis(1100));
     approve(

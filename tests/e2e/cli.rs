@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{Repo, atmos_cmd, atmos_in};
+use crate::support::{Repo, args, atmos_cmd, atmos_in};
 
 #[test]
 fn finds_the_project_root_from_a_subdirectory_and_with_chdir() {
@@ -45,18 +45,9 @@ fn atmos_yaml_moves_the_deployments_folder_and_is_validated() {
     repo.write_file("atmos.yaml", "deployment:\n  path: ops/deploy\n");
     let run = repo.atmos(&["deployment", "list"]);
     run.code(2);
-    assert!(
-        run.stderr
-            .contains("unknown key `deployment` in the document root"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("--> atmos.yaml:1:1"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("did you mean `deployments`?"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&["unknown key `deployment` in the document root"]);
+    run.stderr_has(&["--> atmos.yaml:1:1"]);
+    run.stderr_has(&["did you mean `deployments`?"]);
 }
 
 #[test]
@@ -64,28 +55,20 @@ fn outside_any_project_is_a_usage_error_with_a_hint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = atmos_in(dir.path(), &["deployment", "list"]);
     run.code(2);
-    assert!(
-        run.stderr.contains("no atmos project found at or above"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("git init"), "{}", run.stderr);
+    run.stderr_has(&["no atmos project found at or above"]);
+    run.stderr_has(&["git init"]);
 
     let repo = Repo::new();
     std::fs::remove_dir(repo.path().join("deployments")).expect("rmdir");
     let run = repo.atmos(&["deployment", "list"]);
     run.code(2);
-    assert!(
-        run.stderr.contains("no deployments folder at"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&["no deployments folder at"]);
 }
 
 #[test]
 fn structured_formats_carry_errors_for_ci() {
     let repo = Repo::example();
-    let run = repo.atmos(&["deployment", "describe", "nope", "--format", "json"]);
+    let run = repo.atmos(&args("deployment describe nope --format json"));
     run.code(2);
     let json = run.json();
     assert_eq!(json["error"]["exit_code"], 2);
@@ -116,24 +99,12 @@ fn bad_usage_exits_2_and_help_exits_0() {
 #[test]
 fn colors_follow_the_flag_and_no_color() {
     let repo = Repo::example();
-    let always = repo.atmos(&[
-        "deployment",
-        "validate",
-        "payment-service",
-        "--color",
-        "always",
-    ]);
+    let always = repo.atmos(&args("deployment validate payment-service --color always"));
     assert!(always.stdout.contains("\x1b[32m✓"), "{:?}", always.stdout);
     // Not a terminal: auto means no color, and NO_COLOR is set by the harness anyway.
     let auto = repo.atmos(&["deployment", "validate", "payment-service"]);
     assert!(!auto.stdout.contains('\x1b'));
-    let never = repo.atmos(&[
-        "deployment",
-        "validate",
-        "payment-service",
-        "--color",
-        "never",
-    ]);
+    let never = repo.atmos(&args("deployment validate payment-service --color never"));
     assert!(!never.stdout.contains('\x1b'));
 }
 
@@ -186,4 +157,46 @@ fn a_closed_stdout_is_not_an_error() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+/// The command line stays thin: each command file turns arguments into a library call and
+/// renders the result, in at most ~300 lines, without using another command's module.
+#[test]
+fn command_files_are_thin_and_independent() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("commands folder") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        if name == "mod.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines = text.lines().count();
+        assert!(
+            lines <= 300,
+            "{name} has {lines} lines: move protocol into atmos-core, rendering into render/"
+        );
+        for needle in ["super::", "crate::commands::"] {
+            assert!(
+                !text.contains(needle),
+                "{name} uses another command's module ({needle})"
+            );
+        }
+        assert!(!text.contains("git2"), "{name} uses libgit2 directly");
+        checked += 1;
+    }
+    assert!(checked >= 15, "found {checked} command files");
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"),
+    )
+    .expect("manifest");
+    assert!(
+        !manifest.contains("git2"),
+        "the CLI does not depend on git2"
+    );
 }

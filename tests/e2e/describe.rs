@@ -1,17 +1,11 @@
 //! `atmos deployment describe`: resolved config, and merged vars with their provenance.
 
-use crate::support::Repo;
+use crate::support::{Repo, args};
 
 #[test]
 fn target_context_overrides_component_vars_and_says_so() {
     let repo = Repo::example();
-    let run = repo.atmos(&[
-        "deployment",
-        "describe",
-        "payment-service",
-        "--target",
-        "prod",
-    ]);
+    let run = repo.atmos(&args("deployment describe payment-service --target prod"));
     run.code(0);
     let api = run
         .stdout
@@ -39,15 +33,9 @@ fn target_context_overrides_component_vars_and_says_so() {
     assert!(api.contains("Depends on: script/migrate"), "{api}");
 
     let json = repo
-        .atmos(&[
-            "deployment",
-            "describe",
-            "payment-service",
-            "--target",
-            "prod",
-            "--format",
-            "json",
-        ])
+        .atmos(&args(
+            "deployment describe payment-service --target prod --format json",
+        ))
         .json();
     let db = json["target"]["components"]
         .as_array()
@@ -94,13 +82,7 @@ fn describe_without_target_shows_targets_and_components() {
         "{prod}"
     );
 
-    let yaml = repo.atmos(&[
-        "deployment",
-        "describe",
-        "inventory-service",
-        "--format",
-        "yaml",
-    ]);
+    let yaml = repo.atmos(&args("deployment describe inventory-service --format yaml"));
     yaml.code(0);
     let parsed: serde_json::Value = serde_yaml_ng::from_str(&yaml.stdout).expect("yaml output");
     assert_eq!(
@@ -118,19 +100,7 @@ fn describe_an_invalid_deployment_shows_its_errors_and_exits_2() {
     );
     let run = repo.atmos(&["deployment", "describe", "svc"]);
     run.code(2);
-    assert!(
-        run.stderr.contains("target `dev` is promoted from itself"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("--> deployments/svc.yaml:4:29"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("error: deployment `svc` is invalid"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&["target `dev` is promoted from itself"]);
+    run.stderr_has(&["--> deployments/svc.yaml:4:29"]);
+    run.stderr_has(&["error: deployment `svc` is invalid"]);
 }

@@ -3,6 +3,7 @@
 //! `validate`, `policy test` and `policy eval`.
 
 use crate::rollout::{Fixture, record};
+use crate::support::args;
 
 /// The rollout fixture with `atmos.yaml` binding `policies` and a settings file.
 fn gated(policies: &[&str], settings: &str) -> Fixture {
@@ -25,11 +26,7 @@ fn shipped_policy_tests_pass_and_a_broken_policy_fails_them() {
         .repo
         .atmos(&["deployment", "policy", "test", "--coverage"]);
     run.code(0);
-    assert!(
-        run.stdout.contains("38 passed, 0 failed, 0 skipped"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["38 passed, 0 failed, 0 skipped"]);
     for file in [
         "promotion/promotion.rego",
         "approvals/approvals.rego",
@@ -58,21 +55,12 @@ fn shipped_policy_tests_pass_and_a_broken_policy_fails_them() {
         .repo
         .atmos(&["deployment", "policy", "test", "policies/freeze"]);
     run.code(1);
-    assert!(
-        run.stdout.contains("FAIL  test_inside_a_window_is_denied"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["FAIL  test_inside_a_window_is_denied"]);
     let json = f
         .repo
-        .atmos(&[
-            "deployment",
-            "policy",
-            "test",
-            "policies/freeze",
-            "--format",
-            "json",
-        ])
+        .atmos(&args(
+            "deployment policy test policies/freeze --format json",
+        ))
         .json();
     assert!(
         json["results"]
@@ -92,13 +80,9 @@ fn a_freeze_window_denies_the_rollout_and_records_nothing() {
     f.version("1");
     let run = f.rollout(&["--target", "dev"]);
     run.code(3);
-    assert!(
-        run.stdout.contains("Error: denied by 1 gate decision:"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("policies/freeze/freeze.rego (atmos.freeze): dev is frozen until 2200-01-01T00:00:00Z (test freeze)"), "{}", run.stdout);
-    assert!(run.stdout.contains("[FREEZE_WINDOW]"), "{}", run.stdout);
+    run.stdout_has(&["Error: denied by 1 gate decision:"]);
+    run.stdout_has(&["policies/freeze/freeze.rego (atmos.freeze): dev is frozen until 2200-01-01T00:00:00Z (test freeze)"]);
+    run.stdout_has(&["[FREEZE_WINDOW]"]);
     assert!(f.repo.atmos_refs().is_empty(), "nothing written");
     assert!(f.applied("a", "dev").is_empty(), "nothing ran");
     // --plan evaluates the same gates and exits the same way.
@@ -128,41 +112,22 @@ fn required_metadata_and_soak_gate_promotions() {
     );
     f.version("1");
     f.rollout(&["--target", "dev"]).code(0);
-    let run = f.rollout(&[
-        "--target",
-        "staging",
-        "--promote-from",
-        "dev",
-        "--metadata",
-        "ticket=ops-1",
-    ]);
+    let run = f.rollout(&args(
+        "--target staging --promote-from dev --metadata ticket=ops-1",
+    ));
     run.code(3);
-    assert!(
-        run.stdout
-            .contains("--metadata ticket=ops-1 does not match ^[A-Z]+-[0-9]+$ [METADATA_INVALID]"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains(
-            "a has run in dev for 0 minute(s); staging needs 1 hour(s) of soak [SOAK_TIME]"
-        ),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["--metadata ticket=ops-1 does not match ^[A-Z]+-[0-9]+$ [METADATA_INVALID]"]);
+    run.stdout_has(&[
+        "a has run in dev for 0 minute(s); staging needs 1 hour(s) of soak [SOAK_TIME]",
+    ]);
     // With the soak lowered in the policy settings, a valid ticket passes.
     f.repo.write_file(
         "gates/settings.yaml",
         "gates:\n  required_metadata:\n    staging: {ticket: \"^[A-Z]+-[0-9]+$\"}\n",
     );
-    f.rollout(&[
-        "--target",
-        "staging",
-        "--promote-from",
-        "dev",
-        "--metadata",
-        "ticket=OPS-1",
-    ])
+    f.rollout(&args(
+        "--target staging --promote-from dev --metadata ticket=OPS-1",
+    ))
     .code(0);
 }
 
@@ -174,28 +139,14 @@ fn skipping_the_promotion_check_is_itself_subject_to_policy() {
     );
     f.version("1");
     f.rollout(&["--target", "dev"]).code(0);
-    let run = f.rollout(&[
-        "--target",
-        "staging",
-        "--git-sha",
-        "HEAD",
-        "--skip-promotion-check",
-        "--force",
-    ]);
+    let run = f.rollout(&args(
+        "--target staging --git-sha HEAD --skip-promotion-check --force",
+    ));
     run.code(3);
-    assert!(
-        run.stdout.contains(
-            "--skip-promotion-check is not allowed for staging [PROMOTION_SKIP_FORBIDDEN]"
-        ),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("builtin/promotion-path: promotion check skipped"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&[
+        "--skip-promotion-check is not allowed for staging [PROMOTION_SKIP_FORBIDDEN]",
+    ]);
+    run.stdout_has(&["builtin/promotion-path: promotion check skipped"]);
 }
 
 #[test]
@@ -210,13 +161,9 @@ fn warnings_are_shown_and_recorded_without_blocking() {
     f.version("1");
     let run = f.rollout(&["--target", "dev"]);
     run.code(0);
-    assert!(
-        run.stdout.contains(
-            "rules/notes.rego (team.notes): dev is deployed by dev@example.com [NOTE] ! warn"
-        ),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&[
+        "rules/notes.rego (team.notes): dev is deployed by dev@example.com [NOTE] ! warn",
+    ]);
     let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
     let warn = r["decisions"]
         .as_array()
@@ -276,12 +223,7 @@ fn broken_policies_fail_closed_with_file_and_line() {
         .write_file("atmos.yaml", "gates:\n  policies: [rulez]\n");
     let run = f.rollout(&["--target", "dev"]);
     run.code(3);
-    assert!(
-        run.stdout
-            .contains("rulez: policy failed to load (fail closed): no such file or folder"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["rulez: policy failed to load (fail closed): no such file or folder"]);
 }
 
 #[test]
@@ -301,18 +243,9 @@ fn validate_compiles_every_bound_policy() {
     );
     let run = f.repo.atmos(&["deployment", "validate", "svc"]);
     run.code(2);
-    assert!(run.stdout.contains("✗ Policies compile"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("--> prod-rules/p.rego:5:1"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("error: policy does not load: expecting expression"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["✗ Policies compile"]);
+    run.stdout_has(&["--> prod-rules/p.rego:5:1"]);
+    run.stdout_has(&["error: policy does not load: expecting expression"]);
     // dev is not bound to it: its rollouts are unaffected.
     f.version("1");
     f.rollout(&["--target", "dev"]).code(0);
@@ -325,36 +258,16 @@ fn policy_eval_shows_the_input_and_every_decision() {
         "gates:\n  required_metadata:\n    dev: {pr: \"\"}\n",
     );
     let v1 = f.version("1");
-    let run = f.repo.atmos(&[
-        "deployment",
-        "policy",
-        "eval",
-        "svc",
-        "--target",
-        "dev",
-        "--show-input",
-    ]);
+    let run = f.repo.atmos(&args(
+        "deployment policy eval svc --target dev --show-input",
+    ));
     run.code(3);
-    assert!(
-        run.stdout
-            .contains("\"api_version\": \"atmos.tools/gate-input/v1\""),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("policies/metadata/required.rego (atmos.metadata): dev needs --metadata pr=<value> [METADATA_MISSING] ✗ deny"), "{}", run.stdout);
+    run.stdout_has(&["\"api_version\": \"atmos.tools/gate-input/v1\""]);
+    run.stdout_has(&["policies/metadata/required.rego (atmos.metadata): dev needs --metadata pr=<value> [METADATA_MISSING] ✗ deny"]);
     assert!(run.stdout.ends_with("Verdict: deny\n"), "{}", run.stdout);
-    let json = f.repo.atmos(&[
-        "deployment",
-        "policy",
-        "eval",
-        "svc",
-        "--target",
-        "dev",
-        "--metadata",
-        "pr=#1",
-        "--format",
-        "json",
-    ]);
+    let json = f.repo.atmos(&args(
+        "deployment policy eval svc --target dev --metadata pr=#1 --format json",
+    ));
     json.code(0);
     let report = json.json();
     assert_eq!(report["verdict"], "allow");
@@ -399,13 +312,9 @@ fn a_policy_test_that_crashes_the_evaluator_is_an_error_not_a_crash() {
         .write_file("t/ok_test.rego", "package ok_test\n\ntest_fine if true\n");
     let run = f.repo.atmos(&["deployment", "policy", "test", "t"]);
     run.code(1);
-    assert!(
-        run.stdout.contains(
-            "t/r_test.rego:\n  ERROR (every test of this file): the evaluator overflowed its stack"
-        ),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&[
+        "t/r_test.rego:\n  ERROR (every test of this file): the evaluator overflowed its stack",
+    ]);
     assert!(
         run.stdout.contains("1 passed, 1 failed, 0 skipped"),
         "the other file still ran: {}",
@@ -418,13 +327,7 @@ fn policies_see_approvals_and_may_refuse_them_while_shipped_ones_let_them_throug
     // All shipped policies bound (freeze of prod always on, prod needs a ticket), plus a
     // team policy that only lets release managers approve prod.
     let f = gated(
-        &[
-            "policies/promotion",
-            "policies/approvals",
-            "policies/freeze",
-            "policies/metadata",
-            "team",
-        ],
+        &args("policies/promotion policies/approvals policies/freeze policies/metadata team"),
         "gates:\n  freeze:\n    targets: [prod]\n    windows:\n      - {start: \"2000-01-01T00:00:00Z\", end: \"2200-01-01T00:00:00Z\"}\n  required_metadata:\n    prod: {ticket: \"\"}\n",
     );
     f.repo.write_file(
@@ -437,26 +340,13 @@ fn policies_see_approvals_and_may_refuse_them_while_shipped_ones_let_them_throug
         .code(0);
     let approve = |who: &str| {
         f.repo.atmos_env(
-            &[
-                "deployment",
-                "approve",
-                "svc",
-                "--target",
-                "prod",
-                "--promote-from",
-                "staging",
-            ],
+            &args("deployment approve svc --target prod --promote-from staging"),
             &[("ATMOS_ACTOR", who)],
         )
     };
     let run = approve("alice@example.com");
     run.code(3);
-    assert!(
-        run.stderr
-            .contains("alice@example.com is not a release manager"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&["alice@example.com is not a release manager"]);
     assert!(
         f.repo
             .git(&["for-each-ref", "refs/notes"])
@@ -466,17 +356,7 @@ fn policies_see_approvals_and_may_refuse_them_while_shipped_ones_let_them_throug
     );
     // CI gets the refusal as JSON on stdout.
     let json = f.repo.atmos_env(
-        &[
-            "deployment",
-            "approve",
-            "svc",
-            "--target",
-            "prod",
-            "--promote-from",
-            "staging",
-            "--format",
-            "json",
-        ],
+        &args("deployment approve svc --target prod --promote-from staging --format json"),
         &[("ATMOS_ACTOR", "bob@example.com")],
     );
     json.code(3);
@@ -501,13 +381,8 @@ fn policies_see_approvals_and_may_refuse_them_while_shipped_ones_let_them_throug
             .is_empty()
     );
     // The rollout itself is still frozen.
-    f.rollout(&[
-        "--target",
-        "prod",
-        "--promote-from",
-        "staging",
-        "--metadata",
-        "ticket=T-1",
-    ])
+    f.rollout(&args(
+        "--target prod --promote-from staging --metadata ticket=T-1",
+    ))
     .code(3);
 }

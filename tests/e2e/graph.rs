@@ -1,6 +1,6 @@
 //! `atmos deployment promotion-graph`: boxes, dot, mermaid, JSON.
 
-use crate::support::Repo;
+use crate::support::{Repo, args};
 
 #[test]
 fn linear_graph_is_drawn_like_the_seed() {
@@ -52,13 +52,9 @@ fn fan_out_and_fan_in_are_drawn_in_layers() {
 #[test]
 fn dot_mermaid_and_json_formats() {
     let repo = Repo::example();
-    let dot = repo.atmos(&[
-        "deployment",
-        "promotion-graph",
-        "inventory-service",
-        "--format",
-        "dot",
-    ]);
+    let dot = repo.atmos(&args(
+        "deployment promotion-graph inventory-service --format dot",
+    ));
     dot.code(0);
     assert!(
         dot.stdout.starts_with("digraph \"inventory-service\" {"),
@@ -73,13 +69,9 @@ fn dot_mermaid_and_json_formats() {
     ] {
         assert!(dot.stdout.contains(edge), "missing {edge}");
     }
-    let mermaid = repo.atmos(&[
-        "deployment",
-        "promotion-graph",
-        "inventory-service",
-        "--format",
-        "mermaid",
-    ]);
+    let mermaid = repo.atmos(&args(
+        "deployment promotion-graph inventory-service --format mermaid",
+    ));
     mermaid.code(0);
     assert!(mermaid.stdout.starts_with("flowchart TD\n"));
     assert_eq!(
@@ -90,13 +82,9 @@ fn dot_mermaid_and_json_formats() {
     );
 
     let json = repo
-        .atmos(&[
-            "deployment",
-            "promotion-graph",
-            "inventory-service",
-            "--format",
-            "json",
-        ])
+        .atmos(&args(
+            "deployment promotion-graph inventory-service --format json",
+        ))
         .json();
     assert_eq!(
         json["paths"],
@@ -114,9 +102,5 @@ fn graph_formats_are_refused_elsewhere() {
     let repo = Repo::example();
     let run = repo.atmos(&["deployment", "list", "--format", "dot"]);
     run.code(2);
-    assert!(
-        run.stderr.contains("`list` does not support --format dot"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&["`list` does not support --format dot"]);
 }

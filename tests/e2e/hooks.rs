@@ -2,6 +2,7 @@
 //! test run) allow and deny real rollouts; hostile guests are each denied within their limit
 //! while the host keeps working; `validate` and `policy test` see hooks too.
 
+use crate::support::args;
 use std::time::{Duration, Instant};
 
 use crate::rollout::{DEPLOYMENT, Fixture, record};
@@ -36,18 +37,9 @@ fn ticket_required_guest_denies_a_commit_without_a_ticket_and_allows_one_with() 
     f.version("1");
     let run = f.rollout(&["--target", "dev"]);
     run.code(3);
-    assert!(
-        run.stdout
-            .contains("hook:ticket (hooks/ticket-required.wasm)"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("reference no ticket (/PAY-[0-9]+/)"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("[ticket-missing]"), "{}", run.stdout);
+    run.stdout_has(&["hook:ticket (hooks/ticket-required.wasm)"]);
+    run.stdout_has(&["reference no ticket (/PAY-[0-9]+/)"]);
+    run.stdout_has(&["[ticket-missing]"]);
     assert!(f.repo.atmos_refs().is_empty(), "nothing written on a deny");
     assert!(f.applied("a", "dev").is_empty(), "nothing ran");
     // --metadata satisfies it; the finding-free decision is recorded in the tag.
@@ -70,16 +62,9 @@ fn ticket_required_guest_denies_a_commit_without_a_ticket_and_allows_one_with() 
     // -v prints the log under the decision; without it, the log stays out of the way.
     f.repo.write_file("VERSION", "1b\n");
     f.repo.commit("no ticket here either");
-    let plain = f.rollout(&["--target", "dev", "--metadata", "ticket=PAY-8", "--plan"]);
+    let plain = f.rollout(&args("--target dev --metadata ticket=PAY-8 --plan"));
     assert!(!plain.stdout.contains("log:"), "{}", plain.stdout);
-    let verbose = f.rollout(&[
-        "--target",
-        "dev",
-        "--metadata",
-        "ticket=PAY-8",
-        "--plan",
-        "-v",
-    ]);
+    let verbose = f.rollout(&args("--target dev --metadata ticket=PAY-8 --plan -v"));
     assert!(
         verbose
             .stdout
@@ -106,7 +91,7 @@ fn change_freeze_guest_denies_inside_a_window_and_warns_when_configured_to() {
     f.version("1");
     let run = f.rollout(&["--target", "dev"]);
     run.code(3);
-    assert!(run.stdout.contains("`dev` is frozen"), "{}", run.stdout);
+    run.stdout_has(&["`dev` is frozen"]);
     assert!(
         run.stdout.contains("Asia/Tokyo): test freeze"),
         "{}",
@@ -153,24 +138,14 @@ fn soak_time_guest_holds_a_promotion_and_only_runs_on_promotions() {
     // describe shows what is bound to the target.
     let run = f
         .repo
-        .atmos(&["deployment", "describe", "svc", "--target", "staging"]);
+        .atmos(&args("deployment describe svc --target staging"));
     run.code(0);
-    assert!(
-        run.stdout
-            .contains("Hooks: soak (hooks/soak-time.wasm, on promote)"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["Hooks: soak (hooks/soak-time.wasm, on promote)"]);
     let v1 = f.version("1");
     f.rollout(&["--target", "dev"]).code(0);
     let run = f.rollout(&["--target", "staging", "--promote-from", "dev"]);
     run.code(3);
-    assert!(
-        run.stdout
-            .contains("`dev` has run this for 0 min of the 60 required"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["`dev` has run this for 0 min of the 60 required"]);
     // `on: [promote]`: a direct rollout to staging does not run the hook.
     let run = f.rollout(&[
         "--target",
@@ -332,11 +307,7 @@ fn policy_test_runs_the_shipped_hook_fixtures_and_a_wrong_expectation_fails() {
     crate::support::guest("change-freeze");
     let run = crate::support::atmos_in(&root, &["deployment", "policy", "test", "guests"]);
     run.code(0);
-    assert!(
-        run.stdout.contains("13 passed, 0 failed, 0 skipped"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["13 passed, 0 failed, 0 skipped"]);
     // A fixture expecting the wrong outcome fails, saying what it got.
     let f = Fixture::new();
     f.repo.add_guests(&["soak-time"]);
@@ -346,12 +317,7 @@ fn policy_test_runs_the_shipped_hook_fixtures_and_a_wrong_expectation_fails() {
     );
     let run = f.repo.atmos(&["deployment", "policy", "test"]);
     run.code(1);
-    assert!(
-        run.stdout
-            .contains("FAIL  wrong: expected 0 finding(s), got 1: deny [soak-time]"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["FAIL  wrong: expected 0 finding(s), got 1: deny [soak-time]"]);
 }
 
 #[test]
@@ -444,8 +410,8 @@ fn a_hook_bound_on_approve_refuses_an_approval_but_never_a_rejection() {
     ];
     let run = f.repo.atmos(&approve);
     run.code(3);
-    assert!(run.stderr.contains("hook:freeze"), "{}", run.stderr);
-    assert!(run.stderr.contains("approvals frozen"), "{}", run.stderr);
+    run.stderr_has(&["hook:freeze"]);
+    run.stderr_has(&["approvals frozen"]);
     let notes = f.repo.git(&["for-each-ref", "refs/notes"]);
     assert!(notes.trim().is_empty(), "nothing recorded: {notes}");
     // A rejection is never gated.
@@ -474,15 +440,7 @@ fn a_hook_sees_a_fixed_clock_and_no_environment_or_arguments() {
     );
     f.version("1");
     let run = f.repo.atmos_env(
-        &[
-            "deployment",
-            "rollout",
-            "svc",
-            "--target",
-            "dev",
-            "--format",
-            "json",
-        ],
+        &args("deployment rollout svc --target dev --format json"),
         &[("OUT", f.out()), ("SECRET_TOKEN", "hunter2")],
     );
     run.code(0);
@@ -518,23 +476,11 @@ fn shipped_guests_read_the_real_generated_input_of_every_action() {
 
     let repo = crate::support::Repo::example();
     repo.commit("example");
-    repo.atmos_stand_ins(&[
-        "deployment",
-        "rollout",
-        "payment-service",
-        "--target",
-        "dev",
-    ])
-    .code(0);
-    repo.atmos_stand_ins(&[
-        "deployment",
-        "rollout",
-        "payment-service",
-        "--target",
-        "staging",
-        "--promote-from",
-        "dev",
-    ])
+    repo.atmos_stand_ins(&args("deployment rollout payment-service --target dev"))
+        .code(0);
+    repo.atmos_stand_ins(&args(
+        "deployment rollout payment-service --target staging --promote-from dev",
+    ))
     .code(0);
     let eval = |extra: &[&str]| -> serde_json::Value {
         let mut args = vec![

@@ -1,6 +1,6 @@
 //! `atmos deployment list`: deployments, targets, components, label filters, broken files.
 
-use crate::support::Repo;
+use crate::support::{Repo, args};
 
 #[test]
 fn lists_deployments_like_the_seed() {
@@ -43,18 +43,9 @@ fn a_broken_file_is_skipped_with_a_warning_naming_it() {
     repo.write("broken.yaml", "deployment:\n  name: broken\n  targets: [\n");
     let run = repo.atmos(&["deployment", "list"]);
     run.code(0);
-    assert!(
-        run.stderr
-            .contains("warning: skipped deployment `broken` (1 error): deployments/broken.yaml:"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("atmos deployment validate broken"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stdout.contains("Deployments (2)"), "{}", run.stdout);
+    run.stderr_has(&["warning: skipped deployment `broken` (1 error): deployments/broken.yaml:"]);
+    run.stderr_has(&["atmos deployment validate broken"]);
+    run.stdout_has(&["Deployments (2)"]);
     assert!(run.stdout.contains("payment-service"));
     let json = repo
         .atmos(&["deployment", "list", "--format", "json"])
@@ -68,14 +59,7 @@ fn a_broken_file_is_skipped_with_a_warning_naming_it() {
 fn label_filters_apply_to_deployments_targets_and_components() {
     let repo = Repo::example();
     let json = repo
-        .atmos(&[
-            "deployment",
-            "list",
-            "--label",
-            "team=payments",
-            "--format",
-            "json",
-        ])
+        .atmos(&args("deployment list --label team=payments --format json"))
         .json();
     let names: Vec<&str> = json["deployments"]
         .as_array()
@@ -85,32 +69,16 @@ fn label_filters_apply_to_deployments_targets_and_components() {
         .collect();
     assert_eq!(names, vec!["payment-service"]);
 
-    let none = repo.atmos(&[
-        "deployment",
-        "list",
-        "--label",
-        "team=payments",
-        "--label",
-        "tier=standard",
-    ]);
+    let none = repo.atmos(&args(
+        "deployment list --label team=payments --label tier=standard",
+    ));
     none.code(0);
-    assert!(
-        none.stdout.contains("No deployments match."),
-        "{}",
-        none.stdout
-    );
+    none.stdout_has(&["No deployments match."]);
 
     let json = repo
-        .atmos(&[
-            "deployment",
-            "list",
-            "targets",
-            "payment-service",
-            "--label",
-            "environment=prod",
-            "--format",
-            "json",
-        ])
+        .atmos(&args(
+            "deployment list targets payment-service --label environment=prod --format json",
+        ))
         .json();
     assert_eq!(json["targets"].as_array().map(Vec::len), Some(1));
     assert_eq!(json["targets"][0]["name"], "prod");
@@ -118,18 +86,7 @@ fn label_filters_apply_to_deployments_targets_and_components() {
     assert_eq!(json["targets"][0]["promotion_from"][0], "staging");
 
     let json = repo
-        .atmos(&[
-            "deployment",
-            "list",
-            "components",
-            "payment-service",
-            "--target",
-            "prod",
-            "--label",
-            "layer=app",
-            "--format",
-            "json",
-        ])
+        .atmos(&args("deployment list components payment-service --target prod --label layer=app --format json"))
         .json();
     let names: Vec<&str> = json["components"]
         .as_array()
@@ -142,7 +99,7 @@ fn label_filters_apply_to_deployments_targets_and_components() {
 
     let bad = repo.atmos(&["deployment", "list", "--label", "team"]);
     bad.code(2);
-    assert!(bad.stderr.contains("expected key=value"), "{}", bad.stderr);
+    bad.stderr_has(&["expected key=value"]);
 }
 
 #[test]
@@ -178,26 +135,12 @@ fn lists_targets_and_components_tables() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("migrate"), "{}", run.stdout);
+    run.stdout_has(&["migrate"]);
 
-    let run = repo.atmos(&[
-        "deployment",
-        "list",
-        "components",
-        "payment-service",
-        "--target",
-        "prd",
-    ]);
+    let run = repo.atmos(&args(
+        "deployment list components payment-service --target prd",
+    ));
     run.code(2);
-    assert!(
-        run.stderr
-            .contains("deployment `payment-service` has no target `prd`"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("did you mean `prod`?"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&["deployment `payment-service` has no target `prd`"]);
+    run.stderr_has(&["did you mean `prod`?"]);
 }

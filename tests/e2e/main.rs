@@ -11,5 +11,6 @@ mod queries;
 mod remote;
 mod rollout;
 mod sbom;
+mod snapshots;
 mod support;
 mod validate;

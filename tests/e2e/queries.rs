@@ -2,6 +2,7 @@
 //! repositories filled by real rollouts. Human output is compared after replacing shas and
 //! times with placeholders and collapsing column padding.
 
+use crate::support::args;
 use regex::Regex;
 
 use crate::rollout::{Fixture, record};
@@ -15,7 +16,7 @@ fn normalize(text: &str, shas: &[(&str, &str)]) -> String {
         out = out.replace(&sha[..9], &format!("<{name}>"));
         out = out.replace(&sha[..7], &format!("<{name}>"));
     }
-    let ago = Regex::new(r"\d+[smhd] ago").expect("regex");
+    let ago = Regex::new(r"\d+[smhd] ago|just now").expect("regex");
     let clock = Regex::new(r"\d\d:\d\d:\d\d").expect("regex");
     let date = Regex::new(r"\d{4}-\d\d-\d\d \d\d:\d\d").expect("regex");
     let pad = Regex::new(r" {2,}").expect("regex");
@@ -35,31 +36,13 @@ fn deployed() -> (Fixture, String, String) {
     let env = [("OUT", f.out()), ("GITHUB_RUN_ID", "build-7")];
     f.repo
         .atmos_env(
-            &[
-                "deployment",
-                "rollout",
-                "svc",
-                "--target",
-                "dev",
-                "--metadata",
-                "pr=#7",
-            ],
+            &args("deployment rollout svc --target dev --metadata pr=#7"),
             &env,
         )
         .code(0);
     f.repo
         .atmos_env(
-            &[
-                "deployment",
-                "rollout",
-                "svc",
-                "--target",
-                "staging",
-                "--promote-from",
-                "dev",
-                "--metadata",
-                "pr=#7",
-            ],
+            &args("deployment rollout svc --target staging --promote-from dev --metadata pr=#7"),
             &env,
         )
         .code(0);
@@ -75,7 +58,7 @@ fn status_of_one_target_looks_like_the_seed() {
     let (f, v1, v2) = deployed();
     let run = f
         .repo
-        .atmos(&["deployment", "status", "svc", "--target", "staging"]);
+        .atmos(&args("deployment status svc --target staging"));
     run.code(0);
     let expected = [
         "svc → staging",
@@ -96,15 +79,9 @@ fn status_of_one_target_looks_like_the_seed() {
 
     let json = f
         .repo
-        .atmos(&[
-            "deployment",
-            "status",
-            "svc",
-            "--target",
-            "staging",
-            "--format",
-            "json",
-        ])
+        .atmos(&args(
+            "deployment status svc --target staging --format json",
+        ))
         .json();
     let a = &json["targets"][0]["components"][0];
     assert_eq!(a["commit"], v1.as_str(), "full shas in JSON");
@@ -121,15 +98,9 @@ fn status_of_one_target_looks_like_the_seed() {
             .as_str()
             .is_some_and(|t| t.starts_with("atmos/deployments/svc/staging/a/"))
     );
-    let yaml = f.repo.atmos(&[
-        "deployment",
-        "status",
-        "svc",
-        "--target",
-        "staging",
-        "--format",
-        "yaml",
-    ]);
+    let yaml = f.repo.atmos(&args(
+        "deployment status svc --target staging --format yaml",
+    ));
     let parsed: serde_json::Value = serde_yaml_ng::from_str(&yaml.stdout).expect("yaml");
     assert_eq!(parsed, json, "YAML carries the same data");
 }
@@ -179,9 +150,7 @@ fn a_failed_attempt_shows_what_still_runs() {
     f.repo.write_file("fail-a", "");
     let v3 = f.version("3");
     f.rollout(&["--target", "dev"]).code(1);
-    let run = f
-        .repo
-        .atmos(&["deployment", "status", "svc", "--target", "dev"]);
+    let run = f.repo.atmos(&args("deployment status svc --target dev"));
     run.code(0);
     let text = normalize(&run.stdout, &[(&v1, "v1"), (&v2, "v2"), (&v3, "v3")]);
     assert!(
@@ -192,22 +161,14 @@ fn a_failed_attempt_shows_what_still_runs() {
     );
     let json = f
         .repo
-        .atmos(&[
-            "deployment",
-            "status",
-            "svc",
-            "--target",
-            "dev",
-            "--format",
-            "json",
-        ])
+        .atmos(&args("deployment status svc --target dev --format json"))
         .json();
     let a = &json["targets"][0]["components"][0];
     assert_eq!(a["last_attempt"]["status"], "failure");
     assert_eq!(a["last_attempt"]["git_sha"], v3.as_str());
     let list = f
         .repo
-        .atmos(&["deployment", "list", "targets", "svc", "--format", "json"])
+        .atmos(&args("deployment list targets svc --format json"))
         .json();
     assert_eq!(list["targets"][0]["status"], "failed");
 }
@@ -216,9 +177,7 @@ fn a_failed_attempt_shows_what_still_runs() {
 fn history_is_newest_first_with_details_limits_and_filters() {
     let (f, v1, v2) = deployed();
     f.rollout(&["--target", "dev", "--git-sha", &v1]).code(0);
-    let run = f
-        .repo
-        .atmos(&["deployment", "history", "svc", "--target", "dev"]);
+    let run = f.repo.atmos(&args("deployment history svc --target dev"));
     run.code(0);
     let expected = [
         "svc → dev deployment history",
@@ -239,17 +198,9 @@ fn history_is_newest_first_with_details_limits_and_filters() {
         expected
     );
 
-    let run = f.repo.atmos(&[
-        "deployment",
-        "history",
-        "svc",
-        "--target",
-        "dev",
-        "--component",
-        "a",
-        "--limit",
-        "2",
-    ]);
+    let run = f.repo.atmos(&args(
+        "deployment history svc --target dev --component a --limit 2",
+    ));
     run.code(0);
     let text = normalize(&run.stdout, &[(&v1, "v1"), (&v2, "v2")]);
     assert!(
@@ -260,7 +211,7 @@ fn history_is_newest_first_with_details_limits_and_filters() {
 
     let all = f
         .repo
-        .atmos(&["deployment", "history", "svc", "--format", "json"])
+        .atmos(&args("deployment history svc --format json"))
         .json();
     assert_eq!(all["total"], 8);
     assert!(
@@ -273,20 +224,12 @@ fn history_is_newest_first_with_details_limits_and_filters() {
 
     let recent = f
         .repo
-        .atmos(&[
-            "deployment",
-            "history",
-            "svc",
-            "--since",
-            "1h",
-            "--format",
-            "json",
-        ])
+        .atmos(&args("deployment history svc --since 1h --format json"))
         .json();
     assert_eq!(recent["total"], 8);
     let future = f
         .repo
-        .atmos(&["deployment", "history", "svc", "--since", "2999-01-01"]);
+        .atmos(&args("deployment history svc --since 2999-01-01"));
     future.code(0);
     assert!(
         future
@@ -297,26 +240,16 @@ fn history_is_newest_first_with_details_limits_and_filters() {
     );
     let past = f
         .repo
-        .atmos(&[
-            "deployment",
-            "history",
-            "svc",
-            "--until",
-            "2000-01-31",
-            "--format",
-            "json",
-        ])
+        .atmos(&args(
+            "deployment history svc --until 2000-01-31 --format json",
+        ))
         .json();
     assert_eq!(past["total"], 0);
     let bad = f
         .repo
-        .atmos(&["deployment", "history", "svc", "--since", "yesterday"]);
+        .atmos(&args("deployment history svc --since yesterday"));
     bad.code(2);
-    assert!(
-        bad.stderr.contains("use a date (2025-01-31)"),
-        "{}",
-        bad.stderr
-    );
+    bad.stderr_has(&["use a date (2025-01-31)"]);
 }
 
 #[test]
@@ -368,27 +301,10 @@ fn foreign_and_hand_made_tags_never_break_a_query() {
             }
         }
     }
-    let run = f
-        .repo
-        .atmos(&["deployment", "history", "svc", "--target", "dev"]);
-    assert!(
-        run.stderr
-            .contains(&format!("{dir}/latest: the name does not end in")),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("a lightweight tag, not an annotated atmos record"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("not an atmos.tools/v1alpha1 deployment record"),
-        "{}",
-        run.stderr
-    );
+    let run = f.repo.atmos(&args("deployment history svc --target dev"));
+    run.stderr_has(&[&format!("{dir}/latest: the name does not end in")]);
+    run.stderr_has(&["a lightweight tag, not an annotated atmos record"]);
+    run.stderr_has(&["not an atmos.tools/v1alpha1 deployment record"]);
     assert!(
         run.stdout.contains("Showing 4 deployments"),
         "the real records are still shown: {}",
@@ -397,15 +313,7 @@ fn foreign_and_hand_made_tags_never_break_a_query() {
     // The deployed state is still read correctly past the odd tags.
     let json = f
         .repo
-        .atmos(&[
-            "deployment",
-            "status",
-            "svc",
-            "--target",
-            "dev",
-            "--format",
-            "json",
-        ])
+        .atmos(&args("deployment status svc --target dev --format json"))
         .json();
     assert_eq!(json["targets"][0]["components"][0]["status"], "success");
     assert_eq!(
@@ -422,16 +330,9 @@ fn diff_between_targets_reads_config_from_git_not_the_work_tree() {
     let yaml = std::fs::read_to_string(f.repo.path().join("deployments/svc.yaml")).expect("read");
     f.repo
         .write("svc.yaml", yaml.replace("keep: 2", "keep: 99"));
-    let run = f.repo.atmos(&[
-        "deployment",
-        "diff",
-        "svc",
-        "--from-target",
-        "staging",
-        "--to-target",
-        "dev",
-        "--show-files",
-    ]);
+    let run = f.repo.atmos(&args(
+        "deployment diff svc --from-target staging --to-target dev --show-files",
+    ));
     run.code(0);
     let text = normalize(&run.stdout, &[(&v1, "v1"), (&v2, "v2")]);
     let expected = [
@@ -467,19 +368,9 @@ fn diff_between_targets_reads_config_from_git_not_the_work_tree() {
 
     let json = f
         .repo
-        .atmos(&[
-            "deployment",
-            "diff",
-            "svc",
-            "--from-target",
-            "staging",
-            "--to-target",
-            "dev",
-            "--format",
-            "json",
-            "--component",
-            "a",
-        ])
+        .atmos(&args(
+            "deployment diff svc --from-target staging --to-target dev --format json --component a",
+        ))
         .json();
     assert_eq!(json["behind"], 1);
     assert_eq!(json["from"]["commit"], v1.as_str());
@@ -530,11 +421,7 @@ fn diff_between_commits() {
         &v2,
     ]);
     run.code(2);
-    assert!(
-        run.stderr.contains("`nope` does not name a commit"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&["`nope` does not name a commit"]);
 }
 
 #[test]
@@ -542,16 +429,7 @@ fn drift_is_checked_only_on_request_and_never_claimed_without_a_plan_command() {
     let (f, _v1, _v2) = deployed();
     std::fs::write(f.out.path().join("drift-a"), "").expect("marker");
     let run = f.repo.atmos_env(
-        &[
-            "deployment",
-            "diff",
-            "svc",
-            "--from-target",
-            "staging",
-            "--to-target",
-            "dev",
-            "--check-drift",
-        ],
+        &args("deployment diff svc --from-target staging --to-target dev --check-drift"),
         &[("OUT", f.out())],
     );
     run.code(0);
@@ -578,18 +456,9 @@ fn drift_is_checked_only_on_request_and_never_claimed_without_a_plan_command() {
     );
     std::fs::remove_file(f.out.path().join("drift-a")).expect("rm");
     let json = f.repo.atmos_env(
-        &[
-            "deployment",
-            "diff",
-            "svc",
-            "--from-target",
-            "staging",
-            "--to-target",
-            "dev",
-            "--check-drift",
-            "--format",
-            "json",
-        ],
+        &args(
+            "deployment diff svc --from-target staging --to-target dev --check-drift --format json",
+        ),
         &[("OUT", f.out())],
     );
     json.code(0);
@@ -634,14 +503,9 @@ fn list_shows_last_deploys_and_component_state() {
         "{text}"
     );
     assert!(text.contains("prod  staging  yes  never  never"), "{text}");
-    let run = f.repo.atmos(&[
-        "deployment",
-        "list",
-        "components",
-        "svc",
-        "--target",
-        "staging",
-    ]);
+    let run = f
+        .repo
+        .atmos(&args("deployment list components svc --target staging"));
     let text = normalize(&run.stdout, &[(&v1, "v1"), (&v2, "v2")]);
     assert!(
         text.contains("a  script  -  <v1>  <ago>  healthy"),
@@ -681,14 +545,9 @@ fn promotion_graph_with_status_says_who_is_behind_and_ready() {
         .code(0);
     let json = f
         .repo
-        .atmos(&[
-            "deployment",
-            "promotion-graph",
-            "svc",
-            "--show-status",
-            "--format",
-            "json",
-        ])
+        .atmos(&args(
+            "deployment promotion-graph svc --show-status --format json",
+        ))
         .json();
     let staging = &json["status"][1];
     assert_eq!(staging["target"], "staging");

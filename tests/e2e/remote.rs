@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::support::atmos_cmd;
+use crate::support::{args, atmos_cmd};
 
 /// `git daemon` serving a folder of bare repositories, read and write, on a free port.
 struct Daemon {
@@ -184,17 +184,7 @@ fn eight_concurrent_rollouts_to_one_target_serialize_and_lose_nothing() {
             world
                 .atmos(
                     r,
-                    &[
-                        "deployment",
-                        "rollout",
-                        "svc",
-                        "--target",
-                        "dev",
-                        "--force",
-                        "--wait-for-lock",
-                        "--timeout",
-                        "180s",
-                    ],
+                    &args("deployment rollout svc --target dev --force --wait-for-lock --timeout 180s"),
                 )
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -291,7 +281,7 @@ fn a_second_runner_is_told_who_holds_the_lock_and_lock_status_shows_it() {
     let a = world.runner("alpha");
     let b = world.runner("beta");
     let first = world
-        .atmos(&a, &["deployment", "rollout", "svc", "--target", "dev"])
+        .atmos(&a, &args("deployment rollout svc --target dev"))
         .env("GITHUB_RUN_ID", "run-7")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -303,7 +293,7 @@ fn a_second_runner_is_told_who_holds_the_lock_and_lock_status_shows_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let second = world
-        .atmos(&b, &["deployment", "rollout", "svc", "--target", "dev"])
+        .atmos(&b, &args("deployment rollout svc --target dev"))
         .output()
         .expect("run");
     assert_eq!(second.status.code(), Some(4));
@@ -316,16 +306,7 @@ fn a_second_runner_is_told_who_holds_the_lock_and_lock_status_shows_it() {
     let status = world
         .atmos(
             &b,
-            &[
-                "deployment",
-                "lock",
-                "status",
-                "svc",
-                "--target",
-                "dev",
-                "--format",
-                "json",
-            ],
+            &args("deployment lock status svc --target dev --format json"),
         )
         .output()
         .expect("run");
@@ -336,10 +317,7 @@ fn a_second_runner_is_told_who_holds_the_lock_and_lock_status_shows_it() {
     let (code, out, err) = finish(first);
     assert_eq!(code, 0, "{out}\n{err}");
     let status = world
-        .atmos(
-            &b,
-            &["deployment", "lock", "status", "svc", "--target", "dev"],
-        )
+        .atmos(&b, &args("deployment lock status svc --target dev"))
         .output()
         .expect("run");
     assert_eq!(
@@ -348,7 +326,7 @@ fn a_second_runner_is_told_who_holds_the_lock_and_lock_status_shows_it() {
     );
     // Now the second runner goes through, and sees what the first recorded.
     let again = world
-        .atmos(&b, &["deployment", "rollout", "svc", "--target", "dev"])
+        .atmos(&b, &args("deployment rollout svc --target dev"))
         .output()
         .expect("run");
     assert_eq!(again.status.code(), Some(0));
@@ -371,15 +349,7 @@ fn a_runner_killed_mid_rollout_leaves_an_expiring_lease_and_consistent_refs() {
     let mut victim = world
         .atmos(
             &a,
-            &[
-                "deployment",
-                "rollout",
-                "svc",
-                "--target",
-                "dev",
-                "--lock-ttl",
-                "3s",
-            ],
+            &args("deployment rollout svc --target dev --lock-ttl 3s"),
         )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -398,7 +368,7 @@ fn a_runner_killed_mid_rollout_leaves_an_expiring_lease_and_consistent_refs() {
     assert!(world.remote_refs("refs/tags/atmos/").is_empty());
     assert_eq!(world.remote_refs("refs/atmos/locks/svc/dev").len(), 1);
     let blocked = world
-        .atmos(&b, &["deployment", "rollout", "svc", "--target", "dev"])
+        .atmos(&b, &args("deployment rollout svc --target dev"))
         .output()
         .expect("run");
     assert_eq!(
@@ -411,7 +381,7 @@ fn a_runner_killed_mid_rollout_leaves_an_expiring_lease_and_consistent_refs() {
     // Once the lease lapses, the next run takes it over and deploys.
     std::thread::sleep(Duration::from_secs(4));
     let recovered = world
-        .atmos(&b, &["deployment", "rollout", "svc", "--target", "dev"])
+        .atmos(&b, &args("deployment rollout svc --target dev"))
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&recovered.stderr);
@@ -444,14 +414,11 @@ fn a_ref_moved_behind_our_back_is_never_overwritten() {
     let a = world.runner("alpha");
     let other = world.runner("other");
     world
-        .atmos(&a, &["deployment", "rollout", "svc", "--target", "dev"])
+        .atmos(&a, &args("deployment rollout svc --target dev"))
         .output()
         .expect("run");
     // While alpha's next rollout runs, someone moves a state ref on the remote directly.
-    git(
-        &other,
-        &["commit", "-q", "--allow-empty", "-m", "elsewhere"],
-    );
+    git(&other, &args("commit -q --allow-empty -m elsewhere"));
     let sneaky = git(&other, &["rev-parse", "HEAD"]);
     git(&other, &["push", "-q", "origin", "HEAD:refs/heads/sneaky"]);
     let yaml = TWO.replace(
@@ -464,7 +431,7 @@ fn a_ref_moved_behind_our_back_is_never_overwritten() {
     std::fs::write(a.join("deployments/svc.yaml"), yaml).expect("write");
     git(&a, &["commit", "-q", "-am", "v2"]);
     let run = world
-        .atmos(&a, &["deployment", "rollout", "svc", "--target", "dev"])
+        .atmos(&a, &args("deployment rollout svc --target dev"))
         .output()
         .expect("run");
     let out = String::from_utf8_lossy(&run.stdout);
@@ -485,10 +452,7 @@ fn approvals_from_two_clones_all_reach_the_remote() {
     let world = World::new(&TWO.replace("    dev: {}\n", "    dev: {}\n    prod:\n      promotion: {from: dev, requires_approval: true, approvals: {min: 2}}\n"));
     let runner = world.runner("deployer");
     let r = world
-        .atmos(
-            &runner,
-            &["deployment", "rollout", "svc", "--target", "dev"],
-        )
+        .atmos(&runner, &args("deployment rollout svc --target dev"))
         .output()
         .expect("run");
     assert_eq!(
@@ -503,7 +467,7 @@ fn approvals_from_two_clones_all_reach_the_remote() {
         .iter()
         .map(|dir| {
             world
-                .atmos(dir, &["deployment", "approve", "svc", "--target", "prod"])
+                .atmos(dir, &args("deployment approve svc --target prod"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -518,15 +482,7 @@ fn approvals_from_two_clones_all_reach_the_remote() {
     let run = world
         .atmos(
             &runner,
-            &[
-                "deployment",
-                "rollout",
-                "svc",
-                "--target",
-                "prod",
-                "--promote-from",
-                "dev",
-            ],
+            &args("deployment rollout svc --target prod --promote-from dev"),
         )
         .output()
         .expect("run");
@@ -562,7 +518,7 @@ fn an_unreachable_remote_is_a_clear_error_unless_offline() {
         ],
     );
     let run = world
-        .atmos(&a, &["deployment", "rollout", "svc", "--target", "dev"])
+        .atmos(&a, &args("deployment rollout svc --target dev"))
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&run.stderr);
@@ -570,17 +526,7 @@ fn an_unreachable_remote_is_a_clear_error_unless_offline() {
     assert!(err.contains("cannot reach git remote `origin`"), "{err}");
     assert!(err.contains("--offline"), "{err}");
     let offline = world
-        .atmos(
-            &a,
-            &[
-                "deployment",
-                "rollout",
-                "svc",
-                "--target",
-                "dev",
-                "--offline",
-            ],
-        )
+        .atmos(&a, &args("deployment rollout svc --target dev --offline"))
         .output()
         .expect("run");
     assert_eq!(
@@ -592,15 +538,7 @@ fn an_unreachable_remote_is_a_clear_error_unless_offline() {
     let unknown = world
         .atmos(
             &a,
-            &[
-                "deployment",
-                "rollout",
-                "svc",
-                "--target",
-                "dev",
-                "--remote",
-                "nope",
-            ],
+            &args("deployment rollout svc --target dev --remote nope"),
         )
         .output()
         .expect("run");
@@ -612,7 +550,7 @@ fn an_unreachable_remote_is_a_clear_error_unless_offline() {
 fn ci_matrix_and_github_step_summary() {
     let repo = crate::support::Repo::example();
     repo.commit("example");
-    let run = repo.atmos(&["deployment", "matrix", "payment-service", "--target", "dev"]);
+    let run = repo.atmos(&args("deployment matrix payment-service --target dev"));
     run.code(0);
     let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     let entries: Vec<(String, u64)> = json["include"]
@@ -636,39 +574,19 @@ fn ci_matrix_and_github_step_summary() {
             ("smoke-test".to_owned(), 4)
         ]
     );
-    let wave = repo.atmos(&[
-        "deployment",
-        "matrix",
-        "payment-service",
-        "--target",
-        "dev",
-        "--wave",
-        "3",
-    ]);
+    let wave = repo.atmos(&args(
+        "deployment matrix payment-service --target dev --wave 3",
+    ));
     assert_eq!(wave.json()["include"].as_array().map(Vec::len), Some(2));
-    repo.atmos(&[
-        "deployment",
-        "matrix",
-        "payment-service",
-        "--target",
-        "dev",
-        "--wave",
-        "9",
-    ])
+    repo.atmos(&args(
+        "deployment matrix payment-service --target dev --wave 9",
+    ))
     .code(2);
 
     let summary = tempfile::NamedTempFile::new().expect("tmp");
     let path = summary.path().to_str().expect("utf-8").to_owned();
     let run = repo.atmos_env(
-        &[
-            "deployment",
-            "rollout",
-            "payment-service",
-            "--target",
-            "dev",
-            "--component",
-            "migrate",
-        ],
+        &args("deployment rollout payment-service --target dev --component migrate"),
         &[("GITHUB_STEP_SUMMARY", &path)],
     );
     run.code(0);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::support::{Repo, atmos_cmd};
+use crate::support::{Repo, args, atmos_cmd};
 
 pub(crate) const DEPLOYMENT: &str = r#"deployment:
   name: svc
@@ -110,43 +110,18 @@ fn rollout_records_state_refs_and_annotated_tags_in_the_spec_layout() {
     let run = f.rollout(&["--target", "dev"]);
     run.code(0);
     let short = &v1[..7];
-    assert!(
-        run.stdout
-            .contains(&format!("Deploying svc to dev (commit {short})...")),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains(&format!("  a  (none)  → {short} (new)")),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&[&format!("Deploying svc to dev (commit {short})...")]);
+    run.stdout_has(&[&format!("  a  (none)  → {short} (new)")]);
     assert!(
         run.stdout.contains("✓ Deployment complete ("),
         "{}",
         run.stdout
     );
-    assert!(
-        run.stdout
-            .contains("Deployment ID: atmos/deployments/svc/dev/a/"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("  a │ deploying a version 1 to dev"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["Deployment ID: atmos/deployments/svc/dev/a/"]);
+    run.stdout_has(&["  a │ deploying a version 1 to dev"]);
 
-    assert_eq!(
-        f.repo.state("svc", "dev", "a").as_deref(),
-        Some(v1.as_str())
-    );
-    assert_eq!(
-        f.repo.state("svc", "dev", "b").as_deref(),
-        Some(v1.as_str())
-    );
+    f.repo.assert_state("svc", "dev", "a", Some(&v1));
+    f.repo.assert_state("svc", "dev", "b", Some(&v1));
     let tags = f.repo.tags("svc", "dev", "a");
     assert_eq!(tags.len(), 1);
     let name = tags[0].rsplit('/').next().expect("segment");
@@ -199,7 +174,7 @@ fn script_contract_environment_vars_file_and_working_directory() {
     let sha = repo.commit("init");
     let out = tempfile::tempdir().expect("tempdir");
     let run = repo.atmos_env(
-        &["deployment", "rollout", "svc", "--target", "dev"],
+        &args("deployment rollout svc --target dev"),
         &[("OUT", out.path().to_str().expect("utf-8"))],
     );
     run.code(0);
@@ -237,38 +212,18 @@ fn failure_keeps_the_ref_records_a_failure_tag_and_skips_dependents() {
     let v2 = f.version("2");
     let run = f.rollout(&["--target", "dev"]);
     run.code(1);
-    assert!(
-        run.stdout
-            .contains("✗ a failed: `sh -c './deploy.sh a'` exited with status 3"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("- b skipped: depends on a, which did not succeed"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("Deployment failed"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("0 succeeded, 1 failed, 1 skipped"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["✗ a failed: `sh -c './deploy.sh a'` exited with status 3"]);
+    run.stdout_has(&["- b skipped: depends on a, which did not succeed"]);
+    run.stdout_has(&["Deployment failed"]);
+    run.stdout_has(&["0 succeeded, 1 failed, 1 skipped"]);
     assert!(
         run.stdout.contains("a │ failing on purpose"),
         "stderr of the script is streamed: {}",
         run.stdout
     );
 
-    assert_eq!(
-        f.repo.state("svc", "dev", "a").as_deref(),
-        Some(v1.as_str())
-    );
-    assert_eq!(
-        f.repo.state("svc", "dev", "b").as_deref(),
-        Some(v1.as_str())
-    );
+    f.repo.assert_state("svc", "dev", "a", Some(&v1));
+    f.repo.assert_state("svc", "dev", "b", Some(&v1));
     let tags = f.repo.tags("svc", "dev", "a");
     assert_eq!(tags.len(), 2);
     let failed = record(&f.repo, &tags[1]);
@@ -312,26 +267,14 @@ fn rollback_to_an_ancestor_is_recorded_and_runs_the_old_tree() {
     f.rollout(&["--target", "dev"]).code(0);
     let run = f.rollout(&["--target", "dev", "--git-sha", &v1[..8]]);
     run.code(0);
-    assert!(
-        run.stdout.contains("Rolling back svc in dev"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains(&format!("{} → {} (rollback)", &v2[..7], &v1[..7])),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["Rolling back svc in dev"]);
+    run.stdout_has(&[&format!("{} → {} (rollback)", &v2[..7], &v1[..7])]);
     assert!(
         run.stdout.contains("deploying a version 1 to dev"),
         "the executor ran v1's files: {}",
         run.stdout
     );
-    assert_eq!(
-        f.repo.state("svc", "dev", "a").as_deref(),
-        Some(v1.as_str())
-    );
+    f.repo.assert_state("svc", "dev", "a", Some(&v1));
     let tags = f.repo.tags("svc", "dev", "a");
     let r = record(&f.repo, tags.last().expect("tag"));
     assert_eq!(r["status"], "rollback");
@@ -349,32 +292,14 @@ fn promotion_takes_each_components_commit_from_the_source() {
     f.rollout(&["--target", "dev"]).code(0);
     let v2 = f.version("2");
     f.rollout(&["--target", "dev", "--component", "a"]).code(0);
-    assert_eq!(
-        f.repo.state("svc", "dev", "b").as_deref(),
-        Some(v1.as_str())
-    );
+    f.repo.assert_state("svc", "dev", "b", Some(&v1));
 
     let run = f.rollout(&["--target", "staging", "--promote-from", "dev"]);
     run.code(0);
-    assert!(
-        run.stdout.contains("Promoting svc from dev to staging..."),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("dev → staging is an allowed promotion ✓"),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(
-        f.repo.state("svc", "staging", "a").as_deref(),
-        Some(v2.as_str())
-    );
-    assert_eq!(
-        f.repo.state("svc", "staging", "b").as_deref(),
-        Some(v1.as_str())
-    );
+    run.stdout_has(&["Promoting svc from dev to staging..."]);
+    run.stdout_has(&["dev → staging is an allowed promotion ✓"]);
+    f.repo.assert_state("svc", "staging", "a", Some(&v2));
+    f.repo.assert_state("svc", "staging", "b", Some(&v1));
     let r = record(&f.repo, &f.repo.tags("svc", "staging", "a")[0]);
     assert_eq!(r["promoted_from"], "dev");
     assert_eq!(r["promoted_at"], r["timestamp"]);
@@ -388,19 +313,11 @@ fn promotion_takes_each_components_commit_from_the_source() {
     let v3 = f.version("3");
     let run = f.rollout(&["--target", "staging", "--git-sha", &v3]);
     run.code(3);
-    assert!(
-        run.stdout
-            .contains("Cannot deploy directly to staging: it receives code by promotion"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["Cannot deploy directly to staging: it receives code by promotion"]);
     // ...but takes a rollback.
     f.rollout(&["--target", "staging", "--git-sha", &v1])
         .code(0);
-    assert_eq!(
-        f.repo.state("svc", "staging", "a").as_deref(),
-        Some(v1.as_str())
-    );
+    f.repo.assert_state("svc", "staging", "a", Some(&v1));
 }
 
 #[test]
@@ -426,22 +343,12 @@ fn wrong_promotion_path_is_denied_with_the_seed_message() {
         "  atmos deployment rollout svc --target prod --promote-from dev --skip-promotion-check",
     ]
     .join("\n");
-    assert!(run.stdout.contains(&expected), "{}", run.stdout);
+    run.stdout_has(&[&expected]);
     assert_eq!(f.repo.atmos_refs(), before, "nothing written");
 
     // JSON carries the decisions and the denial for CI.
     let json = f.repo.atmos_env(
-        &[
-            "deployment",
-            "rollout",
-            "svc",
-            "--target",
-            "prod",
-            "--promote-from",
-            "dev",
-            "--format",
-            "json",
-        ],
+        &args("deployment rollout svc --target prod --promote-from dev --format json"),
         &[("OUT", f.out())],
     );
     json.code(3);
@@ -461,14 +368,9 @@ fn skip_promotion_check_is_recorded_in_the_tags() {
     f.rollout(&["--target", "staging", "--promote-from", "dev"])
         .code(0);
     // dev → staging skipped step: promote staging into dev is not a path (dev is an entry point).
-    let run = f.rollout(&[
-        "--target",
-        "dev",
-        "--promote-from",
-        "staging",
-        "--skip-promotion-check",
-        "--force",
-    ]);
+    let run = f.rollout(&args(
+        "--target dev --promote-from staging --skip-promotion-check --force",
+    ));
     run.code(0);
     let r = record(&f.repo, f.repo.tags("svc", "dev", "a").last().expect("tag"));
     assert_eq!(r["metadata"]["skip_promotion_check"], "true");
@@ -486,19 +388,10 @@ fn a_target_that_requires_approval_is_pending_and_nothing_is_written() {
     let before = f.repo.atmos_refs();
     let run = f.rollout(&["--target", "prod", "--promote-from", "staging"]);
     run.code(4);
-    assert!(
-        run.stdout
-            .contains("Pending: prod requires 1 approval(s) of"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains(
-            "atmos deployment approve svc --target prod --promote-from staging --git-sha "
-        ),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["Pending: prod requires 1 approval(s) of"]);
+    run.stdout_has(&[
+        "atmos deployment approve svc --target prod --promote-from staging --git-sha ",
+    ]);
     assert_eq!(f.repo.atmos_refs(), before);
     assert!(f.applied("a", "prod").is_empty());
 }
@@ -509,35 +402,16 @@ fn promoting_from_an_empty_target_and_unknown_commits_are_clear_errors() {
     f.version("1");
     let run = f.rollout(&["--target", "staging", "--promote-from", "dev"]);
     run.code(2);
-    assert!(
-        run.stderr
-            .contains("error: nothing to promote: dev has no deployment of a, b"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("atmos deployment rollout svc --target dev"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&["error: nothing to promote: dev has no deployment of a, b"]);
+    run.stderr_has(&["atmos deployment rollout svc --target dev"]);
 
     let run = f.rollout(&["--target", "dev", "--git-sha", "deadbeef"]);
     run.code(2);
-    assert!(
-        run.stderr
-            .contains("`deadbeef` does not name a commit in this repository"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&["`deadbeef` does not name a commit in this repository"]);
 
     let run = f.rollout(&["--target", "dev", "--component", "c"]);
     run.code(2);
-    assert!(
-        run.stderr.contains("deployment `svc` has no component `c`"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&["deployment `svc` has no component `c`"]);
     assert!(f.repo.atmos_refs().is_empty());
 }
 
@@ -549,20 +423,11 @@ fn rerunning_the_deployed_commit_changes_nothing_unless_forced() {
     let before = f.repo.atmos_refs();
     let run = f.rollout(&["--target", "dev"]);
     run.code(0);
-    assert!(
-        run.stdout
-            .contains("Nothing to do: every selected component of svc in dev already runs"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["Nothing to do: every selected component of svc in dev already runs"]);
     assert_eq!(f.repo.atmos_refs(), before, "no tag for a no-op");
     let run = f.rollout(&["--target", "dev", "--force"]);
     run.code(0);
-    assert!(
-        run.stdout.contains("(no change) — forced"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["(no change) — forced"]);
     assert_eq!(f.repo.tags("svc", "dev", "a").len(), 2);
     assert_eq!(f.applied("a", "dev").len(), 2);
 }
@@ -573,22 +438,9 @@ fn plan_runs_plan_commands_and_writes_nothing() {
     f.version("1");
     let run = f.rollout(&["--target", "dev", "--plan"]);
     run.code(0);
-    assert!(
-        run.stdout.contains("plan only, nothing will change"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("a │ plan for a at version 1"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("Plan: 2 to deploy, 0 unchanged; nothing was changed"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["plan only, nothing will change"]);
+    run.stdout_has(&["a │ plan for a at version 1"]);
+    run.stdout_has(&["Plan: 2 to deploy, 0 unchanged; nothing was changed"]);
     assert!(f.repo.atmos_refs().is_empty());
     assert!(f.applied("a", "dev").is_empty());
 }
@@ -614,44 +466,23 @@ fn waves_follow_dependencies_and_run_concurrently_up_to_the_limit() {
     let out = tempfile::tempdir().expect("tempdir");
     let dir = out.path().to_str().expect("utf-8");
     let run = repo.atmos_env(
-        &[
-            "deployment",
-            "rollout",
-            "svc",
-            "--target",
-            "dev",
-            "--parallelism",
-            "2",
-        ],
+        &args("deployment rollout svc --target dev --parallelism 2"),
         &[("OUT", dir)],
     );
     run.code(0);
-    assert!(run.stdout.contains("Wave 1/2: a, b"), "{}", run.stdout);
-    assert!(run.stdout.contains("Wave 2/2: c"), "{}", run.stdout);
+    run.stdout_has(&["Wave 1/2: a, b"]);
+    run.stdout_has(&["Wave 2/2: c"]);
 
     // With one at a time, the first of a/b waits for the other in vain and fails.
     let out = tempfile::tempdir().expect("tempdir");
     let dir = out.path().to_str().expect("utf-8");
     let run = repo.atmos_env(
-        &[
-            "deployment",
-            "rollout",
-            "svc",
-            "--target",
-            "dev",
-            "--parallelism",
-            "1",
-            "--force",
-        ],
+        &args("deployment rollout svc --target dev --parallelism 1 --force"),
         &[("OUT", dir)],
     );
     run.code(1);
-    assert!(
-        run.stdout.contains("exited with status 9"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("c skipped"), "{}", run.stdout);
+    run.stdout_has(&["exited with status 9"]);
+    run.stdout_has(&["c skipped"]);
 }
 
 #[test]
@@ -721,15 +552,7 @@ fn deployer_and_build_id_come_from_ci_variables() {
     let f = Fixture::new();
     f.version("1");
     let run = f.repo.atmos_env(
-        &[
-            "deployment",
-            "rollout",
-            "svc",
-            "--target",
-            "dev",
-            "--metadata",
-            "pr=#482",
-        ],
+        &args("deployment rollout svc --target dev --metadata pr=#482"),
         &[
             ("OUT", f.out()),
             ("GITHUB_ACTOR", "octocat"),
@@ -737,12 +560,7 @@ fn deployer_and_build_id_come_from_ci_variables() {
         ],
     );
     run.code(0);
-    assert!(
-        run.stdout
-            .contains("Deployed by octocat (from GITHUB_ACTOR)"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["Deployed by octocat (from GITHUB_ACTOR)"]);
     let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
     assert_eq!(r["deployed_by"], "octocat");
     assert_eq!(r["build_id"], "4242");
@@ -781,7 +599,7 @@ fn stand_in_terraform_helmfile_and_nixpacks_receive_the_documented_arguments() {
     );
     let helmfile = repo.path().join("bin/helmfile-standin");
     let run = repo.atmos_env(
-        &["deployment", "rollout", "svc", "--target", "dev"],
+        &args("deployment rollout svc --target dev"),
         &[
             ("OUT", dir),
             ("PATH", &path),
@@ -829,15 +647,7 @@ fn stand_in_terraform_helmfile_and_nixpacks_receive_the_documented_arguments() {
     // --plan uses the plan verbs.
     let out2 = tempfile::tempdir().expect("tempdir");
     repo.atmos_env(
-        &[
-            "deployment",
-            "rollout",
-            "svc",
-            "--target",
-            "dev",
-            "--plan",
-            "--force",
-        ],
+        &args("deployment rollout svc --target dev --plan --force"),
         &[
             ("OUT", out2.path().to_str().expect("utf-8")),
             ("PATH", &path),
@@ -866,21 +676,17 @@ fn a_missing_tool_is_named_before_anything_runs() {
     repo.commit("init");
     let out = tempfile::tempdir().expect("tempdir");
     let run = repo.atmos_env(
-        &["deployment", "rollout", "svc", "--target", "dev"],
+        &args("deployment rollout svc --target dev"),
         &[
             ("OUT", out.path().to_str().expect("utf-8")),
             ("PATH", "/usr/bin:/bin"),
         ],
     );
     run.code(1);
-    assert!(
-        run.stderr.contains(
-            "`terraform` is needed by component `terraform/db` but was not found on PATH"
-        ),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("ATMOS_TERRAFORM_BIN"), "{}", run.stderr);
+    run.stderr_has(&[
+        "`terraform` is needed by component `terraform/db` but was not found on PATH",
+    ]);
+    run.stderr_has(&["ATMOS_TERRAFORM_BIN"]);
     assert!(!out.path().join("ran").exists(), "nothing ran");
     assert!(repo.atmos_refs().is_empty());
 }
@@ -957,11 +763,7 @@ fn executors_run_the_deployed_commit_even_with_a_dirty_work_tree() {
     f.repo.write_file("VERSION", "dirty\n");
     let run = f.rollout(&["--target", "dev"]);
     run.code(0);
-    assert!(
-        run.stdout.contains("deploying a version 1 to dev"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["deploying a version 1 to dev"]);
     assert_eq!(f.applied("a", "dev"), vec![format!("{v1} 1")]);
     // The checkout lives under .git, not in the work tree.
     assert!(

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::rollout::make_executable;
-use crate::support::Repo;
+use crate::support::{Repo, args};
 
 /// Stand-ins for nixpacks/docker/podman: record "cwd|args" in $OUT/<name>.calls; `push` and
 /// `image inspect` answer with a fixed digest per image, as the real tools do.
@@ -119,7 +119,7 @@ fn stand_in_builders_get_the_documented_arguments_and_the_sbom_is_valid_cycloned
         &repo,
         out.path(),
         path,
-        &["deployment", "build", "payment-service", "--target", "dev"],
+        &args("deployment build payment-service --target dev"),
     );
     built.code(0);
     let tag = &sha[..12];
@@ -138,13 +138,9 @@ fn stand_in_builders_get_the_documented_arguments_and_the_sbom_is_valid_cycloned
         "{docker}"
     );
     assert!(docker.contains(&format!("|image inspect --format {{{{index .RepoDigests 0}}}} registry.example.com/payment-service/api:{tag}")), "{docker}");
-    assert!(
-        built.stdout.contains(
-            "Generated SBOM: 5 components, 16 dependencies, not scanned for vulnerabilities"
-        ),
-        "{}",
-        built.stdout
-    );
+    built.stdout_has(&[
+        "Generated SBOM: 5 components, 16 dependencies, not scanned for vulnerabilities",
+    ]);
     assert!(
         built
             .stdout
@@ -224,7 +220,7 @@ fn stand_in_builders_get_the_documented_arguments_and_the_sbom_is_valid_cycloned
         &repo,
         out.path(),
         path,
-        &["deployment", "build", "payment-service", "--target", "dev"],
+        &args("deployment build payment-service --target dev"),
     );
     again.code(2);
     assert!(
@@ -234,20 +230,12 @@ fn stand_in_builders_get_the_documented_arguments_and_the_sbom_is_valid_cycloned
         "{}",
         again.stderr
     );
-    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    again.stderr_has(&["--force"]);
     run(
         &repo,
         out.path(),
         path,
-        &[
-            "deployment",
-            "build",
-            "payment-service",
-            "--target",
-            "dev",
-            "--force",
-            "--skip-push",
-        ],
+        &args("deployment build payment-service --target dev --force --skip-push"),
     )
     .code(0);
     let docker = std::fs::read_to_string(out.path().join("docker.calls")).expect("docker");
@@ -265,13 +253,7 @@ fn npm_v2_lockfiles_gemfile_locks_and_components_without_images() {
         &repo,
         out.path(),
         path,
-        &[
-            "deployment",
-            "build",
-            "inventory-service",
-            "--target",
-            "dev",
-        ],
+        &args("deployment build inventory-service --target dev"),
     )
     .code(0);
     let doc = bom(&repo, sha, "inventory-service");
@@ -313,7 +295,7 @@ fn summary_output_and_missing_sbom() {
         &repo,
         out.path(),
         path,
-        &["deployment", "build", "payment-service", "--target", "dev"],
+        &args("deployment build payment-service --target dev"),
     )
     .code(0);
     let s = repo.atmos(&[
@@ -352,22 +334,11 @@ fn summary_output_and_missing_sbom() {
         serde_json::from_str(&std::fs::read_to_string(&file).expect("file")).expect("json");
     assert_eq!(written["metadata"]["component"]["name"], "payment-service");
     // After a rollout, the target's SBOM is the one of the commit it runs.
-    let json = repo.atmos(&[
-        "deployment",
-        "sbom",
-        "payment-service",
-        "--target",
-        "dev",
-        "--summary",
-        "--format",
-        "json",
-    ]);
+    let json = repo.atmos(&args(
+        "deployment sbom payment-service --target dev --summary --format json",
+    ));
     json.code(2);
-    assert!(
-        json.stderr.contains("dev runs nothing yet"),
-        "{}",
-        json.stderr
-    );
+    json.stderr_has(&["dev runs nothing yet"]);
 }
 
 #[test]
@@ -416,24 +387,12 @@ fn scanner_findings_are_merged_and_the_sbom_gate_denies_prod_on_a_critical_one()
         sha,
         "--summary",
     ]);
-    assert!(
-        s.stdout
-            .contains("Vulnerabilities: 1 critical, 0 high, 1 medium, 0 low"),
-        "{}",
-        s.stdout
-    );
+    s.stdout_has(&["Vulnerabilities: 1 critical, 0 high, 1 medium, 0 low"]);
 
     // The gate input carries the summary; the shipped gate refuses prod, not staging.
-    let eval = repo.atmos(&[
-        "deployment",
-        "policy",
-        "eval",
-        "payment-service",
-        "--target",
-        "dev",
-        "--format",
-        "json",
-    ]);
+    let eval = repo.atmos(&args(
+        "deployment policy eval payment-service --target dev --format json",
+    ));
     assert_eq!(
         eval.json()["input"]["sbom"]["vulnerabilities"]["critical"],
         1
@@ -445,56 +404,22 @@ fn scanner_findings_are_merged_and_the_sbom_gate_denies_prod_on_a_critical_one()
         ("ATMOS_NIXPACKS_BIN", "/bin/true"),
     ];
     repo.atmos_env(
-        &[
-            "deployment",
-            "rollout",
-            "payment-service",
-            "--target",
-            "dev",
-        ],
+        &args("deployment rollout payment-service --target dev"),
         &env,
     )
     .code(0);
     repo.atmos_env(
-        &[
-            "deployment",
-            "rollout",
-            "payment-service",
-            "--target",
-            "staging",
-            "--promote-from",
-            "dev",
-        ],
+        &args("deployment rollout payment-service --target staging --promote-from dev"),
         &env,
     )
     .code(0);
     let prod = repo.atmos_env(
-        &[
-            "deployment",
-            "rollout",
-            "payment-service",
-            "--target",
-            "prod",
-            "--promote-from",
-            "staging",
-            "--metadata",
-            "ticket=OPS-1",
-        ],
+        &args("deployment rollout payment-service --target prod --promote-from staging --metadata ticket=OPS-1"),
         &env,
     );
     prod.code(3);
-    assert!(
-        prod.stdout
-            .contains("policies/sbom/sbom.rego (atmos.sbom): the SBOM of"),
-        "{}",
-        prod.stdout
-    );
-    assert!(
-        prod.stdout
-            .contains("lists 1 critical vulnerabilit(ies); prod takes none [SBOM_CRITICAL]"),
-        "{}",
-        prod.stdout
-    );
+    prod.stdout_has(&["policies/sbom/sbom.rego (atmos.sbom): the SBOM of"]);
+    prod.stdout_has(&["lists 1 critical vulnerabilit(ies); prod takes none [SBOM_CRITICAL]"]);
 }
 
 #[test]
@@ -547,12 +472,7 @@ fn cyclonedx_scanner_reports_are_merged_too() {
         ],
     );
     run2.code(2);
-    assert!(
-        run2.stderr
-            .contains("neither a CycloneDX document nor a SARIF log"),
-        "{}",
-        run2.stderr
-    );
+    run2.stderr_has(&["neither a CycloneDX document nor a SARIF log"]);
 }
 
 #[test]
@@ -573,25 +493,11 @@ fn dockerfile_builders_plan_and_missing_tools() {
         &repo,
         out.path(),
         path,
-        &[
-            "deployment",
-            "build",
-            "payment-service",
-            "--target",
-            "dev",
-            "--plan",
-            "--component",
-            "api",
-        ],
+        &args("deployment build payment-service --target dev --plan --component api"),
     );
     plan.code(0);
     assert!(plan.stdout.contains("$ ") && plan.stdout.contains("podman build -f services/api/Dockerfile -t registry.example.com/payment-service/api:"), "{}", plan.stdout);
-    assert!(
-        plan.stdout
-            .contains("Plan only: nothing was built or recorded."),
-        "{}",
-        plan.stdout
-    );
+    plan.stdout_has(&["Plan only: nothing was built or recorded."]);
     assert!(
         !out.path().join("podman.calls").exists(),
         "--plan runs nothing"
@@ -600,15 +506,7 @@ fn dockerfile_builders_plan_and_missing_tools() {
         &repo,
         out.path(),
         path,
-        &[
-            "deployment",
-            "build",
-            "payment-service",
-            "--target",
-            "dev",
-            "--component",
-            "api",
-        ],
+        &args("deployment build payment-service --target dev --component api"),
     )
     .code(0);
     let calls = std::fs::read_to_string(out.path().join("podman.calls")).expect("podman ran");
@@ -624,24 +522,11 @@ fn dockerfile_builders_plan_and_missing_tools() {
     );
 
     let missing = repo.atmos_env(
-        &[
-            "deployment",
-            "build",
-            "payment-service",
-            "--target",
-            "dev",
-            "--component",
-            "worker",
-            "--force",
-        ],
+        &args("deployment build payment-service --target dev --component worker --force"),
         &[("PATH", "/usr/bin:/bin")],
     );
     missing.code(1);
-    assert!(
-        missing.stderr.contains(
-            "`nixpacks` is needed by component `nixpack/worker` but was not found on PATH"
-        ),
-        "{}",
-        missing.stderr
-    );
+    missing.stderr_has(&[
+        "`nixpacks` is needed by component `nixpack/worker` but was not found on PATH",
+    ]);
 }

@@ -191,6 +191,21 @@ impl Repo {
             .map(|(s, _)| s)
     }
 
+    /// Assert what a component runs in a target, read with the git CLI.
+    pub fn assert_state(
+        &self,
+        deployment: &str,
+        target: &str,
+        component: &str,
+        want: Option<&str>,
+    ) {
+        assert_eq!(
+            self.state(deployment, target, component).as_deref(),
+            want,
+            "state of {deployment}/{target}/{component}"
+        );
+    }
+
     /// History tags of one component (ref names), sorted.
     pub fn tags(&self, deployment: &str, target: &str, component: &str) -> Vec<String> {
         let prefix = format!("refs/tags/atmos/deployments/{deployment}/{target}/{component}/");
@@ -211,6 +226,11 @@ impl Repo {
             .map(|(_, m)| m.to_owned())
             .unwrap_or(raw)
     }
+}
+
+/// A command line written as one string, split on whitespace (for arguments without spaces).
+pub fn args(line: &'static str) -> Vec<&'static str> {
+    line.split_whitespace().collect()
 }
 
 /// Run `atmos <args>` in `dir`, without colors and without CI variables of the host.
@@ -257,6 +277,32 @@ impl Run {
             "exit code\nstdout:\n{}\nstderr:\n{}",
             self.stdout, self.stderr
         );
+        self
+    }
+
+    /// Assert that stdout contains every one of `parts`, showing the whole output otherwise.
+    pub fn stdout_has(&self, parts: &[&str]) -> &Run {
+        for p in parts {
+            assert!(
+                self.stdout.contains(p),
+                "stdout lacks {p:?}:\n{}\nstderr:\n{}",
+                self.stdout,
+                self.stderr
+            );
+        }
+        self
+    }
+
+    /// Assert that stderr contains every one of `parts`, showing the whole output otherwise.
+    pub fn stderr_has(&self, parts: &[&str]) -> &Run {
+        for p in parts {
+            assert!(
+                self.stderr.contains(p),
+                "stderr lacks {p:?}:\n{}\nstdout:\n{}",
+                self.stderr,
+                self.stdout
+            );
+        }
         self
     }
 

@@ -1,7 +1,7 @@
 //! `atmos deployment validate`: the shipped example passes; each broken config fails with
 //! exit 2, the right message, its file:line:column, and a fix where one is obvious.
 
-use crate::support::Repo;
+use crate::support::{Repo, args};
 
 /// One broken file: what it holds and what validate must say about it.
 struct Case {
@@ -361,25 +361,13 @@ fn validate_all_reports_each_file_and_fails_if_one_is_broken() {
     );
     let run = repo.atmos(&["deployment", "validate", "--all"]);
     run.code(2);
-    assert!(
-        run.stdout.contains("Validating broken..."),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["Validating broken..."]);
     assert!(run.stdout.contains("Validating payment-service..."));
-    assert!(
-        run.stdout.contains("--> deployments/broken.yaml:4:29"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("3 deployments: 2 valid, 1 invalid"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["--> deployments/broken.yaml:4:29"]);
+    run.stdout_has(&["3 deployments: 2 valid, 1 invalid"]);
 
     let json = repo
-        .atmos(&["deployment", "validate", "--all", "--format", "json"])
+        .atmos(&args("deployment validate --all --format json"))
         .json();
     let valid: Vec<bool> = json["deployments"]
         .as_array()
@@ -425,11 +413,7 @@ fn quiet_validate_prints_nothing_when_valid_and_only_errors_otherwise() {
     let run = repo.atmos(&["deployment", "validate", "--all", "-q"]);
     run.code(2);
     assert!(!run.stdout.contains('✓'), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("error: `deployment.targets`"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has(&["error: `deployment.targets`"]);
 }
 
 #[test]
@@ -437,17 +421,8 @@ fn unknown_deployment_suggests_the_closest_name() {
     let repo = Repo::example();
     let run = repo.atmos(&["deployment", "validate", "payment-servce"]);
     run.code(2);
-    assert!(
-        run.stderr
-            .contains("error: deployment `payment-servce` not found"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("did you mean `payment-service`?"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has(&["error: deployment `payment-servce` not found"]);
+    run.stderr_has(&["did you mean `payment-service`?"]);
 }
 
 #[test]
@@ -455,5 +430,5 @@ fn validate_needs_a_name_or_all() {
     let repo = Repo::example();
     let run = repo.atmos(&["deployment", "validate"]);
     run.code(2);
-    assert!(run.stderr.contains("--all"), "{}", run.stderr);
+    run.stderr_has(&["--all"]);
 }

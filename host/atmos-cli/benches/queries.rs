@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use atmos_core::contracts::layout::{rfc3339, tag_name, timestamp_segment};
+use atmos_core::contracts::{Decision, Status, TagRecord, Verdict};
+
 const DEPLOYMENTS: usize = 50;
 const TARGETS: [&str; 3] = ["dev", "staging", "prod"];
 const COMPONENTS: [&str; 5] = ["api", "worker", "db", "cache", "migrate"];
@@ -272,14 +275,34 @@ fn generate(root: &Path) {
                     let mark = 1 + (round * COMMITS / per_slot).min(COMMITS - 1);
                     let sha = &shas[&mark];
                     let slot = format!("d{d:02}/{t}/{c}");
-                    let name = format!(
-                        "atmos/deployments/{slot}/{}",
-                        ts.strftime("%Y-%m-%dT%H-%M-%SZ")
-                    );
-                    let msg = format!(
-                        "atmos.tools/v1alpha1\nkind: Deployment\n---\ndeployment: d{d:02}\ntarget: {t}\ncomponent: {c}\ndeployed_by: ci@example.com\ngit_sha: {sha}\ntimestamp: {}\nstatus: success\nbuild_id: '{round}'\ncomponent_type: script\nduration_ms: 1200\nmetadata:\n  pr: '#{round}'\ndecisions:\n- source: builtin/promotion-path\n  rule: promotion_path\n  result: allow\n  message: {t} is an allowed promotion\n",
-                        ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-                    );
+                    let name = tag_name(&format!("d{d:02}"), t, c, &timestamp_segment(ts), 0);
+                    let msg = TagRecord {
+                        deployment: format!("d{d:02}"),
+                        target: (*t).to_owned(),
+                        component: (*c).to_owned(),
+                        deployed_by: "ci@example.com".into(),
+                        git_sha: sha.clone(),
+                        timestamp: rfc3339(ts),
+                        status: Status::Success,
+                        promoted_from: None,
+                        promoted_at: None,
+                        rollback_of: None,
+                        previous_sha: None,
+                        build_id: Some(round.to_string()),
+                        component_type: Some("script".into()),
+                        duration_ms: Some(1200),
+                        error: None,
+                        metadata: [("pr".to_owned(), format!("#{round}"))]
+                            .into_iter()
+                            .collect(),
+                        decisions: vec![Decision::new(
+                            "builtin/promotion-path",
+                            "promotion_path",
+                            Verdict::Allow,
+                            format!("{t} is an allowed promotion"),
+                        )],
+                    }
+                    .to_message();
                     stream.push_str(&format!(
                         "tag {name}\nfrom {sha}\ntagger CI <ci@example.com> {at} +0000\n"
                     ));

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Git-native, policy-gated deployments.
 #[derive(Debug, Parser)]
-#[command(name = "atmos", version, about, propagate_version = true)]
+#[command(name = "atmos", version, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -163,6 +163,9 @@ pub struct BuildArgs {
     /// Replace the commit's existing SBOM.
     #[arg(long)]
     pub force: bool,
+    /// Images built at once (default 4).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: Option<u16>,
     /// A scanner report (CycloneDX JSON or SARIF) whose findings go into the SBOM.
     #[arg(long, value_name = "FILE")]
     pub vulnerabilities: Option<std::path::PathBuf>,

@@ -5,6 +5,8 @@ mod cli;
 mod commands;
 mod context;
 mod failure;
+#[cfg(test)]
+mod reference;
 mod render;
 
 use std::process::ExitCode;

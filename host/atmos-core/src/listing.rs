@@ -167,7 +167,10 @@ pub fn deployments(
                 .0
                 .into_iter()
                 .filter(|e| d.targets.contains_key(&e.target))
-                .max_by_key(|e| e.key())
+                // Rollouts in the same second: the target later in the file (further along
+                // the promotion path) counts as the newer, so the answer does not depend on
+                // the order refs are listed in.
+                .max_by_key(|e| (e.key(), d.targets.get_index_of(&e.target)))
                 .map(|e| LastDeploy {
                     target: e.target,
                     at: crate::contracts::layout::rfc3339(e.at),

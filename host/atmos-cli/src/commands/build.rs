@@ -24,6 +24,7 @@ pub fn run(args: &BuildArgs, ctx: &Context) -> Result<Exit, Failure> {
         skip_push: args.skip_push,
         force: args.force,
         vulnerabilities: args.vulnerabilities.clone(),
+        parallelism: args.parallelism.map_or(4, usize::from),
     };
     // Only the builders' output lines are shown live; the results follow as a summary.
     let live = Live::new(&ctx.out, args.plan);

@@ -219,10 +219,11 @@ pub async fn run(
         for pc in runnable {
             let events = events.clone();
             let cancel = cancel.clone();
-            let limit = limit.clone();
             let step = prepared.step;
+            // Components start in wave order: the permit is taken before the task exists.
+            let permit = limit.clone().acquire_owned().await;
             tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
+                let _permit = permit;
                 run_component(pc, step, events, cancel).await
             });
         }

@@ -22,7 +22,7 @@ use crate::sbom;
 pub use plan::{BuildItem, BuildPlan, Builder};
 
 /// What to build.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BuildRequest {
     /// The target whose vars the build gets (default: `context.default_target`).
     pub target: Option<String>,
@@ -36,6 +36,8 @@ pub struct BuildRequest {
     pub force: bool,
     /// A scanner report whose findings go into the SBOM.
     pub vulnerabilities: Option<PathBuf>,
+    /// Images built at once.
+    pub parallelism: usize,
 }
 
 /// One component's build.
@@ -121,12 +123,13 @@ pub fn build(
         .join("build")
         .join(&plan.commit[..plan.commit.len().min(12)]);
     let prepared = plan::prepare(&plan, loaded, log_dir)?;
-    let runs = run_blocking(&prepared, 4, &mut |e| observer.event(&Event::Executor(e))).map_err(
-        |source| WorkflowError::Io {
-            path: "the async runtime".into(),
-            source,
-        },
-    )?;
+    let runs = run_blocking(&prepared, request.parallelism, &mut |e| {
+        observer.event(&Event::Executor(e))
+    })
+    .map_err(|source| WorkflowError::Io {
+        path: "the async runtime".into(),
+        source,
+    })?;
     let mut built = Vec::new();
     let mut digests = Vec::new();
     for item in &plan.items {
