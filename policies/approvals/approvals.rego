@@ -36,6 +36,19 @@ counted contains a.approved_by if {
 	in_groups(a)
 }
 
+# Self-approval is judged on the authors of every commit being deployed: when the list is cut
+# short, the rest is unknown, and an unknown is not clean.
+deny contains {"msg": msg, "code": "HISTORY_TRUNCATED", "fix": fix} if {
+	input.target.requires_approval
+	not approving
+	input.commits_truncated
+	msg := sprintf("more than %d commits reach %s at once: the authors of the rest are unknown, so self-approval cannot be ruled out", [
+		count(input.commits),
+		input.target.name,
+	])
+	fix := "promote in smaller steps (an intermediate commit first)"
+}
+
 # Missing approvals hold a rollout, not the approvals themselves.
 approving if input.action == "approve"
 

@@ -61,3 +61,15 @@ test_targets_without_approval_are_not_judged if {
 test_an_approval_is_not_held_for_missing_approvals if {
 	count(approvals.pending) == 0 with input as object.union(base, {"action": "approve"}) with data.gates as rules
 }
+
+test_a_truncated_commit_list_is_not_clean if {
+	inp := object.union(base, {"commits_truncated": true, "approvals": [approve("alice@example.com"), approve("bob@example.com")]})
+	some d in approvals.deny with input as inp with data.gates as rules
+	d.code == "HISTORY_TRUNCATED"
+	d.fix == "promote in smaller steps (an intermediate commit first)"
+}
+
+test_a_complete_commit_list_is_judged if {
+	inp := object.union(base, {"commits_truncated": false, "approvals": [approve("alice@example.com"), approve("bob@example.com")]})
+	count(approvals.deny) == 0 with input as inp with data.gates as rules
+}

@@ -27,7 +27,7 @@ applies if {
 	not input.metadata.freeze_exception
 }
 
-deny contains {"msg": msg, "code": "FREEZE_WINDOW"} if {
+deny contains {"msg": msg, "code": "FREEZE_WINDOW", "fix": fix} if {
 	applies
 	some w in object.get(config, "windows", [])
 	now_ns >= time.parse_rfc3339_ns(w.start)
@@ -37,6 +37,7 @@ deny contains {"msg": msg, "code": "FREEZE_WINDOW"} if {
 		w.end,
 		object.get(w, "reason", "change freeze"),
 	])
+	fix := sprintf("wait until %s, or for an emergency add --metadata freeze_exception=<ticket>", [w.end])
 }
 
 deny contains {"msg": msg, "code": "FREEZE_WEEKDAY"} if {

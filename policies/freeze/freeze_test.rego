@@ -53,3 +53,9 @@ test_approving_during_a_freeze_is_allowed if {
 	inp := object.union(at("2025-12-24T10:00:00Z"), {"action": "approve"})
 	count(freeze.deny) == 0 with input as inp with data.gates.freeze as window
 }
+
+test_a_window_says_when_it_ends if {
+	some d in freeze.deny with input as {"target": {"name": "prod"}, "now": "2025-12-24T10:00:00Z", "metadata": {}, "action": "promote"}
+		with data.gates.freeze as {"windows": [{"start": "2025-12-20T00:00:00Z", "end": "2026-01-05T00:00:00Z", "reason": "year end"}]}
+	d.fix == "wait until 2026-01-05T00:00:00Z, or for an emergency add --metadata freeze_exception=<ticket>"
+}

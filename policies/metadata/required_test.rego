@@ -30,3 +30,12 @@ test_approvals_need_no_metadata if {
 	count(metadata.deny) == 0 with input as {"action": "approve", "target": {"name": "prod"}, "metadata": {}}
 		with data.gates.required_metadata as rules
 }
+
+test_denials_say_what_to_pass if {
+	fixes := {d.fix | some d in metadata.deny} with input as {"target": {"name": "prod"}, "metadata": {"pr": "#4", "ticket": "soon"}}
+		with data.gates.required_metadata as rules
+	fixes == {"pass --metadata ticket=<value> with a value matching ^[A-Z]+-[0-9]+$"}
+	missing := {d.fix | some d in metadata.deny} with input as {"target": {"name": "prod"}, "metadata": {"ticket": "OPS-1"}}
+		with data.gates.required_metadata as rules
+	missing == {"add --metadata pr=<value> to the rollout"}
+}

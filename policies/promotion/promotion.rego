@@ -1,8 +1,9 @@
-# Promotion path: code reaches a target only from the targets its config allows, and the
-# escape hatch (--skip-promotion-check) is closed for protected targets.
+# Promotion path: code reaches a target only from the targets its config allows, the escape
+# hatch (--skip-promotion-check) is closed for protected targets, and protected targets take
+# only commits that are on the trusted ref (merged), never a feature branch's.
 #
-# data.gates.promotion.protected_targets: targets where --skip-promotion-check is refused
-# (default ["prod"]).
+# data.gates.promotion.protected_targets: targets where --skip-promotion-check is refused, and
+# that take only commits on the trusted ref (default ["prod"]).
 package atmos.promotion
 
 protected := object.get(data, ["gates", "promotion", "protected_targets"], ["prod"])
@@ -30,8 +31,25 @@ deny contains {"msg": msg, "code": "PROMOTION_PATH"} if {
 	])
 }
 
-deny contains {"msg": msg, "code": "PROMOTION_SKIP_FORBIDDEN"} if {
+deny contains {"msg": msg, "code": "PROMOTION_SKIP_FORBIDDEN", "fix": fix} if {
 	input.flags.skip_promotion_check
 	input.target.name in protected
 	msg := sprintf("--skip-promotion-check is not allowed for %s", [input.target.name])
+	fix := sprintf("follow the promotion path: promote to %s from %s", [input.target.name, concat(" or ", input.target.promotion_from)])
+}
+
+# A rollback returns to a commit the target ran before; anything else must be merged.
+deny contains {"msg": msg, "code": "NOT_ON_TRUSTED_REF", "fix": fix} if {
+	input.target.name in protected
+	input.action != "rollback"
+	some c in input.components
+	c.change != "unchanged"
+	c.on_trusted_ref == false
+	msg := sprintf("%s takes only commits on %s; %s of %s is not (a feature branch, or not merged yet)", [
+		input.target.name,
+		input.rules.source,
+		substring(c.new, 0, 7),
+		c.name,
+	])
+	fix := sprintf("merge it into %s, then promote the merged commit", [input.rules.source])
 }

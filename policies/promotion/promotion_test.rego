@@ -41,3 +41,35 @@ test_protected_targets_come_from_data if {
 	count(promotion.deny) == 0 with input as object.union(base, {"source_target": "dev", "flags": {"skip_promotion_check": true}})
 		with data.gates.promotion.protected_targets as ["prod-eu"]
 }
+
+test_protected_targets_take_only_merged_commits if {
+	inp := object.union(base, {
+		"rules": {"source": "refs/remotes/origin/main"},
+		"components": [{"name": "api", "new": "abcdef0123456789", "change": "changed", "on_trusted_ref": false}],
+	})
+	some d in promotion.deny with input as inp
+	d.code == "NOT_ON_TRUSTED_REF"
+	d.msg == "prod takes only commits on refs/remotes/origin/main; abcdef0 of api is not (a feature branch, or not merged yet)"
+	d.fix == "merge it into refs/remotes/origin/main, then promote the merged commit"
+}
+
+test_merged_commits_and_rollbacks_pass if {
+	merged := object.union(base, {"components": [{"name": "api", "new": "abc", "change": "changed", "on_trusted_ref": true}]})
+	count(promotion.deny) == 0 with input as merged
+	rollback := object.union(base, {"action": "rollback", "source_target": null, "components": [{"name": "api", "new": "abc", "change": "rollback", "on_trusted_ref": false}]})
+	count(promotion.deny) == 0 with input as rollback
+}
+
+test_unprotected_targets_take_feature_branches if {
+	inp := object.union(base, {
+		"target": {"name": "staging", "promotion_from": ["dev"]},
+		"source_target": "dev",
+		"components": [{"name": "api", "new": "abc", "change": "changed", "on_trusted_ref": false}],
+	})
+	count(promotion.deny) == 0 with input as inp
+}
+
+test_the_skip_refusal_says_what_to_do_instead if {
+	some d in promotion.deny with input as object.union(base, {"source_target": "dev", "flags": {"skip_promotion_check": true}})
+	d.fix == "follow the promotion path: promote to prod from staging"
+}

@@ -8,7 +8,7 @@ min_hours := object.get(data, ["gates", "soak", "min_hours", input.target.name],
 
 hour_ns := ((60 * 60) * 1000) * 1000000
 
-deny contains {"msg": msg, "code": "SOAK_TIME"} if {
+deny contains {"msg": msg, "code": "SOAK_TIME", "fix": fix} if {
 	input.action == "promote"
 	min_hours > 0
 	some c in input.components
@@ -23,4 +23,5 @@ deny contains {"msg": msg, "code": "SOAK_TIME"} if {
 		input.target.name,
 		min_hours,
 	])
+	fix := sprintf("wait %d more minute(s), then promote again", [ceil(((min_hours * hour_ns) - ran_ns) / (60 * 1000000000))])
 }

@@ -31,3 +31,9 @@ test_unchanged_components_are_not_judged if {
 	inp := object.union(promotion("2025-01-22T11:59:00Z"), {"components": [{"name": "api", "change": "unchanged"}]})
 	count(soak.deny) == 0 with input as inp with data.gates.soak.min_hours as {"prod": 2}
 }
+
+test_the_denial_says_how_long_to_wait if {
+	some d in soak.deny with input as promotion("2025-01-22T11:30:00Z")
+		with data.gates.soak.min_hours as {"prod": 2}
+	d.fix == "wait 90 more minute(s), then promote again"
+}

@@ -26,7 +26,7 @@ fn shipped_policy_tests_pass_and_a_broken_policy_fails_them() {
         .repo
         .atmos(&["deployment", "policy", "test", "--coverage"]);
     run.code(0);
-    run.stdout_has(&["38 passed, 0 failed, 0 skipped"]);
+    run.stdout_has(&["47 passed, 0 failed, 0 skipped"]);
     for file in [
         "promotion/promotion.rego",
         "approvals/approvals.rego",
@@ -125,6 +125,7 @@ fn required_metadata_and_soak_gate_promotions() {
         "gates/settings.yaml",
         "gates:\n  required_metadata:\n    staging: {ticket: \"^[A-Z]+-[0-9]+$\"}\n",
     );
+    f.repo.commit("lower the soak");
     f.rollout(&args(
         "--target staging --promote-from dev --metadata ticket=OPS-1",
     ))
@@ -139,6 +140,8 @@ fn skipping_the_promotion_check_is_itself_subject_to_policy() {
     );
     f.version("1");
     f.rollout(&["--target", "dev"]).code(0);
+    // v2 never ran in dev: only the escape hatch would take it to staging.
+    f.version("2");
     let run = f.rollout(&args(
         "--target staging --git-sha HEAD --skip-promotion-check --force",
     ));
@@ -202,7 +205,9 @@ fn broken_policies_fail_closed_with_file_and_line() {
         ),
     ];
     for (name, policy, expected) in cases {
+        // The rules that decide are the committed ones.
         f.repo.write_file("rules/t.rego", policy);
+        f.repo.commit(name);
         let started = std::time::Instant::now();
         let run = f.rollout(&["--target", "dev"]);
         assert_eq!(run.code, 3, "{name}: {}\n{}", run.stdout, run.stderr);
@@ -221,6 +226,7 @@ fn broken_policies_fail_closed_with_file_and_line() {
     // A bound path that does not exist denies too.
     f.repo
         .write_file("atmos.yaml", "gates:\n  policies: [rulez]\n");
+    f.repo.commit("bind a missing folder");
     let run = f.rollout(&["--target", "dev"]);
     run.code(3);
     run.stdout_has(&["rulez: policy failed to load (fail closed): no such file or folder"]);
@@ -264,7 +270,10 @@ fn policy_eval_shows_the_input_and_every_decision() {
     run.code(3);
     run.stdout_has(&["\"api_version\": \"atmos.tools/gate-input/v1\""]);
     run.stdout_has(&["policies/metadata/required.rego (atmos.metadata): dev needs --metadata pr=<value> [METADATA_MISSING] ✗ deny"]);
-    assert!(run.stdout.ends_with("Verdict: deny\n"), "{}", run.stdout);
+    run.stdout_has(&[
+        "Verdict: deny\n",
+        "✗ policies/metadata/required.rego (atmos.metadata): dev needs --metadata pr=<value> [METADATA_MISSING]",
+    ]);
     let json = f.repo.atmos(&args(
         "deployment policy eval svc --target dev --metadata pr=#1 --format json",
     ));

@@ -106,6 +106,7 @@ fn change_freeze_guest_denies_inside_a_window_and_warns_when_configured_to() {
             "timezone: Asia/Tokyo, outcome: warn,",
         ),
     );
+    f.repo.commit("warn only");
     let run = f.rollout(&["--target", "dev", "--format", "json"]);
     run.code(0);
     let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
@@ -146,12 +147,15 @@ fn soak_time_guest_holds_a_promotion_and_only_runs_on_promotions() {
     let run = f.rollout(&["--target", "staging", "--promote-from", "dev"]);
     run.code(3);
     run.stdout_has(&["`dev` has run this for 0 min of the 60 required"]);
-    // `on: [promote]`: a direct rollout to staging does not run the hook.
+    // `on: [promote]`: a direct rollout to staging (of a commit that never ran in dev, so
+    // it is no promotion) does not run the hook.
+    let v2 = f.version("2");
+    assert_ne!(v1, v2);
     let run = f.rollout(&[
         "--target",
         "staging",
         "--git-sha",
-        &v1,
+        &v2,
         "--skip-promotion-check",
     ]);
     run.code(0);
@@ -307,7 +311,7 @@ fn policy_test_runs_the_shipped_hook_fixtures_and_a_wrong_expectation_fails() {
     crate::support::guest("change-freeze");
     let run = crate::support::atmos_in(&root, &["deployment", "policy", "test", "guests"]);
     run.code(0);
-    run.stdout_has(&["13 passed, 0 failed, 0 skipped"]);
+    run.stdout_has(&["16 passed, 0 failed, 0 skipped"]);
     // A fixture expecting the wrong outcome fails, saying what it got.
     let f = Fixture::new();
     f.repo.add_guests(&["soak-time"]);
@@ -428,6 +432,7 @@ fn a_hook_bound_on_approve_refuses_an_approval_but_never_a_rejection() {
     let yaml = std::fs::read_to_string(f.repo.path().join("deployments/svc.yaml")).expect("read");
     f.repo
         .write("svc.yaml", yaml.replace("            on: [approve]\n", ""));
+    f.repo.commit("the hook no longer gates approvals");
     f.repo.atmos(&approve).code(0);
 }
 

@@ -13,4 +13,5 @@ mod rollout;
 mod sbom;
 mod snapshots;
 mod support;
+mod trust;
 mod validate;

@@ -33,6 +33,9 @@ struct Input {
     metadata: BTreeMap<String, String>,
     #[serde(default)]
     commits: Vec<Commit>,
+    /// The list stops at atmos's cap: the commits beyond it are unknown.
+    #[serde(default)]
+    commits_truncated: bool,
     commit: Commit,
 }
 
@@ -95,6 +98,16 @@ fn evaluate(input: &str, config: &str) -> Result<Vec<Finding>, String> {
     } else {
         missing.len() < commits.len()
     };
+    // Every commit must reference one, and some were not listed: unknown is not clean.
+    if every && ok && input.commits_truncated {
+        return Ok(vec![deny(
+            "ticket-unknown",
+            format!(
+                "more commits are deployed than atmos lists ({} shown): the rest cannot be checked for a ticket; promote in smaller steps or pass --metadata {key}=<TICKET>",
+                commits.len()
+            ),
+        )]);
+    }
     if ok {
         return Ok(Vec::new());
     }

@@ -292,6 +292,8 @@ fn generate(root: &Path) {
                         component_type: Some("script".into()),
                         duration_ms: Some(1200),
                         error: None,
+                        rules_ref: None,
+                        rules_commit: None,
                         metadata: [("pr".to_owned(), format!("#{round}"))]
                             .into_iter()
                             .collect(),

@@ -297,6 +297,14 @@ pub struct PolicyEvalArgs {
     /// Also print the gate input document.
     #[arg(long)]
     pub show_input: bool,
+    /// Judge by the uncommitted rules in the work tree instead of the trusted ref (the output
+    /// says so).
+    #[arg(long)]
+    pub local: bool,
+    /// The git remote that is the shared store, read first (default: atmos.yaml `git.remote`);
+    /// its default branch holds the trusted rules.
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -392,6 +400,10 @@ pub struct RolloutArgs {
     /// Show the plan and run each component's plan command; change nothing.
     #[arg(long)]
     pub plan: bool,
+    /// With --plan: judge by the uncommitted rules in the work tree instead of the trusted ref
+    /// (the output says so).
+    #[arg(long, requires = "plan")]
+    pub local: bool,
     /// Deploy even if the promotion rules refuse (not recommended; recorded in the tags).
     #[arg(long)]
     pub skip_promotion_check: bool,

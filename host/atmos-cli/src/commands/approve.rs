@@ -33,7 +33,7 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: ApprovalDecision) -> Res
     let evaluator = ctx.evaluator();
     match approve(
         &project,
-        &loaded,
+        &loaded.deployment.name,
         evaluator.as_ref(),
         remote.as_ref(),
         &request,

@@ -7,7 +7,7 @@ use atmos_core::exit::Exit;
 use atmos_core::gates::testing::{Outcome, TestReport, run as run_tests};
 use atmos_core::identity::{self, process_env};
 use atmos_core::workflow::rollout::model::{EvaluationVerdict, PolicyEvaluation};
-use atmos_core::workflow::rollout::{Action, RolloutRequest, plan};
+use atmos_core::workflow::rollout::{Action, RolloutRequest, evaluate};
 
 use crate::cli::{Format, PolicyCommand, PolicyEvalArgs, PolicyTestArgs};
 use crate::context::Context;
@@ -161,7 +161,16 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         started_at: jiff::Timestamp::now(),
     };
     let evaluator = ctx.evaluator();
-    let plan = plan::plan(&project, &loaded, &git, &request, evaluator.as_ref())?;
+    let remote = atmos_core::workflow::store::remote(&project, args.remote.as_deref(), false)?;
+    let plan = evaluate(
+        &project,
+        &loaded.deployment.name,
+        &request,
+        args.local,
+        remote.as_ref(),
+        evaluator.as_ref(),
+        &crate::render::live::Live::new(&ctx.out, true),
+    )?;
     let report = PolicyEvaluation::of(&plan, args.show_input || ctx.out.format != Format::Table);
     let verdict = report.verdict;
     let text = ctx.out.structured(&report).unwrap_or_else(|| {
@@ -188,7 +197,9 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
             s,
             ctx.out.verbose > 0,
         ));
+        out.push_str(&crate::render::rollout::rules_line(&plan.rules));
         out.push_str(&format!("\nVerdict: {}\n", verdict_name(verdict)));
+        out.push_str(&crate::render::rollout::blocked(&plan, s));
         out
     });
     ctx.out.print(&text)?;

@@ -62,6 +62,7 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
             })
             .transpose()?,
         remote: store::remote(&project, args.remote.as_deref(), args.offline)?,
+        local_rules: args.local,
     };
     let evaluator = ctx.evaluator();
     let mut live = Live::new(&ctx.out, args.plan);
@@ -69,7 +70,7 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
     let remote_name = options.remote.as_ref().map(|r| r.name.clone());
     let session = RolloutSession::begin(
         &project,
-        &loaded,
+        &loaded.deployment.name,
         evaluator.as_ref(),
         request,
         options,

@@ -5,7 +5,9 @@ use atmos_core::config::model::ApprovalMethod;
 use atmos_core::contracts::Verdict;
 use atmos_core::executor::run::{ComponentRun, Outcome};
 use atmos_core::git::short;
+use atmos_core::workflow::rollout::plan::{APPROVAL_GATE, PROMOTION_GATE};
 use atmos_core::workflow::rollout::{Action, Change, RolloutPlan, RolloutReport};
+use atmos_core::workflow::trust::RulesOrigin;
 
 use super::{Style, seconds};
 
@@ -38,6 +40,7 @@ pub fn header(plan: &RolloutPlan, plan_only: bool, s: &Style, verbose: bool) -> 
         "→ Deployed by {} (from {})\n",
         plan.actor.id, plan.actor.source
     ));
+    out.push_str(&rules_line(&plan.rules));
     let width = plan
         .components
         .iter()
@@ -46,7 +49,7 @@ pub fn header(plan: &RolloutPlan, plan_only: bool, s: &Style, verbose: bool) -> 
         .unwrap_or(0);
     out.push_str(&format!(
         "\n{} {}:\n",
-        if plan_only {
+        if plan_only || plan.blocked().is_some() {
             "Would deploy to"
         } else {
             "Deploying to"
@@ -70,9 +73,81 @@ pub fn header(plan: &RolloutPlan, plan_only: bool, s: &Style, verbose: bool) -> 
     out
 }
 
+/// Where the rules that decided came from.
+pub fn rules_line(rules: &RulesOrigin) -> String {
+    match &rules.commit {
+        Some(commit) => format!(
+            "→ Rules from {} at {} ({})\n",
+            rules.source,
+            short(commit),
+            rules.chosen_by
+        ),
+        None => "→ Rules from the work tree, uncommitted (--local): a real rollout judges by the trusted ref\n".to_owned(),
+    }
+}
+
+/// Everything that stands in the way, each with what clears it: a count, then each blocker
+/// in the order the gates ran — gate denials with their fixes, the promotion path in the
+/// seed's words (only with steps the gates accept), and missing approvals with the command
+/// that records one.
 pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
-    let mut out = super::decisions::denials(&plan.decisions, s);
-    if let Some(d) = &plan.denial {
+    let mut out = String::new();
+    if plan.blockers.is_empty() {
+        return out;
+    }
+    let denied = plan
+        .blockers
+        .iter()
+        .filter(|b| b.result == Verdict::Deny)
+        .count();
+    let n = plan.blockers.len();
+    out.push_str(&format!(
+        "\n{} {n} thing{} stand{} in the way{}:\n",
+        if denied > 0 {
+            s.error("Blocked:")
+        } else {
+            s.warning("Pending:")
+        },
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "s" } else { "" },
+        if denied > 0 { " (exit 3)" } else { " (exit 4)" },
+    ));
+    let gate_denials: Vec<_> = plan
+        .blockers
+        .iter()
+        .filter(|b| {
+            b.result == Verdict::Deny && b.source != PROMOTION_GATE && b.source != APPROVAL_GATE
+        })
+        .collect();
+    if !gate_denials.is_empty() {
+        out.push_str(&format!(
+            "\n{} denied by {} gate decision{}:\n",
+            s.error("Error:"),
+            gate_denials.len(),
+            if gate_denials.len() == 1 { "" } else { "s" }
+        ));
+        for b in &gate_denials {
+            let package = b
+                .package
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
+            let code = b
+                .code
+                .as_ref()
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default();
+            out.push_str(&format!("  ✗ {}{package}: {}{code}\n", b.source, b.message));
+            for f in &b.fixes {
+                out.push_str(&format!("      fix: {f}\n"));
+            }
+        }
+        out.push_str("Fix what the gates report, or change the policies (test them with `atmos deployment policy test`).\n");
+    }
+    if let (Some(d), Some(b)) = (
+        &plan.denial,
+        plan.blockers.iter().find(|b| b.source == PROMOTION_GATE),
+    ) {
         let headline = match &d.from {
             Some(from) => format!("Cannot promote directly from {from} to {}", d.target),
             None => format!(
@@ -85,65 +160,71 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
             "Promotion path requires: {}\n",
             d.required_path.join(" → ")
         ));
-        out.push_str(&format!("\nTo deploy to {}:\n", d.target));
-        for (i, step) in d.steps.iter().enumerate() {
-            let to = step
-                .split("--target ")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-                .unwrap_or("");
-            let label = match (i, step.contains("--promote-from"), i + 1 == d.steps.len()) {
-                (0, false, _) => format!("Roll out to {to} first:"),
-                (0, true, false) => format!("Promote to {to} first:"),
-                (_, true, true) => format!("Then promote to {to}:"),
-                _ => format!("Then promote to {to}:"),
-            };
-            out.push_str(&format!("  {}. {label}\n     {step}\n\n", i + 1));
+        if d.steps.first().is_some_and(|first| b.fixes.contains(first)) {
+            out.push_str(&format!("\nTo deploy to {}:\n", d.target));
+            for (i, step) in d.steps.iter().enumerate() {
+                let to = step
+                    .split("--target ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .unwrap_or("");
+                let label = match (
+                    i,
+                    step.contains("--promote-from") || step.contains("--git-sha") && i > 0,
+                ) {
+                    (0, false) => format!("Roll out to {to} first:"),
+                    (0, true) => format!("Promote to {to} first:"),
+                    _ => format!("Then promote to {to}:"),
+                };
+                out.push_str(&format!("  {}. {label}\n     {step}\n\n", i + 1));
+            }
+        } else {
+            out.push('\n');
         }
-        out.push_str(&format!(
-            "Or skip promotion validation (not recommended; recorded in the deployment tags):\n  {}\n",
-            d.skip_command
-        ));
-        return out;
+        if b.fixes.contains(&d.skip_command) {
+            out.push_str(&format!(
+                "Or skip promotion validation (not recommended; recorded in the deployment tags):\n  {}\n",
+                d.skip_command
+            ));
+        }
+        for n in &b.not_offered {
+            out.push_str(&format!("{} {n}\n", s.dim("Not offered:")));
+        }
     }
-    if plan.blocked() == Some(Verdict::Deny) {
-        return out;
-    }
-    for d in plan
-        .decisions
-        .iter()
-        .filter(|d| d.result == Verdict::Pending)
-    {
-        out.push_str(&format!("\n{} {}\n", s.warning("Pending:"), d.message));
-    }
-    if let (Some(check), Some(commit)) = (&plan.approvals, &plan.approval_commit) {
-        if check.method == ApprovalMethod::Manual {
+    for b in plan.blockers.iter().filter(|b| b.source == APPROVAL_GATE) {
+        if b.result == Verdict::Deny {
+            out.push_str(&format!("\n{} {}\n", s.error("Rejected:"), b.message));
+        } else {
+            out.push_str(&format!("\n{} {}\n", s.warning("Pending:"), b.message));
+        }
+        if plan
+            .approvals
+            .as_ref()
+            .is_some_and(|a| a.method == ApprovalMethod::Manual)
+        {
             out.push_str(&format!(
                 "{} uses approval_method: manual — run this rollout from an interactive terminal to confirm it (CI cannot).\n",
                 plan.target
             ));
-            return out;
+            continue;
         }
-        if !check.eligible.is_empty() {
+        if let Some(check) = &plan.approvals
+            && !check.eligible.is_empty()
+        {
             out.push_str(&format!(
                 "May still approve: {}\n",
                 check.eligible.join(", ")
             ));
-        } else if !check.from_groups.is_empty() {
-            out.push_str(&format!(
-                "Nobody in {} can still approve (check approvers.groups in atmos.yaml).\n",
-                check.from_groups.join(", ")
-            ));
         }
-        let from = plan
-            .source_target
-            .as_ref()
-            .map(|s| format!(" --promote-from {s}"))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "\nTo approve:\n  atmos deployment approve {} --target {}{from} --git-sha {commit}\n\nThen run this rollout again, or wait for approvals with --wait-for-approval --timeout 1h.\n",
-            plan.deployment, plan.target
-        ));
+        for n in &b.not_offered {
+            out.push_str(&format!("{} {n}\n", s.dim("Not offered:")));
+        }
+        if let Some(approve) = b.fixes.first() {
+            out.push_str(&format!("\nTo approve:\n  {approve}\n"));
+            if b.result == Verdict::Pending {
+                out.push_str("\nThen run this rollout again, or wait for approvals with --wait-for-approval --timeout 1h.\n");
+            }
+        }
     }
     out
 }

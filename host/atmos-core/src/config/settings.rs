@@ -20,6 +20,23 @@ pub struct Settings {
     /// The shared store.
     #[serde(default)]
     pub git: GitSettings,
+    /// Where the rules that decide a rollout are read from.
+    #[serde(default)]
+    pub trust: TrustSettings,
+}
+
+/// Where the rules that decide a rollout (gate bindings, policies, hooks, promotion and approval
+/// rules, approver groups, allowed signers) are read from. Only the copy of this setting on the
+/// default trusted ref counts: one in the work tree or in a deployed commit is ignored.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSettings {
+    /// The trusted ref, e.g. `refs/remotes/origin/release`. Default: the shared remote's
+    /// default branch (`refs/remotes/<remote>/HEAD`), else the current branch's committed HEAD
+    /// when there is no remote.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub trusted_ref: Option<String>,
 }
 
 /// `atmos.yaml` → `git`.

@@ -50,6 +50,9 @@ pub struct Decision {
     /// A machine-readable code, when the gate gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// What clears a deny (a command to run, or a time to wait), when the gate says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
     /// Lines a hook logged while deciding (shown with `-v`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<String>,
@@ -65,6 +68,7 @@ impl Decision {
             result,
             message,
             code: None,
+            fix: None,
             logs: Vec::new(),
         }
     }

@@ -53,6 +53,12 @@ pub struct GateInput {
     pub commit: InputCommit,
     /// Commits between what the target runs and what it will run, newest first (at most 200).
     pub commits: Vec<InputCommit>,
+    /// True when `commits` stops at its cap: policies must treat the rest as unknown.
+    #[serde(default)]
+    pub commits_truncated: bool,
+    /// Where the rules of this decision come from.
+    #[serde(default)]
+    pub rules: InputRules,
     /// Each selected component, with its current and new commit.
     pub components: Vec<InputComponent>,
     /// Who acts (see docs/git-layout.md "Who deployed").
@@ -69,6 +75,15 @@ pub struct GateInput {
     pub flags: InputFlags,
     /// SBOM summary of the commit, when one is recorded; else null.
     pub sbom: Option<Value>,
+}
+
+/// `input.rules`: the trusted ref the gate bindings and rules were read from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct InputRules {
+    /// The trusted ref (`refs/remotes/origin/main`, `HEAD`), or `work tree` (`--local`).
+    pub source: String,
+    /// Its commit (null for the work tree).
+    pub commit: Option<String>,
 }
 
 /// `input.deployment`.
@@ -119,6 +134,14 @@ pub struct InputCommit {
     pub author_name: String,
     /// First line of the message.
     pub subject: String,
+    /// Whether the commit is in the history of the trusted ref (set on `input.commit`; null
+    /// with `--local` rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_trusted_ref: Option<bool>,
+    /// Local and remote-tracking branches whose history holds the commit (set on
+    /// `input.commit`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reachable_from: Vec<String>,
 }
 
 /// A component in the action.
@@ -135,6 +158,9 @@ pub struct InputComponent {
     pub new: String,
     /// `new`, `changed`, `unchanged` or `rollback`.
     pub change: String,
+    /// Whether `new` is in the history of the trusted ref (null with `--local` rules).
+    #[serde(default)]
+    pub on_trusted_ref: Option<bool>,
 }
 
 /// `input.state.<target>`.

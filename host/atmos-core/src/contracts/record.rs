@@ -77,6 +77,12 @@ pub struct TagRecord {
     /// Why it failed, for failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The trusted ref the rules that decided were read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_ref: Option<String>,
+    /// The commit of those rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_commit: Option<String>,
     /// Free-form metadata (`--metadata k=v`, `skip_promotion_check`, approver, PR…).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub metadata: IndexMap<String, String>,
@@ -139,6 +145,8 @@ mod tests {
             component_type: None,
             duration_ms: None,
             error: None,
+            rules_ref: None,
+            rules_commit: None,
             metadata: [("pr".to_string(), "#482".to_string())]
                 .into_iter()
                 .collect(),

@@ -115,6 +115,7 @@ pub fn evaluate_hooks(
             result: crate::contracts::Verdict::Deny,
             message: format!("{e} (fail closed)"),
             code: None,
+            fix: None,
             logs: Vec::new(),
         }],
     }

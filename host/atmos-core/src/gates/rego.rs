@@ -335,6 +335,7 @@ impl PolicySet {
                             result: Verdict::Deny,
                             message,
                             code: None,
+                            fix: None,
                             logs: Vec::new(),
                         });
                     }
@@ -378,6 +379,7 @@ fn evaluate_package(engine: &mut Engine, p: &Package, timeout: Duration) -> Vec<
             result,
             message,
             code,
+            fix: None,
             logs: Vec::new(),
         };
         match engine.eval_rule(format!("{}.{rule}", p.path)) {
@@ -426,8 +428,10 @@ fn evaluate_package(engine: &mut Engine, p: &Package, timeout: Duration) -> Vec<
                     Verdict::Warn
                 };
                 for m in members {
-                    let (message, code) = message_of(&m);
-                    out.push(decision(verdict, message, code));
+                    let (message, code, fix) = message_of(&m);
+                    let mut d = decision(verdict, message, code);
+                    d.fix = fix;
+                    out.push(d);
                 }
             }
         }
@@ -435,10 +439,11 @@ fn evaluate_package(engine: &mut Engine, p: &Package, timeout: Duration) -> Vec<
     out
 }
 
-/// A set member: a string, or an object with `msg` (and optional `code`).
-fn message_of(v: &Value) -> (String, Option<String>) {
+/// A set member: a string, or an object with `msg` (and optional `code`, and `fix`: what
+/// clears it).
+fn message_of(v: &Value) -> (String, Option<String>, Option<String>) {
     if let Ok(s) = v.as_string() {
-        return (s.to_string(), None);
+        return (s.to_string(), None, None);
     }
     let json: serde_json::Value =
         serde_json::from_str(&v.to_json_str().unwrap_or_default()).unwrap_or_default();
@@ -450,9 +455,10 @@ fn message_of(v: &Value) -> (String, Option<String>) {
                 .map(str::to_owned)
                 .unwrap_or_else(|| serde_json::Value::Object(map.clone()).to_string());
             let code = map.get("code").and_then(|c| c.as_str()).map(str::to_owned);
-            (msg, code)
+            let fix = map.get("fix").and_then(|c| c.as_str()).map(str::to_owned);
+            (msg, code, fix)
         }
-        other => (other.to_string(), None),
+        other => (other.to_string(), None, None),
     }
 }
 

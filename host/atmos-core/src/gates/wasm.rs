@@ -281,6 +281,7 @@ impl HookSet {
                 result: Verdict::Deny,
                 message: format!("{message} (fail closed)"),
                 code: None,
+                fix: None,
                 logs: Vec::new(),
             }]
         };
@@ -392,6 +393,7 @@ impl HookSet {
                         result: Verdict::Allow,
                         message: NO_FINDINGS.to_owned(),
                         code: None,
+                        fix: None,
                         logs: Vec::new(),
                     }]
                 } else {
@@ -408,6 +410,7 @@ impl HookSet {
                             },
                             message: f.message,
                             code: (!f.code.is_empty()).then_some(f.code),
+                            fix: None,
                             logs: Vec::new(),
                         })
                         .collect()

@@ -271,6 +271,108 @@ impl GitRepo {
             .collect())
     }
 
+    /// Write the files under `paths` (files or folders, relative to the repository's top) as
+    /// they are in commit `sha` into `dest`, at the same relative places. Paths the commit does
+    /// not have are skipped; symbolic links are written as the files they name only when those
+    /// are inside the exported tree (else skipped), so nothing outside `dest` is reachable.
+    pub fn export(&self, sha: &str, paths: &[PathBuf], dest: &Path) -> Result<usize, GitError> {
+        let tree = self.repo.find_commit(oid(sha)?).git()?.tree().git()?;
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| GitError::Io { path, source }
+        };
+        let mut written = 0;
+        for rel in paths {
+            if rel.as_os_str().is_empty()
+                || rel
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                continue;
+            }
+            let entry = match tree.get_path(rel) {
+                Ok(e) => e,
+                Err(e) if e.code() == git2::ErrorCode::NotFound => continue,
+                Err(e) => return Err(GitError::libgit2(e)),
+            };
+            let mut stack = vec![(rel.clone(), entry.id(), entry.kind(), entry.filemode())];
+            while let Some((path, id, kind, mode)) = stack.pop() {
+                match kind {
+                    Some(git2::ObjectType::Tree) => {
+                        let sub = self.repo.find_tree(id).git()?;
+                        for e in sub.iter() {
+                            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+                            stack.push((path.join(name), e.id(), e.kind(), e.filemode()));
+                        }
+                    }
+                    // 0o120000 is a symbolic link: its target is data, never followed.
+                    Some(git2::ObjectType::Blob) if mode != 0o120000 => {
+                        let blob = self.repo.find_blob(id).git()?;
+                        let out = dest.join(&path);
+                        if let Some(parent) = out.parent() {
+                            std::fs::create_dir_all(parent).map_err(io(parent))?;
+                        }
+                        std::fs::write(&out, blob.content()).map_err(io(&out))?;
+                        written += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// True when this clone has shallow history (`git clone --depth N`).
+    pub fn is_shallow(&self) -> bool {
+        self.repo.is_shallow()
+    }
+
+    /// What a symbolic ref points at (`refs/remotes/origin/HEAD` → `refs/remotes/origin/main`).
+    pub fn symbolic_target(&self, name: &str) -> Option<String> {
+        let r = self.repo.find_reference(name).ok()?;
+        r.symbolic_target().ok().flatten().map(str::to_owned)
+    }
+
+    /// The commit a ref or revision names, if any.
+    pub fn peel(&self, name: &str) -> Option<String> {
+        let object = self.repo.revparse_single(name).ok()?;
+        object.peel_to_commit().ok().map(|c| c.id().to_string())
+    }
+
+    /// True when `sha` is in the history of the commit `refname` points at (or is it).
+    pub fn reachable_from(&self, sha: &str, refname: &str) -> Result<bool, GitError> {
+        let Some(tip) = self.peel(refname) else {
+            return Ok(false);
+        };
+        Ok(tip == sha || self.is_ancestor(sha, &tip)?)
+    }
+
+    /// Local branches (`refs/heads/…`) and remote-tracking branches (`refs/remotes/…`) whose
+    /// history holds `sha`, by short name.
+    pub fn branches_containing(&self, sha: &str) -> Result<Vec<String>, GitError> {
+        let mut out = Vec::new();
+        for prefix in ["refs/heads/", "refs/remotes/"] {
+            for e in self.refs().list(prefix)? {
+                if e.name.ends_with("/HEAD") {
+                    continue;
+                }
+                let tip = match self
+                    .repo
+                    .find_reference(&e.name)
+                    .ok()
+                    .and_then(|r| r.peel_to_commit().ok())
+                {
+                    Some(c) => c.id().to_string(),
+                    None => continue,
+                };
+                if tip == sha || self.is_ancestor(sha, &tip)? {
+                    out.push(e.name[prefix.len()..].to_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The files of `sha`, written once into `<git dir>/atmos/checkouts/<sha>` and reused: the
     /// exact tree that a rollout of that commit runs, whatever the work tree holds.
     pub fn checkout(&self, sha: &str) -> Result<PathBuf, GitError> {

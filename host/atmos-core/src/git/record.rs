@@ -196,6 +196,8 @@ mod tests {
                 component_type: None,
                 duration_ms: None,
                 error: None,
+                rules_ref: None,
+                rules_commit: None,
                 metadata: Default::default(),
                 decisions: vec![],
             },

@@ -19,6 +19,8 @@ use crate::git::remote::Remote;
 use crate::git::{Author, GitRepo};
 use crate::identity::Actor;
 use crate::workflow::rollout::model::RolloutRequest;
+use crate::workflow::rollout::plan::Planner;
+use crate::workflow::trust;
 
 /// What to approve, by whom.
 #[derive(Debug, Clone)]
@@ -102,18 +104,25 @@ fn commit_to_approve(
     }
 }
 
-/// Record the approval or rejection.
+/// Record the approval or rejection. The approval rules, approver groups, allowed signers and
+/// the gates that may refuse an approval come from the trusted ref.
 pub fn approve(
     project: &Project,
-    loaded: &LoadedDeployment,
+    deployment: &str,
     evaluator: &dyn Evaluator,
     remote: Option<&Remote>,
     request: &ApproveRequest,
 ) -> Result<ApproveOutcome, WorkflowError> {
+    let mut git = GitRepo::discover(&project.root)?;
+    let remote_name = remote.map(|r| r.name.as_str());
+    if trust::ensure_history(project, &git, remote_name)?.is_some() {
+        git = GitRepo::discover(&project.root)?;
+    }
+    let trusted = trust::trusted(project, &git, remote_name, deployment)?;
+    let loaded = &trusted.loaded;
     let d = &loaded.deployment;
     let target_name = resolve_target(d, request.target.as_deref(), "approve")?;
     let target = &d.targets[&target_name];
-    let git = GitRepo::discover(&project.root)?;
     let sources: Vec<String> = target
         .promotion
         .as_ref()
@@ -175,8 +184,13 @@ pub fn approve(
             build_id: request.build_id.clone(),
             started_at: jiff::Timestamp::now(),
         };
-        let decisions =
-            super::rollout::plan::approval_gates(project, loaded, &git, &rollout, evaluator)?;
+        let planner = Planner {
+            project,
+            rules: &trusted,
+            git: &git,
+            evaluator,
+        };
+        let decisions = planner.approval_gates(&rollout)?;
         if decisions.iter().any(|d| d.result == Verdict::Deny) {
             return Ok(ApproveOutcome::Refused(ApprovalRefusal {
                 recorded: false,
@@ -196,7 +210,8 @@ pub fn approve(
         .from_groups
         .iter()
         .flat_map(|g| {
-            project
+            trusted
+                .project
                 .settings
                 .approvers
                 .groups
@@ -222,7 +237,7 @@ pub fn approve(
             .as_ref()
             .and_then(|p| p.approval_method)
             .unwrap_or(ApprovalMethod::Recorded),
-        &project.settings.approvers,
+        &trusted.project.settings.approvers,
         &records,
         &approvals::CheckContext {
             deployment: &d.name,
@@ -230,7 +245,7 @@ pub fn approve(
             commit: &commit,
             actor: "",
             authors: &[],
-            root: &project.root,
+            root: &trusted.project.root,
         },
     );
     Ok(ApproveOutcome::Recorded(Box::new(ApprovalReport {

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::config::LoadedDeployment;
 use crate::executor::run::{ComponentRun, Outcome, Prepared};
-use crate::git::{GitError, GitRepo};
+use crate::git::GitRepo;
 use crate::identity::Actor;
 use crate::workflow::rollout::model::{Action, Change, PlannedComponent, RolloutPlan};
 
@@ -61,15 +61,17 @@ pub struct DiffWithDrift {
 
 crate::document!(DiffWithDrift => "DiffReport");
 
-/// A plan that re-plans every deployed component of `target` at its deployed commit.
+/// A plan that re-plans every deployed component of `target` at its deployed commit, with the
+/// deployment file as of that commit.
 pub fn drift_plan(
+    project: &crate::config::Project,
     git: &GitRepo,
     loaded: &LoadedDeployment,
     target: &str,
     only: Option<&str>,
     actor: Actor,
     now: jiff::Timestamp,
-) -> Result<RolloutPlan, GitError> {
+) -> Result<RolloutPlan, super::error::WorkflowError> {
     let d = &loaded.deployment;
     let state = git.state_refs(&d.name, Some(target))?;
     let mut components = Vec::new();
@@ -97,6 +99,21 @@ pub fn drift_plan(
         .filter(|c| c.run)
         .map(|c| c.name.clone())
         .collect();
+    let dir = super::trust::project_in_repo(git, &project.root).join(
+        project
+            .deployments_dir
+            .strip_prefix(&project.root)
+            .unwrap_or(std::path::Path::new(
+                crate::config::project::DEFAULT_DEPLOYMENTS_DIR,
+            )),
+    );
+    let mut configs = std::collections::BTreeMap::new();
+    for c in components.iter().filter(|c| c.run) {
+        if !configs.contains_key(&c.new) {
+            let cfg = super::rollout::plan::deployed_config(git, &dir, &d.name, &c.new)?;
+            configs.insert(c.new.clone(), cfg);
+        }
+    }
     Ok(RolloutPlan {
         deployment: d.name.clone(),
         target: target.to_owned(),
@@ -119,6 +136,13 @@ pub fn drift_plan(
         input: None,
         approvals: None,
         approval_commit: None,
+        rules: super::trust::RulesOrigin {
+            source: "work tree".into(),
+            commit: None,
+            chosen_by: "drift check (no gates)".into(),
+        },
+        blockers: Vec::new(),
+        configs,
     })
 }
 
@@ -178,6 +202,7 @@ pub fn check(
     let mut results = Vec::new();
     for target in targets {
         let plan = drift_plan(
+            project,
             &git,
             loaded,
             target,
@@ -186,7 +211,6 @@ pub fn check(
             jiff::Timestamp::now(),
         )?;
         let prepared = super::rollout::prepare::prepare(
-            loaded,
             &project.root,
             &git,
             &plan,

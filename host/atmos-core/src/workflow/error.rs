@@ -75,6 +75,46 @@ pub enum WorkflowError {
         /// Why.
         problem: String,
     },
+    /// The trusted ref the rules are read from cannot be found.
+    #[error("the trusted ref {refname} is not available: {why}")]
+    NoTrustedRef {
+        /// The ref.
+        refname: String,
+        /// Why.
+        why: String,
+    },
+    /// The deployment's rules are not on the trusted ref yet.
+    #[error(
+        "deployment `{deployment}` is not on the trusted ref {refname} (commit {}): its rules are not trusted yet",
+        crate::git::short(commit)
+    )]
+    NotOnTrustedRef {
+        /// The deployment.
+        deployment: String,
+        /// The trusted ref.
+        refname: String,
+        /// Its commit.
+        commit: String,
+    },
+    /// The deployed commit has no file for the deployment.
+    #[error("commit {} has no deployment file for `{deployment}` ({})", crate::git::short(commit), path.display())]
+    NotInCommit {
+        /// The deployment.
+        deployment: String,
+        /// The commit.
+        commit: String,
+        /// Where the file was looked for.
+        path: PathBuf,
+    },
+    /// A shallow clone whose history cannot be completed.
+    #[error("this clone is shallow, so the gates would judge a truncated history: {detail}")]
+    ShallowClone {
+        /// Why it could not be completed.
+        detail: String,
+    },
+    /// `--local` rules on a rollout that would change something.
+    #[error("--local evaluates uncommitted rules, so it only goes with --plan")]
+    LocalRulesNeedPlan,
     /// Git failure.
     #[error(transparent)]
     Git(#[from] GitError),
@@ -169,6 +209,11 @@ impl Actionable for WorkflowError {
             | WorkflowError::NothingToPromote { .. }
             | WorkflowError::NothingToApprove { .. }
             | WorkflowError::Duration { .. }
+            | WorkflowError::NoTrustedRef { .. }
+            | WorkflowError::NotOnTrustedRef { .. }
+            | WorkflowError::NotInCommit { .. }
+            | WorkflowError::ShallowClone { .. }
+            | WorkflowError::LocalRulesNeedPlan
             | WorkflowError::NoSigningKey { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::Record { .. }
@@ -214,6 +259,21 @@ impl Actionable for WorkflowError {
             WorkflowError::NothingToApprove { source_target } => Some(format!(
                 "roll out to {source_target} first, or pass --git-sha"
             )),
+            WorkflowError::NoTrustedRef { .. } => Some(
+                "fetch the remote (git fetch), set its default branch (git remote set-head <remote> --auto), or name the trusted ref: git config atmos.trustRef refs/remotes/<remote>/<branch>".into(),
+            ),
+            WorkflowError::NotOnTrustedRef { refname, .. } => Some(format!(
+                "merge the deployment file into {refname} (and fetch it) so its gates apply; to try uncommitted rules without deploying, use `--local` with `rollout --plan` or `policy eval`"
+            )),
+            WorkflowError::NotInCommit { .. } => Some(
+                "a commit can only be deployed once it holds the deployment file; pick a later commit".into(),
+            ),
+            WorkflowError::ShallowClone { .. } => Some(
+                "clone with the whole history (actions/checkout: `fetch-depth: 0`), or run `git fetch --unshallow origin`".into(),
+            ),
+            WorkflowError::LocalRulesNeedPlan => Some(
+                "commit and merge the rules to change what a real rollout checks; try them first with --plan --local".into(),
+            ),
             WorkflowError::Duration { .. } => {
                 Some("durations look like 90s, 30m, 12h, 7d or 2w".into())
             }

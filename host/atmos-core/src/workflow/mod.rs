@@ -15,6 +15,7 @@ pub mod inputs;
 pub mod lease;
 pub mod rollout;
 pub mod store;
+pub mod trust;
 
 pub use error::WorkflowError;
 pub use events::{Event, Observer, Replan, Silent};

@@ -19,6 +19,9 @@ fn change_name(c: Change) -> &'static str {
     }
 }
 
+/// The most commits the input lists; beyond it `commits_truncated` is set.
+pub const COMMITS_CAP: usize = 200;
+
 /// Build the input document of a planned rollout.
 pub fn for_rollout(
     git: &GitRepo,
@@ -76,17 +79,41 @@ pub fn for_rollout(
             author_email: c.author_email,
             author_name: c.author_name,
             subject: c.subject,
+            on_trusted_ref: None,
+            reachable_from: Vec::new(),
         })
     };
-    let commit = info(&newest)?;
-    let commits = match &current_target_commit {
-        Some(current) => git
-            .log_between(current, &newest, 200)?
-            .iter()
-            .map(|s| info(s))
-            .collect::<Result<Vec<_>, _>>()?,
-        None => vec![commit.clone()],
+    let trusted = (!plan.rules.is_local()).then_some(plan.rules.source.as_str());
+    let on_trusted = |sha: &str| -> Result<Option<bool>, GitError> {
+        trusted.map(|r| git.reachable_from(sha, r)).transpose()
     };
+    let mut commit = info(&newest)?;
+    commit.on_trusted_ref = on_trusted(&newest)?;
+    commit.reachable_from = git.branches_containing(&newest)?;
+    let (commits, commits_truncated) = match &current_target_commit {
+        Some(current) => {
+            let shas = git.log_between(current, &newest, COMMITS_CAP + 1)?;
+            let truncated = shas.len() > COMMITS_CAP;
+            let list = shas
+                .iter()
+                .take(COMMITS_CAP)
+                .map(|s| info(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            (list, truncated)
+        }
+        None => (vec![info(&newest)?], false),
+    };
+    let mut components = Vec::new();
+    for c in &plan.components {
+        components.push(InputComponent {
+            name: c.name.clone(),
+            kind: c.kind.to_string(),
+            current: c.current.clone(),
+            new: c.new.clone(),
+            change: change_name(c.change).to_owned(),
+            on_trusted_ref: on_trusted(&c.new)?,
+        });
+    }
     Ok(GateInput {
         api_version: API_VERSION.to_owned(),
         action: match plan.action {
@@ -128,17 +155,12 @@ pub fn for_rollout(
         source_target: plan.source_target.clone(),
         commit,
         commits,
-        components: plan
-            .components
-            .iter()
-            .map(|c| InputComponent {
-                name: c.name.clone(),
-                kind: c.kind.to_string(),
-                current: c.current.clone(),
-                new: c.new.clone(),
-                change: change_name(c.change).to_owned(),
-            })
-            .collect(),
+        commits_truncated,
+        rules: InputRules {
+            source: plan.rules.source.clone(),
+            commit: plan.rules.commit.clone(),
+        },
+        components,
         actor: plan.actor.id.clone(),
         approvals: Vec::new(),
         state,

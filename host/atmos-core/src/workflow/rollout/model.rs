@@ -12,6 +12,7 @@ use crate::config::ComponentType;
 use crate::contracts::{Decision, Verdict};
 use crate::executor::run::ComponentRun;
 use crate::identity::Actor;
+use crate::workflow::trust::RulesOrigin;
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ pub enum Action {
     Rollout,
     /// Commits taken from another target.
     Promote,
-    /// Every changed component goes back to an ancestor of what it runs.
+    /// Every changed component goes back to a commit the target ran before.
     Rollback,
 }
 
@@ -60,7 +61,7 @@ pub enum Change {
     Changed,
     /// Already runs this commit.
     Unchanged,
-    /// Moves back to an ancestor of what it runs.
+    /// Moves back to a commit this target ran successfully before.
     Rollback,
 }
 
@@ -101,6 +102,21 @@ pub struct PromotionDenial {
     pub steps: Vec<String>,
     /// The command that bypasses the check (recorded in the tags).
     pub skip_command: String,
+    /// The steps as requests, to check them against the gates before offering them.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub step_requests: Vec<StepRequest>,
+}
+
+/// One suggested rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRequest {
+    /// Target.
+    pub target: String,
+    /// `--promote-from`.
+    pub promote_from: Option<String>,
+    /// `--git-sha`.
+    pub git_sha: Option<String>,
 }
 
 /// Everything decided before anything runs.
@@ -144,6 +160,39 @@ pub struct RolloutPlan {
     /// The commit approvals must be for (the newest commit deployed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_commit: Option<String>,
+    /// Where the rules that decided came from (the trusted ref and its commit).
+    pub rules: RulesOrigin,
+    /// Everything that stands in the way, each with what clears it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<Blocker>,
+    /// The deployment file as of each deployed commit (what is deployed comes from there).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub configs: std::collections::BTreeMap<String, crate::config::LoadedDeployment>,
+}
+
+/// One thing that stands in the way of a rollout, and what clears it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Blocker {
+    /// The gate (`builtin/promotion-path`, a policy file, `hook:<name>`).
+    pub source: String,
+    /// The Rego package, for policies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// The gate's machine-readable code, when it gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// `deny` (exit 3) or `pending` (exit 4).
+    pub result: Verdict,
+    /// What is wrong.
+    pub message: String,
+    /// What clears it: a command to run, or how long to wait. Each suggested command was
+    /// checked against the same gates before it is offered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<String>,
+    /// Why a fix one might expect is not offered (e.g. the gates refuse it too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_offered: Vec<String>,
 }
 
 impl RolloutPlan {

@@ -1,321 +1,489 @@
 //! Deciding a rollout: which commit each component gets, what changes, in which waves, and
-//! what the built-in gates (promotion path, approvals) say. Reads git; writes nothing.
+//! what every gate says. Reads git; writes nothing.
+//!
+//! Two configurations take part. The *rules* (target promotion and approval rules, gate
+//! bindings, approver groups) come from the trusted ref ([`crate::workflow::trust`]); *what is
+//! deployed* (the components, their vars and settings) comes from the deployment file as of
+//! the deployed commit. A rollback is to a commit the target ran before; a direct rollout to a
+//! promoted target is of a commit that ran in one of its sources, and is a promotion.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 
+use super::blockers;
 use super::model::{
-    Action, Change, PlannedComponent, PromotionDenial, RolloutPlan, RolloutRequest,
+    Action, Change, PlannedComponent, PromotionDenial, RolloutPlan, RolloutRequest, StepRequest,
 };
-use crate::config::UnknownTarget;
-use crate::config::{LoadedDeployment, Project};
+use super::ran::Ran;
+use crate::config::load::parse_deployment;
+use crate::config::{ComponentRef, LoadedDeployment, Project, UnknownTarget};
 use crate::contracts::layout::rfc3339;
 use crate::contracts::{Decision, Verdict};
 use crate::dag::{self, Edges};
 use crate::diagnostic::did_you_mean;
-use crate::git::GitRepo;
+use crate::gates::isolation::Evaluator;
+use crate::git::{GitRepo, short};
 use crate::promotion::PromotionGraph;
 use crate::workflow::error::WorkflowError;
+use crate::workflow::trust::{Rules, project_in_repo};
 
 /// Source of the built-in promotion decision.
 pub const PROMOTION_GATE: &str = "builtin/promotion-path";
 /// Source of the built-in approval decision.
 pub const APPROVAL_GATE: &str = "builtin/approvals";
+/// Source of the built-in decision about where the deployed commit lives.
+pub const HISTORY_GATE: &str = "builtin/history";
 
-/// Plan `request` for `loaded`: built-in gates, then every policy bound to the target,
-/// evaluated against the gate input document (kept in the plan for `policy eval`).
-pub fn plan(
-    project: &Project,
-    loaded: &LoadedDeployment,
-    git: &GitRepo,
-    request: &RolloutRequest,
-    evaluator: &dyn crate::gates::isolation::Evaluator,
-) -> Result<RolloutPlan, WorkflowError> {
-    let mut plan = plan_builtin(project, loaded, git, request)?;
-    let input = gate_input(git, loaded, &plan, request.force)?;
-    if !plan.is_noop() {
+/// What planning reads: the work tree's project (where executors run), the trusted rules, the
+/// repository and the policy evaluator.
+pub struct Planner<'a> {
+    /// The project in the work tree.
+    pub project: &'a Project,
+    /// The rules that decide.
+    pub rules: &'a Rules,
+    /// The repository.
+    pub git: &'a GitRepo,
+    /// How policies are evaluated.
+    pub evaluator: &'a dyn Evaluator,
+}
+
+impl Planner<'_> {
+    /// Plan `request`: built-in gates, then every policy and hook bound to the target,
+    /// evaluated against the gate input document; then every blocker with a checked fix.
+    pub fn plan(&self, request: &RolloutRequest) -> Result<RolloutPlan, WorkflowError> {
+        let mut plan = self.gated(request)?;
+        plan.blockers = blockers::collect(self, request, &plan);
+        Ok(plan)
+    }
+
+    /// The plan with every gate's decision, without checking the fixes of its blockers (what
+    /// a suggested command is checked with).
+    pub(super) fn gated(&self, request: &RolloutRequest) -> Result<RolloutPlan, WorkflowError> {
+        let mut plan = self.builtin(request)?;
+        let input = self.gate_input(&plan, request.force)?;
+        if !plan.is_noop() {
+            let json = serde_json::to_value(&input).unwrap_or_default();
+            let rules = &self.rules;
+            plan.decisions.extend(crate::gates::evaluate_bound(
+                self.evaluator,
+                &rules.project,
+                &rules.loaded,
+                &plan.target,
+                &json,
+            ));
+            let cache = crate::gates::wasm_cache_dir(self.git.git_dir());
+            plan.decisions.extend(crate::gates::evaluate_hooks(
+                &rules.project,
+                &rules.loaded,
+                &plan.target,
+                input.action,
+                &json,
+                since_epoch(request.started_at),
+                Some(&cache),
+            ));
+        }
+        plan.input = Some(input);
+        Ok(plan)
+    }
+
+    /// The gates of an approval of `request`'s rollout, evaluated before the approval is
+    /// recorded: the input document is the rollout's, with `action: approve`; every bound
+    /// policy and the hooks bound with `on: [approve]` see it.
+    pub fn approval_gates(&self, request: &RolloutRequest) -> Result<Vec<Decision>, WorkflowError> {
+        let plan = self.builtin(request)?;
+        let mut input = self.gate_input(&plan, false)?;
+        input.action = crate::contracts::GateAction::Approve;
         let json = serde_json::to_value(&input).unwrap_or_default();
-        plan.decisions.extend(crate::gates::evaluate_bound(
-            evaluator,
-            project,
-            loaded,
+        let rules = &self.rules;
+        let mut decisions = crate::gates::evaluate_bound(
+            self.evaluator,
+            &rules.project,
+            &rules.loaded,
             &plan.target,
             &json,
-        ));
-        let cache = crate::gates::wasm_cache_dir(git.git_dir());
-        plan.decisions.extend(crate::gates::evaluate_hooks(
-            project,
-            loaded,
+        );
+        decisions.extend(crate::gates::evaluate_hooks(
+            &rules.project,
+            &rules.loaded,
             &plan.target,
             input.action,
             &json,
             since_epoch(request.started_at),
-            Some(&cache),
+            Some(&crate::gates::wasm_cache_dir(self.git.git_dir())),
         ));
+        Ok(decisions)
     }
-    plan.input = Some(input);
-    Ok(plan)
-}
 
-/// The gates of an approval of `request`'s rollout, evaluated before the approval is
-/// recorded: the input document is the rollout's, with `action: approve` and the approvals
-/// recorded so far; every bound policy and the hooks bound with `on: [approve]` see it.
-pub fn approval_gates(
-    project: &Project,
-    loaded: &LoadedDeployment,
-    git: &GitRepo,
-    request: &RolloutRequest,
-    evaluator: &dyn crate::gates::isolation::Evaluator,
-) -> Result<Vec<Decision>, WorkflowError> {
-    let plan = plan_builtin(project, loaded, git, request)?;
-    let mut input = gate_input(git, loaded, &plan, false)?;
-    input.action = crate::contracts::GateAction::Approve;
-    let json = serde_json::to_value(&input).unwrap_or_default();
-    let mut decisions =
-        crate::gates::evaluate_bound(evaluator, project, loaded, &plan.target, &json);
-    decisions.extend(crate::gates::evaluate_hooks(
-        project,
-        loaded,
-        &plan.target,
-        input.action,
-        &json,
-        since_epoch(request.started_at),
-        Some(&crate::gates::wasm_cache_dir(git.git_dir())),
-    ));
-    Ok(decisions)
-}
-
-/// The gate input document of `plan`, with the approvals recorded for its commit and target.
-fn gate_input(
-    git: &GitRepo,
-    loaded: &LoadedDeployment,
-    plan: &RolloutPlan,
-    force: bool,
-) -> Result<crate::contracts::GateInput, WorkflowError> {
-    let mut input = super::input::for_rollout(git, loaded, plan, force)?;
-    if let Some(commit) = &plan.approval_commit {
-        let (records, _) = crate::approvals::read(git, &loaded.deployment.name, commit)?;
-        input.approvals = records
-            .iter()
-            .filter(|r| r.target == plan.target && r.git_sha == *commit)
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
-            .collect();
+    /// The gate input document of `plan`, with the approvals recorded for its commit and target.
+    fn gate_input(
+        &self,
+        plan: &RolloutPlan,
+        force: bool,
+    ) -> Result<crate::contracts::GateInput, WorkflowError> {
+        let mut input = super::input::for_rollout(self.git, &self.rules.loaded, plan, force)?;
+        if let Some(commit) = &plan.approval_commit {
+            let (records, _) =
+                crate::approvals::read(self.git, &self.rules.loaded.deployment.name, commit)?;
+            input.approvals = records
+                .iter()
+                .filter(|r| r.target == plan.target && r.git_sha == *commit)
+                .map(|r| serde_json::to_value(r).unwrap_or_default())
+                .collect();
+        }
+        Ok(input)
     }
-    Ok(input)
-}
 
-fn since_epoch(at: jiff::Timestamp) -> std::time::Duration {
-    std::time::Duration::from_secs(u64::try_from(at.as_second()).unwrap_or_default())
-}
+    /// The deployment file as of `sha`: what a rollout of that commit deploys.
+    pub fn config_at(&self, sha: &str) -> Result<LoadedDeployment, WorkflowError> {
+        let rules = &self.rules.project;
+        let rel = rules
+            .deployments_dir
+            .strip_prefix(&rules.root)
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(crate::config::project::DEFAULT_DEPLOYMENTS_DIR));
+        deployed_config(
+            self.git,
+            &project_in_repo(self.git, &self.project.root).join(rel),
+            &self.rules.loaded.deployment.name,
+            sha,
+        )
+    }
 
-/// The plan with the built-in gates only.
-fn plan_builtin(
-    project: &Project,
-    loaded: &LoadedDeployment,
-    git: &GitRepo,
-    request: &RolloutRequest,
-) -> Result<RolloutPlan, WorkflowError> {
-    let d = &loaded.deployment;
-    let target_name = request.target.as_str();
-    UnknownTarget::check(d, target_name)?;
-    let target = &d.targets[target_name];
-    let graph = PromotionGraph::of(loaded);
+    /// The plan with the built-in gates only.
+    fn builtin(&self, request: &RolloutRequest) -> Result<RolloutPlan, WorkflowError> {
+        let git = self.git;
+        let rules = &self.rules.loaded.deployment;
+        let target_name = request.target.as_str();
+        UnknownTarget::check(rules, target_name)?;
+        let target = &rules.targets[target_name];
+        let sources: Vec<String> = target
+            .promotion
+            .as_ref()
+            .map(|p| p.sources().into_iter().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let ran = Ran::new(git, &rules.name);
 
-    // Which components.
-    let selected: Vec<_> = if request.components.is_empty() {
-        d.components.iter().collect()
-    } else {
-        let mut out = Vec::new();
-        for name in &request.components {
-            let found = d
-                .components
-                .by_name(name)
-                .or_else(|| d.components.by_id(name));
-            match found {
-                Some(c)
-                    if !out
-                        .iter()
-                        .any(|o: &crate::config::ComponentRef<'_>| o.name == c.name) =>
-                {
-                    out.push(c)
+        // What is deployed, and at which commits.
+        let mut configs: BTreeMap<String, LoadedDeployment> = BTreeMap::new();
+        let mut commit = None;
+        let (base, deployed, selected_commits): (
+            String,
+            LoadedDeployment,
+            Option<Vec<(String, String)>>,
+        ) = match &request.promote_from {
+            Some(source) => {
+                UnknownTarget::check(rules, source)?;
+                if source == target_name {
+                    return Err(WorkflowError::SelfPromotion {
+                        target: target_name.to_owned(),
+                    });
                 }
-                Some(_) => {}
-                None => {
-                    let known: Vec<String> =
-                        d.components.iter().map(|c| c.name.to_owned()).collect();
-                    return Err(WorkflowError::UnknownComponent {
-                        deployment: d.name.clone(),
-                        name: name.clone(),
-                        suggestion: did_you_mean(name, known.iter().map(String::as_str))
-                            .map(str::to_owned),
-                        known,
+                let state = git.state_refs(&rules.name, Some(source))?;
+                let mut commits: Vec<String> = state.iter().map(|s| s.commit.clone()).collect();
+                commits.sort();
+                commits.dedup();
+                let Some(newest) = git.newest_commit(&commits)? else {
+                    let components = select(rules, &request.components)?
+                        .iter()
+                        .map(|c| c.name.to_owned())
+                        .collect();
+                    return Err(WorkflowError::NothingToPromote {
+                        deployment: rules.name.clone(),
+                        source_target: source.clone(),
+                        components,
+                    });
+                };
+                let cfg = self.config_at(&newest)?;
+                let pairs = state.into_iter().map(|s| (s.component, s.commit)).collect();
+                (newest, cfg, Some(pairs))
+            }
+            None => {
+                let sha = git.resolve_commit(request.git_sha.as_deref().unwrap_or("HEAD"))?;
+                commit = Some(sha.clone());
+                let cfg = self.config_at(&sha)?;
+                (sha, cfg, None)
+            }
+        };
+        let d = &deployed.deployment;
+        let selected = select(d, &request.components)?;
+        let mut new_commits: Vec<String> = Vec::with_capacity(selected.len());
+        match (&selected_commits, &commit) {
+            (Some(pairs), _) => {
+                let mut missing = Vec::new();
+                for c in &selected {
+                    match pairs.iter().find(|(n, _)| n == c.name) {
+                        Some((_, sha)) => new_commits.push(sha.clone()),
+                        None => missing.push(c.name.to_owned()),
+                    }
+                }
+                if !missing.is_empty() {
+                    return Err(WorkflowError::NothingToPromote {
+                        deployment: rules.name.clone(),
+                        source_target: request.promote_from.clone().unwrap_or_default(),
+                        components: missing,
                     });
                 }
             }
+            (None, Some(sha)) => new_commits = vec![sha.clone(); selected.len()],
+            (None, None) => {}
         }
-        out
-    };
-
-    // Which commit each component gets.
-    let mut new_commits: Vec<String> = Vec::with_capacity(selected.len());
-    let mut commit = None;
-    if let Some(source) = &request.promote_from {
-        UnknownTarget::check(d, source)?;
-        if source == target_name {
-            return Err(WorkflowError::SelfPromotion {
-                target: target_name.to_owned(),
-            });
-        }
-        let mut missing = Vec::new();
-        for c in &selected {
-            match git.deployed_commit(&d.name, source, c.name)? {
-                Some(sha) => new_commits.push(sha),
-                None => missing.push(c.name.to_owned()),
+        for sha in &new_commits {
+            if !configs.contains_key(sha) && *sha != base {
+                let cfg = self.config_at(sha)?;
+                configs.insert(sha.clone(), cfg);
             }
         }
-        if !missing.is_empty() {
-            return Err(WorkflowError::NothingToPromote {
-                deployment: d.name.clone(),
-                source_target: source.clone(),
-                components: missing,
+
+        // What changes.
+        let mut components = Vec::with_capacity(selected.len());
+        for (c, new) in selected.iter().zip(&new_commits) {
+            let current = git.deployed_commit(&rules.name, target_name, c.name)?;
+            let change = match &current {
+                None => Change::New,
+                Some(cur) if cur == new => Change::Unchanged,
+                Some(_) if ran.ran(target_name, c.name, new)? => Change::Rollback,
+                Some(_) => Change::Changed,
+            };
+            components.push(PlannedComponent {
+                name: c.name.to_owned(),
+                kind: c.kind,
+                depends_on: c.component.metadata.depends_on.clone(),
+                current,
+                run: change != Change::Unchanged || request.force,
+                new: new.clone(),
+                change,
             });
         }
-    } else {
-        let sha = git.resolve_commit(request.git_sha.as_deref().unwrap_or("HEAD"))?;
-        new_commits = vec![sha.clone(); selected.len()];
-        commit = Some(sha);
-    }
+        configs.entry(base).or_insert(deployed);
+        let waves = waves(&components);
+        let changing: Vec<&PlannedComponent> = components
+            .iter()
+            .filter(|c| c.change != Change::Unchanged)
+            .collect();
 
-    // What changes.
-    let mut components = Vec::with_capacity(selected.len());
-    for (c, new) in selected.iter().zip(new_commits) {
-        let current = git.deployed_commit(&d.name, target_name, c.name)?;
-        let change = match &current {
-            None => Change::New,
-            Some(cur) if *cur == new => Change::Unchanged,
-            Some(cur) if git.is_ancestor(&new, cur)? => Change::Rollback,
-            Some(_) => Change::Changed,
+        // A direct rollout to a promoted target: a rollback when every changing component ran
+        // its commit here before; a promotion when the commit ran in an allowed source.
+        let mut source_target = request.promote_from.clone();
+        let mut decisions = Vec::new();
+        let decision = |result, message: String| {
+            Decision::new(PROMOTION_GATE, "promotion_path", result, message)
         };
-        components.push(PlannedComponent {
-            name: c.name.to_owned(),
-            kind: c.kind,
-            depends_on: c.component.metadata.depends_on.clone(),
-            current,
-            run: change != Change::Unchanged || request.force,
-            new,
-            change,
-        });
-    }
-
-    // Waves over the components that run; dependencies that do not run are satisfied.
-    let running: HashSet<String> = components
-        .iter()
-        .filter(|c| c.run)
-        .map(|c| format!("{}/{}", c.kind, c.name))
-        .collect();
-    let edges: Edges = components
-        .iter()
-        .filter(|c| c.run)
-        .map(|c| {
-            let deps = c
-                .depends_on
+        let all_rollback =
+            !changing.is_empty() && changing.iter().all(|c| c.change == Change::Rollback);
+        let mut allowed = match (&request.promote_from, sources.is_empty()) {
+            (Some(s), _) => sources.contains(s),
+            (None, true) => true,
+            (None, false) => all_rollback || changing.is_empty(),
+        };
+        let mut ran_in_source = None;
+        if !allowed && request.promote_from.is_none() {
+            let names: Vec<&str> = changing
                 .iter()
-                .filter(|id| running.contains(*id))
-                .cloned()
+                .filter(|c| c.change != Change::Rollback)
+                .map(|c| c.name.as_str())
                 .collect();
-            (format!("{}/{}", c.kind, c.name), deps)
-        })
-        .collect();
-    let waves: Vec<Vec<String>> = dag::layers(&edges)
-        .into_iter()
-        .map(|layer| {
-            layer
-                .into_iter()
-                .map(|id| id.split_once('/').map_or(id.clone(), |(_, n)| n.to_owned()))
-                .collect()
-        })
-        .collect();
-
-    let changing: Vec<&PlannedComponent> = components
-        .iter()
-        .filter(|c| c.change != Change::Unchanged)
-        .collect();
-    let action = if request.promote_from.is_some() {
-        Action::Promote
-    } else if !changing.is_empty() && changing.iter().all(|c| c.change == Change::Rollback) {
-        Action::Rollback
-    } else {
-        Action::Rollout
-    };
-
-    // Built-in gates.
-    let sources: Vec<String> = target
-        .promotion
-        .as_ref()
-        .map(|p| p.sources().into_iter().map(str::to_owned).collect())
-        .unwrap_or_default();
-    let mut decisions = Vec::new();
-    let mut denial = None;
-    let decision =
-        |result, message: String| Decision::new(PROMOTION_GATE, "promotion_path", result, message);
-    let allowed = match (&request.promote_from, sources.is_empty()) {
-        (Some(s), _) => sources.contains(s),
-        // Direct rollouts: entry points take anything; promoted targets only take rollbacks.
-        (None, true) => true,
-        (None, false) => action == Action::Rollback || changing.is_empty(),
-    };
-    let path_text = |from: &str| format!("{from} → {target_name}");
-    if allowed {
-        let message = match (&request.promote_from, sources.is_empty()) {
-            (Some(s), _) => format!("{} is an allowed promotion", path_text(s)),
-            (None, true) => format!("{target_name} is an entry point"),
-            (None, false) => format!("rollback of {target_name} to a commit it ran before"),
-        };
-        decisions.push(decision(Verdict::Allow, message));
-    } else if request.skip_promotion_check {
-        decisions.push(decision(
-            Verdict::Skipped,
-            format!(
-                "promotion check skipped with --skip-promotion-check by {}",
-                request.actor.id
-            ),
-        ));
-    } else {
-        let denied = promotion_denial(
-            &graph,
-            &d.name,
-            target_name,
-            request.promote_from.as_deref(),
-            &sources,
-        );
-        let message = match &request.promote_from {
-            Some(s) if sources.is_empty() => {
-                format!(
-                    "{target_name} is an entry point: it is not promoted from any target (asked: {s})"
-                )
+            if let Some(sha) = &commit {
+                for s in &sources {
+                    if ran.ran_all(s, &names, sha)? {
+                        ran_in_source = Some(s.clone());
+                        break;
+                    }
+                }
             }
-            Some(s) => format!(
-                "{} is not allowed: {target_name} is promoted from {}",
-                path_text(s),
-                sources.join(" or ")
-            ),
-            None => format!(
-                "{target_name} receives code by promotion from {}; a direct rollout is only allowed as a rollback",
-                sources.join(" or ")
-            ),
+            if let Some(s) = &ran_in_source {
+                allowed = true;
+                source_target = Some(s.clone());
+            }
+        }
+        let action = if source_target.is_some() {
+            Action::Promote
+        } else if all_rollback {
+            Action::Rollback
+        } else {
+            Action::Rollout
         };
-        decisions.push(decision(Verdict::Deny, message));
-        denial = Some(denied);
+        let path_text = |from: &str| format!("{from} → {target_name}");
+        let mut denial = None;
+        if allowed {
+            let message = match (&request.promote_from, &ran_in_source, sources.is_empty()) {
+                (Some(s), _, _) => format!("{} is an allowed promotion", path_text(s)),
+                (None, Some(s), _) => format!(
+                    "{} is an allowed promotion: {} ran {} successfully",
+                    path_text(s),
+                    s,
+                    commit.as_deref().map(short).unwrap_or("it")
+                ),
+                (None, None, true) => format!("{target_name} is an entry point"),
+                (None, None, false) if changing.is_empty() => {
+                    format!("{target_name} already runs every selected commit")
+                }
+                (None, None, false) => format!(
+                    "rollback of {target_name} to {}, which it ran successfully before",
+                    commit.as_deref().map(short).unwrap_or("a commit")
+                ),
+            };
+            decisions.push(decision(Verdict::Allow, message));
+        } else if request.skip_promotion_check {
+            decisions.push(decision(
+                Verdict::Skipped,
+                format!(
+                    "promotion check skipped with --skip-promotion-check by {}",
+                    request.actor.id
+                ),
+            ));
+        } else {
+            let graph = PromotionGraph::of(&self.rules.loaded);
+            let message = match &request.promote_from {
+                Some(s) if sources.is_empty() => format!(
+                    "{target_name} is an entry point: it is not promoted from any target (asked: {s})"
+                ),
+                Some(s) => format!(
+                    "{} is not allowed: {target_name} is promoted from {}",
+                    path_text(s),
+                    sources.join(" or ")
+                ),
+                None => {
+                    let sha = commit.as_deref().unwrap_or_default();
+                    let names: Vec<&str> = changing.iter().map(|c| c.name.as_str()).collect();
+                    let mut ran_where = Vec::new();
+                    let mut not_where = Vec::new();
+                    for t in rules.targets.keys() {
+                        if ran.ran_all(t, &names, sha)? {
+                            ran_where.push(t.clone());
+                        } else {
+                            not_where.push(t.clone());
+                        }
+                    }
+                    format!(
+                        "{} never ran in {target_name} and did not run in {} (it takes code by promotion from there); {}",
+                        short(sha),
+                        sources.join(" or "),
+                        if ran_where.is_empty() {
+                            format!(
+                                "it has run nowhere ({} have not run it)",
+                                not_where.join(", ")
+                            )
+                        } else {
+                            format!(
+                                "it ran in {}; not in {}",
+                                ran_where.join(", "),
+                                not_where.join(", ")
+                            )
+                        }
+                    )
+                }
+            };
+            decisions.push(decision(Verdict::Deny, message));
+            let names: Vec<&str> = changing.iter().map(|c| c.name.as_str()).collect();
+            let mut already = Vec::new();
+            if let Some(sha) = &commit {
+                for t in rules.targets.keys() {
+                    if ran.ran_all(t, &names, sha)? {
+                        already.push(t.clone());
+                    }
+                }
+            }
+            denial = Some(promotion_denial(
+                &graph,
+                &rules.name,
+                target_name,
+                request.promote_from.as_deref(),
+                commit.as_deref().filter(|_| request.git_sha.is_some()),
+                &already,
+                &sources,
+            ));
+        }
+
+        // Where the deployed commits live.
+        let trusted = self.rules.origin.source.clone();
+        let off_trusted: Vec<String> = if self.rules.origin.is_local() {
+            Vec::new()
+        } else {
+            let mut out = Vec::new();
+            for c in &changing {
+                if !git.reachable_from(&c.new, &trusted)? && !out.contains(&c.new) {
+                    out.push(c.new.clone());
+                }
+            }
+            out
+        };
+        if !off_trusted.is_empty() {
+            let shown: Vec<&str> = off_trusted.iter().map(|s| short(s)).collect();
+            decisions.push(Decision::new(
+                HISTORY_GATE,
+                "trusted_ref",
+                Verdict::Warn,
+                format!(
+                    "{} {} not on {trusted} (a feature branch, or not merged yet)",
+                    shown.join(", "),
+                    if shown.len() == 1 { "is" } else { "are" }
+                ),
+            ));
+        }
+
+        let (approvals, approval_commit, approvers_text) =
+            self.approvals(request, target_name, &components, &changing, &mut decisions)?;
+
+        let mut metadata = request.metadata.clone();
+        if let Some(who) = approvers_text {
+            metadata.insert("approver".into(), who);
+        }
+        if request.skip_promotion_check {
+            metadata.insert("skip_promotion_check".into(), "true".into());
+        }
+        Ok(RolloutPlan {
+            deployment: rules.name.clone(),
+            target: target_name.to_owned(),
+            action,
+            source_target,
+            commit,
+            components,
+            waves,
+            decisions,
+            denial,
+            actor: request.actor.clone(),
+            build_id: request.build_id.clone(),
+            metadata,
+            started_at: rfc3339(request.started_at),
+            skip_promotion_check: request.skip_promotion_check,
+            input: None,
+            approvals,
+            approval_commit,
+            rules: self.rules.origin.clone(),
+            blockers: Vec::new(),
+            configs,
+        })
     }
-    let requires_approval = target
-        .promotion
-        .as_ref()
-        .is_some_and(|p| p.requires_approval);
-    let mut approvals = None;
-    let mut approval_commit = None;
-    let mut approvers_text = None;
-    if requires_approval && !changing.is_empty() {
+
+    /// The built-in approval gate of a target that requires approvals.
+    #[allow(clippy::type_complexity)]
+    fn approvals(
+        &self,
+        request: &RolloutRequest,
+        target_name: &str,
+        components: &[PlannedComponent],
+        changing: &[&PlannedComponent],
+        decisions: &mut Vec<Decision>,
+    ) -> Result<
+        (
+            Option<crate::approvals::ApprovalCheck>,
+            Option<String>,
+            Option<String>,
+        ),
+        WorkflowError,
+    > {
+        let git = self.git;
+        let rules = &self.rules.loaded.deployment;
+        let target = &rules.targets[target_name];
+        let requires = target
+            .promotion
+            .as_ref()
+            .is_some_and(|p| p.requires_approval);
+        if !requires || changing.is_empty() {
+            return Ok((None, None, None));
+        }
         let promotion = target.promotion.clone().unwrap_or_default();
-        let rules = promotion.approvals.clone().unwrap_or_default();
+        let approval_rules = promotion.approvals.clone().unwrap_or_default();
         let method = promotion
             .approval_method
             .unwrap_or(crate::config::model::ApprovalMethod::Recorded);
@@ -339,21 +507,22 @@ fn plan_builtin(
                 authors.push(email);
             }
         }
-        let (records, _) = crate::approvals::read(git, &d.name, &commit)?;
+        let (records, _) = crate::approvals::read(git, &rules.name, &commit)?;
         let check = crate::approvals::check(
-            &rules,
+            &approval_rules,
             method,
-            &project.settings.approvers,
+            &self.rules.project.settings.approvers,
             &records,
             &crate::approvals::CheckContext {
-                deployment: &d.name,
+                deployment: &rules.name,
                 target: target_name,
                 commit: &commit,
                 actor: &request.actor.id,
                 authors: &authors,
-                root: &project.root,
+                root: &self.rules.project.root,
             },
         );
+        let mut approvers_text = None;
         let (result, message) = if !check.rejected_by.is_empty() {
             let who: Vec<String> = check
                 .rejected_by
@@ -397,7 +566,7 @@ fn plan_builtin(
                 format!(
                     "{target_name} requires {} approval(s){groups} of {}; {} count{}",
                     check.required,
-                    crate::git::short(&commit),
+                    short(&commit),
                     check.counted.len(),
                     if check.counted.is_empty() {
                         String::new()
@@ -432,43 +601,117 @@ fn plan_builtin(
                 ),
             ));
         }
-        approvals = Some(check);
-        approval_commit = Some(commit);
+        Ok((Some(check), Some(commit), approvers_text))
     }
+}
 
-    let mut metadata = request.metadata.clone();
-    if let Some(who) = approvers_text {
-        metadata.insert("approver".into(), who);
+/// The deployment file `<dir>/<name>.yaml` (or `.yml`) as of commit `sha`, parsed and checked;
+/// `dir` is relative to the repository's top.
+pub fn deployed_config(
+    git: &GitRepo,
+    dir: &std::path::Path,
+    name: &str,
+    sha: &str,
+) -> Result<LoadedDeployment, WorkflowError> {
+    for ext in ["yaml", "yml"] {
+        let path = dir.join(format!("{name}.{ext}"));
+        if let Some(bytes) = git.file_at(sha, &path)? {
+            let shown = PathBuf::from(format!("{}@{}", path.display(), short(sha)));
+            let invalid = |diagnostics| crate::config::ProjectError::Invalid {
+                name: name.to_owned(),
+                diagnostics,
+            };
+            let loaded = parse_deployment(&shown, &bytes).map_err(invalid)?;
+            let problems = crate::config::checks::check(&loaded);
+            if problems.iter().any(crate::diagnostic::Diagnostic::is_error) {
+                return Err(invalid(problems).into());
+            }
+            return Ok(loaded);
+        }
     }
-    if request.skip_promotion_check {
-        metadata.insert("skip_promotion_check".into(), "true".into());
-    }
-    Ok(RolloutPlan {
-        deployment: d.name.clone(),
-        target: target_name.to_owned(),
-        action,
-        source_target: request.promote_from.clone(),
-        commit,
-        components,
-        waves,
-        decisions,
-        denial,
-        actor: request.actor.clone(),
-        build_id: request.build_id.clone(),
-        metadata,
-        started_at: rfc3339(request.started_at),
-        skip_promotion_check: request.skip_promotion_check,
-        input: None,
-        approvals,
-        approval_commit,
+    Err(WorkflowError::NotInCommit {
+        deployment: name.to_owned(),
+        commit: sha.to_owned(),
+        path: dir.join(format!("{name}.yaml")),
     })
 }
 
+/// The components asked for (all when none), by name or `type/name`.
+fn select<'d>(
+    d: &'d crate::config::Deployment,
+    asked: &[String],
+) -> Result<Vec<ComponentRef<'d>>, WorkflowError> {
+    if asked.is_empty() {
+        return Ok(d.components.iter().collect());
+    }
+    let mut out: Vec<ComponentRef<'d>> = Vec::new();
+    for name in asked {
+        match d
+            .components
+            .by_name(name)
+            .or_else(|| d.components.by_id(name))
+        {
+            Some(c) if !out.iter().any(|o| o.name == c.name) => out.push(c),
+            Some(_) => {}
+            None => {
+                let known: Vec<String> = d.components.iter().map(|c| c.name.to_owned()).collect();
+                return Err(WorkflowError::UnknownComponent {
+                    deployment: d.name.clone(),
+                    name: name.clone(),
+                    suggestion: did_you_mean(name, known.iter().map(String::as_str))
+                        .map(str::to_owned),
+                    known,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Waves over the components that run; dependencies that do not run are satisfied.
+fn waves(components: &[PlannedComponent]) -> Vec<Vec<String>> {
+    let running: HashSet<String> = components
+        .iter()
+        .filter(|c| c.run)
+        .map(|c| format!("{}/{}", c.kind, c.name))
+        .collect();
+    let edges: Edges = components
+        .iter()
+        .filter(|c| c.run)
+        .map(|c| {
+            let deps = c
+                .depends_on
+                .iter()
+                .filter(|id| running.contains(*id))
+                .cloned()
+                .collect();
+            (format!("{}/{}", c.kind, c.name), deps)
+        })
+        .collect();
+    dag::layers(&edges)
+        .into_iter()
+        .map(|layer| {
+            layer
+                .into_iter()
+                .map(|id| id.split_once('/').map_or(id.clone(), |(_, n)| n.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+fn since_epoch(at: jiff::Timestamp) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::try_from(at.as_second()).unwrap_or_default())
+}
+
+/// The commands that follow the promotion path to `target`, from the first target that does
+/// not have what is asked for. With `sha`, each step rolls that commit out by name.
 fn promotion_denial(
     graph: &PromotionGraph,
     deployment: &str,
     target: &str,
     from: Option<&str>,
+    sha: Option<&str>,
+    already: &[String],
     sources: &[String],
 ) -> PromotionDenial {
     // Through the asked source when it is upstream, else from the first entry point.
@@ -484,22 +727,59 @@ fn promotion_denial(
     let start = from
         .and_then(|f| required_path.iter().position(|t| t == f))
         .unwrap_or(0);
-    let mut steps = Vec::new();
-    if from.is_none_or(|f| !required_path.iter().any(|t| t == f)) {
-        steps.push(format!(
-            "atmos deployment rollout {deployment} --target {}",
-            required_path[0]
-        ));
+    let mut step_requests = Vec::new();
+    match sha {
+        Some(sha) => {
+            for t in required_path[start..]
+                .iter()
+                .filter(|t| !already.contains(t))
+            {
+                step_requests.push(StepRequest {
+                    target: t.clone(),
+                    promote_from: None,
+                    git_sha: Some(sha.to_owned()),
+                });
+            }
+        }
+        None => {
+            if from.is_none_or(|f| !required_path.iter().any(|t| t == f)) {
+                step_requests.push(StepRequest {
+                    target: required_path[0].clone(),
+                    promote_from: None,
+                    git_sha: None,
+                });
+            }
+            for pair in required_path[start..].windows(2) {
+                step_requests.push(StepRequest {
+                    target: pair[1].clone(),
+                    promote_from: Some(pair[0].clone()),
+                    git_sha: None,
+                });
+            }
+        }
     }
-    for pair in required_path[start..].windows(2) {
-        steps.push(format!(
-            "atmos deployment rollout {deployment} --target {} --promote-from {}",
-            pair[1], pair[0]
-        ));
-    }
+    let steps = step_requests
+        .iter()
+        .map(|s| {
+            let mut cmd = format!(
+                "atmos deployment rollout {deployment} --target {}",
+                s.target
+            );
+            if let Some(f) = &s.promote_from {
+                cmd.push_str(&format!(" --promote-from {f}"));
+            }
+            if let Some(sha) = &s.git_sha {
+                cmd.push_str(&format!(" --git-sha {}", short(sha)));
+            }
+            cmd
+        })
+        .collect();
     let mut skip_command = format!("atmos deployment rollout {deployment} --target {target}");
     if let Some(f) = from {
         skip_command.push_str(&format!(" --promote-from {f}"));
+    }
+    if let Some(s) = sha {
+        skip_command.push_str(&format!(" --git-sha {}", short(s)));
     }
     skip_command.push_str(" --skip-promotion-check");
     PromotionDenial {
@@ -510,5 +790,6 @@ fn promotion_denial(
         required_path,
         steps,
         skip_command,
+        step_requests,
     }
 }

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::model::RolloutPlan;
-use crate::config::LoadedDeployment;
 use crate::config::merge::merge_vars;
 use crate::executor::run::{Prepared, PreparedComponent};
 use crate::executor::{self, Invocation, Step};
@@ -23,15 +22,12 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WorkflowError + '_ {
 /// Resolve tools, check out commits, write vars files, build commands. Nothing has run yet
 /// when this fails.
 pub fn prepare(
-    loaded: &LoadedDeployment,
     project_root: &Path,
     git: &GitRepo,
     plan: &RolloutPlan,
     step: Step,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Prepared, WorkflowError> {
-    let d = &loaded.deployment;
-    let target = &d.targets[&plan.target];
     let scratch = tempfile::Builder::new()
         .prefix("atmos-rollout-")
         .tempdir()
@@ -69,9 +65,16 @@ pub fn prepare(
             let Some(planned) = plan.component(name) else {
                 continue;
             };
+            // What is deployed comes from the deployment file as of the deployed commit.
+            let Some(deployed) = plan.configs.get(&planned.new) else {
+                continue;
+            };
+            let d = &deployed.deployment;
             let Some(c) = d.components.by_name(name) else {
                 continue;
             };
+            let empty = crate::config::Target::default();
+            let target = d.targets.get(&plan.target).unwrap_or(&empty);
             let tool = executor::resolve_tool(&c, project_root, env)?;
             let root = match roots.get(&planned.new) {
                 Some(r) => r.clone(),

@@ -53,6 +53,8 @@ pub fn record(
             component_type: Some(planned.kind.as_str().to_owned()),
             duration_ms: Some(run.duration_ms),
             error,
+            rules_ref: Some(plan.rules.source.clone()),
+            rules_commit: plan.rules.commit.clone(),
             metadata: plan.metadata.clone(),
             decisions: plan.decisions.clone(),
         };

@@ -8,10 +8,11 @@
 use std::time::{Duration, Instant};
 
 use super::model::{RolloutPlan, RolloutReport, RolloutRequest};
+use super::plan::Planner;
 use super::wait::{self, ApprovalWait};
-use super::{plan, prepare, record};
+use super::{prepare, record};
+use crate::config::Project;
 use crate::config::model::ApprovalMethod;
-use crate::config::{LoadedDeployment, Project};
 use crate::contracts::Verdict;
 use crate::executor::Step;
 use crate::executor::run::{ComponentRun, Outcome, run_blocking};
@@ -24,6 +25,7 @@ use crate::workflow::error::WorkflowError;
 use crate::workflow::events::{Event, Observer, Replan};
 use crate::workflow::lease::{self, LeaseGuard, LeaseRequest};
 use crate::workflow::store;
+use crate::workflow::trust::{self, Rules};
 
 /// How the rollout runs (as opposed to what it deploys, the [`RolloutRequest`]).
 #[derive(Debug, Clone)]
@@ -40,6 +42,8 @@ pub struct RolloutOptions {
     pub wait_for_approval: Option<ApprovalWait>,
     /// The shared remote (`None`: the local repository only).
     pub remote: Option<Remote>,
+    /// Evaluate the rules in the work tree, uncommitted (plan-only; says so).
+    pub local_rules: bool,
 }
 
 /// How a rollout ended, when it did not fail.
@@ -101,7 +105,7 @@ impl RolloutOutcome {
 /// A rollout in progress. Holds the target's lock (unless plan-only) until dropped.
 pub struct RolloutSession<'a> {
     project: &'a Project,
-    loaded: &'a LoadedDeployment,
+    rules: Rules,
     evaluator: &'a dyn Evaluator,
     observer: &'a dyn Observer,
     git: GitRepo,
@@ -113,19 +117,27 @@ pub struct RolloutSession<'a> {
 
 impl<'a> RolloutSession<'a> {
     /// Take the target's lock (not for plan-only) and read what the remote holds, so that
-    /// every decision is made on the newest shared state.
+    /// every decision is made on the newest shared state, with the whole history, by the rules
+    /// of the trusted ref.
     pub fn begin(
         project: &'a Project,
-        loaded: &'a LoadedDeployment,
+        deployment: &str,
         evaluator: &'a dyn Evaluator,
         request: RolloutRequest,
         options: RolloutOptions,
         observer: &'a dyn Observer,
     ) -> Result<RolloutSession<'a>, WorkflowError> {
-        crate::config::UnknownTarget::check(&loaded.deployment, &request.target)?;
         let mut git = GitRepo::discover(&project.root)?;
         if let Some(r) = &options.remote {
             r.fetch()?;
+        }
+        let remote_name = options.remote.as_ref().map(|r| r.name.clone());
+        if let Some(note) = trust::ensure_history(project, &git, remote_name.as_deref())? {
+            observer.event(&Event::Warning(note));
+            git = GitRepo::discover(&project.root)?;
+        }
+        if options.local_rules && !options.plan_only {
+            return Err(WorkflowError::LocalRulesNeedPlan);
         }
         let lease = if options.plan_only {
             None
@@ -134,7 +146,7 @@ impl<'a> RolloutSession<'a> {
                 &git,
                 options.remote.as_ref(),
                 &LeaseRequest {
-                    deployment: loaded.deployment.name.clone(),
+                    deployment: deployment.to_owned(),
                     target: request.target.clone(),
                     holder: request.actor.id.clone(),
                     run: request.build_id.clone(),
@@ -151,9 +163,15 @@ impl<'a> RolloutSession<'a> {
             r.fetch()?;
             git = GitRepo::discover(&project.root)?;
         }
+        let rules = if options.local_rules {
+            trust::local(project, deployment)?
+        } else {
+            trust::trusted(project, &git, remote_name.as_deref(), deployment)?
+        };
+        crate::config::UnknownTarget::check(&rules.loaded.deployment, &request.target)?;
         Ok(RolloutSession {
             project,
-            loaded,
+            rules,
             evaluator,
             observer,
             git,
@@ -169,16 +187,20 @@ impl<'a> RolloutSession<'a> {
         &self.git
     }
 
+    /// Where the rules that decide came from.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
     /// Decide: which commit each component gets, and what every gate says.
     pub fn plan(&mut self) -> Result<RolloutPlan, WorkflowError> {
-        let plan = plan::plan(
-            self.project,
-            self.loaded,
-            &self.git,
-            &self.request,
-            self.evaluator,
-        )?;
-        Ok(plan)
+        let planner = Planner {
+            project: self.project,
+            rules: &self.rules,
+            git: &self.git,
+            evaluator: self.evaluator,
+        };
+        planner.plan(&self.request)
     }
 
     fn replan(&mut self, why: Replan) -> Result<RolloutPlan, WorkflowError> {
@@ -239,7 +261,6 @@ impl<'a> RolloutSession<'a> {
             Step::Apply
         };
         let prepared = prepare::prepare(
-            self.loaded,
             &self.project.root,
             &self.git,
             plan,
@@ -286,9 +307,51 @@ impl<'a> RolloutSession<'a> {
         Some(store::publish(remote, &self.git, report))
     }
 
+    /// A note when the work tree's deployment file is not what this rollout uses: what is
+    /// deployed comes from the deployed commit, the rules from the trusted ref.
+    fn work_tree_note(&self, plan: &RolloutPlan) -> Option<String> {
+        if self.rules.origin.is_local() {
+            return None;
+        }
+        let file = self.project.root.join(&self.rules.loaded.file);
+        let work = std::fs::read(&file).ok()?;
+        let shown = self.project.display_path(&file);
+        let mut notes = Vec::new();
+        let settings = crate::config::project::SETTINGS_FILE;
+        let trusted_settings = std::fs::read(self.rules.project.root.join(settings)).ok();
+        let work_settings = std::fs::read(self.project.root.join(settings)).ok();
+        if trusted_settings != work_settings {
+            notes.push(format!(
+                "{settings} in the work tree differs from the rules on {}: gates and approvers come from there",
+                self.rules.origin.source
+            ));
+        }
+        if let Some(commit) = &plan.commit
+            && let Some(deployed) = plan.configs.get(commit)
+            && deployed.text.as_bytes() != work.as_slice()
+        {
+            notes.push(format!(
+                "{} in the work tree differs from commit {} being deployed: the rollout deploys the committed file (commit your change to deploy it)",
+                shown.display(),
+                crate::git::short(commit)
+            ));
+        }
+        if self.rules.loaded.text.as_bytes() != work.as_slice() {
+            notes.push(format!(
+                "{} in the work tree differs from the rules on {}: gates, promotion and approval rules come from there",
+                shown.display(),
+                self.rules.origin.source
+            ));
+        }
+        (!notes.is_empty()).then(|| notes.join("\n"))
+    }
+
     /// The whole rollout: plan, approvals, run, record, publish.
     pub fn drive(mut self) -> Result<RolloutOutcome, WorkflowError> {
         let plan = self.plan()?;
+        if let Some(note) = self.work_tree_note(&plan) {
+            self.observer.event(&Event::Warning(note));
+        }
         self.observer.event(&Event::Planned {
             plan: &plan,
             after: None,
