@@ -30,7 +30,7 @@ cp -R "$here/payment-service/." "$work/"
 cp -R "$root/policies" "$work/policies"
 mkdir -p "$work/hooks"
 for hook in soak-time change-freeze; do cp "$guests/${hook//-/_}.wasm" "$work/hooks/$hook.wasm"; done
-rm -rf "$work/.example-state"
+export EXAMPLE_STATE_DIR="$work/.example-state"
 git -C "$work" init -q
 git -C "$work" config user.name "Demo Developer"
 git -C "$work" config user.email dev@example.com

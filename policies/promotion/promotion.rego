@@ -51,5 +51,5 @@ deny contains {"msg": msg, "code": "NOT_ON_TRUSTED_REF", "fix": fix} if {
 		substring(c.new, 0, 7),
 		c.name,
 	])
-	fix := sprintf("merge it into %s, then promote the merged commit", [input.rules.source])
+	fix := sprintf("merge it into %s (%s), then promote the merged commit", [input.rules.branch, input.rules.source])
 }

@@ -44,13 +44,13 @@ test_protected_targets_come_from_data if {
 
 test_protected_targets_take_only_merged_commits if {
 	inp := object.union(base, {
-		"rules": {"source": "refs/remotes/origin/main"},
+		"rules": {"source": "refs/remotes/origin/main", "branch": "main"},
 		"components": [{"name": "api", "new": "abcdef0123456789", "change": "changed", "on_trusted_ref": false}],
 	})
 	some d in promotion.deny with input as inp
 	d.code == "NOT_ON_TRUSTED_REF"
 	d.msg == "prod takes only commits on refs/remotes/origin/main; abcdef0 of api is not (a feature branch, or not merged yet)"
-	d.fix == "merge it into refs/remotes/origin/main, then promote the merged commit"
+	d.fix == "merge it into main (refs/remotes/origin/main), then promote the merged commit"
 }
 
 test_merged_commits_and_rollbacks_pass if {

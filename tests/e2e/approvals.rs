@@ -54,7 +54,7 @@ fn quorum_groups_and_self_approval() {
         run.stdout
     );
     run.stdout_has(&[&format!(
-        "atmos deployment approve svc --target prod --promote-from staging --git-sha {v1}"
+        "atmos deployment approve svc --target prod --git-sha {v1}"
     )]);
 
     let ok = approve(&f, "alice@example.com", &["-m", "lgtm"]);
@@ -444,4 +444,92 @@ fn signed_approvals_forged_and_altered_ones_do_not_count() {
     .code(0);
     promote(&f, &[]).code(0);
     let _ = Repo::new;
+}
+
+#[test]
+fn a_forged_approval_does_not_cancel_a_real_rejection() {
+    let (f, v1) = ready("{min: 1, require_signed: true}");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let alice = keygen(keys.path(), "alice");
+    let bob = keygen(keys.path(), "bob");
+    let mallory = keygen(keys.path(), "mallory");
+    let public = |k: &std::path::Path| {
+        std::fs::read_to_string(k.with_extension("pub"))
+            .expect("pub")
+            .trim()
+            .to_owned()
+    };
+    f.repo.write_file(
+        "allowed_signers",
+        format!(
+            "alice@example.com {}\nbob@example.com {}\n",
+            public(&alice),
+            public(&bob)
+        ),
+    );
+    f.repo.commit("allowed signers");
+    let key = |k: &std::path::Path| k.to_str().expect("utf-8").to_owned();
+    let sha = ["--git-sha", v1.as_str()];
+    approve(
+        &f,
+        "alice@example.com",
+        &[&sha[..], &["--signing-key", &key(&alice)]].concat(),
+    )
+    .code(0);
+    let mut reject = vec![
+        "deployment",
+        "reject",
+        "svc",
+        "--target",
+        "prod",
+        "-m",
+        "no",
+    ];
+    reject.extend_from_slice(&sha);
+    let bob_key = key(&bob);
+    reject.extend_from_slice(&["--signing-key", &bob_key]);
+    f.repo
+        .atmos_env(&reject, &[("ATMOS_ACTOR", "bob@example.com")])
+        .code(0);
+    promote(&f, &[])
+        .code(3)
+        .stdout_has(&["rejected by bob@example.com (no)"]);
+
+    // The attack: a later "approval" in bob's name, signed with a key not allowed for bob.
+    std::thread::sleep(Duration::from_millis(1100));
+    approve(
+        &f,
+        "bob@example.com",
+        &[&sha[..], &["--signing-key", &key(&mallory)]].concat(),
+    )
+    .code(0);
+    let run = promote(&f, &[]);
+    run.code(3).stdout_has(&[
+        "rejected by bob@example.com (no)",
+        "the approval by bob@example.com does not count: signature",
+    ]);
+
+    // An unsigned rejection in carol's name cannot be proven, and still holds (fail closed).
+    std::thread::sleep(Duration::from_millis(1100));
+    approve(
+        &f,
+        "bob@example.com",
+        &[&sha[..], &["--signing-key", &bob_key]].concat(),
+    )
+    .code(0);
+    let notes_ref = "atmos/svc/approvals";
+    let note = f.repo.git(&["notes", "--ref", notes_ref, "show", &v1]);
+    let first = note.lines().next().expect("a record");
+    let forged = first
+        .replace("alice@example.com", "carol@example.com")
+        .replace("\"approve\"", "\"reject\"");
+    let forged = match forged.find(",\"signature\"") {
+        Some(at) => format!("{}}}", &forged[..at]),
+        None => forged,
+    };
+    f.repo
+        .git(&["notes", "--ref", notes_ref, "append", "-m", &forged, &v1]);
+    promote(&f, &[])
+        .code(3)
+        .stdout_has(&["rejected by carol@example.com", "not proven: unsigned"]);
 }

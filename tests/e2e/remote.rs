@@ -85,7 +85,7 @@ impl World {
         let dir = tempfile::tempdir().expect("tempdir");
         let base = dir.path().join("server");
         std::fs::create_dir_all(&base).expect("mkdir");
-        git(&base, &["init", "-q", "--bare", "origin.git"]);
+        git(&base, &["init", "-q", "--bare", "-b", "main", "origin.git"]);
         let daemon = Daemon::start(&base);
         let seed = dir.path().join("seed");
         std::fs::create_dir_all(seed.join("deployments")).expect("mkdir");

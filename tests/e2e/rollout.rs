@@ -195,11 +195,19 @@ fn script_contract_environment_vars_file_and_working_directory() {
         vars,
         serde_json::json!({"region": "eu-west-1", "size": "large", "nested": {"a": 1, "b": 3}})
     );
+    // The script runs at the project root of a private export of the deployed commit,
+    // outside the repository, removed afterwards.
     let pwd = std::fs::read_to_string(out.path().join("pwd")).expect("pwd");
-    assert_eq!(
-        Path::new(pwd.trim()).canonicalize().expect("pwd"),
-        repo.path().canonicalize().expect("root"),
-        "a clean work tree at the deployed commit is used in place"
+    let pwd = Path::new(pwd.trim());
+    assert!(
+        !pwd.starts_with(repo.path().canonicalize().expect("root")),
+        "ran in the work tree: {}",
+        pwd.display()
+    );
+    assert!(
+        !pwd.exists(),
+        "the export was left behind: {}",
+        pwd.display()
     );
 }
 
@@ -389,9 +397,7 @@ fn a_target_that_requires_approval_is_pending_and_nothing_is_written() {
     let run = f.rollout(&["--target", "prod", "--promote-from", "staging"]);
     run.code(4);
     run.stdout_has(&["Pending: prod requires 1 approval(s) of"]);
-    run.stdout_has(&[
-        "atmos deployment approve svc --target prod --promote-from staging --git-sha ",
-    ]);
+    run.stdout_has(&["atmos deployment approve svc --target prod --git-sha "]);
     assert_eq!(f.repo.atmos_refs(), before);
     assert!(f.applied("a", "prod").is_empty());
 }
@@ -607,7 +613,6 @@ fn stand_in_terraform_helmfile_and_nixpacks_receive_the_documented_arguments() {
         ],
     );
     run.code(0);
-    let root = repo.path().canonicalize().expect("root");
     let calls = |name: &str| {
         std::fs::read_to_string(out.path().join(format!("{name}.calls"))).expect("calls")
     };
@@ -616,9 +621,13 @@ fn stand_in_terraform_helmfile_and_nixpacks_receive_the_documented_arguments() {
         .map(str::to_owned)
         .collect();
     assert_eq!(tf.len(), 3, "{tf:?}");
+    // Run in the component's folder of a private export of the deployed commit.
+    let root = repo.path().canonicalize().expect("root");
     assert!(
         tf.iter()
-            .all(|l| l.starts_with(&format!("{}|", root.join("infra/db").display()))),
+            .all(|l| l.split('|').next().is_some_and(
+                |dir| dir.ends_with("/infra/db") && !Path::new(dir).starts_with(&root)
+            )),
         "{tf:?}"
     );
     assert!(tf[0].ends_with("|init -input=false -no-color"));
@@ -765,14 +774,7 @@ fn executors_run_the_deployed_commit_even_with_a_dirty_work_tree() {
     run.code(0);
     run.stdout_has(&["deploying a version 1 to dev"]);
     assert_eq!(f.applied("a", "dev"), vec![format!("{v1} 1")]);
-    // The checkout lives under .git, not in the work tree.
-    assert!(
-        f.repo
-            .path()
-            .join(".git/atmos/checkouts")
-            .join(&v1)
-            .join("VERSION")
-            .exists()
-    );
+    // The work tree is left as it was, and nothing is cached in the repository.
+    assert!(!f.repo.path().join(".git/atmos/checkouts").exists());
     assert_eq!(f.repo.git(&["status", "--porcelain"]), " M VERSION");
 }

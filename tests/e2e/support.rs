@@ -242,8 +242,11 @@ pub fn atmos_in(dir: &Path, args: &[&str]) -> Run {
 /// The `atmos` command, ready to run in `dir`.
 pub fn atmos_cmd(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_atmos"));
+    // The example's scripts keep the state of their pretend environments (applied
+    // migrations) here: outside the private tree a rollout runs in, like a real database.
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
+        .env("EXAMPLE_STATE_DIR", dir.join(".example-state"))
         .env_remove("CLICOLOR_FORCE");
     cmd
 }

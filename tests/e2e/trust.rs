@@ -140,7 +140,7 @@ fn gates_come_from_the_trusted_ref_not_the_work_tree_or_the_deployed_commit() {
         "staging is frozen [FROZEN]",
         "→ Rules from refs/remotes/origin/main at",
     ]);
-    run.stderr_has(&["differs from the rules on refs/remotes/origin/main"]);
+    run.stderr_has(&["differs from the one on refs/remotes/origin/main"]);
 
     // Nor does removing it on a feature branch whose commit is then deployed.
     f.repo.git(&["checkout", "-q", "-b", "feature"]);
@@ -223,7 +223,7 @@ fn prod_takes_only_commits_on_the_trusted_ref() {
     let run = f.rollout(&args("--target prod --promote-from staging"));
     run.code(3).stdout_has(&[
         "[NOT_ON_TRUSTED_REF]",
-        "fix: merge it into refs/remotes/origin/main, then promote the merged commit",
+        "fix: merge it into main (refs/remotes/origin/main), then promote the merged commit",
     ]);
     // The JSON input tells policies where the commit lives.
     let eval = f.repo.atmos(&args(
@@ -317,7 +317,7 @@ fn every_blocker_is_listed_at_once_and_fixes_are_checked_first() {
         "fix: add --metadata ticket=<value> (matching ^[A-Z]+-[0-9]+$) to the rollout",
         "prod may be promoted only from staging, not from dev [PROMOTION_PATH]",
         "1. Promote to staging first:\n     atmos deployment rollout svc --target staging --promote-from dev",
-        "Not offered: --skip-promotion-check is refused here: --skip-promotion-check is not allowed for prod",
+        "Not offered: --skip-promotion-check would still be refused: prod needs --metadata ticket=<value>; --skip-promotion-check is not allowed for prod",
         "Pending: prod requires 1 approval(s) from sre of",
         "May still approve: alice@example.com",
     ]);
@@ -416,4 +416,161 @@ fn a_truncated_commit_list_is_flagged_and_not_clean() {
     ship(&f)
         .code(3)
         .stdout_has(&["[HISTORY_TRUNCATED]", "fix: promote in smaller steps"]);
+}
+
+#[test]
+fn a_script_runs_in_a_private_tree_and_cannot_change_the_repository_or_the_next_run() {
+    let f = Fixture::new();
+    // A hostile deploy script: it looks for what an earlier run left, leaves a file, and
+    // tries to point the trusted ref at a branch of its own.
+    let script = "if [ -e leftover ]; then echo SAW-LEFTOVER; fi; echo x > leftover; \
+                  git config atmos.trustRef refs/heads/evil 2>/dev/null || echo NO-REPOSITORY; \
+                  pwd >> $OUT/pwd\n";
+    f.repo.write(
+        "svc.yaml",
+        DEPLOYMENT.replace("apply: ./deploy.sh a\n", &format!("apply: {script}")),
+    );
+    f.repo
+        .write_file("untracked-secret", "only in the work tree\n");
+    f.version("1");
+    f.rollout(&["--target", "dev", "-c", "a"])
+        .code(0)
+        .stdout_has(&["NO-REPOSITORY"]);
+    let run = f.rollout(&args("--target staging --promote-from dev -c a"));
+    run.code(0);
+    assert!(!run.stdout.contains("│ SAW-LEFTOVER"), "{}", run.stdout);
+
+    let config = Command::new("git")
+        .args(["config", "atmos.trustRef"])
+        .current_dir(f.repo.path())
+        .output()
+        .expect("git");
+    assert!(config.stdout.is_empty(), "trust ref was set");
+    assert!(!f.repo.path().join("deployments/leftover").exists());
+    assert!(!f.repo.path().join("leftover").exists());
+    let pwds = std::fs::read_to_string(f.out.path().join("pwd")).expect("pwd");
+    let root = f.repo.path().canonicalize().expect("root");
+    let dirs: Vec<&str> = pwds.lines().collect();
+    assert_eq!(dirs.len(), 2, "{pwds}");
+    assert_ne!(dirs[0], dirs[1], "two runs shared a tree");
+    for d in dirs {
+        assert!(
+            !Path::new(d).starts_with(&root),
+            "ran inside the repository: {d}"
+        );
+        assert!(
+            !Path::new(d).exists(),
+            "the private tree was left behind: {d}"
+        );
+    }
+}
+
+/// The fixture without prod's approval, so that a promotion to prod is decided by the path.
+fn open_prod(f: &Fixture) {
+    f.repo.write(
+        "svc.yaml",
+        DEPLOYMENT.replace(
+            "promotion: {from: staging, requires_approval: true}",
+            "promotion: {from: staging}",
+        ),
+    );
+}
+
+#[test]
+fn a_state_ref_moved_by_hand_is_not_something_to_promote() {
+    let f = Fixture::new();
+    open_prod(&f);
+    f.version("1");
+    let _origin = with_origin(&f.repo);
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&args("--target staging --promote-from dev"))
+        .code(0);
+    let v2 = f.version("2");
+    merge(&f.repo);
+    // The attack: point staging's state refs at a commit that never ran there, then promote.
+    for c in ["a", "b"] {
+        f.repo.git(&[
+            "update-ref",
+            &format!("refs/atmos/deployments/svc/staging/{c}"),
+            &v2,
+        ]);
+    }
+    f.rollout(&args("--target prod --promote-from staging"))
+        .code(3)
+        .stdout_has(&[
+            "builtin/history: staging has no success record of what it is said to run: a (",
+            "a state ref moved by hand",
+        ]);
+    f.rollout(&["--target", "prod", "--git-sha", &v2]).code(3);
+    assert!(f.applied("a", "prod").is_empty(), "nothing ran in prod");
+}
+
+#[test]
+fn the_shared_store_and_the_default_branch_are_not_chosen_by_the_work_tree() {
+    let f = Fixture::new();
+    f.repo
+        .write_file("atmos.yaml", "gates:\n  policies: [rules]\n");
+    f.repo.write_file("rules/frozen.rego", FROZEN);
+    f.version("1");
+    let _origin = with_origin(&f.repo);
+
+    // A second remote (a fork) whose default branch drops the gate, named by an uncommitted
+    // edit as the shared store.
+    let fork = tempfile::tempdir().expect("tempdir");
+    git(
+        fork.path(),
+        &["init", "-q", "--bare", "-b", "main", "fork.git"],
+    );
+    let url = format!("file://{}", fork.path().join("fork.git").display());
+    f.repo.git(&["remote", "add", "fork", &url]);
+    f.repo.git(&["checkout", "-q", "-b", "evil"]);
+    f.repo.git(&["rm", "-q", "-r", "rules"]);
+    f.repo.commit("no gates");
+    f.repo.git(&["push", "-q", "fork", "evil:main"]);
+    f.repo.git(&["fetch", "-q", "fork"]);
+    f.repo.git(&["remote", "set-head", "fork", "main"]);
+    f.repo.git(&["checkout", "-q", "main"]);
+    f.repo.write_file(
+        "atmos.yaml",
+        "git:\n  remote: fork\ngates:\n  policies: [rules]\n",
+    );
+    f.rollout(&["--target", "dev", "--offline"]).code(0);
+    f.rollout(&args("--target staging --promote-from dev"))
+        .code(2)
+        .stderr_has(&["names fork as the shared store", "names none"]);
+    // With two remotes, the trusted one is origin unless --remote says otherwise.
+    f.rollout(&args("--target staging --promote-from dev --offline"))
+        .code(3)
+        .stdout_has(&[
+            "staging is frozen [FROZEN]",
+            "Rules from refs/remotes/origin/main",
+        ]);
+
+    // Without origin/HEAD (as after actions/checkout), a branch pushed as `master` is not
+    // taken for the default branch: the remote is asked.
+    f.repo.git(&["checkout", "--", "atmos.yaml"]);
+    f.repo.git(&["remote", "remove", "fork"]);
+    f.repo
+        .git(&["push", "-q", "origin", "evil:refs/heads/master"]);
+    f.repo.git(&["fetch", "-q", "origin"]);
+    f.repo.git(&["remote", "set-head", "origin", "--delete"]);
+    f.rollout(&args("--target staging --promote-from dev"))
+        .code(3)
+        .stdout_has(&[
+            "staging is frozen [FROZEN]",
+            "Rules from refs/remotes/origin/main",
+        ]);
+
+    // A short trust.ref cannot be satisfied by a tag someone pushed with the branch's name.
+    f.repo.write_file(
+        "atmos.yaml",
+        "trust:\n  ref: main\ngates:\n  policies: [rules]\n",
+    );
+    f.repo.commit("trust.ref main");
+    merge(&f.repo);
+    f.repo.git(&["push", "-q", "origin", "evil:refs/tags/main"]);
+    f.repo.git(&["fetch", "-q", "--tags", "origin"]);
+    f.rollout(&args("--target staging --promote-from dev"))
+        .code(2)
+        .stderr_has(&["must give a full ref name"]);
 }

@@ -7,7 +7,9 @@
 set -eu
 mode=apply
 [ "${1:-}" = "--dry-run" ] && mode=plan
-state_dir="${EXAMPLE_STATE_DIR:-.example-state}/${ATMOS_TARGET:?}"
+# The applied migrations stand for the database: they live outside the repository (atmos runs
+# each rollout in a fresh export of the deployed commit, so nothing written here would stay).
+state_dir="${EXAMPLE_STATE_DIR:-${TMPDIR:-/tmp}/atmos-example-state}/${ATMOS_TARGET:?}"
 applied="$state_dir/migrations.applied"
 mkdir -p "$state_dir"
 pending=0

@@ -4,7 +4,7 @@
 set -eu
 vars="${ATMOS_VARS_FILE:?}"
 grep -q '"endpoint"' "$vars" || { echo "endpoint missing from $vars" >&2; exit 1; }
-state_dir="${EXAMPLE_STATE_DIR:-.example-state}/${ATMOS_TARGET:?}"
+state_dir="${EXAMPLE_STATE_DIR:-${TMPDIR:-/tmp}/atmos-example-state}/${ATMOS_TARGET:?}"
 mkdir -p "$state_dir"
 echo "${ATMOS_GIT_SHA:?}" > "$state_dir/smoke-test.passed"
 echo "smoke test passed on ${ATMOS_TARGET} at ${ATMOS_GIT_SHA}"

@@ -287,6 +287,7 @@ fn generate(root: &Path) {
                         promoted_from: None,
                         promoted_at: None,
                         rollback_of: None,
+                        previous_record: None,
                         previous_sha: None,
                         build_id: Some(round.to_string()),
                         component_type: Some("script".into()),

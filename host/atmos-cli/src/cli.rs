@@ -301,6 +301,10 @@ pub struct PolicyEvalArgs {
     /// says so).
     #[arg(long)]
     pub local: bool,
+    /// SSH key that proves who deploys (default: git's user.signingkey when gpg.format is
+    /// ssh).
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<std::path::PathBuf>,
     /// The git remote that is the shared store, read first (default: atmos.yaml `git.remote`);
     /// its default branch holds the trusted rules.
     #[arg(long, value_name = "NAME")]
@@ -404,6 +408,10 @@ pub struct RolloutArgs {
     /// (the output says so).
     #[arg(long, requires = "plan")]
     pub local: bool,
+    /// SSH key that proves who deploys and signs the records (default: git's
+    /// user.signingkey when gpg.format is ssh).
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<std::path::PathBuf>,
     /// Deploy even if the promotion rules refuse (not recommended; recorded in the tags).
     #[arg(long)]
     pub skip_promotion_check: bool,

@@ -62,6 +62,20 @@ impl Context {
         GitRepo::discover(&project.root).ok()
     }
 
+    /// The key that signs records and proves who deploys: `--signing-key`, else git's
+    /// `user.signingkey` when `gpg.format` is ssh (as `git tag -s` would use).
+    pub fn signing_key(
+        &self,
+        explicit: Option<&std::path::Path>,
+        git: &GitRepo,
+    ) -> Option<PathBuf> {
+        let ssh = git.config_string("gpg.format").as_deref() == Some("ssh");
+        atmos_core::signing::configured_key(
+            explicit,
+            ssh.then(|| git.config_string("user.signingkey")).flatten(),
+        )
+    }
+
     /// How gates are evaluated: in a child `atmos __gates` process, so that a policy that
     /// crashes the evaluator denies instead of killing the command.
     pub fn evaluator(&self) -> Box<dyn Evaluator> {

@@ -4,7 +4,6 @@
 //! against an `allowed_signers` file.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -47,32 +46,12 @@ pub fn append(git: &GitRepo, record: &ApprovalRecord, author: &Author) -> Result
     )
 }
 
-/// Why signing or verifying failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SignError(pub String);
+pub use crate::signing::SignError;
 
 /// Sign `record` with the SSH key at `key` (a private key, or a public key whose private half
 /// is in the agent).
 pub fn sign(record: &ApprovalRecord, key: &Path) -> Result<String, SignError> {
-    let dir = tempfile::tempdir().map_err(|e| SignError(e.to_string()))?;
-    let payload = dir.path().join("approval.json");
-    std::fs::write(&payload, record.signed_payload()).map_err(|e| SignError(e.to_string()))?;
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-Y", "sign", "-n", SIGNING_NAMESPACE, "-f"])
-        .arg(key)
-        .arg(&payload)
-        .output()
-        .map_err(|e| SignError(format!("cannot run ssh-keygen: {e}")))?;
-    if !out.status.success() {
-        return Err(SignError(format!(
-            "ssh-keygen could not sign with {}: {}",
-            key.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    std::fs::read_to_string(dir.path().join("approval.json.sig"))
-        .map_err(|e| SignError(e.to_string()))
+    crate::signing::sign(record.signed_payload().as_bytes(), key, SIGNING_NAMESPACE)
 }
 
 /// Check `record`'s signature against `allowed_signers` for its `approved_by`.
@@ -80,39 +59,13 @@ pub fn verify(record: &ApprovalRecord, allowed_signers: &Path) -> Result<(), Sig
     let Some(signature) = &record.signature else {
         return Err(SignError("unsigned".into()));
     };
-    if !allowed_signers.is_file() {
-        return Err(SignError(format!(
-            "no allowed_signers file at {}",
-            allowed_signers.display()
-        )));
-    }
-    let dir = tempfile::tempdir().map_err(|e| SignError(e.to_string()))?;
-    let sig = dir.path().join("approval.sig");
-    std::fs::write(&sig, signature).map_err(|e| SignError(e.to_string()))?;
-    let mut child = Command::new("ssh-keygen")
-        .args(["-Y", "verify", "-n", SIGNING_NAMESPACE, "-f"])
-        .arg(allowed_signers)
-        .args(["-I", &record.approved_by, "-s"])
-        .arg(&sig)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| SignError(format!("cannot run ssh-keygen: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
-        let _ = stdin.write_all(record.signed_payload().as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| SignError(e.to_string()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(SignError(
-            "the signature does not verify for this approver and content (altered, forged, or an unknown key)".into(),
-        ))
-    }
+    crate::signing::verify(
+        record.signed_payload().as_bytes(),
+        signature,
+        &record.approved_by,
+        allowed_signers,
+        SIGNING_NAMESPACE,
+    )
 }
 
 /// One approval that counts.
@@ -193,17 +146,25 @@ pub fn check(
         .flat_map(|g| approvers.groups.get(g).cloned().unwrap_or_default())
         .collect();
     let signers: Option<PathBuf> = approvers.allowed_signers.as_ref().map(|p| ctx.root.join(p));
-    // The latest record per person decides.
-    let mut latest: Vec<&ApprovalRecord> = Vec::new();
-    for r in records.iter().filter(|r| {
+    // A record that does not prove its author is set aside before anyone's latest word is
+    // chosen, so a forged later approval cannot hide a real rejection. A rejection can only
+    // hold a rollout back, so an unproven one still counts (fail closed), marked as such.
+    let mine = |r: &&ApprovalRecord| {
         r.deployment == ctx.deployment && r.target == ctx.target && r.git_sha == ctx.commit
-    }) {
-        match latest.iter_mut().find(|l| l.approved_by == r.approved_by) {
-            Some(l) if r.approved_at >= l.approved_at => *l = r,
-            Some(_) => {}
-            None => latest.push(r),
+    };
+    let proof = |r: &ApprovalRecord| -> Result<bool, String> {
+        match (&r.signature, &signers) {
+            (Some(_), Some(path)) => verify(r, path)
+                .map(|()| true)
+                .map_err(|e| format!("signature: {e}")),
+            (Some(_), None) if rules.require_signed => Err(
+                "signed approvals are required but approvers.allowed_signers is not set in atmos.yaml".into(),
+            ),
+            (Some(_), None) => Ok(false),
+            (None, _) if rules.require_signed => Err("unsigned, and signed approvals are required".into()),
+            (None, _) => Ok(false),
         }
-    }
+    };
     let mut out = ApprovalCheck {
         required: rules.min.unwrap_or(1),
         counted: Vec::new(),
@@ -213,10 +174,36 @@ pub fn check(
         from_groups: rules.from_groups.clone(),
         method,
     };
-    for r in latest {
+    let mut latest: Vec<(&ApprovalRecord, Result<bool, String>)> = Vec::new();
+    for r in records.iter().filter(mine) {
+        let checked = proof(r);
+        if r.decision == ApprovalDecision::Approve
+            && let Err(reason) = &checked
+        {
+            out.ignored.push(Ignored {
+                approved_by: r.approved_by.clone(),
+                reason: reason.clone(),
+            });
+            continue;
+        }
+        match latest
+            .iter_mut()
+            .find(|(l, _)| l.approved_by == r.approved_by)
+        {
+            Some(l) if r.approved_at >= l.0.approved_at => *l = (r, checked),
+            Some(_) => {}
+            None => latest.push((r, checked)),
+        }
+    }
+    for (r, checked) in latest {
         let who = r.approved_by.clone();
         if r.decision == ApprovalDecision::Reject {
-            out.rejected_by.push((who, r.comment.clone()));
+            let comment = match (&checked, &r.comment) {
+                (Err(reason), Some(c)) => Some(format!("{c}; not proven: {reason}")),
+                (Err(reason), None) => Some(format!("not proven: {reason}")),
+                (Ok(_), c) => c.clone(),
+            };
+            out.rejected_by.push((who, comment));
             continue;
         }
         let is_self = who == ctx.actor || ctx.authors.contains(&who);
@@ -240,32 +227,10 @@ pub fn check(
             });
             continue;
         }
-        let signed = match (&signers, rules.require_signed) {
-            (_, false) => {
-                r.signature.is_some() && signers.as_ref().is_some_and(|s| verify(r, s).is_ok())
-            }
-            (None, true) => {
-                out.ignored.push(Ignored {
-                    approved_by: who,
-                    reason: "signed approvals are required but approvers.allowed_signers is not set in atmos.yaml".into(),
-                });
-                continue;
-            }
-            (Some(path), true) => match verify(r, path) {
-                Ok(()) => true,
-                Err(e) => {
-                    out.ignored.push(Ignored {
-                        approved_by: who,
-                        reason: format!("signature: {e}"),
-                    });
-                    continue;
-                }
-            },
-        };
         out.counted.push(Counted {
             approved_by: who,
             approved_at: r.approved_at.clone(),
-            signed,
+            signed: matches!(checked, Ok(true)),
         });
     }
     out.eligible = members

@@ -30,6 +30,23 @@ pub struct Actor {
     pub source: String,
 }
 
+/// Whether the deployer proved the identity they claim, and how.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct Proof {
+    /// The identity claimed (the actor's id).
+    pub id: String,
+    /// Where the claim came from (`ATMOS_ACTOR`, `git user.email`, …).
+    pub source: String,
+    /// True when a signature by the deployer's key verified for `id` against the allowed
+    /// signers of the trusted rules.
+    pub verified: bool,
+    /// Why it is not verified, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// The first non-empty value among `names`.
 fn first(env: &dyn Fn(&str) -> Option<String>, names: &[&str]) -> Option<(String, String)> {
     names.iter().find_map(|n| {

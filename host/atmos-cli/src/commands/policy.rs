@@ -159,6 +159,8 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         actor: identity::actor(&env, git.config_string("user.email")),
         build_id: identity::build_id(&env),
         started_at: jiff::Timestamp::now(),
+        signing_key: ctx.signing_key(args.signing_key.as_deref(), &git),
+        proof: None,
     };
     let evaluator = ctx.evaluator();
     let remote = atmos_core::workflow::store::remote(&project, args.remote.as_deref(), false)?;

@@ -34,6 +34,8 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         actor: identity::actor(&env, git.config_string("user.email")),
         build_id: identity::build_id(&env),
         started_at: jiff::Timestamp::now(),
+        signing_key: ctx.signing_key(args.signing_key.as_deref(), &git),
+        proof: None,
     };
     let lock_ttl = match args
         .lock_ttl
@@ -63,6 +65,8 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
             .transpose()?,
         remote: store::remote(&project, args.remote.as_deref(), args.offline)?,
         local_rules: args.local,
+        remote_from_flag: args.remote.is_some(),
+        offline: args.offline,
     };
     let evaluator = ctx.evaluator();
     let mut live = Live::new(&ctx.out, args.plan);

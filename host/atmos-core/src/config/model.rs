@@ -232,6 +232,24 @@ pub struct Promotion {
     /// How approval is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_method: Option<ApprovalMethod>,
+    /// Who may roll out to this target (default: anyone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployers: Option<DeployerRules>,
+}
+
+/// Who may roll out to a target. An identity is verified when the deployer's SSH key
+/// (`--signing-key`, or git's `user.signingkey` with `gpg.format=ssh`) is allowed for it in
+/// atmos.yaml `approvers.allowed_signers`; the records are then signed with that key.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeployerRules {
+    /// Only members of these groups (atmos.yaml `approvers.groups`) may roll out here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)), extend("uniqueItems" = true))]
+    pub from_groups: Vec<String>,
+    /// The deployer's identity must be proven by a signing key allowed for it (default false).
+    #[serde(default)]
+    pub require_signed: bool,
 }
 
 /// Who must approve a rollout, and how approvals count.

@@ -63,6 +63,9 @@ pub struct GateInput {
     pub components: Vec<InputComponent>,
     /// Who acts (see docs/git-layout.md "Who deployed").
     pub actor: String,
+    /// Whether the actor proved that identity with a signature (null when not checked).
+    #[serde(default)]
+    pub identity: Option<crate::identity::Proof>,
     /// Approvals recorded for this commit and target.
     pub approvals: Vec<Value>,
     /// What every target of the deployment runs now.
@@ -84,6 +87,9 @@ pub struct InputRules {
     pub source: String,
     /// Its commit (null for the work tree).
     pub commit: Option<String>,
+    /// The branch it is, as people name it (`main` for `refs/remotes/origin/main`).
+    #[serde(default)]
+    pub branch: String,
 }
 
 /// `input.deployment`.

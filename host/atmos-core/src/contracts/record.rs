@@ -62,6 +62,10 @@ pub struct TagRecord {
     /// The commit that ran before, when this is a rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
+    /// The tag object of the previous record of the same target and component: the history
+    /// of a target is a hash chain, so a deleted, reordered or altered record shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_record: Option<String>,
     /// The commit that ran before (any status), for diffs and audits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_sha: Option<String>,
@@ -140,6 +144,7 @@ mod tests {
             promoted_from: Some("staging".into()),
             promoted_at: None,
             rollback_of: None,
+            previous_record: None,
             previous_sha: None,
             build_id: Some("build-482".into()),
             component_type: None,

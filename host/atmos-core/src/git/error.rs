@@ -42,6 +42,14 @@ pub enum GitError {
         /// What libgit2 said.
         message: String,
     },
+    /// A tag could not be signed with the configured key.
+    #[error("cannot sign the records with {}: {message}", key.display())]
+    Signing {
+        /// The key.
+        key: PathBuf,
+        /// What ssh-keygen said.
+        message: String,
+    },
     /// File system failure while exporting a commit.
     #[error("cannot prepare {path}: {source}")]
     Io {
@@ -68,7 +76,10 @@ impl crate::error::Actionable for GitError {
             | GitError::AmbiguousRevision { .. }
             | GitError::NoCommits
             | GitError::NotARepository { .. } => Exit::Usage,
-            GitError::RefMoved { .. } | GitError::Git { .. } | GitError::Io { .. } => Exit::Failed,
+            GitError::RefMoved { .. }
+            | GitError::Git { .. }
+            | GitError::Io { .. }
+            | GitError::Signing { .. } => Exit::Failed,
         }
     }
 
@@ -85,6 +96,9 @@ impl crate::error::Actionable for GitError {
             GitError::RefMoved { .. } => Some(
                 "another rollout to this target finished meanwhile; check `atmos deployment status` and run again"
                     .into(),
+            ),
+            GitError::Signing { .. } => Some(
+                "the signing key must be an SSH key (ssh-keygen -t ed25519); set it with git config user.signingkey or --signing-key".into(),
             ),
             GitError::Git { .. } | GitError::Io { .. } => None,
         }

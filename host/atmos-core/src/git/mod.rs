@@ -333,6 +333,56 @@ impl GitRepo {
         r.symbolic_target().ok().flatten().map(str::to_owned)
     }
 
+    /// The commit the ref `name` (a full ref name) points at, if it exists: looked up exactly,
+    /// never by git's name rules.
+    pub fn peel_ref(&self, name: &str) -> Option<String> {
+        let r = self.repo.find_reference(name).ok()?;
+        r.peel_to_commit().ok().map(|c| c.id().to_string())
+    }
+
+    /// The names of the remotes configured in this clone.
+    pub fn remote_names(&self) -> Vec<String> {
+        self.repo
+            .remotes()
+            .map(|list| list.iter().flatten().flatten().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// What `HEAD` of `remote` points at, as the remote says (`git ls-remote --symref`).
+    pub fn remote_head(&self, remote: &str) -> Option<String> {
+        let out = std::process::Command::new("git")
+            .args(["ls-remote", "--symref", remote, "HEAD"])
+            .current_dir(self.workdir().unwrap_or(self.git_dir()))
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let rest = l.strip_prefix("ref: ")?;
+            let (target, name) = rest.split_once('\t')?;
+            (name.trim() == "HEAD").then(|| target.to_owned())
+        })
+    }
+
+    /// The branches `remote` holds (`refs/heads/…`), as it says (`git ls-remote --heads`);
+    /// `None` when it cannot be reached.
+    pub fn remote_branches(&self, remote: &str) -> Option<Vec<String>> {
+        let out = std::process::Command::new("git")
+            .args(["ls-remote", "--heads", remote])
+            .current_dir(self.workdir().unwrap_or(self.git_dir()))
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .ok()?;
+        out.status.success().then(|| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_once('\t').map(|(_, r)| r.trim().to_owned()))
+                .collect()
+        })
+    }
+
     /// The commit a ref or revision names, if any.
     pub fn peel(&self, name: &str) -> Option<String> {
         let object = self.repo.revparse_single(name).ok()?;
@@ -373,50 +423,25 @@ impl GitRepo {
         Ok(out)
     }
 
-    /// The files of `sha`, written once into `<git dir>/atmos/checkouts/<sha>` and reused: the
-    /// exact tree that a rollout of that commit runs, whatever the work tree holds.
-    pub fn checkout(&self, sha: &str) -> Result<PathBuf, GitError> {
-        let dir = self.git_dir().join("atmos").join("checkouts").join(sha);
-        let done = dir.join(".atmos-checkout-complete");
-        if done.exists() {
-            return Ok(dir);
-        }
-        let partial = self
-            .git_dir()
-            .join("atmos")
-            .join("checkouts")
-            .join(format!("{sha}.partial-{}", std::process::id()));
+    /// Write the files of `sha` into `dest` (created; it must not hold anything yet). Each run
+    /// gets its own copy, outside the repository, so nothing one run's scripts write is seen by
+    /// the next, and a script's `git` commands find no repository to change.
+    pub fn export_commit(&self, sha: &str, dest: &Path) -> Result<(), GitError> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| GitError::Io { path, source }
         };
-        if partial.exists() {
-            std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
-        }
-        std::fs::create_dir_all(&partial).map_err(io(&partial))?;
+        std::fs::create_dir_all(dest).map_err(io(dest))?;
         let commit = self.repo.find_commit(oid(sha)?).git()?;
         let mut builder = git2::build::CheckoutBuilder::new();
         builder
-            .target_dir(&partial)
+            .target_dir(dest)
             .update_index(false)
             .force()
             .recreate_missing(true);
         self.repo
             .checkout_tree(commit.as_object(), Some(&mut builder))
-            .git()?;
-        std::fs::write(partial.join(".atmos-checkout-complete"), sha).map_err(io(&partial))?;
-        match std::fs::rename(&partial, &dir) {
-            Ok(()) => Ok(dir),
-            // Another rollout finished the same checkout first: use theirs.
-            Err(_) if done.exists() => {
-                let _ = std::fs::remove_dir_all(&partial);
-                Ok(dir)
-            }
-            Err(e) => Err(GitError::Io {
-                path: dir,
-                source: e,
-            }),
-        }
+            .git()
     }
 }
 

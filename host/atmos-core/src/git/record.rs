@@ -31,13 +31,16 @@ pub struct PendingRecord {
     pub state: Option<StateUpdate>,
 }
 
-/// Who signs the tags.
+/// Who writes the tags, and the SSH key that signs them (as `git tag -s` with
+/// `gpg.format=ssh` would, so `git tag -v` verifies them).
 #[derive(Debug, Clone)]
 pub struct Tagger {
     /// Display name.
     pub name: String,
     /// Email (or the deployer identity when no email is known).
     pub email: String,
+    /// The key that signs every tag, when one is configured.
+    pub signing_key: Option<std::path::PathBuf>,
 }
 
 const ATTEMPTS: u32 = 200;
@@ -76,7 +79,7 @@ pub fn write(
                 suffix[i] += 1;
             }
         }
-        match try_write(repo, records, &names, &sig)? {
+        match try_write(repo, records, &names, &sig, tagger)? {
             true => return Ok(names),
             false => std::thread::sleep(Duration::from_millis(10)),
         }
@@ -94,6 +97,7 @@ fn try_write(
     records: &[PendingRecord],
     names: &[String],
     sig: &Signature<'_>,
+    tagger: &Tagger,
 ) -> Result<bool, GitError> {
     let raw = repo.raw();
     let mut tx = raw.transaction().git()?;
@@ -139,9 +143,7 @@ fn try_write(
         let target = raw
             .find_object(oid(&p.record.git_sha)?, Some(ObjectType::Commit))
             .git()?;
-        let tag = raw
-            .tag_annotation_create(name, &target, sig, &p.record.to_message())
-            .git()?;
+        let tag = tag_object(repo, name, target.id(), sig, &p.record.to_message(), tagger)?;
         tx.set_target(
             &format!("refs/tags/{name}"),
             tag,
@@ -156,6 +158,46 @@ fn try_write(
     }
     tx.commit().git()?;
     Ok(true)
+}
+
+/// Write an annotated tag object by hand — `object`, `type`, `tag`, `tagger`, a blank line,
+/// the message — and, with a signing key, the SSH signature of all of that appended, which is
+/// the layout git writes for `git tag -s` and checks with `git tag -v`.
+fn tag_object(
+    repo: &GitRepo,
+    name: &str,
+    target: git2::Oid,
+    sig: &Signature<'_>,
+    message: &str,
+    tagger: &Tagger,
+) -> Result<git2::Oid, GitError> {
+    let when = sig.when();
+    let offset = when.offset_minutes();
+    let sign = if offset < 0 { '-' } else { '+' };
+    let mut buf = format!(
+        "object {target}\ntype commit\ntag {name}\ntagger {} <{}> {} {sign}{:02}{:02}\n\n{message}",
+        sig.name().unwrap_or("atmos"),
+        sig.email().unwrap_or(""),
+        when.seconds(),
+        offset.abs() / 60,
+        offset.abs() % 60,
+    );
+    if !buf.ends_with('\n') {
+        buf.push('\n');
+    }
+    if let Some(key) = &tagger.signing_key {
+        let signature = crate::signing::sign(buf.as_bytes(), key, crate::signing::TAG_NAMESPACE)
+            .map_err(|e| GitError::Signing {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+        buf.push_str(&signature);
+    }
+    repo.raw()
+        .odb()
+        .git()?
+        .write(ObjectType::Tag, buf.as_bytes())
+        .git()
 }
 
 #[cfg(test)]
@@ -191,6 +233,7 @@ mod tests {
                 promoted_from: None,
                 promoted_at: None,
                 rollback_of: None,
+                previous_record: None,
                 previous_sha: None,
                 build_id: None,
                 component_type: None,
@@ -215,6 +258,7 @@ mod tests {
         let tagger = Tagger {
             name: "t".into(),
             email: "t@example.com".into(),
+            signing_key: None,
         };
         let seg = "2025-01-22T12-00-00Z";
         let first = write(&repo, seg, &[pending(&sha, None)], &tagger).expect("first");
@@ -236,6 +280,7 @@ mod tests {
         let tagger = Tagger {
             name: "t".into(),
             email: "t@example.com".into(),
+            signing_key: None,
         };
         write(&repo, "s1", &[pending(&sha, None)], &tagger).expect("first");
         // This writer read the ref before it existed: its expectation is stale.

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{GitError, GitRepo};
+use super::{GitError, GitRepo, Libgit2};
 use crate::contracts::TagRecord;
 use crate::contracts::layout::{TAG_PREFIX, parse_segment};
 
@@ -30,6 +30,24 @@ pub struct TagEntry {
 }
 
 impl TagEntry {
+    /// The entry of the history tag `refname` (`refs/tags/atmos/deployments/<d>/<t>/<c>/<time>`)
+    /// of `deployment`, if the name fits the layout.
+    pub fn parse(refname: &str, oid: &str, deployment: &str) -> Option<TagEntry> {
+        let base = format!("refs/tags/{TAG_PREFIX}/{deployment}/");
+        let rest = refname.strip_prefix(&base)?;
+        let (target, more) = rest.split_once('/')?;
+        let (component, segment) = more.rsplit_once('/')?;
+        let (at, seq) = parse_segment(segment)?;
+        Some(TagEntry {
+            name: refname.trim_start_matches("refs/tags/").to_owned(),
+            oid: oid.to_owned(),
+            target: target.to_owned(),
+            component: component.to_owned(),
+            at,
+            seq,
+        })
+    }
+
     /// Sort key: newest last.
     pub fn key(&self) -> (Timestamp, u32) {
         (self.at, self.seq)
@@ -61,30 +79,23 @@ impl GitRepo {
         let mut tags = Vec::new();
         let mut odd = Vec::new();
         for e in self.refs().list(&prefix)? {
-            let short = e.name.trim_start_matches("refs/tags/").to_owned();
-            let rest = &e.name[base.len()..];
-            let parsed = rest.split_once('/').and_then(|(t, more)| {
-                let (component, segment) = more.rsplit_once('/')?;
-                let (at, seq) = parse_segment(segment)?;
-                Some((t.to_owned(), component.to_owned(), at, seq))
-            });
-            match parsed {
-                Some((target, component, at, seq)) => tags.push(TagEntry {
-                    name: short,
-                    oid: e.oid,
-                    target,
-                    component,
-                    at,
-                    seq,
-                }),
+            match TagEntry::parse(&e.name, &e.oid, deployment) {
+                Some(entry) => tags.push(entry),
                 None => odd.push(Unparseable {
-                    tag: short,
+                    tag: e.name.trim_start_matches("refs/tags/").to_owned(),
                     reason: "the name does not end in a <UTC YYYY-MM-DDTHH-MM-SSZ> segment under <target>/<component>/".into(),
                 }),
             }
         }
         tags.sort_by_key(TagEntry::key);
         Ok((tags, odd))
+    }
+
+    /// The raw content of a tag object (header, message and any signature), as signed.
+    pub fn tag_content(&self, oid: &str) -> Result<Vec<u8>, GitError> {
+        let odb = self.raw().odb().git()?;
+        let object = odb.read(super::oid(oid)?).git()?;
+        Ok(object.data().to_vec())
     }
 
     /// Read and check one record.
@@ -102,11 +113,11 @@ impl GitRepo {
             .raw()
             .find_tag(oid)
             .map_err(|_| odd("a lightweight tag, not an annotated atmos record".into()))?;
-        let message = tag
-            .message()
-            .ok()
-            .flatten()
-            .ok_or_else(|| odd("the tag message is not UTF-8".into()))?;
+        let bytes = tag.message_bytes().unwrap_or_default();
+        // A signed record carries its SSH signature after the message, as `git tag -s` writes.
+        let body = crate::signing::split_signed(bytes).map_or(bytes, |(payload, _)| payload);
+        let message =
+            std::str::from_utf8(body).map_err(|_| odd("the tag message is not UTF-8".into()))?;
         let record = TagRecord::from_message(message).map_err(|e| odd(e.to_string()))?;
         if record.deployment != deployment
             || record.target != entry.target

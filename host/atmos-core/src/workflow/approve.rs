@@ -115,10 +115,10 @@ pub fn approve(
 ) -> Result<ApproveOutcome, WorkflowError> {
     let mut git = GitRepo::discover(&project.root)?;
     let remote_name = remote.map(|r| r.name.as_str());
-    if trust::ensure_history(project, &git, remote_name)?.is_some() {
+    if trust::ensure_history(project, &git, remote_name, false)?.is_some() {
         git = GitRepo::discover(&project.root)?;
     }
-    let trusted = trust::trusted(project, &git, remote_name, deployment)?;
+    let trusted = trust::trusted(project, &git, None, deployment)?;
     let loaded = &trusted.loaded;
     let d = &loaded.deployment;
     let target_name = resolve_target(d, request.target.as_deref(), "approve")?;
@@ -183,6 +183,8 @@ pub fn approve(
             actor: actor.clone(),
             build_id: request.build_id.clone(),
             started_at: jiff::Timestamp::now(),
+            signing_key: None,
+            proof: None,
         };
         let planner = Planner {
             project,

@@ -129,6 +129,7 @@ pub fn drift_plan(
         decisions: Vec::new(),
         denial: None,
         actor,
+        proof: None,
         build_id: None,
         metadata: IndexMap::new(),
         started_at: crate::contracts::layout::rfc3339(now),

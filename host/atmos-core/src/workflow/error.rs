@@ -112,6 +112,16 @@ pub enum WorkflowError {
         /// Why it could not be completed.
         detail: String,
     },
+    /// The work tree names a shared store the trusted rules do not.
+    #[error("the work tree's atmos.yaml names {} as the shared store, but the trusted one on {refname} {}", work_tree.as_deref().unwrap_or("none"), trusted.as_deref().map_or("names none (records stay in this repository)".to_owned(), |t| format!("names {t}")))]
+    StoreNotTrusted {
+        /// The remote from the work tree.
+        work_tree: Option<String>,
+        /// The remote of the trusted rules.
+        trusted: Option<String>,
+        /// The trusted ref.
+        refname: String,
+    },
     /// `--local` rules on a rollout that would change something.
     #[error("--local evaluates uncommitted rules, so it only goes with --plan")]
     LocalRulesNeedPlan,
@@ -214,6 +224,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::NotInCommit { .. }
             | WorkflowError::ShallowClone { .. }
             | WorkflowError::LocalRulesNeedPlan
+            | WorkflowError::StoreNotTrusted { .. }
             | WorkflowError::NoSigningKey { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::Record { .. }
@@ -271,6 +282,10 @@ impl Actionable for WorkflowError {
             WorkflowError::ShallowClone { .. } => Some(
                 "clone with the whole history (actions/checkout: `fetch-depth: 0`), or run `git fetch --unshallow origin`".into(),
             ),
+            WorkflowError::StoreNotTrusted { trusted, .. } => Some(match trusted {
+                Some(t) => format!("records go to the trusted store: pass --remote {t}, or merge the atmos.yaml change first"),
+                None => "merge the atmos.yaml change first, or pass --remote explicitly".into(),
+            }),
             WorkflowError::LocalRulesNeedPlan => Some(
                 "commit and merge the rules to change what a real rollout checks; try them first with --plan --local".into(),
             ),

@@ -6,7 +6,7 @@
 //!
 //! The trusted ref is, in order: git's `atmos.trustRef` setting (the runner's own config,
 //! outside any commit); `trust.ref` in the `atmos.yaml` of the default trusted ref; the shared
-//! remote's default branch (`refs/remotes/<remote>/HEAD`, else its `main` or `master`); and,
+//! remote's default branch (`refs/remotes/<remote>/HEAD`, else what the remote says its HEAD is, else its only branch); and,
 //! without a remote, the current branch's committed HEAD.
 //!
 //! The rules are exported from that commit into a private temporary folder for each run (only
@@ -53,7 +53,7 @@ pub struct Rules {
     pub loaded: LoadedDeployment,
     /// Where they came from.
     pub origin: RulesOrigin,
-    _export: Option<tempfile::TempDir>,
+    _export: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 /// The rules in the work tree, uncommitted (`validate`, `policy eval --local`,
@@ -71,49 +71,87 @@ pub fn local(project: &Project, deployment: &str) -> Result<Rules, ProjectError>
     })
 }
 
-/// The remote whose default branch is trusted: the one asked for, else atmos.yaml's
-/// `git.remote`, else `origin` when the clone has it.
-fn remote_name(git: &GitRepo, project: &Project, asked: Option<&str>) -> Option<String> {
-    asked
-        .map(str::to_owned)
-        .or_else(|| project.settings.git.remote.clone())
-        .or_else(|| {
-            git.peel("refs/remotes/origin/HEAD")
-                .or_else(|| git.peel("refs/remotes/origin/main"))
-                .or_else(|| git.peel("refs/remotes/origin/master"))
-                .map(|_| "origin".to_owned())
+/// The remote whose default branch is trusted: the one asked for on the command line, else
+/// the clone's only remote, else `origin`. Never a setting of the work tree, which the commit
+/// being deployed controls.
+fn remote_name(git: &GitRepo, asked: Option<&str>) -> Option<String> {
+    if let Some(a) = asked {
+        return Some(a.to_owned());
+    }
+    let remotes = git.remote_names();
+    match remotes.as_slice() {
+        [only] => Some(only.clone()),
+        _ => remotes.into_iter().find(|r| r == "origin"),
+    }
+}
+
+/// A trusted ref named in a setting: a full ref name (`refs/…`) that exists, resolved exactly
+/// (never by git's name lookup, where a pushed tag `main` would win over a branch).
+fn named_ref(git: &GitRepo, refname: &str, named_by: &str) -> Result<String, WorkflowError> {
+    if !refname.starts_with("refs/") {
+        return Err(WorkflowError::NoTrustedRef {
+            refname: refname.to_owned(),
+            why: format!("{named_by} must give a full ref name, e.g. refs/remotes/origin/main"),
+        });
+    }
+    git.peel_ref(refname)
+        .ok_or_else(|| WorkflowError::NoTrustedRef {
+            refname: refname.to_owned(),
+            why: format!("{named_by} names it, but it does not exist here"),
         })
+}
+
+/// The default branch of `remote`: what its `HEAD` points at, as recorded by the clone
+/// (`refs/remotes/<remote>/HEAD`), else as the remote says (`git ls-remote --symref`), else
+/// its only branch. No guessing by name: a branch someone pushed as `main` is not the default
+/// branch.
+fn default_branch(git: &GitRepo, remote: &str) -> Result<String, WorkflowError> {
+    let head = format!("refs/remotes/{remote}/HEAD");
+    if let Some(t) = git.symbolic_target(&head)
+        && git.peel_ref(&t).is_some()
+    {
+        return Ok(t);
+    }
+    // A remote whose HEAD names no branch yet (a bare repository initialised with another
+    // default branch) but which holds exactly one branch has no other candidate.
+    let asked = git
+        .remote_head(remote)
+        .or_else(|| match git.remote_branches(remote).as_deref() {
+            Some([only]) => Some(only.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| WorkflowError::NoTrustedRef {
+            refname: head.clone(),
+            why: format!(
+                "the default branch of {remote} is unknown here, and {remote} did not say"
+            ),
+        })?;
+    let branch = asked
+        .strip_prefix("refs/heads/")
+        .map(|b| format!("refs/remotes/{remote}/{b}"))
+        .unwrap_or(asked);
+    if git.peel_ref(&branch).is_none() {
+        return Err(WorkflowError::NoTrustedRef {
+            refname: branch,
+            why: format!("it is {remote}'s default branch, but it has not been fetched"),
+        });
+    }
+    Ok(branch)
 }
 
 /// The default trusted ref: `(ref, commit, why)`.
 fn default_ref(
     git: &GitRepo,
-    project: &Project,
     remote: Option<&str>,
 ) -> Result<(String, String, String), WorkflowError> {
     if let Some(r) = git.config_string("atmos.trustRef") {
-        let commit = git.peel(&r).ok_or_else(|| WorkflowError::NoTrustedRef {
-            refname: r.clone(),
-            why: "git config atmos.trustRef names it, but it does not exist here".into(),
-        })?;
+        let commit = named_ref(git, &r, "git config atmos.trustRef")?;
         return Ok((r, commit, "git config atmos.trustRef".into()));
     }
-    if let Some(remote) = remote_name(git, project, remote) {
-        let head = format!("refs/remotes/{remote}/HEAD");
-        let symbolic = git.symbolic_target(&head).filter(|t| git.peel(t).is_some());
-        let candidates = symbolic.into_iter().chain([
-            format!("refs/remotes/{remote}/main"),
-            format!("refs/remotes/{remote}/master"),
-        ]);
-        for r in candidates {
-            if let Some(commit) = git.peel(&r) {
-                return Ok((r, commit, format!("default branch of {remote}")));
-            }
-        }
-        return Err(WorkflowError::NoTrustedRef {
-            refname: head,
-            why: format!("{remote} has no default branch in this clone"),
-        });
+    if let Some(remote) = remote_name(git, remote) {
+        let branch = default_branch(git, &remote)?;
+        let commit = git.peel_ref(&branch).unwrap_or_default();
+        return Ok((branch, commit, format!("default branch of {remote}")));
     }
     let commit = git.resolve_commit("HEAD")?;
     Ok((
@@ -143,6 +181,130 @@ fn settings_at(git: &GitRepo, commit: &str, rel: &Path) -> Result<Settings, Work
     })
 }
 
+/// The trusted ref of the project: `(ref, commit, why)`, following a `trust.ref` in the
+/// default trusted ref's `atmos.yaml` once.
+pub fn trusted_ref(
+    project: &Project,
+    git: &GitRepo,
+    remote: Option<&str>,
+) -> Result<RulesOrigin, WorkflowError> {
+    let rel = project_in_repo(git, &project.root);
+    let (mut refname, mut commit, mut why) = default_ref(git, remote)?;
+    if why != "git config atmos.trustRef"
+        && let Some(next) = settings_at(git, &commit, &rel)?.trust.trusted_ref
+        && next != refname
+    {
+        commit = named_ref(git, &next, &format!("atmos.yaml trust.ref on {refname}"))?;
+        refname = next;
+        why = "atmos.yaml trust.ref".into();
+    }
+    Ok(RulesOrigin {
+        source: refname,
+        commit: Some(commit),
+        chosen_by: why,
+    })
+}
+
+/// The project as of one commit — its `atmos.yaml` and deployments folder — exported into a
+/// private folder, from which the rules of each deployment are taken.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The project as of the commit (its root is inside the export).
+    pub project: Project,
+    /// Where the rules come from.
+    pub origin: RulesOrigin,
+    commit: String,
+    rel: PathBuf,
+    dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl Snapshot {
+    /// Export the project found at `rel` (relative to the repository's top) in the commit of
+    /// `origin`.
+    pub fn at(git: &GitRepo, rel: &Path, origin: RulesOrigin) -> Result<Snapshot, WorkflowError> {
+        let commit = origin.commit.clone().unwrap_or_default();
+        let settings = settings_at(git, &commit, rel)?;
+        let dir = tempfile::Builder::new()
+            .prefix("atmos-rules-")
+            .tempdir()
+            .map_err(|source| WorkflowError::Io {
+                path: PathBuf::from("temporary folder"),
+                source,
+            })?;
+        let deployments = settings
+            .deployments
+            .path
+            .clone()
+            .unwrap_or_else(|| crate::config::project::DEFAULT_DEPLOYMENTS_DIR.to_owned());
+        git.export(
+            &commit,
+            &[
+                rel.join(crate::config::project::SETTINGS_FILE),
+                rel.join(&deployments),
+            ],
+            dir.path(),
+        )?;
+        let root = dir.path().join(rel);
+        std::fs::create_dir_all(root.join(&deployments)).map_err(|source| WorkflowError::Io {
+            path: root.clone(),
+            source,
+        })?;
+        Ok(Snapshot {
+            project: Project::open(root)?,
+            origin,
+            commit,
+            rel: rel.to_owned(),
+            dir: std::sync::Arc::new(dir),
+        })
+    }
+
+    /// The names of the deployments defined at this commit.
+    pub fn deployments(&self) -> Result<Vec<String>, WorkflowError> {
+        Ok(self
+            .project
+            .deployment_files()?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    /// The rules of `deployment`, with the files its bindings name exported too.
+    pub fn rules(&self, git: &GitRepo, deployment: &str) -> Result<Rules, WorkflowError> {
+        let loaded = match self.project.load(deployment) {
+            Ok(l) => l,
+            Err(ProjectError::UnknownDeployment { .. }) => {
+                return Err(WorkflowError::NotOnTrustedRef {
+                    deployment: deployment.to_owned(),
+                    refname: self.origin.source.clone(),
+                    commit: self.commit.clone(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Everything the bindings name: policies (with their data), hooks and the folders
+        // they may read, the allowed signers.
+        let rel = &self.rel;
+        let mut paths: Vec<PathBuf> = crate::gates::all_bound_policies(&self.project, &loaded)
+            .into_iter()
+            .map(|p| rel.join(p))
+            .collect();
+        for h in crate::gates::all_bound_hooks(&loaded) {
+            paths.push(rel.join(&h.wasm));
+            paths.extend(h.read_only_dirs.iter().map(|d| rel.join(d)));
+        }
+        if let Some(s) = &self.project.settings.approvers.allowed_signers {
+            paths.push(rel.join(s));
+        }
+        git.export(&self.commit, &paths, self.dir.path())?;
+        Ok(Rules {
+            project: self.project.clone(),
+            loaded,
+            origin: self.origin.clone(),
+            _export: Some(self.dir.clone()),
+        })
+    }
+}
+
 /// The rules of `deployment` from the trusted ref, exported into a private folder.
 pub fn trusted(
     project: &Project,
@@ -150,81 +312,8 @@ pub fn trusted(
     remote: Option<&str>,
     deployment: &str,
 ) -> Result<Rules, WorkflowError> {
-    let rel = project_in_repo(git, &project.root);
-    let (mut refname, mut commit, mut why) = default_ref(git, project, remote)?;
-    if why != "git config atmos.trustRef"
-        && let Some(next) = settings_at(git, &commit, &rel)?.trust.trusted_ref
-        && next != refname
-    {
-        commit = git.peel(&next).ok_or_else(|| WorkflowError::NoTrustedRef {
-            refname: next.clone(),
-            why: format!("atmos.yaml trust.ref on {refname} names it, but it does not exist here"),
-        })?;
-        refname = next;
-        why = "atmos.yaml trust.ref".into();
-    }
-    let settings = settings_at(git, &commit, &rel)?;
-    let dir = tempfile::Builder::new()
-        .prefix("atmos-rules-")
-        .tempdir()
-        .map_err(|source| WorkflowError::Io {
-            path: PathBuf::from("temporary folder"),
-            source,
-        })?;
-    let deployments = settings
-        .deployments
-        .path
-        .clone()
-        .unwrap_or_else(|| crate::config::project::DEFAULT_DEPLOYMENTS_DIR.to_owned());
-    git.export(
-        &commit,
-        &[
-            rel.join(crate::config::project::SETTINGS_FILE),
-            rel.join(&deployments),
-        ],
-        dir.path(),
-    )?;
-    let root = dir.path().join(&rel);
-    std::fs::create_dir_all(root.join(&deployments)).map_err(|source| WorkflowError::Io {
-        path: root.clone(),
-        source,
-    })?;
-    let rules_project = Project::open(root.clone())?;
-    let loaded = match rules_project.load(deployment) {
-        Ok(l) => l,
-        Err(ProjectError::UnknownDeployment { .. }) => {
-            return Err(WorkflowError::NotOnTrustedRef {
-                deployment: deployment.to_owned(),
-                refname,
-                commit,
-            });
-        }
-        Err(e) => return Err(e.into()),
-    };
-    // Everything the bindings name: policies (with their data), hooks and the folders they
-    // may read, the allowed signers.
-    let mut paths: Vec<PathBuf> = crate::gates::all_bound_policies(&rules_project, &loaded)
-        .into_iter()
-        .map(|p| rel.join(p))
-        .collect();
-    for h in crate::gates::all_bound_hooks(&loaded) {
-        paths.push(rel.join(&h.wasm));
-        paths.extend(h.read_only_dirs.iter().map(|d| rel.join(d)));
-    }
-    if let Some(s) = &rules_project.settings.approvers.allowed_signers {
-        paths.push(rel.join(s));
-    }
-    git.export(&commit, &paths, dir.path())?;
-    Ok(Rules {
-        project: rules_project,
-        loaded,
-        origin: RulesOrigin {
-            source: refname,
-            commit: Some(commit),
-            chosen_by: why,
-        },
-        _export: Some(dir),
-    })
+    let origin = trusted_ref(project, git, remote)?;
+    Snapshot::at(git, &project_in_repo(git, &project.root), origin)?.rules(git, deployment)
 }
 
 /// Where the project sits inside the repository's work tree (`""` at the top).
@@ -242,11 +331,17 @@ pub fn ensure_history(
     project: &Project,
     git: &GitRepo,
     remote: Option<&str>,
+    offline: bool,
 ) -> Result<Option<String>, WorkflowError> {
     if !git.is_shallow() {
         return Ok(None);
     }
-    let Some(name) = remote_name(git, project, remote) else {
+    if offline {
+        return Err(WorkflowError::ShallowClone {
+            detail: "--offline: the rest of the history cannot be fetched".into(),
+        });
+    }
+    let Some(name) = remote_name(git, remote) else {
         return Err(WorkflowError::ShallowClone {
             detail: "no remote to fetch the rest of the history from".into(),
         });
@@ -268,7 +363,62 @@ pub fn ensure_history(
             ),
         });
     }
+    // The remote may be shallow itself: check rather than trust the fetch.
+    if GitRepo::discover(&project.root)?.is_shallow() {
+        return Err(WorkflowError::ShallowClone {
+            detail: format!("{name} does not have the whole history either"),
+        });
+    }
     Ok(Some(format!(
         "this clone was shallow: fetched the whole history from {name} so that the gates see every commit (use fetch-depth: 0 to skip this step)"
     )))
+}
+
+/// Prove the deployer's identity before anything runs: sign a fresh challenge with their key
+/// and verify it for the identity they claim against the allowed signers of the trusted rules.
+/// Anyone can set `ATMOS_ACTOR`; only the holder of an allowed key is verified.
+pub fn prove(
+    actor: &crate::identity::Actor,
+    key: Option<&Path>,
+    rules: &Rules,
+) -> crate::identity::Proof {
+    let unverified = |reason: String| crate::identity::Proof {
+        id: actor.id.clone(),
+        source: actor.source.clone(),
+        verified: false,
+        reason: Some(reason),
+    };
+    let Some(key) = key else {
+        return unverified(
+            "no signing key is configured (git config user.signingkey with gpg.format=ssh, or --signing-key)".into(),
+        );
+    };
+    let Some(signers) = &rules.project.settings.approvers.allowed_signers else {
+        return unverified(format!(
+            "approvers.allowed_signers is not set in atmos.yaml on {}",
+            rules.origin.source
+        ));
+    };
+    let signers = rules.project.root.join(signers);
+    let challenge = format!(
+        "atmos deployer check: {} at {}",
+        actor.id,
+        crate::contracts::layout::rfc3339(jiff::Timestamp::now())
+    );
+    let ns = crate::signing::IDENTITY_NAMESPACE;
+    match crate::signing::sign(challenge.as_bytes(), key, ns)
+        .and_then(|sig| crate::signing::verify(challenge.as_bytes(), &sig, &actor.id, &signers, ns))
+    {
+        Ok(()) => crate::identity::Proof {
+            id: actor.id.clone(),
+            source: actor.source.clone(),
+            verified: true,
+            reason: None,
+        },
+        Err(e) => unverified(format!(
+            "{} is not allowed for {}: {e}",
+            key.display(),
+            actor.id
+        )),
+    }
 }

@@ -82,9 +82,12 @@ pub struct BuildPlan {
     /// Components that go into the SBOM (every selected one), without images yet.
     #[serde(skip)]
     pub sbom_components: Vec<ComponentInput>,
-    /// Where the sources are (the work tree, or a checkout of HEAD when it is dirty).
+    /// Where the sources are (the work tree, or a private export of HEAD when it is dirty).
     #[serde(skip)]
     pub root: PathBuf,
+    /// The export `root` points into, removed when the plan is dropped.
+    #[serde(skip)]
+    _export: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 fn setting<'a>(c: &ComponentRef<'a>, key: &str) -> Option<&'a str> {
@@ -166,10 +169,19 @@ pub fn plan(
         .and_then(|w| w.canonicalize().ok())
         .and_then(|w| project_root.strip_prefix(w).ok().map(Path::to_owned))
         .unwrap_or_default();
-    let root = if git.is_clean()? {
-        project_root.to_owned()
+    // A dirty work tree is not what HEAD names: build from a private export of HEAD instead.
+    let (root, export) = if git.is_clean()? {
+        (project_root.to_owned(), None)
     } else {
-        git.checkout(&commit)?.join(relative)
+        let dir = tempfile::Builder::new()
+            .prefix("atmos-build-tree-")
+            .tempdir()
+            .map_err(|source| crate::workflow::error::WorkflowError::Io {
+                path: PathBuf::from("temporary folder"),
+                source,
+            })?;
+        git.export_commit(&commit, dir.path())?;
+        (dir.path().join(relative), Some(std::sync::Arc::new(dir)))
     };
     let selected: Vec<ComponentRef<'_>> = d
         .components
@@ -330,6 +342,7 @@ pub fn plan(
         items,
         sbom_components,
         root,
+        _export: export,
     })
 }
 

@@ -7,13 +7,20 @@ use super::model::{Blocker, RolloutPlan, RolloutRequest};
 use super::plan::{APPROVAL_GATE, PROMOTION_GATE, Planner};
 use crate::config::model::ApprovalMethod;
 use crate::contracts::{Decision, Verdict};
+use crate::workflow::error::WorkflowError;
+
+impl Planner<'_> {
+    /// Plan `request`: built-in gates, then every policy and hook bound to the target,
+    /// evaluated against the gate input document; then every blocker with a checked fix.
+    pub fn plan(&self, request: &RolloutRequest) -> Result<RolloutPlan, WorkflowError> {
+        let mut plan = self.gated(request)?;
+        plan.blockers = collect(self, request, &plan);
+        Ok(plan)
+    }
+}
 
 /// The blockers of `plan`, in the order of its decisions.
-pub(super) fn collect(
-    planner: &Planner<'_>,
-    request: &RolloutRequest,
-    plan: &RolloutPlan,
-) -> Vec<Blocker> {
+fn collect(planner: &Planner<'_>, request: &RolloutRequest, plan: &RolloutPlan) -> Vec<Blocker> {
     let mut out = Vec::new();
     for d in &plan.decisions {
         if !matches!(d.result, Verdict::Deny | Verdict::Pending) {
@@ -30,7 +37,7 @@ pub(super) fn collect(
         };
         match d.source.as_str() {
             PROMOTION_GATE => promotion(planner, request, plan, &mut b),
-            APPROVAL_GATE => approvals(plan, d, &mut b),
+            APPROVAL_GATE => approvals(planner, request, plan, d, &mut b),
             _ => b.fixes.extend(d.fix.clone()),
         }
         out.push(b);
@@ -81,45 +88,49 @@ fn promotion(planner: &Planner<'_>, request: &RolloutRequest, plan: &RolloutPlan
         skip_promotion_check: true,
         ..request.clone()
     };
-    // Only what the skip itself brings counts: denials the rollout has anyway are listed as
-    // blockers of their own.
+    // Offered only when the gates would then let it through; otherwise say what would
+    // still refuse it.
     if let Ok(p) = planner.gated(&skip) {
-        let new: Vec<String> = p
-            .decisions
-            .iter()
-            .filter(|d| d.result == Verdict::Deny)
-            .filter(|d| {
-                !plan
-                    .decisions
-                    .iter()
-                    .any(|o| o.result == Verdict::Deny && o.message == d.message)
-            })
-            .map(|d| d.message.clone())
-            .collect();
-        if new.is_empty() {
-            b.fixes.push(denial.skip_command.clone());
-        } else {
+        if p.blocked() == Some(Verdict::Deny) {
             b.not_offered.push(format!(
-                "--skip-promotion-check is refused here: {}",
-                new.join("; ")
+                "--skip-promotion-check would still be refused: {}",
+                denials(&p)
             ));
+        } else {
+            b.fixes.push(denial.skip_command.clone());
         }
     }
 }
 
-fn approvals(plan: &RolloutPlan, d: &Decision, b: &mut Blocker) {
+fn approvals(
+    planner: &Planner<'_>,
+    request: &RolloutRequest,
+    plan: &RolloutPlan,
+    d: &Decision,
+    b: &mut Blocker,
+) {
     let (Some(check), Some(commit)) = (&plan.approvals, &plan.approval_commit) else {
         return;
     };
-    let from = plan
-        .source_target
-        .as_ref()
-        .map(|s| format!(" --promote-from {s}"))
-        .unwrap_or_default();
     let approve = format!(
-        "atmos deployment approve {} --target {}{from} --git-sha {commit}",
+        "atmos deployment approve {} --target {} --git-sha {commit}",
         plan.deployment, plan.target,
     );
+    // An approval the gates would refuse is not suggested.
+    if let Ok(decisions) = planner.approval_gates(request) {
+        let refusals: Vec<&str> = decisions
+            .iter()
+            .filter(|d| d.result == Verdict::Deny)
+            .map(|d| d.message.as_str())
+            .collect();
+        if !refusals.is_empty() {
+            b.not_offered.push(format!(
+                "`{approve}` would be refused: {}",
+                refusals.join("; ")
+            ));
+            return;
+        }
+    }
     if d.result == Verdict::Deny {
         b.fixes.push(approve);
         b.not_offered

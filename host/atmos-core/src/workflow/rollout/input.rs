@@ -159,9 +159,11 @@ pub fn for_rollout(
         rules: InputRules {
             source: plan.rules.source.clone(),
             commit: plan.rules.commit.clone(),
+            branch: branch_name(&plan.rules.source),
         },
         components,
         actor: plan.actor.id.clone(),
+        identity: plan.proof.clone(),
         approvals: Vec::new(),
         state,
         now: plan.started_at.clone(),
@@ -175,4 +177,15 @@ pub fn for_rollout(
             v => Some(v),
         },
     })
+}
+
+/// `main` for `refs/remotes/origin/main` or `refs/heads/main`; the ref itself otherwise.
+fn branch_name(source: &str) -> String {
+    if let Some(rest) = source.strip_prefix("refs/remotes/") {
+        return rest.split_once('/').map_or(rest, |(_, b)| b).to_owned();
+    }
+    source
+        .strip_prefix("refs/heads/")
+        .unwrap_or(source)
+        .to_owned()
 }

@@ -39,21 +39,27 @@ pub fn evaluate(
     }
     let remote = remote.map(|r| r.name.as_str());
     let mut git = crate::git::GitRepo::discover(&project.root)?;
-    if let Some(note) = trust::ensure_history(project, &git, remote)? {
+    if let Some(note) = trust::ensure_history(project, &git, remote, false)? {
         observer.event(&crate::workflow::Event::Warning(note));
         git = crate::git::GitRepo::discover(&project.root)?;
     }
     let rules = if local {
         trust::local(project, deployment)?
     } else {
-        trust::trusted(project, &git, remote, deployment)?
+        trust::trusted(project, &git, None, deployment)?
     };
     crate::config::UnknownTarget::check(&rules.loaded.deployment, &request.target)?;
+    let mut request = request.clone();
+    request.proof = Some(trust::prove(
+        &request.actor,
+        request.signing_key.as_deref(),
+        &rules,
+    ));
     plan::Planner {
         project,
         rules: &rules,
         git: &git,
         evaluator,
     }
-    .plan(request)
+    .plan(&request)
 }

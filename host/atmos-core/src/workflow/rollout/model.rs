@@ -37,6 +37,11 @@ pub struct RolloutRequest {
     pub build_id: Option<String>,
     /// When the rollout starts; names its tags.
     pub started_at: Timestamp,
+    /// The SSH key that proves the deployer's identity and signs the records, when one is
+    /// configured.
+    pub signing_key: Option<std::path::PathBuf>,
+    /// Whether the deployer proved their identity (set once the trusted rules are known).
+    pub proof: Option<crate::identity::Proof>,
 }
 
 /// What kind of rollout this is, overall.
@@ -143,6 +148,9 @@ pub struct RolloutPlan {
     pub denial: Option<PromotionDenial>,
     /// Who deploys.
     pub actor: Actor,
+    /// Whether the deployer proved that identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<crate::identity::Proof>,
     /// CI build id.
     pub build_id: Option<String>,
     /// Recorded metadata.

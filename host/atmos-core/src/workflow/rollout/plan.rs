@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
-use super::blockers;
 use super::model::{
     Action, Change, PlannedComponent, PromotionDenial, RolloutPlan, RolloutRequest, StepRequest,
 };
@@ -33,6 +32,8 @@ pub const PROMOTION_GATE: &str = "builtin/promotion-path";
 pub const APPROVAL_GATE: &str = "builtin/approvals";
 /// Source of the built-in decision about where the deployed commit lives.
 pub const HISTORY_GATE: &str = "builtin/history";
+/// Source of the built-in decision about who may deploy.
+pub const DEPLOYER_GATE: &str = "builtin/deployers";
 
 /// What planning reads: the work tree's project (where executors run), the trusted rules, the
 /// repository and the policy evaluator.
@@ -48,14 +49,6 @@ pub struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    /// Plan `request`: built-in gates, then every policy and hook bound to the target,
-    /// evaluated against the gate input document; then every blocker with a checked fix.
-    pub fn plan(&self, request: &RolloutRequest) -> Result<RolloutPlan, WorkflowError> {
-        let mut plan = self.gated(request)?;
-        plan.blockers = blockers::collect(self, request, &plan);
-        Ok(plan)
-    }
-
     /// The plan with every gate's decision, without checking the fixes of its blockers (what
     /// a suggested command is checked with).
     pub(super) fn gated(&self, request: &RolloutRequest) -> Result<RolloutPlan, WorkflowError> {
@@ -394,6 +387,33 @@ impl Planner<'_> {
             ));
         }
 
+        // What a promotion takes must have run in the source: a state ref moved by hand, with
+        // no success record behind it, is not a rollout there.
+        if let Some(source) = &request.promote_from {
+            let mut unproven = Vec::new();
+            for c in &changing {
+                if !ran.ran(source, &c.name, &c.new)? {
+                    unproven.push(format!("{} ({})", c.name, short(&c.new)));
+                }
+            }
+            if !unproven.is_empty() {
+                let mut d = Decision::new(
+                    HISTORY_GATE,
+                    "ran_in_source",
+                    Verdict::Deny,
+                    format!(
+                        "{source} has no success record of what it is said to run: {} (a state ref moved by hand, or a record that does not count)",
+                        unproven.join(", ")
+                    ),
+                );
+                d.fix = Some(format!(
+                    "roll out to {source} first (atmos deployment rollout {} --target {source}), or check its records with `atmos deployment verify`",
+                    rules.name
+                ));
+                decisions.push(d);
+            }
+        }
+
         // Where the deployed commits live.
         let trusted = self.rules.origin.source.clone();
         let off_trusted: Vec<String> = if self.rules.origin.is_local() {
@@ -421,6 +441,10 @@ impl Planner<'_> {
             ));
         }
 
+        if let Some(rule) = target.promotion.as_ref().and_then(|p| p.deployers.as_ref()) {
+            decisions.push(self.deployers(request, target_name, rule));
+        }
+
         let (approvals, approval_commit, approvers_text) =
             self.approvals(request, target_name, &components, &changing, &mut decisions)?;
 
@@ -442,6 +466,7 @@ impl Planner<'_> {
             decisions,
             denial,
             actor: request.actor.clone(),
+            proof: request.proof.clone(),
             build_id: request.build_id.clone(),
             metadata,
             started_at: rfc3339(request.started_at),
@@ -453,6 +478,79 @@ impl Planner<'_> {
             blockers: Vec::new(),
             configs,
         })
+    }
+
+    /// The built-in deployers gate: only members of the target's deployer groups, and only
+    /// with a proven identity when the target requires it.
+    fn deployers(
+        &self,
+        request: &RolloutRequest,
+        target: &str,
+        rule: &crate::config::model::DeployerRules,
+    ) -> Decision {
+        let groups = &self.rules.project.settings.approvers.groups;
+        let members: Vec<&String> = rule
+            .from_groups
+            .iter()
+            .flat_map(|g| groups.get(g).into_iter().flatten())
+            .collect();
+        let who = &request.actor.id;
+        let proof = request.proof.clone().unwrap_or(crate::identity::Proof {
+            id: who.clone(),
+            source: request.actor.source.clone(),
+            verified: false,
+            reason: Some("the identity was not checked".into()),
+        });
+        let decision =
+            |result, message: String| Decision::new(DEPLOYER_GATE, "deployers", result, message);
+        if !rule.from_groups.is_empty() && !members.contains(&who) {
+            let mut d = decision(
+                Verdict::Deny,
+                format!(
+                    "{who} (from {}) may not deploy to {target}: deployers are {}",
+                    request.actor.source,
+                    rule.from_groups.join(", ")
+                ),
+            );
+            d.fix = Some(format!(
+                "ask one of {} to roll out",
+                members
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return d;
+        }
+        if rule.require_signed && !proof.verified {
+            let mut d = decision(
+                Verdict::Deny,
+                format!(
+                    "{target} requires a proven identity, and {who} is not proven: {}",
+                    proof.reason.clone().unwrap_or_default()
+                ),
+            );
+            d.fix = Some(format!(
+                "sign with a key allowed for {who}: git config user.signingkey <key> with gpg.format=ssh, or --signing-key <key>"
+            ));
+            return d;
+        }
+        decision(
+            Verdict::Allow,
+            format!(
+                "{who} may deploy to {target}{}{}",
+                if rule.from_groups.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", rule.from_groups.join(", "))
+                },
+                if proof.verified {
+                    ", identity proven by signature"
+                } else {
+                    ""
+                }
+            ),
+        )
     }
 
     /// The built-in approval gate of a target that requires approvals.

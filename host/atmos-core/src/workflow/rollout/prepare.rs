@@ -55,8 +55,6 @@ pub fn prepare(
             project_root.strip_prefix(&w).ok().map(Path::to_owned)
         })
         .unwrap_or_default();
-    let head = git.head_commit();
-    let clean = git.is_clean()?;
 
     let mut components = HashMap::new();
     let mut roots: HashMap<String, PathBuf> = HashMap::new();
@@ -79,12 +77,15 @@ pub fn prepare(
             let root = match roots.get(&planned.new) {
                 Some(r) => r.clone(),
                 None => {
-                    // The work tree is the deployed tree only when it is exactly HEAD.
-                    let r = if clean && head.as_deref() == Some(planned.new.as_str()) {
-                        project_root.to_owned()
-                    } else {
-                        git.checkout(&planned.new)?.join(&relative)
-                    };
+                    // Every run gets its own export of the deployed commit, outside the
+                    // repository: never the work tree (untracked files, a script's leftovers),
+                    // never a copy shared with an earlier run.
+                    let tree = scratch
+                        .path()
+                        .join(".trees")
+                        .join(crate::git::short(&planned.new));
+                    git.export_commit(&planned.new, &tree)?;
+                    let r = tree.join(&relative);
                     roots.insert(planned.new.clone(), r.clone());
                     r
                 }

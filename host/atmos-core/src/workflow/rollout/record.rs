@@ -22,6 +22,15 @@ pub fn record(
         .started_at
         .parse()
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    // Each record names the one before it (same target and component): a hash chain.
+    let (history, _) = git.history_tags(&plan.deployment, Some(&plan.target))?;
+    let previous = |component: &str| {
+        history
+            .iter()
+            .rev()
+            .find(|e| e.component == component)
+            .map(|e| e.oid.clone())
+    };
     let mut pending = Vec::new();
     let mut owners = Vec::new();
     for run in &runs {
@@ -48,6 +57,7 @@ pub fn record(
             rollback_of: (planned.change == Change::Rollback)
                 .then(|| planned.current.clone())
                 .flatten(),
+            previous_record: previous(&planned.name),
             previous_sha: planned.current.clone(),
             build_id: plan.build_id.clone(),
             component_type: Some(planned.kind.as_str().to_owned()),

@@ -44,6 +44,11 @@ pub struct RolloutOptions {
     pub remote: Option<Remote>,
     /// Evaluate the rules in the work tree, uncommitted (plan-only; says so).
     pub local_rules: bool,
+    /// The remote was named on the command line (`--remote`), not taken from the work tree's
+    /// `atmos.yaml`.
+    pub remote_from_flag: bool,
+    /// `--offline`: never talk to a remote.
+    pub offline: bool,
 }
 
 /// How a rollout ended, when it did not fail.
@@ -132,7 +137,10 @@ impl<'a> RolloutSession<'a> {
             r.fetch()?;
         }
         let remote_name = options.remote.as_ref().map(|r| r.name.clone());
-        if let Some(note) = trust::ensure_history(project, &git, remote_name.as_deref())? {
+        let trust_remote = remote_name.as_deref().filter(|_| options.remote_from_flag);
+        if let Some(note) =
+            trust::ensure_history(project, &git, remote_name.as_deref(), options.offline)?
+        {
             observer.event(&Event::Warning(note));
             git = GitRepo::discover(&project.root)?;
         }
@@ -166,9 +174,33 @@ impl<'a> RolloutSession<'a> {
         let rules = if options.local_rules {
             trust::local(project, deployment)?
         } else {
-            trust::trusted(project, &git, remote_name.as_deref(), deployment)?
+            trust::trusted(project, &git, trust_remote, deployment)?
         };
+        // The shared store is the trusted one: the work tree does not pick it.
+        // (Offline, or without a store, nothing is pushed anywhere.)
+        if !options.local_rules
+            && !options.remote_from_flag
+            && remote_name.is_some()
+            && remote_name != rules.project.settings.git.remote
+        {
+            return Err(WorkflowError::StoreNotTrusted {
+                work_tree: remote_name,
+                trusted: rules.project.settings.git.remote.clone(),
+                refname: rules.origin.source.clone(),
+            });
+        }
+        if rules.origin.source == "HEAD" && !options.local_rules {
+            observer.event(&Event::Warning(
+                "no remote: the rules are the current branch's committed ones, so a branch can change its own gates; add a remote (or git config atmos.trustRef) to enforce them".into(),
+            ));
+        }
         crate::config::UnknownTarget::check(&rules.loaded.deployment, &request.target)?;
+        let mut request = request;
+        request.proof = Some(trust::prove(
+            &request.actor,
+            request.signing_key.as_deref(),
+            &rules,
+        ));
         Ok(RolloutSession {
             project,
             rules,
@@ -294,6 +326,7 @@ impl<'a> RolloutSession<'a> {
                 .git
                 .config_string("user.email")
                 .unwrap_or_else(|| self.request.actor.id.clone()),
+            signing_key: self.request.signing_key.clone(),
         };
         let mut report = record::record(&self.git, plan, runs, &tagger, duration_ms)
             .map_err(|source| WorkflowError::Record { source })?;
@@ -322,7 +355,7 @@ impl<'a> RolloutSession<'a> {
         let work_settings = std::fs::read(self.project.root.join(settings)).ok();
         if trusted_settings != work_settings {
             notes.push(format!(
-                "{settings} in the work tree differs from the rules on {}: gates and approvers come from there",
+                "{settings} here (work tree or checked-out commit) differs from the one on {}: gates and approvers come from there",
                 self.rules.origin.source
             ));
         }
@@ -338,7 +371,7 @@ impl<'a> RolloutSession<'a> {
         }
         if self.rules.loaded.text.as_bytes() != work.as_slice() {
             notes.push(format!(
-                "{} in the work tree differs from the rules on {}: gates, promotion and approval rules come from there",
+                "{} here (work tree or checked-out commit) differs from the one on {}: gates, promotion and approval rules come from there",
                 shown.display(),
                 self.rules.origin.source
             ));
