@@ -15,3 +15,4 @@ mod snapshots;
 mod support;
 mod trust;
 mod validate;
+mod verify;

@@ -142,6 +142,28 @@ pub enum DeploymentCommand {
     /// Test Rego policies, or evaluate the gates of a rollout without doing it.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Audit the records: state refs, signatures, deployers, chains, promotions, approvals.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only this deployment (default: every deployment with records).
+    pub deployment: Option<String>,
+    /// Only this target.
+    #[arg(long, short)]
+    pub target: Option<String>,
+    /// Only report problems of records written since: a date, an RFC 3339 time, or a duration
+    /// (7d, 12h). State refs are always checked.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Fetch this remote first and verify what it holds.
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Run as git's pre-receive hook in a server's bare repository: read `<old> <new> <ref>`
+    /// lines on stdin and refuse a push that breaks the rules (exit 3).
+    #[arg(long, conflicts_with_all = ["deployment", "target", "since", "remote"])]
+    pub pre_receive: bool,
 }
 
 #[derive(Debug, Args)]

@@ -102,6 +102,8 @@ pub fn all() -> Vec<Published> {
         output::<rollout::PolicyEvaluation>(),
         output::<approve::ApprovalReport>(),
         output::<approve::ApprovalRefusal>(),
+        output::<crate::workflow::verify::VerifyReport>(),
+        output::<crate::workflow::verify::receive::PushCheck>(),
     ]
 }
 

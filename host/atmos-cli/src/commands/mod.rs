@@ -17,6 +17,7 @@ pub mod rollout;
 pub mod sbom;
 pub mod status;
 pub mod validate;
+pub mod verify;
 
 use atmos_core::contracts::ApprovalDecision;
 use atmos_core::exit::Exit;
@@ -43,5 +44,6 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::Sbom(args) => sbom::run(&args, ctx),
         DeploymentCommand::Approve(args) => approve::run(&args, ctx, ApprovalDecision::Approve),
         DeploymentCommand::Reject(args) => approve::run(&args, ctx, ApprovalDecision::Reject),
+        DeploymentCommand::Verify(args) => verify::run(&args, ctx),
     }
 }

@@ -95,6 +95,48 @@ impl GitRepo {
         Ok(GitRepo { repo, refs })
     }
 
+    /// Open the repository git names in the environment (`GIT_DIR`, and in a server hook the
+    /// quarantine's `GIT_OBJECT_DIRECTORY` and `GIT_ALTERNATE_OBJECT_DIRECTORIES`, where the
+    /// objects of a push wait until the hooks accept it).
+    pub fn open_from_env() -> Result<GitRepo, GitError> {
+        let repo = Repository::open_from_env().map_err(|_| GitError::NotARepository {
+            path: std::env::var_os("GIT_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".")),
+        })?;
+        let refs = refdb::RefDb::new(repo.path(), repo.commondir());
+        Ok(GitRepo { repo, refs })
+    }
+
+    /// The first-parent history of `tip`, newest first, with each commit's committer time:
+    /// the commits a branch has pointed at, in order.
+    pub fn first_parent_history(&self, tip: &str) -> Result<Vec<(String, i64)>, GitError> {
+        let mut walk = self.repo.revwalk().git()?;
+        walk.push(oid(tip)?).git()?;
+        walk.simplify_first_parent().git()?;
+        let mut out = Vec::new();
+        for id in walk {
+            let id = id.git()?;
+            let time = self
+                .repo
+                .find_commit(id)
+                .git()?
+                .committer()
+                .when()
+                .seconds();
+            out.push((id.to_string(), time));
+        }
+        Ok(out)
+    }
+
+    /// True when the object `sha` exists.
+    pub fn has_object(&self, sha: &str) -> bool {
+        Oid::from_str(sha)
+            .ok()
+            .and_then(|id| self.repo.odb().ok()?.exists(id).then_some(()))
+            .is_some()
+    }
+
     /// Prefix listing of refs (cached `packed-refs`).
     pub fn refs(&self) -> &refdb::RefDb {
         &self.refs

@@ -31,6 +31,68 @@ impl GitRepo {
         }
     }
 
+    /// The note of `commit` in the notes commit `notes_commit` (not a ref: a value a push
+    /// proposes), read from its tree whatever the fan-out (`ab/cdef…` or flat).
+    pub fn note_at(&self, notes_commit: &str, commit: &str) -> Result<Option<String>, GitError> {
+        let mut tree = self
+            .raw()
+            .find_commit(oid(notes_commit)?)
+            .git()?
+            .tree()
+            .git()?;
+        let mut rest = commit;
+        loop {
+            let next = tree.iter().find_map(|e| {
+                let name = e.name().ok()?;
+                rest.starts_with(name)
+                    .then(|| (name.len(), e.id(), e.kind()))
+            });
+            let Some((len, id, kind)) = next else {
+                return Ok(None);
+            };
+            rest = &rest[len..];
+            match kind {
+                Some(git2::ObjectType::Blob) if rest.is_empty() => {
+                    let blob = self.raw().find_blob(id).git()?;
+                    return Ok(Some(String::from_utf8_lossy(blob.content()).into_owned()));
+                }
+                Some(git2::ObjectType::Tree) if !rest.is_empty() => {
+                    tree = self.raw().find_tree(id).git()?;
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// Every note of the notes commit `notes_commit`: `(annotated commit, note text)`.
+    pub fn notes_at(&self, notes_commit: &str) -> Result<Vec<(String, String)>, GitError> {
+        let tree = self
+            .raw()
+            .find_commit(oid(notes_commit)?)
+            .git()?
+            .tree()
+            .git()?;
+        let mut out = Vec::new();
+        let mut walk_err = None;
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(git2::ObjectType::Blob) {
+                let name = format!("{}{}", dir.replace('/', ""), entry.name().unwrap_or(""));
+                match self.raw().find_blob(entry.id()) {
+                    Ok(blob) => {
+                        out.push((name, String::from_utf8_lossy(blob.content()).into_owned()))
+                    }
+                    Err(e) => walk_err = Some(e),
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .git()?;
+        if let Some(e) = walk_err {
+            return Err(GitError::libgit2(e));
+        }
+        Ok(out)
+    }
+
     fn lock_notes(&self, notes_ref: &str) -> Result<NotesLock, GitError> {
         let dir = self.git_dir().join("atmos").join("locks");
         std::fs::create_dir_all(&dir).map_err(|source| GitError::Io {

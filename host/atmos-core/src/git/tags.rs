@@ -98,6 +98,13 @@ impl GitRepo {
         Ok(object.data().to_vec())
     }
 
+    /// The signed part and the SSH signature of a tag object, when it is signed.
+    pub fn tag_signature(&self, oid: &str) -> Result<Option<(Vec<u8>, String)>, GitError> {
+        let content = self.tag_content(oid)?;
+        Ok(crate::signing::split_signed(&content)
+            .map(|(payload, sig)| (payload.to_vec(), sig.to_owned())))
+    }
+
     /// Read and check one record.
     pub fn read_record(
         &self,

@@ -4,7 +4,8 @@
 //! [`Observer`] what happens as it happens, and returns a typed outcome; the lock lease
 //! ([`lease`]), the shared remote's fetch and compare-and-swap publish ([`store`]), approval
 //! waiting and record building all live here, so that a test or another front end drives
-//! them without the command line.
+//! them without the command line. [`verify`] audits what they recorded, and guards a server
+//! against pushes that break the rules.
 
 pub mod approve;
 pub mod build;
@@ -16,6 +17,7 @@ pub mod lease;
 pub mod rollout;
 pub mod store;
 pub mod trust;
+pub mod verify;
 
 pub use error::WorkflowError;
 pub use events::{Event, Observer, Replan, Silent};

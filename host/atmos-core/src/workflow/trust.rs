@@ -205,6 +205,46 @@ pub fn trusted_ref(
     })
 }
 
+/// The trusted ref of a server's bare repository, as it is before a push lands: git's
+/// `atmos.trustRef` setting, else the branch `HEAD` names (the default branch); a `trust.ref`
+/// in that branch's `atmos.yaml` is followed once, with a client's `refs/remotes/<remote>/<b>`
+/// read as the server's own `refs/heads/<b>`.
+pub fn server_trusted_ref(git: &GitRepo) -> Result<RulesOrigin, WorkflowError> {
+    let (mut refname, mut why) = match git.config_string("atmos.trustRef") {
+        Some(r) => (r, "git config atmos.trustRef".to_owned()),
+        None => (
+            git.symbolic_target("HEAD")
+                .ok_or_else(|| WorkflowError::NoTrustedRef {
+                    refname: "HEAD".into(),
+                    why: "the repository's HEAD names no branch".into(),
+                })?,
+            "the server's default branch (HEAD)".to_owned(),
+        ),
+    };
+    let mut commit = named_ref(git, &refname, &why)?;
+    if why != "git config atmos.trustRef"
+        && let Some(next) = settings_at(git, &commit, Path::new(""))?.trust.trusted_ref
+    {
+        let next = match next
+            .strip_prefix("refs/remotes/")
+            .and_then(|r| r.split_once('/'))
+        {
+            Some((_, branch)) => format!("refs/heads/{branch}"),
+            None => next,
+        };
+        if next != refname {
+            commit = named_ref(git, &next, &format!("atmos.yaml trust.ref on {refname}"))?;
+            refname = next;
+            why = "atmos.yaml trust.ref".into();
+        }
+    }
+    Ok(RulesOrigin {
+        source: refname,
+        commit: Some(commit),
+        chosen_by: why,
+    })
+}
+
 /// The project as of one commit — its `atmos.yaml` and deployments folder — exported into a
 /// private folder, from which the rules of each deployment are taken.
 #[derive(Debug)]

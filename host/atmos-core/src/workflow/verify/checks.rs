@@ -1,0 +1,592 @@
+//! The checks of one deployment's records against the rules in force when each was made:
+//! the chain of each target/component, signatures and deployers, the promotion path,
+//! rollbacks, approvals, and state refs against the newest success record.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+
+use super::report::{Problem, ProblemKind, Stats, VerifyReport, VerifyRequest};
+use super::rules::RulesBook;
+use super::view::View;
+use crate::contracts::layout::{STATE_PREFIX, notes_ref};
+use crate::contracts::{ApprovalRecord, Status, TagRecord};
+use crate::git::tags::TagEntry;
+use crate::git::{GitRepo, short};
+use crate::workflow::WorkflowError;
+
+/// Approvals recorded up to this long after a rollout ended still count (clock skew between
+/// the approver's machine and the runner's).
+const APPROVAL_SKEW_SECONDS: i64 = 300;
+
+/// One readable record.
+struct Rec {
+    entry: TagEntry,
+    record: TagRecord,
+}
+
+impl Rec {
+    fn refname(&self) -> String {
+        format!("refs/tags/{}", self.entry.name)
+    }
+
+    fn deployed(&self) -> bool {
+        matches!(self.record.status, Status::Success | Status::Rollback)
+    }
+}
+
+/// Where a record sits among the others.
+struct Context<'g> {
+    groups: &'g Groups,
+    rollouts: &'g Rollouts,
+    target: &'g str,
+    component: &'g str,
+    /// The records before it in its target/component.
+    earlier: &'g [Rec],
+}
+
+/// What one deployment's audit needs.
+pub(super) struct Audit<'a, 'b> {
+    pub git: &'a GitRepo,
+    pub view: &'b View,
+    pub book: &'b mut RulesBook<'a>,
+    pub deployment: &'b str,
+    pub target: Option<&'b str>,
+}
+
+type Groups = BTreeMap<(String, String), Vec<Rec>>;
+
+/// The commits each rollout deployed, by `(target, started at)`: the records one rollout
+/// wrote share its start time.
+type Rollouts = HashMap<(String, String), Vec<String>>;
+
+impl Audit<'_, '_> {
+    /// Every problem of the deployment's records and state refs.
+    pub fn run(&mut self, stats: &mut Stats) -> Result<Vec<Problem>, WorkflowError> {
+        let mut problems = Vec::new();
+        let groups = self.read(&mut problems, stats);
+        let mut rollouts: Rollouts = HashMap::new();
+        for r in groups.values().flatten().filter(|r| r.deployed()) {
+            let shas = rollouts
+                .entry((r.entry.target.clone(), r.record.timestamp.clone()))
+                .or_default();
+            if !shas.contains(&r.record.git_sha) {
+                shas.push(r.record.git_sha.clone());
+            }
+        }
+        for ((target, component), recs) in &groups {
+            self.chain(recs, &mut problems, stats);
+            for (i, r) in recs.iter().enumerate() {
+                let context = Context {
+                    groups: &groups,
+                    rollouts: &rollouts,
+                    target,
+                    component,
+                    earlier: &recs[..i],
+                };
+                self.by_rules(&context, r, &mut problems, stats)?;
+            }
+        }
+        self.state_refs(&groups, &mut problems, stats);
+        Ok(problems)
+    }
+
+    fn problem(&self, kind: ProblemKind, reference: String, message: String) -> Problem {
+        Problem {
+            kind,
+            reference,
+            deployment: self.deployment.to_owned(),
+            message,
+            at: None,
+        }
+    }
+
+    /// Read every history tag of the deployment, grouped by target/component, oldest first.
+    fn read(&self, problems: &mut Vec<Problem>, stats: &mut Stats) -> Groups {
+        let prefix = format!(
+            "refs/tags/{}/{}/",
+            crate::contracts::layout::TAG_PREFIX,
+            self.deployment
+        );
+        let mut groups: Groups = BTreeMap::new();
+        for (name, oid) in self.view.tags.range(prefix.clone()..) {
+            if !name.starts_with(&prefix) {
+                break;
+            }
+            let Some(entry) = TagEntry::parse(name, oid, self.deployment) else {
+                problems.push(self.problem(
+                    ProblemKind::UnreadableRecord,
+                    name.clone(),
+                    "the tag name does not fit the layout <target>/<component>/<UTC time>".into(),
+                ));
+                continue;
+            };
+            if self.target.is_some_and(|t| t != entry.target) {
+                continue;
+            }
+            stats.records += 1;
+            match self.git.read_record(&entry, self.deployment) {
+                Ok(record) => groups
+                    .entry((entry.target.clone(), entry.component.clone()))
+                    .or_default()
+                    .push(Rec { entry, record }),
+                Err(odd) => {
+                    let mut p = self.problem(
+                        ProblemKind::UnreadableRecord,
+                        name.clone(),
+                        format!("not a readable atmos record: {}", odd.reason),
+                    );
+                    p.at = Some(entry.at);
+                    problems.push(p);
+                }
+            }
+        }
+        for recs in groups.values_mut() {
+            recs.sort_by_key(|r| r.entry.key());
+        }
+        groups
+    }
+
+    /// Each record names the one before it: nothing deleted, inserted or reordered.
+    fn chain(&self, recs: &[Rec], problems: &mut Vec<Problem>, stats: &mut Stats) {
+        let mut chained = false;
+        for (i, r) in recs.iter().enumerate() {
+            let before = i.checked_sub(1).map(|j| &recs[j]);
+            let broken = match (&r.record.previous_record, before) {
+                (None, None) => None,
+                (None, Some(p)) if chained => Some(format!(
+                    "names no previous record, but {} came before it",
+                    p.entry.name
+                )),
+                (None, Some(_)) => {
+                    // Written before atmos chained its records.
+                    stats.unchained += 1;
+                    None
+                }
+                (Some(x), Some(p)) if *x == p.entry.oid => None,
+                (Some(x), Some(p)) => Some(format!(
+                    "names {} as the previous record, but the record before it is {} ({}): a record was deleted, inserted or reordered",
+                    short(x),
+                    p.entry.name,
+                    short(&p.entry.oid)
+                )),
+                (Some(x), None) => Some(format!(
+                    "names {} as the previous record, which is not in the history: it was deleted",
+                    short(x)
+                )),
+            };
+            chained |= r.record.previous_record.is_some();
+            if let Some(message) = broken {
+                let mut p = self.problem(ProblemKind::BrokenChain, r.refname(), message);
+                p.at = Some(r.entry.at);
+                problems.push(p);
+            }
+        }
+    }
+
+    /// Signature, deployer, promotion path, rollback and approvals, by the rules in force
+    /// when the record was made.
+    fn by_rules(
+        &mut self,
+        context: &Context<'_>,
+        r: &Rec,
+        problems: &mut Vec<Problem>,
+        stats: &mut Stats,
+    ) -> Result<(), WorkflowError> {
+        let (groups, target, component, earlier) = (
+            context.groups,
+            context.target,
+            context.component,
+            context.earlier,
+        );
+        let at = r.entry.at.as_second();
+        let commit = self.book.commit_at(at).to_owned();
+        let deployment = self.deployment;
+        let mut push = |kind, message: String| {
+            problems.push(Problem {
+                kind,
+                reference: r.refname(),
+                deployment: deployment.to_owned(),
+                message,
+                at: Some(r.entry.at),
+            });
+        };
+        let Some(rules) = self.book.rules(&commit, self.deployment)? else {
+            push(
+                ProblemKind::NoRules,
+                format!(
+                    "{} is not defined on {} at {}: no trusted rules decided this record",
+                    self.deployment,
+                    self.book.origin().source,
+                    short(&commit)
+                ),
+            );
+            return Ok(());
+        };
+        let Some(t) = rules.loaded.deployment.targets.get(target) else {
+            push(
+                ProblemKind::NoRules,
+                format!(
+                    "target {target} is not defined on {} at {}",
+                    self.book.origin().source,
+                    short(&commit)
+                ),
+            );
+            return Ok(());
+        };
+        let promotion = t.promotion.clone().unwrap_or_default();
+        let settings = &rules.project.settings;
+        let who = &r.record.deployed_by;
+
+        // Signature and deployer.
+        let deployers = promotion.deployers.clone().unwrap_or_default();
+        let signers = settings
+            .approvers
+            .allowed_signers
+            .as_ref()
+            .map(|s| rules.project.root.join(s));
+        match self.git.tag_signature(&r.entry.oid)? {
+            Some((payload, sig)) => match &signers {
+                Some(path) => match crate::signing::verify(
+                    &payload,
+                    &sig,
+                    who,
+                    path,
+                    crate::signing::TAG_NAMESPACE,
+                ) {
+                    Ok(()) => stats.signed += 1,
+                    Err(e) => push(ProblemKind::BadSignature, format!("{e}")),
+                },
+                None if deployers.require_signed => push(
+                    ProblemKind::Unsigned,
+                    format!(
+                        "signed, but {target} requires signed deployers and approvers.allowed_signers is not set, so it cannot be checked"
+                    ),
+                ),
+                None => stats.unchecked += 1,
+            },
+            None if deployers.require_signed => push(
+                ProblemKind::Unsigned,
+                format!(
+                    "unsigned, and {target} requires deployers to sign (promotion.deployers.require_signed)"
+                ),
+            ),
+            None => stats.unsigned += 1,
+        }
+        if !deployers.from_groups.is_empty() {
+            let members: Vec<&String> = deployers
+                .from_groups
+                .iter()
+                .flat_map(|g| settings.approvers.groups.get(g).into_iter().flatten())
+                .collect();
+            if !members.contains(&who) {
+                push(
+                    ProblemKind::NotADeployer,
+                    format!(
+                        "{who} may not deploy to {target}: deployers are {}",
+                        deployers.from_groups.join(", ")
+                    ),
+                );
+            }
+        }
+        if !r.deployed() {
+            return Ok(());
+        }
+
+        // How the commit got here.
+        let sha = &r.record.git_sha;
+        let ran = |t: &str, before: &[Rec]| {
+            before
+                .iter()
+                .any(|e| e.deployed() && e.record.git_sha == *sha && e.entry.target == t)
+        };
+        let ran_in = |source: &str| {
+            groups
+                .get(&(source.to_owned(), component.to_owned()))
+                .is_some_and(|recs| {
+                    // Sequence numbers only order records within one group: across groups,
+                    // compare the second the rollouts started.
+                    recs.iter()
+                        .take_while(|e| e.entry.at <= r.entry.at)
+                        .any(|e| e.deployed() && e.record.git_sha == *sha)
+                })
+        };
+        let sources = promotion.sources();
+        if let Some(from) = &r.record.promoted_from {
+            if !sources.contains(&from.as_str()) {
+                push(
+                    ProblemKind::PromotionNotAllowed,
+                    format!(
+                        "promoted from {from}, but {target} takes code only from {}",
+                        if sources.is_empty() {
+                            "nowhere (it is an entry point)".to_owned()
+                        } else {
+                            sources.join(", ")
+                        }
+                    ),
+                );
+            } else if !ran_in(from) {
+                push(
+                    ProblemKind::PromotionWithoutSource,
+                    format!(
+                        "promoted {} from {from}, where {component} has no earlier success record of it",
+                        short(sha)
+                    ),
+                );
+            }
+        } else if r.record.status == Status::Rollback || r.record.rollback_of.is_some() {
+            if !ran(target, earlier) {
+                push(
+                    ProblemKind::RollbackNeverRan,
+                    format!(
+                        "a rollback to {}, which {target} never ran successfully before",
+                        short(sha)
+                    ),
+                );
+            }
+        } else if !sources.is_empty() {
+            if r.record
+                .metadata
+                .get("skip_promotion_check")
+                .is_some_and(|v| v == "true")
+            {
+                stats.skipped_checks += 1;
+            } else if !sources.iter().any(|s| ran_in(s)) && !ran(target, earlier) {
+                push(
+                    ProblemKind::ReachedWithoutPromotion,
+                    format!(
+                        "{} reached {target} without a promotion: it has no earlier success record in {}",
+                        short(sha),
+                        sources.join(", ")
+                    ),
+                );
+            }
+        }
+
+        // Approvals in force.
+        if promotion.requires_approval {
+            let shas = context
+                .rollouts
+                .get(&(target.to_owned(), r.record.timestamp.clone()))
+                .cloned()
+                .unwrap_or_else(|| vec![sha.clone()]);
+            self.approvals(r, target, &shas, &rules, &promotion, &mut push)?;
+        }
+        Ok(())
+    }
+
+    /// The approvals of the rollout that wrote `r`: as the rollout counts them, on the newest
+    /// of the commits it deployed (`shas`), which must hold every one of them — an approval
+    /// covers the commit approved and its history, never a commit beside it.
+    fn approvals(
+        &self,
+        r: &Rec,
+        target: &str,
+        shas: &[String],
+        rules: &crate::workflow::trust::Rules,
+        promotion: &crate::config::model::Promotion,
+        push: &mut dyn FnMut(ProblemKind, String),
+    ) -> Result<(), WorkflowError> {
+        let approved = self
+            .git
+            .newest_commit(shas)?
+            .unwrap_or_else(|| r.record.git_sha.clone());
+        let own = &r.record.git_sha;
+        if own != &approved && !self.git.is_ancestor(own, &approved)? {
+            push(
+                ProblemKind::ApprovalsNotMet,
+                format!(
+                    "{} deployed to {target} beside {}, which is not in its history: the approval of {} does not cover it",
+                    short(own),
+                    short(&approved),
+                    short(&approved)
+                ),
+            );
+            return Ok(());
+        }
+        let sha = &approved;
+        let ended = r.entry.at.as_second()
+            + i64::try_from(r.record.duration_ms.unwrap_or(0) / 1000).unwrap_or(i64::MAX / 2)
+            + APPROVAL_SKEW_SECONDS;
+        let text = match self
+            .view
+            .notes
+            .get(&notes_ref(self.deployment, "approvals"))
+        {
+            Some(notes) => self.git.note_at(notes, sha)?.unwrap_or_default(),
+            None => String::new(),
+        };
+        let records: Vec<ApprovalRecord> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<ApprovalRecord>(l).ok())
+            .filter(|a| {
+                a.approved_at
+                    .parse::<Timestamp>()
+                    .is_ok_and(|t| t.as_second() <= ended)
+            })
+            .collect();
+        let shas = match &r.record.previous_sha {
+            Some(prev) if prev != sha => self.git.log_between(prev, sha, 200).unwrap_or_default(),
+            _ => vec![sha.clone()],
+        };
+        let mut authors = Vec::new();
+        for s in shas {
+            if let Ok(info) = self.git.commit_info(&s)
+                && !authors.contains(&info.author_email)
+            {
+                authors.push(info.author_email);
+            }
+        }
+        let check = crate::approvals::check(
+            &promotion.approvals.clone().unwrap_or_default(),
+            promotion
+                .approval_method
+                .unwrap_or(crate::config::model::ApprovalMethod::Recorded),
+            &rules.project.settings.approvers,
+            &records,
+            &crate::approvals::CheckContext {
+                deployment: self.deployment,
+                target,
+                commit: sha,
+                actor: &r.record.deployed_by,
+                authors: &authors,
+                root: &rules.project.root,
+            },
+        );
+        if check.satisfied() {
+            return Ok(());
+        }
+        let mut why = vec![format!(
+            "{} of {} approval(s){} counted by the time it ran",
+            check.counted.len(),
+            check.required,
+            if check.from_groups.is_empty() {
+                String::new()
+            } else {
+                format!(" from {}", check.from_groups.join(", "))
+            }
+        )];
+        why.extend(
+            check
+                .ignored
+                .iter()
+                .map(|i| format!("{} does not count: {}", i.approved_by, i.reason)),
+        );
+        why.extend(
+            check
+                .rejected_by
+                .iter()
+                .map(|(w, _)| format!("rejected by {w}")),
+        );
+        push(
+            ProblemKind::ApprovalsNotMet,
+            format!(
+                "{} deployed to {target} with {}",
+                short(sha),
+                why.join("; ")
+            ),
+        );
+        Ok(())
+    }
+
+    /// Each state ref is the commit of its newest success record, and every component that
+    /// has one has a state ref.
+    fn state_refs(&self, groups: &Groups, problems: &mut Vec<Problem>, stats: &mut Stats) {
+        let prefix = format!("{STATE_PREFIX}/{}/", self.deployment);
+        let mut seen = Vec::new();
+        for (name, oid) in self.view.state.range(prefix.clone()..) {
+            if !name.starts_with(&prefix) {
+                break;
+            }
+            let Some((target, component)) = name[prefix.len()..].split_once('/') else {
+                continue;
+            };
+            if self.target.is_some_and(|t| t != target) {
+                continue;
+            }
+            stats.state_refs += 1;
+            let key = (target.to_owned(), component.to_owned());
+            seen.push(key.clone());
+            let newest = groups
+                .get(&key)
+                .and_then(|recs| recs.iter().rev().find(|r| r.deployed()));
+            match newest {
+                None => problems.push(self.problem(
+                    ProblemKind::StateRefWithoutRecord,
+                    name.clone(),
+                    format!(
+                        "points at {}, but {component} has no success record in {target}: it was moved by hand",
+                        short(oid)
+                    ),
+                )),
+                Some(r) if r.record.git_sha != *oid => problems.push(self.problem(
+                    ProblemKind::StateRefMismatch,
+                    name.clone(),
+                    format!(
+                        "points at {}, but the newest success record ({}) deployed {}: it was moved by hand",
+                        short(oid),
+                        r.entry.name,
+                        short(&r.record.git_sha)
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        for (key, recs) in groups {
+            if !seen.contains(key)
+                && let Some(r) = recs.iter().rev().find(|r| r.deployed())
+            {
+                problems.push(self.problem(
+                    ProblemKind::StateRefMissing,
+                    format!("{prefix}{}/{}", key.0, key.1),
+                    format!(
+                        "is missing, but {} records {} deployed: it was deleted",
+                        r.entry.name,
+                        short(&r.record.git_sha)
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Parse a record's time for `--since` (the tag name's).
+pub(super) fn newer_than(p: &Problem, since: Option<Timestamp>) -> bool {
+    match (p.at, since) {
+        (Some(at), Some(since)) => at >= since,
+        _ => true,
+    }
+}
+
+/// The checks of `request` over `view`.
+pub fn audit<'a>(
+    git: &'a GitRepo,
+    view: &View,
+    book: &mut RulesBook<'a>,
+    request: &VerifyRequest,
+) -> Result<VerifyReport, WorkflowError> {
+    let deployments = match &request.deployment {
+        Some(d) => vec![d.clone()],
+        None => view.deployments(),
+    };
+    let mut stats = Stats::default();
+    let mut problems = Vec::new();
+    for d in &deployments {
+        let found = Audit {
+            git,
+            view,
+            book,
+            deployment: d,
+            target: request.target.as_deref(),
+        }
+        .run(&mut stats)?;
+        problems.extend(found.into_iter().filter(|p| newer_than(p, request.since)));
+    }
+    problems.sort_by(|a, b| (a.at, &a.reference).cmp(&(b.at, &b.reference)));
+    Ok(VerifyReport {
+        rules: book.origin().clone(),
+        deployments,
+        checked: stats,
+        problems,
+    })
+}

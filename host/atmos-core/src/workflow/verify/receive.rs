@@ -1,0 +1,325 @@
+//! The server-side guard: git's `pre-receive` hook protocol (one `<old> <new> <ref>` line per
+//! updated ref on standard input, the pushed objects readable but not yet accepted). A push to
+//! atmos's namespaces is refused when it would delete or rewrite history, move a state ref
+//! away from its newest success record, rewrite notes instead of adding to them, or add a
+//! record the rules of the trusted ref (as it is before the push) do not allow: unsigned or
+//! unauthorised, off the chain, a promotion that skips the path, missing approvals.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::checks::audit;
+use super::report::{Problem, ProblemKind, VerifyRequest};
+use super::rules::RulesBook;
+use super::view::{Namespace, View, namespace};
+use crate::contracts::layout::{STATE_PREFIX, TAG_PREFIX};
+use crate::git::tags::TagEntry;
+use crate::git::{GitRepo, short};
+use crate::workflow::WorkflowError;
+use crate::workflow::trust::{self, RulesOrigin};
+
+/// A record written more than this far in the future of the server's clock is refused.
+const FUTURE_SKEW_SECONDS: i64 = 300;
+
+#[cfg(test)]
+const ZERO: &str = "0000000000000000000000000000000000000000";
+
+/// One line of the pre-receive protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    /// The value before (`None`: created).
+    pub old: Option<String>,
+    /// The value after (`None`: deleted).
+    pub new: Option<String>,
+    /// The full ref name.
+    pub refname: String,
+}
+
+/// Parse git's pre-receive input; lines that do not fit are an error naming them.
+pub fn parse_updates(input: &str) -> Result<Vec<RefUpdate>, String> {
+    let value = |v: &str| (!v.trim_start_matches('0').is_empty()).then(|| v.to_owned());
+    input
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let mut parts = line.split_whitespace();
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some(old), Some(new), Some(refname), None) if is_hex(old) && is_hex(new) => {
+                    Ok(RefUpdate {
+                        old: value(old),
+                        new: value(new),
+                        refname: refname.to_owned(),
+                    })
+                }
+                _ => Err(format!(
+                    "not a pre-receive line (<old> <new> <ref>): {line:?}"
+                )),
+            }
+        })
+        .collect()
+}
+
+fn is_hex(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The outcome of checking a push.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PushCheck {
+    /// Where the rules came from (the trusted ref before this push).
+    pub rules: RulesOrigin,
+    /// Refs the push updates.
+    pub updates: usize,
+    /// Refs under atmos's namespaces among them.
+    pub checked: usize,
+    /// Why the push is refused (empty: accepted).
+    pub refused: Vec<Problem>,
+}
+
+impl PushCheck {
+    /// True when the push may land.
+    pub fn accepted(&self) -> bool {
+        self.refused.is_empty()
+    }
+}
+
+crate::document!(PushCheck => "PushCheck");
+
+/// `(deployment, target, component)` of a state ref or history tag.
+fn group_of(refname: &str) -> Option<(String, String, String)> {
+    let split3 = |rest: &str| {
+        let (d, rest) = rest.split_once('/')?;
+        let (t, c) = rest.split_once('/')?;
+        Some((d.to_owned(), t.to_owned(), c.to_owned()))
+    };
+    if let Some(rest) = refname.strip_prefix(&format!("{STATE_PREFIX}/")) {
+        return split3(rest);
+    }
+    let rest = refname.strip_prefix(&format!("refs/tags/{TAG_PREFIX}/"))?;
+    let (d, t, c_and_time) = split3(rest)?;
+    let (c, _) = c_and_time.rsplit_once('/')?;
+    Some((d, t, c.to_owned()))
+}
+
+/// Check a push to the repository `git` (opened from the hook's environment), at `now`.
+pub fn check(
+    git: &GitRepo,
+    updates: &[RefUpdate],
+    now: Timestamp,
+) -> Result<PushCheck, WorkflowError> {
+    // Pushes outside atmos's namespaces (branches, other tags) are not this hook's business,
+    // and need no rules: the first push of a repository creates its default branch.
+    let ours = updates
+        .iter()
+        .filter(|u| !matches!(namespace(&u.refname), Namespace::Other | Namespace::Lock))
+        .count();
+    if ours == 0 {
+        return Ok(PushCheck {
+            rules: RulesOrigin {
+                source: String::new(),
+                commit: None,
+                chosen_by: "no atmos refs in this push".into(),
+            },
+            updates: updates.len(),
+            checked: 0,
+            refused: Vec::new(),
+        });
+    }
+    let origin = trust::server_trusted_ref(git)?;
+    let mut refused = Vec::new();
+    let mut view = View::read(git)?;
+    let before = view.clone();
+    let mut new_tags = BTreeSet::new();
+    let mut touched = BTreeSet::new();
+    let mut checked = 0;
+    let problem = |kind, reference: &str, message: String| Problem {
+        kind,
+        reference: reference.to_owned(),
+        deployment: group_of(reference).map(|g| g.0).unwrap_or_default(),
+        message,
+        at: None,
+    };
+    for u in updates {
+        let ns = namespace(&u.refname);
+        if matches!(ns, Namespace::Other | Namespace::Lock) {
+            continue;
+        }
+        checked += 1;
+        match (ns, &u.old, &u.new) {
+            (Namespace::Stray, ..) => refused.push(problem(
+                ProblemKind::StrayRef,
+                &u.refname,
+                "is not part of atmos's layout (state refs, history tags, notes, locks)".into(),
+            )),
+            (Namespace::Tag, Some(_), None) => refused.push(problem(
+                ProblemKind::Deleted,
+                &u.refname,
+                "history tags are never deleted".into(),
+            )),
+            (Namespace::Tag, Some(_), Some(_)) => refused.push(problem(
+                ProblemKind::Rewritten,
+                &u.refname,
+                "history tags are never moved".into(),
+            )),
+            (Namespace::State, _, None) => refused.push(problem(
+                ProblemKind::Deleted,
+                &u.refname,
+                "state refs are never deleted (roll back to change what runs)".into(),
+            )),
+            (Namespace::Notes, _, None) => refused.push(problem(
+                ProblemKind::Deleted,
+                &u.refname,
+                "approval and SBOM notes are never deleted".into(),
+            )),
+            (Namespace::Notes, Some(old), Some(new)) => {
+                if let Some(why) = notes_rewritten(git, old, new)? {
+                    refused.push(problem(ProblemKind::NotesRewritten, &u.refname, why));
+                }
+                view.set(&u.refname, Some(new));
+            }
+            (_, _, Some(new)) => {
+                if ns == Namespace::Tag {
+                    new_tags.insert(u.refname.clone());
+                }
+                if let Some(g) = group_of(&u.refname) {
+                    touched.insert(g);
+                }
+                view.set(&u.refname, Some(new));
+            }
+            _ => {}
+        }
+    }
+
+    // New records are the newest of their target/component, and not from the future.
+    for name in &new_tags {
+        let Some((d, ..)) = group_of(name) else {
+            continue;
+        };
+        let Some(entry) = TagEntry::parse(name, &view.tags[name], &d) else {
+            continue;
+        };
+        if entry.at.as_second() > now.as_second() + FUTURE_SKEW_SECONDS {
+            refused.push(problem(
+                ProblemKind::Rewritten,
+                name,
+                format!(
+                    "is dated {}, in the future of this server's clock",
+                    entry.at
+                ),
+            ));
+        }
+        let prefix = format!(
+            "refs/tags/{TAG_PREFIX}/{d}/{}/{}/",
+            entry.target, entry.component
+        );
+        let later = before
+            .tags
+            .iter()
+            .filter(|(n, _)| n.starts_with(&prefix))
+            .filter_map(|(n, oid)| TagEntry::parse(n, oid, &d))
+            .find(|e| e.key() >= entry.key());
+        if let Some(e) = later {
+            refused.push(problem(
+                ProblemKind::Rewritten,
+                name,
+                format!(
+                    "is older than the existing record {}: history is only added to, at its end",
+                    e.name
+                ),
+            ));
+        }
+    }
+
+    // The records and state refs the push adds or moves, by the rules as they are now.
+    let mut book = RulesBook::new(git, std::path::PathBuf::new(), origin.clone(), true)?;
+    let deployments: BTreeSet<String> = touched.iter().map(|g| g.0.clone()).collect();
+    for d in deployments {
+        let report = audit(
+            git,
+            &view,
+            &mut book,
+            &VerifyRequest {
+                deployment: Some(d.clone()),
+                ..VerifyRequest::default()
+            },
+        )?;
+        for p in report.problems {
+            let is_state = p.reference.starts_with(&format!("{STATE_PREFIX}/"));
+            let relevant = new_tags.contains(&p.reference)
+                || (is_state && group_of(&p.reference).is_some_and(|g| touched.contains(&g)));
+            if relevant {
+                refused.push(p);
+            }
+        }
+    }
+    Ok(PushCheck {
+        rules: origin,
+        updates: updates.len(),
+        checked,
+        refused,
+    })
+}
+
+/// Why moving a notes ref from `old` to `new` is not adding to it, if it is not: notes only
+/// grow (a merge by union keeps every line), so every line of every note in `old` must still
+/// be in `new`.
+fn notes_rewritten(git: &GitRepo, old: &str, new: &str) -> Result<Option<String>, WorkflowError> {
+    if old != new && !git.is_ancestor(old, new)? {
+        return Ok(Some(format!(
+            "{} does not build on {}: notes are only added to",
+            short(new),
+            short(old)
+        )));
+    }
+    for (commit, text) in git.notes_at(old)? {
+        let now = git.note_at(new, &commit)?.unwrap_or_default();
+        let kept: BTreeSet<&str> = now.lines().collect();
+        if let Some(line) = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .find(|l| !kept.contains(l))
+        {
+            let shown: String = line.chars().take(120).collect();
+            return Ok(Some(format!(
+                "removes a line from the note of {}: {shown}",
+                short(&commit)
+            )));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pre_receive_lines_parse_and_zero_means_absent() {
+        let a = "a".repeat(40);
+        let input = format!(
+            "{ZERO} {a} refs/tags/atmos/deployments/svc/dev/a/t\n{a} {ZERO} refs/heads/x\n"
+        );
+        let u = parse_updates(&input).expect("parse");
+        assert_eq!(u[0].old, None);
+        assert_eq!(u[0].new.as_deref(), Some(a.as_str()));
+        assert_eq!(u[1].new, None);
+        assert!(parse_updates("junk\n").is_err());
+        assert!(parse_updates(&format!("{a} {a}\n")).is_err());
+    }
+
+    #[test]
+    fn refs_map_to_their_target_and_component() {
+        assert_eq!(
+            group_of("refs/tags/atmos/deployments/svc/dev/a/2026-01-01T00-00-00Z"),
+            Some(("svc".into(), "dev".into(), "a".into()))
+        );
+        assert_eq!(
+            group_of("refs/atmos/deployments/svc/dev/a"),
+            Some(("svc".into(), "dev".into(), "a".into()))
+        );
+        assert_eq!(group_of("refs/heads/main"), None);
+    }
+}

@@ -1,0 +1,558 @@
+//! Verifiable records, with real `ssh-keygen` keys and a bare remote guarded by `atmos
+//! deployment verify --pre-receive`: an honest signed flow passes `verify` and the hook; each
+//! forgery is caught by `verify` in a clone and refused by the hook.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+use crate::support::{Run, args, atmos_cmd};
+
+const DEPLOYMENT: &str = r#"deployment:
+  name: svc
+  components:
+    script:
+      a:
+        settings:
+          script: {apply: "echo deploying a"}
+  targets:
+    dev: {}
+    staging:
+      promotion:
+        from: dev
+        deployers: {from_groups: [release], require_signed: true}
+    prod:
+      promotion:
+        from: staging
+        requires_approval: true
+        approvals: {from_groups: [sre]}
+        deployers: {from_groups: [release], require_signed: true}
+"#;
+
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
+        .env("GIT_COMMITTER_NAME", "Dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
+/// A bare `origin` with the hook installed, a seed commit with the rules, and keys for alice
+/// (release, sre), bob (sre), carol (no group) and mallory (no allowed key).
+struct World {
+    dir: TempDir,
+    keys: PathBuf,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        std::fs::create_dir_all(&keys).expect("mkdir");
+        let mut signers = String::new();
+        for name in ["alice", "bob", "carol", "mallory"] {
+            let key = keys.join(name);
+            let made = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+                .arg(&key)
+                .status()
+                .expect("ssh-keygen");
+            assert!(made.success());
+            if name != "mallory" {
+                let public = std::fs::read_to_string(key.with_extension("pub")).expect("pub");
+                signers.push_str(&format!("{name}@example.com {}\n", public.trim()));
+            }
+        }
+        let origin = dir.path().join("origin.git");
+        git_in(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "main", "origin.git"],
+        );
+        let hook = origin.join("hooks/pre-receive");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\nexec '{}' deployment verify --pre-receive\n",
+                env!("CARGO_BIN_EXE_atmos")
+            ),
+        )
+        .expect("hook");
+        crate::rollout::make_executable(&hook);
+
+        let seed = dir.path().join("seed");
+        std::fs::create_dir_all(seed.join("deployments")).expect("mkdir");
+        std::fs::write(seed.join("deployments/svc.yaml"), DEPLOYMENT).expect("write");
+        std::fs::write(
+            seed.join("atmos.yaml"),
+            "git:\n  remote: origin\napprovers:\n  groups:\n    release: [alice@example.com]\n    sre: [alice@example.com, bob@example.com]\n  allowed_signers: allowed_signers\n",
+        )
+        .expect("write");
+        std::fs::write(seed.join("allowed_signers"), signers).expect("write");
+        git_in(&seed, &["init", "-q", "-b", "main"]);
+        git_in(&seed, &["add", "-A"]);
+        git_in(&seed, &["commit", "-q", "-m", "rules"]);
+        git_in(
+            &seed,
+            &["push", "-q", origin.to_str().expect("utf-8"), "main"],
+        );
+        World { dir, keys }
+    }
+
+    fn key(&self, name: &str) -> String {
+        self.keys.join(name).to_str().expect("utf-8").to_owned()
+    }
+
+    fn origin(&self) -> PathBuf {
+        self.dir.path().join("origin.git")
+    }
+
+    /// A clone acting as `who`'s machine or CI runner, signing with `who`'s key.
+    fn clone(&self, name: &str, who: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        git_in(
+            self.dir.path(),
+            &[
+                "clone",
+                "-q",
+                &format!("file://{}", self.origin().display()),
+                name,
+            ],
+        );
+        for (k, v) in [
+            ("user.email", format!("{who}@example.com")),
+            ("user.name", who.to_owned()),
+            ("gpg.format", "ssh".to_owned()),
+            ("user.signingkey", self.key(who)),
+        ] {
+            git_in(&path, &["config", k, &v]);
+        }
+        path
+    }
+
+    fn atmos(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = atmos_cmd(dir);
+        cmd.args(args).env_remove("ATMOS_ACTOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().expect("atmos"))
+    }
+}
+
+/// The honest flow: alice rolls out to dev and staging, bob approves, alice promotes to prod.
+fn ship(w: &World, alice: &Path) -> String {
+    let a = |line: &'static str| w.atmos(alice, &args(line), &[]);
+    a("deployment rollout svc --target dev").code(0);
+    a("deployment rollout svc --target staging --promote-from dev").code(0);
+    let bob = w.clone(&format!("bob-{}", rand_suffix()), "bob");
+    w.atmos(
+        &bob,
+        &args("deployment approve svc --target prod --promote-from staging --signing-key")
+            .into_iter()
+            .chain([w.key("bob").as_str()])
+            .collect::<Vec<_>>(),
+        &[],
+    )
+    .code(0);
+    a("deployment rollout svc --target prod --promote-from staging").code(0);
+    git_in(alice, &["rev-parse", "HEAD"])
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
+/// The newest history tag of `target`/a in `dir`.
+fn newest_tag(dir: &Path, target: &str) -> String {
+    git_in(
+        dir,
+        &[
+            "tag",
+            "-l",
+            "--sort=refname",
+            &format!("atmos/deployments/svc/{target}/a/*"),
+        ],
+    )
+    .lines()
+    .last()
+    .expect("a tag")
+    .to_owned()
+}
+
+/// The message of a record, without its signature.
+fn record_message(dir: &Path, tag: &str) -> String {
+    let raw = git_in(dir, &["cat-file", "tag", tag]);
+    let body = raw.split_once("\n\n").expect("header").1;
+    match body.find("-----BEGIN SSH SIGNATURE-----") {
+        Some(at) => body[..at].to_owned(),
+        None => format!("{body}\n"),
+    }
+}
+
+/// Write a history tag by hand (`key`: sign it as `git tag -s` does).
+fn forge(dir: &Path, name: &str, commit: &str, message: &str, key: Option<&str>) {
+    let file = dir.join(".forged-message");
+    std::fs::write(&file, message).expect("write");
+    let mut cmd = vec!["-c".to_owned(), "gpg.format=ssh".to_owned()];
+    if let Some(k) = key {
+        cmd.extend(["-c".to_owned(), format!("user.signingkey={k}")]);
+    }
+    cmd.extend(
+        [
+            "tag",
+            if key.is_some() { "-s" } else { "-a" },
+            "--cleanup=verbatim",
+            "-F",
+            file.to_str().expect("utf-8"),
+            name,
+            commit,
+        ]
+        .map(str::to_owned),
+    );
+    let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    git_in(dir, &refs);
+    std::fs::remove_file(&file).expect("rm");
+}
+
+/// Push `refspec` to origin; returns (success, stderr).
+fn push(dir: &Path, refspec: &str) -> (bool, String) {
+    let out = Command::new("git")
+        .args(["push", "origin", refspec])
+        .current_dir(dir)
+        .output()
+        .expect("push");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn verify(w: &World, dir: &Path) -> Run {
+    w.atmos(dir, &args("deployment verify svc"), &[])
+}
+
+/// `verify` in `dir` finds `kind` on `reference`, and pushing `refspec` is refused for it.
+fn caught(w: &World, dir: &Path, kind: &str, reference: &str, refspec: &str) {
+    let run = verify(w, dir);
+    run.code(3);
+    let doc = w
+        .atmos(dir, &args("deployment verify svc --format json"), &[])
+        .json();
+    let problems = doc["problems"].as_array().cloned().unwrap_or_default();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["kind"] == kind && p["reference"] == reference),
+        "verify did not report {kind} on {reference}: {doc:#}"
+    );
+    let (ok, stderr) = push(dir, refspec);
+    assert!(!ok, "the hook accepted {refspec}");
+    assert!(
+        stderr.contains("atmos: push refused")
+            && stderr.contains(reference)
+            && stderr.contains(&format!("[{kind}]")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_honest_signed_flow_verifies_and_passes_the_hook() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    ship(&w, &alice);
+    let run = verify(&w, &alice);
+    run.code(0).stdout_has(&[
+        "Verified 3 record(s) and 3 state ref(s) of svc by the rules of refs/remotes/origin/main",
+        "signed and verified: 3",
+        "✓ No problems found",
+    ]);
+    // A fresh clone sees the same, from the remote alone.
+    let auditor = w.clone("auditor", "carol");
+    w.atmos(&auditor, &args("deployment verify --remote origin"), &[])
+        .code(0);
+    // git itself verifies the records, with the same allowed signers.
+    let tag = newest_tag(&alice, "prod");
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "gpg.ssh.allowedSignersFile=allowed_signers",
+            "tag",
+            "-v",
+            &tag,
+        ])
+        .current_dir(&alice)
+        .output()
+        .expect("git tag -v");
+    assert!(
+        out.status.success(),
+        "git tag -v: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Good \"git\" signature for alice@example.com")
+    );
+    // Each record names the one before it.
+    git_in(&alice, &["commit", "-q", "--allow-empty", "-m", "v2"]);
+    git_in(&alice, &["push", "-q", "origin", "HEAD:main"]);
+    w.atmos(&alice, &args("deployment rollout svc --target dev"), &[])
+        .code(0);
+    let first = git_in(
+        &alice,
+        &[
+            "rev-parse",
+            &format!(
+                "{}^{{tag}}",
+                git_in(&alice, &["tag", "-l", "atmos/deployments/svc/dev/a/*"])
+                    .lines()
+                    .next()
+                    .expect("tag")
+            ),
+        ],
+    );
+    let second = record_message(&alice, &newest_tag(&alice, "dev"));
+    assert!(
+        second.contains(&format!("previous_record: {first}")),
+        "{second}"
+    );
+    verify(&w, &alice).code(0);
+}
+
+#[test]
+fn a_spoofed_or_unauthorised_deployer_is_stopped_before_anything_runs() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    w.atmos(&alice, &args("deployment rollout svc --target dev"), &[])
+        .code(0);
+    // mallory claims to be alice: her key is not alice's.
+    let mallory = w.clone("mallory", "mallory");
+    let run = w.atmos(
+        &mallory,
+        &args("deployment rollout svc --target staging --promote-from dev"),
+        &[("ATMOS_ACTOR", "alice@example.com")],
+    );
+    run.code(3)
+        .stdout_has(&["staging requires a proven identity, and alice@example.com is not proven"]);
+    // carol has an allowed key but is not in release.
+    let carol = w.clone("carol", "carol");
+    w.atmos(
+        &carol,
+        &args("deployment rollout svc --target staging --promote-from dev"),
+        &[],
+    )
+    .code(3)
+    .stdout_has(&[
+        "carol@example.com (from git user.email) may not deploy to staging: deployers are release",
+    ]);
+    assert!(
+        git_in(
+            &alice,
+            &[
+                "ls-remote",
+                "origin",
+                "refs/tags/atmos/deployments/svc/staging/*"
+            ]
+        )
+        .is_empty(),
+        "nothing was recorded for staging"
+    );
+}
+
+#[test]
+fn forgeries_are_caught_by_verify_and_refused_by_the_hook() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    let v1 = ship(&w, &alice);
+    git_in(
+        &alice,
+        &[
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "v2, never run anywhere",
+        ],
+    );
+    git_in(&alice, &["push", "-q", "origin", "HEAD:main"]);
+    let v2 = git_in(&alice, &["rev-parse", "HEAD"]);
+    let prod_tag = newest_tag(&alice, "prod");
+    let honest = record_message(&alice, &prod_tag);
+    let prod_oid = git_in(&alice, &["rev-parse", &prod_tag]);
+    // A prod record of v2, written now, naming the honest one as previous.
+    let now = jiff::Timestamp::now();
+    let forged_name = |s: &str| {
+        let at = now + jiff::SignedDuration::from_secs(s.parse::<i64>().expect("n"));
+        format!(
+            "atmos/deployments/svc/prod/a/{}",
+            at.strftime("%Y-%m-%dT%H-%M-%SZ")
+        )
+    };
+    let forged_body = honest.replace(&v1, &v2).replace(
+        &format!(
+            "previous_record: {}",
+            honest
+                .lines()
+                .find_map(|l| l.strip_prefix("previous_record: "))
+                .unwrap_or("x")
+        ),
+        &format!("previous_record: {prod_oid}"),
+    );
+    let scratch = |name: &str| {
+        let d = w.clone(name, "alice");
+        git_in(&d, &["fetch", "-q", "origin", "refs/atmos/*:refs/atmos/*"]);
+        d
+    };
+
+    // 1. A hand-moved state ref.
+    let d = scratch("state");
+    git_in(
+        &d,
+        &["update-ref", "refs/atmos/deployments/svc/prod/a", &v2],
+    );
+    caught(
+        &w,
+        &d,
+        "state_ref_mismatch",
+        "refs/atmos/deployments/svc/prod/a",
+        &format!("{v2}:refs/atmos/deployments/svc/prod/a"),
+    );
+
+    // 2. An unsigned record in a target that requires signed deployers.
+    let d = scratch("unsigned");
+    forge(&d, &forged_name("1"), &v2, &forged_body, None);
+    caught(
+        &w,
+        &d,
+        "unsigned",
+        &format!("refs/tags/{}", forged_name("1")),
+        &format!("refs/tags/{}", forged_name("1")),
+    );
+
+    // 3. Signed by a key not allowed for the deployer it names (mallory as alice).
+    let d = scratch("wrong-key");
+    forge(
+        &d,
+        &forged_name("2"),
+        &v2,
+        &forged_body,
+        Some(&w.key("mallory")),
+    );
+    caught(
+        &w,
+        &d,
+        "bad_signature",
+        &format!("refs/tags/{}", forged_name("2")),
+        &format!("refs/tags/{}", forged_name("2")),
+    );
+
+    // 3b. Signed with carol's own allowed key, as carol, who is not a deployer of prod.
+    let d = scratch("not-a-deployer");
+    let as_carol = forged_body.replace(
+        "deployed_by: alice@example.com",
+        "deployed_by: carol@example.com",
+    );
+    assert_ne!(as_carol, forged_body);
+    forge(&d, &forged_name("4"), &v2, &as_carol, Some(&w.key("carol")));
+    caught(
+        &w,
+        &d,
+        "not_a_deployer",
+        &format!("refs/tags/{}", forged_name("4")),
+        &format!("refs/tags/{}", forged_name("4")),
+    );
+
+    // 4. A prod record, properly signed by alice, of a commit that never succeeded in
+    // staging and that nobody in sre approved (carol's approval does not count).
+    let d = scratch("never-in-staging");
+    w.atmos(
+        &d,
+        &args("deployment approve svc --target prod --git-sha")
+            .into_iter()
+            .chain([v2.as_str()])
+            .collect::<Vec<_>>(),
+        &[("ATMOS_ACTOR", "carol@example.com")],
+    )
+    .code(0);
+    forge(
+        &d,
+        &forged_name("3"),
+        &v2,
+        &forged_body,
+        Some(&w.key("alice")),
+    );
+    caught(
+        &w,
+        &d,
+        "promotion_without_source",
+        &format!("refs/tags/{}", forged_name("3")),
+        &format!("refs/tags/{}", forged_name("3")),
+    );
+    let doc = w
+        .atmos(&d, &args("deployment verify svc --format json"), &[])
+        .json();
+    assert!(
+        doc["problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["kind"] == "approvals_not_met"
+                && p["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("carol@example.com does not count: not in sre"))),
+        "{doc:#}"
+    );
+
+    // 5. A deleted history tag.
+    let d = scratch("deleted");
+    git_in(&d, &["tag", "-d", &prod_tag]);
+    let run = verify(&w, &d);
+    run.code(3).stdout_has(&[
+        "refs/atmos/deployments/svc/prod/a",
+        "no success record in prod",
+    ]);
+    let (ok, stderr) = push(&d, &format!(":refs/tags/{prod_tag}"));
+    assert!(
+        !ok && stderr.contains("history tags are never deleted"),
+        "{stderr}"
+    );
+
+    // 6. Rewriting the approvals notes (dropping bob's approval) is refused too.
+    let d = scratch("notes");
+    git_in(
+        &d,
+        &[
+            "fetch",
+            "-q",
+            "origin",
+            "refs/notes/atmos/*:refs/notes/atmos/*",
+        ],
+    );
+    git_in(
+        &d,
+        &["notes", "--ref", "atmos/svc/approvals", "remove", &v1],
+    );
+    let (ok, stderr) = push(&d, "refs/notes/atmos/svc/approvals");
+    assert!(
+        !ok && stderr.contains("removes a line from the note"),
+        "{stderr}"
+    );
+
+    // The remote holds none of it, and still verifies.
+    let auditor = w.clone("auditor", "carol");
+    w.atmos(&auditor, &args("deployment verify --remote origin"), &[])
+        .code(0);
+}
