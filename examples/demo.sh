@@ -34,6 +34,12 @@ export EXAMPLE_STATE_DIR="$work/.example-state"
 git -C "$work" init -q
 git -C "$work" config user.name "Demo Developer"
 git -C "$work" config user.email dev@example.com
+# Sign rollouts with dev's TEST-ONLY key (prod requires a proven deployer); ssh-keygen refuses
+# a private key others can read, and git does not keep file modes.
+chmod 600 "$work"/TEST-ONLY-keys/dev "$work"/TEST-ONLY-keys/alice "$work"/TEST-ONLY-keys/bob
+git -C "$work" config gpg.format ssh
+git -C "$work" config user.signingkey "$work/TEST-ONLY-keys/dev"
+git -C "$work" config gpg.ssh.allowedSignersFile "$work/TEST-ONLY-keys/allowed_signers"
 git -C "$work" add -A
 git -C "$work" commit -q -m "Initial payment-service layout"
 
@@ -90,9 +96,9 @@ expect 4 deployment rollout payment-service --target prod --promote-from staging
 
 say "Approve: the deployer's own approval does not count; alice and bob from sre do"
 step deployment approve payment-service --target prod --promote-from staging
-ATMOS_ACTOR=alice@example.com step deployment approve payment-service --target prod --promote-from staging -m "staging soaked, dashboards green"
+ATMOS_ACTOR=alice@example.com step deployment approve payment-service --target prod --promote-from staging -m "staging soaked, dashboards green" --signing-key "$work/TEST-ONLY-keys/alice"
 expect 4 deployment rollout payment-service --target prod --promote-from staging --metadata ticket=OPS-42
-ATMOS_ACTOR=bob@example.com step deployment approve payment-service --target prod --promote-from staging
+ATMOS_ACTOR=bob@example.com step deployment approve payment-service --target prod --promote-from staging --signing-key "$work/TEST-ONLY-keys/bob"
 
 say "Promote staging to prod"
 step deployment rollout payment-service --target prod --promote-from staging --metadata ticket=OPS-42
@@ -108,3 +114,8 @@ git -C "$work" tag -l 'atmos/*'
 tag=$(git -C "$work" tag -l 'atmos/deployments/payment-service/staging/migrate/*' | tail -1)
 printf '\n$ git cat-file -p %s\n' "$tag"
 git -C "$work" cat-file -p "$tag"
+
+say "Anyone can check the records, offline: signatures, deployers, chains, promotions, approvals"
+step deployment verify payment-service
+printf '\n$ git tag -v %s\n' "$tag"
+git -C "$work" tag -v "$tag" 2>&1 | grep -i signature

@@ -401,8 +401,18 @@ fn every_verb_along_the_example_flow() {
         "staging",
     ];
     snap!(s, "approve_self", atmos(&approve)).code(0);
-    snap!(s, "approve_alice", as_("alice@example.com", &approve)).code(0);
-    as_("bob@example.com", &approve).code(0);
+    let signed = |persona: &str| {
+        let key = repo.example_key(persona);
+        let mut all: Vec<String> = approve.iter().map(|a| a.to_string()).collect();
+        all.extend(["--signing-key".to_owned(), key]);
+        all
+    };
+    let alice = signed("alice");
+    let alice: Vec<&str> = alice.iter().map(String::as_str).collect();
+    snap!(s, "approve_alice", as_("alice@example.com", &alice)).code(0);
+    let bob = signed("bob");
+    let bob: Vec<&str> = bob.iter().map(String::as_str).collect();
+    as_("bob@example.com", &bob).code(0);
     let mut prod_run = prod.to_vec();
     prod_run.extend(["--parallelism", "1"]);
     snap!(s, "rollout_prod", atmos(&prod_run)).code(0);
@@ -430,6 +440,7 @@ fn every_verb_along_the_example_flow() {
         atmos(&["deployment", "matrix", d, "--target", "dev"])
     )
     .code(0);
+    snap!(s, "verify", atmos(&["deployment", "verify", d])).code(0);
 
     // JSON documents (the list first: prod's rollout is the newest).
     snap!(
@@ -483,6 +494,12 @@ fn every_verb_along_the_example_flow() {
             "--format",
             "json"
         ])
+    )
+    .code(0);
+    snap!(
+        s,
+        "json_verify",
+        atmos(&args("deployment verify --format json"))
     )
     .code(0);
 

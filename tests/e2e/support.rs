@@ -67,7 +67,29 @@ impl Repo {
         std::fs::create_dir_all(&policies).expect("mkdir");
         copy_dir(&policies_dir(), &policies);
         repo.add_guests(&["change-freeze", "ticket-required", "soak-time"]);
+        // Sign as the demo does: dev's TEST-ONLY key (prod requires a proven deployer).
+        let keys = repo.path().join("TEST-ONLY-keys");
+        for name in ["dev", "alice", "bob"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(keys.join(name), std::fs::Permissions::from_mode(0o600))
+                .expect("chmod");
+        }
+        repo.git(&["config", "gpg.format", "ssh"]);
+        repo.git(&[
+            "config",
+            "user.signingkey",
+            &keys.join("dev").display().to_string(),
+        ]);
         repo
+    }
+
+    /// The TEST-ONLY key of a demo persona in the example (`dev`, `alice`, `bob`).
+    pub fn example_key(&self, persona: &str) -> String {
+        self.path()
+            .join("TEST-ONLY-keys")
+            .join(persona)
+            .display()
+            .to_string()
     }
 
     /// Copy the built guests `names` to `hooks/<name>.wasm`.
