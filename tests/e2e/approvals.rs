@@ -533,3 +533,53 @@ fn a_forged_approval_does_not_cancel_a_real_rejection() {
         .code(3)
         .stdout_has(&["rejected by carol@example.com", "not proven: unsigned"]);
 }
+
+#[test]
+fn an_unsigned_approval_in_the_name_of_someone_who_signs_is_not_theirs() {
+    // Signatures are not required, but bob signs: a later unsigned "approval" in his name,
+    // which anyone can write, does not lift his signed rejection.
+    let (f, v1) = ready("{min: 1}");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let bob = keygen(keys.path(), "bob");
+    let public = std::fs::read_to_string(bob.with_extension("pub")).expect("pub");
+    f.repo.write_file(
+        "allowed_signers",
+        format!("bob@example.com {}", public.trim()),
+    );
+    f.repo.commit("allowed signers");
+    approve(&f, "alice@example.com", &["--git-sha", &v1]).code(0);
+    let bob_key = bob.to_str().expect("utf-8");
+    f.repo
+        .atmos_env(
+            &[
+                "deployment",
+                "reject",
+                "svc",
+                "--target",
+                "prod",
+                "--git-sha",
+                &v1,
+                "-m",
+                "no",
+                "--signing-key",
+                bob_key,
+            ],
+            &[("ATMOS_ACTOR", "bob@example.com")],
+        )
+        .code(0);
+    std::thread::sleep(Duration::from_millis(1100));
+    approve(&f, "bob@example.com", &["--git-sha", &v1]).code(0);
+    promote(&f, &[]).code(3).stdout_has(&[
+        "rejected by bob@example.com (no)",
+        "unsigned, but bob@example.com signs their approvals",
+    ]);
+    // His signed approval does.
+    std::thread::sleep(Duration::from_millis(1100));
+    approve(
+        &f,
+        "bob@example.com",
+        &["--git-sha", &v1, "--signing-key", bob_key],
+    )
+    .code(0);
+    promote(&f, &[]).code(0);
+}

@@ -203,8 +203,22 @@ fn record_message(dir: &Path, tag: &str) -> String {
     }
 }
 
-/// Write a history tag by hand (`key`: sign it as `git tag -s` does).
+/// Write a history tag by hand (`key`: sign it as `git tag -s` does), its record's
+/// `timestamp` made to match the time in its name, as atmos writes them.
 fn forge(dir: &Path, name: &str, commit: &str, message: &str, key: Option<&str>) {
+    let segment = name.rsplit('/').next().expect("segment");
+    let (date, time) = segment.split_once('T').expect("time");
+    let stamp = format!("{date}T{}", time.replace('-', ":"));
+    let message: String = message
+        .lines()
+        .map(|l| {
+            if l.starts_with("timestamp: ") {
+                format!("timestamp: {stamp}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
     let file = dir.join(".forged-message");
     std::fs::write(&file, message).expect("write");
     let mut cmd = vec!["-c".to_owned(), "gpg.format=ssh".to_owned()];
@@ -280,6 +294,10 @@ fn an_honest_signed_flow_verifies_and_passes_the_hook() {
         "signed and verified: 3",
         "✓ No problems found",
     ]);
+    // One target alone still judges its promotions by the source's records.
+    w.atmos(&alice, &args("deployment verify svc --target prod"), &[])
+        .code(0)
+        .stdout_has(&["Verified 1 record(s) and 1 state ref(s)"]);
     // A fresh clone sees the same, from the remote alone.
     let auditor = w.clone("auditor", "carol");
     w.atmos(&auditor, &args("deployment verify --remote origin"), &[])
@@ -552,6 +570,112 @@ fn forgeries_are_caught_by_verify_and_refused_by_the_hook() {
     );
 
     // The remote holds none of it, and still verifies.
+    let auditor = w.clone("auditor", "carol");
+    w.atmos(&auditor, &args("deployment verify --remote origin"), &[])
+        .code(0);
+}
+
+fn git_stdin(dir: &Path, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn the_hook_refuses_refs_that_do_not_fit_the_layout_and_replayed_records() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    let v1 = ship(&w, &alice);
+    let refused = |refspec: &str, why: &str| {
+        let (ok, stderr) = push(&alice, refspec);
+        assert!(!ok, "the hook accepted {refspec}");
+        assert!(stderr.contains(why), "{refspec}: {stderr}");
+    };
+    // Names too short for the layout would block the real refs beneath them.
+    refused(
+        &format!("{v1}:refs/atmos/deployments/svc/prod"),
+        "is not refs/atmos/deployments/<deployment>/<target>/<component>",
+    );
+    refused(
+        &format!("{v1}:refs/tags/atmos/deployments/svc/prod/a"),
+        "is not refs/tags/atmos/deployments/<deployment>/<target>/<component>/<UTC time>",
+    );
+    // A state ref at something other than a commit; a record that is not a tag object.
+    let blob = git_stdin(&alice, &["hash-object", "-w", "--stdin"], "not a commit\n");
+    refused(
+        &format!("{blob}:refs/atmos/deployments/svc/qa/a"),
+        "which is not a commit",
+    );
+    refused(
+        &format!("{blob}:refs/notes/atmos/svc/sbom"),
+        "is not a commit",
+    );
+    // A signed record copied under a newer name.
+    let prod = newest_tag(&alice, "prod");
+    let oid = git_in(&alice, &["rev-parse", &prod]);
+    let later = format!(
+        "atmos/deployments/svc/prod/a/{}",
+        (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(5))
+            .strftime("%Y-%m-%dT%H-%M-%SZ")
+    );
+    refused(
+        &format!("{oid}:refs/tags/{later}"),
+        "a record copied under another name",
+    );
+    // Two copies of one note, laid out so that readers could disagree on which is the note.
+    git_in(
+        &alice,
+        &[
+            "fetch",
+            "-q",
+            "origin",
+            "refs/notes/atmos/*:refs/notes/atmos/*",
+        ],
+    );
+    let notes = git_in(&alice, &["rev-parse", "refs/notes/atmos/svc/approvals"]);
+    let approved = git_in(
+        &alice,
+        &["notes", "--ref", "atmos/svc/approvals", "list", &v1],
+    );
+    let one = git_stdin(
+        &alice,
+        &["mktree"],
+        &format!("100644 blob {approved}\t{}\n", &v1[1..]),
+    );
+    let two = git_stdin(
+        &alice,
+        &["mktree"],
+        &format!("100644 blob {approved}\t{}\n", &v1[2..]),
+    );
+    let root = git_stdin(
+        &alice,
+        &["mktree"],
+        &format!(
+            "040000 tree {one}\t{}\n040000 tree {two}\t{}\n",
+            &v1[..1],
+            &v1[..2]
+        ),
+    );
+    let odd = git_in(&alice, &["commit-tree", &root, "-p", &notes, "-m", "notes"]);
+    refused(
+        &format!("{odd}:refs/notes/atmos/svc/approvals"),
+        "has no place in a notes tree",
+    );
+    // None of it landed.
     let auditor = w.clone("auditor", "carol");
     w.atmos(&auditor, &args("deployment verify --remote origin"), &[])
         .code(0);

@@ -295,6 +295,7 @@ fn generate(root: &Path) {
                         error: None,
                         rules_ref: None,
                         rules_commit: None,
+                        approved_commit: None,
                         metadata: [("pr".to_owned(), format!("#{round}"))]
                             .into_iter()
                             .collect(),

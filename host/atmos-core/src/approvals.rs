@@ -174,9 +174,23 @@ pub fn check(
         from_groups: rules.from_groups.clone(),
         method,
     };
+    let checked: Vec<(&ApprovalRecord, Result<bool, String>)> =
+        records.iter().filter(mine).map(|r| (r, proof(r))).collect();
+    // Someone who signs their word: an unsigned approval in their name is not theirs.
+    let signs: Vec<&str> = checked
+        .iter()
+        .filter(|(_, p)| matches!(p, Ok(true)))
+        .map(|(r, _)| r.approved_by.as_str())
+        .collect();
     let mut latest: Vec<(&ApprovalRecord, Result<bool, String>)> = Vec::new();
-    for r in records.iter().filter(mine) {
-        let checked = proof(r);
+    for (r, checked) in checked.iter().cloned() {
+        let checked = match checked {
+            Ok(false) if signs.contains(&r.approved_by.as_str()) => Err(format!(
+                "unsigned, but {} signs their approvals",
+                r.approved_by
+            )),
+            other => other,
+        };
         if r.decision == ApprovalDecision::Approve
             && let Err(reason) = &checked
         {

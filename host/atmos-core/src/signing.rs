@@ -56,7 +56,11 @@ fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Result<std::process::Outpu
 }
 
 /// Check that `signature` over `payload` was made, in `namespace`, by a key that
-/// `allowed_signers` allows for `principal`.
+/// `allowed_signers` allows for `principal`. Ed25519 signatures against a plain
+/// `allowed_signers` file (exact principals, at most a `namespaces=` option) are checked in
+/// process — thousands per second, which `verify` over a long history needs; anything else
+/// (certificate authorities, validity windows, patterns, other key types) goes to
+/// `ssh-keygen -Y verify`, which defines the semantics both follow.
 pub fn verify(
     payload: &[u8],
     signature: &str,
@@ -70,6 +74,25 @@ pub fn verify(
             allowed_signers.display()
         )));
     }
+    match native::verify(payload, signature, principal, allowed_signers, namespace) {
+        Some(result) => result,
+        None => verify_with_ssh_keygen(payload, signature, principal, allowed_signers, namespace),
+    }
+}
+
+fn not_verified(principal: &str) -> SignError {
+    SignError(format!(
+        "the signature does not verify for {principal} (altered, forged, or a key not allowed for {principal})"
+    ))
+}
+
+fn verify_with_ssh_keygen(
+    payload: &[u8],
+    signature: &str,
+    principal: &str,
+    allowed_signers: &Path,
+    namespace: &str,
+) -> Result<(), SignError> {
     let dir = tempfile::tempdir().map_err(|e| SignError(e.to_string()))?;
     let sig = dir.path().join("payload.sig");
     std::fs::write(&sig, signature).map_err(|e| SignError(e.to_string()))?;
@@ -84,9 +107,128 @@ pub fn verify(
     if out.status.success() {
         Ok(())
     } else {
-        Err(SignError(format!(
-            "the signature does not verify for {principal} (altered, forged, or a key not allowed for {principal})"
-        )))
+        Err(not_verified(principal))
+    }
+}
+
+/// The in-process path of [`verify`].
+mod native {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::SystemTime;
+
+    use ssh_key::{Algorithm, PublicKey, SshSig};
+
+    use super::{SignError, not_verified};
+
+    /// One line of an `allowed_signers` file.
+    pub(super) struct Entry {
+        principals: Vec<String>,
+        namespaces: Option<Vec<String>>,
+        key: PublicKey,
+    }
+
+    /// A parsed file, or `None` when it holds something only `ssh-keygen` interprets.
+    type Parsed = Option<Arc<Vec<Entry>>>;
+    type Key = (PathBuf, u64, Option<SystemTime>);
+
+    /// Files read once per process, keyed by path, size and modification time.
+    fn cache() -> &'static Mutex<HashMap<Key, Parsed>> {
+        static CACHE: OnceLock<Mutex<HashMap<Key, Parsed>>> = OnceLock::new();
+        CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    fn load(path: &Path) -> Parsed {
+        let meta = std::fs::metadata(path).ok()?;
+        let key = (path.to_owned(), meta.len(), meta.modified().ok());
+        let mut cache = cache().lock().ok()?;
+        if let Some(p) = cache.get(&key) {
+            return p.clone();
+        }
+        let parsed = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| parse(&text))
+            .map(Arc::new);
+        cache.insert(key, parsed.clone());
+        parsed
+    }
+
+    fn plain(pattern: &str) -> bool {
+        !pattern.is_empty() && !pattern.contains(['*', '?', '!'])
+    }
+
+    /// Parse `principals [namespaces="a,b"] <key type> <base64> [comment]` lines; `None` for
+    /// any other option, pattern or key type.
+    pub(super) fn parse(text: &str) -> Option<Vec<Entry>> {
+        let mut out = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut tokens = line.split_whitespace();
+            let principals: Vec<String> = tokens.next()?.split(',').map(str::to_owned).collect();
+            if !principals.iter().all(|p| plain(p)) {
+                return None;
+            }
+            let mut next = tokens.next()?;
+            let mut namespaces = None;
+            if let Some(list) = next
+                .strip_prefix("namespaces=\"")
+                .and_then(|r| r.strip_suffix('"'))
+            {
+                let list: Vec<String> = list.split(',').map(str::to_owned).collect();
+                if !list.iter().all(|n| plain(n)) {
+                    return None;
+                }
+                namespaces = Some(list);
+                next = tokens.next()?;
+            }
+            let data = tokens.next()?;
+            let key = PublicKey::from_openssh(&format!("{next} {data}")).ok()?;
+            if key.algorithm() != Algorithm::Ed25519 {
+                return None;
+            }
+            out.push(Entry {
+                principals,
+                namespaces,
+                key,
+            });
+        }
+        Some(out)
+    }
+
+    /// `None`: not decidable here, ask `ssh-keygen`.
+    pub(super) fn verify(
+        payload: &[u8],
+        signature: &str,
+        principal: &str,
+        allowed_signers: &Path,
+        namespace: &str,
+    ) -> Option<Result<(), SignError>> {
+        let entries = load(allowed_signers)?;
+        let Ok(sig) = SshSig::from_pem(signature.trim()) else {
+            return Some(Err(SignError("not an SSH signature".into())));
+        };
+        if sig.algorithm() != Algorithm::Ed25519 {
+            return None;
+        }
+        let allowed = entries.iter().find(|e| {
+            e.principals.iter().any(|p| p == principal)
+                && e.namespaces
+                    .as_ref()
+                    .is_none_or(|n| n.iter().any(|x| x == namespace))
+                && e.key.key_data() == sig.public_key()
+        });
+        let Some(entry) = allowed else {
+            return Some(Err(not_verified(principal)));
+        };
+        Some(
+            entry
+                .key
+                .verify(namespace, payload, &sig)
+                .map_err(|_| not_verified(principal)),
+        )
     }
 }
 
@@ -204,5 +346,60 @@ mod tests {
             principals(&sig, &signers).expect("find"),
             vec!["alice@example.com"]
         );
+    }
+
+    #[test]
+    fn the_in_process_check_agrees_with_ssh_keygen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = |name: &str| {
+            let path = dir.path().join(name);
+            let made = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+                .arg(&path)
+                .status()
+                .expect("ssh-keygen");
+            assert!(made.success());
+            let public = std::fs::read_to_string(path.with_extension("pub")).expect("pub");
+            (path, public.trim().to_owned())
+        };
+        let (alice, alice_pub) = key("alice");
+        let (mallory, _) = key("mallory");
+        let signers = dir.path().join("allowed_signers");
+        std::fs::write(
+            &signers,
+            format!(
+                "# team\nalice@example.com,al@example.com {alice_pub}\nbob@example.com namespaces=\"file\" {alice_pub}\n"
+            ),
+        )
+        .expect("write");
+        assert!(native::parse(&std::fs::read_to_string(&signers).expect("read")).is_some());
+        let by_alice = sign(b"hello", &alice, TAG_NAMESPACE).expect("sign");
+        let by_mallory = sign(b"hello", &mallory, TAG_NAMESPACE).expect("sign");
+        let cases = [
+            (
+                b"hello".as_slice(),
+                &by_alice,
+                "alice@example.com",
+                TAG_NAMESPACE,
+            ),
+            (b"hello", &by_alice, "al@example.com", TAG_NAMESPACE),
+            (b"hellO", &by_alice, "alice@example.com", TAG_NAMESPACE),
+            (b"hello", &by_alice, "bob@example.com", TAG_NAMESPACE),
+            (b"hello", &by_alice, "alice@example.com", IDENTITY_NAMESPACE),
+            (b"hello", &by_mallory, "alice@example.com", TAG_NAMESPACE),
+        ];
+        let mut accepted = 0;
+        for (payload, sig, who, ns) in cases {
+            let native = native::verify(payload, sig, who, &signers, ns).expect("decided here");
+            let reference = verify_with_ssh_keygen(payload, sig, who, &signers, ns);
+            assert_eq!(native.is_ok(), reference.is_ok(), "{who} {ns} {payload:?}");
+            accepted += usize::from(native.is_ok());
+        }
+        assert_eq!(
+            accepted, 2,
+            "alice under both of her principals, nothing else"
+        );
+        // A pattern is left to ssh-keygen.
+        assert!(native::parse("*@example.com ssh-ed25519 AAAA\n").is_none());
     }
 }

@@ -83,6 +83,13 @@ fn render(r: &VerifyReport) -> String {
             c.unchecked
         ));
     }
+    if !r.notices.is_empty() {
+        out.push_str(&format!(
+            "\n! {} notice(s), not problems:\n{}",
+            r.notices.len(),
+            problems(&r.notices)
+        ));
+    }
     if r.clean() {
         out.push_str("\n✓ No problems found\n");
         return out;

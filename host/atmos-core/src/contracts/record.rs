@@ -87,6 +87,10 @@ pub struct TagRecord {
     /// The commit of those rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules_commit: Option<String>,
+    /// The commit whose approvals were counted, when the target requires approval: the newest
+    /// of the commits the rollout deployed; every commit it deployed is in its history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_commit: Option<String>,
     /// Free-form metadata (`--metadata k=v`, `skip_promotion_check`, approver, PR…).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub metadata: IndexMap<String, String>,
@@ -152,6 +156,7 @@ mod tests {
             error: None,
             rules_ref: None,
             rules_commit: None,
+            approved_commit: None,
             metadata: [("pr".to_string(), "#482".to_string())]
                 .into_iter()
                 .collect(),

@@ -137,6 +137,13 @@ impl GitRepo {
             .is_some()
     }
 
+    /// The kind of the object `sha` (`commit`, `tag`, `tree`, `blob`), if it exists.
+    pub fn object_kind(&self, sha: &str) -> Option<&'static str> {
+        let id = Oid::from_str(sha).ok()?;
+        let (_, kind) = self.repo.odb().ok()?.read_header(id).ok()?;
+        kind.str().into()
+    }
+
     /// Prefix listing of refs (cached `packed-refs`).
     pub fn refs(&self) -> &refdb::RefDb {
         &self.refs

@@ -32,7 +32,9 @@ impl GitRepo {
     }
 
     /// The note of `commit` in the notes commit `notes_commit` (not a ref: a value a push
-    /// proposes), read from its tree whatever the fan-out (`ab/cdef…` or flat).
+    /// proposes), found as git finds it: the full id as a file name, or inside two-character
+    /// fan-out folders (`ab/cdef…`, `ab/cd/ef…`) — nothing else, so that this reader and git's
+    /// never see different notes in one tree.
     pub fn note_at(&self, notes_commit: &str, commit: &str) -> Result<Option<String>, GitError> {
         let mut tree = self
             .raw()
@@ -42,26 +44,73 @@ impl GitRepo {
             .git()?;
         let mut rest = commit;
         loop {
-            let next = tree.iter().find_map(|e| {
-                let name = e.name().ok()?;
-                rest.starts_with(name)
-                    .then(|| (name.len(), e.id(), e.kind()))
-            });
-            let Some((len, id, kind)) = next else {
+            if let Some(e) = tree.get_name(rest)
+                && e.kind() == Some(git2::ObjectType::Blob)
+            {
+                let blob = self.raw().find_blob(e.id()).git()?;
+                return Ok(Some(String::from_utf8_lossy(blob.content()).into_owned()));
+            }
+            let Some(fan) = rest.get(..2).filter(|_| rest.len() > 2) else {
                 return Ok(None);
             };
-            rest = &rest[len..];
-            match kind {
-                Some(git2::ObjectType::Blob) if rest.is_empty() => {
-                    let blob = self.raw().find_blob(id).git()?;
-                    return Ok(Some(String::from_utf8_lossy(blob.content()).into_owned()));
-                }
-                Some(git2::ObjectType::Tree) if !rest.is_empty() => {
+            let next = tree
+                .get_name(fan)
+                .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
+                .map(|e| e.id());
+            match next {
+                Some(id) => {
                     tree = self.raw().find_tree(id).git()?;
+                    rest = &rest[2..];
                 }
-                _ => return Ok(None),
+                None => return Ok(None),
             }
         }
+    }
+
+    /// Why the notes commit `notes_commit` is not laid out as git writes notes, if it is not:
+    /// every file named by a full object id (split only into two-character fan-out folders),
+    /// each object noted once, nothing else in the tree.
+    pub fn notes_layout_problem(&self, notes_commit: &str) -> Result<Option<String>, GitError> {
+        let Ok(commit) = self.raw().find_commit(oid(notes_commit)?) else {
+            return Ok(Some(format!(
+                "{} is not a commit",
+                super::short(notes_commit)
+            )));
+        };
+        let tree = commit.tree().git()?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut problem = None;
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            let name = entry.name().unwrap_or("");
+            let hex = |s: &str| {
+                s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            };
+            match entry.kind() {
+                Some(git2::ObjectType::Tree) if name.len() == 2 && hex(name) => {}
+                Some(git2::ObjectType::Blob) => {
+                    let id = format!("{}{name}", dir.replace('/', ""));
+                    let fans_ok = dir
+                        .split('/')
+                        .filter(|d| !d.is_empty())
+                        .all(|d| d.len() == 2);
+                    if !(fans_ok && (id.len() == 40 || id.len() == 64) && hex(&id)) {
+                        problem = Some(format!("{dir}{name} is not named by an object id"));
+                    } else if !seen.insert(id.clone()) {
+                        problem = Some(format!("{id} is noted twice"));
+                    }
+                }
+                _ => problem = Some(format!("{dir}{name} has no place in a notes tree")),
+            }
+            if problem.is_some() {
+                git2::TreeWalkResult::Abort
+            } else {
+                git2::TreeWalkResult::Ok
+            }
+        })
+        .or_else(|e| if problem.is_some() { Ok(()) } else { Err(e) })
+        .git()?;
+        Ok(problem)
     }
 
     /// Every note of the notes commit `notes_commit`: `(annotated commit, note text)`.

@@ -241,6 +241,7 @@ mod tests {
                 error: None,
                 rules_ref: None,
                 rules_commit: None,
+                approved_commit: None,
                 metadata: Default::default(),
                 decisions: vec![],
             },

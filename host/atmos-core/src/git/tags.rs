@@ -135,6 +135,27 @@ impl GitRepo {
                 record.deployment, record.target, record.component
             )));
         }
+        // The name and time are inside the (signed) object too: a record copied under another
+        // tag name is not that record.
+        if tag.name_bytes() != entry.name.as_bytes() {
+            return Err(odd(format!(
+                "the tag object is named {}, not {}: a record copied under another name",
+                String::from_utf8_lossy(tag.name_bytes()),
+                entry.name
+            )));
+        }
+        if record
+            .timestamp
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .map(|t| t.as_second())
+            != Some(entry.at.as_second())
+        {
+            return Err(odd(format!(
+                "the record's timestamp {} is not the time in its tag name",
+                record.timestamp
+            )));
+        }
         if tag.target_id().to_string() != record.git_sha {
             return Err(odd(format!(
                 "the tag points at {} but its record says git_sha {}",

@@ -65,6 +65,7 @@ pub fn record(
             error,
             rules_ref: Some(plan.rules.source.clone()),
             rules_commit: plan.rules.commit.clone(),
+            approved_commit: plan.approval_commit.clone(),
             metadata: plan.metadata.clone(),
             decisions: plan.decisions.clone(),
         };

@@ -19,6 +19,9 @@ use crate::workflow::WorkflowError;
 /// the approver's machine and the runner's).
 const APPROVAL_SKEW_SECONDS: i64 = 300;
 
+/// How far two runners' clocks may disagree when one record must come after another.
+const CLOCK_SKEW_SECONDS: i64 = 300;
+
 /// One readable record.
 struct Rec {
     entry: TagEntry,
@@ -52,6 +55,8 @@ pub(super) struct Audit<'a, 'b> {
     pub book: &'b mut RulesBook<'a>,
     pub deployment: &'b str,
     pub target: Option<&'b str>,
+    /// Not problems, but worth an auditor's look (skipped promotion checks).
+    pub notices: Vec<Problem>,
 }
 
 type Groups = BTreeMap<(String, String), Vec<Rec>>;
@@ -88,6 +93,11 @@ impl Audit<'_, '_> {
             }
         }
         self.state_refs(&groups, &mut problems, stats);
+        if let Some(t) = self.target {
+            problems.retain(|p| {
+                super::view::group_of(&p.reference).is_none_or(|(_, target, _)| target == t)
+            });
+        }
         Ok(problems)
     }
 
@@ -121,10 +131,11 @@ impl Audit<'_, '_> {
                 ));
                 continue;
             };
-            if self.target.is_some_and(|t| t != entry.target) {
-                continue;
+            // Every target is read (a promotion is judged by its source's records); only the
+            // asked target's records are counted and reported.
+            if self.target.is_none_or(|t| t == entry.target) {
+                stats.records += 1;
             }
-            stats.records += 1;
             match self.git.read_record(&entry, self.deployment) {
                 Ok(record) => groups
                     .entry((entry.target.clone(), entry.component.clone()))
@@ -193,6 +204,10 @@ impl Audit<'_, '_> {
         problems: &mut Vec<Problem>,
         stats: &mut Stats,
     ) -> Result<(), WorkflowError> {
+        if self.target.is_some_and(|t| t != context.target) {
+            // Another target's records are read, for promotions, but not judged.
+            return Ok(());
+        }
         let (groups, target, component, earlier) = (
             context.groups,
             context.target,
@@ -305,9 +320,11 @@ impl Audit<'_, '_> {
                 .get(&(source.to_owned(), component.to_owned()))
                 .is_some_and(|recs| {
                     // Sequence numbers only order records within one group: across groups,
-                    // compare the second the rollouts started.
+                    // compare the second the rollouts started, allowing for runners' clocks
+                    // that disagree a little.
+                    let latest = r.entry.at.as_second() + CLOCK_SKEW_SECONDS;
                     recs.iter()
-                        .take_while(|e| e.entry.at <= r.entry.at)
+                        .take_while(|e| e.entry.at.as_second() <= latest)
                         .any(|e| e.deployed() && e.record.git_sha == *sha)
                 })
         };
@@ -351,6 +368,17 @@ impl Audit<'_, '_> {
                 .is_some_and(|v| v == "true")
             {
                 stats.skipped_checks += 1;
+                self.notices.push(Problem {
+                    kind: ProblemKind::PromotionSkipped,
+                    reference: r.refname(),
+                    deployment: deployment.to_owned(),
+                    message: format!(
+                        "{} reached {target} with --skip-promotion-check by {}: recorded, and allowed only if the gates at the time allowed it",
+                        short(sha),
+                        r.record.deployed_by
+                    ),
+                    at: Some(r.entry.at),
+                });
             } else if !sources.iter().any(|s| ran_in(s)) && !ran(target, earlier) {
                 push(
                     ProblemKind::ReachedWithoutPromotion,
@@ -365,11 +393,16 @@ impl Audit<'_, '_> {
 
         // Approvals in force.
         if promotion.requires_approval {
-            let shas = context
-                .rollouts
-                .get(&(target.to_owned(), r.record.timestamp.clone()))
-                .cloned()
-                .unwrap_or_else(|| vec![sha.clone()]);
+            // The record names the commit whose approvals counted; records written before it
+            // did are grouped by rollout (their shared start time).
+            let shas = match &r.record.approved_commit {
+                Some(c) => vec![c.clone()],
+                None => context
+                    .rollouts
+                    .get(&(target.to_owned(), r.record.timestamp.clone()))
+                    .cloned()
+                    .unwrap_or_else(|| vec![sha.clone()]),
+            };
             self.approvals(r, target, &shas, &rules, &promotion, &mut push)?;
         }
         Ok(())
@@ -571,15 +604,23 @@ pub fn audit<'a>(
     };
     let mut stats = Stats::default();
     let mut problems = Vec::new();
+    let mut notices = Vec::new();
     for d in &deployments {
-        let found = Audit {
+        let mut audit = Audit {
             git,
             view,
             book,
             deployment: d,
             target: request.target.as_deref(),
-        }
-        .run(&mut stats)?;
+            notices: Vec::new(),
+        };
+        let found = audit.run(&mut stats)?;
+        notices.extend(
+            audit
+                .notices
+                .into_iter()
+                .filter(|p| newer_than(p, request.since)),
+        );
         problems.extend(found.into_iter().filter(|p| newer_than(p, request.since)));
     }
     problems.sort_by(|a, b| (a.at, &a.reference).cmp(&(b.at, &b.reference)));
@@ -588,5 +629,6 @@ pub fn audit<'a>(
         deployments,
         checked: stats,
         problems,
+        notices,
     })
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::checks::audit;
 use super::report::{Problem, ProblemKind, VerifyRequest};
 use super::rules::RulesBook;
-use super::view::{Namespace, View, namespace};
+use super::view::{Namespace, View, group_of, namespace};
 use crate::contracts::layout::{STATE_PREFIX, TAG_PREFIX};
 use crate::git::tags::TagEntry;
 use crate::git::{GitRepo, short};
@@ -88,22 +88,6 @@ impl PushCheck {
 
 crate::document!(PushCheck => "PushCheck");
 
-/// `(deployment, target, component)` of a state ref or history tag.
-fn group_of(refname: &str) -> Option<(String, String, String)> {
-    let split3 = |rest: &str| {
-        let (d, rest) = rest.split_once('/')?;
-        let (t, c) = rest.split_once('/')?;
-        Some((d.to_owned(), t.to_owned(), c.to_owned()))
-    };
-    if let Some(rest) = refname.strip_prefix(&format!("{STATE_PREFIX}/")) {
-        return split3(rest);
-    }
-    let rest = refname.strip_prefix(&format!("refs/tags/{TAG_PREFIX}/"))?;
-    let (d, t, c_and_time) = split3(rest)?;
-    let (c, _) = c_and_time.rsplit_once('/')?;
-    Some((d, t, c.to_owned()))
-}
-
 /// Check a push to the repository `git` (opened from the hook's environment), at `now`.
 pub fn check(
     git: &GitRepo,
@@ -148,6 +132,39 @@ pub fn check(
             continue;
         }
         checked += 1;
+        // Names must fit the layout, and values be the kind of object the layout says: a
+        // short name would block the real refs beneath it, a blob would break every reader.
+        let misfit = match (ns, &u.new) {
+            (Namespace::State, Some(new)) => {
+                if group_of(&u.refname).is_none() {
+                    Some(
+                        "is not refs/atmos/deployments/<deployment>/<target>/<component>"
+                            .to_owned(),
+                    )
+                } else if git.object_kind(new) != Some("commit") {
+                    Some(format!("points at {}, which is not a commit", short(new)))
+                } else {
+                    None
+                }
+            }
+            (Namespace::Tag, Some(new)) => {
+                let parsed =
+                    group_of(&u.refname).and_then(|(d, ..)| TagEntry::parse(&u.refname, new, &d));
+                if parsed.is_none() {
+                    Some("is not refs/tags/atmos/deployments/<deployment>/<target>/<component>/<UTC time>".to_owned())
+                } else if git.object_kind(new) != Some("tag") {
+                    Some("is not an annotated tag: a history record is a tag object".to_owned())
+                } else {
+                    None
+                }
+            }
+            (Namespace::Notes, Some(new)) => git.notes_layout_problem(new)?,
+            _ => None,
+        };
+        if let Some(why) = misfit {
+            refused.push(problem(ProblemKind::StrayRef, &u.refname, why));
+            continue;
+        }
         match (ns, &u.old, &u.new) {
             (Namespace::Stray, ..) => refused.push(problem(
                 ProblemKind::StrayRef,
@@ -308,18 +325,5 @@ mod tests {
         assert_eq!(u[1].new, None);
         assert!(parse_updates("junk\n").is_err());
         assert!(parse_updates(&format!("{a} {a}\n")).is_err());
-    }
-
-    #[test]
-    fn refs_map_to_their_target_and_component() {
-        assert_eq!(
-            group_of("refs/tags/atmos/deployments/svc/dev/a/2026-01-01T00-00-00Z"),
-            Some(("svc".into(), "dev".into(), "a".into()))
-        );
-        assert_eq!(
-            group_of("refs/atmos/deployments/svc/dev/a"),
-            Some(("svc".into(), "dev".into(), "a".into()))
-        );
-        assert_eq!(group_of("refs/heads/main"), None);
     }
 }

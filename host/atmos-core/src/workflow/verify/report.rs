@@ -58,6 +58,8 @@ pub enum ProblemKind {
     NotesRewritten,
     /// A push writes a ref under atmos's namespaces that is not part of its layout.
     StrayRef,
+    /// A notice, not a problem: a rollout made with `--skip-promotion-check`.
+    PromotionSkipped,
 }
 
 /// One problem: the ref or tag and why.
@@ -107,6 +109,9 @@ pub struct VerifyReport {
     pub checked: Stats,
     /// Every problem found, oldest record first.
     pub problems: Vec<Problem>,
+    /// Records that are not problems but are worth an auditor's look: rollouts made with
+    /// `--skip-promotion-check` (the gates in force then allowed it).
+    pub notices: Vec<Problem>,
 }
 
 impl VerifyReport {

@@ -53,6 +53,26 @@ pub fn namespace(refname: &str) -> Namespace {
     }
 }
 
+/// `(deployment, target, component)` of a state ref or history tag.
+pub fn group_of(refname: &str) -> Option<(String, String, String)> {
+    let split3 = |rest: &str| {
+        let (d, rest) = rest.split_once('/')?;
+        let (t, c) = rest.split_once('/')?;
+        Some((d.to_owned(), t.to_owned(), c.to_owned()))
+    };
+    let ok = |(d, t, c): (String, String, String)| {
+        (!d.is_empty() && !t.is_empty() && !c.is_empty() && !c.contains('/')).then_some((d, t, c))
+    };
+    if let Some(rest) = refname.strip_prefix(&format!("{STATE_PREFIX}/")) {
+        return split3(rest).and_then(ok);
+    }
+    let rest = refname.strip_prefix(&format!("refs/tags/{TAG_PREFIX}/"))?;
+    let (d, t, c_and_time) = split3(rest)?;
+    let (c, time) = c_and_time.rsplit_once('/')?;
+    (!time.is_empty()).then_some(())?;
+    ok((d, t, c.to_owned()))
+}
+
 impl View {
     /// The refs as the repository holds them.
     pub fn read(git: &GitRepo) -> Result<View, GitError> {
@@ -143,5 +163,21 @@ mod tests {
         assert_eq!(v.deployments(), vec!["api", "svc"]);
         v.set("refs/atmos/deployments/svc/dev/a", None);
         assert!(v.state.is_empty());
+    }
+
+    #[test]
+    fn refs_map_to_their_target_and_component() {
+        assert_eq!(
+            group_of("refs/tags/atmos/deployments/svc/dev/a/2026-01-01T00-00-00Z"),
+            Some(("svc".into(), "dev".into(), "a".into()))
+        );
+        assert_eq!(
+            group_of("refs/atmos/deployments/svc/dev/a"),
+            Some(("svc".into(), "dev".into(), "a".into()))
+        );
+        assert_eq!(group_of("refs/heads/main"), None);
+        assert_eq!(group_of("refs/atmos/deployments/svc/prod"), None);
+        assert_eq!(group_of("refs/atmos/deployments/svc/prod/a/b"), None);
+        assert_eq!(group_of("refs/tags/atmos/deployments/svc/prod/a"), None);
     }
 }
