@@ -680,3 +680,50 @@ fn the_hook_refuses_refs_that_do_not_fit_the_layout_and_replayed_records() {
     w.atmos(&auditor, &args("deployment verify --remote origin"), &[])
         .code(0);
 }
+
+#[test]
+fn policies_see_whether_the_deployer_proved_their_identity() {
+    let f = crate::rollout::Fixture::new();
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key = keys.path().join("dev");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "dev", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("pub");
+    f.repo.write_file(
+        "allowed_signers",
+        format!("dev@example.com {}\n", public.trim()),
+    );
+    f.repo.write_file(
+        "atmos.yaml",
+        "gates:\n  policies: [rules]\napprovers:\n  allowed_signers: allowed_signers\n",
+    );
+    f.repo.write_file(
+        "rules/proven.rego",
+        "package team.proven\n\ndeny contains {\"msg\": \"staging needs a proven deployer\", \"code\": \"UNPROVEN\"} if {\n  input.target.name == \"staging\"\n  not input.identity.verified\n}\n",
+    );
+    f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&args("--target staging --promote-from dev"))
+        .code(3)
+        .stdout_has(&["staging needs a proven deployer [UNPROVEN]"]);
+    let doc = f
+        .rollout(&args(
+            "--target staging --promote-from dev --plan --format json",
+        ))
+        .json();
+    assert_eq!(doc["plan"]["proof"]["verified"], false, "{doc:#}");
+    let key = key.to_str().expect("utf-8");
+    f.rollout(&[
+        "--target",
+        "staging",
+        "--promote-from",
+        "dev",
+        "--signing-key",
+        key,
+    ])
+    .code(0);
+}

@@ -288,6 +288,16 @@ impl GitRepo {
         }
     }
 
+    /// The object id of `path` (a file or folder) in commit `sha`, if it is there.
+    pub fn path_oid(&self, sha: &str, path: &Path) -> Result<Option<String>, GitError> {
+        let tree = self.repo.find_commit(oid(sha)?).git()?.tree().git()?;
+        match tree.get_path(path) {
+            Ok(entry) => Ok(Some(entry.id().to_string())),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(GitError::libgit2(e)),
+        }
+    }
+
     /// Files changed from commit `from` to commit `to` (renames detected).
     pub fn changed_files(&self, from: &str, to: &str) -> Result<Vec<FileChange>, GitError> {
         let a = self.repo.find_commit(oid(from)?).git()?.tree().git()?;

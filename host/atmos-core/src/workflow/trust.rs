@@ -53,6 +53,9 @@ pub struct Rules {
     pub loaded: LoadedDeployment,
     /// Where they came from.
     pub origin: RulesOrigin,
+    /// The files they were read from, relative to the repository's top (`atmos.yaml`, the
+    /// deployments folder, the files the bindings name); empty for the work tree.
+    pub files: Vec<PathBuf>,
     _export: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
@@ -67,6 +70,7 @@ pub fn local(project: &Project, deployment: &str) -> Result<Rules, ProjectError>
             commit: None,
             chosen_by: "--local".into(),
         },
+        files: Vec::new(),
         _export: None,
     })
 }
@@ -336,12 +340,30 @@ impl Snapshot {
             paths.push(rel.join(s));
         }
         git.export(&self.commit, &paths, self.dir.path())?;
+        let mut files = self.files();
+        files.extend(paths);
         Ok(Rules {
             project: self.project.clone(),
             loaded,
             origin: self.origin.clone(),
+            files,
             _export: Some(self.dir.clone()),
         })
+    }
+
+    /// `atmos.yaml` and the deployments folder, relative to the repository's top.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let deployments = self
+            .project
+            .settings
+            .deployments
+            .path
+            .clone()
+            .unwrap_or_else(|| crate::config::project::DEFAULT_DEPLOYMENTS_DIR.to_owned());
+        vec![
+            self.rel.join(crate::config::project::SETTINGS_FILE),
+            self.rel.join(deployments),
+        ]
     }
 }
 

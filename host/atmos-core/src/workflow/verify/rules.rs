@@ -21,6 +21,10 @@ pub struct RulesBook<'a> {
     tip_only: bool,
     snapshots: HashMap<String, Rc<Snapshot>>,
     rules: HashMap<(String, String), Option<Rc<Rules>>>,
+    /// Rules already read, by deployment: the files they came from with their object ids.
+    /// A commit whose files are the same object ids has the same rules (most commits of a
+    /// long history change code, not rules), so they are read once.
+    read: HashMap<String, Vec<(Vec<(PathBuf, Option<String>)>, Option<Rc<Rules>>)>>,
 }
 
 impl<'a> RulesBook<'a> {
@@ -46,6 +50,7 @@ impl<'a> RulesBook<'a> {
             tip_only,
             snapshots: HashMap::new(),
             rules: HashMap::new(),
+            read: HashMap::new(),
         })
     }
 
@@ -79,6 +84,20 @@ impl<'a> RulesBook<'a> {
         if let Some(r) = self.rules.get(&key) {
             return Ok(r.clone());
         }
+        for (files, rules) in self.read.get(deployment).into_iter().flatten() {
+            let mut same = true;
+            for (path, id) in files {
+                if self.git.path_oid(commit, path)? != *id {
+                    same = false;
+                    break;
+                }
+            }
+            if same {
+                let rules = rules.clone();
+                self.rules.insert(key, rules.clone());
+                return Ok(rules);
+            }
+        }
         let snapshot = match self.snapshots.get(commit) {
             Some(s) => s.clone(),
             None => {
@@ -97,6 +116,18 @@ impl<'a> RulesBook<'a> {
             Err(WorkflowError::NotOnTrustedRef { .. }) => None,
             Err(e) => return Err(e),
         };
+        let paths = rules
+            .as_ref()
+            .map_or_else(|| snapshot.files(), |r| r.files.clone());
+        let mut files = Vec::new();
+        for p in paths {
+            let id = self.git.path_oid(commit, &p)?;
+            files.push((p, id));
+        }
+        self.read
+            .entry(deployment.to_owned())
+            .or_default()
+            .push((files, rules.clone()));
         self.rules.insert(key, rules.clone());
         Ok(rules)
     }
