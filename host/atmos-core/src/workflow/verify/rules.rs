@@ -10,6 +10,10 @@ use crate::git::GitRepo;
 use crate::workflow::WorkflowError;
 use crate::workflow::trust::{Rules, RulesOrigin, Snapshot};
 
+/// Rules read once: the files they came from with their object ids, and the rules (`None`:
+/// the deployment is not defined there).
+type ReadRules = (Vec<(PathBuf, Option<String>)>, Option<Rc<Rules>>);
+
 /// Rules by commit and deployment, read once each.
 pub struct RulesBook<'a> {
     git: &'a GitRepo,
@@ -24,7 +28,7 @@ pub struct RulesBook<'a> {
     /// Rules already read, by deployment: the files they came from with their object ids.
     /// A commit whose files are the same object ids has the same rules (most commits of a
     /// long history change code, not rules), so they are read once.
-    read: HashMap<String, Vec<(Vec<(PathBuf, Option<String>)>, Option<Rc<Rules>>)>>,
+    read: HashMap<String, Vec<ReadRules>>,
 }
 
 impl<'a> RulesBook<'a> {
