@@ -53,3 +53,27 @@ deny contains {"msg": msg, "code": "NOT_ON_TRUSTED_REF", "fix": fix} if {
 	])
 	fix := sprintf("merge it into %s (%s), then promote the merged commit", [input.rules.branch, input.rules.source])
 }
+
+# Build once: a protected target runs the very image its source ran — the artifact that was
+# tested there, not a rebuild. An image component promoted without a recorded digest, or with
+# another digest than the source's, is refused.
+deny contains {"msg": msg, "code": "ARTIFACT_MISMATCH", "fix": fix} if {
+	input.target.name in protected
+	input.action == "promote"
+	some c in input.components
+	c.change != "unchanged"
+	c.type == "nixpack"
+	ran := object.get(input.state, [input.source_target, "components", c.name, "image_digest"], null)
+	c.image_digest != ran
+	msg := sprintf("%s must run the image %s ran (%s), not %s", [
+		input.target.name,
+		input.source_target,
+		digest_text(ran),
+		digest_text(c.image_digest),
+	])
+	fix := sprintf("promote from %s without rebuilding: the image is taken from %s's record", [input.source_target, input.source_target])
+}
+
+digest_text(d) := "an image with no recorded digest" if d == null
+
+digest_text(d) := substring(d, 0, 19) if d != null

@@ -73,3 +73,29 @@ test_the_skip_refusal_says_what_to_do_instead if {
 	some d in promotion.deny with input as object.union(base, {"source_target": "dev", "flags": {"skip_promotion_check": true}})
 	d.fix == "follow the promotion path: promote to prod from staging"
 }
+
+image_promotion(prod_digest, staging_digest) := object.union(base, {
+	"components": [{"name": "api", "type": "nixpack", "change": "changed", "new": "abc1234def", "on_trusted_ref": true, "image_digest": prod_digest}],
+	"state": {"staging": {"components": {"api": {"image_digest": staging_digest}}}},
+})
+
+test_prod_runs_the_image_staging_ran if {
+	count(promotion.deny) == 0 with input as image_promotion("sha256:aaaa", "sha256:aaaa")
+}
+
+test_a_rebuilt_image_is_refused_for_prod if {
+	some d in promotion.deny with input as image_promotion("sha256:bbbbbbbbbbbbbbbbbbbbbbbb", "sha256:aaaaaaaaaaaaaaaaaaaaaaaa")
+	d.code == "ARTIFACT_MISMATCH"
+	d.msg == "prod must run the image staging ran (sha256:aaaaaaaaaaaa), not sha256:bbbbbbbbbbbb"
+}
+
+test_an_image_without_a_recorded_digest_is_refused_for_prod if {
+	some d in promotion.deny with input as image_promotion(null, "sha256:aaaaaaaaaaaaaaaaaaaaaaaa")
+	d.code == "ARTIFACT_MISMATCH"
+	d.msg == "prod must run the image staging ran (sha256:aaaaaaaaaaaa), not an image with no recorded digest"
+}
+
+test_unprotected_targets_are_not_judged_on_digests if {
+	input_staging := object.union(image_promotion("sha256:b", "sha256:a"), {"target": {"name": "staging", "promotion_from": ["dev"]}, "source_target": "dev"})
+	count(promotion.deny) == 0 with input as input_staging
+}

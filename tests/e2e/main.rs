@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `atmos` binary against real throwaway git repositories.
 
 mod approvals;
+mod artifacts;
 mod cli;
 mod describe;
 mod gates;

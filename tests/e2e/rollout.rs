@@ -574,7 +574,7 @@ fn deployer_and_build_id_come_from_ci_variables() {
 }
 
 #[test]
-fn stand_in_terraform_helmfile_and_nixpacks_receive_the_documented_arguments() {
+fn stand_in_terraform_helmfile_nixpacks_and_docker_receive_the_documented_arguments() {
     let repo = Repo::new();
     let out = tempfile::tempdir().expect("tempdir");
     // Stand-in executables: record cwd and arguments, change nothing.
@@ -591,6 +591,7 @@ fn stand_in_terraform_helmfile_and_nixpacks_receive_the_documented_arguments() {
     standin("terraform-standin");
     standin("helmfile-standin");
     standin("nixpacks");
+    standin("docker");
     repo.write_file("infra/db/main.tf", "# module\n");
     repo.write(
         "svc.yaml",
@@ -644,6 +645,7 @@ fn stand_in_terraform_helmfile_and_nixpacks_receive_the_documented_arguments() {
             && hf.trim_end().ends_with("vars.json apply"),
         "{hf}"
     );
+    // dev is the entry target and nothing was built: the image is built once, first.
     let nx = calls("nixpacks");
     assert!(
         nx.contains(&format!(
@@ -652,6 +654,12 @@ fn stand_in_terraform_helmfile_and_nixpacks_receive_the_documented_arguments() {
         )),
         "{nx}"
     );
+    let docker = calls("docker");
+    assert!(
+        docker.contains(&format!("|push reg.example.com/pay/api:{}", &sha[..12])),
+        "{docker}"
+    );
+    run.stdout_has(&["Building api of", "first"]);
 
     // --plan uses the plan verbs.
     let out2 = tempfile::tempdir().expect("tempdir");
@@ -673,6 +681,10 @@ fn stand_in_terraform_helmfile_and_nixpacks_receive_the_documented_arguments() {
     );
     let hf = std::fs::read_to_string(out2.path().join("helmfile-standin.calls")).expect("calls");
     assert!(hf.trim_end().ends_with(" diff"), "{hf}");
+    assert!(
+        !out2.path().join("nixpacks.calls").exists(),
+        "built once already: a plan (and every later rollout) builds nothing"
+    );
 }
 
 #[test]

@@ -296,6 +296,9 @@ fn generate(root: &Path) {
                         rules_ref: None,
                         rules_commit: None,
                         approved_commit: None,
+                        image: None,
+                        image_digest: None,
+                        context: Default::default(),
                         metadata: [("pr".to_owned(), format!("#{round}"))]
                             .into_iter()
                             .collect(),

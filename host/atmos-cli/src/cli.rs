@@ -176,13 +176,19 @@ pub struct BuildArgs {
     /// Only this component; repeatable.
     #[arg(long = "component", short = 'c', value_name = "NAME")]
     pub components: Vec<String>,
+    /// The commit to build (default: HEAD), from its own tree; the work tree is not touched.
+    #[arg(long, value_name = "SHA")]
+    pub git_sha: Option<String>,
+    /// Override a merged var for this build (`cpu=512`, `image.tag=v2`); repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub context: Vec<String>,
     /// Show the commands; build nothing, record nothing.
     #[arg(long)]
     pub plan: bool,
     /// Build but do not push images.
     #[arg(long)]
     pub skip_push: bool,
-    /// Replace the commit's existing SBOM.
+    /// Build again components already built for the commit.
     #[arg(long)]
     pub force: bool,
     /// Images built at once (default 4).
@@ -443,6 +449,10 @@ pub struct RolloutArgs {
     /// Metadata recorded in the tags (key=value, e.g. pr=#482); repeatable.
     #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
     pub metadata: Vec<(String, String)>,
+    /// Override a merged var for this rollout (`cpu=512`, `image.tag=v2`); repeatable, recorded
+    /// in the tags.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub context: Vec<String>,
     /// When approvals are missing, wait for them instead of exiting 4.
     #[arg(long)]
     pub wait_for_approval: bool,

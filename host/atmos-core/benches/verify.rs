@@ -243,6 +243,9 @@ fn generate(root: &Path) {
                     rules_ref: Some("HEAD".into()),
                     rules_commit: Some(head.to_string()),
                     approved_commit: (*target == "prod").then(|| sha.clone()),
+                    image: None,
+                    image_digest: None,
+                    context: Default::default(),
                     metadata: Default::default(),
                     decisions: Vec::new(),
                 };

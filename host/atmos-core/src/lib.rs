@@ -20,6 +20,7 @@
 //! | publishing | [`published`]: every JSON Schema generated from the types above |
 
 pub mod approvals;
+pub mod artifacts;
 pub mod config;
 pub mod contracts;
 pub mod dag;

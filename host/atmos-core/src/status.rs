@@ -55,6 +55,12 @@ pub struct ComponentStatus {
     /// CI build.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
+    /// The image deployed, for components with a recorded build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Its digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
     /// Pull request, from `metadata.pr`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pr: Option<String>,
@@ -88,6 +94,9 @@ pub struct TargetStatus {
     pub target: String,
     /// Components in config order, then state of removed components.
     pub components: Vec<ComponentStatus>,
+    /// The SBOM summary of the commit the target runs (status of one target only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<crate::sbom::Summary>,
 }
 
 impl TargetStatus {
@@ -183,11 +192,20 @@ pub fn status(
                 &mut report.unparseable,
             ));
         }
-        report.targets.push(TargetStatus {
+        let mut status = TargetStatus {
             deployment: d.name.clone(),
             target: t.to_owned(),
             components,
-        });
+            sbom: None,
+        };
+        // One target's status shows what its commit is made of (and any scan merged since).
+        if target.is_some()
+            && let Some(commit) = status.summary(git)?.commit
+            && let Some(json) = crate::sbom::load(git, &d.name, &commit)?
+        {
+            status.sbom = crate::sbom::summarize(&json).ok();
+        }
+        report.targets.push(status);
     }
     Ok(report)
 }
@@ -214,6 +232,8 @@ fn component_status(
         promoted_from: None,
         approved_by: None,
         build_id: None,
+        image: None,
+        image_digest: None,
         pr: None,
         tag: None,
         last_attempt: None,
@@ -240,6 +260,8 @@ fn component_status(
             status.promoted_from = record.promoted_from.clone();
             status.approved_by = record.metadata.get("approver").cloned();
             status.build_id = record.build_id.clone();
+            status.image = record.image.clone();
+            status.image_digest = record.image_digest.clone();
             status.pr = record.metadata.get("pr").cloned();
             status.tag = Some(entry.name.clone());
             if status.component_type.is_none() {

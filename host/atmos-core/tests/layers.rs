@@ -28,7 +28,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("contracts", &["contracts"]),
     ("config", &["config"]),
     ("git store", &["git"]),
-    ("engines", &["gates", "executor", "sbom", "approvals"]),
+    (
+        "engines",
+        &["gates", "executor", "sbom", "approvals", "artifacts"],
+    ),
     (
         "queries",
         &[

@@ -1,8 +1,10 @@
 //! `atmos deployment build <d> [--target t] [--component c]… [--plan] [--skip-push] [--force]
 //! [--vulnerabilities FILE]`.
 
+use atmos_core::config::merge::parse_overrides;
 use atmos_core::executor::run::{Event as ExecutorEvent, Outcome};
 use atmos_core::exit::Exit;
+use atmos_core::identity;
 use atmos_core::workflow::build::{BuildOutcome, BuildPlan, BuildReport, BuildRequest, build};
 use atmos_core::workflow::{Event, Observer, store};
 
@@ -15,21 +17,30 @@ use crate::render::{Style, seconds};
 /// Build.
 pub fn run(args: &BuildArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "build")?;
-    let (project, loaded) = ctx.deployment(&args.deployment)?;
+    // The deployment is checked here, as it is now; the build reads it as of the commit.
+    let (project, _) = ctx.deployment(&args.deployment)?;
     let remote = store::open(&project, args.remote.as_deref(), args.offline)?;
+    let git = ctx.git(&project)?;
+    let env = identity::process_env;
     let request = BuildRequest {
+        deployment: args.deployment.clone(),
         target: args.target.clone(),
+        git_sha: args.git_sha.clone(),
         components: args.components.clone(),
         plan_only: args.plan,
         skip_push: args.skip_push,
         force: args.force,
         vulnerabilities: args.vulnerabilities.clone(),
         parallelism: args.parallelism.map_or(4, usize::from),
+        context: parse_overrides(&args.context)
+            .map_err(|e| Failure::usage(format!("invalid --context: {e}"), None))?,
+        actor: identity::actor(&env, git.config_string("user.email")).id,
+        build_id: identity::build_id(&env),
     };
     // Only the builders' output lines are shown live; the results follow as a summary.
     let live = Live::new(&ctx.out, args.plan);
     let observer = OutputLines(&live);
-    let outcome = build(&project, &loaded, remote.as_ref(), &request, &observer)?;
+    let outcome = build(&project, remote.as_ref(), &request, &observer)?;
     match outcome {
         BuildOutcome::Planned(plan) => {
             live.text(&header(&plan));
@@ -84,6 +95,23 @@ fn header(plan: &BuildPlan) -> String {
 
 fn summary(report: &BuildReport, s: &Style, skip_push: bool) -> String {
     let mut out = String::new();
+    for b in &report.already_built {
+        out.push_str(&format!(
+            "{} {:<10} already built for {}: {}\n",
+            s.dim("="),
+            b.component,
+            atmos_core::git::short(&b.git_sha),
+            b.pinned().unwrap_or_else(|| format!("by {}", b.built_by))
+        ));
+    }
+    if report.built.is_empty() && report.sbom.is_none() && report.success {
+        out.push_str(&format!(
+            "\nNothing to build: every selected component of {} is built for commit {} (use --force to build again).\n",
+            report.plan.deployment,
+            atmos_core::git::short(&report.plan.commit)
+        ));
+        return out;
+    }
     for b in &report.built {
         out.push_str(&match &b.outcome {
             Outcome::Succeeded => format!(
@@ -118,6 +146,7 @@ fn summary(report: &BuildReport, s: &Style, skip_push: bool) -> String {
         &report.plan.commit[..report.plan.commit.len().min(9)],
         report.sbom_note.as_deref().unwrap_or_default()
     ));
+    out.push_str(&format!("Recorded the builds in {}\n", report.builds_note));
     let pushed: Vec<&str> = report
         .plan
         .items

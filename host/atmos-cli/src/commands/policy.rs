@@ -161,6 +161,7 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         started_at: jiff::Timestamp::now(),
         signing_key: ctx.signing_key(args.signing_key.as_deref(), &git),
         proof: None,
+        context: Default::default(),
     };
     let evaluator = ctx.evaluator();
     let remote = atmos_core::workflow::store::remote(&project, args.remote.as_deref(), false)?;

@@ -36,6 +36,8 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         started_at: jiff::Timestamp::now(),
         signing_key: ctx.signing_key(args.signing_key.as_deref(), &git),
         proof: None,
+        context: atmos_core::config::merge::parse_overrides(&args.context)
+            .map_err(|e| Failure::usage(format!("invalid --context: {e}"), None))?,
     };
     let lock_ttl = match args
         .lock_ttl

@@ -125,6 +125,32 @@ fn render_target(report: &StatusReport, now: Timestamp) -> String {
     if let Some(v) = joined(&|c| c.pr.clone()) {
         footer.push(format!("PR: {v}"));
     }
+    let images: Vec<String> = t
+        .components
+        .iter()
+        .filter_map(|c| {
+            c.image_digest
+                .as_deref()
+                .map(|d| format!("{} {}", c.component, &d[..d.len().min(19)]))
+        })
+        .collect();
+    if !images.is_empty() {
+        footer.push(format!("Images: {}", images.join(", ")));
+    }
+    if let Some(s) = &t.sbom {
+        footer.push(format!(
+            "SBOM: {} components, {} dependencies; {}",
+            s.components.len(),
+            s.dependencies,
+            match &s.vulnerabilities {
+                Some(v) => format!(
+                    "vulnerabilities: {} critical, {} high, {} medium, {} low",
+                    v.critical, v.high, v.medium, v.low
+                ),
+                None => "not scanned for vulnerabilities".to_owned(),
+            }
+        ));
+    }
     if !footer.is_empty() {
         out.push('\n');
         for line in footer {

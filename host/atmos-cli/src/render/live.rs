@@ -192,7 +192,16 @@ impl Observer for Live<'_> {
             Event::ApprovalWait(w) => self.text(&self.wait(w)),
             Event::Executor(e) => self.text(&self.executor(e)),
             Event::Warning(w) => self.out.warn(w),
-            Event::BuildPlanned(_) => {}
+            Event::BuildPlanned(build) => {
+                let names: Vec<&str> = build.items.iter().map(|i| i.name.as_str()).collect();
+                if !names.is_empty() {
+                    self.text(&format!(
+                        "\nBuilding {} of {} first (not built yet; built once, deployed everywhere):\n",
+                        names.join(", "),
+                        atmos_core::git::short(&build.commit)
+                    ));
+                }
+            }
         }
     }
 

@@ -170,3 +170,74 @@ mod tests {
         assert!(!m.values.contains_key("default_target"));
     }
 }
+
+/// Apply `--context key=value` overrides (dotted keys reach into objects: `image.tag=v2`) on
+/// top of merged vars: the run's own values, over every layer.
+pub fn override_with(vars: &mut Vars, overrides: &Vars) {
+    for (key, value) in overrides {
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut here = &mut *vars;
+        for p in parts {
+            let slot = here
+                .entry(p.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            let Value::Object(next) = slot else {
+                return;
+            };
+            here = next;
+        }
+        here.insert(last.to_owned(), value.clone());
+    }
+}
+
+/// Parse `key=value` pairs (`--context`): values read as YAML scalars (`512` a number,
+/// `true` a boolean, anything else a string).
+pub fn parse_overrides(pairs: &[String]) -> Result<Vars, String> {
+    let mut out = Vars::new();
+    for pair in pairs {
+        let Some((key, raw)) = pair.split_once('=') else {
+            return Err(format!("`{pair}` is not key=value"));
+        };
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(format!("`{pair}` has an empty key"));
+        }
+        let value = match serde_yaml_ng::from_str::<Value>(raw) {
+            Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
+            _ => Value::String(raw.to_owned()),
+        };
+        out.insert(key.to_owned(), value);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+
+    #[test]
+    fn context_overrides_reach_into_objects_and_type_scalars() {
+        let mut vars: Vars = serde_json::from_value(serde_json::json!({
+            "cpu": 256, "image": {"name": "api", "tag": "v1"}, "region": "eu"
+        }))
+        .expect("vars");
+        let o = parse_overrides(&[
+            "cpu=512".into(),
+            "image.tag=v2".into(),
+            "debug=true".into(),
+            "note=a=b".into(),
+        ])
+        .expect("parse");
+        override_with(&mut vars, &o);
+        assert_eq!(
+            Value::Object(vars),
+            serde_json::json!({"cpu": 512, "image": {"name": "api", "tag": "v2"}, "region": "eu", "debug": true, "note": "a=b"})
+        );
+        assert!(parse_overrides(&["novalue".into()]).is_err());
+        assert!(parse_overrides(&["a..b=1".into()]).is_err());
+    }
+}

@@ -12,7 +12,7 @@ pub mod source_map;
 
 pub use load::LoadedDeployment;
 pub use model::{
-    Component, ComponentRef, ComponentType, Deployment, Promotion, Target, UnknownTarget,
+    Component, ComponentRef, ComponentType, Deployment, Promotion, Target, UnknownTarget, Vars,
 };
 pub use project::{Catalog, Project, ProjectError};
 pub use settings::Settings;

@@ -702,4 +702,14 @@ pub struct NixpackSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub dockerfile: Option<String>,
+    /// Shell command that deploys the built image at rollout (`sh -c` in the project root,
+    /// with ATMOS_IMAGE and ATMOS_IMAGE_DIGEST). Without it a rollout records the image it
+    /// deploys and runs nothing. A rollout never builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub deploy: Option<String>,
+    /// Shell command for `rollout --plan` (`sh -c`, same variables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub plan: Option<String>,
 }

@@ -167,6 +167,12 @@ pub struct InputComponent {
     /// Whether `new` is in the history of the trusted ref (null with `--local` rules).
     #[serde(default)]
     pub on_trusted_ref: Option<bool>,
+    /// The image it will deploy, for components with a recorded build.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// That image's digest (for a promotion: the digest the source ran).
+    #[serde(default)]
+    pub image_digest: Option<String>,
 }
 
 /// `input.state.<target>`.
@@ -191,6 +197,9 @@ pub struct InputComponentState {
     pub deployed_at: Option<String>,
     /// `success` / `rollback` of the deploying rollout.
     pub status: Option<String>,
+    /// The image digest it runs, when recorded.
+    #[serde(default)]
+    pub image_digest: Option<String>,
 }
 
 /// `input.flags`.

@@ -3,6 +3,7 @@
 //! types depend on nothing else in the crate, and every other layer speaks them.
 
 pub mod approval;
+pub mod build;
 pub mod decision;
 pub mod gate_input;
 pub mod layout;
@@ -12,6 +13,7 @@ pub mod record;
 pub mod schema;
 
 pub use approval::{ApprovalDecision, ApprovalRecord};
+pub use build::BuildRecord;
 pub use decision::{Decision, Verdict};
 pub use gate_input::{GateAction, GateInput};
 pub use lease::Lease;

@@ -69,6 +69,15 @@ pub struct TagRecord {
     /// The commit that ran before (any status), for diffs and audits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_sha: Option<String>,
+    /// The image deployed (`registry/name:tag`), for components with a recorded build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Its digest (`sha256:…`): the artifact that ran, followed from target to target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    /// `--context key=value` overrides the rollout ran with.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub context: IndexMap<String, String>,
     /// CI build identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
@@ -157,6 +166,9 @@ mod tests {
             rules_ref: None,
             rules_commit: None,
             approved_commit: None,
+            image: None,
+            image_digest: None,
+            context: IndexMap::new(),
             metadata: [("pr".to_string(), "#482".to_string())]
                 .into_iter()
                 .collect(),

@@ -160,8 +160,8 @@ pub fn resolve_tool(
     let default = match c.kind {
         ComponentType::Terraform => "terraform",
         ComponentType::Helmfile => "helmfile",
-        ComponentType::Nixpack => "nixpacks",
-        ComponentType::Script => return Ok(None),
+        // Rollouts of images run `settings.nixpack.deploy`; the builder is `build`'s.
+        ComponentType::Nixpack | ComponentType::Script => return Ok(None),
     };
     let var = binary_variable(c.kind).unwrap_or_default();
     let chosen = setting_str(c, "binary")?
@@ -279,18 +279,23 @@ pub fn commands(
             }
             vec![spec(inv.root.to_owned(), args)]
         }
+        // A rollout deploys the image built once for the commit (`build`), never builds it:
+        // `settings.nixpack.deploy` runs with ATMOS_IMAGE and ATMOS_IMAGE_DIGEST, and
+        // `settings.nixpack.plan` for `--plan`. Without them the rollout records the image it
+        // deploys and runs nothing (something else pulls it: GitOps, a scheduler).
         ComponentType::Nixpack => {
-            let path = setting_str(c, "path")?.unwrap_or_else(|| ".".into());
-            match step {
-                // An image build has no drift to check.
-                Step::Drift => Vec::new(),
-                Step::Plan => vec![spec(inv.root.to_owned(), vec!["plan", path.as_str()])],
-                Step::Apply => {
-                    let image = image_name(c, inv.git_sha);
-                    let mut args = vec!["build", path.as_str(), "--name", image.name.as_str()];
-                    args.extend(["--tag", image.tagged.as_str()]);
-                    vec![spec(inv.root.to_owned(), args)]
-                }
+            let key = match step {
+                Step::Apply => "deploy",
+                Step::Plan => "plan",
+                Step::Drift => return Ok(Vec::new()),
+            };
+            match setting_str(c, key)? {
+                Some(cmd) => vec![CommandSpec {
+                    program: PathBuf::from("sh"),
+                    args: vec!["-c".into(), cmd],
+                    cwd: inv.root.to_owned(),
+                }],
+                None => Vec::new(),
             }
         }
     })
@@ -417,10 +422,41 @@ mod tests {
             name: "api",
             component: &comp,
         };
-        let cmds = commands(&inv(c), Step::Apply, Some(Path::new("nixpacks"))).expect("apply");
         assert_eq!(
-            cmds[0].display(),
-            "nixpacks build services/api --name reg.example.com/pay/api --tag reg.example.com/pay/api:0123456789ab"
+            image_name(&c, "0123456789abcdef").tagged,
+            "reg.example.com/pay/api:0123456789ab"
+        );
+    }
+
+    #[test]
+    fn a_nixpack_rollout_runs_its_deploy_command_and_never_builds() {
+        let with = component(
+            ComponentType::Nixpack,
+            serde_json::json!({"nixpack": {"path": "services/api", "deploy": "./roll.sh"}}),
+            serde_json::json!({}),
+        );
+        let without = component(
+            ComponentType::Nixpack,
+            serde_json::json!({"nixpack": {"path": "services/api"}}),
+            serde_json::json!({}),
+        );
+        let c = |comp| ComponentRef {
+            kind: ComponentType::Nixpack,
+            name: "api",
+            component: comp,
+        };
+        let cmds = commands(&inv(c(&with)), Step::Apply, None).expect("apply");
+        assert_eq!(cmds.len(), 1);
+        assert_eq!(cmds[0].display(), "sh -c ./roll.sh");
+        assert!(
+            commands(&inv(c(&without)), Step::Apply, None)
+                .expect("apply")
+                .is_empty()
+        );
+        assert!(
+            commands(&inv(c(&with)), Step::Plan, None)
+                .expect("plan")
+                .is_empty()
         );
     }
 

@@ -128,6 +128,10 @@ pub struct Generated {
     pub errors: Vec<LockfileError>,
     /// Findings merged from a scanner report.
     pub vulnerabilities: Option<usize>,
+    /// Lockfile entries (or fields of them) left out because CycloneDX cannot represent
+    /// them: `file: package@version: what and why`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
 }
 
 fn property(name: &str, value: &str) -> Property {
@@ -135,13 +139,26 @@ fn property(name: &str, value: &str) -> Property {
 }
 
 /// Build the SBOM of `deployment` at `commit`.
+///
+/// `previous` is the commit's SBOM before this one: without a new scanner report, its
+/// findings are kept (a rebuild of one component does not forget the scan).
 pub fn generate(
     deployment: &str,
     commit: &str,
     components: &[ComponentInput],
     root: &Path,
     findings: Option<&Path>,
+    previous: Option<&str>,
 ) -> Result<Generated, SbomError> {
+    let carried: Option<Value> = match (findings, previous) {
+        (None, Some(text)) => serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| v.get("vulnerabilities").cloned())
+            .filter(Value::is_array),
+        _ => None,
+    };
+    let scanned = findings.is_some() || carried.is_some();
+    let mut dropped = Vec::new();
     let shown = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
     let mut bom = Bom {
         spec_version: SpecVersion::V1_5,
@@ -167,7 +184,7 @@ pub fn generate(
         property("atmos:git_sha", commit),
         property(
             "atmos:vulnerabilities_scanned",
-            if findings.is_some() { "true" } else { "false" },
+            if scanned { "true" } else { "false" },
         ),
     ]));
     bom.metadata = Some(metadata);
@@ -249,6 +266,25 @@ pub fn generate(
                 }
             }
             lib.properties = Some(Properties(vec![property("atmos:lockfile", &p.source)]));
+            // A lockfile entry CycloneDX cannot represent (a truncated integrity, a name no
+            // package URL can carry) loses that field, or is left out, with a warning — one
+            // bad line never costs the whole SBOM.
+            let entry = format!("{}: {}@{}", p.source, p.name, p.version);
+            let problems = |lib: &Component| {
+                let v =
+                    cyclonedx_bom::validation::Validate::validate_version(lib, SpecVersion::V1_5);
+                v.has_errors().then(|| describe(v).join("; "))
+            };
+            if let Some(why) = problems(&lib) {
+                if lib.hashes.take().is_some() && problems(&lib).is_none() {
+                    dropped.push(format!("{entry}: its hash was left out ({why})"));
+                } else if lib.purl.take().is_some() && problems(&lib).is_none() {
+                    dropped.push(format!("{entry}: its package URL was left out ({why})"));
+                } else {
+                    dropped.push(format!("{entry}: left out of the SBOM ({why})"));
+                    continue;
+                }
+            }
             purl_refs.push((p.purl.clone(), pref.clone()));
             deps.push(pref.clone());
             nested.push(lib);
@@ -272,7 +308,7 @@ pub fn generate(
 
     let validation = cyclonedx_bom::validation::Validate::validate_version(&bom, SpecVersion::V1_5);
     if validation.has_errors() {
-        return Err(SbomError::Invalid(format!("{validation:?}")));
+        return Err(SbomError::Invalid(describe(validation).join("; ")));
     }
     let mut bytes = Vec::new();
     bom.output_as_json_v1_5(&mut bytes)
@@ -284,13 +320,52 @@ pub fn generate(
         let vulns = read_findings(file, &purl_refs, &shown(file))?;
         merged = Some(vulns.len());
         json["vulnerabilities"] = Value::Array(vulns);
+    } else if let Some(vulns) = carried {
+        merged = vulns.as_array().map(Vec::len);
+        json["vulnerabilities"] = vulns;
     }
     Ok(Generated {
         json: serde_json::to_string_pretty(&json).unwrap_or_default(),
         packages: counts,
         errors,
         vulnerabilities: merged,
+        dropped,
     })
+}
+
+/// A validation result as `path: message` lines a person can act on.
+fn describe(result: cyclonedx_bom::validation::ValidationResult) -> Vec<String> {
+    use cyclonedx_bom::validation::ValidationErrorsKind as Kind;
+    fn walk(
+        prefix: &str,
+        result: cyclonedx_bom::validation::ValidationResult,
+        out: &mut Vec<String>,
+    ) {
+        for (name, kind) in result.errors() {
+            let path = if prefix.is_empty() {
+                name
+            } else if name.is_empty() {
+                prefix.to_owned()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match kind {
+                Kind::Struct(inner) => walk(&path, inner, out),
+                Kind::List(items) => {
+                    for (i, inner) in items {
+                        walk(&format!("{path}[{i}]"), inner, out);
+                    }
+                }
+                Kind::Field(errors) | Kind::Custom(errors) => {
+                    out.extend(errors.into_iter().map(|e| format!("{path}: {}", e.message)));
+                }
+                Kind::Enum(e) => out.push(format!("{path}: {}", e.message)),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", result, &mut out);
+    out
 }
 
 /// Scanner findings as CycloneDX vulnerabilities, pointed at our components by purl.

@@ -185,6 +185,7 @@ pub fn approve(
             started_at: jiff::Timestamp::now(),
             signing_key: None,
             proof: None,
+            context: Default::default(),
         };
         let planner = Planner {
             project,

@@ -137,6 +137,8 @@ pub fn drift_plan(
         input: None,
         approvals: None,
         approval_commit: None,
+        artifacts: Default::default(),
+        context: Default::default(),
         rules: super::trust::RulesOrigin {
             source: "work tree".into(),
             commit: None,

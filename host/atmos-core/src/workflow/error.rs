@@ -128,6 +128,17 @@ pub enum WorkflowError {
     /// Git failure.
     #[error(transparent)]
     Git(#[from] GitError),
+    /// An entry target's rollout built its commit first, and the build failed: nothing was
+    /// deployed.
+    #[error("building {} of {} failed, so nothing was deployed", components.join(", "), crate::git::short(commit))]
+    BuildFailed {
+        /// The deployment.
+        deployment: String,
+        /// The components that did not build.
+        components: Vec<String>,
+        /// The commit.
+        commit: String,
+    },
     /// The executors ran, but writing their records failed.
     #[error("{source} — the executors ran, but their records were not written")]
     Record {
@@ -227,7 +238,8 @@ impl Actionable for WorkflowError {
             | WorkflowError::StoreNotTrusted { .. }
             | WorkflowError::NoSigningKey { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
-            WorkflowError::Record { .. }
+            WorkflowError::BuildFailed { .. }
+            | WorkflowError::Record { .. }
             | WorkflowError::MovedOnRemote { .. }
             | WorkflowError::PushRefused { .. }
             | WorkflowError::Signing(_)
@@ -269,6 +281,11 @@ impl Actionable for WorkflowError {
             )),
             WorkflowError::NothingToApprove { source_target } => Some(format!(
                 "roll out to {source_target} first, or pass --git-sha"
+            )),
+            WorkflowError::BuildFailed {
+                deployment, commit, ..
+            } => Some(format!(
+                "see the build output above; retry the build alone with `atmos deployment build {deployment} --git-sha {commit}`, then roll out again"
             )),
             WorkflowError::NoTrustedRef { .. } => Some(
                 "fetch the remote (git fetch), set its default branch (git remote set-head <remote> --auto), or name the trusted ref: git config atmos.trustRef refs/remotes/<remote>/<branch>".into(),

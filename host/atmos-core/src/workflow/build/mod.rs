@@ -1,6 +1,9 @@
-//! `build`: run the builders of a commit's components, ask the engine for each image's
-//! digest, generate the commit's CycloneDX SBOM and attach it as a note, pushed to the shared
-//! remote when there is one. [`plan`] decides the commands.
+//! `build`: build each component of a commit once — in a private export of the commit's
+//! tree — ask the engine for each image's digest, record what was built in the commit's
+//! builds note, and regenerate the commit's CycloneDX SBOM from every recorded build; both
+//! notes are pushed to the shared remote when there is one. Rollouts deploy these artifacts
+//! and never build again (an entry target builds first when its commit is not built).
+//! [`plan`] decides the commands.
 
 pub mod plan;
 
@@ -12,7 +15,9 @@ use serde::Serialize;
 use super::error::WorkflowError;
 use super::events::{Event, Observer};
 use super::inputs::resolve_target;
-use crate::config::{LoadedDeployment, Project};
+use crate::artifacts;
+use crate::config::{LoadedDeployment, Project, Vars};
+use crate::contracts::BuildRecord;
 use crate::contracts::layout::notes_ref;
 use crate::executor::run::{Outcome, run_blocking};
 use crate::git::remote::Remote;
@@ -24,20 +29,30 @@ pub use plan::{BuildItem, BuildPlan, Builder};
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct BuildRequest {
+    /// The deployment.
+    pub deployment: String,
     /// The target whose vars the build gets (default: `context.default_target`).
     pub target: Option<String>,
+    /// The commit to build (default: HEAD), from a private export of its tree.
+    pub git_sha: Option<String>,
     /// Only these components (names or `type/name`); empty for all.
     pub components: Vec<String>,
     /// Show the commands; build nothing, record nothing.
     pub plan_only: bool,
     /// Build but do not push images.
     pub skip_push: bool,
-    /// Replace the commit's existing SBOM.
+    /// Build again components already built for the commit.
     pub force: bool,
     /// A scanner report whose findings go into the SBOM.
     pub vulnerabilities: Option<PathBuf>,
     /// Images built at once.
     pub parallelism: usize,
+    /// `--context key=value` overrides of the merged vars.
+    pub context: Vars,
+    /// Who builds.
+    pub actor: String,
+    /// CI build identifier.
+    pub build_id: Option<String>,
 }
 
 /// One component's build.
@@ -61,12 +76,16 @@ pub struct Built {
 pub struct BuildReport {
     /// The plan it followed.
     pub plan: BuildPlan,
-    /// Each buildable component.
+    /// Each component built now.
     pub built: Vec<Built>,
+    /// Components already built for this commit, not built again (`--force` rebuilds).
+    pub already_built: Vec<BuildRecord>,
     /// The SBOM generated, when every build succeeded.
     pub sbom: Option<sbom::Generated>,
     /// The notes ref the SBOM is attached to.
     pub sbom_note: Option<String>,
+    /// The notes ref the builds are recorded in.
+    pub builds_note: String,
     /// True when every build succeeded and the SBOM was recorded.
     pub success: bool,
     /// Things worth a warning (skipped lockfiles, a very large SBOM).
@@ -79,50 +98,80 @@ pub struct BuildReport {
 pub enum BuildOutcome {
     /// Plan only: the commands it would run.
     Planned(BuildPlan),
-    /// The builders ran.
+    /// The builders ran (or had nothing to do).
     Finished(Box<BuildReport>),
 }
 
 crate::document!(BuildPlan => "BuildPlan", BuildReport => "BuildReport");
 
-/// Plan, run the builders, generate and store the SBOM.
+/// The deployment as of `commit`, from its own tree (exported privately).
+fn at_commit(
+    git: &GitRepo,
+    project: &Project,
+    deployment: &str,
+    commit: &str,
+) -> Result<(plan::Tree, LoadedDeployment), WorkflowError> {
+    let rel = crate::workflow::trust::project_in_repo(git, &project.root);
+    let tree = plan::Tree::export(git, commit, &rel)?;
+    let there = Project::open(tree.root.clone())?;
+    let loaded = match there.load(deployment) {
+        Ok(l) => l,
+        Err(crate::config::ProjectError::UnknownDeployment { .. }) => {
+            return Err(WorkflowError::NotInCommit {
+                deployment: deployment.to_owned(),
+                commit: commit.to_owned(),
+                path: rel.join("deployments").join(format!("{deployment}.yaml")),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok((tree, loaded))
+}
+
+/// Build what is not built yet for the commit, record each build in the builds note, and
+/// regenerate the commit's SBOM from every build recorded; push both notes.
 pub fn build(
     project: &Project,
-    loaded: &LoadedDeployment,
     remote: Option<&Remote>,
     request: &BuildRequest,
     observer: &dyn Observer,
 ) -> Result<BuildOutcome, WorkflowError> {
-    let target = resolve_target(&loaded.deployment, request.target.as_deref(), "build")?;
     let git = GitRepo::discover(&project.root)?;
+    let commit = git.resolve_commit(request.git_sha.as_deref().unwrap_or("HEAD"))?;
+    let (tree, loaded) = at_commit(&git, project, &request.deployment, &commit)?;
+    let target = resolve_target(&loaded.deployment, request.target.as_deref(), "build")?;
     let env = crate::identity::process_env;
-    let plan = plan::plan(
-        loaded,
-        &project.root,
-        &git,
+    let mut plan = plan::plan(
+        &loaded,
+        &tree,
         &target,
         &request.components,
         request.skip_push,
         &env,
     )?;
+    let existing = artifacts::latest(&git, &plan.deployment, &commit)?;
+    let mut already_built = Vec::new();
+    if !request.force {
+        plan.items.retain(|i| match existing.get(&i.name) {
+            Some(record) => {
+                already_built.push(record.clone());
+                false
+            }
+            None => true,
+        });
+    }
+    plan.already_built = already_built.iter().map(|r| r.component.clone()).collect();
     if request.plan_only {
         return Ok(BuildOutcome::Planned(plan));
     }
     observer.event(&Event::BuildPlanned(&plan));
-    if !request.force && sbom::load(&git, &plan.deployment, &plan.commit)?.is_some() {
-        return Err(sbom::SbomError::Exists {
-            deployment: plan.deployment.clone(),
-            commit: plan.commit.clone(),
-        }
-        .into());
-    }
     let log_dir = git
         .git_dir()
         .join("atmos/logs")
         .join(&plan.deployment)
         .join("build")
-        .join(&plan.commit[..plan.commit.len().min(12)]);
-    let prepared = plan::prepare(&plan, loaded, log_dir)?;
+        .join(&commit[..commit.len().min(12)]);
+    let prepared = plan::prepare(&plan, &loaded, &request.context, log_dir)?;
     let runs = run_blocking(&prepared, request.parallelism, &mut |e| {
         observer.event(&Event::Executor(e))
     })
@@ -130,8 +179,12 @@ pub fn build(
         path: "the async runtime".into(),
         source,
     })?;
+    let author = Author::of(
+        &git,
+        &git.config_string("user.email")
+            .unwrap_or_else(|| request.actor.clone()),
+    );
     let mut built = Vec::new();
-    let mut digests = Vec::new();
     for item in &plan.items {
         let run = runs.iter().find(|r| r.name == item.name);
         let outcome = run.map_or(
@@ -144,49 +197,105 @@ pub fn build(
             (Outcome::Succeeded, Some(inspect)) => plan::digest(inspect),
             _ => None,
         };
-        digests.push((item.name.clone(), digest.clone()));
+        let duration_ms = run.map_or(0, |r| r.duration_ms);
+        if outcome == Outcome::Succeeded {
+            // Each success is recorded at once: a retry after a partial failure builds only
+            // what failed.
+            artifacts::append(
+                &git,
+                &BuildRecord {
+                    deployment: plan.deployment.clone(),
+                    component: item.name.clone(),
+                    git_sha: commit.clone(),
+                    image: item.image.clone(),
+                    digest: digest.clone(),
+                    builder: item
+                        .builder
+                        .map_or("script", plan::Builder::name)
+                        .to_owned(),
+                    pushed: item.image.is_some() && !request.skip_push,
+                    built_by: request.actor.clone(),
+                    built_at: crate::contracts::layout::rfc3339(jiff::Timestamp::now()),
+                    duration_ms,
+                    target: target.clone(),
+                    context: request
+                        .context
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                            )
+                        })
+                        .collect(),
+                    build_id: request.build_id.clone(),
+                },
+                &author,
+            )?;
+        }
         built.push(Built {
             component: item.name.clone(),
             outcome,
             image: item.image.clone(),
             digest,
-            duration_ms: run.map_or(0, |r| r.duration_ms),
+            duration_ms,
         });
+    }
+    let builds_note = artifacts::builds_ref(&plan.deployment);
+    if let Some(r) = remote
+        && !built.is_empty()
+    {
+        r.push_notes(&builds_note)?;
     }
     if built.iter().any(|b| b.outcome != Outcome::Succeeded) {
         return Ok(BuildOutcome::Finished(Box::new(BuildReport {
             plan,
             built,
+            already_built,
             sbom: None,
             sbom_note: None,
+            builds_note,
             success: false,
             warnings: Vec::new(),
         })));
     }
-    let inputs = plan::with_images(&plan, &digests);
+    // The SBOM of the commit, from every build recorded for it (not only this run's), keeping
+    // the findings of an earlier scan unless a new report is given.
+    let previous = sbom::load(&git, &plan.deployment, &commit)?;
+    if built.is_empty() && request.vulnerabilities.is_none() && previous.is_some() {
+        return Ok(BuildOutcome::Finished(Box::new(BuildReport {
+            plan,
+            built,
+            already_built,
+            sbom: None,
+            sbom_note: None,
+            builds_note,
+            success: true,
+            warnings: Vec::new(),
+        })));
+    }
+    let builds = artifacts::latest(&git, &plan.deployment, &commit)?;
+    let inputs = plan::with_builds(&plan, &builds);
     let generated = sbom::generate(
         &plan.deployment,
-        &plan.commit,
+        &commit,
         &inputs,
         &plan.root,
         request.vulnerabilities.as_deref(),
+        previous.as_deref(),
     )?;
     let mut warnings: Vec<String> = generated
         .errors
         .iter()
         .map(|e| format!("lockfile skipped: {e}"))
         .collect();
-    let author = Author::of(
-        &git,
-        &git.config_string("user.email")
-            .unwrap_or_else(|| "atmos".into()),
-    );
+    warnings.extend(generated.dropped.iter().cloned());
     let big = sbom::store(
         &git,
         &plan.deployment,
-        &plan.commit,
+        &commit,
         &generated.json,
-        request.force,
+        true,
         &author,
     )?;
     let note = notes_ref(&plan.deployment, "sbom");
@@ -202,8 +311,10 @@ pub fn build(
     Ok(BuildOutcome::Finished(Box::new(BuildReport {
         plan,
         built,
+        already_built,
         sbom: Some(generated),
         sbom_note: Some(note),
+        builds_note,
         success: true,
         warnings,
     })))

@@ -28,6 +28,11 @@ pub enum Builder {
 }
 
 impl Builder {
+    /// Its name, as recorded.
+    pub fn name(self) -> &'static str {
+        self.binary().0
+    }
+
     fn binary(self) -> (&'static str, &'static str) {
         match self {
             Builder::Nixpacks => ("nixpacks", "ATMOS_NIXPACKS_BIN"),
@@ -75,14 +80,17 @@ pub struct BuildPlan {
     pub deployment: String,
     /// Target (for vars).
     pub target: String,
-    /// The commit built (HEAD).
+    /// The commit built.
     pub commit: String,
-    /// Buildable components.
+    /// Components to build now.
     pub items: Vec<BuildItem>,
+    /// Buildable components already built for this commit (not built again without
+    /// `--force`).
+    pub already_built: Vec<String>,
     /// Components that go into the SBOM (every selected one), without images yet.
     #[serde(skip)]
     pub sbom_components: Vec<ComponentInput>,
-    /// Where the sources are (the work tree, or a private export of HEAD when it is dirty).
+    /// Where the sources are: the project inside a private export of the commit.
     #[serde(skip)]
     pub root: PathBuf,
     /// The export `root` points into, removed when the plan is dropped.
@@ -151,28 +159,25 @@ pub fn source_dir(c: &ComponentRef<'_>, root: &Path) -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-/// Plan a build of `components` (all when empty) of `loaded` at HEAD.
-pub fn plan(
-    loaded: &LoadedDeployment,
-    project_root: &Path,
-    git: &GitRepo,
-    target: &str,
-    components: &[String],
-    skip_push: bool,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<BuildPlan, crate::workflow::error::WorkflowError> {
-    let d = &loaded.deployment;
-    crate::config::UnknownTarget::check(d, target)?;
-    let commit = git.resolve_commit("HEAD")?;
-    let relative = git
-        .workdir()
-        .and_then(|w| w.canonicalize().ok())
-        .and_then(|w| project_root.strip_prefix(w).ok().map(Path::to_owned))
-        .unwrap_or_default();
-    // A dirty work tree is not what HEAD names: build from a private export of HEAD instead.
-    let (root, export) = if git.is_clean()? {
-        (project_root.to_owned(), None)
-    } else {
+/// Where a build runs: the project inside a private export of the commit built, so the
+/// build sees exactly the commit's files (never the work tree's untracked or edited ones).
+#[derive(Debug, Clone)]
+pub struct Tree {
+    /// The project root inside the export.
+    pub root: PathBuf,
+    /// The commit exported.
+    pub commit: String,
+    /// The export, removed when the last holder drops it.
+    pub export: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl Tree {
+    /// Export `commit` and find the project at `rel` inside it.
+    pub fn export(
+        git: &GitRepo,
+        commit: &str,
+        rel: &Path,
+    ) -> Result<Tree, crate::workflow::error::WorkflowError> {
         let dir = tempfile::Builder::new()
             .prefix("atmos-build-tree-")
             .tempdir()
@@ -180,9 +185,29 @@ pub fn plan(
                 path: PathBuf::from("temporary folder"),
                 source,
             })?;
-        git.export_commit(&commit, dir.path())?;
-        (dir.path().join(relative), Some(std::sync::Arc::new(dir)))
-    };
+        git.export_commit(commit, dir.path())?;
+        Ok(Tree {
+            root: dir.path().join(rel),
+            commit: commit.to_owned(),
+            export: std::sync::Arc::new(dir),
+        })
+    }
+}
+
+/// Plan a build of `components` (all buildable ones when empty) of `loaded`, the deployment
+/// as of `tree`'s commit.
+pub fn plan(
+    loaded: &LoadedDeployment,
+    tree: &Tree,
+    target: &str,
+    components: &[String],
+    skip_push: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BuildPlan, crate::workflow::error::WorkflowError> {
+    let d = &loaded.deployment;
+    crate::config::UnknownTarget::check(d, target)?;
+    let commit = tree.commit.clone();
+    let root = tree.root.clone();
     let selected: Vec<ComponentRef<'_>> = d
         .components
         .iter()
@@ -201,14 +226,18 @@ pub fn plan(
         }
     }
     let mut items = Vec::new();
-    let mut sbom_components = Vec::new();
-    for c in &selected {
-        sbom_components.push(ComponentInput {
+    // The SBOM describes every component of the commit, whichever are built now.
+    let sbom_components = d
+        .components
+        .iter()
+        .map(|c| ComponentInput {
             name: c.name.to_owned(),
             kind: c.kind,
-            source_dir: source_dir(c, &root),
+            source_dir: source_dir(&c, &root),
             image: None,
-        });
+        })
+        .collect();
+    for c in &selected {
         let item = match c.kind {
             ComponentType::Nixpack => {
                 let builder = match setting(c, "builder") {
@@ -340,9 +369,10 @@ pub fn plan(
         target: target.to_owned(),
         commit,
         items,
+        already_built: Vec::new(),
         sbom_components,
         root,
-        _export: export,
+        _export: Some(tree.export.clone()),
     })
 }
 
@@ -350,6 +380,7 @@ pub fn plan(
 pub fn prepare(
     plan: &BuildPlan,
     loaded: &LoadedDeployment,
+    context: &crate::config::Vars,
     log_dir: PathBuf,
 ) -> Result<Prepared, crate::workflow::error::WorkflowError> {
     let scratch = tempfile::Builder::new()
@@ -367,7 +398,8 @@ pub fn prepare(
             .path()
             .join(format!("{}.vars.json", item.name.replace('/', "__")));
         if let Some(c) = d.components.by_name(&item.name) {
-            let vars = crate::config::merge::merge_vars(d, &c, target).values;
+            let mut vars = crate::config::merge::merge_vars(d, &c, target).values;
+            crate::config::merge::override_with(&mut vars, context);
             std::fs::write(
                 &vars_file,
                 serde_json::to_vec_pretty(&vars).unwrap_or_default(),
@@ -428,21 +460,21 @@ pub fn digest(inspect: &CommandSpec) -> Option<String> {
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| d.to_owned())
 }
 
-/// Add the images (and digests) of built components to the SBOM inputs.
-pub fn with_images(plan: &BuildPlan, digests: &[(String, Option<String>)]) -> Vec<ComponentInput> {
+/// Add the images (and digests) recorded for the commit to the SBOM inputs.
+pub fn with_builds(
+    plan: &BuildPlan,
+    builds: &std::collections::BTreeMap<String, crate::contracts::BuildRecord>,
+) -> Vec<ComponentInput> {
     plan.sbom_components
         .iter()
         .map(|c| {
             let mut c = c.clone();
-            if let Some(item) = plan.items.iter().find(|i| i.name == c.name)
-                && let Some(reference) = &item.image
+            if let Some(b) = builds.get(&c.name)
+                && let Some(reference) = &b.image
             {
                 c.image = Some(Image {
                     reference: reference.clone(),
-                    digest: digests
-                        .iter()
-                        .find(|(n, _)| *n == c.name)
-                        .and_then(|(_, d)| d.clone()),
+                    digest: b.digest.clone(),
                 });
             }
             c

@@ -61,6 +61,7 @@ pub fn for_rollout(
                                 commit: c.commit.clone(),
                                 deployed_at: c.deployed_at.clone(),
                                 status: c.status.map(|s| s.as_str().to_owned()),
+                                image_digest: c.image_digest.clone(),
                             },
                         )
                     })
@@ -112,6 +113,8 @@ pub fn for_rollout(
             new: c.new.clone(),
             change: change_name(c.change).to_owned(),
             on_trusted_ref: on_trusted(&c.new)?,
+            image: plan.artifacts.get(&c.name).and_then(|a| a.image.clone()),
+            image_digest: plan.artifacts.get(&c.name).and_then(|a| a.digest.clone()),
         });
     }
     Ok(GateInput {

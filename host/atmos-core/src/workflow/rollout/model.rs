@@ -42,6 +42,22 @@ pub struct RolloutRequest {
     pub signing_key: Option<std::path::PathBuf>,
     /// Whether the deployer proved their identity (set once the trusted rules are known).
     pub proof: Option<crate::identity::Proof>,
+    /// `--context key=value` overrides of the merged vars.
+    pub context: crate::config::Vars,
+}
+
+/// The artifact a component deploys: the image built once for its commit, followed from
+/// target to target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Artifact {
+    /// The image reference.
+    pub image: Option<String>,
+    /// Its digest.
+    pub digest: Option<String>,
+    /// Where it was found: `source:<target>` (the record of the target it is promoted from),
+    /// `target` (this target ran the commit before), `build` (the commit's builds note), or
+    /// `to_build` (not built yet: an entry target builds it before deploying).
+    pub from: String,
 }
 
 /// What kind of rollout this is, overall.
@@ -173,6 +189,12 @@ pub struct RolloutPlan {
     /// Everything that stands in the way, each with what clears it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blockers: Vec<Blocker>,
+    /// The artifact each image component deploys.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub artifacts: std::collections::BTreeMap<String, Artifact>,
+    /// `--context key=value` overrides of the merged vars.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub context: crate::config::Vars,
     /// The deployment file as of each deployed commit (what is deployed comes from there).
     #[serde(skip)]
     #[schemars(skip)]

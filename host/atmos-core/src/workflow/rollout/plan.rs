@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use super::model::{
-    Action, Change, PlannedComponent, PromotionDenial, RolloutPlan, RolloutRequest, StepRequest,
+    Action, Artifact, Change, PlannedComponent, PromotionDenial, RolloutPlan, RolloutRequest,
+    StepRequest,
 };
 use super::ran::Ran;
 use crate::config::load::parse_deployment;
@@ -34,6 +35,8 @@ pub const APPROVAL_GATE: &str = "builtin/approvals";
 pub const HISTORY_GATE: &str = "builtin/history";
 /// Source of the built-in decision about who may deploy.
 pub const DEPLOYER_GATE: &str = "builtin/deployers";
+/// The built-in gate that checks each image component has a built artifact to deploy.
+pub const ARTIFACT_GATE: &str = "builtin/artifacts";
 
 /// What planning reads: the work tree's project (where executors run), the trusted rules, the
 /// repository and the policy evaluator.
@@ -444,6 +447,13 @@ impl Planner<'_> {
         if let Some(rule) = target.promotion.as_ref().and_then(|p| p.deployers.as_ref()) {
             decisions.push(self.deployers(request, target_name, rule));
         }
+        let artifacts = self.artifacts(
+            target_name,
+            source_target.as_deref(),
+            sources.is_empty(),
+            &components,
+            &mut decisions,
+        )?;
 
         let (approvals, approval_commit, approvers_text) =
             self.approvals(request, target_name, &components, &changing, &mut decisions)?;
@@ -476,8 +486,140 @@ impl Planner<'_> {
             approval_commit,
             rules: self.rules.origin.clone(),
             blockers: Vec::new(),
+            artifacts,
+            context: request.context.clone(),
             configs,
         })
+    }
+
+    /// The artifact each running image component deploys: what its source ran (a
+    /// promotion), what this target ran before (a rollback or a re-run), else the commit's
+    /// recorded build. An entry target builds a commit that is not built yet; a promoted
+    /// target never builds, and is refused when there is nothing built to deploy.
+    fn artifacts(
+        &self,
+        target: &str,
+        source: Option<&str>,
+        entry: bool,
+        components: &[PlannedComponent],
+        decisions: &mut Vec<Decision>,
+    ) -> Result<BTreeMap<String, Artifact>, WorkflowError> {
+        let git = self.git;
+        let deployment = &self.rules.loaded.deployment.name;
+        let mut out = BTreeMap::new();
+        let mut missing: Vec<&PlannedComponent> = Vec::new();
+        let mut to_build = Vec::new();
+        for c in components
+            .iter()
+            .filter(|c| c.run && c.kind == crate::config::ComponentType::Nixpack)
+        {
+            let recorded = |t: &str| -> Result<Option<Artifact>, WorkflowError> {
+                Ok(success_record(git, deployment, t, &c.name, &c.new)?
+                    .filter(|r| r.image_digest.is_some())
+                    .map(|r| Artifact {
+                        image: r.image,
+                        digest: r.image_digest,
+                        from: if t == target {
+                            "target".to_owned()
+                        } else {
+                            format!("source:{t}")
+                        },
+                    }))
+            };
+            let built = || -> Result<Option<Artifact>, WorkflowError> {
+                Ok(crate::artifacts::latest(git, deployment, &c.new)?
+                    .remove(&c.name)
+                    .map(|b| Artifact {
+                        image: b.image,
+                        digest: b.digest,
+                        from: "build".to_owned(),
+                    }))
+            };
+            // A promotion deploys what its source ran; an entry target the commit's newest
+            // build (a rebuild with --force is deployed there first); a promoted target
+            // rolled back or re-run what it ran before.
+            let found = match (source, entry) {
+                (Some(s), _) => recorded(s)?,
+                (None, true) => built()?,
+                (None, false) => recorded(target)?,
+            };
+            let found = match found {
+                Some(a) => Some(a),
+                None if entry => recorded(target)?,
+                None => built()?,
+            };
+            match found {
+                Some(a) => {
+                    out.insert(c.name.clone(), a);
+                }
+                None if entry => {
+                    to_build.push(format!("{} ({})", c.name, short(&c.new)));
+                    out.insert(
+                        c.name.clone(),
+                        Artifact {
+                            image: None,
+                            digest: None,
+                            from: "to_build".to_owned(),
+                        },
+                    );
+                }
+                None => missing.push(c),
+            }
+        }
+        let decision =
+            |result, message: String| Decision::new(ARTIFACT_GATE, "artifacts", result, message);
+        if !missing.is_empty() {
+            let mut shas: Vec<&str> = missing.iter().map(|c| c.new.as_str()).collect();
+            shas.sort_unstable();
+            shas.dedup();
+            let names: Vec<String> = missing
+                .iter()
+                .map(|c| format!("{} ({})", c.name, short(&c.new)))
+                .collect();
+            let mut d = decision(
+                Verdict::Deny,
+                format!(
+                    "nothing built to deploy for {}: {target} takes artifacts, it does not build them",
+                    names.join(", ")
+                ),
+            );
+            d.fix = Some(
+                shas.iter()
+                    .map(|sha| format!("atmos deployment build {deployment} --git-sha {sha}"))
+                    .collect::<Vec<_>>()
+                    .join(", then "),
+            );
+            decisions.push(d);
+        } else if !to_build.is_empty() {
+            decisions.push(decision(
+                Verdict::Allow,
+                format!(
+                    "{} not built yet: built once before deploying, and later targets deploy that image",
+                    to_build.join(", ")
+                ),
+            ));
+        } else if !out.is_empty() {
+            let mut whence: Vec<String> = out.values().map(|a| a.from.clone()).collect();
+            whence.sort();
+            whence.dedup();
+            decisions.push(decision(
+                Verdict::Allow,
+                format!(
+                    "deploys the recorded image{} ({}), no rebuild",
+                    if out.len() == 1 { "" } else { "s" },
+                    whence
+                        .iter()
+                        .map(|w| match w.strip_prefix("source:") {
+                            Some(t) => format!("as run in {t}"),
+                            None if w == "target" => format!("as run in {target} before"),
+                            None => "as built for the commit".to_owned(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        Ok(out)
     }
 
     /// The built-in deployers gate: only members of the target's deployer groups, and only
@@ -732,6 +874,26 @@ pub fn deployed_config(
         commit: sha.to_owned(),
         path: dir.join(format!("{name}.yaml")),
     })
+}
+
+/// The newest record of `component` deploying `sha` in `target` (success or rollback).
+fn success_record(
+    git: &GitRepo,
+    deployment: &str,
+    target: &str,
+    component: &str,
+    sha: &str,
+) -> Result<Option<crate::contracts::TagRecord>, WorkflowError> {
+    let (tags, _) = git.history_tags(deployment, Some(target))?;
+    for e in tags.iter().rev().filter(|e| e.component == component) {
+        if let Ok(r) = git.read_record(e, deployment)
+            && r.git_sha == sha
+            && r.status != crate::contracts::Status::Failure
+        {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
 }
 
 /// The components asked for (all when none), by name or `type/name`.

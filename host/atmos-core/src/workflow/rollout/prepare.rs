@@ -58,6 +58,21 @@ pub fn prepare(
 
     let mut components = HashMap::new();
     let mut roots: HashMap<String, PathBuf> = HashMap::new();
+    let images = serde_json::Value::Object(
+        plan.artifacts
+            .iter()
+            .map(|(name, a)| {
+                (
+                    name.clone(),
+                    serde_json::json!({"image": a.image, "digest": a.digest}),
+                )
+            })
+            .collect(),
+    );
+    let images = match images {
+        serde_json::Value::Object(m) if m.is_empty() => serde_json::Value::Null,
+        v => v,
+    };
     for wave in &plan.waves {
         for name in wave {
             let Some(planned) = plan.component(name) else {
@@ -92,7 +107,14 @@ pub fn prepare(
             };
             let dir = scratch.path().join(name.replace('/', "__"));
             std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-            let vars = merge_vars(d, &c, target).values;
+            let mut vars = merge_vars(d, &c, target).values;
+            crate::config::merge::override_with(&mut vars, &plan.context);
+            // The images this rollout deploys, for the components that deploy them by hand
+            // (a script running `kubectl set image`, a helmfile release): `atmos_images`.
+            // Terraform gets none (an undeclared variable in a var file is a warning there).
+            if !images.is_null() && c.kind != crate::config::ComponentType::Terraform {
+                vars.insert("atmos_images".to_owned(), images.clone());
+            }
             let vars_file = dir.join("vars.json");
             let json = serde_json::to_vec_pretty(&vars).unwrap_or_default();
             std::fs::write(&vars_file, &json).map_err(io_err(&vars_file))?;
@@ -113,7 +135,7 @@ pub fn prepare(
                 .filter_map(|id| id.split_once('/').map(|(_, n)| n.to_owned()))
                 .filter(|n| running.contains(n))
                 .collect();
-            let env_vars = vec![
+            let mut env_vars = vec![
                 ("ATMOS_DEPLOYMENT".to_owned(), plan.deployment.clone()),
                 ("ATMOS_TARGET".to_owned(), plan.target.clone()),
                 ("ATMOS_COMPONENT".to_owned(), name.clone()),
@@ -125,6 +147,14 @@ pub fn prepare(
                 ),
                 ("ATMOS_STEP".to_owned(), step.name().to_owned()),
             ];
+            if let Some(a) = plan.artifacts.get(name) {
+                if let Some(image) = &a.image {
+                    env_vars.push(("ATMOS_IMAGE".to_owned(), image.clone()));
+                }
+                if let Some(digest) = &a.digest {
+                    env_vars.push(("ATMOS_IMAGE_DIGEST".to_owned(), digest.clone()));
+                }
+            }
             components.insert(
                 name.clone(),
                 PreparedComponent {

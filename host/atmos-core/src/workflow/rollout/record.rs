@@ -66,6 +66,24 @@ pub fn record(
             rules_ref: Some(plan.rules.source.clone()),
             rules_commit: plan.rules.commit.clone(),
             approved_commit: plan.approval_commit.clone(),
+            image: plan
+                .artifacts
+                .get(&planned.name)
+                .and_then(|a| a.image.clone()),
+            image_digest: plan
+                .artifacts
+                .get(&planned.name)
+                .and_then(|a| a.digest.clone()),
+            context: plan
+                .context
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect(),
             metadata: plan.metadata.clone(),
             decisions: plan.decisions.clone(),
         };

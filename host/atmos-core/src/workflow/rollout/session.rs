@@ -310,6 +310,74 @@ impl<'a> RolloutSession<'a> {
         })
     }
 
+    /// Build what an entry target deploys and nobody built yet (once: later targets deploy
+    /// the recorded image), then take the recorded artifacts into the plan.
+    pub fn build_first(&mut self, plan: &mut RolloutPlan) -> Result<(), WorkflowError> {
+        let mut by_commit: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for c in &plan.components {
+            if plan
+                .artifacts
+                .get(&c.name)
+                .is_some_and(|a| a.from == "to_build")
+            {
+                by_commit
+                    .entry(c.new.clone())
+                    .or_default()
+                    .push(c.name.clone());
+            }
+        }
+        for (commit, names) in by_commit {
+            let request = crate::workflow::build::BuildRequest {
+                deployment: plan.deployment.clone(),
+                target: Some(plan.target.clone()),
+                git_sha: Some(commit.clone()),
+                components: names.clone(),
+                plan_only: false,
+                skip_push: false,
+                force: false,
+                vulnerabilities: None,
+                parallelism: self.options.parallelism,
+                context: plan.context.clone(),
+                actor: self.request.actor.id.clone(),
+                build_id: self.request.build_id.clone(),
+            };
+            let outcome = crate::workflow::build::build(
+                self.project,
+                self.options.remote.as_ref(),
+                &request,
+                self.observer,
+            )?;
+            if let crate::workflow::build::BuildOutcome::Finished(report) = &outcome
+                && !report.success
+            {
+                return Err(WorkflowError::BuildFailed {
+                    deployment: plan.deployment.clone(),
+                    components: report
+                        .built
+                        .iter()
+                        .filter(|b| b.outcome != crate::executor::run::Outcome::Succeeded)
+                        .map(|b| b.component.clone())
+                        .collect(),
+                    commit,
+                });
+            }
+            let built = crate::artifacts::latest(&self.git, &plan.deployment, &commit)?;
+            for name in names {
+                if let Some(b) = built.get(&name) {
+                    plan.artifacts.insert(
+                        name,
+                        super::model::Artifact {
+                            image: b.image.clone(),
+                            digest: b.digest.clone(),
+                            from: "build".to_owned(),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Write the history tags and state refs of the runs, all at once.
     pub fn record(
         &mut self,
@@ -395,6 +463,10 @@ impl<'a> RolloutSession<'a> {
         }
         if plan.is_noop() {
             return Ok(RolloutOutcome::NothingToDo(plan));
+        }
+        let mut plan = plan;
+        if !self.options.plan_only {
+            self.build_first(&mut plan)?;
         }
         let started = Instant::now();
         let runs = self.execute(&plan)?;

@@ -350,6 +350,25 @@ impl Audit<'_, '_> {
                         short(sha)
                     ),
                 );
+            } else if let Some(deployed) = &r.record.image_digest {
+                // Build once: the image promoted is one the source ran with this commit.
+                let ran_image = groups
+                    .get(&(from.clone(), component.to_owned()))
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e.deployed() && e.record.git_sha == *sha)
+                    .filter_map(|e| e.record.image_digest.as_deref())
+                    .collect::<Vec<_>>();
+                if !ran_image.is_empty() && !ran_image.contains(&deployed.as_str()) {
+                    push(
+                        ProblemKind::ArtifactMismatch,
+                        format!(
+                            "deployed image {deployed}, but {from} ran {} with {}: not the artifact that ran there",
+                            short(sha),
+                            ran_image.join(", ")
+                        ),
+                    );
+                }
             }
         } else if r.record.status == Status::Rollback || r.record.rollback_of.is_some() {
             if !ran(target, earlier) {

@@ -192,7 +192,10 @@ pub fn check(
                 "approval and SBOM notes are never deleted".into(),
             )),
             (Namespace::Notes, Some(old), Some(new)) => {
-                if let Some(why) = notes_rewritten(git, old, new)? {
+                // Approvals and builds only grow; an SBOM is regenerated from the builds, so
+                // its note may change, but only on top of what is there.
+                let derived = u.refname.ends_with("/sbom");
+                if let Some(why) = notes_rewritten(git, old, new, derived)? {
                     refused.push(problem(ProblemKind::NotesRewritten, &u.refname, why));
                 }
                 view.set(&u.refname, Some(new));
@@ -280,16 +283,25 @@ pub fn check(
     })
 }
 
-/// Why moving a notes ref from `old` to `new` is not adding to it, if it is not: notes only
-/// grow (a merge by union keeps every line), so every line of every note in `old` must still
-/// be in `new`.
-fn notes_rewritten(git: &GitRepo, old: &str, new: &str) -> Result<Option<String>, WorkflowError> {
+/// Why moving a notes ref from `old` to `new` is not adding to it, if it is not: it must
+/// build on `old`, and unless the notes are `derived` (SBOMs), every line of every note in
+/// `old` must still be in `new` (approvals and builds only grow; a merge by union keeps
+/// every line).
+fn notes_rewritten(
+    git: &GitRepo,
+    old: &str,
+    new: &str,
+    derived: bool,
+) -> Result<Option<String>, WorkflowError> {
     if old != new && !git.is_ancestor(old, new)? {
         return Ok(Some(format!(
             "{} does not build on {}: notes are only added to",
             short(new),
             short(old)
         )));
+    }
+    if derived {
+        return Ok(None);
     }
     for (commit, text) in git.notes_at(old)? {
         let now = git.note_at(new, &commit)?.unwrap_or_default();

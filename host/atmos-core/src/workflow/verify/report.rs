@@ -40,6 +40,8 @@ pub enum ProblemKind {
     PromotionWithoutSource,
     /// Deployed to a promoted target with no promotion, rollback or recorded skip.
     ReachedWithoutPromotion,
+    /// A promotion deployed another image than the source ran with that commit.
+    ArtifactMismatch,
     /// A rollback to a commit the target never ran.
     RollbackNeverRan,
     /// Deployed without the approvals its rules required.
