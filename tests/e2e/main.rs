@@ -6,6 +6,7 @@ mod cli;
 mod describe;
 mod gates;
 mod graph;
+mod hardening;
 mod hooks;
 mod list;
 mod queries;

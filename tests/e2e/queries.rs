@@ -49,6 +49,8 @@ fn deployed() -> (Fixture, String, String) {
     let yaml = std::fs::read_to_string(f.repo.path().join("deployments/svc.yaml")).expect("read");
     f.repo.write("svc.yaml", yaml.replace("keep: 1", "keep: 2"));
     let v2 = f.version("2");
+    // Records carry whole seconds: the newest deploy is only "newest" a second later.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     f.rollout(&["--target", "dev"]).code(0);
     (f, v1, v2)
 }

@@ -601,3 +601,60 @@ fn ci_matrix_and_github_step_summary() {
         "{md}"
     );
 }
+
+#[test]
+fn records_written_while_the_remote_was_out_of_reach_are_published_first_never_lost() {
+    let world = World::new(TWO);
+    let a = world.runner("alpha");
+    let url = world.daemon.url("origin.git");
+    let run = |args: &[&str]| {
+        let out = world.atmos(&a, args).output().expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&args("deployment rollout svc --target dev")).0, Some(0));
+    // The remote goes away while the next rollout runs: its executors ran, its records are
+    // written here, the push fails.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let yaml = TWO.replace(
+        "apply: 'sleep 0.2'",
+        &format!(
+            "apply: 'git -C {} remote set-url origin git://127.0.0.1:{closed}/origin.git'",
+            a.display()
+        ),
+    );
+    std::fs::write(a.join("deployments/svc.yaml"), yaml).expect("write");
+    git(&a, &["commit", "-q", "-am", "v2"]);
+    let v2 = git(&a, &["rev-parse", "HEAD"]);
+    let (code, _, err) = run(&args("deployment rollout svc --target dev"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot reach git remote `origin`"), "{err}");
+    // Back online: the next command that reads the remote publishes them first.
+    git(&a, &["remote", "set-url", "origin", &url]);
+    let (code, _, err) = run(&args("deployment lock release svc --target dev"));
+    assert_eq!(code, Some(0), "{err}");
+    let remote_a = world.remote_refs("refs/atmos/deployments/svc/dev/a");
+    assert_eq!(
+        remote_a[0].0, v2,
+        "the state ref of the rollout that ran reached the remote"
+    );
+    let tags = world.remote_refs("refs/tags/atmos/deployments/svc/dev/a/");
+    assert_eq!(tags.len(), 2, "both records are on the remote: {tags:?}");
+    // And the local view agrees with itself and with the remote.
+    let (code, status, _) = run(&args("deployment status svc --target dev"));
+    assert_eq!(code, Some(0));
+    assert!(status.contains(&v2[..7]), "{status}");
+    assert!(
+        !a.join(".git/atmos/pending")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "nothing left pending"
+    );
+}

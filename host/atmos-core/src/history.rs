@@ -1,7 +1,7 @@
 //! `history`: the rollout timeline of a target, newest first. Filters by component and time
 //! use the tag names alone; only the tags that are shown are read.
 
-use jiff::{Span, Timestamp, ToSpan};
+use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -153,20 +153,15 @@ pub enum Bound {
 /// (`2025-01-31`, UTC), or an RFC 3339 time.
 pub fn parse_time(text: &str, bound: Bound, now: Timestamp) -> Result<Timestamp, String> {
     let t = text.trim();
-    if let Some(unit) = t.chars().last()
-        && let Ok(n) = t[..t.len() - unit.len_utf8()].parse::<i64>()
+    // A duration back from now, parsed with the same checked rules (and ten-year ceiling) as
+    // every other duration.
+    if t.len() > 1
+        && t.ends_with(['s', 'm', 'h', 'd', 'w'])
+        && t[..t.len() - 1].bytes().all(|b| b.is_ascii_digit())
     {
-        let span: Option<Span> = match unit {
-            's' => Some(n.seconds()),
-            'm' => Some(n.minutes()),
-            'h' => Some(n.hours()),
-            'd' => Some((n * 24).hours()),
-            'w' => Some((n * 24 * 7).hours()),
-            _ => None,
-        };
-        if let Some(span) = span {
-            return now.checked_sub(span).map_err(|e| format!("`{t}`: {e}"));
-        }
+        let back = crate::duration::parse(t)?;
+        let back = jiff::SignedDuration::try_from(back).map_err(|e| format!("`{t}`: {e}"))?;
+        return now.checked_sub(back).map_err(|e| format!("`{t}`: {e}"));
     }
     if let Ok(ts) = t.parse::<Timestamp>() {
         return Ok(ts);
@@ -190,6 +185,15 @@ pub fn parse_time(text: &str, bound: Bound, now: Timestamp) -> Result<Timestamp,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_durations_are_errors_not_panics() {
+        let now: Timestamp = "2025-02-10T12:00:00Z".parse().expect("ts");
+        for huge in ["9999999d", "99999999999999w", "999999999999999999999999s"] {
+            let e = parse_time(huge, Bound::Start, now).expect_err(huge);
+            assert!(e.contains("too long"), "{huge}: {e}");
+        }
+    }
 
     #[test]
     fn time_bounds() {

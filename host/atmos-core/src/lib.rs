@@ -44,3 +44,4 @@ pub mod signing;
 pub mod status;
 pub mod validate;
 pub mod workflow;
+pub mod yaml_shape;

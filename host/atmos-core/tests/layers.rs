@@ -23,6 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "duration",
             "identity",
             "signing",
+            "yaml_shape",
         ],
     ),
     ("contracts", &["contracts"]),

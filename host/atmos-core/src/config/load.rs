@@ -75,6 +75,13 @@ pub fn parse_yaml(
         }
     };
 
+    if let Err(e) = crate::yaml_shape::check(&text) {
+        return Err(vec![
+            Diagnostic::error(Code::YamlSyntax, file, e.message)
+                .at(Some(e.at), None)
+                .hint(e.hint),
+        ]);
+    }
     let value: Value = match serde_yaml_ng::from_str(&text) {
         Ok(v) => v,
         Err(e) => {

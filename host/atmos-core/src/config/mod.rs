@@ -8,6 +8,7 @@ pub mod model;
 pub mod project;
 pub mod schema;
 pub mod settings;
+
 pub mod source_map;
 
 pub use load::LoadedDeployment;

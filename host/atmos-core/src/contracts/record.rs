@@ -134,6 +134,8 @@ impl TagRecord {
         let body = rest.strip_prefix("---\n");
         match (api.trim_end(), kind.trim_end(), body) {
             (API_VERSION, KIND, Some(body)) => {
+                // A record is anyone's push: its YAML may not expand or nest without bound.
+                crate::yaml_shape::check(body).map_err(|e| RecordError::Body(e.message))?;
                 serde_yaml_ng::from_str(body).map_err(|e| RecordError::Body(e.to_string()))
             }
             _ => Err(RecordError::Header(format!("{api} / {kind}"))),

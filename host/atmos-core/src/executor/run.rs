@@ -382,22 +382,10 @@ async fn run_command(
     let pid = child.id();
     let (tx, mut rx) = mpsc::unbounded_channel::<(bool, String)>();
     if let Some(out) = child.stdout.take() {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(out).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = tx.send((false, line));
-            }
-        });
+        tokio::spawn(pipe_lines(out, false, tx.clone()));
     }
     if let Some(err) = child.stderr.take() {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(err).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = tx.send((true, line));
-            }
-        });
+        tokio::spawn(pipe_lines(err, true, tx.clone()));
     }
     drop(tx);
     let mut interrupted = false;
@@ -423,12 +411,48 @@ async fn run_command(
             }
         }
     };
-    // Keep what is left in the pipes; a background process that keeps them open does not
-    // hold the rollout for more than a moment.
-    while let Ok(Some((stderr, line))) =
-        tokio::time::timeout(Duration::from_secs(2), rx.recv()).await
-    {
-        emit(stderr, line, log);
+    // Keep what is left in the pipes for a moment. The command has exited: whatever it left
+    // running in its process group (`cmd &`) would hold the pipes open forever, so it is
+    // stopped once the moment is over.
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    loop {
+        tokio::select! {
+            biased;
+            line = rx.recv() => match line {
+                Some((stderr, line)) => emit(stderr, line, log),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                if let Some(group) = pid.and_then(|p| i32::try_from(p).ok()) {
+                    use nix::sys::signal::{Signal, killpg};
+                    let group = nix::unistd::Pid::from_raw(group);
+                    if killpg(group, Signal::SIGTERM).is_ok() {
+                        log_line(log, "# stopped the processes the command left running in the background");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        let _ = killpg(group, Signal::SIGKILL);
+                    }
+                }
+                // What they wrote before they stopped.
+                while let Ok(Some((stderr, line))) =
+                    tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+                {
+                    emit(stderr, line, log);
+                }
+                break;
+            }
+            // Stopping atmos stops the wait too; the command itself had already finished.
+            changed = cancel.changed(), if !interrupted => {
+                if changed.is_err() || *cancel.borrow() {
+                    if let Some(group) = pid.and_then(|p| i32::try_from(p).ok()) {
+                        let _ = nix::sys::signal::killpg(
+                            nix::unistd::Pid::from_raw(group),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                    break;
+                }
+            }
+        }
     }
     match status {
         _ if interrupted => Outcome::Interrupted,
@@ -446,6 +470,35 @@ async fn run_command(
             exit_code: None,
             error: format!("waiting for `{}` failed: {e}", short_command(spec)),
         },
+    }
+}
+
+/// How long output is still read after a command exits, from what it left running.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Forward a pipe line by line. Output is bytes: a line that is not UTF-8 is shown with
+/// replacement characters, and reading never stops before the pipe closes (a reader that
+/// stopped would kill the writer with SIGPIPE).
+async fn pipe_lines(
+    pipe: impl tokio::io::AsyncRead + Unpin,
+    stderr: bool,
+    tx: mpsc::UnboundedSender<(bool, String)>,
+) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {
+                while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    buf.pop();
+                }
+                let _ = tx.send((stderr, String::from_utf8_lossy(&buf).into_owned()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
     }
 }
 

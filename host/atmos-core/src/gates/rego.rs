@@ -226,6 +226,8 @@ impl PolicySet {
                     let json: serde_json::Value = if path.extension().is_some_and(|e| e == "json") {
                         serde_json::from_str(&text).map_err(|e| e.to_string())?
                     } else {
+                        crate::yaml_shape::check(&text)
+                            .map_err(|e| format!("line {}: {}", e.at.line, e.message))?;
                         serde_yaml_ng::from_str(&text).map_err(|e| e.to_string())?
                     };
                     if !json.is_object() {

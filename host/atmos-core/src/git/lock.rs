@@ -27,6 +27,13 @@ pub enum LockError {
     /// Local git failure.
     #[error(transparent)]
     Git(#[from] GitError),
+    /// The ref could not be locked for writing (another git process holds `packed-refs.lock`
+    /// or the ref's own lock file).
+    #[error("{refname} stayed locked by another git process")]
+    Busy {
+        /// The ref.
+        refname: String,
+    },
 }
 
 impl crate::error::Actionable for LockError {
@@ -35,6 +42,7 @@ impl crate::error::Actionable for LockError {
             LockError::Held(_) => crate::exit::Exit::Pending,
             LockError::Remote(e) => e.exit(),
             LockError::Git(e) => e.exit(),
+            LockError::Busy { .. } => crate::exit::Exit::Failed,
         }
     }
 
@@ -46,6 +54,9 @@ impl crate::error::Actionable for LockError {
             )),
             LockError::Remote(e) => e.hint(),
             LockError::Git(e) => e.hint(),
+            LockError::Busy { .. } => Some(
+                "a `git gc` or `git pack-refs` may still run; try again when it is done".into(),
+            ),
         }
     }
 }
@@ -209,20 +220,55 @@ pub fn acquire(
     }
 }
 
-/// Release a lock we hold (only if it is still ours).
+/// Release a lock we hold (only if it is still ours). A failure to write (a `packed-refs`
+/// lock held by a concurrent `git pack-refs`, a remote that hiccups) is retried for a few
+/// seconds before it is reported: a lock left behind holds every other runner up.
 pub fn release(git: &GitRepo, store: Store<'_>, held: &Held) -> Result<bool, LockError> {
-    let ok = swap(
-        git,
-        store,
-        &held.refname,
-        None,
-        Expect::Value(held.blob.clone()),
-    )?;
+    let mut delay = std::time::Duration::from_millis(100);
+    let mut attempt = 0;
+    let ok = loop {
+        attempt += 1;
+        // A fresh handle each time: libgit2 caches `packed-refs`, and a failed write can
+        // leave that cache out of step with the file.
+        let fresh = GitRepo::discover(git.git_dir())?;
+        let git = &fresh;
+        let result = swap(
+            git,
+            store,
+            &held.refname,
+            None,
+            Expect::Value(held.blob.clone()),
+        );
+        // Still ours afterwards (not swapped, or "removed" while `packed-refs` was locked,
+        // which libgit2 does not always report): the ref was busy, not taken by someone else.
+        let busy = result.is_ok()
+            && matches!(store, Store::Local)
+            && git
+                .raw()
+                .refname_to_id(&held.refname)
+                .is_ok_and(|o| o.to_string() == held.blob);
+        match result {
+            Ok(ok) if !busy => break ok,
+            Err(e) if attempt >= RELEASE_ATTEMPTS => return Err(e),
+            _ if attempt >= RELEASE_ATTEMPTS => {
+                return Err(LockError::Busy {
+                    refname: held.refname.clone(),
+                });
+            }
+            _ => {
+                std::thread::sleep(delay);
+                delay = delay.saturating_mul(2);
+            }
+        }
+    };
     if ok && let Store::Remote(r) = store {
         let _ = r.fetch_locks();
     }
     Ok(ok)
 }
+
+/// How many times releasing a lock is tried (about 3 s in all).
+pub const RELEASE_ATTEMPTS: u32 = 5;
 
 /// Clear whatever lease a target has (`lock release`), by compare-and-swap on what was read.
 pub fn clear(

@@ -5,6 +5,7 @@
 mod error;
 pub mod lock;
 pub mod notes;
+mod pending;
 pub mod record;
 pub mod refdb;
 pub mod refs;

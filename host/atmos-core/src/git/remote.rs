@@ -98,6 +98,10 @@ pub struct Remote {
     pub name: String,
     /// Where `git` runs.
     pub workdir: PathBuf,
+    /// The repository's git directory (for records waiting to be published).
+    pub(super) git_dir: PathBuf,
+    /// What publishing earlier runs' records did, for the caller to report.
+    pub(super) notes: std::cell::RefCell<Vec<String>>,
 }
 
 fn tail(out: &Output) -> String {
@@ -109,15 +113,21 @@ fn tail(out: &Output) -> String {
 impl Remote {
     /// The remote `name` of the repository at `workdir`, if git knows it.
     pub fn open(workdir: &Path, name: &str) -> Result<Remote, RemoteError> {
-        let remote = Remote {
+        let mut remote = Remote {
             name: name.to_owned(),
             workdir: workdir.to_owned(),
+            git_dir: workdir.join(".git"),
+            notes: std::cell::RefCell::new(Vec::new()),
         };
         let out = remote.git(&["remote", "get-url", name])?;
         if !out.status.success() {
             return Err(RemoteError::Unknown {
                 remote: name.to_owned(),
             });
+        }
+        let dir = remote.git(&["rev-parse", "--absolute-git-dir"])?;
+        if dir.status.success() {
+            remote.git_dir = PathBuf::from(String::from_utf8_lossy(&dir.stdout).trim());
         }
         Ok(remote)
     }
@@ -132,6 +142,16 @@ impl Remote {
                 args: args.join(" "),
                 detail: e.to_string(),
             })
+    }
+
+    /// Run git with `args`; stdout on success, the classified failure otherwise.
+    pub(super) fn git_output(&self, args: &[&str]) -> Result<Vec<u8>, RemoteError> {
+        let out = self.git(args)?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(self.classify(args, &out))
+        }
     }
 
     fn classify(&self, args: &[&str], out: &Output) -> RemoteError {
@@ -167,6 +187,9 @@ impl Remote {
     /// and notes (merged into the local ones: approvals by union, SBOMs keeping the remote's
     /// document when both sides wrote one for the same commit).
     pub fn fetch(&self) -> Result<(), RemoteError> {
+        // Records of earlier runs that could not reach the remote go first: the fetch below
+        // would put the remote's older state refs over them.
+        self.publish_pending()?;
         let notes = format!("+refs/notes/atmos/*:{}*", remote_notes_prefix(&self.name));
         // State and history are never pruned: records that exist only here stay.
         let args = [

@@ -128,6 +128,12 @@ pub enum WorkflowError {
     /// Git failure.
     #[error(transparent)]
     Git(#[from] GitError),
+    /// `--metadata` with a key atmos records itself.
+    #[error("--metadata {key}=… is reserved: atmos records `{key}` itself")]
+    ReservedMetadata {
+        /// The key.
+        key: String,
+    },
     /// An entry target's rollout built its commit first, and the build failed: nothing was
     /// deployed.
     #[error("building {} of {} failed, so nothing was deployed", components.join(", "), crate::git::short(commit))]
@@ -211,6 +217,9 @@ impl From<LockError> for WorkflowError {
             LockError::Held(lease) => WorkflowError::LockHeld(lease),
             LockError::Remote(r) => WorkflowError::Remote(r),
             LockError::Git(g) => WorkflowError::Git(g),
+            busy @ LockError::Busy { .. } => WorkflowError::Git(GitError::Git {
+                message: busy.to_string(),
+            }),
         }
     }
 }
@@ -236,6 +245,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::ShallowClone { .. }
             | WorkflowError::LocalRulesNeedPlan
             | WorkflowError::StoreNotTrusted { .. }
+            | WorkflowError::ReservedMetadata { .. }
             | WorkflowError::NoSigningKey { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::BuildFailed { .. }
@@ -282,6 +292,12 @@ impl Actionable for WorkflowError {
             WorkflowError::NothingToApprove { source_target } => Some(format!(
                 "roll out to {source_target} first, or pass --git-sha"
             )),
+            WorkflowError::ReservedMetadata { key } if key == "approver" => Some(
+                "approvals are recorded with `atmos deployment approve`; the tags name who approved".into(),
+            ),
+            WorkflowError::ReservedMetadata { .. } => {
+                Some("use the flag itself (--skip-promotion-check), or another key".into())
+            }
             WorkflowError::BuildFailed {
                 deployment, commit, ..
             } => Some(format!(

@@ -41,6 +41,7 @@ pub struct LeaseGuard {
     root: PathBuf,
     remote: Option<Remote>,
     held: Held,
+    released: bool,
 }
 
 impl LeaseGuard {
@@ -48,14 +49,34 @@ impl LeaseGuard {
     pub fn lease(&self) -> &Lease {
         &self.held.lease
     }
+
+    /// Release the lock now (retried for a few seconds), saying why when it cannot be: a
+    /// lock left behind holds every other runner up until it expires.
+    pub fn release(&mut self) -> Result<(), String> {
+        if self.released {
+            return Ok(());
+        }
+        self.released = true;
+        let git = GitRepo::discover(&self.root).map_err(|e| e.to_string())?;
+        let store = self.remote.as_ref().map_or(Store::Local, Store::Remote);
+        match lock::release(&git, store, &self.held) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!(
+                "the lock of {}/{} could not be released ({e}); it expires at {}, or clear it with `atmos deployment lock release {} --target {}`",
+                self.held.lease.deployment,
+                self.held.lease.target,
+                self.held.lease.expires_at,
+                self.held.lease.deployment,
+                self.held.lease.target
+            )),
+        }
+    }
 }
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
-        if let Ok(git) = GitRepo::discover(&self.root) {
-            let store = self.remote.as_ref().map_or(Store::Local, Store::Remote);
-            let _ = lock::release(&git, store, &self.held);
-        }
+        // Every path out releases; an error here has no one to tell (`release` reports it).
+        let _ = self.release();
     }
 }
 
@@ -104,5 +125,6 @@ pub fn acquire(
         root: git.workdir().unwrap_or(git.git_dir()).to_owned(),
         remote: remote.cloned(),
         held,
+        released: false,
     })
 }

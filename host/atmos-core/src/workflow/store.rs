@@ -53,6 +53,22 @@ pub fn publish(
     git: &GitRepo,
     report: &RolloutReport,
 ) -> Result<u32, WorkflowError> {
+    let updates = updates(git, report)?;
+    publish_updates(remote, updates)
+}
+
+/// Keep a rollout's records to publish when the remote is next reached (`--offline`).
+pub fn keep_for_later(
+    remote: &Remote,
+    git: &GitRepo,
+    report: &RolloutReport,
+) -> Result<(), WorkflowError> {
+    Ok(remote.save_pending(&updates(git, report)?)?)
+}
+
+/// The tags a rollout wrote (create only) and the state refs it moved (from their value
+/// before the rollout).
+fn updates(git: &GitRepo, report: &RolloutReport) -> Result<Vec<RefUpdate>, WorkflowError> {
     let mut updates = Vec::new();
     for c in &report.components {
         if let Some(tag) = &c.tag {
@@ -83,6 +99,10 @@ pub fn publish(
             });
         }
     }
+    Ok(updates)
+}
+
+fn publish_updates(remote: &Remote, updates: Vec<RefUpdate>) -> Result<u32, WorkflowError> {
     for attempt in 1..=PUBLISH_ATTEMPTS {
         match remote.push(&updates) {
             Ok(()) => return Ok(attempt),
@@ -105,7 +125,12 @@ pub fn publish(
                     }
                 }
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                // Out of reach: keep the records to publish before anything next reads the
+                // remote (which would otherwise put its older state over them).
+                remote.save_pending(&updates)?;
+                return Err(e.into());
+            }
         }
     }
     Err(WorkflowError::PushRefused {

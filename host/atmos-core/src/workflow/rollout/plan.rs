@@ -35,6 +35,9 @@ pub const APPROVAL_GATE: &str = "builtin/approvals";
 pub const HISTORY_GATE: &str = "builtin/history";
 /// Source of the built-in decision about who may deploy.
 pub const DEPLOYER_GATE: &str = "builtin/deployers";
+/// Metadata keys atmos records itself.
+pub const RESERVED_METADATA: &[&str] = &["approver", "skip_promotion_check"];
+
 /// The built-in gate that checks each image component has a built artifact to deploy.
 pub const ARTIFACT_GATE: &str = "builtin/artifacts";
 
@@ -147,6 +150,15 @@ impl Planner<'_> {
 
     /// The plan with the built-in gates only.
     fn builtin(&self, request: &RolloutRequest) -> Result<RolloutPlan, WorkflowError> {
+        // Keys atmos writes itself cannot come from `--metadata`: a record's "approver" comes
+        // only from approval records.
+        if let Some(key) = request
+            .metadata
+            .keys()
+            .find(|k| RESERVED_METADATA.contains(&k.as_str()))
+        {
+            return Err(WorkflowError::ReservedMetadata { key: key.clone() });
+        }
         let git = self.git;
         let rules = &self.rules.loaded.deployment;
         let target_name = request.target.as_str();

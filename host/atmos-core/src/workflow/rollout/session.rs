@@ -117,7 +117,7 @@ pub struct RolloutSession<'a> {
     request: RolloutRequest,
     options: RolloutOptions,
     log_dir: Option<std::path::PathBuf>,
-    _lease: Option<LeaseGuard>,
+    lease: Option<LeaseGuard>,
 }
 
 impl<'a> RolloutSession<'a> {
@@ -135,6 +135,9 @@ impl<'a> RolloutSession<'a> {
         let mut git = GitRepo::discover(&project.root)?;
         if let Some(r) = &options.remote {
             r.fetch()?;
+            for note in r.take_notes() {
+                observer.event(&Event::Warning(note));
+            }
         }
         let remote_name = options.remote.as_ref().map(|r| r.name.clone());
         let trust_remote = remote_name.as_deref().filter(|_| options.remote_from_flag);
@@ -210,7 +213,7 @@ impl<'a> RolloutSession<'a> {
             request,
             options,
             log_dir: None,
-            _lease: lease,
+            lease,
         })
     }
 
@@ -404,6 +407,18 @@ impl<'a> RolloutSession<'a> {
 
     /// Push the records to the remote by compare-and-swap; `None` without a remote.
     pub fn publish(&mut self, report: &RolloutReport) -> Option<Result<u32, WorkflowError>> {
+        if self.options.offline {
+            // Kept to publish when the remote is next reached, before anything reads it.
+            if let Ok(Some(remote)) = store::remote(self.project, None, false)
+                && let Err(e) = store::keep_for_later(&remote, &self.git, report)
+            {
+                self.observer.event(&Event::Warning(format!(
+                    "the records could not be kept for {}: {e}",
+                    remote.name
+                )));
+            }
+            return None;
+        }
         let remote = self.options.remote.as_ref()?;
         Some(store::publish(remote, &self.git, report))
     }
@@ -476,6 +491,11 @@ impl<'a> RolloutSession<'a> {
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let report = self.record(plan, runs, duration_ms)?;
         let published = self.publish(&report);
+        if let Some(lease) = self.lease.as_mut()
+            && let Err(warning) = lease.release()
+        {
+            self.observer.event(&Event::Warning(warning));
+        }
         Ok(RolloutOutcome::Done { report, published })
     }
 }
