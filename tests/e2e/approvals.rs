@@ -334,6 +334,25 @@ fn manual_approval_is_refused_without_a_terminal() {
     let run = promote(&f, &[]);
     run.code(4);
     run.stdout_has(&["prod uses approval_method: manual — run this rollout from an interactive terminal to confirm it (CI cannot)."]);
+
+    // A manual confirmation written by hand, as if given at a terminal, does not count: it
+    // names no rollout, or not this one.
+    let sha = f.repo.git(&["rev-parse", "HEAD"]);
+    for rollout in ["", ",\"rollout\":\"1700000000000000000.4242\""] {
+        let line = format!(
+            "{{\"approved_by\":\"dev@example.com\",\"approved_at\":\"2026-01-01T00:00:00Z\",\"decision\":\"approve\",\"deployment\":\"svc\",\"target\":\"prod\",\"git_sha\":\"{sha}\",\"promoted_from\":\"staging\",\"comment\":\"confirmed interactively\",\"method\":\"manual\"{rollout}}}"
+        );
+        f.repo.git(&[
+            "notes",
+            "--ref",
+            "atmos/svc/approvals",
+            "append",
+            "-m",
+            &line,
+            &sha,
+        ]);
+        promote(&f, &[]).code(4);
+    }
 }
 
 fn keygen(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
@@ -582,4 +601,29 @@ fn an_unsigned_approval_in_the_name_of_someone_who_signs_is_not_theirs() {
     )
     .code(0);
     promote(&f, &[]).code(0);
+}
+
+#[test]
+fn an_approval_never_covers_a_commit_beside_the_one_approved() {
+    let (f, v1) = ready("{min: 1}");
+    // a runs a side-branch commit in dev, b a mainline one: neither is in the other's history.
+    f.repo.git(&["checkout", "-q", "-b", "side"]);
+    let side = f.version("side");
+    f.repo.git(&["checkout", "-q", "-"]);
+    let main = f.version("main");
+    f.rollout(&["--target", "dev", "-c", "a", "--git-sha", &side])
+        .code(0);
+    f.rollout(&["--target", "dev", "-c", "b", "--git-sha", &main])
+        .code(0);
+    f.rollout(&["--target", "staging", "--promote-from", "dev"])
+        .code(0);
+    approve(&f, "alice@example.com", &["--promote-from", "staging"]).code(0);
+    let run = promote(&f, &[]);
+    run.code(3).stdout_has(&[
+        "deploys a commit that is not in the history of",
+        "the commit an approval would cover",
+        "roll out those components on their own (--component NAME)",
+    ]);
+    assert!(f.applied("a", "prod").is_empty() && f.applied("b", "prod").is_empty());
+    let _ = v1;
 }

@@ -342,9 +342,12 @@ fn a_hook_reads_only_the_folders_its_config_grants_and_cannot_write_them() {
         hook("outside", "read", "secrets.txt", true),
         hook("writer", "write", "calendars/holidays.txt", true),
         "          - name: escaper\n            wasm: hooks/hostile.wasm\n            config: {mode: read, path: ../x}\n            read_only_dirs: [\"..\"]\n".to_owned(),
+        "          - name: linker\n            wasm: hooks/hostile.wasm\n            config: {mode: read, path: link/etc/hostname}\n            read_only_dirs: [link]\n".to_owned(),
     ]
     .concat();
     let f = hooked("dev", &["hostile"], &hooks);
+    // A committed symlink to `/` is no folder inside the project.
+    std::os::unix::fs::symlink("/", f.repo.path().join("link")).expect("symlink");
     f.repo
         .write_file("calendars/holidays.txt", "2026-12-25 Christmas");
     f.repo.write_file("secrets.txt", "hunter2");
@@ -383,6 +386,37 @@ fn a_hook_reads_only_the_folders_its_config_grants_and_cannot_write_them() {
             .unwrap_or_default()
             .contains("asks for `..`, which is not a folder inside the project"),
         "{escaper}"
+    );
+    // From the trusted ref the link is not exported at all; from the work tree (--local) it
+    // is there, and resolved before anything is granted.
+    let linker = of("linker");
+    assert_eq!(linker["result"], "deny", "{linker}");
+    assert!(
+        linker["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("asks for `link`, which"),
+        "{linker}"
+    );
+    let local = f
+        .repo
+        .atmos(&[
+            "deployment",
+            "policy",
+            "eval",
+            "svc",
+            "--target",
+            "dev",
+            "--local",
+            "--format",
+            "json",
+        ])
+        .json();
+    assert!(
+        local
+            .to_string()
+            .contains("asks for `link`, which resolves to / outside the project"),
+        "{local}"
     );
     assert!(!json.to_string().contains("hunter2"));
     let text = std::fs::read_to_string(f.repo.path().join("calendars/holidays.txt")).expect("read");

@@ -299,6 +299,7 @@ fn generate(root: &Path) {
                         image: None,
                         image_digest: None,
                         context: Default::default(),
+                        rollout_id: None,
                         metadata: [("pr".to_owned(), format!("#{round}"))]
                             .into_iter()
                             .collect(),

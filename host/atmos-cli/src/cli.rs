@@ -543,3 +543,42 @@ fn key_value(text: &str) -> Result<(String, String), String> {
         _ => Err("expected key=value (e.g. --metadata pr=#482 --metadata ticket=OPS-12)".into()),
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use clap::Parser;
+    use proptest::prelude::*;
+
+    use super::Cli;
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("deployment".to_owned()),
+            Just("rollout".to_owned()),
+            Just("verify".to_owned()),
+            Just("build".to_owned()),
+            Just("history".to_owned()),
+            Just("--target".to_owned()),
+            Just("--since".to_owned()),
+            Just("--lock-ttl".to_owned()),
+            Just("--timeout".to_owned()),
+            Just("--metadata".to_owned()),
+            Just("--context".to_owned()),
+            Just("--format".to_owned()),
+            Just("--pre-receive".to_owned()),
+            Just("-c".to_owned()),
+            Just("=".to_owned()),
+            "\\PC{0,12}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any argument list parses or is a usage error; clap never panics on our definitions.
+        #[test]
+        fn arguments_never_panic(args in prop::collection::vec(word(), 0..8)) {
+            let _ = Cli::try_parse_from(std::iter::once("atmos".to_owned()).chain(args));
+        }
+    }
+}

@@ -246,6 +246,7 @@ fn generate(root: &Path) {
                     image: None,
                     image_digest: None,
                     context: Default::default(),
+                    rollout_id: None,
                     metadata: Default::default(),
                     decisions: Vec::new(),
                 };

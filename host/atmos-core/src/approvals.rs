@@ -128,6 +128,8 @@ pub struct CheckContext<'a> {
     pub actor: &'a str,
     /// Authors of the commits being deployed.
     pub authors: &'a [String],
+    /// The rollout checking (a manual confirmation counts only inside it).
+    pub rollout: Option<&'a str>,
     /// Project root (for `allowed_signers`).
     pub root: &'a Path,
 }
@@ -221,8 +223,11 @@ pub fn check(
             continue;
         }
         let is_self = who == ctx.actor || ctx.authors.contains(&who);
-        let manual_ok =
-            method == ApprovalMethod::Manual && r.method == "manual" && who == ctx.actor;
+        let manual_ok = method == ApprovalMethod::Manual
+            && r.method == "manual"
+            && who == ctx.actor
+            && r.rollout.is_some()
+            && r.rollout.as_deref() == ctx.rollout;
         let reason = if is_self && !rules.allow_self_approval && !manual_ok {
             Some(if who == ctx.actor {
                 "self-approval: the approver is the deployer".to_owned()
@@ -279,6 +284,7 @@ mod tests {
             promoted_from: None,
             comment: None,
             method: "recorded".into(),
+            rollout: None,
             signature: None,
         }
     }

@@ -119,7 +119,7 @@ fn summary(report: &BuildReport, s: &Style, skip_push: bool) -> String {
                 s.ok("✓"),
                 b.component,
                 match (&b.digest, &b.image) {
-                    (Some(d), _) => format!("Built {}", &d[..d.len().min(19)]),
+                    (Some(d), _) => format!("Built {}", atmos_core::git::prefix(d, 19)),
                     (None, Some(i)) => format!("Built {i} (digest unknown)"),
                     (None, None) => "Built".to_owned(),
                 },

@@ -77,7 +77,7 @@ pub fn run(args: &SbomArgs, ctx: &Context) -> Result<Exit, Failure> {
                 (Some(_), _) | (None, "container") => "docker image",
                 _ => "application",
             };
-            let digest = c.digest.as_deref().map(|d| format!(", {}", &d[..d.len().min(19)])).unwrap_or_default();
+            let digest = c.digest.as_deref().map(|d| format!(", {}", atmos_core::git::prefix(d, 19))).unwrap_or_default();
             out.push_str(&format!("  {:<w$}  ({kind}{digest}), {} dependencies\n", c.name, c.dependencies));
         }
         out.push_str(&format!("\nDependencies: {} total\n", s.dependencies));

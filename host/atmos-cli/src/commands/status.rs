@@ -131,7 +131,7 @@ fn render_target(report: &StatusReport, now: Timestamp) -> String {
         .filter_map(|c| {
             c.image_digest
                 .as_deref()
-                .map(|d| format!("{} {}", c.component, &d[..d.len().min(19)]))
+                .map(|d| format!("{} {}", c.component, atmos_core::git::prefix(d, 19)))
         })
         .collect();
     if !images.is_empty() {

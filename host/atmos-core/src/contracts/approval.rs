@@ -42,6 +42,10 @@ pub struct ApprovalRecord {
     /// `recorded` (atmos deployment approve) or `manual` (confirmed at rollout time).
     #[serde(default = "recorded")]
     pub method: String,
+    /// For a `manual` confirmation: the rollout it was given in (it counts for that rollout
+    /// only; a line written by hand cannot name a rollout that has not started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
     /// SSH signature (armored) over [`ApprovalRecord::signed_payload`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,

@@ -78,6 +78,9 @@ pub struct TagRecord {
     /// `--context key=value` overrides the rollout ran with.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub context: IndexMap<String, String>,
+    /// This rollout's id (a manual confirmation counts only for the rollout it was given in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_id: Option<String>,
     /// CI build identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
@@ -171,6 +174,7 @@ mod tests {
             image: None,
             image_digest: None,
             context: IndexMap::new(),
+            rollout_id: None,
             metadata: [("pr".to_string(), "#482".to_string())]
                 .into_iter()
                 .collect(),

@@ -315,7 +315,27 @@ impl HookSet {
                     hook.config.name
                 ));
             }
+            // The real folder, symlinks resolved: a committed link to `/` is not a folder
+            // inside the project.
             let host = hook.root.join(dir);
+            let real = host.canonicalize();
+            let root = hook.root.canonicalize();
+            let contained = match (&real, &root) {
+                (Ok(real), Ok(root)) => real.starts_with(root) && real.is_dir(),
+                _ => false,
+            };
+            if !contained {
+                return deny(format!(
+                    "hook `{}` asks for `{dir}`, which {}",
+                    hook.config.name,
+                    match real {
+                        Ok(r) if !r.is_dir() => "is not a folder".to_owned(),
+                        Ok(r) => format!("resolves to {} outside the project", r.display()),
+                        Err(e) => format!("cannot be opened: {e}"),
+                    }
+                ));
+            }
+            let host = real.unwrap_or(host);
             if let Err(e) = wasi.preopened_dir(&host, dir, FsPerms::ReadOnly) {
                 return deny(format!(
                     "hook `{}` cannot be granted `{dir}`: {e}",

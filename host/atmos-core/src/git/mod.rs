@@ -512,5 +512,11 @@ pub(crate) fn oid(sha: &str) -> Result<Oid, GitError> {
 
 /// The first 7 characters of a sha, as shown to people.
 pub fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(7)]
+    prefix(sha, 7)
+}
+
+/// The first `n` characters of `text` (never splitting a character: record fields are
+/// anyone's input).
+pub fn prefix(text: &str, n: usize) -> &str {
+    text.char_indices().nth(n).map_or(text, |(i, _)| &text[..i])
 }

@@ -245,6 +245,7 @@ mod tests {
                 image: None,
                 image_digest: None,
                 context: Default::default(),
+                rollout_id: None,
                 metadata: Default::default(),
                 decisions: vec![],
             },

@@ -150,6 +150,7 @@ pub fn approve(
         promoted_from: promote_from.clone(),
         comment: request.comment.clone(),
         method: "recorded".into(),
+        rollout: None,
         signature: None,
     };
     let rules = target
@@ -248,6 +249,7 @@ pub fn approve(
             commit: &commit,
             actor: "",
             authors: &[],
+            rollout: None,
             root: &trusted.project.root,
         },
     );

@@ -139,6 +139,7 @@ pub fn drift_plan(
         approval_commit: None,
         artifacts: Default::default(),
         context: Default::default(),
+        rollout_id: String::new(),
         rules: super::trust::RulesOrigin {
             source: "work tree".into(),
             commit: None,

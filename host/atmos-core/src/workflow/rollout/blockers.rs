@@ -110,6 +110,11 @@ fn approvals(
     b: &mut Blocker,
 ) {
     let (Some(check), Some(commit)) = (&plan.approvals, &plan.approval_commit) else {
+        // Refused before any approval is counted (commits beside the approved one): its
+        // own fix.
+        if let Some(fix) = &d.fix {
+            b.fixes.push(fix.clone());
+        }
         return;
     };
     let approve = format!(

@@ -189,6 +189,8 @@ pub struct RolloutPlan {
     /// Everything that stands in the way, each with what clears it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blockers: Vec<Blocker>,
+    /// This rollout's id: its start time in nanoseconds and the process.
+    pub rollout_id: String,
     /// The artifact each image component deploys.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub artifacts: std::collections::BTreeMap<String, Artifact>,

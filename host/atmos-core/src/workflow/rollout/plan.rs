@@ -500,6 +500,7 @@ impl Planner<'_> {
             blockers: Vec::new(),
             artifacts,
             context: request.context.clone(),
+            rollout_id: rollout_id(request),
             configs,
         })
     }
@@ -743,6 +744,33 @@ impl Planner<'_> {
         commits.sort();
         commits.dedup();
         let commit = git.newest_commit(&commits)?.unwrap_or_default();
+        // An approval covers the commit approved and its history. A component deploying a
+        // commit beside it (not in its history) was never shown to the approvers.
+        let mut beside = Vec::new();
+        for c in changing.iter().filter(|c| c.new != commit) {
+            if !git.is_ancestor(&c.new, &commit)? {
+                beside.push(format!("{} ({})", c.name, short(&c.new)));
+            }
+        }
+        if !beside.is_empty() {
+            let mut d = Decision::new(
+                APPROVAL_GATE,
+                "approvals",
+                Verdict::Deny,
+                format!(
+                    "{} deploy{} a commit that is not in the history of {}, the commit an approval would cover",
+                    beside.join(", "),
+                    if beside.len() == 1 { "s" } else { "" },
+                    short(&commit)
+                ),
+            );
+            d.fix = Some(
+                "roll out those components on their own (--component NAME), each commit with its own approval"
+                    .into(),
+            );
+            decisions.push(d);
+            return Ok((None, Some(commit), None));
+        }
         let current: Vec<String> = components
             .iter()
             .filter_map(|c| c.current.clone())
@@ -771,6 +799,7 @@ impl Planner<'_> {
                 commit: &commit,
                 actor: &request.actor.id,
                 authors: &authors,
+                rollout: Some(&rollout_id(request)),
                 root: &self.rules.project.root,
             },
         );
@@ -886,6 +915,16 @@ pub fn deployed_config(
         commit: sha.to_owned(),
         path: dir.join(format!("{name}.yaml")),
     })
+}
+
+/// The id of the rollout `request` starts: its start time in nanoseconds and the process —
+/// known to nobody before it starts.
+pub fn rollout_id(request: &RolloutRequest) -> String {
+    format!(
+        "{}.{}",
+        request.started_at.as_nanosecond(),
+        std::process::id()
+    )
 }
 
 /// The newest record of `component` deploying `sha` in `target` (success or rollback).

@@ -66,6 +66,7 @@ pub fn record(
             rules_ref: Some(plan.rules.source.clone()),
             rules_commit: plan.rules.commit.clone(),
             approved_commit: plan.approval_commit.clone(),
+            rollout_id: Some(plan.rollout_id.clone()),
             image: plan
                 .artifacts
                 .get(&planned.name)

@@ -122,6 +122,7 @@ pub fn confirm_manually(
         promoted_from: plan.source_target.clone(),
         comment: Some("confirmed interactively".into()),
         method: "manual".into(),
+        rollout: Some(plan.rollout_id.clone()),
         signature: None,
     };
     crate::approvals::append(git, &record, &Author::of(git, &plan.actor.id))?;

@@ -502,6 +502,7 @@ impl Audit<'_, '_> {
                 commit: sha,
                 actor: &r.record.deployed_by,
                 authors: &authors,
+                rollout: r.record.rollout_id.as_deref(),
                 root: &rules.project.root,
             },
         );
