@@ -67,7 +67,8 @@ impl Scrubber {
                 out = out.replace(&sha[..width], &Self::placeholder(name, width));
             }
         }
-        let rules: [(&str, &Rewrite); 10] = [
+        let rules: [(&str, &Rewrite); 11] = [
+            (r#""rollout_id": "\d+\.\d+""#, &|_| r#""rollout_id": "<id>""#.into()),
             (r"/tmp/atmos-[a-z]+-[A-Za-z0-9]+", &|_| "[scratch]".into()),
             (r"sha256:[0-9a-f]{64}", &|m| {
                 format!("sha256:{}", "0".repeat(m.len() - 7))

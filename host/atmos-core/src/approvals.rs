@@ -296,6 +296,7 @@ mod tests {
             commit: "c1",
             actor: "ci@example.com",
             authors,
+            rollout: None,
             root: Path::new("/nonexistent"),
         }
     }
