@@ -627,3 +627,32 @@ fn an_approval_never_covers_a_commit_beside_the_one_approved() {
     assert!(f.applied("a", "prod").is_empty() && f.applied("b", "prod").is_empty());
     let _ = v1;
 }
+
+#[test]
+fn on_a_first_rollout_every_author_of_the_history_is_checked_for_self_approval() {
+    let (f, _) = ready("{min: 1}");
+    // alice wrote an older commit, bob the newest; prod never ran anything.
+    let commit_as = |who: &str, v: &str| {
+        f.repo.write_file("VERSION", format!("{v}\n"));
+        f.repo.git(&["add", "-A"]);
+        let out = Command::new("git")
+            .args(["commit", "-q", "-m", v])
+            .current_dir(f.repo.path())
+            .env("GIT_AUTHOR_NAME", who)
+            .env("GIT_AUTHOR_EMAIL", format!("{who}@example.com"))
+            .env("GIT_COMMITTER_NAME", who)
+            .env("GIT_COMMITTER_EMAIL", format!("{who}@example.com"))
+            .output()
+            .expect("commit");
+        assert!(out.status.success());
+    };
+    commit_as("alice", "2");
+    commit_as("bob", "3");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&["--target", "staging", "--promote-from", "dev"])
+        .code(0);
+    approve(&f, "alice@example.com", &["--promote-from", "staging"]).code(0);
+    promote(&f, &[]).code(4).stdout_has(&[
+        "the approval by alice@example.com does not count: self-approval: the approver wrote a commit being deployed",
+    ]);
+}

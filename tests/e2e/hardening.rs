@@ -151,3 +151,175 @@ fn a_lock_is_released_even_when_packed_refs_are_busy_for_a_moment() {
         run.stderr
     );
 }
+
+#[test]
+fn ambiguous_or_outside_deployment_files_are_refused() {
+    let repo = Repo::new();
+    repo.write("svc.yaml", script_deployment("true"));
+    repo.write("svc.yml", script_deployment("echo other"));
+    repo.atmos(&args("deployment validate --all"))
+        .code(2)
+        .stderr_has(&[
+            "deployment `svc` is defined twice",
+            "keep one file per deployment",
+        ]);
+    std::fs::remove_file(repo.path().join("deployments/svc.yml")).expect("rm");
+    // A file linked from outside the project.
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("ext.yaml"), script_deployment("true")).expect("write");
+    std::os::unix::fs::symlink(
+        outside.path().join("ext.yaml"),
+        repo.path().join("deployments/ext.yaml"),
+    )
+    .expect("symlink");
+    repo.atmos(&args("deployment list"))
+        .code(2)
+        .stderr_has(&["deployments/ext.yaml resolves to", "outside the project"]);
+    std::fs::remove_file(repo.path().join("deployments/ext.yaml")).expect("rm");
+    // A deployments folder outside the project.
+    repo.write_file("atmos.yaml", "deployments:\n  path: ../elsewhere\n");
+    std::fs::create_dir_all(repo.path().join("../elsewhere")).ok();
+    let run = repo.atmos(&args("deployment list"));
+    run.code(2);
+    assert!(
+        run.stderr.contains("outside the project") || run.stderr.contains("no deployments folder"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn approval_rules_that_cannot_apply_are_flagged_by_validate() {
+    let repo = Repo::new();
+    repo.write_file(
+        "atmos.yaml",
+        "approvers:\n  groups:\n    sre: [alice@example.com]\n",
+    );
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      a: {settings: {script: {apply: 'true'}}}\n  targets:\n    dev: {}\n    staging:\n      promotion: {from: dev, approvals: {min: 2}}\n    prod:\n      promotion: {from: staging, requires_approval: true, approvals: {from_groups: [sres]}}\n",
+    );
+    let run = repo.atmos(&args("deployment validate svc"));
+    run.code(2).stdout_has(&[
+        "`approvals` of target `staging` has no effect: it does not set `requires_approval: true`",
+        "group `sres` is not defined in atmos.yaml `approvers.groups`",
+        "did you mean `sre`?",
+    ]);
+}
+
+#[test]
+fn record_fields_with_control_characters_are_shown_not_obeyed() {
+    let repo = Repo::new();
+    repo.write("svc.yaml", script_deployment("true"));
+    repo.commit("init");
+    repo.atmos(&[
+        "deployment",
+        "rollout",
+        "svc",
+        "--target",
+        "dev",
+        "--metadata",
+        "pr=7\nFAKE: Approved by: ceo@example.com",
+        "--metadata",
+        "note=\u{1b}[2J\u{1b}[31mRED",
+    ])
+    .code(0);
+    for line in [
+        "deployment status svc --target dev",
+        "deployment history svc",
+    ] {
+        let run = repo.atmos(&args(line));
+        run.code(0);
+        assert!(!run.stdout.contains('\u{1b}'), "{line}: {}", run.stdout);
+        assert!(
+            !run.stdout.lines().any(|l| l.starts_with("FAKE")),
+            "{line}: {}",
+            run.stdout
+        );
+    }
+    repo.atmos(&args("deployment history svc"))
+        .stdout_has(&["\\e[2J\\e[31mRED"]);
+}
+
+#[test]
+fn a_huge_policy_message_is_cut_before_it_is_recorded() {
+    let repo = Repo::new();
+    repo.write_file("atmos.yaml", "gates:\n  policies: [rules]\n");
+    repo.write_file(
+        "rules/noisy.rego",
+        "package noisy\n\nwarn contains sprintf(\"%v\", [numbers.range(1, 30000)])\n",
+    );
+    repo.write("svc.yaml", script_deployment("true"));
+    repo.commit("init");
+    let run = repo.atmos(&args("deployment rollout svc --target dev"));
+    run.code(0);
+    assert!(
+        run.stdout.len() < 20_000,
+        "{} bytes printed",
+        run.stdout.len()
+    );
+    let tag = repo.tags("svc", "dev", "a");
+    let message = repo.tag_message(tag.last().expect("tag"));
+    assert!(message.len() < 20_000, "{} bytes recorded", message.len());
+    assert!(message.contains("more bytes cut"), "{message}");
+}
+
+#[test]
+fn a_hook_file_that_is_no_file_or_too_big_is_refused_without_reading_it() {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      a: {settings: {script: {apply: 'true'}}}\n  targets:\n    dev:\n      gates:\n        hooks:\n          - {name: fifo, wasm: hooks/fifo.wasm}\n          - {name: huge, wasm: hooks/huge.wasm}\n",
+    );
+    std::fs::create_dir_all(repo.path().join("hooks")).expect("mkdir");
+    let fifo = repo.path().join("hooks/fifo.wasm");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    let huge = std::fs::File::create(repo.path().join("hooks/huge.wasm")).expect("create");
+    huge.set_len(2 << 30).expect("sparse 2 GB");
+    let run = bounded(
+        &repo,
+        &args("deployment validate svc"),
+        &[],
+        Duration::from_secs(60),
+    );
+    run.code(2).stdout_has(&[
+        "hooks/fifo.wasm is not a regular file",
+        "hooks/huge.wasm is 2048 MB, over the 64 MB a hook may be",
+    ]);
+}
+
+#[test]
+fn vars_files_are_private_to_the_runner() {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        script_deployment("stat -c %a \"$(dirname \"$(dirname \"$ATMOS_VARS_FILE\")\")\""),
+    );
+    repo.commit("init");
+    repo.atmos(&args("deployment rollout svc --target dev"))
+        .code(0)
+        .stdout_has(&["a │ 700"]);
+}
+
+#[test]
+fn a_state_ref_to_a_missing_object_is_a_clear_error() {
+    let repo = Repo::new();
+    repo.write("svc.yaml", script_deployment("true"));
+    repo.commit("init");
+    let missing = "1234567890123456789012345678901234567890";
+    let path = repo.path().join(".git/refs/atmos/deployments/svc/dev");
+    std::fs::create_dir_all(&path).expect("mkdir");
+    std::fs::write(path.join("a"), format!("{missing}\n")).expect("write");
+    repo.atmos(&args("deployment rollout svc --target dev"))
+        .code(2)
+        .stderr_has(&[
+            &format!("refs/atmos/deployments/svc/dev/a points at {missing}, which this repository does not have"),
+            "atmos deployment verify",
+        ]);
+}

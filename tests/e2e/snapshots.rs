@@ -68,7 +68,9 @@ impl Scrubber {
             }
         }
         let rules: [(&str, &Rewrite); 11] = [
-            (r#""rollout_id": "\d+\.\d+""#, &|_| r#""rollout_id": "<id>""#.into()),
+            (r#""rollout_id": "\d+\.\d+""#, &|_| {
+                r#""rollout_id": "<id>""#.into()
+            }),
             (r"/tmp/atmos-[a-z]+-[A-Za-z0-9]+", &|_| "[scratch]".into()),
             (r"sha256:[0-9a-f]{64}", &|m| {
                 format!("sha256:{}", "0".repeat(m.len() - 7))

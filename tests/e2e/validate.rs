@@ -338,6 +338,7 @@ fn the_shipped_example_is_valid() {
         "✓ All components exist",
         "✓ Component dependencies valid (no cycles)",
         "✓ Promotion paths valid (no cycles)",
+        "✓ Approval and deployer rules apply",
         "✓ Policies compile",
         "✓ Hooks load and fit the gate world",
         "",

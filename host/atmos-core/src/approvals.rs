@@ -234,7 +234,7 @@ pub fn check(
             } else {
                 "self-approval: the approver wrote a commit being deployed".to_owned()
             })
-        } else if !members.is_empty() && !members.contains(&who) && !manual_ok {
+        } else if !rules.from_groups.is_empty() && !members.contains(&who) && !manual_ok {
             Some(format!("not in {}", rules.from_groups.join(", ")))
         } else {
             None

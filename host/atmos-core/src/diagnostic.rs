@@ -74,6 +74,10 @@ pub enum Code {
     Policy,
     /// A bound WebAssembly hook that cannot run.
     Hook,
+    /// A setting that has no effect where it is (`approvals` without `requires_approval`).
+    IneffectiveSetting,
+    /// A group that `atmos.yaml` `approvers.groups` does not define.
+    UnknownGroup,
 }
 
 /// One problem in one file.

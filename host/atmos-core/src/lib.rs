@@ -40,6 +40,7 @@ pub mod names;
 pub mod promotion;
 pub mod published;
 pub mod sbom;
+pub mod scratch;
 pub mod signing;
 pub mod status;
 pub mod validate;

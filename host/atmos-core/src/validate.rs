@@ -106,6 +106,10 @@ const GROUPS: &[(&str, &[Code])] = &[
             Code::ConflictingPromotion,
         ],
     ),
+    (
+        "Approval and deployer rules apply",
+        &[Code::IneffectiveSetting, Code::UnknownGroup],
+    ),
     ("Policies compile", &[Code::Policy]),
     ("Hooks load and fit the gate world", &[Code::Hook]),
 ];
@@ -226,6 +230,9 @@ fn hook_hint(problem: &crate::gates::wasm::HookError) -> String {
              `wit_bindgen::generate!({ world: \"gate\", path: \"wit\" })` (docs/hooks.md)"
             .to_owned(),
         HookError::Runtime(_) => "see the message; this is not the hook's fault".to_owned(),
+        HookError::NotAFile { path, .. } => {
+            format!("point `wasm:` at the built component file, not at `{path}`")
+        }
     };
     format!("{fix}; until then every action it gates is denied")
 }
@@ -276,6 +283,78 @@ fn policy_diagnostics(
         .collect()
 }
 
+/// Approval and deployer rules: groups `atmos.yaml` defines, and settings that only apply
+/// with `requires_approval`.
+fn group_diagnostics(
+    project: &Project,
+    loaded: &crate::config::LoadedDeployment,
+) -> Vec<Diagnostic> {
+    use crate::config::source_map::pointer;
+    let groups = &project.settings.approvers.groups;
+    let mut out = Vec::new();
+    for (name, target) in &loaded.deployment.targets {
+        let Some(p) = &target.promotion else {
+            continue;
+        };
+        let base = pointer(&["deployment", "targets", name, "promotion"]);
+        if !p.requires_approval {
+            for (key, set) in [
+                ("approvals", p.approvals.is_some()),
+                ("approval_method", p.approval_method.is_some()),
+            ] {
+                if set {
+                    out.push(
+                        loaded
+                            .error_at(
+                                Code::IneffectiveSetting,
+                                &format!("{base}/{key}"),
+                                true,
+                                format!("`{key}` of target `{name}` has no effect: it does not set `requires_approval: true`"),
+                            )
+                            .hint("add `requires_approval: true`, or remove it")
+                            .warning(),
+                    );
+                }
+            }
+        }
+        let named = p
+            .approvals
+            .iter()
+            .flat_map(|a| {
+                a.from_groups
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| (format!("{base}/approvals/from_groups/{i}"), g))
+            })
+            .chain(p.deployers.iter().flat_map(|d| {
+                d.from_groups
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| (format!("{base}/deployers/from_groups/{i}"), g))
+            }));
+        for (ptr, group) in named {
+            if !groups.contains_key(group) {
+                let known: Vec<&str> = groups.keys().map(String::as_str).collect();
+                out.push(
+                    loaded
+                        .error_at(
+                            Code::UnknownGroup,
+                            &ptr,
+                            false,
+                            format!("group `{group}` is not defined in atmos.yaml `approvers.groups`: nobody could ever count"),
+                        )
+                        .hint(match crate::diagnostic::did_you_mean(group, known.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None if known.is_empty() => "define it under `approvers.groups` in atmos.yaml".to_owned(),
+                            None => format!("groups: {}", known.join(", ")),
+                        }),
+                );
+            }
+        }
+    }
+    out
+}
+
 fn report(deployments: Vec<DeploymentValidation>) -> ValidationReport {
     ValidationReport {
         valid: deployments.iter().all(|d| d.valid),
@@ -298,6 +377,7 @@ fn validate_file(project: &Project, name: &str, path: &std::path::Path) -> Deplo
         Err(diagnostics) => (diagnostics, None),
         Ok(loaded) => {
             let mut diagnostics = checks::check(&loaded);
+            diagnostics.extend(group_diagnostics(project, &loaded));
             diagnostics.extend(policy_diagnostics(project, &loaded));
             diagnostics.extend(hook_diagnostics(project, &loaded));
             let d = &loaded.deployment;

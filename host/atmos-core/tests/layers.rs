@@ -22,6 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "dag",
             "duration",
             "identity",
+            "scratch",
             "signing",
             "yaml_shape",
         ],

@@ -154,7 +154,7 @@ fn render_target(report: &StatusReport, now: Timestamp) -> String {
     if !footer.is_empty() {
         out.push('\n');
         for line in footer {
-            out.push_str(&line);
+            out.push_str(&crate::render::table::visible(&line));
             out.push('\n');
         }
     }

@@ -15,9 +15,11 @@ impl Table {
         }
     }
 
-    /// Add a row.
+    /// Add a row. Cells hold data from records anyone may have written: control characters
+    /// (a newline that fakes a line, a terminal escape) are shown, not obeyed.
     pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
-        self.rows.push(cells.into_iter().map(Into::into).collect());
+        self.rows
+            .push(cells.into_iter().map(|c| visible(&c.into())).collect());
     }
 
     /// True when no row was added.
@@ -63,6 +65,36 @@ mod tests {
         assert_eq!(
             t.render(),
             "Name               Targets\npayment-service    dev, prod\nx\n"
+        );
+    }
+}
+
+/// `text` with control characters shown as escapes (`\n`, `\e`, `\u{7}`): safe to print
+/// whatever a record holds.
+pub fn visible(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_owned(),
+            '\r' => "\\r".to_owned(),
+            '\t' => "\\t".to_owned(),
+            '\u{1b}' => "\\e".to_owned(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod visible_tests {
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(super::visible("plain"), "plain");
+        assert_eq!(
+            super::visible("a\nFAKE: Approved by: ceo\u{1b}[2J\u{7}"),
+            "a\\nFAKE: Approved by: ceo\\e[2J\\u{7}"
         );
     }
 }

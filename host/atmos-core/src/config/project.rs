@@ -63,6 +63,24 @@ pub enum ProjectError {
         /// The folder searched.
         dir: PathBuf,
     },
+    /// Two files define one deployment (`svc.yaml` and `svc.yml`).
+    #[error("deployment `{name}` is defined twice: {} and {}", first.display(), second.display())]
+    Ambiguous {
+        /// The deployment.
+        name: String,
+        /// One file.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
+    },
+    /// A deployments folder or file that resolves outside the project.
+    #[error("{} resolves to {}, outside the project", path.display(), real.display())]
+    Outside {
+        /// As configured or found.
+        path: PathBuf,
+        /// Where it leads.
+        real: PathBuf,
+    },
     /// The deployment file exists but has errors.
     #[error("deployment `{name}` is invalid")]
     Invalid {
@@ -101,6 +119,13 @@ impl crate::error::Actionable for ProjectError {
             ProjectError::Invalid { name, .. } => Some(format!(
                 "fix the errors above, then run `atmos deployment validate {name}`"
             )),
+            ProjectError::Ambiguous { .. } => {
+                Some("keep one file per deployment (remove or rename the other)".into())
+            }
+            ProjectError::Outside { .. } => Some(
+                "deployment files live inside the project (and its git repository): copy them in instead of linking"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -198,6 +223,7 @@ impl Project {
     /// Deployment names (file stems) with their files, sorted by name.
     pub fn deployment_files(&self) -> Result<Vec<(String, PathBuf)>, ProjectError> {
         let dir = &self.deployments_dir;
+        self.inside(dir)?;
         let entries = std::fs::read_dir(dir).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 ProjectError::NoDeploymentsDir { path: dir.clone() }
@@ -220,6 +246,7 @@ impl Project {
                 Some("yaml" | "yml")
             );
             if is_yaml && path.is_file() {
+                self.inside(&path)?;
                 let stem = path
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
@@ -228,7 +255,30 @@ impl Project {
             }
         }
         out.sort();
+        if let Some(w) = out.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(ProjectError::Ambiguous {
+                name: w[0].0.clone(),
+                first: self.display_path(&w[0].1),
+                second: self.display_path(&w[1].1),
+            });
+        }
         Ok(out)
+    }
+
+    /// Refuse a path (the deployments folder, a file in it) that leads outside the project:
+    /// what git does not hold cannot be trusted, deployed or audited.
+    fn inside(&self, path: &Path) -> Result<(), ProjectError> {
+        let (Ok(real), Ok(root)) = (path.canonicalize(), self.root.canonicalize()) else {
+            return Ok(());
+        };
+        if real.starts_with(&root) {
+            Ok(())
+        } else {
+            Err(ProjectError::Outside {
+                path: self.display_path(path),
+                real,
+            })
+        }
     }
 
     /// Load one file: parse, schema, semantic checks. Errors make it unusable; warnings are

@@ -61,6 +61,7 @@ pub struct Decision {
 impl Decision {
     /// A decision without package or code (built-in gates).
     pub fn new(source: &str, rule: &str, result: Verdict, message: String) -> Decision {
+        let message = capped(message);
         Decision {
             source: source.to_owned(),
             package: None,
@@ -71,5 +72,17 @@ impl Decision {
             fix: None,
             logs: Vec::new(),
         }
+    }
+}
+
+/// The most characters of a message (or fix, or code) a decision keeps; the rest is cut with
+/// a note of how much.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+
+/// `text` cut to [`MAX_MESSAGE_CHARS`].
+pub fn capped(text: String) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        None => text,
+        Some((at, _)) => format!("{}… ({} more bytes cut)", &text[..at], text.len() - at),
     }
 }

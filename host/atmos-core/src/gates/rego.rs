@@ -379,8 +379,9 @@ fn evaluate_package(engine: &mut Engine, p: &Package, timeout: Duration) -> Vec<
             package: Some(package.clone()),
             rule: (*rule).to_owned(),
             result,
-            message,
-            code,
+            // A policy's words go into every record: bounded like a hook's output.
+            message: crate::contracts::decision::capped(message),
+            code: code.map(crate::contracts::decision::capped),
             fix: None,
             logs: Vec::new(),
         };
@@ -457,7 +458,10 @@ fn message_of(v: &Value) -> (String, Option<String>, Option<String>) {
                 .map(str::to_owned)
                 .unwrap_or_else(|| serde_json::Value::Object(map.clone()).to_string());
             let code = map.get("code").and_then(|c| c.as_str()).map(str::to_owned);
-            let fix = map.get("fix").and_then(|c| c.as_str()).map(str::to_owned);
+            let fix = map
+                .get("fix")
+                .and_then(|c| c.as_str())
+                .map(|f| crate::contracts::decision::capped(f.to_owned()));
             (msg, code, fix)
         }
         other => (other.to_string(), None, None),

@@ -47,6 +47,9 @@ pub const NO_FINDINGS: &str = "no findings";
 /// Stack available to guest code.
 pub const MAX_STACK_BYTES: usize = 512 * 1024;
 
+/// The largest hook file loaded (a compiled policy component is a few MB).
+pub const MAX_HOOK_BYTES: u64 = 64 << 20;
+
 /// Why a hook cannot run at all (as opposed to running and failing, which is a decision).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HookError {
@@ -58,6 +61,14 @@ pub enum HookError {
     Missing {
         /// As bound.
         path: String,
+    },
+    /// The `wasm:` path is there but is no regular file of a sane size.
+    #[error("{path} {why}")]
+    NotAFile {
+        /// As bound.
+        path: String,
+        /// What it is instead.
+        why: String,
     },
     /// The file is not a component (a core module, or not WebAssembly).
     #[error("{path} is not a WebAssembly component: {reason}")]
@@ -205,9 +216,30 @@ impl HookSet {
             .iter()
             .map(|h| {
                 let path = root.join(&h.wasm);
-                let pre = if !path.is_file() {
+                // Look before reading: a FIFO would block, a device or a 2 GB file would be
+                // read whole.
+                let meta = std::fs::metadata(&path);
+                let pre = if let Err(e) = &meta
+                    && e.kind() == std::io::ErrorKind::NotFound
+                {
                     Err(HookError::Missing {
                         path: h.wasm.clone(),
+                    })
+                } else if let Some(why) = match &meta {
+                    Err(e) => Some(format!("cannot be read: {e}")),
+                    Ok(m) if !m.is_file() => {
+                        Some("is not a regular file (a folder, FIFO or device)".to_owned())
+                    }
+                    Ok(m) if m.len() > MAX_HOOK_BYTES => Some(format!(
+                        "is {} MB, over the {} MB a hook may be",
+                        m.len() >> 20,
+                        MAX_HOOK_BYTES >> 20
+                    )),
+                    Ok(_) => None,
+                } {
+                    Err(HookError::NotAFile {
+                        path: h.wasm.clone(),
+                        why,
                     })
                 } else {
                     Component::from_file(&engine, &path)

@@ -226,6 +226,15 @@ impl GitRepo {
             .collect()
     }
 
+    /// The newest `limit` commits of `to`'s history, newest first.
+    pub fn log(&self, to: &str, limit: usize) -> Result<Vec<String>, GitError> {
+        let mut walk = self.repo.revwalk().git()?;
+        walk.push(oid(to)?).git()?;
+        walk.take(limit)
+            .map(|oid| Ok(oid.git()?.to_string()))
+            .collect()
+    }
+
     /// The commit HEAD points at, if any.
     pub fn head_commit(&self) -> Option<String> {
         self.repo

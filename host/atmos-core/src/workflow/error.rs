@@ -128,6 +128,14 @@ pub enum WorkflowError {
     /// Git failure.
     #[error(transparent)]
     Git(#[from] GitError),
+    /// A state ref names an object this repository does not have.
+    #[error("{refname} points at {object}, which this repository does not have")]
+    MissingObject {
+        /// The ref.
+        refname: String,
+        /// What it names.
+        object: String,
+    },
     /// `--metadata` with a key atmos records itself.
     #[error("--metadata {key}=… is reserved: atmos records `{key}` itself")]
     ReservedMetadata {
@@ -246,6 +254,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::LocalRulesNeedPlan
             | WorkflowError::StoreNotTrusted { .. }
             | WorkflowError::ReservedMetadata { .. }
+            | WorkflowError::MissingObject { .. }
             | WorkflowError::NoSigningKey { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::BuildFailed { .. }
@@ -292,6 +301,9 @@ impl Actionable for WorkflowError {
             WorkflowError::NothingToApprove { source_target } => Some(format!(
                 "roll out to {source_target} first, or pass --git-sha"
             )),
+            WorkflowError::MissingObject { .. } => Some(
+                "fetch what the remote has (git fetch --all), or check the records with `atmos deployment verify`: the ref was set by hand or its commit was never pushed".into(),
+            ),
             WorkflowError::ReservedMetadata { key } if key == "approver" => Some(
                 "approvals are recorded with `atmos deployment approve`; the tags name who approved".into(),
             ),

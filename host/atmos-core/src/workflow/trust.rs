@@ -268,13 +268,10 @@ impl Snapshot {
     pub fn at(git: &GitRepo, rel: &Path, origin: RulesOrigin) -> Result<Snapshot, WorkflowError> {
         let commit = origin.commit.clone().unwrap_or_default();
         let settings = settings_at(git, &commit, rel)?;
-        let dir = tempfile::Builder::new()
-            .prefix("atmos-rules-")
-            .tempdir()
-            .map_err(|source| WorkflowError::Io {
-                path: PathBuf::from("temporary folder"),
-                source,
-            })?;
+        let dir = crate::scratch::dir("atmos-rules-").map_err(|source| WorkflowError::Io {
+            path: PathBuf::from("temporary folder"),
+            source,
+        })?;
         let deployments = settings
             .deployments
             .path

@@ -178,16 +178,17 @@ impl Tree {
         commit: &str,
         rel: &Path,
     ) -> Result<Tree, crate::workflow::error::WorkflowError> {
-        let dir = tempfile::Builder::new()
-            .prefix("atmos-build-tree-")
-            .tempdir()
-            .map_err(|source| crate::workflow::error::WorkflowError::Io {
+        let dir = crate::scratch::dir("atmos-build-tree-").map_err(|source| {
+            crate::workflow::error::WorkflowError::Io {
                 path: PathBuf::from("temporary folder"),
                 source,
-            })?;
-        git.export_commit(commit, dir.path())?;
+            }
+        })?;
+        // The commit's files alone, beside the folder's bookkeeping.
+        let tree = dir.path().join("tree");
+        git.export_commit(commit, &tree)?;
         Ok(Tree {
-            root: dir.path().join(rel),
+            root: tree.join(rel),
             commit: commit.to_owned(),
             export: std::sync::Arc::new(dir),
         })
@@ -383,13 +384,12 @@ pub fn prepare(
     context: &crate::config::Vars,
     log_dir: PathBuf,
 ) -> Result<Prepared, crate::workflow::error::WorkflowError> {
-    let scratch = tempfile::Builder::new()
-        .prefix("atmos-build-")
-        .tempdir()
-        .map_err(|source| crate::workflow::error::WorkflowError::Io {
+    let scratch = crate::scratch::dir("atmos-build-").map_err(|source| {
+        crate::workflow::error::WorkflowError::Io {
             path: PathBuf::from("temporary folder"),
             source,
-        })?;
+        }
+    })?;
     let d = &loaded.deployment;
     let target = &d.targets[&plan.target];
     let mut components = Vec::new();

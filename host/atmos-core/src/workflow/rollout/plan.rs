@@ -246,6 +246,14 @@ impl Planner<'_> {
         let mut components = Vec::with_capacity(selected.len());
         for (c, new) in selected.iter().zip(&new_commits) {
             let current = git.deployed_commit(&rules.name, target_name, c.name)?;
+            if let Some(cur) = &current
+                && !git.has_object(cur)
+            {
+                return Err(WorkflowError::MissingObject {
+                    refname: crate::contracts::layout::state_ref(&rules.name, target_name, c.name),
+                    object: cur.clone(),
+                });
+            }
             let change = match &current {
                 None => Change::New,
                 Some(cur) if cur == new => Change::Unchanged,
@@ -776,9 +784,11 @@ impl Planner<'_> {
             .filter_map(|c| c.current.clone())
             .collect();
         let current = git.newest_commit(&current)?;
+        // The authors of what the target gains: on a first rollout, the whole history (up to
+        // the cap of the gate input), not the newest commit only.
         let shas = match &current {
             Some(cur) => git.log_between(cur, &commit, 200)?,
-            None => vec![commit.clone()],
+            None => git.log(&commit, 200)?,
         };
         let mut authors = Vec::new();
         for sha in shas {

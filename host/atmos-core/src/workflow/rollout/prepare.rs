@@ -28,10 +28,8 @@ pub fn prepare(
     step: Step,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Prepared, WorkflowError> {
-    let scratch = tempfile::Builder::new()
-        .prefix("atmos-rollout-")
-        .tempdir()
-        .map_err(io_err(Path::new("temporary folder")))?;
+    let scratch =
+        crate::scratch::dir("atmos-rollout-").map_err(io_err(Path::new("temporary folder")))?;
     let log_dir = git
         .git_dir()
         .join("atmos")

@@ -479,7 +479,8 @@ impl Audit<'_, '_> {
             .collect();
         let shas = match &r.record.previous_sha {
             Some(prev) if prev != sha => self.git.log_between(prev, sha, 200).unwrap_or_default(),
-            _ => vec![sha.clone()],
+            Some(_) => vec![sha.clone()],
+            None => self.git.log(sha, 200).unwrap_or_default(),
         };
         let mut authors = Vec::new();
         for s in shas {
