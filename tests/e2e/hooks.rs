@@ -265,7 +265,7 @@ fn validate_locates_hooks_that_cannot_run_and_the_compile_cache_is_reused() {
         "{text}"
     );
     assert!(
-        text.contains("generate the guest's bindings from wit/hooks.wit"),
+        text.contains("generate the guest's bindings from this repository's wit/hooks.wit"),
         "the hint fits the problem: {text}"
     );
     assert!(
@@ -598,4 +598,41 @@ fn shipped_guests_read_the_real_generated_input_of_every_action() {
             }
         }
     }
+}
+
+#[test]
+fn a_hook_test_tells_a_deny_from_a_crash_and_shows_what_a_panicking_guest_said() {
+    let f = Fixture::new();
+    f.repo.add_guests(&["hostile"]);
+    f.repo.write_file(
+        "policies/crash.hooktest.yaml",
+        "hook:\n  wasm: ../hooks/hostile.wasm\n  config: {mode: panic, path: short-sha}\ncases:\n  - name: a panic is no deny\n    input: {}\n    expect: [{outcome: deny}]\n  - name: a panic expected\n    input: {}\n    expect: {error: trap}\n  - name: the wrong failure expected\n    input: {}\n    expect: {error: timeout}\n",
+    );
+    f.repo.write_file(
+        "policies/missing.hooktest.yaml",
+        "hook:\n  wasm: ../hooks/nowhere.wasm\ncases:\n  - name: a missing hook is no deny\n    input: {}\n    expect: [{outcome: deny}]\n",
+    );
+    let run = f.repo.atmos(&["deployment", "policy", "test"]);
+    run.code(1).stdout_has(&[
+        "FAIL  a panic is no deny: the hook did not decide, it failed [trap]: hook `fixture` trapped:",
+        "it wrote: thread '<unnamed>'",
+        "panicked at hostile/src/lib.rs",
+        "hostile guest panicked on purpose: short-sha",
+        "FAIL  the wrong failure expected: expected the hook to fail with `timeout`, it failed with `trap`",
+        "FAIL  a missing hook is no deny: the hook did not decide, it failed [load]:",
+        "1 passed, 3 failed, 0 skipped",
+    ]);
+    // In a rollout the same panic is a fail-closed deny that says what the guest said.
+    let f = hooked(
+        "dev",
+        &["hostile"],
+        "          - name: crasher\n            wasm: hooks/hostile.wasm\n            config: {mode: panic, path: in-a-rollout}\n",
+    );
+    f.version("1");
+    let run = f.rollout(&["--target", "dev"]);
+    run.code(3).stdout_has(&[
+        "hook `crasher` trapped:",
+        "hostile guest panicked on purpose: in-a-rollout",
+        "(fail closed)",
+    ]);
 }

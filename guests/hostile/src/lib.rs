@@ -47,6 +47,7 @@ fn evaluate(config: &str) -> Result<Vec<Finding>, String> {
             let n = recurse(0);
             Err(format!("recursion returned {n}"))
         }
+        "panic" => panic!("hostile guest panicked on purpose: {}", config.path),
         "trap" => {
             #[cfg(target_arch = "wasm32")]
             core::arch::wasm32::unreachable();

@@ -298,6 +298,12 @@ pub struct PolicyTestArgs {
     /// Print per-file line coverage of the policies (test files excluded).
     #[arg(long)]
     pub coverage: bool,
+    /// Only tests whose name (or hook case name) matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub run: Option<String>,
+    /// Fail (exit 1) when a policy file's coverage is below PCT percent (implies --coverage).
+    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub threshold: Option<u8>,
 }
 
 #[derive(Debug, Args)]

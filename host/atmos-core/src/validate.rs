@@ -226,8 +226,9 @@ fn hook_hint(problem: &crate::gates::wasm::HookError) -> String {
              `wasm32-wasip1` make core modules"
                 .to_owned()
         }
-        HookError::WrongWorld { .. } => "generate the guest's bindings from wit/hooks.wit: \
-             `wit_bindgen::generate!({ world: \"gate\", path: \"wit\" })` (docs/hooks.md)"
+        HookError::WrongWorld { .. } => "generate the guest's bindings from this repository's \
+             wit/hooks.wit: `wit_bindgen::generate!({ world: \"gate\", path: \"../../wit\" })` \
+             from guests/<name>/ (the path is relative to the guest's Cargo.toml; docs/hooks.md)"
             .to_owned(),
         HookError::Runtime(_) => "see the message; this is not the hook's fault".to_owned(),
         HookError::NotAFile { path, .. } => {

@@ -35,9 +35,16 @@ fn test(args: &PolicyTestArgs, ctx: &Context) -> Result<Exit, Failure> {
     } else {
         args.paths.clone()
     };
+    let filter = args
+        .run
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|e| Failure::usage(format!("invalid --run: {e}"), None))?;
+    let coverage = args.coverage || args.threshold.is_some();
     let mut report = match crate::context::isolated() {
-        Some(isolated) => isolated.run_tests(&root, &paths, args.coverage, timeout),
-        None => run_tests(&root, &paths, args.coverage, timeout),
+        Some(isolated) => isolated.run_tests(&root, &paths, coverage, timeout),
+        None => run_tests(&root, &paths, coverage, timeout),
     };
     // Hook fixtures (`*.hooktest.yaml`) run here: wasmtime is its own sandbox.
     let cache = atmos_core::git::GitRepo::discover(&root)
@@ -48,6 +55,9 @@ fn test(args: &PolicyTestArgs, ctx: &Context) -> Result<Exit, Failure> {
         &paths,
         cache.as_deref(),
     ));
+    if let Some(re) = &filter {
+        report.results.retain(|t| re.is_match(&t.name));
+    }
     if report.results.is_empty() && report.load_errors.is_empty() {
         return Err(Failure::usage(
             format!("no tests found in {}", paths.join(", ")),
@@ -63,11 +73,32 @@ fn test(args: &PolicyTestArgs, ctx: &Context) -> Result<Exit, Failure> {
         .structured(&report)
         .unwrap_or_else(|| render_tests(&report, &ctx.out.out_style, ctx.out.verbose > 0));
     ctx.out.print(&text)?;
-    Ok(if report.passed() {
+    // Coverage below the threshold fails the run, naming the files.
+    let below: Vec<String> = match (args.threshold, &report.coverage) {
+        (Some(min), Some(files)) => files
+            .iter()
+            .filter(|f| f.percent < f64::from(min))
+            .map(|f| format!("{} ({:.1}%)", f.file, f.percent))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !below.is_empty() {
+        ctx.out.eprint(&format!(
+            "coverage below {}%: {}\n",
+            args.threshold.unwrap_or(0),
+            below.join(", ")
+        ));
+    }
+    Ok(if report.passed() && below.is_empty() {
         Exit::Done
     } else {
         Exit::Failed
     })
+}
+
+/// A message of several lines, its later lines indented under the first.
+fn indented(text: &str) -> String {
+    text.lines().collect::<Vec<_>>().join("\n      ")
 }
 
 fn render_tests(r: &TestReport, s: &Style, verbose: bool) -> String {
@@ -92,12 +123,22 @@ fn render_tests(r: &TestReport, s: &Style, verbose: bool) -> String {
         }
         let ms = t.duration_us as f64 / 1000.0;
         let line = match &t.outcome {
-            Outcome::Pass => format!("  {} {} ({ms:.1} ms)", s.ok("PASS "), t.name),
+            Outcome::Pass => match &t.detail {
+                Some(detail) if verbose => format!(
+                    "  {} {} ({ms:.1} ms)\n      {}",
+                    s.ok("PASS "),
+                    t.name,
+                    indented(detail)
+                ),
+                _ => format!("  {} {} ({ms:.1} ms)", s.ok("PASS "), t.name),
+            },
             Outcome::Fail => match &t.detail {
-                Some(detail) => format!("  {} {}: {detail}", s.error("FAIL "), t.name),
+                Some(detail) => format!("  {} {}: {}", s.error("FAIL "), t.name, indented(detail)),
                 None => format!("  {} {} ({ms:.1} ms)", s.error("FAIL "), t.name),
             },
-            Outcome::Error { message } => format!("  {} {}: {message}", s.error("ERROR"), t.name),
+            Outcome::Error { message } => {
+                format!("  {} {}: {}", s.error("ERROR"), t.name, indented(message))
+            }
             Outcome::Skip => format!("  {} {}", s.dim("SKIP "), t.name),
         };
         out.push_str(&line);

@@ -24,7 +24,12 @@ pub fn line(d: &Decision, s: &Style, verbose: bool) -> String {
         .as_ref()
         .map(|c| format!(" [{c}]"))
         .unwrap_or_default();
-    let mut out = format!("→ {}{package}: {}{code} {mark}\n", d.source, d.message);
+    // Messages carry record data (an approver's name, a hook's words): shown, not obeyed.
+    let mut out = format!(
+        "→ {}{package}: {}{code} {mark}\n",
+        d.source,
+        super::table::visible(&d.message)
+    );
     if verbose {
         for l in &d.logs {
             out.push_str(&format!("    {} {l}\n", s.dim("log:")));
@@ -91,7 +96,11 @@ pub fn denials(list: &[Decision], s: &Style) -> String {
             .as_ref()
             .map(|c| format!(" [{c}]"))
             .unwrap_or_default();
-        out.push_str(&format!("  ✗ {}{package}: {}{code}\n", d.source, d.message));
+        out.push_str(&format!(
+            "  ✗ {}{package}: {}{code}\n",
+            d.source,
+            super::table::visible(&d.message)
+        ));
     }
     out.push_str("Fix what the gates report, or change the policies (test them with `atmos deployment policy test`).\n");
     out

@@ -38,7 +38,8 @@ pub fn header(plan: &RolloutPlan, plan_only: bool, s: &Style, verbose: bool) -> 
     out.push_str(&super::decisions::lines(&plan.decisions, s, verbose));
     out.push_str(&format!(
         "→ Deployed by {} (from {})\n",
-        plan.actor.id, plan.actor.source
+        super::table::visible(&plan.actor.id),
+        plan.actor.source
     ));
     out.push_str(&rules_line(&plan.rules));
     let width = plan

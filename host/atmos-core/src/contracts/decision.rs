@@ -56,6 +56,11 @@ pub struct Decision {
     /// Lines a hook logged while deciding (shown with `-v`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<String>,
+    /// Set when the gate did not decide but failed (the deny is fail-closed): `load`, `trap`,
+    /// `timeout`, `fuel`, `memory`, `stack`, `input`, `output`, `error` (the hook returned an
+    /// error), `policy` (a policy did not evaluate). Tests tell a crash from a deny by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Decision {
@@ -71,6 +76,7 @@ impl Decision {
             code: None,
             fix: None,
             logs: Vec::new(),
+            error: None,
         }
     }
 }

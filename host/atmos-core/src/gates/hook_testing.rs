@@ -15,7 +15,14 @@
 //!   - name: monday is open
 //!     input: {now: "2026-11-30T10:00:00Z", target: {name: prod}}
 //!     expect: []                        # no findings: allowed
+//!   - name: a malformed input makes it trap
+//!     input: {now: 42}
+//!     expect: {error: trap}             # a failure passes only when expected
 //! ```
+//!
+//! A hook that fails (cannot load, traps, runs out of time, fuel or memory, returns an error)
+//! is denied in a rollout (fail closed), but in a test it is a failure, not a deny: a case
+//! expecting `deny` fails with the reason unless it expects the failure itself.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,7 +62,20 @@ struct Case {
     #[serde(default = "default_action")]
     action: GateAction,
     input: serde_json::Value,
-    expect: Vec<Expected>,
+    expect: Expect,
+}
+
+/// What a case expects: findings (`[]` for none), or that the hook fails in a given way
+/// (`{error: trap}`) — a failure never passes as a deny by accident.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Expect {
+    Findings(Vec<Expected>),
+    Failure {
+        /// `load`, `trap`, `timeout`, `fuel`, `memory`, `stack`, `input`, `output`, `error`,
+        /// or `any`.
+        error: String,
+    },
 }
 
 fn default_action() -> GateAction {
@@ -163,7 +183,18 @@ fn run_file(root: &Path, file: &Path, cache_dir: Option<&Path>) -> Vec<TestResul
             let started = Instant::now();
             let decisions = set.evaluate(case.action, &case.input, now);
             let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            let mismatch = compare(&case.expect, &decisions);
+            let mismatch = match &case.expect {
+                Expect::Failure { error } => expect_failure(error, &decisions),
+                Expect::Findings(want) => match decisions.iter().find(|d| d.error.is_some()) {
+                    // A crash is not a deny.
+                    Some(d) => Some(format!(
+                        "the hook did not decide, it failed [{}]: {}",
+                        d.error.as_deref().unwrap_or("error"),
+                        d.message
+                    )),
+                    None => compare(want, &decisions),
+                },
+            };
             TestResult {
                 file: shown.clone(),
                 package: package.clone(),
@@ -178,6 +209,25 @@ fn run_file(root: &Path, file: &Path, cache_dir: Option<&Path>) -> Vec<TestResul
             }
         })
         .collect()
+}
+
+/// `None` when the hook failed the way `kind` says; else what happened instead.
+fn expect_failure(kind: &str, got: &[Decision]) -> Option<String> {
+    match got.iter().find(|d| d.error.is_some()) {
+        Some(d) if kind == "any" || d.error.as_deref() == Some(kind) => None,
+        Some(d) => Some(format!(
+            "expected the hook to fail with `{kind}`, it failed with `{}`: {}",
+            d.error.as_deref().unwrap_or("error"),
+            d.message
+        )),
+        None => Some(format!(
+            "expected the hook to fail with `{kind}`, but it decided: {}",
+            got.iter()
+                .map(|d| format!("{} {}", verdict(d.result), d.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+    }
 }
 
 /// `None` when `got` matches `want`; else what differs. A hook with no findings yields one
@@ -201,14 +251,21 @@ fn compare(want: &[Expected], got: &[Decision]) -> Option<String> {
     };
     if findings.len() != want.len() {
         return Some(format!(
-            "expected {} finding(s), got {}: {}",
+            "expected {} finding(s), got {}{}",
             want.len(),
             findings.len(),
-            findings
-                .iter()
-                .map(|d| show(d))
-                .collect::<Vec<_>>()
-                .join("; ")
+            if findings.is_empty() {
+                " (the hook allowed)".to_owned()
+            } else {
+                format!(
+                    ": {}",
+                    findings
+                        .iter()
+                        .map(|d| show(d))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            }
         ));
     }
     for (i, (w, d)) in want.iter().zip(&findings).enumerate() {

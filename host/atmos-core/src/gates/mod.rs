@@ -117,6 +117,7 @@ pub fn evaluate_hooks(
             code: None,
             fix: None,
             logs: Vec::new(),
+            error: Some("load".into()),
         }],
     }
 }

@@ -339,6 +339,7 @@ impl PolicySet {
                             code: None,
                             fix: None,
                             logs: Vec::new(),
+                            error: Some("timeout".into()),
                         });
                     }
                     break;
@@ -348,6 +349,9 @@ impl PolicySet {
         decisions
     }
 }
+
+/// The most findings one rule of one policy contributes to a decision list.
+pub const MAX_FINDINGS_PER_RULE: usize = 50;
 
 fn package_name(path: &str) -> String {
     path.trim_start_matches("data.").to_owned()
@@ -384,13 +388,14 @@ fn evaluate_package(engine: &mut Engine, p: &Package, timeout: Duration) -> Vec<
             code: code.map(crate::contracts::decision::capped),
             fix: None,
             logs: Vec::new(),
+            error: None,
         };
         match engine.eval_rule(format!("{}.{rule}", p.path)) {
             Err(e) => {
                 let text = one_line(&e.to_string());
-                let message = if e.downcast_ref::<regorus::LimitError>().is_some()
-                    || text.contains("exceeded time limit")
-                {
+                let timed_out = e.downcast_ref::<regorus::LimitError>().is_some()
+                    || text.contains("exceeded time limit");
+                let message = if timed_out {
                     format!(
                         "evaluation exceeded the time limit of {} ms (fail closed)",
                         timeout.as_millis()
@@ -398,7 +403,9 @@ fn evaluate_package(engine: &mut Engine, p: &Package, timeout: Duration) -> Vec<
                 } else {
                     format!("policy error (fail closed): {text}")
                 };
-                out.push(decision(Verdict::Deny, message, None));
+                let mut d = decision(Verdict::Deny, message, None);
+                d.error = Some(if timed_out { "timeout" } else { "policy" }.to_owned());
+                out.push(d);
             }
             Ok(Value::Undefined) => out.push(decision(
                 Verdict::Allow,
@@ -430,11 +437,21 @@ fn evaluate_package(engine: &mut Engine, p: &Package, timeout: Duration) -> Vec<
                 } else {
                     Verdict::Warn
                 };
-                for m in members {
-                    let (message, code, fix) = message_of(&m);
+                // Every finding goes into each record: a rule that yields thousands is cut,
+                // keeping the verdict.
+                let extra = members.len().saturating_sub(MAX_FINDINGS_PER_RULE);
+                for m in members.iter().take(MAX_FINDINGS_PER_RULE) {
+                    let (message, code, fix) = message_of(m);
                     let mut d = decision(verdict, message, code);
                     d.fix = fix;
                     out.push(d);
+                }
+                if extra > 0 {
+                    out.push(decision(
+                        verdict,
+                        format!("… and {extra} more `{rule}` finding(s) of this policy, cut"),
+                        None,
+                    ));
                 }
             }
         }

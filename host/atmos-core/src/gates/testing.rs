@@ -90,16 +90,18 @@ impl TestReport {
     }
 }
 
-/// The test rules a file declares: rule heads at the start of a line.
-fn test_rules(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in text.lines() {
+/// The test rules a file declares: rule heads at the start of a line, with their line.
+fn test_rules(text: &str) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
         let name: String = line
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        if (name.starts_with("test_") || name.starts_with("todo_test_")) && !out.contains(&name) {
-            out.push(name);
+        if (name.starts_with("test_") || name.starts_with("todo_test_"))
+            && !out.iter().any(|(n, _)| *n == name)
+        {
+            out.push((name, i + 1));
         }
     }
     out
@@ -122,6 +124,7 @@ pub fn run(root: &Path, paths: &[String], coverage: bool, timeout: Duration) -> 
         })
         .collect();
     let mut tests: Vec<(String, String, String)> = Vec::new();
+    let mut lines: std::collections::HashMap<(String, String), usize> = Default::default();
     let mut policy_files: Vec<String> = Vec::new();
     for path in &sources.rego {
         let file = path
@@ -142,7 +145,8 @@ pub fn run(root: &Path, paths: &[String], coverage: bool, timeout: Duration) -> 
                 if names.is_empty() {
                     policy_files.push(file.clone());
                 }
-                for n in names {
+                for (n, line) in names {
+                    lines.insert((file.clone(), n.clone()), line);
                     tests.push((file.clone(), package.clone(), n));
                 }
             }
@@ -177,6 +181,8 @@ pub fn run(root: &Path, paths: &[String], coverage: bool, timeout: Duration) -> 
     }
     engine.set_enable_coverage(coverage);
     engine.set_input(Value::new_object());
+    // `print()` in a policy or test is shown with the test's result.
+    engine.set_gather_prints(true);
 
     // Tests run in a watchdog thread like gates: a builtin that never yields fails the test
     // and the remaining ones, instead of hanging the run.
@@ -187,27 +193,33 @@ pub fn run(root: &Path, paths: &[String], coverage: bool, timeout: Duration) -> 
         .spawn(move || {
             for (_, package, name) in &queued {
                 let started = Instant::now();
-                let outcome = if name.starts_with("todo_") {
-                    Outcome::Skip
+                let (outcome, why) = if name.starts_with("todo_") {
+                    (Outcome::Skip, None)
                 } else {
                     match engine.eval_rule(format!("{package}.{name}")) {
-                        Ok(Value::Undefined) | Ok(Value::Bool(false)) => Outcome::Fail,
-                        Ok(_) => Outcome::Pass,
-                        Err(e) => Outcome::Error {
-                            message: e
-                                .to_string()
-                                .lines()
-                                .filter(|l| {
-                                    !l.trim().is_empty() && !l.trim_start().starts_with('|')
-                                })
-                                .map(str::trim)
-                                .collect::<Vec<_>>()
-                                .join(" "),
-                        },
+                        Ok(Value::Undefined) => (
+                            Outcome::Fail,
+                            Some("is undefined: a line of its body did not hold"),
+                        ),
+                        Ok(Value::Bool(false)) => (Outcome::Fail, Some("is false")),
+                        Ok(_) => (Outcome::Pass, None),
+                        // regorus's own multi-line form: location, source line, caret.
+                        Err(e) => (
+                            Outcome::Error {
+                                message: e
+                                    .to_string()
+                                    .lines()
+                                    .filter(|l| !l.trim().is_empty())
+                                    .collect::<Vec<_>>()
+                                    .join("\n"),
+                            },
+                            None,
+                        ),
                     }
                 };
+                let prints = engine.take_prints().unwrap_or_default();
                 let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                if tx.send((outcome, us)).is_err() {
+                if tx.send((outcome, us, why, prints)).is_err() {
                     return None;
                 }
             }
@@ -216,12 +228,14 @@ pub fn run(root: &Path, paths: &[String], coverage: bool, timeout: Duration) -> 
     let mut results = Vec::new();
     let mut timed_out = false;
     for (file, package, name) in &tests {
-        let outcome = if timed_out {
+        let (outcome, us, why, prints) = if timed_out {
             (
                 Outcome::Error {
                     message: "not run: an earlier test exceeded the time limit".into(),
                 },
                 0,
+                None,
+                Vec::new(),
             )
         } else {
             match rx.recv_timeout(timeout + Duration::from_millis(250)) {
@@ -236,17 +250,31 @@ pub fn run(root: &Path, paths: &[String], coverage: bool, timeout: Duration) -> 
                             ),
                         },
                         u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX),
+                        None,
+                        Vec::new(),
                     )
                 }
             }
         };
+        let at = lines.get(&(file.clone(), name.clone())).copied();
+        let mut detail = why.map(|w| match at {
+            Some(line) => format!("{file}:{line}: `{name}` {w}"),
+            None => format!("`{name}` {w}"),
+        });
+        if !prints.is_empty() {
+            let printed = prints.join("\n");
+            detail = Some(match detail {
+                Some(d) => format!("{d}\nprint():\n{printed}"),
+                None => format!("print():\n{printed}"),
+            });
+        }
         results.push(TestResult {
             file: file.clone(),
             package: package.trim_start_matches("data.").to_owned(),
             name: name.clone(),
-            outcome: outcome.0,
-            duration_us: outcome.1,
-            detail: None,
+            outcome,
+            duration_us: us,
+            detail,
         });
     }
     let engine = if timed_out {
@@ -292,7 +320,10 @@ mod tests {
     #[test]
     fn finds_test_rules_at_line_start() {
         let text = "package x\n\ntest_a if true\ntest_a if false\ntodo_test_b if true\n  test_indented if true\nhelper_test_c := 1\n";
-        assert_eq!(test_rules(text), vec!["test_a", "todo_test_b"]);
+        assert_eq!(
+            test_rules(text),
+            vec![("test_a".to_owned(), 3), ("todo_test_b".to_owned(), 5)]
+        );
     }
 
     #[test]

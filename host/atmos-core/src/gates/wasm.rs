@@ -47,6 +47,9 @@ pub const NO_FINDINGS: &str = "no findings";
 /// Stack available to guest code.
 pub const MAX_STACK_BYTES: usize = 512 * 1024;
 
+/// How much of a guest's stderr is kept (a panic message fits many times over).
+pub const MAX_STDERR_BYTES: usize = 16 * 1024;
+
 /// The largest hook file loaded (a compiled policy component is a few MB).
 pub const MAX_HOOK_BYTES: u64 = 64 << 20;
 
@@ -305,7 +308,7 @@ impl HookSet {
 
     fn evaluate_one(&self, hook: &Loaded, input: &str, now: Duration) -> Vec<Decision> {
         let name = format!("hook:{}", hook.config.name);
-        let deny = |message: String| {
+        let fail = |kind: &str, message: String| {
             vec![Decision {
                 source: name.clone(),
                 package: Some(hook.config.wasm.clone()),
@@ -315,17 +318,22 @@ impl HookSet {
                 code: None,
                 fix: None,
                 logs: Vec::new(),
+                error: Some(kind.to_owned()),
             }]
         };
+        let deny = |message: String| fail("load", message);
         let pre = match &hook.pre {
             Ok(p) => p,
             Err(e) => return deny(format!("hook `{}` cannot run: {e}", hook.config.name)),
         };
         if input.len() > MAX_INPUT_BYTES {
-            return deny(format!(
-                "the input document is {} bytes, over the {MAX_INPUT_BYTES}-byte cap",
-                input.len()
-            ));
+            return fail(
+                "input",
+                format!(
+                    "the input document is {} bytes, over the {MAX_INPUT_BYTES}-byte cap",
+                    input.len()
+                ),
+            );
         }
         let limits = hook.config.limits;
         let memory = limits.memory_mb.unwrap_or(DEFAULT_MEMORY_MB);
@@ -375,6 +383,10 @@ impl HookSet {
                 ));
             }
         }
+        // The guest's stderr is kept (bounded): a Rust panic prints its message there, and a
+        // trap without it says nothing useful. Writing past the bound traps the guest.
+        let stderr = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(MAX_STDERR_BYTES);
+        wasi.stderr(stderr.clone());
         let wasi = wasi.build();
         let state = HostState {
             wasi,
@@ -402,41 +414,60 @@ impl HookSet {
             .and_then(|gate| gate.call_evaluate(&mut store, input, &config));
         let elapsed = started.elapsed();
         let logs = std::mem::take(&mut store.data_mut().logs);
+        // What the guest wrote, without the Rust runtime's backtrace advice.
+        let said = String::from_utf8_lossy(&stderr.contents())
+            .lines()
+            .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim()
+            .to_owned();
         let mut decisions = match result {
             Err(e) => {
                 let remaining_fuel = store.get_fuel().unwrap_or(1);
                 let text = format!("{e:?}");
-                let why = if remaining_fuel == 0 {
-                    format!("ran out of fuel ({fuel} units)")
+                let (kind, why) = if remaining_fuel == 0 {
+                    ("fuel", format!("ran out of fuel ({fuel} units)"))
                 } else if text.contains("interrupt") || elapsed >= Duration::from_millis(timeout) {
-                    format!("exceeded its time limit of {timeout} ms")
+                    (
+                        "timeout",
+                        format!("exceeded its time limit of {timeout} ms"),
+                    )
                 } else if text.contains("stack overflow") || text.contains("call stack exhausted") {
-                    "exhausted its stack".to_owned()
+                    ("stack", "exhausted its stack".to_owned())
                 } else if text.contains("memory")
                     && (text.contains("grow")
                         || text.contains("limit")
                         || text.contains("resource"))
                 {
-                    format!("hit its memory cap of {memory} MiB")
+                    ("memory", format!("hit its memory cap of {memory} MiB"))
                 } else {
-                    format!("trapped: {}", e.root_cause())
+                    ("trap", format!("trapped: {}", e.root_cause()))
                 };
-                deny(format!("hook `{}` {why}", hook.config.name))
+                let panic = if said.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it wrote: {said}")
+                };
+                fail(kind, format!("hook `{}` {why}{panic}", hook.config.name))
             }
-            Ok(Err(message)) => deny(format!(
-                "hook `{}` returned an error: {message}",
-                hook.config.name
-            )),
+            Ok(Err(message)) => fail(
+                "error",
+                format!("hook `{}` returned an error: {message}", hook.config.name),
+            ),
             Ok(Ok(findings)) => {
                 let size: usize = findings
                     .iter()
                     .map(|f| f.code.len() + f.message.len())
                     .sum();
                 if size > MAX_OUTPUT_BYTES {
-                    deny(format!(
-                        "hook `{}` returned {size} bytes of findings, over the {MAX_OUTPUT_BYTES}-byte cap",
-                        hook.config.name
-                    ))
+                    fail(
+                        "output",
+                        format!(
+                            "hook `{}` returned {size} bytes of findings, over the {MAX_OUTPUT_BYTES}-byte cap",
+                            hook.config.name
+                        ),
+                    )
                 } else if findings.is_empty() {
                     vec![Decision {
                         source: name.clone(),
@@ -447,6 +478,7 @@ impl HookSet {
                         code: None,
                         fix: None,
                         logs: Vec::new(),
+                        error: None,
                     }]
                 } else {
                     findings
@@ -464,6 +496,7 @@ impl HookSet {
                             code: (!f.code.is_empty()).then_some(f.code),
                             fix: None,
                             logs: Vec::new(),
+                            error: None,
                         })
                         .collect()
                 }

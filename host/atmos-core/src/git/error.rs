@@ -36,6 +36,12 @@ pub enum GitError {
         /// What it is now.
         found: String,
     },
+    /// An object a ref or record names is not in this repository.
+    #[error("git: {message}: a ref or record names an object this repository does not have")]
+    MissingObject {
+        /// What libgit2 said (with the object id).
+        message: String,
+    },
     /// Any other failure of the git library.
     #[error("git: {message}")]
     Git {
@@ -62,6 +68,11 @@ pub enum GitError {
 
 impl GitError {
     pub(crate) fn libgit2(e: git2::Error) -> GitError {
+        if e.code() == git2::ErrorCode::NotFound && e.class() == git2::ErrorClass::Odb {
+            return GitError::MissingObject {
+                message: e.message().to_owned(),
+            };
+        }
         GitError::Git {
             message: e.message().to_owned(),
         }
@@ -73,6 +84,7 @@ impl crate::error::Actionable for GitError {
         use crate::exit::Exit;
         match self {
             GitError::UnknownRevision { .. }
+            | GitError::MissingObject { .. }
             | GitError::AmbiguousRevision { .. }
             | GitError::NoCommits
             | GitError::NotARepository { .. } => Exit::Usage,
@@ -99,6 +111,9 @@ impl crate::error::Actionable for GitError {
             ),
             GitError::Signing { .. } => Some(
                 "the signing key must be an SSH key (ssh-keygen -t ed25519); set it with git config user.signingkey or --signing-key".into(),
+            ),
+            GitError::MissingObject { .. } => Some(
+                "fetch what the remote has (git fetch --all), or check the records with `atmos deployment verify`: a state ref was set by hand, or its commit was never pushed".into(),
             ),
             GitError::Git { .. } | GitError::Io { .. } => None,
         }

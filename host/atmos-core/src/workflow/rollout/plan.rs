@@ -790,6 +790,16 @@ impl Planner<'_> {
             Some(cur) => git.log_between(cur, &commit, 200)?,
             None => git.log(&commit, 200)?,
         };
+        if shas.len() >= 200 {
+            decisions.push(Decision::new(
+                APPROVAL_GATE,
+                "self_approval",
+                Verdict::Warn,
+                format!(
+                    "{target_name} gains more than 200 commits: self-approval was checked against the authors of the newest 200 only (the shipped approvals policy refuses such a rollout as unknown)"
+                ),
+            ));
+        }
         let mut authors = Vec::new();
         for sha in shas {
             let email = git.commit_info(&sha)?.author_email;
