@@ -395,3 +395,45 @@ fn policies_see_approvals_and_may_refuse_them_while_shipped_ones_let_them_throug
     ))
     .code(3);
 }
+
+#[test]
+fn gates_can_be_tried_at_another_time_and_on_a_given_input() {
+    let f = crate::rollout::Fixture::new();
+    f.repo
+        .write_file("atmos.yaml", "gates:\n  policies: [rules]\n");
+    f.repo.write_file(
+        "rules/later.rego",
+        "package later\n\ndeny contains {\"msg\": sprintf(\"frozen after 2030 (now %s)\", [input.now]), \"code\": \"LATE\"} if time.parse_rfc3339_ns(input.now) > time.parse_rfc3339_ns(\"2030-01-01T00:00:00Z\")\n",
+    );
+    f.version("1");
+    let eval = |extra: &[&str]| {
+        let mut all = vec!["deployment", "policy", "eval", "svc", "--target", "dev"];
+        all.extend_from_slice(extra);
+        f.repo.atmos(&all)
+    };
+    eval(&[]).code(0);
+    eval(&["--now", "2031-06-01T12:00:00Z"])
+        .code(3)
+        .stdout_has(&[
+            "as of 2031-06-01T12:00:00Z (--now)",
+            "frozen after 2030 (now 2031-06-01T12:00:00Z) [LATE]",
+        ]);
+    eval(&["--now", "yesterday"])
+        .code(2)
+        .stderr_has(&["is not an RFC 3339 time"]);
+    // A plan can look ahead; a real rollout runs at the real time.
+    f.rollout(&["--target", "dev", "--plan", "--now", "2031-06-01T12:00:00Z"])
+        .code(3)
+        .stderr_has(&["evaluated as of 2031-06-01T12:00:00Z (--now)"]);
+    f.rollout(&["--target", "dev", "--now", "2031-06-01T12:00:00Z"])
+        .code(2);
+    // An input document from a file: the policies see exactly it.
+    f.repo.write_file(
+        "input.json",
+        "{\"now\": \"2040-01-01T00:00:00Z\", \"target\": {\"name\": \"dev\"}}",
+    );
+    let input = f.repo.path().join("input.json");
+    eval(&["--input", input.to_str().expect("utf-8")])
+        .code(3)
+        .stdout_has(&["input from a file; built-in gates not run", "[LATE]"]);
+}

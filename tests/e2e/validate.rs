@@ -25,6 +25,15 @@ const CASES: &[Case] = &[
         hint: Some("did you mean `promotion`?"),
     },
     Case {
+        name: "value outside a fixed list names every choice and the closest",
+        file: "svc.yaml",
+        contents: b"deployment:\n  name: svc\n  targets:\n    dev:\n      gates:\n        hooks:\n          - {name: h, path: h.wasm, on: [promotion]}\n",
+        code: "schema",
+        message: "`deployment.targets.dev.gates.hooks.0.on.0` must be one of `rollout`, `promote`, `rollback`, `approve`; found \"promotion\"",
+        at: Some((7, 42)),
+        hint: Some("did you mean `promote`?"),
+    },
+    Case {
         name: "yaml syntax error",
         file: "svc.yaml",
         contents: b"deployment:\n  name: svc\n  targets: [dev, prod\n",

@@ -331,6 +331,13 @@ pub struct PolicyEvalArgs {
     /// Also print the gate input document.
     #[arg(long)]
     pub show_input: bool,
+    /// Evaluate the bound policies and hooks against this input document (JSON or YAML)
+    /// instead of one atmos builds; the built-in gates are not run.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["git_sha", "promote_from", "components", "metadata", "skip_promotion_check"])]
+    pub input: Option<std::path::PathBuf>,
+    /// Evaluate as of this time (RFC 3339), e.g. to try a freeze window or a soak time.
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
     /// Judge by the uncommitted rules in the work tree instead of the trusted ref (the output
     /// says so).
     #[arg(long)]
@@ -459,6 +466,10 @@ pub struct RolloutArgs {
     /// in the tags.
     #[arg(long, value_name = "KEY=VALUE")]
     pub context: Vec<String>,
+    /// With --plan: evaluate the gates as of this time (RFC 3339), e.g. a freeze window. A
+    /// real rollout runs at the real time.
+    #[arg(long, value_name = "RFC3339", requires = "plan")]
+    pub now: Option<String>,
     /// When approvals are missing, wait for them instead of exiting 4.
     #[arg(long)]
     pub wait_for_approval: bool,

@@ -43,6 +43,10 @@ pub struct ResolvedTarget {
     pub promotion_from: Vec<String>,
     /// Whether approvals are needed.
     pub requires_approval: bool,
+    /// Rego policy paths bound to the target (`atmos.yaml`'s, the deployment's, the
+    /// target's), as in the work tree.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
     /// WebAssembly hooks bound to the target (deployment's and target's, merged by name).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<crate::config::model::HookConfig>,
@@ -64,6 +68,7 @@ pub struct DescribeReport {
 
 /// Build the report; with `target`, resolve every component for it.
 pub fn describe(
+    project: &crate::config::Project,
     loaded: &LoadedDeployment,
     target: Option<&str>,
 ) -> Result<DescribeReport, UnknownTarget> {
@@ -83,6 +88,7 @@ pub fn describe(
                     .map(|p| p.sources().into_iter().map(str::to_owned).collect())
                     .unwrap_or_default(),
                 requires_approval: t.promotion.as_ref().is_some_and(|p| p.requires_approval),
+                policies: crate::gates::bound_policies(project, loaded, name),
                 hooks: crate::gates::bound_hooks(loaded, name),
                 components: d
                     .components

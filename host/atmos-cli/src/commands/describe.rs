@@ -12,8 +12,8 @@ use crate::render::table::Table;
 /// Describe the deployment.
 pub fn run(args: &DescribeArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "describe")?;
-    let (_, loaded) = ctx.deployment(&args.deployment)?;
-    let report = describe(&loaded, args.target.as_deref())?;
+    let (project, loaded) = ctx.deployment(&args.deployment)?;
+    let report = describe(&project, &loaded, args.target.as_deref())?;
     let text = ctx
         .out
         .structured(&report)
@@ -107,6 +107,9 @@ fn render(r: &DescribeReport) -> String {
             ""
         }
     ));
+    if !target.policies.is_empty() {
+        out.push_str(&format!("  Policies: {}\n", target.policies.join(", ")));
+    }
     if !target.hooks.is_empty() {
         let hooks: Vec<String> = target
             .hooks

@@ -187,6 +187,38 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         args.target.as_deref(),
         "policy eval",
     )?;
+    let evaluator = ctx.evaluator();
+    if let Some(file) = &args.input {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display()), None))?;
+        let mut input: serde_json::Value = serde_yaml_ng::from_str(&text).map_err(|e| {
+            Failure::usage(
+                format!("{} is not a JSON or YAML document: {e}", file.display()),
+                Some("save the input of a real evaluation with `policy eval --format json --show-input`".into()),
+            )
+        })?;
+        if let Some(now) = &args.now {
+            input["now"] = serde_json::Value::String(now.clone());
+        }
+        let report = atmos_core::workflow::rollout::evaluate_input(
+            &project,
+            &loaded.deployment.name,
+            &target,
+            &input,
+            args.local,
+            evaluator.as_ref(),
+        )?;
+        return print_evaluation(ctx, &report);
+    }
+    let started_at = match &args.now {
+        Some(now) => now.parse::<jiff::Timestamp>().map_err(|e| {
+            Failure::usage(
+                format!("--now {now} is not an RFC 3339 time: {e}"),
+                Some("e.g. --now 2026-12-24T10:00:00Z".into()),
+            )
+        })?,
+        None => jiff::Timestamp::now(),
+    };
     let git = ctx.git(&project)?;
     let env = process_env;
     let request = RolloutRequest {
@@ -199,12 +231,11 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         metadata: args.metadata.iter().cloned().collect(),
         actor: identity::actor(&env, git.config_string("user.email")),
         build_id: identity::build_id(&env),
-        started_at: jiff::Timestamp::now(),
+        started_at,
         signing_key: ctx.signing_key(args.signing_key.as_deref(), &git),
         proof: None,
         context: Default::default(),
     };
-    let evaluator = ctx.evaluator();
     let remote = atmos_core::workflow::store::remote(&project, args.remote.as_deref(), false)?;
     let plan = evaluate(
         &project,
@@ -233,8 +264,13 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
             Action::Rollback => "rollback",
         };
         out.push_str(&format!(
-            "Gates for {} → {} ({action}):\n",
-            plan.deployment, plan.target
+            "Gates for {} → {} ({action}){}:\n",
+            plan.deployment,
+            plan.target,
+            args.now
+                .as_deref()
+                .map(|n| format!(" as of {n} (--now)"))
+                .unwrap_or_default()
         ));
         out.push_str(&crate::render::decisions::lines(
             &plan.decisions,
@@ -248,6 +284,29 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
     });
     ctx.out.print(&text)?;
     Ok(match verdict {
+        EvaluationVerdict::Deny => Exit::Denied,
+        EvaluationVerdict::Pending => Exit::Pending,
+        EvaluationVerdict::Allow => Exit::Done,
+    })
+}
+
+/// Print an evaluation of a given input (`--input`).
+fn print_evaluation(ctx: &Context, report: &PolicyEvaluation) -> Result<Exit, Failure> {
+    let text = ctx.out.structured(report).unwrap_or_else(|| {
+        format!(
+            "Gates for {} → {} (input from a file; built-in gates not run):\n{}\nVerdict: {}\n",
+            report.deployment,
+            report.target,
+            crate::render::decisions::lines(
+                &report.decisions,
+                &ctx.out.out_style,
+                ctx.out.verbose > 0
+            ),
+            verdict_name(report.verdict)
+        )
+    });
+    ctx.out.print(&text)?;
+    Ok(match report.verdict {
         EvaluationVerdict::Deny => Exit::Denied,
         EvaluationVerdict::Pending => Exit::Pending,
         EvaluationVerdict::Allow => Exit::Done,

@@ -33,7 +33,16 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         metadata: args.metadata.iter().cloned().collect(),
         actor: identity::actor(&env, git.config_string("user.email")),
         build_id: identity::build_id(&env),
-        started_at: jiff::Timestamp::now(),
+        // `--now` (plan only, clap enforces it) evaluates time-based gates as of another time.
+        started_at: match &args.now {
+            Some(now) => now.parse::<jiff::Timestamp>().map_err(|e| {
+                Failure::usage(
+                    format!("--now {now} is not an RFC 3339 time: {e}"),
+                    Some("e.g. --now 2026-12-24T10:00:00Z".into()),
+                )
+            })?,
+            None => jiff::Timestamp::now(),
+        },
         signing_key: ctx.signing_key(args.signing_key.as_deref(), &git),
         proof: None,
         context: atmos_core::config::merge::parse_overrides(&args.context)
@@ -82,6 +91,11 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         options,
         &live,
     )?;
+    if let Some(now) = &args.now {
+        ctx.out.warn(&format!(
+            "the gates are evaluated as of {now} (--now), not the real time; this is a plan"
+        ));
+    }
     let outcome = session.drive()?;
     let exit = outcome.exit();
     match outcome {

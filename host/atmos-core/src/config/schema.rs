@@ -87,6 +87,31 @@ pub fn dotted(pointer: &str) -> String {
     format!("`{}`", split_pointer(pointer).join("."))
 }
 
+/// The values an `enum`, or a `oneOf`/`anyOf` of `const`s, accepts; `None` for other errors.
+fn allowed_values(kind: &ValidationErrorKind) -> Option<Vec<String>> {
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    match kind {
+        ValidationErrorKind::Enum { options } => {
+            Some(options.as_array()?.iter().map(text).collect())
+        }
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            context
+                .iter()
+                .map(|branch| match branch.as_slice() {
+                    [only] => match only.kind() {
+                        ValidationErrorKind::Constant { expected_value } => {
+                            Some(text(expected_value))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        }
+        _ => None,
+    }
+}
+
 fn describe(
     schema: &Value,
     error: &ValidationError<'_>,
@@ -169,6 +194,33 @@ fn describe(
                     "`{}` takes nested keys (`key: value` lines indented below it)",
                     split_pointer(&pointer).last().cloned().unwrap_or_default()
                 ));
+            }
+            out.push(d);
+        }
+        // Say every allowed value, and the closest one: an `enum`, or a `oneOf`/`anyOf`
+        // whose every branch is one documented `const`.
+        kind if allowed_values(kind).is_some() => {
+            let allowed = allowed_values(kind).unwrap_or_default();
+            let found = error.instance();
+            let mut d = Diagnostic::error(
+                Code::Schema,
+                file,
+                format!(
+                    "{where_} must be one of {}; found{}",
+                    allowed
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    short(found)
+                ),
+            )
+            .at(value_span, Some(text))
+            .pointer(pointer.clone());
+            if let Some(s) = found.as_str()
+                && let Some(m) = did_you_mean(s, allowed.iter().map(String::as_str))
+            {
+                d = d.hint(format!("did you mean `{m}`?"));
             }
             out.push(d);
         }

@@ -21,6 +21,70 @@ pub use model::{
 };
 pub use session::{RolloutOptions, RolloutOutcome, RolloutSession};
 
+/// Evaluate the policies and hooks bound to `target` against a given input document
+/// (`policy eval --input FILE`): the built-in gates, which need the repository's state, are
+/// not run.
+pub fn evaluate_input(
+    project: &crate::config::Project,
+    deployment: &str,
+    target: &str,
+    input: &serde_json::Value,
+    local: bool,
+    evaluator: &dyn crate::gates::isolation::Evaluator,
+) -> Result<model::PolicyEvaluation, crate::workflow::WorkflowError> {
+    use crate::workflow::trust;
+    let git = crate::git::GitRepo::discover(&project.root)?;
+    let rules = if local {
+        trust::local(project, deployment)?
+    } else {
+        trust::trusted(project, &git, None, deployment)?
+    };
+    crate::config::UnknownTarget::check(&rules.loaded.deployment, target)?;
+    let action = input
+        .get("action")
+        .and_then(|a| serde_json::from_value::<crate::contracts::GateAction>(a.clone()).ok())
+        .unwrap_or(crate::contracts::GateAction::Rollout);
+    let now = input
+        .get("now")
+        .and_then(|n| n.as_str())
+        .and_then(|n| n.parse::<jiff::Timestamp>().ok())
+        .map_or(std::time::Duration::ZERO, |t| {
+            std::time::Duration::from_secs(u64::try_from(t.as_second()).unwrap_or_default())
+        });
+    let mut decisions =
+        crate::gates::evaluate_bound(evaluator, &rules.project, &rules.loaded, target, input);
+    let cache = crate::gates::wasm_cache_dir(git.git_dir());
+    decisions.extend(crate::gates::evaluate_hooks(
+        &rules.project,
+        &rules.loaded,
+        target,
+        action,
+        input,
+        now,
+        Some(&cache),
+    ));
+    let blocked = if decisions
+        .iter()
+        .any(|d| d.result == crate::contracts::Verdict::Deny)
+    {
+        model::EvaluationVerdict::Deny
+    } else if decisions
+        .iter()
+        .any(|d| d.result == crate::contracts::Verdict::Pending)
+    {
+        model::EvaluationVerdict::Pending
+    } else {
+        model::EvaluationVerdict::Allow
+    };
+    Ok(model::PolicyEvaluation {
+        deployment: rules.loaded.deployment.name.clone(),
+        target: target.to_owned(),
+        verdict: blocked,
+        decisions,
+        input: None,
+    })
+}
+
 /// Evaluate every gate of `request` without doing it (`policy eval`): on the newest shared
 /// state (the remote is fetched first), by the rules of the trusted ref, or with `local` by the
 /// uncommitted rules of the work tree.
