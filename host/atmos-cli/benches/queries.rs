@@ -1,4 +1,4 @@
-//! Query benchmark (issue: queries fast at 100k records; SPEC §6).
+//! Query benchmark.
 //!
 //! Builds (once, cached under `target/bench-fixtures/`) a repository with 100,000 deployment
 //! tags across 50 deployments × 3 targets × 5 components, packed as `git gc` would leave it,

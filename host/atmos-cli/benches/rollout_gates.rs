@@ -1,4 +1,4 @@
-//! Gate overhead of a whole rollout (SPEC §6): a 10-component `script` rollout (each apply is
+//! Gate overhead of a whole rollout: a 10-component `script` rollout (each apply is
 //! `true`) with 3 Rego policies and 2 WebAssembly hooks, against the same rollout with no
 //! gates, both through the real `atmos` binary with a warm hook cache. The difference is what
 //! the gates cost; the gated run's total is everything atmos does besides the executors'

@@ -1,4 +1,4 @@
-//! Gate latency (issue: Rego gates; SPEC §6 "gate overhead").
+//! Gate latency.
 //!
 //! Compiles the shipped policies once, then evaluates them against a realistic input
 //! document (10 components, 30 commits, 3 targets of state) many times, and prints p50/p99

@@ -1,4 +1,4 @@
-//! WebAssembly hook latency (issue: WebAssembly hooks; SPEC §6 "gate overhead").
+//! WebAssembly hook latency.
 //!
 //! Builds the guests from `guests/` (release, wasm32-wasip2), then for each real guest:
 //! - cold: a new engine with no cache compiles the component and evaluates once;

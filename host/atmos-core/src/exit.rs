@@ -1,4 +1,4 @@
-//! The exit codes of SPEC §2: a public contract that CI scripts branch on.
+//! The exit codes: a public contract that CI scripts branch on.
 
 /// What a command's outcome means to a calling script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

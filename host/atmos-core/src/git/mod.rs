@@ -1,4 +1,4 @@
-//! The repository as atmos's store (SPEC §3): commit resolution and ancestry here, the
+//! The repository as atmos's store: commit resolution and ancestry here, the
 //! current-state refs in [`refs`], the history tags in [`tags`], and the all-or-nothing write
 //! of one rollout's records in [`record`]. Local work goes through libgit2 (`git2`).
 
