@@ -552,3 +552,208 @@ fn validate_reports_problems_with_their_place_and_fix() {
     )
     .code(2);
 }
+
+/// In GitHub Actions every outcome of a rollout reaches the job page: the step summary (with
+/// the blockers and the command that clears each), `::error::`/`::warning::` annotations and
+/// one `::group::` per component. Snapshotted for success, plan, denial by the promotion path
+/// and by a policy, pending, a timed-out wait, an executor failure and an error before anything
+/// ran; an unwritable summary path is a warning, not a failure.
+#[test]
+fn ci_output_for_every_outcome() {
+    let repo = example();
+    let c1 = repo.commit("Initial payment-service layout");
+    let mut s = Scrubber {
+        commits: vec![(c1, "c1".into())],
+        root: repo.path().display().to_string(),
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/stand-ins");
+    let bin = |t: &str| dir.join(t).display().to_string();
+    let summary = repo.path().join(".summary.md");
+    let summary_path = summary.display().to_string();
+    let (tf, nix, helm, docker) = (
+        bin("terraform"),
+        bin("nixpacks"),
+        bin("helmfile"),
+        bin("docker"),
+    );
+    let ci = |args: &[&str]| {
+        let _ = std::fs::remove_file(&summary);
+        let run = repo.atmos_env(
+            args,
+            &[
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_STEP_SUMMARY", &summary_path),
+                ("ATMOS_TERRAFORM_BIN", &tf),
+                ("ATMOS_NIXPACKS_BIN", &nix),
+                ("ATMOS_HELMFILE_BIN", &helm),
+                ("ATMOS_DOCKER_BIN", &docker),
+            ],
+        );
+        let md = std::fs::read_to_string(&summary).unwrap_or_else(|_| "(no summary)".into());
+        (run, md)
+    };
+    let d = "payment-service";
+    let check = |s: &Scrubber, name: &str, args: &[&str], code: i32| {
+        let (run, md) = ci(args);
+        run.code(code);
+        insta::assert_snapshot!(
+            name,
+            format!("{}--- step summary\n{}", s.run(&run), s.scrub(&md))
+        );
+        run
+    };
+
+    let dev = check(
+        &s,
+        "ci_dev_deployed",
+        &[
+            "deployment",
+            "rollout",
+            d,
+            "--target",
+            "dev",
+            "--parallelism",
+            "1",
+        ],
+        0,
+    );
+    // Alone in its wave, a component streams inside its group; side by side, each is shown
+    // whole when it finishes. Every group is closed.
+    assert!(dev.stdout.contains("::group::migrate\n"), "{}", dev.stdout);
+    assert_eq!(
+        dev.stdout.matches("::group::").count(),
+        dev.stdout.matches("::endgroup::").count()
+    );
+    check(
+        &s,
+        "ci_staging_plan",
+        &[
+            "deployment",
+            "rollout",
+            d,
+            "--target",
+            "staging",
+            "--promote-from",
+            "dev",
+            "--plan",
+            "--parallelism",
+            "1",
+        ],
+        0,
+    );
+    check(
+        &s,
+        "ci_prod_promotion_denied",
+        &[
+            "deployment",
+            "rollout",
+            d,
+            "--target",
+            "prod",
+            "--promote-from",
+            "dev",
+        ],
+        3,
+    );
+    ci(&[
+        "deployment",
+        "rollout",
+        d,
+        "--target",
+        "staging",
+        "--promote-from",
+        "dev",
+        "-q",
+    ])
+    .0
+    .code(0);
+    check(
+        &s,
+        "ci_prod_policy_denied",
+        &[
+            "deployment",
+            "rollout",
+            d,
+            "--target",
+            "prod",
+            "--promote-from",
+            "staging",
+        ],
+        3,
+    );
+    check(
+        &s,
+        "ci_prod_pending",
+        &[
+            "deployment",
+            "rollout",
+            d,
+            "--target",
+            "prod",
+            "--promote-from",
+            "staging",
+            "--metadata",
+            "ticket=OPS-42",
+        ],
+        4,
+    );
+    check(
+        &s,
+        "ci_prod_wait_timed_out",
+        &[
+            "deployment",
+            "rollout",
+            d,
+            "--target",
+            "prod",
+            "--promote-from",
+            "staging",
+            "--metadata",
+            "ticket=OPS-42",
+            "--wait-for-approval",
+            "--timeout",
+            "2s",
+            "--poll-interval",
+            "1s",
+        ],
+        4,
+    );
+    check(
+        &s,
+        "ci_unknown_target_error",
+        &["deployment", "rollout", d, "--target", "qa"],
+        2,
+    );
+    repo.write_file(
+        "scripts/smoke-test.sh",
+        "#!/bin/sh\necho checking /healthz >&2\necho 'healthz: 503' >&2\nexit 1\n",
+    );
+    let c2 = repo.commit("Smoke test that fails");
+    s.commits.push((c2, "c2".into()));
+    check(
+        &s,
+        "ci_dev_failed",
+        &[
+            "deployment",
+            "rollout",
+            d,
+            "--target",
+            "dev",
+            "-c",
+            "smoke-test",
+        ],
+        1,
+    );
+
+    // A summary path that cannot be written: the rollout's outcome stands, with a warning.
+    let run = repo.atmos_env(
+        &args("deployment rollout payment-service --target dev -c migrate --force"),
+        &[(
+            "GITHUB_STEP_SUMMARY",
+            "/proc/atmos-cannot-write-here/summary.md",
+        )],
+    );
+    run.code(0).stderr_has(&[
+        "warning: could not write the step summary to /proc/atmos-cannot-write-here/summary.md",
+    ]);
+}

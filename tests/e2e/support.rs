@@ -269,7 +269,12 @@ pub fn atmos_cmd(dir: &Path) -> Command {
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
         .env("EXAMPLE_STATE_DIR", dir.join(".example-state"))
-        .env_remove("CLICOLOR_FORCE");
+        .env_remove("CLICOLOR_FORCE")
+        // Tests that want CI behaviour set these themselves; a CI running the suite must
+        // not change what the others see.
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITLAB_CI");
     cmd
 }
 

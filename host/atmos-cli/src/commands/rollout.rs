@@ -16,8 +16,25 @@ use crate::context::Context;
 use crate::failure::Failure;
 use crate::render::{ci, live::Live, rollout};
 
-/// Plan, check, run, record, publish.
+/// Plan, check, run, record, publish; in CI, summarise every outcome (errors included).
 pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
+    let result = rollout(args, ctx);
+    if let Err(Failure::Error(e)) = &result
+        && (ci::System::detect().is_some() || std::env::var_os("GITHUB_STEP_SUMMARY").is_some())
+    {
+        let report = ci::for_error(
+            &args.deployment,
+            args.target.as_deref(),
+            &e.to_string(),
+            e.hint().as_deref(),
+            i32::from(e.exit().code()),
+        );
+        ci::publish(&report, &ctx.out);
+    }
+    result
+}
+
+fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "rollout")?;
     let (project, loaded) = ctx.deployment(&args.deployment)?;
     let target = resolve_target(&loaded.deployment, args.target.as_deref(), "rollout")?;
@@ -98,6 +115,16 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
     }
     let outcome = session.drive()?;
     let exit = outcome.exit();
+    ci::publish(
+        &ci::for_outcome(
+            &outcome,
+            &ci::Context {
+                waited: args.wait_for_approval.then_some(args.timeout.as_str()),
+                rerun: rerun_command(args),
+            },
+        ),
+        &ctx.out,
+    );
     match outcome {
         RolloutOutcome::Blocked(plan) => {
             live.text(&rollout::blocked(&plan, &live.style));
@@ -126,7 +153,6 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                 .map(|d| project.display_path(d).display().to_string())
                 .unwrap_or_default();
             live.text(&rollout::summary(&report, &live.style, &log_dir));
-            ci::write_step_summary(&report);
             let remote = remote_name.unwrap_or_default();
             match published {
                 Some(Ok(attempts)) => live.text(&format!(
@@ -146,4 +172,22 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         }
     }
     Ok(exit)
+}
+
+/// The command that runs this rollout again, as a person would type it.
+fn rerun_command(args: &RolloutArgs) -> String {
+    let mut cmd = format!("atmos deployment rollout {}", args.deployment);
+    if let Some(t) = &args.target {
+        cmd.push_str(&format!(" --target {t}"));
+    }
+    if let Some(src) = &args.promote_from {
+        cmd.push_str(&format!(" --promote-from {src}"));
+    }
+    if let Some(sha) = &args.git_sha {
+        cmd.push_str(&format!(" --git-sha {sha}"));
+    }
+    for c in &args.components {
+        cmd.push_str(&format!(" --component {c}"));
+    }
+    cmd
 }

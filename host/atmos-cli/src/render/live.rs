@@ -10,7 +10,7 @@ use atmos_core::workflow::events::{ManualConfirmation, WaitEvent};
 use atmos_core::workflow::rollout::wait::confirmation_summary;
 use atmos_core::workflow::{Event, Observer, Replan};
 
-use super::{Output, Style, rollout, seconds};
+use super::{Output, Style, ci, rollout, seconds};
 
 /// Renders events; one per command run.
 pub struct Live<'a> {
@@ -22,6 +22,19 @@ pub struct Live<'a> {
     /// `--timeout` as typed, to say what ran out.
     pub timeout_flag: Option<String>,
     lock: Mutex<()>,
+    /// In CI, executor output is folded per component.
+    ci: Option<ci::System>,
+    groups: Mutex<Groups>,
+}
+
+/// Folding executor output per component in CI: a component alone in its wave streams
+/// inside its open section; components running side by side are held back and shown whole,
+/// each in its own section, when they finish (sections cannot interleave).
+#[derive(Default)]
+struct Groups {
+    alone: bool,
+    open: Option<String>,
+    held: std::collections::HashMap<String, String>,
 }
 
 impl<'a> Live<'a> {
@@ -39,6 +52,8 @@ impl<'a> Live<'a> {
             plan_only,
             timeout_flag: None,
             lock: Mutex::new(()),
+            ci: ci::System::detect(),
+            groups: Mutex::new(Groups::default()),
         }
     }
 
@@ -58,7 +73,50 @@ impl<'a> Live<'a> {
         }
     }
 
+    /// The executor's event as shown, folded per component in CI.
     fn executor(&self, event: &ExecutorEvent) -> String {
+        let text = self.executor_lines(event);
+        let Some(system) = self.ci else {
+            return text;
+        };
+        let Ok(mut g) = self.groups.lock() else {
+            return text;
+        };
+        match event {
+            ExecutorEvent::Wave { components, .. } => {
+                g.alone = components.len() == 1;
+                text
+            }
+            ExecutorEvent::Command { component, .. } | ExecutorEvent::Output { component, .. } => {
+                if !g.alone {
+                    g.held.entry(component.clone()).or_default().push_str(&text);
+                    return String::new();
+                }
+                if g.open.as_deref() == Some(component) {
+                    return text;
+                }
+                let mut out = g.open.take().map(|c| system.close(&c)).unwrap_or_default();
+                out.push_str(&system.open(component, component));
+                g.open = Some(component.clone());
+                out + &text
+            }
+            ExecutorEvent::Finished { component, .. } => {
+                let mut out = String::new();
+                if g.open.as_deref() == Some(component) {
+                    g.open = None;
+                    out.push_str(&system.close(component));
+                } else if let Some(held) = g.held.remove(component) {
+                    out.push_str(&system.open(component, component));
+                    out.push_str(&held);
+                    out.push_str(&system.close(component));
+                }
+                out + &text
+            }
+            ExecutorEvent::Started { .. } => text,
+        }
+    }
+
+    fn executor_lines(&self, event: &ExecutorEvent) -> String {
         let style = self.style;
         match event {
             ExecutorEvent::Wave {
