@@ -9,6 +9,11 @@ use crate::support::{Repo, args, atmos_cmd};
 
 /// dev and staging deployed at v1; prod needs `rules` (YAML flow mapping) from sre.
 fn ready(rules: &str) -> (Fixture, String) {
+    ready_with(rules, "")
+}
+
+/// `ready`, with more `atmos.yaml` settings committed alongside.
+fn ready_with(rules: &str, settings: &str) -> (Fixture, String) {
     let f = Fixture::new();
     let yaml = std::fs::read_to_string(f.repo.path().join("deployments/svc.yaml")).expect("read");
     f.repo.write(
@@ -20,7 +25,7 @@ fn ready(rules: &str) -> (Fixture, String) {
     );
     f.repo.write_file(
         "atmos.yaml",
-        "approvers:\n  groups:\n    sre: [alice@example.com, bob@example.com, dev@example.com]\n  allowed_signers: allowed_signers\n",
+        format!("approvers:\n  groups:\n    sre: [alice@example.com, bob@example.com, dev@example.com]\n  allowed_signers: allowed_signers\n{settings}"),
     );
     let v1 = f.version("1");
     f.rollout(&["--target", "dev"]).code(0);
@@ -655,4 +660,92 @@ fn on_a_first_rollout_every_author_of_the_history_is_checked_for_self_approval()
     promote(&f, &[]).code(4).stdout_has(&[
         "the approval by alice@example.com does not count: self-approval: the approver wrote a commit being deployed",
     ]);
+}
+
+/// In CI the actor is the CI's user name (`GITHUB_ACTOR`), while groups list emails: the
+/// committed `identities` map one to the other, for approvals and rollouts alike. An
+/// uncommitted mapping (someone mapping themselves onto an approver) does nothing, and
+/// `ATMOS_ACTOR` is never mapped.
+#[test]
+fn ci_user_names_count_as_the_identity_the_committed_rules_map_them_to() {
+    let (f, v1) = ready_with(
+        "{min: 2, from_groups: [sre]}",
+        "identities:\n  github:\n    alice-gh: alice@example.com\n",
+    );
+    let gh = |who: &str, args: &[&str]| {
+        f.repo
+            .atmos_env(args, &[("GITHUB_ACTOR", who), ("GITHUB_ACTIONS", "true")])
+    };
+    let approve_args = ["deployment", "approve", "svc", "--target", "prod"];
+    gh("alice-gh", &approve_args)
+        .code(0)
+        .stdout_has(&["as alice@example.com"]);
+    let note = f
+        .repo
+        .git(&["notes", "--ref", "atmos/svc/approvals", "show", &v1]);
+    assert!(
+        note.contains(r#""approved_by":"alice@example.com""#),
+        "{note}"
+    );
+
+    // Mallory maps herself onto bob in the work tree: not on the trusted rules, not counted.
+    let settings = std::fs::read_to_string(f.repo.path().join("atmos.yaml")).expect("read");
+    std::fs::write(
+        f.repo.path().join("atmos.yaml"),
+        format!("{settings}    mallory-gh: bob@example.com\n"),
+    )
+    .expect("write");
+    gh("mallory-gh", &approve_args)
+        .code(0)
+        .stdout_has(&["as mallory-gh"])
+        .stderr_has(&["mallory-gh is not in sre: this approval will not count"]);
+    // ATMOS_ACTOR is what the person typed: kept as given even when a mapping names it.
+    let run = f.repo.atmos_env(
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "prod",
+            "--promote-from",
+            "staging",
+            "--plan",
+        ],
+        &[("ATMOS_ACTOR", "alice-gh"), ("GITHUB_ACTOR", "alice-gh")],
+    );
+    run.code(4).stdout_has(&["alice-gh (from ATMOS_ACTOR)"]);
+    // The rollout run by alice-gh in CI is alice's: she may not count her own approval.
+    let run = gh(
+        "alice-gh",
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "prod",
+            "--promote-from",
+            "staging",
+            "--plan",
+        ],
+    );
+    run.code(4).stdout_has(&[
+        "alice@example.com (from GITHUB_ACTOR alice-gh via identities.github)",
+        "0 count",
+    ]);
+    // Run by the CI bot, alice's approval counts and mallory's does not: 1 of 2.
+    gh(
+        "ci-bot",
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "prod",
+            "--promote-from",
+            "staging",
+            "--plan",
+        ],
+    )
+    .code(4)
+    .stdout_has(&["ci-bot (from GITHUB_ACTOR)", "1 count"]);
 }

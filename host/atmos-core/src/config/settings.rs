@@ -23,6 +23,46 @@ pub struct Settings {
     /// Where the rules that decide a rollout are read from.
     #[serde(default)]
     pub trust: TrustSettings,
+    /// CI user names → the identities approver and deployer groups list.
+    #[serde(default)]
+    pub identities: Identities,
+}
+
+/// `atmos.yaml` → `identities`: the name a CI system gives the person who started a run,
+/// mapped to the identity (usually an email) that `approvers.groups` and the allowed signers
+/// use. Applied only when the actor came from that system's variable; `ATMOS_ACTOR` and git's
+/// `user.email` are never mapped. Read from the trusted rules, like the groups.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identities {
+    /// GitHub user names (`GITHUB_ACTOR`) → identity.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub github: indexmap::IndexMap<String, String>,
+    /// GitLab emails (`GITLAB_USER_EMAIL`) → identity, when they differ.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub gitlab: indexmap::IndexMap<String, String>,
+    /// Buildkite creator emails (`BUILDKITE_BUILD_CREATOR_EMAIL`) → identity.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub buildkite: indexmap::IndexMap<String, String>,
+    /// CircleCI user names (`CIRCLE_USERNAME`) → identity.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub circleci: indexmap::IndexMap<String, String>,
+}
+
+impl Identities {
+    /// The table that applies to a name read from `variable`.
+    pub fn for_variable(
+        &self,
+        variable: &str,
+    ) -> Option<(&'static str, &indexmap::IndexMap<String, String>)> {
+        match variable {
+            "GITHUB_ACTOR" => Some(("github", &self.github)),
+            "GITLAB_USER_EMAIL" => Some(("gitlab", &self.gitlab)),
+            "BUILDKITE_BUILD_CREATOR_EMAIL" => Some(("buildkite", &self.buildkite)),
+            "CIRCLE_USERNAME" => Some(("circleci", &self.circleci)),
+            _ => None,
+        }
+    }
 }
 
 /// Where the rules that decide a rollout (gate bindings, policies, hooks, promotion and approval

@@ -139,7 +139,7 @@ pub fn approve(
         request.git_sha.as_deref(),
         promote_from.as_deref(),
     )?;
-    let actor = &request.actor;
+    let actor = &trust::map_actor(request.actor.clone(), &trusted);
     let mut record = ApprovalRecord {
         approved_by: actor.id.clone(),
         approved_at: rfc3339(jiff::Timestamp::now()),

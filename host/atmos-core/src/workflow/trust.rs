@@ -433,6 +433,27 @@ pub fn ensure_history(
     )))
 }
 
+/// The actor as the trusted rules know them: a CI user name mapped through `identities` (e.g.
+/// `GITHUB_ACTOR` `alice-gh` → `alice@example.com`), so that groups listing emails count
+/// approvals and rollouts from workflows. Names from `ATMOS_ACTOR` or git are kept as given.
+pub fn map_actor(actor: crate::identity::Actor, rules: &Rules) -> crate::identity::Actor {
+    let Some((system, table)) = rules
+        .project
+        .settings
+        .identities
+        .for_variable(&actor.source)
+    else {
+        return actor;
+    };
+    match table.get(&actor.id) {
+        Some(id) => crate::identity::Actor {
+            id: id.clone(),
+            source: format!("{} {} via identities.{system}", actor.source, actor.id),
+        },
+        None => actor,
+    }
+}
+
 /// Prove the deployer's identity before anything runs: sign a fresh challenge with their key
 /// and verify it for the identity they claim against the allowed signers of the trusted rules.
 /// Anyone can set `ATMOS_ACTOR`; only the holder of an allowed key is verified.

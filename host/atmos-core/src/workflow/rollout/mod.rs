@@ -114,6 +114,7 @@ pub fn evaluate(
     };
     crate::config::UnknownTarget::check(&rules.loaded.deployment, &request.target)?;
     let mut request = request.clone();
+    request.actor = trust::map_actor(request.actor, &rules);
     request.proof = Some(trust::prove(
         &request.actor,
         request.signing_key.as_deref(),

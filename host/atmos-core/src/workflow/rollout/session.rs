@@ -199,6 +199,7 @@ impl<'a> RolloutSession<'a> {
         }
         crate::config::UnknownTarget::check(&rules.loaded.deployment, &request.target)?;
         let mut request = request;
+        request.actor = trust::map_actor(request.actor, &rules);
         request.proof = Some(trust::prove(
             &request.actor,
             request.signing_key.as_deref(),
