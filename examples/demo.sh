@@ -14,22 +14,21 @@ root=$(dirname "$here")
 
 cargo build --quiet --locked --manifest-path "$root/Cargo.toml" -p atmos-cli
 atmos="$root/target/debug/atmos"
-# The WebAssembly gate hooks the example binds (soak-time, change-freeze), built from guests/.
-rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-CARGO_TARGET_DIR="$root/target/guests" cargo build --quiet --release --locked \
-  --target wasm32-wasip2 --manifest-path "$root/guests/Cargo.toml"
-guests="$root/target/guests/wasm32-wasip2/release"
-
 work=$(mktemp -d "${TMPDIR:-/tmp}/atmos-demo.XXXXXX")
 if [ "${ATMOS_DEMO_KEEP:-}" = 1 ]; then
   echo "(keeping $work)"
 else
   trap 'rm -rf "$work"' EXIT
 fi
-cp -R "$here/payment-service/." "$work/"
-cp -R "$root/policies" "$work/policies"
-mkdir -p "$work/hooks"
-for hook in soak-time change-freeze; do cp "$guests/${hook//-/_}.wasm" "$work/hooks/$hook.wasm"; done
+# The example, the shipped policies and the WebAssembly hooks it binds (soak-time,
+# change-freeze, built from guests/), as examples/new-project.sh lays out a new repository.
+bash "$here/new-project.sh" "$work" --no-commit >/dev/null
+# The example's year-end change freeze is dated; the demo moves it to the coming year-end so
+# that its prod step runs on any day (and shows the freeze with `policy eval --now`).
+year=$(date -u +%Y)
+if [ "$(date -u +%m%d)" -ge 1221 ]; then year=$((year + 1)); fi
+freeze_start="${year}-12-21T00:00:00Z" freeze_end="$((year + 1))-01-04T00:00:00Z"
+sed -i "s/2026-12-21T00:00:00Z/$freeze_start/; s/2027-01-04T00:00:00Z/$freeze_end/" "$work/gates/settings.yaml"
 export EXAMPLE_STATE_DIR="$work/.example-state"
 git -C "$work" init -q
 git -C "$work" config user.name "Demo Developer"
@@ -93,6 +92,9 @@ say "Gates: dev cannot skip staging; prod needs a ticket, and two approvals from
 expect 3 deployment rollout payment-service --target prod --promote-from dev
 expect 3 deployment rollout payment-service --target prod --promote-from staging
 expect 4 deployment rollout payment-service --target prod --promote-from staging --metadata ticket=OPS-42
+
+say "Gates at another time: the same promotion during the year-end freeze"
+expect 3 deployment policy eval payment-service --target prod --promote-from staging --metadata ticket=OPS-42 --now "${year}-12-24T10:00:00Z"
 
 say "Approve: the deployer's own approval does not count; alice and bob from sre do"
 step deployment approve payment-service --target prod --promote-from staging

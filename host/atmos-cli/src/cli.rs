@@ -137,7 +137,8 @@ pub enum DeploymentCommand {
     Reject(ApproveArgs),
     /// Inspect or clear a target's lock.
     Lock(LockArgs),
-    /// Print a GitHub Actions matrix of a rollout's component waves.
+    /// Print a GitHub Actions matrix of a rollout's component waves (jobs of one target take
+    /// turns on its lock: one rollout job runs a wave's components side by side instead).
     Matrix(MatrixArgs),
     /// Test Rego policies, or evaluate the gates of a rollout without doing it.
     #[command(subcommand)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use atmos_core::exit::Exit;
-use atmos_core::gates::testing::{Outcome, TestReport, run as run_tests};
+use atmos_core::gates::testing::run as run_tests;
 use atmos_core::identity::{self, process_env};
 use atmos_core::workflow::rollout::model::{EvaluationVerdict, PolicyEvaluation};
 use atmos_core::workflow::rollout::{Action, RolloutRequest, evaluate};
@@ -12,7 +12,7 @@ use atmos_core::workflow::rollout::{Action, RolloutRequest, evaluate};
 use crate::cli::{Format, PolicyCommand, PolicyEvalArgs, PolicyTestArgs};
 use crate::context::Context;
 use crate::failure::Failure;
-use crate::render::Style;
+use crate::render::policy_tests;
 
 /// Run a policy subcommand.
 pub fn run(cmd: PolicyCommand, ctx: &Context) -> Result<Exit, Failure> {
@@ -71,7 +71,7 @@ fn test(args: &PolicyTestArgs, ctx: &Context) -> Result<Exit, Failure> {
     let text = ctx
         .out
         .structured(&report)
-        .unwrap_or_else(|| render_tests(&report, &ctx.out.out_style, ctx.out.verbose > 0));
+        .unwrap_or_else(|| policy_tests::render(&report, &ctx.out.out_style, ctx.out.verbose > 0));
     ctx.out.print(&text)?;
     // Coverage below the threshold fails the run, naming the files.
     let below: Vec<String> = match (args.threshold, &report.coverage) {
@@ -94,89 +94,6 @@ fn test(args: &PolicyTestArgs, ctx: &Context) -> Result<Exit, Failure> {
     } else {
         Exit::Failed
     })
-}
-
-/// A message of several lines, its later lines indented under the first.
-fn indented(text: &str) -> String {
-    text.lines().collect::<Vec<_>>().join("\n      ")
-}
-
-fn render_tests(r: &TestReport, s: &Style, verbose: bool) -> String {
-    let mut out = String::new();
-    for e in &r.load_errors {
-        out.push_str(&format!(
-            "{} {}: {}\n",
-            s.error("LOAD ERROR"),
-            e.file,
-            e.message
-        ));
-    }
-    let mut current = "";
-    for t in &r.results {
-        let show = verbose || !matches!(t.outcome, Outcome::Pass);
-        if !show {
-            continue;
-        }
-        if t.file != current {
-            out.push_str(&format!("{}:\n", t.file));
-            current = &t.file;
-        }
-        let ms = t.duration_us as f64 / 1000.0;
-        let line = match &t.outcome {
-            Outcome::Pass => match &t.detail {
-                Some(detail) if verbose => format!(
-                    "  {} {} ({ms:.1} ms)\n      {}",
-                    s.ok("PASS "),
-                    t.name,
-                    indented(detail)
-                ),
-                _ => format!("  {} {} ({ms:.1} ms)", s.ok("PASS "), t.name),
-            },
-            Outcome::Fail => match &t.detail {
-                Some(detail) => format!("  {} {}: {}", s.error("FAIL "), t.name, indented(detail)),
-                None => format!("  {} {} ({ms:.1} ms)", s.error("FAIL "), t.name),
-            },
-            Outcome::Error { message } => {
-                format!("  {} {}: {}", s.error("ERROR"), t.name, indented(message))
-            }
-            Outcome::Skip => format!("  {} {}", s.dim("SKIP "), t.name),
-        };
-        out.push_str(&line);
-        out.push('\n');
-    }
-    if let Some(cov) = &r.coverage {
-        out.push_str("\nCoverage:\n");
-        let width = cov.iter().map(|c| c.file.len()).max().unwrap_or(0);
-        for c in cov {
-            let missing = if c.not_covered.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "  (not covered: {})",
-                    c.not_covered
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            out.push_str(&format!(
-                "  {:<width$}  {:5.1}%{missing}\n",
-                c.file, c.percent
-            ));
-        }
-    }
-    let passed = r.count(|o| *o == Outcome::Pass);
-    let failed =
-        r.count(|o| matches!(o, Outcome::Fail | Outcome::Error { .. })) + r.load_errors.len();
-    let skipped = r.count(|o| *o == Outcome::Skip);
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "{passed} passed, {failed} failed, {skipped} skipped\n"
-    ));
-    out
 }
 
 fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {

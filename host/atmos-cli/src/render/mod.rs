@@ -6,6 +6,7 @@ pub mod decisions;
 pub mod diagnostics;
 pub mod graph;
 pub mod live;
+pub mod policy_tests;
 pub mod rollout;
 pub mod style;
 pub mod table;
