@@ -310,6 +310,24 @@ impl ComponentRef<'_> {
     pub fn id(&self) -> String {
         format!("{}/{}", self.kind, self.name)
     }
+
+    /// How long the component's commands may run (`settings.<type>.timeout`), if set;
+    /// `Err` names the setting and what is wrong with it.
+    pub fn timeout(&self) -> Result<Option<std::time::Duration>, String> {
+        let Some(value) = self
+            .component
+            .settings
+            .get(self.kind.as_str())
+            .and_then(|s| s.get("timeout"))
+        else {
+            return Ok(None);
+        };
+        let problem = |p: String| format!("settings.{}.timeout of {}: {p}", self.kind, self.name);
+        match value.as_str() {
+            Some(text) => crate::duration::parse(text).map(Some).map_err(problem),
+            None => Err(problem("must be a duration such as 30m".into())),
+        }
+    }
 }
 
 impl Components {
@@ -533,6 +551,12 @@ pub struct ScriptSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub source: Option<String>,
+    /// The longest this component's commands may run in one rollout or build (45s, 30m,
+    /// 2h; default 1h); then the running command's process group is stopped and the
+    /// component fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+[smhdw]$"))]
+    pub timeout: Option<String>,
 }
 
 /// A `terraform` component: a Terraform or OpenTofu root module.
@@ -583,6 +607,12 @@ pub struct TerraformSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub source: Option<String>,
+    /// The longest this component's commands may run in one rollout or build (45s, 30m,
+    /// 2h; default 1h); then the running command's process group is stopped and the
+    /// component fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+[smhdw]$"))]
+    pub timeout: Option<String>,
 }
 
 /// A `helmfile` component: a Helmfile release set.
@@ -633,6 +663,12 @@ pub struct HelmfileSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub source: Option<String>,
+    /// The longest this component's commands may run in one rollout or build (45s, 30m,
+    /// 2h; default 1h); then the running command's process group is stopped and the
+    /// component fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+[smhdw]$"))]
+    pub timeout: Option<String>,
 }
 
 /// A `nixpack` component: a container image.
@@ -712,4 +748,10 @@ pub struct NixpackSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub plan: Option<String>,
+    /// The longest this component's commands may run in one rollout or build (45s, 30m,
+    /// 2h; default 1h); then the running command's process group is stopped and the
+    /// component fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+[smhdw]$"))]
+    pub timeout: Option<String>,
 }

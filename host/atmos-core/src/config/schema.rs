@@ -354,7 +354,7 @@ mod tests {
         let keys = allowed_keys(&root, "/deployment/targets/prod");
         assert_eq!(keys, vec!["labels", "context", "promotion", "gates"]);
         let keys = allowed_keys(&root, "/deployment/components/script/x/settings/script");
-        assert_eq!(keys, vec!["apply", "plan", "build", "source"]);
+        assert_eq!(keys, vec!["apply", "plan", "build", "source", "timeout"]);
     }
 
     #[test]

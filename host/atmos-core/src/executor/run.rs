@@ -70,7 +70,13 @@ pub struct PreparedComponent {
     pub env: Vec<(String, String)>,
     /// Where its output is kept.
     pub log: PathBuf,
+    /// The longest its commands may run together (`settings.<type>.timeout`); then the
+    /// running command's process group is stopped and the component fails.
+    pub timeout: Duration,
 }
+
+/// How long a component's commands may run when `settings.<type>.timeout` is not set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// Everything needed to run a plan.
 #[derive(Debug)]
@@ -246,11 +252,24 @@ pub fn run_blocking(
     parallelism: usize,
     observe: &mut dyn FnMut(&Event),
 ) -> std::io::Result<Vec<ComponentRun>> {
+    run_until(prepared, parallelism, observe, &|| false)
+}
+
+/// [`run_blocking`], also cancelled (as by a signal) once `stop` says so; it is asked every
+/// half second (e.g. "is the target's lock still ours?").
+pub fn run_until(
+    prepared: &Prepared,
+    parallelism: usize,
+    observe: &mut dyn FnMut(&Event),
+    stop: &dyn Fn() -> bool,
+) -> std::io::Result<Vec<ComponentRun>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     Ok(runtime.block_on(async {
         let (cancel_tx, cancel_rx) = watch::channel(false);
+        let cancel_tx = Arc::new(cancel_tx);
+        let stopper = cancel_tx.clone();
         let signals = tokio::spawn(async move {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -274,10 +293,14 @@ pub fn run_blocking(
         });
         let running = run(prepared, parallelism, sink, cancel_rx);
         tokio::pin!(running);
+        let mut ask = tokio::time::interval(Duration::from_millis(500));
         let runs = loop {
             tokio::select! {
                 runs = &mut running => break runs,
                 Some(event) = rx.recv() => observe(&event),
+                _ = ask.tick() => if stop() {
+                    let _ = stopper.send(true);
+                },
             }
         };
         while let Ok(event) = rx.try_recv() {
@@ -312,7 +335,8 @@ async fn run_component(
             component: pc.name.clone(),
             command: display.clone(),
         });
-        outcome = run_command(&pc, spec, step, &events, &mut cancel, &mut log).await;
+        let deadline = tokio::time::Instant::from_std(start) + pc.timeout;
+        outcome = run_command(&pc, spec, step, &events, &mut cancel, &mut log, deadline).await;
         if outcome != Outcome::Succeeded {
             break;
         }
@@ -355,6 +379,7 @@ async fn run_command(
     events: &Events,
     cancel: &mut watch::Receiver<bool>,
     log: &mut Option<std::fs::File>,
+    deadline: tokio::time::Instant,
 ) -> Outcome {
     if *cancel.borrow() {
         return Outcome::Interrupted;
@@ -389,6 +414,7 @@ async fn run_command(
     }
     drop(tx);
     let mut interrupted = false;
+    let mut timed_out = false;
     let emit = |stderr: bool, line: String, log: &mut Option<std::fs::File>| {
         log_line(log, &line);
         events(Event::Output {
@@ -408,6 +434,11 @@ async fn run_command(
                     interrupted = true;
                     stop(pid, &mut child).await;
                 }
+            }
+            _ = tokio::time::sleep_until(deadline), if !interrupted && !timed_out => {
+                timed_out = true;
+                log_line(log, &format!("# timed out after {}: stopping the command's processes", show_duration(pc.timeout)));
+                stop(pid, &mut child).await;
             }
         }
     };
@@ -456,6 +487,14 @@ async fn run_command(
     }
     match status {
         _ if interrupted => Outcome::Interrupted,
+        _ if timed_out => Outcome::Failed {
+            exit_code: None,
+            error: format!(
+                "`{}` timed out after {} (settings.<type>.timeout) and was stopped",
+                short_command(spec),
+                show_duration(pc.timeout)
+            ),
+        },
         Ok(s) if s.success() => Outcome::Succeeded,
         // A plan that exits 2 ran and found changes to make (terraform/helmfile convention).
         Ok(s) if step == Step::Plan && s.code() == Some(2) => Outcome::Succeeded,
@@ -512,6 +551,18 @@ fn short_command(spec: &CommandSpec) -> String {
 }
 
 /// SIGTERM the process group, then SIGKILL it if it is still there after a grace period.
+/// `90s`, `45m`, `2h`: a timeout as a setting would write it.
+fn show_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s.is_multiple_of(3600) && s > 0 {
+        format!("{}h", s / 3600)
+    } else if s.is_multiple_of(60) && s > 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
 async fn stop(pid: Option<u32>, child: &mut tokio::process::Child) {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;

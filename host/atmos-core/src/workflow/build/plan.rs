@@ -423,6 +423,10 @@ pub fn prepare(
                 ("ATMOS_STEP".into(), "build".into()),
             ],
             log: log_dir.join(format!("{}.log", item.name)),
+            timeout: match d.components.by_name(&item.name) {
+                Some(c) => crate::workflow::rollout::prepare::component_timeout(&c)?,
+                None => crate::executor::run::DEFAULT_TIMEOUT,
+            },
         });
     }
     let wave: Vec<String> = plan.items.iter().map(|i| i.name.clone()).collect();

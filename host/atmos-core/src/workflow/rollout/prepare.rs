@@ -161,6 +161,7 @@ pub fn prepare(
                     commands,
                     env: env_vars,
                     log: log_dir.join(format!("{name}.log")),
+                    timeout: component_timeout(&c)?,
                 },
             );
         }
@@ -172,4 +173,16 @@ pub fn prepare(
         log_dir,
         scratch,
     ))
+}
+
+/// `settings.<type>.timeout`, else the default.
+pub(crate) fn component_timeout(
+    c: &crate::config::ComponentRef<'_>,
+) -> Result<std::time::Duration, WorkflowError> {
+    c.timeout()
+        .map(|t| t.unwrap_or(crate::executor::run::DEFAULT_TIMEOUT))
+        .map_err(|problem| WorkflowError::Duration {
+            what: "an executor timeout".into(),
+            problem,
+        })
 }
