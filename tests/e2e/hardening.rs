@@ -323,3 +323,112 @@ fn a_state_ref_to_a_missing_object_is_a_clear_error() {
             "atmos deployment verify",
         ]);
 }
+
+/// A command that never ends (a hung `terraform apply`, a script waiting on input) is stopped
+/// at its component's `settings.<type>.timeout` with its whole process group, the component
+/// fails with the reason, and the target's lock is released: the rollout cannot outlive its
+/// lease silently.
+#[test]
+fn an_executor_that_runs_past_its_timeout_is_stopped_and_fails() {
+    let repo = Repo::new();
+    let apply = "(while true; do date +%s%N >> \"$OUT/alive\"; sleep 0.2; done) & while true; do sleep 1; done";
+    let yaml = script_deployment(apply).replace(
+        "            apply:",
+        "            timeout: 2s\n            apply:",
+    );
+    repo.write("svc.yaml", &yaml);
+    repo.commit("init");
+    let out = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let run = bounded(
+        &repo,
+        &args("deployment rollout svc --target dev"),
+        &[("OUT", out.path().to_str().expect("utf-8"))],
+        Duration::from_secs(30),
+    );
+    run.code(1).stdout_has(&[
+        "timed out after 2s (settings.<type>.timeout) and was stopped",
+        "Failed components keep their previous commit",
+    ]);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let alive = out.path().join("alive");
+    let count = || {
+        std::fs::read_to_string(&alive)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let before = count();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        count(),
+        before,
+        "a process of the timed-out command still runs"
+    );
+    assert!(repo.git(&["for-each-ref", "refs/atmos/locks/"]).is_empty());
+    assert_eq!(
+        repo.tags("svc", "dev", "a").len(),
+        1,
+        "the failure is recorded"
+    );
+
+    // A timeout that is no duration is a located config error, not a silent default.
+    repo.write("svc.yaml", yaml.replace("timeout: 2s", "timeout: soon"));
+    repo.commit("bad timeout");
+    repo.atmos(&args("deployment validate svc"))
+        .code(2)
+        .stdout_has(&["timeout"]);
+}
+
+/// A rollout longer than its lock's lifetime keeps the lock: the lease is renewed while it
+/// runs, so a second runner arriving after the first expiry is told the target is held
+/// instead of taking the lock over mid-deployment.
+#[test]
+fn a_rollout_longer_than_its_lease_keeps_the_lock() {
+    let repo = Repo::new();
+    repo.write("svc.yaml", script_deployment("sleep 5; echo done"));
+    repo.commit("init");
+    let mut first = atmos_cmd(repo.path());
+    first
+        .args(args("deployment rollout svc --target dev --lock-ttl 2s"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let first = first.spawn().expect("spawn");
+    // Past the first lease's expiry (2 s), well before the rollout ends (5 s).
+    std::thread::sleep(Duration::from_millis(3500));
+    let second = repo.atmos(&args("deployment rollout svc --target dev --force"));
+    second
+        .code(4)
+        .stderr_has(&["svc/dev is locked by dev@example.com"]);
+    let first = Run::from(first.wait_with_output().expect("wait"));
+    first
+        .code(0)
+        .stdout_has(&["a │ done", "Deployment complete"]);
+    assert!(!first.stderr.contains("took over"), "{}", first.stderr);
+    assert!(repo.git(&["for-each-ref", "refs/atmos/locks/"]).is_empty());
+}
+
+/// If the lease is lost anyway (cleared by hand with `lock release`, or taken over after a
+/// long partition), the components not finished are stopped, the rollout says why, and what
+/// ran is recorded.
+#[test]
+fn a_rollout_whose_lock_is_taken_away_stops_what_has_not_run() {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      a:\n        settings: {script: {apply: \"sleep 4; echo a done\"}}\n      b:\n        metadata: {depends_on: [script/a]}\n        settings: {script: {apply: \"echo b ran\"}}\n  targets:\n    dev: {}\n",
+    );
+    repo.commit("init");
+    let mut first = atmos_cmd(repo.path());
+    first
+        .args(args("deployment rollout svc --target dev --lock-ttl 3s"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let first = first.spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(1000));
+    repo.atmos(&args("deployment lock release svc --target dev"))
+        .code(0);
+    let first = Run::from(first.wait_with_output().expect("wait"));
+    assert_ne!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    first.stderr_has(&["the lock of svc/dev is no longer ours: released by someone else"]);
+    assert!(!first.stdout.contains("b ran"), "{}", first.stdout);
+}

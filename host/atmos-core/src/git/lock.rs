@@ -220,6 +220,49 @@ pub fn acquire(
     }
 }
 
+/// Extend a lease we hold until `expires` (compare-and-swap on our own blob). `Ok(None)` when
+/// it is no longer ours: released or taken over by someone else.
+pub fn renew(
+    git: &GitRepo,
+    store: Store<'_>,
+    held: &Held,
+    expires: Timestamp,
+) -> Result<Option<Held>, LockError> {
+    let mut lease = held.lease.clone();
+    lease.expires_at = crate::contracts::layout::rfc3339(expires);
+    let json = serde_json::to_vec_pretty(&lease).unwrap_or_default();
+    let blob = git.raw().blob(&json).git()?.to_string();
+    if !swap(
+        git,
+        store,
+        &held.refname,
+        Some(&blob),
+        Expect::Value(held.blob.clone()),
+    )? {
+        // Refused: taken by someone else, or only busy (a ref lock held by another git
+        // process) while it is still ours — then the next renewal tries again.
+        let current = status(git, store, &held.lease.deployment, &held.lease.target)?;
+        if current.is_some_and(|(oid, _)| oid == held.blob) {
+            return Err(LockError::Busy {
+                refname: held.refname.clone(),
+            });
+        }
+        return Ok(None);
+    }
+    if let Store::Remote(_) = store {
+        let _ = std::process::Command::new("git")
+            .args(["update-ref", &held.refname, &blob])
+            .current_dir(git.workdir().unwrap_or(git.git_dir()))
+            .status();
+    }
+    Ok(Some(Held {
+        refname: held.refname.clone(),
+        blob,
+        lease,
+        took_over: None,
+    }))
+}
+
 /// Release a lock we hold (only if it is still ours). A failure to write (a `packed-refs`
 /// lock held by a concurrent `git pack-refs`, a remote that hiccups) is retried for a few
 /// seconds before it is reported: a lock left behind holds every other runner up.

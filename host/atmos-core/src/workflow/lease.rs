@@ -1,7 +1,9 @@
 //! Holding a target's lock for the length of a workflow: taken (or waited for) before
-//! deciding, released when the guard is dropped, however the workflow ends.
+//! deciding, renewed while the workflow runs, released when the guard is dropped, however the
+//! workflow ends.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use super::error::WorkflowError;
@@ -35,19 +37,35 @@ pub struct LeaseRequest {
     pub wait: Option<Duration>,
 }
 
-/// Releases the target's lock when dropped.
+/// Holds the target's lock: renews the lease in the background while the workflow runs (a
+/// rollout longer than the lease's lifetime keeps it), and releases it when dropped.
 #[derive(Debug)]
 pub struct LeaseGuard {
     root: PathBuf,
     remote: Option<Remote>,
-    held: Held,
+    held: Arc<Mutex<Held>>,
+    lost: Arc<Mutex<Option<String>>>,
+    renewer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
     released: bool,
 }
 
 impl LeaseGuard {
-    /// The lease held.
-    pub fn lease(&self) -> &Lease {
-        &self.held.lease
+    /// The lease held (as last renewed).
+    pub fn lease(&self) -> Lease {
+        self.held
+            .lock()
+            .map(|h| h.lease.clone())
+            .unwrap_or_else(|e| e.into_inner().lease.clone())
+    }
+
+    /// Why the lease is no longer ours, once a renewal found it released or taken over.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// A flag that turns true when the lease is lost, for work that should stop then.
+    pub fn lost_flag(&self) -> Arc<Mutex<Option<String>>> {
+        self.lost.clone()
     }
 
     /// Release the lock now (retried for a few seconds), saying why when it cannot be: a
@@ -57,17 +75,30 @@ impl LeaseGuard {
             return Ok(());
         }
         self.released = true;
+        // The renewer stops first: a renewal after the release would take the lock again.
+        if let Some((stop, handle)) = self.renewer.take() {
+            let _ = stop.send(());
+            let _ = handle.join();
+        }
+        if self.lost().is_some() {
+            return Ok(());
+        }
+        let held = self
+            .held
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
         let git = GitRepo::discover(&self.root).map_err(|e| e.to_string())?;
         let store = self.remote.as_ref().map_or(Store::Local, Store::Remote);
-        match lock::release(&git, store, &self.held) {
+        match lock::release(&git, store, &held) {
             Ok(_) => Ok(()),
             Err(e) => Err(format!(
                 "the lock of {}/{} could not be released ({e}); it expires at {}, or clear it with `atmos deployment lock release {} --target {}`",
-                self.held.lease.deployment,
-                self.held.lease.target,
-                self.held.lease.expires_at,
-                self.held.lease.deployment,
-                self.held.lease.target
+                held.lease.deployment,
+                held.lease.target,
+                held.lease.expires_at,
+                held.lease.deployment,
+                held.lease.target
             )),
         }
     }
@@ -78,6 +109,80 @@ impl Drop for LeaseGuard {
         // Every path out releases; an error here has no one to tell (`release` reports it).
         let _ = self.release();
     }
+}
+
+/// How often a lease of lifetime `ttl` is renewed: a third of it (at least every second), so
+/// that two renewals can fail (a remote that hiccups) before it expires.
+pub fn renew_every(ttl: Duration) -> Duration {
+    (ttl / 3).max(Duration::from_secs(1))
+}
+
+/// Renew `held` every `renew_every(ttl)` until told to stop; record in `lost` why it stopped
+/// being ours.
+fn renew_in_background(
+    root: PathBuf,
+    remote: Option<Remote>,
+    held: Arc<Mutex<Held>>,
+    lost: Arc<Mutex<Option<String>>>,
+    ttl: Duration,
+) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let handle = std::thread::spawn(move || {
+        let every = renew_every(ttl);
+        let ttl = jiff::SignedDuration::from_secs(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+        loop {
+            match stopped.recv_timeout(every) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            let Ok(git) = GitRepo::discover(&root) else {
+                continue;
+            };
+            let store = remote.as_ref().map_or(Store::Local, Store::Remote);
+            let current = match held.lock() {
+                Ok(h) => h.clone(),
+                Err(_) => return,
+            };
+            let Ok(expires) = jiff::Timestamp::now().checked_add(ttl) else {
+                return;
+            };
+            match lock::renew(&git, store, &current, expires) {
+                Ok(Some(renewed)) => {
+                    if let Ok(mut h) = held.lock() {
+                        *h = renewed;
+                    }
+                }
+                Ok(None) => {
+                    let now = lock::status(
+                        &git,
+                        store,
+                        &current.lease.deployment,
+                        &current.lease.target,
+                    )
+                    .ok()
+                    .flatten()
+                    .map(|(_, l)| {
+                        format!(
+                            "now held by {} (run {})",
+                            l.holder,
+                            l.run.as_deref().unwrap_or("-")
+                        )
+                    })
+                    .unwrap_or_else(|| "released by someone else".into());
+                    if let Ok(mut l) = lost.lock() {
+                        *l = Some(format!(
+                            "the lock of {}/{} is no longer ours: {now}",
+                            current.lease.deployment, current.lease.target
+                        ));
+                    }
+                    return;
+                }
+                // A remote that hiccups: the next attempt comes before the lease expires.
+                Err(_) => {}
+            }
+        }
+    });
+    (stop, handle)
 }
 
 /// Take the lock of `request.deployment/request.target` in the store (`remote`, else the
@@ -121,10 +226,22 @@ pub fn acquire(
     {
         observer.event(&Event::LockTakenOver { previous: old });
     }
+    let root = git.workdir().unwrap_or(git.git_dir()).to_owned();
+    let held = Arc::new(Mutex::new(held));
+    let lost = Arc::new(Mutex::new(None));
+    let renewer = renew_in_background(
+        root.clone(),
+        remote.cloned(),
+        held.clone(),
+        lost.clone(),
+        request.ttl,
+    );
     Ok(LeaseGuard {
-        root: git.workdir().unwrap_or(git.git_dir()).to_owned(),
+        root,
         remote: remote.cloned(),
         held,
+        lost,
+        renewer: Some(renewer),
         released: false,
     })
 }

@@ -15,7 +15,7 @@ use crate::config::Project;
 use crate::config::model::ApprovalMethod;
 use crate::contracts::Verdict;
 use crate::executor::Step;
-use crate::executor::run::{ComponentRun, Outcome, run_blocking};
+use crate::executor::run::{ComponentRun, Outcome, run_until};
 use crate::exit::Exit;
 use crate::gates::isolation::Evaluator;
 use crate::git::GitRepo;
@@ -305,13 +305,29 @@ impl<'a> RolloutSession<'a> {
         )?;
         self.log_dir = Some(prepared.log_dir.clone());
         let observer = self.observer;
-        run_blocking(&prepared, self.options.parallelism, &mut |e| {
-            observer.event(&Event::Executor(e))
-        })
+        // Renewed in the background; if someone else takes the target's lock anyway, the
+        // components not finished yet are stopped like on a signal.
+        let lost = self.lease.as_ref().map(LeaseGuard::lost_flag);
+        let lost_now = || {
+            lost.as_ref()
+                .is_some_and(|l| l.lock().map(|l| l.is_some()).unwrap_or(true))
+        };
+        let runs = run_until(
+            &prepared,
+            self.options.parallelism,
+            &mut |e| observer.event(&Event::Executor(e)),
+            &lost_now,
+        )
         .map_err(|source| WorkflowError::Io {
             path: "the async runtime".into(),
             source,
-        })
+        })?;
+        if let Some(why) = self.lease.as_ref().and_then(LeaseGuard::lost) {
+            observer.event(&Event::Warning(format!(
+                "{why}; the components not finished were stopped, and what ran is recorded"
+            )));
+        }
+        Ok(runs)
     }
 
     /// Build what an entry target deploys and nobody built yet (once: later targets deploy
