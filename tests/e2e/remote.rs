@@ -658,3 +658,97 @@ fn records_written_while_the_remote_was_out_of_reach_are_published_first_never_l
         "nothing left pending"
     );
 }
+
+/// Reads never fetch by themselves; `fetch <d>` (or `--remote` on a read) brings one
+/// deployment's records and nothing of the others; the local view's age is shown while a
+/// remote is configured; `fetch --setup` makes a plain `git fetch` bring the records.
+#[test]
+fn scoped_fetch_brings_one_deployments_records_and_setup_lets_git_fetch_them() {
+    let world = World::new(TWO);
+    let a = world.runner("alpha");
+    let b = world.runner("beta");
+    let run = |dir: &Path, args: &[&str]| {
+        let out = world.atmos(dir, args).output().expect("atmos");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A second deployment on the trusted branch.
+    std::fs::write(
+        a.join("deployments/other.yaml"),
+        TWO.replace("name: svc", "name: other"),
+    )
+    .expect("write");
+    git(&a, &["add", "-A"]);
+    git(&a, &["commit", "-q", "-m", "other"]);
+    git(&a, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    git(&b, &["pull", "-q", "origin", "main"]);
+    for d in ["svc", "other"] {
+        let (code, out, err) = run(&a, &["deployment", "rollout", d, "--target", "dev"]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+
+    // B has not fetched: its view is empty, and it says how old the view is.
+    let (code, out, err) = run(&b, &args("deployment status svc --target dev"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("note: the local view of origin (never fetched by atmos here)"),
+        "{err}"
+    );
+    assert!(!out.contains("success"), "{out}");
+
+    let (code, out, err) = run(&b, &args("deployment fetch svc"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("Fetched svc from origin: 2 state refs moved, 2 new records"),
+        "{out}"
+    );
+    assert_eq!(
+        git(
+            &b,
+            &[
+                "for-each-ref",
+                "refs/atmos/deployments/other",
+                "refs/tags/atmos/deployments/other"
+            ]
+        ),
+        "",
+        "a scoped fetch brought another deployment's records"
+    );
+    let (_, out, err) = run(&b, &args("deployment status svc --target dev"));
+    assert!(out.contains("success"), "{out}");
+    assert!(err.contains("(fetched just now)"), "{err}");
+    let (_, out, _) = run(&b, &args("deployment fetch svc"));
+    assert!(out.contains("already up to date"), "{out}");
+    let (_, out, _) = run(&b, &args("deployment fetch svc --format json"));
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("json");
+    crate::support::check_output_schema("FetchReport", &doc);
+    assert_eq!(doc["state_refs"], 2);
+
+    // A read with --remote fetches first.
+    let (code, out, err) = run(&b, &args("deployment history other --remote origin"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("success"), "{out}");
+
+    // A plain `git fetch` after the one-time setup.
+    let c = world.runner("gamma");
+    let (code, out, err) = run(&c, &args("deployment fetch --setup"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("remote.origin.fetch"), "{out}");
+    let (_, out, _) = run(&c, &args("deployment fetch --setup"));
+    assert!(out.contains("already fetches"), "{out}");
+    git(&c, &["fetch", "-q", "origin"]);
+    let state = git(
+        &c,
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/atmos/deployments/",
+        ],
+    );
+    assert_eq!(state.lines().count(), 4, "{state}");
+    let tags = git(&c, &["tag", "-l", "atmos/*"]);
+    assert_eq!(tags.lines().count(), 4, "{tags}");
+}

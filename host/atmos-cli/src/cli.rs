@@ -145,6 +145,21 @@ pub enum DeploymentCommand {
     Policy(PolicyCommand),
     /// Audit the records: state refs, signatures, deployers, chains, promotions, approvals.
     Verify(VerifyArgs),
+    /// Bring the shared remote's records (one deployment's, or all) into this clone; `--setup`
+    /// makes a plain `git fetch` bring them too.
+    Fetch(FetchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Only this deployment's records (default: every deployment's).
+    pub deployment: Option<String>,
+    /// The remote (default: atmos.yaml `git.remote`).
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Add atmos's refspecs to `remote.<name>.fetch` (once per clone) instead of fetching.
+    #[arg(long, conflicts_with = "deployment")]
+    pub setup: bool,
 }
 
 #[derive(Debug, Args)]
@@ -360,6 +375,9 @@ pub struct StatusArgs {
     /// Only this target.
     #[arg(long, short, requires = "deployment")]
     pub target: Option<String>,
+    /// Fetch this remote's records first (otherwise the local view, whose age is shown).
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -381,6 +399,9 @@ pub struct HistoryArgs {
     /// Only rollouts until: a date (2025-01-31, inclusive), an RFC 3339 time, or a duration.
     #[arg(long, value_name = "WHEN")]
     pub until: Option<String>,
+    /// Fetch this remote's records first (otherwise the local view, whose age is shown).
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Args)]

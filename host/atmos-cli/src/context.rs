@@ -52,6 +52,47 @@ impl Context {
         Ok((project, loaded))
     }
 
+    /// Before a read: fetch `remote`'s records of `deployment` (or all) when asked to; else,
+    /// when the project names a shared remote, say how old this clone's view of it is.
+    pub fn refresh(
+        &self,
+        project: &Project,
+        remote: Option<&str>,
+        deployment: Option<&str>,
+    ) -> Result<(), Failure> {
+        if remote.is_some() {
+            atmos_core::workflow::sync::fetch(project, remote, deployment)?;
+            return Ok(());
+        }
+        let (Some(name), Ok(git), false) = (
+            project.settings.git.remote.as_deref(),
+            GitRepo::discover(&project.root),
+            self.out.quiet,
+        ) else {
+            return Ok(());
+        };
+        let age = match atmos_core::workflow::sync::view_age(&git, name) {
+            Some(age) => {
+                let now = jiff::Timestamp::now();
+                let then = now
+                    .checked_sub(jiff::SignedDuration::from_secs(
+                        i64::try_from(age.as_secs()).unwrap_or(i64::MAX),
+                    ))
+                    .unwrap_or(now);
+                format!(
+                    "fetched {}",
+                    crate::render::time::ago(&then.to_string(), now)
+                )
+            }
+            None => "never fetched by atmos here".to_owned(),
+        };
+        self.out.eprint(&format!(
+            "{} the local view of {name} ({age}); --remote {name} or `atmos deployment fetch` brings it up to date\n",
+            self.out.err_style.dim("note:")
+        ));
+        Ok(())
+    }
+
     /// The git repository of the project.
     pub fn git(&self, project: &Project) -> Result<GitRepo, Failure> {
         Ok(GitRepo::discover(&project.root)?)

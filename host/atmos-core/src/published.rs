@@ -104,6 +104,8 @@ pub fn all() -> Vec<Published> {
         output::<approve::ApprovalRefusal>(),
         output::<crate::workflow::verify::VerifyReport>(),
         output::<crate::workflow::verify::receive::PushCheck>(),
+        output::<crate::workflow::sync::FetchReport>(),
+        output::<crate::workflow::sync::SetupReport>(),
     ]
 }
 

@@ -16,7 +16,12 @@ use crate::render::{Style, decisions};
 pub fn run(args: &ApproveArgs, ctx: &Context, decision: ApprovalDecision) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "approve")?;
     let (project, loaded) = ctx.deployment(&args.deployment)?;
-    let remote = store::open(&project, args.remote.as_deref(), args.offline)?;
+    let remote = store::open(
+        &project,
+        args.remote.as_deref(),
+        args.offline,
+        Some(&args.deployment),
+    )?;
     let git = ctx.git(&project)?;
     let env = process_env;
     let request = ApproveRequest {

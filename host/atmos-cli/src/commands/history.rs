@@ -42,6 +42,7 @@ pub fn run(args: &HistoryArgs, ctx: &Context) -> Result<Exit, Failure> {
         since: bound(&args.since, Bound::Start)?,
         until: bound(&args.until, Bound::End)?,
     };
+    ctx.refresh(&project, args.remote.as_deref(), Some(&d.name))?;
     let git = ctx.git(&project)?;
     let report = history(&git, &d.name, &query)?;
     ctx.warn_unparseable(&report.unparseable);

@@ -14,7 +14,12 @@ pub fn run(args: &LockArgs, ctx: &Context) -> Result<Exit, Failure> {
     let (project, loaded) = ctx.deployment(&args.deployment)?;
     atmos_core::config::UnknownTarget::check(&loaded.deployment, &args.target)?;
     let git = ctx.git(&project)?;
-    let remote = open(&project, args.remote.as_deref(), args.offline)?;
+    let remote = open(
+        &project,
+        args.remote.as_deref(),
+        args.offline,
+        Some(&loaded.deployment.name),
+    )?;
     let store = remote.as_ref().map_or(Store::Local, Store::Remote);
     let (lease, released) = if args.action == "release" {
         (

@@ -6,6 +6,7 @@ pub mod build;
 pub mod completion;
 pub mod describe;
 pub mod diff;
+pub mod fetch;
 pub mod gates;
 pub mod history;
 pub mod list;
@@ -45,5 +46,6 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::Approve(args) => approve::run(&args, ctx, ApprovalDecision::Approve),
         DeploymentCommand::Reject(args) => approve::run(&args, ctx, ApprovalDecision::Reject),
         DeploymentCommand::Verify(args) => verify::run(&args, ctx),
+        DeploymentCommand::Fetch(args) => fetch::run(&args, ctx),
     }
 }

@@ -153,7 +153,12 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         proof: None,
         context: Default::default(),
     };
-    let remote = atmos_core::workflow::store::remote(&project, args.remote.as_deref(), false)?;
+    let remote = atmos_core::workflow::store::remote(
+        &project,
+        args.remote.as_deref(),
+        false,
+        Some(&args.deployment),
+    )?;
     let plan = evaluate(
         &project,
         &loaded.deployment.name,

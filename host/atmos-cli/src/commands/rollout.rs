@@ -91,7 +91,12 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                 })
             })
             .transpose()?,
-        remote: store::remote(&project, args.remote.as_deref(), args.offline)?,
+        remote: store::remote(
+            &project,
+            args.remote.as_deref(),
+            args.offline,
+            Some(&loaded.deployment.name),
+        )?,
         local_rules: args.local,
         remote_from_flag: args.remote.is_some(),
         offline: args.offline,

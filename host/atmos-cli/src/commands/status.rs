@@ -17,6 +17,7 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
     let now = Timestamp::now();
     let Some(name) = &args.deployment else {
         let project = ctx.project()?;
+        ctx.refresh(&project, args.remote.as_deref(), None)?;
         let git = ctx.git(&project)?;
         let catalog = project.load_all()?;
         for (broken, _) in &catalog.broken {
@@ -37,6 +38,11 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
     if let Some(t) = &args.target {
         atmos_core::config::UnknownTarget::check(&loaded.deployment, t)?;
     }
+    ctx.refresh(
+        &project,
+        args.remote.as_deref(),
+        Some(&loaded.deployment.name),
+    )?;
     let git = ctx.git(&project)?;
     let report = status(&git, &loaded, args.target.as_deref())?;
     ctx.warn_unparseable(&report.unparseable);

@@ -35,7 +35,12 @@ pub fn run(args: &VerifyArgs, ctx: &Context) -> Result<Exit, Failure> {
         .transpose()
         .map_err(|e| Failure::usage(format!("invalid --since: {e}"), None))?;
     // With --remote, verify what the remote holds: fetch it first.
-    open(&project, args.remote.as_deref(), args.remote.is_none())?;
+    open(
+        &project,
+        args.remote.as_deref(),
+        args.remote.is_none(),
+        args.deployment.as_deref(),
+    )?;
     let git = ctx.git(&project)?;
     let report = verify(
         &project,

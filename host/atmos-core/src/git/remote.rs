@@ -7,6 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::contracts::layout::{
+    LOCK_PREFIX as LOCKS, NOTES_PREFIX as NOTES, STATE_PREFIX as STATE, TAG_PREFIX as TAGS,
+};
+
 /// What a ref must hold on the remote for a push to go through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
@@ -86,6 +90,11 @@ impl crate::error::Actionable for RemoteError {
     }
 }
 
+/// The file whose time says when this clone last fetched `remote`'s records.
+fn fetched_marker(git_dir: &Path, remote: &str) -> PathBuf {
+    git_dir.join("atmos").join("fetched").join(remote)
+}
+
 /// Where notes of a remote are fetched before being merged into the local ones.
 pub fn remote_notes_prefix(remote: &str) -> String {
     format!("refs/notes/atmos-remote/{remote}/")
@@ -102,6 +111,9 @@ pub struct Remote {
     pub(super) git_dir: PathBuf,
     /// What publishing earlier runs' records did, for the caller to report.
     pub(super) notes: std::cell::RefCell<Vec<String>>,
+    /// The one deployment a workflow works on: fetches bring only its refs, tags and notes
+    /// (and locks), not every deployment's.
+    pub scope: Option<String>,
 }
 
 fn tail(out: &Output) -> String {
@@ -118,6 +130,7 @@ impl Remote {
             workdir: workdir.to_owned(),
             git_dir: workdir.join(".git"),
             notes: std::cell::RefCell::new(Vec::new()),
+            scope: None,
         };
         let out = remote.git(&["remote", "get-url", name])?;
         if !out.status.success() {
@@ -183,41 +196,84 @@ impl Remote {
         }
     }
 
-    /// Mirror the remote's deployment state: `refs/atmos/*` (locks pruned), deployment tags,
-    /// and notes (merged into the local ones: approvals by union, SBOMs keeping the remote's
-    /// document when both sides wrote one for the same commit).
+    /// The same remote, fetching only `deployment`'s records.
+    pub fn for_deployment(mut self, deployment: &str) -> Remote {
+        self.scope = Some(deployment.to_owned());
+        self
+    }
+
+    /// What a fetch brings: state refs, history tags and notes — of the scoped deployment,
+    /// or of every deployment. Git sends these prefixes to the server (protocol v2), so a
+    /// scoped fetch never lists the other deployments' refs.
+    pub fn refspecs(&self) -> Vec<String> {
+        let notes = remote_notes_prefix(&self.name);
+        match &self.scope {
+            Some(d) => vec![
+                format!("+{STATE}/{d}/*:{STATE}/{d}/*"),
+                format!("+refs/tags/{TAGS}/{d}/*:refs/tags/{TAGS}/{d}/*"),
+                format!("+{NOTES}/{d}/*:{notes}{d}/*"),
+            ],
+            None => vec![
+                format!("+{STATE}/*:{STATE}/*"),
+                format!("+refs/tags/{TAGS}/*:refs/tags/{TAGS}/*"),
+                format!("+{NOTES}/*:{notes}*"),
+            ],
+        }
+    }
+
+    /// Mirror the remote's deployment state: state refs, history tags (of the scoped
+    /// deployment, or all), locks (pruned), and notes (merged into the local ones: approvals
+    /// by union, SBOMs keeping the remote's document when both sides wrote one for the same
+    /// commit).
     pub fn fetch(&self) -> Result<(), RemoteError> {
         // Records of earlier runs that could not reach the remote go first: the fetch below
         // would put the remote's older state refs over them.
         self.publish_pending()?;
-        let notes = format!("+refs/notes/atmos/*:{}*", remote_notes_prefix(&self.name));
         // State and history are never pruned: records that exist only here stay.
-        let args = [
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            self.name.as_str(),
-            "+refs/atmos/*:refs/atmos/*",
-            "+refs/tags/atmos/*:refs/tags/atmos/*",
-            notes.as_str(),
-        ];
+        let specs = self.refspecs();
+        let mut args = vec!["fetch", "--quiet", "--no-tags", self.name.as_str()];
+        args.extend(specs.iter().map(String::as_str));
         let out = self.git(&args)?;
         if !out.status.success() {
             return Err(self.classify(&args, &out));
         }
         self.fetch_locks()?;
-        self.merge_notes()
+        self.merge_notes()?;
+        self.mark_fetched();
+        Ok(())
+    }
+
+    /// When this clone last fetched the remote's records (any scope), if ever.
+    pub fn last_fetched(git_dir: &Path, remote: &str) -> Option<std::time::SystemTime> {
+        std::fs::metadata(fetched_marker(git_dir, remote))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    fn mark_fetched(&self) {
+        let marker = fetched_marker(&self.git_dir, &self.name);
+        if let Some(dir) = marker.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(
+            &marker,
+            crate::contracts::layout::rfc3339(jiff::Timestamp::now()),
+        );
     }
 
     /// Mirror the remote's locks exactly (a released lock disappears here too).
     pub fn fetch_locks(&self) -> Result<(), RemoteError> {
+        let spec = match &self.scope {
+            Some(d) => format!("+{LOCKS}/{d}/*:{LOCKS}/{d}/*"),
+            None => format!("+{LOCKS}/*:{LOCKS}/*"),
+        };
         let args = [
             "fetch",
             "--quiet",
             "--no-tags",
             "--prune",
             self.name.as_str(),
-            "+refs/atmos/locks/*:refs/atmos/locks/*",
+            spec.as_str(),
         ];
         let out = self.git(&args)?;
         if !out.status.success() {

@@ -200,6 +200,9 @@ pub enum WorkflowError {
     /// SBOM problem.
     #[error(transparent)]
     Sbom(#[from] SbomError),
+    /// A command that needs the shared remote, and none is named or configured.
+    #[error("no remote: name one with --remote, or set git.remote in atmos.yaml")]
+    NoRemote,
     /// Signing an approval is required and no key is configured.
     #[error("{target} requires signed approvals, and no signing key is configured")]
     NoSigningKey {
@@ -255,7 +258,8 @@ impl Actionable for WorkflowError {
             | WorkflowError::StoreNotTrusted { .. }
             | WorkflowError::ReservedMetadata { .. }
             | WorkflowError::MissingObject { .. }
-            | WorkflowError::NoSigningKey { .. } => Exit::Usage,
+            | WorkflowError::NoSigningKey { .. }
+            | WorkflowError::NoRemote => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::BuildFailed { .. }
             | WorkflowError::Record { .. }
@@ -290,6 +294,9 @@ impl Actionable for WorkflowError {
             }),
             WorkflowError::SelfPromotion { .. } => {
                 Some("--promote-from names the target the code comes from".into())
+            }
+            WorkflowError::NoRemote => {
+                Some("e.g. --remote origin; `git remote -v` lists this clone's remotes".into())
             }
             WorkflowError::NothingToPromote {
                 deployment,

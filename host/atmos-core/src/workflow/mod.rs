@@ -16,6 +16,7 @@ pub mod inputs;
 pub mod lease;
 pub mod rollout;
 pub mod store;
+pub mod sync;
 pub mod trust;
 pub mod verify;
 

@@ -13,11 +13,13 @@ use crate::git::remote::{Expect, RefUpdate, Remote, RemoteError};
 /// How many times a refused push is read again and retried.
 pub const PUBLISH_ATTEMPTS: u32 = 5;
 
-/// The remote to use, not fetched yet — or `None` for local-only work.
+/// The remote to use, not fetched yet — or `None` for local-only work. With `deployment`,
+/// its fetches bring only that deployment's records.
 pub fn remote(
     project: &Project,
     asked: Option<&str>,
     offline: bool,
+    deployment: Option<&str>,
 ) -> Result<Option<Remote>, WorkflowError> {
     if offline {
         return Ok(None);
@@ -28,7 +30,11 @@ pub fn remote(
     else {
         return Ok(None);
     };
-    Ok(Some(Remote::open(&project.root, &name)?))
+    let remote = Remote::open(&project.root, &name)?;
+    Ok(Some(match deployment {
+        Some(d) => remote.for_deployment(d),
+        None => remote,
+    }))
 }
 
 /// The remote to use, fetched — or `None` for local-only work.
@@ -36,8 +42,9 @@ pub fn open(
     project: &Project,
     asked: Option<&str>,
     offline: bool,
+    deployment: Option<&str>,
 ) -> Result<Option<Remote>, WorkflowError> {
-    let remote = remote(project, asked, offline)?;
+    let remote = remote(project, asked, offline, deployment)?;
     if let Some(r) = &remote {
         r.fetch()?;
     }

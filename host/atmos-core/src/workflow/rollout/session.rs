@@ -426,7 +426,7 @@ impl<'a> RolloutSession<'a> {
     pub fn publish(&mut self, report: &RolloutReport) -> Option<Result<u32, WorkflowError>> {
         if self.options.offline {
             // Kept to publish when the remote is next reached, before anything reads it.
-            if let Ok(Some(remote)) = store::remote(self.project, None, false)
+            if let Ok(Some(remote)) = store::remote(self.project, None, false, None)
                 && let Err(e) = store::keep_for_later(&remote, &self.git, report)
             {
                 self.observer.event(&Event::Warning(format!(

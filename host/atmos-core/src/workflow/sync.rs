@@ -1,0 +1,177 @@
+//! Explicit sync with the shared remote (`atmos deployment fetch`): bring one deployment's
+//! records (or every deployment's) and say what changed; and the one-time setup that makes a
+//! plain `git fetch` keep them current.
+
+use std::collections::BTreeMap;
+
+use super::error::WorkflowError;
+use crate::config::Project;
+use crate::contracts::layout::{NOTES_PREFIX, STATE_PREFIX, TAG_PREFIX};
+use crate::git::GitRepo;
+use crate::git::remote::{Remote, RemoteError, remote_notes_prefix};
+
+/// What a fetch changed locally.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct FetchReport {
+    /// The remote fetched.
+    pub remote: String,
+    /// The deployment fetched, or `None` for every deployment.
+    pub deployment: Option<String>,
+    /// State refs that appeared or moved (`<deployment>/<target>/<component>`).
+    pub moved: Vec<String>,
+    /// Number of history tags new here.
+    pub new_tags: usize,
+    /// Notes refs (approvals, SBOMs, builds) that changed (`<deployment>/<kind>`).
+    pub notes: Vec<String>,
+    /// Records of earlier runs that were waiting to be published and now are.
+    pub published: Vec<String>,
+    /// State refs in scope after the fetch.
+    pub state_refs: usize,
+    /// Tags in scope after the fetch.
+    pub tags: usize,
+}
+
+crate::document!(FetchReport => "FetchReport");
+
+fn snapshot(git: &GitRepo, prefix: &str) -> Result<BTreeMap<String, String>, WorkflowError> {
+    Ok(git
+        .refs()
+        .list(prefix)?
+        .into_iter()
+        .map(|e| (e.name, e.oid))
+        .collect())
+}
+
+/// Fetch `deployment`'s records (or all) from `remote` (default: atmos.yaml `git.remote`).
+pub fn fetch(
+    project: &Project,
+    remote: Option<&str>,
+    deployment: Option<&str>,
+) -> Result<FetchReport, WorkflowError> {
+    let remote =
+        super::store::remote(project, remote, false, deployment)?.ok_or(WorkflowError::NoRemote)?;
+    let scope = |base: &str| match deployment {
+        Some(d) => format!("{base}/{d}/"),
+        None => format!("{base}/"),
+    };
+    let (state, tags, notes) = (
+        scope(STATE_PREFIX),
+        scope(&format!("refs/tags/{TAG_PREFIX}")),
+        scope(NOTES_PREFIX),
+    );
+    let git = GitRepo::discover(&project.root)?;
+    let before = (
+        snapshot(&git, &state)?,
+        snapshot(&git, &tags)?,
+        snapshot(&git, &notes)?,
+    );
+    remote.fetch()?;
+    let git = GitRepo::discover(&project.root)?;
+    let after = (
+        snapshot(&git, &state)?,
+        snapshot(&git, &tags)?,
+        snapshot(&git, &notes)?,
+    );
+    let changed = |b: &BTreeMap<String, String>, a: &BTreeMap<String, String>, strip: &str| {
+        a.iter()
+            .filter(|(k, v)| b.get(*k) != Some(*v))
+            .map(|(k, _)| k.trim_start_matches(strip).to_owned())
+            .collect::<Vec<_>>()
+    };
+    Ok(FetchReport {
+        remote: remote.name.clone(),
+        deployment: deployment.map(str::to_owned),
+        moved: changed(&before.0, &after.0, &format!("{STATE_PREFIX}/")),
+        new_tags: after
+            .1
+            .keys()
+            .filter(|k| !before.1.contains_key(*k))
+            .count(),
+        notes: changed(&before.2, &after.2, &format!("{NOTES_PREFIX}/")),
+        published: remote.take_notes(),
+        state_refs: after.0.len(),
+        tags: after.1.len(),
+    })
+}
+
+/// What `fetch --setup` configured.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct SetupReport {
+    /// The remote configured.
+    pub remote: String,
+    /// Refspecs added to `remote.<name>.fetch` (empty when they were all there).
+    pub added: Vec<String>,
+    /// Every atmos refspec the remote now has.
+    pub refspecs: Vec<String>,
+}
+
+crate::document!(SetupReport => "SetupReport");
+
+/// Add atmos's refspecs to `remote.<name>.fetch`, so that a plain `git fetch` brings state
+/// refs, history tags and notes (the notes into `refs/notes/atmos-remote/<name>/`, merged
+/// into the local ones by the next atmos command that fetches: a plain fetch must not replace
+/// local approvals). Idempotent.
+pub fn setup(project: &Project, remote: Option<&str>) -> Result<SetupReport, WorkflowError> {
+    let remote =
+        super::store::remote(project, remote, false, None)?.ok_or(WorkflowError::NoRemote)?;
+    let specs = vec![
+        format!("+{STATE_PREFIX}/*:{STATE_PREFIX}/*"),
+        format!("+refs/tags/{TAG_PREFIX}/*:refs/tags/{TAG_PREFIX}/*"),
+        format!("+{NOTES_PREFIX}/*:{}*", remote_notes_prefix(&remote.name)),
+    ];
+    let key = format!("remote.{}.fetch", remote.name);
+    let existing = git_config_all(&remote, &key)?;
+    let mut added = Vec::new();
+    for spec in &specs {
+        if !existing.contains(spec) {
+            git_config_add(&remote, &key, spec)?;
+            added.push(spec.clone());
+        }
+    }
+    Ok(SetupReport {
+        remote: remote.name.clone(),
+        added,
+        refspecs: specs,
+    })
+}
+
+fn git_config_all(remote: &Remote, key: &str) -> Result<Vec<String>, WorkflowError> {
+    let out = std::process::Command::new("git")
+        .args(["config", "--get-all", key])
+        .current_dir(&remote.workdir)
+        .output()
+        .map_err(|e| RemoteError::Git {
+            args: format!("config --get-all {key}"),
+            detail: e.to_string(),
+        })?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+fn git_config_add(remote: &Remote, key: &str, value: &str) -> Result<(), WorkflowError> {
+    let out = std::process::Command::new("git")
+        .args(["config", "--add", key, value])
+        .current_dir(&remote.workdir)
+        .output()
+        .map_err(|e| RemoteError::Git {
+            args: format!("config --add {key}"),
+            detail: e.to_string(),
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(RemoteError::Git {
+            args: format!("config --add {key} {value}"),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }
+        .into())
+    }
+}
+
+/// How old this clone's view of `remote` is: `None` when it never fetched it.
+pub fn view_age(git: &GitRepo, remote: &str) -> Option<std::time::Duration> {
+    Remote::last_fetched(git.git_dir(), remote)
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+}
