@@ -188,6 +188,63 @@ fn the_action_runs_a_rollout_with_its_inputs_and_reports_the_exit_code() {
     assert_eq!(out.status.code(), Some(3));
     assert!(outputs.contains("exit-code=3"), "{outputs}");
 
+    // Component names are words, never file patterns; the signing key reaches atmos as a
+    // private file and never the deploy scripts' environment.
+    let key =
+        std::fs::read_to_string(workspace().join("examples/payment-service/TEST-ONLY-keys/dev"))
+            .expect("key");
+    f.version("2");
+    std::fs::write(
+        f.repo.path().join("deploy.sh"),
+        "#!/bin/sh\nenv > \"$OUT/env.$1\"\n",
+    )
+    .expect("write");
+    f.repo.commit("scripts record their environment");
+    let (out, _) = run_action(
+        f.repo.path(),
+        &[
+            ("verb", "rollout"),
+            ("deployment", "svc"),
+            ("target", "dev"),
+            ("components", "*"),
+            ("signing-key", &key),
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2), "`*` is no component");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no component `*`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (out, _) = run_action(
+        f.repo.path(),
+        &[
+            ("verb", "rollout"),
+            ("deployment", "svc"),
+            ("target", "dev"),
+            ("components", "a"),
+            ("signing-key", &key),
+        ],
+        &env,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = std::fs::read_to_string(f.out.path().join("env.a")).expect("env");
+    assert!(!seen.contains("OPENSSH PRIVATE KEY"), "{seen}");
+    assert!(!seen.contains("INPUT_SIGNING_KEY"), "{seen}");
+    let tag = f.repo.tags("svc", "dev", "a").pop().expect("tag");
+    assert!(
+        f.repo
+            .git(&["cat-file", "-p", &tag])
+            .contains("BEGIN SSH SIGNATURE"),
+        "the record is signed with the key"
+    );
+
     // A signing key for a verb that signs nothing is said to be ignored, not passed on.
     let (out, _) = run_action(
         f.repo.path(),

@@ -432,3 +432,109 @@ fn a_rollout_whose_lock_is_taken_away_stops_what_has_not_run() {
     first.stderr_has(&["the lock of svc/dev is no longer ours: released by someone else"]);
     assert!(!first.stdout.contains("b ran"), "{}", first.stdout);
 }
+
+/// An identity is written into git authors and approvals lines: one with a newline (or `<`)
+/// is refused before anything is written, instead of leaving a notes commit git itself calls
+/// broken, which blocked every later approval and promotion.
+#[test]
+fn an_identity_with_a_newline_is_refused_before_anything_is_written() {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      a: {settings: {script: {apply: 'true'}}}\n  targets:\n    dev: {}\n    prod: {promotion: {from: dev, requires_approval: true}}\n",
+    );
+    repo.commit("init");
+    repo.atmos(&args("deployment rollout svc --target dev"))
+        .code(0);
+    for bad in [
+        "bob@example.com\nx",
+        "bob <bob@example.com>",
+        "bob\u{1b}[31m",
+    ] {
+        let run = repo.atmos_env(
+            &args("deployment approve svc --target prod"),
+            &[("ATMOS_ACTOR", bad)],
+        );
+        run.code(2)
+            .stderr_has(&["the identity cannot be used: ATMOS_ACTOR holds"]);
+        let run = repo.atmos_env(
+            &args("deployment rollout svc --target prod --promote-from dev"),
+            &[("ATMOS_ACTOR", bad)],
+        );
+        run.code(2);
+    }
+    assert!(
+        repo.git(&["for-each-ref", "refs/notes/atmos/"]).is_empty(),
+        "nothing was written"
+    );
+    // The honest approval still works.
+    repo.atmos_env(
+        &args("deployment approve svc --target prod"),
+        &[("ATMOS_ACTOR", "bob@example.com")],
+    )
+    .code(0);
+}
+
+/// Nothing atmos prints can issue a CI workflow command: not a value quoted in an error,
+/// not executor output hiding a line behind a carriage return.
+#[test]
+fn quoted_values_and_executor_output_cannot_issue_workflow_commands() {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        script_deployment("printf 'out\\r::add-mask::X\\n'"),
+    );
+    repo.commit("init");
+    let lines_issuing = |text: &str| -> Vec<String> {
+        text.split(['\n', '\r'])
+            .filter(|l| l.trim_start().starts_with("::"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let run = repo.atmos(&args("deployment rollout svc --target dev"));
+    run.code(0);
+    assert_eq!(
+        lines_issuing(&run.stdout),
+        Vec::<String>::new(),
+        "{}",
+        run.stdout
+    );
+    let run = repo.atmos(&[
+        "deployment",
+        "rollout",
+        "svc",
+        "--target",
+        "x\n::add-mask::secret",
+    ]);
+    run.code(2);
+    assert_eq!(
+        lines_issuing(&run.stderr),
+        Vec::<String>::new(),
+        "{}",
+        run.stderr
+    );
+    run.stderr_has(&["> ::add-mask::secret"]);
+}
+
+/// A step summary path that is a FIFO nobody reads (or any non-file) is a warning; the
+/// rollout never waits on it.
+#[test]
+fn a_step_summary_that_is_no_regular_file_never_blocks_the_rollout() {
+    let repo = Repo::new();
+    repo.write("svc.yaml", script_deployment("true"));
+    repo.commit("init");
+    let fifo = repo.path().join(".summary-fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    let run = bounded(
+        &repo,
+        &args("deployment rollout svc --target dev"),
+        &[("GITHUB_STEP_SUMMARY", fifo.to_str().expect("utf-8"))],
+        Duration::from_secs(30),
+    );
+    run.code(0)
+        .stderr_has(&["the step summary was not written", "is not a regular file"]);
+}

@@ -194,8 +194,10 @@ impl Context {
             text.push_str(&diagnostics::render_all(diags, style));
             text.push('\n');
         }
+        // Messages quote what people typed (a target, a sha): shown, never obeyed.
+        let message = crate::render::table::inert(&message);
         text.push_str(&format!("{} {message}\n", style.error("error:")));
-        if let Some(hint) = hint {
+        if let Some(hint) = hint.map(|h| crate::render::table::inert(&h)) {
             for (i, line) in hint.lines().enumerate() {
                 let lead = if i == 0 { "  = help:" } else { "         " };
                 text.push_str(&format!("{} {line}\n", style.accent(lead)));

@@ -76,6 +76,26 @@ pub fn actor(env: &dyn Fn(&str) -> Option<String>, git_email: Option<String>) ->
     }
 }
 
+/// Why `actor` cannot name a person in records: an identity becomes a git author and a line
+/// of an approvals note, so it may not hold control characters (a newline would forge a second
+/// line), `<` or `>` (they end git's email field), or be longer than 256 characters.
+pub fn check(actor: &Actor) -> Result<(), String> {
+    let id = &actor.id;
+    if id.chars().any(char::is_control) {
+        return Err(format!(
+            "{} holds a control character ({id:?})",
+            actor.source
+        ));
+    }
+    if id.contains(['<', '>']) {
+        return Err(format!("{} holds `<` or `>` ({id})", actor.source));
+    }
+    if id.chars().count() > 256 {
+        return Err(format!("{} is longer than 256 characters", actor.source));
+    }
+    Ok(())
+}
+
 /// The CI build identifier, if any.
 pub fn build_id(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     first(env, BUILD_ID_VARIABLES).map(|(v, _)| v)

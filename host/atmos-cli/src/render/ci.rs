@@ -279,7 +279,7 @@ pub fn for_outcome(outcome: &RolloutOutcome, cx: &Context<'_>) -> CiReport {
                 inline(&b.message)
             ));
             for fix in &b.fixes {
-                md.push_str(&format!("  - to clear it: `{}`\n", inline(fix)));
+                md.push_str(&format!("  - to clear it: `{}`\n", code(fix)));
             }
             for n in &b.not_offered {
                 md.push_str(&format!("  - not offered: {}\n", inline(n)));
@@ -294,7 +294,10 @@ pub fn for_outcome(outcome: &RolloutOutcome, cx: &Context<'_>) -> CiReport {
             });
         }
         if plan.blocked() == Some(Verdict::Pending) {
-            md.push_str(&format!("\nThen run the rollout again: `{}`\n", cx.rerun));
+            md.push_str(&format!(
+                "\nThen run the rollout again: `{}`\n",
+                code(&cx.rerun)
+            ));
         }
     }
 
@@ -333,8 +336,8 @@ pub fn for_error(
     exit: i32,
 ) -> CiReport {
     let what = match target {
-        Some(t) => format!("{deployment} → {t}"),
-        None => deployment.to_owned(),
+        Some(t) => format!("{} → {}", inline(deployment), inline(t)),
+        None => inline(deployment),
     };
     let mut markdown = format!(
         "### ❌ {what}: error (exit {exit})\n\n```\n{}\n```\n",
@@ -342,7 +345,7 @@ pub fn for_error(
     );
     let mut text = message.to_owned();
     if let Some(h) = hint {
-        markdown.push_str(&format!("\n{}\n", h.replace('\n', "  \n")));
+        markdown.push_str(&format!("\n{}\n", inline(h)));
         text.push_str(&format!("\n{h}"));
     }
     CiReport {
@@ -364,9 +367,19 @@ fn provenance(plan: &RolloutPlan) -> String {
     format!("{what}, by {}", inline(&plan.actor.id))
 }
 
-/// Text safe inside one Markdown line.
+/// Text safe inside one Markdown line: no line break (CommonMark also ends a line at a
+/// carriage return), no code span to close, no HTML to open.
 fn inline(s: &str) -> String {
-    s.replace('\n', " ").replace('`', "'")
+    s.replace(['\n', '\r'], " ")
+        .replace('`', "'")
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Text safe inside a code span (where HTML is not interpreted, and entities would show).
+fn code(s: &str) -> String {
+    s.replace(['\n', '\r'], " ").replace('`', "'")
 }
 
 /// Text safe inside a table cell.
@@ -382,11 +395,22 @@ pub fn publish(report: &CiReport, out: &Output) {
         && !path.is_empty()
     {
         use std::io::Write;
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(format!("{}\n", report.markdown).as_bytes()));
+        // Only a regular file (or none yet): opening a FIFO nobody reads would wait forever.
+        let special = std::fs::metadata(&path).is_ok_and(|m| !m.is_file());
+        if special {
+            out.warn(&format!(
+                "the step summary was not written: {path} (GITHUB_STEP_SUMMARY) is not a regular file"
+            ));
+        }
+        let written = if special {
+            Ok(())
+        } else {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(format!("{}\n", report.markdown).as_bytes()))
+        };
         if let Err(e) = written {
             out.warn(&format!(
                 "could not write the step summary to {path} (GITHUB_STEP_SUMMARY): {e}"

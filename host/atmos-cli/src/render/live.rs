@@ -134,7 +134,13 @@ impl<'a> Live<'a> {
             }
             ExecutorEvent::Output {
                 component, line, ..
-            } => format!("  {} {line}\n", style.dim(&format!("{component} │"))),
+            } => format!(
+                "  {} {}\n",
+                style.dim(&format!("{component} │")),
+                // A carriage return would start a new line for a log reader, without the
+                // prefix (and could issue a CI workflow command).
+                line.replace('\r', "\\r")
+            ),
             ExecutorEvent::Finished {
                 component,
                 outcome,

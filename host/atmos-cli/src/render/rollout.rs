@@ -93,6 +93,8 @@ pub fn rules_line(rules: &RulesOrigin) -> String {
 /// that records one.
 pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
     let mut out = String::new();
+    // Gate messages quote record data and what people typed: shown, never obeyed.
+    let t = super::table::inert;
     if plan.blockers.is_empty() {
         return out;
     }
@@ -138,9 +140,13 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
                 .as_ref()
                 .map(|c| format!(" [{c}]"))
                 .unwrap_or_default();
-            out.push_str(&format!("  ✗ {}{package}: {}{code}\n", b.source, b.message));
+            out.push_str(&format!(
+                "  ✗ {}{package}: {}{code}\n",
+                b.source,
+                t(&b.message)
+            ));
             for f in &b.fixes {
-                out.push_str(&format!("      fix: {f}\n"));
+                out.push_str(&format!("      fix: {}\n", t(f)));
             }
         }
         out.push_str("Fix what the gates report, or change the policies (test them with `atmos deployment policy test`).\n");
@@ -189,14 +195,14 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
             ));
         }
         for n in &b.not_offered {
-            out.push_str(&format!("{} {n}\n", s.dim("Not offered:")));
+            out.push_str(&format!("{} {}\n", s.dim("Not offered:"), t(n)));
         }
     }
     for b in plan.blockers.iter().filter(|b| b.source == APPROVAL_GATE) {
         if b.result == Verdict::Deny {
-            out.push_str(&format!("\n{} {}\n", s.error("Rejected:"), b.message));
+            out.push_str(&format!("\n{} {}\n", s.error("Rejected:"), t(&b.message)));
         } else {
-            out.push_str(&format!("\n{} {}\n", s.warning("Pending:"), b.message));
+            out.push_str(&format!("\n{} {}\n", s.warning("Pending:"), t(&b.message)));
         }
         if plan
             .approvals
@@ -218,7 +224,7 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
             ));
         }
         for n in &b.not_offered {
-            out.push_str(&format!("{} {n}\n", s.dim("Not offered:")));
+            out.push_str(&format!("{} {}\n", s.dim("Not offered:"), t(n)));
         }
         if let Some(approve) = b.fixes.first() {
             out.push_str(&format!("\nTo approve:\n  {approve}\n"));

@@ -87,8 +87,36 @@ pub fn visible(text: &str) -> String {
         .collect()
 }
 
+/// Text of several lines made inert for a terminal and for CI log parsers: control
+/// characters other than the line breaks are shown (as [`visible`] does), and a line that
+/// would start with `::` (a GitHub Actions workflow command, after the runner trims leading
+/// blanks) is marked with `> `, so that a value quoted in an error or a gate's message cannot
+/// issue one.
+pub fn inert(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            let line = visible(line);
+            if line.trim_start().starts_with("::") {
+                format!("> {line}")
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod visible_tests {
+    #[test]
+    fn inert_text_keeps_its_lines_and_issues_no_workflow_command() {
+        assert_eq!(super::inert("a\nb"), "a\nb");
+        assert_eq!(
+            super::inert("no target `x\n  ::add-mask::s`\r::error::y"),
+            "no target `x\n>   ::add-mask::s`\\r::error::y"
+        );
+    }
+
     #[test]
     fn control_characters_are_shown_not_obeyed() {
         assert_eq!(super::visible("plain"), "plain");

@@ -113,6 +113,8 @@ pub fn approve(
     remote: Option<&Remote>,
     request: &ApproveRequest,
 ) -> Result<ApproveOutcome, WorkflowError> {
+    crate::identity::check(&request.actor)
+        .map_err(|problem| WorkflowError::BadActor { problem })?;
     let mut git = GitRepo::discover(&project.root)?;
     let remote_name = remote.map(|r| r.name.as_str());
     if trust::ensure_history(project, &git, remote_name, false)?.is_some() {

@@ -200,6 +200,12 @@ pub enum WorkflowError {
     /// SBOM problem.
     #[error(transparent)]
     Sbom(#[from] SbomError),
+    /// The deployer or approver identity cannot be written into records.
+    #[error("the identity cannot be used: {problem}")]
+    BadActor {
+        /// What is wrong, naming where it came from.
+        problem: String,
+    },
     /// A command that needs the shared remote, and none is named or configured.
     #[error("no remote: name one with --remote, or set git.remote in atmos.yaml")]
     NoRemote,
@@ -259,7 +265,8 @@ impl Actionable for WorkflowError {
             | WorkflowError::ReservedMetadata { .. }
             | WorkflowError::MissingObject { .. }
             | WorkflowError::NoSigningKey { .. }
-            | WorkflowError::NoRemote => Exit::Usage,
+            | WorkflowError::NoRemote
+            | WorkflowError::BadActor { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::BuildFailed { .. }
             | WorkflowError::Record { .. }
@@ -295,6 +302,9 @@ impl Actionable for WorkflowError {
             WorkflowError::SelfPromotion { .. } => {
                 Some("--promote-from names the target the code comes from".into())
             }
+            WorkflowError::BadActor { .. } => Some(
+                "set ATMOS_ACTOR (or git's user.email) to a plain identity, e.g. alice@example.com".into(),
+            ),
             WorkflowError::NoRemote => {
                 Some("e.g. --remote origin; `git remote -v` lists this clone's remotes".into())
             }

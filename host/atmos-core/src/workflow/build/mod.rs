@@ -136,6 +136,11 @@ pub fn build(
     request: &BuildRequest,
     observer: &dyn Observer,
 ) -> Result<BuildOutcome, WorkflowError> {
+    crate::identity::check(&crate::identity::Actor {
+        id: request.actor.clone(),
+        source: "the builder's identity".into(),
+    })
+    .map_err(|problem| WorkflowError::BadActor { problem })?;
     let git = GitRepo::discover(&project.root)?;
     let commit = git.resolve_commit(request.git_sha.as_deref().unwrap_or("HEAD"))?;
     let (tree, loaded) = at_commit(&git, project, &request.deployment, &commit)?;

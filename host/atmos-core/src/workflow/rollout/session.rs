@@ -132,6 +132,8 @@ impl<'a> RolloutSession<'a> {
         options: RolloutOptions,
         observer: &'a dyn Observer,
     ) -> Result<RolloutSession<'a>, WorkflowError> {
+        crate::identity::check(&request.actor)
+            .map_err(|problem| WorkflowError::BadActor { problem })?;
         let mut git = GitRepo::discover(&project.root)?;
         if let Some(r) = &options.remote {
             r.fetch()?;
