@@ -80,6 +80,7 @@ say "What runs where, and how we got here"
 step deployment status payment-service
 step deployment status payment-service --target staging
 step deployment history payment-service --target dev
+step deployment logs payment-service --target staging --component migrate
 step deployment promotion-graph payment-service --show-status
 
 say "A third commit in dev: what would staging get?"

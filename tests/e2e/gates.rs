@@ -358,7 +358,7 @@ fn policies_see_approvals_and_may_refuse_them_while_shipped_ones_let_them_throug
     run.stderr_has(&["alice@example.com is not a release manager"]);
     assert!(
         f.repo
-            .git(&["for-each-ref", "refs/notes"])
+            .git(&["for-each-ref", "refs/notes/atmos/svc/approvals"])
             .trim()
             .is_empty(),
         "a refused approval is not recorded"
@@ -385,7 +385,7 @@ fn policies_see_approvals_and_may_refuse_them_while_shipped_ones_let_them_throug
     approve("rm@example.com").code(0);
     assert!(
         !f.repo
-            .git(&["for-each-ref", "refs/notes"])
+            .git(&["for-each-ref", "refs/notes/atmos/svc/approvals"])
             .trim()
             .is_empty()
     );

@@ -464,7 +464,8 @@ fn an_identity_with_a_newline_is_refused_before_anything_is_written() {
         run.code(2);
     }
     assert!(
-        repo.git(&["for-each-ref", "refs/notes/atmos/"]).is_empty(),
+        repo.git(&["for-each-ref", "refs/notes/atmos/svc/approvals"])
+            .is_empty(),
         "nothing was written"
     );
     // The honest approval still works.

@@ -450,7 +450,9 @@ fn a_hook_bound_on_approve_refuses_an_approval_but_never_a_rejection() {
     run.code(3);
     run.stderr_has(&["hook:freeze"]);
     run.stderr_has(&["approvals frozen"]);
-    let notes = f.repo.git(&["for-each-ref", "refs/notes"]);
+    let notes = f
+        .repo
+        .git(&["for-each-ref", "refs/notes/atmos/svc/approvals"]);
     assert!(notes.trim().is_empty(), "nothing recorded: {notes}");
     // A rejection is never gated.
     let mut reject = approve.to_vec();
@@ -458,7 +460,7 @@ fn a_hook_bound_on_approve_refuses_an_approval_but_never_a_rejection() {
     f.repo.atmos(&reject).code(0);
     assert!(
         !f.repo
-            .git(&["for-each-ref", "refs/notes"])
+            .git(&["for-each-ref", "refs/notes/atmos/svc/approvals"])
             .trim()
             .is_empty()
     );

@@ -752,3 +752,38 @@ fn scoped_fetch_brings_one_deployments_records_and_setup_lets_git_fetch_them() {
     let tags = git(&c, &["tag", "-l", "atmos/*"]);
     assert_eq!(tags.lines().count(), 4, "{tags}");
 }
+
+/// A rollout's logs travel with its records: another clone shows them after a fetch.
+#[test]
+fn another_clone_shows_the_logs_of_a_rollout_it_did_not_run() {
+    let world = World::new(&TWO.replace(
+        "apply: 'sleep 0.2'",
+        "apply: 'echo applied a on $ATMOS_TARGET'",
+    ));
+    let a = world.runner("alpha");
+    let b = world.runner("beta");
+    let out = world
+        .atmos(&a, &args("deployment rollout svc --target dev"))
+        .output()
+        .expect("atmos");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = world
+        .atmos(
+            &b,
+            &args("deployment logs svc --target dev --remote origin"),
+        )
+        .output()
+        .expect("atmos");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("applied a on dev"), "{stdout}");
+    assert!(stdout.contains("by alpha@example.com"), "{stdout}");
+}

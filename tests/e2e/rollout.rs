@@ -790,3 +790,70 @@ fn executors_run_the_deployed_commit_even_with_a_dirty_work_tree() {
     assert!(!f.repo.path().join(".git/atmos/checkouts").exists());
     assert_eq!(f.repo.git(&["status", "--porcelain"]), " M VERSION");
 }
+
+/// What the executors printed is kept with each record (a note on its tag) and shown by
+/// `logs`: the newest rollout, one component, a rollout by commit; `--follow` tails a rollout
+/// running in this clone until it ends.
+#[test]
+fn logs_show_what_each_component_printed_in_a_rollout() {
+    let f = Fixture::new();
+    let v1 = f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.version("2");
+    f.rollout(&["--target", "dev"]).code(0);
+
+    let run = f.repo.atmos(&args("deployment logs svc --target dev"));
+    run.code(0).stdout_has(&[
+        "=== a (success,",
+        "deploying a version 2 to dev",
+        "=== b (success,",
+        "deploying b version 2 to dev",
+    ]);
+    let run = f.repo.atmos(&[
+        "deployment",
+        "logs",
+        "svc",
+        "--target",
+        "dev",
+        "--git-sha",
+        &v1[..8],
+        "--component",
+        "b",
+    ]);
+    run.code(0).stdout_has(&["deploying b version 1 to dev"]);
+    assert!(!run.stdout.contains("=== a"), "{}", run.stdout);
+    let json = f
+        .repo
+        .atmos(&args("deployment logs svc --target dev --format json"))
+        .json();
+    crate::support::check_output_schema("LogsReport", &json);
+    assert_eq!(json["components"].as_array().map(Vec::len), Some(2));
+    f.repo
+        .atmos(&args("deployment logs svc --target staging"))
+        .code(2)
+        .stderr_has(&["no rollout of svc to staging yet"]);
+
+    // --follow, while a slow rollout runs here.
+    std::fs::write(
+        f.repo.path().join("deploy.sh"),
+        "#!/bin/sh\nfor i in 1 2 3; do echo \"$1 step $i\"; sleep 0.4; done\n",
+    )
+    .expect("write");
+    f.repo.commit("slow deploy");
+    let mut rollout = atmos_cmd(f.repo.path());
+    rollout
+        .args(args("deployment rollout svc --target dev"))
+        .env("OUT", f.out())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut rollout = rollout.spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(600));
+    let followed = f
+        .repo
+        .atmos(&args("deployment logs svc --target dev --follow"));
+    let status = rollout.wait().expect("wait");
+    assert!(status.success());
+    followed
+        .code(0)
+        .stdout_has(&["a │ a step 3", "b │ b step 1", "b │ b step 3"]);
+}

@@ -145,9 +145,36 @@ pub enum DeploymentCommand {
     Policy(PolicyCommand),
     /// Audit the records: state refs, signatures, deployers, chains, promotions, approvals.
     Verify(VerifyArgs),
+    /// Show what the executors printed in a rollout (the newest, or --rollout/--git-sha), from
+    /// any clone; --follow tails a rollout running here.
+    Logs(LogsArgs),
     /// Bring the shared remote's records (one deployment's, or all) into this clone; `--setup`
     /// makes a plain `git fetch` bring them too.
     Fetch(FetchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The deployment.
+    pub deployment: String,
+    /// The target (default: the deployment's `context.default_target`).
+    #[arg(long, short)]
+    pub target: Option<String>,
+    /// Only this component.
+    #[arg(long, short)]
+    pub component: Option<String>,
+    /// The rollout with this id (`history --format json` shows them).
+    #[arg(long, value_name = "ID", conflicts_with = "git_sha")]
+    pub rollout: Option<String>,
+    /// The newest rollout that deployed this commit.
+    #[arg(long, value_name = "SHA")]
+    pub git_sha: Option<String>,
+    /// Tail the newest rollout running in this clone, until it ends.
+    #[arg(long, conflicts_with_all = ["rollout", "git_sha"])]
+    pub follow: bool,
+    /// Fetch this remote's records first.
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,7 @@ pub mod git;
 pub mod history;
 pub mod identity;
 pub mod listing;
+pub mod logs;
 pub mod names;
 pub mod promotion;
 pub mod published;

@@ -106,6 +106,7 @@ pub fn all() -> Vec<Published> {
         output::<crate::workflow::verify::receive::PushCheck>(),
         output::<crate::workflow::sync::FetchReport>(),
         output::<crate::workflow::sync::SetupReport>(),
+        output::<crate::logs::LogsReport>(),
     ]
 }
 

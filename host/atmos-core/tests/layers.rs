@@ -32,7 +32,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("git store", &["git"]),
     (
         "engines",
-        &["gates", "executor", "sbom", "approvals", "artifacts"],
+        &[
+            "gates",
+            "executor",
+            "sbom",
+            "approvals",
+            "artifacts",
+            "logs",
+        ],
     ),
     (
         "queries",

@@ -11,6 +11,7 @@ pub mod gates;
 pub mod history;
 pub mod list;
 pub mod lock;
+pub mod logs;
 pub mod matrix;
 pub mod policy;
 pub mod promotion_graph;
@@ -47,5 +48,6 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::Reject(args) => approve::run(&args, ctx, ApprovalDecision::Reject),
         DeploymentCommand::Verify(args) => verify::run(&args, ctx),
         DeploymentCommand::Fetch(args) => fetch::run(&args, ctx),
+        DeploymentCommand::Logs(args) => logs::run(&args, ctx),
     }
 }

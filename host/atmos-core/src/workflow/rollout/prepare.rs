@@ -30,21 +30,29 @@ pub fn prepare(
 ) -> Result<Prepared, WorkflowError> {
     let scratch =
         crate::scratch::dir("atmos-rollout-").map_err(io_err(Path::new("temporary folder")))?;
-    let log_dir = git
+    let runs = git
         .git_dir()
         .join("atmos")
         .join("logs")
         .join(&plan.deployment)
-        .join(&plan.target)
-        .join(format!(
-            "{}-{}",
-            crate::contracts::layout::timestamp_segment(
-                plan.started_at
-                    .parse()
-                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-            ),
-            step.name()
-        ));
+        .join(&plan.target);
+    let stamp = crate::contracts::layout::timestamp_segment(
+        plan.started_at
+            .parse()
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+    );
+    // One folder per run, even for two runs in one second (a later run never writes over an
+    // earlier run's logs).
+    let mut log_dir = runs.join(format!("{stamp}-{}", step.name()));
+    for n in 1.. {
+        if std::fs::create_dir_all(&runs).is_err()
+            || std::fs::create_dir(&log_dir).is_ok()
+            || n > 1000
+        {
+            break;
+        }
+        log_dir = runs.join(format!("{stamp}.{n}-{}", step.name()));
+    }
     // Where the project sits inside the work tree, to find it inside a checkout.
     let relative = git
         .workdir()

@@ -421,6 +421,19 @@ impl<'a> RolloutSession<'a> {
         let mut report = record::record(&self.git, plan, runs, &tagger, duration_ms)
             .map_err(|source| WorkflowError::Record { source })?;
         report.log_dir = self.log_dir.clone();
+        // Each component's output goes with its record, so any clone can show it.
+        let author = crate::git::Author::of(&self.git, &self.request.actor.id);
+        for c in &report.components {
+            if let (Some(tag), Some(log)) = (&c.tag, c.run.as_ref().and_then(|r| r.log.as_ref()))
+                && let Err(e) =
+                    crate::logs::keep(&self.git, &report.plan.deployment, tag, log, &author)
+            {
+                self.observer.event(&Event::Warning(format!(
+                    "the log of {} was not kept in git: {e}",
+                    c.planned.name
+                )));
+            }
+        }
         Ok(report)
     }
 
@@ -439,7 +452,16 @@ impl<'a> RolloutSession<'a> {
             return None;
         }
         let remote = self.options.remote.as_ref()?;
-        Some(store::publish(remote, &self.git, report))
+        let published = store::publish(remote, &self.git, report);
+        if published.is_ok()
+            && let Err(e) = remote.push_notes(&crate::logs::logs_ref(&report.plan.deployment))
+        {
+            self.observer.event(&Event::Warning(format!(
+                "the rollout's logs did not reach {}: {e}; the next rollout pushes them",
+                remote.name
+            )));
+        }
+        Some(published)
     }
 
     /// A note when the work tree's deployment file is not what this rollout uses: what is
