@@ -192,7 +192,7 @@ fn history_is_newest_first_with_details_limits_and_filters() {
         "<date>  <v1>  b  dev@example.com  success  PR #7",
         "<date>  <v1>  a  dev@example.com  success  PR #7",
         "",
-        "Showing 6 deployments",
+        "Showing 3 rollouts, 6 component records",
     ]
     .join("\n");
     assert_eq!(
@@ -206,7 +206,7 @@ fn history_is_newest_first_with_details_limits_and_filters() {
     run.code(0);
     let text = normalize(&run.stdout, &[(&v1, "v1"), (&v2, "v2")]);
     assert!(
-        text.ends_with("Showing 2 deployments (use --limit to show more; 3 match)"),
+        text.ends_with("Showing 2 rollouts (use --limit to show more; 3 match)"),
         "{text}"
     );
     assert!(!text.contains("  b  "), "{text}");
@@ -215,7 +215,9 @@ fn history_is_newest_first_with_details_limits_and_filters() {
         .repo
         .atmos(&args("deployment history svc --format json"))
         .json();
-    assert_eq!(all["total"], 8);
+    // `total` counts rollouts: three to dev and one to staging, of two components each.
+    assert_eq!(all["total"], 4);
+    assert_eq!(all["entries"].as_array().map(Vec::len), Some(8));
     assert!(
         all["entries"]
             .as_array()
@@ -228,7 +230,7 @@ fn history_is_newest_first_with_details_limits_and_filters() {
         .repo
         .atmos(&args("deployment history svc --since 1h --format json"))
         .json();
-    assert_eq!(recent["total"], 8);
+    assert_eq!(recent["total"], 4);
     let future = f
         .repo
         .atmos(&args("deployment history svc --since 2999-01-01"));
@@ -247,6 +249,26 @@ fn history_is_newest_first_with_details_limits_and_filters() {
         ))
         .json();
     assert_eq!(past["total"], 0);
+    // --limit counts rollouts: the newest rollout keeps both its components.
+    let one = f
+        .repo
+        .atmos(&args("deployment history svc --target dev --limit 1"));
+    let text = normalize(&one.stdout, &[(&v1, "v1"), (&v2, "v2")]);
+    assert!(
+        text.contains("rollback  Rollback of <v2>\n")
+            && text.matches("Rollback of").count() == 2
+            && text.ends_with(
+                "Showing 1 rollout, 2 component records (use --limit to show more; 3 match)"
+            ),
+        "{text}"
+    );
+    // A reversed range is an error, not an empty answer.
+    f.repo
+        .atmos(&args(
+            "deployment history svc --since 2025-02-01 --until 2025-01-01",
+        ))
+        .code(2)
+        .stderr_has(&["is after --until", "the range is empty"]);
     let bad = f
         .repo
         .atmos(&args("deployment history svc --since yesterday"));
@@ -308,7 +330,8 @@ fn foreign_and_hand_made_tags_never_break_a_query() {
     run.stderr_has(&["a lightweight tag, not an annotated atmos record"]);
     run.stderr_has(&["not an atmos.tools/v1alpha1 deployment record"]);
     assert!(
-        run.stdout.contains("Showing 4 deployments"),
+        run.stdout
+            .contains("Showing 2 rollouts, 4 component records"),
         "the real records are still shown: {}",
         run.stdout
     );

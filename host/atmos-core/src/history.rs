@@ -50,9 +50,9 @@ pub struct HistoryEntry {
     /// `metadata.pr`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pr: Option<String>,
-    /// `metadata.approver`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub approved_by: Option<String>,
+    /// Who approved it (`metadata.approver`), one identity per item.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<String>,
     /// CI build.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
@@ -71,9 +71,12 @@ pub struct HistoryReport {
     pub deployment: String,
     /// Target asked for.
     pub target: Option<String>,
-    /// Entries shown, newest first.
+    /// Entries shown, newest first: every component of the `limit` newest matching rollouts.
     pub entries: Vec<HistoryEntry>,
-    /// How many rollouts match the filters (before `limit`).
+    /// How many rollouts `entries` holds.
+    pub rollouts: usize,
+    /// How many rollouts match the filters (before `limit`); a rollout is one row per
+    /// component it ran.
     pub total: usize,
     /// How many rollouts are recorded for the deployment (and target), before any filter.
     pub recorded: usize,
@@ -97,18 +100,31 @@ pub fn history(
         .filter(|e| query.since.is_none_or(|s| e.at >= s))
         .filter(|e| query.until.is_none_or(|u| e.at <= u))
         .collect();
-    let total = matching.len();
-    let recorded = tags.len();
+    // A rollout's components share their tag's time segment (and target): `limit` counts
+    // rollouts, and a rollout is never cut.
+    let key = |e: &crate::git::tags::TagEntry| (e.target.clone(), e.at, e.seq);
+    let rollouts = |list: &mut dyn Iterator<Item = &crate::git::tags::TagEntry>| {
+        list.map(key)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    let total = rollouts(&mut matching.iter().copied());
+    let recorded = rollouts(&mut tags.iter());
     let mut entries = Vec::new();
+    let mut shown = std::collections::BTreeSet::new();
     for e in matching {
-        if entries.len() >= query.limit {
+        if !shown.contains(&key(e)) && shown.len() >= query.limit {
             break;
         }
         match git.read_record(e, deployment) {
             Ok(r) => {
+                shown.insert(key(e));
                 let mut metadata = r.metadata.clone();
                 let pr = metadata.shift_remove("pr");
-                let approved_by = metadata.shift_remove("approver");
+                let approved_by = metadata
+                    .shift_remove("approver")
+                    .map(|a| crate::status::approvers(&a))
+                    .unwrap_or_default();
                 entries.push(HistoryEntry {
                     tag: e.name.clone(),
                     timestamp: r.timestamp,
@@ -133,6 +149,7 @@ pub fn history(
         deployment: deployment.to_owned(),
         target: query.target.clone(),
         entries,
+        rollouts: shown.len(),
         total,
         recorded,
         limit: query.limit,

@@ -49,9 +49,9 @@ pub struct ComponentStatus {
     /// Source target, when it was promoted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promoted_from: Option<String>,
-    /// Approver recorded with it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub approved_by: Option<String>,
+    /// Who approved it, one identity per item.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<String>,
     /// CI build.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
@@ -230,7 +230,7 @@ fn component_status(
         deployed_by: None,
         status: None,
         promoted_from: None,
-        approved_by: None,
+        approved_by: Vec::new(),
         build_id: None,
         image: None,
         image_digest: None,
@@ -258,7 +258,11 @@ fn component_status(
             status.deployed_by = Some(record.deployed_by.clone());
             status.status = Some(record.status);
             status.promoted_from = record.promoted_from.clone();
-            status.approved_by = record.metadata.get("approver").cloned();
+            status.approved_by = record
+                .metadata
+                .get("approver")
+                .map(|a| approvers(a))
+                .unwrap_or_default();
             status.build_id = record.build_id.clone();
             status.image = record.image.clone();
             status.image_digest = record.image_digest.clone();
@@ -366,3 +370,13 @@ pub fn overview(
 }
 
 crate::document!(StatusReport => "StatusReport", StatusOverview => "StatusOverview");
+
+/// The approvers a record names (`metadata.approver`: identities joined by `, `).
+pub fn approvers(joined: &str) -> Vec<String> {
+    joined
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

@@ -42,6 +42,14 @@ pub fn run(args: &HistoryArgs, ctx: &Context) -> Result<Exit, Failure> {
         since: bound(&args.since, Bound::Start)?,
         until: bound(&args.until, Bound::End)?,
     };
+    if let (Some(since), Some(until)) = (query.since, query.until)
+        && since > until
+    {
+        return Err(Failure::usage(
+            format!("--since ({since}) is after --until ({until}): the range is empty"),
+            Some("swap them, or drop one".into()),
+        ));
+    }
     ctx.refresh(&project, args.remote.as_deref(), Some(&d.name))?;
     let git = ctx.git(&project)?;
     let report = history(&git, &d.name, &query)?;
@@ -65,8 +73,8 @@ fn details(e: &HistoryEntry) -> String {
     if let Some(pr) = &e.pr {
         parts.push(format!("PR {pr}"));
     }
-    if let Some(a) = &e.approved_by {
-        parts.push(format!("Approved by {a}"));
+    if !e.approved_by.is_empty() {
+        parts.push(format!("Approved by {}", e.approved_by.join(", ")));
     }
     for (k, v) in &e.metadata {
         if k == "skip_promotion_check" {
@@ -117,15 +125,21 @@ fn render(r: &HistoryReport) -> String {
         return out;
     }
     out.push_str(&table.render());
-    let n = r.entries.len();
-    let noun = if n == 1 { "deployment" } else { "deployments" };
+    let n = r.rollouts;
+    let noun = if n == 1 { "rollout" } else { "rollouts" };
+    let rows = r.entries.len();
+    let rows = if rows == n {
+        String::new()
+    } else {
+        format!(", {rows} component records")
+    };
     if r.total > n {
         out.push_str(&format!(
-            "\nShowing {n} {noun} (use --limit to show more; {} match)\n",
+            "\nShowing {n} {noun}{rows} (use --limit to show more; {} match)\n",
             r.total
         ));
     } else {
-        out.push_str(&format!("\nShowing {n} {noun}\n"));
+        out.push_str(&format!("\nShowing {n} {noun}{rows}\n"));
     }
     out
 }

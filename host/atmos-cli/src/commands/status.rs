@@ -116,9 +116,10 @@ fn render_target(report: &StatusReport, now: Timestamp) -> String {
         footer.push(format!("Promoted from: {v}"));
     }
     if let Some(v) = joined(&|c| {
-        c.approved_by.as_ref().map(|a| {
+        (!c.approved_by.is_empty()).then(|| {
             format!(
-                "{a} ({})",
+                "{} ({})",
+                c.approved_by.join(", "),
                 c.deployed_at.as_deref().map(clock).unwrap_or_default()
             )
         })
