@@ -74,6 +74,18 @@ fn label_filters_apply_to_deployments_targets_and_components() {
     ));
     none.code(0);
     none.stdout_has(&["No deployments match."]);
+    // A label that is a target's (or a component's) says so, with the command that lists by it.
+    repo.atmos(&args("deployment list --label environment=prod"))
+        .code(0)
+        .stdout_has(&[
+            "No deployments match.",
+            "these are target labels (e.g. ",
+            "/prod): atmos deployment list targets ",
+            " --label environment=prod",
+        ]);
+    repo.atmos(&args("deployment list --label layer=app"))
+        .code(0)
+        .stdout_has(&["these are component labels (e.g. ", "--label layer=app"]);
 
     let json = repo
         .atmos(&args(

@@ -588,3 +588,30 @@ fn promotion_graph_with_status_says_who_is_behind_and_ready() {
     );
     assert_eq!(r["git_sha"], v2.as_str());
 }
+
+/// `diff` says only what it established: against a target with nothing deployed, commits
+/// are "not compared" (and `behind`/`ahead` are null), never "already has everything".
+#[test]
+fn diff_against_a_target_never_deployed_claims_nothing() {
+    let (f, _v1, _v2) = deployed();
+    let run = f.repo.atmos(&args(
+        "deployment diff svc --from-target prod --to-target staging",
+    ));
+    run.code(0)
+        .stdout_has(&["(not compared: prod has nothing deployed)"]);
+    assert!(
+        !run.stdout.contains("already has everything"),
+        "{}",
+        run.stdout
+    );
+    let json = f
+        .repo
+        .atmos(&args(
+            "deployment diff svc --from-target prod --to-target staging --format json",
+        ))
+        .json();
+    assert!(
+        json["behind"].is_null() && json["ahead"].is_null(),
+        "{json}"
+    );
+}

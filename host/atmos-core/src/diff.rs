@@ -99,10 +99,11 @@ pub struct DiffReport {
     pub from: SideSummary,
     /// The `to` side.
     pub to: SideSummary,
-    /// Commits in `to` that `from` lacks (`from` is this many commits behind).
-    pub behind: usize,
-    /// Commits in `from` that `to` lacks.
-    pub ahead: usize,
+    /// Commits in `to` that `from` lacks (`from` is this many commits behind); `None` when
+    /// a side has nothing deployed (nothing was compared).
+    pub behind: Option<usize>,
+    /// Commits in `from` that `to` lacks; `None` when a side has nothing deployed.
+    pub ahead: Option<usize>,
     /// Per component.
     pub components: Vec<ComponentChange>,
     /// Merged vars compared key by key.
@@ -144,9 +145,10 @@ pub fn diff(
         })
         .collect();
 
-    let (mut ahead, mut behind, mut log) = (0, 0, Vec::new());
+    let (mut ahead, mut behind, mut log) = (None, None, Vec::new());
     if let (Some(f), Some(t)) = (&from.commit, &to.commit) {
-        (behind, ahead) = git.ahead_behind(t, f)?;
+        let (b, a) = git.ahead_behind(t, f)?;
+        (behind, ahead) = (Some(b), Some(a));
         for sha in git.log_between(f, t, 100)? {
             let c = git.commit_info(&sha)?;
             log.push(LogEntry {

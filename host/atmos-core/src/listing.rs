@@ -83,6 +83,51 @@ pub struct DeploymentList {
     pub deployments: Vec<DeploymentRow>,
     /// Files that failed to load.
     pub broken: Vec<BrokenDeployment>,
+    /// When labels matched no deployment: where they do match (target or component labels),
+    /// and the command that lists those.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_hint: Option<String>,
+}
+
+/// Where `labels` would match when no deployment's own labels do: on a target or a
+/// component of some deployment.
+fn label_hint(catalog: &Catalog, labels: &[LabelFilter]) -> Option<String> {
+    for d in catalog.deployments.iter().map(|l| &l.deployment) {
+        if let Some((t, _)) = d
+            .targets
+            .iter()
+            .find(|(_, t)| LabelFilter::all_match(labels, &t.labels))
+        {
+            return Some(format!(
+                "these are target labels (e.g. {}/{t}): atmos deployment list targets {} {}",
+                d.name,
+                d.name,
+                flags(labels)
+            ));
+        }
+        if let Some(c) = d
+            .components
+            .iter()
+            .find(|c| LabelFilter::all_match(labels, &c.component.metadata.labels))
+        {
+            return Some(format!(
+                "these are component labels (e.g. {}/{}): atmos deployment list components {} --target <target> {}",
+                d.name,
+                c.name,
+                d.name,
+                flags(labels)
+            ));
+        }
+    }
+    None
+}
+
+fn flags(labels: &[LabelFilter]) -> String {
+    labels
+        .iter()
+        .map(|l| format!("--label {}={}", l.key, l.value))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One row of `list targets`.
@@ -186,7 +231,11 @@ pub fn deployments(
             last_deploy,
         });
     }
+    let label_hint = (rows.is_empty() && !labels.is_empty())
+        .then(|| label_hint(catalog, labels))
+        .flatten();
     Ok(DeploymentList {
+        label_hint,
         deployments: rows,
         broken: catalog
             .broken

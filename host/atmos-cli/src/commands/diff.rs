@@ -129,12 +129,11 @@ fn render(
             format!("{name}:")
         ));
     }
-    if r.from.commit.is_some() && r.to.commit.is_some() {
-        out.push_str(&format!("  Commits behind: {}\n", r.behind));
-        if r.ahead > 0 {
+    if let (Some(behind), Some(ahead)) = (r.behind, r.ahead) {
+        out.push_str(&format!("  Commits behind: {behind}\n"));
+        if ahead > 0 {
             out.push_str(&format!(
-                "  Commits ahead: {} (in {from}, not in {to})\n",
-                r.ahead
+                "  Commits ahead: {ahead} (in {from}, not in {to})\n"
             ));
         }
     }
@@ -196,9 +195,19 @@ fn render(
         if r.log.len() == 1 { "" } else { "s" }
     ));
     if r.log.is_empty() {
-        out.push_str(&format!(
-            "  (none: {from} already has everything in {to})\n"
-        ));
+        // Say only what was established: with a side never deployed, nothing was compared.
+        let never = |s: &atmos_core::diff::SideSummary, name: &str| {
+            s.commit
+                .is_none()
+                .then(|| format!("{name} has nothing deployed"))
+        };
+        match (never(&r.from, &from), never(&r.to, &to)) {
+            (Some(a), Some(b)) => out.push_str(&format!("  (not compared: {a}, {b})\n")),
+            (Some(a), None) | (None, Some(a)) => out.push_str(&format!("  (not compared: {a})\n")),
+            (None, None) => out.push_str(&format!(
+                "  (none: {from} already has everything in {to})\n"
+            )),
+        }
     }
     for e in &r.log {
         out.push_str(&format!("  {} ({})\n", e.subject, short(&e.sha)));

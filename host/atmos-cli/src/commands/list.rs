@@ -104,6 +104,9 @@ fn render_deployments(report: &DeploymentList, now: jiff::Timestamp) -> String {
     let mut out = format!("Deployments ({})\n\n", report.deployments.len());
     if t.is_empty() {
         out.push_str("No deployments match.\n");
+        if let Some(hint) = &report.label_hint {
+            out.push_str(&format!("  = help: {hint}\n"));
+        }
     } else {
         out.push_str(&t.render());
     }
