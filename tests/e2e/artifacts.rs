@@ -104,12 +104,12 @@ fn one_build_per_commit_and_every_target_deploys_that_image() {
         .stdout_has(&["api        already built for", "Nothing to build"]);
     assert_eq!(builds(out.path()), 2);
 
-    run("deployment rollout svc --target dev")
+    run("deployment rollout svc --target dev -v")
         .code(0)
         .stdout_has(&[
             "builtin/artifacts: deploys the recorded images (as built for the commit), no rebuild",
         ]);
-    run("deployment rollout svc --target staging --promote-from dev")
+    run("deployment rollout svc --target staging --promote-from dev -v")
         .code(0)
         .stdout_has(&["(as run in dev), no rebuild"]);
     run("deployment rollout svc --target prod --promote-from staging").code(0);

@@ -302,7 +302,7 @@ fn promotion_takes_each_components_commit_from_the_source() {
     f.rollout(&["--target", "dev", "--component", "a"]).code(0);
     f.repo.assert_state("svc", "dev", "b", Some(&v1));
 
-    let run = f.rollout(&["--target", "staging", "--promote-from", "dev"]);
+    let run = f.rollout(&["--target", "staging", "--promote-from", "dev", "-v"]);
     run.code(0);
     run.stdout_has(&["Promoting svc from dev to staging..."]);
     run.stdout_has(&["dev → staging is an allowed promotion ✓"]);

@@ -65,7 +65,7 @@ fn a_rollback_goes_only_to_a_commit_the_target_ran() {
     let v3 = f.version("3");
 
     // A real rollback: staging ran v1 before.
-    let run = f.rollout(&["--target", "staging", "--git-sha", &v1]);
+    let run = f.rollout(&["--target", "staging", "--git-sha", &v1, "-v"]);
     run.code(0).stdout_has(&[
         "Rolling back svc in staging",
         &format!(
@@ -104,7 +104,7 @@ fn a_rollback_goes_only_to_a_commit_the_target_ran() {
     // Once v3 really ran in dev, rolling it out to staging by sha is a promotion, and says so.
     f.rollout(&["--target", "dev", "--git-sha", &v3, "--force"])
         .code(0);
-    let run = f.rollout(&["--target", "staging", "--git-sha", &v3]);
+    let run = f.rollout(&["--target", "staging", "--git-sha", &v3, "-v"]);
     run.code(0).stdout_has(&[
         "Promoting svc from dev to staging",
         &format!(

@@ -38,9 +38,54 @@ pub fn line(d: &Decision, s: &Style, verbose: bool) -> String {
     out
 }
 
-/// Every decision, in order; a policy package that allowed everything takes one line. With
-/// `verbose`, the lines hooks logged follow their decision.
+/// What matters, in order: one line per deny, pending and warn (and who approved); the gates
+/// that only allowed folded into one line at the end ("7 gates allow ✓"). With `verbose`, every decision (a
+/// policy package that allowed everything still takes one line), and the lines hooks logged.
 pub fn lines(list: &[Decision], s: &Style, verbose: bool) -> String {
+    if verbose {
+        return every_line(list, s, verbose);
+    }
+    let mut out = String::new();
+    let flagged: std::collections::HashSet<&str> = list
+        .iter()
+        .filter(|d| d.result != Verdict::Allow)
+        .map(|d| d.source.as_str())
+        .collect();
+    let mut allowed: Vec<&str> = Vec::new();
+    for d in list {
+        // Who approved is the fact a reviewer of a rollout looks for: always shown.
+        if d.result != Verdict::Allow || d.source == "builtin/approvals" {
+            out.push_str(&line(d, s, false));
+        } else if !flagged.contains(d.source.as_str()) && !allowed.contains(&d.source.as_str()) {
+            allowed.push(&d.source);
+        }
+    }
+    if !allowed.is_empty() {
+        let short: Vec<String> = allowed.iter().map(|a| short_source(a)).collect();
+        let names = if short.len() > 5 {
+            format!("{}, …", short[..4].join(", "))
+        } else {
+            short.join(", ")
+        };
+        out.push_str(&format!(
+            "→ {} gate{} allow {} ({names}; -v shows each)\n",
+            allowed.len(),
+            if allowed.len() == 1 { "" } else { "s" },
+            s.ok("✓")
+        ));
+    }
+    out
+}
+
+/// `promotion-path` for `builtin/promotion-path`, `freeze` for `policies/freeze/freeze.rego`,
+/// `hook:x` as is.
+fn short_source(source: &str) -> String {
+    let last = source.rsplit('/').next().unwrap_or(source);
+    last.trim_end_matches(".rego").to_owned()
+}
+
+/// Every decision, in order; a policy package that allowed everything takes one line.
+fn every_line(list: &[Decision], s: &Style, verbose: bool) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < list.len() {
