@@ -385,16 +385,16 @@ fn an_executor_that_runs_past_its_timeout_is_stopped_and_fails() {
 #[test]
 fn a_rollout_longer_than_its_lease_keeps_the_lock() {
     let repo = Repo::new();
-    repo.write("svc.yaml", script_deployment("sleep 5; echo done"));
+    repo.write("svc.yaml", script_deployment("sleep 6; echo done"));
     repo.commit("init");
     let mut first = atmos_cmd(repo.path());
     first
-        .args(args("deployment rollout svc --target dev --lock-ttl 2s"))
+        .args(args("deployment rollout svc --target dev --lock-ttl 3s"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let first = first.spawn().expect("spawn");
-    // Past the first lease's expiry (2 s), well before the rollout ends (5 s).
-    std::thread::sleep(Duration::from_millis(3500));
+    // Past the first lease's expiry (3 s), well before the rollout ends (6 s).
+    std::thread::sleep(Duration::from_millis(4000));
     let second = repo.atmos(&args("deployment rollout svc --target dev --force"));
     second
         .code(4)
@@ -425,7 +425,11 @@ fn a_rollout_whose_lock_is_taken_away_stops_what_has_not_run() {
         .stderr(std::process::Stdio::piped());
     let first = first.spawn().expect("spawn");
     std::thread::sleep(Duration::from_millis(1000));
+    // Not without --force: the lease is live.
     repo.atmos(&args("deployment lock release svc --target dev"))
+        .code(2)
+        .stderr_has(&["renews the lease while it runs"]);
+    repo.atmos(&args("deployment lock release svc --target dev --force"))
         .code(0);
     let first = Run::from(first.wait_with_output().expect("wait"));
     assert_ne!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
@@ -538,4 +542,21 @@ fn a_step_summary_that_is_no_regular_file_never_blocks_the_rollout() {
     );
     run.code(0)
         .stderr_has(&["the step summary was not written", "is not a regular file"]);
+}
+
+/// A NUL byte in a command's output cannot keep that output out of the records (git refuses
+/// a note holding one): it is kept, shown as `\0`.
+#[test]
+fn a_nul_byte_cannot_keep_output_out_of_the_records() {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        script_deployment("printf 'before\\000after\\n'; echo secret-step"),
+    );
+    repo.commit("init");
+    repo.atmos(&args("deployment rollout svc --target dev"))
+        .code(0);
+    repo.atmos(&args("deployment logs svc --target dev"))
+        .code(0)
+        .stdout_has(&["before\\0after", "secret-step"]);
 }

@@ -638,7 +638,7 @@ fn records_written_while_the_remote_was_out_of_reach_are_published_first_never_l
     assert!(err.contains("cannot reach git remote `origin`"), "{err}");
     // Back online: the next command that reads the remote publishes them first.
     git(&a, &["remote", "set-url", "origin", &url]);
-    let (code, _, err) = run(&args("deployment lock release svc --target dev"));
+    let (code, _, err) = run(&args("deployment lock release svc --target dev --force"));
     assert_eq!(code, Some(0), "{err}");
     let remote_a = world.remote_refs("refs/atmos/deployments/svc/dev/a");
     assert_eq!(
@@ -786,4 +786,57 @@ fn another_clone_shows_the_logs_of_a_rollout_it_did_not_run() {
     );
     assert!(stdout.contains("applied a on dev"), "{stdout}");
     assert!(stdout.contains("by alpha@example.com"), "{stdout}");
+}
+
+/// A runner cut off from the remote cannot renew its lease: it stops deploying before the
+/// lease lapses (when another runner may take the target), instead of running on beside it.
+#[test]
+fn a_runner_that_cannot_renew_its_lease_stops_before_it_lapses() {
+    let world =
+        World::new(&TWO.replace("apply: 'sleep 0.2'", "apply: 'sleep 12; echo finished a'"));
+    let a = world.runner("alpha");
+    let url = world.daemon.url("origin.git");
+    let started = Instant::now();
+    let rollout = world
+        .atmos(
+            &a,
+            &args("deployment rollout svc --target dev --lock-ttl 3s"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    // The network goes away (a closed port: every renewal fails at once).
+    git(
+        &a,
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            "git://127.0.0.1:9/origin.git",
+        ],
+    );
+    let (code, out, err) = finish(rollout);
+    git(&a, &["remote", "set-url", "origin", &url]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("could not be renewed before it expires"),
+        "{err}"
+    );
+    assert!(!out.contains("a │ finished a"), "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(11),
+        "stopped before its apply would have ended"
+    );
+    // Leases shorter than 3 s are refused: they could lapse while being renewed.
+    let out = world
+        .atmos(
+            &a,
+            &args("deployment rollout svc --target dev --lock-ttl 2s"),
+        )
+        .output()
+        .expect("atmos");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too short"));
 }

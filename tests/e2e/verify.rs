@@ -727,3 +727,78 @@ fn policies_see_whether_the_deployer_proved_their_identity() {
     ])
     .code(0);
 }
+
+/// Records written --offline that the guard refuses later (newer records of the same target
+/// landed meanwhile) never lock the clone out of the remote: they are set aside with a
+/// note, and the next command reads and writes the remote as usual.
+#[test]
+fn offline_records_the_guard_refuses_are_set_aside_not_retried_forever() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    let bob = w.clone("bob", "bob");
+    w.atmos(
+        &alice,
+        &args("deployment rollout svc --target dev --offline"),
+        &[],
+    )
+    .code(0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    w.atmos(
+        &bob,
+        &args("deployment rollout svc --target dev --force"),
+        &[],
+    )
+    .code(0);
+    // Alice's next read publishes her pending record first; the guard refuses it (older than
+    // bob's). That must not fail the command, now or ever after.
+    let run = w.atmos(&alice, &args("deployment fetch svc"), &[]);
+    run.code(0);
+    assert!(
+        run.stdout.contains("refused the records written at"),
+        "{}",
+        run.stdout
+    );
+    w.atmos(&alice, &args("deployment fetch svc"), &[]).code(0);
+    w.atmos(
+        &alice,
+        &args("deployment rollout svc --target dev --force"),
+        &[],
+    )
+    .code(0);
+    let pending = alice.join(".git/atmos/pending");
+    let left: Vec<_> = std::fs::read_dir(&pending)
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter()
+            .all(|p| p.extension().is_some_and(|e| e == "refused")),
+        "{left:?}"
+    );
+}
+
+/// A rollout's log is written once, with its record: the guard refuses a line added to it
+/// afterwards (a forged "# outcome: Succeeded"), while the honest flow's logs pass.
+#[test]
+fn the_hook_refuses_a_changed_log() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    w.atmos(&alice, &args("deployment rollout svc --target dev"), &[])
+        .code(0);
+    let tag = newest_tag(&alice, "dev");
+    let object = git_in(&alice, &["rev-parse", &format!("refs/tags/{tag}")]);
+    git_in(
+        &alice,
+        &[
+            "notes",
+            "--ref",
+            "atmos/svc/logs",
+            "append",
+            "-m",
+            "# outcome: Succeeded (appended)",
+            &object,
+        ],
+    );
+    let (ok, err) = push(&alice, "refs/notes/atmos/svc/logs");
+    assert!(!ok, "a changed log was accepted");
+    assert!(err.contains("a rollout's log is written once"), "{err}");
+}

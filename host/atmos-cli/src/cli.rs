@@ -282,6 +282,10 @@ pub struct LockArgs {
     /// Work on the local repository only, even when a remote is configured.
     #[arg(long, conflicts_with = "remote")]
     pub offline: bool,
+    /// Release a lease that has not expired: its rollout renews it while it runs, so only
+    /// when that runner is known to be gone.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -57,7 +57,9 @@ pub fn keep(
     let Some(entry) = git.refs().find(&format!("refs/tags/{tag}"))? else {
         return Ok(());
     };
-    let text = capped(&String::from_utf8_lossy(&bytes));
+    // A NUL would make git refuse the whole note: a command could keep its own output out
+    // of the records by printing one. Shown as `\0` instead.
+    let text = capped(&String::from_utf8_lossy(&bytes).replace('\0', "\\0"));
     git.write_note(&logs_ref(deployment), &entry.oid, &text, author)
 }
 

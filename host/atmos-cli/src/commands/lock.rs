@@ -21,6 +21,28 @@ pub fn run(args: &LockArgs, ctx: &Context) -> Result<Exit, Failure> {
         Some(&loaded.deployment.name),
     )?;
     let store = remote.as_ref().map_or(Store::Local, Store::Remote);
+    if args.action == "release"
+        && !args.force
+        && let Some((_, live)) = lock::status(&git, store, &loaded.deployment.name, &args.target)?
+        && !live.expired(jiff::Timestamp::now())
+    {
+        return Err(Failure::usage(
+            format!(
+                "{}/{} is held by {} (run {}, {} pid {}) until {}, and its rollout renews the lease while it runs",
+                live.deployment,
+                live.target,
+                live.holder,
+                live.run.as_deref().unwrap_or("-"),
+                live.host,
+                live.pid,
+                live.expires_at
+            ),
+            Some(
+                "wait for it (rollout --wait-for-lock), or add --force if that runner is known to be gone: its rollout stops within a minute of losing the lease"
+                    .into(),
+            ),
+        ));
+    }
     let (lease, released) = if args.action == "release" {
         (
             lock::clear(&git, store, &loaded.deployment.name, &args.target)?,

@@ -92,7 +92,6 @@ fn follow(
         ));
     };
     ctx.out.eprint(&format!("following {}\n", run.display()));
-    let lock = atmos_core::contracts::layout::lock_ref(deployment, target);
     let mut offsets: std::collections::BTreeMap<std::path::PathBuf, u64> = Default::default();
     let mut quiet_since = Instant::now();
     loop {
@@ -135,10 +134,42 @@ fn follow(
         if grew {
             quiet_since = Instant::now();
         }
-        let locked = git.refs().find(&lock).ok().flatten().is_some();
-        if !locked && quiet_since.elapsed() > Duration::from_millis(600) {
+        // Done when the run's lock is gone or has lapsed (a killed rollout), or when every
+        // component's log has its closing outcome line and nothing was written for a while.
+        let live = atmos_core::git::lock::status(
+            git,
+            atmos_core::git::lock::Store::Local,
+            deployment,
+            target,
+        )
+        .ok()
+        .flatten()
+        .is_some_and(|(_, l)| !l.expired(jiff::Timestamp::now()));
+        let quiet = quiet_since.elapsed();
+        if (!live && quiet > Duration::from_millis(600))
+            || (quiet > Duration::from_secs(2) && all_closed(&run))
+        {
             return Ok(Exit::Done);
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// True when every component log of the run ends with its `# outcome:` line.
+fn all_closed(run: &std::path::Path) -> bool {
+    let logs: Vec<_> = std::fs::read_dir(run)
+        .map(|r| {
+            r.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    !logs.is_empty()
+        && logs.iter().all(|p| {
+            std::fs::read_to_string(p).is_ok_and(|t| {
+                t.lines()
+                    .last()
+                    .is_some_and(|l| l.starts_with("# outcome:"))
+            })
+        })
 }

@@ -131,7 +131,30 @@ impl Remote {
                     kept_theirs.push(r.name.clone());
                 }
             }
-            self.push(&updates)?;
+            match self.push(&updates) {
+                Ok(()) => {}
+                // The remote refuses these records for good (a server guard: history is only
+                // added at its end, and newer records landed meanwhile). Retrying on every
+                // fetch would stop this clone from ever reading the remote again: set them
+                // aside, say so, and go on. They stay in the local history.
+                // (The remote answered a moment ago, so this is its refusal, not an outage; a
+                // lost compare-and-swap race is `Rejected` and is tried again next time.)
+                Err(RemoteError::Rejected { detail } | RemoteError::Git { detail, .. })
+                    if !detail.contains("stale info") =>
+                {
+                    let aside = file.with_extension("refused");
+                    let _ = std::fs::rename(&file, &aside);
+                    self.notes.borrow_mut().push(format!(
+                        "{} refused the records written at {} while it was out of reach ({}); they stay in this clone's history and are set aside in {}",
+                        self.name,
+                        pending.written_at,
+                        detail.lines().next().unwrap_or_default(),
+                        aside.display()
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             let _ = std::fs::remove_file(&file);
             let mut note = format!(
                 "published {} ref(s) recorded at {} while {} was out of reach",

@@ -111,11 +111,16 @@ impl Drop for LeaseGuard {
     }
 }
 
-/// How often a lease of lifetime `ttl` is renewed: a third of it (at least every second), so
-/// that two renewals can fail (a remote that hiccups) before it expires.
+/// How often a lease of lifetime `ttl` is renewed: a third of it, so that two renewals can
+/// fail (a remote that hiccups) before it expires — and at least every minute, so that a lease
+/// taken away (`lock release --force`) is noticed within a minute.
 pub fn renew_every(ttl: Duration) -> Duration {
-    (ttl / 3).max(Duration::from_secs(1))
+    (ttl / 3).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
+
+/// The shortest lease accepted: renewals come at least a second apart and lease times are
+/// written to the second, so a shorter one could lapse while it is being renewed.
+pub const MIN_TTL: Duration = Duration::from_secs(3);
 
 /// Renew `held` every `renew_every(ttl)` until told to stop; record in `lost` why it stopped
 /// being ours.
@@ -177,8 +182,30 @@ fn renew_in_background(
                     }
                     return;
                 }
-                // A remote that hiccups: the next attempt comes before the lease expires.
-                Err(_) => {}
+                // A remote that hiccups: the next attempt comes before the lease expires — unless
+                // it would come too late. Then the lease cannot be counted on any more (a runner
+                // cut off from the remote must not keep deploying once another may take over).
+                Err(e) => {
+                    let expires = current
+                        .lease
+                        .expires_at
+                        .parse::<jiff::Timestamp>()
+                        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                    let next = jiff::Timestamp::now()
+                        .checked_add(jiff::SignedDuration::try_from(every).unwrap_or_default())
+                        .unwrap_or(expires);
+                    if next >= expires {
+                        if let Ok(mut l) = lost.lock() {
+                            *l = Some(format!(
+                                "the lock of {}/{} could not be renewed before it expires at {} ({e})",
+                                current.lease.deployment,
+                                current.lease.target,
+                                current.lease.expires_at
+                            ));
+                        }
+                        return;
+                    }
+                }
             }
         }
     });
@@ -193,6 +220,15 @@ pub fn acquire(
     request: &LeaseRequest,
     observer: &dyn Observer,
 ) -> Result<LeaseGuard, WorkflowError> {
+    if request.ttl < MIN_TTL {
+        return Err(WorkflowError::Duration {
+            what: "lock ttl".into(),
+            problem: format!(
+                "{}s is too short: a lease is renewed at most every second and written to the second; use 3s or more",
+                request.ttl.as_secs()
+            ),
+        });
+    }
     let now = jiff::Timestamp::now();
     let ttl = jiff::SignedDuration::from_secs(i64::try_from(request.ttl.as_secs()).unwrap_or(0));
     let expires = now.checked_add(ttl).map_err(|e| WorkflowError::Duration {

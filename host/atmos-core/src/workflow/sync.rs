@@ -114,9 +114,12 @@ crate::document!(SetupReport => "SetupReport");
 pub fn setup(project: &Project, remote: Option<&str>) -> Result<SetupReport, WorkflowError> {
     let remote =
         super::store::remote(project, remote, false, None)?.ok_or(WorkflowError::NoRemote)?;
+    // Not forced: a plain fetch moves a state ref only forward and never replaces a tag, so
+    // records not yet published here (an --offline rollout) are never put back; atmos's own
+    // fetch publishes them first, then mirrors the remote (rollbacks included).
     let specs = vec![
-        format!("+{STATE_PREFIX}/*:{STATE_PREFIX}/*"),
-        format!("+refs/tags/{TAG_PREFIX}/*:refs/tags/{TAG_PREFIX}/*"),
+        format!("{STATE_PREFIX}/*:{STATE_PREFIX}/*"),
+        format!("refs/tags/{TAG_PREFIX}/*:refs/tags/{TAG_PREFIX}/*"),
         format!("+{NOTES_PREFIX}/*:{}*", remote_notes_prefix(&remote.name)),
     ];
     let key = format!("remote.{}.fetch", remote.name);

@@ -195,7 +195,10 @@ pub fn check(
                 // Approvals and builds only grow; an SBOM is regenerated from the builds, so
                 // its note may change, but only on top of what is there.
                 let derived = u.refname.ends_with("/sbom");
+                let written_once = u.refname.ends_with("/logs");
                 if let Some(why) = notes_rewritten(git, old, new, derived)? {
+                    refused.push(problem(ProblemKind::NotesRewritten, &u.refname, why));
+                } else if written_once && let Some(why) = log_changed(git, old, new)? {
                     refused.push(problem(ProblemKind::NotesRewritten, &u.refname, why));
                 }
                 view.set(&u.refname, Some(new));
@@ -315,6 +318,20 @@ fn notes_rewritten(
             return Ok(Some(format!(
                 "removes a line from the note of {}: {shown}",
                 short(&commit)
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Why moving a logs notes ref from `old` to `new` changes a log that was there, if it does:
+/// a rollout's log is written once, with its record; nothing is added to it afterwards.
+fn log_changed(git: &GitRepo, old: &str, new: &str) -> Result<Option<String>, WorkflowError> {
+    for (object, text) in git.notes_at(old)? {
+        if git.note_at(new, &object)?.as_deref() != Some(text.as_str()) {
+            return Ok(Some(format!(
+                "changes the log kept with {}: a rollout's log is written once, with its record",
+                short(&object)
             )));
         }
     }
