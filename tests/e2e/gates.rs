@@ -436,4 +436,20 @@ fn gates_can_be_tried_at_another_time_and_on_a_given_input() {
     eval(&["--input", input.to_str().expect("utf-8")])
         .code(3)
         .stdout_has(&["input from a file; built-in gates not run", "[LATE]"]);
+    // Extra data for a what-if: merged into `data` for this evaluation only.
+    f.repo.write_file(
+        "rules/switch.rego",
+        "package switch\n\ndeny contains \"switched off by data\" if data.switch.off\n",
+    );
+    f.version("2");
+    eval(&[]).code(0);
+    f.repo
+        .write_file("what-if/switch.yaml", "switch:\n  off: true\n");
+    let dir = f.repo.path().join("what-if");
+    eval(&["--data", dir.to_str().expect("utf-8")])
+        .code(3)
+        .stdout_has(&["switched off by data"]);
+    eval(&["--data", "missing.yaml"])
+        .code(2)
+        .stderr_has(&["not a JSON or YAML file, nor a folder"]);
 }

@@ -335,7 +335,7 @@ pub enum PolicyCommand {
     /// Run Rego unit tests (`test_*` rules, opa test semantics).
     Test(PolicyTestArgs),
     /// Evaluate every gate for a rollout and print the decisions (and the input), changing nothing.
-    Eval(PolicyEvalArgs),
+    Eval(Box<PolicyEvalArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -385,6 +385,10 @@ pub struct PolicyEvalArgs {
     /// Evaluate as of this time (RFC 3339), e.g. to try a freeze window or a soak time.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
+    /// Also load this data into the policies' `data` (a JSON/YAML file, or a folder of them,
+    /// merged with the bound data; a conflicting value is an error); repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub data: Vec<std::path::PathBuf>,
     /// Judge by the uncommitted rules in the work tree instead of the trusted ref (the output
     /// says so).
     #[arg(long)]

@@ -117,6 +117,23 @@ impl Context {
         )
     }
 
+    /// [`Context::evaluator`], with the data files `--data` names loaded beside the bound
+    /// policies' data.
+    pub fn evaluator_with_data(
+        &self,
+        data: &[std::path::PathBuf],
+    ) -> Result<Box<dyn Evaluator>, Failure> {
+        let extra = data_files(data)?;
+        Ok(if extra.is_empty() {
+            self.evaluator()
+        } else {
+            Box::new(WithData {
+                inner: self.evaluator(),
+                extra,
+            })
+        })
+    }
+
     /// How gates are evaluated: in a child `atmos __gates` process, so that a policy that
     /// crashes the evaluator denies instead of killing the command.
     pub fn evaluator(&self) -> Box<dyn Evaluator> {
@@ -214,4 +231,64 @@ pub fn isolated() -> Option<Isolated> {
         evaluate_args: vec!["__gates".into(), "evaluate".into()],
         test_args: vec!["__gates".into(), "test".into()],
     })
+}
+
+/// The bound policies plus data files given on the command line (`--data`).
+struct WithData {
+    inner: Box<dyn Evaluator>,
+    extra: Vec<String>,
+}
+
+impl Evaluator for WithData {
+    fn evaluate(
+        &self,
+        root: &std::path::Path,
+        paths: &[String],
+        timeout: std::time::Duration,
+        input: &serde_json::Value,
+    ) -> Vec<atmos_core::contracts::Decision> {
+        let mut all = paths.to_vec();
+        all.extend(self.extra.iter().cloned());
+        self.inner.evaluate(root, &all, timeout, input)
+    }
+}
+
+/// The JSON/YAML files `--data` names (folders walked), as absolute paths.
+fn data_files(paths: &[std::path::PathBuf]) -> Result<Vec<String>, Failure> {
+    let is_data = |p: &std::path::Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "json" | "yaml" | "yml"))
+    };
+    let mut out = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        if abs.is_file() && is_data(&abs) {
+            out.push(abs.display().to_string());
+        } else if abs.is_dir() {
+            let mut stack = vec![abs];
+            while let Some(dir) = stack.pop() {
+                let mut entries: Vec<_> = std::fs::read_dir(&dir)
+                    .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                    .unwrap_or_default();
+                entries.sort();
+                for e in entries {
+                    if e.is_dir() {
+                        stack.push(e);
+                    } else if is_data(&e) {
+                        out.push(e.display().to_string());
+                    }
+                }
+            }
+        } else {
+            return Err(Failure::usage(
+                format!(
+                    "--data {}: not a JSON or YAML file, nor a folder",
+                    p.display()
+                ),
+                Some("e.g. --data gates/settings.yaml or --data test-data/".into()),
+            ));
+        }
+    }
+    Ok(out)
 }

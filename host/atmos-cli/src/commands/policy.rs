@@ -104,7 +104,7 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         args.target.as_deref(),
         "policy eval",
     )?;
-    let evaluator = ctx.evaluator();
+    let evaluator = ctx.evaluator_with_data(&args.data)?;
     if let Some(file) = &args.input {
         let text = std::fs::read_to_string(file)
             .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display()), None))?;
