@@ -453,3 +453,24 @@ fn gates_can_be_tried_at_another_time_and_on_a_given_input() {
         .code(2)
         .stderr_has(&["not a JSON or YAML file, nor a folder"]);
 }
+
+/// `policy check` compiles policies without evaluating them: what each package declares, and
+/// every error with its location (exit 2).
+#[test]
+fn policy_check_reports_packages_and_located_errors() {
+    let repo = crate::support::Repo::new();
+    repo.add_shipped_policies();
+    let run = repo.atmos(&args("deployment policy check policies"));
+    run.code(0)
+        .stdout_has(&["data.atmos.freeze (deny)", "0 errors"]);
+    repo.write_file(
+        "broken/bad.rego",
+        "package bad\n\ndeny contains msg if {\n  msg := input.x +\n}\n",
+    );
+    let run = repo.atmos(&args("deployment policy check broken"));
+    run.code(2).stdout_has(&["broken/bad.rego:4:", "1 error"]);
+    let json = repo
+        .atmos(&args("deployment policy check policies --format json"))
+        .json();
+    assert_eq!(json["errors"].as_array().map(Vec::len), Some(0));
+}

@@ -336,6 +336,15 @@ pub enum PolicyCommand {
     Test(PolicyTestArgs),
     /// Evaluate every gate for a rollout and print the decisions (and the input), changing nothing.
     Eval(Box<PolicyEvalArgs>),
+    /// Compile policies without evaluating them: errors with their location, and what each
+    /// package declares (exit 2 on an error).
+    Check(PolicyCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyCheckArgs {
+    /// Files or folders of .rego files (default: policies), relative to the project root.
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Args)]

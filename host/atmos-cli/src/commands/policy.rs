@@ -9,7 +9,7 @@ use atmos_core::identity::{self, process_env};
 use atmos_core::workflow::rollout::model::{EvaluationVerdict, PolicyEvaluation};
 use atmos_core::workflow::rollout::{Action, RolloutRequest, evaluate};
 
-use crate::cli::{Format, PolicyCommand, PolicyEvalArgs, PolicyTestArgs};
+use crate::cli::{Format, PolicyCheckArgs, PolicyCommand, PolicyEvalArgs, PolicyTestArgs};
 use crate::context::Context;
 use crate::failure::Failure;
 use crate::render::policy_tests;
@@ -19,7 +19,55 @@ pub fn run(cmd: PolicyCommand, ctx: &Context) -> Result<Exit, Failure> {
     match cmd {
         PolicyCommand::Test(args) => test(&args, ctx),
         PolicyCommand::Eval(args) => eval(&args, ctx),
+        PolicyCommand::Check(args) => check(&args, ctx),
     }
+}
+
+fn check(args: &PolicyCheckArgs, ctx: &Context) -> Result<Exit, Failure> {
+    ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "policy check")?;
+    let (root, timeout): (PathBuf, _) = match ctx.project() {
+        Ok(p) => (p.root.clone(), atmos_core::gates::policy_timeout(&p)),
+        Err(_) => (
+            std::env::current_dir().unwrap_or_default(),
+            std::time::Duration::from_secs(1),
+        ),
+    };
+    let paths = if args.paths.is_empty() {
+        vec!["policies".to_owned()]
+    } else {
+        args.paths.clone()
+    };
+    let report = atmos_core::gates::check::check(&root, &paths, timeout);
+    if !ctx.print_document(&report)? {
+        let s = &ctx.out.out_style;
+        let mut out = String::new();
+        for g in &report.gates {
+            out.push_str(&format!("{} ({})\n", g.package, g.rules.join(", ")));
+        }
+        for e in &report.errors {
+            out.push_str(&format!(
+                "{} {}: {}\n",
+                s.error("error:"),
+                e.file,
+                crate::render::table::inert(&e.message)
+            ));
+        }
+        out.push_str(&format!(
+            "{} file{} checked, {} gate package{}, {} error{}\n",
+            report.files.len(),
+            if report.files.len() == 1 { "" } else { "s" },
+            report.gates.len(),
+            if report.gates.len() == 1 { "" } else { "s" },
+            report.errors.len(),
+            if report.errors.len() == 1 { "" } else { "s" },
+        ));
+        ctx.out.print(&out)?;
+    }
+    Ok(if report.errors.is_empty() {
+        Exit::Done
+    } else {
+        Exit::Usage
+    })
 }
 
 fn test(args: &PolicyTestArgs, ctx: &Context) -> Result<Exit, Failure> {

@@ -2,6 +2,7 @@
 //! (promotion path, approvals) live in `rollout::plan`; this module adds the gates bound in
 //! config: Rego policies ([`rego`]), all fed the same versioned input document ([`input`]).
 
+pub mod check;
 pub mod hook_testing;
 pub mod isolation;
 pub mod rego;

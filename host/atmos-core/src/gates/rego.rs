@@ -262,6 +262,19 @@ impl PolicySet {
         &self.files
     }
 
+    /// The gate packages loaded (`data.atmos.freeze`) and the rules each declares.
+    pub fn gates(&self) -> Vec<(String, Vec<String>)> {
+        self.packages
+            .iter()
+            .map(|p| {
+                (
+                    p.path.clone(),
+                    p.rules.keys().map(|r| (*r).to_owned()).collect(),
+                )
+            })
+            .collect()
+    }
+
     /// True when nothing is bound.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty() && self.errors.is_empty()
