@@ -133,7 +133,7 @@ fn quorum_groups_and_self_approval() {
     assert!(
         status
             .stdout
-            .contains("Approved by: alice@example.com, bob@example.com ("),
+            .contains("Approved by: alice@example.com ("),
         "{}",
         status.stdout
     );
@@ -748,4 +748,26 @@ fn ci_user_names_count_as_the_identity_the_committed_rules_map_them_to() {
     )
     .code(4)
     .stdout_has(&["ci-bot (from GITHUB_ACTOR)", "1 count"]);
+}
+
+/// `status` says when each approver approved — from the approval itself, not the deploy time.
+#[test]
+fn status_shows_each_approvals_own_time() {
+    let (f, v1) = ready("{min: 1, from_groups: [sre]}");
+    approve(&f, "alice@example.com", &[]).code(0);
+    std::thread::sleep(Duration::from_millis(1100));
+    promote(&f, &[]).code(0);
+    let note = f
+        .repo
+        .git(&["notes", "--ref", "atmos/svc/approvals", "show", &v1]);
+    let line: serde_json::Value =
+        serde_json::from_str(note.lines().next().expect("line")).expect("json");
+    let json = f
+        .repo
+        .atmos(&args("deployment status svc --target prod --format json"))
+        .json();
+    let a = &json["targets"][0]["components"][0];
+    assert_eq!(a["approved_by"][0], "alice@example.com");
+    assert_eq!(a["approved_at"][0], line["approved_at"]);
+    assert_ne!(a["approved_at"][0], a["deployed_at"]);
 }

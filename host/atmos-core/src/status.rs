@@ -52,6 +52,10 @@ pub struct ComponentStatus {
     /// Who approved it, one identity per item.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub approved_by: Vec<String>,
+    /// When each of them approved (their newest approval of the approved commit for this
+    /// target, RFC 3339), in the order of `approved_by`; `None` when the note is not here.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approved_at: Vec<Option<String>>,
     /// CI build.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
@@ -231,6 +235,7 @@ fn component_status(
         status: None,
         promoted_from: None,
         approved_by: Vec::new(),
+        approved_at: Vec::new(),
         build_id: None,
         image: None,
         image_digest: None,
@@ -263,6 +268,27 @@ fn component_status(
                 .get("approver")
                 .map(|a| approvers(a))
                 .unwrap_or_default();
+            if !status.approved_by.is_empty() {
+                let approved = record.approved_commit.as_deref().unwrap_or(&record.git_sha);
+                let notes = crate::approvals::read(git, deployment, approved)
+                    .map(|(r, _)| r)
+                    .unwrap_or_default();
+                status.approved_at = status
+                    .approved_by
+                    .iter()
+                    .map(|who| {
+                        notes
+                            .iter()
+                            .filter(|n| {
+                                n.approved_by == *who
+                                    && n.target == record.target
+                                    && n.decision == crate::contracts::ApprovalDecision::Approve
+                            })
+                            .map(|n| n.approved_at.clone())
+                            .max()
+                    })
+                    .collect();
+            }
             status.build_id = record.build_id.clone();
             status.image = record.image.clone();
             status.image_digest = record.image_digest.clone();

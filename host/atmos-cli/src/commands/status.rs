@@ -116,12 +116,17 @@ fn render_target(report: &StatusReport, now: Timestamp) -> String {
         footer.push(format!("Promoted from: {v}"));
     }
     if let Some(v) = joined(&|c| {
+        // Each approver with the time of their approval (not the deploy time).
         (!c.approved_by.is_empty()).then(|| {
-            format!(
-                "{} ({})",
-                c.approved_by.join(", "),
-                c.deployed_at.as_deref().map(clock).unwrap_or_default()
-            )
+            c.approved_by
+                .iter()
+                .enumerate()
+                .map(|(i, who)| match c.approved_at.get(i).cloned().flatten() {
+                    Some(at) => format!("{who} ({})", clock(&at)),
+                    None => who.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         })
     }) {
         footer.push(format!("Approved by: {v}"));
