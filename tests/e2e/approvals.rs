@@ -131,9 +131,7 @@ fn quorum_groups_and_self_approval() {
     );
     let status = f.repo.atmos(&args("deployment status svc --target prod"));
     assert!(
-        status
-            .stdout
-            .contains("Approved by: alice@example.com ("),
+        status.stdout.contains("Approved by: alice@example.com ("),
         "{}",
         status.stdout
     );
