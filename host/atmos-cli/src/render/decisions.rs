@@ -78,10 +78,15 @@ pub fn lines(list: &[Decision], s: &Style, verbose: bool) -> String {
 }
 
 /// `promotion-path` for `builtin/promotion-path`, `freeze` for `policies/freeze/freeze.rego`,
-/// `hook:x` as is.
+/// `metadata/required` for `policies/metadata/required.rego`, `hook:x` as is.
 fn short_source(source: &str) -> String {
-    let last = source.rsplit('/').next().unwrap_or(source);
-    last.trim_end_matches(".rego").to_owned()
+    let mut parts = source.rsplit('/');
+    let last = parts.next().unwrap_or(source);
+    let stem = last.trim_end_matches(".rego");
+    match parts.next() {
+        Some(folder) if last.ends_with(".rego") && folder != stem => format!("{folder}/{stem}"),
+        _ => stem.to_owned(),
+    }
 }
 
 /// Every decision, in order; a policy package that allowed everything takes one line.
