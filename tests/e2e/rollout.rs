@@ -822,6 +822,11 @@ fn logs_show_what_each_component_printed_in_a_rollout() {
     ]);
     run.code(0).stdout_has(&["deploying b version 1 to dev"]);
     assert!(!run.stdout.contains("=== a"), "{}", run.stdout);
+    // A ref works as well as a sha, as for `rollout --git-sha`.
+    f.repo
+        .atmos(&args("deployment logs svc --target dev --git-sha HEAD~0"))
+        .code(0)
+        .stdout_has(&["deploying a version 2 to dev"]);
     let json = f
         .repo
         .atmos(&args("deployment logs svc --target dev --format json"))

@@ -39,7 +39,12 @@ pub fn run(args: &LogsArgs, ctx: &Context) -> Result<Exit, Failure> {
         &Selector {
             component: args.component.clone(),
             rollout: args.rollout.clone(),
-            git_sha: args.git_sha.clone(),
+            // A ref or short sha, as `rollout --git-sha` takes it.
+            git_sha: args
+                .git_sha
+                .as_deref()
+                .map(|spec| git.resolve_commit(spec))
+                .transpose()?,
         },
     )?;
     if !ctx.print_document(&report)? {
