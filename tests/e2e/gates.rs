@@ -449,6 +449,16 @@ fn gates_can_be_tried_at_another_time_and_on_a_given_input() {
     eval(&["--data", dir.to_str().expect("utf-8")])
         .code(3)
         .stdout_has(&["switched off by data"]);
+    // A what-if that contradicts the bound data fails closed, and says which value.
+    f.repo
+        .write_file("rules/switch-data.yaml", "switch:\n  off: false\n");
+    f.version("3");
+    eval(&["--data", dir.to_str().expect("utf-8")])
+        .code(3)
+        .stdout_has(&[
+            "policy failed to load (fail closed)",
+            "generated multiple times",
+        ]);
     eval(&["--data", "missing.yaml"])
         .code(2)
         .stderr_has(&["not a JSON or YAML file, nor a folder"]);

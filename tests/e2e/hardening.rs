@@ -371,12 +371,24 @@ fn an_executor_that_runs_past_its_timeout_is_stopped_and_fails() {
         "the failure is recorded"
     );
 
-    // A timeout that is no duration is a located config error, not a silent default.
-    repo.write("svc.yaml", yaml.replace("timeout: 2s", "timeout: soon"));
-    repo.commit("bad timeout");
-    repo.atmos(&args("deployment validate svc"))
-        .code(2)
-        .stdout_has(&["timeout"]);
+    // A timeout that is no duration, or zero (every command would fail at once), is a
+    // located config error, not a silent default; a rollout refuses it too.
+    for bad in ["soon", "0s", "00m"] {
+        repo.write(
+            "svc.yaml",
+            yaml.replace("timeout: 2s", &format!("timeout: {bad}")),
+        );
+        repo.commit("bad timeout");
+        repo.atmos(&args("deployment validate svc"))
+            .code(2)
+            .stdout_has(&[
+                "settings.script.timeout` must be a duration above zero",
+                "write e.g. 30s, 15m or 2h",
+            ]);
+        repo.atmos(&args("deployment rollout svc --target dev --force"))
+            .code(2)
+            .stderr_has(&["must be a duration above zero"]);
+    }
 }
 
 /// A rollout longer than its lock's lifetime keeps the lock: the lease is renewed while it

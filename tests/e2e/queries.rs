@@ -262,6 +262,11 @@ fn history_is_newest_first_with_details_limits_and_filters() {
             ),
         "{text}"
     );
+    // No rollout at all is never what was meant.
+    f.repo
+        .atmos(&args("deployment history svc --limit 0"))
+        .code(2)
+        .stderr_has(&["--limit"]);
     // A reversed range is an error, not an empty answer.
     f.repo
         .atmos(&args(

@@ -434,8 +434,8 @@ pub struct HistoryArgs {
     /// Only this component.
     #[arg(long, short)]
     pub component: Option<String>,
-    /// Show at most N rollouts.
-    #[arg(long, short = 'n', default_value_t = 50, value_name = "N")]
+    /// Show at most N rollouts (a rollout's components stay together).
+    #[arg(long, short = 'n', default_value_t = 50, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub limit: usize,
     /// Only rollouts since: a date (2025-01-01), an RFC 3339 time, or a duration (7d, 12h).
     #[arg(long, value_name = "WHEN")]

@@ -324,7 +324,13 @@ impl ComponentRef<'_> {
         };
         let problem = |p: String| format!("settings.{}.timeout of {}: {p}", self.kind, self.name);
         match value.as_str() {
-            Some(text) => crate::duration::parse(text).map(Some).map_err(problem),
+            Some(text) => match crate::duration::parse(text).map_err(problem)? {
+                // A zero timeout would fail every command before it starts.
+                d if d.is_zero() => Err(problem(format!(
+                    "`{text}` would stop every command at once; use 30s or more"
+                ))),
+                d => Ok(Some(d)),
+            },
             None => Err(problem("must be a duration such as 30m".into())),
         }
     }
@@ -555,7 +561,7 @@ pub struct ScriptSettings {
     /// 2h; default 1h); then the running command's process group is stopped and the
     /// component fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+[smhdw]$"))]
+    #[schemars(regex(pattern = r"^0*[1-9][0-9]*[smhdw]$"))]
     pub timeout: Option<String>,
 }
 
@@ -611,7 +617,7 @@ pub struct TerraformSettings {
     /// 2h; default 1h); then the running command's process group is stopped and the
     /// component fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+[smhdw]$"))]
+    #[schemars(regex(pattern = r"^0*[1-9][0-9]*[smhdw]$"))]
     pub timeout: Option<String>,
 }
 
@@ -667,7 +673,7 @@ pub struct HelmfileSettings {
     /// 2h; default 1h); then the running command's process group is stopped and the
     /// component fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+[smhdw]$"))]
+    #[schemars(regex(pattern = r"^0*[1-9][0-9]*[smhdw]$"))]
     pub timeout: Option<String>,
 }
 
@@ -752,6 +758,6 @@ pub struct NixpackSettings {
     /// 2h; default 1h); then the running command's process group is stopped and the
     /// component fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+[smhdw]$"))]
+    #[schemars(regex(pattern = r"^0*[1-9][0-9]*[smhdw]$"))]
     pub timeout: Option<String>,
 }

@@ -239,6 +239,21 @@ fn describe(
                 .hint("write e.g. `terraform/db`; types are nixpack, terraform, helmfile, script"),
             );
         }
+        ValidationErrorKind::Pattern { .. } if pointer.ends_with("/timeout") => {
+            out.push(
+                Diagnostic::error(
+                    Code::Schema,
+                    file,
+                    format!(
+                        "{where_} must be a duration above zero, found {}",
+                        error.instance()
+                    ),
+                )
+                .at(value_span, Some(text))
+                .pointer(pointer.clone())
+                .hint("write e.g. 30s, 15m or 2h (the default is 1h)"),
+            );
+        }
         _ => {
             out.push(
                 Diagnostic::error(Code::Schema, file, format!("{where_}: {error}"))
