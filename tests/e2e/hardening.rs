@@ -35,6 +35,28 @@ fn bounded(repo: &Repo, args: &[&str], env: &[(&str, &str)], limit: Duration) ->
     }
 }
 
+/// Fails when the loop writing a line a tick into `alive` still runs a moment later.
+fn assert_stopped(alive: &std::path::Path) {
+    let count = || {
+        std::fs::read_to_string(alive)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let before = count();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(count(), before, "a process the command started still runs");
+}
+
+/// Start atmos in the background, its output kept for `wait_with_output`.
+fn spawn(repo: &Repo, args: &[&str]) -> std::process::Child {
+    atmos_cmd(repo.path())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 #[test]
 fn output_that_is_not_utf8_is_shown_and_never_kills_the_script() {
     let repo = Repo::new();
@@ -74,14 +96,7 @@ fn a_background_child_is_stopped_and_never_holds_the_rollout() {
     );
     run.code(0).stdout_has(&["a │ started"]);
     let alive = out.path().join("alive");
-    let count = || {
-        std::fs::read_to_string(&alive)
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    };
-    let before = count();
-    std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(count(), before, "the background loop still runs");
+    assert_stopped(&alive);
     assert!(repo.git(&["for-each-ref", "refs/atmos/locks/"]).is_empty());
 }
 
@@ -352,18 +367,7 @@ fn an_executor_that_runs_past_its_timeout_is_stopped_and_fails() {
     ]);
     assert!(started.elapsed() < Duration::from_secs(15));
     let alive = out.path().join("alive");
-    let count = || {
-        std::fs::read_to_string(&alive)
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    };
-    let before = count();
-    std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(
-        count(),
-        before,
-        "a process of the timed-out command still runs"
-    );
+    assert_stopped(&alive);
     assert!(repo.git(&["for-each-ref", "refs/atmos/locks/"]).is_empty());
     assert_eq!(
         repo.tags("svc", "dev", "a").len(),
@@ -399,12 +403,10 @@ fn a_rollout_longer_than_its_lease_keeps_the_lock() {
     let repo = Repo::new();
     repo.write("svc.yaml", script_deployment("sleep 6; echo done"));
     repo.commit("init");
-    let mut first = atmos_cmd(repo.path());
-    first
-        .args(args("deployment rollout svc --target dev --lock-ttl 3s"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let first = first.spawn().expect("spawn");
+    let first = spawn(
+        &repo,
+        &args("deployment rollout svc --target dev --lock-ttl 3s"),
+    );
     // Past the first lease's expiry (3 s), well before the rollout ends (6 s).
     std::thread::sleep(Duration::from_millis(4000));
     let second = repo.atmos(&args("deployment rollout svc --target dev --force"));
@@ -430,12 +432,10 @@ fn a_rollout_whose_lock_is_taken_away_stops_what_has_not_run() {
         "deployment:\n  name: svc\n  components:\n    script:\n      a:\n        settings: {script: {apply: \"sleep 4; echo a done\"}}\n      b:\n        metadata: {depends_on: [script/a]}\n        settings: {script: {apply: \"echo b ran\"}}\n  targets:\n    dev: {}\n",
     );
     repo.commit("init");
-    let mut first = atmos_cmd(repo.path());
-    first
-        .args(args("deployment rollout svc --target dev --lock-ttl 3s"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let first = first.spawn().expect("spawn");
+    let first = spawn(
+        &repo,
+        &args("deployment rollout svc --target dev --lock-ttl 3s"),
+    );
     std::thread::sleep(Duration::from_millis(1000));
     // Not without --force: the lease is live.
     repo.atmos(&args("deployment lock release svc --target dev"))
