@@ -243,6 +243,22 @@ impl Remote {
         Ok(())
     }
 
+    /// Add each of `specs` to `remote.<name>.fetch` unless it is there; the ones added.
+    pub fn add_fetch_refspecs(&self, specs: &[String]) -> Result<Vec<String>, RemoteError> {
+        let key = format!("remote.{}.fetch", self.name);
+        // `--get-all` exits 1 when the key has no value: nothing there yet.
+        let existing = String::from_utf8_lossy(&self.git(&["config", "--get-all", &key])?.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        let mut added = Vec::new();
+        for spec in specs.iter().filter(|s| !existing.contains(s)) {
+            self.git_output(&["config", "--add", &key, spec])?;
+            added.push(spec.clone());
+        }
+        Ok(added)
+    }
+
     /// When this clone last fetched the remote's records (any scope), if ever.
     pub fn last_fetched(git_dir: &Path, remote: &str) -> Option<std::time::SystemTime> {
         std::fs::metadata(fetched_marker(git_dir, remote))

@@ -8,7 +8,7 @@ use super::error::WorkflowError;
 use crate::config::Project;
 use crate::contracts::layout::{NOTES_PREFIX, STATE_PREFIX, TAG_PREFIX};
 use crate::git::GitRepo;
-use crate::git::remote::{Remote, RemoteError, remote_notes_prefix};
+use crate::git::remote::{Remote, remote_notes_prefix};
 
 /// What a fetch changed locally.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
@@ -122,55 +122,12 @@ pub fn setup(project: &Project, remote: Option<&str>) -> Result<SetupReport, Wor
         format!("refs/tags/{TAG_PREFIX}/*:refs/tags/{TAG_PREFIX}/*"),
         format!("+{NOTES_PREFIX}/*:{}*", remote_notes_prefix(&remote.name)),
     ];
-    let key = format!("remote.{}.fetch", remote.name);
-    let existing = git_config_all(&remote, &key)?;
-    let mut added = Vec::new();
-    for spec in &specs {
-        if !existing.contains(spec) {
-            git_config_add(&remote, &key, spec)?;
-            added.push(spec.clone());
-        }
-    }
+    let added = remote.add_fetch_refspecs(&specs)?;
     Ok(SetupReport {
         remote: remote.name.clone(),
         added,
         refspecs: specs,
     })
-}
-
-fn git_config_all(remote: &Remote, key: &str) -> Result<Vec<String>, WorkflowError> {
-    let out = std::process::Command::new("git")
-        .args(["config", "--get-all", key])
-        .current_dir(&remote.workdir)
-        .output()
-        .map_err(|e| RemoteError::Git {
-            args: format!("config --get-all {key}"),
-            detail: e.to_string(),
-        })?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect())
-}
-
-fn git_config_add(remote: &Remote, key: &str, value: &str) -> Result<(), WorkflowError> {
-    let out = std::process::Command::new("git")
-        .args(["config", "--add", key, value])
-        .current_dir(&remote.workdir)
-        .output()
-        .map_err(|e| RemoteError::Git {
-            args: format!("config --add {key}"),
-            detail: e.to_string(),
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(RemoteError::Git {
-            args: format!("config --add {key} {value}"),
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        }
-        .into())
-    }
 }
 
 /// How old this clone's view of `remote` is: `None` when it never fetched it.
