@@ -572,3 +572,26 @@ fn a_nul_byte_cannot_keep_output_out_of_the_records() {
         .code(0)
         .stdout_has(&["before\\0after", "secret-step"]);
 }
+
+/// `logs --follow` on a rollout that was killed (SIGKILL: no release, its local lock copy
+/// stays) ends once the lease lapses, instead of following forever.
+#[test]
+fn following_a_killed_rollout_ends_when_its_lease_lapses() {
+    let repo = Repo::new();
+    repo.write("svc.yaml", script_deployment("echo started; sleep 6"));
+    repo.commit("init");
+    let mut rollout = spawn(
+        &repo,
+        &args("deployment rollout svc --target dev --lock-ttl 3s"),
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    rollout.kill().expect("SIGKILL");
+    let _ = rollout.wait();
+    let run = bounded(
+        &repo,
+        &args("deployment logs svc --target dev --follow"),
+        &[],
+        Duration::from_secs(20),
+    );
+    run.code(0).stdout_has(&["a │ started"]);
+}
