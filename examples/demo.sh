@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the shipped example: copy examples/payment-service into a throwaway git
 # repository, validate it, roll it out to dev, promote it to staging, show status, history,
-# the promotion graph and a diff, try prod (which needs an approval), and show what git
+# the promotion graph and a diff, try prod (which needs an approval), check health, watch a
+# release that fails its post-deploy verification roll back by itself, and show what git
 # recorded. Set ATMOS_DEMO_KEEP=1 to keep the repository.
 #
 # terraform, nixpacks and docker are not installed here (and there is no cloud to apply to),
@@ -108,6 +109,15 @@ step deployment rollout payment-service --target prod --promote-from staging --m
 step deployment status payment-service --target prod
 step deployment history payment-service --target prod
 step deployment promotion-graph payment-service --show-status
+
+say "Health, from the components' own health commands"
+step deployment status payment-service --target prod --check-health
+
+say "A release that fails its post-deploy verification is rolled back automatically"
+sed -i 's|"/healthz"|"/health"|' "$work/services/api/main.go"
+git -C "$work" commit -q -am "Rename the api's health route"
+expect 1 deployment rollout payment-service --target dev --component api
+step deployment history payment-service --target dev --component api --limit 3
 
 say "What git recorded"
 printf '\n$ git show-ref | grep refs/atmos/\n'

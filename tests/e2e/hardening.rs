@@ -363,7 +363,7 @@ fn an_executor_that_runs_past_its_timeout_is_stopped_and_fails() {
     );
     run.code(1).stdout_has(&[
         "timed out after 2s (settings.<type>.timeout) and was stopped",
-        "Failed components keep their previous commit",
+        "Failed components have a `failure` tag and their state ref did not move.",
     ]);
     assert!(started.elapsed() < Duration::from_secs(15));
     let alive = out.path().join("alive");

@@ -10,6 +10,7 @@ mod graph;
 mod hardening;
 mod hooks;
 mod list;
+mod probes;
 mod queries;
 mod remote;
 mod rollout;

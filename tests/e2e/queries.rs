@@ -120,8 +120,8 @@ fn status_of_a_deployment_and_of_everything() {
         "dev  b  <v2>  <ago>  success",
         "staging  a  <v1>  <ago>  success",
         "staging  b  <v1>  <ago>  success",
-        "prod  a  -  never  never deployed",
-        "prod  b  -  never  never deployed",
+        "prod  a  -  never  not deployed",
+        "prod  b  -  never  not deployed",
     ]
     .join("\n");
     assert_eq!(
@@ -134,10 +134,10 @@ fn status_of_a_deployment_and_of_everything() {
     let expected = [
         "Deployments (1)",
         "",
-        "Deployment  Target  Commit  Deployed  Health",
-        "svc  dev  <v2>  <ago>  healthy",
-        "svc  staging  <v1>  <ago>  healthy",
-        "svc  prod  -  never  never",
+        "Deployment  Target  Commit  Deployed  Last rollout",
+        "svc  dev  <v2>  <ago>  success",
+        "svc  staging  <v1>  <ago>  success",
+        "svc  prod  -  never  not deployed",
     ]
     .join("\n");
     assert_eq!(
@@ -172,7 +172,7 @@ fn a_failed_attempt_shows_what_still_runs() {
         .repo
         .atmos(&args("deployment list targets svc --format json"))
         .json();
-    assert_eq!(list["targets"][0]["status"], "failed");
+    assert_eq!(list["targets"][0]["status"], "failure");
 }
 
 #[test]
@@ -529,16 +529,19 @@ fn list_shows_last_deploys_and_component_state() {
     let run = f.repo.atmos(&["deployment", "list", "targets", "svc"]);
     let text = normalize(&run.stdout, &[(&v1, "v1"), (&v2, "v2")]);
     assert!(
-        text.contains("dev  (entry point)  no  <ago>  healthy"),
+        text.contains("dev  (entry point)  no  <ago>  success"),
         "{text}"
     );
-    assert!(text.contains("prod  staging  yes  never  never"), "{text}");
+    assert!(
+        text.contains("prod  staging  yes  never  not deployed"),
+        "{text}"
+    );
     let run = f
         .repo
         .atmos(&args("deployment list components svc --target staging"));
     let text = normalize(&run.stdout, &[(&v1, "v1"), (&v2, "v2")]);
     assert!(
-        text.contains("a  script  -  <v1>  <ago>  healthy"),
+        text.contains("a  script  -  <v1>  <ago>  success  -"),
         "{text}"
     );
 }

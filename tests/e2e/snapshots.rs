@@ -525,6 +525,48 @@ fn every_verb_along_the_example_flow() {
         atmos(&args("deployment history payments --format json"))
     )
     .code(2);
+
+    // Health, from the components' own health commands.
+    snap!(
+        s,
+        "status_prod_check_health",
+        atmos(&args(
+            "deployment status payment-service --target prod --check-health"
+        ))
+    )
+    .code(0);
+    snap!(
+        s,
+        "list_components_prod_health",
+        atmos(&args(
+            "deployment list components payment-service --target prod"
+        ))
+    )
+    .code(0);
+
+    // A release that fails its post-deploy verification is rolled back automatically.
+    let main = repo.path().join("services/api/main.go");
+    let code = std::fs::read_to_string(&main).expect("main.go");
+    std::fs::write(&main, code.replace("\"/healthz\"", "\"/health\"")).expect("write");
+    let broken = repo.commit("Rename the api's health route");
+    s.commits.push((broken, "broken".into()));
+    snap!(
+        s,
+        "rollout_dev_verification_rollback",
+        atmos(&args(
+            "deployment rollout payment-service --target dev --component api --parallelism 1"
+        ))
+    )
+    .code(1);
+    snap!(
+        s,
+        "history_dev_api_after_rollback",
+        atmos(&args(
+            "deployment history payment-service --target dev --component api --limit 3"
+        ))
+    )
+    .code(0);
+    atmos(&args("deployment verify payment-service")).code(0);
 }
 
 /// A broken file, reported where it is broken.

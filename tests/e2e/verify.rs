@@ -802,3 +802,39 @@ fn the_hook_refuses_a_changed_log() {
     assert!(!ok, "a changed log was accepted");
     assert!(err.contains("a rollout's log is written once"), "{err}");
 }
+
+/// An automatic rollback after a failed verification reaches a guarded remote with the
+/// failure it reverts: the hook accepts both records, and a fresh clone verifies them.
+#[test]
+fn an_automatic_rollback_passes_the_hook_and_verifies() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    let verified = DEPLOYMENT.replace(
+        "script: {apply: \"echo deploying a\"}",
+        "script: {apply: \"echo deploying a\", verify: {command: \"test -f ok\", on_failure: rollback}}",
+    );
+    std::fs::write(alice.join("deployments/svc.yaml"), verified).expect("write");
+    std::fs::write(alice.join("ok"), "").expect("write");
+    git_in(&alice, &["add", "-A"]);
+    git_in(&alice, &["commit", "-q", "-m", "verify a"]);
+    let good = git_in(&alice, &["rev-parse", "HEAD"]);
+    git_in(&alice, &["push", "-q", "origin", "HEAD:main"]);
+    w.atmos(&alice, &args("deployment rollout svc --target dev"), &[])
+        .code(0);
+    git_in(&alice, &["rm", "-q", "ok"]);
+    git_in(&alice, &["commit", "-q", "-m", "break a"]);
+    git_in(&alice, &["push", "-q", "origin", "HEAD:main"]);
+    let run = w.atmos(&alice, &args("deployment rollout svc --target dev"), &[]);
+    run.code(1)
+        .stdout_has(&["↺ Automatic rollback: a rolled back to"]);
+    assert!(!run.stderr.contains("did not reach"), "{}", run.stderr);
+    let auditor = w.clone("auditor-rollback", "carol");
+    w.atmos(&auditor, &args("deployment verify --remote origin"), &[])
+        .code(0)
+        .stdout_has(&["Verified 3 record(s)"]);
+    let tags = git_in(
+        &auditor,
+        &["ls-remote", "origin", "refs/atmos/deployments/svc/dev/a"],
+    );
+    assert!(tags.starts_with(&good), "{tags}");
+}

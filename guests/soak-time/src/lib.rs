@@ -36,7 +36,7 @@ struct State {
     #[serde(default)]
     deployed_at: Option<String>,
     #[serde(default)]
-    health: Option<String>,
+    last_rollout: Option<String>,
 }
 
 fn evaluate(input: &str, config: &str) -> Result<Vec<Finding>, String> {
@@ -59,7 +59,7 @@ fn evaluate(input: &str, config: &str) -> Result<Vec<Finding>, String> {
             message: format!("`{source}` has no recorded deployment to soak"),
         }]);
     };
-    if state.and_then(|s| s.health.as_deref()) == Some("failed") {
+    if state.and_then(|s| s.last_rollout.as_deref()) == Some("failure") {
         return Ok(vec![Finding {
             outcome: Outcome::Deny,
             code: "soak-failed".into(),

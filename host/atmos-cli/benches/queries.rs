@@ -293,6 +293,7 @@ fn generate(root: &Path) {
                         component_type: Some("script".into()),
                         duration_ms: Some(1200),
                         error: None,
+                        verification: None,
                         rules_ref: None,
                         rules_commit: None,
                         approved_commit: None,

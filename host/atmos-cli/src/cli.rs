@@ -422,6 +422,10 @@ pub struct StatusArgs {
     /// Fetch this remote's records first (otherwise the local view, whose age is shown).
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
+    /// Run each deployed component's health command (`settings.<type>.health`) and show
+    /// what it says; without it, the last check of the deployed commit is shown.
+    #[arg(long, requires = "deployment")]
+    pub check_health: bool,
 }
 
 #[derive(Debug, Args)]

@@ -240,6 +240,7 @@ fn generate(root: &Path) {
                     component_type: Some("script".into()),
                     duration_ms: Some(1200),
                     error: None,
+                    verification: None,
                     rules_ref: Some("HEAD".into()),
                     rules_commit: Some(head.to_string()),
                     approved_commit: (*target == "prod").then(|| sha.clone()),

@@ -145,7 +145,7 @@ pub struct TargetRow {
     pub commit: Option<String>,
     /// Most recent deploy time (RFC 3339).
     pub last_deploy: Option<String>,
-    /// `healthy`, `failed` or `never`.
+    /// How its newest rollouts went: `success`, `failure` or `not deployed`.
     pub status: Option<String>,
 }
 
@@ -176,8 +176,11 @@ pub struct ComponentRow {
     pub commit: Option<String>,
     /// Deploy time (RFC 3339).
     pub deployed_at: Option<String>,
-    /// `healthy`, `failed` or `never`.
+    /// How its newest rollout went: `success`, `failure` or `not deployed`.
     pub status: Option<String>,
+    /// Its last health check, when it was of the deployed commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::status::Health>,
 }
 
 /// `list components <d> --target t`.
@@ -286,7 +289,7 @@ pub fn targets(
                     labels: t.labels.clone(),
                     commit: summary.and_then(|s| s.commit.clone()),
                     last_deploy: summary.and_then(|s| s.deployed_at.clone()),
-                    status: summary.map(|s| s.health.to_owned()),
+                    status: summary.map(|s| s.last_rollout.to_owned()),
                 }
             })
             .collect(),
@@ -367,7 +370,8 @@ pub fn components(
                     labels: c.component.metadata.labels.clone(),
                     commit: s.and_then(|s| s.commit.clone()),
                     deployed_at: s.and_then(|s| s.deployed_at.clone()),
-                    status: s.map(|s| s.health().to_owned()),
+                    status: s.map(|s| s.last_rollout().to_owned()),
+                    health: s.and_then(|s| s.health.clone()),
                 }
             })
             .collect(),

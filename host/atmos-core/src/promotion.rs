@@ -151,8 +151,11 @@ pub struct GraphTargetStatus {
     pub commit: Option<String>,
     /// When it was last deployed.
     pub deployed_at: Option<String>,
-    /// `healthy`, `failed` or `never`.
-    pub health: &'static str,
+    /// How its newest rollouts went: `success`, `failure` or `not deployed`.
+    pub last_rollout: &'static str,
+    /// The worst health among its checked components (`status --check-health`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::status::HealthStatus>,
     /// How far behind each of its sources it is.
     pub behind: Vec<Behind>,
     /// True when it runs something a downstream target does not, and is healthy.
@@ -212,7 +215,10 @@ impl PromotionGraph {
                     });
                 }
             }
-            let health = summary.map_or("never", |s| s.health);
+            let last_rollout = summary.map_or(crate::status::last_rollout::NOT_DEPLOYED, |s| {
+                s.last_rollout
+            });
+            let health = summary.and_then(|s| s.health);
             let downstream: Vec<&str> = self
                 .edges
                 .iter()
@@ -221,7 +227,8 @@ impl PromotionGraph {
                 .collect();
             let mut ready = false;
             if let Some(mine) = &commit
-                && health == "healthy"
+                && last_rollout == crate::status::last_rollout::SUCCESS
+                && health.is_none_or(|h| h == crate::status::HealthStatus::Healthy)
             {
                 for d in downstream {
                     let lacks = match commit_of(d) {
@@ -236,6 +243,7 @@ impl PromotionGraph {
                 up_to_date: commit.is_some() && behind.iter().all(|b| b.commits == 0),
                 commit,
                 deployed_at: summary.and_then(|s| s.deployed_at.clone()),
+                last_rollout,
                 health,
                 behind,
                 ready_to_promote: ready,

@@ -74,19 +74,105 @@ pub struct ComponentStatus {
     /// The newest attempt, when it is not the deployed rollout (e.g. a later failure).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_attempt: Option<Attempt>,
+    /// What the component's health command said about the deployed commit, when it has one
+    /// and it was checked (`status --check-health`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// How the last rollout of a component (or of every component of a target) went: one
+/// vocabulary for `status`, `list` and the promotion graph. Health is a separate thing.
+pub mod last_rollout {
+    /// The newest attempt deployed its commit.
+    pub const SUCCESS: &str = "success";
+    /// The newest attempt failed (the previous commit may still run).
+    pub const FAILURE: &str = "failure";
+    /// Nothing was ever deployed.
+    pub const NOT_DEPLOYED: &str = "not deployed";
 }
 
 impl ComponentStatus {
-    /// `healthy` when the newest attempt succeeded, `failed` when it failed, `never` when
-    /// nothing was ever attempted.
-    pub fn health(&self) -> &'static str {
+    /// How the newest rollout went: `success`, `failure` or `not deployed`.
+    pub fn last_rollout(&self) -> &'static str {
         match (&self.last_attempt, &self.commit) {
-            (Some(a), _) if a.status == Status::Failure => "failed",
-            (_, Some(_)) => "healthy",
-            (Some(_), None) => "failed",
-            (None, None) => "never",
+            (Some(a), _) if a.status == Status::Failure => last_rollout::FAILURE,
+            (_, Some(_)) => last_rollout::SUCCESS,
+            (Some(_), None) => last_rollout::FAILURE,
+            (None, None) => last_rollout::NOT_DEPLOYED,
         }
     }
+}
+
+/// What a component's health command said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+pub struct Health {
+    /// The verdict.
+    pub status: HealthStatus,
+    /// What the command said about it (`3/3 pods`), or why there is no verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// When it was checked (RFC 3339).
+    pub checked_at: String,
+    /// The commit that was running when it was checked.
+    pub git_sha: String,
+}
+
+/// A health verdict, best first.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Working as intended.
+    Healthy,
+    /// Working, with reduced capacity or errors.
+    Degraded,
+    /// Not working.
+    Unhealthy,
+    /// The check did not say (timed out, printed no verdict).
+    Unknown,
+}
+
+impl HealthStatus {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Unhealthy => "unhealthy",
+            HealthStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// Where the last health check of a component is kept (local to this clone: health is
+/// observed, not history).
+pub fn health_file(
+    git: &GitRepo,
+    deployment: &str,
+    target: &str,
+    component: &str,
+) -> std::path::PathBuf {
+    git.git_dir()
+        .join("atmos")
+        .join("health")
+        .join(deployment)
+        .join(target)
+        .join(format!("{component}.json"))
+}
+
+/// The last health check of a component, when it was of `commit`.
+fn cached_health(
+    git: &GitRepo,
+    deployment: &str,
+    target: &str,
+    component: &str,
+    commit: &str,
+) -> Option<Health> {
+    let bytes = std::fs::read(health_file(git, deployment, target, component)).ok()?;
+    serde_json::from_slice::<Health>(&bytes)
+        .ok()
+        .filter(|h| h.git_sha == commit)
 }
 
 /// Every component of one target.
@@ -112,20 +198,29 @@ impl TargetStatus {
             .max()
     }
 
-    /// `healthy` when every deployed component's newest attempt succeeded.
-    pub fn health(&self) -> &'static str {
-        let healths: Vec<&str> = self
+    /// `failure` when any component's newest rollout failed, `not deployed` when none ever
+    /// was, else `success`.
+    pub fn last_rollout(&self) -> &'static str {
+        let all: Vec<&str> = self
             .components
             .iter()
-            .map(ComponentStatus::health)
+            .map(ComponentStatus::last_rollout)
             .collect();
-        if healths.contains(&"failed") {
-            "failed"
-        } else if healths.iter().all(|h| *h == "never") {
-            "never"
+        if all.contains(&last_rollout::FAILURE) {
+            last_rollout::FAILURE
+        } else if all.iter().all(|h| *h == last_rollout::NOT_DEPLOYED) {
+            last_rollout::NOT_DEPLOYED
         } else {
-            "healthy"
+            last_rollout::SUCCESS
         }
+    }
+
+    /// The worst health among the components that were checked.
+    pub fn health(&self) -> Option<HealthStatus> {
+        self.components
+            .iter()
+            .filter_map(|c| c.health.as_ref().map(|h| h.status))
+            .max()
     }
 }
 
@@ -185,7 +280,10 @@ pub fn status(
         for (name, kind, in_config) in names {
             let tags = by_component.get(name.as_str()).cloned().unwrap_or_default();
             let commit = state.get(name.as_str()).map(|s| (*s).to_owned());
-            components.push(component_status(
+            let health = commit
+                .as_deref()
+                .and_then(|c| cached_health(git, &d.name, t, &name, c));
+            let mut c = component_status(
                 git,
                 &d.name,
                 name,
@@ -194,7 +292,9 @@ pub fn status(
                 commit,
                 &tags,
                 &mut report.unparseable,
-            ));
+            );
+            c.health = health;
+            components.push(c);
         }
         let mut status = TargetStatus {
             deployment: d.name.clone(),
@@ -242,6 +342,7 @@ fn component_status(
         pr: None,
         tag: None,
         last_attempt: None,
+        health: None,
     };
     // Newest first: the first readable record is the last attempt; the first successful one
     // for the deployed commit describes what runs.
@@ -328,8 +429,11 @@ pub struct TargetSummary {
     pub mixed: bool,
     /// Newest deploy time (RFC 3339).
     pub deployed_at: Option<String>,
-    /// `healthy`, `failed` or `never`.
-    pub health: &'static str,
+    /// How the newest rollouts went: `success`, `failure` or `not deployed`.
+    pub last_rollout: &'static str,
+    /// The worst health among checked components, when any was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthStatus>,
 }
 
 impl TargetStatus {
@@ -348,6 +452,7 @@ impl TargetStatus {
             commit: git.newest_commit(&commits)?,
             mixed: commits.len() > 1,
             deployed_at: self.last_deployed_at().map(str::to_owned),
+            last_rollout: self.last_rollout(),
             health: self.health(),
         })
     }

@@ -148,6 +148,7 @@ fn render_components(report: &ComponentList, now: jiff::Timestamp) -> String {
         "Commit",
         "Deployed",
         "Status",
+        "Health",
     ]);
     for c in &report.components {
         t.row([
@@ -165,6 +166,7 @@ fn render_components(report: &ComponentList, now: jiff::Timestamp) -> String {
                 .as_deref()
                 .map_or_else(|| NEVER.to_owned(), |d| ago(d, now)),
             c.status.clone().unwrap_or_else(|| "-".to_owned()),
+            crate::render::health::cell(c.health.as_ref(), now),
         ]);
     }
     format!(

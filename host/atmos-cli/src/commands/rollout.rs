@@ -173,7 +173,7 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                 }
                 None => {}
             }
-            ctx.print_document(&report)?;
+            ctx.print_document(report.as_ref())?;
         }
     }
     Ok(exit)

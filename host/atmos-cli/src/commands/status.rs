@@ -44,7 +44,10 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
         Some(&loaded.deployment.name),
     )?;
     let git = ctx.git(&project)?;
-    let report = status(&git, &loaded, args.target.as_deref())?;
+    let mut report = status(&git, &loaded, args.target.as_deref())?;
+    if args.check_health {
+        atmos_core::workflow::health::check(&project, &git, &loaded, &mut report)?;
+    }
     ctx.warn_unparseable(&report.unparseable);
     let text = ctx
         .out
@@ -68,7 +71,7 @@ fn status_cell(c: &ComponentStatus) -> String {
         (Some(s), _) => s.as_str().to_owned(),
         (None, Some(a)) => a.status.as_str().to_owned(),
         (None, None) if c.commit.is_some() => "unknown".to_owned(),
-        (None, None) => "never deployed".to_owned(),
+        (None, None) => atmos_core::status::last_rollout::NOT_DEPLOYED.to_owned(),
     };
     let mut out = base;
     if let Some(a) = &c.last_attempt
@@ -91,9 +94,14 @@ fn render_target(report: &StatusReport, now: Timestamp) -> String {
     let Some(t) = report.targets.first() else {
         return String::new();
     };
-    let mut table = Table::new(["Component", "Commit", "Deployed", "By", "Status"]);
+    let checked = t.components.iter().any(|c| c.health.is_some());
+    let mut header = vec!["Component", "Commit", "Deployed", "By", "Status"];
+    if checked {
+        header.push("Health");
+    }
+    let mut table = Table::new(header);
     for c in &t.components {
-        table.row([
+        let mut row = vec![
             c.component.clone(),
             commit_cell(c),
             c.deployed_at
@@ -101,7 +109,11 @@ fn render_target(report: &StatusReport, now: Timestamp) -> String {
                 .map_or("never".to_owned(), |d| ago_clock(d, now)),
             c.deployed_by.clone().unwrap_or_else(|| "-".to_owned()),
             status_cell(c),
-        ]);
+        ];
+        if checked {
+            row.push(crate::render::health::cell(c.health.as_ref(), now));
+        }
+        table.row(row);
     }
     let mut out = format!("{} → {}\n\n{}", t.deployment, t.target, table.render());
     let joined = |f: &dyn Fn(&ComponentStatus) -> Option<String>| {
@@ -174,10 +186,18 @@ fn render_target(report: &StatusReport, now: Timestamp) -> String {
 }
 
 fn render_deployment(name: &str, report: &StatusReport, now: Timestamp) -> String {
-    let mut table = Table::new(["Target", "Component", "Commit", "Deployed", "Status"]);
+    let checked = report
+        .targets
+        .iter()
+        .any(|t| t.components.iter().any(|c| c.health.is_some()));
+    let mut header = vec!["Target", "Component", "Commit", "Deployed", "Status"];
+    if checked {
+        header.push("Health");
+    }
+    let mut table = Table::new(header);
     for t in &report.targets {
         for c in &t.components {
-            table.row([
+            let mut row = vec![
                 t.target.clone(),
                 c.component.clone(),
                 commit_cell(c),
@@ -185,14 +205,18 @@ fn render_deployment(name: &str, report: &StatusReport, now: Timestamp) -> Strin
                     .as_deref()
                     .map_or("never".to_owned(), |d| ago(d, now)),
                 status_cell(c),
-            ]);
+            ];
+            if checked {
+                row.push(crate::render::health::cell(c.health.as_ref(), now));
+            }
+            table.row(row);
         }
     }
     format!("{name}\n\n{}", table.render())
 }
 
 fn render_all(all: &StatusOverview, now: Timestamp) -> String {
-    let mut table = Table::new(["Deployment", "Target", "Commit", "Deployed", "Health"]);
+    let mut table = Table::new(["Deployment", "Target", "Commit", "Deployed", "Last rollout"]);
     for d in &all.deployments {
         for t in &d.targets {
             let commit = match (&t.commit, t.mixed) {
@@ -207,7 +231,10 @@ fn render_all(all: &StatusOverview, now: Timestamp) -> String {
                 t.deployed_at
                     .as_deref()
                     .map_or("never".to_owned(), |x| ago(x, now)),
-                t.health.to_owned(),
+                match t.health {
+                    Some(h) => format!("{} ({})", t.last_rollout, h.as_str()),
+                    None => t.last_rollout.to_owned(),
+                },
             ]);
         }
     }

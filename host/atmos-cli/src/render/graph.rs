@@ -150,7 +150,10 @@ pub fn boxes_with_status(g: &GraphWithStatus, now: jiff::Timestamp) -> String {
                     if let Some(at) = &s.deployed_at {
                         lines.push(format!("deployed {}", crate::render::time::ago(at, now)));
                     }
-                    lines.push(format!("status: {}", s.health));
+                    lines.push(format!(
+                        "status: {}",
+                        s.health.map_or(s.last_rollout, |h| h.as_str())
+                    ));
                 }
                 None => lines.push("not deployed".to_owned()),
             }

@@ -87,7 +87,9 @@ impl<'a> Live<'a> {
                 g.alone = components.len() == 1;
                 text
             }
-            ExecutorEvent::Command { component, .. } | ExecutorEvent::Output { component, .. } => {
+            ExecutorEvent::Command { component, .. }
+            | ExecutorEvent::Output { component, .. }
+            | ExecutorEvent::Verifying { component, .. } => {
                 if !g.alone {
                     g.held.entry(component.clone()).or_default().push_str(&text);
                     return String::new();
@@ -132,6 +134,14 @@ impl<'a> Live<'a> {
             ExecutorEvent::Command { component, command } => {
                 style.dim(&format!("  {component} │ $ {command}\n"))
             }
+            ExecutorEvent::Verifying {
+                component,
+                attempt,
+                attempts,
+                command,
+            } => style.dim(&format!(
+                "  {component} │ verify ({attempt}/{attempts}): $ {command}\n"
+            )),
             ExecutorEvent::Output {
                 component, line, ..
             } => format!(
@@ -244,6 +254,14 @@ impl Observer for Live<'_> {
             } => self.text(&format!(
                 "\n{}",
                 rollout::header(plan, self.plan_only, &self.style, verbose)
+            )),
+            Event::Planned {
+                plan,
+                after: Some(Replan::AutomaticRollback),
+            } => self.text(&format!(
+                "\n{} {}\n",
+                self.style.bold("Automatic rollback:"),
+                rollout::rollback_summary(plan)
             )),
             Event::Planned {
                 plan,

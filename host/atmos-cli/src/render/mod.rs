@@ -5,6 +5,7 @@ pub mod ci;
 pub mod decisions;
 pub mod diagnostics;
 pub mod graph;
+pub mod health;
 pub mod live;
 pub mod policy_tests;
 pub mod rollout;

@@ -305,13 +305,67 @@ pub fn summary(report: &RolloutReport, s: &Style, log_dir: &str) -> String {
                 Outcome::Succeeded => {}
             }
         }
-        out.push_str("Failed components keep their previous commit; each has a `failure` tag.\n");
+        let unverified: Vec<&str> = report
+            .components
+            .iter()
+            .filter(|c| {
+                c.run
+                    .as_ref()
+                    .and_then(|r| r.verification.as_ref())
+                    .is_some_and(|v| !v.passed)
+            })
+            .map(|c| c.planned.name.as_str())
+            .collect();
+        out.push_str("Failed components have a `failure` tag and their state ref did not move");
+        if unverified.is_empty() {
+            out.push_str(".\n");
+        } else {
+            out.push_str(&format!(
+                "; {} applied but failed verification, so the target may run what the apply left.\n",
+                unverified.join(", ")
+            ));
+        }
+    }
+    for r in &report.automatic_rollbacks {
+        use atmos_core::workflow::rollout::model::RollbackResult;
+        let mark = match r.result {
+            RollbackResult::RolledBack => s.ok("↺"),
+            _ => s.error("✗"),
+        };
+        out.push_str(&format!("{mark} Automatic rollback: {}\n", r.message));
+        for b in &r.blockers {
+            out.push_str(&format!("    {}: {}\n", b.source, b.message));
+            for fix in &b.fixes {
+                out.push_str(&format!("      fix: {fix}\n"));
+            }
+        }
+        if let Some(tag) = &r.deployment_id {
+            out.push_str(&format!("  recorded as {tag}\n"));
+        }
     }
     if let Some(id) = &report.deployment_id {
         out.push_str(&format!("\nDeployment ID: {id}\n"));
     }
     out.push_str(&format!("Logs: {log_dir}\n"));
     out
+}
+
+/// One line on an automatic rollback about to run.
+pub fn rollback_summary(plan: &RolloutPlan) -> String {
+    let names: Vec<String> = plan
+        .components
+        .iter()
+        .map(|c| format!("{} → {}", c.name, atmos_core::git::short(&c.new)))
+        .collect();
+    match &plan.reverting {
+        Some(r) => format!(
+            "verification of {} failed (on_failure: rollback): deploying again what {} ran before: {}",
+            atmos_core::git::short(&r.commit),
+            plan.target,
+            names.join(", ")
+        ),
+        None => names.join(", "),
+    }
 }
 
 fn change_label(change: Change) -> &'static str {

@@ -5,6 +5,7 @@ pub mod checks;
 pub mod load;
 pub mod merge;
 pub mod model;
+pub mod probes;
 pub mod project;
 pub mod schema;
 pub mod settings;

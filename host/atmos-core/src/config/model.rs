@@ -336,6 +336,32 @@ impl ComponentRef<'_> {
     }
 }
 
+impl ComponentRef<'_> {
+    fn owner(&self) -> super::probes::Owner<'_> {
+        super::probes::Owner {
+            kind: self.kind.as_str(),
+            name: self.name,
+        }
+    }
+
+    fn setting(&self, key: &str) -> Option<&Value> {
+        self.component
+            .settings
+            .get(self.kind.as_str())
+            .and_then(|s| s.get(key))
+    }
+
+    /// `settings.<type>.verify`, if set; `Err` names the setting and what is wrong.
+    pub fn verify(&self) -> Result<Option<super::probes::Verify>, String> {
+        super::probes::verify(self.owner(), self.setting("verify"))
+    }
+
+    /// `settings.<type>.health`, if set; `Err` names the setting and what is wrong.
+    pub fn health(&self) -> Result<Option<super::probes::Health>, String> {
+        super::probes::health(self.owner(), self.setting("health"))
+    }
+}
+
 impl Components {
     /// The group of one type.
     pub fn of(&self, kind: ComponentType) -> &IndexMap<String, Component> {
@@ -563,6 +589,13 @@ pub struct ScriptSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^0*[1-9][0-9]*[smhdw]$"))]
     pub timeout: Option<String>,
+    /// A check run after the apply commands succeed, with retries; a failure fails the
+    /// rollout and, with `on_failure: rollback`, deploys the previous commit again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<super::probes::VerifySettings>,
+    /// A command printing the component's health as JSON (`status --check-health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::probes::HealthSettings>,
 }
 
 /// A `terraform` component: a Terraform or OpenTofu root module.
@@ -619,6 +652,13 @@ pub struct TerraformSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^0*[1-9][0-9]*[smhdw]$"))]
     pub timeout: Option<String>,
+    /// A check run after the apply commands succeed, with retries; a failure fails the
+    /// rollout and, with `on_failure: rollback`, deploys the previous commit again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<super::probes::VerifySettings>,
+    /// A command printing the component's health as JSON (`status --check-health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::probes::HealthSettings>,
 }
 
 /// A `helmfile` component: a Helmfile release set.
@@ -675,6 +715,13 @@ pub struct HelmfileSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^0*[1-9][0-9]*[smhdw]$"))]
     pub timeout: Option<String>,
+    /// A check run after the apply commands succeed, with retries; a failure fails the
+    /// rollout and, with `on_failure: rollback`, deploys the previous commit again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<super::probes::VerifySettings>,
+    /// A command printing the component's health as JSON (`status --check-health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::probes::HealthSettings>,
 }
 
 /// A `nixpack` component: a container image.
@@ -760,4 +807,11 @@ pub struct NixpackSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^0*[1-9][0-9]*[smhdw]$"))]
     pub timeout: Option<String>,
+    /// A check run after the apply commands succeed, with retries; a failure fails the
+    /// rollout and, with `on_failure: rollback`, deploys the previous commit again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<super::probes::VerifySettings>,
+    /// A command printing the component's health as JSON (`status --check-health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::probes::HealthSettings>,
 }

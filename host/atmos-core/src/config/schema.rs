@@ -369,7 +369,12 @@ mod tests {
         let keys = allowed_keys(&root, "/deployment/targets/prod");
         assert_eq!(keys, vec!["labels", "context", "promotion", "gates"]);
         let keys = allowed_keys(&root, "/deployment/components/script/x/settings/script");
-        assert_eq!(keys, vec!["apply", "plan", "build", "source", "timeout"]);
+        assert_eq!(
+            keys,
+            vec![
+                "apply", "plan", "build", "source", "timeout", "verify", "health"
+            ]
+        );
     }
 
     #[test]

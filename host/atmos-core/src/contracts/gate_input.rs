@@ -182,8 +182,10 @@ pub struct InputTargetState {
     pub commit: Option<String>,
     /// When it was last deployed.
     pub deployed_at: Option<String>,
-    /// `healthy`, `failed` or `never`.
-    pub health: String,
+    /// How its newest rollouts went: `success`, `failure` (any component's newest attempt
+    /// failed) or `not deployed`. (Observed health is not a gate input: it is not recorded
+    /// in git, so nobody could check a decision made on it.)
+    pub last_rollout: String,
     /// Per component.
     pub components: IndexMap<String, InputComponentState>,
 }

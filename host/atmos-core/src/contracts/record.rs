@@ -93,6 +93,9 @@ pub struct TagRecord {
     /// Why it failed, for failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How the post-deploy verification went, for components that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationRecord>,
     /// The trusted ref the rules that decided were read from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules_ref: Option<String>,
@@ -109,6 +112,15 @@ pub struct TagRecord {
     /// Every gate evaluated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Decision>,
+}
+
+/// A post-deploy verification in a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct VerificationRecord {
+    /// Whether an attempt passed.
+    pub passed: bool,
+    /// Attempts made.
+    pub attempts: u32,
 }
 
 /// Why a tag message is not an atmos record.
@@ -168,6 +180,7 @@ mod tests {
             component_type: None,
             duration_ms: None,
             error: None,
+            verification: None,
             rules_ref: None,
             rules_commit: None,
             approved_commit: None,

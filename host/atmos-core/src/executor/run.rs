@@ -55,6 +55,35 @@ pub struct ComponentRun {
     pub log: Option<PathBuf>,
     /// The commands it ran, as typed.
     pub commands: Vec<String>,
+    /// How its post-deploy verification went, when it has one and its apply succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+/// How a component's post-deploy verification went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Verification {
+    /// Whether an attempt passed.
+    pub passed: bool,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Whether a failure asks for the previous commit to be deployed again.
+    pub rollback: bool,
+}
+
+/// A post-deploy verification, ready to run.
+#[derive(Debug, Clone)]
+pub struct VerifySpec {
+    /// The command.
+    pub command: CommandSpec,
+    /// The longest one attempt may run.
+    pub timeout: Duration,
+    /// Attempts after the first.
+    pub retries: u32,
+    /// The wait between attempts.
+    pub interval: Duration,
+    /// A failure asks for a rollback.
+    pub rollback: bool,
 }
 
 /// A component ready to run.
@@ -73,6 +102,8 @@ pub struct PreparedComponent {
     /// The longest its commands may run together (`settings.<type>.timeout`); then the
     /// running command's process group is stopped and the component fails.
     pub timeout: Duration,
+    /// Run after the commands succeed (apply only).
+    pub verify: Option<VerifySpec>,
 }
 
 /// How long a component's commands may run when `settings.<type>.timeout` is not set.
@@ -126,6 +157,17 @@ pub enum Event {
         stderr: bool,
         /// The line.
         line: String,
+    },
+    /// An attempt of a component's post-deploy verification begins.
+    Verifying {
+        /// Component.
+        component: String,
+        /// 1-based.
+        attempt: u32,
+        /// Attempts allowed.
+        attempts: u32,
+        /// The command as typed.
+        command: String,
     },
     /// A component is done.
     Finished {
@@ -208,6 +250,7 @@ pub async fn run(
                             duration_ms: 0,
                             log: None,
                             commands: Vec::new(),
+                            verification: None,
                         },
                     );
                 }
@@ -336,10 +379,25 @@ async fn run_component(
             command: display.clone(),
         });
         let deadline = tokio::time::Instant::from_std(start) + pc.timeout;
-        outcome = run_command(&pc, spec, step, &events, &mut cancel, &mut log, deadline).await;
+        let limit = Limit {
+            deadline,
+            length: pc.timeout,
+            setting: "settings.<type>.timeout",
+        };
+        outcome = run_command(&pc, spec, step, &events, &mut cancel, &mut log, limit).await;
         if outcome != Outcome::Succeeded {
             break;
         }
+    }
+    let mut verification = None;
+    if outcome == Outcome::Succeeded
+        && step == Step::Apply
+        && let Some(v) = &pc.verify
+    {
+        let (o, checked) = verify(&pc, v, &events, &mut cancel, &mut log).await;
+        shown.push(format!("verify: {}", v.command.display()));
+        outcome = o;
+        verification = Some(checked);
     }
     let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     log_line(
@@ -357,7 +415,86 @@ async fn run_component(
         duration_ms,
         log: log.is_some().then_some(pc.log),
         commands: shown,
+        verification,
     }
+}
+
+/// Run a verification until an attempt passes or none is left; the outcome is the
+/// component's.
+async fn verify(
+    pc: &PreparedComponent,
+    v: &VerifySpec,
+    events: &Events,
+    cancel: &mut watch::Receiver<bool>,
+    log: &mut Option<std::fs::File>,
+) -> (Outcome, Verification) {
+    let attempts = v.retries + 1;
+    let mut last = Outcome::Succeeded;
+    let mut made = 0;
+    for attempt in 1..=attempts {
+        made = attempt;
+        let display = v.command.display();
+        log_line(
+            log,
+            &format!("# verify, attempt {attempt}/{attempts}: $ {display}"),
+        );
+        events(Event::Verifying {
+            component: pc.name.clone(),
+            attempt,
+            attempts,
+            command: display,
+        });
+        let limit = Limit {
+            deadline: tokio::time::Instant::now() + v.timeout,
+            length: v.timeout,
+            setting: "settings.<type>.verify.timeout",
+        };
+        last = run_command(pc, &v.command, Step::Apply, events, cancel, log, limit).await;
+        if matches!(last, Outcome::Succeeded | Outcome::Interrupted) || attempt == attempts {
+            break;
+        }
+        log_line(
+            log,
+            &format!(
+                "# verification failed; next attempt in {}",
+                show_duration(v.interval)
+            ),
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(v.interval) => {}
+            _ = cancel.changed() => {
+                last = Outcome::Interrupted;
+                break;
+            }
+        }
+    }
+    let passed = last == Outcome::Succeeded;
+    let outcome = match last {
+        Outcome::Failed { error, exit_code } => Outcome::Failed {
+            error: format!(
+                "verification failed after {made} attempt{}: {error}",
+                if made == 1 { "" } else { "s" }
+            ),
+            exit_code,
+        },
+        other => other,
+    };
+    (
+        outcome,
+        Verification {
+            passed,
+            attempts: made,
+            rollback: v.rollback,
+        },
+    )
+}
+
+/// How long a command may run, and which setting says so.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    deadline: tokio::time::Instant,
+    length: Duration,
+    setting: &'static str,
 }
 
 fn open_log(path: &Path) -> Option<std::fs::File> {
@@ -379,8 +516,9 @@ async fn run_command(
     events: &Events,
     cancel: &mut watch::Receiver<bool>,
     log: &mut Option<std::fs::File>,
-    deadline: tokio::time::Instant,
+    limit: Limit,
 ) -> Outcome {
+    let deadline = limit.deadline;
     if *cancel.borrow() {
         return Outcome::Interrupted;
     }
@@ -437,7 +575,7 @@ async fn run_command(
             }
             _ = tokio::time::sleep_until(deadline), if !interrupted && !timed_out => {
                 timed_out = true;
-                log_line(log, &format!("# timed out after {}: stopping the command's processes", show_duration(pc.timeout)));
+                log_line(log, &format!("# timed out after {}: stopping the command's processes", show_duration(limit.length)));
                 stop(pid, &mut child).await;
             }
         }
@@ -490,9 +628,10 @@ async fn run_command(
         _ if timed_out => Outcome::Failed {
             exit_code: None,
             error: format!(
-                "`{}` timed out after {} (settings.<type>.timeout) and was stopped",
+                "`{}` timed out after {} ({}) and was stopped",
                 short_command(spec),
-                show_duration(pc.timeout)
+                show_duration(limit.length),
+                limit.setting
             ),
         },
         Ok(s) if s.success() => Outcome::Succeeded,

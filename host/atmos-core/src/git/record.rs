@@ -239,6 +239,7 @@ mod tests {
                 component_type: None,
                 duration_ms: None,
                 error: None,
+                verification: None,
                 rules_ref: None,
                 rules_commit: None,
                 approved_commit: None,

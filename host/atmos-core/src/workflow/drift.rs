@@ -147,6 +147,7 @@ pub fn drift_plan(
         },
         blockers: Vec::new(),
         configs,
+        reverting: None,
     })
 }
 

@@ -75,6 +75,12 @@ pub enum WorkflowError {
         /// Why.
         problem: String,
     },
+    /// A component setting that cannot be used (`settings.<type>.verify`, `.health`).
+    #[error("{problem}")]
+    Setting {
+        /// Which setting, and why.
+        problem: String,
+    },
     /// The trusted ref the rules are read from cannot be found.
     #[error("the trusted ref {refname} is not available: {why}")]
     NoTrustedRef {
@@ -256,6 +262,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::NothingToPromote { .. }
             | WorkflowError::NothingToApprove { .. }
             | WorkflowError::Duration { .. }
+            | WorkflowError::Setting { .. }
             | WorkflowError::NoTrustedRef { .. }
             | WorkflowError::NotOnTrustedRef { .. }
             | WorkflowError::NotInCommit { .. }
@@ -285,6 +292,9 @@ impl Actionable for WorkflowError {
             WorkflowError::Remote(e) => e.hint(),
             WorkflowError::Executor(e) => e.hint(),
             WorkflowError::Sbom(e) => e.hint(),
+            WorkflowError::Setting { .. } => Some(
+                "fix the setting in the deployment file (`atmos deployment validate` checks it); nothing was deployed".into(),
+            ),
             WorkflowError::NoTarget {
                 deployment,
                 targets,

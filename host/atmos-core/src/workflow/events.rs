@@ -43,6 +43,9 @@ pub enum Replan {
     ManualConfirmation,
     /// New approval records appeared while waiting.
     NewApprovals,
+    /// A verification failed with `on_failure: rollback`: the previous commit is deployed
+    /// again.
+    AutomaticRollback,
 }
 
 /// The front end of a workflow: renders its events and answers its questions.

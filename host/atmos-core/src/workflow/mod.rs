@@ -12,6 +12,7 @@ pub mod build;
 pub mod drift;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod inputs;
 pub mod lease;
 pub mod rollout;

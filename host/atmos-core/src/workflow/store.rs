@@ -106,6 +106,14 @@ fn updates(git: &GitRepo, report: &RolloutReport) -> Result<Vec<RefUpdate>, Work
             });
         }
     }
+    // An automatic rollback's records go with the rollout that caused it.
+    for r in report
+        .automatic_rollbacks
+        .iter()
+        .filter_map(|r| r.report.as_ref())
+    {
+        updates.extend(self::updates(git, r)?);
+    }
     Ok(updates)
 }
 

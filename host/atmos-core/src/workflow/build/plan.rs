@@ -427,6 +427,7 @@ pub fn prepare(
                 Some(c) => crate::workflow::rollout::prepare::component_timeout(&c)?,
                 None => crate::executor::run::DEFAULT_TIMEOUT,
             },
+            verify: None,
         });
     }
     let wave: Vec<String> = plan.items.iter().map(|i| i.name.clone()).collect();

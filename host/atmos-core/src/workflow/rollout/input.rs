@@ -50,7 +50,7 @@ pub fn for_rollout(
             InputTargetState {
                 commit: summary.commit,
                 deployed_at: summary.deployed_at,
-                health: summary.health.to_owned(),
+                last_rollout: summary.last_rollout.to_owned(),
                 components: t
                     .components
                     .iter()

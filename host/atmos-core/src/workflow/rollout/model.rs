@@ -201,6 +201,59 @@ pub struct RolloutPlan {
     #[serde(skip)]
     #[schemars(skip)]
     pub configs: std::collections::BTreeMap<String, crate::config::LoadedDeployment>,
+    /// Set for an automatic rollback: the rollout whose verification failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverting: Option<Box<Reverting>>,
+}
+
+/// What an automatic rollback reverts.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Reverting {
+    /// The commit whose verification failed.
+    pub commit: String,
+    /// The records of the failed rollout.
+    pub tags: Vec<String>,
+}
+
+/// An automatic rollback after a failed verification, and how it went.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AutomaticRollback {
+    /// The components whose verification failed.
+    pub components: Vec<String>,
+    /// The commit they go back to (what the target ran before), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_commit: Option<String>,
+    /// `rolled_back`, `failed`, `blocked` (a gate stands in the way) or `impossible`.
+    pub result: RollbackResult,
+    /// What happened, in words.
+    pub message: String,
+    /// What each component of the rollback did, when it ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ran: Vec<ComponentResult>,
+    /// The rollback's first record, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    /// The rollback's own report (its records are published with the rollout's).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub report: Option<Box<RolloutReport>>,
+    /// What blocked it, when a gate did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<Blocker>,
+}
+
+/// How an automatic rollback ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackResult {
+    /// The previous commit runs again.
+    RolledBack,
+    /// It ran and failed.
+    Failed,
+    /// A gate stands in the way (nothing ran).
+    Blocked,
+    /// Nothing to go back to (the component was new to the target).
+    Impossible,
 }
 
 /// One thing that stands in the way of a rollout, and what clears it.
@@ -283,6 +336,9 @@ pub struct RolloutReport {
     /// Where the executors' output is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_dir: Option<PathBuf>,
+    /// Automatic rollbacks after failed verifications.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub automatic_rollbacks: Vec<AutomaticRollback>,
 }
 
 /// `rollout --plan`: the plan and its plan commands' runs; nothing was recorded.

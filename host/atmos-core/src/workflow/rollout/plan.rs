@@ -36,7 +36,7 @@ pub const HISTORY_GATE: &str = "builtin/history";
 /// Source of the built-in decision about who may deploy.
 pub const DEPLOYER_GATE: &str = "builtin/deployers";
 /// Metadata keys atmos records itself.
-pub const RESERVED_METADATA: &[&str] = &["approver", "skip_promotion_check"];
+pub const RESERVED_METADATA: &[&str] = &["approver", "skip_promotion_check", "automatic_rollback"];
 
 /// The built-in gate that checks each image component has a built artifact to deploy.
 pub const ARTIFACT_GATE: &str = "builtin/artifacts";
@@ -509,6 +509,7 @@ impl Planner<'_> {
             artifacts,
             context: request.context.clone(),
             rollout_id: rollout_id(request),
+            reverting: None,
             configs,
         })
     }

@@ -170,6 +170,7 @@ pub fn prepare(
                     env: env_vars,
                     log: log_dir.join(format!("{name}.log")),
                     timeout: component_timeout(&c)?,
+                    verify: verify_step(&c, &root)?,
                 },
             );
         }
@@ -181,6 +182,27 @@ pub fn prepare(
         log_dir,
         scratch,
     ))
+}
+
+/// `settings.<type>.verify` as a command run in the deployed commit's tree.
+fn verify_step(
+    c: &crate::config::ComponentRef<'_>,
+    root: &Path,
+) -> Result<Option<crate::executor::run::VerifySpec>, WorkflowError> {
+    let verify = c
+        .verify()
+        .map_err(|problem| WorkflowError::Setting { problem })?;
+    Ok(verify.map(|v| crate::executor::run::VerifySpec {
+        command: executor::CommandSpec {
+            program: PathBuf::from("sh"),
+            args: vec!["-c".into(), v.command],
+            cwd: root.to_owned(),
+        },
+        timeout: v.timeout,
+        retries: v.retries,
+        interval: v.interval,
+        rollback: v.on_failure == crate::config::probes::OnFailure::Rollback,
+    }))
 }
 
 /// `settings.<type>.timeout`, else the default.

@@ -38,7 +38,11 @@ pub fn record(
             continue;
         };
         let (status, error) = match &run.outcome {
-            Outcome::Succeeded if planned.change == Change::Rollback => (Status::Rollback, None),
+            Outcome::Succeeded
+                if planned.change == Change::Rollback || plan.reverting.is_some() =>
+            {
+                (Status::Rollback, None)
+            }
             Outcome::Succeeded => (Status::Success, None),
             Outcome::Failed { error, .. } => (Status::Failure, Some(error.clone())),
             Outcome::Interrupted => (Status::Failure, Some("interrupted by a signal".to_owned())),
@@ -54,15 +58,24 @@ pub fn record(
             status,
             promoted_from: plan.source_target.clone(),
             promoted_at: plan.source_target.as_ref().map(|_| plan.started_at.clone()),
-            rollback_of: (planned.change == Change::Rollback)
-                .then(|| planned.current.clone())
-                .flatten(),
+            rollback_of: match &plan.reverting {
+                Some(r) => Some(r.commit.clone()),
+                None => (planned.change == Change::Rollback)
+                    .then(|| planned.current.clone())
+                    .flatten(),
+            },
             previous_record: previous(&planned.name),
             previous_sha: planned.current.clone(),
             build_id: plan.build_id.clone(),
             component_type: Some(planned.kind.as_str().to_owned()),
             duration_ms: Some(run.duration_ms),
             error,
+            verification: run.verification.as_ref().map(|v| {
+                crate::contracts::record::VerificationRecord {
+                    passed: v.passed,
+                    attempts: v.attempts,
+                }
+            }),
             rules_ref: Some(plan.rules.source.clone()),
             rules_commit: plan.rules.commit.clone(),
             approved_commit: plan.approval_commit.clone(),
@@ -129,5 +142,6 @@ pub fn record(
         interrupted,
         duration_ms,
         log_dir: None,
+        automatic_rollbacks: Vec::new(),
     })
 }

@@ -7,7 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::model::{RolloutPlan, RolloutReport, RolloutRequest};
+use super::model::{
+    Action, AutomaticRollback, Reverting, RollbackResult, RolloutPlan, RolloutReport,
+    RolloutRequest,
+};
 use super::plan::Planner;
 use super::wait::{self, ApprovalWait};
 use super::{prepare, record};
@@ -69,7 +72,7 @@ pub enum RolloutOutcome {
     /// is `Some(Ok(attempts))`.
     Done {
         /// What happened.
-        report: RolloutReport,
+        report: Box<RolloutReport>,
         /// The push to the remote, when there is one.
         published: Option<Result<u32, WorkflowError>>,
     },
@@ -437,6 +440,135 @@ impl<'a> RolloutSession<'a> {
         Ok(report)
     }
 
+    /// After failed verifications with `on_failure: rollback`: deploy again the commit each
+    /// such component ran before, planned through the same gates (a target's own earlier
+    /// success is a rollback they accept; an approval rule still applies), recorded as a
+    /// rollback naming the failed commit. Nothing is retried when the rollback fails too.
+    fn roll_back_unverified(
+        &mut self,
+        report: &RolloutReport,
+    ) -> Result<Vec<AutomaticRollback>, WorkflowError> {
+        // (what ran before, the failed commit) → components and their failed records
+        let mut groups: std::collections::BTreeMap<(Option<String>, String), Vec<&str>> =
+            Default::default();
+        let mut tags: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for c in &report.components {
+            let Some(v) = c.run.as_ref().and_then(|r| r.verification.as_ref()) else {
+                continue;
+            };
+            if v.passed || !v.rollback {
+                continue;
+            }
+            groups
+                .entry((c.planned.current.clone(), c.planned.new.clone()))
+                .or_default()
+                .push(&c.planned.name);
+            tags.entry(c.planned.new.clone())
+                .or_default()
+                .extend(c.tag.clone());
+        }
+        let mut out = Vec::new();
+        for ((before, failed), names) in groups {
+            let components: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            let Some(before) = before else {
+                out.push(AutomaticRollback {
+                    message: format!(
+                        "{} never ran on {} before: there is nothing to roll back to",
+                        components.join(", "),
+                        report.plan.target
+                    ),
+                    components,
+                    to_commit: None,
+                    result: RollbackResult::Impossible,
+                    ran: Vec::new(),
+                    deployment_id: None,
+                    report: None,
+                    blockers: Vec::new(),
+                });
+                continue;
+            };
+            let saved = self.request.clone();
+            self.request.git_sha = Some(before.clone());
+            self.request.promote_from = None;
+            self.request.components = components.clone();
+            self.request.force = true;
+            self.request.started_at = jiff::Timestamp::now();
+            let planned = self.plan();
+            self.request = saved;
+            let mut plan = planned?;
+            let short = |c: &str| crate::git::short(c).to_owned();
+            if plan.blocked().is_some() {
+                out.push(AutomaticRollback {
+                    message: format!(
+                        "rolling {} back to {} is blocked by the gates; {} keeps running what the failed rollout applied",
+                        components.join(", "),
+                        short(&before),
+                        report.plan.target
+                    ),
+                    components,
+                    to_commit: Some(before),
+                    result: RollbackResult::Blocked,
+                    ran: Vec::new(),
+                    deployment_id: None,
+                    report: None,
+                    blockers: plan.blockers,
+                });
+                continue;
+            }
+            plan.action = Action::Rollback;
+            for c in plan.components.iter_mut().filter(|c| c.run) {
+                c.change = super::model::Change::Rollback;
+            }
+            plan.metadata.insert(
+                "automatic_rollback".to_owned(),
+                format!("verification of {} failed", short(&failed)),
+            );
+            plan.reverting = Some(Box::new(Reverting {
+                tags: tags.get(&failed).cloned().unwrap_or_default(),
+                commit: failed.clone(),
+            }));
+            self.observer.event(&Event::Planned {
+                plan: &plan,
+                after: Some(Replan::AutomaticRollback),
+            });
+            let started = Instant::now();
+            let runs = self.execute(&plan)?;
+            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let rolled = self.record(plan, runs, ms)?;
+            let (result, message) = if rolled.success {
+                (
+                    RollbackResult::RolledBack,
+                    format!(
+                        "{} rolled back to {} after verification of {} failed",
+                        components.join(", "),
+                        short(&before),
+                        short(&failed)
+                    ),
+                )
+            } else {
+                (
+                    RollbackResult::Failed,
+                    format!(
+                        "the automatic rollback of {} to {} failed too: see its log",
+                        components.join(", "),
+                        short(&before)
+                    ),
+                )
+            };
+            out.push(AutomaticRollback {
+                components,
+                to_commit: Some(before),
+                result,
+                message,
+                ran: rolled.components.clone(),
+                deployment_id: rolled.deployment_id.clone(),
+                report: Some(Box::new(rolled)),
+                blockers: Vec::new(),
+            });
+        }
+        Ok(out)
+    }
+
     /// Push the records to the remote by compare-and-swap; `None` without a remote.
     pub fn publish(&mut self, report: &RolloutReport) -> Option<Result<u32, WorkflowError>> {
         if self.options.offline {
@@ -530,13 +662,17 @@ impl<'a> RolloutSession<'a> {
             return Ok(RolloutOutcome::Planned { plan, runs });
         }
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let report = self.record(plan, runs, duration_ms)?;
+        let mut report = self.record(plan, runs, duration_ms)?;
+        report.automatic_rollbacks = self.roll_back_unverified(&report)?;
         let published = self.publish(&report);
         if let Some(lease) = self.lease.as_mut()
             && let Err(warning) = lease.release()
         {
             self.observer.event(&Event::Warning(warning));
         }
-        Ok(RolloutOutcome::Done { report, published })
+        Ok(RolloutOutcome::Done {
+            report: Box::new(report),
+            published,
+        })
     }
 }
