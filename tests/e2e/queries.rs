@@ -2,7 +2,7 @@
 //! repositories filled by real rollouts. Human output is compared after replacing shas and
 //! times with placeholders and collapsing column padding.
 
-use crate::support::args;
+use crate::support::{Repo, args, check_output_schema};
 use regex::Regex;
 
 use crate::rollout::{Fixture, record};
@@ -377,11 +377,15 @@ fn diff_between_targets_reads_config_from_git_not_the_work_tree() {
         "  a: <v1> → <v2>  (changed)",
         "  b: <v1> → <v2>  (changed)",
         "",
-        "Configuration Changes:",
+        // What staging would get: its own context at both commits; what differs only
+        // because dev's context differs is apart.
+        "Configuration Changes (merged for staging, as staging would get them):",
         "  a.keep: 1 → 2  (changed)",
-        "  a.size: small → large  (changed)",
-        "  b.size: (unset) → large  (added)",
-        "  (2 values unchanged; -v lists them)",
+        "  (3 values unchanged; -v lists them)",
+        "",
+        "Differs by target, not a change (staging → dev at the same commit):",
+        "  a.size: small → large",
+        "  b.size: (unset) → large",
         "",
         "File Changes (1 commit):",
         "  version 2 (<v2>)",
@@ -622,4 +626,77 @@ fn diff_against_a_target_never_deployed_claims_nothing() {
         json["behind"].is_null() && json["ahead"].is_null(),
         "{json}"
     );
+}
+
+/// `diff --component` lists only the commits that touch that component's files (or the
+/// deployment file), and Configuration Changes compares what the receiving target would get
+/// at each commit: a value that differs only because the targets' contexts differ is shown
+/// apart, never as a change.
+#[test]
+fn diff_of_a_component_and_of_what_the_receiving_target_would_get() {
+    let repo = Repo::new();
+    let yaml = |timeout: u32| {
+        format!(
+            "deployment:\n  name: svc\n  components:\n    script:\n      api:\n        vars: {{timeout: {timeout}}}\n        settings:\n          script: {{apply: 'true', source: services/api}}\n      worker:\n        settings:\n          script: {{apply: 'true', source: services/worker}}\n  targets:\n    dev:\n      context: {{replicas: 1}}\n    staging:\n      context: {{replicas: 3}}\n      promotion: {{from: dev}}\n"
+        )
+    };
+    repo.write("svc.yaml", yaml(5));
+    repo.write_file("services/api/main.go", "v1");
+    repo.write_file("services/worker/main.py", "v1");
+    repo.commit("first");
+    repo.atmos(&args("deployment rollout svc --target dev"))
+        .code(0);
+    repo.atmos(&args(
+        "deployment rollout svc --target staging --promote-from dev",
+    ))
+    .code(0);
+    repo.write_file("services/api/main.go", "v2");
+    repo.commit("api: faster handler");
+    repo.write_file("services/worker/main.py", "v2");
+    repo.commit("worker: retry jobs");
+    repo.write_file("README.md", "docs");
+    repo.commit("docs only");
+    repo.write("svc.yaml", yaml(10));
+    repo.commit("api: longer timeout");
+    repo.atmos(&args("deployment rollout svc --target dev"))
+        .code(0);
+
+    let run = repo.atmos(&args(
+        "deployment diff svc --from-target staging --to-target dev --component api",
+    ));
+    run.code(0).stdout_has(&[
+        "Configuration Changes (merged for staging, as staging would get them):",
+        "api.timeout: 5 → 10  (changed)",
+        "Differs by target, not a change (staging → dev at the same commit):",
+        "api.replicas: 3 → 1",
+        "File Changes (2 commits):",
+        "(commits touching services/api, deployments/svc.yaml)",
+        "api: longer timeout",
+        "api: faster handler",
+    ]);
+    for other in [
+        "worker: retry jobs",
+        "docs only",
+        "replicas: 3 → 1  (changed)",
+    ] {
+        assert!(!run.stdout.contains(other), "{other}: {}", run.stdout);
+    }
+    let json = repo
+        .atmos(&args(
+            "deployment diff svc --from-target staging --to-target dev --component api --format json",
+        ))
+        .json();
+    check_output_schema("DiffReport", &json);
+    assert_eq!(json["log"].as_array().map(Vec::len), Some(2), "{json:#}");
+    assert_eq!(json["config_target"], "staging");
+    // Without --component every commit is listed.
+    repo.atmos(&args(
+        "deployment diff svc --from-target staging --to-target dev",
+    ))
+    .code(0)
+    .stdout_has(&[
+        "File Changes (4 commits):",
+        "docs only",
+        "worker: retry jobs",
+    ]);
 }

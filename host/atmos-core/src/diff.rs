@@ -110,8 +110,21 @@ pub struct DiffReport {
     pub config: Vec<ConfigChange>,
     /// Why some of the configuration could not be compared.
     pub config_notes: Vec<String>,
-    /// Commits in `to` not in `from`, newest first (at most 100).
+    /// Commits in `to` not in `from`, newest first (at most 100); with a component, only
+    /// those that change its files or the deployment file.
     pub log: Vec<LogEntry>,
+    /// With a component: the paths the log was limited to, its files and the deployment
+    /// file (empty when its settings name no files, and the log is not limited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_paths: Option<Vec<String>>,
+    /// The target whose context the configuration of both sides is merged with: the one
+    /// receiving the change (the `from` target), so `config` says what would change there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_target: Option<String>,
+    /// Values that differ between the two targets at the `to` commit because their contexts
+    /// differ (replicas 3 in prod, 1 in dev): not changes, and not in `config`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub target_differences: Vec<ConfigChange>,
     /// Files changed from `from` to `to`, with `--show-files`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<FileChange>>,
@@ -145,11 +158,40 @@ pub fn diff(
         })
         .collect();
 
+    let prefix = project_prefix(git, project_root);
+    let rel = prefix.join(&loaded.file);
+    // A component's own commits: those touching its files, or the deployment file.
+    let log_paths = query.component.as_deref().map(|name| {
+        let mut paths: Vec<String> = d
+            .components
+            .by_name(name)
+            .map(|c| c.paths())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                prefix
+                    .join(p.trim_start_matches("./"))
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        if !paths.is_empty() {
+            paths.push(rel.display().to_string());
+        }
+        paths
+    });
     let (mut ahead, mut behind, mut log) = (None, None, Vec::new());
     if let (Some(f), Some(t)) = (&from.commit, &to.commit) {
         let (b, a) = git.ahead_behind(t, f)?;
         (behind, ahead) = (Some(b), Some(a));
-        for sha in git.log_between(f, t, 100)? {
+        let shas = match &log_paths {
+            Some(paths) if !paths.is_empty() => {
+                let all: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+                git.log_between_touching(f, t, &all, 100, 10_000)?
+            }
+            _ => git.log_between(f, t, 100)?,
+        };
+        for sha in shas {
             let c = git.commit_info(&sha)?;
             log.push(LogEntry {
                 sha: c.sha,
@@ -159,43 +201,28 @@ pub fn diff(
         }
     }
 
-    let rel = deployment_file(git, loaded, project_root);
     let mut notes = Vec::new();
     let from_cfg = config_at(git, &rel, from.commit.as_deref(), &mut notes);
     let to_cfg = config_at(git, &rel, to.commit.as_deref(), &mut notes);
-    let context_of = |side: &Side| match side {
-        Side::Target(t) => Some(t.clone()),
-        Side::Commit(_) => query.context_target.clone(),
+    // Both sides merged with the receiving target's context: what would change there.
+    let config_target = match (&query.from, &query.to) {
+        (Side::Target(t), _) => Some(t.clone()),
+        (_, Side::Target(t)) => Some(t.clone()),
+        _ => query.context_target.clone(),
     };
-    let from_vars = flat_vars(
-        from_cfg.as_ref(),
-        context_of(&query.from).as_deref(),
-        &components,
-    );
-    let to_vars = flat_vars(
-        to_cfg.as_ref(),
-        context_of(&query.to).as_deref(),
-        &components,
-    );
-    let keys: BTreeSet<&String> = from_vars.keys().chain(to_vars.keys()).collect();
-    let config = keys
-        .into_iter()
-        .map(|k| {
-            let (f, t) = (from_vars.get(k).cloned(), to_vars.get(k).cloned());
-            let change = match (&f, &t) {
-                (Some(a), Some(b)) if a == b => "unchanged",
-                (Some(_), Some(_)) => "changed",
-                (None, Some(_)) => "added",
-                _ => "removed",
-            };
-            ConfigChange {
-                key: k.clone(),
-                from: f,
-                to: t,
-                change,
-            }
-        })
-        .collect();
+    let from_vars = flat_vars(from_cfg.as_ref(), config_target.as_deref(), &components);
+    let to_vars = flat_vars(to_cfg.as_ref(), config_target.as_deref(), &components);
+    let config = compare(&from_vars, &to_vars);
+    let target_differences = match (&query.from, &query.to) {
+        (Side::Target(a), Side::Target(b)) if a != b => {
+            let theirs = flat_vars(to_cfg.as_ref(), Some(b), &components);
+            compare(&to_vars, &theirs)
+                .into_iter()
+                .filter(|c| c.change != "unchanged")
+                .collect()
+        }
+        _ => Vec::new(),
+    };
 
     let files = match (query.show_files, &from.commit, &to.commit) {
         (true, Some(f), Some(t)) => Some(git.changed_files(f, t)?),
@@ -212,8 +239,33 @@ pub fn diff(
         config,
         config_notes: notes,
         log,
+        log_paths,
+        config_target,
+        target_differences,
         files,
     })
+}
+
+/// Flattened vars compared key by key.
+fn compare(from: &Map<String, Value>, to: &Map<String, Value>) -> Vec<ConfigChange> {
+    let keys: BTreeSet<&String> = from.keys().chain(to.keys()).collect();
+    keys.into_iter()
+        .map(|k| {
+            let (f, t) = (from.get(k).cloned(), to.get(k).cloned());
+            let change = match (&f, &t) {
+                (Some(a), Some(b)) if a == b => "unchanged",
+                (Some(_), Some(_)) => "changed",
+                (None, Some(_)) => "added",
+                _ => "removed",
+            };
+            ConfigChange {
+                key: k.clone(),
+                from: f,
+                to: t,
+                change,
+            }
+        })
+        .collect()
 }
 
 fn resolve_side(
@@ -268,14 +320,16 @@ fn resolve_side(
     }
 }
 
-/// The deployment file's path inside the repository.
-fn deployment_file(git: &GitRepo, loaded: &LoadedDeployment, project_root: &Path) -> PathBuf {
+/// Where the project sits inside the repository.
+fn project_prefix(git: &GitRepo, project_root: &Path) -> PathBuf {
     let workdir = git
         .workdir()
         .and_then(|w| w.canonicalize().ok())
         .unwrap_or_default();
-    let rel_root = project_root.strip_prefix(&workdir).unwrap_or(Path::new(""));
-    rel_root.join(&loaded.file)
+    project_root
+        .strip_prefix(&workdir)
+        .unwrap_or(Path::new(""))
+        .to_owned()
 }
 
 fn config_at(

@@ -156,7 +156,12 @@ fn render(
             if c.changed { "changed" } else { "no change" }
         ));
     }
-    out.push_str("\nConfiguration Changes:\n");
+    match &r.config_target {
+        Some(t) => out.push_str(&format!(
+            "\nConfiguration Changes (merged for {t}, as {t} would get them):\n"
+        )),
+        None => out.push_str("\nConfiguration Changes:\n"),
+    }
     if r.config.is_empty() && r.config_notes.is_empty() {
         out.push_str("  (no vars on either side)\n");
     }
@@ -189,11 +194,38 @@ fn render(
     for n in &r.config_notes {
         out.push_str(&format!("  note: {n}\n"));
     }
+    if !r.target_differences.is_empty() {
+        out.push_str(&format!(
+            "\nDiffers by target, not a change ({from} → {to} at the same commit):\n"
+        ));
+        let w = r
+            .target_differences
+            .iter()
+            .map(|c| c.key.len())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        for c in &r.target_differences {
+            out.push_str(&format!(
+                "  {:<w$} {} → {}\n",
+                format!("{}:", c.key),
+                value(&c.from),
+                value(&c.to)
+            ));
+        }
+    }
     out.push_str(&format!(
         "\nFile Changes ({} commit{}):\n",
         r.log.len(),
         if r.log.len() == 1 { "" } else { "s" }
     ));
+    match &r.log_paths {
+        Some(p) if p.is_empty() => out.push_str(
+            "  (every commit: the component's settings name no files, e.g. settings.<type>.source)\n",
+        ),
+        Some(p) => out.push_str(&format!("  (commits touching {})\n", p.join(", "))),
+        None => {}
+    }
     if r.log.is_empty() {
         // Say only what was established: with a side never deployed, nothing was compared.
         let never = |s: &atmos_core::diff::SideSummary, name: &str| {

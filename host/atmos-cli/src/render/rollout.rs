@@ -87,10 +87,10 @@ pub fn rules_line(rules: &RulesOrigin) -> String {
     }
 }
 
-/// Everything that stands in the way, each with what clears it: a count, then each blocker
-/// in the order the gates ran — gate denials with their fixes, the promotion path in the
-/// seed's words (only with steps the gates accept), and missing approvals with the command
-/// that records one.
+/// Everything that stands in the way, each with what clears it, under one error heading: a
+/// count, then the promotion path in the seed's words (only with steps the gates accept),
+/// the other gate denials with their fixes, and missing approvals with the command that
+/// records one.
 pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
     let mut out = String::new();
     // Gate messages quote record data and what people typed: shown, never obeyed.
@@ -115,42 +115,11 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
         if n == 1 { "s" } else { "" },
         if denied > 0 { " (exit 3)" } else { " (exit 4)" },
     ));
-    let gate_denials: Vec<_> = plan
-        .blockers
-        .iter()
-        .filter(|b| {
-            b.result == Verdict::Deny && b.source != PROMOTION_GATE && b.source != APPROVAL_GATE
-        })
-        .collect();
-    if !gate_denials.is_empty() {
-        out.push_str(&format!(
-            "\n{} denied by {} gate decision{}:\n",
-            s.error("Error:"),
-            gate_denials.len(),
-            if gate_denials.len() == 1 { "" } else { "s" }
-        ));
-        for b in &gate_denials {
-            let package = b
-                .package
-                .as_ref()
-                .map(|p| format!(" ({p})"))
-                .unwrap_or_default();
-            let code = b
-                .code
-                .as_ref()
-                .map(|c| format!(" [{c}]"))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "  ✗ {}{package}: {}{code}\n",
-                b.source,
-                t(&b.message)
-            ));
-            for f in &b.fixes {
-                out.push_str(&format!("      fix: {}\n", t(f)));
-            }
-        }
-        out.push_str("Fix what the gates report, or change the policies (test them with `atmos deployment policy test`).\n");
-    }
+    let promotion_denied = plan.denial.is_some()
+        && plan
+            .blockers
+            .iter()
+            .any(|b| b.source == PROMOTION_GATE && b.result == Verdict::Deny);
     if let (Some(d), Some(b)) = (
         &plan.denial,
         plan.blockers.iter().find(|b| b.source == PROMOTION_GATE),
@@ -197,6 +166,48 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
         for n in &b.not_offered {
             out.push_str(&format!("{} {}\n", s.dim("Not offered:"), t(n)));
         }
+    }
+    let gate_denials: Vec<_> = plan
+        .blockers
+        .iter()
+        .filter(|b| {
+            b.result == Verdict::Deny && b.source != PROMOTION_GATE && b.source != APPROVAL_GATE
+        })
+        .collect();
+    if !gate_denials.is_empty() {
+        // One error heading per report: the promotion path's (the seed's words) when it
+        // denies too, these decisions otherwise.
+        let (label, more) = if promotion_denied {
+            (s.error("Also denied"), " more")
+        } else {
+            (format!("{} denied", s.error("Error:")), "")
+        };
+        out.push_str(&format!(
+            "\n{label} by {}{more} gate decision{}:\n",
+            gate_denials.len(),
+            if gate_denials.len() == 1 { "" } else { "s" }
+        ));
+        for b in &gate_denials {
+            let package = b
+                .package
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
+            let code = b
+                .code
+                .as_ref()
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  ✗ {}{package}: {}{code}\n",
+                b.source,
+                t(&b.message)
+            ));
+            for f in &b.fixes {
+                out.push_str(&format!("      fix: {}\n", t(f)));
+            }
+        }
+        out.push_str("Fix what the gates report, or change the policies (test them with `atmos deployment policy test`).\n");
     }
     for b in plan.blockers.iter().filter(|b| b.source == APPROVAL_GATE) {
         if b.result == Verdict::Deny {

@@ -351,6 +351,29 @@ impl ComponentRef<'_> {
             .and_then(|s| s.get(key))
     }
 
+    /// The folders and files this component is made of, relative to the project root (its
+    /// `source`, terraform `dir`, helmfile `file`, nixpack `path` and `dockerfile`); empty
+    /// when its settings name none (a script without `source`).
+    pub fn paths(&self) -> Vec<String> {
+        let text = |key: &str| self.setting(key).and_then(Value::as_str).map(str::to_owned);
+        let mut out: Vec<String> = ["source", "dockerfile"]
+            .iter()
+            .filter_map(|k| text(k))
+            .collect();
+        match self.kind {
+            ComponentType::Terraform => out
+                .push(text("dir").unwrap_or_else(|| format!("components/terraform/{}", self.name))),
+            ComponentType::Helmfile => {
+                out.push(text("file").unwrap_or_else(|| "helmfile.yaml".to_owned()))
+            }
+            ComponentType::Nixpack => out.extend(text("path")),
+            ComponentType::Script => {}
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// `settings.<type>.verify`, if set; `Err` names the setting and what is wrong.
     pub fn verify(&self) -> Result<Option<super::probes::Verify>, String> {
         super::probes::verify(self.owner(), self.setting("verify"))

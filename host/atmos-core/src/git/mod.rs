@@ -308,6 +308,46 @@ impl GitRepo {
         }
     }
 
+    /// The commits of `to` not in `from`, newest first, that change something under one of
+    /// `paths` (compared with their first parent), at most `limit`, looking at no more than
+    /// `scan` commits.
+    pub fn log_between_touching(
+        &self,
+        from: &str,
+        to: &str,
+        paths: &[PathBuf],
+        limit: usize,
+        scan: usize,
+    ) -> Result<Vec<String>, GitError> {
+        let mut walk = self.repo.revwalk().git()?;
+        walk.push(oid(to)?).git()?;
+        walk.hide(oid(from)?).git()?;
+        let mut opts = git2::DiffOptions::new();
+        for p in paths {
+            opts.pathspec(p);
+        }
+        let mut out = Vec::new();
+        for id in walk.take(scan) {
+            let commit = self.repo.find_commit(id.git()?).git()?;
+            let tree = commit.tree().git()?;
+            let parent = match commit.parent(0) {
+                Ok(p) => Some(p.tree().git()?),
+                Err(_) => None,
+            };
+            let diff = self
+                .repo
+                .diff_tree_to_tree(parent.as_ref(), Some(&tree), Some(&mut opts))
+                .git()?;
+            if diff.deltas().len() > 0 {
+                out.push(commit.id().to_string());
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Files changed from commit `from` to commit `to` (renames detected).
     pub fn changed_files(&self, from: &str, to: &str) -> Result<Vec<FileChange>, GitError> {
         let a = self.repo.find_commit(oid(from)?).git()?.tree().git()?;
