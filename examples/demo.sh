@@ -132,3 +132,7 @@ say "Anyone can check the records, offline: signatures, deployers, chains, promo
 step deployment verify payment-service
 printf '\n$ git tag -v %s\n' "$tag"
 git -C "$work" tag -v "$tag" 2>&1 | grep -i signature
+
+say "The deployment board: a static site of all of this, for CI to publish"
+board="${ATMOS_DEMO_BOARD:-$root/target/demo-board}"
+step deployment report --html "$board"

@@ -2,6 +2,7 @@
 
 mod approvals;
 mod artifacts;
+mod board;
 mod ci;
 mod cli;
 mod describe;

@@ -133,7 +133,7 @@ fn without_rollback_a_failed_verification_says_what_the_target_may_run() {
     let bad = repo.commit("bad from the start");
     repo.atmos_env(&args("deployment rollout svc --target dev"), &env)
         .code(1)
-        .stdout_has(&["✗ Automatic rollback: api never ran on dev before"]);
+        .stdout_has(&["✗ Automatic rollback: api never ran successfully on dev before"]);
     repo.assert_state("svc", "dev", "api", None);
     assert_eq!(running(out.path()), bad);
 
@@ -220,4 +220,228 @@ fn check_health_runs_the_components_health_command_on_the_deployed_commit() {
         .code(0)
         .stdout_has(&["unknown (the health command did not answer within 1s"]);
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+/// A deployment with a dev → staging → prod path whose `api` verifies with `test -f ok` and
+/// rolls back on failure; prod requires an approval.
+fn promoted(policy: &str) -> String {
+    format!(
+        r#"deployment:
+  name: svc
+  components:
+    script:
+      api:
+        settings:
+          script:
+            apply: 'echo "$ATMOS_TARGET $ATMOS_GIT_SHA" >> "$OUT/applied"'
+            verify: {{command: 'test -f ok', on_failure: rollback}}
+  targets:
+    dev: {{}}
+    staging:
+      promotion: {{from: dev}}
+    prod:
+      promotion: {{from: staging, requires_approval: true}}
+{policy}"#
+    )
+}
+
+fn applied(out: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(out.join("applied"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Attacks on the automatic rollback: it is planned through the same gates as a rollback
+/// from what the failed apply left running, so a rejection of the old commit stops it, and
+/// it goes back to what the records say ran, never to a state ref moved by hand.
+#[test]
+fn an_automatic_rollback_cannot_walk_around_the_gates() {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().expect("tempdir");
+    let env = [("OUT", out.path().to_str().expect("utf-8"))];
+    let run = |line: &'static str| repo.atmos_env(&args(line), &env);
+    let as_approver = |line: &str| {
+        let mut all: Vec<&str> = line.split_whitespace().collect();
+        all.push("-q");
+        repo.atmos_env(&all, &[("ATMOS_ACTOR", "approver@example.com")])
+    };
+    repo.write("svc.yaml", promoted(""));
+    repo.write_file("ok", "");
+    let c1 = repo.commit("c1");
+    run("deployment rollout svc --target dev").code(0);
+    run("deployment rollout svc --target staging --promote-from dev").code(0);
+    as_approver(&format!(
+        "deployment approve svc --target prod --git-sha {c1}"
+    ))
+    .code(0);
+    run("deployment rollout svc --target prod --promote-from staging").code(0);
+    // c1 is rejected for prod afterwards; c2 breaks verification in prod only.
+    as_approver(&format!(
+        "deployment reject svc --target prod --git-sha {c1} -m broken"
+    ))
+    .code(0);
+    repo.write(
+        "svc.yaml",
+        promoted("").replace("test -f ok", "test -f ok || test $ATMOS_TARGET != prod"),
+    );
+    std::fs::remove_file(repo.path().join("ok")).expect("rm");
+    let c2 = repo.commit("c2");
+    run("deployment rollout svc --target dev").code(0);
+    run("deployment rollout svc --target staging --promote-from dev").code(0);
+    as_approver(&format!(
+        "deployment approve svc --target prod --git-sha {c2}"
+    ))
+    .code(0);
+    let before = applied(out.path()).len();
+    run("deployment rollout svc --target prod --promote-from staging")
+        .code(1)
+        .stdout_has(&[
+            "✗ Automatic rollback: rolling api back to",
+            "is blocked by the gates; prod keeps running what the failed rollout applied",
+            "builtin/approvals: rejected by approver@example.com (broken)",
+        ]);
+    assert_eq!(
+        applied(out.path()).len(),
+        before + 1,
+        "only the failed apply ran in prod"
+    );
+
+    // A state ref moved by hand to a commit that never ran: the rollback goes back to what
+    // staging's records say it ran, not to the planted commit.
+    repo.git(&["checkout", "-q", "--orphan", "planted"]);
+    repo.write_file("evil", "");
+    let planted = repo.commit("planted");
+    repo.git(&["checkout", "-q", "-f", "master"]);
+    repo.git(&[
+        "update-ref",
+        "refs/atmos/deployments/svc/staging/api",
+        &planted,
+    ]);
+    repo.write(
+        "svc.yaml",
+        promoted("").replace("test -f ok", "test $ATMOS_TARGET != staging"),
+    );
+    let c3 = repo.commit("c3 breaks staging");
+    run("deployment rollout svc --target dev").code(0);
+    run("deployment rollout svc --target staging --promote-from dev")
+        .code(1)
+        .stdout_has(&["↺ Automatic rollback: api rolled back to"]);
+    let ran = applied(out.path());
+    assert!(!ran.iter().any(|l| l.contains(&planted)), "{ran:?}");
+    assert_eq!(
+        ran.last().map(String::as_str),
+        Some(format!("staging {c2}").as_str())
+    );
+    let _ = c3;
+
+    // A policy that wants a human to wait for the rollback holds it (pending, not a warning).
+    let repo2 = Repo::new();
+    let run2 = |line: &'static str| repo2.atmos_env(&args(line), &env);
+    std::fs::create_dir_all(repo2.path().join("policies/p")).expect("mkdir");
+    repo2.write_file(
+        "policies/p/hold.rego",
+        "package team.hold\n\npending contains \"a human confirms rollbacks\" if input.action == \"rollback\"\n",
+    );
+    repo2.write_file("atmos.yaml", "gates:\n  policies: [policies/p]\n");
+    repo2.write("svc.yaml", promoted(""));
+    repo2.write_file("ok", "");
+    repo2.commit("c1");
+    run2("deployment rollout svc --target dev").code(0);
+    std::fs::remove_file(repo2.path().join("ok")).expect("rm");
+    repo2.commit("c2");
+    let before = applied(out.path()).len();
+    run2("deployment rollout svc --target dev")
+        .code(1)
+        .stdout_has(&["is blocked by the gates", "a human confirms rollbacks"]);
+    assert_eq!(
+        applied(out.path()).len(),
+        before + 1,
+        "the rollback did not run"
+    );
+}
+
+/// SIGINT between verification attempts stops the rollout: the interruption is recorded
+/// and no rollback starts (no executor runs after the signal).
+#[test]
+fn a_signal_during_verification_starts_no_rollback() {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().expect("tempdir");
+    let yaml = probed("rollback").replace(
+        "retries: 1\n              interval: 1s",
+        "retries: 3\n              interval: 20s",
+    );
+    repo.write("svc.yaml", &yaml);
+    repo.write_file("ok", "");
+    repo.commit("good");
+    repo.atmos_env(
+        &args("deployment rollout svc --target dev"),
+        &[("OUT", out.path().to_str().expect("utf-8"))],
+    )
+    .code(0);
+    std::fs::remove_file(repo.path().join("ok")).expect("rm");
+    let bad = repo.commit("bad");
+    let mut cmd = atmos_cmd(repo.path());
+    cmd.args(args("deployment rollout svc --target dev"))
+        .env("OUT", out.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    // The first attempt fails at once; atmos then waits 20 s before the next.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("kill");
+    let run = Run::from(child.wait_with_output().expect("wait"));
+    run.stdout_has(&["Automatic rollback: not started for api: the rollout was interrupted"]);
+    assert_ne!(run.code, 0);
+    assert_eq!(running(out.path()), bad, "nothing ran after the signal");
+    let tags = repo.tags("svc", "dev", "api");
+    let last = repo.tag_message(tags.last().expect("tag"));
+    assert!(last.contains("interrupted by a signal"), "{last}");
+    assert!(!last.contains("automatic_rollback"), "{last}");
+}
+
+/// A health command that prints a lot before its verdict is still read to its last line;
+/// a look-alike of a reserved metadata key is refused.
+#[test]
+fn chatty_health_commands_and_look_alike_metadata() {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().expect("tempdir");
+    let env = [("OUT", out.path().to_str().expect("utf-8"))];
+    repo.write(
+        "svc.yaml",
+        probed("fail").replace(
+            "health: 'cat health.json'",
+            "health: 'seq 1 40000; echo \"{\\\"status\\\": \\\"healthy\\\", \\\"detail\\\": \\\"ok \\u202e after the log\\\"}\"'",
+        ),
+    );
+    repo.write_file("ok", "");
+    repo.commit("chatty");
+    repo.atmos_env(&args("deployment rollout svc --target dev"), &env)
+        .code(0);
+    let run = repo.atmos(&args("deployment status svc --target dev --check-health"));
+    run.code(0).stdout_has(&["healthy (ok  after the log)"]);
+    assert!(!run.stdout.contains('\u{202e}'));
+    for key in [" automatic_rollback", "automatic_rollback ", "approver\t"] {
+        let pair = format!("{key}=x");
+        repo.atmos_env(
+            &[
+                "deployment",
+                "rollout",
+                "svc",
+                "--target",
+                "dev",
+                "--force",
+                "--metadata",
+                &pair,
+            ],
+            &env,
+        )
+        .code(2)
+        .stderr_has(&["is refused: a key is a plain name"]);
+    }
 }

@@ -689,6 +689,20 @@ fn diff_of_a_component_and_of_what_the_receiving_target_would_get() {
     check_output_schema("DiffReport", &json);
     assert_eq!(json["log"].as_array().map(Vec::len), Some(2), "{json:#}");
     assert_eq!(json["config_target"], "staging");
+    // The component's files are the ones the compared commits name: an uncommitted edit of
+    // its `source` does not change the answer.
+    repo.write(
+        "svc.yaml",
+        yaml(10).replace("source: services/api", "source: services/worker"),
+    );
+    repo.atmos(&args(
+        "deployment diff svc --from-target staging --to-target dev --component api",
+    ))
+    .code(0)
+    .stdout_has(&[
+        "(commits touching services/api, deployments/svc.yaml)",
+        "api: faster handler",
+    ]);
     // Without --component every commit is listed.
     repo.atmos(&args(
         "deployment diff svc --from-target staging --to-target dev",

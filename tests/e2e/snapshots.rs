@@ -67,7 +67,10 @@ impl Scrubber {
                 out = out.replace(&sha[..width], &Self::placeholder(name, width));
             }
         }
-        let rules: [(&str, &Rewrite); 11] = [
+        let rules: [(&str, &Rewrite); 13] = [
+            // What hooks log about the clock (decisions now show in history's JSON).
+            (r"soaked \d+ s of", &|_| "soaked N s of".into()),
+            (r"now is \S+ in ", &|_| "now is <time> in ".into()),
             (r#""rollout_id": "\d+\.\d+""#, &|_| {
                 r#""rollout_id": "<id>""#.into()
             }),

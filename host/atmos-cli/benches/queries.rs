@@ -5,6 +5,8 @@
 //! then measures wall time (median of runs) and peak RSS of:
 //!
 //! - `atmos deployment status <d>`, `status <d> --target prod`, `history <d> --target prod --limit 20`;
+//! - `atmos deployment report --html DIR`: the board of all 50 deployments (2,000 records
+//!   each; every deployment's status, graph, newest 50 rollouts, diffs and SBOMs);
 //! - the floor: `git for-each-ref` listing the same refs;
 //! - the seed's approach: `git tag -l <pattern> --sort=-creatordate`, then `git cat-file -p`
 //!   per tag needed.
@@ -67,12 +69,13 @@ fn main() {
         "for t in $({g} tag -l 'atmos/deployments/{d}/prod/*' --sort=-creatordate | head -20); do {g} cat-file -p $t >/dev/null; done"
     );
 
-    let cases: Vec<(&str, String, String, String)> = vec![
+    let board = root.join("board");
+    let cases: Vec<(&str, String, String, Option<String>)> = vec![
         (
             "status <d>",
             format!("{a} -C {} deployment status {d} >/dev/null", root.display()),
             format!("{g} for-each-ref {state} {all_tags} >/dev/null"),
-            seed_status_all,
+            Some(seed_status_all),
         ),
         (
             "status <d> --target prod",
@@ -81,7 +84,7 @@ fn main() {
                 root.display()
             ),
             format!("{g} for-each-ref {prod_state} {prod_tags} >/dev/null"),
-            seed_status_target,
+            Some(seed_status_target),
         ),
         (
             "history <d> --target prod --limit 20",
@@ -90,7 +93,17 @@ fn main() {
                 root.display()
             ),
             format!("{g} for-each-ref {prod_tags} >/dev/null"),
-            seed_history,
+            Some(seed_history),
+        ),
+        (
+            "report --html (all 50 deployments)",
+            format!(
+                "{a} -C {} deployment report --html {} >/dev/null",
+                root.display(),
+                board.display()
+            ),
+            format!("{g} for-each-ref refs/atmos/deployments/ refs/tags/atmos/ >/dev/null"),
+            None,
         ),
     ];
     println!(
@@ -104,13 +117,14 @@ fn main() {
     for (name, ours, floor, seed) in cases {
         let o = sample(&ours, runs);
         let f = sample(&floor, runs);
-        let s = sample(&seed, runs.min(5));
+        let s = seed.map_or("—".to_owned(), |seed| {
+            format!("{:.1} ms", sample(&seed, runs.min(5)).0)
+        });
         println!(
-            "| `{name}` | {:.1} ms | {:.1} ms | {:.2}× | {:.1} ms | {:.1} MiB |",
+            "| `{name}` | {:.1} ms | {:.1} ms | {:.2}× | {s} | {:.1} MiB |",
             o.0,
             f.0,
             o.0 / f.0,
-            s.0,
             o.1 as f64 / 1024.0
         );
     }

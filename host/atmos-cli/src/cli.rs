@@ -151,6 +151,23 @@ pub enum DeploymentCommand {
     /// Bring the shared remote's records (one deployment's, or all) into this clone; `--setup`
     /// makes a plain `git fetch` bring them too.
     Fetch(FetchArgs),
+    /// Write the deployment board as a static site (--html DIR), or print it (--format json).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Only these deployments (default: every deployment).
+    pub deployments: Vec<String>,
+    /// Write the site into this folder: index.html and one page per deployment.
+    #[arg(long, value_name = "DIR")]
+    pub html: Option<std::path::PathBuf>,
+    /// Link commits: a URL with `{sha}`, e.g. https://github.com/org/repo/commit/{sha}.
+    #[arg(long, value_name = "TEMPLATE", env = "ATMOS_COMMIT_URL")]
+    pub commit_url: Option<String>,
+    /// Fetch this remote's records first.
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -160,14 +160,17 @@ pub fn diff(
 
     let prefix = project_prefix(git, project_root);
     let rel = prefix.join(&loaded.file);
-    // A component's own commits: those touching its files, or the deployment file.
+    let mut notes = Vec::new();
+    let from_cfg = config_at(git, &rel, from.commit.as_deref(), &mut notes);
+    let to_cfg = config_at(git, &rel, to.commit.as_deref(), &mut notes);
+    // A component's own commits: those touching its files as the compared commits' deployment
+    // files name them (never the work tree's), or the deployment file itself.
     let log_paths = query.component.as_deref().map(|name| {
-        let mut paths: Vec<String> = d
-            .components
-            .by_name(name)
-            .map(|c| c.paths())
-            .unwrap_or_default()
+        let mut paths: Vec<String> = [from_cfg.as_ref(), to_cfg.as_ref()]
             .into_iter()
+            .flatten()
+            .filter_map(|cfg| cfg.components.by_name(name).map(|c| c.paths()))
+            .flatten()
             .map(|p| {
                 prefix
                     .join(p.trim_start_matches("./"))
@@ -175,6 +178,8 @@ pub fn diff(
                     .to_string()
             })
             .collect();
+        paths.sort();
+        paths.dedup();
         if !paths.is_empty() {
             paths.push(rel.display().to_string());
         }
@@ -201,9 +206,6 @@ pub fn diff(
         }
     }
 
-    let mut notes = Vec::new();
-    let from_cfg = config_at(git, &rel, from.commit.as_deref(), &mut notes);
-    let to_cfg = config_at(git, &rel, to.commit.as_deref(), &mut notes);
     // Both sides merged with the receiving target's context: what would change there.
     let config_target = match (&query.from, &query.to) {
         (Side::Target(t), _) => Some(t.clone()),

@@ -62,6 +62,9 @@ pub struct HistoryEntry {
     /// Every other metadata entry (`ticket`, `skip_promotion_check`, …).
     #[serde(skip_serializing_if = "indexmap::IndexMap::is_empty")]
     pub metadata: indexmap::IndexMap<String, String>,
+    /// Every gate decision the rollout was made on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<crate::contracts::Decision>,
 }
 
 /// The `history` report.
@@ -140,6 +143,7 @@ pub fn history(
                     build_id: r.build_id,
                     error: r.error,
                     metadata,
+                    decisions: r.decisions,
                 });
             }
             Err(u) => unparseable.push(u),

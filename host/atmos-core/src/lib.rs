@@ -21,6 +21,7 @@
 
 pub mod approvals;
 pub mod artifacts;
+pub mod board;
 pub mod config;
 pub mod contracts;
 pub mod dag;

@@ -84,6 +84,7 @@ pub fn all() -> Vec<Published> {
         output::<crate::listing::DeploymentList>(),
         output::<crate::listing::TargetList>(),
         output::<crate::listing::ComponentList>(),
+        output::<crate::board::Board>(),
         output::<crate::describe::DescribeReport>(),
         output::<crate::promotion::PromotionGraph>(),
         output::<crate::promotion::GraphWithStatus>(),

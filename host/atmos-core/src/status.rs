@@ -161,6 +161,19 @@ pub fn health_file(
         .join(format!("{component}.json"))
 }
 
+/// A health detail as it may be shown: one line, printable, no bidirectional overrides, at
+/// most 120 characters (a detail comes from a command's output, or a file anyone can write).
+pub fn clean_detail(detail: &str) -> String {
+    detail
+        .chars()
+        .filter(|c| {
+            !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
+        .collect()
+}
+
 /// The last health check of a component, when it was of `commit`.
 fn cached_health(
     git: &GitRepo,
@@ -170,9 +183,11 @@ fn cached_health(
     commit: &str,
 ) -> Option<Health> {
     let bytes = std::fs::read(health_file(git, deployment, target, component)).ok()?;
-    serde_json::from_slice::<Health>(&bytes)
+    let mut health = serde_json::from_slice::<Health>(&bytes)
         .ok()
-        .filter(|h| h.git_sha == commit)
+        .filter(|h| h.git_sha == commit)?;
+    health.detail = health.detail.as_deref().map(clean_detail);
+    Some(health)
 }
 
 /// Every component of one target.

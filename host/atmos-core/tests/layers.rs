@@ -51,6 +51,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "describe",
             "promotion",
             "validate",
+            "board",
         ],
     ),
     ("workflows", &["workflow"]),

@@ -236,6 +236,10 @@ fn render(
         match (never(&r.from, &from), never(&r.to, &to)) {
             (Some(a), Some(b)) => out.push_str(&format!("  (not compared: {a}, {b})\n")),
             (Some(a), None) | (None, Some(a)) => out.push_str(&format!("  (not compared: {a})\n")),
+            (None, None) if r.behind.unwrap_or(0) > 0 => out.push_str(&format!(
+                "  (none of the {} commit(s) {from} lacks touch these files)\n",
+                r.behind.unwrap_or(0)
+            )),
             (None, None) => out.push_str(&format!(
                 "  (none: {from} already has everything in {to})\n"
             )),

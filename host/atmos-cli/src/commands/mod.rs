@@ -15,6 +15,7 @@ pub mod logs;
 pub mod matrix;
 pub mod policy;
 pub mod promotion_graph;
+pub mod report;
 pub mod rollout;
 pub mod sbom;
 pub mod status;
@@ -49,5 +50,6 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::Verify(args) => verify::run(&args, ctx),
         DeploymentCommand::Fetch(args) => fetch::run(&args, ctx),
         DeploymentCommand::Logs(args) => logs::run(&args, ctx),
+        DeploymentCommand::Report(args) => report::run(&args, ctx),
     }
 }

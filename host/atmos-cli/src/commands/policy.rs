@@ -193,6 +193,7 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         components: args.components.clone(),
         skip_promotion_check: args.skip_promotion_check,
         force: true,
+        reverting: None,
         metadata: args.metadata.iter().cloned().collect(),
         actor: identity::actor(&env, git.config_string("user.email")),
         build_id: identity::build_id(&env),

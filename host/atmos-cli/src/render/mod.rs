@@ -1,6 +1,7 @@
 //! The one rendering layer: typed reports in, tables, drawings, JSON or YAML out.
 //! JSON and YAML are serde serialisations of the same report the table shows.
 
+pub mod board;
 pub mod ci;
 pub mod decisions;
 pub mod diagnostics;

@@ -244,6 +244,32 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
             }
         }
     }
+    // Policies and hooks that ask to wait (a `pending` rule), beside the approval gate.
+    let waits: Vec<_> = plan
+        .blockers
+        .iter()
+        .filter(|b| b.result == Verdict::Pending && b.source != APPROVAL_GATE)
+        .collect();
+    if !waits.is_empty() {
+        out.push_str(&format!(
+            "\n{} {} gate decision{} ask{} to wait:\n",
+            s.warning("Pending:"),
+            waits.len(),
+            if waits.len() == 1 { "" } else { "s" },
+            if waits.len() == 1 { "s" } else { "" }
+        ));
+        for b in waits {
+            let code = b
+                .code
+                .as_ref()
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default();
+            out.push_str(&format!("  … {}: {}{code}\n", b.source, t(&b.message)));
+            for f in &b.fixes {
+                out.push_str(&format!("      fix: {}\n", t(f)));
+            }
+        }
+    }
     out
 }
 

@@ -445,10 +445,11 @@ fn evaluate_package(engine: &mut Engine, p: &Package, timeout: Duration) -> Vec<
                 if members.is_empty() {
                     out.push(decision(Verdict::Allow, format!("no {rule}"), None));
                 }
-                let verdict = if *rule == "deny" {
-                    Verdict::Deny
-                } else {
-                    Verdict::Warn
+                // `pending` waits (exit 4) like a missing approval; it is never a warning.
+                let verdict = match *rule {
+                    "deny" => Verdict::Deny,
+                    "pending" => Verdict::Pending,
+                    _ => Verdict::Warn,
                 };
                 // Every finding goes into each record: a rule that yields thousands is cut,
                 // keeping the verdict.

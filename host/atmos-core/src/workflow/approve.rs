@@ -182,6 +182,7 @@ pub fn approve(
             components: Vec::new(),
             skip_promotion_check: false,
             force: false,
+            reverting: None,
             metadata: Default::default(),
             actor: actor.clone(),
             build_id: request.build_id.clone(),

@@ -143,10 +143,14 @@ pub enum WorkflowError {
         object: String,
     },
     /// `--metadata` with a key atmos records itself.
-    #[error("--metadata {key}=… is reserved: atmos records `{key}` itself")]
+    #[error("--metadata {shown}=… {why}")]
     ReservedMetadata {
         /// The key.
         key: String,
+        /// The key as shown (quoted when it is not a plain name).
+        shown: String,
+        /// Why.
+        why: String,
     },
     /// An entry target's rollout built its commit first, and the build failed: nothing was
     /// deployed.
@@ -331,12 +335,18 @@ impl Actionable for WorkflowError {
             WorkflowError::MissingObject { .. } => Some(
                 "fetch what the remote has (git fetch --all), or check the records with `atmos deployment verify`: the ref was set by hand or its commit was never pushed".into(),
             ),
-            WorkflowError::ReservedMetadata { key } if key == "approver" => Some(
+            WorkflowError::ReservedMetadata { key, .. } if key == "approver" => Some(
                 "approvals are recorded with `atmos deployment approve`; the tags name who approved".into(),
             ),
-            WorkflowError::ReservedMetadata { .. } => {
+            WorkflowError::ReservedMetadata { key, .. } if key == "skip_promotion_check" => {
                 Some("use the flag itself (--skip-promotion-check), or another key".into())
             }
+            WorkflowError::ReservedMetadata { key, .. } if key == "automatic_rollback" => Some(
+                "atmos writes it on the rollback that follows a failed verification (settings.<type>.verify.on_failure: rollback); use another key".into(),
+            ),
+            WorkflowError::ReservedMetadata { .. } => Some(
+                "metadata keys are names: letters, digits, `_`, `-` and `.`, with nothing around them".into(),
+            ),
             WorkflowError::BuildFailed {
                 deployment, commit, ..
             } => Some(format!(

@@ -18,8 +18,8 @@ use crate::git::GitRepo;
 use crate::status::{Health, HealthStatus, StatusReport, health_file};
 use crate::workflow::error::WorkflowError;
 
-/// The most output of a health command that is read.
-const OUTPUT_CAP: u64 = 64 * 1024;
+/// How much of the end of a health command's output is kept.
+const OUTPUT_CAP: usize = 64 * 1024;
 
 struct Job {
     target: String,
@@ -177,13 +177,23 @@ fn run(job: &Job) -> Health {
         Ok(c) => c,
         Err(e) => return verdict(HealthStatus::Unknown, format!("cannot start sh: {e}")),
     };
+    // Everything is read (a writer that found the pipe closed would die of SIGPIPE); the
+    // last 64 KiB are kept, where the verdict is.
     let read = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
-            let mut text = Vec::new();
-            if let Some(p) = pipe {
-                let _ = p.take(OUTPUT_CAP).read_to_end(&mut text);
+            let mut kept: std::collections::VecDeque<u8> = Default::default();
+            if let Some(mut p) = pipe {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = p.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    kept.extend(&buf[..n]);
+                    let over = kept.len().saturating_sub(OUTPUT_CAP);
+                    kept.drain(..over);
+                }
             }
-            String::from_utf8_lossy(&text).into_owned()
+            String::from_utf8_lossy(kept.make_contiguous()).into_owned()
         })
     };
     let out = read(
@@ -280,12 +290,7 @@ fn parse(stdout: &str) -> Option<(HealthStatus, Option<String>)> {
             other => other.to_string(),
         });
         // Shown in a terminal table: one line, printable, bounded.
-        let detail = detail.map(|d| {
-            d.chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .take(120)
-                .collect()
-        });
+        let detail = detail.as_deref().map(crate::status::clean_detail);
         Some((status, detail))
     };
     one(stdout).or_else(|| stdout.lines().rev().find_map(one))
@@ -302,7 +307,7 @@ mod tests {
             Some((HealthStatus::Healthy, Some("3/3 pods".into())))
         );
         assert_eq!(
-            parse("checking…\n{\"status\":\"Degraded\",\"detail\":\"1/3\\u001b[31m\"}\n"),
+            parse("checking…\n{\"status\":\"Degraded\",\"detail\":\"1/3\\u001b[31m\\u202e\"}\n"),
             Some((HealthStatus::Degraded, Some("1/3 [31m".into())))
         );
         assert_eq!(parse(r#"{"status": "fine"}"#), None);

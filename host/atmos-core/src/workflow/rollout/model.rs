@@ -44,6 +44,10 @@ pub struct RolloutRequest {
     pub proof: Option<crate::identity::Proof>,
     /// `--context key=value` overrides of the merged vars.
     pub context: crate::config::Vars,
+    /// Set for an automatic rollback: the selected components run this commit (their apply
+    /// ran, then failed verification) though their state refs still name the commit before,
+    /// so the plan starts from it and the gates judge a rollback from it.
+    pub reverting: Option<Box<Reverting>>,
 }
 
 /// The artifact a component deploys: the image built once for its commit, followed from
@@ -223,7 +227,7 @@ pub struct AutomaticRollback {
     /// The commit they go back to (what the target ran before), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to_commit: Option<String>,
-    /// `rolled_back`, `failed`, `blocked` (a gate stands in the way) or `impossible`.
+    /// `rolled_back`, `failed`, `blocked` (a gate stands in the way) or `not_started`.
     pub result: RollbackResult,
     /// What happened, in words.
     pub message: String,
@@ -252,8 +256,9 @@ pub enum RollbackResult {
     Failed,
     /// A gate stands in the way (nothing ran).
     Blocked,
-    /// Nothing to go back to (the component was new to the target).
-    Impossible,
+    /// Not started: nothing to go back to (the component was new to the target), or the
+    /// rollout was interrupted.
+    NotStarted,
 }
 
 /// One thing that stands in the way of a rollout, and what clears it.

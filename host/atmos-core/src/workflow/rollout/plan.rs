@@ -152,12 +152,34 @@ impl Planner<'_> {
     fn builtin(&self, request: &RolloutRequest) -> Result<RolloutPlan, WorkflowError> {
         // Keys atmos writes itself cannot come from `--metadata`: a record's "approver" comes
         // only from approval records.
+        // A key is a name: a look-alike (` approver`, `approver `) would read like atmos's own.
+        let odd = |k: &str| {
+            k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        };
         if let Some(key) = request
             .metadata
             .keys()
-            .find(|k| RESERVED_METADATA.contains(&k.as_str()))
+            .find(|k| RESERVED_METADATA.contains(&k.as_str()) || odd(k))
         {
-            return Err(WorkflowError::ReservedMetadata { key: key.clone() });
+            let (shown, why) = if RESERVED_METADATA.contains(&key.as_str()) {
+                (
+                    key.clone(),
+                    format!("is reserved: atmos records `{key}` itself"),
+                )
+            } else {
+                (
+                    format!("{key:?}"),
+                    "is refused: a key is a plain name".to_owned(),
+                )
+            };
+            return Err(WorkflowError::ReservedMetadata {
+                key: key.clone(),
+                shown,
+                why,
+            });
         }
         let git = self.git;
         let rules = &self.rules.loaded.deployment;
@@ -245,7 +267,11 @@ impl Planner<'_> {
         // What changes.
         let mut components = Vec::with_capacity(selected.len());
         for (c, new) in selected.iter().zip(&new_commits) {
-            let current = git.deployed_commit(&rules.name, target_name, c.name)?;
+            // An automatic rollback starts from what the failed apply left running.
+            let current = match &request.reverting {
+                Some(r) => Some(r.commit.clone()),
+                None => git.deployed_commit(&rules.name, target_name, c.name)?,
+            };
             if let Some(cur) = &current
                 && !git.has_object(cur)
             {
@@ -485,6 +511,12 @@ impl Planner<'_> {
         if request.skip_promotion_check {
             metadata.insert("skip_promotion_check".into(), "true".into());
         }
+        if let Some(r) = &request.reverting {
+            metadata.insert(
+                "automatic_rollback".into(),
+                format!("verification of {} failed", short(&r.commit)),
+            );
+        }
         Ok(RolloutPlan {
             deployment: rules.name.clone(),
             target: target_name.to_owned(),
@@ -509,7 +541,7 @@ impl Planner<'_> {
             artifacts,
             context: request.context.clone(),
             rollout_id: rollout_id(request),
-            reverting: None,
+            reverting: request.reverting.clone(),
             configs,
         })
     }

@@ -65,7 +65,10 @@ pub fn record(
                     .flatten(),
             },
             previous_record: previous(&planned.name),
-            previous_sha: planned.current.clone(),
+            previous_sha: match &plan.reverting {
+                Some(r) => Some(r.commit.clone()),
+                None => planned.current.clone(),
+            },
             build_id: plan.build_id.clone(),
             component_type: Some(planned.kind.as_str().to_owned()),
             duration_ms: Some(run.duration_ms),

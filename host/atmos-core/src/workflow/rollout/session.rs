@@ -8,8 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::model::{
-    Action, AutomaticRollback, Reverting, RollbackResult, RolloutPlan, RolloutReport,
-    RolloutRequest,
+    AutomaticRollback, Reverting, RollbackResult, RolloutPlan, RolloutReport, RolloutRequest,
 };
 use super::plan::Planner;
 use super::wait::{self, ApprovalWait};
@@ -441,45 +440,68 @@ impl<'a> RolloutSession<'a> {
     }
 
     /// After failed verifications with `on_failure: rollback`: deploy again the commit each
-    /// such component ran before, planned through the same gates (a target's own earlier
-    /// success is a rollback they accept; an approval rule still applies), recorded as a
-    /// rollback naming the failed commit. Nothing is retried when the rollback fails too.
+    /// such component last ran successfully on this target (read from its records, never
+    /// from a state ref alone), planned through the same gates as a rollback from the commit
+    /// the failed apply left running (so an approval rule, a rejection or a pending policy
+    /// stops it), and recorded as a rollback naming the failed commit. Nothing is retried
+    /// when the rollback fails too, and nothing starts after a signal.
     fn roll_back_unverified(
         &mut self,
         report: &RolloutReport,
     ) -> Result<Vec<AutomaticRollback>, WorkflowError> {
-        // (what ran before, the failed commit) → components and their failed records
-        let mut groups: std::collections::BTreeMap<(Option<String>, String), Vec<&str>> =
+        // (what ran before, the failed commit) → components; the failed records.
+        let mut groups: std::collections::BTreeMap<(Option<String>, String), Vec<String>> =
             Default::default();
-        let mut tags: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut tags: Vec<String> = Vec::new();
+        let mut state_before: std::collections::BTreeMap<String, Option<String>> =
+            Default::default();
+        let mut interrupted = Vec::new();
         for c in &report.components {
-            let Some(v) = c.run.as_ref().and_then(|r| r.verification.as_ref()) else {
-                continue;
-            };
+            let Some(run) = &c.run else { continue };
+            let Some(v) = &run.verification else { continue };
             if v.passed || !v.rollback {
                 continue;
             }
+            // A signal stops the rollout: no new executor starts, not even a rollback.
+            if report.interrupted || !matches!(run.outcome, Outcome::Failed { .. }) {
+                interrupted.push(c.planned.name.clone());
+                continue;
+            }
+            let before = self.last_success(&report.plan, &c.planned.name, c.tag.as_deref())?;
             groups
-                .entry((c.planned.current.clone(), c.planned.new.clone()))
+                .entry((before, c.planned.new.clone()))
                 .or_default()
-                .push(&c.planned.name);
-            tags.entry(c.planned.new.clone())
-                .or_default()
-                .extend(c.tag.clone());
+                .push(c.planned.name.clone());
+            tags.extend(c.tag.clone());
+            state_before.insert(c.planned.name.clone(), c.planned.current.clone());
         }
         let mut out = Vec::new();
-        for ((before, failed), names) in groups {
-            let components: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        if !interrupted.is_empty() {
+            out.push(AutomaticRollback {
+                message: format!(
+                    "not started for {}: the rollout was interrupted by a signal",
+                    interrupted.join(", ")
+                ),
+                components: interrupted,
+                to_commit: None,
+                result: RollbackResult::NotStarted,
+                ran: Vec::new(),
+                deployment_id: None,
+                report: None,
+                blockers: Vec::new(),
+            });
+        }
+        for ((before, failed), components) in groups {
             let Some(before) = before else {
                 out.push(AutomaticRollback {
                     message: format!(
-                        "{} never ran on {} before: there is nothing to roll back to",
+                        "{} never ran successfully on {} before: there is nothing to roll back to",
                         components.join(", "),
                         report.plan.target
                     ),
                     components,
                     to_commit: None,
-                    result: RollbackResult::Impossible,
+                    result: RollbackResult::NotStarted,
                     ran: Vec::new(),
                     deployment_id: None,
                     report: None,
@@ -491,8 +513,13 @@ impl<'a> RolloutSession<'a> {
             self.request.git_sha = Some(before.clone());
             self.request.promote_from = None;
             self.request.components = components.clone();
-            self.request.force = true;
+            self.request.force = false;
+            self.request.skip_promotion_check = false;
             self.request.started_at = jiff::Timestamp::now();
+            self.request.reverting = Some(Box::new(Reverting {
+                commit: failed.clone(),
+                tags: tags.clone(),
+            }));
             let planned = self.plan();
             self.request = saved;
             let mut plan = planned?;
@@ -515,26 +542,68 @@ impl<'a> RolloutSession<'a> {
                 });
                 continue;
             }
-            plan.action = Action::Rollback;
-            for c in plan.components.iter_mut().filter(|c| c.run) {
-                c.change = super::model::Change::Rollback;
+            // The state refs are moved by compare-and-swap from what they held when this
+            // rollout began: if anything else moved them meanwhile, nothing runs.
+            let mut moved = Vec::new();
+            for c in plan.components.iter_mut() {
+                if let Some(was) = state_before.get(&c.name) {
+                    c.current = was.clone();
+                    let now = self
+                        .git
+                        .deployed_commit(&plan.deployment, &plan.target, &c.name)?;
+                    if now != *was {
+                        moved.push(c.name.clone());
+                    }
+                }
             }
-            plan.metadata.insert(
-                "automatic_rollback".to_owned(),
-                format!("verification of {} failed", short(&failed)),
-            );
-            plan.reverting = Some(Box::new(Reverting {
-                tags: tags.get(&failed).cloned().unwrap_or_default(),
-                commit: failed.clone(),
-            }));
+            if !moved.is_empty() {
+                out.push(AutomaticRollback {
+                    message: format!(
+                        "not started: the state ref of {} moved while this rollout ran (someone else changed {}); check with `atmos deployment verify`",
+                        moved.join(", "),
+                        report.plan.target
+                    ),
+                    components,
+                    to_commit: Some(before),
+                    result: RollbackResult::NotStarted,
+                    ran: Vec::new(),
+                    deployment_id: None,
+                    report: None,
+                    blockers: Vec::new(),
+                });
+                continue;
+            }
             self.observer.event(&Event::Planned {
                 plan: &plan,
                 after: Some(Replan::AutomaticRollback),
             });
             let started = Instant::now();
-            let runs = self.execute(&plan)?;
-            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let rolled = self.record(plan, runs, ms)?;
+            // What went wrong here is reported with the rollback; the failed rollout's own
+            // records are still published.
+            let rolled = self.execute(&plan).and_then(|runs| {
+                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                self.record(plan, runs, ms)
+            });
+            let rolled = match rolled {
+                Ok(r) => r,
+                Err(e) => {
+                    out.push(AutomaticRollback {
+                        message: format!(
+                            "the automatic rollback of {} to {} stopped: {e}",
+                            components.join(", "),
+                            short(&before)
+                        ),
+                        components,
+                        to_commit: Some(before),
+                        result: RollbackResult::Failed,
+                        ran: Vec::new(),
+                        deployment_id: None,
+                        report: None,
+                        blockers: Vec::new(),
+                    });
+                    continue;
+                }
+            };
             let (result, message) = if rolled.success {
                 (
                     RollbackResult::RolledBack,
@@ -567,6 +636,30 @@ impl<'a> RolloutSession<'a> {
             });
         }
         Ok(out)
+    }
+
+    /// The commit of the newest success or rollback record of `component` on the plan's
+    /// target, other than the record `skip` (the failed one).
+    fn last_success(
+        &self,
+        plan: &RolloutPlan,
+        component: &str,
+        skip: Option<&str>,
+    ) -> Result<Option<String>, WorkflowError> {
+        let (tags, _) = self
+            .git
+            .history_tags(&plan.deployment, Some(&plan.target))?;
+        for e in tags.iter().rev().filter(|e| e.component == component) {
+            if Some(e.name.as_str()) == skip {
+                continue;
+            }
+            if let Ok(r) = self.git.read_record(e, &plan.deployment)
+                && r.status != crate::contracts::Status::Failure
+            {
+                return Ok(Some(r.git_sha));
+            }
+        }
+        Ok(None)
     }
 
     /// Push the records to the remote by compare-and-swap; `None` without a remote.

@@ -1,0 +1,84 @@
+//! `atmos deployment report [<d>...] --html DIR [--commit-url TEMPLATE]`, or `--format json`.
+
+use atmos_core::exit::Exit;
+
+use crate::cli::{Format, ReportArgs};
+use crate::context::Context;
+use crate::failure::Failure;
+use crate::render::board::{self, Links};
+
+/// Build the board; write the site and/or print the document.
+pub fn run(args: &ReportArgs, ctx: &Context) -> Result<Exit, Failure> {
+    ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "report")?;
+    if args.html.is_none() && ctx.out.format == Format::Table {
+        return Err(Failure::usage(
+            "report needs somewhere to go",
+            Some("add --html DIR to write the site, or --format json to print the board".into()),
+        ));
+    }
+    if let Some(t) = &args.commit_url
+        && !(t.contains("{sha}") && (t.starts_with("https://") || t.starts_with("http://")))
+    {
+        return Err(Failure::usage(
+            format!("--commit-url `{t}` is not a web address with {{sha}} in it"),
+            Some("e.g. --commit-url 'https://github.com/org/repo/commit/{sha}'".into()),
+        ));
+    }
+    // Each name is checked, so that a typo is a did-you-mean, not a missing page.
+    let project = match args.deployments.first() {
+        Some(_) => {
+            for name in &args.deployments {
+                ctx.deployment(name)?;
+            }
+            ctx.project()?
+        }
+        None => ctx.project()?,
+    };
+    let only = (args.deployments.len() == 1).then(|| args.deployments[0].as_str());
+    ctx.refresh(&project, args.remote.as_deref(), only)?;
+    let git = ctx.git(&project)?;
+    let catalog = project.load_all()?;
+    for (broken, _) in &catalog.broken {
+        ctx.out.warn(&format!(
+            "skipped deployment `{broken}`: its file is invalid (run `atmos deployment validate {broken}`)"
+        ));
+    }
+    let board = atmos_core::board::board(&git, &catalog, &project.root, &args.deployments)?;
+    if let Some(dir) = &args.html {
+        let links = Links {
+            commit_url: args.commit_url.clone(),
+        };
+        let mut pages = vec![("index.html".to_owned(), board::index(&board, &links))];
+        for d in &board.deployments {
+            pages.push((board::page_file(&d.name), board::deployment(d, &links)));
+        }
+        let io = |path: &std::path::Path| {
+            let path = path.to_owned();
+            move |source| atmos_core::workflow::WorkflowError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        for (name, html) in &pages {
+            let path = dir.join(name);
+            std::fs::write(&path, html).map_err(io(&path))?;
+        }
+        let line = format!(
+            "Wrote the board of {} deployment{} ({} pages) to {}; open {}\n",
+            board.deployments.len(),
+            if board.deployments.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            pages.len(),
+            dir.display(),
+            dir.join("index.html").display()
+        );
+        if ctx.out.format == Format::Table {
+            ctx.out.print(&line)?;
+            return Ok(Exit::Done);
+        }
+        ctx.out.eprint(&line);
+    }
+    ctx.print_document(&board)?;
+    Ok(Exit::Done)
+}

@@ -1,0 +1,276 @@
+//! The deployment board (`report --html`): its structure read with an XML parser (every
+//! target and component present, decisions and approvals shown, every link resolves, nothing
+//! outside the site is loaded, same repository → same bytes), and the pages rendered in a
+//! real browser (headless Chromium) at desktop and phone widths, failing on a blank page or
+//! a script error. The screenshots are kept under `target/tmp/board-screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{Repo, args, check_output_schema};
+
+/// The example rolled out to dev and promoted to staging; prod waits for approvals.
+fn example_in_flight() -> Repo {
+    let repo = Repo::example();
+    repo.commit("Initial payment-service layout");
+    repo.atmos_stand_ins(&args("deployment rollout payment-service --target dev"))
+        .code(0);
+    repo.atmos_stand_ins(&args(
+        "deployment rollout payment-service --target staging --promote-from dev",
+    ))
+    .code(0);
+    repo
+}
+
+fn report(repo: &Repo, dir: &Path, extra: &[&str]) {
+    let mut all = vec![
+        "deployment",
+        "report",
+        "--html",
+        dir.to_str().expect("utf-8"),
+    ];
+    all.extend(extra);
+    repo.atmos(&all)
+        .code(0)
+        .stdout_has(&["Wrote the board of 2 deployments (3 pages)"]);
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every `href` and `src`, and every id, of a page.
+fn links_and_ids(doc: &roxmltree::Document<'_>) -> (Vec<String>, Vec<String>) {
+    let mut links = Vec::new();
+    let mut ids = Vec::new();
+    for node in doc.descendants().filter(|n| n.is_element()) {
+        for a in node.attributes() {
+            match a.name() {
+                "href" | "src" => links.push(a.value().to_owned()),
+                "id" => ids.push(a.value().to_owned()),
+                _ => {}
+            }
+        }
+    }
+    (links, ids)
+}
+
+fn texts(doc: &roxmltree::Document<'_>, tag: &str) -> Vec<String> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name(tag))
+        .map(|n| n.descendants().filter_map(|d| d.text()).collect::<String>())
+        .collect()
+}
+
+#[test]
+fn the_board_shows_every_target_component_and_decision_and_stays_inside_the_site() {
+    let repo = example_in_flight();
+    let out = tempfile::tempdir().expect("tempdir");
+    let dir = out.path().join("site");
+    report(&repo, &dir, &[]);
+    let index = read(&dir.join("index.html"));
+    let page = read(&dir.join("deployment-payment-service.html"));
+
+    for (name, html) in [("index", &index), ("payment-service", &page)] {
+        let doc = roxmltree::Document::parse_with_options(
+            html,
+            roxmltree::ParsingOptions {
+                allow_dtd: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name} is not well-formed: {e}"));
+        let (links, ids) = links_and_ids(&doc);
+        for link in &links {
+            assert!(
+                !link.contains("://") && !link.starts_with("//"),
+                "{name} links outside the site: {link}"
+            );
+            match link.strip_prefix('#') {
+                Some(id) => assert!(ids.iter().any(|i| i == id), "{name}: no #{id}"),
+                None => assert!(dir.join(link).is_file(), "{name}: {link} does not exist"),
+            }
+        }
+        assert!(!html.contains("src="), "{name} loads something");
+        assert!(
+            !html.contains("@import") && !html.contains("url(http"),
+            "{name}"
+        );
+        // Every target of the deployment is a box of its graph, with a title.
+        let titles = texts(&doc, "title");
+        for target in ["dev", "staging", "prod"] {
+            assert!(
+                titles.iter().any(|t| t.starts_with(&format!("{target}: "))),
+                "{name}: no box for {target} in {titles:?}"
+            );
+        }
+    }
+    // The graph says where things stand.
+    assert!(
+        index.contains("waiting for 2 approvals from sre"),
+        "{index}"
+    );
+    assert!(
+        index.contains(
+            "atmos deployment approve payment-service --target prod --promote-from staging"
+        )
+    );
+
+    // The deployment page: the matrix has every component, the timeline every decision.
+    let doc = roxmltree::Document::parse_with_options(
+        &page,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .expect("parse");
+    let rows: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("th") && n.attribute("scope") == Some("row"))
+        .map(|n| n.text().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(rows, ["api", "worker", "database", "migrate", "smoke-test"]);
+    let details = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("details"))
+        .count();
+    assert_eq!(details, 10, "one per component rollout (dev, then staging)");
+    for gate in ["builtin/promotion-path", "builtin/artifacts", "policies/"] {
+        assert!(page.contains(gate), "the decisions name {gate}");
+    }
+    assert!(page.contains("promoted from dev"));
+    assert!(page.contains("prod has everything staging runs") || page.contains("Not compared"));
+
+    // The same repository gives the same bytes.
+    let again = out.path().join("again");
+    report(&repo, &again, &[]);
+    for file in ["index.html", "deployment-payment-service.html"] {
+        assert_eq!(read(&dir.join(file)), read(&again.join(file)), "{file}");
+    }
+
+    // Commits link to the forge when asked to, and only then.
+    let linked = out.path().join("linked");
+    report(
+        &repo,
+        &linked,
+        &["--commit-url", "https://git.example.com/pay/commit/{sha}"],
+    );
+    assert!(
+        read(&linked.join("index.html")).contains("href=\"https://git.example.com/pay/commit/")
+    );
+    repo.atmos(&args(
+        "deployment report --html x --commit-url javascript:alert(1)",
+    ))
+    .code(2)
+    .stderr_has(&["is not a web address with {sha}"]);
+
+    // The same board for people building their own.
+    let json = repo.atmos(&args("deployment report payment-service --format json"));
+    let doc = json.json();
+    check_output_schema("Board", &doc);
+    assert_eq!(doc["pending"][0]["target"], "prod");
+    assert_eq!(doc["deployments"].as_array().map(Vec::len), Some(1));
+    repo.atmos(&args("deployment report"))
+        .code(2)
+        .stderr_has(&["--html DIR"]);
+}
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.is_file(),
+        "the browser test needs Chromium at {} (set CHROMIUM, or run .ci/run, which installs Debian's chromium)",
+        path.display()
+    );
+    path
+}
+
+/// Run headless Chromium on `page` with `flags`; returns its stderr (console messages).
+fn browse(page: &Path, profile: &Path, flags: &[String]) -> (String, String) {
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--disable-extensions",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(flags)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run chromium");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Share of pixels that differ from the most common color (0 for a blank page).
+fn ink(png_file: &Path) -> f64 {
+    let decoder = png::Decoder::new(std::fs::File::open(png_file).expect("open png"));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    let bytes = &buf[..info.buffer_size()];
+    let step = info.color_type.samples();
+    let mut counts = std::collections::HashMap::new();
+    for px in bytes.chunks(step) {
+        *counts.entry(px.to_vec()).or_insert(0usize) += 1;
+    }
+    let total = bytes.len() / step;
+    let background = counts.values().max().copied().unwrap_or(total);
+    (total - background) as f64 / total as f64
+}
+
+#[test]
+fn the_board_renders_in_a_real_browser_on_desktop_and_phone() {
+    let repo = example_in_flight();
+    let out = tempfile::tempdir().expect("tempdir");
+    let dir = out.path().join("site");
+    report(&repo, &dir, &[]);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("board-screenshots");
+    std::fs::create_dir_all(&shots).expect("mkdir");
+    let profile = out.path().join("profile");
+    for page in ["index.html", "deployment-payment-service.html"] {
+        let file = dir.join(page);
+        // The page's script ran to its end, and nothing complained on the console.
+        let (dom, log) = browse(&file, &profile, &["--dump-dom".into()]);
+        assert!(
+            dom.contains("data-ready=\"1\""),
+            "{page}: the script did not run:\n{log}"
+        );
+        let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
+        assert!(console.is_empty(), "{page}: console messages: {console:#?}");
+        for (device, size) in [("desktop", "1280,900"), ("phone", "390,844")] {
+            let png = shots.join(format!("{}-{device}.png", page.trim_end_matches(".html")));
+            let _ = std::fs::remove_file(&png);
+            browse(
+                &file,
+                &profile,
+                &[
+                    format!("--window-size={size}"),
+                    format!("--screenshot={}", png.display()),
+                ],
+            );
+            let covered = ink(&png);
+            assert!(
+                covered > 0.02,
+                "{page} at {device} width is blank ({:.1}% ink): {}",
+                covered * 100.0,
+                png.display()
+            );
+        }
+    }
+}
