@@ -274,3 +274,84 @@ fn the_board_renders_in_a_real_browser_on_desktop_and_phone() {
         }
     }
 }
+
+/// Attacks on the board: a rejection is shown as one (not as "waiting" with an approve
+/// command), approvals the gate does not count are not counted, a link planted where a page
+/// goes is replaced rather than written through, pages of deployments no longer on the board
+/// go, an empty commit URL means no links, and a name with a direction override is refused.
+#[test]
+fn the_board_tells_the_truth_about_approvals_and_writes_only_its_own_pages() {
+    let repo = example_in_flight();
+    let out = tempfile::tempdir().expect("tempdir");
+    let dir = out.path().join("site");
+    let approve = |who: &str, verb: &str, extra: &[&str]| {
+        let mut all = vec![
+            "deployment",
+            verb,
+            "payment-service",
+            "--target",
+            "prod",
+            "--promote-from",
+            "staging",
+        ];
+        all.extend(extra);
+        repo.atmos_env(&all, &[("ATMOS_ACTOR", who)])
+    };
+    // Outside sre: recorded, not counted.
+    approve("dave@example.com", "approve", &[]).code(0);
+    report(&repo, &dir, &[]);
+    let index = read(&dir.join("index.html"));
+    assert!(index.contains("0 of 2 counted from sre"), "{index}");
+    assert!(index.contains("dave@example.com does not count"), "{index}");
+    // A rejection from sre stops the promotion: the board says so, and offers no approve.
+    let key = repo.example_key("alice");
+    approve(
+        "alice@example.com",
+        "reject",
+        &["-m", "error rate up", "--signing-key", &key],
+    )
+    .code(0);
+    // Someone plants a link where a page goes, and a page of a deployment that is gone.
+    std::fs::write(out.path().join("precious"), "keep me").expect("write");
+    std::fs::remove_file(dir.join("index.html")).expect("rm");
+    std::os::unix::fs::symlink(out.path().join("precious"), dir.join("index.html")).expect("ln");
+    std::fs::write(dir.join("deployment-gone.html"), "old").expect("write");
+    report(&repo, &dir, &[]);
+    assert_eq!(
+        read(&out.path().join("precious")),
+        "keep me",
+        "written through a link"
+    );
+    let index = read(&dir.join("index.html"));
+    assert!(
+        index.contains("rejected by alice@example.com: error rate up"),
+        "{index}"
+    );
+    assert!(
+        !dir.join("deployment-gone.html").exists(),
+        "a stale page stayed"
+    );
+    // An unset CI variable: no links, no error.
+    repo.atmos_env(
+        &[
+            "deployment",
+            "report",
+            "--html",
+            dir.to_str().expect("utf-8"),
+        ],
+        &[("ATMOS_COMMIT_URL", "")],
+    )
+    .code(0);
+    assert!(!read(&dir.join("index.html")).contains("href=\"http"));
+    repo.atmos(&args(
+        "deployment report --html x --commit-url https://h/{sha}<b>",
+    ))
+    .code(2);
+    // A deployer name that would read backwards on the board is refused at the door.
+    repo.atmos_env(
+        &args("deployment rollout payment-service --target dev --force"),
+        &[("ATMOS_ACTOR", "mallory\u{202e}@example.com")],
+    )
+    .code(2)
+    .stderr_has(&["text direction control character"]);
+}

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::{Catalog, LoadedDeployment};
-use crate::diff::{DiffQuery, DiffReport, Side};
+use crate::diff::DiffReport;
 use crate::git::{GitError, GitRepo};
 use crate::history::{HistoryEntry, HistoryQuery, HistoryReport};
 use crate::promotion::{GraphWithStatus, PromotionGraph};
@@ -16,7 +16,7 @@ use crate::sbom::Summary;
 use crate::status::StatusReport;
 
 /// Rollouts of each deployment's timeline on the board.
-pub const HISTORY_ROLLOUTS: usize = 50;
+pub const HISTORY_ROLLOUTS: usize = 10;
 /// Rollouts in the board's "newest rollouts" list.
 pub const RECENT: usize = 20;
 
@@ -74,8 +74,15 @@ pub struct PendingApproval {
     pub source: String,
     /// The commit waiting.
     pub commit: String,
-    /// Approvals recorded for this commit and target.
+    /// Approvals that count (by the same rule the gate applies).
     pub approved_by: Vec<String>,
+    /// Approvals recorded that do not count, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_counted: Vec<crate::approvals::Ignored>,
+    /// People whose latest word is a rejection, with their comment: the promotion is
+    /// refused until they approve.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected_by: Vec<Rejection>,
     /// Approvals required.
     pub required: u32,
     /// Groups the approvers must belong to (empty: anyone).
@@ -84,20 +91,31 @@ pub struct PendingApproval {
     pub command: String,
 }
 
+/// A rejection standing in the way of a promotion.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Rejection {
+    /// Who.
+    pub by: String,
+    /// Their comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
 /// Build the board of `names` (every deployment of the catalog when empty).
 pub fn board(
     git: &GitRepo,
     catalog: &Catalog,
-    project_root: &std::path::Path,
+    project: &crate::config::Project,
     names: &[String],
 ) -> Result<Board, GitError> {
+    let project_root = project.root.as_path();
     let mut deployments = Vec::new();
     for loaded in catalog
         .deployments
         .iter()
         .filter(|l| names.is_empty() || names.contains(&l.deployment.name))
     {
-        deployments.push(deployment_board(git, loaded, project_root)?);
+        deployments.push(deployment_board(git, loaded, project, project_root)?);
     }
     let mut recent: Vec<RecentRollout> = deployments
         .iter()
@@ -126,11 +144,12 @@ pub fn board(
 fn deployment_board(
     git: &GitRepo,
     loaded: &LoadedDeployment,
+    project: &crate::config::Project,
     project_root: &std::path::Path,
 ) -> Result<DeploymentBoard, GitError> {
     let d = &loaded.deployment;
-    let graph = PromotionGraph::of(loaded).with_status(git, loaded)?;
     let status = crate::status::status(git, loaded, None)?;
+    let graph = PromotionGraph::of(loaded).with_status_of(git, &status)?;
     let history = crate::history::history(
         git,
         &d.name,
@@ -144,17 +163,13 @@ fn deployment_board(
     )?;
     let mut diffs = Vec::new();
     for edge in &graph.graph.edges {
-        diffs.push(crate::diff::diff(
+        diffs.push(crate::diff::between_targets(
             git,
             loaded,
             project_root,
-            &DiffQuery {
-                from: Side::Target(edge.to.clone()),
-                to: Side::Target(edge.from.clone()),
-                component: None,
-                show_files: false,
-                context_target: None,
-            },
+            &status,
+            &edge.to,
+            &edge.from,
         )?);
     }
     let mut commits: Vec<String> = status
@@ -197,24 +212,47 @@ fn deployment_board(
         if !lacks {
             continue;
         }
+        // Counted by the rule the gate applies (groups, signatures, latest word), for a
+        // deployer who is none of the approvers.
         let (records, _) = crate::approvals::read(git, &d.name, &source)?;
-        let mut approved_by: Vec<String> = records
-            .iter()
-            .filter(|r| {
-                r.target == edge.to && r.decision == crate::contracts::ApprovalDecision::Approve
-            })
-            .map(|r| r.approved_by.clone())
-            .collect();
-        approved_by.sort();
-        approved_by.dedup();
         let approvals = rules.approvals.clone().unwrap_or_default();
+        let check = crate::approvals::check(
+            &approvals,
+            rules
+                .approval_method
+                .unwrap_or(crate::config::model::ApprovalMethod::Recorded),
+            &project.settings.approvers,
+            &records,
+            &crate::approvals::CheckContext {
+                deployment: &d.name,
+                target: &edge.to,
+                commit: &source,
+                actor: "",
+                authors: &[],
+                rollout: None,
+                root: &project.root,
+            },
+        );
         pending.push(PendingApproval {
             deployment: d.name.clone(),
             target: edge.to.clone(),
             source: edge.from.clone(),
             commit: source,
-            approved_by,
-            required: approvals.min.unwrap_or(1),
+            approved_by: check
+                .counted
+                .iter()
+                .map(|c| c.approved_by.clone())
+                .collect(),
+            not_counted: check.ignored.clone(),
+            rejected_by: check
+                .rejected_by
+                .iter()
+                .map(|(by, comment)| Rejection {
+                    by: by.clone(),
+                    comment: comment.clone(),
+                })
+                .collect(),
+            required: check.required,
             from_groups: approvals.from_groups.clone(),
             command: format!(
                 "atmos deployment approve {} --target {} --promote-from {}",

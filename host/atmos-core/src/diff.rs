@@ -144,8 +144,93 @@ pub fn diff(
         .map(|c| c.name.to_owned())
         .filter(|n| query.component.as_deref().is_none_or(|c| c == n))
         .collect();
-    let (from, from_commits) = resolve_side(git, loaded, &query.from, &components)?;
-    let (to, to_commits) = resolve_side(git, loaded, &query.to, &components)?;
+    let from = resolve_side(git, loaded, &query.from, &components)?;
+    let to = resolve_side(git, loaded, &query.to, &components)?;
+    compare_sides(git, loaded, project_root, query, &components, from, to)
+}
+
+/// The diff of two targets whose status was read already (the board diffs every promotion
+/// edge of every deployment): the same comparison as [`diff`], the sides taken from `status`
+/// instead of reading the refs again.
+pub fn between_targets(
+    git: &GitRepo,
+    loaded: &LoadedDeployment,
+    project_root: &Path,
+    status: &crate::status::StatusReport,
+    from_target: &str,
+    to_target: &str,
+) -> Result<DiffReport, GitError> {
+    let components: Vec<String> = loaded
+        .deployment
+        .components
+        .iter()
+        .map(|c| c.name.to_owned())
+        .collect();
+    let side = |target: &str| -> Result<(SideSummary, Vec<Option<String>>), GitError> {
+        let t = status.targets.iter().find(|t| t.target == target);
+        let commits: Vec<Option<String>> = components
+            .iter()
+            .map(|c| {
+                t.and_then(|t| t.components.iter().find(|s| s.component == *c))
+                    .and_then(|s| s.commit.clone())
+            })
+            .collect();
+        let unique: Vec<String> = commits
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Ok((
+            SideSummary {
+                target: Some(target.to_owned()),
+                commit: git.newest_commit(&unique)?,
+                // The newest record of the target, whatever its outcome (as `diff` reads it).
+                deployed_at: t.and_then(|t| {
+                    t.components
+                        .iter()
+                        .flat_map(|c| {
+                            [
+                                c.deployed_at.clone(),
+                                c.last_attempt.as_ref().map(|a| a.timestamp.clone()),
+                            ]
+                        })
+                        .flatten()
+                        .max()
+                }),
+            },
+            commits,
+        ))
+    };
+    let query = DiffQuery {
+        from: Side::Target(from_target.to_owned()),
+        to: Side::Target(to_target.to_owned()),
+        component: None,
+        show_files: false,
+        context_target: None,
+    };
+    compare_sides(
+        git,
+        loaded,
+        project_root,
+        &query,
+        &components,
+        side(from_target)?,
+        side(to_target)?,
+    )
+}
+
+fn compare_sides(
+    git: &GitRepo,
+    loaded: &LoadedDeployment,
+    project_root: &Path,
+    query: &DiffQuery,
+    components: &[String],
+    (from, from_commits): (SideSummary, Vec<Option<String>>),
+    (to, to_commits): (SideSummary, Vec<Option<String>>),
+) -> Result<DiffReport, GitError> {
+    let d = &loaded.deployment;
 
     let changes: Vec<ComponentChange> = components
         .iter()
@@ -212,12 +297,12 @@ pub fn diff(
         (_, Side::Target(t)) => Some(t.clone()),
         _ => query.context_target.clone(),
     };
-    let from_vars = flat_vars(from_cfg.as_ref(), config_target.as_deref(), &components);
-    let to_vars = flat_vars(to_cfg.as_ref(), config_target.as_deref(), &components);
+    let from_vars = flat_vars(from_cfg.as_ref(), config_target.as_deref(), components);
+    let to_vars = flat_vars(to_cfg.as_ref(), config_target.as_deref(), components);
     let config = compare(&from_vars, &to_vars);
     let target_differences = match (&query.from, &query.to) {
         (Side::Target(a), Side::Target(b)) if a != b => {
-            let theirs = flat_vars(to_cfg.as_ref(), Some(b), &components);
+            let theirs = flat_vars(to_cfg.as_ref(), Some(b), components);
             compare(&to_vars, &theirs)
                 .into_iter()
                 .filter(|c| c.change != "unchanged")

@@ -87,6 +87,15 @@ pub fn check(actor: &Actor) -> Result<(), String> {
             actor.source
         ));
     }
+    // Direction overrides make a name read as another (`mallory\u{202e}…`).
+    if id.chars().any(|c| {
+        matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }) {
+        return Err(format!(
+            "{} holds a text direction control character ({id:?})",
+            actor.source
+        ));
+    }
     if id.contains(['<', '>']) {
         return Err(format!("{} holds `<` or `>` ({id})", actor.source));
     }

@@ -184,6 +184,15 @@ impl PromotionGraph {
         loaded: &LoadedDeployment,
     ) -> Result<GraphWithStatus, crate::git::GitError> {
         let report = crate::status::status(git, loaded, None)?;
+        self.with_status_of(git, &report)
+    }
+
+    /// [`with_status`](Self::with_status) from a status report already read (every target).
+    pub fn with_status_of(
+        self,
+        git: &crate::git::GitRepo,
+        report: &crate::status::StatusReport,
+    ) -> Result<GraphWithStatus, crate::git::GitError> {
         let mut summaries = Vec::new();
         for t in &report.targets {
             summaries.push(t.summary(git)?);
@@ -252,7 +261,7 @@ impl PromotionGraph {
         Ok(GraphWithStatus {
             graph: self,
             status,
-            unparseable: report.unparseable,
+            unparseable: report.unparseable.clone(),
         })
     }
 }

@@ -16,8 +16,14 @@ pub fn run(args: &ReportArgs, ctx: &Context) -> Result<Exit, Failure> {
             Some("add --html DIR to write the site, or --format json to print the board".into()),
         ));
     }
-    if let Some(t) = &args.commit_url
-        && !(t.contains("{sha}") && (t.starts_with("https://") || t.starts_with("http://")))
+    // An empty template (an unset CI variable) means no links.
+    let commit_url = args.commit_url.clone().filter(|t| !t.is_empty());
+    if let Some(t) = &commit_url
+        && !(t.contains("{sha}")
+            && (t.starts_with("https://") || t.starts_with("http://"))
+            && !t
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "<>\"'`".contains(c)))
     {
         return Err(Failure::usage(
             format!("--commit-url `{t}` is not a web address with {{sha}} in it"),
@@ -43,11 +49,9 @@ pub fn run(args: &ReportArgs, ctx: &Context) -> Result<Exit, Failure> {
             "skipped deployment `{broken}`: its file is invalid (run `atmos deployment validate {broken}`)"
         ));
     }
-    let board = atmos_core::board::board(&git, &catalog, &project.root, &args.deployments)?;
+    let board = atmos_core::board::board(&git, &catalog, &project, &args.deployments)?;
     if let Some(dir) = &args.html {
-        let links = Links {
-            commit_url: args.commit_url.clone(),
-        };
+        let links = Links { commit_url };
         let mut pages = vec![("index.html".to_owned(), board::index(&board, &links))];
         for d in &board.deployments {
             pages.push((board::page_file(&d.name), board::deployment(d, &links)));
@@ -56,10 +60,39 @@ pub fn run(args: &ReportArgs, ctx: &Context) -> Result<Exit, Failure> {
             let path = path.to_owned();
             move |source| atmos_core::workflow::WorkflowError::Io { path, source }
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(Failure::usage(
+                format!("--html {} is a file, not a folder", dir.display()),
+                Some("name a folder for the site (it is created when missing)".into()),
+            ));
+        }
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+        // Each page is written beside its place and renamed into it: a link (or anything)
+        // already at that name is replaced, never written through.
         for (name, html) in &pages {
             let path = dir.join(name);
-            std::fs::write(&path, html).map_err(io(&path))?;
+            let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            // `create_new` refuses anything already there, a link included.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(io(&tmp))?;
+            std::io::Write::write_all(&mut file, html.as_bytes()).map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        }
+        // Pages of deployments no longer on the board go, so nothing stale stays published.
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("deployment-")
+                    && name.ends_with(".html")
+                    && !pages.iter().any(|(p, _)| *p == name)
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
         }
         let line = format!(
             "Wrote the board of {} deployment{} ({} pages) to {}; open {}\n",

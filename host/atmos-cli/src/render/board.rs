@@ -24,6 +24,10 @@ pub fn esc(text: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
+            // Direction overrides would make one name read as another.
+            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                out.push('\u{fffd}')
+            }
             c => out.push(c),
         }
     }
@@ -74,11 +78,17 @@ code { font: 0.9em ui-monospace, SFMono-Regular, Menlo, monospace; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 0.35rem 0.6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-weight: 600; }
-.success, .healthy, .rolled_back { color: var(--ok); }
-.failure, .unhealthy { color: var(--bad); }
-.rollback, .degraded, .pending, .unknown { color: var(--warn); }
+.success, .healthy, .rolled_back, .allow { color: var(--ok); }
+.failure, .unhealthy, .deny { color: var(--bad); }
+.rollback, .degraded, .pending, .unknown, .warn { color: var(--warn); }
+.skipped { color: var(--muted); }
+svg text.success, svg text.healthy { fill: var(--ok); }
+svg text.failure, svg text.unhealthy { fill: var(--bad); }
+svg text.pending, svg text.degraded, svg text.unknown, svg text.rollback { fill: var(--warn); }
+svg text.muted { fill: var(--muted); }
+li, summary, td, p { overflow-wrap: anywhere; }
 svg { height: auto; } /* natural size; its .scroll wrapper scrolls on a phone */
-svg .box { fill: var(--card); stroke: var(--line); }
+svg .box { fill: var(--card); stroke: var(--muted); }
 svg text { fill: var(--fg); font: 13px system-ui, sans-serif; }
 svg .title { font-weight: 700; }
 svg .edge { stroke: var(--muted); fill: none; }
@@ -154,21 +164,6 @@ fn graph_svg(d: &str, g: &GraphWithStatus, pending: &[PendingApproval]) -> Strin
         "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-labelledby=\"g-{d}\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\">\n<title id=\"g-{d}\">Promotion graph of {d}</title>\n<defs><marker id=\"arrow-{d}\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" orient=\"auto\"><path class=\"arrow\" d=\"M0,0 L10,5 L0,10 z\" /></marker></defs>\n",
         d = esc(d)
     );
-    for e in &g.graph.edges {
-        if let (Some((x1, y1)), Some((x2, y2))) = (place(&e.from), place(&e.to)) {
-            let _ = writeln!(
-                out,
-                "<path class=\"edge\" d=\"M{} {} L{} {}\" marker-end=\"url(#arrow-{})\"><title>{} → {}</title></path>",
-                x1 + W,
-                y1 + H / 2,
-                x2,
-                y2 + H / 2,
-                esc(d),
-                esc(&e.from),
-                esc(&e.to)
-            );
-        }
-    }
     for t in &g.graph.targets {
         let Some((x, y)) = place(&t.name) else {
             continue;
@@ -190,7 +185,13 @@ fn graph_svg(d: &str, g: &GraphWithStatus, pending: &[PendingApproval]) -> Strin
             };
             lines.push((text, class));
         }
-        if let Some(wait) = pending.iter().find(|p| p.target == t.name) {
+        if let Some(no) = pending
+            .iter()
+            .find(|p| p.target == t.name)
+            .and_then(|p| p.rejected_by.first())
+        {
+            lines.push((format!("rejected by {}", no.by), "failure"));
+        } else if let Some(wait) = pending.iter().find(|p| p.target == t.name) {
             let left = wait
                 .required
                 .saturating_sub(wait.approved_by.len() as u32)
@@ -235,7 +236,7 @@ fn graph_svg(d: &str, g: &GraphWithStatus, pending: &[PendingApproval]) -> Strin
             esc(&summary.join("; ")),
             x + 10,
             y + 22,
-            esc(&t.name)
+            esc(&fit(&t.name, 26))
         );
         for (i, (line, class)) in lines.iter().take(5).enumerate() {
             let _ = writeln!(
@@ -243,13 +244,51 @@ fn graph_svg(d: &str, g: &GraphWithStatus, pending: &[PendingApproval]) -> Strin
                 "<text class=\"{class}\" x=\"{}\" y=\"{}\">{}</text>",
                 x + 10,
                 y + 42 + i * 17,
-                esc(line)
+                esc(&fit(line, 30))
             );
         }
         out.push_str("</g>\n");
     }
+    // Edges on top of the boxes; one that skips a layer arcs over the row above its ends.
+    for e in &g.graph.edges {
+        if let (Some((x1, y1)), Some((x2, y2))) = (place(&e.from), place(&e.to)) {
+            let (sx, sy, ex, ey) = (x1 + W, y1 + H / 2, x2, y2 + H / 2);
+            let skips = ex > sx + GAP_X;
+            let d_attr = if skips {
+                let top = y1.min(y2) + 4;
+                format!(
+                    "M{sx} {sy} C{} {top} {} {top} {ex} {ey}",
+                    sx + 40,
+                    ex.saturating_sub(40)
+                )
+            } else {
+                format!("M{sx} {sy} L{ex} {ey}")
+            };
+            let _ = writeln!(
+                out,
+                "<path class=\"edge\" d=\"{d_attr}\"{} marker-end=\"url(#arrow-{})\"><title>{} → {}</title></path>",
+                if skips {
+                    " stroke-dasharray=\"4 3\""
+                } else {
+                    ""
+                },
+                esc(d),
+                esc(&e.from),
+                esc(&e.to)
+            );
+        }
+    }
     out.push_str("</svg>\n");
     out
+}
+
+/// At most `n` characters; the whole text is in the box's title.
+fn fit(text: &str, n: usize) -> String {
+    if text.chars().count() <= n {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(n - 1).collect::<String>())
+    }
 }
 
 fn pending_list(pending: &[PendingApproval], links: &Links) -> String {
@@ -260,11 +299,14 @@ fn pending_list(pending: &[PendingApproval], links: &Links) -> String {
         "<div class=\"scroll\"><table>\n<thead><tr><th scope=\"col\">Deployment</th><th scope=\"col\">Target</th><th scope=\"col\">Commit</th><th scope=\"col\">Approvals</th><th scope=\"col\">To approve</th></tr></thead>\n<tbody>\n",
     );
     for p in pending {
-        let who = if p.approved_by.is_empty() {
-            "none yet".to_owned()
+        let mut who = if p.approved_by.is_empty() {
+            "none counts yet".to_owned()
         } else {
             p.approved_by.join(", ")
         };
+        for n in &p.not_counted {
+            who.push_str(&format!("; {} does not count: {}", n.approved_by, n.reason));
+        }
         let from = if p.from_groups.is_empty() {
             String::new()
         } else {
@@ -272,17 +314,35 @@ fn pending_list(pending: &[PendingApproval], links: &Links) -> String {
         };
         let _ = writeln!(
             out,
-            "<tr><td><a href=\"{}\">{}</a></td><td>{} ← {}</td><td>{}</td><td class=\"pending\">{} of {} recorded{} ({})</td><td><code>{}</code></td></tr>",
+            "<tr><td><a href=\"{}\">{}</a></td><td>{} ← {}</td><td>{}</td>{}</tr>",
             esc(&page_file(&p.deployment)),
             esc(&p.deployment),
             esc(&p.target),
             esc(&p.source),
             links.commit(&p.commit),
-            p.approved_by.len(),
-            p.required,
-            esc(&from),
-            esc(&who),
-            esc(&p.command)
+            if p.rejected_by.is_empty() {
+                format!(
+                    "<td class=\"pending\">{} of {} counted{} ({})</td><td><code>{}</code></td>",
+                    p.approved_by.len(),
+                    p.required,
+                    esc(&from),
+                    esc(&who),
+                    esc(&p.command)
+                )
+            } else {
+                let no: Vec<String> = p
+                    .rejected_by
+                    .iter()
+                    .map(|r| match &r.comment {
+                        Some(c) => format!("{}: {c}", r.by),
+                        None => r.by.clone(),
+                    })
+                    .collect();
+                format!(
+                    "<td class=\"failure\">rejected by {}</td><td class=\"muted\">refused until they approve</td>",
+                    esc(&no.join("; "))
+                )
+            }
         );
     }
     out.push_str("</tbody>\n</table></div>\n");
@@ -354,7 +414,7 @@ pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
     }
     body.push_str("<div class=\"scroll\">");
     body.push_str(&graph_svg(&d.name, &d.graph, &d.pending));
-    body.push_str("</div>\n");
+    body.push_str("</div>\n<h2 id=\"pending\">Waiting for approval</h2>\n");
     body.push_str(&pending_list(&d.pending, links));
 
     // Status matrix: target × component.
@@ -384,6 +444,19 @@ pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
                             last.replace(' ', "_"),
                             esc(last)
                         );
+                        // As `status` says it: the newest attempt failed, the old commit runs.
+                        if let Some(a) = c
+                            .last_attempt
+                            .as_ref()
+                            .filter(|a| a.status == Status::Failure)
+                        {
+                            cell = format!(
+                                "<span class=\"failure\">failure at</span> {} (still runs {})<br />{}",
+                                links.commit(&a.git_sha),
+                                links.commit(commit),
+                                time(&a.timestamp)
+                            );
+                        }
                         if let Some(h) = &c.health {
                             let _ = write!(
                                 cell,
@@ -412,13 +485,15 @@ pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
     body.push_str("</tbody>\n</table></div>\n");
 
     // Timeline.
-    let _ = writeln!(
-        body,
-        "<h2 id=\"history\">History</h2>\n<p class=\"muted\">The newest {} of {} rollouts; each row opens to its gate decisions.</p>",
-        d.history.rollouts, d.history.recorded
-    );
+    body.push_str("<h2 id=\"history\">History</h2>\n");
     if d.history.entries.is_empty() {
         body.push_str("<p class=\"muted\">Nothing was rolled out yet.</p>\n");
+    } else {
+        let _ = writeln!(
+            body,
+            "<p class=\"muted\">The newest {} of {} rollouts; each row opens to its gate decisions.</p>",
+            d.history.rollouts, d.history.recorded
+        );
     }
     for e in &d.history.entries {
         let mut line = format!(
@@ -458,7 +533,7 @@ pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
         if e.decisions.is_empty() {
             body.push_str("<p class=\"muted\">No gate decisions recorded.</p>\n");
         } else {
-            body.push_str("<table><thead><tr><th scope=\"col\">Gate</th><th scope=\"col\">Result</th><th scope=\"col\">Message</th></tr></thead><tbody>\n");
+            body.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Gate</th><th scope=\"col\">Result</th><th scope=\"col\">Message</th></tr></thead><tbody>\n");
             for dec in &e.decisions {
                 let _ = writeln!(
                     body,
@@ -468,7 +543,7 @@ pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
                     r = dec.result.as_str()
                 );
             }
-            body.push_str("</tbody></table>\n");
+            body.push_str("</tbody></table></div>\n");
         }
         let _ = writeln!(
             body,
@@ -536,7 +611,7 @@ pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
             .filter(|c| c.change != "unchanged")
             .collect();
         if !changes.is_empty() {
-            body.push_str("<table><thead><tr><th scope=\"col\">Configuration</th><th scope=\"col\">Now</th><th scope=\"col\">After promotion</th></tr></thead><tbody>\n");
+            body.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Configuration</th><th scope=\"col\">Now</th><th scope=\"col\">After promotion</th></tr></thead><tbody>\n");
             for c in changes {
                 let v = |x: &Option<serde_json::Value>| {
                     x.as_ref().map_or("(unset)".to_owned(), |v| v.to_string())
@@ -549,7 +624,7 @@ pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
                     esc(&v(&c.to))
                 );
             }
-            body.push_str("</tbody></table>\n");
+            body.push_str("</tbody></table></div>\n");
         }
         body.push_str("</section>\n");
     }

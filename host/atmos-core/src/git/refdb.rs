@@ -78,11 +78,20 @@ impl RefDb {
         if self.common_dir.join("reftable").is_dir() {
             return list_with_git(&self.git_dir, prefix);
         }
-        let mut out: BTreeMap<String, RefEntry> = BTreeMap::new();
-        for e in self.packed()?.under(prefix).map_err(|e| git_error(&e))? {
-            out.insert(e.name.clone(), e);
+        let mut packed = self.packed()?.under(prefix).map_err(|e| git_error(&e))?;
+        let mut loose_refs: BTreeMap<String, RefEntry> = BTreeMap::new();
+        loose(&self.common_dir, prefix, &mut loose_refs)?;
+        // After `git gc` nothing is loose: the packed entries, already in order, are the
+        // answer (a sort of sorted input is one pass).
+        packed.sort_by(|a, b| a.name.cmp(&b.name));
+        packed.dedup_by(|a, b| a.name == b.name);
+        if loose_refs.is_empty() {
+            return Ok(packed);
         }
-        loose(&self.common_dir, prefix, &mut out)?;
+        let mut out: BTreeMap<String, RefEntry> =
+            packed.into_iter().map(|e| (e.name.clone(), e)).collect();
+        // Loose refs override packed ones of the same name.
+        out.extend(loose_refs);
         Ok(out.into_values().collect())
     }
 
