@@ -217,8 +217,9 @@ fn browse(page: &Path, profile: &Path, flags: &[String]) -> (String, String) {
     )
 }
 
-/// Share of pixels that differ from the most common color (0 for a blank page).
-fn ink(png_file: &Path) -> f64 {
+/// Share of pixels that differ from the most common color (0 for a blank page), and that
+/// background color's brightness (0–765, the sum of its red, green and blue).
+fn ink(png_file: &Path) -> (f64, u32) {
     let decoder = png::Decoder::new(std::fs::File::open(png_file).expect("open png"));
     let mut reader = decoder.read_info().expect("png header");
     let mut buf = vec![0; reader.output_buffer_size()];
@@ -230,8 +231,13 @@ fn ink(png_file: &Path) -> f64 {
         *counts.entry(px.to_vec()).or_insert(0usize) += 1;
     }
     let total = bytes.len() / step;
-    let background = counts.values().max().copied().unwrap_or(total);
-    (total - background) as f64 / total as f64
+    let (color, background) = counts
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(c, n)| (c.clone(), *n))
+        .unwrap_or_default();
+    let brightness = color.iter().take(3).map(|b| u32::from(*b)).sum();
+    ((total - background) as f64 / total as f64, brightness)
 }
 
 #[test]
@@ -253,18 +259,28 @@ fn the_board_renders_in_a_real_browser_on_desktop_and_phone() {
         );
         let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
         assert!(console.is_empty(), "{page}: console messages: {console:#?}");
-        for (device, size) in [("desktop", "1280,900"), ("phone", "390,844")] {
+        for (device, size, dark) in [
+            ("desktop", "1280,900", false),
+            ("phone", "390,844", false),
+            ("desktop-dark", "1280,900", true),
+        ] {
             let png = shots.join(format!("{}-{device}.png", page.trim_end_matches(".html")));
             let _ = std::fs::remove_file(&png);
-            browse(
-                &file,
-                &profile,
-                &[
-                    format!("--window-size={size}"),
-                    format!("--screenshot={}", png.display()),
-                ],
+            let mut flags = vec![
+                format!("--window-size={size}"),
+                format!("--screenshot={}", png.display()),
+            ];
+            if dark {
+                flags.push("--force-dark-mode".into());
+            }
+            browse(&file, &profile, &flags);
+            let (covered, background) = ink(&png);
+            // The page follows the system's color scheme.
+            assert_eq!(
+                background < 200,
+                dark,
+                "{page} at {device}: background brightness {background}"
             );
-            let covered = ink(&png);
             assert!(
                 covered > 0.02,
                 "{page} at {device} width is blank ({:.1}% ink): {}",

@@ -144,7 +144,7 @@ fn status_class(s: Status) -> &'static str {
 
 /// The promotion graph as SVG: layers left to right, one box per target with its state.
 fn graph_svg(d: &str, g: &GraphWithStatus, pending: &[PendingApproval]) -> String {
-    const W: usize = 230;
+    const W: usize = 260;
     const H: usize = 122;
     const GAP_X: usize = 60;
     const GAP_Y: usize = 20;
@@ -236,7 +236,7 @@ fn graph_svg(d: &str, g: &GraphWithStatus, pending: &[PendingApproval]) -> Strin
             esc(&summary.join("; ")),
             x + 10,
             y + 22,
-            esc(&fit(&t.name, 26))
+            esc(&fit(&t.name, 30))
         );
         for (i, (line, class)) in lines.iter().take(5).enumerate() {
             let _ = writeln!(
@@ -244,7 +244,7 @@ fn graph_svg(d: &str, g: &GraphWithStatus, pending: &[PendingApproval]) -> Strin
                 "<text class=\"{class}\" x=\"{}\" y=\"{}\">{}</text>",
                 x + 10,
                 y + 42 + i * 17,
-                esc(&fit(line, 30))
+                esc(&fit(line, 34))
             );
         }
         out.push_str("</g>\n");
