@@ -85,6 +85,9 @@ pub struct ComponentStatus {
 pub mod last_rollout {
     /// The newest attempt deployed its commit.
     pub const SUCCESS: &str = "success";
+    /// The newest attempt went back to a commit the target ran before (a component's own
+    /// word; a target whose components rolled back reads `success`).
+    pub const ROLLBACK: &str = "rollback";
     /// The newest attempt failed (the previous commit may still run).
     pub const FAILURE: &str = "failure";
     /// Nothing was ever deployed.
@@ -92,10 +95,11 @@ pub mod last_rollout {
 }
 
 impl ComponentStatus {
-    /// How the newest rollout went: `success`, `failure` or `not deployed`.
+    /// How the newest rollout went: `success`, `rollback`, `failure` or `not deployed`.
     pub fn last_rollout(&self) -> &'static str {
         match (&self.last_attempt, &self.commit) {
             (Some(a), _) if a.status == Status::Failure => last_rollout::FAILURE,
+            (None, Some(_)) if self.status == Some(Status::Rollback) => last_rollout::ROLLBACK,
             (_, Some(_)) => last_rollout::SUCCESS,
             (Some(_), None) => last_rollout::FAILURE,
             (None, None) => last_rollout::NOT_DEPLOYED,

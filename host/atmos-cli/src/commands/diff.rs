@@ -29,7 +29,14 @@ pub fn run(args: &DiffArgs, ctx: &Context) -> Result<Exit, Failure> {
     {
         return Err(Failure::usage(
             format!("deployment `{}` has no component `{c}`", d.name),
-            None,
+            Some(format!(
+                "its components: {}",
+                d.components
+                    .iter()
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         ));
     }
     let side = |target: &Option<String>, sha: &Option<String>| match (target, sha) {

@@ -24,7 +24,14 @@ pub fn run(args: &LogsArgs, ctx: &Context) -> Result<Exit, Failure> {
     {
         return Err(Failure::usage(
             format!("deployment `{}` has no component `{c}`", d.name),
-            None,
+            Some(format!(
+                "its components: {}",
+                d.components
+                    .iter()
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         ));
     }
     let git = ctx.git(&project)?;

@@ -57,7 +57,21 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
             None => render_deployment(name, &report, now),
         });
     ctx.out.print(&text)?;
-    Ok(Exit::Done)
+    // A health check is a check: what did not answer healthy (or degraded) fails it.
+    let failing = args.check_health
+        && report
+            .targets
+            .iter()
+            .flat_map(|t| &t.components)
+            .filter_map(|c| c.health.as_ref())
+            .any(|h| {
+                matches!(
+                    h.status,
+                    atmos_core::status::HealthStatus::Unhealthy
+                        | atmos_core::status::HealthStatus::Unknown
+                )
+            });
+    Ok(if failing { Exit::Failed } else { Exit::Done })
 }
 
 fn commit_cell(c: &ComponentStatus) -> String {

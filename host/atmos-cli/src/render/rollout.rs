@@ -342,6 +342,14 @@ pub fn summary(report: &RolloutReport, s: &Style, log_dir: &str) -> String {
                 Outcome::Succeeded => {}
             }
         }
+        use atmos_core::workflow::rollout::model::RollbackResult;
+        // Applied, not verified, and not rolled back: the target may run the failed apply.
+        let rolled_back: Vec<&str> = report
+            .automatic_rollbacks
+            .iter()
+            .filter(|r| r.result == RollbackResult::RolledBack)
+            .flat_map(|r| r.components.iter().map(String::as_str))
+            .collect();
         let unverified: Vec<&str> = report
             .components
             .iter()
@@ -352,6 +360,7 @@ pub fn summary(report: &RolloutReport, s: &Style, log_dir: &str) -> String {
                     .is_some_and(|v| !v.passed)
             })
             .map(|c| c.planned.name.as_str())
+            .filter(|n| !rolled_back.contains(n))
             .collect();
         out.push_str("Failed components have a `failure` tag and their state ref did not move");
         if unverified.is_empty() {
