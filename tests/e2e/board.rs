@@ -363,6 +363,15 @@ fn the_board_tells_the_truth_about_approvals_and_writes_only_its_own_pages() {
         "deployment report --html x --commit-url https://h/{sha}<b>",
     ))
     .code(2);
+    // A target whose components run different commits says so, as `status` does.
+    repo.write_file("migrations/004_more.sql", "SELECT 1;");
+    repo.commit("another migration");
+    repo.atmos_stand_ins(&args(
+        "deployment rollout payment-service --target dev --component migrate",
+    ))
+    .code(0);
+    report(&repo, &dir, &[]);
+    assert!(read(&dir.join("index.html")).contains("(mixed)"));
     // A deployer name that would read backwards on the board is refused at the door.
     repo.atmos_env(
         &args("deployment rollout payment-service --target dev --force"),

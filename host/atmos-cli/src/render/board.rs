@@ -11,7 +11,6 @@ use std::fmt::Write;
 use atmos_core::board::{Board, DeploymentBoard, PendingApproval};
 use atmos_core::contracts::Status;
 use atmos_core::git::short;
-use atmos_core::promotion::GraphWithStatus;
 
 /// Escape text for HTML element content and attribute values.
 pub fn esc(text: &str) -> String {
@@ -143,7 +142,29 @@ fn status_class(s: Status) -> &'static str {
 }
 
 /// The promotion graph as SVG: layers left to right, one box per target with its state.
-fn graph_svg(d: &str, g: &GraphWithStatus, pending: &[PendingApproval]) -> String {
+/// Targets whose components run different commits (`status` says `(mixed)`).
+fn mixed(d: &DeploymentBoard) -> Vec<String> {
+    d.status
+        .targets
+        .iter()
+        .filter(|t| {
+            let mut commits: Vec<&str> = t
+                .components
+                .iter()
+                .filter(|c| c.in_config)
+                .filter_map(|c| c.commit.as_deref())
+                .collect();
+            commits.sort_unstable();
+            commits.dedup();
+            commits.len() > 1
+        })
+        .map(|t| t.target.clone())
+        .collect()
+}
+
+fn graph_svg(d: &DeploymentBoard) -> String {
+    let (g, pending, mixed) = (&d.graph, &d.pending, mixed(d));
+    let d = d.name.as_str();
     const W: usize = 260;
     const H: usize = 122;
     const GAP_X: usize = 60;
@@ -171,6 +192,9 @@ fn graph_svg(d: &str, g: &GraphWithStatus, pending: &[PendingApproval]) -> Strin
         let s = g.status.iter().find(|s| s.target == t.name);
         let mut lines: Vec<(String, &str)> = Vec::new();
         match s.and_then(|s| s.commit.as_deref()) {
+            Some(c) if mixed.contains(&t.name) => {
+                lines.push((format!("commit {} (mixed)", short(c)), "pending"))
+            }
             Some(c) => lines.push((format!("commit {}", short(c)), "")),
             None => lines.push(("not deployed".into(), "muted")),
         }
@@ -372,7 +396,7 @@ pub fn index(board: &Board, links: &Links) -> String {
             let _ = writeln!(body, "<p class=\"muted\">{}</p>", esc(desc));
         }
         body.push_str("<div class=\"scroll\">");
-        body.push_str(&graph_svg(&d.name, &d.graph, &d.pending));
+        body.push_str(&graph_svg(d));
         body.push_str("</div>\n</section>\n");
     }
     body.push_str("<h2 id=\"pending\">Waiting for approval</h2>\n");
@@ -413,7 +437,7 @@ pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
         let _ = writeln!(body, "<p class=\"muted\">{}</p>", esc(desc));
     }
     body.push_str("<div class=\"scroll\">");
-    body.push_str(&graph_svg(&d.name, &d.graph, &d.pending));
+    body.push_str(&graph_svg(d));
     body.push_str("</div>\n<h2 id=\"pending\">Waiting for approval</h2>\n");
     body.push_str(&pending_list(&d.pending, links));
 
