@@ -616,6 +616,11 @@ fn diff_against_a_target_never_deployed_claims_nothing() {
         "{}",
         run.stdout
     );
+    // Nor does it claim every value of staging would be added to prod.
+    run.stdout_has(&["note: not compared: prod has nothing deployed"]);
+    for claim in ["(added)", "(removed)", "Differs by target"] {
+        assert!(!run.stdout.contains(claim), "{claim}: {}", run.stdout);
+    }
     let json = f
         .repo
         .atmos(&args(

@@ -299,8 +299,22 @@ fn compare_sides(
     };
     let from_vars = flat_vars(from_cfg.as_ref(), config_target.as_deref(), components);
     let to_vars = flat_vars(to_cfg.as_ref(), config_target.as_deref(), components);
-    let config = compare(&from_vars, &to_vars);
+    // A side with nothing deployed has no configuration to compare: saying every value was
+    // added or removed would claim what was not established.
+    let empty_side = [(&from, "from"), (&to, "to")]
+        .into_iter()
+        .find(|(side, _)| side.commit.is_none())
+        .map(|(side, name)| side.target.clone().unwrap_or_else(|| name.to_owned()));
+    if let Some(side) = &empty_side {
+        notes.push(format!("not compared: {side} has nothing deployed"));
+    }
+    let config = if empty_side.is_some() {
+        Vec::new()
+    } else {
+        compare(&from_vars, &to_vars)
+    };
     let target_differences = match (&query.from, &query.to) {
+        _ if empty_side.is_some() => Vec::new(),
         (Side::Target(a), Side::Target(b)) if a != b => {
             let theirs = flat_vars(to_cfg.as_ref(), Some(b), components);
             compare(&to_vars, &theirs)
