@@ -453,3 +453,25 @@ fn chatty_health_commands_and_look_alike_metadata() {
         .stderr_has(&["is refused: a key is a plain name"]);
     }
 }
+
+/// A forced re-run of the commit a component ran before, failing its verification, has
+/// nothing different to go back to: no rollback is claimed.
+#[test]
+fn a_forced_rerun_that_fails_verification_claims_no_rollback() {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().expect("tempdir");
+    let env = [("OUT", out.path().to_str().expect("utf-8"))];
+    repo.write(
+        "svc.yaml",
+        probed("rollback").replace("test -f ok ||", "test ! -f \"$OUT/broken\" ||"),
+    );
+    repo.commit("c1");
+    repo.atmos_env(&args("deployment rollout svc --target dev"), &env)
+        .code(0);
+    std::fs::write(out.path().join("broken"), "").expect("write");
+    let run = repo.atmos_env(&args("deployment rollout svc --target dev --force"), &env);
+    run.code(1).stdout_has(&[
+        "not started for api: the commit it ran before is the one that failed verification",
+    ]);
+    assert!(!run.stdout.contains("rolled back to"), "{}", run.stdout);
+}

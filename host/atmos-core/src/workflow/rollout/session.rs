@@ -492,6 +492,23 @@ impl<'a> RolloutSession<'a> {
             });
         }
         for ((before, failed), components) in groups {
+            // A forced re-run of the commit that ran before: nothing different to go back to.
+            if before.as_deref() == Some(failed.as_str()) {
+                out.push(AutomaticRollback {
+                    message: format!(
+                        "not started for {}: the commit it ran before is the one that failed verification",
+                        components.join(", ")
+                    ),
+                    components,
+                    to_commit: before,
+                    result: RollbackResult::NotStarted,
+                    ran: Vec::new(),
+                    deployment_id: None,
+                    report: None,
+                    blockers: Vec::new(),
+                });
+                continue;
+            }
             let Some(before) = before else {
                 out.push(AutomaticRollback {
                     message: format!(
