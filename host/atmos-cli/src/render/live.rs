@@ -259,9 +259,11 @@ impl Observer for Live<'_> {
                 plan,
                 after: Some(Replan::AutomaticRollback),
             } => self.text(&format!(
-                "\n{} {}\n",
+                "\n{} {}\n{}",
                 self.style.bold("Automatic rollback:"),
-                rollout::rollback_summary(plan)
+                rollout::rollback_summary(plan),
+                // What the gates said about it, as for any rollout.
+                super::decisions::lines(&plan.decisions, &self.style, verbose)
             )),
             Event::Planned {
                 plan,
