@@ -130,6 +130,19 @@ pub struct DiffReport {
     pub files: Option<Vec<FileChange>>,
 }
 
+impl DiffReport {
+    /// How many different commits the components of one side run (`from` or `to`): more
+    /// than one when the side is mixed, and then it stands for the newest.
+    pub fn commits_run(&self, from: bool) -> usize {
+        let side = |c: &ComponentChange| if from { c.from.clone() } else { c.to.clone() };
+        self.components
+            .iter()
+            .filter_map(side)
+            .collect::<BTreeSet<String>>()
+            .len()
+    }
+}
+
 /// Compute the diff.
 pub fn diff(
     git: &GitRepo,

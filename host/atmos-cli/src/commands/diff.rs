@@ -144,6 +144,13 @@ fn render(
             ));
         }
     }
+    // A mixed side stands for its newest commit: commits an older component lacks are not
+    // in the log.
+    for (name, n) in [(&from, r.commits_run(true)), (&to, r.commits_run(false))] {
+        if n > 1 {
+            out.push_str(&format!("  ({name} is mixed: its components run {n} commits; the log is from its newest; --component NAME compares one)\n"));
+        }
+    }
     out.push_str("\nComponent Changes:\n");
     let w = r
         .components
