@@ -719,3 +719,105 @@ fn diff_of_a_component_and_of_what_the_receiving_target_would_get() {
         "worker: retry jobs",
     ]);
 }
+
+/// Retention in a repository without a remote: `archive` needs a retention, says what it would
+/// do with --dry-run, and `history.archive_on_rollout` folds old records away after each
+/// rollout; history, status, diff and verify read tags and ledger as one history.
+#[test]
+fn archive_keeps_every_record_readable_and_rollouts_can_archive_as_they_go() {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      api:\n        settings: {script: {apply: 'true'}}\n  targets:\n    dev: {}\n    staging: {promotion: {from: dev}}\n",
+    );
+    let mut commits = Vec::new();
+    for n in 0..4 {
+        repo.write_file("change", format!("{n}"));
+        commits.push(repo.commit(&format!("change {n}")));
+        repo.atmos(&args("deployment rollout svc --target dev"))
+            .code(0);
+    }
+    let entries = |line: &'static str| {
+        repo.atmos(&args(line)).json()["entries"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(
+        entries("deployment history svc --limit 100 --format json"),
+        4
+    );
+
+    repo.atmos(&args("deployment archive svc"))
+        .code(2)
+        .stderr_has(&["no retention set", "--keep 90d"]);
+    repo.atmos(&args("deployment archive svc --keep 0"))
+        .code(2)
+        .stderr_has(&["the count must be at least 1"]);
+    repo.atmos(&args("deployment archive svc --keep 3x"))
+        .code(2)
+        .stderr_has(&["is not a duration"]);
+    // Records younger than a day stay.
+    repo.atmos(&args("deployment archive svc --keep 1d"))
+        .code(0)
+        .stdout_has(&["svc: 0 records moved into the ledger; 4 tags left"]);
+    repo.atmos(&args("deployment archive svc --keep 2 --dry-run"))
+        .code(0)
+        .stdout_has(&[
+            "Would archive",
+            "svc: 2 records would move into the ledger; 2 tags left",
+        ]);
+    assert_eq!(
+        repo.tags("svc", "dev", "api").len(),
+        4,
+        "a dry run changed nothing"
+    );
+
+    repo.atmos(&args("deployment archive svc --keep 1")).code(0);
+    assert_eq!(repo.tags("svc", "dev", "api").len(), 1);
+    assert_eq!(
+        entries("deployment history svc --limit 100 --format json"),
+        4
+    );
+    // A rollback to a commit dev ran whose record is archived is still a rollback.
+    repo.atmos(&[
+        "deployment",
+        "rollout",
+        "svc",
+        "--target",
+        "dev",
+        "--git-sha",
+        &commits[0],
+    ])
+    .code(0);
+    let history = repo
+        .atmos(&args("deployment history svc --limit 100 --format json"))
+        .json();
+    assert_eq!(
+        history["entries"][0]["rollback_of"], commits[3],
+        "{history:#}"
+    );
+    // Promotion reads the source's records, archived ones included.
+    repo.atmos(&args(
+        "deployment rollout svc --target staging --promote-from dev",
+    ))
+    .code(0);
+    repo.atmos(&args("deployment verify svc"))
+        .code(0)
+        .stdout_has(&["Verified 6 record(s)"]);
+
+    // Archiving as rollouts go.
+    repo.write_file(
+        "atmos.yaml",
+        "history:\n  keep_tags: 1\n  archive_on_rollout: true\n",
+    );
+    repo.write_file("change", "next");
+    repo.commit("next");
+    repo.atmos(&args("deployment rollout svc --target dev"))
+        .code(0)
+        .stderr_has(&["archived 2 older records of svc into its ledger"]);
+    assert_eq!(repo.tags("svc", "dev", "api").len(), 1);
+    assert_eq!(
+        entries("deployment history svc --limit 100 --format json"),
+        7
+    );
+}

@@ -840,3 +840,106 @@ fn a_runner_that_cannot_renew_its_lease_stops_before_it_lapses() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("too short"));
 }
+
+/// One clone archives while another rolls out: both land, and every record is still there —
+/// in a third clone's history, and in the second clone once its next archive prunes the tags
+/// the first one folded away.
+#[test]
+fn archiving_while_another_clone_rolls_out_loses_nothing() {
+    let world = World::new(TWO);
+    let a = world.runner("alpha");
+    let b = world.runner("beta");
+    let run = |dir: &Path, args: &[&str]| {
+        let out = world.atmos(dir, args).output().expect("atmos");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let change = |dir: &Path, n: usize| {
+        git(dir, &["pull", "-q", "--rebase", "origin", "main"]);
+        std::fs::write(dir.join("change"), format!("{n}")).expect("write");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", &format!("change {n}")]);
+        git(dir, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    };
+    for n in 0..3 {
+        change(&a, n);
+        let (code, out, err) = run(&a, &args("deployment rollout svc --target dev"));
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let (code, _, err) = run(&b, &args("deployment fetch svc"));
+    assert_eq!(code, 0, "{err}");
+    change(&b, 3);
+
+    let archive = world
+        .atmos(&a, &args("deployment archive svc --keep 1"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("archive");
+    let rollout = world
+        .atmos(&b, &args("deployment rollout svc --target dev"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rollout");
+    let (code, out, err) = finish(archive);
+    assert_eq!(code, 0, "archive: {out}{err}");
+    assert!(
+        out.contains("svc: 4 records moved into the ledger"),
+        "{out}"
+    );
+    let (code, out, err) = finish(rollout);
+    assert_eq!(code, 0, "rollout: {out}{err}");
+
+    let recorded = |dir: &Path| {
+        let (code, out, err) = run(
+            dir,
+            &args("deployment history svc --limit 100 --format json"),
+        );
+        assert_eq!(code, 0, "{err}");
+        let doc: serde_json::Value = serde_json::from_str(&out).expect("json");
+        doc["entries"].as_array().map_or(0, Vec::len)
+    };
+    let c = world.runner("gamma");
+    let (code, _, err) = run(&c, &args("deployment fetch svc"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        recorded(&c),
+        8,
+        "three rollouts of A and one of B, two components each"
+    );
+    assert_eq!(
+        world.remote_refs("refs/tags/atmos/deployments/svc/").len(),
+        4
+    );
+
+    // B still holds the tags A archived; its history counts each record once, and its next
+    // archive removes them here without touching the remote.
+    let (code, _, err) = run(&b, &args("deployment fetch svc"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(recorded(&b), 8);
+    let (code, out, err) = run(&b, &args("deployment archive svc --keep 1"));
+    assert_eq!(code, 0, "{err}");
+    // A's newest two records (now older than B's) go too.
+    assert!(
+        out.contains("svc: 2 records moved into the ledger; 2 tags left, 6 records in the ledger, 8 in all (was 8)")
+            && out.contains("4 tags here already archived by another clone removed"),
+        "{out}"
+    );
+    assert_eq!(
+        git(&b, &["tag", "-l", "atmos/deployments/svc/*"])
+            .lines()
+            .count(),
+        2
+    );
+    assert_eq!(
+        world.remote_refs("refs/tags/atmos/deployments/svc/").len(),
+        2
+    );
+    assert_eq!(recorded(&b), 8);
+    let (_, out, _) = run(&c, &args("deployment status svc --target dev"));
+    assert!(out.matches("success").count() >= 2, "{out}");
+}

@@ -544,7 +544,7 @@ fn forgeries_are_caught_by_verify_and_refused_by_the_hook() {
     ]);
     let (ok, stderr) = push(&d, &format!(":refs/tags/{prod_tag}"));
     assert!(
-        !ok && stderr.contains("history tags are never deleted"),
+        !ok && stderr.contains("history tags are deleted only once the archive ledger holds them"),
         "{stderr}"
     );
 
@@ -837,4 +837,154 @@ fn an_automatic_rollback_passes_the_hook_and_verifies() {
         &["ls-remote", "origin", "refs/atmos/deployments/svc/dev/a"],
     );
     assert!(tags.starts_with(&good), "{tags}");
+}
+
+/// Archiving passes the hook (the ledger and the deletions in one push), keeps every record
+/// readable, signed and verified; deleting a tag by hand, or a ledger edited to say something
+/// else, is refused.
+#[test]
+fn archiving_passes_the_hook_and_the_ledger_cannot_be_forged() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    for n in 0..3 {
+        std::fs::write(alice.join("change"), format!("{n}")).expect("write");
+        git_in(&alice, &["add", "-A"]);
+        git_in(&alice, &["commit", "-q", "-m", &format!("change {n}")]);
+        git_in(&alice, &["push", "-q", "origin", "HEAD:main"]);
+        w.atmos(&alice, &args("deployment rollout svc --target dev"), &[])
+            .code(0);
+    }
+    ship(&w, &alice);
+    let before = verify(&w, &alice);
+    before.code(0);
+    let total = |dir: &Path| {
+        w.atmos(
+            dir,
+            &args("deployment history svc --limit 100 --format json"),
+            &[],
+        )
+        .json()["entries"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    // Three rollouts to dev (ship's is the same commit: nothing to do), staging, prod.
+    let records = total(&alice);
+    assert_eq!(records, 5);
+
+    // A tag deleted by hand is refused: the ledger does not hold it.
+    let oldest = git_in(&alice, &["tag", "-l", "atmos/deployments/svc/dev/a/*"])
+        .lines()
+        .next()
+        .expect("a dev tag")
+        .to_owned();
+    let (ok, stderr) = push(&alice, &format!(":refs/tags/{oldest}"));
+    assert!(!ok, "the hook let a history tag be deleted");
+    assert!(
+        stderr.contains("deleted only once the archive ledger holds them"),
+        "{stderr}"
+    );
+
+    let run = w.atmos(&alice, &args("deployment archive svc --keep 1"), &[]);
+    run.code(0).stdout_has(&[
+        "Archived (keeping the newest 1 records of each target and component as tags; pushed to origin)",
+        "svc: 2 records moved into the ledger; 3 tags left, 2 records in the ledger, 5 in all (was 5)",
+    ]);
+    let doc = w
+        .atmos(
+            &alice,
+            &args("deployment archive svc --keep 1 --format json"),
+            &[],
+        )
+        .json();
+    crate::support::check_output_schema("ArchiveReport", &doc);
+    assert_eq!(doc["deployments"][0]["archived"], 0, "{doc:#}");
+    let remote_tags = git_in(
+        &alice,
+        &["ls-remote", "origin", "refs/tags/atmos/deployments/svc/*"],
+    );
+    let remote_tags: Vec<&str> = remote_tags
+        .lines()
+        .filter(|l| !l.ends_with("^{}"))
+        .collect();
+    assert_eq!(remote_tags.len(), 3, "{remote_tags:?}");
+
+    // A fresh clone carries only the live tags, and reads the whole history after a fetch.
+    let auditor = w.clone("auditor-archive", "carol");
+    assert_eq!(
+        git_in(&auditor, &["tag", "-l", "atmos/*"]).lines().count(),
+        3
+    );
+    w.atmos(&auditor, &args("deployment fetch svc"), &[])
+        .code(0);
+    assert_eq!(total(&auditor), records);
+    let run = verify(&w, &auditor);
+    run.code(0)
+        .stdout_has(&["Verified 5 record(s)", "✓ No problems found"]);
+    assert_eq!(
+        before
+            .stdout
+            .lines()
+            .find(|l| l.contains("signed and verified")),
+        run.stdout
+            .lines()
+            .find(|l| l.contains("signed and verified")),
+        "archived records must keep their checked signatures"
+    );
+    let history = w
+        .atmos(
+            &auditor,
+            &args("deployment history svc --target dev --limit 100 --format json"),
+            &[],
+        )
+        .json();
+    assert_eq!(
+        history["entries"].as_array().map(Vec::len),
+        Some(3),
+        "{history:#}"
+    );
+
+    // A ledger edited to say another commit was deployed: the line's hash gives it away, and
+    // the hook refuses it.
+    let head = git_in(&auditor, &["rev-parse", "refs/atmos/ledger/svc"]);
+    let file = git_in(&auditor, &["ls-tree", "-r", "--name-only", &head]);
+    let file = file.lines().next().expect("a ledger file").to_owned();
+    let text = git_in(&auditor, &["show", &format!("{head}:{file}")]);
+    let first_commit = text.split("object ").nth(1).expect("object header")[..40].to_owned();
+    let forged = text.replacen(&first_commit, &"0".repeat(40), 1);
+    let work = w.dir.path().join("forge");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    std::fs::write(work.join("line"), format!("{forged}\n")).expect("write");
+    let blob = git_in(
+        &auditor,
+        &[
+            "hash-object",
+            "-w",
+            work.join("line").to_str().expect("utf-8"),
+        ],
+    );
+    let (dir, name) = file.rsplit_once('/').expect("path");
+    let sub = git_stdin(
+        &auditor,
+        &["mktree"],
+        &format!("100644 blob {blob}\t{name}\n"),
+    );
+    let mut tree = sub;
+    for part in dir.split('/').rev() {
+        tree = git_stdin(
+            &auditor,
+            &["mktree"],
+            &format!("040000 tree {tree}\t{part}\n"),
+        );
+    }
+    let commit = git_in(
+        &auditor,
+        &["commit-tree", &tree, "-p", &head, "-m", "forged"],
+    );
+    let (ok, stderr) = push(&auditor, &format!("{commit}:refs/atmos/ledger/svc"));
+    assert!(!ok, "the hook accepted an edited ledger");
+    assert!(stderr.contains("the line was edited"), "{stderr}");
+    git_in(&auditor, &["update-ref", "refs/atmos/ledger/svc", &commit]);
+    let run = verify(&w, &auditor);
+    run.code(3);
+    assert!(run.stdout.contains("the line was edited"), "{}", run.stdout);
 }

@@ -153,6 +153,26 @@ pub enum DeploymentCommand {
     Fetch(FetchArgs),
     /// Write the deployment board as a static site (--html DIR), or print it (--format json).
     Report(ReportArgs),
+    /// Fold history tags past the retention (atmos.yaml history.keep_tags, or --keep) into the
+    /// deployment's archive ledger; every query still reads them, nothing is lost.
+    Archive(ArchiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// Only this deployment (default: every deployment).
+    pub deployment: Option<String>,
+    /// What stays as tags: an age (90d: records younger than that) or a count (500: the newest
+    /// records of each target and component). Default: atmos.yaml `history.keep_tags`.
+    #[arg(long, value_name = "AGE|COUNT")]
+    pub keep: Option<String>,
+    /// The git remote that is the shared store (default: atmos.yaml `git.remote`); the ledger
+    /// and the tag deletions are pushed to it in one atomic push.
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Say what would be archived; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

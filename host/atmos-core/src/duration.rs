@@ -36,6 +36,17 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// `d` as it would be written: the largest unit that divides it (`90d`, `36h`, `45s`).
+pub fn show(d: Duration) -> String {
+    let secs = d.as_secs();
+    for (unit, scale) in [("w", 7 * 86_400), ("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs >= scale && secs.is_multiple_of(scale) {
+            return format!("{}{unit}", secs / scale);
+        }
+    }
+    format!("{secs}s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

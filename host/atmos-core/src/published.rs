@@ -107,6 +107,7 @@ pub fn all() -> Vec<Published> {
         output::<crate::workflow::verify::receive::PushCheck>(),
         output::<crate::workflow::sync::FetchReport>(),
         output::<crate::workflow::sync::SetupReport>(),
+        output::<crate::workflow::archive::ArchiveReport>(),
         output::<crate::logs::LogsReport>(),
         output::<crate::gates::check::CheckReport>(),
     ]

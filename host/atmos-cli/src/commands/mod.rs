@@ -2,6 +2,7 @@
 //! hands the typed result to `render`. No command uses another command's module.
 
 pub mod approve;
+pub mod archive;
 pub mod build;
 pub mod completion;
 pub mod describe;
@@ -51,5 +52,6 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::Fetch(args) => fetch::run(&args, ctx),
         DeploymentCommand::Logs(args) => logs::run(&args, ctx),
         DeploymentCommand::Report(args) => report::run(&args, ctx),
+        DeploymentCommand::Archive(args) => archive::run(&args, ctx),
     }
 }

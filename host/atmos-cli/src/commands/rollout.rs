@@ -9,7 +9,7 @@ use atmos_core::workflow::rollout::wait::ApprovalWait;
 use atmos_core::workflow::rollout::{
     RolloutOptions, RolloutOutcome, RolloutRequest, RolloutSession,
 };
-use atmos_core::workflow::{WorkflowError, duration, lease, resolve_target, store};
+use atmos_core::workflow::{WorkflowError, archive, duration, lease, resolve_target, store};
 
 use crate::cli::{Format, RolloutArgs};
 use crate::context::Context;
@@ -175,6 +175,27 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                 None => {}
             }
             ctx.print_document(report.as_ref())?;
+            let actor = &report.plan.actor.id;
+            match archive::after_rollout(
+                &project,
+                &loaded.deployment.name,
+                args.remote.as_deref(),
+                args.offline,
+                actor,
+            ) {
+                Ok(Some(a)) if a.archived + a.pruned > 0 => ctx.out.eprint(&format!(
+                    "{} archived {} older record{} of {} into its ledger (history.keep_tags)\n",
+                    ctx.out.err_style.dim("note:"),
+                    a.archived,
+                    if a.archived == 1 { "" } else { "s" },
+                    a.deployment
+                )),
+                Ok(_) => {}
+                Err(e) => ctx.out.warn(&format!(
+                    "the records are written, but archiving older ones failed: {e}; run `atmos deployment archive {}`",
+                    loaded.deployment.name
+                )),
+            }
         }
     }
     Ok(exit)

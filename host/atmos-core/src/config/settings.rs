@@ -26,6 +26,36 @@ pub struct Settings {
     /// CI user names → the identities approver and deployer groups list.
     #[serde(default)]
     pub identities: Identities,
+    /// How long history stays as tags before it is archived into the ledger.
+    #[serde(default)]
+    pub history: HistorySettings,
+}
+
+/// `atmos.yaml` → `history`: retention of history tags. Records past it are folded into the
+/// deployment's archive ledger (`refs/atmos/ledger/<deployment>`) by `atmos deployment
+/// archive`; every query reads tags and ledger as one history, so nothing is lost.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySettings {
+    /// What stays as tags: an age (`90d`: records younger than that) or a count (`500`: the
+    /// newest records of each target and component). The newest record of every target and
+    /// component always stays a tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_tags: Option<KeepTags>,
+    /// Archive after every rollout that deployed something (default: only when `atmos
+    /// deployment archive` runs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archive_on_rollout: bool,
+}
+
+/// `history.keep_tags`: by age or by count.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum KeepTags {
+    /// The newest N records of each target and component.
+    Count(#[schemars(range(min = 1))] u64),
+    /// Records younger than this (`90d`, `12w`).
+    Age(#[schemars(regex(pattern = r"^0*[1-9][0-9]*[smhdw]$"))] String),
 }
 
 /// `atmos.yaml` → `identities`: the name a CI system gives the person who started a run,

@@ -11,6 +11,8 @@ pub const TAG_PREFIX: &str = "atmos/deployments";
 pub const LOCK_PREFIX: &str = "refs/atmos/locks";
 /// Namespace of every notes ref.
 pub const NOTES_PREFIX: &str = "refs/notes/atmos";
+/// Namespace of the archive ledgers (history folded out of tags).
+pub const LEDGER_PREFIX: &str = "refs/atmos/ledger";
 
 /// The state ref of one component in one target:
 /// `refs/atmos/deployments/<deployment>/<target>/<component>` → the deployed commit.
@@ -38,6 +40,12 @@ pub fn tag_name(
 /// The notes ref of one kind (`approvals`, `sbom`, …) for one deployment.
 pub fn notes_ref(deployment: &str, kind: &str) -> String {
     format!("{NOTES_PREFIX}/{deployment}/{kind}")
+}
+
+/// The archive ledger of one deployment: `refs/atmos/ledger/<deployment>` → a commit chain
+/// whose tree holds `<target>/<component>/<YYYY-MM>.jsonl`, one archived record per line.
+pub fn ledger_ref(deployment: &str) -> String {
+    format!("{LEDGER_PREFIX}/{deployment}")
 }
 
 /// The lock ref of a target.

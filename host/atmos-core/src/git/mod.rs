@@ -3,6 +3,7 @@
 //! of one rollout's records in [`record`]. Local work goes through libgit2 (`git2`).
 
 mod error;
+pub mod ledger;
 pub mod lock;
 pub mod notes;
 mod pending;
@@ -204,6 +205,12 @@ impl GitRepo {
                 .unwrap_or_default()
                 .to_owned(),
         })
+    }
+
+    /// The parents of commit `sha`, in order.
+    pub fn commit_parents(&self, sha: &str) -> Result<Vec<String>, GitError> {
+        let commit = self.repo.find_commit(oid(sha)?).git()?;
+        Ok(commit.parent_ids().map(|p| p.to_string()).collect())
     }
 
     /// True when `ancestor` is a strict ancestor of `descendant`.

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::contracts::layout::{
-    LOCK_PREFIX as LOCKS, NOTES_PREFIX as NOTES, STATE_PREFIX as STATE, TAG_PREFIX as TAGS,
+    LEDGER_PREFIX as LEDGER, LOCK_PREFIX as LOCKS, NOTES_PREFIX as NOTES, STATE_PREFIX as STATE,
+    TAG_PREFIX as TAGS,
 };
 
 /// What a ref must hold on the remote for a push to go through.
@@ -202,8 +203,8 @@ impl Remote {
         self
     }
 
-    /// What a fetch brings: state refs, history tags and notes — of the scoped deployment,
-    /// or of every deployment. Git sends these prefixes to the server (protocol v2), so a
+    /// What a fetch brings: state refs, history tags, the archive ledger and notes — of the
+    /// scoped deployment, or of every deployment. Git sends these prefixes to the server (protocol v2), so a
     /// scoped fetch never lists the other deployments' refs.
     pub fn refspecs(&self) -> Vec<String> {
         let notes = remote_notes_prefix(&self.name);
@@ -211,11 +212,15 @@ impl Remote {
             Some(d) => vec![
                 format!("+{STATE}/{d}/*:{STATE}/{d}/*"),
                 format!("+refs/tags/{TAGS}/{d}/*:refs/tags/{TAGS}/{d}/*"),
+                // A pattern, because git refuses a fetch naming one ref the remote lacks (a
+                // deployment never archived); it also brings deployments named `<d>-…`.
+                format!("+{LEDGER}/{d}*:{LEDGER}/{d}*"),
                 format!("+{NOTES}/{d}/*:{notes}{d}/*"),
             ],
             None => vec![
                 format!("+{STATE}/*:{STATE}/*"),
                 format!("+refs/tags/{TAGS}/*:refs/tags/{TAGS}/*"),
+                format!("+{LEDGER}/*:{LEDGER}/*"),
                 format!("+{NOTES}/*:{notes}*"),
             ],
         }
@@ -352,6 +357,26 @@ impl Remote {
             let (oid, r) = l.split_once('\t')?;
             (r == name).then(|| oid.to_owned())
         }))
+    }
+
+    /// The refs the remote holds matching any of `patterns` (full names or globs), by name.
+    pub fn list(
+        &self,
+        patterns: &[String],
+    ) -> Result<std::collections::BTreeMap<String, String>, RemoteError> {
+        let mut args = vec!["ls-remote", self.name.as_str()];
+        args.extend(patterns.iter().map(String::as_str));
+        let out = self.git(&args)?;
+        if !out.status.success() {
+            return Err(self.classify(&args, &out));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (oid, r) = l.split_once('\t')?;
+                (!r.ends_with("^{}")).then(|| (r.to_owned(), oid.to_owned()))
+            })
+            .collect())
     }
 
     /// Push `updates` atomically, each under its compare-and-swap condition.

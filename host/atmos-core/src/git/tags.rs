@@ -27,6 +27,9 @@ pub struct TagEntry {
     pub at: Timestamp,
     /// Same-second sequence (`.N` suffix; 0 without).
     pub seq: u32,
+    /// For a record folded into the archive ledger: the tag object's raw content, kept there
+    /// byte for byte (its id is `oid`); `None` for a live tag.
+    pub archived: Option<std::sync::Arc<str>>,
 }
 
 impl TagEntry {
@@ -45,6 +48,7 @@ impl TagEntry {
             component: component.to_owned(),
             at,
             seq,
+            archived: None,
         })
     }
 
@@ -64,9 +68,46 @@ pub struct Unparseable {
 }
 
 impl GitRepo {
-    /// History tags of `deployment` (one target, or all), sorted oldest first, and the tags
-    /// whose names do not fit the layout.
+    /// The whole history of `deployment` (one target, or all), sorted oldest first: its live
+    /// tags and the records archived in its ledger, as one list (a record both archived and
+    /// still a tag here counts once); and the entries that cannot be used.
     pub fn history_tags(
+        &self,
+        deployment: &str,
+        target: Option<&str>,
+    ) -> Result<(Vec<TagEntry>, Vec<Unparseable>), GitError> {
+        let (live, mut odd) = self.live_tags(deployment, target)?;
+        let (archived, odd_archived) = self.ledger_entries(deployment, target)?;
+        odd.extend(odd_archived);
+        if archived.is_empty() {
+            return Ok((live, odd));
+        }
+        let by_name: std::collections::HashMap<&str, &str> = archived
+            .iter()
+            .map(|e| (e.name.as_str(), e.oid.as_str()))
+            .collect();
+        let mut all = Vec::with_capacity(live.len() + archived.len());
+        for e in &live {
+            match by_name.get(e.name.as_str()) {
+                None => all.push(e.clone()),
+                Some(oid) if *oid == e.oid => {}
+                Some(oid) => odd.push(Unparseable {
+                    tag: e.name.clone(),
+                    reason: format!(
+                        "the archive ledger holds another record under this name ({}); the archived one counts",
+                        super::short(oid)
+                    ),
+                }),
+            }
+        }
+        all.extend(archived);
+        all.sort_by_key(TagEntry::key);
+        Ok((all, odd))
+    }
+
+    /// The history tags of `deployment` (one target, or all) that are live refs, sorted oldest
+    /// first, and the tags whose names do not fit the layout.
+    pub fn live_tags(
         &self,
         deployment: &str,
         target: Option<&str>,
@@ -91,16 +132,20 @@ impl GitRepo {
         Ok((tags, odd))
     }
 
-    /// The raw content of a tag object (header, message and any signature), as signed.
-    pub fn tag_content(&self, oid: &str) -> Result<Vec<u8>, GitError> {
+    /// The raw content of a record's tag object (header, message and any signature), as
+    /// signed: from the object database, or from the ledger for an archived record.
+    pub fn tag_content(&self, entry: &TagEntry) -> Result<Vec<u8>, GitError> {
+        if let Some(raw) = &entry.archived {
+            return Ok(raw.as_bytes().to_vec());
+        }
         let odb = self.raw().odb().git()?;
-        let object = odb.read(super::oid(oid)?).git()?;
+        let object = odb.read(super::oid(&entry.oid)?).git()?;
         Ok(object.data().to_vec())
     }
 
-    /// The signed part and the SSH signature of a tag object, when it is signed.
-    pub fn tag_signature(&self, oid: &str) -> Result<Option<(Vec<u8>, String)>, GitError> {
-        let content = self.tag_content(oid)?;
+    /// The signed part and the SSH signature of a record's tag object, when it is signed.
+    pub fn tag_signature(&self, entry: &TagEntry) -> Result<Option<(Vec<u8>, String)>, GitError> {
+        let content = self.tag_content(entry)?;
         Ok(crate::signing::split_signed(&content)
             .map(|(payload, sig)| (payload.to_vec(), sig.to_owned())))
     }
@@ -115,12 +160,22 @@ impl GitRepo {
             tag: entry.name.clone(),
             reason,
         };
-        let oid = Oid::from_str(&entry.oid).map_err(|e| odd(e.to_string()))?;
-        let tag = self
-            .raw()
-            .find_tag(oid)
-            .map_err(|_| odd("a lightweight tag, not an annotated atmos record".into()))?;
-        let bytes = tag.message_bytes().unwrap_or_default();
+        let parts = match &entry.archived {
+            Some(raw) => super::ledger::parse_tag_object(raw).map_err(odd)?,
+            None => {
+                let oid = Oid::from_str(&entry.oid).map_err(|e| odd(e.to_string()))?;
+                let tag = self
+                    .raw()
+                    .find_tag(oid)
+                    .map_err(|_| odd("a lightweight tag, not an annotated atmos record".into()))?;
+                super::ledger::TagParts {
+                    target: tag.target_id().to_string(),
+                    name: tag.name_bytes().to_vec(),
+                    message: tag.message_bytes().unwrap_or_default().to_vec(),
+                }
+            }
+        };
+        let bytes = parts.message.as_slice();
         // A signed record carries its SSH signature after the message, as `git tag -s` writes.
         let body = crate::signing::split_signed(bytes).map_or(bytes, |(payload, _)| payload);
         let message =
@@ -137,10 +192,10 @@ impl GitRepo {
         }
         // The name and time are inside the (signed) object too: a record copied under another
         // tag name is not that record.
-        if tag.name_bytes() != entry.name.as_bytes() {
+        if parts.name != entry.name.as_bytes() {
             return Err(odd(format!(
                 "the tag object is named {}, not {}: a record copied under another name",
-                String::from_utf8_lossy(tag.name_bytes()),
+                String::from_utf8_lossy(&parts.name),
                 entry.name
             )));
         }
@@ -156,11 +211,10 @@ impl GitRepo {
                 record.timestamp
             )));
         }
-        if tag.target_id().to_string() != record.git_sha {
+        if parts.target != record.git_sha {
             return Err(odd(format!(
                 "the tag points at {} but its record says git_sha {}",
-                tag.target_id(),
-                record.git_sha
+                parts.target, record.git_sha
             )));
         }
         Ok(record)

@@ -225,6 +225,19 @@ pub enum WorkflowError {
         /// The target.
         target: String,
     },
+    /// `archive` without `--keep` or `history.keep_tags`.
+    #[error("no retention set: nothing says which records may leave the tags")]
+    NoRetention,
+    /// An archive run whose record count changed: a bug, reported instead of hidden.
+    #[error("archiving {deployment} changed its record count from {before} to {after}")]
+    ArchiveMismatch {
+        /// The deployment.
+        deployment: String,
+        /// Records before.
+        before: usize,
+        /// Records after.
+        after: usize,
+    },
     /// `ssh-keygen` could not sign.
     #[error("{0}")]
     Signing(String),
@@ -277,6 +290,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::MissingObject { .. }
             | WorkflowError::NoSigningKey { .. }
             | WorkflowError::NoRemote
+            | WorkflowError::NoRetention
             | WorkflowError::BadActor { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::BuildFailed { .. }
@@ -284,6 +298,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::MovedOnRemote { .. }
             | WorkflowError::PushRefused { .. }
             | WorkflowError::Signing(_)
+            | WorkflowError::ArchiveMismatch { .. }
             | WorkflowError::Io { .. } => Exit::Failed,
         }
     }
@@ -387,6 +402,12 @@ impl Actionable for WorkflowError {
             WorkflowError::Signing(_) => {
                 Some("the key must be an SSH key (ssh-keygen -t ed25519)".into())
             }
+            WorkflowError::NoRetention => Some(
+                "pass --keep 90d (an age) or --keep 500 (records per target and component), or set history.keep_tags in atmos.yaml".into(),
+            ),
+            WorkflowError::ArchiveMismatch { .. } => Some(
+                "nothing was pushed after the check failed; run `atmos deployment verify` and report this with the output of `atmos deployment history --format json`".into(),
+            ),
             WorkflowError::PushRefused { .. } | WorkflowError::Io { .. } => None,
         }
     }

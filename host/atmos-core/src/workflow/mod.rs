@@ -8,6 +8,7 @@
 //! against pushes that break the rules.
 
 pub mod approve;
+pub mod archive;
 pub mod build;
 pub mod drift;
 pub mod error;

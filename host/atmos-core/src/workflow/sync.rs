@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::error::WorkflowError;
 use crate::config::Project;
-use crate::contracts::layout::{NOTES_PREFIX, STATE_PREFIX, TAG_PREFIX};
+use crate::contracts::layout::{LEDGER_PREFIX, NOTES_PREFIX, STATE_PREFIX, TAG_PREFIX};
 use crate::git::GitRepo;
 use crate::git::remote::{Remote, remote_notes_prefix};
 
@@ -120,6 +120,7 @@ pub fn setup(project: &Project, remote: Option<&str>) -> Result<SetupReport, Wor
     let specs = vec![
         format!("{STATE_PREFIX}/*:{STATE_PREFIX}/*"),
         format!("refs/tags/{TAG_PREFIX}/*:refs/tags/{TAG_PREFIX}/*"),
+        format!("{LEDGER_PREFIX}/*:{LEDGER_PREFIX}/*"),
         format!("+{NOTES_PREFIX}/*:{}*", remote_notes_prefix(&remote.name)),
     ];
     let added = remote.add_fetch_refspecs(&specs)?;

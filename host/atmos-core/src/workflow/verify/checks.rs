@@ -152,10 +152,75 @@ impl Audit<'_, '_> {
                 }
             }
         }
+        self.read_ledger(&mut groups, problems, stats);
         for recs in groups.values_mut() {
             recs.sort_by_key(|r| r.entry.key());
         }
         groups
+    }
+
+    /// Add the records archived in the deployment's ledger (a record both archived and still
+    /// a tag counts once; an archived line that was edited is a problem).
+    fn read_ledger(&self, groups: &mut Groups, problems: &mut Vec<Problem>, stats: &mut Stats) {
+        let name = crate::contracts::layout::ledger_ref(self.deployment);
+        let Some(commit) = self.view.ledgers.get(&name) else {
+            return;
+        };
+        let (entries, odd) = match self.git.ledger_entries_at(commit, self.deployment, None) {
+            Ok(found) => found,
+            Err(e) => {
+                problems.push(self.problem(
+                    ProblemKind::UnreadableRecord,
+                    name,
+                    format!("the archive ledger cannot be read: {e}"),
+                ));
+                return;
+            }
+        };
+        for o in odd {
+            problems.push(self.problem(
+                ProblemKind::UnreadableRecord,
+                name.clone(),
+                format!("{}: {}", o.tag, o.reason),
+            ));
+        }
+        for entry in entries {
+            let tag = format!("refs/tags/{}", entry.name);
+            match self.view.tags.get(&tag) {
+                Some(oid) if *oid == entry.oid => continue,
+                Some(oid) => {
+                    problems.push(self.problem(
+                        ProblemKind::Rewritten,
+                        tag,
+                        format!(
+                            "holds {}, but the archive ledger holds {} under the same name",
+                            short(oid),
+                            short(&entry.oid)
+                        ),
+                    ));
+                    continue;
+                }
+                None => {}
+            }
+            if self.target.is_none_or(|t| t == entry.target) {
+                stats.records += 1;
+            }
+            match self.git.read_record(&entry, self.deployment) {
+                Ok(record) => groups
+                    .entry((entry.target.clone(), entry.component.clone()))
+                    .or_default()
+                    .push(Rec { entry, record }),
+                Err(odd) => {
+                    let mut p = self.problem(
+                        ProblemKind::UnreadableRecord,
+                        tag,
+                        format!("not a readable archived record: {}", odd.reason),
+                    );
+                    p.at = Some(entry.at);
+                    problems.push(p);
+                }
+            }
+        }
     }
 
     /// Each record names the one before it: nothing deleted, inserted or reordered.
@@ -260,7 +325,7 @@ impl Audit<'_, '_> {
             .allowed_signers
             .as_ref()
             .map(|s| rules.project.root.join(s));
-        match self.git.tag_signature(&r.entry.oid)? {
+        match self.git.tag_signature(&r.entry)? {
             Some((payload, sig)) => match &signers {
                 Some(path) => match crate::signing::verify(
                     &payload,

@@ -15,7 +15,7 @@ use super::checks::audit;
 use super::report::{Problem, ProblemKind, VerifyRequest};
 use super::rules::RulesBook;
 use super::view::{Namespace, View, group_of, namespace};
-use crate::contracts::layout::{STATE_PREFIX, TAG_PREFIX};
+use crate::contracts::layout::{STATE_PREFIX, TAG_PREFIX, ledger_ref};
 use crate::git::tags::TagEntry;
 use crate::git::{GitRepo, short};
 use crate::workflow::WorkflowError;
@@ -126,7 +126,11 @@ pub fn check(
         message,
         at: None,
     };
-    for u in updates {
+    // Ledger updates first: a tag may be deleted only when the ledger (as this push leaves
+    // it) holds its record.
+    let mut ordered: Vec<&RefUpdate> = updates.iter().collect();
+    ordered.sort_by_key(|u| namespace(&u.refname) != Namespace::Ledger);
+    for u in ordered {
         let ns = namespace(&u.refname);
         if matches!(ns, Namespace::Other | Namespace::Lock) {
             continue;
@@ -159,6 +163,18 @@ pub fn check(
                 }
             }
             (Namespace::Notes, Some(new)) => git.notes_layout_problem(new)?,
+            (Namespace::Ledger, Some(new)) => {
+                let d = u.refname.rsplit('/').next().unwrap_or_default();
+                if u.refname != ledger_ref(d)
+                    || crate::names::check(d, crate::names::NameKind::Deployment).is_err()
+                {
+                    Some("is not refs/atmos/ledger/<deployment>".to_owned())
+                } else if git.object_kind(new) != Some("commit") {
+                    Some(format!("points at {}, which is not a commit", short(new)))
+                } else {
+                    None
+                }
+            }
             _ => None,
         };
         if let Some(why) = misfit {
@@ -171,11 +187,29 @@ pub fn check(
                 &u.refname,
                 "is not part of atmos's layout (state refs, history tags, notes, locks)".into(),
             )),
-            (Namespace::Tag, Some(_), None) => refused.push(problem(
+            (Namespace::Tag, Some(old), None) => {
+                if archived_in(git, &view, &u.refname, old)? {
+                    view.set(&u.refname, None);
+                } else {
+                    refused.push(problem(
+                        ProblemKind::Deleted,
+                        &u.refname,
+                        "history tags are deleted only once the archive ledger holds them (atmos deployment archive)".into(),
+                    ));
+                }
+            }
+            (Namespace::Ledger, _, None) => refused.push(problem(
                 ProblemKind::Deleted,
                 &u.refname,
-                "history tags are never deleted".into(),
+                "the archive ledger is never deleted".into(),
             )),
+            (Namespace::Ledger, old, Some(new)) => {
+                let d = u.refname.rsplit('/').next().unwrap_or_default();
+                match ledger_appended(git, &before, d, old.as_deref(), new)? {
+                    Some(why) => refused.push(problem(ProblemKind::Rewritten, &u.refname, why)),
+                    None => view.set(&u.refname, Some(new)),
+                }
+            }
             (Namespace::Tag, Some(_), Some(_)) => refused.push(problem(
                 ProblemKind::Rewritten,
                 &u.refname,
@@ -284,6 +318,93 @@ pub fn check(
         checked,
         refused,
     })
+}
+
+/// True when the ledger of the tag's deployment, as the push leaves it, holds the record the
+/// tag `refname` held (`old`).
+fn archived_in(
+    git: &GitRepo,
+    view: &View,
+    refname: &str,
+    old: &str,
+) -> Result<bool, WorkflowError> {
+    let Some((d, target, _)) = group_of(refname) else {
+        return Ok(false);
+    };
+    let Some(ledger) = view.ledgers.get(&ledger_ref(&d)) else {
+        return Ok(false);
+    };
+    let name = refname.trim_start_matches("refs/tags/");
+    let (entries, _) = git.ledger_entries_at(ledger, &d, Some(&target))?;
+    Ok(entries.iter().any(|e| e.name == name && e.oid == old))
+}
+
+/// Why moving `d`'s ledger from `old` to `new` is not appending to it, if it is not: `new`
+/// must be one commit on top of `old`, every line readable, every record of `old` still there,
+/// and every record it adds one that is a history tag of the repository now (so the ledger
+/// holds only records that were accepted as tags).
+fn ledger_appended(
+    git: &GitRepo,
+    before: &View,
+    d: &str,
+    old: Option<&str>,
+    new: &str,
+) -> Result<Option<String>, WorkflowError> {
+    let parents = git.commit_parents(new)?;
+    if parents.as_slice()
+        != old
+            .map(|o| vec![o.to_owned()])
+            .unwrap_or_default()
+            .as_slice()
+    {
+        return Ok(Some(format!(
+            "{} is not one commit on top of {}: the ledger is only appended to",
+            short(new),
+            old.map_or("nothing", short)
+        )));
+    }
+    let (now, odd) = git.ledger_entries_at(new, d, None)?;
+    if let Some(o) = odd.first() {
+        return Ok(Some(format!("{}: {}", o.tag, o.reason)));
+    }
+    let had: BTreeSet<(String, String)> = match old {
+        Some(o) => git
+            .ledger_entries_at(o, d, None)?
+            .0
+            .into_iter()
+            .map(|e| (e.name, e.oid))
+            .collect(),
+        None => BTreeSet::new(),
+    };
+    let kept: BTreeSet<(&str, &str)> = now
+        .iter()
+        .map(|e| (e.name.as_str(), e.oid.as_str()))
+        .collect();
+    if let Some((name, _)) = had
+        .iter()
+        .find(|(n, o)| !kept.contains(&(n.as_str(), o.as_str())))
+    {
+        return Ok(Some(format!("drops the archived record {name}")));
+    }
+    for e in now
+        .iter()
+        .filter(|e| !had.contains(&(e.name.clone(), e.oid.clone())))
+    {
+        let tag = format!("refs/tags/{}", e.name);
+        if before.tags.get(&tag) != Some(&e.oid) {
+            return Ok(Some(format!(
+                "adds {}, which is not a history tag here: the ledger only absorbs existing records",
+                e.name
+            )));
+        }
+        if let Err(o) = git.read_record(e, d) {
+            return Ok(Some(format!(
+                "adds {}, which is not a readable record: {}",
+                e.name, o.reason
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Why moving a notes ref from `old` to `new` is not adding to it, if it is not: it must

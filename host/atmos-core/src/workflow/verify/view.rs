@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::contracts::layout::{NOTES_PREFIX, STATE_PREFIX, TAG_PREFIX};
+use crate::contracts::layout::{LEDGER_PREFIX, NOTES_PREFIX, STATE_PREFIX, TAG_PREFIX};
 use crate::git::{GitError, GitRepo};
 
 /// Deployment refs by full name → object id.
@@ -16,6 +16,8 @@ pub struct View {
     pub tags: BTreeMap<String, String>,
     /// `refs/notes/atmos/<d>/<kind>` → notes commit.
     pub notes: BTreeMap<String, String>,
+    /// `refs/atmos/ledger/<d>` → archive ledger commit.
+    pub ledgers: BTreeMap<String, String>,
 }
 
 /// Where a ref belongs.
@@ -29,6 +31,8 @@ pub enum Namespace {
     Notes,
     /// A lock lease (`refs/atmos/locks/…`).
     Lock,
+    /// An archive ledger (`refs/atmos/ledger/<deployment>`).
+    Ledger,
     /// Anything else under `refs/atmos/` or `refs/tags/atmos/`: not part of the layout.
     Stray,
     /// Outside atmos's namespaces (branches, other tags).
@@ -46,6 +50,8 @@ pub fn namespace(refname: &str) -> Namespace {
         Namespace::Notes
     } else if refname.starts_with(&format!("{}/", crate::contracts::layout::LOCK_PREFIX)) {
         Namespace::Lock
+    } else if refname.starts_with(&format!("{LEDGER_PREFIX}/")) {
+        Namespace::Ledger
     } else if refname.starts_with("refs/atmos/") || refname.starts_with("refs/tags/atmos/") {
         Namespace::Stray
     } else {
@@ -81,6 +87,7 @@ impl View {
             (format!("{STATE_PREFIX}/"), &mut view.state),
             (format!("refs/tags/{TAG_PREFIX}/"), &mut view.tags),
             (format!("{NOTES_PREFIX}/"), &mut view.notes),
+            (format!("{LEDGER_PREFIX}/"), &mut view.ledgers),
         ] {
             for e in git.refs().list(&prefix)? {
                 map.insert(e.name, e.oid);
@@ -95,6 +102,7 @@ impl View {
             Namespace::State => &mut self.state,
             Namespace::Tag => &mut self.tags,
             Namespace::Notes => &mut self.notes,
+            Namespace::Ledger => &mut self.ledgers,
             _ => return,
         };
         match value {
@@ -107,7 +115,7 @@ impl View {
         }
     }
 
-    /// The deployments that have any state ref or history tag.
+    /// The deployments that have any state ref, history tag or archive ledger.
     pub fn deployments(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         let tags = format!("refs/tags/{TAG_PREFIX}/");
@@ -121,6 +129,12 @@ impl View {
             if let Some((d, _)) = name.split_once('/')
                 && !out.iter().any(|o| o == d)
             {
+                out.push(d.to_owned());
+            }
+        }
+        let ledgers = format!("{LEDGER_PREFIX}/");
+        for d in self.ledgers.keys().filter_map(|n| n.strip_prefix(&ledgers)) {
+            if !out.iter().any(|o| o == d) {
                 out.push(d.to_owned());
             }
         }

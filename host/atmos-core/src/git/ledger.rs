@@ -1,0 +1,371 @@
+//! The archive ledger: history folded out of tags so that a repository does not carry one ref
+//! per rollout forever. `refs/atmos/ledger/<deployment>` is an append-only chain of commits;
+//! each tree holds `<target>/<component>/<YYYY-MM>.jsonl`, one archived record per line:
+//! `{"tag": <tag name>, "oid": <tag object id>, "object": <the tag object, byte for byte>}`.
+//! Keeping the whole object (not a summary) means an archived record reads, verifies and
+//! checks its signature exactly as the tag did, and its id proves the line was not edited:
+//! git's hash of `object` as a tag must equal `oid`.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use git2::{ObjectType, Oid};
+use serde::{Deserialize, Serialize};
+
+use super::tags::{TagEntry, Unparseable};
+use super::{Author, GitError, GitRepo, Libgit2, oid};
+use crate::contracts::layout::ledger_ref;
+
+/// One line of a ledger file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    tag: String,
+    oid: String,
+    object: String,
+}
+
+/// What a tag object says about itself.
+#[derive(Debug, Clone)]
+pub struct TagParts {
+    /// The object it points at.
+    pub target: String,
+    /// Its `tag` header (the name it was created under).
+    pub name: Vec<u8>,
+    /// The message (with any signature appended, as git stores it).
+    pub message: Vec<u8>,
+}
+
+/// Parse a raw tag object (`object`, `type`, `tag`, `tagger` headers, a blank line, the
+/// message) as git writes it.
+pub fn parse_tag_object(raw: &str) -> Result<TagParts, String> {
+    let (head, message) = raw
+        .split_once("\n\n")
+        .unwrap_or((raw.trim_end_matches('\n'), ""));
+    let mut target = None;
+    let mut name = None;
+    let mut kind = None;
+    for line in head.lines() {
+        match line.split_once(' ') {
+            Some(("object", v)) => target = Some(v.to_owned()),
+            Some(("type", v)) => kind = Some(v.to_owned()),
+            Some(("tag", v)) => name = Some(v.as_bytes().to_vec()),
+            _ => {}
+        }
+    }
+    match (target, name, kind.as_deref()) {
+        (Some(target), Some(name), Some("commit")) => Ok(TagParts {
+            target,
+            name,
+            message: message.as_bytes().to_vec(),
+        }),
+        (_, _, Some(other)) if other != "commit" => Err(format!(
+            "the archived tag object points at a {other}, not a commit"
+        )),
+        _ => Err("the archived tag object lacks its object or tag header".to_owned()),
+    }
+}
+
+/// The month file a record is filed in.
+fn month_of(entry: &TagEntry) -> String {
+    entry.at.strftime("%Y-%m").to_string()
+}
+
+impl GitRepo {
+    /// The ledger commit of `deployment` here, if it has one.
+    pub fn ledger_head(&self, deployment: &str) -> Result<Option<String>, GitError> {
+        Ok(self.refs().find(&ledger_ref(deployment))?.map(|e| e.oid))
+    }
+
+    /// The records archived in `deployment`'s ledger (one target, or all), in no particular
+    /// order, and the lines that cannot be used.
+    pub fn ledger_entries(
+        &self,
+        deployment: &str,
+        target: Option<&str>,
+    ) -> Result<(Vec<TagEntry>, Vec<Unparseable>), GitError> {
+        match self.ledger_head(deployment)? {
+            Some(head) => self.ledger_entries_at(&head, deployment, target),
+            None => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
+    /// The records of the ledger commit `commit` (a ref's value or one a push proposes).
+    pub fn ledger_entries_at(
+        &self,
+        commit: &str,
+        deployment: &str,
+        target: Option<&str>,
+    ) -> Result<(Vec<TagEntry>, Vec<Unparseable>), GitError> {
+        let odd = |place: String, reason: String| Unparseable { tag: place, reason };
+        let mut entries = Vec::new();
+        let mut bad = Vec::new();
+        let commit_obj = match self.raw().find_commit(oid(commit)?) {
+            Ok(c) => c,
+            Err(_) => {
+                bad.push(odd(
+                    ledger_ref(deployment),
+                    format!("{} is not a commit", super::short(commit)),
+                ));
+                return Ok((entries, bad));
+            }
+        };
+        let root = commit_obj.tree().git()?;
+        // `<target>/<component…>/<YYYY-MM>.jsonl`; a component name may hold `/`.
+        let mut stack: Vec<(Vec<String>, git2::Oid)> = Vec::new();
+        for t in root.iter() {
+            let t_name = String::from_utf8_lossy(t.name_bytes()).into_owned();
+            if target.is_none_or(|want| want == t_name) {
+                stack.push((vec![t_name], t.id()));
+            }
+        }
+        while let Some((path, id)) = stack.pop() {
+            let place = format!("ledger:{}", path.join("/"));
+            if let Ok(tree) = self.raw().find_tree(id) {
+                for e in tree.iter() {
+                    let mut sub = path.clone();
+                    sub.push(String::from_utf8_lossy(e.name_bytes()).into_owned());
+                    stack.push((sub, e.id()));
+                }
+                continue;
+            }
+            let (Ok(blob), [t, component @ .., file]) = (self.raw().find_blob(id), path.as_slice())
+            else {
+                bad.push(odd(
+                    place,
+                    "not a <target>/<component>/<month>.jsonl file".into(),
+                ));
+                continue;
+            };
+            if component.is_empty() || !file.ends_with(".jsonl") {
+                bad.push(odd(
+                    place,
+                    "not a <target>/<component>/<month>.jsonl file".into(),
+                ));
+                continue;
+            }
+            let Ok(text) = std::str::from_utf8(blob.content()) else {
+                bad.push(odd(place, "not UTF-8".into()));
+                continue;
+            };
+            let component = component.join("/");
+            for (n, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match parse_line(line, deployment, t, &component) {
+                    Ok(e) => entries.push(e),
+                    Err(why) => bad.push(odd(format!("{place}:{}", n + 1), why)),
+                }
+            }
+        }
+        Ok((entries, bad))
+    }
+
+    /// Write (without moving any ref) the ledger commit that adds `records` — entries whose
+    /// `archived` content is set — on top of `parent`. Its message names every record it
+    /// absorbed.
+    pub fn write_ledger(
+        &self,
+        deployment: &str,
+        parent: Option<&str>,
+        records: &[TagEntry],
+        author: &Author,
+    ) -> Result<String, GitError> {
+        let repo = self.raw();
+        let parent_commit = parent
+            .map(|p| repo.find_commit(oid(p)?).git())
+            .transpose()?;
+        let base = parent_commit.as_ref().map(|c| c.tree()).transpose().git()?;
+        // target → component → month → new lines.
+        let mut files: BTreeMap<(String, String, String), Vec<&TagEntry>> = BTreeMap::new();
+        for r in records {
+            files
+                .entry((r.target.clone(), r.component.clone(), month_of(r)))
+                .or_default()
+                .push(r);
+        }
+        let mut root = base.as_ref().map(|t| t.id());
+        for ((t, c, month), add) in files {
+            let file = format!("{month}.jsonl");
+            let path = format!("{t}/{c}/{file}");
+            let mut lines: Vec<(TagEntry, String)> = Vec::new();
+            if let Some(tree) = root.map(|id| repo.find_tree(id)).transpose().git()?
+                && let Ok(e) = tree.get_path(std::path::Path::new(&path))
+            {
+                let blob = repo.find_blob(e.id()).git()?;
+                for line in String::from_utf8_lossy(blob.content()).lines() {
+                    if let Ok(entry) = parse_line(line, deployment, &t, &c) {
+                        lines.push((entry, line.to_owned()));
+                    }
+                }
+            }
+            for r in add {
+                let Some(object) = &r.archived else { continue };
+                let line = serde_json::to_string(&Line {
+                    tag: r.name.clone(),
+                    oid: r.oid.clone(),
+                    object: object.to_string(),
+                })
+                .map_err(|e| GitError::Git {
+                    message: e.to_string(),
+                })?;
+                lines.push(((*r).clone(), line));
+            }
+            lines.sort_by_key(|(e, _)| e.key());
+            lines.dedup_by(|a, b| a.0.name == b.0.name);
+            let mut text = String::new();
+            for (_, l) in &lines {
+                text.push_str(l);
+                text.push('\n');
+            }
+            let blob = repo.blob(text.as_bytes()).git()?;
+            let mut at: Vec<&str> = vec![&t];
+            at.extend(c.split('/'));
+            at.push(&file);
+            root = Some(self.put_path(root, &at, blob)?);
+        }
+        let tree = match root {
+            Some(id) => repo.find_tree(id).git()?,
+            None => repo
+                .find_tree(repo.treebuilder(None).git()?.write().git()?)
+                .git()?,
+        };
+        let mut message = format!(
+            "Archive {} record{} of {deployment}\n\n",
+            records.len(),
+            if records.len() == 1 { "" } else { "s" }
+        );
+        for r in records {
+            message.push_str(&format!("{} {}\n", r.oid, r.name));
+        }
+        let sig = author.signature()?;
+        let parents: Vec<&git2::Commit> = parent_commit.iter().collect();
+        let id = repo
+            .commit(None, &sig, &sig, &message, &tree, &parents)
+            .git()?;
+        Ok(id.to_string())
+    }
+
+    /// The tree `base` with the blob at `path` (folders created as needed).
+    fn put_path(&self, base: Option<Oid>, path: &[&str], blob: Oid) -> Result<Oid, GitError> {
+        let repo = self.raw();
+        let base_tree = base.map(|id| repo.find_tree(id)).transpose().git()?;
+        let mut builder = repo.treebuilder(base_tree.as_ref()).git()?;
+        match path {
+            [file] => {
+                builder.insert(file, blob, 0o100644).git()?;
+            }
+            [dir, rest @ ..] => {
+                let sub = base_tree
+                    .as_ref()
+                    .and_then(|t| t.get_name(dir))
+                    .filter(|e| e.kind() == Some(ObjectType::Tree))
+                    .map(|e| e.id());
+                let sub = self.put_path(sub, rest, blob)?;
+                builder.insert(dir, sub, 0o040000).git()?;
+            }
+            [] => {}
+        }
+        builder.write().git()
+    }
+
+    /// Move `deployment`'s ledger ref from `old` (`None`: absent) to `new`, failing when it
+    /// holds something else.
+    pub fn set_ledger(
+        &self,
+        deployment: &str,
+        old: Option<&str>,
+        new: &str,
+    ) -> Result<(), GitError> {
+        let name = ledger_ref(deployment);
+        let log = format!("atmos: archive into {name}");
+        match old {
+            Some(o) => self
+                .raw()
+                .reference_matching(&name, oid(new)?, true, oid(o)?, &log)
+                .map(|_| ()),
+            None => self
+                .raw()
+                .reference(&name, oid(new)?, false, &log)
+                .map(|_| ()),
+        }
+        .map_err(|e| GitError::Git {
+            message: format!("cannot move {name}: {}", e.message()),
+        })
+    }
+
+    /// Delete the history tags `entries` here, each only if it still holds the same object,
+    /// in one transaction (all or nothing; packed-refs rewritten once).
+    pub fn delete_tags(&self, entries: &[TagEntry]) -> Result<(), GitError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let failed = |message: String| GitError::Git { message };
+        let mut child = Command::new("git")
+            .arg("--git-dir")
+            .arg(self.git_dir())
+            .args(["update-ref", "--stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| failed(format!("cannot run git update-ref: {e}")))?;
+        let mut input = String::from("start\n");
+        for e in entries {
+            input.push_str(&format!("delete refs/tags/{} {}\n", e.name, e.oid));
+        }
+        input.push_str("prepare\ncommit\n");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(input.as_bytes())
+                .map_err(|e| failed(format!("cannot write to git update-ref: {e}")))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| failed(format!("git update-ref: {e}")))?;
+        if !out.status.success() {
+            return Err(failed(format!(
+                "git update-ref could not delete the archived tags: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One ledger line of `deployment`, filed under `target`/`component`.
+fn parse_line(
+    line: &str,
+    deployment: &str,
+    target: &str,
+    component: &str,
+) -> Result<TagEntry, String> {
+    let parsed: Line = serde_json::from_str(line).map_err(|e| format!("not a ledger line: {e}"))?;
+    let hashed = Oid::hash_object(ObjectType::Tag, parsed.object.as_bytes())
+        .map_err(|e| e.message().to_owned())?;
+    if hashed.to_string() != parsed.oid {
+        return Err(format!(
+            "the archived object of {} hashes to {}, not the {} it claims: the line was edited",
+            parsed.tag,
+            super::short(&hashed.to_string()),
+            super::short(&parsed.oid)
+        ));
+    }
+    let mut entry = TagEntry::parse(
+        &format!("refs/tags/{}", parsed.tag),
+        &parsed.oid,
+        deployment,
+    )
+    .ok_or_else(|| format!("{} is not a history tag name of {deployment}", parsed.tag))?;
+    if entry.target != target || entry.component != component {
+        return Err(format!(
+            "{} is filed under {target}/{component}, not its own place",
+            parsed.tag
+        ));
+    }
+    entry.archived = Some(Arc::from(parsed.object));
+    Ok(entry)
+}

@@ -1,0 +1,365 @@
+//! Retention without loss (`atmos deployment archive`): history tags past `history.keep_tags`
+//! are folded into the deployment's archive ledger, then deleted. The ledger commit and the
+//! tag deletions reach the shared remote in one atomic push, each tag deleted only if it still
+//! holds the record archived and the ledger only if nobody moved it meanwhile; a refused push
+//! is fetched and tried again. Locally the ledger moves first and the tags go after, so a run
+//! killed in between leaves records in both places (read once, pruned by the next run), never
+//! in neither. Every reader takes tags and ledger as one history: the record count before and
+//! after is the same, and a run that would change it fails instead.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::error::WorkflowError;
+use crate::config::Project;
+use crate::config::settings::KeepTags;
+use crate::contracts::layout::{TAG_PREFIX, ledger_ref};
+use crate::git::remote::{Expect, RefUpdate, Remote, RemoteError};
+use crate::git::tags::{TagEntry, Unparseable};
+use crate::git::{Author, GitRepo};
+
+/// How many times a push the remote refuses (someone moved the ledger or a tag) is retried.
+const ATTEMPTS: u32 = 5;
+
+/// What stays as tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Records younger than this.
+    Age(Duration),
+    /// The newest N records of each target and component.
+    Count(usize),
+}
+
+impl Keep {
+    /// `90d` (an age) or `500` (a count), from `--keep` or `history.keep_tags`.
+    pub fn parse(text: &str, what: &str) -> Result<Keep, WorkflowError> {
+        let t = text.trim();
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return match t.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(Keep::Count(n)),
+                _ => Err(WorkflowError::Duration {
+                    what: what.to_owned(),
+                    problem: format!(
+                        "`{t}` keeps no records: the count must be at least 1 (the newest record of each component always stays a tag)"
+                    ),
+                }),
+            };
+        }
+        crate::duration::parse(t)
+            .map(Keep::Age)
+            .map_err(|problem| WorkflowError::Duration {
+                what: what.to_owned(),
+                problem: format!("{problem}, or a count of records such as 500"),
+            })
+    }
+
+    /// The setting as written.
+    pub fn from_setting(setting: &KeepTags) -> Result<Keep, WorkflowError> {
+        match setting {
+            KeepTags::Count(n) => Keep::parse(&n.to_string(), "atmos.yaml history.keep_tags"),
+            KeepTags::Age(a) => Keep::parse(a, "atmos.yaml history.keep_tags"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Keep::Age(d) => format!("records younger than {}", crate::duration::show(*d)),
+            Keep::Count(n) => format!("the newest {n} records of each target and component"),
+        }
+    }
+}
+
+/// One archive run.
+#[derive(Debug, Clone)]
+pub struct ArchiveRequest {
+    /// The deployments to archive (each on its own).
+    pub deployments: Vec<String>,
+    /// `--keep`, overriding `history.keep_tags`.
+    pub keep: Option<String>,
+    /// `--remote` (default: atmos.yaml `git.remote`).
+    pub remote: Option<String>,
+    /// `--dry-run`: say what would be archived, change nothing.
+    pub dry_run: bool,
+    /// Who archives (the ledger commits' author).
+    pub actor: String,
+    /// The time ages are measured from.
+    pub now: Timestamp,
+}
+
+/// What an archive run did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ArchiveReport {
+    /// The retention applied, in words.
+    pub keep: String,
+    /// The shared remote the ledger and deletions were pushed to, if any.
+    pub remote: Option<String>,
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// One entry per deployment.
+    pub deployments: Vec<DeploymentArchive>,
+}
+
+crate::document!(ArchiveReport => "ArchiveReport");
+
+/// The archive of one deployment.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DeploymentArchive {
+    /// The deployment.
+    pub deployment: String,
+    /// Records folded into the ledger by this run (with `--dry-run`: that would be).
+    pub archived: usize,
+    /// Tags here that were already in the ledger (archived from another clone), deleted.
+    pub pruned: usize,
+    /// History tags left.
+    pub tags: usize,
+    /// Records in the ledger.
+    pub ledger_records: usize,
+    /// Records (tags and ledger, each once) before the run.
+    pub records_before: usize,
+    /// Records after it: always equal to `records_before`.
+    pub records_after: usize,
+    /// The ledger commit (`refs/atmos/ledger/<deployment>`) after the run.
+    pub ledger: Option<String>,
+    /// Tags past the retention that are not readable records, left as they are.
+    pub skipped: Vec<Unparseable>,
+    /// Pushes it took (more than one when someone else changed the remote meanwhile).
+    pub attempts: u32,
+}
+
+/// Archive each requested deployment.
+pub fn run(project: &Project, request: &ArchiveRequest) -> Result<ArchiveReport, WorkflowError> {
+    let keep = match (&request.keep, &project.settings.history.keep_tags) {
+        (Some(k), _) => Keep::parse(k, "--keep")?,
+        (None, Some(setting)) => Keep::from_setting(setting)?,
+        (None, None) => return Err(WorkflowError::NoRetention),
+    };
+    let remote = super::store::remote(project, request.remote.as_deref(), false, None)?;
+    let mut deployments = Vec::new();
+    for d in &request.deployments {
+        let scoped = remote.clone().map(|r| r.for_deployment(d));
+        deployments.push(archive_one(project, d, keep, scoped.as_ref(), request)?);
+    }
+    Ok(ArchiveReport {
+        keep: keep.describe(),
+        remote: remote.map(|r| r.name),
+        dry_run: request.dry_run,
+        deployments,
+    })
+}
+
+/// The tags past `keep` (never the newest of a target/component), oldest first.
+pub fn past_retention(live: &[TagEntry], keep: Keep, now: Timestamp) -> Vec<TagEntry> {
+    let mut groups: BTreeMap<(&str, &str), Vec<&TagEntry>> = BTreeMap::new();
+    for e in live {
+        groups
+            .entry((e.target.as_str(), e.component.as_str()))
+            .or_default()
+            .push(e);
+    }
+    let mut out = Vec::new();
+    for mut group in groups.into_values() {
+        group.sort_by_key(|e| e.key());
+        let older = &group[..group.len().saturating_sub(1)];
+        match keep {
+            Keep::Count(n) => {
+                let cut = group.len().saturating_sub(n.max(1));
+                out.extend(older.iter().take(cut).map(|e| (*e).clone()));
+            }
+            Keep::Age(age) => {
+                let limit = now.as_second() - age.as_secs() as i64;
+                out.extend(
+                    older
+                        .iter()
+                        .filter(|e| e.at.as_second() < limit)
+                        .map(|e| (*e).clone()),
+                );
+            }
+        }
+    }
+    out.sort_by_key(TagEntry::key);
+    out
+}
+
+fn archive_one(
+    project: &Project,
+    d: &str,
+    keep: Keep,
+    remote: Option<&Remote>,
+    request: &ArchiveRequest,
+) -> Result<DeploymentArchive, WorkflowError> {
+    for attempt in 1..=ATTEMPTS {
+        if let Some(r) = remote {
+            r.fetch()?;
+        }
+        let git = GitRepo::discover(&project.root)?;
+        let records_before = git.history_tags(d, None)?.0.len();
+        let (live, _) = git.live_tags(d, None)?;
+        let (ledger, _) = git.ledger_entries(d, None)?;
+        let in_ledger: HashMap<&str, &str> = ledger
+            .iter()
+            .map(|e| (e.name.as_str(), e.oid.as_str()))
+            .collect();
+        let (prune, fresh): (Vec<TagEntry>, Vec<TagEntry>) = live
+            .iter()
+            .cloned()
+            .partition(|e| in_ledger.get(e.name.as_str()) == Some(&e.oid.as_str()));
+        let mut archive = Vec::new();
+        let mut skipped = Vec::new();
+        for mut e in past_retention(&fresh, keep, request.now) {
+            if let Err(odd) = git.read_record(&e, d) {
+                skipped.push(odd);
+                continue;
+            }
+            match String::from_utf8(git.tag_content(&e)?) {
+                Ok(text) => {
+                    e.archived = Some(std::sync::Arc::from(text));
+                    archive.push(e);
+                }
+                Err(_) => skipped.push(Unparseable {
+                    tag: e.name.clone(),
+                    reason: "the tag object is not UTF-8, so the ledger cannot hold it".into(),
+                }),
+            }
+        }
+        let head = git.ledger_head(d)?;
+        if request.dry_run || (archive.is_empty() && prune.is_empty()) {
+            // Nothing changes: the counts are what a real run would leave.
+            let (archived, pruned) = (archive.len(), prune.len());
+            return Ok(DeploymentArchive {
+                deployment: d.to_owned(),
+                archived,
+                pruned,
+                tags: live.len() - archived - pruned,
+                ledger_records: ledger.len() + archived,
+                records_before,
+                records_after: records_before,
+                ledger: head,
+                skipped,
+                attempts: 0,
+            });
+        }
+        let author = Author::of(&git, &request.actor);
+        let new = match archive.is_empty() {
+            true => head.clone(),
+            false => Some(git.write_ledger(d, head.as_deref(), &archive, &author)?),
+        };
+        let gone: Vec<TagEntry> = archive.iter().chain(prune.iter()).cloned().collect();
+        if let Some(r) = remote {
+            match push(r, d, head.as_deref(), new.as_deref(), &gone) {
+                Ok(()) => {}
+                Err(RemoteError::Rejected { .. }) if attempt < ATTEMPTS => continue,
+                Err(RemoteError::Rejected { .. }) => {
+                    return Err(WorkflowError::PushRefused {
+                        remote: r.name.clone(),
+                        attempts: attempt,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(new) = &new
+            && new.as_str() != head.as_deref().unwrap_or_default()
+        {
+            git.set_ledger(d, head.as_deref(), new)?;
+        }
+        git.delete_tags(&gone)?;
+        let git = GitRepo::discover(&project.root)?;
+        let (after, _) = git.history_tags(d, None)?;
+        if after.len() != records_before {
+            return Err(WorkflowError::ArchiveMismatch {
+                deployment: d.to_owned(),
+                before: records_before,
+                after: after.len(),
+            });
+        }
+        let tags_left = git.live_tags(d, None)?.0.len();
+        let ledger_records = git.ledger_entries(d, None)?.0.len();
+        return Ok(DeploymentArchive {
+            deployment: d.to_owned(),
+            archived: archive.len(),
+            pruned: prune.len(),
+            tags: tags_left,
+            ledger_records,
+            records_before,
+            records_after: after.len(),
+            ledger: new,
+            skipped,
+            attempts: attempt,
+        });
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Push the new ledger and delete the archived tags the remote has, in one atomic push.
+fn push(
+    remote: &Remote,
+    d: &str,
+    head: Option<&str>,
+    new: Option<&str>,
+    gone: &[TagEntry],
+) -> Result<(), RemoteError> {
+    let there = remote.list(&[ledger_ref(d), format!("refs/tags/{TAG_PREFIX}/{d}/*")])?;
+    let mut updates = Vec::new();
+    if let Some(new) = new
+        && Some(new) != head
+    {
+        updates.push(RefUpdate {
+            name: ledger_ref(d),
+            new: Some(new.to_owned()),
+            expect: match there.get(&ledger_ref(d)) {
+                Some(v) => Expect::Value(v.clone()),
+                None => Expect::Absent,
+            },
+        });
+        // The remote's ledger must be the one this archive builds on.
+        if there.get(&ledger_ref(d)).map(String::as_str) != head {
+            return Err(RemoteError::Rejected {
+                detail: format!("{} moved on the remote", ledger_ref(d)),
+            });
+        }
+    }
+    for e in gone {
+        let name = format!("refs/tags/{}", e.name);
+        if there.get(&name) == Some(&e.oid) {
+            updates.push(RefUpdate {
+                name,
+                new: None,
+                expect: Expect::Value(e.oid.clone()),
+            });
+        }
+    }
+    remote.push(&updates)
+}
+
+/// After a rollout that recorded something: archive `deployment` when atmos.yaml asks for it
+/// (`history.archive_on_rollout` with `history.keep_tags`); `None` when it does not, or when
+/// the rollout ran `--offline` (the ledger and the deletions must reach the shared remote
+/// together, so they wait for a run that reaches it).
+pub fn after_rollout(
+    project: &Project,
+    deployment: &str,
+    remote: Option<&str>,
+    offline: bool,
+    actor: &str,
+) -> Result<Option<DeploymentArchive>, WorkflowError> {
+    let history = &project.settings.history;
+    if !history.archive_on_rollout || history.keep_tags.is_none() {
+        return Ok(None);
+    }
+    if offline && (remote.is_some() || project.settings.git.remote.is_some()) {
+        return Ok(None);
+    }
+    let request = ArchiveRequest {
+        deployments: vec![deployment.to_owned()],
+        keep: None,
+        remote: remote.map(str::to_owned),
+        dry_run: false,
+        actor: actor.to_owned(),
+        now: Timestamp::now(),
+    };
+    Ok(run(project, &request)?.deployments.pop())
+}
