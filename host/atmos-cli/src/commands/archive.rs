@@ -35,7 +35,13 @@ pub fn run(args: &ArchiveArgs, ctx: &Context) -> Result<Exit, Failure> {
         actor: identity::actor(&process_env, git.config_string("user.email")).id,
         now: jiff::Timestamp::now(),
     };
-    let report = archive::run(&project, &request)?;
+    let progress = |d: &str, done: usize, total: usize| {
+        if total > archive::BATCH {
+            ctx.out
+                .eprint(&format!("archiving {d}: {done}/{total} records\n"));
+        }
+    };
+    let report = archive::run(&project, &request, &progress)?;
     if !ctx.print_document(&report)? {
         ctx.out.print(&render(&report))?;
     }

@@ -25,6 +25,10 @@ use crate::git::{Author, GitRepo};
 /// How many times a push the remote refuses (someone moved the ledger or a tag) is retried.
 const ATTEMPTS: u32 = 5;
 
+/// Records per ledger commit and push: a push names every tag it deletes on its command line
+/// (twice: the lease and the deletion), which must stay well under the system's limit.
+pub const BATCH: usize = 1000;
+
 /// What stays as tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
@@ -130,8 +134,12 @@ pub struct DeploymentArchive {
     pub attempts: u32,
 }
 
-/// Archive each requested deployment.
-pub fn run(project: &Project, request: &ArchiveRequest) -> Result<ArchiveReport, WorkflowError> {
+/// Archive each requested deployment; `progress(deployment, done, total)` after each batch.
+pub fn run(
+    project: &Project,
+    request: &ArchiveRequest,
+    progress: &dyn Fn(&str, usize, usize),
+) -> Result<ArchiveReport, WorkflowError> {
     let keep = match (&request.keep, &project.settings.history.keep_tags) {
         (Some(k), _) => Keep::parse(k, "--keep")?,
         (None, Some(setting)) => Keep::from_setting(setting)?,
@@ -141,7 +149,14 @@ pub fn run(project: &Project, request: &ArchiveRequest) -> Result<ArchiveReport,
     let mut deployments = Vec::new();
     for d in &request.deployments {
         let scoped = remote.clone().map(|r| r.for_deployment(d));
-        deployments.push(archive_one(project, d, keep, scoped.as_ref(), request)?);
+        deployments.push(archive_one(
+            project,
+            d,
+            keep,
+            scoped.as_ref(),
+            request,
+            progress,
+        )?);
     }
     Ok(ArchiveReport {
         keep: keep.describe(),
@@ -184,114 +199,166 @@ pub fn past_retention(live: &[TagEntry], keep: Keep, now: Timestamp) -> Vec<TagE
     out
 }
 
+/// What one pass over the deployment found.
+struct Pass {
+    records: usize,
+    live: usize,
+    ledger: usize,
+    head: Option<String>,
+    prune: Vec<TagEntry>,
+    archive: Vec<TagEntry>,
+    skipped: Vec<Unparseable>,
+}
+
+fn survey(git: &GitRepo, d: &str, keep: Keep, now: Timestamp) -> Result<Pass, WorkflowError> {
+    let records = git.history_tags(d, None)?.0.len();
+    let (live, _) = git.live_tags(d, None)?;
+    let (ledger, _) = git.ledger_entries(d, None)?;
+    let in_ledger: HashMap<&str, &str> = ledger
+        .iter()
+        .map(|e| (e.name.as_str(), e.oid.as_str()))
+        .collect();
+    let (prune, fresh): (Vec<TagEntry>, Vec<TagEntry>) = live
+        .iter()
+        .cloned()
+        .partition(|e| in_ledger.get(e.name.as_str()) == Some(&e.oid.as_str()));
+    let mut archive = Vec::new();
+    let mut skipped = Vec::new();
+    for mut e in past_retention(&fresh, keep, now) {
+        if let Err(odd) = git.read_record(&e, d) {
+            skipped.push(odd);
+            continue;
+        }
+        match String::from_utf8(git.tag_content(&e)?) {
+            Ok(text) => {
+                e.archived = Some(std::sync::Arc::from(text));
+                archive.push(e);
+            }
+            Err(_) => skipped.push(Unparseable {
+                tag: e.name.clone(),
+                reason: "the tag object is not UTF-8, so the ledger cannot hold it".into(),
+            }),
+        }
+    }
+    Ok(Pass {
+        records,
+        live: live.len(),
+        ledger: ledger.len(),
+        head: git.ledger_head(d)?,
+        prune,
+        archive,
+        skipped,
+    })
+}
+
 fn archive_one(
     project: &Project,
     d: &str,
     keep: Keep,
     remote: Option<&Remote>,
     request: &ArchiveRequest,
+    progress: &dyn Fn(&str, usize, usize),
 ) -> Result<DeploymentArchive, WorkflowError> {
-    for attempt in 1..=ATTEMPTS {
+    let mut first: Option<usize> = None;
+    let (mut archived, mut pruned) = (0, 0);
+    let mut attempt = 0;
+    'pass: loop {
+        attempt += 1;
         if let Some(r) = remote {
             r.fetch()?;
         }
         let git = GitRepo::discover(&project.root)?;
-        let records_before = git.history_tags(d, None)?.0.len();
-        let (live, _) = git.live_tags(d, None)?;
-        let (ledger, _) = git.ledger_entries(d, None)?;
-        let in_ledger: HashMap<&str, &str> = ledger
-            .iter()
-            .map(|e| (e.name.as_str(), e.oid.as_str()))
-            .collect();
-        let (prune, fresh): (Vec<TagEntry>, Vec<TagEntry>) = live
-            .iter()
-            .cloned()
-            .partition(|e| in_ledger.get(e.name.as_str()) == Some(&e.oid.as_str()));
-        let mut archive = Vec::new();
-        let mut skipped = Vec::new();
-        for mut e in past_retention(&fresh, keep, request.now) {
-            if let Err(odd) = git.read_record(&e, d) {
-                skipped.push(odd);
-                continue;
-            }
-            match String::from_utf8(git.tag_content(&e)?) {
-                Ok(text) => {
-                    e.archived = Some(std::sync::Arc::from(text));
-                    archive.push(e);
-                }
-                Err(_) => skipped.push(Unparseable {
-                    tag: e.name.clone(),
-                    reason: "the tag object is not UTF-8, so the ledger cannot hold it".into(),
-                }),
-            }
-        }
-        let head = git.ledger_head(d)?;
-        if request.dry_run || (archive.is_empty() && prune.is_empty()) {
-            // Nothing changes: the counts are what a real run would leave.
-            let (archived, pruned) = (archive.len(), prune.len());
+        let pass = survey(&git, d, keep, request.now)?;
+        let records_before = *first.get_or_insert(pass.records);
+        let skipped = pass.skipped.clone();
+        if request.dry_run || (pass.archive.is_empty() && pass.prune.is_empty()) {
+            // Nothing (more) changes: the counts are what a real run would leave.
+            let (a, p) = if request.dry_run {
+                (pass.archive.len(), pass.prune.len())
+            } else {
+                (0, 0)
+            };
             return Ok(DeploymentArchive {
                 deployment: d.to_owned(),
-                archived,
-                pruned,
-                tags: live.len() - archived - pruned,
-                ledger_records: ledger.len() + archived,
+                archived: archived + a,
+                pruned: pruned + p,
+                tags: pass.live - a - p,
+                ledger_records: pass.ledger + a,
                 records_before,
-                records_after: records_before,
-                ledger: head,
+                records_after: pass.records,
+                ledger: pass.head,
                 skipped,
-                attempts: 0,
+                attempts: attempt - 1,
             });
         }
+        // Batches keep each push's command line and the server guard's work bounded; each is
+        // atomic on its own (its ledger commit absorbs exactly the tags it deletes).
         let author = Author::of(&git, &request.actor);
-        let new = match archive.is_empty() {
-            true => head.clone(),
-            false => Some(git.write_ledger(d, head.as_deref(), &archive, &author)?),
-        };
-        let gone: Vec<TagEntry> = archive.iter().chain(prune.iter()).cloned().collect();
-        if let Some(r) = remote {
-            match push(r, d, head.as_deref(), new.as_deref(), &gone) {
-                Ok(()) => {}
-                Err(RemoteError::Rejected { .. }) if attempt < ATTEMPTS => continue,
-                Err(RemoteError::Rejected { .. }) => {
-                    return Err(WorkflowError::PushRefused {
-                        remote: r.name.clone(),
-                        attempts: attempt,
-                    });
+        let mut head = pass.head.clone();
+        let total = pass.archive.len() + pass.prune.len();
+        let empty: &[TagEntry] = &[];
+        let batches: Vec<(&[TagEntry], &[TagEntry])> = pass
+            .archive
+            .chunks(BATCH)
+            .map(|c| (c, empty))
+            .chain(pass.prune.chunks(BATCH).map(|p| (empty, p)))
+            .collect();
+        for (chunk, now_pruned) in batches {
+            let new = match chunk.is_empty() {
+                true => head.clone(),
+                false => Some(git.write_ledger(d, head.as_deref(), chunk, &author)?),
+            };
+            let gone: Vec<TagEntry> = chunk.iter().chain(now_pruned).cloned().collect();
+            if let Some(r) = remote {
+                match push(r, d, head.as_deref(), new.as_deref(), &gone) {
+                    Ok(()) => {}
+                    Err(RemoteError::Rejected { .. }) if attempt < ATTEMPTS => continue 'pass,
+                    Err(RemoteError::Rejected { .. }) => {
+                        return Err(WorkflowError::PushRefused {
+                            remote: r.name.clone(),
+                            attempts: attempt,
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
             }
+            let before = git.history_tags(d, None)?.0.len();
+            if let Some(new) = &new
+                && Some(new) != head.as_ref()
+            {
+                git.set_ledger(d, head.as_deref(), new)?;
+            }
+            git.delete_tags(&gone)?;
+            let after = GitRepo::discover(&project.root)?
+                .history_tags(d, None)?
+                .0
+                .len();
+            if after != before {
+                return Err(WorkflowError::ArchiveMismatch {
+                    deployment: d.to_owned(),
+                    before,
+                    after,
+                });
+            }
+            head = new;
+            archived += chunk.len();
+            pruned += now_pruned.len();
+            progress(d, archived + pruned, total);
         }
-        if let Some(new) = &new
-            && new.as_str() != head.as_deref().unwrap_or_default()
-        {
-            git.set_ledger(d, head.as_deref(), new)?;
-        }
-        git.delete_tags(&gone)?;
         let git = GitRepo::discover(&project.root)?;
-        let (after, _) = git.history_tags(d, None)?;
-        if after.len() != records_before {
-            return Err(WorkflowError::ArchiveMismatch {
-                deployment: d.to_owned(),
-                before: records_before,
-                after: after.len(),
-            });
-        }
-        let tags_left = git.live_tags(d, None)?.0.len();
-        let ledger_records = git.ledger_entries(d, None)?.0.len();
         return Ok(DeploymentArchive {
             deployment: d.to_owned(),
-            archived: archive.len(),
-            pruned: prune.len(),
-            tags: tags_left,
-            ledger_records,
+            archived,
+            pruned,
+            tags: git.live_tags(d, None)?.0.len(),
+            ledger_records: git.ledger_entries(d, None)?.0.len(),
             records_before,
-            records_after: after.len(),
-            ledger: new,
+            records_after: git.history_tags(d, None)?.0.len(),
+            ledger: head,
             skipped,
             attempts: attempt,
         });
     }
-    unreachable!("the last attempt returns")
 }
 
 /// Push the new ledger and delete the archived tags the remote has, in one atomic push.
@@ -361,5 +428,5 @@ pub fn after_rollout(
         actor: actor.to_owned(),
         now: Timestamp::now(),
     };
-    Ok(run(project, &request)?.deployments.pop())
+    Ok(run(project, &request, &|_, _, _| {})?.deployments.pop())
 }
