@@ -1,0 +1,287 @@
+//! History at scale: a shared remote holding 1,000,000 records — 50 deployments × 3 targets ×
+//! 5 components, one record per component every 12 hours for about 22 months — generated once
+//! with `git fast-import` and cached under `target/bench-fixtures/history-1m/`. Each run works
+//! on a copy of that remote and measures (median wall time, peak RSS of the process tree):
+//!
+//! - before archiving: a runner's first sync of one deployment (fresh clone without tags, then
+//!   `atmos deployment fetch d07`), its no-op sync afterwards, the same no-op fetch of every
+//!   deployment's records (what each rollout fetched before syncs were scoped), `status`,
+//!   `history --limit 20`;
+//! - `atmos deployment archive d07` folding about a year of its records into the ledger (one
+//!   atomic push per 1,000 records);
+//! - after: the same syncs and queries, and `history --since/--until` reaching into the ledger.
+//!
+//! Run: `cargo bench -p atmos-cli --bench history_scale` (`-- --runs N`, `-- --rebuild`).
+//! Generating the fixture takes a few minutes the first time. Figures: docs/benchmarks.md.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use atmos_core::contracts::layout::{tag_name, timestamp_segment};
+
+mod common;
+use common::{atmos_binary, data, git, record_message, sample};
+
+const DEPLOYMENTS: usize = 50;
+const TARGETS: [&str; 3] = ["dev", "staging", "prod"];
+const COMPONENTS: [&str; 5] = ["api", "worker", "db", "cache", "migrate"];
+const RECORDS: usize = 1_000_000;
+const COMMITS: usize = 200;
+/// Hours between two records of one component.
+const SPACING_HOURS: i64 = 12;
+
+fn main() {
+    common::measure_mode();
+    let args: Vec<String> = std::env::args().collect();
+    let runs = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5usize);
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-fixtures/history-1m");
+    if args.iter().any(|a| a == "--rebuild") || !fixture.join(".complete").exists() {
+        generate(&fixture);
+    }
+    let newest: i64 = std::fs::read_to_string(fixture.join(".complete"))
+        .expect("marker")
+        .trim()
+        .parse()
+        .expect("newest record time");
+    let atmos = atmos_binary().display().to_string();
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let remote = w.join("remote.git");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(fixture.join("remote.git"))
+        .arg(&remote)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let url = format!("file://{}", remote.display());
+    let runner = w.join("runner");
+    let d = "d07";
+    let first_sync = format!(
+        "rm -rf {w}/fresh && git clone -q --no-tags {url} {w}/fresh && {atmos} -C {w}/fresh deployment fetch {d} >/dev/null",
+        w = w.display()
+    );
+    let count_fresh = || {
+        let out = Command::new("git")
+            .args([
+                "ls-remote",
+                &url,
+                &format!("refs/tags/atmos/deployments/{d}/*"),
+            ])
+            .output()
+            .expect("ls-remote");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.ends_with("^{}"))
+            .count()
+    };
+    git(w, &["clone", "-q", "--no-tags", &url, "runner"]);
+    git(&runner, &["config", "user.email", "bench@example.com"]);
+    git(&runner, &["config", "user.name", "Bench"]);
+    let r = runner.display().to_string();
+    let sync = format!("{atmos} -C {r} deployment fetch {d} >/dev/null");
+    let status = format!("{atmos} -C {r} deployment status {d} >/dev/null 2>&1");
+    let history =
+        format!("{atmos} -C {r} deployment history {d} --target prod --limit 20 >/dev/null 2>&1");
+    let every = format!(
+        "git -C {r} fetch -q --no-tags origin '+refs/atmos/deployments/*:refs/atmos/deployments/*' '+refs/tags/atmos/*:refs/tags/atmos/*'"
+    );
+    let at = |t: i64| {
+        jiff::Timestamp::from_second(t)
+            .expect("time")
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let day = 86_400;
+    let since = format!(
+        "{atmos} -C {r} deployment history {d} --target prod --since {} --until {} --limit 20 >/dev/null 2>&1",
+        at(newest - 500 * day),
+        at(newest - 490 * day)
+    );
+
+    println!(
+        "Remote: {RECORDS} records ({} per deployment), {} state refs, {COMMITS} commits; median of {runs} runs (one for the long ones), peak RSS.\n",
+        RECORDS / DEPLOYMENTS,
+        DEPLOYMENTS * TARGETS.len() * COMPONENTS.len()
+    );
+    println!("| step | time | peak RSS |");
+    println!("|---|---|---|");
+    let row = |name: &str, script: &str, n: usize| {
+        let (ms, kb) = sample(script, n);
+        let time = if ms >= 1000.0 {
+            format!("{:.2} s", ms / 1000.0)
+        } else {
+            format!("{ms:.0} ms")
+        };
+        println!("| {name} | {time} | {:.0} MiB |", kb as f64 / 1024.0);
+    };
+    row(
+        &format!(
+            "before: runner's first sync of {d} (clone without tags + fetch; {} of its tags)",
+            count_fresh()
+        ),
+        &first_sync,
+        1,
+    );
+    git(&runner, &["fetch", "-q", "origin"]);
+    sample(&sync, 1);
+    row(&format!("before: no-op sync of {d}"), &sync, runs);
+    row(
+        "before: no-op fetch of every deployment's records (first fetch not timed)",
+        &{
+            sample(&every, 1);
+            every.clone()
+        },
+        1,
+    );
+    row(&format!("before: status {d}"), &status, runs);
+    row(
+        &format!("before: history {d} --target prod --limit 20"),
+        &history,
+        runs,
+    );
+    // About a year of the records: everything older than ~300 days before the newest.
+    let age_days = (jiff::Timestamp::now().as_second() - newest) / day + 300;
+    let archive =
+        format!("{atmos} -C {r} deployment archive {d} --keep {age_days}d >/dev/null 2>&1");
+    row(
+        &format!("archive {d} --keep {age_days}d (about a year of its records)"),
+        &archive,
+        1,
+    );
+    row(
+        &format!(
+            "after: runner's first sync of {d} (clone without tags + fetch; {} of its tags)",
+            count_fresh()
+        ),
+        &first_sync,
+        1,
+    );
+    sample(&sync, 1);
+    row(&format!("after: no-op sync of {d}"), &sync, runs);
+    row(&format!("after: status {d}"), &status, runs);
+    row(
+        &format!("after: history {d} --target prod --limit 20"),
+        &history,
+        runs,
+    );
+    row(
+        &format!("after: history {d} --target prod --since/--until 500–490 days back (ledger)"),
+        &since,
+        runs,
+    );
+}
+
+/// Write the remote with `git fast-import`, streaming (a million tags do not fit one string
+/// comfortably): commits first (to learn their shas), then the tags, then the state refs.
+fn generate(root: &Path) {
+    eprintln!("generating {} ({RECORDS} records)…", root.display());
+    let _ = std::fs::remove_dir_all(root);
+    std::fs::create_dir_all(root).expect("mkdir");
+    git(root, &["init", "-q", "--bare", "-b", "main", "remote.git"]);
+    let bare = root.join("remote.git");
+    let slots = DEPLOYMENTS * TARGETS.len() * COMPONENTS.len();
+    let per_slot = RECORDS.div_ceil(slots);
+    // The newest record an hour ago; the oldest per_slot × 12 hours before.
+    let newest = jiff::Timestamp::now().as_second() - 3600;
+    let base = newest - (per_slot as i64 - 1) * SPACING_HOURS * 3600;
+
+    let mut stream = String::new();
+    for i in 0..COMMITS {
+        stream.push_str(&format!(
+            "commit refs/heads/main\nmark :{}\ncommitter Dev <dev@example.com> {} +0000\n",
+            i + 1,
+            base - 86_400 + i as i64 * 60
+        ));
+        data(&mut stream, &format!("change {i}"));
+        if i > 0 {
+            stream.push_str(&format!("from :{i}\n"));
+        } else {
+            stream.push_str("M 100644 inline atmos.yaml\n");
+            data(&mut stream, "git:\n  remote: origin\n");
+            for d in 0..DEPLOYMENTS {
+                let name = format!("d{d:02}");
+                let mut yaml = format!("deployment:\n  name: {name}\n  components:\n    script:\n");
+                for c in COMPONENTS {
+                    yaml.push_str(&format!(
+                        "      {c}:\n        settings: {{script: {{apply: 'true'}}}}\n"
+                    ));
+                }
+                yaml.push_str("  targets:\n    dev: {}\n    staging: {promotion: {from: dev}}\n    prod: {promotion: {from: staging}}\n");
+                stream.push_str(&format!("M 100644 inline deployments/{name}.yaml\n"));
+                data(&mut stream, &yaml);
+            }
+        }
+        stream.push_str("M 100644 inline CHANGES\n");
+        data(&mut stream, &format!("{i}\n"));
+    }
+    let marks = bare.join("bench-marks");
+    common::fast_import(
+        &bare,
+        &["--quiet", &format!("--export-marks={}", marks.display())],
+        &stream,
+    );
+    let shas: std::collections::HashMap<usize, String> = std::fs::read_to_string(&marks)
+        .expect("marks")
+        .lines()
+        .filter_map(|l| {
+            let (m, sha) = l.split_once(' ')?;
+            Some((m.trim_start_matches(':').parse().ok()?, sha.to_owned()))
+        })
+        .collect();
+
+    let mut child = Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(&bare)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("fast-import");
+    let mut input = std::io::BufWriter::new(child.stdin.take().expect("stdin"));
+    let mut last: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut written = 0;
+    'outer: for round in 0..per_slot {
+        for d in 0..DEPLOYMENTS {
+            for (ti, t) in TARGETS.iter().enumerate() {
+                for c in COMPONENTS {
+                    if written == RECORDS {
+                        break 'outer;
+                    }
+                    let at = base + round as i64 * SPACING_HOURS * 3600 + ti as i64 * 60;
+                    let ts = jiff::Timestamp::from_second(at).expect("ts");
+                    let mark = 1 + (round * COMMITS / per_slot).min(COMMITS - 1);
+                    let sha = &shas[&mark];
+                    let dn = format!("d{d:02}");
+                    let name = tag_name(&dn, t, c, &timestamp_segment(ts), 0);
+                    let msg = record_message(&dn, t, c, sha, ts, round);
+                    let mut chunk =
+                        format!("tag {name}\nfrom {sha}\ntagger CI <ci@example.com> {at} +0000\n");
+                    data(&mut chunk, &msg);
+                    input.write_all(chunk.as_bytes()).expect("write");
+                    last.insert(format!("{dn}/{t}/{c}"), sha.clone());
+                    written += 1;
+                }
+            }
+        }
+        if round % 200 == 0 {
+            eprintln!("  {written} records");
+        }
+    }
+    for (slot, sha) in &last {
+        input
+            .write_all(format!("reset refs/atmos/deployments/{slot}\nfrom {sha}\n\n").as_bytes())
+            .expect("write");
+    }
+    drop(input);
+    assert!(child.wait().expect("fast-import").success());
+    git(&bare, &["pack-refs", "--all"]);
+    git(&bare, &["repack", "-adq"]);
+    std::fs::write(root.join(".complete"), newest.to_string()).expect("marker");
+    eprintln!("generated");
+}
