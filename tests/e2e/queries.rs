@@ -821,3 +821,55 @@ fn archive_keeps_every_record_readable_and_rollouts_can_archive_as_they_go() {
         7
     );
 }
+
+/// A tag rewritten under the name of an archived record is evidence: `archive` leaves it in
+/// place (and says why) instead of folding it away, and `verify` reports it.
+#[test]
+fn archive_never_folds_away_a_tag_that_contradicts_the_ledger() {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      api:\n        settings: {script: {apply: 'true'}}\n  targets:\n    dev: {}\n",
+    );
+    for n in 0..3 {
+        repo.write_file("change", format!("{n}"));
+        repo.commit(&format!("change {n}"));
+        repo.atmos(&args("deployment rollout svc --target dev"))
+            .code(0);
+    }
+    let tags = repo.tags("svc", "dev", "api");
+    let archived = tags[0].clone();
+    let raw = repo.git(&["cat-file", "tag", &archived]);
+    repo.atmos(&args("deployment archive svc --keep 1")).code(0);
+    let forged = raw.replace(
+        "deployed_by: dev@example.com",
+        "deployed_by: mallory@example.com",
+    );
+    assert_ne!(raw, forged);
+    let path = repo.path().join("forged-tag");
+    std::fs::write(&path, format!("{forged}\n")).expect("write");
+    let oid = repo.git(&[
+        "hash-object",
+        "-t",
+        "tag",
+        "-w",
+        path.to_str().expect("utf-8"),
+    ]);
+    repo.git(&["update-ref", &archived, &oid]);
+
+    repo.atmos(&args("deployment archive svc --keep 1"))
+        .code(0)
+        .stdout_has(&["kept", "the ledger holds another record under this name"]);
+    assert_eq!(
+        repo.git(&["rev-parse", &archived]),
+        oid,
+        "the evidence was deleted"
+    );
+    let run = repo.atmos(&args("deployment verify svc"));
+    run.code(3);
+    assert!(
+        run.stdout.contains("the archive ledger holds"),
+        "{}",
+        run.stdout
+    );
+}

@@ -940,6 +940,117 @@ fn archiving_while_another_clone_rolls_out_loses_nothing() {
         2
     );
     assert_eq!(recorded(&b), 8);
+
+    // Someone rewinds the remote's ledger by hand (no guard here): clones that fetch keep
+    // theirs, and say so, instead of losing the records it held.
+    let (code, _, err) = run(&c, &args("deployment fetch svc"));
+    assert_eq!(code, 0, "{err}");
+    let ledger = git(&c, &["rev-parse", "refs/atmos/ledger/svc"]);
+    git(
+        &b,
+        &[
+            "push",
+            "-q",
+            "--force",
+            "origin",
+            "refs/atmos/ledger/svc~1:refs/atmos/ledger/svc",
+        ],
+    );
+    let (code, _, err) = run(&c, &args("deployment fetch svc"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("does not extend this clone's"), "{err}");
+    assert_eq!(git(&c, &["rev-parse", "refs/atmos/ledger/svc"]), ledger);
+    assert_eq!(recorded(&c), 8);
     let (_, out, _) = run(&c, &args("deployment status svc --target dev"));
     assert!(out.matches("success").count() >= 2, "{out}");
+}
+
+/// A target on its own remote (`targets.prod-eu.remote: eu`): its rollouts push there while
+/// the promotion source is read from the shared store; a fetch brings both; a stale copy of
+/// its refs on the shared store never puts its state back; and `--remote` naming a remote that
+/// missed earlier records publishes them instead of only saying "nothing to do".
+#[test]
+fn a_target_on_its_own_remote_syncs_with_it_and_another_remote_gets_what_it_lacks() {
+    let world = World::new(&TWO.replace(
+        "    dev: {}\n",
+        "    dev: {}\n    staging: {promotion: {from: dev}}\n    prod-eu: {remote: eu, promotion: {from: staging}}\n",
+    ));
+    git(
+        &world.dir.path().join("server"),
+        &["init", "-q", "--bare", "-b", "main", "eu.git"],
+    );
+    let eu_url = world.daemon.url("eu.git");
+    let a = world.runner("alpha");
+    git(&a, &["remote", "add", "eu", &eu_url]);
+    // The region's server carries the code too (a mirror of main).
+    git(&a, &["push", "-q", "eu", "HEAD:refs/heads/main"]);
+    let run = |dir: &Path, args: &[&str]| {
+        let out = world.atmos(dir, args).output().expect("atmos");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for line in [
+        "deployment rollout svc --target dev",
+        "deployment rollout svc --target staging --promote-from dev",
+        "deployment rollout svc --target prod-eu --promote-from staging",
+    ] {
+        let (code, out, err) = run(&a, &args(line));
+        assert_eq!(code, 0, "{line}: {out}{err}");
+    }
+    let on = |remote: &str, prefix: &str| {
+        let out = Command::new("git")
+            .args(["ls-remote", &world.daemon.url(remote), prefix])
+            .output()
+            .expect("ls-remote");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.ends_with("^{}"))
+            .count()
+    };
+    assert_eq!(on("eu.git", "refs/atmos/deployments/svc/prod-eu/*"), 2);
+    assert_eq!(on("eu.git", "refs/tags/atmos/deployments/svc/prod-eu/*"), 2);
+    assert_eq!(on("origin.git", "refs/atmos/deployments/svc/prod-eu/*"), 0);
+    assert_eq!(on("eu.git", "refs/atmos/deployments/svc/staging/*"), 0);
+
+    // Another clone reads both.
+    let b = world.runner("beta");
+    git(&b, &["remote", "add", "eu", &eu_url]);
+    let (code, out, err) = run(&b, &args("deployment fetch svc"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Fetched svc from origin and eu:"), "{out}");
+    let prod_eu = git(&b, &["rev-parse", "refs/atmos/deployments/svc/prod-eu/a"]);
+    assert_eq!(prod_eu, git(&a, &["rev-parse", "HEAD"]));
+
+    // A stale copy on the shared store (pushed by hand) is never fetched over it.
+    let first = git(&a, &["rev-list", "--max-parents=0", "HEAD"]);
+    git(
+        &a,
+        &[
+            "push",
+            "-q",
+            "origin",
+            &format!("{first}:refs/atmos/deployments/svc/prod-eu/a"),
+        ],
+    );
+    let (code, _, err) = run(&b, &args("deployment fetch svc"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        git(&b, &["rev-parse", "refs/atmos/deployments/svc/prod-eu/a"]),
+        prod_eu
+    );
+
+    // eu never got dev's records; naming it publishes them (its rules are its main's).
+    git(&b, &["fetch", "-q", "eu"]);
+    let (code, out, err) = run(&b, &args("deployment rollout svc --target dev --remote eu"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Nothing to do") && out.contains("Published 4 refs of dev that eu lacked"),
+        "{out}"
+    );
+    assert_eq!(on("eu.git", "refs/atmos/deployments/svc/dev/*"), 2);
+    let (_, out, _) = run(&b, &args("deployment rollout svc --target dev --remote eu"));
+    assert!(!out.contains("Published"), "{out}");
 }

@@ -988,3 +988,106 @@ fn archiving_passes_the_hook_and_the_ledger_cannot_be_forged() {
     run.code(3);
     assert!(run.stdout.contains("the line was edited"), "{}", run.stdout);
 }
+
+/// The guard's ledger rules beyond the hash: a record filed twice, a ledger commit that adds
+/// nothing, and a push that folds away the newest record of a component are refused.
+#[test]
+fn the_hook_refuses_duplicate_empty_and_newest_record_ledgers() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    for n in 0..3 {
+        std::fs::write(alice.join("change"), format!("{n}")).expect("write");
+        git_in(&alice, &["add", "-A"]);
+        git_in(&alice, &["commit", "-q", "-m", &format!("change {n}")]);
+        git_in(&alice, &["push", "-q", "origin", "HEAD:main"]);
+        w.atmos(&alice, &args("deployment rollout svc --target dev"), &[])
+            .code(0);
+    }
+    w.atmos(&alice, &args("deployment archive svc --keep 2"), &[])
+        .code(0)
+        .stdout_has(&["svc: 1 record moved into the ledger"]);
+    let ledger = git_in(&alice, &["rev-parse", "refs/atmos/ledger/svc"]);
+    let file = git_in(&alice, &["ls-tree", "-r", "--name-only", &ledger]);
+    let file = file.lines().next().expect("a ledger file").to_owned();
+    let text = git_in(&alice, &["show", &format!("{ledger}:{file}")]);
+    let index = w.dir.path().join("ledger-index");
+    // A ledger commit whose `file` is `content`, on top of the current one.
+    let commit_with = |path: &str, content: &str, message: &str| {
+        let work = w.dir.path().join("ledger-file");
+        std::fs::write(&work, content).expect("write");
+        let blob = git_in(
+            &alice,
+            &["hash-object", "-w", work.to_str().expect("utf-8")],
+        );
+        let env_git = |args: &[&str]| {
+            let out = Command::new("git")
+                .args(args)
+                .current_dir(&alice)
+                .env("GIT_INDEX_FILE", &index)
+                .output()
+                .expect("git");
+            assert!(out.status.success(), "{args:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        env_git(&["read-tree", &ledger]);
+        env_git(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("100644,{blob},{path}"),
+        ]);
+        let tree = env_git(&["write-tree"]);
+        git_in(
+            &alice,
+            &["commit-tree", &tree, "-p", &ledger, "-m", message],
+        )
+    };
+
+    // The same record twice.
+    let dup = commit_with(&file, &format!("{text}\n{text}\n"), "dup");
+    let (ok, stderr) = push(&alice, &format!("{dup}:refs/atmos/ledger/svc"));
+    assert!(!ok && stderr.contains("appears more than once"), "{stderr}");
+
+    // Nothing added.
+    let tree = git_in(&alice, &["rev-parse", &format!("{ledger}^{{tree}}")]);
+    let empty = git_in(
+        &alice,
+        &["commit-tree", &tree, "-p", &ledger, "-m", "empty"],
+    );
+    let (ok, stderr) = push(&alice, &format!("{empty}:refs/atmos/ledger/svc"));
+    assert!(!ok && stderr.contains("adds no record"), "{stderr}");
+
+    // The newest record folded away with its tag.
+    let newest = git_in(&alice, &["tag", "-l", "atmos/deployments/svc/dev/a/*"])
+        .lines()
+        .last()
+        .expect("a tag")
+        .to_owned();
+    let oid = git_in(&alice, &["rev-parse", &format!("refs/tags/{newest}")]);
+    let object = git_in(&alice, &["cat-file", "tag", &oid]) + "\n";
+    let line = serde_json::json!({"tag": newest, "oid": oid, "object": object}).to_string();
+    let month = &newest.rsplit('/').next().expect("segment")[..7];
+    let path = format!("dev/a/{month}.jsonl");
+    let existing = if path == file {
+        format!("{text}\n")
+    } else {
+        String::new()
+    };
+    let folded = commit_with(&path, &format!("{existing}{line}\n"), "newest");
+    let out = Command::new("git")
+        .args([
+            "push",
+            "--atomic",
+            "origin",
+            &format!("{folded}:refs/atmos/ledger/svc"),
+            &format!(":refs/tags/{newest}"),
+        ])
+        .current_dir(&alice)
+        .output()
+        .expect("push");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("it stays a tag"),
+        "{stderr}"
+    );
+}

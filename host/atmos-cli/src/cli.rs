@@ -173,6 +173,11 @@ pub struct ArchiveArgs {
     /// Say what would be archived; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Archive this repository only, pushing nothing: for the shared store's own repository
+    /// (a work tree of the server's repository), e.g. to fold years of history at once.
+    /// Refused in a clone that has the remote.
+    #[arg(long, conflicts_with = "remote")]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]

@@ -16,12 +16,39 @@ use crate::render::{Style, decisions};
 pub fn run(args: &ApproveArgs, ctx: &Context, decision: ApprovalDecision) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "approve")?;
     let (project, loaded) = ctx.deployment(&args.deployment)?;
-    let remote = store::open(
-        &project,
-        args.remote.as_deref(),
-        args.offline,
-        Some(&args.deployment),
-    )?;
+    // The approval goes where the target's records live (its own remote, or the shared
+    // store); the other remotes are read first (the source's records may be elsewhere).
+    let remote = match &args.target {
+        Some(t) => {
+            let remote = store::target_remote(
+                &project,
+                &args.deployment,
+                t,
+                args.remote.as_deref(),
+                args.offline,
+            )?;
+            if let Some(r) = &remote {
+                r.fetch()?;
+            }
+            let (readers, unknown) =
+                store::other_remotes(&project, &args.deployment, remote.as_ref(), args.offline);
+            for warning in unknown {
+                ctx.out.warn(&warning);
+            }
+            for r in readers {
+                if let Err(e) = r.fetch() {
+                    ctx.out.warn(&format!("could not read {}: {e}", r.name));
+                }
+            }
+            remote
+        }
+        None => store::open(
+            &project,
+            args.remote.as_deref(),
+            args.offline,
+            Some(&args.deployment),
+        )?,
+    };
     let git = ctx.git(&project)?;
     let env = process_env;
     let request = ApproveRequest {

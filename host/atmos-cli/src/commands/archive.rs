@@ -32,6 +32,7 @@ pub fn run(args: &ArchiveArgs, ctx: &Context) -> Result<Exit, Failure> {
         keep: args.keep.clone(),
         remote: args.remote.clone(),
         dry_run: args.dry_run,
+        offline: args.offline,
         actor: identity::actor(&process_env, git.config_string("user.email")).id,
         now: jiff::Timestamp::now(),
     };

@@ -24,6 +24,9 @@ pub fn run(args: &FetchArgs, ctx: &Context) -> Result<Exit, Failure> {
         None => ctx.project()?,
     };
     let report = sync::fetch(&project, args.remote.as_deref(), args.deployment.as_deref())?;
+    for w in &report.warnings {
+        ctx.out.warn(w);
+    }
     if !ctx.print_document(&report)? {
         ctx.out.print(&render(&report))?;
     }
@@ -35,7 +38,7 @@ fn render(r: &FetchReport) -> String {
         .deployment
         .as_deref()
         .map_or_else(|| "every deployment".to_owned(), |d| d.to_owned());
-    let mut out = format!("Fetched {what} from {}: ", r.remote);
+    let mut out = format!("Fetched {what} from {}: ", r.remotes.join(" and "));
     if r.moved.is_empty() && r.new_tags == 0 && r.notes.is_empty() {
         out.push_str("already up to date");
     } else {

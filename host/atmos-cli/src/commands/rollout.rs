@@ -75,6 +75,22 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         None => lease::DEFAULT_TTL,
     };
     let timeout = duration("--timeout", &args.timeout)?;
+    let remote = store::target_remote(
+        &project,
+        &loaded.deployment.name,
+        &request.target,
+        args.remote.as_deref(),
+        args.offline,
+    )?;
+    let (readers, unknown) = store::other_remotes(
+        &project,
+        &loaded.deployment.name,
+        remote.as_ref(),
+        args.offline,
+    );
+    for warning in unknown {
+        ctx.out.warn(&warning);
+    }
     let options = RolloutOptions {
         plan_only: args.plan,
         parallelism: args
@@ -92,12 +108,8 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                 })
             })
             .transpose()?,
-        remote: store::remote(
-            &project,
-            args.remote.as_deref(),
-            args.offline,
-            Some(&loaded.deployment.name),
-        )?,
+        remote: remote.clone(),
+        readers,
         local_rules: args.local,
         remote_from_flag: args.remote.is_some(),
         offline: args.offline,
@@ -146,6 +158,22 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                 "\nNothing to do: every selected component of {} in {} already runs {commit}.\n(use --force to run the executors again)\n",
                 plan.deployment, plan.target
             ));
+            if let Some(r) = &remote {
+                match store::publish_missing(r, &ctx.git(&project)?, &plan.deployment, &plan.target)
+                {
+                    Ok(0) => {}
+                    Ok(n) => live.text(&format!(
+                        "Published {n} ref{} of {} that {} lacked (records this clone has)\n",
+                        if n == 1 { "" } else { "s" },
+                        plan.target,
+                        r.name
+                    )),
+                    Err(e) => ctx.out.warn(&format!(
+                        "could not publish to {} the records it lacks: {e}",
+                        r.name
+                    )),
+                }
+            }
             ctx.print_document(&plan)?;
         }
         RolloutOutcome::Planned { plan, runs } => {

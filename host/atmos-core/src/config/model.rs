@@ -205,6 +205,12 @@ pub struct Target {
     /// Gates added for this target.
     #[serde(default, skip_serializing_if = "Gates::is_empty")]
     pub gates: Gates,
+    /// The git remote holding this target's records when it is not the project's shared
+    /// store (atmos.yaml `git.remote`), e.g. a region's own server: rollouts and approvals
+    /// here fetch from and push to it; other commands read it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"))]
+    pub remote: Option<String>,
 }
 
 /// Where this target receives code from. `from` and `allowed_from` are mutually exclusive.

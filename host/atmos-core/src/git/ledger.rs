@@ -155,12 +155,29 @@ impl GitRepo {
                 if line.trim().is_empty() {
                     continue;
                 }
+                let here = format!("{place}:{}", n + 1);
                 match parse_line(line, deployment, t, &component) {
+                    Ok(e) if format!("{}.jsonl", month_of(&e)) != *file => bad.push(odd(
+                        here,
+                        format!("{} is filed in {file}, not its month's file", e.name),
+                    )),
                     Ok(e) => entries.push(e),
-                    Err(why) => bad.push(odd(format!("{place}:{}", n + 1), why)),
+                    Err(why) => bad.push(odd(here, why)),
                 }
             }
         }
+        // A record is in the ledger once: a second copy is reported, never counted.
+        let mut seen = std::collections::HashSet::new();
+        entries.retain(|e| {
+            let first = seen.insert(e.name.clone());
+            if !first {
+                bad.push(odd(
+                    format!("ledger:{}", e.name),
+                    format!("{} appears more than once in the ledger", e.name),
+                ));
+            }
+            first
+        });
         Ok((entries, bad))
     }
 

@@ -64,6 +64,14 @@ pub fn write(
         return Ok(Vec::new());
     }
     let sig = Signature::now(&tagger.name, &tagger.email).git()?;
+    // Names of archived records are taken too: the ledger still holds them.
+    let mut archived = std::collections::HashSet::new();
+    for p in records {
+        let r = &p.record;
+        for e in repo.ledger_entries(&r.deployment, Some(&r.target))?.0 {
+            archived.insert(e.name);
+        }
+    }
     let mut suffix = vec![0u32; records.len()];
     for _ in 0..ATTEMPTS {
         // First free name per record.
@@ -72,7 +80,7 @@ pub fn write(
             let r = &p.record;
             loop {
                 let name = tag_name(&r.deployment, &r.target, &r.component, segment, suffix[i]);
-                if !exists(repo, &format!("refs/tags/{name}"))? {
+                if !archived.contains(&name) && !exists(repo, &format!("refs/tags/{name}"))? {
                     names.push(name);
                     break;
                 }

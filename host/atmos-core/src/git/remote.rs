@@ -101,6 +101,11 @@ pub fn remote_notes_prefix(remote: &str) -> String {
     format!("refs/notes/atmos-remote/{remote}/")
 }
 
+/// Where a remote's archive ledgers are fetched before the local ones move to them.
+pub fn ledger_tracking_prefix(remote: &str) -> String {
+    format!("refs/atmos-remote/{remote}/ledger/")
+}
+
 /// A configured remote of the repository at `workdir`.
 #[derive(Debug, Clone)]
 pub struct Remote {
@@ -112,9 +117,18 @@ pub struct Remote {
     pub(super) git_dir: PathBuf,
     /// What publishing earlier runs' records did, for the caller to report.
     pub(super) notes: std::cell::RefCell<Vec<String>>,
+    /// What a fetch found wrong on the remote and did not take (a rewound ledger).
+    warnings: std::cell::RefCell<Vec<String>>,
     /// The one deployment a workflow works on: fetches bring only its refs, tags and notes
     /// (and locks), not every deployment's.
     pub scope: Option<String>,
+    /// Within the deployment, the one target this remote holds (a target with its own
+    /// remote): fetches bring only that target's refs, tags and lock.
+    pub only_target: Option<String>,
+    /// Targets (`<deployment>/<target>`) whose records live on another remote: never
+    /// fetched from this one (a copy left here from before they moved would put their state
+    /// back).
+    pub excluded_targets: Vec<String>,
 }
 
 fn tail(out: &Output) -> String {
@@ -131,7 +145,10 @@ impl Remote {
             workdir: workdir.to_owned(),
             git_dir: workdir.join(".git"),
             notes: std::cell::RefCell::new(Vec::new()),
+            warnings: std::cell::RefCell::new(Vec::new()),
             scope: None,
+            only_target: None,
+            excluded_targets: Vec::new(),
         };
         let out = remote.git(&["remote", "get-url", name])?;
         if !out.status.success() {
@@ -203,27 +220,55 @@ impl Remote {
         self
     }
 
+    /// The same remote, holding only `target` of `deployment` (the target's own remote).
+    pub fn for_target(mut self, deployment: &str, target: &str) -> Remote {
+        self.scope = Some(deployment.to_owned());
+        self.only_target = Some(target.to_owned());
+        self
+    }
+
+    /// The same remote, never fetching the records of `targets` (`<deployment>/<target>`,
+    /// kept on their own remotes).
+    pub fn excluding(mut self, targets: Vec<String>) -> Remote {
+        self.excluded_targets = targets;
+        self
+    }
+
     /// What a fetch brings: state refs, history tags, the archive ledger and notes — of the
     /// scoped deployment, or of every deployment. Git sends these prefixes to the server (protocol v2), so a
     /// scoped fetch never lists the other deployments' refs.
     pub fn refspecs(&self) -> Vec<String> {
         let notes = remote_notes_prefix(&self.name);
-        match &self.scope {
+        if let (Some(d), Some(t)) = (&self.scope, &self.only_target) {
+            // Notes are per deployment and merged, never replaced: safe from every remote.
+            return vec![
+                format!("+{STATE}/{d}/{t}/*:{STATE}/{d}/{t}/*"),
+                format!("+refs/tags/{TAGS}/{d}/{t}/*:refs/tags/{TAGS}/{d}/{t}/*"),
+                format!("+{NOTES}/{d}/*:{notes}{d}/*"),
+            ];
+        }
+        let mut specs = match &self.scope {
             Some(d) => vec![
                 format!("+{STATE}/{d}/*:{STATE}/{d}/*"),
                 format!("+refs/tags/{TAGS}/{d}/*:refs/tags/{TAGS}/{d}/*"),
                 // A pattern, because git refuses a fetch naming one ref the remote lacks (a
                 // deployment never archived); it also brings deployments named `<d>-…`.
-                format!("+{LEDGER}/{d}*:{LEDGER}/{d}*"),
+                // Into a tracking ref: the local ledger only moves forward (merge_ledgers).
+                format!("+{LEDGER}/{d}*:{}{d}*", ledger_tracking_prefix(&self.name)),
                 format!("+{NOTES}/{d}/*:{notes}{d}/*"),
             ],
             None => vec![
                 format!("+{STATE}/*:{STATE}/*"),
                 format!("+refs/tags/{TAGS}/*:refs/tags/{TAGS}/*"),
-                format!("+{LEDGER}/*:{LEDGER}/*"),
+                format!("+{LEDGER}/*:{}*", ledger_tracking_prefix(&self.name)),
                 format!("+{NOTES}/*:{notes}*"),
             ],
+        };
+        for dt in &self.excluded_targets {
+            specs.push(format!("^{STATE}/{dt}/*"));
+            specs.push(format!("^refs/tags/{TAGS}/{dt}/*"));
         }
+        specs
     }
 
     /// Mirror the remote's deployment state: state refs, history tags (of the scoped
@@ -243,6 +288,7 @@ impl Remote {
             return Err(self.classify(&args, &out));
         }
         self.fetch_locks()?;
+        self.merge_ledgers()?;
         self.merge_notes()?;
         self.mark_fetched();
         Ok(())
@@ -284,11 +330,14 @@ impl Remote {
 
     /// Mirror the remote's locks exactly (a released lock disappears here too).
     pub fn fetch_locks(&self) -> Result<(), RemoteError> {
+        if let (Some(d), Some(t)) = (&self.scope, &self.only_target) {
+            return self.fetch_one_lock(&format!("{LOCKS}/{d}/{t}"));
+        }
         let spec = match &self.scope {
             Some(d) => format!("+{LOCKS}/{d}/*:{LOCKS}/{d}/*"),
             None => format!("+{LOCKS}/*:{LOCKS}/*"),
         };
-        let args = [
+        let mut args = vec![
             "fetch",
             "--quiet",
             "--no-tags",
@@ -296,11 +345,98 @@ impl Remote {
             self.name.as_str(),
             spec.as_str(),
         ];
+        let excluded: Vec<String> = self
+            .excluded_targets
+            .iter()
+            .map(|dt| format!("^{LOCKS}/{dt}"))
+            .collect();
+        args.extend(excluded.iter().map(String::as_str));
         let out = self.git(&args)?;
         if !out.status.success() {
             return Err(self.classify(&args, &out));
         }
         Ok(())
+    }
+
+    /// What the fetches so far found wrong on the remote and did not take.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.borrow_mut())
+    }
+
+    /// Mirror one lock ref exactly (git refuses to fetch one named ref the remote lacks, and
+    /// a pattern would prune the locks of other targets sharing its name as a prefix).
+    fn fetch_one_lock(&self, name: &str) -> Result<(), RemoteError> {
+        let there = self.remote_value(name)?;
+        let out = match &there {
+            Some(_) => {
+                let spec = format!("+{name}:{name}");
+                self.git(&["fetch", "--quiet", "--no-tags", &self.name, &spec])?
+            }
+            None => self.git(&["update-ref", "-d", name])?,
+        };
+        if !out.status.success() {
+            return Err(self.classify(&["fetch", name], &out));
+        }
+        Ok(())
+    }
+
+    /// Move each local archive ledger to the remote's when the remote's extends it (a
+    /// descendant keeping every archived record); otherwise keep the local one and say so: a
+    /// ledger the remote rewound or rewrote must not take archived records away from here.
+    fn merge_ledgers(&self) -> Result<(), RemoteError> {
+        let prefix = ledger_tracking_prefix(&self.name);
+        let out = self.git(&["for-each-ref", "--format=%(refname) %(objectname)", &prefix])?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some((fetched, oid)) = line.split_once(' ') else {
+                continue;
+            };
+            let d = &fetched[prefix.len()..];
+            let local_name = format!("{LEDGER}/{d}");
+            let local = self.local_value(&local_name)?;
+            let moves = match &local {
+                None => true,
+                Some(l) if l == oid => false,
+                Some(l) => self.ledger_extends(d, l, oid)?,
+            };
+            if moves {
+                let mut args = vec!["update-ref", local_name.as_str(), oid];
+                if let Some(l) = &local {
+                    args.push(l);
+                }
+                let out = self.git(&args)?;
+                if !out.status.success() {
+                    return Err(self.classify(&args, &out));
+                }
+            } else if local.as_deref() != Some(oid) {
+                self.warnings.borrow_mut().push(format!(
+                    "the archive ledger of {d} on {} does not extend this clone's (rewound or rewritten there); this clone keeps its own — run `atmos deployment verify {d}`",
+                    self.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when ledger commit `new` descends from `old` and holds every record `old` holds.
+    fn ledger_extends(&self, d: &str, old: &str, new: &str) -> Result<bool, RemoteError> {
+        let args = ["merge-base", "--is-ancestor", old, new];
+        if !self.git(&args)?.status.success() {
+            return Ok(false);
+        }
+        let failed = |e: super::GitError| RemoteError::Git {
+            args: format!("read the ledger of {d}"),
+            detail: e.to_string(),
+        };
+        let git = super::GitRepo::discover(&self.workdir).map_err(failed)?;
+        let had = git.ledger_entries_at(old, d, None).map_err(failed)?.0;
+        let now: std::collections::HashSet<(String, String)> = git
+            .ledger_entries_at(new, d, None)
+            .map_err(failed)?
+            .0
+            .into_iter()
+            .map(|e| (e.name, e.oid))
+            .collect();
+        Ok(had.into_iter().all(|e| now.contains(&(e.name, e.oid))))
     }
 
     /// Merge every fetched notes ref into its local counterpart.
@@ -421,6 +557,26 @@ impl Remote {
                     tail(&out),
                     String::from_utf8_lossy(&out.stdout).trim()
                 ),
+            });
+        }
+        // A server hook refused the push: what it said (its `remote:` lines) is the reason,
+        // not the command line, which names every ref pushed.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("[remote rejected]") {
+            let said: Vec<&str> = stderr
+                .lines()
+                .filter_map(|l| l.strip_prefix("remote:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .take(12)
+                .collect();
+            return Err(RemoteError::Git {
+                args: format!("push {}", self.name),
+                detail: if said.is_empty() {
+                    tail(&out)
+                } else {
+                    said.join(" / ")
+                },
             });
         }
         Err(self.classify(&refs, &out))

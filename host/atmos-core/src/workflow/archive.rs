@@ -45,6 +45,10 @@ impl Keep {
         if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
             return match t.parse::<usize>() {
                 Ok(n) if n >= 1 => Ok(Keep::Count(n)),
+                Err(_) if t.trim_start_matches('0').len() > 1 => Err(WorkflowError::Duration {
+                    what: what.to_owned(),
+                    problem: format!("`{t}` is too large a count of records"),
+                }),
                 _ => Err(WorkflowError::Duration {
                     what: what.to_owned(),
                     problem: format!(
@@ -53,12 +57,19 @@ impl Keep {
                 }),
             };
         }
-        crate::duration::parse(t)
-            .map(Keep::Age)
-            .map_err(|problem| WorkflowError::Duration {
+        match crate::duration::parse(t) {
+            Ok(age) if age.is_zero() => Err(WorkflowError::Duration {
+                what: what.to_owned(),
+                problem: format!(
+                    "`{t}` keeps no records by age: use an age such as 90d, or a count such as 1"
+                ),
+            }),
+            Ok(age) => Ok(Keep::Age(age)),
+            Err(problem) => Err(WorkflowError::Duration {
                 what: what.to_owned(),
                 problem: format!("{problem}, or a count of records such as 500"),
-            })
+            }),
+        }
     }
 
     /// The setting as written.
@@ -88,6 +99,8 @@ pub struct ArchiveRequest {
     pub remote: Option<String>,
     /// `--dry-run`: say what would be archived, change nothing.
     pub dry_run: bool,
+    /// `--offline`: archive this repository only (the shared store's own), pushing nothing.
+    pub offline: bool,
     /// Who archives (the ledger commits' author).
     pub actor: String,
     /// The time ages are measured from.
@@ -145,7 +158,17 @@ pub fn run(
         (None, Some(setting)) => Keep::from_setting(setting)?,
         (None, None) => return Err(WorkflowError::NoRetention),
     };
-    let remote = super::store::remote(project, request.remote.as_deref(), false, None)?;
+    let remote = super::store::remote(project, request.remote.as_deref(), request.offline, None)?;
+    // A clone that archives by itself would hold a ledger the remote does not have, and every
+    // later archive there would be refused: only a repository without the remote may.
+    if request.offline
+        && let Some(name) = &project.settings.git.remote
+        && crate::git::remote::Remote::open(&project.root, name).is_ok()
+    {
+        return Err(WorkflowError::ArchiveOffline {
+            remote: name.clone(),
+        });
+    }
     let mut deployments = Vec::new();
     for d in &request.deployments {
         let scoped = remote.clone().map(|r| r.for_deployment(d));
@@ -210,7 +233,15 @@ struct Pass {
     skipped: Vec<Unparseable>,
 }
 
-fn survey(git: &GitRepo, d: &str, keep: Keep, now: Timestamp) -> Result<Pass, WorkflowError> {
+/// What the next archive of `d` would do; the records of targets in `elsewhere` (kept on
+/// their own remotes) are left alone.
+fn survey(
+    git: &GitRepo,
+    d: &str,
+    keep: Keep,
+    now: Timestamp,
+    elsewhere: &[String],
+) -> Result<Pass, WorkflowError> {
     let records = git.history_tags(d, None)?.0.len();
     let (live, _) = git.live_tags(d, None)?;
     let (ledger, _) = git.ledger_entries(d, None)?;
@@ -218,12 +249,24 @@ fn survey(git: &GitRepo, d: &str, keep: Keep, now: Timestamp) -> Result<Pass, Wo
         .iter()
         .map(|e| (e.name.as_str(), e.oid.as_str()))
         .collect();
-    let (prune, fresh): (Vec<TagEntry>, Vec<TagEntry>) = live
-        .iter()
-        .cloned()
-        .partition(|e| in_ledger.get(e.name.as_str()) == Some(&e.oid.as_str()));
-    let mut archive = Vec::new();
     let mut skipped = Vec::new();
+    let mut prune = Vec::new();
+    let mut fresh = Vec::new();
+    for e in live.iter().filter(|e| !elsewhere.contains(&e.target)) {
+        match in_ledger.get(e.name.as_str()) {
+            Some(oid) if *oid == e.oid => prune.push(e.clone()),
+            // Evidence for `verify`: never archived over, never deleted.
+            Some(oid) => skipped.push(Unparseable {
+                tag: e.name.clone(),
+                reason: format!(
+                    "the ledger holds another record under this name ({}); run `atmos deployment verify {d}`",
+                    crate::git::short(oid)
+                ),
+            }),
+            None => fresh.push(e.clone()),
+        }
+    }
+    let mut archive = Vec::new();
     for mut e in past_retention(&fresh, keep, now) {
         if let Err(odd) = git.read_record(&e, d) {
             skipped.push(odd);
@@ -259,6 +302,19 @@ fn archive_one(
     request: &ArchiveRequest,
     progress: &dyn Fn(&str, usize, usize),
 ) -> Result<DeploymentArchive, WorkflowError> {
+    // Targets whose records live on their own remote are archived there, not here.
+    let here = remote.map(|r| r.name.clone());
+    let elsewhere: Vec<String> = project
+        .load(d)
+        .map(|l| {
+            l.deployment
+                .targets
+                .iter()
+                .filter(|(_, t)| t.remote.is_some() && t.remote != here)
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
     let mut first: Option<usize> = None;
     let (mut archived, mut pruned) = (0, 0);
     let mut attempt = 0;
@@ -268,7 +324,7 @@ fn archive_one(
             r.fetch()?;
         }
         let git = GitRepo::discover(&project.root)?;
-        let pass = survey(&git, d, keep, request.now)?;
+        let pass = survey(&git, d, keep, request.now, &elsewhere)?;
         let records_before = *first.get_or_insert(pass.records);
         let skipped = pass.skipped.clone();
         if request.dry_run || (pass.archive.is_empty() && pass.prune.is_empty()) {
@@ -297,11 +353,14 @@ fn archive_one(
         let mut head = pass.head.clone();
         let total = pass.archive.len() + pass.prune.len();
         let empty: &[TagEntry] = &[];
+        // Without a remote nothing names the tags on a command line: one batch, so that
+        // packed-refs is rewritten once.
+        let size = if remote.is_some() { BATCH } else { usize::MAX };
         let batches: Vec<(&[TagEntry], &[TagEntry])> = pass
             .archive
-            .chunks(BATCH)
+            .chunks(size)
             .map(|c| (c, empty))
-            .chain(pass.prune.chunks(BATCH).map(|p| (empty, p)))
+            .chain(pass.prune.chunks(size).map(|p| (empty, p)))
             .collect();
         for (chunk, now_pruned) in batches {
             let new = match chunk.is_empty() {
@@ -312,11 +371,18 @@ fn archive_one(
             if let Some(r) = remote {
                 match push(r, d, head.as_deref(), new.as_deref(), &gone) {
                     Ok(()) => {}
-                    Err(RemoteError::Rejected { .. }) if attempt < ATTEMPTS => continue 'pass,
-                    Err(RemoteError::Rejected { .. }) => {
-                        return Err(WorkflowError::PushRefused {
+                    // Someone else changed the remote meanwhile (a lease lost, or a guard
+                    // that judged this push against what they pushed): read it again.
+                    Err(RemoteError::Rejected { detail } | RemoteError::Git { detail, .. })
+                        if is_refusal(&detail) =>
+                    {
+                        if attempt < ATTEMPTS {
+                            continue 'pass;
+                        }
+                        return Err(WorkflowError::ArchiveRefused {
                             remote: r.name.clone(),
                             attempts: attempt,
+                            reason: detail,
                         });
                     }
                     Err(e) => return Err(e.into()),
@@ -359,6 +425,25 @@ fn archive_one(
             attempts: attempt,
         });
     }
+}
+
+/// True when a failed push was refused (by a lease or a server hook), not lost on the way.
+fn is_refusal(detail: &str) -> bool {
+    let lower = detail.to_lowercase();
+    [
+        "stale info",
+        "rejected",
+        "atomic",
+        "declined",
+        "refused",
+        "moved on the remote",
+        "[deleted]",
+        "[rewritten]",
+        "[stray_ref]",
+        "does not extend",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
 }
 
 /// Push the new ledger and delete the archived tags the remote has, in one atomic push.
@@ -425,6 +510,7 @@ pub fn after_rollout(
         keep: None,
         remote: remote.map(str::to_owned),
         dry_run: false,
+        offline: false,
         actor: actor.to_owned(),
         now: Timestamp::now(),
     };

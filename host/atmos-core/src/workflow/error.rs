@@ -225,6 +225,24 @@ pub enum WorkflowError {
         /// The target.
         target: String,
     },
+    /// The remote kept refusing an archive push.
+    #[error("{remote} refused the archive {attempts} times; the last time it said: {reason}")]
+    ArchiveRefused {
+        /// The remote.
+        remote: String,
+        /// How many times it was tried.
+        attempts: u32,
+        /// What it said.
+        reason: String,
+    },
+    /// `archive --offline` in a clone of the shared store.
+    #[error(
+        "archive --offline is for the shared store's own repository, and this clone has {remote}"
+    )]
+    ArchiveOffline {
+        /// The remote this clone has.
+        remote: String,
+    },
     /// `archive` without `--keep` or `history.keep_tags`.
     #[error("no retention set: nothing says which records may leave the tags")]
     NoRetention,
@@ -291,6 +309,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::NoSigningKey { .. }
             | WorkflowError::NoRemote
             | WorkflowError::NoRetention
+            | WorkflowError::ArchiveOffline { .. }
             | WorkflowError::BadActor { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::BuildFailed { .. }
@@ -299,6 +318,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::PushRefused { .. }
             | WorkflowError::Signing(_)
             | WorkflowError::ArchiveMismatch { .. }
+            | WorkflowError::ArchiveRefused { .. }
             | WorkflowError::Io { .. } => Exit::Failed,
         }
     }
@@ -402,8 +422,14 @@ impl Actionable for WorkflowError {
             WorkflowError::Signing(_) => {
                 Some("the key must be an SSH key (ssh-keygen -t ed25519)".into())
             }
+            WorkflowError::ArchiveOffline { remote } => Some(format!(
+                "run it without --offline here (the ledger and the deletions go to {remote} together), or on the server's repository"
+            )),
             WorkflowError::NoRetention => Some(
                 "pass --keep 90d (an age) or --keep 500 (records per target and component), or set history.keep_tags in atmos.yaml".into(),
+            ),
+            WorkflowError::ArchiveRefused { .. } => Some(
+                "nothing was lost: what was not pushed stays as tags; check the remote's records with `atmos deployment verify --remote <name>` and run archive again".into(),
             ),
             WorkflowError::ArchiveMismatch { .. } => Some(
                 "nothing was pushed after the check failed; run `atmos deployment verify` and report this with the output of `atmos deployment history --format json`".into(),

@@ -32,9 +32,129 @@ pub fn remote(
     };
     let remote = Remote::open(&project.root, &name)?;
     Ok(Some(match deployment {
-        Some(d) => remote.for_deployment(d),
-        None => remote,
+        Some(d) => remote
+            .for_deployment(d)
+            .excluding(own_remote_targets(project, Some(d), &name)),
+        None => remote.excluding(own_remote_targets(project, None, &name)),
     }))
+}
+
+/// The targets (`<deployment>/<target>`, of `deployment` or of every deployment) whose records
+/// live on their own remote, other than `name`.
+fn own_remote_targets(project: &Project, deployment: Option<&str>, name: &str) -> Vec<String> {
+    let names: Vec<String> = match deployment {
+        Some(d) => vec![d.to_owned()],
+        None => project
+            .deployment_files()
+            .map(|f| f.into_iter().map(|(n, _)| n).collect())
+            .unwrap_or_default(),
+    };
+    let mut out = Vec::new();
+    for d in names {
+        let Ok(loaded) = project.load(&d) else {
+            continue;
+        };
+        for (t, target) in &loaded.deployment.targets {
+            if target.remote.as_deref().is_some_and(|r| r != name) {
+                out.push(format!("{d}/{t}"));
+            }
+        }
+    }
+    out
+}
+
+/// The remote holding `target`'s records: `asked` (--remote), else the target's own remote
+/// (`targets.<t>.remote`), else the shared store. Scoped to the target when it is the
+/// target's own remote; else to the deployment, without the targets kept elsewhere.
+pub fn target_remote(
+    project: &Project,
+    deployment: &str,
+    target: &str,
+    asked: Option<&str>,
+    offline: bool,
+) -> Result<Option<Remote>, WorkflowError> {
+    if offline {
+        return Ok(None);
+    }
+    let own = own_remote(project, deployment, target);
+    let Some(name) = asked
+        .map(str::to_owned)
+        .or_else(|| own.clone())
+        .or_else(|| project.settings.git.remote.clone())
+    else {
+        return Ok(None);
+    };
+    if own.as_deref() == Some(name.as_str()) {
+        return Ok(Some(
+            Remote::open(&project.root, &name)?.for_target(deployment, target),
+        ));
+    }
+    remote(project, Some(&name), false, Some(deployment))
+}
+
+/// `targets.<target>.remote` of the deployment as the work tree has it.
+fn own_remote(project: &Project, deployment: &str, target: &str) -> Option<String> {
+    project.load(deployment).ok().and_then(|l| {
+        l.deployment
+            .targets
+            .get(target)
+            .and_then(|t| t.remote.clone())
+    })
+}
+
+/// The other remotes `deployment`'s records live on, besides `main` (the one a command writes
+/// to): the shared store and each target's own remote, each scoped to what it holds. They are
+/// read before deciding (a promotion's source may live on another remote), never written.
+/// A remote this clone does not know is left out with a warning.
+pub fn other_remotes(
+    project: &Project,
+    deployment: &str,
+    main: Option<&Remote>,
+    offline: bool,
+) -> (Vec<Remote>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    if offline {
+        return (out, warnings);
+    }
+    let Ok(loaded) = project.load(deployment) else {
+        return (out, warnings);
+    };
+    let main_key = main.map(|m| (m.name.clone(), m.only_target.clone()));
+    let mut wanted: Vec<(String, Option<String>)> = Vec::new();
+    if let Some(shared) = &project.settings.git.remote {
+        wanted.push((shared.clone(), None));
+    }
+    for (t, target) in &loaded.deployment.targets {
+        if let Some(r) = &target.remote
+            && Some(r) != project.settings.git.remote.as_ref()
+        {
+            wanted.push((r.clone(), Some(t.clone())));
+        }
+    }
+    for (name, target) in wanted {
+        if main_key.as_ref() == Some(&(name.clone(), target.clone())) {
+            continue;
+        }
+        let opened = match &target {
+            Some(t) => Remote::open(&project.root, &name).map(|r| r.for_target(deployment, t)),
+            None => Remote::open(&project.root, &name).map(|r| {
+                r.for_deployment(deployment).excluding(own_remote_targets(
+                    project,
+                    Some(deployment),
+                    &name,
+                ))
+            }),
+        };
+        match opened {
+            Ok(r) => out.push(r),
+            Err(e) => warnings.push(format!(
+                "{e}: the records of {deployment}{} there are not read",
+                target.map(|t| format!("/{t}")).unwrap_or_default()
+            )),
+        }
+    }
+    (out, warnings)
 }
 
 /// The remote to use, fetched — or `None` for local-only work.
@@ -152,4 +272,39 @@ fn publish_updates(remote: &Remote, updates: Vec<RefUpdate>) -> Result<u32, Work
         remote: remote.name.clone(),
         attempts: PUBLISH_ATTEMPTS,
     })
+}
+
+/// Publish to `remote` the records of `deployment`/`target` this clone has and the remote
+/// lacks (history tags it does not have, state refs it does not have at all), in one atomic
+/// create-only push; the number of refs published. A rollout with nothing to do calls this,
+/// so that naming a remote that missed earlier records brings it up to date instead of
+/// saying only "nothing to do". Refs the remote holds with other values are its own history
+/// and are left alone.
+pub fn publish_missing(
+    remote: &Remote,
+    git: &GitRepo,
+    deployment: &str,
+    target: &str,
+) -> Result<usize, WorkflowError> {
+    use crate::contracts::layout::{STATE_PREFIX, TAG_PREFIX};
+    let state = format!("{STATE_PREFIX}/{deployment}/{target}/");
+    let tags = format!("refs/tags/{TAG_PREFIX}/{deployment}/{target}/");
+    let there = remote.list(&[format!("{state}*"), format!("{tags}*")])?;
+    let mut updates = Vec::new();
+    for e in git
+        .refs()
+        .list(&state)?
+        .into_iter()
+        .chain(git.refs().list(&tags)?)
+    {
+        if !there.contains_key(&e.name) {
+            updates.push(RefUpdate {
+                name: e.name,
+                new: Some(e.oid),
+                expect: Expect::Absent,
+            });
+        }
+    }
+    remote.push(&updates)?;
+    Ok(updates.len())
 }

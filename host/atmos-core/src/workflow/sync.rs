@@ -15,6 +15,8 @@ use crate::git::remote::{Remote, remote_notes_prefix};
 pub struct FetchReport {
     /// The remote fetched.
     pub remote: String,
+    /// Every remote fetched: the shared store and the own remotes of the deployment's targets.
+    pub remotes: Vec<String>,
     /// The deployment fetched, or `None` for every deployment.
     pub deployment: Option<String>,
     /// State refs that appeared or moved (`<deployment>/<target>/<component>`).
@@ -25,6 +27,8 @@ pub struct FetchReport {
     pub notes: Vec<String>,
     /// Records of earlier runs that were waiting to be published and now are.
     pub published: Vec<String>,
+    /// What was found wrong on a remote and not taken (a rewound archive ledger).
+    pub warnings: Vec<String>,
     /// State refs in scope after the fetch.
     pub state_refs: usize,
     /// Tags in scope after the fetch.
@@ -66,6 +70,22 @@ pub fn fetch(
         snapshot(&git, &notes)?,
     );
     remote.fetch()?;
+    // Targets kept on their own remotes are fetched from them.
+    let mut remotes = vec![remote.name.clone()];
+    let mut published = Vec::new();
+    let mut warnings = remote.take_warnings();
+    if let Some(d) = deployment {
+        let (others, unknown) = super::store::other_remotes(project, d, Some(&remote), false);
+        warnings.extend(unknown);
+        for r in others.iter().filter(|r| r.only_target.is_some()) {
+            r.fetch()?;
+            published.extend(r.take_notes());
+            warnings.extend(r.take_warnings());
+            if !remotes.contains(&r.name) {
+                remotes.push(r.name.clone());
+            }
+        }
+    }
     let git = GitRepo::discover(&project.root)?;
     let after = (
         snapshot(&git, &state)?,
@@ -88,7 +108,9 @@ pub fn fetch(
             .filter(|k| !before.1.contains_key(*k))
             .count(),
         notes: changed(&before.2, &after.2, &format!("{NOTES_PREFIX}/")),
-        published: remote.take_notes(),
+        published: remote.take_notes().into_iter().chain(published).collect(),
+        remotes,
+        warnings,
         state_refs: after.0.len(),
         tags: after.1.len(),
     })

@@ -42,8 +42,12 @@ pub struct RolloutOptions {
     pub wait_for_lock: Option<Duration>,
     /// Wait for missing approvals (`None`: exit 4 at once).
     pub wait_for_approval: Option<ApprovalWait>,
-    /// The shared remote (`None`: the local repository only).
+    /// The remote holding the target's records, fetched and written (`None`: the local
+    /// repository only).
     pub remote: Option<Remote>,
+    /// The other remotes the deployment's records live on (the shared store, other targets'
+    /// own remotes): read before deciding, never written.
+    pub readers: Vec<Remote>,
     /// Evaluate the rules in the work tree, uncommitted (plan-only; says so).
     pub local_rules: bool,
     /// The remote was named on the command line (`--remote`), not taken from the work tree's
@@ -139,7 +143,7 @@ impl<'a> RolloutSession<'a> {
         let mut git = GitRepo::discover(&project.root)?;
         if let Some(r) = &options.remote {
             r.fetch()?;
-            for note in r.take_notes() {
+            for note in r.take_notes().into_iter().chain(r.take_warnings()) {
                 observer.event(&Event::Warning(note));
             }
         }
@@ -178,6 +182,24 @@ impl<'a> RolloutSession<'a> {
             r.fetch()?;
             git = GitRepo::discover(&project.root)?;
         }
+        // Records on other remotes (a promotion's source may live elsewhere) are read too; one
+        // out of reach leaves its records as this clone last saw them, and says so.
+        for reader in &options.readers {
+            match reader.fetch() {
+                Ok(()) => git = GitRepo::discover(&project.root)?,
+                Err(e) => observer.event(&Event::Warning(format!(
+                    "could not read {}: {e}; its records are as this clone last fetched them",
+                    reader.name
+                ))),
+            }
+            for note in reader
+                .take_notes()
+                .into_iter()
+                .chain(reader.take_warnings())
+            {
+                observer.event(&Event::Warning(note));
+            }
+        }
         let rules = if options.local_rules {
             trust::local(project, deployment)?
         } else {
@@ -185,14 +207,21 @@ impl<'a> RolloutSession<'a> {
         };
         // The shared store is the trusted one: the work tree does not pick it.
         // (Offline, or without a store, nothing is pushed anywhere.)
+        let trusted_store = rules
+            .loaded
+            .deployment
+            .targets
+            .get(&request.target)
+            .and_then(|t| t.remote.clone())
+            .or_else(|| rules.project.settings.git.remote.clone());
         if !options.local_rules
             && !options.remote_from_flag
             && remote_name.is_some()
-            && remote_name != rules.project.settings.git.remote
+            && remote_name != trusted_store
         {
             return Err(WorkflowError::StoreNotTrusted {
                 work_tree: remote_name,
-                trusted: rules.project.settings.git.remote.clone(),
+                trusted: trusted_store,
                 refname: rules.origin.source.clone(),
             });
         }

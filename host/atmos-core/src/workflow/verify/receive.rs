@@ -119,6 +119,7 @@ pub fn check(
     let mut new_tags = BTreeSet::new();
     let mut touched = BTreeSet::new();
     let mut checked = 0;
+    let mut archived_tags: Vec<String> = Vec::new();
     let problem = |kind, reference: &str, message: String| Problem {
         kind,
         reference: reference.to_owned(),
@@ -190,6 +191,7 @@ pub fn check(
             (Namespace::Tag, Some(old), None) => {
                 if archived_in(git, &view, &u.refname, old)? {
                     view.set(&u.refname, None);
+                    archived_tags.push(u.refname.clone());
                 } else {
                     refused.push(problem(
                         ProblemKind::Deleted,
@@ -247,6 +249,31 @@ pub fn check(
                 view.set(&u.refname, Some(new));
             }
             _ => {}
+        }
+    }
+
+    // The newest record of every target/component stays a tag: plain git readers of the
+    // layout find what runs where without reading the ledger.
+    for name in &archived_tags {
+        let Some((d, t, c)) = group_of(name) else {
+            continue;
+        };
+        let Some(gone) = TagEntry::parse(name, "", &d) else {
+            continue;
+        };
+        let prefix = format!("refs/tags/{TAG_PREFIX}/{d}/{t}/{c}/");
+        let newer_left = view
+            .tags
+            .range(prefix.clone()..)
+            .take_while(|(n, _)| n.starts_with(&prefix))
+            .filter_map(|(n, oid)| TagEntry::parse(n, oid, &d))
+            .any(|e| e.key() > gone.key());
+        if !newer_left {
+            refused.push(problem(
+                ProblemKind::Deleted,
+                name,
+                format!("is the newest record of {t}/{c}: it stays a tag"),
+            ));
         }
     }
 
@@ -386,10 +413,16 @@ fn ledger_appended(
     {
         return Ok(Some(format!("drops the archived record {name}")));
     }
-    for e in now
+    let added: Vec<&TagEntry> = now
         .iter()
         .filter(|e| !had.contains(&(e.name.clone(), e.oid.clone())))
-    {
+        .collect();
+    if added.is_empty() {
+        return Ok(Some(
+            "adds no record: each ledger commit absorbs at least one history tag".into(),
+        ));
+    }
+    for e in added {
         let tag = format!("refs/tags/{}", e.name);
         if before.tags.get(&tag) != Some(&e.oid) {
             return Ok(Some(format!(
