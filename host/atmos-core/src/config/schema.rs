@@ -367,7 +367,10 @@ mod tests {
     fn allowed_keys_follow_refs_and_maps() {
         let root = deployment_schema();
         let keys = allowed_keys(&root, "/deployment/targets/prod");
-        assert_eq!(keys, vec!["labels", "context", "promotion", "gates", "remote"]);
+        assert_eq!(
+            keys,
+            vec!["labels", "context", "promotion", "gates", "remote"]
+        );
         let keys = allowed_keys(&root, "/deployment/components/script/x/settings/script");
         assert_eq!(
             keys,
