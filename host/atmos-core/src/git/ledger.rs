@@ -27,53 +27,49 @@ struct Line {
     object: String,
 }
 
-/// What a tag object says about itself.
-#[derive(Debug, Clone)]
-pub struct TagParts {
-    /// The object it points at.
-    pub target: String,
-    /// Its `tag` header (the name it was created under).
-    pub name: Vec<u8>,
-    /// The message (with any signature appended, as git stores it).
-    pub message: Vec<u8>,
-}
-
-/// Parse a raw tag object (`object`, `type`, `tag`, `tagger` headers, a blank line, the
-/// message) as git writes it.
-pub fn parse_tag_object(raw: &str) -> Result<TagParts, String> {
-    let (head, message) = raw
-        .split_once("\n\n")
-        .unwrap_or((raw.trim_end_matches('\n'), ""));
-    let mut target = None;
-    let mut name = None;
-    let mut kind = None;
-    for line in head.lines() {
-        match line.split_once(' ') {
-            Some(("object", v)) => target = Some(v.to_owned()),
-            Some(("type", v)) => kind = Some(v.to_owned()),
-            Some(("tag", v)) => name = Some(v.as_bytes().to_vec()),
-            _ => {}
-        }
-    }
-    match (target, name, kind.as_deref()) {
-        (Some(target), Some(name), Some("commit")) => Ok(TagParts {
-            target,
-            name,
-            message: message.as_bytes().to_vec(),
-        }),
-        (_, _, Some(other)) if other != "commit" => Err(format!(
-            "the archived tag object points at a {other}, not a commit"
-        )),
-        _ => Err("the archived tag object lacks its object or tag header".to_owned()),
-    }
-}
-
 /// The month file a record is filed in.
 fn month_of(entry: &TagEntry) -> String {
     entry.at.strftime("%Y-%m").to_string()
 }
 
 impl GitRepo {
+    /// The whole history of `deployment` (one target, or all), sorted oldest first: its live
+    /// tags and the records archived in its ledger, as one list (a record both archived and
+    /// still a tag here counts once); and the entries that cannot be used.
+    pub fn history_tags(
+        &self,
+        deployment: &str,
+        target: Option<&str>,
+    ) -> Result<(Vec<TagEntry>, Vec<Unparseable>), GitError> {
+        let (live, mut odd) = self.live_tags(deployment, target)?;
+        let (archived, odd_archived) = self.ledger_entries(deployment, target)?;
+        odd.extend(odd_archived);
+        if archived.is_empty() {
+            return Ok((live, odd));
+        }
+        let by_name: std::collections::HashMap<&str, &str> = archived
+            .iter()
+            .map(|e| (e.name.as_str(), e.oid.as_str()))
+            .collect();
+        let mut all = Vec::with_capacity(live.len() + archived.len());
+        for e in &live {
+            match by_name.get(e.name.as_str()) {
+                None => all.push(e.clone()),
+                Some(oid) if *oid == e.oid => {}
+                Some(oid) => odd.push(Unparseable {
+                    tag: e.name.clone(),
+                    reason: format!(
+                        "the archive ledger holds another record under this name ({}); the archived one counts",
+                        super::short(oid)
+                    ),
+                }),
+            }
+        }
+        all.extend(archived);
+        all.sort_by_key(TagEntry::key);
+        Ok((all, odd))
+    }
+
     /// The ledger commit of `deployment` here, if it has one.
     pub fn ledger_head(&self, deployment: &str) -> Result<Option<String>, GitError> {
         Ok(self.refs().find(&ledger_ref(deployment))?.map(|e| e.oid))

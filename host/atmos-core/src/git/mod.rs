@@ -1,5 +1,6 @@
 //! The repository as atmos's store: commit resolution and ancestry here, the
-//! current-state refs in [`refs`], the history tags in [`tags`], and the all-or-nothing write
+//! current-state refs in [`refs`], the history tags in [`tags`] (and the records folded out of
+//! them in [`ledger`]), and the all-or-nothing write
 //! of one rollout's records in [`record`]. Local work goes through libgit2 (`git2`).
 
 mod error;

@@ -67,44 +67,48 @@ pub struct Unparseable {
     pub reason: String,
 }
 
-impl GitRepo {
-    /// The whole history of `deployment` (one target, or all), sorted oldest first: its live
-    /// tags and the records archived in its ledger, as one list (a record both archived and
-    /// still a tag here counts once); and the entries that cannot be used.
-    pub fn history_tags(
-        &self,
-        deployment: &str,
-        target: Option<&str>,
-    ) -> Result<(Vec<TagEntry>, Vec<Unparseable>), GitError> {
-        let (live, mut odd) = self.live_tags(deployment, target)?;
-        let (archived, odd_archived) = self.ledger_entries(deployment, target)?;
-        odd.extend(odd_archived);
-        if archived.is_empty() {
-            return Ok((live, odd));
-        }
-        let by_name: std::collections::HashMap<&str, &str> = archived
-            .iter()
-            .map(|e| (e.name.as_str(), e.oid.as_str()))
-            .collect();
-        let mut all = Vec::with_capacity(live.len() + archived.len());
-        for e in &live {
-            match by_name.get(e.name.as_str()) {
-                None => all.push(e.clone()),
-                Some(oid) if *oid == e.oid => {}
-                Some(oid) => odd.push(Unparseable {
-                    tag: e.name.clone(),
-                    reason: format!(
-                        "the archive ledger holds another record under this name ({}); the archived one counts",
-                        super::short(oid)
-                    ),
-                }),
-            }
-        }
-        all.extend(archived);
-        all.sort_by_key(TagEntry::key);
-        Ok((all, odd))
-    }
+/// What a tag object says about itself.
+#[derive(Debug, Clone)]
+pub struct TagParts {
+    /// The object it points at.
+    pub target: String,
+    /// Its `tag` header (the name it was created under).
+    pub name: Vec<u8>,
+    /// The message (with any signature appended, as git stores it).
+    pub message: Vec<u8>,
+}
 
+/// Parse a raw tag object (`object`, `type`, `tag`, `tagger` headers, a blank line, the
+/// message) as git writes it.
+pub fn parse_tag_object(raw: &str) -> Result<TagParts, String> {
+    let (head, message) = raw
+        .split_once("\n\n")
+        .unwrap_or((raw.trim_end_matches('\n'), ""));
+    let mut target = None;
+    let mut name = None;
+    let mut kind = None;
+    for line in head.lines() {
+        match line.split_once(' ') {
+            Some(("object", v)) => target = Some(v.to_owned()),
+            Some(("type", v)) => kind = Some(v.to_owned()),
+            Some(("tag", v)) => name = Some(v.as_bytes().to_vec()),
+            _ => {}
+        }
+    }
+    match (target, name, kind.as_deref()) {
+        (Some(target), Some(name), Some("commit")) => Ok(TagParts {
+            target,
+            name,
+            message: message.as_bytes().to_vec(),
+        }),
+        (_, _, Some(other)) if other != "commit" => Err(format!(
+            "the archived tag object points at a {other}, not a commit"
+        )),
+        _ => Err("the archived tag object lacks its object or tag header".to_owned()),
+    }
+}
+
+impl GitRepo {
     /// The history tags of `deployment` (one target, or all) that are live refs, sorted oldest
     /// first, and the tags whose names do not fit the layout.
     pub fn live_tags(
@@ -161,14 +165,14 @@ impl GitRepo {
             reason,
         };
         let parts = match &entry.archived {
-            Some(raw) => super::ledger::parse_tag_object(raw).map_err(odd)?,
+            Some(raw) => parse_tag_object(raw).map_err(odd)?,
             None => {
                 let oid = Oid::from_str(&entry.oid).map_err(|e| odd(e.to_string()))?;
                 let tag = self
                     .raw()
                     .find_tag(oid)
                     .map_err(|_| odd("a lightweight tag, not an annotated atmos record".into()))?;
-                super::ledger::TagParts {
+                TagParts {
                     target: tag.target_id().to_string(),
                     name: tag.name_bytes().to_vec(),
                     message: tag.message_bytes().unwrap_or_default().to_vec(),
