@@ -145,6 +145,16 @@ impl World {
         cmd
     }
 
+    /// Run atmos in `dir`: (exit code, stdout, stderr).
+    fn run(&self, dir: &Path, args: &[&str]) -> (i32, String, String) {
+        let out = self.atmos(dir, args).output().expect("atmos");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// The remote's refs under a prefix, via a fresh `git ls-remote`.
     fn remote_refs(&self, prefix: &str) -> Vec<(String, String)> {
         let out = Command::new("git")
@@ -667,14 +677,7 @@ fn scoped_fetch_brings_one_deployments_records_and_setup_lets_git_fetch_them() {
     let world = World::new(TWO);
     let a = world.runner("alpha");
     let b = world.runner("beta");
-    let run = |dir: &Path, args: &[&str]| {
-        let out = world.atmos(dir, args).output().expect("atmos");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |dir: &Path, args: &[&str]| world.run(dir, args);
     // A second deployment on the trusted branch.
     std::fs::write(
         a.join("deployments/other.yaml"),
@@ -849,14 +852,7 @@ fn archiving_while_another_clone_rolls_out_loses_nothing() {
     let world = World::new(TWO);
     let a = world.runner("alpha");
     let b = world.runner("beta");
-    let run = |dir: &Path, args: &[&str]| {
-        let out = world.atmos(dir, args).output().expect("atmos");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |dir: &Path, args: &[&str]| world.run(dir, args);
     let change = |dir: &Path, n: usize| {
         git(dir, &["pull", "-q", "--rebase", "origin", "main"]);
         std::fs::write(dir.join("change"), format!("{n}")).expect("write");
@@ -984,14 +980,7 @@ fn a_target_on_its_own_remote_syncs_with_it_and_another_remote_gets_what_it_lack
     git(&a, &["remote", "add", "eu", &eu_url]);
     // The region's server carries the code too (a mirror of main).
     git(&a, &["push", "-q", "eu", "HEAD:refs/heads/main"]);
-    let run = |dir: &Path, args: &[&str]| {
-        let out = world.atmos(dir, args).output().expect("atmos");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |dir: &Path, args: &[&str]| world.run(dir, args);
     for line in [
         "deployment rollout svc --target dev",
         "deployment rollout svc --target staging --promote-from dev",
