@@ -78,6 +78,12 @@ pub enum Code {
     IneffectiveSetting,
     /// A group that `atmos.yaml` `approvers.groups` does not define.
     UnknownGroup,
+    /// An `import:` entry that is missing, loops, or leads outside the deployments folder.
+    Import,
+    /// A YAML function (`!env`, `!include`, `!git.sha`) that cannot be evaluated.
+    YamlFunction,
+    /// A template that does not parse or uses something undefined.
+    Template,
 }
 
 /// One problem in one file.

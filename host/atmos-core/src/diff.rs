@@ -10,7 +10,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::LoadedDeployment;
-use crate::config::load::parse_deployment;
 use crate::config::merge::merge_vars;
 use crate::config::model::{Deployment, Target};
 pub use crate::git::FileChange;
@@ -257,10 +256,9 @@ fn compare_sides(
         .collect();
 
     let prefix = project_prefix(git, project_root);
-    let rel = prefix.join(&loaded.file);
     let mut notes = Vec::new();
-    let from_cfg = config_at(git, &rel, from.commit.as_deref(), &mut notes);
-    let to_cfg = config_at(git, &rel, to.commit.as_deref(), &mut notes);
+    let from_cfg = config_at(git, &prefix, loaded, from.commit.as_deref(), &mut notes);
+    let to_cfg = config_at(git, &prefix, loaded, to.commit.as_deref(), &mut notes);
     // A component's own commits: those touching its files as the compared commits' deployment
     // files name them (never the work tree's), or the deployment file itself.
     let log_paths = query.component.as_deref().map(|name| {
@@ -279,7 +277,13 @@ fn compare_sides(
         paths.sort();
         paths.dedup();
         if !paths.is_empty() {
-            paths.push(rel.display().to_string());
+            // The deployment file and the files it imports configure the component too.
+            paths.extend(
+                loaded
+                    .paths()
+                    .into_iter()
+                    .map(|p| prefix.join(p).display().to_string()),
+            );
         }
         paths
     });
@@ -446,17 +450,35 @@ fn project_prefix(git: &GitRepo, project_root: &Path) -> PathBuf {
         .to_owned()
 }
 
+/// The deployment as of `commit`, with its imports and includes read from that commit too.
 fn config_at(
     git: &GitRepo,
-    rel: &Path,
+    prefix: &Path,
+    loaded: &LoadedDeployment,
     commit: Option<&str>,
     notes: &mut Vec<String>,
 ) -> Option<Deployment> {
     let sha = commit?;
-    match git.file_at(sha, rel) {
-        Ok(Some(bytes)) => {
-            let shown = PathBuf::from(format!("{}@{}", rel.display(), short(sha)));
-            match parse_deployment(&shown, &bytes) {
+    let file = loaded
+        .processed
+        .main()
+        .map(|m| m.path.clone())
+        .unwrap_or_default();
+    let rel = prefix.join(&file);
+    match git.file_at(sha, &rel) {
+        Ok(Some(_)) => {
+            let files = match crate::git::files::CommitFiles::new(git, sha, prefix) {
+                Ok(f) => f,
+                Err(e) => {
+                    notes.push(format!(
+                        "cannot read {} at {}: {e}",
+                        rel.display(),
+                        short(sha)
+                    ));
+                    return None;
+                }
+            };
+            match crate::config::load::load_deployment(&files, &file, &loaded.options) {
                 Ok(l) => Some(l.deployment),
                 Err(diags) => {
                     notes.push(format!(

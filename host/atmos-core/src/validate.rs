@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::config::load::parse_deployment;
 use crate::config::{Project, ProjectError, checks};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::promotion::PromotionGraph;
@@ -86,6 +85,9 @@ const GROUPS: &[(&str, &[Code])] = &[
             Code::MissingKey,
             Code::WrongType,
             Code::Schema,
+            Code::Import,
+            Code::YamlFunction,
+            Code::Template,
         ],
     ),
     (
@@ -365,15 +367,7 @@ fn report(deployments: Vec<DeploymentValidation>) -> ValidationReport {
 
 fn validate_file(project: &Project, name: &str, path: &std::path::Path) -> DeploymentValidation {
     let file = project.display_path(path);
-    let parsed = std::fs::read(path)
-        .map_err(|e| {
-            vec![Diagnostic::error(
-                Code::Io,
-                &file,
-                format!("cannot read the file: {e}"),
-            )]
-        })
-        .and_then(|bytes| parse_deployment(&file, &bytes));
+    let parsed = project.process_file(path);
     let (diagnostics, summary) = match parsed {
         Err(diagnostics) => (diagnostics, None),
         Ok(loaded) => {

@@ -36,6 +36,16 @@ fn yamlish() -> impl Strategy<Value = String> {
         Just("'".to_owned()),
         Just("\"".to_owned()),
         Just("!!binary".to_owned()),
+        Just("import: [x]".to_owned()),
+        Just("import: x/*".to_owned()),
+        Just("!env HOME".to_owned()),
+        Just("!include x.yaml".to_owned()),
+        Just("!git.sha".to_owned()),
+        Just("!nope".to_owned()),
+        Just("'{{ .vars.x }}'".to_owned()),
+        Just("'{{ .target.name | upper }}'".to_owned()),
+        Just("'{{ printf \"%d\" 1'".to_owned()),
+        Just("null".to_owned()),
         Just("\u{feff}".to_owned()),
         "[a-z_]{1,8}: [^\n]{0,12}",
         "\\PC{0,16}",
@@ -63,13 +73,21 @@ proptest! {
     }
 
     #[test]
+    fn templates_never_panic(text in "\\PC{0,40}", key in "[a-z]{1,4}") {
+        let data = serde_json::json!({"vars": {key.clone(): [1, {"a": "b"}]}, "deployment": {"name": "svc"}});
+        let _ = atmos_core::config::template::render(&text, &data);
+        let _ = atmos_core::config::template::render(&format!("{{{{ {text} }}}}"), &data);
+        let _ = atmos_core::config::template::render(&format!("{{{{ .vars.{key} | {text} }}}}"), &data);
+    }
+
+    #[test]
     fn arbitrary_bytes_as_deployment_files_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = parse_deployment(Path::new("deployments/svc.yaml"), &bytes);
     }
 
     #[test]
     fn atmos_yaml_never_panics(text in yamlish()) {
-        let _ = atmos_core::config::load::parse_yaml(
+        let _ = atmos_core::config::parse::parse_yaml(
             Path::new("atmos.yaml"),
             text.as_bytes(),
             atmos_core::config::schema::SchemaKind::Project,

@@ -52,6 +52,13 @@ pub struct Provenance {
     /// Lower layers whose value for this path was replaced.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<VarSource>,
+    /// The file and line that set it (`deployments/_defaults/chain.yaml:12`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// JSON pointer of the value inside its layer (`/region`), to locate it.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub pointer: String,
 }
 
 /// Merge the layers for `component` in `target`.
@@ -63,12 +70,15 @@ pub fn merge_vars(
     let mut merged = MergedVars::default();
     let layers: [(&Vars, VarSource); 3] = [
         (&deployment.context.values, VarSource::DeploymentContext),
-        (&component.component.vars, VarSource::ComponentVars),
+        (
+            component.component.vars_for(&target.name),
+            VarSource::ComponentVars,
+        ),
         (&target.context, VarSource::TargetContext),
     ];
     for (layer, source) in layers {
         let mut values = std::mem::take(&mut merged.values);
-        merge_into(&mut values, layer, source, "", &mut merged.provenance);
+        merge_into(&mut values, layer, source, ("", ""), &mut merged.provenance);
         merged.values = values;
     }
     merged
@@ -78,7 +88,7 @@ fn merge_into(
     base: &mut Map<String, Value>,
     layer: &Map<String, Value>,
     source: VarSource,
-    prefix: &str,
+    (prefix, pointer): (&str, &str),
     provenance: &mut IndexMap<String, Provenance>,
 ) {
     for (key, value) in layer {
@@ -87,9 +97,10 @@ fn merge_into(
         } else {
             format!("{prefix}.{key}")
         };
+        let pointer = format!("{pointer}/{}", super::source_map::escape_segment(key));
         match (base.get_mut(key), value) {
             (Some(Value::Object(existing)), Value::Object(incoming)) => {
-                merge_into(existing, incoming, source, &path, provenance);
+                merge_into(existing, incoming, source, (&path, &pointer), provenance);
             }
             (existing, _) => {
                 let mut overridden: Vec<VarSource> = Vec::new();
@@ -104,14 +115,14 @@ fn merge_into(
                     });
                 }
                 base.insert(key.clone(), value.clone());
-                record_leaves(&path, value, source, &overridden, provenance);
+                record_leaves((&path, &pointer), value, source, &overridden, provenance);
             }
         }
     }
 }
 
 fn record_leaves(
-    path: &str,
+    (path, pointer): (&str, &str),
     value: &Value,
     source: VarSource,
     overrides: &[VarSource],
@@ -120,7 +131,11 @@ fn record_leaves(
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
-                record_leaves(&format!("{path}.{k}"), v, source, overrides, provenance);
+                let at = (
+                    format!("{path}.{k}"),
+                    format!("{pointer}/{}", super::source_map::escape_segment(k)),
+                );
+                record_leaves((&at.0, &at.1), v, source, overrides, provenance);
             }
         }
         _ => {
@@ -130,6 +145,8 @@ fn record_leaves(
                     value: value.clone(),
                     source,
                     overrides: overrides.to_vec(),
+                    at: None,
+                    pointer: pointer.to_owned(),
                 },
             );
         }

@@ -5,10 +5,15 @@ pub mod checks;
 pub mod load;
 pub mod merge;
 pub mod model;
+pub mod parse;
 pub mod probes;
+pub mod process;
 pub mod project;
+pub mod render;
 pub mod schema;
 pub mod settings;
+pub mod source;
+pub mod template;
 
 pub mod source_map;
 

@@ -23,8 +23,26 @@ pub type Vars = Map<String, Value>;
 #[serde(deny_unknown_fields)]
 #[schemars(title = "atmos deployment")]
 pub struct DeploymentFile {
+    /// Files merged under this one, in order: paths relative to the deployments folder
+    /// (`.yaml` optional) or globs in the last segment (`_defaults/gates/*.yaml`). Mappings
+    /// merge key by key, lists replace, `null` removes; this file is merged last.
+    #[serde(default, skip_serializing)]
+    pub import: Option<Imports>,
     /// The single root key.
     pub deployment: Deployment,
+}
+
+/// Components' vars rendered for each target: `(type, name)` → target → vars.
+pub type PerTarget = IndexMap<(String, String), IndexMap<String, Vars>>;
+
+/// One import or a list of them.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Imports {
+    /// One path or glob.
+    One(#[schemars(length(min = 1))] String),
+    /// Several, merged in order.
+    Many(#[schemars(inner(length(min = 1)))] Vec<String>),
 }
 
 /// One deployment: a set of components rolled out together to a set of targets.
@@ -171,6 +189,17 @@ pub struct Component {
     /// Executor settings (e.g. `settings.script.apply`).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub settings: Vars,
+    /// `vars` with their templates rendered for each target (only when they hold templates).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub vars_by_target: IndexMap<String, Vars>,
+}
+
+impl Component {
+    /// The component's own `vars` as seen by `target`: templates rendered for it.
+    pub fn vars_for(&self, target: &str) -> &Vars {
+        self.vars_by_target.get(target).unwrap_or(&self.vars)
+    }
 }
 
 /// Labels and dependencies of a component.
@@ -193,6 +222,10 @@ pub struct ComponentMetadata {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
+    /// The target's name (its key under `targets`), set when the file is loaded.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub name: String,
     /// String labels, used by `list --label k=v` and by gates.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub labels: IndexMap<String, String>,
@@ -444,6 +477,25 @@ impl Components {
 }
 
 impl Deployment {
+    /// Complete a freshly deserialized deployment: each target learns its name, each
+    /// component its vars rendered per target.
+    pub fn attach(&mut self, per_target: PerTarget) {
+        for (name, t) in self.targets.iter_mut() {
+            t.name.clone_from(name);
+        }
+        for ((kind, name), vars) in per_target {
+            let group = match kind.as_str() {
+                "nixpack" => &mut self.components.nixpack,
+                "terraform" => &mut self.components.terraform,
+                "helmfile" => &mut self.components.helmfile,
+                _ => &mut self.components.script,
+            };
+            if let Some(c) = group.get_mut(&name) {
+                c.vars_by_target = vars;
+            }
+        }
+    }
+
     /// Targets with no promotion block: where code enters the graph.
     pub fn entry_points(&self) -> impl Iterator<Item = &str> {
         self.targets

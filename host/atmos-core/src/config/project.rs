@@ -4,8 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use super::checks;
-use super::load::{LoadedDeployment, parse_deployment, parse_yaml};
+use super::load::{LoadedDeployment, load_deployment};
+use super::parse::parse_yaml;
+use super::process::Options;
 use super::settings::Settings;
+use super::source::{FileSource, WorkTree};
 use crate::config::schema::SchemaKind;
 use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 
@@ -141,7 +144,7 @@ impl crate::error::Actionable for ProjectError {
 }
 
 /// An opened project.
-#[derive(Debug, Clone)]
+#[derive(Clone, Debug)]
 pub struct Project {
     /// The project root (where `atmos.yaml` is, or the git work tree's top).
     pub root: PathBuf,
@@ -149,6 +152,15 @@ pub struct Project {
     pub deployments_dir: PathBuf,
     /// `atmos.yaml`, or defaults.
     pub settings: Settings,
+    /// Where deployment files (and what they import and include) are read from: the work
+    /// tree, or one commit.
+    source: std::sync::Arc<dyn FileSource>,
+}
+
+impl std::fmt::Debug for dyn FileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.shown(Path::new("")).display())
+    }
 }
 
 /// Every deployment of a project: those that load, and those that do not with why.
@@ -208,9 +220,50 @@ impl Project {
             .unwrap_or(DEFAULT_DEPLOYMENTS_DIR);
         Ok(Project {
             deployments_dir: root.join(dir),
+            source: std::sync::Arc::new(WorkTree::new(&root)),
             root,
             settings,
         })
+    }
+
+    /// The same project, its deployment files (and imports and includes) read from `source`
+    /// (one commit) instead of the work tree.
+    pub fn reading_from(mut self, source: std::sync::Arc<dyn FileSource>) -> Project {
+        self.source = source;
+        self
+    }
+
+    /// What processing a deployment file may read under this project's settings.
+    pub fn processing(&self) -> Options {
+        Options {
+            deployments_dir: self.display_path(&self.deployments_dir),
+            env_allow: self.settings.processing.env.clone(),
+        }
+    }
+
+    /// Read and process the deployment file at `path` (as found on disk under the root) without
+    /// the semantic checks, which `validate` runs itself to report warnings too.
+    pub fn process_file(&self, path: &Path) -> Result<LoadedDeployment, Vec<Diagnostic>> {
+        load_deployment(
+            self.source.as_ref(),
+            &self.display_path(path),
+            &self.processing(),
+        )
+    }
+
+    /// Load the deployment file `path` (relative to the project root) from `source` with
+    /// this project's settings.
+    pub fn load_from(
+        &self,
+        source: &dyn FileSource,
+        path: &Path,
+    ) -> Result<LoadedDeployment, Vec<Diagnostic>> {
+        let loaded = load_deployment(source, path, &self.processing())?;
+        let problems = checks::check(&loaded);
+        if problems.iter().any(Diagnostic::is_error) {
+            return Err(problems);
+        }
+        Ok(loaded)
     }
 
     /// Path of `path` as shown to people: relative to the root when inside it.
@@ -284,20 +337,7 @@ impl Project {
     /// Load one file: parse, schema, semantic checks. Errors make it unusable; warnings are
     /// dropped here and shown by `validate`.
     pub fn load_file(&self, path: &Path) -> Result<LoadedDeployment, Vec<Diagnostic>> {
-        let display = self.display_path(path);
-        let bytes = std::fs::read(path).map_err(|e| {
-            vec![Diagnostic::error(
-                Code::Io,
-                &display,
-                format!("cannot read the file: {e}"),
-            )]
-        })?;
-        let loaded = parse_deployment(&display, &bytes)?;
-        let problems = checks::check(&loaded);
-        if problems.iter().any(Diagnostic::is_error) {
-            return Err(problems);
-        }
-        Ok(loaded)
+        self.load_from(self.source.as_ref(), &self.display_path(path))
     }
 
     /// Load the deployment called `name`.

@@ -29,6 +29,21 @@ pub struct Settings {
     /// How long history stays as tags before it is archived into the ledger.
     #[serde(default)]
     pub history: HistorySettings,
+    /// How deployment files are processed (YAML functions).
+    #[serde(default)]
+    pub processing: ProcessingSettings,
+}
+
+/// `atmos.yaml` → `processing`: what the YAML functions of deployment files may read. Gates are
+/// evaluated on these values, so the environment variables `!env` may read are listed here,
+/// and the list is taken from `atmos.yaml` on the trusted ref when rules are read.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessingSettings {
+    /// Environment variables `!env` may read: names, or prefixes ending in `*` (`CI_*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*\*?$")))]
+    pub env: Vec<String>,
 }
 
 /// `atmos.yaml` → `history`: retention of history tags. Records past it are folded into the

@@ -4,6 +4,7 @@
 //! of one rollout's records in [`record`]. Local work goes through libgit2 (`git2`).
 
 mod error;
+pub mod files;
 pub mod ledger;
 pub mod lock;
 pub mod notes;
@@ -304,6 +305,45 @@ impl GitRepo {
             Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
             Err(e) => Err(GitError::libgit2(e)),
         }
+    }
+
+    /// The entries of the folder `dir` in commit `sha`: `(name, is_folder)`, sorted; empty
+    /// when the commit has no such folder.
+    pub fn list_at(&self, sha: &str, dir: &Path) -> Result<Vec<(String, bool)>, GitError> {
+        let root = self.repo.find_commit(oid(sha)?).git()?.tree().git()?;
+        let tree = if dir.as_os_str().is_empty() {
+            root
+        } else {
+            match root.get_path(dir) {
+                Ok(entry) if entry.kind() == Some(git2::ObjectType::Tree) => {
+                    self.repo.find_tree(entry.id()).git()?
+                }
+                Ok(_) => return Ok(Vec::new()),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(GitError::libgit2(e)),
+            }
+        };
+        let mut out: Vec<(String, bool)> = tree
+            .iter()
+            .filter_map(|e| {
+                let name = e.name().ok()?.to_owned();
+                Some((name, e.kind() == Some(git2::ObjectType::Tree)))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Another handle on the same repository (and, inside a server hook, the same quarantined
+    /// objects).
+    pub fn reopen(&self) -> Result<GitRepo, GitError> {
+        if std::env::var_os("GIT_QUARANTINE_PATH").is_some() {
+            return GitRepo::open_from_env();
+        }
+        let path = self.repo.path().to_owned();
+        let repo = Repository::open(&path).map_err(|_| GitError::NotARepository { path })?;
+        let refs = refdb::RefDb::new(repo.path(), repo.commondir());
+        Ok(GitRepo { repo, refs })
     }
 
     /// The object id of `path` (a file or folder) in commit `sha`, if it is there.

@@ -99,18 +99,11 @@ pub fn drift_plan(
         .filter(|c| c.run)
         .map(|c| c.name.clone())
         .collect();
-    let dir = super::trust::project_in_repo(git, &project.root).join(
-        project
-            .deployments_dir
-            .strip_prefix(&project.root)
-            .unwrap_or(std::path::Path::new(
-                crate::config::project::DEFAULT_DEPLOYMENTS_DIR,
-            )),
-    );
+    let rel = super::trust::project_in_repo(git, &project.root);
     let mut configs = std::collections::BTreeMap::new();
     for c in components.iter().filter(|c| c.run) {
         if !configs.contains_key(&c.new) {
-            let cfg = super::rollout::plan::deployed_config(git, &dir, &d.name, &c.new)?;
+            let cfg = super::rollout::plan::deployed_config(git, &rel, project, &d.name, &c.new)?;
             configs.insert(c.new.clone(), cfg);
         }
     }

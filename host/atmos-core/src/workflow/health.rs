@@ -49,12 +49,6 @@ pub fn check(
     let scratch =
         crate::scratch::dir("atmos-health-").map_err(io_err(Path::new("temporary folder")))?;
     let relative = super::trust::project_in_repo(git, &project.root);
-    let dir = relative.join(
-        project
-            .deployments_dir
-            .strip_prefix(&project.root)
-            .unwrap_or(Path::new(crate::config::project::DEFAULT_DEPLOYMENTS_DIR)),
-    );
     let mut configs: BTreeMap<String, LoadedDeployment> = BTreeMap::new();
     let mut roots: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut jobs = Vec::new();
@@ -62,7 +56,9 @@ pub fn check(
         for c in t.components.iter().filter(|c| c.in_config) {
             let Some(commit) = &c.commit else { continue };
             if !configs.contains_key(commit) {
-                let cfg = super::rollout::plan::deployed_config(git, &dir, &d.name, commit)?;
+                let cfg = super::rollout::plan::deployed_config(
+                    git, &relative, project, &d.name, commit,
+                )?;
                 configs.insert(commit.clone(), cfg);
             }
             let deployed = &configs[commit].deployment;

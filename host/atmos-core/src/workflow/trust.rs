@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::error::WorkflowError;
-use crate::config::load::parse_yaml;
+use crate::config::parse::parse_yaml;
 use crate::config::schema::SchemaKind;
 use crate::config::settings::Settings;
 use crate::config::{LoadedDeployment, Project, ProjectError};
@@ -290,8 +290,10 @@ impl Snapshot {
             path: root.clone(),
             source,
         })?;
+        // Deployment files, and what they import and include, are read from the commit itself.
+        let files = crate::git::files::CommitFiles::new(git, &commit, rel)?;
         Ok(Snapshot {
-            project: Project::open(root)?,
+            project: Project::open(root)?.reading_from(std::sync::Arc::new(files)),
             origin,
             commit,
             rel: rel.to_owned(),

@@ -8,14 +8,12 @@
 //! promoted target is of a commit that ran in one of its sources, and is a promotion.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 
 use super::model::{
     Action, Artifact, Change, PlannedComponent, PromotionDenial, RolloutPlan, RolloutRequest,
     StepRequest,
 };
 use super::ran::Ran;
-use crate::config::load::parse_deployment;
 use crate::config::{ComponentRef, LoadedDeployment, Project, UnknownTarget};
 use crate::contracts::layout::rfc3339;
 use crate::contracts::{Decision, Verdict};
@@ -134,15 +132,10 @@ impl Planner<'_> {
 
     /// The deployment file as of `sha`: what a rollout of that commit deploys.
     pub fn config_at(&self, sha: &str) -> Result<LoadedDeployment, WorkflowError> {
-        let rules = &self.rules.project;
-        let rel = rules
-            .deployments_dir
-            .strip_prefix(&rules.root)
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(crate::config::project::DEFAULT_DEPLOYMENTS_DIR));
         deployed_config(
             self.git,
-            &project_in_repo(self.git, &self.project.root).join(rel),
+            &project_in_repo(self.git, &self.project.root),
+            &self.rules.project,
             &self.rules.loaded.deployment.name,
             sha,
         )
@@ -939,34 +932,35 @@ impl Planner<'_> {
     }
 }
 
-/// The deployment file `<dir>/<name>.yaml` (or `.yml`) as of commit `sha`, parsed and checked;
-/// `dir` is relative to the repository's top.
+/// The deployment file `<name>.yaml` (or `.yml`) of the project at `rel` (relative to the
+/// repository's top) as of commit `sha`, with everything it imports and includes read from
+/// that same commit, processed under the settings of `settings_of` (its deployments folder,
+/// the environment variables `!env` may read), and checked.
 pub fn deployed_config(
     git: &GitRepo,
-    dir: &std::path::Path,
+    rel: &std::path::Path,
+    settings_of: &crate::config::Project,
     name: &str,
     sha: &str,
 ) -> Result<LoadedDeployment, WorkflowError> {
+    let files = crate::git::files::CommitFiles::new(git, sha, rel)?;
+    let dir = settings_of.processing().deployments_dir;
     for ext in ["yaml", "yml"] {
         let path = dir.join(format!("{name}.{ext}"));
-        if let Some(bytes) = git.file_at(sha, &path)? {
-            let shown = PathBuf::from(format!("{}@{}", path.display(), short(sha)));
-            let invalid = |diagnostics| crate::config::ProjectError::Invalid {
-                name: name.to_owned(),
-                diagnostics,
-            };
-            let loaded = parse_deployment(&shown, &bytes).map_err(invalid)?;
-            let problems = crate::config::checks::check(&loaded);
-            if problems.iter().any(crate::diagnostic::Diagnostic::is_error) {
-                return Err(invalid(problems).into());
-            }
-            return Ok(loaded);
+        if git.file_at(sha, &rel.join(&path))?.is_some() {
+            return settings_of.load_from(&files, &path).map_err(|diagnostics| {
+                crate::config::ProjectError::Invalid {
+                    name: name.to_owned(),
+                    diagnostics,
+                }
+                .into()
+            });
         }
     }
     Err(WorkflowError::NotInCommit {
         deployment: name.to_owned(),
         commit: sha.to_owned(),
-        path: dir.join(format!("{name}.yaml")),
+        path: rel.join(dir).join(format!("{name}.yaml")),
     })
 }
 

@@ -741,9 +741,14 @@ impl<'a> RolloutSession<'a> {
         if self.rules.origin.is_local() {
             return None;
         }
-        let file = self.project.root.join(&self.rules.loaded.file);
-        let work = std::fs::read(&file).ok()?;
-        let shown = self.project.display_path(&file);
+        // The first file (the deployment file or one it imports) whose work tree copy differs.
+        let changed = |loaded: &crate::config::LoadedDeployment| {
+            loaded.processed.sources.iter().rev().find_map(|s| {
+                let work = std::fs::read(self.project.root.join(&s.path)).ok();
+                (work.as_deref() != Some(s.text.as_bytes())).then(|| s.path.clone())
+            })
+        };
+        std::fs::metadata(self.project.root.join(&self.rules.loaded.file)).ok()?;
         let mut notes = Vec::new();
         let settings = crate::config::project::SETTINGS_FILE;
         let trusted_settings = std::fs::read(self.rules.project.root.join(settings)).ok();
@@ -756,7 +761,7 @@ impl<'a> RolloutSession<'a> {
         }
         if let Some(commit) = &plan.commit
             && let Some(deployed) = plan.configs.get(commit)
-            && deployed.text.as_bytes() != work.as_slice()
+            && let Some(shown) = changed(deployed)
         {
             notes.push(format!(
                 "{} in the work tree differs from commit {} being deployed: the rollout deploys the committed file (commit your change to deploy it)",
@@ -764,7 +769,7 @@ impl<'a> RolloutSession<'a> {
                 crate::git::short(commit)
             ));
         }
-        if self.rules.loaded.text.as_bytes() != work.as_slice() {
+        if let Some(shown) = changed(&self.rules.loaded) {
             notes.push(format!(
                 "{} here (work tree or checked-out commit) differs from the one on {}: gates, promotion and approval rules come from there",
                 shown.display(),

@@ -1,0 +1,242 @@
+//! Evaluating the templates of a processed deployment document, after imports are merged:
+//!
+//! - strings under `targets.<t>` once for that target (`.target` is `{name, labels}`, `.vars`
+//!   the deployment context merged with the target's context);
+//! - components' `vars` once per target (`.vars` the component's merged vars for that target,
+//!   `.target` and `.component` set); the results are kept per target, and the component's
+//!   own `vars` (read for every target at once, e.g. the image built once) are rendered
+//!   without a target;
+//! - every other string once (`.vars` the deployment context; `.component` inside a
+//!   component's settings and metadata).
+//!
+//! `.deployment` is `{name, description, labels}` everywhere. Values a YAML function produced
+//! are data and never evaluated. The deployment's `name` is never a template.
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value as Json, json};
+
+use super::process::{Processed, covered};
+use super::source_map::escape_segment;
+use super::template::{self, is_template};
+use crate::diagnostic::{Code, Diagnostic};
+
+pub use super::model::PerTarget;
+
+/// Render every template of `processed` in place; components' vars per target are returned.
+pub fn render(processed: &mut Processed) -> Result<PerTarget, Vec<Diagnostic>> {
+    let mut value = std::mem::take(&mut processed.value);
+    let mut pass = Pass {
+        processed,
+        problems: Vec::new(),
+    };
+    let per_target = match value.get_mut("deployment").and_then(Json::as_object_mut) {
+        Some(d) => pass.deployment(d),
+        None => PerTarget::new(),
+    };
+    let problems = pass.problems;
+    processed.value = value;
+    if problems.is_empty() {
+        Ok(per_target)
+    } else {
+        Err(problems)
+    }
+}
+
+struct Pass<'a> {
+    processed: &'a Processed,
+    problems: Vec<Diagnostic>,
+}
+
+fn object(v: Option<&Json>) -> Map<String, Json> {
+    v.and_then(Json::as_object).cloned().unwrap_or_default()
+}
+
+/// `base` with `layer` merged over it (mappings key by key).
+fn merged(base: &Map<String, Json>, layer: &Map<String, Json>) -> Map<String, Json> {
+    let mut out = base.clone();
+    for (k, v) in layer {
+        match (out.get_mut(k), v) {
+            (Some(Json::Object(a)), Json::Object(b)) => {
+                let m = merged(a, b);
+                *a = m;
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+impl Pass<'_> {
+    fn deployment(&mut self, d: &mut Map<String, Json>) -> PerTarget {
+        const ROOT: &str = "/deployment";
+        let base_vars = |d: &Map<String, Json>| {
+            let mut ctx = object(d.get("context"));
+            ctx.shift_remove("default_target");
+            ctx
+        };
+        // The deployment's own strings, with the raw labels and description as `.deployment`.
+        let raw = json!({
+            "name": d.get("name").cloned().unwrap_or(Json::Null),
+            "description": d.get("description").cloned().unwrap_or(Json::Null),
+            "labels": object(d.get("labels")),
+        });
+        let data = json!({"deployment": raw, "vars": base_vars(d)});
+        for (key, v) in d.iter_mut() {
+            if !matches!(key.as_str(), "name" | "targets" | "components") {
+                self.walk(v, &format!("{ROOT}/{}", escape_segment(key)), &data, None);
+            }
+        }
+        let deployment = json!({
+            "name": d.get("name").cloned().unwrap_or(Json::Null),
+            "description": d.get("description").cloned().unwrap_or(Json::Null),
+            "labels": object(d.get("labels")),
+        });
+        let base = base_vars(d);
+
+        // Targets, each with its own `.target`.
+        let mut targets: IndexMap<String, (Json, Map<String, Json>)> = IndexMap::new();
+        if let Some(ts) = d.get_mut("targets").and_then(Json::as_object_mut) {
+            for (name, t) in ts.iter_mut() {
+                let labels = object(t.get("labels"));
+                let vars = merged(&base, &object(t.get("context")));
+                let data = json!({
+                    "deployment": deployment,
+                    "vars": vars,
+                    "target": {"name": name, "labels": labels},
+                });
+                let pointer = format!("{ROOT}/targets/{}", escape_segment(name));
+                self.walk(t, &pointer, &data, None);
+                let target = json!({"name": name, "labels": object(t.get("labels"))});
+                targets.insert(name.clone(), (target, object(t.get("context"))));
+            }
+        }
+
+        // Components: settings and metadata once, vars per target.
+        let mut per_target = PerTarget::new();
+        let Some(types) = d.get_mut("components").and_then(Json::as_object_mut) else {
+            return per_target;
+        };
+        for (kind, comps) in types.iter_mut() {
+            let Some(comps) = comps.as_object_mut() else {
+                continue;
+            };
+            for (name, c) in comps.iter_mut() {
+                let Some(c) = c.as_object_mut() else {
+                    continue;
+                };
+                let pointer = format!(
+                    "{ROOT}/components/{}/{}",
+                    escape_segment(kind),
+                    escape_segment(name)
+                );
+                let component = json!({"name": name, "type": kind});
+                let data = json!({"deployment": deployment, "vars": base, "component": component});
+                for (key, v) in c.iter_mut() {
+                    if key != "vars" {
+                        self.walk(
+                            v,
+                            &format!("{pointer}/{}", escape_segment(key)),
+                            &data,
+                            None,
+                        );
+                    }
+                }
+                let vars = object(c.get("vars"));
+                if !has_template(&Json::Object(vars.clone())) {
+                    continue;
+                }
+                let mut rendered = IndexMap::new();
+                for (t, (target, context)) in &targets {
+                    let all = merged(&merged(&base, &vars), context);
+                    let data = json!({
+                        "deployment": deployment,
+                        "vars": all,
+                        "target": target,
+                        "component": component,
+                    });
+                    let mut mine = Json::Object(vars.clone());
+                    self.walk(&mut mine, &format!("{pointer}/vars"), &data, Some(t));
+                    rendered.insert(t.clone(), object(Some(&mine)));
+                }
+                per_target.insert((kind.clone(), name.clone()), rendered);
+                // What is read for every target at once (a nixpack image, built once) sees the
+                // vars rendered without a target; a string that needs one keeps its text there.
+                let data = json!({
+                    "deployment": deployment,
+                    "vars": merged(&base, &vars),
+                    "component": component,
+                });
+                let mut once = Json::Object(vars);
+                let reported = self.problems.len();
+                self.walk(&mut once, &format!("{pointer}/vars"), &data, None);
+                self.problems.truncate(reported);
+                c.insert("vars".to_owned(), once);
+            }
+        }
+        per_target
+    }
+
+    /// Render every template string in `v` (at `pointer`) with `data`.
+    fn walk(&mut self, v: &mut Json, pointer: &str, data: &Json, target: Option<&str>) {
+        if covered(&self.processed.verbatim, pointer) {
+            return;
+        }
+        match v {
+            Json::String(s) if is_template(s) => match template::render(s, data) {
+                Ok(out) => *s = out,
+                Err(message) => self.problem(pointer, message, target),
+            },
+            Json::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    self.walk(item, &format!("{pointer}/{i}"), data, target);
+                }
+            }
+            Json::Object(map) => {
+                for (k, item) in map.iter_mut() {
+                    self.walk(
+                        item,
+                        &format!("{pointer}/{}", escape_segment(k)),
+                        data,
+                        target,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn problem(&mut self, pointer: &str, message: String, target: Option<&str>) {
+        let place = super::schema::dotted(pointer);
+        let message = match target {
+            Some(t) => format!("template in {place} (for target {t}): {message}"),
+            None => format!("template in {place}: {message}"),
+        };
+        // One report per string, not one per target.
+        if self
+            .problems
+            .iter()
+            .any(|p| p.pointer.as_deref() == Some(pointer))
+        {
+            return;
+        }
+        let d = match self.processed.locate(pointer) {
+            Some((source, pos)) => Diagnostic::error(Code::Template, &source.file, message)
+                .at(pos.map(|p| p.value), Some(&source.text)),
+            None => Diagnostic::error(Code::Template, "", message),
+        };
+        self.problems.push(d.pointer(pointer).hint(
+            "templates see .deployment (name, labels), .vars, .target (name, labels: in targets and components' vars) and .component (name, type); write {{`{{`}} for a literal {{",
+        ));
+    }
+}
+
+fn has_template(v: &Json) -> bool {
+    match v {
+        Json::String(s) => is_template(s),
+        Json::Array(a) => a.iter().any(has_template),
+        Json::Object(o) => o.values().any(has_template),
+        _ => false,
+    }
+}

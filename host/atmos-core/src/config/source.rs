@@ -1,0 +1,198 @@
+//! Where configuration files are read from. Every loader — the work tree, a trusted ref, the
+//! commit being deployed, the two commits `diff` compares — reads a deployment file *and
+//! everything it imports or includes* through one [`FileSource`], so a deployment never mixes
+//! an imported file from the work tree with a file from a commit.
+
+use std::path::{Component, Path, PathBuf};
+
+/// A read-only view of the project's files: the work tree, or one commit.
+pub trait FileSource: Send + Sync {
+    /// The bytes of `path` (relative to the project root), or `None` when there is no such
+    /// file. `Err` says why reading failed.
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, String>;
+
+    /// The entries of the folder `dir` (relative to the project root): `(name, is_dir)`,
+    /// sorted by name; empty when the folder does not exist.
+    fn list(&self, dir: &Path) -> Result<Vec<(String, bool)>, String>;
+
+    /// The commit these files are from (`!git.sha`), or why there is none.
+    fn commit(&self) -> Result<String, String>;
+
+    /// How `path` is shown in messages (`deployments/svc.yaml`, `deployments/svc.yaml@1a2b3c4`).
+    fn shown(&self, path: &Path) -> PathBuf;
+}
+
+/// The project's work tree on disk.
+#[derive(Debug, Clone)]
+pub struct WorkTree {
+    root: PathBuf,
+}
+
+impl WorkTree {
+    /// The work tree rooted at the project root `root`.
+    pub fn new(root: &Path) -> WorkTree {
+        WorkTree {
+            root: root.to_owned(),
+        }
+    }
+
+    /// `path` under the root, refusing anything that leads outside it (also through a link).
+    fn inside(&self, path: &Path) -> Result<PathBuf, String> {
+        let full = self.root.join(path);
+        if let (Ok(real), Ok(root)) = (full.canonicalize(), self.root.canonicalize())
+            && !real.starts_with(&root)
+        {
+            return Err(format!(
+                "{} resolves to {}, outside the project",
+                path.display(),
+                real.display()
+            ));
+        }
+        Ok(full)
+    }
+}
+
+impl FileSource for WorkTree {
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, String> {
+        let full = self.inside(path)?;
+        if full.is_dir() {
+            return Err(format!("{} is a folder", path.display()));
+        }
+        match std::fs::read(&full) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    fn list(&self, dir: &Path) -> Result<Vec<(String, bool)>, String> {
+        let full = self.inside(dir)?;
+        let entries = match std::fs::read_dir(&full) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+        };
+        let mut out: Vec<(String, bool)> = entries
+            .filter_map(Result::ok)
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.path().is_dir(),
+                )
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn commit(&self) -> Result<String, String> {
+        let repo = git2::Repository::discover(&self.root)
+            .map_err(|_| "the project is not in a git repository".to_owned())?;
+        let head = repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map_err(|_| "the repository has no commit yet".to_owned())?;
+        Ok(head.id().to_string())
+    }
+
+    fn shown(&self, path: &Path) -> PathBuf {
+        path.to_owned()
+    }
+}
+
+/// One file given as bytes (a deployment file parsed on its own: nothing else can be read).
+#[derive(Debug, Clone)]
+pub struct SingleFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl FileSource for SingleFile {
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, String> {
+        Ok((path == self.path).then(|| self.bytes.clone()))
+    }
+
+    fn list(&self, _dir: &Path) -> Result<Vec<(String, bool)>, String> {
+        Ok(Vec::new())
+    }
+
+    fn commit(&self) -> Result<String, String> {
+        Err("the file was read on its own, outside any commit".into())
+    }
+
+    fn shown(&self, path: &Path) -> PathBuf {
+        path.to_owned()
+    }
+}
+
+/// `path` joined onto `base` with `.` and `..` resolved lexically; `None` when it is absolute
+/// or climbs above `base`'s root.
+pub fn join_inside(base: &Path, path: &str) -> Option<PathBuf> {
+    let mut out: Vec<String> = Vec::new();
+    for c in base.components().chain(Path::new(path).components()) {
+        match c {
+            Component::Normal(s) => out.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out.iter().collect())
+}
+
+/// Does `name` match the glob segment `pattern` (`*` any run of characters, `?` one)?
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_segments() {
+        assert!(glob_match("*.yaml", "chain.yaml"));
+        assert!(glob_match("c?ain*", "chain.yaml"));
+        assert!(!glob_match("*.yaml", "chain.yml"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("a*b", "ac"));
+    }
+
+    #[test]
+    fn joins_stay_inside() {
+        assert_eq!(
+            join_inside(Path::new("deployments"), "_defaults/./chain.yaml"),
+            Some(PathBuf::from("deployments/_defaults/chain.yaml"))
+        );
+        assert_eq!(
+            join_inside(Path::new("deployments"), "../atmos.yaml"),
+            Some(PathBuf::from("atmos.yaml"))
+        );
+        assert_eq!(join_inside(Path::new("deployments"), "../../x"), None);
+        assert_eq!(join_inside(Path::new("deployments"), "/etc/passwd"), None);
+    }
+}
