@@ -23,12 +23,16 @@ fn target_context_overrides_component_vars_and_says_so() {
     };
     assert_eq!(
         row("cpu"),
-        "cpu 1024 target context (overrides component vars)"
+        "cpu 1024 target context (overrides component vars), deployments/payment-service.yaml:92"
     );
-    assert_eq!(row("region"), "region eu-west-1 deployment context");
+    assert_eq!(
+        row("region"),
+        "region eu-west-1 deployment context, deployments/payment-service.yaml:16"
+    );
+    // Rendered from `{{ .deployment.name }}/api`.
     assert_eq!(
         row("image.name"),
-        "image.name payment-service/api component vars"
+        "image.name payment-service/api component vars, deployments/payment-service.yaml:34"
     );
     assert!(api.contains("Depends on: script/migrate"), "{api}");
 

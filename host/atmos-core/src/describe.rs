@@ -64,6 +64,82 @@ pub struct DescribeReport {
     /// Present with `--target`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<ResolvedTarget>,
+    /// The files merged under the deployment file, in merge order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<PathBuf>,
+    /// Where every value of the processed config was set: dotted path
+    /// (`targets.prod.promotion.from`) → `file:line`.
+    pub sources: IndexMap<String, String>,
+}
+
+/// `file:line` of the node at `pointer`.
+fn at(loaded: &LoadedDeployment, pointer: &str) -> Option<String> {
+    let (source, pos) = loaded.processed.locate(pointer)?;
+    let line = pos.map(|p| p.key.unwrap_or(p.value).line)?;
+    Some(format!("{}:{line}", source.file.display()))
+}
+
+/// Every leaf under `value` (at `pointer`, dotted `path`) with where it was set.
+fn leaves(
+    loaded: &LoadedDeployment,
+    value: &serde_json::Value,
+    (path, pointer): (&str, &str),
+    out: &mut IndexMap<String, String>,
+) {
+    use crate::config::source_map::escape_segment;
+    let join = |k: &str| {
+        let p = if path.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{path}.{k}")
+        };
+        (p, format!("{pointer}/{}", escape_segment(k)))
+    };
+    match value {
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                let (p, ptr) = join(k);
+                leaves(loaded, v, (&p, &ptr), out);
+            }
+        }
+        serde_json::Value::Array(a) if !a.is_empty() => {
+            for (i, v) in a.iter().enumerate() {
+                let (p, ptr) = join(&i.to_string());
+                leaves(loaded, v, (&p, &ptr), out);
+            }
+        }
+        _ => {
+            if let Some(a) = at(loaded, pointer) {
+                out.insert(path.to_owned(), a);
+            }
+        }
+    }
+}
+
+/// `merged` with each value's `file:line` filled in.
+fn located(
+    loaded: &LoadedDeployment,
+    kind: ComponentType,
+    component: &str,
+    target: &str,
+    mut merged: MergedVars,
+) -> MergedVars {
+    use crate::config::merge::VarSource;
+    use crate::config::source_map::escape_segment;
+    for prov in merged.provenance.values_mut() {
+        let base = match prov.source {
+            VarSource::DeploymentContext => "/deployment/context".to_owned(),
+            VarSource::ComponentVars => format!(
+                "/deployment/components/{kind}/{}/vars",
+                escape_segment(component)
+            ),
+            VarSource::TargetContext => {
+                format!("/deployment/targets/{}/context", escape_segment(target))
+            }
+        };
+        prov.at = at(loaded, &format!("{base}{}", prov.pointer));
+    }
+    merged
 }
 
 /// Build the report; with `target`, resolve every component for it.
@@ -99,16 +175,28 @@ pub fn describe(
                         depends_on: c.component.metadata.depends_on.clone(),
                         labels: c.component.metadata.labels.clone(),
                         settings: c.component.settings.clone(),
-                        vars: merge_vars(d, &c, t),
+                        vars: located(loaded, c.kind, c.name, name, merge_vars(d, &c, t)),
                     })
                     .collect(),
             })
         }
     };
+    let mut sources = IndexMap::new();
+    leaves(loaded, &loaded.processed.value, ("", ""), &mut sources);
+    let sources = sources
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("deployment.")?.to_owned(), v)))
+        .collect();
+    let sources_of = &loaded.processed.sources;
     Ok(DescribeReport {
         file: loaded.file.clone(),
         deployment: d.clone(),
         target,
+        imports: sources_of[..sources_of.len().saturating_sub(1)]
+            .iter()
+            .map(|s| s.file.clone())
+            .collect(),
+        sources,
     })
 }
 

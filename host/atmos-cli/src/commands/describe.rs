@@ -51,6 +51,14 @@ fn render(r: &DescribeReport) -> String {
         "Default target: {}\n",
         d.context.default_target.as_deref().unwrap_or("-")
     ));
+    if !r.imports.is_empty() {
+        let files: Vec<String> = r.imports.iter().map(|f| f.display().to_string()).collect();
+        out.push_str(&format!(
+            "Imports: {} (merged in this order, then {})\n",
+            files.join(", "),
+            r.file.display()
+        ));
+    }
     let Some(target) = &r.target else {
         out.push_str("\nTargets:\n");
         let mut t = Table::new(["  Target", "Promotion From", "Requires Approval", "Labels"]);
@@ -86,6 +94,20 @@ fn render(r: &DescribeReport) -> String {
             ]);
         }
         out.push_str(&t.render());
+        let main = r.file.display().to_string();
+        let imported: Vec<(&String, &String)> = r
+            .sources
+            .iter()
+            .filter(|(_, at)| !at.starts_with(&format!("{main}:")))
+            .collect();
+        if !imported.is_empty() {
+            out.push_str("\nValues set by imports:\n");
+            let mut t = Table::new(["  Key", "Set In"]);
+            for (key, at) in imported {
+                t.row([format!("  {key}"), at.clone()]);
+            }
+            out.push_str(&t.render());
+        }
         out.push_str(&format!(
             "\nUse `atmos deployment describe {} --target <target>` to see merged vars.\n",
             d.name
@@ -137,6 +159,9 @@ fn render(r: &DescribeReport) -> String {
             if !prov.overrides.is_empty() {
                 let over: Vec<&str> = prov.overrides.iter().map(|s| s.label()).collect();
                 from.push_str(&format!(" (overrides {})", over.join(", ")));
+            }
+            if let Some(at) = &prov.at {
+                from.push_str(&format!(", {at}"));
             }
             t.row([format!("  {path}"), value, from]);
         }
