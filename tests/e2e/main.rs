@@ -12,6 +12,7 @@ mod hardening;
 mod hooks;
 mod list;
 mod probes;
+mod processing;
 mod queries;
 mod remote;
 mod rollout;

@@ -22,7 +22,7 @@ fn example() -> Repo {
         .replace("2026-12-21T00:00:00Z", "2020-12-21T00:00:00Z")
         .replace("2027-01-04T00:00:00Z", "2021-01-04T00:00:00Z");
     std::fs::write(&settings, text).expect("write settings");
-    let file = repo.path().join("deployments/payment-service.yaml");
+    let file = repo.path().join("deployments/_defaults/release-chain.yaml");
     let text = std::fs::read_to_string(&file).expect("deployment");
     let text = text.replace(
         "                - {days: [sat, sun], from: \"00:00\", until: \"24:00\", reason: no weekend changes to prod}\n",

@@ -31,7 +31,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 /// A bare `origin` for the fixture's repository, holding its `main`; the trusted ref is then
 /// `refs/remotes/origin/main`.
-fn with_origin(repo: &Repo) -> TempDir {
+pub(crate) fn with_origin(repo: &Repo) -> TempDir {
     let server = tempfile::tempdir().expect("tempdir");
     git(
         server.path(),
@@ -46,7 +46,7 @@ fn with_origin(repo: &Repo) -> TempDir {
 }
 
 /// Publish the current branch as `origin/main` (what a merge does) and fetch it.
-fn merge(repo: &Repo) {
+pub(crate) fn merge(repo: &Repo) {
     repo.git(&["push", "-q", "origin", "HEAD:refs/heads/main"]);
     repo.git(&["fetch", "-q", "origin"]);
 }
