@@ -59,6 +59,8 @@ expect() { local want=$1; shift; set +e; step "$@"; local got=$?; set -e
 say "The configuration"
 step deployment validate --all -q && echo "all deployments valid"
 step deployment list
+# The release chain and prod's gates come from deployments/_defaults/release-chain.yaml.
+step deployment describe payment-service
 step deployment promotion-graph payment-service
 
 say "Build images and the SBOM of HEAD (from the services' lockfiles)"
