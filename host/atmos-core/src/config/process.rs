@@ -53,9 +53,21 @@ pub struct Processed {
     /// JSON pointers of values a YAML function produced (`!env`, `!include`): data, never
     /// templates, so a `{{` in an environment variable or an included file is not evaluated.
     pub verbatim: BTreeSet<String>,
+    /// The files `!include` read, relative to the project root.
+    pub includes: Vec<PathBuf>,
 }
 
 impl Processed {
+    /// Every file the document was made from: the imports, the deployment file, the files
+    /// `!include` read (relative to the project root).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.sources.iter().map(|s| s.path.clone()).collect();
+        out.extend(self.includes.iter().cloned());
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The file that set the node at `pointer`, and the node's position in it.
     pub fn locate(&self, pointer: &str) -> Option<(&SourceFile, Option<NodePos>)> {
         let mut p = pointer;
@@ -509,6 +521,7 @@ impl Run<'_> {
                         )));
                     }
                 };
+                self.out.includes.push(path.clone());
                 include(&self.source.shown(&path), &path, &bytes).map_err(|e| {
                     Box::new(located(
                         file,

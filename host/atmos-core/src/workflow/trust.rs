@@ -338,6 +338,8 @@ impl Snapshot {
         if let Some(s) = &self.project.settings.approvers.allowed_signers {
             paths.push(rel.join(s));
         }
+        // The rules also depend on the files the deployment file imports and includes.
+        paths.extend(loaded.processed.files().into_iter().map(|p| rel.join(p)));
         git.export(&self.commit, &paths, self.dir.path())?;
         let mut files = self.files();
         files.extend(paths);
