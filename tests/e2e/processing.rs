@@ -69,7 +69,7 @@ fn what_is_deployed_is_rendered_from_the_imports_of_the_deployed_commit() {
             "import: [_shared/vars]\n{}",
             DEPLOYMENT.replace(
                 "apply: ./deploy.sh a\n",
-                "apply: cat $ATMOS_VARS_FILE > $OUT/vars-$ATMOS_TARGET.json\n",
+                "apply: 'cat $ATMOS_VARS_FILE > $OUT/vars-{{ .target.name }}.json'\n",
             )
         ),
     );

@@ -24,7 +24,7 @@ pub struct ResolvedComponent {
     pub depends_on: Vec<String>,
     /// Component labels.
     pub labels: IndexMap<String, String>,
-    /// Executor settings, as written.
+    /// Executor settings, as this target runs them (templates rendered).
     pub settings: Vars,
     /// Merged vars with provenance.
     pub vars: MergedVars,
@@ -174,7 +174,7 @@ pub fn describe(
                         kind: c.kind,
                         depends_on: c.component.metadata.depends_on.clone(),
                         labels: c.component.metadata.labels.clone(),
-                        settings: c.component.settings.clone(),
+                        settings: c.component.for_target(name).settings,
                         vars: located(loaded, c.kind, c.name, name, merge_vars(d, &c, t)),
                     })
                     .collect(),

@@ -32,8 +32,18 @@ pub struct DeploymentFile {
     pub deployment: Deployment,
 }
 
-/// Components' vars rendered for each target: `(type, name)` → target → vars.
-pub type PerTarget = IndexMap<(String, String), IndexMap<String, Vars>>;
+/// Components' vars and settings rendered for each target: `(type, name)` → target → forms.
+pub type PerTarget = IndexMap<(String, String), IndexMap<String, ForTarget>>;
+
+/// A component's `vars` and `settings` as one target sees them (templates rendered for it);
+/// `None` when they hold no template.
+#[derive(Debug, Clone, Default)]
+pub struct ForTarget {
+    /// The rendered `vars`.
+    pub vars: Option<Vars>,
+    /// The rendered `settings`.
+    pub settings: Option<Vars>,
+}
 
 /// One import or a list of them.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -189,16 +199,34 @@ pub struct Component {
     /// Executor settings (e.g. `settings.script.apply`).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub settings: Vars,
-    /// `vars` with their templates rendered for each target (only when they hold templates).
+    /// `vars` and `settings` with their templates rendered for each target (only when they
+    /// hold templates).
     #[serde(skip)]
     #[schemars(skip)]
-    pub vars_by_target: IndexMap<String, Vars>,
+    pub by_target: IndexMap<String, ForTarget>,
 }
 
 impl Component {
     /// The component's own `vars` as seen by `target`: templates rendered for it.
     pub fn vars_for(&self, target: &str) -> &Vars {
-        self.vars_by_target.get(target).unwrap_or(&self.vars)
+        self.by_target
+            .get(target)
+            .and_then(|f| f.vars.as_ref())
+            .unwrap_or(&self.vars)
+    }
+
+    /// The component as `target` runs it: `vars` and `settings` rendered for that target.
+    pub fn for_target(&self, target: &str) -> Component {
+        let mut c = self.clone();
+        if let Some(f) = self.by_target.get(target) {
+            if let Some(v) = &f.vars {
+                c.vars.clone_from(v);
+            }
+            if let Some(s) = &f.settings {
+                c.settings.clone_from(s);
+            }
+        }
+        c
     }
 }
 
@@ -477,6 +505,30 @@ impl Components {
 }
 
 impl Deployment {
+    /// The deployment as `target` runs it: every component's `vars` and `settings` rendered
+    /// for that target (a copy only when some component has templates).
+    pub fn for_target(&self, target: &str) -> std::borrow::Cow<'_, Deployment> {
+        let templated = self
+            .components
+            .iter()
+            .any(|c| !c.component.by_target.is_empty());
+        if !templated {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut d = self.clone();
+        for group in [
+            &mut d.components.nixpack,
+            &mut d.components.terraform,
+            &mut d.components.helmfile,
+            &mut d.components.script,
+        ] {
+            for c in group.values_mut() {
+                *c = c.for_target(target);
+            }
+        }
+        std::borrow::Cow::Owned(d)
+    }
+
     /// Complete a freshly deserialized deployment: each target learns its name, each
     /// component its vars rendered per target.
     pub fn attach(&mut self, per_target: PerTarget) {
@@ -491,7 +543,7 @@ impl Deployment {
                 _ => &mut self.components.script,
             };
             if let Some(c) = group.get_mut(&name) {
-                c.vars_by_target = vars;
+                c.by_target = vars;
             }
         }
     }

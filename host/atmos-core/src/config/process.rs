@@ -1009,7 +1009,7 @@ mod tests {
             ),
             (
                 "deployments/svc.yaml",
-                "import: [_d/chain]\ndeployment:\n  name: svc\n  description: '{{ .deployment.name }} owned by {{ .deployment.labels.team }}'\n  labels: {team: core}\n  context: {region: eu}\n  components:\n    script:\n      app:\n        vars: {url: 'https://{{ .target.name }}.{{ .vars.region }}.example.com', raw: !env \"ATMOS_TEST_CI_RAW {{ not a template\"}\n        settings: {script: {apply: './deploy {{ .component.name }}'}}\n  targets:\n    prod: {context: {region: us}}\n",
+                "import: [_d/chain]\ndeployment:\n  name: svc\n  description: '{{ .deployment.name }} owned by {{ .deployment.labels.team }}'\n  labels: {team: core}\n  context: {region: eu}\n  components:\n    script:\n      app:\n        vars: {url: 'https://{{ .target.name }}.{{ .vars.region }}.example.com', raw: !env \"ATMOS_TEST_CI_RAW {{ not a template\"}\n        settings: {script: {apply: './deploy {{ .component.name }} {{ .target.name }}'}}\n  targets:\n    prod: {context: {region: us}}\n",
             ),
         ];
         let loaded = load_deployment(&files(&list), Path::new("deployments/svc.yaml"), &options())
@@ -1028,7 +1028,24 @@ mod tests {
             "https://prod.us.example.com"
         );
         assert_eq!(app.component.vars_for("prod")["raw"], "{{ not a template");
-        assert_eq!(app.component.settings["script"]["apply"], "./deploy app");
+        assert_eq!(
+            app.component.for_target("prod").settings["script"]["apply"],
+            "./deploy app prod"
+        );
+        assert_eq!(
+            d.for_target("dev")
+                .components
+                .by_name("app")
+                .expect("app")
+                .component
+                .settings["script"]["apply"],
+            "./deploy app dev"
+        );
+        // Read for every target at once, a string that needs a target keeps its text.
+        assert_eq!(
+            app.component.settings["script"]["apply"],
+            "./deploy {{ .component.name }} {{ .target.name }}"
+        );
 
         // An undefined value in an imported file: located there, never a literal.
         let mut bad = list;

@@ -2,12 +2,12 @@
 //!
 //! - strings under `targets.<t>` once for that target (`.target` is `{name, labels}`, `.vars`
 //!   the deployment context merged with the target's context);
-//! - components' `vars` once per target (`.vars` the component's merged vars for that target,
-//!   `.target` and `.component` set); the results are kept per target, and the component's
-//!   own `vars` (read for every target at once, e.g. the image built once) are rendered
-//!   without a target;
+//! - components' `vars` and `settings` once per target (`.vars` the component's merged vars
+//!   for that target, `.target` and `.component` set); the results are kept per target, and
+//!   the component's own `vars` and `settings` (read for every target at once: the image
+//!   built once, the component's paths) are rendered without a target;
 //! - every other string once (`.vars` the deployment context; `.component` inside a
-//!   component's settings and metadata).
+//!   component's metadata).
 //!
 //! `.deployment` is `{name, description, labels}` everywhere. Values a YAML function produced
 //! are data and never evaluated. The deployment's `name` is never a template.
@@ -21,6 +21,9 @@ use super::template::{self, is_template};
 use crate::diagnostic::{Code, Diagnostic};
 
 pub use super::model::PerTarget;
+
+/// The parts of a component rendered once per target.
+const PER_TARGET: &[&str] = &["vars", "settings"];
 
 /// Render every template of `processed` in place; components' vars per target are returned.
 pub fn render(processed: &mut Processed) -> Result<PerTarget, Vec<Diagnostic>> {
@@ -113,7 +116,7 @@ impl Pass<'_> {
             }
         }
 
-        // Components: settings and metadata once, vars per target.
+        // Components: metadata once, vars and settings per target.
         let mut per_target = PerTarget::new();
         let Some(types) = d.get_mut("components").and_then(Json::as_object_mut) else {
             return per_target;
@@ -134,7 +137,7 @@ impl Pass<'_> {
                 let component = json!({"name": name, "type": kind});
                 let data = json!({"deployment": deployment, "vars": base, "component": component});
                 for (key, v) in c.iter_mut() {
-                    if key != "vars" {
+                    if !PER_TARGET.contains(&key.as_str()) {
                         self.walk(
                             v,
                             &format!("{pointer}/{}", escape_segment(key)),
@@ -144,35 +147,50 @@ impl Pass<'_> {
                     }
                 }
                 let vars = object(c.get("vars"));
-                if !has_template(&Json::Object(vars.clone())) {
+                let own: Vec<(&str, Map<String, Json>)> = PER_TARGET
+                    .iter()
+                    .map(|k| (*k, object(c.get(*k))))
+                    .filter(|(_, m)| has_template(&Json::Object(m.clone())))
+                    .collect();
+                if own.is_empty() {
                     continue;
                 }
                 let mut rendered = IndexMap::new();
                 for (t, (target, context)) in &targets {
-                    let all = merged(&merged(&base, &vars), context);
                     let data = json!({
                         "deployment": deployment,
-                        "vars": all,
+                        "vars": merged(&merged(&base, &vars), context),
                         "target": target,
                         "component": component,
                     });
-                    let mut mine = Json::Object(vars.clone());
-                    self.walk(&mut mine, &format!("{pointer}/vars"), &data, Some(t));
-                    rendered.insert(t.clone(), object(Some(&mine)));
+                    let mut forms = super::model::ForTarget::default();
+                    for (key, values) in &own {
+                        let mut mine = Json::Object(values.clone());
+                        self.walk(&mut mine, &format!("{pointer}/{key}"), &data, Some(t));
+                        let mine = object(Some(&mine));
+                        match *key {
+                            "vars" => forms.vars = Some(mine),
+                            _ => forms.settings = Some(mine),
+                        }
+                    }
+                    rendered.insert(t.clone(), forms);
                 }
                 per_target.insert((kind.clone(), name.clone()), rendered);
-                // What is read for every target at once (a nixpack image, built once) sees the
-                // vars rendered without a target; a string that needs one keeps its text there.
+                // What is read for every target at once (a nixpack image, built once; the
+                // component's paths) sees them rendered without a target; a string that needs
+                // one keeps its text there.
                 let data = json!({
                     "deployment": deployment,
                     "vars": merged(&base, &vars),
                     "component": component,
                 });
-                let mut once = Json::Object(vars);
-                let reported = self.problems.len();
-                self.walk(&mut once, &format!("{pointer}/vars"), &data, None);
-                self.problems.truncate(reported);
-                c.insert("vars".to_owned(), once);
+                for (key, values) in own {
+                    let mut once = Json::Object(values);
+                    let reported = self.problems.len();
+                    self.walk(&mut once, &format!("{pointer}/{key}"), &data, None);
+                    self.problems.truncate(reported);
+                    c.insert(key.to_owned(), once);
+                }
             }
         }
         per_target
@@ -227,7 +245,7 @@ impl Pass<'_> {
             None => Diagnostic::error(Code::Template, "", message),
         };
         self.problems.push(d.pointer(pointer).hint(
-            "templates see .deployment (name, labels), .vars, .target (name, labels: in targets and components' vars) and .component (name, type); write {{`{{`}} for a literal {{",
+            "templates see .deployment (name, labels), .vars, .target (name, labels: in targets and in components' vars and settings) and .component (name, type); write {{`{{`}} for a literal {{",
         ));
     }
 }

@@ -85,7 +85,7 @@ fn explain(e: &TemplateError, text: &str) -> String {
     match e {
         TemplateError::MissingKey { key } => {
             let scopes = if text.contains(".target") && key == "target" {
-                " (`.target` exists only in `targets.<name>` and in components' `vars`, which are rendered once per target)"
+                " (`.target` exists only in `targets.<name>` and in components' `vars` and `settings`, which are rendered once per target)"
             } else if key == "component" {
                 " (`.component` exists only inside a component)"
             } else {

@@ -61,7 +61,8 @@ pub fn check(
                 )?;
                 configs.insert(commit.clone(), cfg);
             }
-            let deployed = &configs[commit].deployment;
+            let deployed = configs[commit].deployment.for_target(&t.target);
+            let deployed = deployed.as_ref();
             let Some(component) = deployed.components.by_name(&c.component) else {
                 continue;
             };

@@ -88,7 +88,9 @@ pub fn prepare(
             let Some(deployed) = plan.configs.get(&planned.new) else {
                 continue;
             };
-            let d = &deployed.deployment;
+            // Templates in vars and settings are rendered for this target.
+            let d = deployed.deployment.for_target(&plan.target);
+            let d = d.as_ref();
             let Some(c) = d.components.by_name(name) else {
                 continue;
             };
