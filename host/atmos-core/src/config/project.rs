@@ -157,12 +157,6 @@ pub struct Project {
     source: std::sync::Arc<dyn FileSource>,
 }
 
-impl std::fmt::Debug for dyn FileSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.shown(Path::new("")).display())
-    }
-}
-
 /// Every deployment of a project: those that load, and those that do not with why.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {

@@ -22,6 +22,12 @@ pub trait FileSource: Send + Sync {
     fn shown(&self, path: &Path) -> PathBuf;
 }
 
+impl std::fmt::Debug for dyn FileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.shown(Path::new("")).display())
+    }
+}
+
 /// The project's work tree on disk.
 #[derive(Debug, Clone)]
 pub struct WorkTree {
