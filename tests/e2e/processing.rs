@@ -258,3 +258,98 @@ fn the_example_shares_its_release_chain_through_an_import() {
         .expect("at");
     assert!(at.starts_with("deployments/payment-service.yaml:"), "{at}");
 }
+
+/// `atmos <args>` in `dir`, stopped after 30 s so that a hang fails the test instead of CI.
+fn atmos_bounded(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new("timeout")
+        .arg("30")
+        .arg(env!("CARGO_BIN_EXE_atmos"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run atmos");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn imports_and_includes_are_regular_files_of_the_project_in_the_work_tree_and_in_commits() {
+    let f = Fixture::new();
+    f.repo
+        .write("_x/real.yaml", "deployment: {labels: {from: real}}\n");
+    f.repo
+        .write("svc.yaml", format!("import: [_x/*.yaml]\n{DEPLOYMENT}"));
+    f.version("1");
+
+    // A FIFO picked up by a glob: refused at once, never waited on.
+    let fifo = f.repo.path().join("deployments/_x/zz.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let (code, text) = atmos_bounded(f.repo.path(), &["deployment", "validate", "svc"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("is a special file (a FIFO, socket or device)"),
+        "{text}"
+    );
+    let (code, text) = atmos_bounded(f.repo.path(), &["deployment", "list"]);
+    assert_ne!(code, Some(124), "list hung on a FIFO: {text}");
+    std::fs::remove_file(&fifo).expect("rm fifo");
+
+    // A link, even to a file inside the project, in the work tree...
+    std::os::unix::fs::symlink("real.yaml", f.repo.path().join("deployments/_x/link.yaml"))
+        .expect("symlink");
+    let (code, text) = atmos_bounded(f.repo.path(), &["deployment", "validate", "svc"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("deployments/_x/link.yaml is a symbolic link"),
+        "{text}"
+    );
+    // ...and committed: what validate refuses, a rollout of the commit refuses too.
+    let linked = f.repo.commit("link");
+    std::fs::remove_file(f.repo.path().join("deployments/_x/link.yaml")).expect("rm link");
+    let (code, text) = atmos_bounded(
+        f.repo.path(),
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "dev",
+            "--git-sha",
+            &linked,
+        ],
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("is a symbolic link"), "{text}");
+    f.repo.git(&["rm", "-q", "deployments/_x/link.yaml"]);
+    f.repo.commit("no link");
+
+    // Git's own folder (a CI checkout keeps its credentials there) and oversized files.
+    for (include, wanted) in [
+        (".git/config", "inside git's own folder"),
+        ("big.txt", "may be at most 4096 KiB"),
+    ] {
+        f.repo.write_file("big.txt", "x".repeat(5 << 20));
+        f.repo.write(
+            "svc.yaml",
+            format!(
+                "import: [_x/*.yaml]\n{}",
+                DEPLOYMENT.replace(
+                    "  name: svc\n",
+                    &format!("  name: svc\n  description: !include {include}\n")
+                )
+            ),
+        );
+        let (code, text) = atmos_bounded(f.repo.path(), &["deployment", "validate", "svc"]);
+        assert_eq!(code, Some(2), "{include}: {text}");
+        assert!(text.contains(wanted), "{include}: {text}");
+    }
+}

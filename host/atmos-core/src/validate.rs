@@ -240,6 +240,40 @@ fn hook_hint(problem: &crate::gates::wasm::HookError) -> String {
     format!("{fix}; until then every action it gates is denied")
 }
 
+/// Where the policy `path` is bound: `file:line` of the binding in the deployment file or an
+/// import, else `atmos.yaml`.
+fn binding_site(loaded: &crate::config::LoadedDeployment, wanted: &str) -> String {
+    use crate::config::source_map::pointer;
+    let d = &loaded.deployment;
+    let hit = |list: &[String]| {
+        list.iter().position(|p| {
+            let p = p.trim_end_matches('/');
+            wanted == p || wanted.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
+        })
+    };
+    let mut at = hit(&d.gates.policies)
+        .map(|i| pointer(&["deployment", "gates", "policies", &i.to_string()]));
+    for (name, t) in &d.targets {
+        if at.is_none() {
+            at = hit(&t.gates.policies).map(|i| {
+                pointer(&[
+                    "deployment",
+                    "targets",
+                    name,
+                    "gates",
+                    "policies",
+                    &i.to_string(),
+                ])
+            });
+        }
+    }
+    let located = at.and_then(|p| {
+        let (source, pos) = loaded.processed.locate(&p)?;
+        Some(format!("{}:{}", source.file.display(), pos?.value.line))
+    });
+    located.unwrap_or_else(|| crate::config::project::SETTINGS_FILE.to_owned())
+}
+
 /// Every bound policy path loaded and compiled; each problem located in its policy file.
 fn policy_diagnostics(
     project: &Project,
@@ -280,7 +314,7 @@ fn policy_diagnostics(
             .at(span, text.as_deref())
             .hint(format!(
                 "every rollout to a target bound to it is denied until this is fixed (bound by {})",
-                loaded.file.display()
+                binding_site(loaded, &e.file)
             ))
         })
         .collect()

@@ -83,6 +83,22 @@ pub fn parse_deployment(file: &Path, bytes: &[u8]) -> Result<LoadedDeployment, V
     load_deployment(&source, file, &options)
 }
 
+/// A wrong type on a value that is a template: templates always give strings, so the fix is
+/// not "remove the quotes".
+fn template_typed(d: Diagnostic, value: &serde_json::Value) -> Diagnostic {
+    let is_template = d.code == Code::WrongType
+        && d.pointer
+            .as_deref()
+            .and_then(|p| value.pointer(p))
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(super::template::is_template);
+    if is_template {
+        d.hint("a template always gives a string; this field needs another type: write the value itself (`!env` reads true, false and numbers as such)")
+    } else {
+        d
+    }
+}
+
 /// Read the deployment file `path` (relative to the project root) and everything it imports
 /// from `source`, process it (imports, YAML functions, templates), and check the result
 /// against the schema, locating every problem in the file that set the value.
@@ -107,7 +123,7 @@ pub fn load_deployment(
         Some(&main.map),
     )
     .into_iter()
-    .map(|d| processed.relocate(d))
+    .map(|d| processed.relocate(template_typed(d, &processed.value)))
     .collect();
     if !problems.is_empty() {
         return Err(problems);

@@ -53,8 +53,8 @@ pub struct Processed {
     /// JSON pointers of values a YAML function produced (`!env`, `!include`): data, never
     /// templates, so a `{{` in an environment variable or an included file is not evaluated.
     pub verbatim: BTreeSet<String>,
-    /// The files `!include` read, relative to the project root.
-    pub includes: Vec<PathBuf>,
+    /// The files `!include` read (relative to the project root) and their bytes.
+    pub includes: Vec<(PathBuf, Vec<u8>)>,
 }
 
 impl Processed {
@@ -62,7 +62,7 @@ impl Processed {
     /// `!include` read (relative to the project root).
     pub fn files(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = self.sources.iter().map(|s| s.path.clone()).collect();
-        out.extend(self.includes.iter().cloned());
+        out.extend(self.includes.iter().map(|(p, _)| p.clone()));
         out.sort();
         out.dedup();
         out
@@ -82,6 +82,21 @@ impl Processed {
         };
         let source = self.sources.get(index)?;
         Some((source, source.map.nearest(pointer)))
+    }
+
+    /// Every file the document was made from, with the bytes read.
+    pub fn contents(&self) -> Vec<(&Path, &[u8])> {
+        let mut out: Vec<(&Path, &[u8])> = self
+            .sources
+            .iter()
+            .map(|s| (s.path.as_path(), s.text.as_bytes()))
+            .collect();
+        out.extend(
+            self.includes
+                .iter()
+                .map(|(p, b)| (p.as_path(), b.as_slice())),
+        );
+        out
     }
 
     /// The deployment file itself.
@@ -187,6 +202,25 @@ impl Run<'_> {
             text,
             map,
         };
+        // Every tag, as the YAML parser resolved it (a `%TAG` directive can rename `!`):
+        // only ours and YAML's own scalar and collection tags.
+        let before = self.problems.len();
+        for (handle, suffix, at) in &file.map.tags {
+            if !known_tag(handle, suffix) {
+                self.problems.push(
+                    Diagnostic::error(
+                        Code::YamlFunction,
+                        &file.file,
+                        format!("unknown YAML tag `{}`", shown_tag(handle, suffix)),
+                    )
+                    .at(Some(*at), Some(&file.text))
+                    .hint("the YAML functions are `!env NAME [default]`, `!include PATH` and `!git.sha`; YAML's own tags are `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!seq` and `!!map`"),
+                );
+            }
+        }
+        if self.problems.len() > before {
+            return;
+        }
         let mut value = self.functions(&file, yaml, "");
         let produced = std::mem::take(&mut self.produced);
         let imports = match &mut value {
@@ -203,6 +237,23 @@ impl Run<'_> {
         }
         self.stack.pop();
         let index = self.out.sources.len();
+        // An import's `deployment` that is not a mapping would be replaced by the file's
+        // own, unseen: say so where it is written.
+        if !self.stack.is_empty()
+            && value
+                .get("deployment")
+                .is_some_and(|d| !d.is_object() && !d.is_null())
+        {
+            self.problems.push(
+                located(
+                    &file,
+                    Code::Import,
+                    "/deployment",
+                    "`deployment` in an imported file must be a mapping",
+                )
+                .hint("write the keys it sets below it: `deployment:` then `  targets: …`"),
+            );
+        }
         if !value.is_object() {
             if self.stack.is_empty() {
                 // The deployment file itself: the schema says what is wrong with its shape.
@@ -344,8 +395,13 @@ impl Run<'_> {
             ]
         };
         for c in &candidates {
-            if let Ok(Some(_)) = self.source.read(c) {
-                return vec![c.clone()];
+            match self.source.read(c) {
+                Ok(Some(_)) => return vec![c.clone()],
+                Ok(None) => {}
+                Err(e) => {
+                    self.problems.push(located(from, Code::Import, pointer, e));
+                    return Vec::new();
+                }
             }
         }
         let near: Vec<String> = self
@@ -456,6 +512,13 @@ impl Run<'_> {
                     Some((n, d)) => (n, Some(d.trim())),
                     None => (text.as_str(), None),
                 };
+                let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(Box::new(bad_arg(
+                        "the name of one environment variable (letters, digits, `_`), then an optional default",
+                    )));
+                }
                 if !self.options.env_allow.iter().any(|p| env_allowed(p, name)) {
                     return Err(Box::new(located(
                         file,
@@ -464,11 +527,17 @@ impl Run<'_> {
                         format!("`!env {name}`: {name} is not in the allow-list of environment variables"),
                     )
                     .hint(format!(
-                        "gates read these values, so the variables they may come from are listed in atmos.yaml on the trusted ref: `processing: {{env: [{name}]}}`"
+                        "gates read these values, so the variables they may come from are listed in atmos.yaml `processing: {{env: [{name}]}}` (for the rules of a rollout, the atmos.yaml on the trusted ref)"
                     ))));
                 }
                 match (std::env::var(name), default) {
                     (Ok(v), _) => Ok(scalar(&v)),
+                    (Err(std::env::VarError::NotUnicode(_)), _) => Err(Box::new(located(
+                        file,
+                        Code::YamlFunction,
+                        pointer,
+                        format!("`!env {name}`: the value of {name} is not UTF-8 text"),
+                    ))),
                     (Err(_), Some(d)) => Ok(scalar(d)),
                     (Err(_), None) => Err(Box::new(located(
                         file,
@@ -492,8 +561,7 @@ impl Run<'_> {
                 } else {
                     PathBuf::new()
                 };
-                let Some(path) = join_inside(&base, &text).filter(|p| !p.as_os_str().is_empty())
-                else {
+                let Some(path) = join_inside(&base, &text) else {
                     return Err(Box::new(located(
                         file,
                         Code::YamlFunction,
@@ -501,6 +569,9 @@ impl Run<'_> {
                         format!("`!include {text}` leads outside the project"),
                     )));
                 };
+                if path.as_os_str().is_empty() {
+                    return Err(Box::new(bad_arg("the path of a file, not a folder")));
+                }
                 let bytes = match self.source.read(&path) {
                     Ok(Some(b)) => b,
                     Ok(None) => {
@@ -521,7 +592,7 @@ impl Run<'_> {
                         )));
                     }
                 };
-                self.out.includes.push(path.clone());
+                self.out.includes.push((path.clone(), bytes.clone()));
                 include(&self.source.shown(&path), &path, &bytes).map_err(|e| {
                     Box::new(located(
                         file,
@@ -531,6 +602,7 @@ impl Run<'_> {
                     ))
                 })
             }
+            "!git.sha" if !text.is_empty() => Err(Box::new(bad_arg("no argument"))),
             "!git.sha" => match self.source.commit() {
                 Ok(sha) => Ok(Json::String(sha)),
                 Err(e) => Err(Box::new(located(
@@ -544,7 +616,10 @@ impl Run<'_> {
                 ))),
             },
             // YAML's own tags (`!!str 1`) keep their value.
-            t if t.starts_with("!!") || t.starts_with("!tag:yaml.org") => {
+            t if CORE_TAGS
+                .iter()
+                .any(|c| t == format!("!!{c}") || t == format!("!tag:yaml.org,2002:{c}")) =>
+            {
                 Ok(self.functions(file, arg, pointer))
             }
             other => Err(Box::new(located(
@@ -555,6 +630,30 @@ impl Run<'_> {
             )
             .hint("the YAML functions are `!env NAME [default]`, `!include PATH` and `!git.sha`"))),
         }
+    }
+}
+
+/// YAML's own tags accepted in deployment files.
+const CORE_TAGS: &[&str] = &["str", "int", "float", "bool", "null", "seq", "map"];
+
+/// A tag as written: `!!exec` rather than the resolved `tag:yaml.org,2002:exec`.
+fn shown_tag(handle: &str, suffix: &str) -> String {
+    match handle {
+        "tag:yaml.org,2002:" => format!("!!{suffix}"),
+        "" => format!("!<{suffix}>"),
+        h => format!("{h}{suffix}"),
+    }
+}
+
+/// Is the tag `handle` + `suffix` (as the parser resolved it) one of ours or YAML's own?
+fn known_tag(handle: &str, suffix: &str) -> bool {
+    match handle {
+        "!" => matches!(suffix, "env" | "include" | "git.sha"),
+        "!!" | "tag:yaml.org,2002:" => CORE_TAGS.contains(&suffix),
+        "" => suffix
+            .strip_prefix("tag:yaml.org,2002:")
+            .is_some_and(|s| CORE_TAGS.contains(&s)),
+        _ => false,
     }
 }
 
@@ -570,8 +669,27 @@ fn include(shown: &Path, path: &Path, bytes: &[u8]) -> Result<Json, String> {
     if let Err(e) = crate::yaml_shape::check(text) {
         return Err(format!("{}: {}", shown.display(), e.message));
     }
+    let what = if ext == "json" { "JSON" } else { "YAML" };
+    let map =
+        SourceMap::build(text).ok_or_else(|| format!("{} is not valid {what}", shown.display()))?;
+    if let Some(d) = map.duplicates.first() {
+        return Err(format!(
+            "{}:{}: duplicate key `{}` (first at line {})",
+            shown.display(),
+            d.again.line,
+            d.key,
+            d.first.line
+        ));
+    }
+    if let Some((handle, suffix, at)) = map.tags.first() {
+        return Err(format!(
+            "{}:{}: `{handle}{suffix}`: an included file is data; YAML functions and tags are not evaluated in it",
+            shown.display(),
+            at.line
+        ));
+    }
     serde_yaml_ng::from_str::<Json>(text)
-        .map_err(|e| format!("{} is not valid YAML: {e}", shown.display()))
+        .map_err(|e| format!("{} is not valid {what}: {e}", shown.display()))
 }
 
 /// An environment value as YAML would read it unquoted, when that reads back the same
@@ -984,7 +1102,7 @@ mod tests {
         )])
         .expect_err("unknown");
         assert!(
-            e[0].message.contains("unknown YAML function `!exec`"),
+            e[0].message.contains("unknown YAML tag `!exec`"),
             "{}",
             e[0].message
         );
@@ -998,6 +1116,71 @@ mod tests {
             "{}",
             e[0].message
         );
+    }
+
+    #[test]
+    fn only_known_tags_and_well_formed_functions_are_accepted() {
+        for (yaml, wanted) in [
+            ("  description: !!exec id\n", "unknown YAML tag `!!exec`"),
+            (
+                "  description: !!python/object:os.system id\n",
+                "unknown YAML tag",
+            ),
+            (
+                "  description: !<tag:yaml.org,2002:exec> id\n",
+                "unknown YAML tag",
+            ),
+            ("  description: !!binary aGVsbG8=\n", "unknown YAML tag"),
+            (
+                "  description: !env CI_*\n",
+                "the name of one environment variable",
+            ),
+            ("  description: !include .\n", "not a folder"),
+            ("  description: !git.sha HEAD~1\n", "no argument"),
+            (
+                "  description: !include _d/tagged.yaml\n",
+                "YAML functions and tags are not evaluated",
+            ),
+            ("  description: !include _d/dup.json\n", "duplicate key `a`"),
+        ] {
+            let e = run(&[
+                ("_d/tagged.yaml", "y: !env ATMOS_TEST_REGION\n"),
+                ("_d/dup.json", "{\"a\": 1,\n \"a\": 2}"),
+                (
+                    "deployments/svc.yaml",
+                    &format!("deployment:\n  name: svc\n{yaml}"),
+                ),
+            ])
+            .expect_err(yaml);
+            assert!(e[0].message.contains(wanted), "{yaml}: {}", e[0].message);
+            assert_eq!(e[0].span.map(|s| s.line), Some(3), "{yaml}: {e:?}");
+        }
+        // A `%TAG` directive cannot turn another tag into one of ours, or hide one.
+        let e = run(&[(
+            "deployments/svc.yaml",
+            "%TAG ! tag:evil,2000:\n---\ndeployment:\n  name: svc\n  description: !env ATMOS_TEST_REGION\n",
+        )])
+        .expect_err("tag directive");
+        assert!(
+            e[0].message
+                .contains("unknown YAML tag `tag:evil,2000:env`"),
+            "{}",
+            e[0].message
+        );
+        // YAML's own tags keep their value.
+        let p =
+            run(&[("deployments/svc.yaml", "deployment:\n  name: !!str svc\n")]).expect("core tag");
+        assert_eq!(p.value["deployment"]["name"], "svc");
+        // An import whose `deployment` is not a mapping is reported in the import.
+        let e = run(&[
+            ("deployments/_d/five.yaml", "deployment: 5\n"),
+            (
+                "deployments/svc.yaml",
+                "import: [_d/five]\ndeployment: {name: svc}\n",
+            ),
+        ])
+        .expect_err("five");
+        assert_eq!(e[0].file, PathBuf::from("deployments/_d/five.yaml"));
     }
 
     #[test]
@@ -1060,6 +1243,32 @@ mod tests {
             "{}",
             e[0].message
         );
+
+        // Reading a value that is itself a template is an error, not its `{{ … }}` text.
+        for (vars, context) in [
+            (
+                "{x: '{{ .vars.y }}', y: '{{ .vars.region }}'}",
+                "{region: eu}",
+            ),
+            ("{x: plain}", "{rec: '{{ .vars.rec }}'}"),
+            (
+                "{x: '{{ .vars }}', y: '{{ .target.name }}'}",
+                "{region: eu}",
+            ),
+        ] {
+            let mut bad = list;
+            let text = format!(
+                "deployment:\n  name: svc\n  context: {context}\n  components:\n    script:\n      app:\n        vars: {vars}\n        settings: {{script: {{apply: x}}}}\n  targets: {{dev: {{}}}}\n"
+            );
+            bad[1].1 = &text;
+            let e = load_deployment(&files(&bad), Path::new("deployments/svc.yaml"), &options())
+                .expect_err("unrendered");
+            assert!(
+                e[0].message.contains("itself a template"),
+                "{vars}: {}",
+                e[0].message
+            );
+        }
 
         // `.target` outside a target is an error that says where it exists.
         let mut bad = list;

@@ -17,7 +17,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::process::{Processed, covered};
 use super::source_map::escape_segment;
-use super::template::{self, is_template};
+use super::template::{self, UNRENDERED, is_template};
 use crate::diagnostic::{Code, Diagnostic};
 
 pub use super::model::PerTarget;
@@ -79,37 +79,53 @@ impl Pass<'_> {
             ctx.shift_remove("default_target");
             ctx
         };
-        // The deployment's own strings, with the raw labels and description as `.deployment`.
-        let raw = json!({
-            "name": d.get("name").cloned().unwrap_or(Json::Null),
-            "description": d.get("description").cloned().unwrap_or(Json::Null),
-            "labels": object(d.get("labels")),
+        // The deployment's own strings; what they read is as written, with the values that are
+        // themselves templates masked (reading one is an error, not its `{{ … }}` text).
+        let info = |d: &Map<String, Json>, masked: Option<&Pass<'_>>| {
+            let mut out = Map::new();
+            for key in ["name", "description", "labels"] {
+                if let Some(v) = d.get(key).filter(|v| !v.is_null()) {
+                    let v = match masked {
+                        Some(p) => p.mask(v, &format!("{ROOT}/{key}")),
+                        None => v.clone(),
+                    };
+                    out.insert(key.to_owned(), v);
+                }
+            }
+            Json::Object(out)
+        };
+        let raw_vars = Json::Object(base_vars(d));
+        let data = json!({
+            "deployment": info(d, Some(self)),
+            "vars": self.mask(&raw_vars, &format!("{ROOT}/context")),
         });
-        let data = json!({"deployment": raw, "vars": base_vars(d)});
         for (key, v) in d.iter_mut() {
             if !matches!(key.as_str(), "name" | "targets" | "components") {
                 self.walk(v, &format!("{ROOT}/{}", escape_segment(key)), &data, None);
             }
         }
-        let deployment = json!({
-            "name": d.get("name").cloned().unwrap_or(Json::Null),
-            "description": d.get("description").cloned().unwrap_or(Json::Null),
-            "labels": object(d.get("labels")),
-        });
+        let deployment = info(d, None);
         let base = base_vars(d);
 
         // Targets, each with its own `.target`.
         let mut targets: IndexMap<String, (Json, Map<String, Json>)> = IndexMap::new();
         if let Some(ts) = d.get_mut("targets").and_then(Json::as_object_mut) {
             for (name, t) in ts.iter_mut() {
-                let labels = object(t.get("labels"));
-                let vars = merged(&base, &object(t.get("context")));
+                let pointer = format!("{ROOT}/targets/{}", escape_segment(name));
+                let labels = self.mask(
+                    &Json::Object(object(t.get("labels"))),
+                    &format!("{pointer}/labels"),
+                );
+                let context = self.mask(
+                    &Json::Object(object(t.get("context"))),
+                    &format!("{pointer}/context"),
+                );
+                let vars = merged(&base, &object(Some(&context)));
                 let data = json!({
                     "deployment": deployment,
                     "vars": vars,
                     "target": {"name": name, "labels": labels},
                 });
-                let pointer = format!("{ROOT}/targets/{}", escape_segment(name));
                 self.walk(t, &pointer, &data, None);
                 let target = json!({"name": name, "labels": object(t.get("labels"))});
                 targets.insert(name.clone(), (target, object(t.get("context"))));
@@ -146,7 +162,10 @@ impl Pass<'_> {
                         );
                     }
                 }
-                let vars = object(c.get("vars"));
+                let vars = object(Some(&self.mask(
+                    &Json::Object(object(c.get("vars"))),
+                    &format!("{pointer}/vars"),
+                )));
                 let own: Vec<(&str, Map<String, Json>)> = PER_TARGET
                     .iter()
                     .map(|k| (*k, object(c.get(*k))))
@@ -194,6 +213,35 @@ impl Pass<'_> {
             }
         }
         per_target
+    }
+
+    /// `v` (at `pointer`) as templates may read it: every string that is itself a template
+    /// (and not data a YAML function produced) replaced by [`UNRENDERED`].
+    fn mask(&self, v: &Json, pointer: &str) -> Json {
+        if covered(&self.processed.verbatim, pointer) {
+            return v.clone();
+        }
+        match v {
+            Json::String(s) if is_template(s) => Json::String(UNRENDERED.to_owned()),
+            Json::Array(items) => Json::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.mask(item, &format!("{pointer}/{i}")))
+                    .collect(),
+            ),
+            Json::Object(map) => Json::Object(
+                map.iter()
+                    .map(|(k, item)| {
+                        (
+                            k.clone(),
+                            self.mask(item, &format!("{pointer}/{}", escape_segment(k))),
+                        )
+                    })
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
     }
 
     /// Render every template string in `v` (at `pointer`) with `data`.

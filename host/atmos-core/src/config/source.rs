@@ -5,6 +5,38 @@
 
 use std::path::{Component, Path, PathBuf};
 
+/// The largest file a deployment may be made of (the deployment file, an import, an
+/// include): configuration, not data.
+pub const MAX_FILE: u64 = 4 << 20;
+
+/// Why `path` is refused: it is `what` (a symbolic link, a FIFO) rather than a regular file.
+/// Links are refused in the work tree and in commits alike, so what `validate` reads is what a
+/// rollout of the commit reads.
+pub fn not_regular(path: &Path, what: &str) -> String {
+    format!(
+        "{} is {what}, not a regular file: deployment files, imports and includes must be regular files (copy the file instead of linking it)",
+        path.display()
+    )
+}
+
+/// Refuse a file larger than [`MAX_FILE`].
+pub fn too_big(path: &Path, size: u64) -> Result<(), String> {
+    if size > MAX_FILE {
+        return Err(format!(
+            "{} is {} KiB; files a deployment is made of may be at most {} KiB",
+            path.display(),
+            size / 1024,
+            MAX_FILE / 1024
+        ));
+    }
+    Ok(())
+}
+
+/// A path inside git's own folder: never configuration (it holds credentials).
+pub fn in_git_dir(path: &Path) -> bool {
+    path.components().any(|c| c.as_os_str() == ".git")
+}
+
 /// A read-only view of the project's files: the work tree, or one commit.
 pub trait FileSource: Send + Sync {
     /// The bytes of `path` (relative to the project root), or `None` when there is no such
@@ -60,10 +92,29 @@ impl WorkTree {
 
 impl FileSource for WorkTree {
     fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, String> {
+        if in_git_dir(path) {
+            return Err(format!("{} is inside git's own folder", path.display()));
+        }
         let full = self.inside(path)?;
-        if full.is_dir() {
+        let meta = match std::fs::symlink_metadata(&full) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let kind = meta.file_type();
+        if kind.is_dir() {
             return Err(format!("{} is a folder", path.display()));
         }
+        if kind.is_symlink() {
+            return Err(not_regular(path, "a symbolic link"));
+        }
+        if !kind.is_file() {
+            return Err(not_regular(
+                path,
+                "a special file (a FIFO, socket or device)",
+            ));
+        }
+        too_big(path, meta.len())?;
         match std::fs::read(&full) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

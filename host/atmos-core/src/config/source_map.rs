@@ -41,6 +41,9 @@ pub struct SourceMap {
     nodes: HashMap<String, NodePos>,
     /// Keys repeated within one mapping, in file order.
     pub duplicates: Vec<DuplicateKey>,
+    /// Every tag written in the file (`!env`, `!!str`), as the parser resolved its handle
+    /// (`!` + `env`, `tag:yaml.org,2002:` + `str`), with where it is.
+    pub tags: Vec<(String, String, Span)>,
 }
 
 impl SourceMap {
@@ -53,6 +56,7 @@ impl SourceMap {
         Some(SourceMap {
             nodes: builder.nodes,
             duplicates: builder.duplicates,
+            tags: builder.tags,
         })
     }
 
@@ -114,6 +118,7 @@ enum Frame {
 struct Builder {
     nodes: HashMap<String, NodePos>,
     duplicates: Vec<DuplicateKey>,
+    tags: Vec<(String, String, Span)>,
     stack: Vec<Frame>,
     /// Set while the key of a mapping is itself a collection (complex keys): ignore inside it.
     complex_key_depth: usize,
@@ -183,6 +188,12 @@ impl Builder {
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let at = span(mark);
+        if let Event::Scalar(_, _, _, Some(tag))
+        | Event::MappingStart(_, Some(tag))
+        | Event::SequenceStart(_, Some(tag)) = &ev
+        {
+            self.tags.push((tag.handle.clone(), tag.suffix.clone(), at));
+        }
         if self.complex_key_depth > 0 {
             match ev {
                 Event::MappingStart(..) | Event::SequenceStart(..) => self.complex_key_depth += 1,

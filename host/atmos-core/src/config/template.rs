@@ -4,10 +4,13 @@
 //! common Sprig-style functions. Only strings holding `{{` are templates; the result is always
 //! a string.
 //!
-//! An undefined value or function is an error, never a silent literal: a template that would
-//! print Go's `<no value>` is refused with the name of what is missing. `default` still works
-//! on a missing key (`{{ .vars.tier | default "web" }}`). There is no `env` function: the
-//! environment is read with the `!env` YAML function, under the allow-list in `atmos.yaml`.
+//! An undefined value or function is an error, never a silent literal or an empty string: a
+//! missing key stops the template (Go's `missingkey=error`), and a result holding Go's
+//! `<no value>`, `<nil>` or a `printf` error marker is refused. Optional values are read with
+//! `index`, which gives nothing for a missing key (`{{ index .vars "tier" | default "web" }}`),
+//! or tested with `hasKey`. Every value a template computes is bounded ([`MAX_OUTPUT`]), and
+//! loops are too ([`MAX_RANGE`]). There is no `env` function: the environment is read with
+//! the `!env` YAML function, under the allow-list in `atmos.yaml`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,35 +51,58 @@ pub fn is_template(text: &str) -> bool {
     text.contains("{{")
 }
 
+/// Stands in, in the data templates see, for a value that is itself a template: templates
+/// read values as written, so reading one that is not rendered yet is refused rather than
+/// printing its `{{ … }}` text.
+pub const UNRENDERED: &str = "\u{1}atmos:unrendered-template\u{1}";
+
+/// What Go's `fmt` prints when it cannot format an argument (`%!d(BADINDEX)`, `%!s(<nil>)`).
+const BAD_FORMAT: &str = "%!";
+
 /// Render `text` with `data` (a JSON object: `deployment`, `vars`, and where they exist
 /// `target` and `component`). `Err` is a message for a person.
+///
+/// A missing key is an error (Go's `missingkey=error`); optional values are read with
+/// `index`, which gives nothing for a missing key: `{{ index .vars "tier" | default "web" }}`.
 pub fn render(text: &str, data: &Json) -> Result<String, String> {
     let data = to_value(data);
-    let run = |missing: MissingKey| -> Result<String, TemplateError> {
-        let template = with_functions(
-            Template::new("value")
-                .missing_key(missing)
-                .max_range_iters(MAX_RANGE),
-        )
-        .parse(text)?;
-        let mut out = Capped::default();
-        match template.execute_fmt(&mut out, &data) {
-            Ok(()) => Ok(out.text),
-            Err(_) if out.full => Err(TemplateError::Exec(format!(
+    let template = with_functions(
+        Template::new("value")
+            .missing_key(MissingKey::Error)
+            .max_range_iters(MAX_RANGE),
+    )
+    .parse(text)
+    .map_err(|e| explain(&e, text))?;
+    let mut out = Capped::default();
+    let out = match template.execute_fmt(&mut out, &data) {
+        Ok(()) => out.text,
+        Err(_) if out.full => {
+            return Err(format!(
                 "the result is longer than {} KiB",
                 MAX_OUTPUT / 1024
-            ))),
-            Err(e) => Err(e),
+            ));
         }
+        Err(e) => return Err(explain(&e, text)),
     };
-    let out = run(MissingKey::Invalid).map_err(|e| explain(&e, text))?;
-    if out.contains(NO_VALUE) && !text.contains(NO_VALUE) {
-        // Say which key: the strict run stops at the first missing one.
-        return Err(match run(MissingKey::Error) {
-            Err(e) => explain(&e, text),
-            Ok(_) => "the template uses a value that is not defined (it would print `<no value>`)"
+    if out.contains(UNRENDERED) {
+        return Err(
+            "it reads a value that is itself a template; templates read values as written, before any is rendered: use the values that one is made from"
                 .to_owned(),
-        });
+        );
+    }
+    for (marker, what) in [
+        (
+            NO_VALUE,
+            "it prints a value that is not defined (`<no value>`)",
+        ),
+        ("<nil>", "it prints a null value (`<nil>`)"),
+        (BAD_FORMAT, "`printf` could not format its arguments"),
+    ] {
+        if out.contains(marker) && !text.contains(marker) {
+            let at = out.find(marker).unwrap_or(0);
+            let shown: String = out[at..].chars().take(40).collect();
+            return Err(format!("{what}: `{shown}`"));
+        }
     }
     Ok(out)
 }
@@ -142,6 +168,7 @@ pub const FUNCTIONS: &[&str] = &[
     "hasSuffix",
     "join",
     "splitList",
+    "hasKey",
     "toString",
     "toJson",
 ];
@@ -173,6 +200,73 @@ fn string(s: String) -> Value {
     Value::String(Arc::from(s))
 }
 
+/// Refuse a value a function would make longer than [`MAX_OUTPUT`]: every value a template
+/// computes is bounded, not only what it prints (a loop doubling a variable would otherwise
+/// exhaust memory before anything is printed).
+fn bounded(name: &str, len: usize) -> Result<(), TemplateError> {
+    if len > MAX_OUTPUT {
+        return Err(TemplateError::Exec(format!(
+            "`{name}` would make a value longer than {} KiB",
+            MAX_OUTPUT / 1024
+        )));
+    }
+    Ok(())
+}
+
+/// The most padding the widths and precisions of a `printf` format can add: each number as
+/// written (Go caps them at 65,535), 65,535 for a `*` taken from the arguments.
+fn padding(format: &str) -> usize {
+    let mut total = 0usize;
+    let mut chars = format.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            continue;
+        }
+        let mut number = String::new();
+        let mut widest = 0usize;
+        while let Some(&n) = chars.peek() {
+            match n {
+                '0'..='9' => number.push(n),
+                '*' => widest = 65_535,
+                '-' | '+' | '#' | ' ' | '.' | '[' | ']' => {
+                    widest = widest.max(number.parse::<usize>().unwrap_or(0).min(65_535));
+                    number.clear();
+                }
+                _ => break,
+            }
+            chars.next();
+        }
+        widest = widest.max(number.parse::<usize>().unwrap_or(0).min(65_535));
+        total = total.saturating_add(widest);
+    }
+    total
+}
+
+/// Go's own `print`, `printf`, `println`, `html`, `js` and `urlquery`, refused when their
+/// result could exceed [`MAX_OUTPUT`] (checked before it is made: a `printf` width is at most
+/// 65,535, an escape at most 6 characters per character).
+fn builtin(name: &str, args: &[Value]) -> Result<Value, TemplateError> {
+    let total: usize = args.iter().map(|a| text(a).len() + 1).sum();
+    let bound = match name {
+        "printf" => total.saturating_add(args.first().map_or(0, |f| padding(&text(f)))),
+        "html" | "js" | "urlquery" => total.saturating_mul(6),
+        _ => total,
+    };
+    bounded(name, bound)?;
+    let call: String = (0..args.len())
+        .map(|i| format!(" (index .a {i})"))
+        .collect();
+    let data = Value::Map(Arc::new(BTreeMap::from([(
+        Arc::from("a"),
+        Value::List(args.iter().cloned().collect()),
+    )])));
+    let out = Template::new(name)
+        .parse(&format!("{{{{ {name}{call} }}}}"))?
+        .execute_to_string(&data)?;
+    bounded(name, out.len())?;
+    Ok(string(out))
+}
+
 fn to_json(v: &Value) -> Json {
     match v {
         Value::Nil => Json::Null,
@@ -188,9 +282,16 @@ fn to_json(v: &Value) -> Json {
 }
 
 fn with_functions(t: Template) -> Template {
+    let t = ["print", "printf", "println", "html", "js", "urlquery"]
+        .into_iter()
+        .fold(t, |t, name| t.func(name, move |a| builtin(name, a)));
     /// A function of one string.
     fn unary(t: Template, name: &'static str, f: fn(&str) -> String) -> Template {
-        t.func(name, move |a| Ok(string(f(&text(&arg(a, 0, name, 1)?)))))
+        t.func(name, move |a| {
+            let out = f(&text(&arg(a, 0, name, 1)?));
+            bounded(name, out.len())?;
+            Ok(string(out))
+        })
     }
     /// A function of two strings: `name A S` (Sprig puts the subject last).
     fn binary(t: Template, name: &'static str, f: fn(&str, &str) -> Value) -> Template {
@@ -228,18 +329,39 @@ fn with_functions(t: Template) -> Template {
         })
         .func("replace", |a| {
             let s = text(&arg(a, 2, "replace", 3)?);
-            Ok(string(s.replace(&text(&a[0]), &text(&a[1]))))
+            let (old, new) = (text(&a[0]), text(&a[1]));
+            let hits = if old.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(old.as_str()).count()
+            };
+            bounded(
+                "replace",
+                s.len().saturating_add(hits.saturating_mul(new.len())),
+            )?;
+            Ok(string(s.replace(&old, &new)))
         })
         .func("join", |a| {
             let sep = text(&arg(a, 0, "join", 2)?);
-            Ok(string(match &a[1] {
+            let out = match &a[1] {
                 Value::List(l) => l.iter().map(text).collect::<Vec<_>>().join(&sep),
                 other => text(other),
+            };
+            bounded("join", out.len())?;
+            Ok(string(out))
+        })
+        .func("hasKey", |a| {
+            let key = text(&arg(a, 1, "hasKey", 2)?);
+            Ok(Value::Bool(match &a[0] {
+                Value::Map(m) => m.contains_key(key.as_str()),
+                _ => false,
             }))
         })
         .func("toString", |a| Ok(string(text(&arg(a, 0, "toString", 1)?))))
         .func("toJson", |a| {
-            Ok(string(to_json(&arg(a, 0, "toJson", 1)?).to_string()))
+            let out = to_json(&arg(a, 0, "toJson", 1)?).to_string();
+            bounded("toJson", out.len())?;
+            Ok(string(out))
         });
     let t = unary(t, "upper", str::to_uppercase);
     let t = unary(t, "lower", str::to_lowercase);
@@ -301,7 +423,11 @@ mod tests {
             ok(r#"{{ if eq .target.name "prod" }}big{{ else }}small{{ end }}"#),
             "big"
         );
-        assert_eq!(ok(r#"{{ .vars.tier | default "web" }}"#), "web");
+        assert_eq!(ok(r#"{{ index .vars "tier" | default "web" }}"#), "web");
+        assert_eq!(
+            ok(r#"{{ if hasKey .vars "tier" }}t{{ else }}none{{ end }}"#),
+            "none"
+        );
         assert_eq!(ok(r#"{{ .vars.region | default "x" }}"#), "eu-west-1");
         assert_eq!(
             ok(r#"{{ "api.example.com" | trimSuffix ".com" }}"#),
@@ -319,13 +445,37 @@ mod tests {
     fn undefined_values_and_functions_are_errors() {
         let e = render("{{ .vars.missing }}", &data()).expect_err("missing");
         assert!(e.contains("`missing`"), "{e}");
+        // Passed to a function, a missing value is still an error, never an empty string.
+        for t in [
+            "{{ upper .vars.nope }}",
+            "{{ quote .vars.nope }}",
+            r#"{{ printf "%s" .vars.nope }}"#,
+            "{{ toJson .vars.nope }}",
+            r#"{{ .vars.nope | default "x" }}"#,
+            r#"{{ index .vars "nope" }}"#,
+        ] {
+            let e = render(t, &data()).expect_err(t);
+            assert!(e.contains("nope") || e.contains("not defined"), "{t}: {e}");
+        }
+        let e = render(r#"{{ printf "%[9]d" 1 }}"#, &data()).expect_err("bad index");
+        assert!(e.contains("could not format"), "{e}");
+        let e = render(
+            "{{ .vars.x }}",
+            &serde_json::json!({"vars": {"x": UNRENDERED}}),
+        )
+        .expect_err("unrendered");
+        assert!(e.contains("itself a template"), "{e}");
         let e = render("{{ .component.name }}", &data()).expect_err("missing");
         assert!(e.contains("inside a component"), "{e}");
         let e = render(r#"{{ env "HOME" }}"#, &data()).expect_err("env");
         assert!(e.contains("!env"), "{e}");
         let e = render("{{ nope 1 }}", &data()).expect_err("fn");
         assert!(e.contains("unknown function `nope`"), "{e}");
-        let e = render(r#"{{ required "set vars.tier" .vars.tier }}"#, &data()).expect_err("req");
+        let e = render(
+            r#"{{ required "set vars.tier" (index .vars "tier") }}"#,
+            &data(),
+        )
+        .expect_err("req");
         assert!(e.contains("set vars.tier"), "{e}");
         let e = render("{{ .vars.region ", &data()).expect_err("syntax");
         assert!(!e.is_empty());

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::{GitRepo, short};
-use crate::config::source::FileSource;
+use crate::config::source::{FileSource, not_regular, too_big};
 
 /// The files of the project at `rel` (relative to the repository's top) in commit `sha`.
 pub struct CommitFiles {
@@ -35,16 +35,27 @@ impl CommitFiles {
 
 impl FileSource for CommitFiles {
     fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, String> {
+        if crate::config::source::in_git_dir(path) {
+            return Err(format!("{} is inside git's own folder", path.display()));
+        }
         let full = self.rel.join(path);
-        self.with(|git| {
-            git.file_at(&self.sha, &full).map_err(|e| {
+        let entry = self.with(|git| {
+            git.entry_at(&self.sha, &full).map_err(|e| {
                 format!(
                     "cannot read {} at {}: {e}",
                     path.display(),
                     short(&self.sha)
                 )
             })
-        })
+        })?;
+        match entry {
+            None => Ok(None),
+            Some((_, 0o120000)) => Err(not_regular(path, "a symbolic link")),
+            Some((bytes, _)) => {
+                too_big(path, bytes.len() as u64)?;
+                Ok(Some(bytes))
+            }
+        }
     }
 
     fn list(&self, dir: &Path) -> Result<Vec<(String, bool)>, String> {

@@ -297,11 +297,19 @@ impl GitRepo {
     /// The bytes of `path` (relative to the repository's top) in commit `sha`; `None` when the
     /// commit has no such file.
     pub fn file_at(&self, sha: &str, path: &Path) -> Result<Option<Vec<u8>>, GitError> {
+        Ok(self.entry_at(sha, path)?.map(|(bytes, _)| bytes))
+    }
+
+    /// The bytes and git file mode (`0o100644`, `0o120000` for a symbolic link, whose bytes
+    /// are its target) of `path` in commit `sha`; `None` when there is no such file.
+    pub fn entry_at(&self, sha: &str, path: &Path) -> Result<Option<(Vec<u8>, i32)>, GitError> {
         let tree = self.repo.find_commit(oid(sha)?).git()?.tree().git()?;
         match tree.get_path(path) {
-            Ok(entry) => Ok(Some(
+            Ok(entry) if entry.kind() == Some(git2::ObjectType::Blob) => Ok(Some((
                 self.repo.find_blob(entry.id()).git()?.content().to_vec(),
-            )),
+                entry.filemode(),
+            ))),
+            Ok(_) => Ok(None),
             Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
             Err(e) => Err(GitError::libgit2(e)),
         }

@@ -741,12 +741,26 @@ impl<'a> RolloutSession<'a> {
         if self.rules.origin.is_local() {
             return None;
         }
-        // The first file (the deployment file or one it imports) whose work tree copy differs.
+        // The first file (the deployment file, one it imports or includes) whose work tree
+        // copy differs, or a file the work tree's copy imports and this one does not (a new
+        // file a glob picks up).
+        let work_files = self
+            .project
+            .load(&self.rules.loaded.deployment.name)
+            .map(|l| l.processed.files())
+            .unwrap_or_default();
         let changed = |loaded: &crate::config::LoadedDeployment| {
-            loaded.processed.sources.iter().rev().find_map(|s| {
-                let work = std::fs::read(self.project.root.join(&s.path)).ok();
-                (work.as_deref() != Some(s.text.as_bytes())).then(|| s.path.clone())
-            })
+            let used = loaded.processed.files();
+            loaded
+                .processed
+                .contents()
+                .into_iter()
+                .rev()
+                .find_map(|(path, bytes)| {
+                    let work = std::fs::read(self.project.root.join(path)).ok();
+                    (work.as_deref() != Some(bytes)).then(|| path.to_owned())
+                })
+                .or_else(|| work_files.iter().find(|f| !used.contains(f)).cloned())
         };
         std::fs::metadata(self.project.root.join(&self.rules.loaded.file)).ok()?;
         let mut notes = Vec::new();
