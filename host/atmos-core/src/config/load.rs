@@ -128,18 +128,22 @@ pub fn load_deployment(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let per_target = super::render::render(&mut processed)?;
+    let (per_target, rendered) = super::render::render(&mut processed)?;
     // A template may have produced a value the schema refuses (an empty name, a bad label).
-    let problems: Vec<Diagnostic> = schema::validate(
-        SchemaKind::Deployment,
-        &processed.value,
-        &main.file,
-        &main.text,
-        Some(&main.map),
-    )
-    .into_iter()
-    .map(|d| processed.relocate(d))
-    .collect();
+    let problems: Vec<Diagnostic> = if !rendered {
+        Vec::new()
+    } else {
+        schema::validate(
+            SchemaKind::Deployment,
+            &processed.value,
+            &main.file,
+            &main.text,
+            Some(&main.map),
+        )
+        .into_iter()
+        .map(|d| processed.relocate(d))
+        .collect()
+    };
     if !problems.is_empty() {
         return Err(problems);
     }

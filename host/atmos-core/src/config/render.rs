@@ -25,21 +25,23 @@ pub use super::model::PerTarget;
 /// The parts of a component rendered once per target.
 const PER_TARGET: &[&str] = &["vars", "settings"];
 
-/// Render every template of `processed` in place; components' vars per target are returned.
-pub fn render(processed: &mut Processed) -> Result<PerTarget, Vec<Diagnostic>> {
+/// Render every template of `processed` in place; components' vars and settings per target
+/// are returned, with whether any template was found at all.
+pub fn render(processed: &mut Processed) -> Result<(PerTarget, bool), Vec<Diagnostic>> {
     let mut value = std::mem::take(&mut processed.value);
     let mut pass = Pass {
         processed,
         problems: Vec::new(),
+        templates: 0,
     };
     let per_target = match value.get_mut("deployment").and_then(Json::as_object_mut) {
         Some(d) => pass.deployment(d),
         None => PerTarget::new(),
     };
-    let problems = pass.problems;
+    let (problems, templates) = (pass.problems, pass.templates);
     processed.value = value;
     if problems.is_empty() {
-        Ok(per_target)
+        Ok((per_target, templates > 0))
     } else {
         Err(problems)
     }
@@ -48,6 +50,8 @@ pub fn render(processed: &mut Processed) -> Result<PerTarget, Vec<Diagnostic>> {
 struct Pass<'a> {
     processed: &'a Processed,
     problems: Vec<Diagnostic>,
+    /// How many template strings were met.
+    templates: usize,
 }
 
 fn object(v: Option<&Json>) -> Map<String, Json> {
@@ -250,10 +254,13 @@ impl Pass<'_> {
             return;
         }
         match v {
-            Json::String(s) if is_template(s) => match template::render(s, data) {
-                Ok(out) => *s = out,
-                Err(message) => self.problem(pointer, message, target),
-            },
+            Json::String(s) if is_template(s) => {
+                self.templates += 1;
+                match template::render(s, data) {
+                    Ok(out) => *s = out,
+                    Err(message) => self.problem(pointer, message, target),
+                }
+            }
             Json::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     self.walk(item, &format!("{pointer}/{i}"), data, target);
