@@ -332,6 +332,27 @@ fn imports_and_includes_are_regular_files_of_the_project_in_the_work_tree_and_in
     f.repo.git(&["rm", "-q", "deployments/_x/link.yaml"]);
     f.repo.commit("no link");
 
+    // A folder that is a link (here to git's own folder) is refused on the way.
+    std::os::unix::fs::symlink("../.git", f.repo.path().join("deployments/_g")).expect("symlink");
+    f.repo.write(
+        "svc.yaml",
+        format!(
+            "import: [_x/*.yaml]\n{}",
+            DEPLOYMENT.replace(
+                "  name: svc\n",
+                "  name: svc\n  description: !include deployments/_g/config\n"
+            )
+        ),
+    );
+    let (code, text) = atmos_bounded(f.repo.path(), &["deployment", "validate", "svc"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("deployments/_g is a symbolic link to a folder"),
+        "{text}"
+    );
+    assert!(!text.contains("[core]"), "git's config leaked: {text}");
+    std::fs::remove_file(f.repo.path().join("deployments/_g")).expect("rm");
+
     // Git's own folder (a CI checkout keeps its credentials there) and oversized files.
     for (include, wanted) in [
         (".git/config", "inside git's own folder"),

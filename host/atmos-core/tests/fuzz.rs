@@ -75,9 +75,9 @@ proptest! {
     #[test]
     fn templates_never_panic(text in "\\PC{0,40}", key in "[a-z]{1,4}") {
         let data = serde_json::json!({"vars": {key.clone(): [1, {"a": "b"}]}, "deployment": {"name": "svc"}});
-        let _ = atmos_core::config::template::render(&text, &data);
-        let _ = atmos_core::config::template::render(&format!("{{{{ {text} }}}}"), &data);
-        let _ = atmos_core::config::template::render(&format!("{{{{ .vars.{key} | {text} }}}}"), &data);
+        let _ = atmos_core::config::template::render(&text, &data, &Default::default());
+        let _ = atmos_core::config::template::render(&format!("{{{{ {text} }}}}"), &data, &Default::default());
+        let _ = atmos_core::config::template::render(&format!("{{{{ .vars.{key} | {text} }}}}"), &data, &Default::default());
     }
 
     #[test]

@@ -192,10 +192,18 @@ impl Run<'_> {
     /// Merge `path` (its imports first) into the result.
     fn layer(&mut self, path: &Path, bytes: &[u8]) {
         let shown = self.source.shown(path);
-        let (text, yaml, map) = match parse_text(&shown, bytes, SchemaKind::Deployment) {
+        let (text, mut yaml, map) = match parse_text(&shown, bytes, SchemaKind::Deployment) {
             Ok(parsed) => parsed,
             Err(p) => return self.problems.extend(p),
         };
+        // YAML merge keys (`<<: *defaults`), as Atmos stacks use them.
+        if let Err(e) = yaml.apply_merge() {
+            self.problems.push(
+                Diagnostic::error(Code::YamlSyntax, &shown, format!("invalid merge key: {e}"))
+                    .hint("`<<:` takes an alias of a mapping, or a list of them"),
+            );
+            return;
+        }
         let file = SourceFile {
             file: shown,
             path: path.to_owned(),
@@ -211,7 +219,14 @@ impl Run<'_> {
                     Diagnostic::error(
                         Code::YamlFunction,
                         &file.file,
-                        format!("unknown YAML tag `{}`", shown_tag(handle, suffix)),
+                        if matches!(handle.as_str(), "!" | "!!" | "tag:yaml.org,2002:" | "") {
+                            format!("unknown YAML tag `{}`", shown_tag(handle, suffix))
+                        } else {
+                            format!(
+                                "YAML tag `{}` comes from a %TAG directive; write `!env`, `!include` or `!git.sha` directly",
+                                shown_tag(handle, suffix)
+                            )
+                        },
                     )
                     .at(Some(*at), Some(&file.text))
                     .hint("the YAML functions are `!env NAME [default]`, `!include PATH` and `!git.sha`; YAML's own tags are `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!seq` and `!!map`"),
@@ -1163,9 +1178,19 @@ mod tests {
         .expect_err("tag directive");
         assert!(
             e[0].message
-                .contains("unknown YAML tag `tag:evil,2000:env`"),
+                .contains("`tag:evil,2000:env` comes from a %TAG directive"),
             "{}",
             e[0].message
+        );
+        // Merge keys merge, as in Atmos stacks.
+        let p = run(&[(
+            "deployments/svc.yaml",
+            "deployment:\n  name: svc\n  context:\n    base: &b {x: 1, y: 1}\n    m: {<<: *b, y: 2}\n",
+        )])
+        .expect("merge key");
+        assert_eq!(
+            p.value["deployment"]["context"]["m"],
+            serde_json::json!({"x": 1, "y": 2})
         );
         // YAML's own tags keep their value.
         let p =
@@ -1252,7 +1277,7 @@ mod tests {
             ),
             ("{x: plain}", "{rec: '{{ .vars.rec }}'}"),
             (
-                "{x: '{{ .vars }}', y: '{{ .target.name }}'}",
+                "{x: '{{ index .vars \"y\" }}', y: '{{ .target.name }}'}",
                 "{region: eu}",
             ),
         ] {

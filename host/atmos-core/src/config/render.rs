@@ -17,7 +17,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::process::{Processed, covered};
 use super::source_map::escape_segment;
-use super::template::{self, UNRENDERED, is_template};
+use super::template::{self, is_template};
 use crate::diagnostic::{Code, Diagnostic};
 
 pub use super::model::PerTarget;
@@ -33,7 +33,9 @@ pub fn render(processed: &mut Processed) -> Result<(PerTarget, bool), Vec<Diagno
         processed,
         problems: Vec::new(),
         templates: 0,
+        hidden: Default::default(),
     };
+    template::start_budget();
     let per_target = match value.get_mut("deployment").and_then(Json::as_object_mut) {
         Some(d) => pass.deployment(d),
         None => PerTarget::new(),
@@ -52,6 +54,9 @@ struct Pass<'a> {
     problems: Vec<Diagnostic>,
     /// How many template strings were met.
     templates: usize,
+    /// Data paths (`vars.host`, `target.labels.env`) of the values left out of the data being
+    /// built because they are templates themselves.
+    hidden: std::collections::BTreeSet<String>,
 }
 
 fn object(v: Option<&Json>) -> Map<String, Json> {
@@ -85,30 +90,28 @@ impl Pass<'_> {
         };
         // The deployment's own strings; what they read is as written, with the values that are
         // themselves templates masked (reading one is an error, not its `{{ … }}` text).
-        let info = |d: &Map<String, Json>, masked: Option<&Pass<'_>>| {
+        let info = |d: &Map<String, Json>| {
             let mut out = Map::new();
             for key in ["name", "description", "labels"] {
                 if let Some(v) = d.get(key).filter(|v| !v.is_null()) {
-                    let v = match masked {
-                        Some(p) => p.mask(v, &format!("{ROOT}/{key}")),
-                        None => v.clone(),
-                    };
-                    out.insert(key.to_owned(), v);
+                    out.insert(key.to_owned(), v.clone());
                 }
             }
             Json::Object(out)
         };
         let raw_vars = Json::Object(base_vars(d));
+        // `hidden` holds the names left out of the data being built, and only those.
+        self.hidden.clear();
         let data = json!({
-            "deployment": info(d, Some(self)),
-            "vars": self.mask(&raw_vars, &format!("{ROOT}/context")),
+            "deployment": self.mask(&info(d), ROOT, "deployment"),
+            "vars": self.mask(&raw_vars, &format!("{ROOT}/context"), "vars"),
         });
         for (key, v) in d.iter_mut() {
             if !matches!(key.as_str(), "name" | "targets" | "components") {
                 self.walk(v, &format!("{ROOT}/{}", escape_segment(key)), &data, None);
             }
         }
-        let deployment = info(d, None);
+        let deployment = info(d);
         let base = base_vars(d);
 
         // Targets, each with its own `.target`.
@@ -116,13 +119,16 @@ impl Pass<'_> {
         if let Some(ts) = d.get_mut("targets").and_then(Json::as_object_mut) {
             for (name, t) in ts.iter_mut() {
                 let pointer = format!("{ROOT}/targets/{}", escape_segment(name));
+                self.hidden.clear();
                 let labels = self.mask(
                     &Json::Object(object(t.get("labels"))),
                     &format!("{pointer}/labels"),
+                    "target.labels",
                 );
                 let context = self.mask(
                     &Json::Object(object(t.get("context"))),
                     &format!("{pointer}/context"),
+                    "vars",
                 );
                 let vars = merged(&base, &object(Some(&context)));
                 let data = json!({
@@ -155,6 +161,7 @@ impl Pass<'_> {
                     escape_segment(name)
                 );
                 let component = json!({"name": name, "type": kind});
+                self.hidden.clear();
                 let data = json!({"deployment": deployment, "vars": base, "component": component});
                 for (key, v) in c.iter_mut() {
                     if !PER_TARGET.contains(&key.as_str()) {
@@ -169,6 +176,7 @@ impl Pass<'_> {
                 let vars = object(Some(&self.mask(
                     &Json::Object(object(c.get("vars"))),
                     &format!("{pointer}/vars"),
+                    "vars",
                 )));
                 let own: Vec<(&str, Map<String, Json>)> = PER_TARGET
                     .iter()
@@ -220,30 +228,36 @@ impl Pass<'_> {
     }
 
     /// `v` (at `pointer`) as templates may read it: every string that is itself a template
-    /// (and not data a YAML function produced) replaced by [`UNRENDERED`].
-    fn mask(&self, v: &Json, pointer: &str) -> Json {
+    /// (and not data a YAML function produced) left out — a key of a mapping removed and its
+    /// name remembered, so that reading it is an error that says why; an item of a list
+    /// replaced by null.
+    fn mask(&mut self, v: &Json, pointer: &str, path: &str) -> Json {
         if covered(&self.processed.verbatim, pointer) {
             return v.clone();
         }
         match v {
-            Json::String(s) if is_template(s) => Json::String(UNRENDERED.to_owned()),
+            Json::String(s) if is_template(s) => Json::Null,
             Json::Array(items) => Json::Array(
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| self.mask(item, &format!("{pointer}/{i}")))
+                    .map(|(i, item)| self.mask(item, &format!("{pointer}/{i}"), path))
                     .collect(),
             ),
-            Json::Object(map) => Json::Object(
-                map.iter()
-                    .map(|(k, item)| {
-                        (
-                            k.clone(),
-                            self.mask(item, &format!("{pointer}/{}", escape_segment(k))),
-                        )
-                    })
-                    .collect(),
-            ),
+            Json::Object(map) => {
+                let mut out = Map::new();
+                for (k, item) in map {
+                    let at = format!("{pointer}/{}", escape_segment(k));
+                    if matches!(item, Json::String(s) if is_template(s))
+                        && !covered(&self.processed.verbatim, &at)
+                    {
+                        self.hidden.insert(format!("{path}.{k}"));
+                        continue;
+                    }
+                    out.insert(k.clone(), self.mask(item, &at, &format!("{path}.{k}")));
+                }
+                Json::Object(out)
+            }
             other => other.clone(),
         }
     }
@@ -256,7 +270,7 @@ impl Pass<'_> {
         match v {
             Json::String(s) if is_template(s) => {
                 self.templates += 1;
-                match template::render(s, data) {
+                match template::render(s, data, &self.hidden) {
                     Ok(out) => *s = out,
                     Err(message) => self.problem(pointer, message, target),
                 }

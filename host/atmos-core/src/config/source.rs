@@ -74,17 +74,32 @@ impl WorkTree {
         }
     }
 
-    /// `path` under the root, refusing anything that leads outside it (also through a link).
+    /// `path` under the root, refusing anything that leads outside it or into `.git`, and any
+    /// folder on the way that is a symbolic link (a commit would hold the link, not the folder).
     fn inside(&self, path: &Path) -> Result<PathBuf, String> {
         let full = self.root.join(path);
-        if let (Ok(real), Ok(root)) = (full.canonicalize(), self.root.canonicalize())
-            && !real.starts_with(&root)
-        {
-            return Err(format!(
-                "{} resolves to {}, outside the project",
-                path.display(),
-                real.display()
-            ));
+        let mut walked = self.root.clone();
+        let parents: Vec<_> = path.components().collect();
+        for c in parents.iter().take(parents.len().saturating_sub(1)) {
+            walked.push(c);
+            if std::fs::symlink_metadata(&walked).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(not_regular(
+                    walked.strip_prefix(&self.root).unwrap_or(&walked),
+                    "a symbolic link to a folder",
+                ));
+            }
+        }
+        if let (Ok(real), Ok(root)) = (full.canonicalize(), self.root.canonicalize()) {
+            if !real.starts_with(&root) {
+                return Err(format!(
+                    "{} resolves to {}, outside the project",
+                    path.display(),
+                    real.display()
+                ));
+            }
+            if in_git_dir(real.strip_prefix(&root).unwrap_or(&real)) {
+                return Err(format!("{} is inside git's own folder", path.display()));
+            }
         }
         Ok(full)
     }

@@ -12,7 +12,8 @@
 //! loops are too ([`MAX_RANGE`]). There is no `env` function: the environment is read with
 //! the `!env` YAML function, under the allow-list in `atmos.yaml`.
 
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use gotmpl::{MissingKey, Template, TemplateError, Value};
@@ -27,6 +28,22 @@ pub const MAX_OUTPUT: usize = 64 * 1024;
 
 /// The most `{{ range }}` iterations one template may run.
 pub const MAX_RANGE: u64 = 10_000;
+
+/// The most bytes the functions of one deployment's templates may make, all values together.
+pub const MAX_WORK: usize = 64 << 20;
+
+/// The most items a function may put in a list.
+pub const MAX_ITEMS: usize = 1_000;
+
+thread_local! {
+    /// Bytes made by template functions since [`start_budget`].
+    static WORK: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Start counting the work of one deployment's templates.
+pub fn start_budget() {
+    WORK.with(|w| w.set(0));
+}
 
 /// A string that refuses to grow past [`MAX_OUTPUT`].
 #[derive(Default)]
@@ -51,28 +68,33 @@ pub fn is_template(text: &str) -> bool {
     text.contains("{{")
 }
 
-/// Stands in, in the data templates see, for a value that is itself a template: templates
-/// read values as written, so reading one that is not rendered yet is refused rather than
-/// printing its `{{ … }}` text.
-pub const UNRENDERED: &str = "\u{1}atmos:unrendered-template\u{1}";
-
 /// What Go's `fmt` prints when it cannot format an argument (`%!d(BADINDEX)`, `%!s(<nil>)`).
 const BAD_FORMAT: &str = "%!";
 
 /// Render `text` with `data` (a JSON object: `deployment`, `vars`, and where they exist
-/// `target` and `component`). `Err` is a message for a person.
+/// `target` and `component`). `hidden` names the values left out of `data` because they are
+/// templates themselves: reading one is an error that says so. `Err` is a message for a
+/// person.
 ///
 /// A missing key is an error (Go's `missingkey=error`); optional values are read with
 /// `index`, which gives nothing for a missing key: `{{ index .vars "tier" | default "web" }}`.
-pub fn render(text: &str, data: &Json) -> Result<String, String> {
+pub fn render(text: &str, data: &Json, hidden: &BTreeSet<String>) -> Result<String, String> {
     let data = to_value(data);
+    let hidden = Arc::new(hidden.clone());
     let template = with_functions(
         Template::new("value")
             .missing_key(MissingKey::Error)
             .max_range_iters(MAX_RANGE),
+        &hidden,
     )
     .parse(text)
-    .map_err(|e| explain(&e, text))?;
+    .map_err(|e| explain(&e, text, &hidden))?;
+    // `define`, `block` and `template` would let a value call itself without end.
+    if template.templates().len() > 1 {
+        return Err(
+            "`define`, `block` and `template` are not available in configuration values".to_owned(),
+        );
+    }
     let mut out = Capped::default();
     let out = match template.execute_fmt(&mut out, &data) {
         Ok(()) => out.text,
@@ -82,14 +104,10 @@ pub fn render(text: &str, data: &Json) -> Result<String, String> {
                 MAX_OUTPUT / 1024
             ));
         }
-        Err(e) => return Err(explain(&e, text)),
+        Err(e) => return Err(explain(&e, text, &hidden)),
     };
-    if out.contains(UNRENDERED) {
-        return Err(
-            "it reads a value that is itself a template; templates read values as written, before any is rendered: use the values that one is made from"
-                .to_owned(),
-        );
-    }
+    // Go's markers for what it could not print, unless the template's own text has them.
+    let literal = literal_text(text);
     for (marker, what) in [
         (
             NO_VALUE,
@@ -98,7 +116,7 @@ pub fn render(text: &str, data: &Json) -> Result<String, String> {
         ("<nil>", "it prints a null value (`<nil>`)"),
         (BAD_FORMAT, "`printf` could not format its arguments"),
     ] {
-        if out.contains(marker) && !text.contains(marker) {
+        if out.matches(marker).count() > literal.matches(marker).count() {
             let at = out.find(marker).unwrap_or(0);
             let shown: String = out[at..].chars().take(40).collect();
             return Err(format!("{what}: `{shown}`"));
@@ -107,8 +125,40 @@ pub fn render(text: &str, data: &Json) -> Result<String, String> {
     Ok(out)
 }
 
-fn explain(e: &TemplateError, text: &str) -> String {
+/// The parts of a template outside its actions (what it prints as written).
+fn literal_text(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find("}}") {
+            Some(end) => rest = &rest[start + end + 2..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Does the template `text` read the left-out value `key` (by its path, or by name through
+/// `index`/`hasKey`)?
+fn reads_hidden(text: &str, key: &str, hidden: &BTreeSet<String>) -> bool {
+    hidden.iter().any(|p| {
+        p.rsplit('.').next() == Some(key)
+            && (text.contains(&format!(".{p}")) || text.contains(&format!("\"{key}\"")))
+    })
+}
+
+/// Is `key` the name of a value left out because it is a template itself?
+fn hidden_name(key: &str, hidden: &BTreeSet<String>) -> bool {
+    hidden.iter().any(|p| p.rsplit('.').next() == Some(key))
+}
+
+fn explain(e: &TemplateError, text: &str, hidden: &BTreeSet<String>) -> String {
     match e {
+        TemplateError::MissingKey { key } if reads_hidden(text, key, hidden) => format!(
+            "it reads `{key}`, which is itself a template; templates read values as written, before any is rendered: build this value from the values that one is made from"
+        ),
         TemplateError::MissingKey { key } => {
             let scopes = if text.contains(".target") && key == "target" {
                 " (`.target` exists only in `targets.<name>` and in components' `vars` and `settings`, which are rendered once per target)"
@@ -210,7 +260,38 @@ fn bounded(name: &str, len: usize) -> Result<(), TemplateError> {
             MAX_OUTPUT / 1024
         )));
     }
+    let total = WORK.with(|w| {
+        let t = w.get().saturating_add(len);
+        w.set(t);
+        t
+    });
+    if total > MAX_WORK {
+        return Err(TemplateError::Exec(format!(
+            "the templates of this deployment would make more than {} MiB of text",
+            MAX_WORK >> 20
+        )));
+    }
     Ok(())
+}
+
+/// True when `v` holds a null anywhere.
+fn has_nil(v: &Value) -> bool {
+    match v {
+        Value::Nil => true,
+        Value::List(l) => l.iter().any(has_nil),
+        Value::Map(m) => m.values().any(has_nil),
+        _ => false,
+    }
+}
+
+/// A function's argument as text; a null is an error (never an empty string).
+fn text_arg(name: &str, v: &Value) -> Result<String, TemplateError> {
+    if has_nil(v) {
+        return Err(TemplateError::Exec(format!(
+            "`{name}` was given a null or missing value"
+        )));
+    }
+    Ok(text(v))
 }
 
 /// The most padding the widths and precisions of a `printf` format can add: each number as
@@ -246,6 +327,11 @@ fn padding(format: &str) -> usize {
 /// result could exceed [`MAX_OUTPUT`] (checked before it is made: a `printf` width is at most
 /// 65,535, an escape at most 6 characters per character).
 fn builtin(name: &str, args: &[Value]) -> Result<Value, TemplateError> {
+    if args.iter().any(has_nil) {
+        return Err(TemplateError::Exec(format!(
+            "`{name}` was given a null or missing value"
+        )));
+    }
     let total: usize = args.iter().map(|a| text(a).len() + 1).sum();
     let bound = match name {
         "printf" => total.saturating_add(args.first().map_or(0, |f| padding(&text(f)))),
@@ -267,6 +353,31 @@ fn builtin(name: &str, args: &[Value]) -> Result<Value, TemplateError> {
     Ok(string(out))
 }
 
+/// Go's `index`, refusing to read a value that is itself a template.
+fn index(args: &[Value], hidden: &BTreeSet<String>) -> Result<Value, TemplateError> {
+    let mut val = args
+        .first()
+        .cloned()
+        .ok_or_else(|| TemplateError::ArgCount {
+            name: "index".into(),
+            expected: 2,
+            got: 0,
+        })?;
+    for key in &args[1..] {
+        if let (Value::Map(m), Value::String(k)) = (&val, key)
+            && !m.contains_key(k)
+            && hidden_name(k, hidden)
+        {
+            return Err(TemplateError::MissingKey { key: k.to_string() });
+        }
+        val = match (&val, key) {
+            (Value::Map(m), Value::String(k)) => m.get(k).cloned().unwrap_or(Value::Nil),
+            _ => val.index(key)?,
+        };
+    }
+    Ok(val)
+}
+
 fn to_json(v: &Value) -> Json {
     match v {
         Value::Nil => Json::Null,
@@ -281,14 +392,25 @@ fn to_json(v: &Value) -> Json {
     }
 }
 
-fn with_functions(t: Template) -> Template {
+fn with_functions(t: Template, hidden: &Arc<BTreeSet<String>>) -> Template {
     let t = ["print", "printf", "println", "html", "js", "urlquery"]
         .into_iter()
         .fold(t, |t, name| t.func(name, move |a| builtin(name, a)));
+    let (h1, h2) = (hidden.clone(), hidden.clone());
+    let t = t
+        .func("index", move |a| index(a, &h1))
+        .func("hasKey", move |a| {
+            let key = text_arg("hasKey", &arg(a, 1, "hasKey", 2)?)?;
+            let found = matches!(&a[0], Value::Map(m) if m.contains_key(key.as_str()));
+            if !found && hidden_name(&key, &h2) {
+                return Err(TemplateError::MissingKey { key });
+            }
+            Ok(Value::Bool(found))
+        });
     /// A function of one string.
     fn unary(t: Template, name: &'static str, f: fn(&str) -> String) -> Template {
         t.func(name, move |a| {
-            let out = f(&text(&arg(a, 0, name, 1)?));
+            let out = f(&text_arg(name, &arg(a, 0, name, 1)?)?);
             bounded(name, out.len())?;
             Ok(string(out))
         })
@@ -296,7 +418,10 @@ fn with_functions(t: Template) -> Template {
     /// A function of two strings: `name A S` (Sprig puts the subject last).
     fn binary(t: Template, name: &'static str, f: fn(&str, &str) -> Value) -> Template {
         t.func(name, move |a| {
-            Ok(f(&text(&arg(a, 0, name, 2)?), &text(&arg(a, 1, name, 2)?)))
+            Ok(f(
+                &text_arg(name, &arg(a, 0, name, 2)?)?,
+                &text_arg(name, &arg(a, 1, name, 2)?)?,
+            ))
         })
     }
     let t = t
@@ -328,8 +453,8 @@ fn with_functions(t: Template) -> Template {
             })
         })
         .func("replace", |a| {
-            let s = text(&arg(a, 2, "replace", 3)?);
-            let (old, new) = (text(&a[0]), text(&a[1]));
+            let s = text_arg("replace", &arg(a, 2, "replace", 3)?)?;
+            let (old, new) = (text_arg("replace", &a[0])?, text_arg("replace", &a[1])?);
             let hits = if old.is_empty() {
                 s.chars().count() + 1
             } else {
@@ -342,22 +467,38 @@ fn with_functions(t: Template) -> Template {
             Ok(string(s.replace(&old, &new)))
         })
         .func("join", |a| {
-            let sep = text(&arg(a, 0, "join", 2)?);
-            let out = match &a[1] {
-                Value::List(l) => l.iter().map(text).collect::<Vec<_>>().join(&sep),
-                other => text(other),
+            let sep = text_arg("join", &arg(a, 0, "join", 2)?)?;
+            let items: Vec<String> = match &a[1] {
+                Value::List(l) => l
+                    .iter()
+                    .map(|v| text_arg("join", v))
+                    .collect::<Result<_, _>>()?,
+                other => vec![text_arg("join", other)?],
             };
-            bounded("join", out.len())?;
+            let len = items.iter().map(String::len).sum::<usize>()
+                + sep.len().saturating_mul(items.len().saturating_sub(1));
+            bounded("join", len)?;
+            Ok(string(items.join(&sep)))
+        })
+        .func("toString", |a| {
+            Ok(string(text_arg("toString", &arg(a, 0, "toString", 1)?)?))
+        })
+        .func("quote", |a| {
+            // Sprig: each argument quoted as Go's %q does, joined by spaces.
+            let mut out = Vec::new();
+            for v in a {
+                match builtin(
+                    "printf",
+                    &[string("%q".into()), string(text_arg("quote", v)?)],
+                )? {
+                    Value::String(q) => out.push(q.to_string()),
+                    other => out.push(text(&other)),
+                }
+            }
+            let out = out.join(" ");
+            bounded("quote", out.len())?;
             Ok(string(out))
         })
-        .func("hasKey", |a| {
-            let key = text(&arg(a, 1, "hasKey", 2)?);
-            Ok(Value::Bool(match &a[0] {
-                Value::Map(m) => m.contains_key(key.as_str()),
-                _ => false,
-            }))
-        })
-        .func("toString", |a| Ok(string(text(&arg(a, 0, "toString", 1)?))))
         .func("toJson", |a| {
             let out = to_json(&arg(a, 0, "toJson", 1)?).to_string();
             bounded("toJson", out.len())?;
@@ -366,7 +507,6 @@ fn with_functions(t: Template) -> Template {
     let t = unary(t, "upper", str::to_uppercase);
     let t = unary(t, "lower", str::to_lowercase);
     let t = unary(t, "trim", |s| s.trim().to_owned());
-    let t = unary(t, "quote", |s| format!("{s:?}"));
     let t = unary(t, "squote", |s| format!("'{s}'"));
     let t = unary(t, "title", |s| {
         s.split(' ')
@@ -388,8 +528,28 @@ fn with_functions(t: Template) -> Template {
     let t = binary(t, "contains", |p, s| Value::Bool(s.contains(p)));
     let t = binary(t, "hasPrefix", |p, s| Value::Bool(s.starts_with(p)));
     let t = binary(t, "hasSuffix", |p, s| Value::Bool(s.ends_with(p)));
-    binary(t, "splitList", |sep, s| {
-        Value::List(s.split(sep).map(|p| string(p.to_owned())).collect())
+    t.func("splitList", |a| {
+        let sep = text_arg("splitList", &arg(a, 0, "splitList", 2)?)?;
+        let s = text_arg("splitList", &a[1])?;
+        // Go's strings.Split: an empty separator splits into characters.
+        let parts: Vec<Value> = if sep.is_empty() {
+            s.chars()
+                .take(MAX_ITEMS + 1)
+                .map(|c| string(c.to_string()))
+                .collect()
+        } else {
+            s.split(sep.as_str())
+                .take(MAX_ITEMS + 1)
+                .map(|p| string(p.to_owned()))
+                .collect()
+        };
+        if parts.len() > MAX_ITEMS {
+            return Err(TemplateError::Exec(format!(
+                "`splitList` would make a list of more than {MAX_ITEMS} items"
+            )));
+        }
+        bounded("splitList", s.len())?;
+        Ok(Value::List(parts.into()))
     })
 }
 
@@ -407,7 +567,7 @@ mod tests {
     }
 
     fn ok(text: &str) -> String {
-        render(text, &data()).unwrap_or_else(|e| panic!("{text}: {e}"))
+        render(text, &data(), &BTreeSet::new()).unwrap_or_else(|e| panic!("{text}: {e}"))
     }
 
     #[test]
@@ -435,6 +595,8 @@ mod tests {
         );
         assert_eq!(ok(r#"{{ replace "-" "_" .vars.region }}"#), "eu_west_1");
         assert_eq!(ok(r#"{{ .vars.zones | toJson }}"#), r#"["a","b"]"#);
+        assert_eq!(ok(r#"{{ splitList "" "abc" | join "-" }}"#), "a-b-c");
+        assert_eq!(ok(r#"{{ quote "a\x01b" "c" }}"#), r#""a\x01b" "c""#);
         assert_eq!(
             ok(r#"{{ ternary "y" "n" (hasPrefix "eu" .vars.region) }}"#),
             "y"
@@ -443,7 +605,7 @@ mod tests {
 
     #[test]
     fn undefined_values_and_functions_are_errors() {
-        let e = render("{{ .vars.missing }}", &data()).expect_err("missing");
+        let e = render("{{ .vars.missing }}", &data(), &BTreeSet::new()).expect_err("missing");
         assert!(e.contains("`missing`"), "{e}");
         // Passed to a function, a missing value is still an error, never an empty string.
         for t in [
@@ -454,45 +616,90 @@ mod tests {
             r#"{{ .vars.nope | default "x" }}"#,
             r#"{{ index .vars "nope" }}"#,
         ] {
-            let e = render(t, &data()).expect_err(t);
+            let e = render(t, &data(), &BTreeSet::new()).expect_err(t);
             assert!(e.contains("nope") || e.contains("not defined"), "{t}: {e}");
         }
-        let e = render(r#"{{ printf "%[9]d" 1 }}"#, &data()).expect_err("bad index");
+        let e =
+            render(r#"{{ printf "%[9]d" 1 }}"#, &data(), &BTreeSet::new()).expect_err("bad index");
         assert!(e.contains("could not format"), "{e}");
-        let e = render(
-            "{{ .vars.x }}",
-            &serde_json::json!({"vars": {"x": UNRENDERED}}),
-        )
-        .expect_err("unrendered");
-        assert!(e.contains("itself a template"), "{e}");
-        let e = render("{{ .component.name }}", &data()).expect_err("missing");
+        let hidden = BTreeSet::from(["vars.h".to_owned()]);
+        for t in [
+            "{{ .vars.h }}",
+            "{{ .vars.h | upper }}",
+            r#"{{ index .vars "h" | default "x" }}"#,
+            r#"{{ if hasKey .vars "h" }}y{{ end }}"#,
+        ] {
+            let e = render(t, &data(), &hidden).expect_err(t);
+            assert!(e.contains("itself a template"), "{t}: {e}");
+        }
+        // Nulls are errors wherever they are used; a marker in a comment hides nothing.
+        let nulls = json!({"vars": {"l": [null], "m": {"k": null, "j": 1}}});
+        for t in [
+            "{{ upper (index .vars.l 0) }}",
+            "{{ print .vars.m | upper }}",
+            "{{ toString (index .vars.l 0) }}",
+            "{{/* <no value> */}}{{ .vars.m.k }}",
+            r#"{{/* %! */}}{{ printf "%d" "x" }}"#,
+        ] {
+            assert!(render(t, &nulls, &BTreeSet::new()).is_err(), "{t}");
+        }
+        let none = BTreeSet::new();
+        let e = render("{{ .component.name }}", &data(), &none).expect_err("missing");
         assert!(e.contains("inside a component"), "{e}");
-        let e = render(r#"{{ env "HOME" }}"#, &data()).expect_err("env");
+        let e = render(r#"{{ env "HOME" }}"#, &data(), &none).expect_err("env");
         assert!(e.contains("!env"), "{e}");
-        let e = render("{{ nope 1 }}", &data()).expect_err("fn");
+        let e = render("{{ nope 1 }}", &data(), &none).expect_err("fn");
         assert!(e.contains("unknown function `nope`"), "{e}");
         let e = render(
             r#"{{ required "set vars.tier" (index .vars "tier") }}"#,
             &data(),
+            &none,
         )
         .expect_err("req");
         assert!(e.contains("set vars.tier"), "{e}");
-        let e = render("{{ .vars.region ", &data()).expect_err("syntax");
+        let e = render("{{ .vars.region ", &data(), &none).expect_err("syntax");
         assert!(!e.is_empty());
-        let e = render(r#"{{ range 100000 }}x{{ end }}"#, &data()).expect_err("loop");
-        assert!(e.contains("range"), "{e}");
+        // No templates calling templates: recursion has no bound on its calls.
         let e = render(
-            r#"{{ range 5000 }}{{ printf "%60000d" 1 }}{{ end }}"#,
+            r#"{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" "" }}"#,
             &data(),
+            &none,
         )
-        .expect_err("big");
-        assert!(e.contains("longer than 64 KiB"), "{e}");
+        .expect_err("define");
+        assert!(e.contains("`define`"), "{e}");
+    }
+
+    #[test]
+    fn every_value_a_template_makes_is_bounded() {
+        let none = BTreeSet::new();
+        let e = render(r#"{{ range 100000 }}x{{ end }}"#, &data(), &none).expect_err("loop");
+        assert!(e.contains("range"), "{e}");
+        for t in [
+            r#"{{ range 5000 }}{{ printf "%60000d" 1 }}{{ end }}"#,
+            r#"{{ $s := "aaaaaaaaaaaaaaaa" }}{{ range 40 }}{{ $s = printf "%s%s" $s $s }}{{ end }}{{ len $s }}"#,
+            r#"{{ $s := "aaaaaaaaaaaaaaaa" }}{{ range 40 }}{{ $s = print $s $s }}{{ end }}{{ len $s }}"#,
+            r#"{{ $s := "<<<<<<<<<<<<<<<<" }}{{ range 40 }}{{ $s = html (print $s $s) }}{{ end }}"#,
+            r#"{{ $s := printf "%60000s" "" }}{{ $l := splitList "" $s }}{{ join $s $l }}"#,
+            r#"{{ $s := printf "%2000s" "" }}{{ join $s (splitList " " (printf "%900s" "")) }}"#,
+        ] {
+            let e = render(t, &data(), &none).expect_err(t);
+            assert!(
+                e.contains("longer than 64 KiB") || e.contains("more than 1000 items"),
+                "{t}: {e}"
+            );
+        }
+        // Many small values add up: the work of one deployment's templates is bounded too.
+        start_budget();
+        let t = r#"{{ range 9000 }}{{ $x := printf "%60000s" "" }}{{ end }}"#;
+        let e = render(t, &data(), &none).expect_err("work");
+        assert!(e.contains("MiB of text"), "{e}");
+        start_budget();
     }
 
     #[test]
     fn every_listed_function_exists() {
         for f in FUNCTIONS {
-            let e = render(&format!("{{{{ {f} }}}}"), &data());
+            let e = render(&format!("{{{{ {f} }}}}"), &data(), &BTreeSet::new());
             if let Err(e) = e {
                 assert!(!e.contains("unknown function"), "{f}: {e}");
             }
