@@ -1276,6 +1276,11 @@ mod tests {
                 "{region: eu}",
             ),
             ("{x: plain}", "{rec: '{{ .vars.rec }}'}"),
+            // The component's template wins the merge over the context's plain value.
+            (
+                "{x: '{{ .vars.region }}-x', region: '{{ .target.name }}'}",
+                "{region: eu}",
+            ),
             (
                 "{x: '{{ index .vars \"y\" }}', y: '{{ .target.name }}'}",
                 "{region: eu}",

@@ -130,7 +130,8 @@ impl Pass<'_> {
                     &format!("{pointer}/context"),
                     "vars",
                 );
-                let vars = merged(&base, &object(Some(&context)));
+                let mut vars = merged(&base, &object(Some(&context)));
+                self.unmerge(&mut vars, &Map::new());
                 let data = json!({
                     "deployment": deployment,
                     "vars": vars,
@@ -188,9 +189,11 @@ impl Pass<'_> {
                 }
                 let mut rendered = IndexMap::new();
                 for (t, (target, context)) in &targets {
+                    let mut all = merged(&merged(&base, &vars), context);
+                    self.unmerge(&mut all, context);
                     let data = json!({
                         "deployment": deployment,
-                        "vars": merged(&merged(&base, &vars), context),
+                        "vars": all,
                         "target": target,
                         "component": component,
                     });
@@ -210,9 +213,11 @@ impl Pass<'_> {
                 // What is read for every target at once (a nixpack image, built once; the
                 // component's paths) sees them rendered without a target; a string that needs
                 // one keeps its text there.
+                let mut all = merged(&base, &vars);
+                self.unmerge(&mut all, &Map::new());
                 let data = json!({
                     "deployment": deployment,
-                    "vars": merged(&base, &vars),
+                    "vars": all,
                     "component": component,
                 });
                 for (key, values) in own {
@@ -225,6 +230,21 @@ impl Pass<'_> {
             }
         }
         per_target
+    }
+
+    /// Take out of merged `vars` the values a lower layer gave for what a masked layer sets
+    /// with a template (the template wins the merge, so the lower value would be a wrong
+    /// answer), unless a higher layer (`above`) sets them.
+    fn unmerge(&self, vars: &mut Map<String, Json>, above: &Map<String, Json>) {
+        for path in &self.hidden {
+            let Some(rest) = path.strip_prefix("vars.") else {
+                continue;
+            };
+            let segments: Vec<&str> = rest.split('.').collect();
+            if lookup(above, &segments).is_none() {
+                remove(vars, &segments);
+            }
+        }
     }
 
     /// `v` (at `pointer`) as templates may read it: every string that is itself a template
@@ -316,6 +336,32 @@ impl Pass<'_> {
         self.problems.push(d.pointer(pointer).hint(
             "templates see .deployment (name, labels), .vars, .target (name, labels: in targets and in components' vars and settings) and .component (name, type); write {{`{{`}} for a literal {{",
         ));
+    }
+}
+
+/// The value at `segments` below `map`.
+fn lookup<'m>(map: &'m Map<String, Json>, segments: &[&str]) -> Option<&'m Json> {
+    let (first, rest) = segments.split_first()?;
+    let v = map.get(*first)?;
+    match (rest.is_empty(), v) {
+        (true, v) => Some(v),
+        (false, Json::Object(m)) => lookup(m, rest),
+        _ => None,
+    }
+}
+
+/// Remove the value at `segments` below `map`.
+fn remove(map: &mut Map<String, Json>, segments: &[&str]) {
+    match segments {
+        [] => {}
+        [last] => {
+            map.shift_remove(*last);
+        }
+        [first, rest @ ..] => {
+            if let Some(Json::Object(m)) = map.get_mut(*first) {
+                remove(m, rest);
+            }
+        }
     }
 }
 
