@@ -374,3 +374,40 @@ fn imports_and_includes_are_regular_files_of_the_project_in_the_work_tree_and_in
         assert!(text.contains(wanted), "{include}: {text}");
     }
 }
+
+#[test]
+fn a_git_folder_under_another_name_is_not_readable_either() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // `git init --separate-git-dir` puts the repository (and its credentials) in `store/`.
+    git(&["init", "-q", "-b", "main", "--separate-git-dir=store", "."]);
+    git(&[
+        "config",
+        "http.extraheader",
+        "AUTHORIZATION: basic SECRETTOKEN",
+    ]);
+    std::fs::create_dir_all(dir.path().join("deployments")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("deployments/svc.yaml"),
+        "deployment:\n  name: svc\n  description: !include store/config\n  targets: {dev: {}}\n",
+    )
+    .expect("write");
+    let (code, text) = atmos_bounded(dir.path(), &["deployment", "validate", "svc"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("store/config is inside git's own folder"),
+        "{text}"
+    );
+    assert!(!text.contains("SECRETTOKEN"), "{text}");
+}

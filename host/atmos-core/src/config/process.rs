@@ -1276,6 +1276,15 @@ mod tests {
                 "{region: eu}",
             ),
             ("{x: plain}", "{rec: '{{ .vars.rec }}'}"),
+            // A list holding a template, a mapping made only of them.
+            (
+                "{x: '{{ if index .vars.l 0 }}y{{ end }}', l: ['{{ .target.name }}', b]}",
+                "{region: eu}",
+            ),
+            (
+                "{x: '{{ if .vars.m }}y{{ end }}', m: {a: '{{ .target.name }}'}}",
+                "{region: eu}",
+            ),
             // The component's template wins the merge over the context's plain value.
             (
                 "{x: '{{ .vars.region }}-x', region: '{{ .target.name }}'}",

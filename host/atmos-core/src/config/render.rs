@@ -232,6 +232,24 @@ impl Pass<'_> {
         per_target
     }
 
+    /// True when `v` (at `pointer`) holds a template that is not a YAML function's data.
+    fn holds_template(&self, v: &Json, pointer: &str) -> bool {
+        if covered(&self.processed.verbatim, pointer) {
+            return false;
+        }
+        match v {
+            Json::String(s) => is_template(s),
+            Json::Array(items) => items
+                .iter()
+                .enumerate()
+                .any(|(i, item)| self.holds_template(item, &format!("{pointer}/{i}"))),
+            Json::Object(map) => map.iter().any(|(k, item)| {
+                self.holds_template(item, &format!("{pointer}/{}", escape_segment(k)))
+            }),
+            _ => false,
+        }
+    }
+
     /// Take out of merged `vars` the values a lower layer gave for what a masked layer sets
     /// with a template (the template wins the merge, so the lower value would be a wrong
     /// answer), unless a higher layer (`above`) sets them.
@@ -268,13 +286,24 @@ impl Pass<'_> {
                 let mut out = Map::new();
                 for (k, item) in map {
                     let at = format!("{pointer}/{}", escape_segment(k));
-                    if matches!(item, Json::String(s) if is_template(s))
-                        && !covered(&self.processed.verbatim, &at)
+                    // A template, a list holding one (an item cannot be left out without
+                    // shifting the others), or a mapping made only of them: left out whole.
+                    let templated = match item {
+                        Json::String(s) => is_template(s),
+                        Json::Array(_) => self.holds_template(item, &at),
+                        _ => false,
+                    };
+                    if templated && !covered(&self.processed.verbatim, &at) {
+                        self.hidden.insert(format!("{path}.{k}"));
+                        continue;
+                    }
+                    let masked = self.mask(item, &at, &format!("{path}.{k}"));
+                    if matches!((&masked, item), (Json::Object(m), Json::Object(o)) if m.is_empty() && !o.is_empty())
                     {
                         self.hidden.insert(format!("{path}.{k}"));
                         continue;
                     }
-                    out.insert(k.clone(), self.mask(item, &at, &format!("{path}.{k}")));
+                    out.insert(k.clone(), masked);
                 }
                 Json::Object(out)
             }

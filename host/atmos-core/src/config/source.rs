@@ -64,6 +64,8 @@ impl std::fmt::Debug for dyn FileSource {
 #[derive(Debug, Clone)]
 pub struct WorkTree {
     root: PathBuf,
+    /// The repository's own folders (wherever `--separate-git-dir` put them), found once.
+    git_dirs: std::sync::OnceLock<Vec<PathBuf>>,
 }
 
 impl WorkTree {
@@ -71,7 +73,21 @@ impl WorkTree {
     pub fn new(root: &Path) -> WorkTree {
         WorkTree {
             root: root.to_owned(),
+            git_dirs: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The git folder and common folder of the repository holding the project.
+    fn git_dirs(&self) -> &[PathBuf] {
+        self.git_dirs.get_or_init(|| {
+            let Ok(repo) = git2::Repository::discover(&self.root) else {
+                return Vec::new();
+            };
+            [repo.path(), repo.commondir()]
+                .into_iter()
+                .filter_map(|p| p.canonicalize().ok())
+                .collect()
+        })
     }
 
     /// `path` under the root, refusing anything that leads outside it or into `.git`, and any
@@ -97,7 +113,9 @@ impl WorkTree {
                     real.display()
                 ));
             }
-            if in_git_dir(real.strip_prefix(&root).unwrap_or(&real)) {
+            if in_git_dir(real.strip_prefix(&root).unwrap_or(&real))
+                || self.git_dirs().iter().any(|g| real.starts_with(g))
+            {
                 return Err(format!("{} is inside git's own folder", path.display()));
             }
         }

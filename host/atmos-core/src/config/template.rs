@@ -35,14 +35,40 @@ pub const MAX_WORK: usize = 64 << 20;
 /// The most items a function may put in a list.
 pub const MAX_ITEMS: usize = 1_000;
 
+/// The longest template: a configuration value, not a program.
+pub const MAX_SOURCE: usize = 8 * 1024;
+
+/// The most time the templates of one deployment may take, all values together: the
+/// deterministic limits above bound each value; this bounds a file made of many of them.
+pub const MAX_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 thread_local! {
-    /// Bytes made by template functions since [`start_budget`].
+    /// Bytes made or compared by template functions since [`start_budget`].
     static WORK: Cell<usize> = const { Cell::new(0) };
+    /// Time spent rendering since [`start_budget`].
+    static TIME: Cell<std::time::Duration> = const { Cell::new(std::time::Duration::ZERO) };
 }
 
 /// Start counting the work of one deployment's templates.
 pub fn start_budget() {
     WORK.with(|w| w.set(0));
+    TIME.with(|t| t.set(std::time::Duration::ZERO));
+}
+
+/// Count `len` bytes of work against the deployment's budget.
+fn charge(len: usize) -> Result<(), TemplateError> {
+    let total = WORK.with(|w| {
+        let t = w.get().saturating_add(len);
+        w.set(t);
+        t
+    });
+    if total > MAX_WORK {
+        return Err(TemplateError::Exec(format!(
+            "the templates of this deployment would make or compare more than {} MiB of text",
+            MAX_WORK >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// A string that refuses to grow past [`MAX_OUTPUT`].
@@ -79,6 +105,44 @@ const BAD_FORMAT: &str = "%!";
 /// A missing key is an error (Go's `missingkey=error`); optional values are read with
 /// `index`, which gives nothing for a missing key: `{{ index .vars "tier" | default "web" }}`.
 pub fn render(text: &str, data: &Json, hidden: &BTreeSet<String>) -> Result<String, String> {
+    if text.len() > MAX_SOURCE {
+        return Err(format!(
+            "the template is {} KiB; templates in configuration values may be at most {} KiB",
+            text.len() / 1024,
+            MAX_SOURCE / 1024
+        ));
+    }
+    if TIME.with(Cell::get) > MAX_TIME {
+        return Err(format!(
+            "the templates of this deployment take more than {} s",
+            MAX_TIME.as_secs()
+        ));
+    }
+    // `define`, `block` and `template` would let a value call itself without end.
+    if ["define", "block", "template"]
+        .iter()
+        .any(|k| uses_action(text, k))
+    {
+        return Err(
+            "`define`, `block` and `template` are not available in configuration values".to_owned(),
+        );
+    }
+    let started = std::time::Instant::now();
+    let out = render_checked(text, data, hidden);
+    TIME.with(|t| t.set(t.get() + started.elapsed()));
+    out
+}
+
+/// Does `text` hold the action `{{ keyword …`?
+fn uses_action(text: &str, keyword: &str) -> bool {
+    text.match_indices("{{").any(|(i, _)| {
+        let rest = text[i + 2..].trim_start_matches('-').trim_start();
+        rest.strip_prefix(keyword)
+            .is_some_and(|r| !r.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+    })
+}
+
+fn render_checked(text: &str, data: &Json, hidden: &BTreeSet<String>) -> Result<String, String> {
     let data = to_value(data);
     let hidden = Arc::new(hidden.clone());
     let template = with_functions(
@@ -260,18 +324,7 @@ fn bounded(name: &str, len: usize) -> Result<(), TemplateError> {
             MAX_OUTPUT / 1024
         )));
     }
-    let total = WORK.with(|w| {
-        let t = w.get().saturating_add(len);
-        w.set(t);
-        t
-    });
-    if total > MAX_WORK {
-        return Err(TemplateError::Exec(format!(
-            "the templates of this deployment would make more than {} MiB of text",
-            MAX_WORK >> 20
-        )));
-    }
-    Ok(())
+    charge(len)
 }
 
 /// True when `v` holds a null anywhere.
@@ -353,6 +406,27 @@ fn builtin(name: &str, args: &[Value]) -> Result<Value, TemplateError> {
     Ok(string(out))
 }
 
+/// Go's comparison `name`, charged for the bytes it reads; nulls refused.
+fn compare(name: &str, args: &[Value]) -> Result<Value, TemplateError> {
+    if args.iter().any(has_nil) {
+        return Err(TemplateError::Exec(format!(
+            "`{name}` was given a null or missing value"
+        )));
+    }
+    charge(args.iter().map(|a| text(a).len()).sum())?;
+    let call: String = (0..args.len())
+        .map(|i| format!(" (index .a {i})"))
+        .collect();
+    let data = Value::Map(Arc::new(BTreeMap::from([(
+        Arc::from("a"),
+        Value::List(args.iter().cloned().collect()),
+    )])));
+    let out = Template::new(name)
+        .parse(&format!("{{{{ {name}{call} }}}}"))?
+        .execute_to_string(&data)?;
+    Ok(Value::Bool(out == "true"))
+}
+
 /// Go's `index`, refusing to read a value that is itself a template.
 fn index(args: &[Value], hidden: &BTreeSet<String>) -> Result<Value, TemplateError> {
     let mut val = args
@@ -396,13 +470,18 @@ fn with_functions(t: Template, hidden: &Arc<BTreeSet<String>>) -> Template {
     let t = ["print", "printf", "println", "html", "js", "urlquery"]
         .into_iter()
         .fold(t, |t, name| t.func(name, move |a| builtin(name, a)));
+    // Comparisons cost what they read, and a missing or null operand is an error (a misspelt
+    // key must not make a test silently true or false).
+    let t = ["eq", "ne", "lt", "le", "gt", "ge"]
+        .into_iter()
+        .fold(t, |t, name| t.func(name, move |a| compare(name, a)));
     let (h1, h2) = (hidden.clone(), hidden.clone());
     let t = t
         .func("index", move |a| index(a, &h1))
         .func("hasKey", move |a| {
             let key = text_arg("hasKey", &arg(a, 1, "hasKey", 2)?)?;
             let found = matches!(&a[0], Value::Map(m) if m.contains_key(key.as_str()));
-            if !found && hidden_name(&key, &h2) {
+            if !found && matches!(&a[0], Value::Map(_)) && hidden_name(&key, &h2) {
                 return Err(TemplateError::MissingKey { key });
             }
             Ok(Value::Bool(found))
@@ -446,6 +525,11 @@ fn with_functions(t: Template, hidden: &Arc<BTreeSet<String>>) -> Template {
         })
         .func("ternary", |a| {
             let cond = arg(a, 2, "ternary", 3)?;
+            if has_nil(&cond) {
+                return Err(TemplateError::Exec(
+                    "`ternary` was given a null or missing condition".into(),
+                ));
+            }
             Ok(if cond.is_truthy() {
                 a[0].clone()
             } else {
@@ -500,7 +584,9 @@ fn with_functions(t: Template, hidden: &Arc<BTreeSet<String>>) -> Template {
             Ok(string(out))
         })
         .func("toJson", |a| {
-            let out = to_json(&arg(a, 0, "toJson", 1)?).to_string();
+            let v = arg(a, 0, "toJson", 1)?;
+            text_arg("toJson", &v)?;
+            let out = to_json(&v).to_string();
             bounded("toJson", out.len())?;
             Ok(string(out))
         });
@@ -667,6 +753,29 @@ mod tests {
         )
         .expect_err("define");
         assert!(e.contains("`define`"), "{e}");
+        for t in [
+            r#"{{define "x"}}a{{end}}"#,
+            r#"{{- template "x" }}"#,
+            r#"{{block "b" .}}{{end}}"#,
+        ] {
+            assert!(
+                render(t, &data(), &none)
+                    .expect_err(t)
+                    .contains("not available"),
+                "{t}"
+            );
+        }
+        // A misspelt key in a comparison is an error, not a silent true or false.
+        for t in [
+            r#"{{ eq (index .vars "n1") (index .vars "n2") }}"#,
+            r#"{{ ne (index .vars "typo") "x" }}"#,
+            r#"{{ toJson (index .vars "n1") }}"#,
+            r#"{{ ternary 1 2 (index .vars "n1") }}"#,
+        ] {
+            assert!(render(t, &data(), &none).is_err(), "{t}");
+        }
+        assert_eq!(ok(r#"{{ eq .vars.region "eu-west-1" }}"#), "true");
+        assert_eq!(ok(r#"{{ lt .vars.replicas 5 }}"#), "true");
     }
 
     #[test]
@@ -688,6 +797,14 @@ mod tests {
                 "{t}: {e}"
             );
         }
+        // Comparing big values costs what they read.
+        start_budget();
+        let t = r#"{{ $a := printf "%65000s" "" }}{{ $b := printf "%64999sx" "" }}{{ range 9000 }}{{ if eq $a $b $b $b $b $b $b $b $b $b $b $b $b $b $b $b $b $b $b $b }}{{ end }}{{ end }}"#;
+        let e = render(t, &data(), &none).expect_err("compare");
+        assert!(e.contains("MiB of text"), "{e}");
+        // A template is a value, not a program.
+        let e = render(&"{{1}}".repeat(4000), &data(), &none).expect_err("source");
+        assert!(e.contains("at most 8 KiB"), "{e}");
         // Many small values add up: the work of one deployment's templates is bounded too.
         start_budget();
         let t = r#"{{ range 9000 }}{{ $x := printf "%60000s" "" }}{{ end }}"#;
