@@ -115,24 +115,9 @@ pub fn load_deployment(
             "nothing was read",
         )]);
     };
-    let problems: Vec<Diagnostic> = schema::validate(
-        SchemaKind::Deployment,
-        &processed.value,
-        &main.file,
-        &main.text,
-        Some(&main.map),
-    )
-    .into_iter()
-    .map(|d| processed.relocate(template_typed(d, &processed.value)))
-    .collect();
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let (per_target, rendered) = super::render::render(&mut processed)?;
-    // A template may have produced a value the schema refuses (an empty name, a bad label).
-    let problems: Vec<Diagnostic> = if !rendered {
-        Vec::new()
-    } else {
+    // The schema judges the processed document; each problem is moved to the file that set
+    // the value.
+    let schema_problems = |processed: &Processed| -> Vec<Diagnostic> {
         schema::validate(
             SchemaKind::Deployment,
             &processed.value,
@@ -141,11 +126,20 @@ pub fn load_deployment(
             Some(&main.map),
         )
         .into_iter()
-        .map(|d| processed.relocate(d))
+        .map(|d| processed.relocate(template_typed(d, &processed.value)))
         .collect()
     };
+    let problems = schema_problems(&processed);
     if !problems.is_empty() {
         return Err(problems);
+    }
+    let (per_target, rendered) = super::render::render(&mut processed)?;
+    // A template may have produced a value the schema refuses (an empty name, a bad label).
+    if rendered {
+        let problems = schema_problems(&processed);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
     }
     match serde_json::from_value::<DeploymentFile>(processed.value.clone()) {
         Ok(parsed) => {

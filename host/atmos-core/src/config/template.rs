@@ -392,6 +392,13 @@ fn builtin(name: &str, args: &[Value]) -> Result<Value, TemplateError> {
         _ => total,
     };
     bounded(name, bound)?;
+    let out = go_builtin(name, args)?;
+    bounded(name, out.len())?;
+    Ok(string(out))
+}
+
+/// Call Go's own function `name` (as the engine ships it, not our replacement) on `args`.
+fn go_builtin(name: &str, args: &[Value]) -> Result<String, TemplateError> {
     let call: String = (0..args.len())
         .map(|i| format!(" (index .a {i})"))
         .collect();
@@ -399,11 +406,9 @@ fn builtin(name: &str, args: &[Value]) -> Result<Value, TemplateError> {
         Arc::from("a"),
         Value::List(args.iter().cloned().collect()),
     )])));
-    let out = Template::new(name)
+    Template::new(name)
         .parse(&format!("{{{{ {name}{call} }}}}"))?
-        .execute_to_string(&data)?;
-    bounded(name, out.len())?;
-    Ok(string(out))
+        .execute_to_string(&data)
 }
 
 /// Go's comparison `name`, charged for the bytes it reads; nulls refused.
@@ -414,17 +419,7 @@ fn compare(name: &str, args: &[Value]) -> Result<Value, TemplateError> {
         )));
     }
     charge(args.iter().map(|a| text(a).len()).sum())?;
-    let call: String = (0..args.len())
-        .map(|i| format!(" (index .a {i})"))
-        .collect();
-    let data = Value::Map(Arc::new(BTreeMap::from([(
-        Arc::from("a"),
-        Value::List(args.iter().cloned().collect()),
-    )])));
-    let out = Template::new(name)
-        .parse(&format!("{{{{ {name}{call} }}}}"))?
-        .execute_to_string(&data)?;
-    Ok(Value::Bool(out == "true"))
+    Ok(Value::Bool(go_builtin(name, args)? == "true"))
 }
 
 /// Go's `index`, refusing to read a value that is itself a template.
