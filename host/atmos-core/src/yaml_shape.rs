@@ -15,6 +15,10 @@ pub fn max_expanded(text_len: usize) -> usize {
     (16 << 20).max(text_len.saturating_mul(8))
 }
 
+/// The most nodes (scalars, mappings, sequences) a file may expand to, aliases included: each
+/// costs a few hundred bytes once parsed, whatever its text.
+pub const MAX_NODES: usize = 250_000;
+
 /// The deepest nesting of mappings and sequences accepted.
 pub const MAX_DEPTH: usize = 64;
 
@@ -34,9 +38,10 @@ pub struct ShapeError {
 pub fn check(text: &str) -> Result<(), ShapeError> {
     let limit = max_expanded(text.len());
     let mut parser = Parser::new_from_str(text);
-    // Size of each anchored node, and of the anchored collections still open.
-    let mut sizes: HashMap<usize, usize> = HashMap::new();
-    let mut open: Vec<(usize, usize)> = Vec::new();
+    // Size and node count of each anchored node, and of the anchored collections still open.
+    let mut sizes: HashMap<usize, (usize, usize)> = HashMap::new();
+    let mut open: Vec<(usize, (usize, usize))> = Vec::new();
+    let mut nodes = 0usize;
     let mut depth = 0usize;
     let mut total = 0usize;
     loop {
@@ -60,16 +65,16 @@ pub fn check(text: &str) -> Result<(), ShapeError> {
             line: mark.line(),
             column: mark.col() + 1,
         };
-        let add = match &event {
+        let (add, count) = match &event {
             Event::StreamEnd => return Ok(()),
             Event::Scalar(value, _, anchor, _) => {
-                let n = value.len() + 1;
+                let n = (value.len() + 1, 1);
                 if *anchor > 0 {
                     sizes.insert(*anchor, n);
                 }
                 n
             }
-            Event::Alias(id) => sizes.get(id).copied().unwrap_or(1),
+            Event::Alias(id) => sizes.get(id).copied().unwrap_or((1, 1)),
             Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
                 depth += 1;
                 if depth > MAX_DEPTH {
@@ -79,27 +84,37 @@ pub fn check(text: &str) -> Result<(), ShapeError> {
                         at,
                     });
                 }
-                open.push((*anchor, 0));
-                1
+                open.push((*anchor, (0, 0)));
+                (1, 1)
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 depth = depth.saturating_sub(1);
-                if let Some((anchor, size)) = open.pop() {
+                if let Some((anchor, (size, count))) = open.pop() {
                     if anchor > 0 {
-                        sizes.insert(anchor, size + 1);
+                        sizes.insert(anchor, (size + 1, count + 1));
                     }
                     if let Some(parent) = open.last_mut() {
-                        parent.1 = parent.1.saturating_add(size);
+                        parent.1.0 = parent.1.0.saturating_add(size);
+                        parent.1.1 = parent.1.1.saturating_add(count);
                     }
                 }
-                0
+                (0, 0)
             }
-            _ => 0,
+            _ => (0, 0),
         };
         if let Some(current) = open.last_mut() {
-            current.1 = current.1.saturating_add(add);
+            current.1.0 = current.1.0.saturating_add(add);
+            current.1.1 = current.1.1.saturating_add(count);
         }
         total = total.saturating_add(add);
+        nodes = nodes.saturating_add(count);
+        if nodes > MAX_NODES {
+            return Err(ShapeError {
+                message: format!("this file holds more than {MAX_NODES} values (aliases expanded)"),
+                hint: "configuration files hold a few thousand values; split the data, or use fewer and smaller anchors".into(),
+                at,
+            });
+        }
         if total > limit {
             return Err(ShapeError {
                 message: format!(
@@ -133,6 +148,14 @@ mod tests {
             nested.push_str(&format!("l{i}: &l{i} [*l{}, *l{}]\n", i - 1, i - 1));
         }
         assert!(check(&nested).is_err());
+        // Many small values, by aliases or written out, cost memory too.
+        let ones = vec!["1"; 1000].join(",");
+        let aliases = vec!["*a"; 1000].join(",");
+        let laughs = format!("a: &a [{ones}]\nb: &b [{aliases}]\nc: [*b]\n");
+        let e = check(&laughs).expect_err("nodes");
+        assert!(e.message.contains("more than 250000 values"), "{e:?}");
+        let plain = format!("l: [{}]\n", vec!["1"; 300_000].join(","));
+        assert!(check(&plain).is_err());
     }
 
     #[test]

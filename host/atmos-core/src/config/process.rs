@@ -27,6 +27,10 @@ pub const IMPORT_KEY: &str = "import";
 /// every level cannot make a load take forever.
 pub const MAX_FILES: usize = 256;
 
+/// The most bytes all the files of one deployment may hold together (the deployment file,
+/// its imports, its includes).
+pub const MAX_TOTAL: usize = 16 << 20;
+
 /// One file that contributed to a processed document.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -156,6 +160,7 @@ pub fn process(
         stack: Vec::new(),
         problems: Vec::new(),
         produced: BTreeSet::new(),
+        read: 0,
     };
     let bytes = match source.read(path) {
         Ok(Some(b)) => b,
@@ -168,6 +173,7 @@ pub fn process(
         }
         Err(e) => return Err(vec![Diagnostic::error(Code::Io, source.shown(path), e)]),
     };
+    run.read = bytes.len();
     run.layer(path, &bytes);
     if !run.problems.is_empty() {
         return Err(run.problems);
@@ -186,9 +192,17 @@ struct Run<'a> {
     problems: Vec<Diagnostic>,
     /// Pointers of the current file's values produced by YAML functions.
     produced: BTreeSet<String>,
+    /// Bytes read so far, every file together.
+    read: usize,
 }
 
 impl Run<'_> {
+    /// Count `len` more bytes read; true when that passes [`MAX_TOTAL`].
+    fn over_total(&mut self, len: usize) -> bool {
+        self.read = self.read.saturating_add(len);
+        self.read > MAX_TOTAL
+    }
+
     /// Merge `path` (its imports first) into the result.
     fn layer(&mut self, path: &Path, bytes: &[u8]) {
         let shown = self.source.shown(path);
@@ -330,6 +344,18 @@ impl Run<'_> {
             return;
         }
         match self.source.read(path) {
+            Ok(Some(bytes)) if self.over_total(bytes.len()) => self.problems.push(
+                located(
+                    from,
+                    Code::Import,
+                    pointer,
+                    format!(
+                        "the files of this deployment would hold more than {} MiB",
+                        MAX_TOTAL >> 20
+                    ),
+                )
+                .hint("configuration, not data: keep imports small"),
+            ),
             Ok(Some(bytes)) => self.layer(path, &bytes),
             Ok(None) => self.problems.push(located(
                 from,
@@ -607,6 +633,12 @@ impl Run<'_> {
                         )));
                     }
                 };
+                if self.over_total(bytes.len()) {
+                    return Err(Box::new(bad_arg(&format!(
+                        "files that, with the rest of this deployment, hold at most {} MiB",
+                        MAX_TOTAL >> 20
+                    ))));
+                }
                 self.out.includes.push((path.clone(), bytes.clone()));
                 include(&self.source.shown(&path), &path, &bytes).map_err(|e| {
                     Box::new(located(
@@ -1055,6 +1087,24 @@ mod tests {
         let e = run(&refs).expect_err("too many");
         assert!(
             e.iter().any(|d| d.message.contains("more than 256 files")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_files_of_one_deployment_are_bounded_together() {
+        let big = format!("deployment: {{description: \"{}\"}}\n", "x".repeat(3 << 20));
+        let mut list: Vec<(String, String)> = (0..6)
+            .map(|i| (format!("deployments/_b/{i}.yaml"), big.clone()))
+            .collect();
+        list.push((
+            "deployments/svc.yaml".into(),
+            "import: [_b/*.yaml]\ndeployment: {name: svc}\n".into(),
+        ));
+        let refs: Vec<(&str, &str)> = list.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let e = run(&refs).expect_err("too big");
+        assert!(
+            e.iter().any(|d| d.message.contains("more than 16 MiB")),
             "{e:?}"
         );
     }
