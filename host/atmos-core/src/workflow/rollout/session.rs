@@ -751,16 +751,28 @@ impl<'a> RolloutSession<'a> {
             .unwrap_or_default();
         let changed = |loaded: &crate::config::LoadedDeployment| {
             let used = loaded.processed.files();
-            loaded
+            let mut paths: Vec<String> = loaded
                 .processed
                 .contents()
                 .into_iter()
                 .rev()
-                .find_map(|(path, bytes)| {
-                    let work = std::fs::read(self.project.root.join(path)).ok();
-                    (work.as_deref() != Some(bytes)).then(|| path.to_owned())
+                .filter(|(path, bytes)| {
+                    std::fs::read(self.project.root.join(path)).ok().as_deref() != Some(*bytes)
                 })
-                .or_else(|| work_files.iter().find(|f| !used.contains(f)).cloned())
+                .map(|(path, _)| path.display().to_string())
+                .collect();
+            paths.extend(
+                work_files
+                    .iter()
+                    .filter(|f| !used.contains(f))
+                    .map(|f| f.display().to_string()),
+            );
+            paths.dedup();
+            match paths.len() {
+                0 => None,
+                1 => Some(format!("{} differs", paths[0])),
+                _ => Some(format!("{} differ", paths.join(", "))),
+            }
         };
         std::fs::metadata(self.project.root.join(&self.rules.loaded.file)).ok()?;
         let mut notes = Vec::new();
@@ -777,16 +789,20 @@ impl<'a> RolloutSession<'a> {
             && let Some(deployed) = plan.configs.get(commit)
             && let Some(shown) = changed(deployed)
         {
+            let shown = shown.replacen(" differ", " in the work tree differ", 1);
             notes.push(format!(
-                "{} in the work tree differs from commit {} being deployed: the rollout deploys the committed file (commit your change to deploy it)",
-                shown.display(),
+                "{shown} from commit {} being deployed: the rollout deploys the committed files (commit your change to deploy it)",
                 crate::git::short(commit)
             ));
         }
         if let Some(shown) = changed(&self.rules.loaded) {
+            let shown = shown.replacen(
+                " differ",
+                " here (work tree or checked-out commit) differ",
+                1,
+            );
             notes.push(format!(
-                "{} here (work tree or checked-out commit) differs from the one on {}: gates, promotion and approval rules come from there",
-                shown.display(),
+                "{shown} from the one on {}: gates, promotion and approval rules come from there",
                 self.rules.origin.source
             ));
         }
