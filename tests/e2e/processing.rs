@@ -5,7 +5,7 @@
 
 use crate::rollout::{DEPLOYMENT, Fixture};
 use crate::support::{Repo, args};
-use crate::trust::{merge, with_origin};
+use crate::trust::{merge_branch, with_origin};
 
 const FROZEN: &str = "package team.frozen\n\ndeny contains {\"msg\": \"staging is frozen\", \"code\": \"FROZEN\"} if input.target.name == \"staging\"\n";
 
@@ -49,9 +49,7 @@ fn a_gate_bound_in_an_import_comes_from_the_trusted_ref() {
         .stdout_has(&["staging is frozen [FROZEN]"]);
 
     // Merged onto the trusted ref, the change applies.
-    f.repo.git(&["checkout", "-q", "main"]);
-    f.repo.git(&["merge", "-q", "feature"]);
-    merge(&f.repo);
+    merge_branch(&f.repo, "feature");
     f.rollout(&args("--target staging --promote-from dev"))
         .code(0);
 }
@@ -61,7 +59,7 @@ fn what_is_deployed_is_rendered_from_the_imports_of_the_deployed_commit() {
     let f = Fixture::new();
     f.repo.write(
         "_shared/vars.yaml",
-        "deployment:\n  components:\n    script:\n      a:\n        vars:\n          url: 'https://{{ .target.name }}.{{ .vars.region }}.example.com'\n          owner: '{{ .deployment.name | upper }}'\n",
+        "deployment:\n  components:\n    script:\n      a:\n        vars:\n          url: 'https://{{ .target.name }}.{{ .vars.region }}.example.com'\n          owner: '{{ .deployment.name | upper }}'\n          sha: !git.sha\n",
     );
     f.repo.write(
         "svc.yaml",
@@ -90,6 +88,8 @@ fn what_is_deployed_is_rendered_from_the_imports_of_the_deployed_commit() {
     .expect("json");
     assert_eq!(vars["url"], "https://dev.eu-west-1.example.com");
     assert_eq!(vars["owner"], "SVC");
+    // `!git.sha` in an import is the deployed commit, read from that commit.
+    assert_eq!(vars["sha"], v1.as_str());
     assert_eq!(vars["size"], "large", "target context still wins: {vars}");
     assert_eq!(
         vars["keep"], 1,
@@ -193,9 +193,7 @@ fn an_allow_list_outside_the_trusted_ref_does_not_let_the_rules_read_the_environ
         .stderr_has(&["ATMOS_TEST_APPROVAL is not in the allow-list"]);
 
     // On the trusted ref the platform allows it: the value decides, its default applies.
-    f.repo.git(&["checkout", "-q", "main"]);
-    f.repo.git(&["merge", "-q", "feature"]);
-    merge(&f.repo);
+    merge_branch(&f.repo, "feature");
     run("deployment rollout svc --target dev", &[]).code(0);
     run(
         "deployment rollout svc --target staging --promote-from dev",

@@ -45,6 +45,13 @@ pub(crate) fn with_origin(repo: &Repo) -> TempDir {
     server
 }
 
+/// Merge `branch` into `main` and publish it: the trusted ref now has the branch's change.
+pub(crate) fn merge_branch(repo: &Repo, branch: &str) {
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["merge", "-q", branch]);
+    merge(repo);
+}
+
 /// Publish the current branch as `origin/main` (what a merge does) and fetch it.
 pub(crate) fn merge(repo: &Repo) {
     repo.git(&["push", "-q", "origin", "HEAD:refs/heads/main"]);
@@ -163,9 +170,7 @@ fn gates_come_from_the_trusted_ref_not_the_work_tree_or_the_deployed_commit() {
     refused.code(2).stderr_has(&["--plan"]);
 
     // Merged, the change applies.
-    f.repo.git(&["checkout", "-q", "main"]);
-    f.repo.git(&["merge", "-q", "feature"]);
-    merge(&f.repo);
+    merge_branch(&f.repo, "feature");
     f.rollout(&args("--target staging --promote-from dev"))
         .code(0);
 }

@@ -435,15 +435,9 @@ impl Run<'_> {
                 joined.clone(),
             ]
         };
-        for c in &candidates {
-            match self.source.read(c) {
-                Ok(Some(_)) => return vec![c.clone()],
-                Ok(None) => {}
-                Err(e) => {
-                    self.problems.push(located(from, Code::Import, pointer, e));
-                    return Vec::new();
-                }
-            }
+        // The first that exists; reading it (and refusing a link or a FIFO) is `import`'s.
+        if let Some(c) = candidates.iter().find(|c| self.source.exists(c)) {
+            return vec![c.clone()];
         }
         let near: Vec<String> = self
             .source
@@ -1089,6 +1083,38 @@ mod tests {
             e.iter().any(|d| d.message.contains("more than 256 files")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn an_import_that_is_not_utf8_is_located_in_the_import() {
+        let files = files(&[(
+            "deployments/svc.yaml",
+            "import: [_d/latin]\ndeployment: {name: svc}\n",
+        )]);
+        // A byte that is not UTF-8, as a Latin-1 editor writes `é`.
+        struct Latin(Files);
+        impl FileSource for Latin {
+            fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, String> {
+                if path.ends_with("latin.yaml") {
+                    return Ok(Some(b"deployment: {description: caf\xe9}\n".to_vec()));
+                }
+                self.0.read(path)
+            }
+            fn list(&self, dir: &Path) -> Result<Vec<(String, bool)>, String> {
+                self.0.list(dir)
+            }
+            fn commit(&self) -> Result<String, String> {
+                self.0.commit()
+            }
+            fn shown(&self, path: &Path) -> PathBuf {
+                self.0.shown(path)
+            }
+        }
+        let e = process(&Latin(files), Path::new("deployments/svc.yaml"), &options())
+            .expect_err("latin-1");
+        assert_eq!(e[0].code, Code::Encoding);
+        assert_eq!(e[0].file, PathBuf::from("deployments/_d/latin.yaml"));
+        assert_eq!(e[0].span.map(|s| s.line), Some(1));
     }
 
     #[test]

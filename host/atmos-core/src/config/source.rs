@@ -43,6 +43,12 @@ pub trait FileSource: Send + Sync {
     /// file. `Err` says why reading failed.
     fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, String>;
 
+    /// True when `path` names something (a file, or anything `read` would refuse with a
+    /// reason); cheaper than reading it where the source can tell.
+    fn exists(&self, path: &Path) -> bool {
+        !matches!(self.read(path), Ok(None))
+    }
+
     /// The entries of the folder `dir` (relative to the project root): `(name, is_dir)`,
     /// sorted by name; empty when the folder does not exist.
     fn list(&self, dir: &Path) -> Result<Vec<(String, bool)>, String>;
@@ -153,6 +159,10 @@ impl FileSource for WorkTree {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        std::fs::symlink_metadata(self.root.join(path)).is_ok()
     }
 
     fn list(&self, dir: &Path) -> Result<Vec<(String, bool)>, String> {

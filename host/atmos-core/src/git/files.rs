@@ -58,6 +58,12 @@ impl FileSource for CommitFiles {
         }
     }
 
+    fn exists(&self, path: &Path) -> bool {
+        let full = self.rel.join(path);
+        self.with(|git| Ok(git.path_oid(&self.sha, &full).ok().flatten().is_some()))
+            .unwrap_or(false)
+    }
+
     fn list(&self, dir: &Path) -> Result<Vec<(String, bool)>, String> {
         let full = self.rel.join(dir);
         self.with(|git| {

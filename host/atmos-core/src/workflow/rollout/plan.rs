@@ -943,11 +943,12 @@ pub fn deployed_config(
     name: &str,
     sha: &str,
 ) -> Result<LoadedDeployment, WorkflowError> {
+    use crate::config::source::FileSource;
     let files = crate::git::files::CommitFiles::new(git, sha, rel)?;
     let dir = settings_of.processing().deployments_dir;
     for ext in ["yaml", "yml"] {
         let path = dir.join(format!("{name}.{ext}"));
-        if git.file_at(sha, &rel.join(&path))?.is_some() {
+        if files.exists(&path) {
             return settings_of.load_from(&files, &path).map_err(|diagnostics| {
                 crate::config::ProjectError::Invalid {
                     name: name.to_owned(),
