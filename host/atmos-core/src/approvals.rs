@@ -48,6 +48,40 @@ pub fn append(git: &GitRepo, record: &ApprovalRecord, author: &Author) -> Result
 
 pub use crate::signing::SignError;
 
+/// The most commits whose authors are checked for self-approval.
+pub const AUTHORS_CAP: usize = 200;
+
+/// The authors of what a target gains by moving from `from` (what it ran; `None`: nothing)
+/// to `to`: the commits of `to` not in `from`, newest first, up to [`AUTHORS_CAP`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gained {
+    /// Author emails, each once, newest commit's first.
+    pub authors: Vec<String>,
+    /// True when the target gains more commits than were read.
+    pub truncated: bool,
+}
+
+/// The authors a target gains — one function for the approval gate and for `verify`, so
+/// that the audit counts the same people the gate did. A commit that cannot be read is an
+/// error, never an author left out.
+pub fn authors_gained(git: &GitRepo, from: Option<&str>, to: &str) -> Result<Gained, GitError> {
+    let shas = match from {
+        Some(f) if f == to => Vec::new(),
+        Some(f) => git.log_between(f, to, AUTHORS_CAP + 1)?,
+        // A first rollout gains the whole history (up to the cap), not the newest commit.
+        None => git.log(to, AUTHORS_CAP + 1)?,
+    };
+    let truncated = shas.len() > AUTHORS_CAP;
+    let mut authors = Vec::new();
+    for sha in shas.iter().take(AUTHORS_CAP) {
+        let email = git.commit_info(sha)?.author_email;
+        if !authors.contains(&email) {
+            authors.push(email);
+        }
+    }
+    Ok(Gained { authors, truncated })
+}
+
 /// Sign `record` with the SSH key at `key` (a private key, or a public key whose private half
 /// is in the agent).
 pub fn sign(record: &ApprovalRecord, key: &Path) -> Result<String, SignError> {

@@ -188,8 +188,11 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
     let env = process_env;
     let request = RolloutRequest {
         target,
-        git_sha: args.git_sha.clone(),
-        promote_from: args.promote_from.clone(),
+        source: atmos_core::workflow::rollout::Source::from_flags(
+            args.git_sha.clone(),
+            args.promote_from.clone(),
+        )
+        .map_err(|e| Failure::usage(e.to_string(), None))?,
         components: args.components.clone(),
         skip_promotion_check: args.skip_promotion_check,
         force: true,

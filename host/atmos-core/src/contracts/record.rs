@@ -158,6 +158,40 @@ impl TagRecord {
     }
 }
 
+/// A plain success record of `sha` for tests: deployment `svc`, deployed by
+/// `ci@example.com`, nothing else set.
+#[cfg(test)]
+pub fn example(target: &str, component: &str, sha: &str) -> TagRecord {
+    TagRecord {
+        deployment: "svc".into(),
+        target: target.into(),
+        component: component.into(),
+        deployed_by: "ci@example.com".into(),
+        git_sha: sha.into(),
+        timestamp: "2025-01-22T12:00:00Z".into(),
+        status: Status::Success,
+        promoted_from: None,
+        promoted_at: None,
+        rollback_of: None,
+        previous_record: None,
+        previous_sha: None,
+        image: None,
+        image_digest: None,
+        context: IndexMap::new(),
+        rollout_id: None,
+        build_id: None,
+        component_type: None,
+        duration_ms: None,
+        error: None,
+        verification: None,
+        rules_ref: None,
+        rules_commit: None,
+        approved_commit: None,
+        metadata: IndexMap::new(),
+        decisions: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,8 +18,9 @@ use crate::gates::isolation::Evaluator;
 use crate::git::remote::Remote;
 use crate::git::{Author, GitRepo};
 use crate::identity::Actor;
-use crate::workflow::rollout::model::RolloutRequest;
+use crate::workflow::rollout::model::{RolloutRequest, Source};
 use crate::workflow::rollout::plan::Planner;
+use crate::workflow::rollout::source::running;
 use crate::workflow::trust;
 
 /// What to approve, by whom.
@@ -76,31 +77,35 @@ pub enum ApproveOutcome {
     Recorded(Box<ApprovalReport>),
 }
 
-/// The commit an approval is for.
+/// What an approval is for: a named commit, else what the promotion source runs (the same
+/// [`running`] a promotion reads, so the approval names the commit the promotion asks about),
+/// else HEAD.
+fn source_to_approve(git_sha: Option<&str>, promote_from: Option<&str>) -> Source {
+    match (git_sha, promote_from) {
+        (Some(spec), _) => Source::Commit(spec.to_owned()),
+        (None, Some(src)) => Source::Promote(src.to_owned()),
+        (None, None) => Source::Head,
+    }
+}
+
+/// The commit an approval of `source` is for.
 fn commit_to_approve(
     git: &GitRepo,
     loaded: &LoadedDeployment,
-    git_sha: Option<&str>,
-    promote_from: Option<&str>,
+    source: &Source,
 ) -> Result<String, WorkflowError> {
     let d = &loaded.deployment;
-    match (promote_from, git_sha) {
-        (_, Some(spec)) => Ok(git.resolve_commit(spec)?),
-        (Some(src), None) => {
+    match source {
+        Source::Promote(src) => {
             UnknownTarget::check(d, src)?;
-            let mut commits: Vec<String> = git
-                .state_refs(&d.name, Some(src))?
-                .into_iter()
-                .map(|s| s.commit)
-                .collect();
-            commits.sort();
-            commits.dedup();
-            git.newest_commit(&commits)?
+            Ok(running(git, &d.name, src)?
                 .ok_or_else(|| WorkflowError::NothingToApprove {
-                    source_target: src.to_owned(),
-                })
+                    source_target: src.clone(),
+                })?
+                .newest)
         }
-        (None, None) => Ok(git.resolve_commit("HEAD")?),
+        Source::Commit(spec) => Ok(git.resolve_commit(spec)?),
+        Source::Head => Ok(git.resolve_commit("HEAD")?),
     }
 }
 
@@ -135,12 +140,8 @@ pub fn approve(
         (None, None) if sources.len() == 1 => Some(sources[0].clone()),
         _ => None,
     };
-    let commit = commit_to_approve(
-        &git,
-        loaded,
-        request.git_sha.as_deref(),
-        promote_from.as_deref(),
-    )?;
+    let source = source_to_approve(request.git_sha.as_deref(), promote_from.as_deref());
+    let commit = commit_to_approve(&git, loaded, &source)?;
     let actor = &trust::map_actor(request.actor.clone(), &trusted);
     let mut record = ApprovalRecord {
         approved_by: actor.id.clone(),
@@ -177,8 +178,7 @@ pub fn approve(
     if request.decision == ApprovalDecision::Approve {
         let rollout = RolloutRequest {
             target: target_name.clone(),
-            git_sha: request.git_sha.clone(),
-            promote_from: promote_from.clone(),
+            source: source.clone(),
             components: Vec::new(),
             skip_promotion_check: false,
             force: false,

@@ -134,6 +134,12 @@ pub enum WorkflowError {
     /// Git failure.
     #[error(transparent)]
     Git(#[from] GitError),
+    /// A document atmos builds itself could not be written (a bug, never the user's input).
+    #[error("internal error: {what}")]
+    Internal {
+        /// What failed.
+        what: String,
+    },
     /// A state ref names an object this repository does not have.
     #[error("{refname} points at {object}, which this repository does not have")]
     MissingObject {
@@ -319,6 +325,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::Signing(_)
             | WorkflowError::ArchiveMismatch { .. }
             | WorkflowError::ArchiveRefused { .. }
+            | WorkflowError::Internal { .. }
             | WorkflowError::Io { .. } => Exit::Failed,
         }
     }
@@ -433,6 +440,9 @@ impl Actionable for WorkflowError {
             ),
             WorkflowError::ArchiveMismatch { .. } => Some(
                 "nothing was pushed after the check failed; run `atmos deployment verify` and report this with the output of `atmos deployment history --format json`".into(),
+            ),
+            WorkflowError::Internal { .. } => Some(
+                "this is a bug in atmos: please report it with the command you ran".into(),
             ),
             WorkflowError::PushRefused { .. } | WorkflowError::Io { .. } => None,
         }

@@ -3,8 +3,9 @@
 //! proposes `--skip-promotion-check` where a policy forbids it, or "roll out to qa first" where
 //! that rollout is itself denied; instead it says why it is not offered.
 
+use super::model::{APPROVAL_GATE, PROMOTION_GATE};
 use super::model::{Blocker, RolloutPlan, RolloutRequest};
-use super::plan::{APPROVAL_GATE, PROMOTION_GATE, Planner};
+use super::plan::Planner;
 use crate::config::model::ApprovalMethod;
 use crate::contracts::{Decision, Verdict};
 use crate::workflow::error::WorkflowError;
@@ -61,8 +62,7 @@ fn promotion(planner: &Planner<'_>, request: &RolloutRequest, plan: &RolloutPlan
     if let Some((first, rest)) = denial.step_requests.split_first() {
         let step = RolloutRequest {
             target: first.target.clone(),
-            promote_from: first.promote_from.clone(),
-            git_sha: first.git_sha.clone(),
+            source: first.source.clone(),
             skip_promotion_check: false,
             ..request.clone()
         };

@@ -12,12 +12,15 @@ pub mod plan;
 pub mod prepare;
 pub mod ran;
 pub mod record;
+pub mod records;
+pub mod rollback;
 pub mod session;
+pub mod source;
 pub mod wait;
 
 pub use model::{
     Action, Change, ComponentResult, PlannedComponent, PromotionDenial, RolloutPlan, RolloutReport,
-    RolloutRequest,
+    RolloutRequest, Source,
 };
 pub use session::{RolloutOptions, RolloutOutcome, RolloutSession};
 

@@ -14,15 +14,26 @@ use crate::executor::run::ComponentRun;
 use crate::identity::Actor;
 use crate::workflow::trust::RulesOrigin;
 
+pub use super::source::Source;
+
+/// Source of the built-in promotion decision.
+pub const PROMOTION_GATE: &str = "builtin/promotion-path";
+/// Source of the built-in approval decision.
+pub const APPROVAL_GATE: &str = "builtin/approvals";
+/// Source of the built-in decision about where the deployed commit lives.
+pub const HISTORY_GATE: &str = "builtin/history";
+/// Source of the built-in decision about who may deploy.
+pub const DEPLOYER_GATE: &str = "builtin/deployers";
+/// Source of the built-in decision that each image component has a built artifact to deploy.
+pub const ARTIFACT_GATE: &str = "builtin/artifacts";
+
 /// What the user asked for.
 #[derive(Debug, Clone)]
 pub struct RolloutRequest {
     /// Target name.
     pub target: String,
-    /// Commit to deploy (default HEAD); exclusive with `promote_from`.
-    pub git_sha: Option<String>,
-    /// Source target of a promotion.
-    pub promote_from: Option<String>,
+    /// What it deploys: HEAD, a named commit, or what another target runs.
+    pub source: Source,
     /// Only these components (names or `type/name`); empty for all.
     pub components: Vec<String>,
     /// Deploy even when the promotion rules say no (recorded in the tags).
@@ -138,10 +149,8 @@ pub struct PromotionDenial {
 pub struct StepRequest {
     /// Target.
     pub target: String,
-    /// `--promote-from`.
-    pub promote_from: Option<String>,
-    /// `--git-sha`.
-    pub git_sha: Option<String>,
+    /// What it deploys.
+    pub source: Source,
 }
 
 /// Everything decided before anything runs.

@@ -7,12 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::model::{
-    AutomaticRollback, Reverting, RollbackResult, RolloutPlan, RolloutReport, RolloutRequest,
-};
+use super::model::{AutomaticRollback, RolloutPlan, RolloutReport, RolloutRequest};
 use super::plan::Planner;
 use super::wait::{self, ApprovalWait};
-use super::{prepare, record};
+use super::{prepare, record, rollback};
 use crate::config::Project;
 use crate::config::model::ApprovalMethod;
 use crate::contracts::Verdict;
@@ -263,13 +261,18 @@ impl<'a> RolloutSession<'a> {
 
     /// Decide: which commit each component gets, and what every gate says.
     pub fn plan(&mut self) -> Result<RolloutPlan, WorkflowError> {
-        let planner = Planner {
+        self.plan_for(&self.request)
+    }
+
+    /// The plan of `request` by this session's rules, on its repository.
+    fn plan_for(&self, request: &RolloutRequest) -> Result<RolloutPlan, WorkflowError> {
+        Planner {
             project: self.project,
             rules: &self.rules,
             git: &self.git,
             evaluator: self.evaluator,
-        };
-        planner.plan(&self.request)
+        }
+        .plan(request)
     }
 
     fn replan(&mut self, why: Replan) -> Result<RolloutPlan, WorkflowError> {
@@ -371,7 +374,7 @@ impl<'a> RolloutSession<'a> {
             if plan
                 .artifacts
                 .get(&c.name)
-                .is_some_and(|a| a.from == "to_build")
+                .is_some_and(|a| a.from == super::plan::artifacts::from::TO_BUILD)
             {
                 by_commit
                     .entry(c.new.clone())
@@ -422,7 +425,7 @@ impl<'a> RolloutSession<'a> {
                         super::model::Artifact {
                             image: b.image.clone(),
                             digest: b.digest.clone(),
-                            from: "build".to_owned(),
+                            from: super::plan::artifacts::from::BUILD.to_owned(),
                         },
                     );
                 }
@@ -478,121 +481,39 @@ impl<'a> RolloutSession<'a> {
         &mut self,
         report: &RolloutReport,
     ) -> Result<Vec<AutomaticRollback>, WorkflowError> {
-        // (what ran before, the failed commit) → components; the failed records.
-        let mut groups: std::collections::BTreeMap<(Option<String>, String), Vec<String>> =
-            Default::default();
-        let mut tags: Vec<String> = Vec::new();
-        let mut state_before: std::collections::BTreeMap<String, Option<String>> =
-            Default::default();
-        let mut interrupted = Vec::new();
-        for c in &report.components {
-            let Some(run) = &c.run else { continue };
-            let Some(v) = &run.verification else { continue };
-            if v.passed || !v.rollback {
-                continue;
-            }
-            // A signal stops the rollout: no new executor starts, not even a rollback.
-            if report.interrupted || !matches!(run.outcome, Outcome::Failed { .. }) {
-                interrupted.push(c.planned.name.clone());
-                continue;
-            }
-            let before = self.last_success(&report.plan, &c.planned.name, c.tag.as_deref())?;
-            groups
-                .entry((before, c.planned.new.clone()))
-                .or_default()
-                .push(c.planned.name.clone());
-            tags.extend(c.tag.clone());
-            state_before.insert(c.planned.name.clone(), c.planned.current.clone());
-        }
+        let wanted = rollback::wanted(report, &|component, skip| {
+            self.last_success(&report.plan, component, skip)
+        })?;
+        let target = report.plan.target.as_str();
         let mut out = Vec::new();
-        if !interrupted.is_empty() {
-            out.push(AutomaticRollback {
-                message: format!(
-                    "not started for {}: the rollout was interrupted by a signal",
-                    interrupted.join(", ")
-                ),
-                components: interrupted,
-                to_commit: None,
-                result: RollbackResult::NotStarted,
-                ran: Vec::new(),
-                deployment_id: None,
-                report: None,
-                blockers: Vec::new(),
-            });
+        if !wanted.interrupted.is_empty() {
+            out.push(AutomaticRollback::interrupted(wanted.interrupted.clone()));
         }
-        for ((before, failed), components) in groups {
-            // A forced re-run of the commit that ran before: nothing different to go back to.
-            if before.as_deref() == Some(failed.as_str()) {
-                out.push(AutomaticRollback {
-                    message: format!(
-                        "not started for {}: the commit it ran before is the one that failed verification",
-                        components.join(", ")
-                    ),
-                    components,
-                    to_commit: before,
-                    result: RollbackResult::NotStarted,
-                    ran: Vec::new(),
-                    deployment_id: None,
-                    report: None,
-                    blockers: Vec::new(),
-                });
-                continue;
-            }
-            let Some(before) = before else {
-                out.push(AutomaticRollback {
-                    message: format!(
-                        "{} never ran successfully on {} before: there is nothing to roll back to",
-                        components.join(", "),
-                        report.plan.target
-                    ),
-                    components,
-                    to_commit: None,
-                    result: RollbackResult::NotStarted,
-                    ran: Vec::new(),
-                    deployment_id: None,
-                    report: None,
-                    blockers: Vec::new(),
-                });
+        for group in wanted.groups {
+            let Some(before) = group.before.clone() else {
+                out.push(AutomaticRollback::nothing_before(group, target));
                 continue;
             };
-            let saved = self.request.clone();
-            self.request.git_sha = Some(before.clone());
-            self.request.promote_from = None;
-            self.request.components = components.clone();
-            self.request.force = false;
-            self.request.skip_promotion_check = false;
-            self.request.started_at = jiff::Timestamp::now();
-            self.request.reverting = Some(Box::new(Reverting {
-                commit: failed.clone(),
-                tags: tags.clone(),
-            }));
-            let planned = self.plan();
-            self.request = saved;
-            let mut plan = planned?;
-            let short = |c: &str| crate::git::short(c).to_owned();
+            if before == group.failed {
+                out.push(AutomaticRollback::same_commit(group));
+                continue;
+            }
+            let request = rollback::request(&self.request, &before, &group, &wanted.failed_records);
+            let mut plan = self.plan_for(&request)?;
             if plan.blocked().is_some() {
-                out.push(AutomaticRollback {
-                    message: format!(
-                        "rolling {} back to {} is blocked by the gates; {} keeps running what the failed rollout applied",
-                        components.join(", "),
-                        short(&before),
-                        report.plan.target
-                    ),
-                    components,
-                    to_commit: Some(before),
-                    result: RollbackResult::Blocked,
-                    ran: Vec::new(),
-                    deployment_id: None,
-                    report: None,
-                    blockers: plan.blockers,
-                });
+                out.push(AutomaticRollback::blocked(
+                    group.components,
+                    &before,
+                    target,
+                    plan.blockers,
+                ));
                 continue;
             }
             // The state refs are moved by compare-and-swap from what they held when this
             // rollout began: if anything else moved them meanwhile, nothing runs.
             let mut moved = Vec::new();
             for c in plan.components.iter_mut() {
-                if let Some(was) = state_before.get(&c.name) {
+                if let Some(was) = wanted.state_before.get(&c.name) {
                     c.current = was.clone();
                     let now = self
                         .git
@@ -603,20 +524,12 @@ impl<'a> RolloutSession<'a> {
                 }
             }
             if !moved.is_empty() {
-                out.push(AutomaticRollback {
-                    message: format!(
-                        "not started: the state ref of {} moved while this rollout ran (someone else changed {}); check with `atmos deployment verify`",
-                        moved.join(", "),
-                        report.plan.target
-                    ),
-                    components,
-                    to_commit: Some(before),
-                    result: RollbackResult::NotStarted,
-                    ran: Vec::new(),
-                    deployment_id: None,
-                    report: None,
-                    blockers: Vec::new(),
-                });
+                out.push(AutomaticRollback::moved(
+                    group.components,
+                    &moved,
+                    &before,
+                    target,
+                ));
                 continue;
             }
             self.observer.event(&Event::Planned {
@@ -630,55 +543,9 @@ impl<'a> RolloutSession<'a> {
                 let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 self.record(plan, runs, ms)
             });
-            let rolled = match rolled {
-                Ok(r) => r,
-                Err(e) => {
-                    out.push(AutomaticRollback {
-                        message: format!(
-                            "the automatic rollback of {} to {} stopped: {e}",
-                            components.join(", "),
-                            short(&before)
-                        ),
-                        components,
-                        to_commit: Some(before),
-                        result: RollbackResult::Failed,
-                        ran: Vec::new(),
-                        deployment_id: None,
-                        report: None,
-                        blockers: Vec::new(),
-                    });
-                    continue;
-                }
-            };
-            let (result, message) = if rolled.success {
-                (
-                    RollbackResult::RolledBack,
-                    format!(
-                        "{} rolled back to {} after verification of {} failed",
-                        components.join(", "),
-                        short(&before),
-                        short(&failed)
-                    ),
-                )
-            } else {
-                (
-                    RollbackResult::Failed,
-                    format!(
-                        "the automatic rollback of {} to {} failed too: see its log",
-                        components.join(", "),
-                        short(&before)
-                    ),
-                )
-            };
-            out.push(AutomaticRollback {
-                components,
-                to_commit: Some(before),
-                result,
-                message,
-                ran: rolled.components.clone(),
-                deployment_id: rolled.deployment_id.clone(),
-                report: Some(Box::new(rolled)),
-                blockers: Vec::new(),
+            out.push(match rolled {
+                Ok(r) => AutomaticRollback::ran(group, &before, r),
+                Err(e) => AutomaticRollback::stopped(group.components, &before, &e),
             });
         }
         Ok(out)

@@ -1,0 +1,404 @@
+//! Deciding a rollout: which commit each component gets, what changes, in which waves, and
+//! what every gate says. Reads git; writes nothing.
+//!
+//! Two configurations take part. The *rules* (target promotion and approval rules, gate
+//! bindings, approver groups) come from the trusted ref ([`crate::workflow::trust`]); *what is
+//! deployed* (the components, their vars and settings) comes from the deployment file as of
+//! the deployed commit. A rollback is to a commit the target ran before; a direct rollout to a
+//! promoted target is of a commit that ran in one of its sources, and is a promotion.
+//!
+//! The plan is a sequence of named steps, each a function of what it is given:
+//!
+//! | step | module | decides |
+//! |---|---|---|
+//! | metadata | [`check_metadata`] | `--metadata` keys are plain names and not atmos's own |
+//! | resolve | [`resolve`] | the commits deployed and the components selected |
+//! | changes | [`resolve::changes`] | what each component runs now, and how that changes |
+//! | promotion | [`promotion::verdict`] | the promotion path (entry point, source, rollback) |
+//! | ran in source | [`promotion::ran_in_source`] | a promotion takes only what its source ran |
+//! | trusted ref | [`trusted_ref`] | a warning for commits not on the trusted ref |
+//! | deployers | [`deployers::verdict`] | who may deploy, proven where required |
+//! | artifacts | [`artifacts::verdict`] | build once, promote the artifact |
+//! | approvals | [`approvals::step`] | the approval rules on the recorded approvals |
+//!
+//! The [`Records`] the steps read are the repository's history ([`Ran`]); unit tests give
+//! them a table instead.
+
+pub mod approvals;
+pub mod artifacts;
+pub mod deployers;
+pub mod promotion;
+pub mod resolve;
+
+use indexmap::IndexMap;
+
+use super::model::{PlannedComponent, RolloutPlan, RolloutRequest};
+use super::ran::Ran;
+use crate::config::{LoadedDeployment, Project, UnknownTarget};
+use crate::contracts::layout::rfc3339;
+use crate::contracts::{Decision, Verdict};
+use crate::gates::isolation::Evaluator;
+use crate::git::{GitRepo, short};
+use crate::workflow::error::WorkflowError;
+use crate::workflow::trust::{Rules, project_in_repo};
+
+pub use super::model::{APPROVAL_GATE, ARTIFACT_GATE, DEPLOYER_GATE, HISTORY_GATE, PROMOTION_GATE};
+
+/// Metadata keys atmos records itself.
+pub const RESERVED_METADATA: &[&str] = &["approver", "skip_promotion_check", "automatic_rollback"];
+
+/// What planning reads: the work tree's project (where executors run), the trusted rules, the
+/// repository and the policy evaluator.
+pub struct Planner<'a> {
+    /// The project in the work tree.
+    pub project: &'a Project,
+    /// The rules that decide.
+    pub rules: &'a Rules,
+    /// The repository.
+    pub git: &'a GitRepo,
+    /// How policies are evaluated.
+    pub evaluator: &'a dyn Evaluator,
+}
+
+impl Planner<'_> {
+    /// The plan with every gate's decision, without checking the fixes of its blockers (what
+    /// a suggested command is checked with).
+    pub(super) fn gated(&self, request: &RolloutRequest) -> Result<RolloutPlan, WorkflowError> {
+        let mut plan = self.builtin(request)?;
+        let input = self.gate_input(&plan, request.force)?;
+        if !plan.is_noop() {
+            plan.decisions
+                .extend(self.bound_gates(&input, since_epoch(request.started_at))?);
+        }
+        plan.input = Some(input);
+        Ok(plan)
+    }
+
+    /// Every policy and hook bound to the input's target, on `input`.
+    fn bound_gates(
+        &self,
+        input: &crate::contracts::GateInput,
+        now: std::time::Duration,
+    ) -> Result<Vec<Decision>, WorkflowError> {
+        let json = serde_json::to_value(input).map_err(|e| WorkflowError::Internal {
+            what: format!("the gate input document could not be serialised: {e}"),
+        })?;
+        let rules = &self.rules;
+        let target = &input.target.name;
+        let mut decisions = crate::gates::evaluate_bound(
+            self.evaluator,
+            &rules.project,
+            &rules.loaded,
+            target,
+            &json,
+        );
+        decisions.extend(crate::gates::evaluate_hooks(
+            &rules.project,
+            &rules.loaded,
+            target,
+            input.action,
+            &json,
+            now,
+            Some(&crate::gates::wasm_cache_dir(self.git.git_dir())),
+        ));
+        Ok(decisions)
+    }
+
+    /// The gates of an approval of `request`'s rollout, evaluated before the approval is
+    /// recorded: the input document is the rollout's, with `action: approve`; every bound
+    /// policy and the hooks bound with `on: [approve]` see it.
+    pub fn approval_gates(&self, request: &RolloutRequest) -> Result<Vec<Decision>, WorkflowError> {
+        let plan = self.builtin(request)?;
+        let mut input = self.gate_input(&plan, false)?;
+        input.action = crate::contracts::GateAction::Approve;
+        self.bound_gates(&input, since_epoch(request.started_at))
+    }
+
+    /// The gate input document of `plan`, with the approvals recorded for its commit and target.
+    fn gate_input(
+        &self,
+        plan: &RolloutPlan,
+        force: bool,
+    ) -> Result<crate::contracts::GateInput, WorkflowError> {
+        let mut input = super::input::for_rollout(self.git, &self.rules.loaded, plan, force)?;
+        if let Some(commit) = &plan.approval_commit {
+            input.approvals = approvals::recorded(
+                self.git,
+                &self.rules.loaded.deployment.name,
+                &plan.target,
+                commit,
+            )?
+            .iter()
+            .map(|r| {
+                serde_json::to_value(r).map_err(|e| WorkflowError::Internal {
+                    what: format!("an approval record could not be serialised: {e}"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        }
+        Ok(input)
+    }
+
+    /// The deployment file as of `sha`: what a rollout of that commit deploys.
+    pub fn config_at(&self, sha: &str) -> Result<LoadedDeployment, WorkflowError> {
+        deployed_config(
+            self.git,
+            &project_in_repo(self.git, &self.project.root),
+            &self.rules.project,
+            &self.rules.loaded.deployment.name,
+            sha,
+        )
+    }
+
+    /// The plan with the built-in gates only: the steps of the module documentation, in
+    /// order.
+    fn builtin(&self, request: &RolloutRequest) -> Result<RolloutPlan, WorkflowError> {
+        check_metadata(&request.metadata)?;
+        let rules = &self.rules.loaded.deployment;
+        let target_name = request.target.as_str();
+        UnknownTarget::check(rules, target_name)?;
+        let target = &rules.targets[target_name];
+        let records = Ran::new(self.git, &rules.name);
+
+        let resolved = resolve::resolve(
+            self.git,
+            rules,
+            target_name,
+            &request.source,
+            &request.components,
+            &|sha| self.config_at(sha),
+        )?;
+        let components = resolve::changes(
+            &resolved,
+            target_name,
+            request.reverting.as_deref(),
+            request.force,
+            &records,
+        )?;
+        let waves = resolve::waves(&components);
+        let changing: Vec<&PlannedComponent> = components
+            .iter()
+            .filter(|c| c.change != super::model::Change::Unchanged)
+            .collect();
+
+        let promotion = promotion::verdict(
+            &promotion::Question {
+                rules: &self.rules.loaded,
+                target: target_name,
+                source: &request.source,
+                commit: resolved.commit.as_deref(),
+                changing: &changing,
+                skip_promotion_check: request.skip_promotion_check,
+                actor: &request.actor.id,
+            },
+            &records,
+        )?;
+        let mut decisions = vec![promotion.decision];
+        if let Some(source) = request.source.promote_from() {
+            decisions.extend(promotion::ran_in_source(
+                &rules.name,
+                source,
+                &changing,
+                &records,
+            )?);
+        }
+        decisions.extend(self.trusted_ref(&changing)?);
+        if let Some(rule) = target.promotion.as_ref().and_then(|p| p.deployers.as_ref()) {
+            decisions.push(deployers::verdict(
+                target_name,
+                rule,
+                &self.rules.project.settings.approvers,
+                &request.actor,
+                request.proof.as_ref(),
+            ));
+        }
+        let sources = promotion::sources_of(&self.rules.loaded, target_name);
+        let (artifacts, artifact_decision) = artifacts::verdict(
+            &artifacts::Question {
+                deployment: &rules.name,
+                target: target_name,
+                source: promotion.source_target.as_deref(),
+                entry: sources.is_empty(),
+                components: &components,
+            },
+            &records,
+        )?;
+        decisions.extend(artifact_decision);
+        let rollout = rollout_id(request);
+        let approval = approvals::step(
+            self.git,
+            &approvals::Question {
+                deployment: &rules.name,
+                target: (target_name, target),
+                approvers: &self.rules.project.settings.approvers,
+                root: &self.rules.project.root,
+                actor: &request.actor.id,
+                rollout: &rollout,
+                components: &components,
+                changing: &changing,
+            },
+        )?;
+        decisions.extend(approval.decisions);
+
+        Ok(RolloutPlan {
+            deployment: rules.name.clone(),
+            target: target_name.to_owned(),
+            action: promotion.action,
+            source_target: promotion.source_target,
+            commit: resolved.commit,
+            components,
+            waves,
+            decisions,
+            denial: promotion.denial,
+            actor: request.actor.clone(),
+            proof: request.proof.clone(),
+            build_id: request.build_id.clone(),
+            metadata: recorded_metadata(request, approval.approvers),
+            started_at: rfc3339(request.started_at),
+            skip_promotion_check: request.skip_promotion_check,
+            input: None,
+            approvals: approval.check,
+            approval_commit: approval.commit,
+            rules: self.rules.origin.clone(),
+            blockers: Vec::new(),
+            artifacts,
+            context: request.context.clone(),
+            rollout_id: rollout,
+            reverting: request.reverting.clone(),
+            configs: resolved.configs,
+        })
+    }
+
+    /// A warning for each deployed commit that is not on the trusted ref (a feature branch,
+    /// or not merged yet); none when the rules are the work tree's.
+    fn trusted_ref(
+        &self,
+        changing: &[&PlannedComponent],
+    ) -> Result<Option<Decision>, WorkflowError> {
+        if self.rules.origin.is_local() {
+            return Ok(None);
+        }
+        let trusted = &self.rules.origin.source;
+        let mut off: Vec<&str> = Vec::new();
+        for c in changing {
+            if !self.git.reachable_from(&c.new, trusted)? && !off.contains(&short(&c.new)) {
+                off.push(short(&c.new));
+            }
+        }
+        if off.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Decision::new(
+            HISTORY_GATE,
+            "trusted_ref",
+            Verdict::Warn,
+            format!(
+                "{} {} not on {trusted} (a feature branch, or not merged yet)",
+                off.join(", "),
+                if off.len() == 1 { "is" } else { "are" }
+            ),
+        )))
+    }
+}
+
+/// `--metadata` keys are plain names, and never one atmos records itself: a record's
+/// "approver" comes only from approval records.
+pub fn check_metadata(metadata: &IndexMap<String, String>) -> Result<(), WorkflowError> {
+    // A look-alike (` approver`, `approver `) would read like atmos's own.
+    let odd = |k: &str| {
+        k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let Some(key) = metadata
+        .keys()
+        .find(|k| RESERVED_METADATA.contains(&k.as_str()) || odd(k))
+    else {
+        return Ok(());
+    };
+    let (shown, why) = if RESERVED_METADATA.contains(&key.as_str()) {
+        (
+            key.clone(),
+            format!("is reserved: atmos records `{key}` itself"),
+        )
+    } else {
+        (
+            format!("{key:?}"),
+            "is refused: a key is a plain name".to_owned(),
+        )
+    };
+    Err(WorkflowError::ReservedMetadata {
+        key: key.clone(),
+        shown,
+        why,
+    })
+}
+
+/// The metadata a rollout records: `--metadata`, who approved, and the flags worth auditing.
+fn recorded_metadata(
+    request: &RolloutRequest,
+    approvers: Option<String>,
+) -> IndexMap<String, String> {
+    let mut metadata = request.metadata.clone();
+    if let Some(who) = approvers {
+        metadata.insert("approver".into(), who);
+    }
+    if request.skip_promotion_check {
+        metadata.insert("skip_promotion_check".into(), "true".into());
+    }
+    if let Some(r) = &request.reverting {
+        metadata.insert(
+            "automatic_rollback".into(),
+            format!("verification of {} failed", short(&r.commit)),
+        );
+    }
+    metadata
+}
+
+/// The deployment file `<name>.yaml` (or `.yml`) of the project at `rel` (relative to the
+/// repository's top) as of commit `sha`, with everything it imports and includes read from
+/// that same commit, processed under the settings of `settings_of` (its deployments folder,
+/// the environment variables `!env` may read), and checked.
+pub fn deployed_config(
+    git: &GitRepo,
+    rel: &std::path::Path,
+    settings_of: &crate::config::Project,
+    name: &str,
+    sha: &str,
+) -> Result<LoadedDeployment, WorkflowError> {
+    use crate::config::source::FileSource;
+    let files = crate::git::files::CommitFiles::new(git, sha, rel)?;
+    let dir = settings_of.processing().deployments_dir;
+    for ext in ["yaml", "yml"] {
+        let path = dir.join(format!("{name}.{ext}"));
+        if files.exists(&path) {
+            return settings_of.load_from(&files, &path).map_err(|diagnostics| {
+                crate::config::ProjectError::Invalid {
+                    name: name.to_owned(),
+                    diagnostics,
+                }
+                .into()
+            });
+        }
+    }
+    Err(WorkflowError::NotInCommit {
+        deployment: name.to_owned(),
+        commit: sha.to_owned(),
+        path: rel.join(dir).join(format!("{name}.yaml")),
+    })
+}
+
+/// The id of the rollout `request` starts: its start time in nanoseconds and the process —
+/// known to nobody before it starts.
+pub fn rollout_id(request: &RolloutRequest) -> String {
+    format!(
+        "{}.{}",
+        request.started_at.as_nanosecond(),
+        std::process::id()
+    )
+}
+
+fn since_epoch(at: jiff::Timestamp) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::try_from(at.as_second()).unwrap_or_default())
+}
