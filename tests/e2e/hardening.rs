@@ -35,26 +35,20 @@ fn bounded(repo: &Repo, args: &[&str], env: &[(&str, &str)], limit: Duration) ->
     }
 }
 
-/// Fails when the loop writing a line a tick into `alive` still runs a moment later.
-fn assert_stopped(alive: &std::path::Path) {
-    let count = || {
-        std::fs::read_to_string(alive)
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    };
-    let before = count();
-    std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(count(), before, "a process the command started still runs");
-}
-
-/// Start atmos in the background, its output kept for `wait_with_output`.
-fn spawn(repo: &Repo, args: &[&str]) -> std::process::Child {
-    atmos_cmd(repo.path())
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn")
+/// Fails when the background loop whose process id the script wrote to `pid_file` still
+/// runs (a zombie waiting for its reaper counts as stopped).
+fn assert_stopped(pid_file: &std::path::Path) {
+    let pid = std::fs::read_to_string(pid_file).expect("the loop wrote its pid");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or("gone");
+    assert!(
+        state == "gone" || state == "Z",
+        "a process the command started still runs: {stat}"
+    );
 }
 
 #[test]
@@ -83,7 +77,7 @@ fn a_background_child_is_stopped_and_never_holds_the_rollout() {
     repo.write(
         "svc.yaml",
         script_deployment(
-            "(while true; do date +%s%N >> \"$OUT/alive\"; echo tick; sleep 0.2; done) & echo started",
+            "sh -c 'echo $$ > \"$OUT/loop\"; while true; do echo tick; sleep 0.2; done' & while [ ! -s \"$OUT/loop\" ]; do sleep 0.01; done; echo started",
         ),
     );
     repo.commit("init");
@@ -95,8 +89,7 @@ fn a_background_child_is_stopped_and_never_holds_the_rollout() {
         Duration::from_secs(30),
     );
     run.code(0).stdout_has(&["a │ started"]);
-    let alive = out.path().join("alive");
-    assert_stopped(&alive);
+    assert_stopped(&out.path().join("loop"));
     assert!(repo.git(&["for-each-ref", "refs/atmos/locks/"]).is_empty());
 }
 
@@ -149,17 +142,26 @@ fn a_yaml_bomb_or_a_deep_nest_is_a_located_error_not_an_abort() {
 #[test]
 fn a_lock_is_released_even_when_packed_refs_are_busy_for_a_moment() {
     let repo = Repo::new();
-    // While the rollout runs, its lock ref gets packed, and `packed-refs.lock` is then held
-    // for a second (as a concurrent `git pack-refs` or `git gc` would) across the release.
+    // While the rollout runs, its lock ref gets packed and `packed-refs.lock` is taken (as a
+    // concurrent `git pack-refs` or `git gc` would), and held until the release has found it
+    // busy: the retry path runs, then the lock is released.
     let git_dir = repo.path().join(".git");
     let apply = format!(
-        "git --git-dir {g} pack-refs --all && touch {g}/packed-refs.lock && setsid sh -c 'sleep 1; rm -f {g}/packed-refs.lock' >/dev/null 2>&1 &",
+        "git --git-dir {g} pack-refs --all && touch {g}/packed-refs.lock",
         g = git_dir.display()
     );
     repo.write("svc.yaml", script_deployment(&apply));
     repo.commit("init");
-    let run = repo.atmos(&args("deployment rollout svc --target dev"));
-    run.code(0);
+    let mut cmd = atmos_cmd(repo.path());
+    cmd.args(args("deployment rollout svc --target dev"));
+    let mut rollout = crate::support::Background::spawn(cmd);
+    rollout.wait_for_output("is busy", Duration::from_secs(30));
+    std::fs::remove_file(git_dir.join("packed-refs.lock")).expect("the other git process ends");
+    let run = rollout.finish();
+    run.code(0).stderr_has(&[
+        "the lock of svc/dev is busy (another git process holds its ref",
+        "releasing it again (attempt 2 of 5)",
+    ]);
     assert!(
         repo.git(&["for-each-ref", "refs/atmos/locks/"]).is_empty(),
         "the lock was left behind: {}",
@@ -346,7 +348,7 @@ fn a_state_ref_to_a_missing_object_is_a_clear_error() {
 #[test]
 fn an_executor_that_runs_past_its_timeout_is_stopped_and_fails() {
     let repo = Repo::new();
-    let apply = "(while true; do date +%s%N >> \"$OUT/alive\"; sleep 0.2; done) & while true; do sleep 1; done";
+    let apply = "sh -c 'echo $$ > \"$OUT/loop\"; while true; do sleep 0.2; done' & while true; do sleep 1; done";
     let yaml = script_deployment(apply).replace(
         "            apply:",
         "            timeout: 2s\n            apply:",
@@ -366,8 +368,7 @@ fn an_executor_that_runs_past_its_timeout_is_stopped_and_fails() {
         "Failed components have a `failure` tag and their state ref did not move.",
     ]);
     assert!(started.elapsed() < Duration::from_secs(15));
-    let alive = out.path().join("alive");
-    assert_stopped(&alive);
+    assert_stopped(&out.path().join("loop"));
     assert!(repo.git(&["for-each-ref", "refs/atmos/locks/"]).is_empty());
     assert_eq!(
         repo.tags("svc", "dev", "a").len(),
@@ -401,19 +402,41 @@ fn an_executor_that_runs_past_its_timeout_is_stopped_and_fails() {
 #[test]
 fn a_rollout_longer_than_its_lease_keeps_the_lock() {
     let repo = Repo::new();
-    repo.write("svc.yaml", script_deployment("sleep 6; echo done"));
-    repo.commit("init");
-    let first = spawn(
-        &repo,
-        &args("deployment rollout svc --target dev --lock-ttl 3s"),
+    let marks = tempfile::tempdir().expect("tempdir");
+    let out = marks.path().to_str().expect("utf-8");
+    repo.write(
+        "svc.yaml",
+        script_deployment(
+            "touch \"$OUT/started\"; while [ ! -e \"$OUT/go\" ]; do sleep 0.05; done; echo done",
+        ),
     );
-    // Past the first lease's expiry (3 s), well before the rollout ends (6 s).
-    std::thread::sleep(Duration::from_millis(4000));
+    repo.commit("init");
+    let mut cmd = atmos_cmd(repo.path());
+    cmd.args(args("deployment rollout svc --target dev --lock-ttl 3s"))
+        .env("OUT", out);
+    let first = crate::support::Background::spawn(cmd);
+    crate::support::wait_for_file(&marks.path().join("started"), Duration::from_secs(30));
+    // Wait until the first lease would have lapsed (the clock passing the expiry it
+    // recorded), while the rollout still runs.
+    let lease = repo
+        .atmos(&args(
+            "deployment lock status svc --target dev --format json",
+        ))
+        .json();
+    let expires: jiff::Timestamp = lease["lease"]["expires_at"]
+        .as_str()
+        .expect("expiry")
+        .parse()
+        .expect("time");
+    crate::support::wait_until(Duration::from_secs(30), "the first lease's expiry", || {
+        jiff::Timestamp::now() > expires
+    });
     let second = repo.atmos(&args("deployment rollout svc --target dev --force"));
     second
         .code(4)
         .stderr_has(&["svc/dev is locked by dev@example.com"]);
-    let first = Run::from(first.wait_with_output().expect("wait"));
+    std::fs::write(marks.path().join("go"), "").expect("go");
+    let first = first.finish();
     first
         .code(0)
         .stdout_has(&["a │ done", "Deployment complete"]);
@@ -427,26 +450,29 @@ fn a_rollout_longer_than_its_lease_keeps_the_lock() {
 #[test]
 fn a_rollout_whose_lock_is_taken_away_stops_what_has_not_run() {
     let repo = Repo::new();
+    let marks = tempfile::tempdir().expect("tempdir");
     repo.write(
         "svc.yaml",
-        "deployment:\n  name: svc\n  components:\n    script:\n      a:\n        settings: {script: {apply: \"sleep 4; echo a done\"}}\n      b:\n        metadata: {depends_on: [script/a]}\n        settings: {script: {apply: \"echo b ran\"}}\n  targets:\n    dev: {}\n",
+        "deployment:\n  name: svc\n  components:\n    script:\n      a:\n        settings: {script: {apply: \"touch $OUT/started; while [ ! -e $OUT/go ]; do sleep 0.05; done; echo a done\"}}\n      b:\n        metadata: {depends_on: [script/a]}\n        settings: {script: {apply: \"echo b ran\"}}\n  targets:\n    dev: {}\n",
     );
     repo.commit("init");
-    let first = spawn(
-        &repo,
-        &args("deployment rollout svc --target dev --lock-ttl 3s"),
-    );
-    std::thread::sleep(Duration::from_millis(1000));
+    let mut cmd = atmos_cmd(repo.path());
+    cmd.args(args("deployment rollout svc --target dev --lock-ttl 3s"))
+        .env("OUT", marks.path());
+    let first = crate::support::Background::spawn(cmd);
+    crate::support::wait_for_file(&marks.path().join("started"), Duration::from_secs(30));
     // Not without --force: the lease is live.
     repo.atmos(&args("deployment lock release svc --target dev"))
         .code(2)
         .stderr_has(&["renews the lease while it runs"]);
     repo.atmos(&args("deployment lock release svc --target dev --force"))
         .code(0);
-    let first = Run::from(first.wait_with_output().expect("wait"));
+    // `a` never finishes on its own: losing the lease is what stops it.
+    let first = first.finish();
     assert_ne!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     first.stderr_has(&["the lock of svc/dev is no longer ours: released by someone else"]);
     assert!(!first.stdout.contains("b ran"), "{}", first.stdout);
+    assert!(!first.stdout.contains("a │ a done"), "{}", first.stdout);
 }
 
 /// An identity is written into git authors and approvals lines: one with a newline (or `<`)
@@ -578,15 +604,14 @@ fn a_nul_byte_cannot_keep_output_out_of_the_records() {
 #[test]
 fn following_a_killed_rollout_ends_when_its_lease_lapses() {
     let repo = Repo::new();
-    repo.write("svc.yaml", script_deployment("echo started; sleep 6"));
+    repo.write("svc.yaml", script_deployment("echo started; sleep 60"));
     repo.commit("init");
-    let mut rollout = spawn(
-        &repo,
-        &args("deployment rollout svc --target dev --lock-ttl 3s"),
-    );
-    std::thread::sleep(Duration::from_millis(1000));
-    rollout.kill().expect("SIGKILL");
-    let _ = rollout.wait();
+    let mut cmd = atmos_cmd(repo.path());
+    cmd.args(args("deployment rollout svc --target dev --lock-ttl 3s"));
+    let mut rollout = crate::support::Background::spawn(cmd);
+    // Killed once its executor has printed: the log holds that line.
+    rollout.wait_for_output("a │ started", Duration::from_secs(30));
+    rollout.kill();
     let run = bounded(
         &repo,
         &args("deployment logs svc --target dev --follow"),
@@ -594,4 +619,34 @@ fn following_a_killed_rollout_ends_when_its_lease_lapses() {
         Duration::from_secs(20),
     );
     run.code(0).stdout_has(&["a │ started"]);
+}
+
+/// A log write that fails (here a file-size limit, as a full disk would) is reported: the
+/// component still runs and is recorded, and the rollout says its output was not kept whole.
+#[test]
+fn an_executor_log_that_cannot_be_written_is_reported_not_dropped() {
+    let repo = Repo::new();
+    // 200 KB of output; the log may hold 64 KiB (dash counts `ulimit -f` in 512-byte blocks).
+    repo.write(
+        "svc.yaml",
+        script_deployment("i=0; while [ $i -lt 2000 ]; do echo 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'; i=$((i+1)); done"),
+    );
+    repo.commit("init");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "trap '' XFSZ; ulimit -f 128; exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_atmos"),
+        "deployment",
+        "rollout",
+        "svc",
+        "--target",
+        "dev",
+    ])
+    .current_dir(repo.path())
+    .env("NO_COLOR", "1");
+    let run = Run::from(cmd.output().expect("run atmos"));
+    run.code(0)
+        .stderr_has(&["the output of a was not kept whole", "File too large"]);
+    assert_eq!(repo.tags("svc", "dev", "a").len(), 1, "the run is recorded");
 }

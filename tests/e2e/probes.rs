@@ -331,7 +331,7 @@ fn an_automatic_rollback_cannot_walk_around_the_gates() {
         "svc.yaml",
         promoted("").replace("test -f ok", "test $ATMOS_TARGET != staging"),
     );
-    let c3 = repo.commit("c3 breaks staging");
+    repo.commit("c3 breaks staging");
     run("deployment rollout svc --target dev").code(0);
     run("deployment rollout svc --target staging --promote-from dev")
         .code(1)
@@ -342,7 +342,6 @@ fn an_automatic_rollback_cannot_walk_around_the_gates() {
         ran.last().map(String::as_str),
         Some(format!("staging {c2}").as_str())
     );
-    let _ = c3;
 
     // A policy that wants a human to wait for the rollback holds it (pending, not a warning).
     let repo2 = Repo::new();
@@ -392,18 +391,19 @@ fn a_signal_during_verification_starts_no_rollback() {
     let bad = repo.commit("bad");
     let mut cmd = atmos_cmd(repo.path());
     cmd.args(args("deployment rollout svc --target dev"))
-        .env("OUT", out.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().expect("spawn");
+        .env("OUT", out.path());
+    let mut child = crate::support::Background::spawn(cmd);
     // The first attempt fails at once; atmos then waits 20 s before the next.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    child.wait_for_output(
+        "smoke test: ok is missing",
+        std::time::Duration::from_secs(30),
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid")),
         nix::sys::signal::Signal::SIGINT,
     )
     .expect("kill");
-    let run = Run::from(child.wait_with_output().expect("wait"));
+    let run = child.finish();
     run.stdout_has(&["Automatic rollback: not started for api: the rollout was interrupted"]);
     assert_ne!(run.code, 0);
     assert_eq!(running(out.path()), bad, "nothing ran after the signal");

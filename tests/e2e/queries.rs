@@ -34,23 +34,16 @@ fn deployed() -> (Fixture, String, String) {
     let f = Fixture::new();
     let v1 = f.version("1");
     let env = [("OUT", f.out()), ("GITHUB_RUN_ID", "build-7")];
-    f.repo
-        .atmos_env(
-            &args("deployment rollout svc --target dev --metadata pr=#7"),
-            &env,
-        )
-        .code(0);
-    f.repo
-        .atmos_env(
-            &args("deployment rollout svc --target staging --promote-from dev --metadata pr=#7"),
-            &env,
-        )
-        .code(0);
+    // A minute ago by their clock: "newest" across targets is by time, and records carry
+    // whole seconds, so the last deploy below must not share their second.
+    let earlier = |line: &'static str| {
+        crate::support::atmos_faketime(f.repo.path(), "-1m", &args(line), &env).code(0);
+    };
+    earlier("deployment rollout svc --target dev --metadata pr=#7");
+    earlier("deployment rollout svc --target staging --promote-from dev --metadata pr=#7");
     let yaml = std::fs::read_to_string(f.repo.path().join("deployments/svc.yaml")).expect("read");
     f.repo.write("svc.yaml", yaml.replace("keep: 1", "keep: 2"));
     let v2 = f.version("2");
-    // Records carry whole seconds: the newest deploy is only "newest" a second later.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     f.rollout(&["--target", "dev"]).code(0);
     (f, v1, v2)
 }

@@ -1,7 +1,7 @@
 //! The shared remote, against a real server: `git daemon` on 127.0.0.1 (started and stopped
 //! here), a bare repository, and separate clones as CI runners.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,33 +17,45 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Start on a free port. A port found free can be taken by someone else before the
+    /// daemon binds it, so the daemon's own word decides: it says "Ready to rumble" once it
+    /// listens, or exits when the port is taken — then another port is tried.
     fn start(base: &Path) -> Daemon {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let child = Command::new("git")
-            .args([
-                "daemon",
-                "--reuseaddr",
-                "--listen=127.0.0.1",
-                "--export-all",
-                "--enable=receive-pack",
-            ])
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("git daemon");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "git daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port();
+            let log = tempfile::NamedTempFile::new().expect("log file");
+            let mut child = Command::new("git")
+                .args([
+                    "daemon",
+                    "--verbose",
+                    "--reuseaddr",
+                    "--listen=127.0.0.1",
+                    "--export-all",
+                    "--enable=receive-pack",
+                ])
+                .arg(format!("--port={port}"))
+                .arg(format!("--base-path={}", base.display()))
+                .arg(base)
+                .stdout(Stdio::null())
+                .stderr(log.reopen().expect("log"))
+                .spawn()
+                .expect("git daemon");
+            let mut exited = false;
+            crate::support::wait_until(Duration::from_secs(10), "git daemon to listen", || {
+                exited = matches!(child.try_wait(), Ok(Some(_)));
+                exited
+                    || std::fs::read_to_string(log.path())
+                        .is_ok_and(|l| l.contains("Ready to rumble"))
+            });
+            if !exited {
+                return Daemon { child, port };
+            }
         }
-        Daemon { child, port }
+        panic!("git daemon could not listen on any of 5 free ports");
     }
 
     fn url(&self, repo: &str) -> String {
@@ -287,7 +299,10 @@ fn eight_targets_roll_out_at_once_without_blocking_each_other() {
 
 #[test]
 fn a_second_runner_is_told_who_holds_the_lock_and_lock_status_shows_it() {
-    let world = World::new(&TWO.replace("sleep 0.2", "touch $OUT/started; sleep 4"));
+    let world = World::new(&TWO.replace(
+        "sleep 0.2",
+        "touch $OUT/started; while [ ! -e $OUT/go ]; do sleep 0.05; done",
+    ));
     let a = world.runner("alpha");
     let b = world.runner("beta");
     let first = world
@@ -297,11 +312,7 @@ fn a_second_runner_is_told_who_holds_the_lock_and_lock_status_shows_it() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !world.out.path().join("started").exists() {
-        assert!(Instant::now() < deadline, "first rollout never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::support::wait_for_file(&world.out.path().join("started"), Duration::from_secs(30));
     let second = world
         .atmos(&b, &args("deployment rollout svc --target dev"))
         .output()
@@ -324,6 +335,7 @@ fn a_second_runner_is_told_who_holds_the_lock_and_lock_status_shows_it() {
     assert_eq!(json["held"], true);
     assert_eq!(json["lease"]["holder"], "alpha@example.com");
     assert_eq!(json["lease"]["run"], "run-7");
+    std::fs::write(world.out.path().join("go"), "").expect("go");
     let (code, out, err) = finish(first);
     assert_eq!(code, 0, "{out}\n{err}");
     let status = world
@@ -365,11 +377,7 @@ fn a_runner_killed_mid_rollout_leaves_an_expiring_lease_and_consistent_refs() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !world.out.path().join("started").exists() {
-        assert!(Instant::now() < deadline, "never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::support::wait_for_file(&world.out.path().join("started"), Duration::from_secs(30));
     victim.kill().expect("SIGKILL");
     let _ = victim.wait();
     std::fs::remove_file(world.out.path().join("slow")).expect("rm");
@@ -388,10 +396,12 @@ fn a_runner_killed_mid_rollout_leaves_an_expiring_lease_and_consistent_refs() {
         String::from_utf8_lossy(&blocked.stderr)
     );
     assert!(String::from_utf8_lossy(&blocked.stderr).contains("locked by alpha@example.com"));
-    // Once the lease lapses, the next run takes it over and deploys.
-    std::thread::sleep(Duration::from_secs(4));
+    // Once the lease lapses, the next run takes it over: waiting for that, not for a time.
     let recovered = world
-        .atmos(&b, &args("deployment rollout svc --target dev"))
+        .atmos(
+            &b,
+            &args("deployment rollout svc --target dev --wait-for-lock --timeout 60s"),
+        )
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&recovered.stderr);
@@ -795,8 +805,10 @@ fn another_clone_shows_the_logs_of_a_rollout_it_did_not_run() {
 /// lease lapses (when another runner may take the target), instead of running on beside it.
 #[test]
 fn a_runner_that_cannot_renew_its_lease_stops_before_it_lapses() {
-    let world =
-        World::new(&TWO.replace("apply: 'sleep 0.2'", "apply: 'sleep 12; echo finished a'"));
+    let world = World::new(&TWO.replace(
+        "apply: 'sleep 0.2'",
+        "apply: 'touch $OUT/started; sleep 12; echo finished a'",
+    ));
     let a = world.runner("alpha");
     let url = world.daemon.url("origin.git");
     let started = Instant::now();
@@ -809,7 +821,7 @@ fn a_runner_that_cannot_renew_its_lease_stops_before_it_lapses() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(1500));
+    crate::support::wait_for_file(&world.out.path().join("started"), Duration::from_secs(30));
     // The network goes away (a closed port: every renewal fails at once).
     git(
         &a,

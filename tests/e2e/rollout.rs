@@ -721,33 +721,26 @@ fn sigint_stops_running_executors_and_leaves_consistent_records() {
     );
     repo.commit("init");
     let out = tempfile::tempdir().expect("tempdir");
-    let child = atmos_cmd(repo.path())
-        .args(["deployment", "rollout", "svc", "--target", "dev"])
-        .env("OUT", out.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !out.path().join("child").exists() || !out.path().join("quick.done").exists() {
-        assert!(Instant::now() < deadline, "slow never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Let atmos reap `quick` before the signal.
-    std::thread::sleep(Duration::from_millis(300));
+    let mut cmd = atmos_cmd(repo.path());
+    cmd.args(["deployment", "rollout", "svc", "--target", "dev"])
+        .env("OUT", out.path());
+    let mut child = crate::support::Background::spawn(cmd);
+    crate::support::wait_for_file(&out.path().join("child"), Duration::from_secs(20));
+    // atmos has reaped `quick` (it says so) before the signal.
+    child.wait_for_output("✓ quick", Duration::from_secs(20));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
     let started = Instant::now();
-    let output = child.wait_with_output().expect("wait");
+    let output = child.finish();
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "stopped promptly"
     );
-    assert_eq!(output.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    output.code(1);
+    let stdout = output.stdout.clone();
     assert!(stdout.contains("Deployment interrupted"), "{stdout}");
     assert!(stdout.contains("after skipped"), "{stdout}");
 
@@ -848,16 +841,14 @@ fn logs_show_what_each_component_printed_in_a_rollout() {
     let mut rollout = atmos_cmd(f.repo.path());
     rollout
         .args(args("deployment rollout svc --target dev"))
-        .env("OUT", f.out())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut rollout = rollout.spawn().expect("spawn");
-    std::thread::sleep(Duration::from_millis(600));
+        .env("OUT", f.out());
+    let mut rollout = crate::support::Background::spawn(rollout);
+    // Follow from while the rollout runs: once its first step is printed.
+    rollout.wait_for_output("a step 1", Duration::from_secs(30));
     let followed = f
         .repo
         .atmos(&args("deployment logs svc --target dev --follow"));
-    let status = rollout.wait().expect("wait");
-    assert!(status.success());
+    rollout.finish().code(0);
     followed
         .code(0)
         .stdout_has(&["a │ a step 3", "b │ b step 1", "b │ b step 3"]);

@@ -397,3 +397,102 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A command running in the background, its output going to files the test can watch.
+pub struct Background {
+    child: std::process::Child,
+    dir: TempDir,
+}
+
+impl Background {
+    /// Start `cmd` with its stdout and stderr captured in files.
+    pub fn spawn(mut cmd: Command) -> Background {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
+        let err = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
+        let child = cmd.stdout(out).stderr(err).spawn().expect("spawn");
+        Background { child, dir }
+    }
+
+    /// What it printed so far (stdout, then stderr).
+    pub fn output(&self) -> (String, String) {
+        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+        (read("stdout"), read("stderr"))
+    }
+
+    /// Wait (at most `limit`) until its stdout or stderr contains `text`; panics with what it
+    /// printed otherwise, or when it exits first.
+    pub fn wait_for_output(&mut self, text: &str, limit: std::time::Duration) {
+        wait_until(limit, &format!("output {text:?}"), || {
+            let (out, err) = self.output();
+            if out.contains(text) || err.contains(text) {
+                return true;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("exited ({status}) before printing {text:?}:\n{out}\n{err}");
+            }
+            false
+        });
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kill it with SIGKILL and reap it.
+    pub fn kill(mut self) -> Run {
+        self.child.kill().expect("SIGKILL");
+        self.finish()
+    }
+
+    /// Wait for it to exit.
+    pub fn finish(mut self) -> Run {
+        let status = self.child.wait().expect("wait");
+        let (stdout, stderr) = self.output();
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// Wait until `ready` holds, checking every 20 ms, for at most `limit`; panics naming `what`
+/// when it never does. Tests wait on conditions like this, never on a fixed sleep.
+pub fn wait_until(limit: std::time::Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Wait until `path` exists (a marker a script writes).
+pub fn wait_for_file(path: &Path, limit: std::time::Duration) {
+    wait_until(limit, &path.display().to_string(), || path.exists());
+}
+
+/// `atmos <args>` in `dir` with its clock (and its children's) moved by `offset` (`+5m`,
+/// `-1h`) through `faketime` (Debian's package; `.ci/run` installs it when missing).
+pub fn atmos_faketime(dir: &Path, offset: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new("faketime");
+    cmd.args(["-f", offset, env!("CARGO_BIN_EXE_atmos")])
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("EXAMPLE_STATE_DIR", dir.join(".example-state"))
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITLAB_CI");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from(
+        cmd.output()
+            .expect("run faketime (install Debian's faketime package)"),
+    )
+}

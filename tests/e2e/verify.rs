@@ -1091,3 +1091,68 @@ fn the_hook_refuses_duplicate_empty_and_newest_record_ledgers() {
         "{stderr}"
     );
 }
+
+/// The audit is as strict as the gate: the authors a target gained are read with the gate's
+/// own code, and a commit among them that cannot be read stops `verify` with an error naming
+/// it — it used to be skipped, so a self-approval hidden behind it verified clean.
+#[test]
+fn verify_fails_closed_on_a_commit_it_cannot_read() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    // A side-branch commit merged into main: off the trusted branch's first-parent history
+    // (the rules never come from it), but among the commits prod gains.
+    git_in(&alice, &["checkout", "-q", "-b", "side"]);
+    git_in(
+        &alice,
+        &["commit", "-q", "--allow-empty", "-m", "side work"],
+    );
+    let side = git_in(&alice, &["rev-parse", "HEAD"]);
+    git_in(&alice, &["checkout", "-q", "main"]);
+    git_in(
+        &alice,
+        &["merge", "-q", "--no-ff", "-m", "merge side", "side"],
+    );
+    git_in(&alice, &["push", "-q", "origin", "HEAD:main"]);
+    ship(&w, &alice);
+    verify(&w, &alice).code(0);
+
+    // An auditor's clone that lacks the side commit's object.
+    let auditor = w.clone("auditor", "carol");
+    let pack_dir = auditor.join(".git/objects/pack");
+    let packs: Vec<PathBuf> = std::fs::read_dir(&pack_dir)
+        .expect("packs")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    // Out of the repository first: git does not unpack objects it already has.
+    let aside = w.dir.path().join("packs-aside");
+    std::fs::create_dir_all(&aside).expect("mkdir");
+    for p in &packs {
+        std::fs::rename(p, aside.join(p.file_name().expect("name"))).expect("move pack");
+    }
+    for p in &packs {
+        if p.extension().is_some_and(|e| e == "pack") {
+            let out = Command::new("git")
+                .args(["unpack-objects", "-q"])
+                .current_dir(&auditor)
+                .stdin(std::fs::File::open(aside.join(p.file_name().expect("name"))).expect("pack"))
+                .output()
+                .expect("unpack");
+            assert!(out.status.success());
+        }
+    }
+    std::fs::remove_file(
+        auditor
+            .join(".git/objects")
+            .join(&side[..2])
+            .join(&side[2..]),
+    )
+    .expect("rm the side commit");
+    let run = w.atmos(&auditor, &args("deployment verify svc"), &[]);
+    assert_ne!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_ne!(run.code, 3, "not a problem found, an error: {}", run.stderr);
+    assert!(
+        run.stderr.contains(&side[..7]) || run.stderr.contains(&side),
+        "the error names the commit it could not read:\n{}",
+        run.stderr
+    );
+}

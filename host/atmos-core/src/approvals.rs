@@ -21,9 +21,16 @@ pub fn read(
     deployment: &str,
     commit: &str,
 ) -> Result<(Vec<ApprovalRecord>, Vec<String>), GitError> {
+    // No note: nobody approved or rejected this commit yet.
     let text = git
         .read_note(&notes_ref(deployment, "approvals"), commit)?
         .unwrap_or_default();
+    Ok(parse(&text))
+}
+
+/// The approval records of a note's text, and the lines that are not records (a record
+/// never counts unless it parses; the lines are reported where the note is audited).
+pub fn parse(text: &str) -> (Vec<ApprovalRecord>, Vec<String>) {
     let mut records = Vec::new();
     let mut odd = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -32,7 +39,29 @@ pub fn read(
             Err(_) => odd.push(line.to_owned()),
         }
     }
-    Ok((records, odd))
+    (records, odd)
+}
+
+/// The number of `approver`'s next word on `commit` for `target` of `deployment`: one more
+/// than the highest they wrote (see [`ApprovalRecord::sequence`]).
+pub fn next_sequence(
+    records: &[ApprovalRecord],
+    deployment: &str,
+    target: &str,
+    commit: &str,
+    approver: &str,
+) -> u64 {
+    records
+        .iter()
+        .filter(|r| {
+            r.deployment == deployment
+                && r.target == target
+                && r.git_sha == commit
+                && r.approved_by == approver
+        })
+        .map(|r| r.sequence.unwrap_or(0))
+        .max()
+        .map_or(1, |n| n.saturating_add(1))
 }
 
 /// Append one record.
@@ -236,11 +265,12 @@ pub fn check(
             });
             continue;
         }
+        // The latest word by number, never by clock; on a tie a rejection wins.
         match latest
             .iter_mut()
             .find(|(l, _)| l.approved_by == r.approved_by)
         {
-            Some(l) if r.approved_at >= l.0.approved_at => *l = (r, checked),
+            Some(l) if r.order_key() >= l.0.order_key() => *l = (r, checked),
             Some(_) => {}
             None => latest.push((r, checked)),
         }
@@ -319,6 +349,7 @@ mod tests {
             comment: None,
             method: "recorded".into(),
             rollout: None,
+            sequence: None,
             signature: None,
         }
     }
@@ -541,5 +572,76 @@ mod tests {
         r.signature = Some("sig".into());
         assert_eq!(r.signed_payload(), before);
         assert!(!before.contains("signature"));
+    }
+
+    #[test]
+    fn a_persons_latest_word_is_decided_by_its_number_never_the_clock() {
+        let word = |decision, at: &str, sequence| ApprovalRecord {
+            sequence,
+            ..rec("bob@example.com", at, decision, "prod", "c1")
+        };
+        let rules = ApprovalRules::default();
+        let verdict = |records: &[ApprovalRecord]| {
+            let c = check(
+                &rules,
+                ApprovalMethod::Recorded,
+                &Approvers::default(),
+                records,
+                &ctx(&[]),
+            );
+            (c.satisfied(), c.rejected_by.len())
+        };
+        use ApprovalDecision::{Approve, Reject};
+        // Same second, numbered: the higher number is the latest word, in any order.
+        let t = "2025-01-01T10:00:00Z";
+        assert_eq!(
+            verdict(&[word(Approve, t, Some(1)), word(Reject, t, Some(2))]),
+            (false, 1)
+        );
+        assert_eq!(
+            verdict(&[word(Reject, t, Some(2)), word(Approve, t, Some(1))]),
+            (false, 1)
+        );
+        assert_eq!(
+            verdict(&[word(Reject, t, Some(1)), word(Approve, t, Some(2))]),
+            (true, 0)
+        );
+        // A clock an hour behind does not reorder numbered words.
+        let earlier = "2025-01-01T09:00:00Z";
+        assert_eq!(
+            verdict(&[word(Reject, t, Some(1)), word(Approve, earlier, Some(2))]),
+            (true, 0)
+        );
+        // Two words with one number (two machines at once): a rejection wins.
+        assert_eq!(
+            verdict(&[word(Approve, t, Some(3)), word(Reject, t, Some(3))]),
+            (false, 1)
+        );
+        // Unnumbered (older) lines come first, ordered by time.
+        assert_eq!(
+            verdict(&[
+                word(Approve, t, Some(1)),
+                word(Reject, "2026-01-01T00:00:00Z", None)
+            ]),
+            (true, 0)
+        );
+        // The next number follows the highest, whatever the lines' order.
+        let lines = [
+            word(Reject, t, Some(4)),
+            word(Approve, t, None),
+            word(Approve, t, Some(2)),
+        ];
+        assert_eq!(
+            next_sequence(&lines, "svc", "prod", "c1", "bob@example.com"),
+            5
+        );
+        assert_eq!(
+            next_sequence(&lines, "svc", "prod", "c1", "alice@example.com"),
+            1
+        );
+        assert_eq!(
+            next_sequence(&lines, "svc", "staging", "c1", "bob@example.com"),
+            1
+        );
     }
 }

@@ -51,12 +51,14 @@ pub fn keep(
     log: &Path,
     author: &Author,
 ) -> Result<(), GitError> {
-    let Ok(bytes) = std::fs::read(log) else {
-        return Ok(());
-    };
-    let Some(entry) = git.refs().find(&format!("refs/tags/{tag}"))? else {
-        return Ok(());
-    };
+    let bytes = std::fs::read(log).map_err(|source| GitError::Io {
+        path: log.to_owned(),
+        source,
+    })?;
+    let refname = format!("refs/tags/{tag}");
+    let entry = git.refs().find(&refname)?.ok_or_else(|| GitError::Git {
+        message: format!("the record {refname} the log belongs to is not in this repository"),
+    })?;
     // A NUL would make git refuse the whole note: a command could keep its own output out
     // of the records by printing one. Shown as `\0` instead.
     let text = capped(&String::from_utf8_lossy(&bytes).replace('\0', "\\0"));

@@ -9,7 +9,10 @@
 use std::path::Path;
 
 use atmos_core::config::load::parse_deployment;
-use atmos_core::contracts::{ApprovalRecord, BuildRecord, TagRecord};
+use atmos_core::contracts::TagRecord;
+
+/// A well-formed approval line, so that generated notes hold records too.
+const APPROVAL: &str = r#"{"approved_by":"alice@example.com","approved_at":"2025-01-01T00:00:00Z","decision":"approve","deployment":"svc","target":"prod","git_sha":"c1","method":"recorded","sequence":2}"#;
 use proptest::prelude::*;
 
 /// Text that looks like the YAML atmos reads: keys it knows, structure characters, anchors,
@@ -116,10 +119,22 @@ proptest! {
         let _ = TagRecord::from_message(&raw);
     }
 
+    /// Every line of an approvals note is either a record or reported as not one (none is
+    /// dropped), and a record reads back as itself.
     #[test]
-    fn note_lines_never_panic(line in "\\PC{0,120}") {
-        let _ = serde_json::from_str::<ApprovalRecord>(&line);
-        let _ = serde_json::from_str::<BuildRecord>(&line);
+    fn approval_note_lines_are_records_or_reported(
+        lines in prop::collection::vec(prop_oneof![Just(APPROVAL.to_owned()), "\\PC{0,120}"], 0..6)
+    ) {
+        let text = lines.join("\n");
+        let (records, odd) = atmos_core::approvals::parse(&text);
+        let nonblank = text.lines().filter(|l| !l.trim().is_empty()).count();
+        prop_assert_eq!(records.len() + odd.len(), nonblank);
+        for r in &records {
+            let line = serde_json::to_string(r).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (back, odd) = atmos_core::approvals::parse(&line);
+            prop_assert!(odd.is_empty());
+            prop_assert_eq!(back, vec![r.clone()]);
+        }
     }
 
     #[test]

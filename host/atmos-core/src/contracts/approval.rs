@@ -46,6 +46,12 @@ pub struct ApprovalRecord {
     /// only; a line written by hand cannot name a rollout that has not started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<String>,
+    /// This person's word on this commit and target, counted from 1: the highest number is
+    /// their latest word, whatever the clocks say. Two words with the same number (written on
+    /// two machines at once and merged) count as a rejection if either one is. Lines written
+    /// before numbering (none) come first, in the order of their times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
     /// SSH signature (armored) over [`ApprovalRecord::signed_payload`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
@@ -56,9 +62,25 @@ fn recorded() -> String {
 }
 
 impl ApprovalRecord {
+    /// The order of one person's words on one commit and target: the number, then (for
+    /// lines without one) the time, then a rejection after an approval.
+    pub fn order_key(&self) -> (u64, &str, bool) {
+        (
+            self.sequence.unwrap_or(0),
+            if self.sequence.is_some() {
+                ""
+            } else {
+                self.approved_at.as_str()
+            },
+            self.decision == ApprovalDecision::Reject,
+        )
+    }
+
     /// The exact bytes a signature covers: the record without its signature, as compact JSON
     /// with fields in declaration order.
     pub fn signed_payload(&self) -> String {
+        // Serialising a struct of strings and numbers cannot fail; an empty payload would
+        // verify against no signature.
         let mut unsigned = self.clone();
         unsigned.signature = None;
         serde_json::to_string(&unsigned).unwrap_or_default()

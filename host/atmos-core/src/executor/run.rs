@@ -53,6 +53,9 @@ pub struct ComponentRun {
     /// Where its output is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<PathBuf>,
+    /// Why its output could not be kept whole (the log file could not be made or written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
     /// The commands it ran, as typed.
     pub commands: Vec<String>,
     /// How its post-deploy verification went, when it has one and its apply succeeded.
@@ -249,6 +252,7 @@ pub async fn run(
                             outcome,
                             duration_ms: 0,
                             log: None,
+                            log_error: None,
                             commands: Vec::new(),
                             verification: None,
                         },
@@ -364,16 +368,16 @@ async fn run_component(
     events(Event::Started {
         component: pc.name.clone(),
     });
-    let mut log = open_log(&pc.log);
+    let mut log = RunLog::open(&pc.log);
     let mut outcome = Outcome::Succeeded;
     let mut shown = Vec::new();
     if pc.commands.is_empty() {
-        log_line(&mut log, "(no command for this step)");
+        log.line("(no command for this step)");
     }
     for spec in &pc.commands {
         let display = spec.display();
         shown.push(display.clone());
-        log_line(&mut log, &format!("$ {display}"));
+        log.line(&format!("$ {display}"));
         events(Event::Command {
             component: pc.name.clone(),
             command: display.clone(),
@@ -400,10 +404,7 @@ async fn run_component(
         verification = Some(checked);
     }
     let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-    log_line(
-        &mut log,
-        &format!("# outcome: {outcome:?} after {duration_ms} ms"),
-    );
+    log.line(&format!("# outcome: {outcome:?} after {duration_ms} ms"));
     events(Event::Finished {
         component: pc.name.clone(),
         outcome: outcome.clone(),
@@ -413,7 +414,8 @@ async fn run_component(
         name: pc.name,
         outcome,
         duration_ms,
-        log: log.is_some().then_some(pc.log),
+        log: log.error.is_none().then_some(pc.log),
+        log_error: log.error,
         commands: shown,
         verification,
     }
@@ -426,7 +428,7 @@ async fn verify(
     v: &VerifySpec,
     events: &Events,
     cancel: &mut watch::Receiver<bool>,
-    log: &mut Option<std::fs::File>,
+    log: &mut RunLog,
 ) -> (Outcome, Verification) {
     let attempts = v.retries + 1;
     let mut last = Outcome::Succeeded;
@@ -434,10 +436,9 @@ async fn verify(
     for attempt in 1..=attempts {
         made = attempt;
         let display = v.command.display();
-        log_line(
-            log,
-            &format!("# verify, attempt {attempt}/{attempts}: $ {display}"),
-        );
+        log.line(&format!(
+            "# verify, attempt {attempt}/{attempts}: $ {display}"
+        ));
         events(Event::Verifying {
             component: pc.name.clone(),
             attempt,
@@ -453,13 +454,10 @@ async fn verify(
         if matches!(last, Outcome::Succeeded | Outcome::Interrupted) || attempt == attempts {
             break;
         }
-        log_line(
-            log,
-            &format!(
-                "# verification failed; next attempt in {}",
-                show_duration(v.interval)
-            ),
-        );
+        log.line(&format!(
+            "# verification failed; next attempt in {}",
+            show_duration(v.interval)
+        ));
         tokio::select! {
             _ = tokio::time::sleep(v.interval) => {}
             _ = cancel.changed() => {
@@ -497,15 +495,39 @@ struct Limit {
     setting: &'static str,
 }
 
-fn open_log(path: &Path) -> Option<std::fs::File> {
-    let parent = path.parent()?;
-    std::fs::create_dir_all(parent).ok()?;
-    std::fs::File::create(path).ok()
+/// A component's log file. A write that fails (a full disk, a folder that cannot be made)
+/// stops the logging and is remembered, so the run reports it instead of losing output
+/// silently; the command itself goes on.
+struct RunLog {
+    file: Option<std::fs::File>,
+    error: Option<String>,
 }
 
-fn log_line(log: &mut Option<std::fs::File>, line: &str) {
-    if let Some(f) = log {
-        let _ = writeln!(f, "{line}");
+impl RunLog {
+    fn open(path: &Path) -> RunLog {
+        let made = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::File::create(path));
+        match made {
+            Ok(file) => RunLog {
+                file: Some(file),
+                error: None,
+            },
+            Err(e) => RunLog {
+                file: None,
+                error: Some(format!("{} could not be created: {e}", path.display())),
+            },
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        if let Some(f) = &mut self.file
+            && let Err(e) = writeln!(f, "{line}")
+        {
+            self.error = Some(format!("writing the log failed: {e}"));
+            self.file = None;
+        }
     }
 }
 
@@ -515,7 +537,7 @@ async fn run_command(
     step: Step,
     events: &Events,
     cancel: &mut watch::Receiver<bool>,
-    log: &mut Option<std::fs::File>,
+    log: &mut RunLog,
     limit: Limit,
 ) -> Outcome {
     let deadline = limit.deadline;
@@ -535,7 +557,7 @@ async fn run_command(
         Ok(c) => c,
         Err(e) => {
             let error = format!("cannot start `{}`: {e}", spec.program.display());
-            log_line(log, &error);
+            log.line(&error);
             return Outcome::Failed {
                 error,
                 exit_code: None,
@@ -553,8 +575,8 @@ async fn run_command(
     drop(tx);
     let mut interrupted = false;
     let mut timed_out = false;
-    let emit = |stderr: bool, line: String, log: &mut Option<std::fs::File>| {
-        log_line(log, &line);
+    let emit = |stderr: bool, line: String, log: &mut RunLog| {
+        log.line(&line);
         events(Event::Output {
             component: pc.name.clone(),
             stderr,
@@ -575,7 +597,7 @@ async fn run_command(
             }
             _ = tokio::time::sleep_until(deadline), if !interrupted && !timed_out => {
                 timed_out = true;
-                log_line(log, &format!("# timed out after {}: stopping the command's processes", show_duration(limit.length)));
+                log.line(&format!("# timed out after {}: stopping the command's processes", show_duration(limit.length)));
                 stop(pid, &mut child).await;
             }
         }
@@ -596,7 +618,7 @@ async fn run_command(
                     use nix::sys::signal::{Signal, killpg};
                     let group = nix::unistd::Pid::from_raw(group);
                     if killpg(group, Signal::SIGTERM).is_ok() {
-                        log_line(log, "# stopped the processes the command left running in the background");
+                        log.line("# stopped the processes the command left running in the background");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         let _ = killpg(group, Signal::SIGKILL);
                     }

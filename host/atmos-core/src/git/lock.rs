@@ -266,7 +266,13 @@ pub fn renew(
 /// Release a lock we hold (only if it is still ours). A failure to write (a `packed-refs`
 /// lock held by a concurrent `git pack-refs`, a remote that hiccups) is retried for a few
 /// seconds before it is reported: a lock left behind holds every other runner up.
-pub fn release(git: &GitRepo, store: Store<'_>, held: &Held) -> Result<bool, LockError> {
+/// `busy` is told each time a try finds the ref locked by another git process.
+pub fn release(
+    git: &GitRepo,
+    store: Store<'_>,
+    held: &Held,
+    on_busy: &dyn Fn(u32),
+) -> Result<bool, LockError> {
     let mut delay = std::time::Duration::from_millis(100);
     let mut attempt = 0;
     let ok = loop {
@@ -299,6 +305,7 @@ pub fn release(git: &GitRepo, store: Store<'_>, held: &Held) -> Result<bool, Loc
                 });
             }
             _ => {
+                on_busy(attempt);
                 std::thread::sleep(delay);
                 delay = delay.saturating_mul(2);
             }

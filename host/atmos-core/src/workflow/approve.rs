@@ -143,6 +143,7 @@ pub fn approve(
     let source = source_to_approve(request.git_sha.as_deref(), promote_from.as_deref());
     let commit = commit_to_approve(&git, loaded, &source)?;
     let actor = &trust::map_actor(request.actor.clone(), &trusted);
+    let (existing, _) = approvals::read(&git, &d.name, &commit)?;
     let mut record = ApprovalRecord {
         approved_by: actor.id.clone(),
         approved_at: rfc3339(jiff::Timestamp::now()),
@@ -154,6 +155,13 @@ pub fn approve(
         comment: request.comment.clone(),
         method: "recorded".into(),
         rollout: None,
+        sequence: Some(approvals::next_sequence(
+            &existing,
+            &d.name,
+            &target_name,
+            &commit,
+            &actor.id,
+        )),
         signature: None,
     };
     let rules = target

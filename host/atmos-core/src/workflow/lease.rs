@@ -70,7 +70,7 @@ impl LeaseGuard {
 
     /// Release the lock now (retried for a few seconds), saying why when it cannot be: a
     /// lock left behind holds every other runner up until it expires.
-    pub fn release(&mut self) -> Result<(), String> {
+    pub fn release(&mut self, observer: &dyn Observer) -> Result<(), String> {
         if self.released {
             return Ok(());
         }
@@ -90,7 +90,16 @@ impl LeaseGuard {
             .unwrap_or_else(|e| e.into_inner().clone());
         let git = GitRepo::discover(&self.root).map_err(|e| e.to_string())?;
         let store = self.remote.as_ref().map_or(Store::Local, Store::Remote);
-        match lock::release(&git, store, &held) {
+        let busy = |attempt: u32| {
+            observer.event(&Event::Warning(format!(
+                "the lock of {}/{} is busy (another git process holds its ref, e.g. `git gc` holding packed-refs.lock); releasing it again (attempt {} of {})",
+                held.lease.deployment,
+                held.lease.target,
+                attempt + 1,
+                lock::RELEASE_ATTEMPTS
+            )));
+        };
+        match lock::release(&git, store, &held, &busy) {
             Ok(_) => Ok(()),
             Err(e) => Err(format!(
                 "the lock of {}/{} could not be released ({e}); it expires at {}, or clear it with `atmos deployment lock release {} --target {}`",
@@ -107,7 +116,7 @@ impl LeaseGuard {
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
         // Every path out releases; an error here has no one to tell (`release` reports it).
-        let _ = self.release();
+        let _ = self.release(&super::events::Silent);
     }
 }
 

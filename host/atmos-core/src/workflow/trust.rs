@@ -154,7 +154,12 @@ fn default_ref(
     }
     if let Some(remote) = remote_name(git, remote) {
         let branch = default_branch(git, &remote)?;
-        let commit = git.peel_ref(&branch).unwrap_or_default();
+        let commit = git
+            .peel_ref(&branch)
+            .ok_or_else(|| WorkflowError::NoTrustedRef {
+                refname: branch.clone(),
+                why: "it does not name a commit here".into(),
+            })?;
         return Ok((branch, commit, format!("default branch of {remote}")));
     }
     let commit = git.resolve_commit("HEAD")?;
@@ -266,7 +271,13 @@ impl Snapshot {
     /// Export the project found at `rel` (relative to the repository's top) in the commit of
     /// `origin`.
     pub fn at(git: &GitRepo, rel: &Path, origin: RulesOrigin) -> Result<Snapshot, WorkflowError> {
-        let commit = origin.commit.clone().unwrap_or_default();
+        let commit = origin
+            .commit
+            .clone()
+            .ok_or_else(|| WorkflowError::NoTrustedRef {
+                refname: origin.source.clone(),
+                why: "no commit was resolved for it".into(),
+            })?;
         let settings = settings_at(git, &commit, rel)?;
         let dir = crate::scratch::dir("atmos-rules-").map_err(|source| WorkflowError::Io {
             path: PathBuf::from("temporary folder"),
@@ -379,7 +390,9 @@ pub fn trusted(
     Snapshot::at(git, &project_in_repo(git, &project.root), origin)?.rules(git, deployment)
 }
 
-/// Where the project sits inside the repository's work tree (`""` at the top).
+/// Where the project sits inside the repository's work tree (`""` at the top). A repository
+/// without a work tree (a server's bare repository, where the guard runs) holds its project
+/// at the top: that is the default, not a fallback for an error.
 pub fn project_in_repo(git: &GitRepo, root: &Path) -> PathBuf {
     git.workdir()
         .and_then(|w| w.canonicalize().ok())

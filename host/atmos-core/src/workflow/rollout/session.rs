@@ -358,6 +358,14 @@ impl<'a> RolloutSession<'a> {
             path: "the async runtime".into(),
             source,
         })?;
+        for run in &runs {
+            if let Some(why) = &run.log_error {
+                observer.event(&Event::Warning(format!(
+                    "the output of {} was not kept whole: {why}",
+                    run.name
+                )));
+            }
+        }
         if let Some(why) = self.lease.as_ref().and_then(LeaseGuard::lost) {
             observer.event(&Event::Warning(format!(
                 "{why}; the components not finished were stopped, and what ran is recorded"
@@ -707,7 +715,7 @@ impl<'a> RolloutSession<'a> {
         report.automatic_rollbacks = self.roll_back_unverified(&report)?;
         let published = self.publish(&report);
         if let Some(lease) = self.lease.as_mut()
-            && let Err(warning) = lease.release()
+            && let Err(warning) = lease.release(self.observer)
         {
             self.observer.event(&Event::Warning(warning));
         }

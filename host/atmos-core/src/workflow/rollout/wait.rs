@@ -112,7 +112,15 @@ pub fn confirm_manually(
         }
         Some(true) => {}
     }
+    let (existing, _) = crate::approvals::read(git, &plan.deployment, commit)?;
     let record = ApprovalRecord {
+        sequence: Some(crate::approvals::next_sequence(
+            &existing,
+            &plan.deployment,
+            &plan.target,
+            commit,
+            &plan.actor.id,
+        )),
         approved_by: plan.actor.id.clone(),
         approved_at: rfc3339(jiff::Timestamp::now()),
         decision: ApprovalDecision::Approve,

@@ -533,28 +533,33 @@ impl Audit<'_, '_> {
             Some(notes) => self.git.note_at(notes, sha)?.unwrap_or_default(),
             None => String::new(),
         };
-        let records: Vec<ApprovalRecord> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<ApprovalRecord>(l).ok())
+        let (records, odd) = crate::approvals::parse(&text);
+        if let Some(line) = odd.first() {
+            push(
+                ProblemKind::UnreadableRecord,
+                format!(
+                    "the approvals note of {} has {} line{} that {} not an approval record (the first: {}); such a line never counts, as an approval or a rejection",
+                    short(sha),
+                    odd.len(),
+                    if odd.len() == 1 { "" } else { "s" },
+                    if odd.len() == 1 { "is" } else { "are" },
+                    crate::git::prefix(line, 80)
+                ),
+            );
+        }
+        let records: Vec<ApprovalRecord> = records
+            .into_iter()
             .filter(|a| {
                 a.approved_at
                     .parse::<Timestamp>()
                     .is_ok_and(|t| t.as_second() <= ended)
             })
             .collect();
-        let shas = match &r.record.previous_sha {
-            Some(prev) if prev != sha => self.git.log_between(prev, sha, 200).unwrap_or_default(),
-            Some(_) => vec![sha.clone()],
-            None => self.git.log(sha, 200).unwrap_or_default(),
-        };
-        let mut authors = Vec::new();
-        for s in shas {
-            if let Ok(info) = self.git.commit_info(&s)
-                && !authors.contains(&info.author_email)
-            {
-                authors.push(info.author_email);
-            }
-        }
+        // The same authors the gate counted: a commit that cannot be read is an error of the
+        // audit, never an author left out.
+        let authors =
+            crate::approvals::authors_gained(self.git, r.record.previous_sha.as_deref(), sha)?
+                .authors;
         let check = crate::approvals::check(
             &promotion.approvals.clone().unwrap_or_default(),
             promotion

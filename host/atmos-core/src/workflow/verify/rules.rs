@@ -40,7 +40,13 @@ impl<'a> RulesBook<'a> {
         origin: RulesOrigin,
         tip_only: bool,
     ) -> Result<RulesBook<'a>, WorkflowError> {
-        let tip = origin.commit.clone().unwrap_or_default();
+        let tip = origin
+            .commit
+            .clone()
+            .ok_or_else(|| WorkflowError::NoTrustedRef {
+                refname: origin.source.clone(),
+                why: "no commit was resolved for it".into(),
+            })?;
         let history = if tip_only {
             vec![(tip, i64::MIN)]
         } else {
