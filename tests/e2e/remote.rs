@@ -1054,4 +1054,30 @@ fn a_target_on_its_own_remote_syncs_with_it_and_another_remote_gets_what_it_lack
     assert_eq!(on("eu.git", "refs/atmos/deployments/svc/dev/*"), 2);
     let (_, out, _) = run(&b, &args("deployment rollout svc --target dev --remote eu"));
     assert!(!out.contains("Published"), "{out}");
+
+    // The lock of prod-eu lives on eu, where its rollouts take it: `lock status` and
+    // `lock release` look there, not on the shared store.
+    let lease = format!(
+        r#"{{"deployment":"svc","target":"prod-eu","holder":"carol@example.com","run":null,"host":"h","pid":1,"started_at":"2026-01-01T00:00:00Z","expires_at":"2999-01-01T00:00:00Z"}}"#
+    );
+    std::fs::write(b.join(".lease"), lease).expect("write");
+    let blob = git(&b, &["hash-object", "-w", ".lease"]);
+    git(
+        &b,
+        &[
+            "push",
+            "-q",
+            "eu",
+            &format!("{blob}:refs/atmos/locks/svc/prod-eu"),
+        ],
+    );
+    let (code, out, err) = run(&b, &args("deployment lock status svc --target prod-eu"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("locked by carol@example.com"), "{out}");
+    let (code, _, err) = run(
+        &b,
+        &args("deployment lock release svc --target prod-eu --force"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(on("eu.git", "refs/atmos/locks/*"), 0);
 }

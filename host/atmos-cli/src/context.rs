@@ -292,3 +292,22 @@ fn data_files(paths: &[std::path::PathBuf]) -> Result<Vec<String>, Failure> {
     }
     Ok(out)
 }
+
+/// An observer that prints a workflow's warnings and nothing else (for commands without
+/// live progress).
+pub struct Warnings<'a>(&'a Output);
+
+impl atmos_core::workflow::Observer for Warnings<'_> {
+    fn event(&self, event: &atmos_core::workflow::Event<'_>) {
+        if let atmos_core::workflow::Event::Warning(w) = event {
+            self.0.warn(w);
+        }
+    }
+}
+
+impl Context {
+    /// An observer printing only warnings.
+    pub fn warnings(&self) -> Warnings<'_> {
+        Warnings(&self.out)
+    }
+}

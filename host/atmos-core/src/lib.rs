@@ -10,7 +10,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | foundation | [`exit`], [`error`], [`diagnostic`], [`names`], [`dag`], [`duration`], [`identity`], [`signing`] |
+//! | foundation | [`exit`], [`error`], [`diagnostic`], [`names`], [`plural`], [`dag`], [`duration`], [`identity`], [`signing`] |
 //! | contracts | [`contracts`]: history records, gate decisions and input, approvals, leases, the git layout |
 //! | config | [`config`]: the model, loading, schemas, checks, merging |
 //! | git store | [`git`]: refs, tags, notes, the rollout transaction, the remote, locks |
@@ -39,6 +39,7 @@ pub mod identity;
 pub mod listing;
 pub mod logs;
 pub mod names;
+pub mod plural;
 pub mod promotion;
 pub mod published;
 pub mod sbom;

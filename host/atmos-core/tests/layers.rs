@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "diagnostic",
             "names",
+            "plural",
             "dag",
             "duration",
             "identity",

@@ -18,37 +18,16 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: ApprovalDecision) -> Res
     let (project, loaded) = ctx.deployment(&args.deployment)?;
     // The approval goes where the target's records live (its own remote, or the shared
     // store); the other remotes are read first (the source's records may be elsewhere).
-    let remote = match &args.target {
-        Some(t) => {
-            let remote = store::target_remote(
-                &project,
-                &args.deployment,
-                t,
-                args.remote.as_deref(),
-                args.offline,
-            )?;
-            if let Some(r) = &remote {
-                r.fetch()?;
-            }
-            let (readers, unknown) =
-                store::other_remotes(&project, &args.deployment, remote.as_ref(), args.offline);
-            for warning in unknown {
-                ctx.out.warn(&warning);
-            }
-            for r in readers {
-                if let Err(e) = r.fetch() {
-                    ctx.out.warn(&format!("could not read {}: {e}", r.name));
-                }
-            }
-            remote
-        }
-        None => store::open(
-            &project,
-            args.remote.as_deref(),
-            args.offline,
-            Some(&args.deployment),
-        )?,
-    };
+    let stores = store::Stores::for_approval(
+        &project,
+        &loaded,
+        args.target.as_deref(),
+        args.remote.as_deref(),
+        args.offline,
+    )?;
+    for warning in &stores.unknown {
+        ctx.out.warn(warning);
+    }
     let git = ctx.git(&project)?;
     let env = process_env;
     let request = ApproveRequest {
@@ -67,8 +46,9 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: ApprovalDecision) -> Res
         &project,
         &loaded.deployment.name,
         evaluator.as_ref(),
-        remote.as_ref(),
+        &stores,
         &request,
+        &ctx.warnings(),
     )? {
         ApproveOutcome::Refused(refusal) => {
             let s = &ctx.out.err_style;

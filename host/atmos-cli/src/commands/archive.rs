@@ -97,5 +97,5 @@ fn render(r: &ArchiveReport) -> String {
 }
 
 fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
+    atmos_core::plural::s(n)
 }

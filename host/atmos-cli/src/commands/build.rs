@@ -18,12 +18,12 @@ use crate::render::{Style, seconds};
 pub fn run(args: &BuildArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "build")?;
     // The deployment is checked here, as it is now; the build reads it as of the commit.
-    let (project, _) = ctx.deployment(&args.deployment)?;
+    let (project, loaded) = ctx.deployment(&args.deployment)?;
     let remote = store::open(
         &project,
         args.remote.as_deref(),
         args.offline,
-        Some(&args.deployment),
+        Some(&loaded),
     )?;
     let git = ctx.git(&project)?;
     let env = identity::process_env;

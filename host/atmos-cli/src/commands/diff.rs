@@ -202,7 +202,7 @@ fn render(
     if hidden > 0 {
         out.push_str(&format!(
             "  ({hidden} value{} unchanged; -v lists them)\n",
-            if hidden == 1 { "" } else { "s" }
+            atmos_core::plural::s(hidden)
         ));
     }
     for n in &r.config_notes {
@@ -231,7 +231,7 @@ fn render(
     out.push_str(&format!(
         "\nFile Changes ({} commit{}):\n",
         r.log.len(),
-        if r.log.len() == 1 { "" } else { "s" }
+        atmos_core::plural::s(r.log.len())
     ));
     match &r.log_paths {
         Some(p) if p.is_empty() => out.push_str(

@@ -47,14 +47,14 @@ fn render(r: &FetchReport) -> String {
             parts.push(format!(
                 "{} state ref{} moved",
                 r.moved.len(),
-                if r.moved.len() == 1 { "" } else { "s" }
+                atmos_core::plural::s(r.moved.len())
             ));
         }
         if r.new_tags > 0 {
             parts.push(format!(
                 "{} new record{}",
                 r.new_tags,
-                if r.new_tags == 1 { "" } else { "s" }
+                atmos_core::plural::s(r.new_tags)
             ));
         }
         if !r.notes.is_empty() {

@@ -43,7 +43,7 @@ pub fn run(args: &ListArgs, ctx: &Context) -> Result<Exit, Failure> {
                 ctx.out.warn(&format!(
                     "skipped deployment `{}` ({errors} error{}){first}\n  run `atmos deployment validate {}` for details",
                     broken.name,
-                    if errors == 1 { "" } else { "s" },
+                    atmos_core::plural::s(errors),
                     broken.name
                 ));
             }

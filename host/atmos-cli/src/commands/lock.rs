@@ -6,7 +6,7 @@ use atmos_core::git::lock::{self, LockStatus, Store};
 use crate::cli::{Format, LockArgs};
 use crate::context::Context;
 use crate::failure::Failure;
-use atmos_core::workflow::store::open;
+use atmos_core::workflow::store;
 
 /// Show or clear a lock.
 pub fn run(args: &LockArgs, ctx: &Context) -> Result<Exit, Failure> {
@@ -14,12 +14,18 @@ pub fn run(args: &LockArgs, ctx: &Context) -> Result<Exit, Failure> {
     let (project, loaded) = ctx.deployment(&args.deployment)?;
     atmos_core::config::UnknownTarget::check(&loaded.deployment, &args.target)?;
     let git = ctx.git(&project)?;
-    let remote = open(
+    // The lock lives where the target's records live: its own remote, or the shared store.
+    let remote = store::Stores::for_target(
         &project,
+        &loaded,
+        &args.target,
         args.remote.as_deref(),
         args.offline,
-        Some(&loaded.deployment.name),
-    )?;
+    )?
+    .main;
+    if let Some(r) = &remote {
+        r.fetch()?;
+    }
     let store = remote.as_ref().map_or(Store::Local, Store::Remote);
     if args.action == "release"
         && !args.force

@@ -55,11 +55,11 @@ fn check(args: &PolicyCheckArgs, ctx: &Context) -> Result<Exit, Failure> {
         out.push_str(&format!(
             "{} file{} checked, {} gate package{}, {} error{}\n",
             report.files.len(),
-            if report.files.len() == 1 { "" } else { "s" },
+            atmos_core::plural::s(report.files.len()),
             report.gates.len(),
-            if report.gates.len() == 1 { "" } else { "s" },
+            atmos_core::plural::s(report.gates.len()),
             report.errors.len(),
-            if report.errors.len() == 1 { "" } else { "s" },
+            atmos_core::plural::s(report.errors.len()),
         ));
         ctx.out.print(&out)?;
     }
@@ -209,7 +209,7 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         &project,
         args.remote.as_deref(),
         false,
-        Some(&args.deployment),
+        Some(&loaded),
     )?;
     let plan = evaluate(
         &project,

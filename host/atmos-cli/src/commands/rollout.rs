@@ -9,7 +9,7 @@ use atmos_core::workflow::rollout::wait::ApprovalWait;
 use atmos_core::workflow::rollout::{
     RolloutOptions, RolloutOutcome, RolloutRequest, RolloutSession,
 };
-use atmos_core::workflow::{WorkflowError, archive, duration, lease, resolve_target, store};
+use atmos_core::workflow::{WorkflowError, duration, lease, resolve_target, store};
 
 use crate::cli::{Format, RolloutArgs};
 use crate::context::Context;
@@ -78,22 +78,17 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         None => lease::DEFAULT_TTL,
     };
     let timeout = duration("--timeout", &args.timeout)?;
-    let remote = store::target_remote(
+    let stores = store::Stores::for_target(
         &project,
-        &loaded.deployment.name,
+        &loaded,
         &request.target,
         args.remote.as_deref(),
         args.offline,
     )?;
-    let (readers, unknown) = store::other_remotes(
-        &project,
-        &loaded.deployment.name,
-        remote.as_ref(),
-        args.offline,
-    );
-    for warning in unknown {
-        ctx.out.warn(&warning);
+    for warning in &stores.unknown {
+        ctx.out.warn(warning);
     }
+    let remote_name = stores.main_name().map(str::to_owned);
     let options = RolloutOptions {
         plan_only: args.plan,
         parallelism: args
@@ -111,19 +106,15 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                 })
             })
             .transpose()?,
-        remote: remote.clone(),
-        readers,
+        stores,
         local_rules: args.local,
-        remote_from_flag: args.remote.is_some(),
-        offline: args.offline,
     };
     let evaluator = ctx.evaluator();
     let mut live = Live::new(&ctx.out, args.plan);
     live.timeout_flag = Some(args.timeout.clone());
-    let remote_name = options.remote.as_ref().map(|r| r.name.clone());
     let session = RolloutSession::begin(
         &project,
-        &loaded.deployment.name,
+        &loaded,
         evaluator.as_ref(),
         request,
         options,
@@ -151,7 +142,7 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
             live.text(&rollout::blocked(&plan, &live.style));
             ctx.print_document(&plan)?;
         }
-        RolloutOutcome::NothingToDo(plan) => {
+        RolloutOutcome::NothingToDo { plan, backfilled } => {
             let commit = plan
                 .commit
                 .as_deref()
@@ -161,21 +152,17 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                 "\nNothing to do: every selected component of {} in {} already runs {commit}.\n(use --force to run the executors again)\n",
                 plan.deployment, plan.target
             ));
-            if let Some(r) = &remote {
-                match store::publish_missing(r, &ctx.git(&project)?, &plan.deployment, &plan.target)
-                {
-                    Ok(0) => {}
-                    Ok(n) => live.text(&format!(
-                        "Published {n} ref{} of {} that {} lacked (records this clone has)\n",
-                        if n == 1 { "" } else { "s" },
-                        plan.target,
-                        r.name
-                    )),
-                    Err(e) => ctx.out.warn(&format!(
-                        "could not publish to {} the records it lacks: {e}",
-                        r.name
-                    )),
-                }
+            let remote = remote_name.as_deref().unwrap_or_default();
+            match backfilled {
+                None | Some(Ok(0)) => {}
+                Some(Ok(n)) => live.text(&format!(
+                    "Published {n} ref{} of {} that {remote} lacked (records this clone has)\n",
+                    atmos_core::plural::s(n),
+                    plan.target,
+                )),
+                Some(Err(e)) => ctx.out.warn(&format!(
+                    "could not publish to {remote} the records it lacks: {e}"
+                )),
             }
             ctx.print_document(&plan)?;
         }
@@ -183,7 +170,11 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
             live.text(&rollout::plan_footer(&plan, &runs, &live.style));
             ctx.print_document(&PlanRun { plan, runs })?;
         }
-        RolloutOutcome::Done { report, published } => {
+        RolloutOutcome::Done {
+            report,
+            published,
+            archived,
+        } => {
             let log_dir = report
                 .log_dir
                 .as_deref()
@@ -194,7 +185,7 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
             match published {
                 Some(Ok(attempts)) => live.text(&format!(
                     "Recorded on {remote} ({attempts} attempt{})\n",
-                    if attempts == 1 { "" } else { "s" }
+                    atmos_core::plural::s(attempts as usize)
                 )),
                 Some(Err(e)) => {
                     live.text(&format!(
@@ -206,23 +197,16 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                 None => {}
             }
             ctx.print_document(report.as_ref())?;
-            let actor = &report.plan.actor.id;
-            match archive::after_rollout(
-                &project,
-                &loaded.deployment.name,
-                args.remote.as_deref(),
-                args.offline,
-                actor,
-            ) {
-                Ok(Some(a)) if a.archived + a.pruned > 0 => ctx.out.eprint(&format!(
+            match archived {
+                Some(Ok(a)) if a.archived + a.pruned > 0 => ctx.out.eprint(&format!(
                     "{} archived {} older record{} of {} into its ledger (history.keep_tags)\n",
                     ctx.out.err_style.dim("note:"),
                     a.archived,
-                    if a.archived == 1 { "" } else { "s" },
+                    atmos_core::plural::s(a.archived),
                     a.deployment
                 )),
-                Ok(_) => {}
-                Err(e) => ctx.out.warn(&format!(
+                Some(Ok(_)) | None => {}
+                Some(Err(e)) => ctx.out.warn(&format!(
                     "the records are written, but archiving older ones failed: {e}; run `atmos deployment archive {}`",
                     loaded.deployment.name
                 )),

@@ -69,7 +69,7 @@ fn render(report: &ValidationReport, check_promotions: bool, out: &Output) -> St
         } else if !out.quiet || invalid > 0 {
             text.push_str(&format!(
                 "\n{total} deployment{}: {} valid, {invalid} invalid\n",
-                if total == 1 { "" } else { "s" },
+                atmos_core::plural::s(total),
                 total - invalid
             ));
         }
@@ -156,7 +156,7 @@ fn render_one(d: &DeploymentValidation, check_promotions: bool, out: &Output) ->
             "\n{} {} is invalid: {errors} error{}\n",
             s.error("✗"),
             d.file.display(),
-            if errors == 1 { "" } else { "s" }
+            atmos_core::plural::s(errors)
         ));
     }
     text

@@ -35,11 +35,16 @@ pub fn run(args: &VerifyArgs, ctx: &Context) -> Result<Exit, Failure> {
         .transpose()
         .map_err(|e| Failure::usage(format!("invalid --since: {e}"), None))?;
     // With --remote, verify what the remote holds: fetch it first.
+    let loaded = args
+        .deployment
+        .as_deref()
+        .map(|d| project.load(d))
+        .transpose()?;
     open(
         &project,
         args.remote.as_deref(),
         args.remote.is_none(),
-        args.deployment.as_deref(),
+        loaded.as_ref(),
     )?;
     let git = ctx.git(&project)?;
     let report = verify(

@@ -228,7 +228,7 @@ fn graph_svg(d: &DeploymentBoard) -> String {
             lines.push((
                 format!(
                     "waiting for {left} approval{}{from}",
-                    if left == 1 { "" } else { "s" }
+                    atmos_core::plural::s(left)
                 ),
                 "pending",
             ));
@@ -245,7 +245,7 @@ fn graph_svg(d: &DeploymentBoard) -> String {
                     format!(
                         "{} commit{} behind {}",
                         b.commits,
-                        if b.commits == 1 { "" } else { "s" },
+                        atmos_core::plural::s(b.commits),
                         b.source
                     ),
                     "pending",
@@ -606,7 +606,7 @@ pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
                     body,
                     "<p class=\"pending\">{} is {n} commit{} behind {}.</p>",
                     esc(&to),
-                    if n == 1 { "" } else { "s" },
+                    atmos_core::plural::s(n),
                     esc(&from)
                 );
             }

@@ -164,7 +164,7 @@ pub fn for_outcome(outcome: &RolloutOutcome, cx: &Context<'_>) -> CiReport {
             };
             (plan, head)
         }
-        RolloutOutcome::NothingToDo(plan) => (
+        RolloutOutcome::NothingToDo { plan, .. } => (
             plan,
             format!(
                 "✅ {}: nothing to do, already runs {}",
@@ -187,7 +187,9 @@ pub fn for_outcome(outcome: &RolloutOutcome, cx: &Context<'_>) -> CiReport {
             };
             (plan, head)
         }
-        RolloutOutcome::Done { report, published } => {
+        RolloutOutcome::Done {
+            report, published, ..
+        } => {
             let head = if !report.success {
                 format!("❌ {}: failed", title(&report.plan))
             } else if matches!(published, Some(Err(_))) {
@@ -205,7 +207,9 @@ pub fn for_outcome(outcome: &RolloutOutcome, cx: &Context<'_>) -> CiReport {
 
     // The components.
     match outcome {
-        RolloutOutcome::Done { report, published } => {
+        RolloutOutcome::Done {
+            report, published, ..
+        } => {
             md.push_str("\n| component | from | to | result |\n|---|---|---|---|\n");
             for c in &report.components {
                 let result = match c.run.as_ref().map(|r| &r.outcome) {
@@ -262,7 +266,7 @@ pub fn for_outcome(outcome: &RolloutOutcome, cx: &Context<'_>) -> CiReport {
                 ));
             }
         }
-        RolloutOutcome::Blocked(_) | RolloutOutcome::NothingToDo(_) => {}
+        RolloutOutcome::Blocked(_) | RolloutOutcome::NothingToDo { .. } => {}
     }
 
     // What stands in the way, and the command that clears each.

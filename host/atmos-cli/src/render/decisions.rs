@@ -70,7 +70,7 @@ pub fn lines(list: &[Decision], s: &Style, verbose: bool) -> String {
         out.push_str(&format!(
             "→ {} gate{} allow {} ({names}; -v shows each)\n",
             allowed.len(),
-            if allowed.len() == 1 { "" } else { "s" },
+            atmos_core::plural::s(allowed.len()),
             s.ok("✓")
         ));
     }
@@ -133,7 +133,7 @@ pub fn denials(list: &[Decision], s: &Style) -> String {
         "\n{} denied by {} gate decision{}:\n",
         s.error("Error:"),
         denies.len(),
-        if denies.len() == 1 { "" } else { "s" }
+        atmos_core::plural::s(denies.len())
     );
     for d in denies {
         let package = d

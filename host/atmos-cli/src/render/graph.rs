@@ -164,7 +164,7 @@ pub fn boxes_with_status(g: &GraphWithStatus, now: jiff::Timestamp) -> String {
                 if b.commits == usize::MAX {
                     lines.push(format!("{} has code to promote", b.source));
                 } else if b.commits > 0 {
-                    let plural = if b.commits == 1 { "" } else { "s" };
+                    let plural = atmos_core::plural::s(b.commits);
                     lines.push(format!(
                         "drift: {} commit{plural} behind {}",
                         b.commits, b.source

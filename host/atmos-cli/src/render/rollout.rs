@@ -111,7 +111,7 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
         } else {
             s.warning("Pending:")
         },
-        if n == 1 { "" } else { "s" },
+        atmos_core::plural::s(n),
         if n == 1 { "s" } else { "" },
         if denied > 0 { " (exit 3)" } else { " (exit 4)" },
     ));
@@ -185,7 +185,7 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
         out.push_str(&format!(
             "\n{label} by {}{more} gate decision{}:\n",
             gate_denials.len(),
-            if gate_denials.len() == 1 { "" } else { "s" }
+            atmos_core::plural::s(gate_denials.len())
         ));
         for b in &gate_denials {
             let package = b
@@ -255,7 +255,7 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
             "\n{} {} gate decision{} ask{} to wait:\n",
             s.warning("Pending:"),
             waits.len(),
-            if waits.len() == 1 { "" } else { "s" },
+            atmos_core::plural::s(waits.len()),
             if waits.len() == 1 { "s" } else { "" }
         ));
         for b in waits {

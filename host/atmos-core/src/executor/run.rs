@@ -471,7 +471,7 @@ async fn verify(
         Outcome::Failed { error, exit_code } => Outcome::Failed {
             error: format!(
                 "verification failed after {made} attempt{}: {error}",
-                if made == 1 { "" } else { "s" }
+                crate::plural::s(made)
             ),
             exit_code,
         },

@@ -249,7 +249,7 @@ impl GitRepo {
         let mut message = format!(
             "Archive {} record{} of {deployment}\n\n",
             records.len(),
-            if records.len() == 1 { "" } else { "s" }
+            crate::plural::s(records.len())
         );
         for r in records {
             message.push_str(&format!("{} {}\n", r.oid, r.name));

@@ -15,12 +15,13 @@ use crate::config::{LoadedDeployment, Project, UnknownTarget};
 use crate::contracts::layout::{notes_ref, rfc3339};
 use crate::contracts::{ApprovalDecision, ApprovalRecord, Decision, Verdict};
 use crate::gates::isolation::Evaluator;
-use crate::git::remote::Remote;
 use crate::git::{Author, GitRepo};
 use crate::identity::Actor;
+use crate::workflow::events::{Event, Observer};
 use crate::workflow::rollout::model::{RolloutRequest, Source};
 use crate::workflow::rollout::plan::Planner;
 use crate::workflow::rollout::source::running;
+use crate::workflow::store::Stores;
 use crate::workflow::trust;
 
 /// What to approve, by whom.
@@ -111,15 +112,30 @@ fn commit_to_approve(
 
 /// Record the approval or rejection. The approval rules, approver groups, allowed signers and
 /// the gates that may refuse an approval come from the trusted ref.
+/// The records are read from `stores` first: the main remote (an error stops the approval),
+/// then the others the deployment's records live on (one out of reach is a warning).
 pub fn approve(
     project: &Project,
     deployment: &str,
     evaluator: &dyn Evaluator,
-    remote: Option<&Remote>,
+    stores: &Stores,
     request: &ApproveRequest,
+    observer: &dyn Observer,
 ) -> Result<ApproveOutcome, WorkflowError> {
     crate::identity::check(&request.actor)
         .map_err(|problem| WorkflowError::BadActor { problem })?;
+    let remote = stores.main.as_ref();
+    if let Some(r) = remote {
+        r.fetch()?;
+    }
+    for r in &stores.readers {
+        if let Err(e) = r.fetch() {
+            observer.event(&Event::Warning(format!(
+                "could not read {}: {e}; its records are as this clone last fetched them",
+                r.name
+            )));
+        }
+    }
     let mut git = GitRepo::discover(&project.root)?;
     let remote_name = remote.map(|r| r.name.as_str());
     if trust::ensure_history(project, &git, remote_name, false)?.is_some() {

@@ -15,8 +15,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::error::WorkflowError;
-use crate::config::Project;
 use crate::config::settings::KeepTags;
+use crate::config::{LoadedDeployment, Project};
 use crate::contracts::layout::{TAG_PREFIX, ledger_ref};
 use crate::git::remote::{Expect, RefUpdate, Remote, RemoteError};
 use crate::git::tags::{TagEntry, Unparseable};
@@ -171,12 +171,15 @@ pub fn run(
     }
     let mut deployments = Vec::new();
     for d in &request.deployments {
+        let loaded = project.load(d)?;
         let scoped = remote.clone().map(|r| r.for_deployment(d));
+        let elsewhere = not_kept_on(project, &loaded, scoped.as_ref());
         deployments.push(archive_one(
             project,
             d,
             keep,
             scoped.as_ref(),
+            &elsewhere,
             request,
             progress,
         )?);
@@ -294,27 +297,43 @@ fn survey(
     })
 }
 
+/// The targets of `loaded` whose records are not kept on `remote` (archived where they are
+/// kept, not here): with a remote, those whose own remote (`targets.<t>.remote`, else the
+/// shared store) is another one, and every target but the one a target's own remote holds.
+fn not_kept_on(
+    project: &Project,
+    loaded: &LoadedDeployment,
+    remote: Option<&Remote>,
+) -> Vec<String> {
+    let Some(remote) = remote else {
+        return Vec::new();
+    };
+    let shared = project.settings.git.remote.as_deref();
+    loaded
+        .deployment
+        .targets
+        .iter()
+        .filter(|(name, t)| {
+            let home = t.remote.as_deref().or(shared);
+            home != Some(remote.name.as_str())
+                || remote
+                    .only_target
+                    .as_deref()
+                    .is_some_and(|only| only != name.as_str())
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 fn archive_one(
     project: &Project,
     d: &str,
     keep: Keep,
     remote: Option<&Remote>,
+    elsewhere: &[String],
     request: &ArchiveRequest,
     progress: &dyn Fn(&str, usize, usize),
 ) -> Result<DeploymentArchive, WorkflowError> {
-    // Targets whose records live on their own remote are archived there, not here.
-    let here = remote.map(|r| r.name.clone());
-    let elsewhere: Vec<String> = project
-        .load(d)
-        .map(|l| {
-            l.deployment
-                .targets
-                .iter()
-                .filter(|(_, t)| t.remote.is_some() && t.remote != here)
-                .map(|(name, _)| name.clone())
-                .collect()
-        })
-        .unwrap_or_default();
     let mut first: Option<usize> = None;
     let (mut archived, mut pruned) = (0, 0);
     let mut attempt = 0;
@@ -324,7 +343,7 @@ fn archive_one(
             r.fetch()?;
         }
         let git = GitRepo::discover(&project.root)?;
-        let pass = survey(&git, d, keep, request.now, &elsewhere)?;
+        let pass = survey(&git, d, keep, request.now, elsewhere)?;
         let records_before = *first.get_or_insert(pass.records);
         let skipped = pass.skipped.clone();
         if request.dry_run || (pass.archive.is_empty() && pass.prune.is_empty()) {
@@ -493,26 +512,44 @@ fn push(
 /// together, so they wait for a run that reaches it).
 pub fn after_rollout(
     project: &Project,
-    deployment: &str,
-    remote: Option<&str>,
-    offline: bool,
+    loaded: &LoadedDeployment,
+    stores: &super::store::Stores,
     actor: &str,
 ) -> Result<Option<DeploymentArchive>, WorkflowError> {
     let history = &project.settings.history;
-    if !history.archive_on_rollout || history.keep_tags.is_none() {
+    let Some(setting) = &history.keep_tags else {
+        return Ok(None);
+    };
+    // Offline, a ledger written here would differ from the store's: folded by the next
+    // rollout that reaches it.
+    if !history.archive_on_rollout || stores.offline {
         return Ok(None);
     }
-    if offline && (remote.is_some() || project.settings.git.remote.is_some()) {
-        return Ok(None);
-    }
+    let keep = Keep::from_setting(setting)?;
+    // A target's own remote is fetched for that target alone; its ledger is the deployment's.
+    let remote = stores.main.clone().map(|mut r| {
+        r.only_target = None;
+        r
+    });
+    let remote = remote.as_ref();
     let request = ArchiveRequest {
-        deployments: vec![deployment.to_owned()],
+        deployments: vec![loaded.deployment.name.clone()],
         keep: None,
-        remote: remote.map(str::to_owned),
+        remote: remote.map(|r| r.name.clone()),
         dry_run: false,
         offline: false,
         actor: actor.to_owned(),
         now: Timestamp::now(),
     };
-    Ok(run(project, &request, &|_, _, _| {})?.deployments.pop())
+    let elsewhere = not_kept_on(project, loaded, remote);
+    archive_one(
+        project,
+        &loaded.deployment.name,
+        keep,
+        remote,
+        &elsewhere,
+        &request,
+        &|_, _, _| {},
+    )
+    .map(Some)
 }

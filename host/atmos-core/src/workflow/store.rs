@@ -4,7 +4,7 @@
 
 use super::error::WorkflowError;
 use super::rollout::model::RolloutReport;
-use crate::config::Project;
+use crate::config::{LoadedDeployment, Project};
 use crate::contracts::layout::state_ref;
 use crate::executor::run::Outcome;
 use crate::git::GitRepo;
@@ -13,13 +13,185 @@ use crate::git::remote::{Expect, RefUpdate, Remote, RemoteError};
 /// How many times a refused push is read again and retried.
 pub const PUBLISH_ATTEMPTS: u32 = 5;
 
+/// Where a workflow on one target of one deployment reads and writes records: resolved once,
+/// from the deployment as loaded, before anything starts.
+#[derive(Debug, Clone, Default)]
+pub struct Stores {
+    /// The remote holding the target's records — fetched, locked and written — or `None`
+    /// for the local repository alone.
+    pub main: Option<Remote>,
+    /// The deployment's other remotes (the shared store, other targets' own remotes): read
+    /// before deciding, never written.
+    pub readers: Vec<Remote>,
+    /// Remotes the deployment names that this clone does not have: their records are not
+    /// read (said once, as a warning).
+    pub unknown: Vec<String>,
+    /// `--remote` named the main one (so it is not checked against the trusted store).
+    pub from_flag: bool,
+    /// `--offline`: no remote is reached; records wait to be published.
+    pub offline: bool,
+    /// Offline: the remote the records would have gone to, which they are kept for (pushed
+    /// by the next command that reaches it).
+    pub later: Option<Remote>,
+}
+
+impl Stores {
+    /// The stores of `target` of `loaded`: `asked` (`--remote`), else the target's own remote
+    /// (`targets.<t>.remote`), else the shared store; with `offline`, none.
+    pub fn for_target(
+        project: &Project,
+        loaded: &LoadedDeployment,
+        target: &str,
+        asked: Option<&str>,
+        offline: bool,
+    ) -> Result<Stores, WorkflowError> {
+        let mut stores = Stores {
+            from_flag: asked.is_some(),
+            offline,
+            ..Stores::default()
+        };
+        if offline {
+            // A remote this clone does not know is not needed offline: the records then stay
+            // local, as with no remote at all.
+            stores.later = Stores::for_target(project, loaded, target, asked, false)
+                .ok()
+                .and_then(|s| s.main);
+            return Ok(stores);
+        }
+        let d = &loaded.deployment;
+        let own = d.targets.get(target).and_then(|t| t.remote.clone());
+        let name = asked
+            .map(str::to_owned)
+            .or_else(|| own.clone())
+            .or_else(|| project.settings.git.remote.clone());
+        stores.main = match name {
+            None => None,
+            Some(name) if own.as_deref() == Some(name.as_str()) => {
+                Some(Remote::open(&project.root, &name)?.for_target(&d.name, target))
+            }
+            Some(name) => Some(
+                Remote::open(&project.root, &name)?
+                    .for_deployment(&d.name)
+                    .excluding(kept_elsewhere(loaded, &name)),
+            ),
+        };
+        let (readers, unknown) = readers(project, loaded, stores.main.as_ref());
+        stores.readers = readers;
+        stores.unknown = unknown;
+        Ok(stores)
+    }
+
+    /// The stores of `loaded` as a whole: `asked` (`--remote`) or the shared store, and the
+    /// deployment's other remotes to read.
+    pub fn for_deployment(
+        project: &Project,
+        loaded: &LoadedDeployment,
+        asked: Option<&str>,
+        offline: bool,
+    ) -> Result<Stores, WorkflowError> {
+        let main = remote(project, asked, offline, Some(loaded))?;
+        let (readers, unknown) = match offline {
+            true => (Vec::new(), Vec::new()),
+            false => readers(project, loaded, main.as_ref()),
+        };
+        Ok(Stores {
+            main,
+            readers,
+            unknown,
+            from_flag: asked.is_some(),
+            offline,
+            later: None,
+        })
+    }
+
+    /// The stores of an approval: those of its target, or of the deployment when no target
+    /// is named (nor a default one).
+    pub fn for_approval(
+        project: &Project,
+        loaded: &LoadedDeployment,
+        target: Option<&str>,
+        asked: Option<&str>,
+        offline: bool,
+    ) -> Result<Stores, WorkflowError> {
+        let target = target.or(loaded.deployment.context.default_target.as_deref());
+        match target {
+            Some(t) if loaded.deployment.targets.contains_key(t) => {
+                Stores::for_target(project, loaded, t, asked, offline)
+            }
+            _ => Stores::for_deployment(project, loaded, asked, offline),
+        }
+    }
+
+    /// The name of the main remote, when there is one.
+    pub fn main_name(&self) -> Option<&str> {
+        self.main.as_ref().map(|r| r.name.as_str())
+    }
+}
+
+/// The targets (`<deployment>/<target>`) of `loaded` whose records live on their own remote,
+/// other than `name`: never fetched from `name`.
+fn kept_elsewhere(loaded: &LoadedDeployment, name: &str) -> Vec<String> {
+    let d = &loaded.deployment;
+    d.targets
+        .iter()
+        .filter(|(_, t)| t.remote.as_deref().is_some_and(|r| r != name))
+        .map(|(t, _)| format!("{}/{t}", d.name))
+        .collect()
+}
+
+/// The remotes of `loaded` besides `main`, each scoped to what it holds, and the ones this
+/// clone does not know (as warnings).
+fn readers(
+    project: &Project,
+    loaded: &LoadedDeployment,
+    main: Option<&Remote>,
+) -> (Vec<Remote>, Vec<String>) {
+    let d = &loaded.deployment;
+    let main_key = main.map(|m| (m.name.clone(), m.only_target.clone()));
+    let mut wanted: Vec<(String, Option<String>)> = Vec::new();
+    if let Some(shared) = &project.settings.git.remote {
+        wanted.push((shared.clone(), None));
+    }
+    for (t, target) in &d.targets {
+        if let Some(r) = &target.remote
+            && Some(r) != project.settings.git.remote.as_ref()
+        {
+            wanted.push((r.clone(), Some(t.clone())));
+        }
+    }
+    let mut out = Vec::new();
+    let mut unknown = Vec::new();
+    for (name, target) in wanted {
+        if main_key.as_ref() == Some(&(name.clone(), target.clone())) {
+            continue;
+        }
+        let opened = match &target {
+            Some(t) => Remote::open(&project.root, &name).map(|r| r.for_target(&d.name, t)),
+            None => Remote::open(&project.root, &name).map(|r| {
+                r.for_deployment(&d.name)
+                    .excluding(kept_elsewhere(loaded, &name))
+            }),
+        };
+        match opened {
+            Ok(r) => out.push(r),
+            Err(e) => unknown.push(format!(
+                "{e}: the records of {}{} there are not read",
+                d.name,
+                target.map(|t| format!("/{t}")).unwrap_or_default()
+            )),
+        }
+    }
+    (out, unknown)
+}
+
 /// The remote to use, not fetched yet — or `None` for local-only work. With `deployment`,
-/// its fetches bring only that deployment's records.
+/// its fetches bring only that deployment's records (without the targets kept on their own
+/// remotes); without, every deployment's (a deployment that does not load is read whole).
 pub fn remote(
     project: &Project,
     asked: Option<&str>,
     offline: bool,
-    deployment: Option<&str>,
+    deployment: Option<&LoadedDeployment>,
 ) -> Result<Option<Remote>, WorkflowError> {
     if offline {
         return Ok(None);
@@ -32,129 +204,21 @@ pub fn remote(
     };
     let remote = Remote::open(&project.root, &name)?;
     Ok(Some(match deployment {
-        Some(d) => remote
-            .for_deployment(d)
-            .excluding(own_remote_targets(project, Some(d), &name)),
-        None => remote.excluding(own_remote_targets(project, None, &name)),
-    }))
-}
-
-/// The targets (`<deployment>/<target>`, of `deployment` or of every deployment) whose records
-/// live on their own remote, other than `name`.
-fn own_remote_targets(project: &Project, deployment: Option<&str>, name: &str) -> Vec<String> {
-    let names: Vec<String> = match deployment {
-        Some(d) => vec![d.to_owned()],
-        None => project
-            .deployment_files()
-            .map(|f| f.into_iter().map(|(n, _)| n).collect())
-            .unwrap_or_default(),
-    };
-    let mut out = Vec::new();
-    for d in names {
-        let Ok(loaded) = project.load(&d) else {
-            continue;
-        };
-        for (t, target) in &loaded.deployment.targets {
-            if target.remote.as_deref().is_some_and(|r| r != name) {
-                out.push(format!("{d}/{t}"));
+        Some(loaded) => remote
+            .for_deployment(&loaded.deployment.name)
+            .excluding(kept_elsewhere(loaded, &name)),
+        None => {
+            let mut elsewhere = Vec::new();
+            for (d, _) in project.deployment_files()? {
+                // A deployment that does not load names no target remotes: its records are
+                // all fetched from here (validate reports the file).
+                if let Ok(loaded) = project.load(&d) {
+                    elsewhere.extend(kept_elsewhere(&loaded, &name));
+                }
             }
+            remote.excluding(elsewhere)
         }
-    }
-    out
-}
-
-/// The remote holding `target`'s records: `asked` (--remote), else the target's own remote
-/// (`targets.<t>.remote`), else the shared store. Scoped to the target when it is the
-/// target's own remote; else to the deployment, without the targets kept elsewhere.
-pub fn target_remote(
-    project: &Project,
-    deployment: &str,
-    target: &str,
-    asked: Option<&str>,
-    offline: bool,
-) -> Result<Option<Remote>, WorkflowError> {
-    if offline {
-        return Ok(None);
-    }
-    let own = own_remote(project, deployment, target);
-    let Some(name) = asked
-        .map(str::to_owned)
-        .or_else(|| own.clone())
-        .or_else(|| project.settings.git.remote.clone())
-    else {
-        return Ok(None);
-    };
-    if own.as_deref() == Some(name.as_str()) {
-        return Ok(Some(
-            Remote::open(&project.root, &name)?.for_target(deployment, target),
-        ));
-    }
-    remote(project, Some(&name), false, Some(deployment))
-}
-
-/// `targets.<target>.remote` of the deployment as the work tree has it.
-fn own_remote(project: &Project, deployment: &str, target: &str) -> Option<String> {
-    project.load(deployment).ok().and_then(|l| {
-        l.deployment
-            .targets
-            .get(target)
-            .and_then(|t| t.remote.clone())
-    })
-}
-
-/// The other remotes `deployment`'s records live on, besides `main` (the one a command writes
-/// to): the shared store and each target's own remote, each scoped to what it holds. They are
-/// read before deciding (a promotion's source may live on another remote), never written.
-/// A remote this clone does not know is left out with a warning.
-pub fn other_remotes(
-    project: &Project,
-    deployment: &str,
-    main: Option<&Remote>,
-    offline: bool,
-) -> (Vec<Remote>, Vec<String>) {
-    let mut out = Vec::new();
-    let mut warnings = Vec::new();
-    if offline {
-        return (out, warnings);
-    }
-    let Ok(loaded) = project.load(deployment) else {
-        return (out, warnings);
-    };
-    let main_key = main.map(|m| (m.name.clone(), m.only_target.clone()));
-    let mut wanted: Vec<(String, Option<String>)> = Vec::new();
-    if let Some(shared) = &project.settings.git.remote {
-        wanted.push((shared.clone(), None));
-    }
-    for (t, target) in &loaded.deployment.targets {
-        if let Some(r) = &target.remote
-            && Some(r) != project.settings.git.remote.as_ref()
-        {
-            wanted.push((r.clone(), Some(t.clone())));
-        }
-    }
-    for (name, target) in wanted {
-        if main_key.as_ref() == Some(&(name.clone(), target.clone())) {
-            continue;
-        }
-        let opened = match &target {
-            Some(t) => Remote::open(&project.root, &name).map(|r| r.for_target(deployment, t)),
-            None => Remote::open(&project.root, &name).map(|r| {
-                r.for_deployment(deployment).excluding(own_remote_targets(
-                    project,
-                    Some(deployment),
-                    &name,
-                ))
-            }),
-        };
-        match opened {
-            Ok(r) => out.push(r),
-            Err(e) => warnings.push(format!(
-                "{e}: the records of {deployment}{} there are not read",
-                target.map(|t| format!("/{t}")).unwrap_or_default()
-            )),
-        }
-    }
-    (out, warnings)
+    }))
 }
 
 /// The remote to use, fetched — or `None` for local-only work.
@@ -162,7 +226,7 @@ pub fn open(
     project: &Project,
     asked: Option<&str>,
     offline: bool,
-    deployment: Option<&str>,
+    deployment: Option<&LoadedDeployment>,
 ) -> Result<Option<Remote>, WorkflowError> {
     let remote = remote(project, asked, offline, deployment)?;
     if let Some(r) = &remote {

@@ -52,8 +52,15 @@ pub fn fetch(
     remote: Option<&str>,
     deployment: Option<&str>,
 ) -> Result<FetchReport, WorkflowError> {
-    let remote =
-        super::store::remote(project, remote, false, deployment)?.ok_or(WorkflowError::NoRemote)?;
+    let loaded = deployment.map(|d| project.load(d)).transpose()?;
+    let stores = match &loaded {
+        Some(l) => super::store::Stores::for_deployment(project, l, remote, false)?,
+        None => super::store::Stores {
+            main: super::store::remote(project, remote, false, None)?,
+            ..Default::default()
+        },
+    };
+    let remote = stores.main.clone().ok_or(WorkflowError::NoRemote)?;
     let scope = |base: &str| match deployment {
         Some(d) => format!("{base}/{d}/"),
         None => format!("{base}/"),
@@ -74,10 +81,9 @@ pub fn fetch(
     let mut remotes = vec![remote.name.clone()];
     let mut published = Vec::new();
     let mut warnings = remote.take_warnings();
-    if let Some(d) = deployment {
-        let (others, unknown) = super::store::other_remotes(project, d, Some(&remote), false);
-        warnings.extend(unknown);
-        for r in others.iter().filter(|r| r.only_target.is_some()) {
+    warnings.extend(stores.unknown.iter().cloned());
+    if deployment.is_some() {
+        for r in stores.readers.iter().filter(|r| r.only_target.is_some()) {
             r.fetch()?;
             published.extend(r.take_notes());
             warnings.extend(r.take_warnings());

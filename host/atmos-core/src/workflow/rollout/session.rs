@@ -20,11 +20,10 @@ use crate::exit::Exit;
 use crate::gates::isolation::Evaluator;
 use crate::git::GitRepo;
 use crate::git::record::Tagger;
-use crate::git::remote::Remote;
 use crate::workflow::error::WorkflowError;
 use crate::workflow::events::{Event, Observer, Replan};
 use crate::workflow::lease::{self, LeaseGuard, LeaseRequest};
-use crate::workflow::store;
+use crate::workflow::store::{self, Stores};
 use crate::workflow::trust::{self, Rules};
 
 /// How the rollout runs (as opposed to what it deploys, the [`RolloutRequest`]).
@@ -40,19 +39,10 @@ pub struct RolloutOptions {
     pub wait_for_lock: Option<Duration>,
     /// Wait for missing approvals (`None`: exit 4 at once).
     pub wait_for_approval: Option<ApprovalWait>,
-    /// The remote holding the target's records, fetched and written (`None`: the local
-    /// repository only).
-    pub remote: Option<Remote>,
-    /// The other remotes the deployment's records live on (the shared store, other targets'
-    /// own remotes): read before deciding, never written.
-    pub readers: Vec<Remote>,
+    /// Where the target's records are read and written, resolved once.
+    pub stores: Stores,
     /// Evaluate the rules in the work tree, uncommitted (plan-only; says so).
     pub local_rules: bool,
-    /// The remote was named on the command line (`--remote`), not taken from the work tree's
-    /// `atmos.yaml`.
-    pub remote_from_flag: bool,
-    /// `--offline`: never talk to a remote.
-    pub offline: bool,
 }
 
 /// How a rollout ended, when it did not fail.
@@ -61,7 +51,14 @@ pub enum RolloutOutcome {
     /// A gate denied it, or approvals are missing: nothing ran (exit 3 or 4).
     Blocked(RolloutPlan),
     /// Every selected component already runs its commit: nothing ran.
-    NothingToDo(RolloutPlan),
+    NothingToDo {
+        /// The plan.
+        plan: RolloutPlan,
+        /// Records of the target this clone has and the remote lacked, published now (how
+        /// many, or why not): naming a remote that missed earlier records brings it up to
+        /// date instead of saying only "nothing to do".
+        backfilled: Option<Result<usize, WorkflowError>>,
+    },
     /// `--plan`: the plan commands ran; nothing was recorded.
     Planned {
         /// The plan.
@@ -76,6 +73,9 @@ pub enum RolloutOutcome {
         report: Box<RolloutReport>,
         /// The push to the remote, when there is one.
         published: Option<Result<u32, WorkflowError>>,
+        /// Older records folded into the ledger afterwards (`history.archive_on_rollout`),
+        /// when that ran.
+        archived: Option<Result<crate::workflow::archive::DeploymentArchive, WorkflowError>>,
     },
 }
 
@@ -89,7 +89,7 @@ impl RolloutOutcome {
         };
         match self {
             RolloutOutcome::Blocked(plan) => blocked(plan),
-            RolloutOutcome::NothingToDo(_) => Exit::Done,
+            RolloutOutcome::NothingToDo { .. } => Exit::Done,
             RolloutOutcome::Planned { plan, runs } => {
                 if runs
                     .iter()
@@ -100,7 +100,9 @@ impl RolloutOutcome {
                     blocked(plan)
                 }
             }
-            RolloutOutcome::Done { report, published } => {
+            RolloutOutcome::Done {
+                report, published, ..
+            } => {
                 if !report.success || matches!(published, Some(Err(_))) {
                     Exit::Failed
                 } else {
@@ -114,6 +116,8 @@ impl RolloutOutcome {
 /// A rollout in progress. Holds the target's lock (unless plan-only) until dropped.
 pub struct RolloutSession<'a> {
     project: &'a Project,
+    /// The deployment as the work tree has it (what the user sees; never what decides).
+    work_tree: &'a crate::config::LoadedDeployment,
     rules: Rules,
     evaluator: &'a dyn Evaluator,
     observer: &'a dyn Observer,
@@ -130,7 +134,7 @@ impl<'a> RolloutSession<'a> {
     /// of the trusted ref.
     pub fn begin(
         project: &'a Project,
-        deployment: &str,
+        work_tree: &'a crate::config::LoadedDeployment,
         evaluator: &'a dyn Evaluator,
         request: RolloutRequest,
         options: RolloutOptions,
@@ -138,18 +142,22 @@ impl<'a> RolloutSession<'a> {
     ) -> Result<RolloutSession<'a>, WorkflowError> {
         crate::identity::check(&request.actor)
             .map_err(|problem| WorkflowError::BadActor { problem })?;
+        let deployment = work_tree.deployment.name.as_str();
         let mut git = GitRepo::discover(&project.root)?;
-        if let Some(r) = &options.remote {
+        if let Some(r) = &options.stores.main {
             r.fetch()?;
             for note in r.take_notes().into_iter().chain(r.take_warnings()) {
                 observer.event(&Event::Warning(note));
             }
         }
-        let remote_name = options.remote.as_ref().map(|r| r.name.clone());
-        let trust_remote = remote_name.as_deref().filter(|_| options.remote_from_flag);
-        if let Some(note) =
-            trust::ensure_history(project, &git, remote_name.as_deref(), options.offline)?
-        {
+        let remote_name = options.stores.main.as_ref().map(|r| r.name.clone());
+        let trust_remote = remote_name.as_deref().filter(|_| options.stores.from_flag);
+        if let Some(note) = trust::ensure_history(
+            project,
+            &git,
+            remote_name.as_deref(),
+            options.stores.offline,
+        )? {
             observer.event(&Event::Warning(note));
             git = GitRepo::discover(&project.root)?;
         }
@@ -161,7 +169,7 @@ impl<'a> RolloutSession<'a> {
         } else {
             Some(lease::acquire(
                 &git,
-                options.remote.as_ref(),
+                options.stores.main.as_ref(),
                 &LeaseRequest {
                     deployment: deployment.to_owned(),
                     target: request.target.clone(),
@@ -175,14 +183,14 @@ impl<'a> RolloutSession<'a> {
         };
         // What the previous holder pushed just before releasing is read again.
         if lease.is_some()
-            && let Some(r) = &options.remote
+            && let Some(r) = &options.stores.main
         {
             r.fetch()?;
             git = GitRepo::discover(&project.root)?;
         }
         // Records on other remotes (a promotion's source may live elsewhere) are read too; one
         // out of reach leaves its records as this clone last saw them, and says so.
-        for reader in &options.readers {
+        for reader in &options.stores.readers {
             match reader.fetch() {
                 Ok(()) => git = GitRepo::discover(&project.root)?,
                 Err(e) => observer.event(&Event::Warning(format!(
@@ -213,7 +221,7 @@ impl<'a> RolloutSession<'a> {
             .and_then(|t| t.remote.clone())
             .or_else(|| rules.project.settings.git.remote.clone());
         if !options.local_rules
-            && !options.remote_from_flag
+            && !options.stores.from_flag
             && remote_name.is_some()
             && remote_name != trusted_store
         {
@@ -238,6 +246,7 @@ impl<'a> RolloutSession<'a> {
         ));
         Ok(RolloutSession {
             project,
+            work_tree,
             rules,
             evaluator,
             observer,
@@ -312,7 +321,7 @@ impl<'a> RolloutSession<'a> {
             let left = deadline.saturating_duration_since(Instant::now());
             if !wait::wait_for_change(
                 &self.git,
-                self.options.remote.as_ref(),
+                self.options.stores.main.as_ref(),
                 &plan,
                 left,
                 w.poll,
@@ -407,7 +416,7 @@ impl<'a> RolloutSession<'a> {
             };
             let outcome = crate::workflow::build::build(
                 self.project,
-                self.options.remote.as_ref(),
+                self.options.stores.main.as_ref(),
                 &request,
                 self.observer,
             )?;
@@ -585,10 +594,10 @@ impl<'a> RolloutSession<'a> {
 
     /// Push the records to the remote by compare-and-swap; `None` without a remote.
     pub fn publish(&mut self, report: &RolloutReport) -> Option<Result<u32, WorkflowError>> {
-        if self.options.offline {
+        if self.options.stores.offline {
             // Kept to publish when the remote is next reached, before anything reads it.
-            if let Ok(Some(remote)) = store::remote(self.project, None, false, None)
-                && let Err(e) = store::keep_for_later(&remote, &self.git, report)
+            if let Some(remote) = &self.options.stores.later
+                && let Err(e) = store::keep_for_later(remote, &self.git, report)
             {
                 self.observer.event(&Event::Warning(format!(
                     "the records could not be kept for {}: {e}",
@@ -597,7 +606,7 @@ impl<'a> RolloutSession<'a> {
             }
             return None;
         }
-        let remote = self.options.remote.as_ref()?;
+        let remote = self.options.stores.main.as_ref()?;
         let published = store::publish(remote, &self.git, report);
         if published.is_ok()
             && let Err(e) = remote.push_notes(&crate::logs::logs_ref(&report.plan.deployment))
@@ -619,11 +628,7 @@ impl<'a> RolloutSession<'a> {
         // The first file (the deployment file, one it imports or includes) whose work tree
         // copy differs, or a file the work tree's copy imports and this one does not (a new
         // file a glob picks up).
-        let work_files = self
-            .project
-            .load(&self.rules.loaded.deployment.name)
-            .map(|l| l.processed.files())
-            .unwrap_or_default();
+        let work_files = self.work_tree.processed.files();
         let changed = |loaded: &crate::config::LoadedDeployment| {
             let used = loaded.processed.files();
             let mut paths: Vec<String> = loaded
@@ -699,7 +704,13 @@ impl<'a> RolloutSession<'a> {
             return Ok(RolloutOutcome::Blocked(plan));
         }
         if plan.is_noop() {
-            return Ok(RolloutOutcome::NothingToDo(plan));
+            let backfilled = self
+                .options
+                .stores
+                .main
+                .as_ref()
+                .map(|r| store::publish_missing(r, &self.git, &plan.deployment, &plan.target));
+            return Ok(RolloutOutcome::NothingToDo { plan, backfilled });
         }
         let mut plan = plan;
         if !self.options.plan_only {
@@ -719,9 +730,21 @@ impl<'a> RolloutSession<'a> {
         {
             self.observer.event(&Event::Warning(warning));
         }
+        // Only records that reached the store are folded there.
+        let archived = match &published {
+            Some(Err(_)) => None,
+            _ => crate::workflow::archive::after_rollout(
+                self.project,
+                &self.rules.loaded,
+                &self.options.stores,
+                &self.request.actor.id,
+            )
+            .transpose(),
+        };
         Ok(RolloutOutcome::Done {
             report: Box::new(report),
             published,
+            archived,
         })
     }
 }

@@ -541,8 +541,8 @@ impl Audit<'_, '_> {
                     "the approvals note of {} has {} line{} that {} not an approval record (the first: {}); such a line never counts, as an approval or a rejection",
                     short(sha),
                     odd.len(),
-                    if odd.len() == 1 { "" } else { "s" },
-                    if odd.len() == 1 { "is" } else { "are" },
+                    crate::plural::s(odd.len()),
+                    crate::plural::is_are(odd.len()),
                     crate::git::prefix(line, 80)
                 ),
             );

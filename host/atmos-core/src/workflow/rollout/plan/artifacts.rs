@@ -151,7 +151,7 @@ pub fn verdict(
         Verdict::Allow,
         format!(
             "deploys the recorded image{} ({}), no rebuild",
-            if out.len() == 1 { "" } else { "s" },
+            crate::plural::s(out.len()),
             whence
                 .iter()
                 .map(|w| match w.strip_prefix(from::SOURCE) {

@@ -295,7 +295,7 @@ impl Planner<'_> {
             format!(
                 "{} {} not on {trusted} (a feature branch, or not merged yet)",
                 off.join(", "),
-                if off.len() == 1 { "is" } else { "are" }
+                crate::plural::is_are(off.len())
             ),
         )))
     }
