@@ -1057,9 +1057,7 @@ fn a_target_on_its_own_remote_syncs_with_it_and_another_remote_gets_what_it_lack
 
     // The lock of prod-eu lives on eu, where its rollouts take it: `lock status` and
     // `lock release` look there, not on the shared store.
-    let lease = format!(
-        r#"{{"deployment":"svc","target":"prod-eu","holder":"carol@example.com","run":null,"host":"h","pid":1,"started_at":"2026-01-01T00:00:00Z","expires_at":"2999-01-01T00:00:00Z"}}"#
-    );
+    let lease = r#"{"deployment":"svc","target":"prod-eu","holder":"carol@example.com","run":null,"host":"h","pid":1,"started_at":"2026-01-01T00:00:00Z","expires_at":"2999-01-01T00:00:00Z"}"#;
     std::fs::write(b.join(".lease"), lease).expect("write");
     let blob = git(&b, &["hash-object", "-w", ".lease"]);
     git(

@@ -8,7 +8,7 @@
 //! - `atmos deployment report --html DIR`: the board of all 50 deployments (2,000 records
 //!   each; every deployment's status, graph, newest 50 rollouts, diffs and SBOMs);
 //! - the floor: `git for-each-ref` listing the same refs;
-//! - the seed's approach: `git tag -l <pattern> --sort=-creatordate`, then `git cat-file -p`
+//! - the naive approach: `git tag -l <pattern> --sort=-creatordate`, then `git cat-file -p`
 //!   per tag needed.
 //!
 //! Run: `cargo bench -p atmos-cli --bench queries` (add `-- --runs N` to change the number of
@@ -51,7 +51,7 @@ fn main() {
     let git_dir = root.join(".git");
     let g = format!("git --git-dir {}", git_dir.display());
 
-    // The seed's approach, as its "Behind the scenes" sections describe.
+    // The naive approach: list the tags with git, then read each one.
     let seed_status_target = format!(
         "{g} show-ref | grep ' {prod_state}' >/dev/null; for c in {comps}; do t=$({g} tag -l 'atmos/deployments/{d}/prod/'$c'/*' --sort=-creatordate | head -1); {g} cat-file -p $t >/dev/null; done",
         comps = COMPONENTS.join(" ")
@@ -107,7 +107,7 @@ fn main() {
         DEPLOYMENTS * TARGETS.len() * COMPONENTS.len()
     );
     println!(
-        "| query | atmos | floor: git for-each-ref | atmos / floor | seed: git tag -l + cat-file | atmos peak RSS |"
+        "| query | atmos | floor: git for-each-ref | atmos / floor | naive: git tag -l + cat-file | atmos peak RSS |"
     );
     println!("|---|---|---|---|---|---|");
     for (name, ours, floor, seed) in cases {

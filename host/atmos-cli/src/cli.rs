@@ -187,12 +187,11 @@ pub struct ReportArgs {
     /// Write the site into this folder: index.html and one page per deployment.
     #[arg(long, value_name = "DIR")]
     pub html: Option<std::path::PathBuf>,
-    /// Link commits: a URL with `{sha}`, e.g. https://github.com/org/repo/commit/{sha}.
+    /// Link commits: a URL with `{sha}`, e.g. `https://github.com/org/repo/commit/{sha}`.
     #[arg(long, value_name = "TEMPLATE", env = "ATMOS_COMMIT_URL")]
     pub commit_url: Option<String>,
-    /// Fetch this remote's records first.
-    #[arg(long, value_name = "NAME")]
-    pub remote: Option<String>,
+    #[command(flatten)]
+    pub fetch: FetchFirst,
 }
 
 #[derive(Debug, Args)]
@@ -214,9 +213,8 @@ pub struct LogsArgs {
     /// Tail the newest rollout running in this clone, until it ends.
     #[arg(long, conflicts_with_all = ["rollout", "git_sha"])]
     pub follow: bool,
-    /// Fetch this remote's records first.
-    #[arg(long, value_name = "NAME")]
-    pub remote: Option<String>,
+    #[command(flatten)]
+    pub fetch: FetchFirst,
 }
 
 #[derive(Debug, Args)]
@@ -282,12 +280,8 @@ pub struct BuildArgs {
     /// A scanner report (CycloneDX JSON or SARIF) whose findings go into the SBOM.
     #[arg(long, value_name = "FILE")]
     pub vulnerabilities: Option<std::path::PathBuf>,
-    /// The git remote that is the shared store (default: atmos.yaml `git.remote`).
-    #[arg(long, value_name = "NAME")]
-    pub remote: Option<String>,
-    /// Work on the local repository only, even when a remote is configured.
-    #[arg(long, conflicts_with = "remote")]
-    pub offline: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -318,12 +312,8 @@ pub struct LockArgs {
     /// The target.
     #[arg(long, short)]
     pub target: String,
-    /// The git remote that is the shared store (default: atmos.yaml `git.remote`).
-    #[arg(long, value_name = "NAME")]
-    pub remote: Option<String>,
-    /// Work on the local repository only, even when a remote is configured.
-    #[arg(long, conflicts_with = "remote")]
-    pub offline: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Release a lease that has not expired: its rollout renews it while it runs, so only
     /// when that runner is known to be gone.
     #[arg(long)]
@@ -364,12 +354,8 @@ pub struct ApproveArgs {
     /// SSH key to sign with (default: git's user.signingkey).
     #[arg(long, value_name = "PATH")]
     pub signing_key: Option<std::path::PathBuf>,
-    /// The git remote that is the shared store (default: atmos.yaml `git.remote`).
-    #[arg(long, value_name = "NAME")]
-    pub remote: Option<String>,
-    /// Work on the local repository only, even when a remote is configured.
-    #[arg(long, conflicts_with = "remote")]
-    pub offline: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -406,26 +392,8 @@ pub struct PolicyTestArgs {
 
 #[derive(Debug, Args)]
 pub struct PolicyEvalArgs {
-    /// The deployment.
-    pub deployment: String,
-    /// The target (default: the deployment's `context.default_target`).
-    #[arg(long, short)]
-    pub target: Option<String>,
-    /// Evaluate a rollout of this commit (default HEAD).
-    #[arg(long, value_name = "SHA", conflicts_with = "promote_from")]
-    pub git_sha: Option<String>,
-    /// Evaluate a promotion from SOURCE.
-    #[arg(long, value_name = "SOURCE")]
-    pub promote_from: Option<String>,
-    /// Only this component; repeatable.
-    #[arg(long = "component", short = 'c', value_name = "NAME")]
-    pub components: Vec<String>,
-    /// Metadata as the rollout would record it (key=value); repeatable.
-    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
-    pub metadata: Vec<(String, String)>,
-    /// Evaluate as with --skip-promotion-check.
-    #[arg(long)]
-    pub skip_promotion_check: bool,
+    #[command(flatten)]
+    pub what: RolloutWhat,
     /// Also print the gate input document.
     #[arg(long)]
     pub show_input: bool,
@@ -444,10 +412,6 @@ pub struct PolicyEvalArgs {
     /// says so).
     #[arg(long)]
     pub local: bool,
-    /// SSH key that proves who deploys (default: git's user.signingkey when gpg.format is
-    /// ssh).
-    #[arg(long, value_name = "PATH")]
-    pub signing_key: Option<std::path::PathBuf>,
     /// The git remote that is the shared store, read first (default: atmos.yaml `git.remote`);
     /// its default branch holds the trusted rules.
     #[arg(long, value_name = "NAME")]
@@ -461,9 +425,8 @@ pub struct StatusArgs {
     /// Only this target.
     #[arg(long, short, requires = "deployment")]
     pub target: Option<String>,
-    /// Fetch this remote's records first (otherwise the local view, whose age is shown).
-    #[arg(long, value_name = "NAME")]
-    pub remote: Option<String>,
+    #[command(flatten)]
+    pub fetch: FetchFirst,
     /// Run each deployed component's health command (`settings.<type>.health`) and show
     /// what it says; without it, the last check of the deployed commit is shown.
     #[arg(long, requires = "deployment")]
@@ -489,9 +452,8 @@ pub struct HistoryArgs {
     /// Only rollouts until: a date (2025-01-31, inclusive), an RFC 3339 time, or a duration.
     #[arg(long, value_name = "WHEN")]
     pub until: Option<String>,
-    /// Fetch this remote's records first (otherwise the local view, whose age is shown).
-    #[arg(long, value_name = "NAME")]
-    pub remote: Option<String>,
+    #[command(flatten)]
+    pub fetch: FetchFirst,
 }
 
 #[derive(Debug, Args)]
@@ -536,21 +498,8 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
-    /// The deployment.
-    pub deployment: String,
-    /// The target (default: the deployment's `context.default_target`).
-    #[arg(long, short)]
-    pub target: Option<String>,
-    /// Commit to deploy (sha, short sha or ref; default HEAD). An older commit is a rollback.
-    #[arg(long, value_name = "SHA", conflicts_with = "promote_from")]
-    pub git_sha: Option<String>,
-    /// Promote what SOURCE runs now, component by component.
-    #[arg(long, value_name = "SOURCE")]
-    pub promote_from: Option<String>,
-    /// Only this component (name or type/name); repeatable. Dependencies outside the
-    /// selection are assumed deployed.
-    #[arg(long = "component", short = 'c', value_name = "NAME")]
-    pub components: Vec<String>,
+    #[command(flatten)]
+    pub what: RolloutWhat,
     /// Components run at once within a wave (default: number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: Option<u16>,
@@ -561,19 +510,9 @@ pub struct RolloutArgs {
     /// (the output says so).
     #[arg(long, requires = "plan")]
     pub local: bool,
-    /// SSH key that proves who deploys and signs the records (default: git's
-    /// user.signingkey when gpg.format is ssh).
-    #[arg(long, value_name = "PATH")]
-    pub signing_key: Option<std::path::PathBuf>,
-    /// Deploy even if the promotion rules refuse (not recommended; recorded in the tags).
-    #[arg(long)]
-    pub skip_promotion_check: bool,
     /// Run executors even for components that already run the commit (writes new tags).
     #[arg(long)]
     pub force: bool,
-    /// Metadata recorded in the tags (key=value, e.g. pr=#482); repeatable.
-    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
-    pub metadata: Vec<(String, String)>,
     /// Override a merged var for this rollout (`cpu=512`, `image.tag=v2`); repeatable, recorded
     /// in the tags.
     #[arg(long, value_name = "KEY=VALUE")]
@@ -597,12 +536,8 @@ pub struct RolloutArgs {
     /// Lifetime of this rollout's target lock (default: atmos.yaml `git.lock_ttl`, else 30m).
     #[arg(long, value_name = "DURATION")]
     pub lock_ttl: Option<String>,
-    /// The git remote that is the shared store (default: atmos.yaml `git.remote`).
-    #[arg(long, value_name = "NAME")]
-    pub remote: Option<String>,
-    /// Work on the local repository only, even when a remote is configured.
-    #[arg(long, conflicts_with = "remote")]
-    pub offline: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -673,6 +608,68 @@ fn key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// What a rollout deploys, where, and what it records about itself: shared by `rollout` and
+/// `policy eval` (which evaluates the same rollout without doing it).
+#[derive(Debug, Args)]
+pub struct RolloutWhat {
+    /// The deployment.
+    pub deployment: String,
+    /// The target (default: the deployment's `context.default_target`).
+    #[arg(long, short)]
+    pub target: Option<String>,
+    /// Commit to deploy (sha, short sha or ref; default HEAD). An older commit is a rollback.
+    #[arg(long, value_name = "SHA", conflicts_with = "promote_from")]
+    pub git_sha: Option<String>,
+    /// Promote what SOURCE runs now, component by component.
+    #[arg(long, value_name = "SOURCE")]
+    pub promote_from: Option<String>,
+    /// Only this component (name or type/name); repeatable. Dependencies outside the
+    /// selection are assumed deployed.
+    #[arg(long = "component", short = 'c', value_name = "NAME")]
+    pub components: Vec<String>,
+    /// Metadata recorded in the tags (key=value, e.g. pr=#482); repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    pub metadata: Vec<(String, String)>,
+    /// Deploy even if the promotion rules refuse (not recommended; recorded in the tags).
+    #[arg(long)]
+    pub skip_promotion_check: bool,
+    /// SSH key that proves who deploys and signs the records (default: git's
+    /// user.signingkey when gpg.format is ssh).
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<std::path::PathBuf>,
+}
+
+impl RolloutWhat {
+    /// What the rollout deploys: `--git-sha`, `--promote-from`, or HEAD.
+    pub fn source(&self) -> atmos_core::workflow::rollout::Source {
+        match (&self.git_sha, &self.promote_from) {
+            (_, Some(from)) => atmos_core::workflow::rollout::Source::Promote(from.clone()),
+            (Some(sha), None) => atmos_core::workflow::rollout::Source::Commit(sha.clone()),
+            (None, None) => atmos_core::workflow::rollout::Source::Head,
+        }
+    }
+}
+
+/// Where a command that writes records reads and writes them.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The git remote that holds the records (default: the target's own `remote`, else
+    /// atmos.yaml `git.remote`).
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Work on the local repository only, even when a remote is configured.
+    #[arg(long, conflicts_with = "remote")]
+    pub offline: bool,
+}
+
+/// A read that can bring the shared store's records first.
+#[derive(Debug, Args)]
+pub struct FetchFirst {
+    /// Fetch this remote's records first (otherwise the local view, whose age is shown).
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+}
+
 #[cfg(test)]
 mod fuzz {
     use clap::Parser;
@@ -699,6 +696,14 @@ mod fuzz {
             Just("=".to_owned()),
             "\\PC{0,12}",
         ]
+    }
+
+    /// clap's own checks of the definitions: conflicting ids, flags named twice, `requires`
+    /// and `conflicts_with` naming arguments that exist (across flattened groups too).
+    #[test]
+    fn the_command_line_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 
     proptest! {

@@ -311,3 +311,46 @@ impl Context {
         Warnings(&self.out)
     }
 }
+
+impl Context {
+    /// The rollout request of `what` (shared by `rollout` and `policy eval`, which evaluates
+    /// the same rollout): its target resolved, who deploys, its key, and the time it is judged
+    /// at (`now`, an RFC 3339 time, for a plan; else the real time).
+    pub fn rollout_request(
+        &self,
+        what: &crate::cli::RolloutWhat,
+        loaded: &LoadedDeployment,
+        git: &GitRepo,
+        now: Option<&str>,
+        verb: &'static str,
+    ) -> Result<atmos_core::workflow::rollout::RolloutRequest, Failure> {
+        let env = atmos_core::identity::process_env;
+        Ok(atmos_core::workflow::rollout::RolloutRequest {
+            target: atmos_core::workflow::resolve_target(
+                &loaded.deployment,
+                what.target.as_deref(),
+                verb,
+            )?,
+            source: what.source(),
+            components: what.components.clone(),
+            skip_promotion_check: what.skip_promotion_check,
+            force: false,
+            reverting: None,
+            metadata: what.metadata.iter().cloned().collect(),
+            actor: atmos_core::identity::actor(&env, git.config_string("user.email")),
+            build_id: atmos_core::identity::build_id(&env),
+            started_at: match now {
+                Some(now) => now.parse::<jiff::Timestamp>().map_err(|e| {
+                    Failure::usage(
+                        format!("--now {now} is not an RFC 3339 time: {e}"),
+                        Some("e.g. --now 2026-12-24T10:00:00Z".into()),
+                    )
+                })?,
+                None => jiff::Timestamp::now(),
+            },
+            signing_key: self.signing_key(what.signing_key.as_deref(), git),
+            proof: None,
+            context: Default::default(),
+        })
+    }
+}

@@ -10,12 +10,12 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | foundation | [`exit`], [`error`], [`diagnostic`], [`names`], [`plural`], [`dag`], [`duration`], [`identity`], [`signing`] |
+//! | foundation | [`exit`], [`error`], [`diagnostic`], [`names`], [`plural`], [`dag`], [`duration`], [`identity`], [`scratch`], [`signing`], [`yaml_shape`] |
 //! | contracts | [`contracts`]: history records, gate decisions and input, approvals, leases, the git layout |
 //! | config | [`config`]: the model, loading, schemas, checks, merging |
 //! | git store | [`git`]: refs, tags, notes, the rollout transaction, the remote, locks |
-//! | engines | [`gates`], [`executor`], [`sbom`], [`approvals`] |
-//! | queries | [`status`], [`history`], [`diff`], [`listing`], [`describe`], [`promotion`], [`validate`] |
+//! | engines | [`gates`], [`executor`], [`sbom`], [`approvals`], [`artifacts`], [`logs`] |
+//! | queries | [`status`], [`history`], [`diff`], [`listing`], [`describe`], [`promotion`], [`validate`], [`board`] |
 //! | workflows | [`workflow`]: rollout, approve, build, drift |
 //! | publishing | [`published`]: every JSON Schema generated from the types above |
 

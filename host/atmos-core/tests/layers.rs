@@ -336,3 +336,58 @@ fn the_path_parser_reads_use_trees() {
         ]
     );
 }
+
+/// The modules a documentation table lists for each layer: the rows `| <layer> | … |` whose
+/// second cell names modules in backticks (`[`name`]` links in `lib.rs`).
+fn documented_layers(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // `| layer | modules | …`: empty first cell, then the layer, then the modules.
+        let [_, layer, modules, ..] = cells.as_slice() else {
+            continue;
+        };
+        if !LAYERS.iter().any(|(name, _)| name == layer) {
+            continue;
+        }
+        let names: BTreeSet<String> = modules
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .map(str::to_owned)
+            .collect();
+        out.insert((*layer).to_owned(), names);
+    }
+    out
+}
+
+/// The layer tables of `src/lib.rs` and `docs/architecture.md` say what the check above
+/// enforces: every layer, with exactly its modules.
+#[test]
+fn the_documented_layer_tables_match_the_checked_ones() {
+    let want: BTreeMap<String, BTreeSet<String>> = LAYERS
+        .iter()
+        .map(|(layer, modules)| {
+            (
+                (*layer).to_owned(),
+                modules.iter().map(|m| (*m).to_owned()).collect(),
+            )
+        })
+        .collect();
+    for file in [
+        src().join("lib.rs"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/architecture.md"),
+    ] {
+        let text = std::fs::read_to_string(&file).expect("read");
+        let got = documented_layers(&text);
+        for (layer, modules) in &want {
+            assert_eq!(
+                got.get(layer),
+                Some(modules),
+                "{}: the `{layer}` row lists other modules than tests/layers.rs checks",
+                file.display()
+            );
+        }
+    }
+}

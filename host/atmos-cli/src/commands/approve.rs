@@ -22,8 +22,8 @@ pub fn run(args: &ApproveArgs, ctx: &Context, decision: ApprovalDecision) -> Res
         &project,
         &loaded,
         args.target.as_deref(),
-        args.remote.as_deref(),
-        args.offline,
+        args.store.remote.as_deref(),
+        args.store.offline,
     )?;
     for warning in &stores.unknown {
         ctx.out.warn(warning);

@@ -21,8 +21,8 @@ pub fn run(args: &BuildArgs, ctx: &Context) -> Result<Exit, Failure> {
     let (project, loaded) = ctx.deployment(&args.deployment)?;
     let remote = store::open(
         &project,
-        args.remote.as_deref(),
-        args.offline,
+        args.store.remote.as_deref(),
+        args.store.offline,
         Some(&loaded),
     )?;
     let git = ctx.git(&project)?;

@@ -19,8 +19,8 @@ pub fn run(args: &LockArgs, ctx: &Context) -> Result<Exit, Failure> {
         &project,
         &loaded,
         &args.target,
-        args.remote.as_deref(),
-        args.offline,
+        args.store.remote.as_deref(),
+        args.store.offline,
     )?
     .main;
     if let Some(r) = &remote {

@@ -5,9 +5,8 @@ use std::path::PathBuf;
 
 use atmos_core::exit::Exit;
 use atmos_core::gates::testing::run as run_tests;
-use atmos_core::identity::{self, process_env};
 use atmos_core::workflow::rollout::model::{EvaluationVerdict, PolicyEvaluation};
-use atmos_core::workflow::rollout::{Action, RolloutRequest, evaluate};
+use atmos_core::workflow::rollout::{Action, evaluate};
 
 use crate::cli::{Format, PolicyCheckArgs, PolicyCommand, PolicyEvalArgs, PolicyTestArgs};
 use crate::context::Context;
@@ -146,14 +145,14 @@ fn test(args: &PolicyTestArgs, ctx: &Context) -> Result<Exit, Failure> {
 
 fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "policy eval")?;
-    let (project, loaded) = ctx.deployment(&args.deployment)?;
-    let target = atmos_core::workflow::resolve_target(
-        &loaded.deployment,
-        args.target.as_deref(),
-        "policy eval",
-    )?;
+    let (project, loaded) = ctx.deployment(&args.what.deployment)?;
     let evaluator = ctx.evaluator_with_data(&args.data)?;
     if let Some(file) = &args.input {
+        let target = atmos_core::workflow::resolve_target(
+            &loaded.deployment,
+            args.what.target.as_deref(),
+            "policy eval",
+        )?;
         let text = std::fs::read_to_string(file)
             .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display()), None))?;
         let mut input: serde_json::Value = serde_yaml_ng::from_str(&text).map_err(|e| {
@@ -175,36 +174,16 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
         )?;
         return print_evaluation(ctx, &report);
     }
-    let started_at = match &args.now {
-        Some(now) => now.parse::<jiff::Timestamp>().map_err(|e| {
-            Failure::usage(
-                format!("--now {now} is not an RFC 3339 time: {e}"),
-                Some("e.g. --now 2026-12-24T10:00:00Z".into()),
-            )
-        })?,
-        None => jiff::Timestamp::now(),
-    };
     let git = ctx.git(&project)?;
-    let env = process_env;
-    let request = RolloutRequest {
-        target,
-        source: atmos_core::workflow::rollout::Source::from_flags(
-            args.git_sha.clone(),
-            args.promote_from.clone(),
-        )
-        .map_err(|e| Failure::usage(e.to_string(), None))?,
-        components: args.components.clone(),
-        skip_promotion_check: args.skip_promotion_check,
-        force: true,
-        reverting: None,
-        metadata: args.metadata.iter().cloned().collect(),
-        actor: identity::actor(&env, git.config_string("user.email")),
-        build_id: identity::build_id(&env),
-        started_at,
-        signing_key: ctx.signing_key(args.signing_key.as_deref(), &git),
-        proof: None,
-        context: Default::default(),
-    };
+    // What `rollout --force` would do: every selected component's gates are evaluated.
+    let mut request = ctx.rollout_request(
+        &args.what,
+        &loaded,
+        &git,
+        args.now.as_deref(),
+        "policy eval",
+    )?;
+    request.force = true;
     let remote = atmos_core::workflow::store::remote(
         &project,
         args.remote.as_deref(),

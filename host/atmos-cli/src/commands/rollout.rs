@@ -3,13 +3,10 @@
 //! outcome.
 
 use atmos_core::exit::Exit;
-use atmos_core::identity::{self, process_env};
 use atmos_core::workflow::rollout::model::PlanRun;
 use atmos_core::workflow::rollout::wait::ApprovalWait;
-use atmos_core::workflow::rollout::{
-    RolloutOptions, RolloutOutcome, RolloutRequest, RolloutSession,
-};
-use atmos_core::workflow::{WorkflowError, duration, lease, resolve_target, store};
+use atmos_core::workflow::rollout::{RolloutOptions, RolloutOutcome, RolloutSession};
+use atmos_core::workflow::{WorkflowError, duration, lease, store};
 
 use crate::cli::{Format, RolloutArgs};
 use crate::context::Context;
@@ -23,8 +20,8 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         && (ci::System::detect().is_some() || std::env::var_os("GITHUB_STEP_SUMMARY").is_some())
     {
         let report = ci::for_error(
-            &args.deployment,
-            args.target.as_deref(),
+            &args.what.deployment,
+            args.what.target.as_deref(),
             &e.to_string(),
             e.hint().as_deref(),
             i32::from(e.exit().code()),
@@ -36,39 +33,14 @@ pub fn run(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
 
 fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "rollout")?;
-    let (project, loaded) = ctx.deployment(&args.deployment)?;
-    let target = resolve_target(&loaded.deployment, args.target.as_deref(), "rollout")?;
+    let (project, loaded) = ctx.deployment(&args.what.deployment)?;
     let git = ctx.git(&project)?;
-    let env = process_env;
-    let request = RolloutRequest {
-        target,
-        source: atmos_core::workflow::rollout::Source::from_flags(
-            args.git_sha.clone(),
-            args.promote_from.clone(),
-        )
-        .map_err(|e| Failure::usage(e.to_string(), None))?,
-        components: args.components.clone(),
-        skip_promotion_check: args.skip_promotion_check,
-        force: args.force,
-        reverting: None,
-        metadata: args.metadata.iter().cloned().collect(),
-        actor: identity::actor(&env, git.config_string("user.email")),
-        build_id: identity::build_id(&env),
-        // `--now` (plan only, clap enforces it) evaluates time-based gates as of another time.
-        started_at: match &args.now {
-            Some(now) => now.parse::<jiff::Timestamp>().map_err(|e| {
-                Failure::usage(
-                    format!("--now {now} is not an RFC 3339 time: {e}"),
-                    Some("e.g. --now 2026-12-24T10:00:00Z".into()),
-                )
-            })?,
-            None => jiff::Timestamp::now(),
-        },
-        signing_key: ctx.signing_key(args.signing_key.as_deref(), &git),
-        proof: None,
-        context: atmos_core::config::merge::parse_overrides(&args.context)
-            .map_err(|e| Failure::usage(format!("invalid --context: {e}"), None))?,
-    };
+    // `--now` (plan only, clap enforces it) evaluates time-based gates as of another time.
+    let mut request =
+        ctx.rollout_request(&args.what, &loaded, &git, args.now.as_deref(), "rollout")?;
+    request.force = args.force;
+    request.context = atmos_core::config::merge::parse_overrides(&args.context)
+        .map_err(|e| Failure::usage(format!("invalid --context: {e}"), None))?;
     let lock_ttl = match args
         .lock_ttl
         .as_deref()
@@ -82,8 +54,8 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
         &project,
         &loaded,
         &request.target,
-        args.remote.as_deref(),
-        args.offline,
+        args.store.remote.as_deref(),
+        args.store.offline,
     )?;
     for warning in &stores.unknown {
         ctx.out.warn(warning);
@@ -218,17 +190,17 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
 
 /// The command that runs this rollout again, as a person would type it.
 fn rerun_command(args: &RolloutArgs) -> String {
-    let mut cmd = format!("atmos deployment rollout {}", args.deployment);
-    if let Some(t) = &args.target {
+    let mut cmd = format!("atmos deployment rollout {}", args.what.deployment);
+    if let Some(t) = &args.what.target {
         cmd.push_str(&format!(" --target {t}"));
     }
-    if let Some(src) = &args.promote_from {
+    if let Some(src) = &args.what.promote_from {
         cmd.push_str(&format!(" --promote-from {src}"));
     }
-    if let Some(sha) = &args.git_sha {
+    if let Some(sha) = &args.what.git_sha {
         cmd.push_str(&format!(" --git-sha {sha}"));
     }
-    for c in &args.components {
+    for c in &args.what.components {
         cmd.push_str(&format!(" --component {c}"));
     }
     cmd

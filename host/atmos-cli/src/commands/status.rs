@@ -17,7 +17,7 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
     let now = Timestamp::now();
     let Some(name) = &args.deployment else {
         let project = ctx.project()?;
-        ctx.refresh(&project, args.remote.as_deref(), None)?;
+        ctx.refresh(&project, args.fetch.remote.as_deref(), None)?;
         let git = ctx.git(&project)?;
         let catalog = project.load_all()?;
         for (broken, _) in &catalog.broken {
@@ -40,7 +40,7 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
     }
     ctx.refresh(
         &project,
-        args.remote.as_deref(),
+        args.fetch.remote.as_deref(),
         Some(&loaded.deployment.name),
     )?;
     let git = ctx.git(&project)?;

@@ -1,4 +1,4 @@
-//! The promotion graph as boxes (the seed's drawing), Graphviz dot, or a Mermaid flowchart.
+//! The promotion graph as boxes, Graphviz dot, or a Mermaid flowchart.
 
 use atmos_core::promotion::{GraphTarget, GraphWithStatus, PromotionGraph};
 
@@ -13,7 +13,7 @@ fn boxed(lines: &[String], inner: usize) -> Vec<String> {
 }
 
 fn center(text: &str, width: usize) -> String {
-    let len = text.chars().count();
+    let len = super::table::width(text);
     let left = width.saturating_sub(len) / 2;
     let right = width.saturating_sub(len + left);
     format!("{}{text}{}", " ".repeat(left), " ".repeat(right))
@@ -32,14 +32,14 @@ fn note(t: &GraphTarget) -> String {
     parts.join(", ")
 }
 
-/// The drawing: the seed's vertical boxes for a straight path, layered boxes otherwise.
+/// The drawing: vertical boxes for a straight path, layered boxes otherwise.
 pub fn boxes(g: &PromotionGraph) -> String {
     let mut out = format!("{} promotion graph:\n\n", g.deployment);
     if g.is_linear() {
         let inner = g
             .targets
             .iter()
-            .map(|t| t.name.chars().count())
+            .map(|t| super::table::width(&t.name))
             .max()
             .unwrap_or(0)
             .max(9)
@@ -80,7 +80,12 @@ pub fn boxes(g: &PromotionGraph) -> String {
                     if t.requires_approval {
                         lines.push("requires approval".to_owned());
                     }
-                    let inner = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) + 4;
+                    let inner = lines
+                        .iter()
+                        .map(|l| super::table::width(l))
+                        .max()
+                        .unwrap_or(0)
+                        + 4;
                     boxed(&lines, inner)
                 })
                 .collect()
@@ -88,7 +93,10 @@ pub fn boxes(g: &PromotionGraph) -> String {
         .collect();
     const GAP: usize = 3;
     let row_width = |row: &Vec<Vec<String>>| -> usize {
-        row.iter().map(|b| b[0].chars().count()).sum::<usize>() + GAP * row.len().saturating_sub(1)
+        row.iter()
+            .map(|b| super::table::width(&b[0]))
+            .sum::<usize>()
+            + GAP * row.len().saturating_sub(1)
     };
     let total = rows.iter().map(row_width).max().unwrap_or(0);
     for (i, row) in rows.iter().enumerate() {
@@ -100,7 +108,7 @@ pub fn boxes(g: &PromotionGraph) -> String {
                 if k > 0 {
                     arrows.push_str(&" ".repeat(GAP));
                 }
-                arrows.push_str(&center("↓", b[0].chars().count()));
+                arrows.push_str(&center("↓", super::table::width(&b[0])));
             }
             out.push_str(arrows.trim_end());
             out.push('\n');
@@ -112,7 +120,7 @@ pub fn boxes(g: &PromotionGraph) -> String {
                 if k > 0 {
                     text.push_str(&" ".repeat(GAP));
                 }
-                let w = b[0].chars().count();
+                let w = super::table::width(&b[0]);
                 // Shorter boxes: keep the bottom border at the bottom, pad with blanks above it.
                 let cell = if line + 1 == height {
                     b[b.len() - 1].clone()
@@ -130,7 +138,7 @@ pub fn boxes(g: &PromotionGraph) -> String {
     out
 }
 
-/// The seed's `--show-status` drawing: one box per target with its commit, age, health and
+/// The `--show-status` drawing: one box per target with its commit, age, health and
 /// place in the flow, in promotion order (layer by layer).
 pub fn boxes_with_status(g: &GraphWithStatus, now: jiff::Timestamp) -> String {
     let mut out = format!("{} promotion graph:\n\n", g.graph.deployment);
@@ -185,7 +193,7 @@ pub fn boxes_with_status(g: &GraphWithStatus, now: jiff::Timestamp) -> String {
         .collect();
     let inner = boxes
         .iter()
-        .flat_map(|(_, l)| l.iter().map(|x| x.chars().count()))
+        .flat_map(|(_, l)| l.iter().map(|x| super::table::width(x)))
         .max()
         .unwrap_or(0)
         + 6;

@@ -45,7 +45,7 @@ pub fn header(plan: &RolloutPlan, plan_only: bool, s: &Style, verbose: bool) -> 
     let width = plan
         .components
         .iter()
-        .map(|c| c.name.chars().count())
+        .map(|c| super::table::width(&c.name))
         .max()
         .unwrap_or(0);
     out.push_str(&format!(
@@ -88,7 +88,7 @@ pub fn rules_line(rules: &RulesOrigin) -> String {
 }
 
 /// Everything that stands in the way, each with what clears it, under one error heading: a
-/// count, then the promotion path in the seed's words (only with steps the gates accept),
+/// count, then the promotion path in the design's words (only with steps the gates accept),
 /// the other gate denials with their fixes, and missing approvals with the command that
 /// records one.
 pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
@@ -175,7 +175,7 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
         })
         .collect();
     if !gate_denials.is_empty() {
-        // One error heading per report: the promotion path's (the seed's words) when it
+        // One error heading per report: the promotion path's (the design's words) when it
         // denies too, these decisions otherwise.
         let (label, more) = if promotion_denied {
             (s.error("Also denied"), " more")

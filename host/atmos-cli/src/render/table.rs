@@ -1,4 +1,10 @@
-//! Plain aligned tables, as in the seed's examples.
+//! Plain aligned tables, as the commands print them.
+
+/// How many terminal columns `text` takes: a wide character (CJK, most emoji) takes two, a
+/// combining mark none — so columns line up whatever the names are written in.
+pub fn width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
 
 /// A table: a header and rows of cells.
 pub struct Table {
@@ -33,7 +39,7 @@ impl Table {
         let mut widths = vec![0usize; columns];
         for row in std::iter::once(&self.header).chain(&self.rows) {
             for (i, cell) in row.iter().enumerate().take(columns) {
-                widths[i] = widths[i].max(cell.chars().count());
+                widths[i] = widths[i].max(width(cell));
             }
         }
         let mut out = String::new();
@@ -42,7 +48,7 @@ impl Table {
             for (i, cell) in row.iter().enumerate().take(columns) {
                 line.push_str(cell);
                 if i + 1 < columns {
-                    let pad = widths[i] - cell.chars().count() + 4;
+                    let pad = widths[i] - width(cell) + 4;
                     line.push_str(&" ".repeat(pad));
                 }
             }
@@ -66,6 +72,11 @@ mod tests {
             t.render(),
             "Name               Targets\npayment-service    dev, prod\nx\n"
         );
+        // Wide characters take two columns: the next column still lines up.
+        let mut t = Table::new(["Name", "Status"]);
+        t.row(["支付", "ok"]);
+        t.row(["abcd", "ok"]);
+        assert_eq!(t.render(), "Name    Status\n支付    ok\nabcd    ok\n");
     }
 }
 

@@ -16,7 +16,7 @@ use crate::diagnostic::did_you_mean;
 /// Free-form key/value data (vars, settings, context).
 pub type Vars = Map<String, Value>;
 
-/// A deployments/<name>.yaml file: one deployment, its components and its targets. Add `#
+/// A `deployments/<name>.yaml` file: one deployment, its components and its targets. Add `#
 /// yaml-language-server: $schema=<path to this file>` at the top of a deployment file for
 /// editor completion.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -766,7 +766,7 @@ pub struct TerraformSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub binary: Option<String>,
-    /// Root module folder, relative to the project root. Default components/terraform/<name>.
+    /// Root module folder, relative to the project root. Default `components/terraform/<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub dir: Option<String>,
@@ -920,7 +920,7 @@ pub struct NixpackSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builder: Option<ImageBuilder>,
     /// Dockerfile for docker/podman/buildah, relative to the project root (default
-    /// <path>/Dockerfile).
+    /// `<path>/Dockerfile`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub dockerfile: Option<String>,

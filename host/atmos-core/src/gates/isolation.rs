@@ -313,6 +313,14 @@ impl Evaluator for Isolated {
                     "policy failed to load (fail closed): no such file or folder".into(),
                 )
             })
+            .chain(sources.unreadable.iter().map(|u| {
+                Decision::new(
+                    &u.file,
+                    "load",
+                    Verdict::Deny,
+                    format!("policy failed to load (fail closed): {}", u.message),
+                )
+            }))
             .collect();
         for file in &sources.rego {
             let mut these = vec![rel(file)];

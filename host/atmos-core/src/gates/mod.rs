@@ -1,6 +1,6 @@
 //! Gates: what must hold before a rollout, promotion, rollback or approval. Built-in gates
 //! (promotion path, approvals) live in `rollout::plan`; this module adds the gates bound in
-//! config: Rego policies ([`rego`]), all fed the same versioned input document ([`input`]).
+//! config: Rego policies ([`rego`]), all fed the same versioned input document ([`crate::contracts::gate_input`]).
 
 pub mod check;
 pub mod hook_testing;

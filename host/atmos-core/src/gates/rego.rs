@@ -70,6 +70,9 @@ pub struct Sources {
     pub data: Vec<PathBuf>,
     /// Paths that do not exist.
     pub missing: Vec<String>,
+    /// Folders or files that could not be read while walking (a permission, a symbolic link
+    /// loop): a gate that cannot read its policies denies, it never drops them.
+    pub unreadable: Vec<LoadError>,
 }
 
 /// Collect sources. Folders are walked recursively; `_test.rego` files are included only when
@@ -91,29 +94,40 @@ pub fn collect(root: &Path, paths: &[String], tests: bool) -> Sources {
                 data_dirs.push(dir.to_owned());
             }
         } else if full.is_dir() {
-            let mut stack = vec![full];
-            while let Some(dir) = stack.pop() {
-                data_dirs.push(dir.clone());
-                let Ok(entries) = std::fs::read_dir(&dir) else {
-                    continue;
+            // Symbolic links are followed (a loop is an error, not a hang); build outputs and
+            // hidden folders hold no policies.
+            let walk = walkdir::WalkDir::new(&full)
+                .follow_links(true)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| {
+                    let name = e.file_name().to_str().unwrap_or("");
+                    e.depth() == 0
+                        || !e.file_type().is_dir()
+                        || (name != "target" && !name.starts_with('.'))
+                });
+            for entry in walk {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let place = e.path().map_or_else(|| full.clone(), Path::to_owned);
+                        out.unreadable.push(LoadError {
+                            file: shown(root, &place),
+                            message: format!("cannot be read: {e}"),
+                        });
+                        continue;
+                    }
                 };
-                let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-                entries.sort();
-                for path in entries {
-                    if path.is_dir() {
-                        // Build outputs and hidden folders hold no policies.
-                        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                        if name != "target" && !name.starts_with('.') {
-                            stack.push(path);
-                        }
-                    } else if path.extension().is_some_and(|e| e == "rego") {
-                        let is_test = path
-                            .file_name()
-                            .and_then(|n| n.to_str())
-                            .is_some_and(|n| n.ends_with("_test.rego"));
-                        if tests || !is_test {
-                            out.rego.push(path);
-                        }
+                let path = entry.path();
+                if entry.file_type().is_dir() {
+                    data_dirs.push(path.to_owned());
+                } else if path.extension().is_some_and(|e| e == "rego") {
+                    let is_test = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.ends_with("_test.rego"));
+                    if tests || !is_test {
+                        out.rego.push(path.to_owned());
                     }
                 }
             }
@@ -124,8 +138,15 @@ pub fn collect(root: &Path, paths: &[String], tests: bool) -> Sources {
     data_dirs.sort();
     data_dirs.dedup();
     for dir in data_dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                out.unreadable.push(LoadError {
+                    file: shown(root, &dir),
+                    message: format!("cannot be read: {e}"),
+                });
+                continue;
+            }
         };
         let mut files: Vec<PathBuf> = entries
             .flatten()
@@ -175,6 +196,7 @@ impl PolicySet {
                 file: p.clone(),
                 message: "no such file or folder".into(),
             })
+            .chain(sources.unreadable.iter().cloned())
             .collect();
         let mut packages: Vec<Package> = Vec::new();
         let mut files = Vec::new();
@@ -664,6 +686,40 @@ mod tests {
         assert_eq!(
             (other.result, other.message.as_str()),
             (Verdict::Allow, "no deny")
+        );
+    }
+
+    /// A symbolic link loop in a policy folder is reported (and the gate then denies), never
+    /// walked forever; a linked folder of policies is read.
+    #[test]
+    fn policy_folders_follow_links_and_report_loops() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(
+            dir.path(),
+            "p/a.rego",
+            "package a\n\ndeny contains \"x\" if false\n",
+        );
+        write(
+            dir.path(),
+            "shared/b.rego",
+            "package b\n\ndeny contains \"y\" if false\n",
+        );
+        std::os::unix::fs::symlink(dir.path().join("shared"), dir.path().join("p/shared"))
+            .expect("link");
+        std::os::unix::fs::symlink(dir.path().join("p"), dir.path().join("p/loop")).expect("loop");
+        let sources = collect(dir.path(), &["p".to_owned()], false);
+        let files: Vec<String> = sources.rego.iter().map(|p| shown(dir.path(), p)).collect();
+        assert_eq!(files, ["p/a.rego", "p/shared/b.rego"]);
+        assert_eq!(sources.unreadable.len(), 1, "{:?}", sources.unreadable);
+        assert!(
+            sources.unreadable[0].message.contains("loop"),
+            "{:?}",
+            sources.unreadable
+        );
+        let set = PolicySet::load_sources(dir.path(), &sources, Duration::from_secs(5));
+        assert!(
+            !set.errors.is_empty(),
+            "a loop is a load error: the gate denies"
         );
     }
 }

@@ -122,6 +122,7 @@ pub fn run(root: &Path, paths: &[String], coverage: bool, timeout: Duration) -> 
             file: p.clone(),
             message: "no such file or folder".into(),
         })
+        .chain(sources.unreadable.iter().cloned())
         .collect();
     let mut tests: Vec<(String, String, String)> = Vec::new();
     let mut lines: std::collections::HashMap<(String, String), usize> = Default::default();

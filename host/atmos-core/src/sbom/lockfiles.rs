@@ -35,40 +35,55 @@ pub struct LockfileError {
     pub message: String,
 }
 
-/// Percent-encode one purl path segment (RFC 3986 unreserved characters kept).
-pub fn encode(segment: &str) -> String {
-    let mut out = String::new();
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// The package URL (`pkg:<type>/<namespace>/<name>@<version>?<qualifier>`) of a package
+/// named `full_name` (whose `/`-separated leading segments are its namespace), built and
+/// percent-encoded by the `purl` crate.
+pub fn purl(
+    kind: &str,
+    full_name: &str,
+    version: &str,
+    qualifier: Option<(&str, &str)>,
+) -> Result<String, String> {
+    let (namespace, name) = match full_name.rsplit_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, full_name),
+    };
+    let mut builder =
+        ::purl::GenericPurlBuilder::<String>::new(kind.to_owned(), name).with_version(version);
+    if let Some(ns) = namespace {
+        builder = builder.with_namespace(ns);
     }
-    out
+    if let Some((key, value)) = qualifier {
+        builder = builder
+            .with_qualifier(key, value)
+            .map_err(|e| format!("{full_name} {version}: {e}"))?;
+    }
+    builder
+        .build()
+        .map(|p| p.to_string())
+        .map_err(|e| format!("{full_name} {version} has no package URL: {e}"))
 }
 
-/// `pkg:<type>/<namespace segments…>/<name>@<version>`; `full_name` may contain `/`
-/// separating namespace segments.
-pub fn purl(kind: &str, full_name: &str, version: &str) -> String {
-    let path: Vec<String> = full_name.split('/').map(encode).collect();
-    format!("pkg:{kind}/{}@{}", path.join("/"), encode(version))
-}
-
-fn package(kind: &'static str, name: &str, version: &str, source: &str) -> Package {
+fn package(
+    kind: &'static str,
+    name: &str,
+    version: &str,
+    source: &str,
+    qualifier: Option<(&str, &str)>,
+) -> Result<Package, String> {
     let purl_name = match kind {
         // PEP 503 normalisation, as the purl spec requires for pypi.
         "pypi" => name.to_lowercase().replace(['_', '.'], "-"),
         _ => name.to_owned(),
     };
-    Package {
+    Ok(Package {
         ecosystem: kind,
         name: name.to_owned(),
         version: version.to_owned(),
-        purl: purl(kind, &purl_name, version),
+        purl: purl(kind, &purl_name, version, qualifier)?,
         source: source.to_owned(),
         hash: None,
-    }
+    })
 }
 
 /// A lockfile parser: text and the file's display name in, packages out.
@@ -128,11 +143,9 @@ fn cargo(text: &str, source: &str) -> Result<Vec<Package>, String> {
         ) else {
             continue;
         };
-        let mut pkg = package("cargo", name, version, source);
-        if !src.starts_with("registry+") {
-            // git sources: keep them, with the commit in a qualifier.
-            pkg.purl.push_str(&format!("?vcs_url={}", encode(src)));
-        }
+        // git sources: kept, with the commit in a qualifier.
+        let vcs = (!src.starts_with("registry+")).then_some(("vcs_url", src));
+        let mut pkg = package("cargo", name, version, source, vcs)?;
         if let Some(sum) = p.get("checksum").and_then(|c| c.as_str()) {
             pkg.hash = Some(("SHA-256", sum.to_owned()));
         }
@@ -172,7 +185,7 @@ fn npm(text: &str, source: &str) -> Result<Vec<Package>, String> {
             let Some(version) = v.get("version").and_then(|x| x.as_str()) else {
                 continue;
             };
-            let mut pkg = package("npm", name, version, source);
+            let mut pkg = package("npm", name, version, source, None)?;
             pkg.hash = integrity(v);
             out.push(pkg);
         }
@@ -182,7 +195,7 @@ fn npm(text: &str, source: &str) -> Result<Vec<Package>, String> {
         while let Some(map) = stack.pop() {
             for (name, v) in map {
                 if let Some(version) = v.get("version").and_then(|x| x.as_str()) {
-                    let mut pkg = package("npm", name, version, source);
+                    let mut pkg = package("npm", name, version, source, None)?;
                     pkg.hash = integrity(v);
                     out.push(pkg);
                 }
@@ -217,7 +230,7 @@ fn go_sum(text: &str, source: &str) -> Result<Vec<Package>, String> {
             .iter()
             .any(|p| p.name == parts[0] && p.version == parts[1])
         {
-            out.push(package("golang", parts[0], parts[1], source));
+            out.push(package("golang", parts[0], parts[1], source, None)?);
         }
     }
     Ok(out)
@@ -244,7 +257,7 @@ fn go_mod(text: &str, source: &str) -> Result<Vec<Package>, String> {
         if let Some(spec) = spec {
             let parts: Vec<&str> = spec.split_whitespace().collect();
             if parts.len() >= 2 {
-                out.push(package("golang", parts[0], parts[1], source));
+                out.push(package("golang", parts[0], parts[1], source, None)?);
             }
         }
     }
@@ -264,7 +277,7 @@ fn requirements(text: &str, source: &str) -> Result<Vec<Package>, String> {
             let name = name.split('[').next().unwrap_or(name).trim();
             let version = version.split_whitespace().next().unwrap_or("").trim();
             if !name.is_empty() && !version.is_empty() {
-                out.push(package("pypi", name, version, source));
+                out.push(package("pypi", name, version, source, None)?);
             }
         }
     }
@@ -273,20 +286,13 @@ fn requirements(text: &str, source: &str) -> Result<Vec<Package>, String> {
 
 fn poetry(text: &str, source: &str) -> Result<Vec<Package>, String> {
     let doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
-    Ok(doc
-        .get("package")
+    doc.get("package")
         .and_then(|p| p.as_array())
         .into_iter()
         .flatten()
-        .filter_map(|p| {
-            Some(package(
-                "pypi",
-                p.get("name")?.as_str()?,
-                p.get("version")?.as_str()?,
-                source,
-            ))
-        })
-        .collect())
+        .filter_map(|p| Some((p.get("name")?.as_str()?, p.get("version")?.as_str()?)))
+        .map(|(name, version)| package("pypi", name, version, source, None))
+        .collect()
 }
 
 fn gemfile(text: &str, source: &str) -> Result<Vec<Package>, String> {
@@ -311,11 +317,8 @@ fn gemfile(text: &str, source: &str) -> Result<Vec<Package>, String> {
                 }
                 _ => (version, None),
             };
-            let mut pkg = package("gem", name, version, source);
-            if let Some(p) = platform {
-                pkg.purl.push_str(&format!("?platform={}", encode(p)));
-            }
-            out.push(pkg);
+            let platform = platform.map(|p| ("platform", p));
+            out.push(package("gem", name, version, source, platform)?);
         }
     }
     Ok(out)
@@ -332,7 +335,7 @@ fn terraform(text: &str, source: &str) -> Result<Vec<Package>, String> {
             let version = v.trim().trim_start_matches('=').trim().trim_matches('"');
             // No purl type exists for Terraform providers: `generic` with the registry
             // address as namespace.
-            out.push(package("generic", addr, version, source));
+            out.push(package("generic", addr, version, source, None)?);
             current = None;
         }
     }
@@ -348,6 +351,7 @@ mod tests {
 
     #[test]
     fn purls_encode_namespaces_and_names() {
+        let purl = |kind, name, version| purl(kind, name, version, None).expect("purl");
         assert_eq!(
             purl("npm", "@babel/core", "7.24.0"),
             "pkg:npm/%40babel/core@7.24.0"
@@ -357,10 +361,22 @@ mod tests {
             "pkg:golang/github.com/gin-gonic/gin@v1.9.1"
         );
         assert_eq!(
-            package("pypi", "Flask_Login", "0.6.3", "r").purl,
+            package("pypi", "Flask_Login", "0.6.3", "r", None)
+                .expect("purl")
+                .purl,
             "pkg:pypi/flask-login@0.6.3"
         );
         assert_eq!(purl("gem", "rack", "3.0.8"), "pkg:gem/rack@3.0.8");
+        assert_eq!(
+            super::purl(
+                "cargo",
+                "x",
+                "1.0.0",
+                Some(("vcs_url", "git+https://e.x/r#ab"))
+            )
+            .expect("purl"),
+            "pkg:cargo/x@1.0.0?vcs_url=git%2Bhttps://e.x/r%23ab"
+        );
     }
 
     #[test]

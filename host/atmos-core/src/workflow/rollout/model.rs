@@ -121,7 +121,8 @@ pub struct PlannedComponent {
     pub run: bool,
 }
 
-/// Why a promotion is refused, with what to run instead (the seed's message).
+/// Why a promotion is refused, with what to run instead: the path the rules require and the
+/// commands that follow it.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PromotionDenial {
     /// Deployment.
@@ -339,7 +340,7 @@ pub struct RolloutReport {
     pub plan: RolloutPlan,
     /// Every selected component.
     pub components: Vec<ComponentResult>,
-    /// The first tag written: names the rollout (the seed's "Deployment ID").
+    /// The first tag written: names the rollout (its "Deployment ID").
     pub deployment_id: Option<String>,
     /// True when every run component succeeded.
     pub success: bool,

@@ -1,6 +1,6 @@
 //! One rollout, start to end: [`RolloutSession::begin`] takes the target's lock and reads the
-//! shared remote, [`plan`](RolloutSession::plan) decides, [`await_approvals`]
-//! (RolloutSession::await_approvals) confirms or waits when only approvals are missing,
+//! shared remote, [`plan`](RolloutSession::plan) decides, [`await_approvals`](RolloutSession::await_approvals)
+//! confirms or waits when only approvals are missing,
 //! [`execute`](RolloutSession::execute) runs the executors, [`record`](RolloutSession::record)
 //! writes the history tags and state refs, and [`publish`](RolloutSession::publish) pushes
 //! them by compare-and-swap. [`RolloutSession::drive`] runs the whole sequence.

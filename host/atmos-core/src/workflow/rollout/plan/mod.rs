@@ -16,12 +16,13 @@
 //! | changes | [`resolve::changes`] | what each component runs now, and how that changes |
 //! | promotion | [`promotion::verdict`] | the promotion path (entry point, source, rollback) |
 //! | ran in source | [`promotion::ran_in_source`] | a promotion takes only what its source ran |
-//! | trusted ref | [`trusted_ref`] | a warning for commits not on the trusted ref |
+//! | trusted ref | `Planner::trusted_ref` | a warning for commits not on the trusted ref |
 //! | deployers | [`deployers::verdict`] | who may deploy, proven where required |
 //! | artifacts | [`artifacts::verdict`] | build once, promote the artifact |
 //! | approvals | [`approvals::step`] | the approval rules on the recorded approvals |
 //!
-//! The [`Records`] the steps read are the repository's history ([`Ran`]); unit tests give
+//! The [`Records`](super::records::Records) the steps read are the repository's history
+//! ([`Ran`]); unit tests give
 //! them a table instead.
 
 pub mod approvals;
