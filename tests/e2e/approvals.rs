@@ -14,7 +14,37 @@ fn ready(rules: &str) -> (Fixture, String) {
 
 /// `ready`, with more `atmos.yaml` settings committed alongside.
 fn ready_with(rules: &str, settings: &str) -> (Fixture, String) {
+    ready_as(rules, settings, None)
+}
+
+/// `ready`, with dev@example.com signing its dev and staging records with a key made in
+/// `keys`: a target that requires signed approvals counts only source records whose
+/// signatures verify. Returns the `allowed_signers` line that proves dev's records.
+fn ready_signing(rules: &str, keys: &std::path::Path) -> (Fixture, String, String) {
+    let dev = keygen(keys, "dev");
+    let line = format!(
+        "dev@example.com {}",
+        std::fs::read_to_string(dev.with_extension("pub"))
+            .expect("pub")
+            .trim()
+    );
+    let (f, v1) = ready_as(rules, "", Some(&dev));
+    // Only the rollouts sign with dev's key: approvals name their own.
+    f.repo.git(&["config", "--unset", "user.signingkey"]);
+    (f, v1, line)
+}
+
+fn ready_as(
+    rules: &str,
+    settings: &str,
+    signing_key: Option<&std::path::Path>,
+) -> (Fixture, String) {
     let f = Fixture::new();
+    if let Some(key) = signing_key {
+        f.repo.git(&["config", "gpg.format", "ssh"]);
+        f.repo
+            .git(&["config", "user.signingkey", key.to_str().expect("utf-8")]);
+    }
     let yaml = std::fs::read_to_string(f.repo.path().join("deployments/svc.yaml")).expect("read");
     f.repo.write(
         "svc.yaml",
@@ -112,7 +142,7 @@ fn quorum_groups_and_self_approval() {
         "{}",
         run.stdout
     );
-    let r = record(&f.repo, &f.repo.tags("svc", "prod", "a")[0]);
+    let r = record(&f.repo, &f.repo.outcomes("svc", "prod", "a")[0]);
     assert_eq!(
         r["metadata"]["approver"],
         "alice@example.com, bob@example.com"
@@ -355,7 +385,7 @@ fn waiting_proceeds_when_an_approval_arrives_and_times_out_cleanly_otherwise() {
     );
     assert!(stdout.contains("new approval records for"), "{stdout}");
     assert!(stdout.contains("✓ Deployment complete"), "{stdout}");
-    assert_eq!(f.repo.tags("svc", "prod", "a").len(), 1);
+    assert_eq!(f.repo.outcomes("svc", "prod", "a").len(), 1);
 }
 
 #[test]
@@ -410,14 +440,14 @@ fn keygen(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
 
 #[test]
 fn signed_approvals_forged_and_altered_ones_do_not_count() {
-    let (f, v1) = ready("{min: 1, require_signed: true}");
     let keys = tempfile::tempdir().expect("tempdir");
+    let (f, v1, dev) = ready_signing("{min: 1, require_signed: true}", keys.path());
     let alice = keygen(keys.path(), "alice");
     let mallory = keygen(keys.path(), "mallory");
     let alice_pub = std::fs::read_to_string(alice.with_extension("pub")).expect("pub");
     f.repo.write_file(
         "allowed_signers",
-        format!("alice@example.com {}", alice_pub.trim()),
+        format!("alice@example.com {}\n{dev}\n", alice_pub.trim()),
     );
     f.repo.commit("allowed signers");
 
@@ -506,8 +536,8 @@ fn signed_approvals_forged_and_altered_ones_do_not_count() {
 
 #[test]
 fn a_forged_approval_does_not_cancel_a_real_rejection() {
-    let (f, v1) = ready("{min: 1, require_signed: true}");
     let keys = tempfile::tempdir().expect("tempdir");
+    let (f, v1, dev) = ready_signing("{min: 1, require_signed: true}", keys.path());
     let alice = keygen(keys.path(), "alice");
     let bob = keygen(keys.path(), "bob");
     let mallory = keygen(keys.path(), "mallory");
@@ -520,7 +550,7 @@ fn a_forged_approval_does_not_cancel_a_real_rejection() {
     f.repo.write_file(
         "allowed_signers",
         format!(
-            "alice@example.com {}\nbob@example.com {}\n",
+            "alice@example.com {}\nbob@example.com {}\n{dev}\n",
             public(&alice),
             public(&bob)
         ),
@@ -805,4 +835,40 @@ fn status_shows_each_approvals_own_time() {
     assert_eq!(a["approved_by"][0], "alice@example.com");
     assert_eq!(a["approved_at"][0], line["approved_at"]);
     assert_ne!(a["approved_at"][0], a["deployed_at"]);
+}
+
+#[test]
+fn unsigned_source_records_do_not_count_for_a_target_that_requires_signatures() {
+    // Without a guard (a hosted remote), anyone who can push can write unsigned staging
+    // records; prod requires signed approvals, so what ran in staging must be proven too.
+    let (f, v1) = ready("{min: 1, require_signed: true}");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let alice = keygen(keys.path(), "alice");
+    let alice_pub = std::fs::read_to_string(alice.with_extension("pub")).expect("pub");
+    f.repo.write_file(
+        "allowed_signers",
+        format!("alice@example.com {}", alice_pub.trim()),
+    );
+    f.repo.commit("allowed signers");
+    approve(
+        &f,
+        "alice@example.com",
+        &[
+            "--git-sha",
+            &v1,
+            "--signing-key",
+            alice.to_str().expect("utf-8"),
+        ],
+    )
+    .code(0);
+    let run = promote(&f, &[]);
+    run.code(3).stdout_has(&[
+        "staging has no success record of what it is said to run",
+        "atmos/deployments/svc/staging/a/",
+        "does not count: unsigned (prod requires signed approvals)",
+    ]);
+    assert!(
+        f.repo.tags("svc", "prod", "a").is_empty(),
+        "nothing ran in prod"
+    );
 }

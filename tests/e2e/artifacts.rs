@@ -126,7 +126,7 @@ fn one_build_per_commit_and_every_target_deploys_that_image() {
     assert_eq!(lines(out.path(), "deployed.prod"), dev);
     let digest = dev[0].split('@').nth(1).expect("digest").to_owned();
     for target in ["dev", "staging", "prod"] {
-        let tag = repo.tags("svc", target, "api");
+        let tag = repo.outcomes("svc", target, "api");
         let r = record(&repo, tag.last().expect("tag"));
         assert_eq!(r["image_digest"], digest.as_str(), "{target}");
     }
@@ -306,7 +306,7 @@ fn context_overrides_the_vars_of_one_run_and_is_recorded() {
         vars["atmos_images"]["api"]["digest"].is_string(),
         "{vars:#}"
     );
-    let tag = repo.tags("svc", "dev", "config");
+    let tag = repo.outcomes("svc", "dev", "config");
     let r = record(&repo, tag.last().expect("tag"));
     assert_eq!(r["context"]["cpu"], "512");
     let bad = atmos(

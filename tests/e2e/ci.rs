@@ -164,7 +164,7 @@ fn the_action_runs_a_rollout_with_its_inputs_and_reports_the_exit_code() {
     assert_eq!(f.applied("a", "dev").len(), 1);
     assert_eq!(f.applied("b", "dev").len(), 1);
     assert!(!pwned.exists(), "an input ran as a command");
-    let tag = f.repo.tags("svc", "dev", "a").pop().expect("a tag");
+    let tag = f.repo.outcomes("svc", "dev", "a").pop().expect("a tag");
     let rec = record(&f.repo, &tag);
     assert_eq!(rec["metadata"]["pr"], "#7");
     assert_eq!(rec["metadata"]["reason"], "fix the build");
@@ -237,7 +237,7 @@ fn the_action_runs_a_rollout_with_its_inputs_and_reports_the_exit_code() {
     let seen = std::fs::read_to_string(f.out.path().join("env.a")).expect("env");
     assert!(!seen.contains("OPENSSH PRIVATE KEY"), "{seen}");
     assert!(!seen.contains("INPUT_SIGNING_KEY"), "{seen}");
-    let tag = f.repo.tags("svc", "dev", "a").pop().expect("tag");
+    let tag = f.repo.outcomes("svc", "dev", "a").pop().expect("tag");
     assert!(
         f.repo
             .git(&["cat-file", "-p", &tag])

@@ -90,7 +90,7 @@ fn a_freeze_window_denies_the_rollout_and_records_nothing() {
     // The documented emergency exception passes, and is recorded.
     let run = f.rollout(&["--target", "dev", "--metadata", "freeze_exception=INC-7"]);
     run.code(0);
-    let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
+    let r = record(&f.repo, &f.repo.outcomes("svc", "dev", "a")[0]);
     assert_eq!(r["metadata"]["freeze_exception"], "INC-7");
     let freeze: Vec<&serde_json::Value> = r["decisions"]
         .as_array()
@@ -167,7 +167,7 @@ fn warnings_are_shown_and_recorded_without_blocking() {
     run.stdout_has(&[
         "rules/notes.rego (team.notes): dev is deployed by dev@example.com [NOTE] ! warn",
     ]);
-    let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
+    let r = record(&f.repo, &f.repo.outcomes("svc", "dev", "a")[0]);
     let warn = r["decisions"]
         .as_array()
         .expect("list")

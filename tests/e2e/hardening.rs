@@ -142,9 +142,10 @@ fn a_yaml_bomb_or_a_deep_nest_is_a_located_error_not_an_abort() {
 #[test]
 fn a_lock_is_released_even_when_packed_refs_are_busy_for_a_moment() {
     let repo = Repo::new();
-    // While the rollout runs, its lock ref gets packed and `packed-refs.lock` is taken (as a
+    // While the rollout runs, its refs get packed and `packed-refs.lock` is taken (as a
     // concurrent `git pack-refs` or `git gc` would), and held until the release has found it
-    // busy: the retry path runs, then the lock is released.
+    // busy: the outcome is still written (a ref update needs no packed-refs lock), the
+    // release's retry path runs, then the lock is released.
     let git_dir = repo.path().join(".git");
     let apply = format!(
         "git --git-dir {g} pack-refs --all && touch {g}/packed-refs.lock",
@@ -162,6 +163,11 @@ fn a_lock_is_released_even_when_packed_refs_are_busy_for_a_moment() {
         "the lock of svc/dev is busy (another git process holds its ref",
         "releasing it again (attempt 2 of 5)",
     ]);
+    assert_eq!(
+        repo.outcomes("svc", "dev", "a").len(),
+        1,
+        "the outcome is recorded"
+    );
     assert!(
         repo.git(&["for-each-ref", "refs/atmos/locks/"]).is_empty(),
         "the lock was left behind: {}",
@@ -275,7 +281,7 @@ fn a_huge_policy_message_is_cut_before_it_is_recorded() {
         "{} bytes printed",
         run.stdout.len()
     );
-    let tag = repo.tags("svc", "dev", "a");
+    let tag = repo.outcomes("svc", "dev", "a");
     let message = repo.tag_message(tag.last().expect("tag"));
     assert!(message.len() < 20_000, "{} bytes recorded", message.len());
     assert!(message.contains("more bytes cut"), "{message}");
@@ -371,7 +377,7 @@ fn an_executor_that_runs_past_its_timeout_is_stopped_and_fails() {
     assert_stopped(&out.path().join("loop"));
     assert!(repo.git(&["for-each-ref", "refs/atmos/locks/"]).is_empty());
     assert_eq!(
-        repo.tags("svc", "dev", "a").len(),
+        repo.outcomes("svc", "dev", "a").len(),
         1,
         "the failure is recorded"
     );
@@ -648,5 +654,9 @@ fn an_executor_log_that_cannot_be_written_is_reported_not_dropped() {
     let run = Run::from(cmd.output().expect("run atmos"));
     run.code(0)
         .stderr_has(&["the output of a was not kept whole", "File too large"]);
-    assert_eq!(repo.tags("svc", "dev", "a").len(), 1, "the run is recorded");
+    assert_eq!(
+        repo.outcomes("svc", "dev", "a").len(),
+        1,
+        "the run is recorded"
+    );
 }

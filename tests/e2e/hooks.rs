@@ -45,7 +45,7 @@ fn ticket_required_guest_denies_a_commit_without_a_ticket_and_allows_one_with() 
     // --metadata satisfies it; the finding-free decision is recorded in the tag.
     f.rollout(&["--target", "dev", "--metadata", "ticket=PAY-7"])
         .code(0);
-    let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
+    let r = record(&f.repo, &f.repo.outcomes("svc", "dev", "a")[0]);
     let hook: Vec<_> = decisions(&r)
         .into_iter()
         .filter(|d| d["source"] == "hook:ticket")
@@ -109,7 +109,7 @@ fn change_freeze_guest_denies_inside_a_window_and_warns_when_configured_to() {
     f.repo.commit("warn only");
     let run = f.rollout(&["--target", "dev", "--format", "json"]);
     run.code(0);
-    let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
+    let r = record(&f.repo, &f.repo.outcomes("svc", "dev", "a")[0]);
     let warn: Vec<_> = decisions(&r)
         .into_iter()
         .filter(|d| d["source"] == "hook:freeze")

@@ -46,7 +46,7 @@ fn a_failed_verification_fails_the_rollout_and_rolls_back_to_what_ran_before() {
     repo.atmos_env(&args("deployment rollout svc --target dev"), &env)
         .code(0)
         .stdout_has(&["api │ verify (1/2): $ sh -c", "Deployment complete"]);
-    let first = repo.tags("svc", "dev", "api");
+    let first = repo.outcomes("svc", "dev", "api");
     assert!(
         repo.tag_message(&first[0])
             .contains("verification:\n  passed: true\n  attempts: 1"),
@@ -86,7 +86,7 @@ fn a_failed_verification_fails_the_rollout_and_rolls_back_to_what_ran_before() {
     }
 
     // Both are history: the failure of the bad commit, then the rollback naming it.
-    let tags = repo.tags("svc", "dev", "api");
+    let tags = repo.outcomes("svc", "dev", "api");
     assert_eq!(tags.len(), 3, "{tags:?}");
     let failed = repo.tag_message(&tags[1]);
     assert!(failed.contains(&format!("git_sha: {bad}")), "{failed}");
@@ -407,7 +407,7 @@ fn a_signal_during_verification_starts_no_rollback() {
     run.stdout_has(&["Automatic rollback: not started for api: the rollout was interrupted"]);
     assert_ne!(run.code, 0);
     assert_eq!(running(out.path()), bad, "nothing ran after the signal");
-    let tags = repo.tags("svc", "dev", "api");
+    let tags = repo.outcomes("svc", "dev", "api");
     let last = repo.tag_message(tags.last().expect("tag"));
     assert!(last.contains("interrupted by a signal"), "{last}");
     assert!(!last.contains("automatic_rollback"), "{last}");

@@ -589,7 +589,7 @@ fn promotion_graph_with_status_says_who_is_behind_and_ready() {
     );
     let r = record(
         &f.repo,
-        f.repo.tags("svc", "staging", "a").last().expect("tag"),
+        f.repo.outcomes("svc", "staging", "a").last().expect("tag"),
     );
     assert_eq!(r["git_sha"], v2.as_str());
 }
@@ -752,21 +752,21 @@ fn archive_keeps_every_record_readable_and_rollouts_can_archive_as_they_go() {
     // Records younger than a day stay.
     repo.atmos(&args("deployment archive svc --keep 1d"))
         .code(0)
-        .stdout_has(&["svc: 0 records moved into the ledger; 4 tags left"]);
+        .stdout_has(&["svc: 0 records moved into the ledger; 8 tags left"]);
     repo.atmos(&args("deployment archive svc --keep 2 --dry-run"))
         .code(0)
         .stdout_has(&[
             "Would archive",
-            "svc: 2 records would move into the ledger; 2 tags left",
+            "svc: 4 records would move into the ledger; 4 tags left",
         ]);
     assert_eq!(
-        repo.tags("svc", "dev", "api").len(),
+        repo.outcomes("svc", "dev", "api").len(),
         4,
         "a dry run changed nothing"
     );
 
     repo.atmos(&args("deployment archive svc --keep 1")).code(0);
-    assert_eq!(repo.tags("svc", "dev", "api").len(), 1);
+    assert_eq!(repo.outcomes("svc", "dev", "api").len(), 1);
     assert_eq!(
         entries("deployment history svc --limit 100 --format json"),
         4
@@ -796,7 +796,7 @@ fn archive_keeps_every_record_readable_and_rollouts_can_archive_as_they_go() {
     .code(0);
     repo.atmos(&args("deployment verify svc"))
         .code(0)
-        .stdout_has(&["Verified 6 record(s)"]);
+        .stdout_has(&["Verified 12 record(s)"]);
 
     // Archiving as rollouts go.
     repo.write_file(
@@ -807,8 +807,8 @@ fn archive_keeps_every_record_readable_and_rollouts_can_archive_as_they_go() {
     repo.commit("next");
     repo.atmos(&args("deployment rollout svc --target dev"))
         .code(0)
-        .stderr_has(&["archived 2 older records of svc into its ledger"]);
-    assert_eq!(repo.tags("svc", "dev", "api").len(), 1);
+        .stderr_has(&["archived 4 older records of svc into its ledger"]);
+    assert_eq!(repo.outcomes("svc", "dev", "api").len(), 1);
     assert_eq!(
         entries("deployment history svc --limit 100 --format json"),
         7
@@ -830,7 +830,7 @@ fn archive_never_folds_away_a_tag_that_contradicts_the_ledger() {
         repo.atmos(&args("deployment rollout svc --target dev"))
             .code(0);
     }
-    let tags = repo.tags("svc", "dev", "api");
+    let tags = repo.outcomes("svc", "dev", "api");
     let archived = tags[0].clone();
     let raw = repo.git(&["cat-file", "tag", &archived]);
     repo.atmos(&args("deployment archive svc --keep 1")).code(0);

@@ -167,6 +167,23 @@ impl World {
         )
     }
 
+    /// The message of an object on the remote (a record's tag).
+    fn remote_message(&self, oid: &str) -> String {
+        git(
+            &self.dir.path().join("server/origin.git"),
+            &["cat-file", "-p", oid],
+        )
+    }
+
+    /// The remote's record tags under a prefix that record an outcome (not the `started`
+    /// intent written before each executor runs).
+    fn remote_outcomes(&self, prefix: &str) -> Vec<(String, String)> {
+        self.remote_refs(prefix)
+            .into_iter()
+            .filter(|(oid, _)| !self.remote_message(oid).contains("\nstatus: started\n"))
+            .collect()
+    }
+
     /// The remote's refs under a prefix, via a fresh `git ls-remote`.
     fn remote_refs(&self, prefix: &str) -> Vec<(String, String)> {
         let out = Command::new("git")
@@ -238,9 +255,16 @@ fn eight_concurrent_rollouts_to_one_target_serialize_and_lose_nothing() {
         "figures: 8 runners, one target: {:.1}s total, push attempts {attempts:?}, {waited} runner(s) waited for the lock",
         elapsed.as_secs_f64()
     );
-    // Every rollout's records are on the remote: 8 rollouts × 2 components, no tag lost.
-    let tags = world.remote_refs("refs/tags/atmos/deployments/svc/dev/");
+    // Every rollout's records are on the remote: 8 rollouts × 2 components, each an intent
+    // and an outcome, no tag lost.
+    let tags = world.remote_outcomes("refs/tags/atmos/deployments/svc/dev/");
     assert_eq!(tags.len(), 16, "{tags:#?}");
+    assert_eq!(
+        world
+            .remote_refs("refs/tags/atmos/deployments/svc/dev/")
+            .len(),
+        32
+    );
     let head = git(&runners[0], &["rev-parse", "HEAD"]);
     let state = world.remote_refs("refs/atmos/deployments/svc/dev/");
     assert_eq!(state.len(), 2);
@@ -291,7 +315,9 @@ fn eight_targets_roll_out_at_once_without_blocking_each_other() {
         elapsed.as_secs_f64()
     );
     assert_eq!(
-        world.remote_refs("refs/tags/atmos/deployments/svc/").len(),
+        world
+            .remote_outcomes("refs/tags/atmos/deployments/svc/")
+            .len(),
         8
     );
     assert_eq!(world.remote_refs("refs/atmos/deployments/svc/").len(), 8);
@@ -381,10 +407,28 @@ fn a_runner_killed_mid_rollout_leaves_an_expiring_lease_and_consistent_refs() {
     victim.kill().expect("SIGKILL");
     let _ = victim.wait();
     std::fs::remove_file(world.out.path().join("slow")).expect("rm");
-    // Nothing of the killed rollout reached the remote but its lease.
+    // What reached the remote: the lease, and the intent — a `started` record per
+    // component, written before the executor ran — but no state ref moved.
     assert!(world.remote_refs("refs/atmos/deployments/").is_empty());
-    assert!(world.remote_refs("refs/tags/atmos/").is_empty());
+    let intents = world.remote_refs("refs/tags/atmos/");
+    assert_eq!(intents.len(), 2, "{intents:?}");
+    assert!(
+        intents
+            .iter()
+            .all(|(oid, _)| world.remote_message(oid).contains("\nstatus: started\n")),
+        "{intents:?}"
+    );
     assert_eq!(world.remote_refs("refs/atmos/locks/svc/dev").len(), 1);
+    // Any clone shows the rollout that started and whose outcome is unknown.
+    let (code, status, _) = world.run(
+        &b,
+        &args("deployment status svc --target dev --remote origin"),
+    );
+    assert_eq!(code, 0, "{status}");
+    assert!(
+        status.contains("outcome unknown") && status.contains("by alpha@example.com"),
+        "{status}"
+    );
     let blocked = world
         .atmos(&b, &args("deployment rollout svc --target dev"))
         .output()
@@ -415,17 +459,38 @@ fn a_runner_killed_mid_rollout_leaves_an_expiring_lease_and_consistent_refs() {
         err.contains("took over the expired lock of svc/dev from alpha@example.com"),
         "{err}"
     );
+    // It reconciled the killed rollout before running: each intent completed as
+    // `interrupted`, saying by whom and where it started.
+    assert!(
+        err.contains("no outcome was recorded for the rollout started")
+            && err.contains("by alpha@example.com (pid "),
+        "{err}"
+    );
     let head = git(&b, &["rev-parse", "HEAD"]);
     let state = world.remote_refs("refs/atmos/deployments/svc/dev/");
     assert_eq!(state.len(), 2);
     assert!(state.iter().all(|(oid, _)| *oid == head));
+    let statuses: Vec<String> = world
+        .remote_refs("refs/tags/atmos/deployments/svc/dev/a/")
+        .iter()
+        .map(|(oid, _)| {
+            let m = world.remote_message(oid);
+            m.lines()
+                .find_map(|l| l.strip_prefix("status: "))
+                .expect("a status")
+                .to_owned()
+        })
+        .collect();
+    let mut sorted = statuses.clone();
+    sorted.sort();
     assert_eq!(
-        world
-            .remote_refs("refs/tags/atmos/deployments/svc/dev/")
-            .len(),
-        2
+        sorted,
+        ["interrupted", "started", "started", "success"],
+        "the killed run's intent and its interruption, then the new run's intent and outcome"
     );
     assert!(world.remote_refs("refs/atmos/locks/").is_empty());
+    let (code, out, err) = world.run(&b, &args("deployment verify svc --remote origin"));
+    assert_eq!(code, 0, "{out}\n{err}");
 }
 
 #[test]
@@ -665,8 +730,8 @@ fn records_written_while_the_remote_was_out_of_reach_are_published_first_never_l
         remote_a[0].0, v2,
         "the state ref of the rollout that ran reached the remote"
     );
-    let tags = world.remote_refs("refs/tags/atmos/deployments/svc/dev/a/");
-    assert_eq!(tags.len(), 2, "both records are on the remote: {tags:?}");
+    let tags = world.remote_outcomes("refs/tags/atmos/deployments/svc/dev/a/");
+    assert_eq!(tags.len(), 2, "both outcomes are on the remote: {tags:?}");
     // And the local view agrees with itself and with the remote.
     let (code, status, _) = run(&args("deployment status svc --target dev"));
     assert_eq!(code, Some(0));
@@ -715,7 +780,7 @@ fn scoped_fetch_brings_one_deployments_records_and_setup_lets_git_fetch_them() {
     let (code, out, err) = run(&b, &args("deployment fetch svc"));
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.starts_with("Fetched svc from origin: 2 state refs moved, 2 new records"),
+        out.starts_with("Fetched svc from origin: 2 state refs moved, 4 new records"),
         "{out}"
     );
     assert_eq!(
@@ -763,7 +828,12 @@ fn scoped_fetch_brings_one_deployments_records_and_setup_lets_git_fetch_them() {
     );
     assert_eq!(state.lines().count(), 4, "{state}");
     let tags = git(&c, &["tag", "-l", "atmos/*"]);
-    assert_eq!(tags.lines().count(), 4, "{tags}");
+    assert_eq!(tags.lines().count(), 8, "{tags}");
+    let chains = git(
+        &c,
+        &["for-each-ref", "--format=%(refname)", "refs/atmos/chains/"],
+    );
+    assert_eq!(chains.lines().count(), 4, "{chains}");
 }
 
 /// A rollout's logs travel with its records: another clone shows them after a fetch.
@@ -896,7 +966,7 @@ fn archiving_while_another_clone_rolls_out_loses_nothing() {
     let (code, out, err) = finish(archive);
     assert_eq!(code, 0, "archive: {out}{err}");
     assert!(
-        out.contains("svc: 4 records moved into the ledger"),
+        out.contains("svc: 8 records moved into the ledger"),
         "{out}"
     );
     let (code, out, err) = finish(rollout);
@@ -919,9 +989,10 @@ fn archiving_while_another_clone_rolls_out_loses_nothing() {
         8,
         "three rollouts of A and one of B, two components each"
     );
+    // A's newest rollout and B's stay tags: each component's intent and outcome.
     assert_eq!(
         world.remote_refs("refs/tags/atmos/deployments/svc/").len(),
-        4
+        8
     );
 
     // B still holds the tags A archived; its history counts each record once, and its next
@@ -933,19 +1004,19 @@ fn archiving_while_another_clone_rolls_out_loses_nothing() {
     assert_eq!(code, 0, "{err}");
     // A's newest two records (now older than B's) go too.
     assert!(
-        out.contains("svc: 2 records moved into the ledger; 2 tags left, 6 records in the ledger, 8 in all (was 8)")
-            && out.contains("4 tags here already archived by another clone removed"),
+        out.contains("svc: 4 records moved into the ledger; 4 tags left, 12 records in the ledger, 16 in all (was 16)")
+            && out.contains("8 tags here already archived by another clone removed"),
         "{out}"
     );
     assert_eq!(
         git(&b, &["tag", "-l", "atmos/deployments/svc/*"])
             .lines()
             .count(),
-        2
+        4
     );
     assert_eq!(
         world.remote_refs("refs/tags/atmos/deployments/svc/").len(),
-        2
+        4
     );
     assert_eq!(recorded(&b), 8);
 
@@ -1012,7 +1083,7 @@ fn a_target_on_its_own_remote_syncs_with_it_and_another_remote_gets_what_it_lack
             .count()
     };
     assert_eq!(on("eu.git", "refs/atmos/deployments/svc/prod-eu/*"), 2);
-    assert_eq!(on("eu.git", "refs/tags/atmos/deployments/svc/prod-eu/*"), 2);
+    assert_eq!(on("eu.git", "refs/tags/atmos/deployments/svc/prod-eu/*"), 4);
     assert_eq!(on("origin.git", "refs/atmos/deployments/svc/prod-eu/*"), 0);
     assert_eq!(on("eu.git", "refs/atmos/deployments/svc/staging/*"), 0);
 
@@ -1048,7 +1119,7 @@ fn a_target_on_its_own_remote_syncs_with_it_and_another_remote_gets_what_it_lack
     let (code, out, err) = run(&b, &args("deployment rollout svc --target dev --remote eu"));
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("Nothing to do") && out.contains("Published 4 refs of dev that eu lacked"),
+        out.contains("Nothing to do") && out.contains("Published 8 refs of dev that eu lacked"),
         "{out}"
     );
     assert_eq!(on("eu.git", "refs/atmos/deployments/svc/dev/*"), 2);

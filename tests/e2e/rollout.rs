@@ -122,8 +122,9 @@ fn rollout_records_state_refs_and_annotated_tags_in_the_spec_layout() {
 
     f.repo.assert_state("svc", "dev", "a", Some(&v1));
     f.repo.assert_state("svc", "dev", "b", Some(&v1));
+    // Two records: the intent, written before the executor ran, and the outcome.
     let tags = f.repo.tags("svc", "dev", "a");
-    assert_eq!(tags.len(), 1);
+    assert_eq!(tags.len(), 2, "{tags:?}");
     let name = tags[0].rsplit('/').next().expect("segment");
     assert!(
         name.len() == 20
@@ -132,15 +133,30 @@ fn rollout_records_state_refs_and_annotated_tags_in_the_spec_layout() {
             && !name.contains(':'),
         "tag segment {name}"
     );
+    assert_eq!(
+        tags[1],
+        format!("{}.1", tags[0]),
+        "the outcome shares the start second"
+    );
     // Annotated, pointing at the deployed commit.
-    assert_eq!(f.repo.git(&["cat-file", "-t", &tags[0]]), "tag");
+    assert_eq!(f.repo.git(&["cat-file", "-t", &tags[1]]), "tag");
     assert_eq!(
         f.repo
-            .git(&["rev-parse", &format!("{}^{{commit}}", tags[0])]),
+            .git(&["rev-parse", &format!("{}^{{commit}}", tags[1])]),
         v1
     );
+    let intent = record(&f.repo, &tags[0]);
+    assert_eq!(intent["status"], "started");
+    assert_eq!(intent["sequence"], 1);
+    assert!(intent["runner"]["pid"].as_u64().is_some(), "{intent}");
+    let intent_oid = f.repo.git(&["rev-parse", &tags[0]]);
+    // The chain ref names the newest record; the outcome completes the intent.
+    assert_eq!(
+        f.repo.git(&["rev-parse", "refs/atmos/chains/svc/dev/a"]),
+        f.repo.git(&["rev-parse", &tags[1]])
+    );
 
-    let msg = f.repo.tag_message(&tags[0]);
+    let msg = f.repo.tag_message(&tags[1]);
     let lines: Vec<&str> = msg.lines().collect();
     assert_eq!(
         &lines[..3],
@@ -157,7 +173,10 @@ fn rollout_records_state_refs_and_annotated_tags_in_the_spec_layout() {
         lines[8]
     );
     assert_eq!(lines[9], "status: success");
-    let r = record(&f.repo, &tags[0]);
+    let r = record(&f.repo, &tags[1]);
+    assert_eq!(r["intent"], intent_oid.as_str());
+    assert_eq!(r["previous_record"], intent_oid.as_str());
+    assert_eq!(r["sequence"], 2);
     assert_eq!(r["decisions"][0]["source"], "builtin/promotion-path");
     assert_eq!(r["decisions"][0]["result"], "allow");
     assert!(r.get("promoted_from").is_none() && r.get("rollback_of").is_none());
@@ -232,7 +251,7 @@ fn failure_keeps_the_ref_records_a_failure_tag_and_skips_dependents() {
 
     f.repo.assert_state("svc", "dev", "a", Some(&v1));
     f.repo.assert_state("svc", "dev", "b", Some(&v1));
-    let tags = f.repo.tags("svc", "dev", "a");
+    let tags = f.repo.outcomes("svc", "dev", "a");
     assert_eq!(tags.len(), 2);
     let failed = record(&f.repo, &tags[1]);
     assert_eq!(failed["status"], "failure");
@@ -243,11 +262,12 @@ fn failure_keeps_the_ref_records_a_failure_tag_and_skips_dependents() {
             .as_str()
             .is_some_and(|e| e.contains("exited with status 3"))
     );
-    assert_eq!(
-        f.repo.tags("svc", "dev", "b").len(),
-        1,
-        "a skipped component gets no tag"
-    );
+    // A component that never ran after its dependency failed: announced, then skipped.
+    let b = f.repo.outcomes("svc", "dev", "b");
+    assert_eq!(b.len(), 2, "{b:?}");
+    let skipped = record(&f.repo, &b[1]);
+    assert_eq!(skipped["status"], "skipped");
+    assert_eq!(skipped["git_sha"], v2.as_str());
     // The log of the failed component is kept.
     let log_line = run
         .stdout
@@ -283,7 +303,7 @@ fn rollback_to_an_ancestor_is_recorded_and_runs_the_old_tree() {
         run.stdout
     );
     f.repo.assert_state("svc", "dev", "a", Some(&v1));
-    let tags = f.repo.tags("svc", "dev", "a");
+    let tags = f.repo.outcomes("svc", "dev", "a");
     let r = record(&f.repo, tags.last().expect("tag"));
     assert_eq!(r["status"], "rollback");
     assert_eq!(r["rollback_of"], v2.as_str());
@@ -308,7 +328,7 @@ fn promotion_takes_each_components_commit_from_the_source() {
     run.stdout_has(&["dev → staging is an allowed promotion ✓"]);
     f.repo.assert_state("svc", "staging", "a", Some(&v2));
     f.repo.assert_state("svc", "staging", "b", Some(&v1));
-    let r = record(&f.repo, &f.repo.tags("svc", "staging", "a")[0]);
+    let r = record(&f.repo, &f.repo.outcomes("svc", "staging", "a")[0]);
     assert_eq!(r["promoted_from"], "dev");
     assert_eq!(r["promoted_at"], r["timestamp"]);
     assert_eq!(
@@ -380,7 +400,10 @@ fn skip_promotion_check_is_recorded_in_the_tags() {
         "--target dev --promote-from staging --skip-promotion-check --force",
     ));
     run.code(0);
-    let r = record(&f.repo, f.repo.tags("svc", "dev", "a").last().expect("tag"));
+    let r = record(
+        &f.repo,
+        f.repo.outcomes("svc", "dev", "a").last().expect("tag"),
+    );
     assert_eq!(r["metadata"]["skip_promotion_check"], "true");
     assert_eq!(r["decisions"][0]["result"], "skipped");
     assert_eq!(r["promoted_from"], "staging");
@@ -434,7 +457,7 @@ fn rerunning_the_deployed_commit_changes_nothing_unless_forced() {
     let run = f.rollout(&["--target", "dev", "--force"]);
     run.code(0);
     run.stdout_has(&["(no change) — forced"]);
-    assert_eq!(f.repo.tags("svc", "dev", "a").len(), 2);
+    assert_eq!(f.repo.outcomes("svc", "dev", "a").len(), 2);
     assert_eq!(f.applied("a", "dev").len(), 2);
 }
 
@@ -529,8 +552,9 @@ fn rollouts_within_the_same_second_never_overwrite_a_tag() {
         })
         .collect();
     assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
-    let tags = f.repo.tags("svc", "dev", "a");
+    let tags = f.repo.outcomes("svc", "dev", "a");
     assert_eq!(tags.len(), 5, "every rollout kept its own tag: {tags:?}");
+    assert_eq!(f.repo.tags("svc", "dev", "a").len(), 10, "and its intent");
     assert_eq!(f.applied("a", "dev").len(), 5);
     let mut seconds: Vec<&str> = tags
         .iter()
@@ -567,7 +591,7 @@ fn deployer_and_build_id_come_from_ci_variables() {
     );
     run.code(0);
     run.stdout_has(&["Deployed by octocat (from GITHUB_ACTOR)"]);
-    let r = record(&f.repo, &f.repo.tags("svc", "dev", "a")[0]);
+    let r = record(&f.repo, &f.repo.outcomes("svc", "dev", "a")[0]);
     assert_eq!(r["deployed_by"], "octocat");
     assert_eq!(r["build_id"], "4242");
     assert_eq!(r["metadata"]["pr"], "#482");
@@ -762,12 +786,15 @@ fn sigint_stops_running_executors_and_leaves_consistent_records() {
     // Records: quick succeeded, slow has a failure tag and no state ref, after has nothing.
     assert!(repo.state("svc", "dev", "quick").is_some());
     assert!(repo.state("svc", "dev", "slow").is_none());
-    let slow = repo.tags("svc", "dev", "slow");
+    let slow = repo.outcomes("svc", "dev", "slow");
     assert_eq!(slow.len(), 1);
     let r = record(&repo, &slow[0]);
     assert_eq!(r["status"], "failure");
     assert_eq!(r["error"], "interrupted by a signal");
-    assert!(repo.tags("svc", "dev", "after").is_empty());
+    // `after` was announced (its intent) and never started: recorded as skipped.
+    let after = repo.outcomes("svc", "dev", "after");
+    assert_eq!(after.len(), 1);
+    assert_eq!(record(&repo, &after[0])["status"], "skipped");
 }
 
 #[test]

@@ -87,8 +87,10 @@ impl Scrubber {
                     .take(m.len())
                     .collect()
             }),
-            (r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", &|_| {
-                "YYYY-MM-DDTHH-MM-SSZ".into()
+            // A record's name: its time, and a suffix when another record of its history has
+            // that second (the intent and the outcome of a quick run).
+            (r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ(\.\d+)?", &|_| {
+                "YYYY-MM-DDTHH-MM-SSZ[.N]".into()
             }),
             (r"\d{4}-\d\d-\d\d \d\d:\d\d", &|_| "YYYY-MM-DD HH:MM".into()),
             (r"\b\d\d:\d\d:\d\d\b", &|_| "HH:MM:SS".into()),

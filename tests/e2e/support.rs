@@ -241,6 +241,15 @@ impl Repo {
         out
     }
 
+    /// The history tags of one component that record an outcome (not the `started` intent
+    /// each rollout writes before its executor runs), sorted.
+    pub fn outcomes(&self, deployment: &str, target: &str, component: &str) -> Vec<String> {
+        self.tags(deployment, target, component)
+            .into_iter()
+            .filter(|t| !self.tag_message(t).contains("\nstatus: started\n"))
+            .collect()
+    }
+
     /// The message of an annotated tag, via `git cat-file -p`, without the object header.
     pub fn tag_message(&self, tag_ref: &str) -> String {
         let raw = self.git(&["cat-file", "-p", tag_ref]);

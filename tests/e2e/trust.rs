@@ -80,7 +80,7 @@ fn a_rollback_goes_only_to_a_commit_the_target_ran() {
             &v1[..7]
         ),
     ]);
-    let tags = f.repo.tags("svc", "staging", "a");
+    let tags = f.repo.outcomes("svc", "staging", "a");
     let r = record(&f.repo, tags.last().expect("tag"));
     assert_eq!(r["status"], "rollback");
     assert_eq!(r["rollback_of"], v2.as_str());
@@ -119,7 +119,7 @@ fn a_rollback_goes_only_to_a_commit_the_target_ran() {
             &v3[..7]
         ),
     ]);
-    let tags = f.repo.tags("svc", "staging", "a");
+    let tags = f.repo.outcomes("svc", "staging", "a");
     assert_eq!(
         record(&f.repo, tags.last().expect("tag"))["promoted_from"],
         "dev"

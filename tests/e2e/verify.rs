@@ -204,7 +204,8 @@ fn record_message(dir: &Path, tag: &str) -> String {
 }
 
 /// Write a history tag by hand (`key`: sign it as `git tag -s` does), its record's
-/// `timestamp` made to match the time in its name, as atmos writes them.
+/// `timestamp` made to match the time in its name, as atmos writes them; the history's
+/// chain ref is moved to it, as a forger who wants it read would.
 fn forge(dir: &Path, name: &str, commit: &str, message: &str, key: Option<&str>) {
     let segment = name.rsplit('/').next().expect("segment");
     let (date, time) = segment.split_once('T').expect("time");
@@ -240,12 +241,27 @@ fn forge(dir: &Path, name: &str, commit: &str, message: &str, key: Option<&str>)
     let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
     git_in(dir, &refs);
     std::fs::remove_file(&file).expect("rm");
+    let history = name.rsplit_once('/').expect("segment").0;
+    let chain = history.replacen("atmos/deployments/", "refs/atmos/chains/", 1);
+    let tag = git_in(dir, &["rev-parse", &format!("refs/tags/{name}")]);
+    git_in(dir, &["update-ref", &chain, &tag]);
+}
+
+/// The refspecs that push a forged record and the chain ref moved to it.
+fn forged_push(name: &str) -> String {
+    let history = name.rsplit_once('/').expect("segment").0;
+    format!(
+        "refs/tags/{name} {}",
+        history.replacen("atmos/deployments/", "refs/atmos/chains/", 1)
+    )
 }
 
 /// Push `refspec` to origin; returns (success, stderr).
+/// (Several refspecs, separated by spaces, are pushed at once.)
 fn push(dir: &Path, refspec: &str) -> (bool, String) {
     let out = Command::new("git")
-        .args(["push", "origin", refspec])
+        .args(["push", "origin"])
+        .args(refspec.split(' '))
         .current_dir(dir)
         .output()
         .expect("push");
@@ -290,14 +306,14 @@ fn an_honest_signed_flow_verifies_and_passes_the_hook() {
     ship(&w, &alice);
     let run = verify(&w, &alice);
     run.code(0).stdout_has(&[
-        "Verified 3 record(s) and 3 state ref(s) of svc by the rules of refs/remotes/origin/main",
-        "signed and verified: 3",
+        "Verified 6 record(s) and 3 state ref(s) of svc by the rules of refs/remotes/origin/main",
+        "signed and verified: 6",
         "✓ No problems found",
     ]);
     // One target alone still judges its promotions by the source's records.
     w.atmos(&alice, &args("deployment verify svc --target prod"), &[])
         .code(0)
-        .stdout_has(&["Verified 1 record(s) and 1 state ref(s)"]);
+        .stdout_has(&["Verified 2 record(s) and 1 state ref(s)"]);
     // A fresh clone sees the same, from the remote alone.
     let auditor = w.clone("auditor", "carol");
     w.atmos(&auditor, &args("deployment verify --remote origin"), &[])
@@ -329,24 +345,36 @@ fn an_honest_signed_flow_verifies_and_passes_the_hook() {
     git_in(&alice, &["push", "-q", "origin", "HEAD:main"]);
     w.atmos(&alice, &args("deployment rollout svc --target dev"), &[])
         .code(0);
-    let first = git_in(
+    // From the chain ref back: outcome, intent, outcome, intent — numbered 4 to 1, each
+    // naming the one before it, the first naming none.
+    let mut at = Some(git_in(
         &alice,
-        &[
-            "rev-parse",
-            &format!(
-                "{}^{{tag}}",
-                git_in(&alice, &["tag", "-l", "atmos/deployments/svc/dev/a/*"])
-                    .lines()
-                    .next()
-                    .expect("tag")
-            ),
-        ],
-    );
-    let second = record_message(&alice, &newest_tag(&alice, "dev"));
-    assert!(
-        second.contains(&format!("previous_record: {first}")),
-        "{second}"
-    );
+        &["rev-parse", "refs/atmos/chains/svc/dev/a"],
+    ));
+    let mut seen = Vec::new();
+    while let Some(oid) = at {
+        let body = git_in(&alice, &["cat-file", "tag", &oid]);
+        let field = |name: &str| {
+            body.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .map(str::to_owned)
+        };
+        seen.push((
+            field("sequence").expect("numbered"),
+            field("status").expect("status"),
+        ));
+        at = field("previous_record");
+    }
+    let expected: Vec<(String, String)> = [
+        ("4", "success"),
+        ("3", "started"),
+        ("2", "success"),
+        ("1", "started"),
+    ]
+    .iter()
+    .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
+    .collect();
+    assert_eq!(seen, expected);
     verify(&w, &alice).code(0);
 }
 
@@ -419,16 +447,27 @@ fn forgeries_are_caught_by_verify_and_refused_by_the_hook() {
             at.strftime("%Y-%m-%dT%H-%M-%SZ")
         )
     };
-    let forged_body = honest.replace(&v1, &v2).replace(
-        &format!(
-            "previous_record: {}",
-            honest
-                .lines()
-                .find_map(|l| l.strip_prefix("previous_record: "))
-                .unwrap_or("x")
-        ),
-        &format!("previous_record: {prod_oid}"),
-    );
+    let sequence: u64 = honest
+        .lines()
+        .find_map(|l| l.strip_prefix("sequence: "))
+        .and_then(|n| n.parse().ok())
+        .expect("a numbered record");
+    let forged_body = honest
+        .replace(&v1, &v2)
+        .replace(
+            &format!(
+                "previous_record: {}",
+                honest
+                    .lines()
+                    .find_map(|l| l.strip_prefix("previous_record: "))
+                    .unwrap_or("x")
+            ),
+            &format!("previous_record: {prod_oid}"),
+        )
+        .replace(
+            &format!("sequence: {sequence}\n"),
+            &format!("sequence: {}\n", sequence + 1),
+        );
     let scratch = |name: &str| {
         let d = w.clone(name, "alice");
         git_in(&d, &["fetch", "-q", "origin", "refs/atmos/*:refs/atmos/*"]);
@@ -457,7 +496,7 @@ fn forgeries_are_caught_by_verify_and_refused_by_the_hook() {
         &d,
         "unsigned",
         &format!("refs/tags/{}", forged_name("1")),
-        &format!("refs/tags/{}", forged_name("1")),
+        &forged_push(&forged_name("1")),
     );
 
     // 3. Signed by a key not allowed for the deployer it names (mallory as alice).
@@ -474,7 +513,7 @@ fn forgeries_are_caught_by_verify_and_refused_by_the_hook() {
         &d,
         "bad_signature",
         &format!("refs/tags/{}", forged_name("2")),
-        &format!("refs/tags/{}", forged_name("2")),
+        &forged_push(&forged_name("2")),
     );
 
     // 3b. Signed with carol's own allowed key, as carol, who is not a deployer of prod.
@@ -490,7 +529,7 @@ fn forgeries_are_caught_by_verify_and_refused_by_the_hook() {
         &d,
         "not_a_deployer",
         &format!("refs/tags/{}", forged_name("4")),
-        &format!("refs/tags/{}", forged_name("4")),
+        &forged_push(&forged_name("4")),
     );
 
     // 4. A prod record, properly signed by alice, of a commit that never succeeded in
@@ -517,7 +556,7 @@ fn forgeries_are_caught_by_verify_and_refused_by_the_hook() {
         &d,
         "promotion_without_source",
         &format!("refs/tags/{}", forged_name("3")),
-        &format!("refs/tags/{}", forged_name("3")),
+        &forged_push(&forged_name("3")),
     );
     let doc = w
         .atmos(&d, &args("deployment verify svc --format json"), &[])
@@ -622,7 +661,7 @@ fn the_hook_refuses_refs_that_do_not_fit_the_layout_and_replayed_records() {
     );
     refused(
         &format!("{blob}:refs/notes/atmos/svc/sbom"),
-        "is not a commit",
+        "which is not a notes commit",
     );
     // A signed record copied under a newer name.
     let prod = newest_tag(&alice, "prod");
@@ -728,11 +767,11 @@ fn policies_see_whether_the_deployer_proved_their_identity() {
     .code(0);
 }
 
-/// Records written --offline that the guard refuses later (newer records of the same target
-/// landed meanwhile) never lock the clone out of the remote: they are set aside with a
-/// note, and the next command reads and writes the remote as usual.
+/// Records written --offline while another runner recorded newer ones on the guarded remote
+/// take their place after those when they are published — signed again at their new place —
+/// and are never refused or set aside: the remote's history holds both runs, and verifies.
 #[test]
-fn offline_records_the_guard_refuses_are_set_aside_not_retried_forever() {
+fn offline_records_take_their_place_after_newer_ones_and_pass_the_guard() {
     let w = World::new();
     let alice = w.clone("alice", "alice");
     let bob = w.clone("bob", "bob");
@@ -742,38 +781,66 @@ fn offline_records_the_guard_refuses_are_set_aside_not_retried_forever() {
         &[],
     )
     .code(0);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     w.atmos(
         &bob,
         &args("deployment rollout svc --target dev --force"),
         &[],
     )
     .code(0);
-    // Alice's next read publishes her pending record first; the guard refuses it (older than
-    // bob's). That must not fail the command, now or ever after.
+    // Alice's next read publishes her kept records first, after bob's.
     let run = w.atmos(&alice, &args("deployment fetch svc"), &[]);
     run.code(0);
     assert!(
-        run.stdout.contains("refused the records written at"),
+        run.stdout.contains("that had not reached origin")
+            && run
+                .stdout
+                .contains("took its place at the end of its history"),
         "{}",
         run.stdout
     );
-    w.atmos(&alice, &args("deployment fetch svc"), &[]).code(0);
+    let pending = alice.join(".git/atmos/pending");
+    let left: Vec<_> = std::fs::read_dir(&pending)
+        .map(|r| {
+            r.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "{left:?}\n{}\n{}",
+        run.stdout,
+        left.iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect::<String>()
+    );
+    // The remote's history: bob's run, then alice's, each an intent and an outcome.
+    let auditor = w.clone("auditor", "carol");
+    w.atmos(&auditor, &args("deployment fetch svc"), &[])
+        .code(0);
+    let history = w
+        .atmos(
+            &auditor,
+            &args("deployment history svc --target dev --format json"),
+            &[],
+        )
+        .json();
+    let by: Vec<&str> = history["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["component"] == "a")
+        .map(|e| e["deployed_by"].as_str().expect("deployer"))
+        .collect();
+    assert_eq!(by, ["alice@example.com", "bob@example.com"], "{history:#}");
+    w.atmos(&auditor, &args("deployment verify svc"), &[])
+        .code(0);
     w.atmos(
         &alice,
         &args("deployment rollout svc --target dev --force"),
         &[],
     )
     .code(0);
-    let pending = alice.join(".git/atmos/pending");
-    let left: Vec<_> = std::fs::read_dir(&pending)
-        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    assert!(
-        left.iter()
-            .all(|p| p.extension().is_some_and(|e| e == "refused")),
-        "{left:?}"
-    );
 }
 
 /// A rollout's log is written once, with its record: the guard refuses a line added to it
@@ -831,7 +898,7 @@ fn an_automatic_rollback_passes_the_hook_and_verifies() {
     let auditor = w.clone("auditor-rollback", "carol");
     w.atmos(&auditor, &args("deployment verify --remote origin"), &[])
         .code(0)
-        .stdout_has(&["Verified 3 record(s)"]);
+        .stdout_has(&["Verified 6 record(s)"]);
     let tags = git_in(
         &auditor,
         &["ls-remote", "origin", "refs/atmos/deployments/svc/dev/a"],
@@ -886,8 +953,8 @@ fn archiving_passes_the_hook_and_the_ledger_cannot_be_forged() {
 
     let run = w.atmos(&alice, &args("deployment archive svc --keep 1"), &[]);
     run.code(0).stdout_has(&[
-        "Archived (keeping the newest 1 records of each target and component as tags; pushed to origin)",
-        "svc: 2 records moved into the ledger; 3 tags left, 2 records in the ledger, 5 in all (was 5)",
+        "Archived (keeping the newest 1 rollout of each target and component as tags; pushed to origin)",
+        "svc: 4 records moved into the ledger; 6 tags left, 4 records in the ledger, 10 in all (was 10)",
     ]);
     let doc = w
         .atmos(
@@ -906,20 +973,20 @@ fn archiving_passes_the_hook_and_the_ledger_cannot_be_forged() {
         .lines()
         .filter(|l| !l.ends_with("^{}"))
         .collect();
-    assert_eq!(remote_tags.len(), 3, "{remote_tags:?}");
+    assert_eq!(remote_tags.len(), 6, "{remote_tags:?}");
 
     // A fresh clone carries only the live tags, and reads the whole history after a fetch.
     let auditor = w.clone("auditor-archive", "carol");
     assert_eq!(
         git_in(&auditor, &["tag", "-l", "atmos/*"]).lines().count(),
-        3
+        6
     );
     w.atmos(&auditor, &args("deployment fetch svc"), &[])
         .code(0);
     assert_eq!(total(&auditor), records);
     let run = verify(&w, &auditor);
     run.code(0)
-        .stdout_has(&["Verified 5 record(s)", "✓ No problems found"]);
+        .stdout_has(&["Verified 10 record(s)", "✓ No problems found"]);
     assert_eq!(
         before
             .stdout
@@ -1005,7 +1072,7 @@ fn the_hook_refuses_duplicate_empty_and_newest_record_ledgers() {
     }
     w.atmos(&alice, &args("deployment archive svc --keep 2"), &[])
         .code(0)
-        .stdout_has(&["svc: 1 record moved into the ledger"]);
+        .stdout_has(&["svc: 2 records moved into the ledger"]);
     let ledger = git_in(&alice, &["rev-parse", "refs/atmos/ledger/svc"]);
     let file = git_in(&alice, &["ls-tree", "-r", "--name-only", &ledger]);
     let file = file.lines().next().expect("a ledger file").to_owned();

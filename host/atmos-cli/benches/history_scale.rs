@@ -18,10 +18,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use atmos_core::contracts::layout::{tag_name, timestamp_segment};
-
 mod common;
-use common::{atmos_binary, data, git, record_message, sample};
+use common::{atmos_binary, data, git, sample};
 
 const DEPLOYMENTS: usize = 50;
 const TARGETS: [&str; 3] = ["dev", "staging", "prod"];
@@ -317,6 +315,7 @@ fn generate(root: &Path) {
         .expect("fast-import");
     let mut input = std::io::BufWriter::new(child.stdin.take().expect("stdin"));
     let mut last: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut chains = common::Chains::default();
     let mut written = 0;
     'outer: for round in 0..per_slot {
         for d in 0..DEPLOYMENTS {
@@ -330,11 +329,8 @@ fn generate(root: &Path) {
                     let mark = 1 + (round * COMMITS / per_slot).min(COMMITS - 1);
                     let sha = &shas[&mark];
                     let dn = format!("d{d:02}");
-                    let name = tag_name(&dn, t, c, &timestamp_segment(ts), 0);
-                    let msg = record_message(&dn, t, c, sha, ts, round);
-                    let mut chunk =
-                        format!("tag {name}\nfrom {sha}\ntagger CI <ci@example.com> {at} +0000\n");
-                    data(&mut chunk, &msg);
+                    let mut chunk = String::new();
+                    chains.tag(&mut chunk, (&dn, t, c), sha, ts, round);
                     input.write_all(chunk.as_bytes()).expect("write");
                     last.insert(format!("{dn}/{t}/{c}"), sha.clone());
                     written += 1;
@@ -352,6 +348,7 @@ fn generate(root: &Path) {
     }
     drop(input);
     assert!(child.wait().expect("fast-import").success());
+    chains.write_refs(&bare);
     git(&bare, &["pack-refs", "--all"]);
     git(&bare, &["repack", "-adq"]);
     std::fs::write(root.join(".complete"), newest.to_string()).expect("marker");

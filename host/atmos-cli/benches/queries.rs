@@ -16,10 +16,8 @@
 
 use std::path::Path;
 
-use atmos_core::contracts::layout::{tag_name, timestamp_segment};
-
 mod common;
-use common::{atmos_binary, data, fast_import, git, record_message, sample};
+use common::{atmos_binary, data, fast_import, git, sample};
 
 const DEPLOYMENTS: usize = 50;
 const TARGETS: [&str; 3] = ["dev", "staging", "prod"];
@@ -180,6 +178,7 @@ fn generate(root: &Path) {
     let per_slot = TAGS.div_ceil(slots);
     let mut stream = String::new();
     let mut last: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut chains = common::Chains::default();
     let mut written = 0;
     'outer: for round in 0..per_slot {
         for d in 0..DEPLOYMENTS {
@@ -193,12 +192,7 @@ fn generate(root: &Path) {
                     let mark = 1 + (round * COMMITS / per_slot).min(COMMITS - 1);
                     let sha = &shas[&mark];
                     let slot = format!("d{d:02}/{t}/{c}");
-                    let name = tag_name(&format!("d{d:02}"), t, c, &timestamp_segment(ts), 0);
-                    let msg = record_message(&format!("d{d:02}"), t, c, sha, ts, round);
-                    stream.push_str(&format!(
-                        "tag {name}\nfrom {sha}\ntagger CI <ci@example.com> {at} +0000\n"
-                    ));
-                    data(&mut stream, &msg);
+                    chains.tag(&mut stream, (&format!("d{d:02}"), t, c), sha, ts, round);
                     last.insert(slot, sha.clone());
                     written += 1;
                 }
@@ -212,6 +206,7 @@ fn generate(root: &Path) {
         ));
     }
     fast_import(root, &["--quiet"], &stream);
+    chains.write_refs(root);
     git(root, &["pack-refs", "--all"]);
     git(root, &["checkout", "-q", "main"]);
     std::fs::write(root.join(".complete"), "").expect("marker");

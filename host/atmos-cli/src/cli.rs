@@ -163,7 +163,8 @@ pub struct ArchiveArgs {
     /// Only this deployment (default: every deployment).
     pub deployment: Option<String>,
     /// What stays as tags: an age (90d: records younger than that) or a count (500: the newest
-    /// records of each target and component). Default: atmos.yaml `history.keep_tags`.
+    /// 500 rollouts of each target and component, each outcome with its intent). Default:
+    /// atmos.yaml `history.keep_tags`.
     #[arg(long, value_name = "AGE|COUNT")]
     pub keep: Option<String>,
     /// The git remote that is the shared store (default: atmos.yaml `git.remote`); the ledger
@@ -280,6 +281,10 @@ pub struct BuildArgs {
     /// A scanner report (CycloneDX JSON or SARIF) whose findings go into the SBOM.
     #[arg(long, value_name = "FILE")]
     pub vulnerabilities: Option<std::path::PathBuf>,
+    /// SSH key that signs the build records as their builder's (default: git's
+    /// user.signingkey when gpg.format is ssh).
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
 }

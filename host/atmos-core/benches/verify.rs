@@ -2,10 +2,11 @@
 //!
 //! Builds (once, cached under `target/bench-fixtures/verify-10k`) a repository with one
 //! deployment, three targets (dev → staging → prod, prod requiring an approval, staging and
-//! prod requiring signed deployers) and five components; 667 commits each rolled out to dev,
-//! promoted to staging and then to prod: 10,005 history tags, every one SSH-signed (Ed25519,
-//! the `git tag -s` layout) and chained to the one before it, with the state refs and one
-//! approval per commit in the notes. Then it measures, in a fresh process each run, the
+//! prod requiring signed deployers) and five components; 334 commits each rolled out to dev,
+//! promoted to staging and then to prod, each rollout of a component an intent (`started`)
+//! and an outcome: 10,020 history tags, every one SSH-signed (Ed25519, the `git tag -s`
+//! layout), numbered and chained to the one before it, with the chain refs, the state refs
+//! and one approval per commit in the notes. Then it measures, in a fresh process each run, the
 //! library's `verify` over the whole history (median wall time) and the process's peak RSS.
 //!
 //! Run: `cargo bench -p atmos-core --bench verify` (`-- --runs N`, `-- --rebuild`).
@@ -14,14 +15,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use atmos_core::contracts::layout::{rfc3339, state_ref, tag_name, timestamp_segment};
+use atmos_core::contracts::layout::{chain_ref, rfc3339, state_ref, tag_name, timestamp_segment};
 use atmos_core::contracts::{Status, TagRecord};
 use git2::{ObjectType, Oid, Repository, Signature, Time};
 use ssh_key::{HashAlg, LineEnding, PrivateKey};
 
 const TARGETS: [&str; 3] = ["dev", "staging", "prod"];
 const COMPONENTS: [&str; 5] = ["api", "worker", "db", "cache", "migrate"];
-const COMMITS: usize = 667;
+const COMMITS: usize = 334;
 const START: i64 = 1_750_000_000;
 
 const DEPLOYMENT: &str = "deployment:
@@ -49,7 +50,8 @@ const DEPLOYMENT: &str = "deployment:
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-fixtures/verify-10k");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/bench-fixtures/verify-10k-chained");
     if args.get(1).map(String::as_str) == Some("--measure") {
         measure(&root);
         return;
@@ -205,7 +207,7 @@ fn generate(root: &Path) {
     // Records: each commit to dev, then staging, then prod, a minute apart.
     let odb = repo.odb().expect("odb");
     let mut refs: Vec<(String, Oid)> = Vec::new();
-    let mut previous: std::collections::HashMap<(String, String), Oid> =
+    let mut previous: std::collections::HashMap<(String, String), (Oid, u64)> =
         std::collections::HashMap::new();
     let mut notes: Vec<(Oid, String)> = Vec::new();
     for (i, commit) in commits.iter().enumerate() {
@@ -222,53 +224,71 @@ fn generate(root: &Path) {
             let at = jiff::Timestamp::from_second(base + t as i64 * 120).expect("time");
             for component in COMPONENTS {
                 let key_of = (target.to_string(), component.to_string());
-                let name = tag_name("svc", target, component, &timestamp_segment(at), 0);
-                let record = TagRecord {
-                    deployment: "svc".into(),
-                    target: target.to_string(),
-                    component: component.into(),
-                    deployed_by: "ci@example.com".into(),
-                    git_sha: sha.clone(),
-                    timestamp: rfc3339(at),
-                    status: Status::Success,
-                    promoted_from: t.checked_sub(1).map(|s| TARGETS[s].to_string()),
-                    promoted_at: None,
-                    rollback_of: None,
-                    previous_record: previous.get(&key_of).map(Oid::to_string),
-                    previous_sha: None,
-                    build_id: None,
-                    component_type: Some("script".into()),
-                    duration_ms: Some(1200),
-                    error: None,
-                    verification: None,
-                    rules_ref: Some("HEAD".into()),
-                    rules_commit: Some(head.to_string()),
-                    approved_commit: (*target == "prod").then(|| sha.clone()),
-                    image: None,
-                    image_digest: None,
-                    context: Default::default(),
-                    rollout_id: None,
-                    metadata: Default::default(),
-                    decisions: Vec::new(),
-                };
-                let mut content = format!(
-                    "object {sha}\ntype commit\ntag {name}\ntagger CI <ci@example.com> {} +0000\n\n{}",
-                    at.as_second(),
-                    record.to_message()
-                );
-                let signature = key
-                    .sign("git", HashAlg::Sha512, content.as_bytes())
-                    .expect("sign")
-                    .to_pem(LineEnding::LF)
-                    .expect("pem");
-                content.push_str(&signature);
-                let oid = odb
-                    .write(ObjectType::Tag, content.as_bytes())
-                    .expect("write tag");
-                previous.insert(key_of, oid);
-                refs.push((format!("refs/tags/{name}"), oid));
+                let mut intent: Option<Oid> = None;
+                for (n, status) in [Status::Started, Status::Success].into_iter().enumerate() {
+                    let (last, sequence) = previous
+                        .get(&key_of)
+                        .map_or((None, 0), |(o, n)| (Some(*o), *n));
+                    let name = tag_name("svc", target, component, &timestamp_segment(at), n as u32);
+                    let record = TagRecord {
+                        deployment: "svc".into(),
+                        target: target.to_string(),
+                        component: component.into(),
+                        deployed_by: "ci@example.com".into(),
+                        git_sha: sha.clone(),
+                        timestamp: rfc3339(at),
+                        status,
+                        promoted_from: t.checked_sub(1).map(|s| TARGETS[s].to_string()),
+                        promoted_at: None,
+                        rollback_of: None,
+                        previous_record: last.map(|o| o.to_string()),
+                        sequence: Some(sequence + 1),
+                        intent: intent.map(|o| o.to_string()),
+                        source_record: None,
+                        recorded_by: None,
+                        recorded_at: None,
+                        runner: None,
+                        previous_sha: None,
+                        build_id: None,
+                        component_type: Some("script".into()),
+                        duration_ms: (status == Status::Success).then_some(1200),
+                        error: None,
+                        verification: None,
+                        rules_ref: Some("HEAD".into()),
+                        rules_commit: Some(head.to_string()),
+                        approved_commit: (*target == "prod").then(|| sha.clone()),
+                        image: None,
+                        image_digest: None,
+                        context: Default::default(),
+                        rollout_id: Some(format!("{i}.{t}")),
+                        metadata: Default::default(),
+                        decisions: Vec::new(),
+                    };
+                    let mut content = format!(
+                        "object {sha}\ntype commit\ntag {name}\ntagger CI <ci@example.com> {} +0000\n\n{}",
+                        at.as_second(),
+                        record.to_message()
+                    );
+                    let signature = key
+                        .sign("git", HashAlg::Sha512, content.as_bytes())
+                        .expect("sign")
+                        .to_pem(LineEnding::LF)
+                        .expect("pem");
+                    content.push_str(&signature);
+                    let oid = odb
+                        .write(ObjectType::Tag, content.as_bytes())
+                        .expect("write tag");
+                    if status == Status::Started {
+                        intent = Some(oid);
+                    }
+                    previous.insert(key_of.clone(), (oid, sequence + 1));
+                    refs.push((format!("refs/tags/{name}"), oid));
+                }
             }
         }
+    }
+    for ((target, component), (oid, _)) in &previous {
+        refs.push((chain_ref("svc", target, component), *oid));
     }
     for target in TARGETS {
         for component in COMPONENTS {

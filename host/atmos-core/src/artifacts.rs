@@ -40,17 +40,76 @@ pub fn latest(
     deployment: &str,
     commit: &str,
 ) -> Result<BTreeMap<String, BuildRecord>, GitError> {
+    Ok(latest_counting(git, deployment, commit, None)?.latest)
+}
+
+/// The builds that count, and the lines set aside.
+#[derive(Debug, Clone, Default)]
+pub struct Counted {
+    /// The newest counting build of each component.
+    pub latest: BTreeMap<String, BuildRecord>,
+    /// `(what, why)` of each build that does not count.
+    pub set_aside: Vec<(String, String)>,
+}
+
+/// [`latest`], counting with `verified_only` (the allowed signers, and what requires them)
+/// only builds signed by their builder with a key allowed for them.
+pub fn latest_counting(
+    git: &GitRepo,
+    deployment: &str,
+    commit: &str,
+    verified_only: Option<(Option<&std::path::Path>, &str)>,
+) -> Result<Counted, GitError> {
     let (records, _) = read(git, deployment, commit)?;
-    let mut out: BTreeMap<String, BuildRecord> = BTreeMap::new();
+    let mut out = Counted::default();
     for r in records {
-        match out.get(&r.component) {
+        if let Some((signers, why)) = verified_only {
+            let verdict = match (&r.signature, signers) {
+                (None, _) => Err("unsigned".to_owned()),
+                (Some(_), None) => Err("signed, but approvers.allowed_signers is not set".into()),
+                (Some(sig), Some(path)) => crate::signing::verify(
+                    r.signed_payload().as_bytes(),
+                    sig,
+                    &r.built_by,
+                    path,
+                    crate::contracts::build::SIGNING_NAMESPACE,
+                )
+                .map_err(|e| format!("its signature does not verify: {e}")),
+            };
+            if let Err(reason) = verdict {
+                out.set_aside.push((
+                    format!(
+                        "the build of {} at {} by {} ({})",
+                        r.component,
+                        crate::git::short(commit),
+                        r.built_by,
+                        r.built_at
+                    ),
+                    format!("{reason} ({why})"),
+                ));
+                continue;
+            }
+        }
+        match out.latest.get(&r.component) {
             Some(have) if have.built_at > r.built_at => {}
             _ => {
-                out.insert(r.component.clone(), r);
+                out.latest.insert(r.component.clone(), r);
             }
         }
     }
     Ok(out)
+}
+
+/// Sign `record` as its builder with the SSH key at `key`.
+pub fn sign(
+    record: &BuildRecord,
+    key: &std::path::Path,
+) -> Result<String, crate::signing::SignError> {
+    crate::signing::sign(
+        record.signed_payload().as_bytes(),
+        key,
+        crate::contracts::build::SIGNING_NAMESPACE,
+    )
 }
 
 /// Append one record to the commit's builds note.

@@ -1,5 +1,8 @@
-//! `history`: the rollout timeline of a target, newest first. Filters by component and time
-//! use the tag names alone; only the tags that are shown are read.
+//! `history`: the rollout timeline of a target, newest first. Each component's history is
+//! read along its chain (the order its records took, never a clock), as far as the entries
+//! shown need; the histories are interleaved by the time their records were made. A rollout
+//! that started and has an outcome is shown once, by its outcome; one without an outcome is
+//! shown as started (running, or interrupted).
 
 use jiff::Timestamp;
 use schemars::JsonSchema;
@@ -56,9 +59,18 @@ pub struct HistoryEntry {
     /// CI build.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
-    /// Failure reason.
+    /// Failure reason (for `interrupted`: what the rollout that found it knew).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where it ran, for a rollout that started and has no outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner: Option<crate::contracts::record::Runner>,
+    /// The record's place in its history (its chain), when numbered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// The rollout's id, when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_id: Option<String>,
     /// Every other metadata entry (`ticket`, `skip_promotion_check`, …).
     #[serde(skip_serializing_if = "indexmap::IndexMap::is_empty")]
     pub metadata: indexmap::IndexMap<String, String>,
@@ -79,15 +91,22 @@ pub struct HistoryReport {
     /// How many rollouts `entries` holds.
     pub rollouts: usize,
     /// How many rollouts match the filters (before `limit`); a rollout is one row per
-    /// component it ran.
+    /// component it ran. At least this many when `counted_all` is false.
     pub total: usize,
-    /// How many rollouts are recorded for the deployment (and target), before any filter.
+    /// How many rollouts are recorded for the deployment (and target), before any filter
+    /// (at least this many when `counted_all` is false).
     pub recorded: usize,
+    /// False when the counts stop at what [`COUNT_BUDGET`] records beyond those shown hold:
+    /// a long history is not read whole to count it.
+    pub counted_all: bool,
     /// The limit applied.
     pub limit: usize,
     /// Tags that could not be read as records.
     pub unparseable: Vec<Unparseable>,
 }
+
+/// How many records beyond those shown are read to count rollouts.
+pub const COUNT_BUDGET: usize = 2000;
 
 /// Build the timeline.
 pub fn history(
@@ -96,66 +115,100 @@ pub fn history(
     query: &HistoryQuery,
 ) -> Result<HistoryReport, GitError> {
     let (tags, mut unparseable) = git.history_tags(deployment, query.target.as_deref())?;
-    let matching: Vec<_> = tags
-        .iter()
-        .rev()
-        .filter(|e| query.component.as_deref().is_none_or(|c| e.component == c))
-        .filter(|e| query.since.is_none_or(|s| e.at >= s))
-        .filter(|e| query.until.is_none_or(|u| e.at <= u))
-        .collect();
-    // A rollout's components share their tag's time segment (and target): `limit` counts
-    // rollouts, and a rollout is never cut.
-    let key = |e: &crate::git::tags::TagEntry| (e.target.clone(), e.at, e.seq);
-    let rollouts = |list: &mut dyn Iterator<Item = &crate::git::tags::TagEntry>| {
-        list.map(key)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len()
+    let in_range = |e: &crate::git::tags::TagEntry| {
+        query.component.as_deref().is_none_or(|c| e.component == c)
+            && query.since.is_none_or(|s| e.at >= s)
+            && query.until.is_none_or(|u| e.at <= u)
     };
-    let total = rollouts(&mut matching.iter().copied());
-    let recorded = rollouts(&mut tags.iter());
+    // Each history, walked from its newest record, as one timeline.
+    let mut groups: Vec<(String, String)> = tags
+        .iter()
+        .map(|e| (e.target.clone(), e.component.clone()))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    let mut timeline = git.timeline(deployment, &groups)?;
+    let mut completed: std::collections::HashSet<String> = Default::default();
     let mut entries = Vec::new();
-    let mut shown = std::collections::BTreeSet::new();
-    for e in matching {
-        if !shown.contains(&key(e)) && shown.len() >= query.limit {
-            break;
+    let mut shown: Vec<String> = Vec::new();
+    let mut matching: std::collections::HashSet<String> = Default::default();
+    let mut recorded: std::collections::HashSet<String> = Default::default();
+    let mut budget = COUNT_BUDGET;
+    let mut counted_all = true;
+    while let Some(link) = timeline.next_link()? {
+        let (e, r) = (&link.entry, &*link.record);
+        if let Some(intent) = &r.intent {
+            completed.insert(intent.clone());
         }
-        match git.read_record(e, deployment) {
-            Ok(r) => {
-                shown.insert(key(e));
-                let mut metadata = r.metadata.clone();
-                let pr = metadata.shift_remove("pr");
-                let approved_by = metadata
-                    .shift_remove("approver")
-                    .map(|a| crate::status::approvers(&a))
-                    .unwrap_or_default();
-                entries.push(HistoryEntry {
-                    tag: e.name.clone(),
-                    timestamp: r.timestamp,
-                    target: e.target.clone(),
-                    component: e.component.clone(),
-                    commit: r.git_sha,
-                    deployed_by: r.deployed_by,
-                    status: r.status,
-                    promoted_from: r.promoted_from,
-                    rollback_of: r.rollback_of,
-                    pr,
-                    approved_by,
-                    build_id: r.build_id,
-                    error: r.error,
-                    metadata,
-                    decisions: r.decisions,
-                });
+        // A rollout's records share its id; older records share the second it started.
+        let rollout = r
+            .rollout_id
+            .clone()
+            .unwrap_or_else(|| format!("{}@{}.{}", e.target, e.at, e.seq));
+        recorded.insert(rollout.clone());
+        if r.status == Status::Started && completed.contains(&e.oid) {
+            continue;
+        }
+        if !in_range(e) {
+            continue;
+        }
+        matching.insert(rollout.clone());
+        if !shown.contains(&rollout) {
+            if shown.len() >= query.limit {
+                // Past what is shown: read on only to count, within a budget.
+                budget = budget.saturating_sub(1);
+                if budget == 0 {
+                    counted_all = false;
+                    break;
+                }
+                continue;
             }
-            Err(u) => unparseable.push(u),
+            shown.push(rollout);
         }
+        let mut metadata = r.metadata.clone();
+        let pr = metadata.shift_remove("pr");
+        let approved_by = metadata
+            .shift_remove("approver")
+            .map(|a| crate::status::approvers(&a))
+            .unwrap_or_default();
+        entries.push(HistoryEntry {
+            tag: e.name.clone(),
+            timestamp: r.timestamp.clone(),
+            target: e.target.clone(),
+            component: e.component.clone(),
+            commit: r.git_sha.clone(),
+            deployed_by: r.deployed_by.clone(),
+            status: r.status,
+            promoted_from: r.promoted_from.clone(),
+            rollback_of: r.rollback_of.clone(),
+            pr,
+            approved_by,
+            build_id: r.build_id.clone(),
+            error: r.error.clone(),
+            runner: r.runner.clone().filter(|_| r.status == Status::Started),
+            sequence: r.sequence,
+            rollout_id: r.rollout_id.clone(),
+            metadata,
+            decisions: r.decisions.clone(),
+        });
     }
+    // A tag whose name is not a record's is found by both listings.
+    let known: std::collections::HashSet<String> =
+        unparseable.iter().map(|u| u.tag.clone()).collect();
+    let more: Vec<Unparseable> = timeline
+        .skipped()
+        .into_iter()
+        .filter(|u| !known.contains(&u.tag))
+        .collect();
+    unparseable.extend(more);
     Ok(HistoryReport {
         deployment: deployment.to_owned(),
         target: query.target.clone(),
         entries,
         rollouts: shown.len(),
-        total,
-        recorded,
+        total: matching.len(),
+        recorded: recorded.len(),
+        counted_all,
         limit: query.limit,
         unparseable,
     })

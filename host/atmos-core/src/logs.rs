@@ -158,13 +158,21 @@ pub fn read(
     target: &str,
     selector: &Selector,
 ) -> Result<LogsReport, LogsError> {
-    let (entries, _) = git.history_tags(deployment, Some(target))?;
-    // A rollout's records share its id (older records: its timestamp segment).
+    let groups = git.history_groups(deployment, Some(target))?;
+    let mut timeline = git.timeline(deployment, &groups)?;
+    // A rollout's records share its id (older records: its timestamp segment); its intent
+    // holds no log, its outcome does.
     let mut rollouts: Vec<(String, Vec<(crate::git::tags::TagEntry, TagRecord)>)> = Vec::new();
-    for e in entries.iter().rev() {
-        let Ok(record) = git.read_record(e, deployment) else {
+    while let Some(link) = timeline.next_link()? {
+        let (e, record) = (&link.entry, (*link.record).clone());
+        if record.status == crate::contracts::Status::Started
+            && rollouts
+                .iter()
+                .flat_map(|(_, l)| l)
+                .any(|(_, r)| r.intent.as_deref() == Some(e.oid.as_str()))
+        {
             continue;
-        };
+        }
         let id = record
             .rollout_id
             .clone()

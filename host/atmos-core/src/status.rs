@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::LoadedDeployment;
 use crate::contracts::{Status, TagRecord};
-use crate::git::tags::{TagEntry, Unparseable};
+use crate::git::tags::Unparseable;
 use crate::git::{GitError, GitRepo};
 
 /// The last rollout attempt of a component.
@@ -23,9 +23,14 @@ pub struct Attempt {
     pub git_sha: String,
     /// RFC 3339.
     pub timestamp: String,
-    /// Failure reason.
+    /// Failure reason (for `interrupted`: what the rollout that found it knew).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Who ran it.
+    pub deployed_by: String,
+    /// Where it ran, for a rollout that started and has no outcome yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner: Option<crate::contracts::record::Runner>,
 }
 
 /// One component in one target.
@@ -92,13 +97,22 @@ pub mod last_rollout {
     pub const FAILURE: &str = "failure";
     /// Nothing was ever deployed.
     pub const NOT_DEPLOYED: &str = "not deployed";
+    /// The newest rollout started and has no outcome yet: it runs, or its runner died (the
+    /// target's lease says which); its outcome is unknown.
+    pub const STARTED: &str = "started";
+    /// The newest rollout started and never finished; the next rollout found it so.
+    pub const INTERRUPTED: &str = "interrupted";
 }
 
 impl ComponentStatus {
     /// How the newest rollout went: `success`, `rollback`, `failure` or `not deployed`.
     pub fn last_rollout(&self) -> &'static str {
         match (&self.last_attempt, &self.commit) {
-            (Some(a), _) if a.status == Status::Failure => last_rollout::FAILURE,
+            (Some(a), _) if a.status == Status::Started => last_rollout::STARTED,
+            (Some(a), _) if a.status == Status::Interrupted => last_rollout::INTERRUPTED,
+            (Some(a), _) if matches!(a.status, Status::Failure | Status::Skipped) => {
+                last_rollout::FAILURE
+            }
             (None, Some(_)) if self.status == Some(Status::Rollback) => last_rollout::ROLLBACK,
             (_, Some(_)) => last_rollout::SUCCESS,
             (Some(_), None) => last_rollout::FAILURE,
@@ -206,6 +220,25 @@ pub struct TargetStatus {
     /// The SBOM summary of the commit the target runs (status of one target only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sbom: Option<crate::sbom::Summary>,
+    /// The target's lock as this clone last saw it (a rollout that started and has no
+    /// outcome is running while its lease is live).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseView>,
+}
+
+/// A target's lease as this clone last saw it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LeaseView {
+    /// Who holds it.
+    pub holder: String,
+    /// Host and process.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// When it lapses.
+    pub expires_at: String,
+    /// True when it has lapsed.
+    pub expired: bool,
 }
 
 impl TargetStatus {
@@ -225,7 +258,11 @@ impl TargetStatus {
             .iter()
             .map(ComponentStatus::last_rollout)
             .collect();
-        if all.contains(&last_rollout::FAILURE) {
+        if all.contains(&last_rollout::STARTED) {
+            last_rollout::STARTED
+        } else if all.contains(&last_rollout::INTERRUPTED) {
+            last_rollout::INTERRUPTED
+        } else if all.contains(&last_rollout::FAILURE) {
             last_rollout::FAILURE
         } else if all.iter().all(|h| *h == last_rollout::NOT_DEPLOYED) {
             last_rollout::NOT_DEPLOYED
@@ -268,21 +305,12 @@ pub fn status(
         unparseable: Vec::new(),
     };
     let all_state = git.state_refs(&d.name, target)?;
-    let (all_tags, odd) = git.history_tags(&d.name, target)?;
-    report.unparseable.extend(odd);
     for t in targets {
         let state: HashMap<&str, &str> = all_state
             .iter()
             .filter(|s| s.target == t)
             .map(|s| (s.component.as_str(), s.commit.as_str()))
             .collect();
-        let mut by_component: HashMap<&str, Vec<&TagEntry>> = HashMap::new();
-        for e in all_tags.iter().filter(|e| e.target == t) {
-            by_component
-                .entry(e.component.as_str())
-                .or_default()
-                .push(e);
-        }
         let mut names: Vec<(String, Option<String>, bool)> = d
             .components
             .iter()
@@ -297,7 +325,6 @@ pub fn status(
         names.extend(extra.into_iter().map(|n| (n.to_owned(), None, false)));
         let mut components = Vec::new();
         for (name, kind, in_config) in names {
-            let tags = by_component.get(name.as_str()).cloned().unwrap_or_default();
             let commit = state.get(name.as_str()).map(|s| (*s).to_owned());
             let health = commit
                 .as_deref()
@@ -305,13 +332,13 @@ pub fn status(
             let mut c = component_status(
                 git,
                 &d.name,
+                t,
                 name,
                 kind,
                 in_config,
                 commit,
-                &tags,
                 &mut report.unparseable,
-            );
+            )?;
             c.health = health;
             components.push(c);
         }
@@ -320,6 +347,7 @@ pub fn status(
             target: t.to_owned(),
             components,
             sbom: None,
+            lease: lease_view(git, &d.name, t),
         };
         // One target's status shows what its commit is made of (and any scan merged since).
         if target.is_some()
@@ -337,13 +365,13 @@ pub fn status(
 fn component_status(
     git: &GitRepo,
     deployment: &str,
+    target: &str,
     name: String,
     kind: Option<String>,
     in_config: bool,
     commit: Option<String>,
-    tags: &[&TagEntry],
     odd: &mut Vec<Unparseable>,
-) -> ComponentStatus {
+) -> Result<ComponentStatus, GitError> {
     let mut status = ComponentStatus {
         component: name,
         component_type: kind,
@@ -363,21 +391,16 @@ fn component_status(
         last_attempt: None,
         health: None,
     };
-    // Newest first: the first readable record is the last attempt; the first successful one
-    // for the deployed commit describes what runs.
+    // Newest first, along the chain: the first record is the last attempt; the first
+    // deploying the deployed commit describes what runs.
+    let mut walk = git.chain(deployment, target, &status.component)?;
     let mut newest: Option<(String, TagRecord)> = None;
-    for entry in tags.iter().rev() {
-        let record = match git.read_record(entry, deployment) {
-            Ok(r) => r,
-            Err(u) => {
-                odd.push(u);
-                continue;
-            }
-        };
+    while let Some(link) = walk.next_link()? {
+        let (entry, record) = (&link.entry, &*link.record);
         if newest.is_none() {
             newest = Some((entry.name.clone(), record.clone()));
         }
-        let deployed = record.status != Status::Failure && Some(&record.git_sha) == commit.as_ref();
+        let deployed = record.status.deployed() && Some(&record.git_sha) == commit.as_ref();
         if deployed {
             status.deployed_at = Some(record.timestamp.clone());
             status.deployed_by = Some(record.deployed_by.clone());
@@ -390,6 +413,8 @@ fn component_status(
                 .unwrap_or_default();
             if !status.approved_by.is_empty() {
                 let approved = record.approved_commit.as_deref().unwrap_or(&record.git_sha);
+                // The approvals note may not be here (a clone that fetched only the records):
+                // the times are then unknown, not an error.
                 let notes = crate::approvals::read(git, deployment, approved)
                     .map(|(r, _)| r)
                     .unwrap_or_default();
@@ -423,6 +448,7 @@ fn component_status(
             break;
         }
     }
+    odd.extend(walk.skipped());
     if let Some((tag, r)) = newest
         && status.tag.as_deref() != Some(tag.as_str())
     {
@@ -432,9 +458,27 @@ fn component_status(
             git_sha: r.git_sha,
             timestamp: r.timestamp,
             error: r.error,
+            deployed_by: r.deployed_by,
+            runner: r.runner,
         });
     }
-    status
+    Ok(status)
+}
+
+/// The target's lease as the local copy of its lock says (fetched with the records).
+fn lease_view(git: &GitRepo, deployment: &str, target: &str) -> Option<LeaseView> {
+    let entry = git
+        .refs()
+        .find(&crate::contracts::layout::lock_ref(deployment, target))
+        .ok()??;
+    let lease = git.read_lease(&entry.oid).ok()?;
+    Some(LeaseView {
+        expired: lease.expired(jiff::Timestamp::now()),
+        holder: lease.holder,
+        host: lease.host,
+        pid: lease.pid,
+        expires_at: lease.expires_at,
+    })
 }
 
 /// One target in one line: the newest commit it runs, when, and how healthy it is.

@@ -113,7 +113,88 @@ pub fn data(out: &mut String, text: &str) {
     out.push_str(&format!("data {}\n{text}\n", text.len()));
 }
 
+/// The records of every component chain a fixture writes: each record names the one before it
+/// (`previous_record`, the tag object's id, computed here the way git hashes the tag
+/// `fast-import` will write) and its place in the chain, and each chain's ref ends at its
+/// newest record, as rollouts leave them. Fixture records stand for outcomes only: a rollout
+/// also writes an intent record before each outcome, which would double the tag count.
+#[derive(Default)]
+pub struct Chains {
+    tips: std::collections::HashMap<String, (String, u64)>,
+}
+
+impl Chains {
+    /// Append the `fast-import` command for one record of `d`/`t`/`c` on `sha` at `at`.
+    pub fn tag(
+        &mut self,
+        out: &mut String,
+        (d, t, c): (&str, &str, &str),
+        sha: &str,
+        at: jiff::Timestamp,
+        round: usize,
+    ) {
+        let slot = format!("{d}/{t}/{c}");
+        let (previous, sequence) = match self.tips.get(&slot) {
+            Some((oid, n)) => (Some(oid.clone()), n + 1),
+            None => (None, 1),
+        };
+        let name = atmos_core::contracts::layout::tag_name(
+            d,
+            t,
+            c,
+            &atmos_core::contracts::layout::timestamp_segment(at),
+            0,
+        );
+        let msg = record_message(d, t, c, sha, at, round, previous, sequence);
+        let tagger = format!("CI <ci@example.com> {} +0000", at.as_second());
+        let object = format!("object {sha}\ntype commit\ntag {name}\ntagger {tagger}\n\n{msg}");
+        let mut hash = sha1_smol::Sha1::new();
+        hash.update(format!("tag {}\0", object.len()).as_bytes());
+        hash.update(object.as_bytes());
+        let oid = hash.digest().to_string();
+        out.push_str(&format!("tag {name}\nfrom {sha}\ntagger {tagger}\n"));
+        data(out, &msg);
+        self.tips.insert(slot, (oid, sequence));
+    }
+
+    /// Point every chain ref at its newest record (`git update-ref --stdin` in `git_dir`),
+    /// then check one against the tag git wrote, so that a change in how either side
+    /// spells a tag fails here rather than producing broken chains.
+    pub fn write_refs(&self, git_dir: &Path) {
+        let mut stdin = String::new();
+        for (slot, (oid, _)) in &self.tips {
+            stdin.push_str(&format!("update refs/atmos/chains/{slot} {oid}\n"));
+        }
+        let mut child = Command::new("git")
+            .args(["update-ref", "--stdin"])
+            .current_dir(git_dir)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("update-ref");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write");
+        assert!(child.wait().expect("update-ref").success());
+        if let Some((slot, (oid, _))) = self.tips.iter().next() {
+            let out = Command::new("git")
+                .args(["cat-file", "-t", oid])
+                .current_dir(git_dir)
+                .output()
+                .expect("cat-file");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                "tag",
+                "the computed id of {slot}'s newest record is not a tag git wrote"
+            );
+        }
+    }
+}
+
 /// The message of a plain success record, as a rollout of `d`/`t`/`c` at `at` writes it.
+#[allow(clippy::too_many_arguments)]
 pub fn record_message(
     d: &str,
     t: &str,
@@ -121,6 +202,8 @@ pub fn record_message(
     sha: &str,
     at: jiff::Timestamp,
     round: usize,
+    previous_record: Option<String>,
+    sequence: u64,
 ) -> String {
     TagRecord {
         deployment: d.to_owned(),
@@ -133,7 +216,13 @@ pub fn record_message(
         promoted_from: None,
         promoted_at: None,
         rollback_of: None,
-        previous_record: None,
+        previous_record,
+        sequence: Some(sequence),
+        intent: None,
+        source_record: None,
+        recorded_by: None,
+        recorded_at: None,
+        runner: None,
         previous_sha: None,
         build_id: Some(round.to_string()),
         component_type: Some("script".into()),

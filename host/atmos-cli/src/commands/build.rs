@@ -41,6 +41,7 @@ pub fn run(args: &BuildArgs, ctx: &Context) -> Result<Exit, Failure> {
             .map_err(|e| Failure::usage(format!("invalid --context: {e}"), None))?,
         actor: identity::actor(&env, git.config_string("user.email")).id,
         build_id: identity::build_id(&env),
+        signing_key: ctx.signing_key(args.signing_key.as_deref(), &git),
     };
     // Only the builders' output lines are shown live; the results follow as a summary.
     let live = Live::new(&ctx.out, args.plan);

@@ -126,7 +126,7 @@ fn render(r: &HistoryReport) -> String {
     }
     out.push_str(&table.render());
     let n = r.rollouts;
-    let noun = if n == 1 { "rollout" } else { "rollouts" };
+    let noun = format!("rollout{}", atmos_core::plural::s(n));
     let rows = r.entries.len();
     let rows = if rows == n {
         String::new()
@@ -135,7 +135,8 @@ fn render(r: &HistoryReport) -> String {
     };
     if r.total > n {
         out.push_str(&format!(
-            "\nShowing {n} {noun}{rows} (use --limit to show more; {} match)\n",
+            "\nShowing {n} {noun}{rows} (use --limit to show more; {}{} match)\n",
+            if r.counted_all { "" } else { "more than " },
             r.total
         ));
     } else {

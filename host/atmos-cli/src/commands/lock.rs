@@ -1,7 +1,8 @@
 //! `atmos deployment lock status|release <d> --target t`.
 
 use atmos_core::exit::Exit;
-use atmos_core::git::lock::{self, LockStatus, Store};
+use atmos_core::git::lock::Store;
+use atmos_core::workflow::lease;
 
 use crate::cli::{Format, LockArgs};
 use crate::context::Context;
@@ -27,54 +28,28 @@ pub fn run(args: &LockArgs, ctx: &Context) -> Result<Exit, Failure> {
         r.fetch()?;
     }
     let store = remote.as_ref().map_or(Store::Local, Store::Remote);
-    if args.action == "release"
-        && !args.force
-        && let Some((_, live)) = lock::status(&git, store, &loaded.deployment.name, &args.target)?
-        && !live.expired(jiff::Timestamp::now())
-    {
-        return Err(Failure::usage(
-            format!(
-                "{}/{} is held by {} (run {}, {} pid {}) until {}, and its rollout renews the lease while it runs",
-                live.deployment,
-                live.target,
-                live.holder,
-                live.run.as_deref().unwrap_or("-"),
-                live.host,
-                live.pid,
-                live.expires_at
-            ),
-            Some(
-                "wait for it (rollout --wait-for-lock), or add --force if that runner is known to be gone: its rollout stops within a minute of losing the lease"
-                    .into(),
-            ),
-        ));
-    }
-    let (lease, released) = if args.action == "release" {
-        (
-            lock::clear(&git, store, &loaded.deployment.name, &args.target)?,
-            true,
-        )
+    let d = &loaded.deployment.name;
+    let report = if args.action == "release" {
+        lease::release(&git, store, d, &args.target, args.force)?
     } else {
-        (
-            lock::status(&git, store, &loaded.deployment.name, &args.target)?.map(|(_, l)| l),
-            false,
-        )
+        lease::show(&git, store, d, &args.target)?
     };
-    let expired = lease
-        .as_ref()
-        .is_some_and(|l| l.expired(jiff::Timestamp::now()));
-    let report = LockStatus {
-        deployment: loaded.deployment.name.clone(),
-        target: args.target.clone(),
-        held: lease.is_some() && !released,
-        expired,
-        lease: lease.clone(),
-        released: released && lease.is_some(),
-    };
+    let (lease, released, expired) = (&report.lease, report.released, report.expired);
     let text = ctx
         .out
         .structured(&report)
-        .unwrap_or_else(|| match (&lease, released) {
+        .unwrap_or_else(|| match (lease, released) {
+            (None, _) if report.malformed.is_some() => format!(
+                "{}/{}: the lock ref {} it: {}\n",
+                report.deployment,
+                report.target,
+                if released {
+                    "was cleared; it did not hold a lease:"
+                } else {
+                    "does not hold a lease, so every rollout stops at"
+                },
+                report.malformed.as_deref().unwrap_or_default()
+            ),
             (None, _) => format!("{}/{} is not locked\n", report.deployment, report.target),
             (Some(l), true) => format!(
                 "Released the lock of {}/{} held by {} (run {}, {} pid {}) since {}\n",

@@ -156,7 +156,7 @@ fn follow(
         )
         .ok()
         .flatten()
-        .is_some_and(|(_, l)| !l.expired(jiff::Timestamp::now()));
+        .is_some_and(|(_, l)| l.is_ok_and(|l| !l.expired(jiff::Timestamp::now())));
         let quiet = quiet_since.elapsed();
         if (!live && quiet > Duration::from_millis(600))
             || (quiet > Duration::from_secs(2) && all_closed(&run))

@@ -159,6 +159,13 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
                     "Recorded on {remote} ({attempts} attempt{})\n",
                     atmos_core::plural::s(attempts as usize)
                 )),
+                Some(Err(e @ atmos_core::workflow::WorkflowError::MovedOnRemote { .. })) => {
+                    live.text(&format!(
+                        "\n{} the records are on {remote}, but a state ref there was moved by someone else meanwhile\n",
+                        live.style.error("✗"),
+                    ));
+                    return Err(e.into());
+                }
                 Some(Err(e)) => {
                     live.text(&format!(
                         "\n{} the records are in the local repository but not on {remote}; they are pushed by the next rollout or approval that reaches it\n",

@@ -1,5 +1,6 @@
 //! `atmos deployment status [<d> [--target t]]`.
 
+use atmos_core::contracts::Status;
 use atmos_core::exit::Exit;
 use atmos_core::git::short;
 use atmos_core::status::{ComponentStatus, StatusOverview, StatusReport, overview, status};
@@ -90,13 +91,26 @@ fn status_cell(c: &ComponentStatus) -> String {
     let mut out = base;
     if let Some(a) = &c.last_attempt
         && c.status.is_some()
-        && a.status == atmos_core::contracts::Status::Failure
     {
-        out = format!(
-            "failure at {} (still runs {})",
-            short(&a.git_sha),
-            commit_cell(c)
-        );
+        match a.status {
+            Status::Failure | Status::Interrupted => {
+                out = format!(
+                    "{} at {} (still runs {})",
+                    a.status.as_str(),
+                    short(&a.git_sha),
+                    commit_cell(c)
+                );
+            }
+            Status::Started => out = format!("outcome unknown (still runs {})", commit_cell(c)),
+            _ => {}
+        }
+    }
+    if c.status.is_none()
+        && c.last_attempt
+            .as_ref()
+            .is_some_and(|a| a.status == Status::Started)
+    {
+        out = "outcome unknown".to_owned();
     }
     if !c.in_config {
         out.push_str(" (not in config)");
@@ -189,6 +203,7 @@ fn render_target(report: &StatusReport, now: Timestamp) -> String {
             }
         ));
     }
+    footer.extend(crate::render::unfinished::lines(t));
     if !footer.is_empty() {
         out.push('\n');
         for line in footer {
@@ -226,7 +241,20 @@ fn render_deployment(name: &str, report: &StatusReport, now: Timestamp) -> Strin
             table.row(row);
         }
     }
-    format!("{name}\n\n{}", table.render())
+    let mut out = format!("{name}\n\n{}", table.render());
+    let notes: Vec<String> = report
+        .targets
+        .iter()
+        .flat_map(crate::render::unfinished::lines)
+        .collect();
+    if !notes.is_empty() {
+        out.push('\n');
+        for line in notes {
+            out.push_str(&crate::render::table::visible(&line));
+            out.push('\n');
+        }
+    }
+    out
 }
 
 fn render_all(all: &StatusOverview, now: Timestamp) -> String {

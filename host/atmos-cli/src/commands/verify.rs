@@ -132,8 +132,8 @@ fn pre_receive(ctx: &Context) -> Result<Exit, Failure> {
         .read_to_string(&mut input)
         .map_err(|e| Failure::usage(format!("cannot read the pre-receive input: {e}"), None))?;
     let updates = receive::parse_updates(&input).map_err(|e| Failure::usage(e, None))?;
-    let git = GitRepo::open_from_env()?;
-    let check = receive::check(&git, &updates, Timestamp::now())?;
+    let mut git = GitRepo::open_from_env()?;
+    let check = receive::check(&mut git, &updates, Timestamp::now())?;
     if let Some(text) = ctx.out.structured(&check) {
         ctx.out.print(&text)?;
     }

@@ -136,8 +136,9 @@ fn time(ts: &str) -> String {
 fn status_class(s: Status) -> &'static str {
     match s {
         Status::Success => "success",
-        Status::Failure => "failure",
+        Status::Failure | Status::Skipped => "failure",
         Status::Rollback => "rollback",
+        Status::Started | Status::Interrupted => "unknown",
     }
 }
 

@@ -13,6 +13,7 @@ pub mod rollout;
 pub mod style;
 pub mod table;
 pub mod time;
+pub mod unfinished;
 
 use std::io::{self, Write};
 

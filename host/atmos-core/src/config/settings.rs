@@ -53,8 +53,8 @@ pub struct ProcessingSettings {
 #[serde(deny_unknown_fields)]
 pub struct HistorySettings {
     /// What stays as tags: an age (`90d`: records younger than that) or a count (`500`: the
-    /// newest records of each target and component). The newest record of every target and
-    /// component always stays a tag.
+    /// newest 500 rollouts of each target and component, each outcome with its intent). The
+    /// newest record of every target and component always stays a tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_tags: Option<KeepTags>,
     /// Archive after every rollout that deployed something (default: only when `atmos
@@ -67,7 +67,7 @@ pub struct HistorySettings {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum KeepTags {
-    /// The newest N records of each target and component.
+    /// The newest N rollouts of each target and component (outcomes, each with its intent).
     Count(#[schemars(range(min = 1))] u64),
     /// Records younger than this (`90d`, `12w`).
     Age(#[schemars(regex(pattern = r"^0*[1-9][0-9]*[smhdw]$"))] String),

@@ -40,9 +40,25 @@ pub struct BuildRecord {
     /// CI build identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
+    /// SSH signature (armored) by the builder over [`BuildRecord::signed_payload`]: where a
+    /// target requires signatures, only signed builds by an allowed signer are deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
+/// The SSH signature namespace of build records.
+pub const SIGNING_NAMESPACE: &str = "atmos-build@v1";
+
 impl BuildRecord {
+    /// The exact bytes a signature covers: the record without its signature, as compact JSON
+    /// with fields in declaration order.
+    pub fn signed_payload(&self) -> String {
+        let mut unsigned = self.clone();
+        unsigned.signature = None;
+        // Serialising strings, numbers and maps cannot fail.
+        serde_json::to_string(&unsigned).unwrap_or_default()
+    }
+
     /// The image as `reference@digest` when both are known, else the reference.
     pub fn pinned(&self) -> Option<String> {
         match (&self.image, &self.digest) {

@@ -13,11 +13,21 @@ pub const LOCK_PREFIX: &str = "refs/atmos/locks";
 pub const NOTES_PREFIX: &str = "refs/notes/atmos";
 /// Namespace of the archive ledgers (history folded out of tags).
 pub const LEDGER_PREFIX: &str = "refs/atmos/ledger";
+/// Namespace of the chain refs: the newest record of each target/component.
+pub const CHAIN_PREFIX: &str = "refs/atmos/chains";
 
 /// The state ref of one component in one target:
 /// `refs/atmos/deployments/<deployment>/<target>/<component>` → the deployed commit.
 pub fn state_ref(deployment: &str, target: &str, component: &str) -> String {
     format!("{STATE_PREFIX}/{deployment}/{target}/{component}")
+}
+
+/// The chain ref of one component in one target:
+/// `refs/atmos/chains/<deployment>/<target>/<component>` → the tag object of its newest record.
+/// It moves only forward along the records' `previous_record` links, by compare-and-swap, so
+/// a history is one chain on every remote, guarded or not.
+pub fn chain_ref(deployment: &str, target: &str, component: &str) -> String {
+    format!("{CHAIN_PREFIX}/{deployment}/{target}/{component}")
 }
 
 /// The tag name (without `refs/tags/`) of one record; `attempt` > 0 adds `.N` so that two

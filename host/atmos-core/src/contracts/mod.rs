@@ -8,6 +8,7 @@ pub mod decision;
 pub mod gate_input;
 pub mod layout;
 pub mod lease;
+pub mod limits;
 pub mod output;
 pub mod record;
 pub mod schema;

@@ -13,7 +13,8 @@ pub const API_VERSION: &str = "atmos.tools/v1alpha1";
 /// Second line of every record.
 pub const KIND: &str = "kind: Deployment";
 
-/// How a rollout of one component ended.
+/// Where one component's rollout stands: started (written before its executor runs), then
+/// how it ended — or, when nobody saw it end, interrupted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -23,6 +24,16 @@ pub enum Status {
     Failure,
     /// Deployed a commit older than the one running (an ancestor of it).
     Rollback,
+    /// The intent, written (and published) before the executor starts: what will run, by
+    /// whom, under which decision. An outcome record completes it.
+    Started,
+    /// Started, but its executor never ran: a dependency failed, or the rollout was
+    /// interrupted first. The state ref did not move.
+    Skipped,
+    /// A started rollout whose outcome nobody recorded (its runner was killed, its disk
+    /// filled, its remote went away): written by the next rollout of the target, which found
+    /// it. What ran is unknown; the state ref did not move.
+    Interrupted,
 }
 
 impl Status {
@@ -32,8 +43,33 @@ impl Status {
             Status::Success => "success",
             Status::Failure => "failure",
             Status::Rollback => "rollback",
+            Status::Started => "started",
+            Status::Skipped => "skipped",
+            Status::Interrupted => "interrupted",
         }
     }
+
+    /// True when the record says the commit was deployed (and the state ref moved to it).
+    pub fn deployed(self) -> bool {
+        matches!(self, Status::Success | Status::Rollback)
+    }
+
+    /// True for a record that ends a rollout (every status but `started`).
+    pub fn is_outcome(self) -> bool {
+        self != Status::Started
+    }
+}
+
+/// Where a rollout ran: shown for a started rollout whose outcome is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Runner {
+    /// Host name.
+    pub host: String,
+    /// Process id of the atmos that ran it.
+    pub pid: u32,
+    /// CI run, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
 }
 
 /// The YAML body of a history tag.
@@ -66,6 +102,30 @@ pub struct TagRecord {
     /// of a target is a hash chain, so a deleted, reordered or altered record shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_record: Option<String>,
+    /// The record's place in its target/component history, counted from 1 (a record written
+    /// before numbering counts as 0): one more than the record it names as previous. The
+    /// order of a history is this chain, never a clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// For an outcome (`success`, `failure`, `rollback`, `interrupted`): the tag object of
+    /// the `started` record it completes. The rollout's place among others is its intent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    /// For a promotion: the tag object of the source target's record of the commit promoted
+    /// (the record that made it eligible), so an audit needs no clock to order the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_record: Option<String>,
+    /// Who wrote this record, when not the deployer (an `interrupted` record is written by
+    /// the rollout that found the started one); its signature is theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_by: Option<String>,
+    /// When this record was written (UTC, RFC 3339), when not at `timestamp`: an outcome's
+    /// end, a reconciliation. Data, never order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<String>,
+    /// For a `started` record: where the rollout runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<Runner>,
     /// The commit that ran before (any status), for diffs and audits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_sha: Option<String>,
@@ -135,6 +195,11 @@ pub enum RecordError {
 }
 
 impl TagRecord {
+    /// Who signs this record: the writer when named, else the deployer.
+    pub fn signer(&self) -> &str {
+        self.recorded_by.as_deref().unwrap_or(&self.deployed_by)
+    }
+
     /// The tag message: header lines, `---`, YAML body.
     pub fn to_message(&self) -> String {
         let body = serde_yaml_ng::to_string(self).unwrap_or_default();
@@ -174,6 +239,12 @@ pub fn example(target: &str, component: &str, sha: &str) -> TagRecord {
         promoted_at: None,
         rollback_of: None,
         previous_record: None,
+        sequence: None,
+        intent: None,
+        source_record: None,
+        recorded_by: None,
+        recorded_at: None,
+        runner: None,
         previous_sha: None,
         image: None,
         image_digest: None,
@@ -209,6 +280,12 @@ mod tests {
             promoted_at: None,
             rollback_of: None,
             previous_record: None,
+            sequence: None,
+            intent: None,
+            source_record: None,
+            recorded_by: None,
+            recorded_at: None,
+            runner: None,
             previous_sha: None,
             build_id: Some("build-482".into()),
             component_type: None,

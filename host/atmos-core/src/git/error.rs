@@ -36,6 +36,23 @@ pub enum GitError {
         /// What it is now.
         found: String,
     },
+    /// A ref stayed locked by another process (its `.lock` file) for longer than writing waits.
+    #[error("{refname} stayed locked by another process for {}s", waited.as_secs())]
+    Locked {
+        /// The ref.
+        refname: String,
+        /// How long writing waited.
+        waited: std::time::Duration,
+    },
+    /// A ref holds something its kind never holds (a note with a NUL byte, a record past its
+    /// size limit): never read as if it were shorter.
+    #[error("{refname}: {why}")]
+    Malformed {
+        /// The ref (and, for a note, the commit it annotates).
+        refname: String,
+        /// What is wrong.
+        why: String,
+    },
     /// An object a ref or record names is not in this repository.
     #[error("git: {message}: a ref or record names an object this repository does not have")]
     MissingObject {
@@ -89,6 +106,8 @@ impl crate::error::Actionable for GitError {
             | GitError::NoCommits
             | GitError::NotARepository { .. } => Exit::Usage,
             GitError::RefMoved { .. }
+            | GitError::Locked { .. }
+            | GitError::Malformed { .. }
             | GitError::Git { .. }
             | GitError::Io { .. }
             | GitError::Signing { .. } => Exit::Failed,
@@ -114,6 +133,12 @@ impl crate::error::Actionable for GitError {
             ),
             GitError::MissingObject { .. } => Some(
                 "fetch what the remote has (git fetch --all), or check the records with `atmos deployment verify`: a state ref was set by hand, or its commit was never pushed".into(),
+            ),
+            GitError::Locked { refname, .. } => Some(format!(
+                "another git process (a rollout in this clone, `git gc`) holds it; if none runs, a killed one left `.git/{refname}.lock` behind: remove that file"
+            )),
+            GitError::Malformed { .. } => Some(
+                "this was written by hand or by another tool, not by atmos; `atmos deployment verify` lists what is wrong, and the server guard refuses it (an administrator can remove it: docs/verify.md#repair)".into(),
             ),
             GitError::Git { .. } | GitError::Io { .. } => None,
         }

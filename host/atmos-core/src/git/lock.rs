@@ -34,6 +34,24 @@ pub enum LockError {
         /// The ref.
         refname: String,
     },
+    /// The lock ref holds something that is not a lease (pushed by hand, or by another tool).
+    #[error("{refname} does not hold a lease: {why}")]
+    Malformed {
+        /// The ref.
+        refname: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Other runners kept taking the lock first, for as long as this one would wait.
+    #[error("{refname} changed under every attempt to take it ({attempts} attempts in {}s)", waited.as_secs())]
+    Contended {
+        /// The ref.
+        refname: String,
+        /// Attempts made.
+        attempts: u32,
+        /// How long it tried.
+        waited: Duration,
+    },
 }
 
 impl crate::error::Actionable for LockError {
@@ -42,7 +60,9 @@ impl crate::error::Actionable for LockError {
             LockError::Held(_) => crate::exit::Exit::Pending,
             LockError::Remote(e) => e.exit(),
             LockError::Git(e) => e.exit(),
-            LockError::Busy { .. } => crate::exit::Exit::Failed,
+            LockError::Busy { .. } | LockError::Malformed { .. } | LockError::Contended { .. } => {
+                crate::exit::Exit::Failed
+            }
         }
     }
 
@@ -56,6 +76,19 @@ impl crate::error::Actionable for LockError {
             LockError::Git(e) => e.hint(),
             LockError::Busy { .. } => Some(
                 "a `git gc` or `git pack-refs` may still run; try again when it is done".into(),
+            ),
+            LockError::Malformed { refname, .. } => {
+                let (d, t) = refname
+                    .trim_start_matches(&format!("{}/", crate::contracts::layout::LOCK_PREFIX))
+                    .split_once('/')
+                    .unwrap_or(("<deployment>", "<target>"));
+                Some(format!(
+                    "clear it: atmos deployment lock release {d} --target {t} --force"
+                ))
+            }
+            LockError::Contended { .. } => Some(
+                "many runners take turns on this target: wait longer with --wait-for-lock --timeout 30m"
+                    .into(),
             ),
         }
     }
@@ -74,9 +107,14 @@ pub struct LockStatus {
     pub expired: bool,
     /// The lease read (or released).
     pub lease: Option<Lease>,
+    /// What the lock ref holds instead of a lease, when it is not one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<String>,
     /// A lease was released by this command.
     pub released: bool,
 }
+
+pub use crate::contracts::limits::LEASE_MAX;
 
 crate::document!(LockStatus => "LockStatus");
 
@@ -102,18 +140,43 @@ pub enum Store<'a> {
     Remote(&'a Remote),
 }
 
-fn read_blob(git: &GitRepo, oid: &str) -> Option<Lease> {
-    let blob = git.raw().find_blob(Oid::from_str(oid).ok()?).ok()?;
-    serde_json::from_slice(blob.content()).ok()
+impl GitRepo {
+    /// The lease in object `oid`: a blob of at most [`LEASE_MAX`] bytes holding one lease as
+    /// JSON; anything else is said (what it is), never read as "not locked".
+    pub fn read_lease(&self, oid: &str) -> Result<Lease, String> {
+        let id = Oid::from_str(oid).map_err(|e| e.to_string())?;
+        let odb = self.raw().odb().map_err(|e| e.message().to_owned())?;
+        let (size, kind) = odb
+            .read_header(id)
+            .map_err(|e| format!("{}: {}", super::short(oid), e.message()))?;
+        if kind != git2::ObjectType::Blob {
+            return Err(format!("it points at a {kind}, not a lease blob"));
+        }
+        if size > LEASE_MAX {
+            return Err(format!(
+                "its blob holds {size} bytes; a lease is at most {LEASE_MAX}"
+            ));
+        }
+        let blob = self
+            .raw()
+            .find_blob(id)
+            .map_err(|e| e.message().to_owned())?;
+        serde_json::from_slice::<Lease>(blob.content())
+            .map_err(|e| format!("its blob is not a lease: {e}"))
+    }
 }
 
-/// The current lease of a target (fetched from the remote first), if any.
+/// What a lock ref holds: a lease, or (pushed by hand) something else, said.
+pub type Found = Result<Lease, String>;
+
+/// The current lease of a target (fetched from the remote first), if any: the lock ref's
+/// object and what it holds — a lease for another target is not this one's.
 pub fn status(
     git: &GitRepo,
     store: Store<'_>,
     deployment: &str,
     target: &str,
-) -> Result<Option<(String, Lease)>, LockError> {
+) -> Result<Option<(String, Found)>, LockError> {
     if let Store::Remote(r) = store {
         r.fetch_locks()?;
     }
@@ -121,7 +184,17 @@ pub fn status(
     let Some(entry) = git.refs().find(&name)? else {
         return Ok(None);
     };
-    Ok(read_blob(git, &entry.oid).map(|l| (entry.oid, l)))
+    let found = git.read_lease(&entry.oid).and_then(|l| {
+        if l.deployment == deployment && l.target == target {
+            Ok(l)
+        } else {
+            Err(format!(
+                "it holds the lease of {}/{}, not of {deployment}/{target}",
+                l.deployment, l.target
+            ))
+        }
+    });
+    Ok(Some((entry.oid, found)))
 }
 
 /// Compare-and-swap one lock ref in the store.
@@ -167,8 +240,13 @@ fn swap(
     }
 }
 
+/// How long taking a lock may lose races to other runners when not asked to wait.
+const RACE_WINDOW: Duration = Duration::from_secs(30);
+
 /// Take the lock of `lease.deployment/lease.target`, taking over an expired lease. Waits up
-/// to `wait` (polling) while someone else holds it; `progress` is told each time.
+/// to `wait` (polling, backing off) while someone else holds it; `progress` is told each time.
+/// Every attempt talks to the store, so the attempts are bounded in number and time: a lock
+/// that keeps changing, or holds something that is not a lease, is an error naming it.
 pub fn acquire(
     git: &GitRepo,
     store: Store<'_>,
@@ -177,37 +255,46 @@ pub fn acquire(
     progress: &dyn Fn(&Lease),
 ) -> Result<Held, LockError> {
     let name = lock_ref(&lease.deployment, &lease.target);
-    let json = serde_json::to_vec_pretty(&lease).unwrap_or_default();
+    let json = serde_json::to_vec_pretty(&lease).map_err(|e| GitError::Git {
+        message: format!("the lease could not be written: {e}"),
+    })?;
     let blob = git.raw().blob(&json).git()?.to_string();
     let started = std::time::Instant::now();
+    let deadline = wait.unwrap_or(Duration::ZERO).max(RACE_WINDOW);
+    let mut delay = Duration::from_millis(50);
+    let mut attempts = 0;
     loop {
+        attempts += 1;
         let current = status(git, store, &lease.deployment, &lease.target)?;
-        let (expect, took_over) = match &current {
+        let (expect, took_over) = match current {
             None => (Expect::Absent, None),
-            Some((oid, held))
+            Some((_, Err(why))) => {
+                return Err(LockError::Malformed {
+                    refname: name.clone(),
+                    why,
+                });
+            }
+            Some((oid, Ok(held)))
                 if held.expired(Timestamp::now())
                     || held.holder == lease.holder
                         && held.pid == lease.pid
                         && held.host == lease.host =>
             {
-                (Expect::Value(oid.clone()), Some(held.clone()))
+                (Expect::Value(oid), Some(held))
             }
-            Some((_, held)) => {
+            Some((_, Ok(held))) => {
                 if wait.is_some_and(|w| started.elapsed() < w) {
-                    progress(held);
+                    progress(&held);
                     std::thread::sleep(Duration::from_millis(500));
                     continue;
                 }
-                return Err(LockError::Held(Box::new(held.clone())));
+                return Err(LockError::Held(Box::new(held)));
             }
         };
         if swap(git, store, &name, Some(&blob), expect)? {
             if let Store::Remote(_) = store {
-                // Mirror what the remote now holds.
-                let _ = std::process::Command::new("git")
-                    .args(["update-ref", &name, &blob])
-                    .current_dir(git.workdir().unwrap_or(git.git_dir()))
-                    .status();
+                // Mirror what the remote now holds (the next fetch would too).
+                git.set_refs(&[(name.clone(), Some(blob.clone()))])?;
             }
             return Ok(Held {
                 refname: name,
@@ -216,7 +303,16 @@ pub fn acquire(
                 took_over,
             });
         }
-        // Lost a race: read again.
+        // Lost a race: read again, after a while, for a while.
+        if started.elapsed() >= deadline {
+            return Err(LockError::Contended {
+                refname: name,
+                attempts,
+                waited: started.elapsed(),
+            });
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -230,7 +326,9 @@ pub fn renew(
 ) -> Result<Option<Held>, LockError> {
     let mut lease = held.lease.clone();
     lease.expires_at = crate::contracts::layout::rfc3339(expires);
-    let json = serde_json::to_vec_pretty(&lease).unwrap_or_default();
+    let json = serde_json::to_vec_pretty(&lease).map_err(|e| GitError::Git {
+        message: format!("the lease could not be written: {e}"),
+    })?;
     let blob = git.raw().blob(&json).git()?.to_string();
     if !swap(
         git,
@@ -250,10 +348,7 @@ pub fn renew(
         return Ok(None);
     }
     if let Store::Remote(_) = store {
-        let _ = std::process::Command::new("git")
-            .args(["update-ref", &held.refname, &blob])
-            .current_dir(git.workdir().unwrap_or(git.git_dir()))
-            .status();
+        git.set_refs(&[(held.refname.clone(), Some(blob.clone()))])?;
     }
     Ok(Some(Held {
         refname: held.refname.clone(),
@@ -320,14 +415,15 @@ pub fn release(
 /// How many times releasing a lock is tried (about 3 s in all).
 pub const RELEASE_ATTEMPTS: u32 = 5;
 
-/// Clear whatever lease a target has (`lock release`), by compare-and-swap on what was read.
+/// Clear whatever a target's lock ref holds (`lock release`) — a lease, or something that
+/// is not one — by compare-and-swap on what was read; what it held.
 pub fn clear(
     git: &GitRepo,
     store: Store<'_>,
     deployment: &str,
     target: &str,
-) -> Result<Option<Lease>, LockError> {
-    let Some((oid, lease)) = status(git, store, deployment, target)? else {
+) -> Result<Option<Found>, LockError> {
+    let Some((oid, found)) = status(git, store, deployment, target)? else {
         return Ok(None);
     };
     if swap(
@@ -338,13 +434,73 @@ pub fn clear(
         Expect::Value(oid),
     )? {
         if let Store::Remote(r) = store {
-            let _ = r.fetch_locks();
+            r.fetch_locks()?;
         }
-        Ok(Some(lease))
+        Ok(Some(found))
     } else {
         Err(LockError::Remote(RemoteError::Rejected {
             detail: "the lease changed while it was being released; look again with `lock status`"
                 .into(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contracts::layout::rfc3339;
+
+    #[test]
+    fn a_release_that_finds_packed_refs_busy_tries_again_and_releases() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .status()
+                .expect("git")
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        run(&["init", "-q"]);
+        run(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "init",
+        ]);
+        let git = GitRepo::discover(dir.path()).expect("open");
+        let now = Timestamp::now();
+        let lease = Lease {
+            deployment: "svc".into(),
+            target: "dev".into(),
+            holder: "ci@example.com".into(),
+            run: None,
+            host: "h".into(),
+            pid: 1,
+            started_at: rfc3339(now),
+            expires_at: rfc3339(now + Duration::from_secs(60)),
+        };
+        let held = acquire(&git, Store::Local, lease, None, &|_| {}).expect("acquire");
+        // The lock ref is packed, and packed-refs is locked (a `git gc` at work) until the
+        // release has found it busy once.
+        run(&["pack-refs", "--all"]);
+        let packed_lock = dir.path().join(".git/packed-refs.lock");
+        std::fs::write(&packed_lock, "").expect("lock");
+        let attempts = std::cell::Cell::new(0);
+        let released = release(&git, Store::Local, &held, &|attempt| {
+            attempts.set(attempt);
+            let _ = std::fs::remove_file(&packed_lock);
+        })
+        .expect("released");
+        assert!(released);
+        assert_eq!(attempts.get(), 1, "found busy once, then released");
+        let fresh = GitRepo::discover(dir.path()).expect("open");
+        assert!(fresh.raw().find_reference(&held.refname).is_err());
     }
 }

@@ -3,12 +3,14 @@
 //! them in [`ledger`]), and the all-or-nothing write
 //! of one rollout's records in [`record`]. Local work goes through libgit2 (`git2`).
 
+pub mod chain;
 mod error;
 pub mod files;
 pub mod ledger;
 pub mod lock;
+pub mod lockfiles;
 pub mod notes;
-mod pending;
+pub mod pending;
 pub mod record;
 pub mod refdb;
 pub mod refs;
@@ -141,6 +143,19 @@ impl GitRepo {
             .is_some()
     }
 
+    /// The kind (`commit`, `tag`, `tree`, `blob`) and size of the object `sha`, from its
+    /// header (the object itself is not read), if it exists.
+    pub fn object_header(&self, sha: &str) -> Option<(&'static str, usize)> {
+        let id = Oid::from_str(sha).ok()?;
+        let (size, kind) = self.repo.odb().ok()?.read_header(id).ok()?;
+        Some((kind.str(), size))
+    }
+
+    /// The bytes of the blob `sha`.
+    pub fn blob_bytes(&self, sha: &str) -> Result<Vec<u8>, GitError> {
+        Ok(self.repo.find_blob(oid(sha)?).git()?.content().to_vec())
+    }
+
     /// The kind of the object `sha` (`commit`, `tag`, `tree`, `blob`), if it exists.
     pub fn object_kind(&self, sha: &str) -> Option<&'static str> {
         let id = Oid::from_str(sha).ok()?;
@@ -153,6 +168,12 @@ impl GitRepo {
         &self.refs
     }
 
+    /// Read every ref as if `updates` were applied (`None`: deleted): what a server guard
+    /// judges before it accepts a push.
+    pub fn overlay(&mut self, updates: std::collections::BTreeMap<String, Option<String>>) {
+        self.refs.set_overlay(updates);
+    }
+
     /// The underlying libgit2 handle (inside the crate only).
     pub(crate) fn raw(&self) -> &Repository {
         &self.repo
@@ -161,6 +182,11 @@ impl GitRepo {
     /// The `.git` directory; atmos keeps local-only files (logs, checkouts) under `atmos/`.
     pub fn git_dir(&self) -> &Path {
         self.repo.path()
+    }
+
+    /// The git folder that holds the refs (the main one, for a linked work tree).
+    pub fn common_dir(&self) -> &Path {
+        self.repo.commondir()
     }
 
     /// The top of the work tree.

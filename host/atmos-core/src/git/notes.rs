@@ -22,13 +22,37 @@ impl Drop for NotesLock {
 }
 
 impl GitRepo {
-    /// The note of `commit` in `notes_ref`, if any.
+    /// The note of `commit` in `notes_ref`, if any: read whole, within the size of its kind,
+    /// and — for notes of JSON lines — UTF-8 with no NUL or control character. Anything else
+    /// is an error naming the note, never a text cut short where a C string would end.
     pub fn read_note(&self, notes_ref: &str, commit: &str) -> Result<Option<String>, GitError> {
-        match self.raw().find_note(Some(notes_ref), oid(commit)?) {
-            Ok(note) => Ok(note.message().ok().map(str::to_owned)),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(GitError::libgit2(e)),
+        let note = match self.raw().find_note(Some(notes_ref), oid(commit)?) {
+            Ok(note) => note,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(GitError::libgit2(e)),
+        };
+        let place = format!("{notes_ref} (note of {})", super::short(commit));
+        let bad = |why: String| GitError::Malformed {
+            refname: place.clone(),
+            why,
+        };
+        let kind = notes_ref.rsplit('/').next().unwrap_or_default();
+        let max = crate::contracts::limits::note_max(kind);
+        let (size, _) = self.raw().odb().git()?.read_header(note.id()).git()?;
+        if size > max {
+            return Err(bad(format!(
+                "holds {size} bytes; a {kind} note is at most {max}"
+            )));
         }
+        let bytes = self.raw().find_blob(note.id()).git()?.content().to_vec();
+        if matches!(kind, "approvals" | "builds")
+            && let Some(why) = crate::contracts::limits::json_lines_problem(&bytes)
+        {
+            return Err(bad(why));
+        }
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| bad("is not UTF-8".into()))
     }
 
     /// The note of `commit` in the notes commit `notes_commit` (not a ref: a value a push
@@ -48,6 +72,8 @@ impl GitRepo {
                 && e.kind() == Some(git2::ObjectType::Blob)
             {
                 let blob = self.raw().find_blob(e.id()).git()?;
+                // Read by the guard from a push: whole, as bytes; what they may hold is judged
+                // by the caller.
                 return Ok(Some(String::from_utf8_lossy(blob.content()).into_owned()));
             }
             let Some(fan) = rest.get(..2).filter(|_| rest.len() > 2) else {
@@ -215,5 +241,49 @@ impl GitRepo {
             .note(&sig, &sig, Some(notes_ref), oid(commit)?, text, true)
             .git()?;
         Ok(())
+    }
+
+    /// Give `to` the notes `from` has in each of `notes_refs` (a record that took a new
+    /// place keeps its log).
+    pub fn copy_notes(&self, notes_refs: &[String], from: &str, to: &str) -> Result<(), GitError> {
+        for notes_ref in notes_refs {
+            if let Some(text) = self.read_note(notes_ref, from)? {
+                let sig = git2::Signature::now("atmos", "atmos@atmos.invalid").git()?;
+                self.raw()
+                    .note(&sig, &sig, Some(notes_ref), oid(to)?, &text, true)
+                    .git()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The notes the notes commit `new` adds or changes compared to `old` (`None`: all of
+    /// them): `(annotated object, note blob)`. Only the changed paths are read.
+    pub fn changed_notes(
+        &self,
+        old: Option<&str>,
+        new: &str,
+    ) -> Result<Vec<(String, String)>, GitError> {
+        let tree_of = |c: &str| -> Result<git2::Tree<'_>, GitError> {
+            self.raw().find_commit(oid(c)?).git()?.tree().git()
+        };
+        let new_tree = tree_of(new)?;
+        let old_tree = old.map(tree_of).transpose()?;
+        let diff = self
+            .raw()
+            .diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)
+            .git()?;
+        let mut out = Vec::new();
+        for delta in diff.deltas() {
+            if matches!(delta.status(), git2::Delta::Deleted) {
+                continue;
+            }
+            let file = delta.new_file();
+            let Some(path) = file.path().and_then(|p| p.to_str()) else {
+                continue;
+            };
+            out.push((path.replace('/', ""), file.id().to_string()));
+        }
+        Ok(out)
     }
 }

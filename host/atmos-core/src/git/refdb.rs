@@ -35,6 +35,9 @@ pub struct RefDb {
     git_dir: PathBuf,
     common_dir: PathBuf,
     packed: std::sync::OnceLock<Result<PackedRefs, String>>,
+    /// Values that replace the repository's (`None`: the ref is deleted): a push a server is
+    /// asked to accept, read as if it were accepted.
+    overlay: BTreeMap<String, Option<String>>,
 }
 
 #[derive(Debug)]
@@ -63,7 +66,43 @@ impl RefDb {
             git_dir: git_dir.to_owned(),
             common_dir: common_dir.to_owned(),
             packed: std::sync::OnceLock::new(),
+            overlay: BTreeMap::new(),
         }
+    }
+
+    /// Read every ref as if `updates` were applied (`None`: deleted).
+    pub fn set_overlay(&mut self, updates: BTreeMap<String, Option<String>>) {
+        self.overlay = updates;
+    }
+
+    /// `entries` (every ref under `prefix`, sorted) with the overlay applied.
+    fn overlaid(&self, prefix: &str, entries: Vec<RefEntry>) -> Vec<RefEntry> {
+        if self.overlay.keys().all(|k| !k.starts_with(prefix)) {
+            return entries;
+        }
+        let mut out: BTreeMap<String, RefEntry> =
+            entries.into_iter().map(|e| (e.name.clone(), e)).collect();
+        for (name, value) in self.overlay.range(prefix.to_owned()..) {
+            if !name.starts_with(prefix) {
+                break;
+            }
+            match value {
+                Some(oid) => {
+                    out.insert(
+                        name.clone(),
+                        RefEntry {
+                            name: name.clone(),
+                            oid: oid.clone(),
+                            peeled: None,
+                        },
+                    );
+                }
+                None => {
+                    out.remove(name);
+                }
+            }
+        }
+        out.into_values().collect()
     }
 
     fn packed(&self) -> Result<&PackedRefs, GitError> {
@@ -75,6 +114,11 @@ impl RefDb {
 
     /// Every ref whose name starts with `prefix` (which should end in `/`), sorted by name.
     pub fn list(&self, prefix: &str) -> Result<Vec<RefEntry>, GitError> {
+        let base = self.list_stored(prefix)?;
+        Ok(self.overlaid(prefix, base))
+    }
+
+    fn list_stored(&self, prefix: &str) -> Result<Vec<RefEntry>, GitError> {
         if self.common_dir.join("reftable").is_dir() {
             return list_with_git(&self.git_dir, prefix);
         }
@@ -97,6 +141,13 @@ impl RefDb {
 
     /// One ref by its full name.
     pub fn find(&self, name: &str) -> Result<Option<RefEntry>, GitError> {
+        if let Some(value) = self.overlay.get(name) {
+            return Ok(value.as_ref().map(|oid| RefEntry {
+                name: name.to_owned(),
+                oid: oid.clone(),
+                peeled: None,
+            }));
+        }
         if let Some(oid) = read_loose(&self.common_dir.join(name)) {
             return Ok(Some(RefEntry {
                 name: name.to_owned(),

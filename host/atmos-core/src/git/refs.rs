@@ -1,7 +1,7 @@
 //! Current state: one lightweight ref per deployed component,
 //! `refs/atmos/deployments/<deployment>/<target>/<component>` → the deployed commit.
 
-use super::{GitError, GitRepo};
+use super::{GitError, GitRepo, Libgit2};
 use crate::contracts::layout::{STATE_PREFIX, state_ref};
 
 /// A state ref.
@@ -51,5 +51,31 @@ impl GitRepo {
                 })
             })
             .collect())
+    }
+
+    /// Set (or, with `None`, delete) every ref of `set` in one transaction, whatever they
+    /// hold now: the local copy of what the shared remote was just given.
+    pub fn set_refs(&self, set: &[(String, Option<String>)]) -> Result<(), GitError> {
+        if set.is_empty() {
+            return Ok(());
+        }
+        let raw = self.raw();
+        let mut tx = raw.transaction().git()?;
+        for (name, _) in set {
+            tx.lock_ref(name).git()?;
+        }
+        for (name, value) in set {
+            match value {
+                Some(v) => tx
+                    .set_target(name, super::oid(v)?, None, "atmos: published")
+                    .git()?,
+                None => {
+                    if raw.find_reference(name).is_ok() {
+                        tx.remove(name).git()?;
+                    }
+                }
+            }
+        }
+        tx.commit().git()
     }
 }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::contracts::layout::{
-    LEDGER_PREFIX as LEDGER, LOCK_PREFIX as LOCKS, NOTES_PREFIX as NOTES, STATE_PREFIX as STATE,
-    TAG_PREFIX as TAGS,
+    CHAIN_PREFIX as CHAINS, LEDGER_PREFIX as LEDGER, LOCK_PREFIX as LOCKS, NOTES_PREFIX as NOTES,
+    STATE_PREFIX as STATE, TAG_PREFIX as TAGS,
 };
 
 /// What a ref must hold on the remote for a push to go through.
@@ -243,6 +243,7 @@ impl Remote {
             // Notes are per deployment and merged, never replaced: safe from every remote.
             return vec![
                 format!("+{STATE}/{d}/{t}/*:{STATE}/{d}/{t}/*"),
+                format!("+{CHAINS}/{d}/{t}/*:{CHAINS}/{d}/{t}/*"),
                 format!("+refs/tags/{TAGS}/{d}/{t}/*:refs/tags/{TAGS}/{d}/{t}/*"),
                 format!("+{NOTES}/{d}/*:{notes}{d}/*"),
             ];
@@ -250,6 +251,7 @@ impl Remote {
         let mut specs = match &self.scope {
             Some(d) => vec![
                 format!("+{STATE}/{d}/*:{STATE}/{d}/*"),
+                format!("+{CHAINS}/{d}/*:{CHAINS}/{d}/*"),
                 format!("+refs/tags/{TAGS}/{d}/*:refs/tags/{TAGS}/{d}/*"),
                 // A pattern, because git refuses a fetch naming one ref the remote lacks (a
                 // deployment never archived); it also brings deployments named `<d>-…`.
@@ -259,6 +261,7 @@ impl Remote {
             ],
             None => vec![
                 format!("+{STATE}/*:{STATE}/*"),
+                format!("+{CHAINS}/*:{CHAINS}/*"),
                 format!("+refs/tags/{TAGS}/*:refs/tags/{TAGS}/*"),
                 format!("+{LEDGER}/*:{}*", ledger_tracking_prefix(&self.name)),
                 format!("+{NOTES}/*:{notes}*"),
@@ -266,6 +269,7 @@ impl Remote {
         };
         for dt in &self.excluded_targets {
             specs.push(format!("^{STATE}/{dt}/*"));
+            specs.push(format!("^{CHAINS}/{dt}/*"));
             specs.push(format!("^refs/tags/{TAGS}/{dt}/*"));
         }
         specs
@@ -276,10 +280,18 @@ impl Remote {
     /// by union, SBOMs keeping the remote's document when both sides wrote one for the same
     /// commit).
     pub fn fetch(&self) -> Result<(), RemoteError> {
-        // Records of earlier runs that could not reach the remote go first: the fetch below
-        // would put the remote's older state refs over them.
+        self.fetch_refs()?;
+        // Records kept here that have not reached the remote take their place on it now.
         self.publish_pending()?;
-        // State and history are never pruned: records that exist only here stay.
+        self.mark_fetched();
+        Ok(())
+    }
+
+    /// [`Remote::fetch`] without publishing what is kept: for a retry in the middle of a
+    /// publish (whose own batch is kept until it is done).
+    fn fetch_refs(&self) -> Result<(), RemoteError> {
+        // State and history are never pruned: records that exist only here stay (and the
+        // batches kept for this remote are published by `fetch`, on what it holds now).
         let specs = self.refspecs();
         let mut args = vec!["fetch", "--quiet", "--no-tags", self.name.as_str()];
         args.extend(specs.iter().map(String::as_str));
@@ -290,7 +302,6 @@ impl Remote {
         self.fetch_locks()?;
         self.merge_ledgers()?;
         self.merge_notes()?;
-        self.mark_fetched();
         Ok(())
     }
 
@@ -608,7 +619,7 @@ impl Remote {
                     let _ = self.git(&["update-ref", &fetched, &local]);
                     return Ok(attempt);
                 }
-                Err(RemoteError::Rejected { .. }) => self.fetch()?,
+                Err(RemoteError::Rejected { .. }) => self.fetch_refs()?,
                 Err(e) => return Err(e),
             }
         }

@@ -164,10 +164,29 @@ impl GitRepo {
             tag: entry.name.clone(),
             reason,
         };
+        let too_big = |size: usize| {
+            odd(format!(
+                "the record holds {size} bytes; a record is at most {}",
+                crate::contracts::limits::RECORD_MAX
+            ))
+        };
         let parts = match &entry.archived {
+            Some(raw) if raw.len() > crate::contracts::limits::RECORD_MAX => {
+                return Err(too_big(raw.len()));
+            }
             Some(raw) => parse_tag_object(raw).map_err(odd)?,
             None => {
                 let oid = Oid::from_str(&entry.oid).map_err(|e| odd(e.to_string()))?;
+                // Sized before it is read: a huge object is never loaded.
+                let size = self
+                    .raw()
+                    .odb()
+                    .and_then(|db| db.read_header(oid))
+                    .map(|(size, _)| size)
+                    .map_err(|e| odd(e.message().to_owned()))?;
+                if size > crate::contracts::limits::RECORD_MAX {
+                    return Err(too_big(size));
+                }
                 let tag = self
                     .raw()
                     .find_tag(oid)

@@ -34,7 +34,7 @@ pub const BATCH: usize = 1000;
 pub enum Keep {
     /// Records younger than this.
     Age(Duration),
-    /// The newest N records of each target and component.
+    /// The newest N rollouts of each target and component (outcomes, each with its intent).
     Count(usize),
 }
 
@@ -83,7 +83,10 @@ impl Keep {
     fn describe(&self) -> String {
         match self {
             Keep::Age(d) => format!("records younger than {}", crate::duration::show(*d)),
-            Keep::Count(n) => format!("the newest {n} records of each target and component"),
+            Keep::Count(n) => format!(
+                "the newest {n} rollout{} of each target and component",
+                crate::plural::s(*n)
+            ),
         }
     }
 }
@@ -192,8 +195,16 @@ pub fn run(
     })
 }
 
-/// The tags past `keep` (never the newest of a target/component), oldest first.
-pub fn past_retention(live: &[TagEntry], keep: Keep, now: Timestamp) -> Vec<TagEntry> {
+/// The tags past `keep` (never the newest of a target/component), oldest first. A count
+/// counts rollouts, not tags: each rollout writes an intent (`started`) and an outcome, so
+/// the newest N outcomes stay with the intent each completes; `started(e)` says whether a
+/// tag is an intent (read only for the tags a count looks at).
+pub fn past_retention(
+    live: &[TagEntry],
+    keep: Keep,
+    now: Timestamp,
+    started: &dyn Fn(&TagEntry) -> bool,
+) -> Vec<TagEntry> {
     let mut groups: BTreeMap<(&str, &str), Vec<&TagEntry>> = BTreeMap::new();
     for e in live {
         groups
@@ -207,7 +218,22 @@ pub fn past_retention(live: &[TagEntry], keep: Keep, now: Timestamp) -> Vec<TagE
         let older = &group[..group.len().saturating_sub(1)];
         match keep {
             Keep::Count(n) => {
-                let cut = group.len().saturating_sub(n.max(1));
+                // Newest first: the place of the n-th outcome, and its intent just before it.
+                let mut outcomes = 0;
+                let mut cut = 0;
+                for i in (0..group.len()).rev() {
+                    if started(group[i]) {
+                        continue;
+                    }
+                    outcomes += 1;
+                    if outcomes == n.max(1) {
+                        cut = i;
+                        if i > 0 && started(group[i - 1]) {
+                            cut = i - 1;
+                        }
+                        break;
+                    }
+                }
                 out.extend(older.iter().take(cut).map(|e| (*e).clone()));
             }
             Keep::Age(age) => {
@@ -269,8 +295,22 @@ fn survey(
             None => fresh.push(e.clone()),
         }
     }
+    // The newest record of each history (its chain ref names it) always stays a tag.
+    let tips: std::collections::HashSet<String> = git
+        .refs()
+        .list(&format!("{}/{d}/", crate::contracts::layout::CHAIN_PREFIX))?
+        .into_iter()
+        .map(|e| e.oid)
+        .collect();
     let mut archive = Vec::new();
-    for mut e in past_retention(&fresh, keep, now) {
+    let started = |e: &TagEntry| {
+        git.read_record(e, d)
+            .is_ok_and(|r| r.status == crate::contracts::Status::Started)
+    };
+    for mut e in past_retention(&fresh, keep, now, &started)
+        .into_iter()
+        .filter(|e| !tips.contains(&e.oid))
+    {
         if let Err(odd) = git.read_record(&e, d) {
             skipped.push(odd);
             continue;

@@ -85,6 +85,7 @@ pub fn drift_plan(
             .find(|s| s.component == c.name)
             .map(|s| s.commit.clone());
         components.push(PlannedComponent {
+            source_record: None,
             name: c.name.to_owned(),
             kind: c.kind,
             depends_on: Vec::new(),

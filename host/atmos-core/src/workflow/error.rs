@@ -134,6 +134,42 @@ pub enum WorkflowError {
     /// Git failure.
     #[error(transparent)]
     Git(#[from] GitError),
+    /// The intent of a rollout (its `started` records) could not be written or published:
+    /// nothing ran.
+    #[error("the intent of this rollout to {target} could not be recorded, so nothing ran: {why}")]
+    IntentNotWritten {
+        /// The target.
+        target: String,
+        /// Why.
+        why: String,
+    },
+    /// Lock files beside the refs a rollout writes stayed, and could not be proven stale:
+    /// nothing ran.
+    #[error("{} lock file(s) block the refs this rollout writes, so nothing ran:\n{}", files.len(), files.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n"))]
+    LockFiles {
+        /// Each file, and what is known of it.
+        files: Vec<String>,
+        /// The commands that remove them.
+        commands: Vec<String>,
+    },
+    /// The executors ran, and their outcome could not be written here.
+    #[error("the executors ran, but their outcome could not be written: {why}")]
+    OutcomeNotWritten {
+        /// Why.
+        why: String,
+    },
+    /// `lock release` of a lease its runner still renews.
+    #[error("{}/{} is held by {} (run {}, {} pid {}) until {}, and its rollout renews the lease while it runs", lease.deployment, lease.target, lease.holder, lease.run.as_deref().unwrap_or("-"), lease.host, lease.pid, lease.expires_at)]
+    LeaseLive {
+        /// The lease.
+        lease: Box<Lease>,
+    },
+    /// The target's lock could not be taken or read.
+    #[error(transparent)]
+    Lock(LockError),
+    /// Records could not be published (they stay kept).
+    #[error(transparent)]
+    Publish(#[from] crate::git::pending::PublishError),
     /// A document atmos builds itself could not be written (a bug, never the user's input).
     #[error("internal error: {what}")]
     Internal {
@@ -281,9 +317,7 @@ impl From<LockError> for WorkflowError {
             LockError::Held(lease) => WorkflowError::LockHeld(lease),
             LockError::Remote(r) => WorkflowError::Remote(r),
             LockError::Git(g) => WorkflowError::Git(g),
-            busy @ LockError::Busy { .. } => WorkflowError::Git(GitError::Git {
-                message: busy.to_string(),
-            }),
+            other => WorkflowError::Lock(other),
         }
     }
 }
@@ -296,6 +330,7 @@ impl Actionable for WorkflowError {
             WorkflowError::Remote(e) => e.exit(),
             WorkflowError::Executor(e) => e.exit(),
             WorkflowError::Sbom(e) => e.exit(),
+            WorkflowError::Lock(e) => e.exit(),
             WorkflowError::UnknownTarget(_)
             | WorkflowError::NoTarget { .. }
             | WorkflowError::UnknownComponent { .. }
@@ -316,6 +351,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::NoRemote
             | WorkflowError::NoRetention
             | WorkflowError::ArchiveOffline { .. }
+            | WorkflowError::LeaseLive { .. }
             | WorkflowError::BadActor { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::BuildFailed { .. }
@@ -326,6 +362,10 @@ impl Actionable for WorkflowError {
             | WorkflowError::ArchiveMismatch { .. }
             | WorkflowError::ArchiveRefused { .. }
             | WorkflowError::Internal { .. }
+            | WorkflowError::IntentNotWritten { .. }
+            | WorkflowError::LockFiles { .. }
+            | WorkflowError::OutcomeNotWritten { .. }
+            | WorkflowError::Publish(_)
             | WorkflowError::Io { .. } => Exit::Failed,
         }
     }
@@ -338,6 +378,10 @@ impl Actionable for WorkflowError {
             WorkflowError::Remote(e) => e.hint(),
             WorkflowError::Executor(e) => e.hint(),
             WorkflowError::Sbom(e) => e.hint(),
+            WorkflowError::Lock(e) => e.hint(),
+            WorkflowError::LeaseLive { .. } => Some(
+                "wait for it (rollout --wait-for-lock), or add --force if that runner is known to be gone: its rollout stops within a minute of losing the lease".into(),
+            ),
             WorkflowError::Setting { .. } => Some(
                 "fix the setting in the deployment file (`atmos deployment validate` checks it); nothing was deployed".into(),
             ),
@@ -441,6 +485,20 @@ impl Actionable for WorkflowError {
             WorkflowError::ArchiveMismatch { .. } => Some(
                 "nothing was pushed after the check failed; run `atmos deployment verify` and report this with the output of `atmos deployment history --format json`".into(),
             ),
+            WorkflowError::IntentNotWritten { .. } => Some(
+                "fix what stopped it and run the rollout again; nothing ran and nothing is left to clean up (--offline records it here and publishes it later)".into(),
+            ),
+            WorkflowError::LockFiles { commands, .. } => Some(format!(
+                "a git process killed mid-update leaves these behind; if no git or atmos process is working in this repository, remove them and run the rollout again:\n  {}",
+                commands.join("\n  ")
+            )),
+            WorkflowError::OutcomeNotWritten { .. } => Some(
+                "free what blocked the write (disk space, a lock file); the intent is recorded, so the next rollout of this target records this one as interrupted before it runs".into(),
+            ),
+            WorkflowError::Publish(e) => Some(match e {
+                crate::git::pending::PublishError::NeedsKey { .. } => "run the command again where the signing key is readable (or with --signing-key); the records stay kept until then".into(),
+                _ => "the records stay kept in .git/atmos/pending and are pushed by the next command that reaches the remote".into(),
+            }),
             WorkflowError::Internal { .. } => Some(
                 "this is a bug in atmos: please report it with the command you ran".into(),
             ),

@@ -12,6 +12,7 @@ use crate::contracts::Lease;
 use crate::contracts::layout::rfc3339;
 use crate::git::GitRepo;
 use crate::git::lock::{self, Held, Store};
+use crate::git::lockfiles;
 use crate::git::remote::Remote;
 
 /// Default lifetime of a lease when neither the command nor atmos.yaml sets one.
@@ -120,6 +121,68 @@ impl Drop for LeaseGuard {
     }
 }
 
+/// How long a rollout waits for lock files beside its refs to go (a git process in this
+/// clone finishing an update) before it stops.
+const LOCK_FILE_WAIT: Duration = Duration::from_secs(10);
+
+/// Before a rollout of `deployment`/`target` writes anything: remove the provably stale lock
+/// files beside the refs it writes (saying so), wait a moment for the others to go, and stop
+/// with the commands that remove those that stay — never after its executors ran.
+pub fn clear_lock_files(
+    git: &GitRepo,
+    deployment: &str,
+    target: &str,
+    observer: &dyn Observer,
+) -> Result<(), WorkflowError> {
+    let started = std::time::Instant::now();
+    let mut announced = false;
+    loop {
+        let mut left = Vec::new();
+        for file in lockfiles::find(git.common_dir(), deployment, target) {
+            if file.stale() {
+                match std::fs::remove_file(&file.path) {
+                    Ok(()) => {
+                        observer.event(&Event::Warning(format!(
+                            "removed the stale lock file {} ({}): a git process killed mid-update left it",
+                            file.path.display(),
+                            file.describe()
+                        )));
+                        continue;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(_) => {}
+                }
+            }
+            left.push(file);
+        }
+        if left.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= LOCK_FILE_WAIT {
+            return Err(WorkflowError::LockFiles {
+                files: left
+                    .iter()
+                    .map(|f| format!("{} ({})", f.path.display(), f.describe()))
+                    .collect(),
+                commands: left.iter().map(|f| f.remove_command()).collect(),
+            });
+        }
+        if !announced {
+            announced = true;
+            observer.event(&Event::Warning(format!(
+                "waiting up to {}s for {} lock file(s) to go: {}",
+                LOCK_FILE_WAIT.as_secs(),
+                left.len(),
+                left.iter()
+                    .map(|f| format!("{} ({})", f.path.display(), f.describe()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// How often a lease of lifetime `ttl` is renewed: a third of it, so that two renewals can
 /// fail (a remote that hiccups) before it expires — and at least every minute, so that a lease
 /// taken away (`lock release --force`) is noticed within a minute.
@@ -175,12 +238,13 @@ fn renew_in_background(
                     )
                     .ok()
                     .flatten()
-                    .map(|(_, l)| {
-                        format!(
+                    .map(|(_, found)| match found {
+                        Ok(l) => format!(
                             "now held by {} (run {})",
                             l.holder,
                             l.run.as_deref().unwrap_or("-")
-                        )
+                        ),
+                        Err(why) => format!("its lock ref was replaced: {why}"),
                     })
                     .unwrap_or_else(|| "released by someone else".into());
                     if let Ok(mut l) = lost.lock() {
@@ -221,6 +285,13 @@ fn renew_in_background(
     (stop, handle)
 }
 
+/// This machine's name (`unknown-host` when the system does not say).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".into())
+}
+
 /// Take the lock of `request.deployment/request.target` in the store (`remote`, else the
 /// local repository), taking over an expired lease and telling `observer` while it waits.
 pub fn acquire(
@@ -244,9 +315,7 @@ pub fn acquire(
         what: "lock ttl".into(),
         problem: e.to_string(),
     })?;
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "unknown-host".into());
+    let host = host_name();
     let lease = Lease {
         deployment: request.deployment.clone(),
         target: request.target.clone(),
@@ -289,4 +358,60 @@ pub fn acquire(
         renewer: Some(renewer),
         released: false,
     })
+}
+
+/// `lock status`: what the target's lock ref holds now (read from `store`).
+pub fn show(
+    git: &GitRepo,
+    store: Store<'_>,
+    deployment: &str,
+    target: &str,
+) -> Result<lock::LockStatus, WorkflowError> {
+    let found = lock::status(git, store, deployment, target)?.map(|(_, f)| f);
+    Ok(report(deployment, target, found, false))
+}
+
+/// `lock release`: clear the target's lock — a live lease only with `force` (its runner is
+/// known to be gone), an expired lease or something that is not a lease always.
+pub fn release(
+    git: &GitRepo,
+    store: Store<'_>,
+    deployment: &str,
+    target: &str,
+    force: bool,
+) -> Result<lock::LockStatus, WorkflowError> {
+    if !force
+        && let Some((_, Ok(live))) = lock::status(git, store, deployment, target)?
+        && !live.expired(jiff::Timestamp::now())
+    {
+        return Err(WorkflowError::LeaseLive {
+            lease: Box::new(live),
+        });
+    }
+    let found = lock::clear(git, store, deployment, target)?;
+    Ok(report(deployment, target, found, true))
+}
+
+fn report(
+    deployment: &str,
+    target: &str,
+    found: Option<lock::Found>,
+    released: bool,
+) -> lock::LockStatus {
+    let (lease, malformed) = match found {
+        None => (None, None),
+        Some(Ok(l)) => (Some(l), None),
+        Some(Err(why)) => (None, Some(why)),
+    };
+    lock::LockStatus {
+        deployment: deployment.to_owned(),
+        target: target.to_owned(),
+        held: !released && (lease.is_some() || malformed.is_some()),
+        expired: lease
+            .as_ref()
+            .is_some_and(|l| l.expired(jiff::Timestamp::now())),
+        released: released && (lease.is_some() || malformed.is_some()),
+        lease,
+        malformed,
+    }
 }

@@ -8,10 +8,9 @@ use crate::config::{LoadedDeployment, Project};
 use crate::contracts::layout::state_ref;
 use crate::executor::run::Outcome;
 use crate::git::GitRepo;
-use crate::git::remote::{Expect, RefUpdate, Remote, RemoteError};
-
-/// How many times a refused push is read again and retried.
-pub const PUBLISH_ATTEMPTS: u32 = 5;
+use crate::git::pending::{Batch, BatchRecord, Published};
+use crate::git::record::{StateUpdate, Tagger, Written};
+use crate::git::remote::{Expect, RefUpdate, Remote};
 
 /// Where a workflow on one target of one deployment reads and writes records: resolved once,
 /// from the deployment as loaded, before anything starts.
@@ -235,107 +234,74 @@ pub fn open(
     Ok(remote)
 }
 
-/// Push what a rollout recorded: every new tag (create only) and every moved state ref (only
-/// from the value read before the rollout), atomically. A refusal re-reads the remote: if
-/// someone else moved one of our state refs, stop without overwriting it; else try again.
-/// Returns the number of attempts it took.
+/// The batch of `written` records (and the state moves `state`) for `remote`, written by
+/// `tagger`, with the notes to push after them.
+pub fn batch(
+    remote: &Remote,
+    tagger: Tagger,
+    written: &[Written],
+    state: &[StateUpdate],
+    notes: Vec<String>,
+) -> Batch {
+    Batch {
+        remote: remote.name.clone(),
+        written_at: crate::contracts::layout::rfc3339(jiff::Timestamp::now()),
+        tagger,
+        records: written.iter().map(BatchRecord::from).collect(),
+        state: state.to_vec(),
+        notes,
+    }
+}
+
+/// Publish what a rollout wrote: kept first (so that a push that fails, or a process killed
+/// in the middle, is finished by the next command), then pushed atomically — each record at
+/// the end of its history, each state ref only from the value the run started from.
 pub fn publish(
     remote: &Remote,
     git: &GitRepo,
-    report: &RolloutReport,
-) -> Result<u32, WorkflowError> {
-    let updates = updates(git, report)?;
-    publish_updates(remote, updates)
+    tagger: Tagger,
+    written: &[Written],
+    state: &[StateUpdate],
+    notes: Vec<String>,
+) -> Result<Published, WorkflowError> {
+    let mut batch = batch(remote, tagger, written, state, notes);
+    let kept = remote.keep(&batch)?;
+    Ok(remote.publish(git, &mut batch, Some(&kept.file))?)
 }
 
-/// Keep a rollout's records to publish when the remote is next reached (`--offline`).
-pub fn keep_for_later(
+/// Publish the intent of a rollout: pushed at once, never kept — when it cannot reach the
+/// store, nothing runs and the records are taken back, so no later command may publish an
+/// intent of a rollout that never ran.
+pub fn announce(
     remote: &Remote,
     git: &GitRepo,
-    report: &RolloutReport,
-) -> Result<(), WorkflowError> {
-    Ok(remote.save_pending(&updates(git, report)?)?)
+    tagger: Tagger,
+    written: &[Written],
+) -> Result<Published, WorkflowError> {
+    let mut batch = batch(remote, tagger, written, &[], Vec::new());
+    Ok(remote.publish(git, &mut batch, None)?)
 }
 
-/// The tags a rollout wrote (create only) and the state refs it moved (from their value
-/// before the rollout).
-fn updates(git: &GitRepo, report: &RolloutReport) -> Result<Vec<RefUpdate>, WorkflowError> {
-    let mut updates = Vec::new();
-    for c in &report.components {
-        if let Some(tag) = &c.tag {
-            let name = format!("refs/tags/{tag}");
-            if let Some(e) = git.refs().find(&name)? {
-                updates.push(RefUpdate {
-                    name,
-                    new: Some(e.oid),
-                    expect: Expect::Absent,
-                });
-            }
-        }
-        if c.run
-            .as_ref()
-            .is_some_and(|r| r.outcome == Outcome::Succeeded)
-        {
-            updates.push(RefUpdate {
-                name: state_ref(
-                    &report.plan.deployment,
-                    &report.plan.target,
-                    &c.planned.name,
-                ),
-                new: Some(c.planned.new.clone()),
-                expect: match &c.planned.current {
-                    Some(v) => Expect::Value(v.clone()),
-                    None => Expect::Absent,
-                },
-            });
-        }
-    }
-    // An automatic rollback's records go with the rollout that caused it.
-    for r in report
-        .automatic_rollbacks
+/// The state refs a rollout moved: each component that succeeded, from what it ran before.
+pub fn state_moves(report: &RolloutReport) -> Vec<StateUpdate> {
+    report
+        .components
         .iter()
-        .filter_map(|r| r.report.as_ref())
-    {
-        updates.extend(self::updates(git, r)?);
-    }
-    Ok(updates)
-}
-
-fn publish_updates(remote: &Remote, updates: Vec<RefUpdate>) -> Result<u32, WorkflowError> {
-    for attempt in 1..=PUBLISH_ATTEMPTS {
-        match remote.push(&updates) {
-            Ok(()) => return Ok(attempt),
-            Err(RemoteError::Rejected { detail }) => {
-                remote.fetch()?;
-                for u in updates.iter().filter(|u| u.name.starts_with("refs/atmos/")) {
-                    let now = remote.remote_value(&u.name)?;
-                    let expected = match &u.expect {
-                        Expect::Value(v) => Some(v.clone()),
-                        Expect::Absent => None,
-                    };
-                    if now != expected && now != u.new {
-                        return Err(WorkflowError::MovedOnRemote {
-                            refname: u.name.clone(),
-                            remote: remote.name.clone(),
-                            expected,
-                            found: now,
-                            detail,
-                        });
-                    }
-                }
-            }
-            Err(e) => {
-                // Out of reach: keep the records to publish before anything next reads the
-                // remote (which would otherwise put its older state over them).
-                remote.save_pending(&updates)?;
-                return Err(e.into());
-            }
-        }
-    }
-    Err(WorkflowError::PushRefused {
-        remote: remote.name.clone(),
-        attempts: PUBLISH_ATTEMPTS,
-    })
+        .filter(|c| {
+            c.run
+                .as_ref()
+                .is_some_and(|r| r.outcome == Outcome::Succeeded)
+        })
+        .map(|c| StateUpdate {
+            refname: state_ref(
+                &report.plan.deployment,
+                &report.plan.target,
+                &c.planned.name,
+            ),
+            expected: c.planned.current.clone(),
+            new: c.planned.new.clone(),
+        })
+        .collect()
 }
 
 /// Publish to `remote` the records of `deployment`/`target` this clone has and the remote
@@ -350,10 +316,15 @@ pub fn publish_missing(
     deployment: &str,
     target: &str,
 ) -> Result<usize, WorkflowError> {
-    use crate::contracts::layout::{STATE_PREFIX, TAG_PREFIX};
+    use crate::contracts::layout::{CHAIN_PREFIX, STATE_PREFIX, TAG_PREFIX};
     let state = format!("{STATE_PREFIX}/{deployment}/{target}/");
     let tags = format!("refs/tags/{TAG_PREFIX}/{deployment}/{target}/");
-    let there = remote.list(&[format!("{state}*"), format!("{tags}*")])?;
+    let chains = format!("{CHAIN_PREFIX}/{deployment}/{target}/");
+    let there = remote.list(&[
+        format!("{state}*"),
+        format!("{tags}*"),
+        format!("{chains}*"),
+    ])?;
     let mut updates = Vec::new();
     for e in git
         .refs()
@@ -369,6 +340,38 @@ pub fn publish_missing(
             });
         }
     }
+    // A history's end moves where the remote's is absent, or is a record of ours it
+    // continues; a remote whose history went another way keeps it.
+    for e in git.refs().list(&chains)? {
+        let expect = match there.get(&e.name) {
+            None => Expect::Absent,
+            Some(theirs) if *theirs == e.oid => continue,
+            Some(theirs) => {
+                let Some(rest) = e.name.strip_prefix(&chains) else {
+                    continue;
+                };
+                let mut reaches = false;
+                for link in git.chain(deployment, target, rest)?.take(CHAIN_LOOKBACK) {
+                    if link?.entry.oid == *theirs {
+                        reaches = true;
+                        break;
+                    }
+                }
+                if !reaches {
+                    continue;
+                }
+                Expect::Value(theirs.clone())
+            }
+        };
+        updates.push(RefUpdate {
+            name: e.name,
+            new: Some(e.oid),
+            expect,
+        });
+    }
     remote.push(&updates)?;
     Ok(updates.len())
 }
+
+/// How far back a history is read to find where another store's copy of it ends.
+const CHAIN_LOOKBACK: usize = 10_000;

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use super::error::WorkflowError;
 use crate::config::Project;
-use crate::contracts::layout::{LEDGER_PREFIX, NOTES_PREFIX, STATE_PREFIX, TAG_PREFIX};
+use crate::contracts::layout::{
+    CHAIN_PREFIX, LEDGER_PREFIX, NOTES_PREFIX, STATE_PREFIX, TAG_PREFIX,
+};
 use crate::git::GitRepo;
 use crate::git::remote::{Remote, remote_notes_prefix};
 
@@ -145,8 +147,12 @@ pub fn setup(project: &Project, remote: Option<&str>) -> Result<SetupReport, Wor
     // Not forced: a plain fetch moves a state ref only forward and never replaces a tag, so
     // records not yet published here (an --offline rollout) are never put back; atmos's own
     // fetch publishes them first, then mirrors the remote (rollbacks included).
+    // A history's end is the remote's (forced: a rollback's record points at an older commit,
+    // which git would call a rewind); records not yet published here stay kept, and take
+    // their place after it when atmos publishes them.
     let specs = vec![
         format!("{STATE_PREFIX}/*:{STATE_PREFIX}/*"),
+        format!("+{CHAIN_PREFIX}/*:{CHAIN_PREFIX}/*"),
         format!("refs/tags/{TAG_PREFIX}/*:refs/tags/{TAG_PREFIX}/*"),
         format!("{LEDGER_PREFIX}/*:{LEDGER_PREFIX}/*"),
         format!("+{NOTES_PREFIX}/*:{}*", remote_notes_prefix(&remote.name)),

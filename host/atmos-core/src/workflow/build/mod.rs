@@ -53,6 +53,8 @@ pub struct BuildRequest {
     pub actor: String,
     /// CI build identifier.
     pub build_id: Option<String>,
+    /// The SSH key that signs the build records (the builder's), when one is configured.
+    pub signing_key: Option<PathBuf>,
 }
 
 /// One component's build.
@@ -206,37 +208,43 @@ pub fn build(
         if outcome == Outcome::Succeeded {
             // Each success is recorded at once: a retry after a partial failure builds only
             // what failed.
-            artifacts::append(
-                &git,
-                &BuildRecord {
-                    deployment: plan.deployment.clone(),
-                    component: item.name.clone(),
-                    git_sha: commit.clone(),
-                    image: item.image.clone(),
-                    digest: digest.clone(),
-                    builder: item
-                        .builder
-                        .map_or("script", plan::Builder::name)
-                        .to_owned(),
-                    pushed: item.image.is_some() && !request.skip_push,
-                    built_by: request.actor.clone(),
-                    built_at: crate::contracts::layout::rfc3339(jiff::Timestamp::now()),
-                    duration_ms,
-                    target: target.clone(),
-                    context: request
-                        .context
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                            )
-                        })
-                        .collect(),
-                    build_id: request.build_id.clone(),
-                },
-                &author,
-            )?;
+            let mut record = BuildRecord {
+                deployment: plan.deployment.clone(),
+                component: item.name.clone(),
+                git_sha: commit.clone(),
+                image: item.image.clone(),
+                digest: digest.clone(),
+                builder: item
+                    .builder
+                    .map_or("script", plan::Builder::name)
+                    .to_owned(),
+                pushed: item.image.is_some() && !request.skip_push,
+                built_by: request.actor.clone(),
+                built_at: crate::contracts::layout::rfc3339(jiff::Timestamp::now()),
+                duration_ms,
+                target: target.clone(),
+                context: request
+                    .context
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                        )
+                    })
+                    .collect(),
+                build_id: request.build_id.clone(),
+                signature: None,
+            };
+            // The builder signs what it built: where a target requires signatures, only
+            // signed builds are deployed there.
+            if let Some(key) = &request.signing_key {
+                record.signature = Some(
+                    artifacts::sign(&record, key)
+                        .map_err(|e| WorkflowError::Signing(e.to_string()))?,
+                );
+            }
+            artifacts::append(&git, &record, &author)?;
         }
         built.push(Built {
             component: item.name.clone(),

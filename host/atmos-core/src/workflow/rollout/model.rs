@@ -119,6 +119,9 @@ pub struct PlannedComponent {
     pub change: Change,
     /// Whether its executor runs (changed, or `--force`).
     pub run: bool,
+    /// For a promotion: the source target's record of the commit it takes (its tag object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_record: Option<String>,
 }
 
 /// Why a promotion is refused, with what to run instead: the path the rules require and the

@@ -2,65 +2,160 @@
 //! rollback is only to a commit the target ran before, and a direct rollout to a promoted
 //! target is only of a commit that ran in one of its sources. [`Ran`] is the repository's
 //! answer to the planner's [`Records`].
+//!
+//! Where the target rolled out to requires signatures, only records whose signatures verify
+//! against the trusted allowed signers count — the source's "ran there", the artifact it ran,
+//! the commit a rollback returns to, the builds deployed — and every record set aside is
+//! listed with why, for the plan to say so.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::path::PathBuf;
 
-use super::records::Records;
-use crate::contracts::{BuildRecord, Status, TagRecord};
+use super::records::{Deployed, Records};
+use crate::contracts::{BuildRecord, TagRecord};
 use crate::git::GitRepo;
-use crate::git::tags::TagEntry;
+use crate::git::chain::{ChainWalk, Link};
 use crate::workflow::error::WorkflowError;
 
-/// The records of one deployment, each target's history listed once and each record read at
-/// most once.
+/// Which records count: all of them, or only those whose signatures verify.
+#[derive(Debug, Clone, Default)]
+pub struct Counting {
+    /// Only signed records verified against these allowed signers count; the reason is
+    /// what requires it (e.g. "prod requires signed deployers"). `None`: every record counts.
+    pub verified_only: Option<(Option<PathBuf>, String)>,
+}
+
+/// A record that exists but does not count, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Tag name.
+    pub tag: String,
+    /// Why it does not count.
+    pub reason: String,
+}
+
+/// One group's history, read as far as needed.
+struct Group<'a> {
+    walk: ChainWalk<'a>,
+    read: Vec<Link>,
+    done: bool,
+}
+
+/// The records of one deployment, each history walked once and only as far as asked.
 pub struct Ran<'a> {
     git: &'a GitRepo,
     deployment: &'a str,
-    tags: RefCell<HashMap<String, Rc<Vec<TagEntry>>>>,
-    /// Records read, by tag object (`None`: not a readable record, which never counts).
-    seen: RefCell<HashMap<String, Option<Rc<TagRecord>>>>,
+    counting: Counting,
+    groups: RefCell<HashMap<(String, String), Group<'a>>>,
+    verified: RefCell<HashMap<String, Result<(), String>>>,
+    set_aside: RefCell<Vec<SetAside>>,
 }
 
 impl<'a> Ran<'a> {
-    /// The history of `deployment`.
+    /// The history of `deployment`, every record counting.
     pub fn new(git: &'a GitRepo, deployment: &'a str) -> Ran<'a> {
+        Ran::counting(git, deployment, Counting::default())
+    }
+
+    /// The history of `deployment`, counting as `counting` says.
+    pub fn counting(git: &'a GitRepo, deployment: &'a str, counting: Counting) -> Ran<'a> {
         Ran {
             git,
             deployment,
-            tags: RefCell::new(HashMap::new()),
-            seen: RefCell::new(HashMap::new()),
+            counting,
+            groups: RefCell::new(HashMap::new()),
+            verified: RefCell::new(HashMap::new()),
+            set_aside: RefCell::new(Vec::new()),
         }
     }
 
-    fn history(&self, target: &str) -> Result<Rc<Vec<TagEntry>>, WorkflowError> {
-        if let Some(list) = self.tags.borrow().get(target) {
-            return Ok(list.clone());
-        }
-        let (list, _) = self.git.history_tags(self.deployment, Some(target))?;
-        let list = Rc::new(list);
-        self.tags
-            .borrow_mut()
-            .insert(target.to_owned(), list.clone());
-        Ok(list)
+    /// The records that exist but did not count so far, each once.
+    pub fn set_aside(&self) -> Vec<SetAside> {
+        self.set_aside.borrow().clone()
     }
 
-    /// The record of `entry`; `None` when it is not a readable atmos record (such a tag is
-    /// listed by `status` and `verify`, and never decides anything).
-    fn record(&self, entry: &TagEntry) -> Option<Rc<TagRecord>> {
-        if let Some(known) = self.seen.borrow().get(&entry.oid) {
-            return known.clone();
+    /// The `i`-th newest record of `target`/`component`, reading the history as far as that.
+    fn nth(&self, target: &str, component: &str, i: usize) -> Result<Option<Link>, WorkflowError> {
+        let key = (target.to_owned(), component.to_owned());
+        let mut groups = self.groups.borrow_mut();
+        if !groups.contains_key(&key) {
+            let walk = self.git.chain(self.deployment, target, component)?;
+            groups.insert(
+                key.clone(),
+                Group {
+                    walk,
+                    read: Vec::new(),
+                    done: false,
+                },
+            );
         }
-        let read = self
-            .git
-            .read_record(entry, self.deployment)
-            .ok()
-            .map(Rc::new);
-        self.seen
+        let Some(group) = groups.get_mut(&key) else {
+            return Ok(None);
+        };
+        while group.read.len() <= i && !group.done {
+            match group.walk.next_link()? {
+                Some(l) => group.read.push(l),
+                None => group.done = true,
+            }
+        }
+        Ok(group.read.get(i).cloned())
+    }
+
+    /// Whether `link` counts: always, or when its signature verifies for its signer.
+    fn counts(&self, link: &Link) -> Result<bool, WorkflowError> {
+        let Some((signers, why)) = &self.counting.verified_only else {
+            return Ok(true);
+        };
+        if let Some(known) = self.verified.borrow().get(&link.entry.oid) {
+            return Ok(known.is_ok());
+        }
+        let verdict = match (self.git.tag_signature(&link.entry)?, signers) {
+            (None, _) => Err("unsigned".to_owned()),
+            (Some(_), None) => {
+                Err("signed, but approvers.allowed_signers is not set to check it".to_owned())
+            }
+            (Some((payload, sig)), Some(path)) => crate::signing::verify(
+                &payload,
+                &sig,
+                link.record.signer(),
+                path,
+                crate::signing::TAG_NAMESPACE,
+            )
+            .map_err(|e| format!("its signature does not verify: {e}")),
+        };
+        if let Err(reason) = &verdict {
+            self.set_aside.borrow_mut().push(SetAside {
+                tag: link.entry.name.clone(),
+                reason: format!("{reason} ({why})"),
+            });
+        }
+        let ok = verdict.is_ok();
+        self.verified
             .borrow_mut()
-            .insert(entry.oid.clone(), read.clone());
-        read
+            .insert(link.entry.oid.clone(), verdict);
+        Ok(ok)
+    }
+
+    /// The commit of the newest counting `success` or `rollback` record of `component` in
+    /// `target`, other than the record named `skip` (an automatic rollback's failed one).
+    pub fn last_deployed(
+        &self,
+        target: &str,
+        component: &str,
+        skip: Option<&str>,
+    ) -> Result<Option<String>, WorkflowError> {
+        let mut i = 0;
+        while let Some(l) = self.nth(target, component, i)? {
+            i += 1;
+            if Some(l.entry.name.as_str()) == skip || !l.record.status.deployed() {
+                continue;
+            }
+            if self.counts(&l)? {
+                return Ok(Some(l.record.git_sha.clone()));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -81,26 +176,43 @@ impl Records for Ran<'_> {
         Ok(Some(commit))
     }
 
-    /// The newest `success` or `rollback` record of `component` deploying `sha` in `target`.
+    /// The newest counting `success` or `rollback` record of `component` deploying `sha` in
+    /// `target`.
     fn deployed_record(
         &self,
         target: &str,
         component: &str,
         sha: &str,
-    ) -> Result<Option<TagRecord>, WorkflowError> {
-        let history = self.history(target)?;
-        for e in history.iter().rev().filter(|e| e.component == component) {
-            if let Some(r) = self.record(e)
-                && r.git_sha == sha
-                && matches!(r.status, Status::Success | Status::Rollback)
-            {
-                return Ok(Some((*r).clone()));
+    ) -> Result<Option<Deployed>, WorkflowError> {
+        let mut i = 0;
+        while let Some(l) = self.nth(target, component, i)? {
+            i += 1;
+            if l.record.git_sha != sha || !l.record.status.deployed() {
+                continue;
+            }
+            if self.counts(&l)? {
+                return Ok(Some(Deployed {
+                    oid: l.entry.oid.clone(),
+                    record: TagRecord::clone(&l.record),
+                }));
             }
         }
         Ok(None)
     }
 
     fn build(&self, component: &str, sha: &str) -> Result<Option<BuildRecord>, WorkflowError> {
-        Ok(crate::artifacts::latest(self.git, self.deployment, sha)?.remove(component))
+        let built = crate::artifacts::latest_counting(
+            self.git,
+            self.deployment,
+            sha,
+            self.counting
+                .verified_only
+                .as_ref()
+                .map(|(signers, why)| (signers.as_deref(), why.as_str())),
+        )?;
+        for (tag, reason) in built.set_aside {
+            self.set_aside.borrow_mut().push(SetAside { tag, reason });
+        }
+        Ok(built.latest.get(component).cloned())
     }
 }

@@ -6,6 +6,15 @@
 use crate::contracts::{BuildRecord, TagRecord};
 use crate::workflow::error::WorkflowError;
 
+/// A record that deployed a commit: its tag object and what it says.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    /// The tag object (a promotion names it as its source record).
+    pub oid: String,
+    /// The record.
+    pub record: TagRecord,
+}
+
 /// The facts of a deployment's history that decide a rollout.
 pub trait Records {
     /// The commit `component` runs in `target` (its state ref), if it was ever deployed there.
@@ -18,7 +27,7 @@ pub trait Records {
         target: &str,
         component: &str,
         sha: &str,
-    ) -> Result<Option<TagRecord>, WorkflowError>;
+    ) -> Result<Option<Deployed>, WorkflowError>;
 
     /// The newest build of `component` at `sha` (its builds note).
     fn build(&self, component: &str, sha: &str) -> Result<Option<BuildRecord>, WorkflowError>;
@@ -98,14 +107,17 @@ impl Records for Fake {
         target: &str,
         component: &str,
         sha: &str,
-    ) -> Result<Option<TagRecord>, WorkflowError> {
+    ) -> Result<Option<Deployed>, WorkflowError> {
         let key = (target.to_owned(), component.to_owned(), sha.to_owned());
-        Ok(self.ran.get(&key).map(|digest| TagRecord {
-            image: digest
-                .as_ref()
-                .map(|_| format!("registry.test/{component}")),
-            image_digest: digest.clone(),
-            ..crate::contracts::record::example(target, component, sha)
+        Ok(self.ran.get(&key).map(|digest| Deployed {
+            oid: format!("record-of-{target}-{component}-{sha}"),
+            record: TagRecord {
+                image: digest
+                    .as_ref()
+                    .map(|_| format!("registry.test/{component}")),
+                image_digest: digest.clone(),
+                ..crate::contracts::record::example(target, component, sha)
+            },
         }))
     }
 
@@ -127,6 +139,7 @@ impl Records for Fake {
                 target: "dev".into(),
                 context: Default::default(),
                 build_id: None,
+                signature: None,
             }))
     }
 }

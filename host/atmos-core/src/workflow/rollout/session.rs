@@ -14,12 +14,14 @@ use super::{prepare, record, rollback};
 use crate::config::Project;
 use crate::config::model::ApprovalMethod;
 use crate::contracts::Verdict;
+use crate::contracts::record::Runner;
 use crate::executor::Step;
 use crate::executor::run::{ComponentRun, Outcome, run_until};
 use crate::exit::Exit;
 use crate::gates::isolation::Evaluator;
 use crate::git::GitRepo;
-use crate::git::record::Tagger;
+use crate::git::pending::Published;
+use crate::git::record::{StateUpdate, Tagger, Written};
 use crate::workflow::error::WorkflowError;
 use crate::workflow::events::{Event, Observer, Replan};
 use crate::workflow::lease::{self, LeaseGuard, LeaseRequest};
@@ -113,6 +115,22 @@ impl RolloutOutcome {
     }
 }
 
+/// What the intent is called in messages (and how `share` knows it is one).
+const INTENT: &str = "the intent";
+
+/// A started rollout found without an outcome, and recorded as interrupted.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct Reconciled {
+    /// The component.
+    pub component: String,
+    /// Its `started` record.
+    pub started: String,
+    /// The `interrupted` record written.
+    pub recorded: String,
+    /// What was found, in words.
+    pub message: String,
+}
+
 /// A rollout in progress. Holds the target's lock (unless plan-only) until dropped.
 pub struct RolloutSession<'a> {
     project: &'a Project,
@@ -144,6 +162,9 @@ impl<'a> RolloutSession<'a> {
             .map_err(|problem| WorkflowError::BadActor { problem })?;
         let deployment = work_tree.deployment.name.as_str();
         let mut git = GitRepo::discover(&project.root)?;
+        if !options.plan_only {
+            lease::clear_lock_files(&git, deployment, &request.target, observer)?;
+        }
         if let Some(r) = &options.stores.main {
             r.fetch()?;
             for note in r.take_notes().into_iter().chain(r.take_warnings()) {
@@ -336,6 +357,16 @@ impl<'a> RolloutSession<'a> {
 
     /// Run the executors of `plan` (the plan commands when plan-only), wave by wave.
     pub fn execute(&mut self, plan: &RolloutPlan) -> Result<Vec<ComponentRun>, WorkflowError> {
+        let prepared = self.prepare(plan)?;
+        self.run_prepared(&prepared)
+    }
+
+    /// Check the tools and lay out each component's files for `plan` (the plan commands when
+    /// plan-only): what can fail before anything runs.
+    fn prepare(
+        &mut self,
+        plan: &RolloutPlan,
+    ) -> Result<crate::executor::run::Prepared, WorkflowError> {
         let step = if self.options.plan_only {
             Step::Plan
         } else {
@@ -349,6 +380,14 @@ impl<'a> RolloutSession<'a> {
             &crate::identity::process_env,
         )?;
         self.log_dir = Some(prepared.log_dir.clone());
+        Ok(prepared)
+    }
+
+    /// Run what `prepare` laid out, wave by wave.
+    fn run_prepared(
+        &mut self,
+        prepared: &crate::executor::run::Prepared,
+    ) -> Result<Vec<ComponentRun>, WorkflowError> {
         let observer = self.observer;
         // Renewed in the background; if someone else takes the target's lock anyway, the
         // components not finished yet are stopped like on a signal.
@@ -358,7 +397,7 @@ impl<'a> RolloutSession<'a> {
                 .is_some_and(|l| l.lock().map(|l| l.is_some()).unwrap_or(true))
         };
         let runs = run_until(
-            &prepared,
+            prepared,
             self.options.parallelism,
             &mut |e| observer.event(&Event::Executor(e)),
             &lost_now,
@@ -413,6 +452,7 @@ impl<'a> RolloutSession<'a> {
                 context: plan.context.clone(),
                 actor: self.request.actor.id.clone(),
                 build_id: self.request.build_id.clone(),
+                signing_key: self.request.signing_key.clone(),
             };
             let outcome = crate::workflow::build::build(
                 self.project,
@@ -451,14 +491,9 @@ impl<'a> RolloutSession<'a> {
         Ok(())
     }
 
-    /// Write the history tags and state refs of the runs, all at once.
-    pub fn record(
-        &mut self,
-        plan: RolloutPlan,
-        runs: Vec<ComponentRun>,
-        duration_ms: u64,
-    ) -> Result<RolloutReport, WorkflowError> {
-        let tagger = Tagger {
+    /// Who writes the records, and the key that signs them.
+    fn tagger(&self) -> Tagger {
+        Tagger {
             name: self
                 .git
                 .config_string("user.name")
@@ -468,9 +503,176 @@ impl<'a> RolloutSession<'a> {
                 .config_string("user.email")
                 .unwrap_or_else(|| self.request.actor.id.clone()),
             signing_key: self.request.signing_key.clone(),
-        };
-        let mut report = record::record(&self.git, plan, runs, &tagger, duration_ms)
+        }
+    }
+
+    /// Where this rollout runs, as its intent says.
+    fn runner(&self) -> Runner {
+        let lease = self.lease.as_ref().map(LeaseGuard::lease);
+        Runner {
+            host: lease
+                .as_ref()
+                .map(|l| l.host.clone())
+                .unwrap_or_else(lease::host_name),
+            pid: std::process::id(),
+            run: self.request.build_id.clone(),
+        }
+    }
+
+    /// Find the rollouts of this target that started and were never completed (their runner
+    /// was killed, its disk filled, its remote went away) and record each as `interrupted`,
+    /// before anything else runs here. Holding the target's lock, nobody else is running them.
+    pub fn reconcile(&mut self) -> Result<Vec<Reconciled>, WorkflowError> {
+        let d = self.rules.loaded.deployment.name.clone();
+        let target = self.request.target.clone();
+        let mut components: Vec<String> = self
+            .rules
+            .loaded
+            .deployment
+            .components
+            .iter()
+            .map(|c| c.name.to_owned())
+            .collect();
+        for s in self.git.state_refs(&d, Some(&target))? {
+            if !components.contains(&s.component) {
+                components.push(s.component);
+            }
+        }
+        let mut found = Vec::new();
+        for c in &components {
+            if let Some(l) = self.git.chain(&d, &target, c)?.next_link()?
+                && l.record.status == crate::contracts::Status::Started
+            {
+                found.push(l);
+            }
+        }
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pending = record::interrupted(
+            &found,
+            &self.request.actor.id,
+            &super::plan::rollout_id(&self.request),
+        );
+        let busy = busy_reporter(self.observer);
+        let written = crate::git::record::write(&self.git, &pending, &self.tagger(), &busy)
             .map_err(|source| WorkflowError::Record { source })?;
+        let out: Vec<Reconciled> = found
+            .iter()
+            .zip(&written)
+            .map(|(l, w)| Reconciled {
+                component: l.record.component.clone(),
+                started: l.entry.name.clone(),
+                recorded: w.name.clone(),
+                message: w.record.error.clone().unwrap_or_default(),
+            })
+            .collect();
+        for r in &out {
+            self.observer
+                .event(&Event::Warning(format!("{}: {}", r.component, r.message)));
+        }
+        self.share(&written, &[], "the interrupted records")?;
+        Ok(out)
+    }
+
+    /// Publish `written` (and the state moves `state`) to the store — kept first, so that a
+    /// push that fails or is cut short is done by the next command — or, offline, keep them
+    /// for the remote they belong to. An error only when the store is there and refuses or
+    /// fails; what it was is `what` (for the message).
+    fn share(
+        &mut self,
+        written: &[Written],
+        state: &[StateUpdate],
+        what: &str,
+    ) -> Result<Option<Published>, WorkflowError> {
+        let intent = what == INTENT;
+        if written.is_empty() {
+            return Ok(None);
+        }
+        let notes = vec![crate::logs::logs_ref(&self.rules.loaded.deployment.name)];
+        if self.options.stores.offline {
+            if let Some(remote) = &self.options.stores.later {
+                let batch = store::batch(remote, self.tagger(), written, state, notes);
+                if let Err(e) = remote.keep(&batch) {
+                    self.observer.event(&Event::Warning(format!(
+                        "{what} could not be kept for {}: {e}",
+                        remote.name
+                    )));
+                }
+            }
+            return Ok(None);
+        }
+        let Some(remote) = self.options.stores.main.clone() else {
+            return Ok(None);
+        };
+        let published = if intent {
+            store::announce(&remote, &self.git, self.tagger(), written)?
+        } else {
+            store::publish(&remote, &self.git, self.tagger(), written, state, notes)?
+        };
+        for note in remote.take_notes() {
+            self.observer.event(&Event::Warning(note));
+        }
+        // Records that took a new place are read again from here on.
+        self.git = GitRepo::discover(&self.project.root)?;
+        Ok(Some(published))
+    }
+
+    /// Write the intent of `plan` — a `started` record per component that will run — and
+    /// publish it under the lease, before any executor starts. When it cannot be written or
+    /// published, nothing runs: the records written here are taken back.
+    pub fn announce(&mut self, plan: &RolloutPlan) -> Result<Vec<Written>, WorkflowError> {
+        let busy = busy_reporter(self.observer);
+        let written = record::write_intents(&self.git, plan, &self.runner(), &self.tagger(), &busy)
+            .map_err(|source| WorkflowError::IntentNotWritten {
+                target: plan.target.clone(),
+                why: source.to_string(),
+            })?;
+        if let Err(e) = self.share(&written, &[], INTENT) {
+            // Nothing ran: the intent that did not reach the store is taken back here.
+            let mut undo: Vec<(String, Option<String>)> = written
+                .iter()
+                .map(|w| (format!("refs/tags/{}", w.name), None))
+                .collect();
+            for w in &written {
+                let r = &w.record;
+                undo.push((
+                    crate::contracts::layout::chain_ref(&r.deployment, &r.target, &r.component),
+                    r.previous_record.clone(),
+                ));
+            }
+            let undone = self.git.set_refs(&undo);
+            return Err(WorkflowError::IntentNotWritten {
+                target: plan.target.clone(),
+                why: match undone {
+                    Ok(()) => e.to_string(),
+                    Err(u) => format!("{e} (and taking it back here failed: {u})"),
+                },
+            });
+        }
+        Ok(written)
+    }
+
+    /// Write the outcome of `runs` — each record completing its intent — with the state refs
+    /// of what succeeded, all at once, and keep each component's log with its record.
+    pub fn record(
+        &mut self,
+        plan: RolloutPlan,
+        runs: Vec<ComponentRun>,
+        intents: &[Written],
+        duration_ms: u64,
+    ) -> Result<(RolloutReport, Vec<Written>), WorkflowError> {
+        let busy = busy_reporter(self.observer);
+        let (mut report, written) = record::record(
+            &self.git,
+            plan,
+            runs,
+            intents,
+            &self.tagger(),
+            duration_ms,
+            &busy,
+        )
+        .map_err(|source| WorkflowError::Record { source })?;
         report.log_dir = self.log_dir.clone();
         // Each component's output goes with its record, so any clone can show it.
         let author = crate::git::Author::of(&self.git, &self.request.actor.id);
@@ -485,22 +687,83 @@ impl<'a> RolloutSession<'a> {
                 )));
             }
         }
-        Ok(report)
+        Ok((report, written))
+    }
+
+    /// One step that runs executors, start to end: the intent written and published, the
+    /// executors, the outcome written, then published. The outcome's publishing is returned,
+    /// not raised: what ran is recorded here either way.
+    fn run_step(
+        &mut self,
+        plan: RolloutPlan,
+    ) -> Result<(RolloutReport, Option<Result<u32, WorkflowError>>), WorkflowError> {
+        // What can fail before anything runs is checked first; then the intent; then it runs.
+        let prepared = self.prepare(&plan)?;
+        let intents = self.announce(&plan)?;
+        let started = Instant::now();
+        let runs = self.run_prepared(&prepared)?;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (report, written) = match self.record(plan, runs, &intents, duration_ms) {
+            Ok(r) => r,
+            Err(e) => {
+                // The intent is on the store: the next rollout records this one as
+                // interrupted. Say so with the error.
+                return Err(WorkflowError::OutcomeNotWritten { why: e.to_string() });
+            }
+        };
+        let state = store::state_moves(&report);
+        let published = match self.share(&written, &state, "the records") {
+            // The records are on the store; a state ref someone moved there by hand while
+            // this ran keeps their value, and the rollout says so and fails.
+            Ok(Some(p)) => Some(match p.kept_theirs.first() {
+                Some(t) => Err(WorkflowError::MovedOnRemote {
+                    refname: t.refname.clone(),
+                    remote: self
+                        .options
+                        .stores
+                        .main
+                        .as_ref()
+                        .map_or_else(String::new, |r| r.name.clone()),
+                    expected: t.expected.clone(),
+                    found: t.found.clone(),
+                    detail: format!(
+                        "the records of this rollout were published; {} state ref(s) kept the value found there",
+                        p.kept_theirs.len()
+                    ),
+                }),
+                None => Ok(p.attempts),
+            }),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        };
+        Ok((report, published))
     }
 
     /// After failed verifications with `on_failure: rollback`: deploy again the commit each
-    /// such component last ran successfully on this target (read from its records, never
-    /// from a state ref alone), planned through the same gates as a rollback from the commit
-    /// the failed apply left running (so an approval rule, a rejection or a pending policy
-    /// stops it), and recorded as a rollback naming the failed commit. Nothing is retried
-    /// when the rollback fails too, and nothing starts after a signal.
+    /// such component last ran successfully on this target (read from its records that count,
+    /// never from a state ref alone), planned through the same gates as a rollback from the
+    /// commit the failed apply left running (so an approval rule, a rejection or a pending
+    /// policy stops it), and recorded as a rollback naming the failed commit. Nothing is
+    /// retried when the rollback fails too, and nothing starts after a signal.
     fn roll_back_unverified(
         &mut self,
         report: &RolloutReport,
     ) -> Result<Vec<AutomaticRollback>, WorkflowError> {
+        let planner = Planner {
+            project: self.project,
+            rules: &self.rules,
+            git: &self.git,
+            evaluator: self.evaluator,
+        };
+        let ran = super::ran::Ran::counting(
+            &self.git,
+            &report.plan.deployment,
+            planner.counting(&report.plan.target),
+        );
         let wanted = rollback::wanted(report, &|component, skip| {
-            self.last_success(&report.plan, component, skip)
+            ran.last_deployed(&report.plan.target, component, skip)
         })?;
+        drop(ran);
         let target = report.plan.target.as_str();
         let mut out = Vec::new();
         if !wanted.interrupted.is_empty() {
@@ -553,70 +816,20 @@ impl<'a> RolloutSession<'a> {
                 plan: &plan,
                 after: Some(Replan::AutomaticRollback),
             });
-            let started = Instant::now();
             // What went wrong here is reported with the rollback; the failed rollout's own
-            // records are still published.
-            let rolled = self.execute(&plan).and_then(|runs| {
-                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                self.record(plan, runs, ms)
-            });
-            out.push(match rolled {
-                Ok(r) => AutomaticRollback::ran(group, &before, r),
+            // records are published already.
+            out.push(match self.run_step(plan) {
+                Ok((r, Some(Err(e)))) => {
+                    let mut a = AutomaticRollback::ran(group, &before, r);
+                    a.message
+                        .push_str(&format!(" (its records did not reach the store: {e})"));
+                    a
+                }
+                Ok((r, _)) => AutomaticRollback::ran(group, &before, r),
                 Err(e) => AutomaticRollback::stopped(group.components, &before, &e),
             });
         }
         Ok(out)
-    }
-
-    /// The commit of the newest success or rollback record of `component` on the plan's
-    /// target, other than the record `skip` (the failed one).
-    fn last_success(
-        &self,
-        plan: &RolloutPlan,
-        component: &str,
-        skip: Option<&str>,
-    ) -> Result<Option<String>, WorkflowError> {
-        let (tags, _) = self
-            .git
-            .history_tags(&plan.deployment, Some(&plan.target))?;
-        for e in tags.iter().rev().filter(|e| e.component == component) {
-            if Some(e.name.as_str()) == skip {
-                continue;
-            }
-            if let Ok(r) = self.git.read_record(e, &plan.deployment)
-                && r.status != crate::contracts::Status::Failure
-            {
-                return Ok(Some(r.git_sha));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Push the records to the remote by compare-and-swap; `None` without a remote.
-    pub fn publish(&mut self, report: &RolloutReport) -> Option<Result<u32, WorkflowError>> {
-        if self.options.stores.offline {
-            // Kept to publish when the remote is next reached, before anything reads it.
-            if let Some(remote) = &self.options.stores.later
-                && let Err(e) = store::keep_for_later(remote, &self.git, report)
-            {
-                self.observer.event(&Event::Warning(format!(
-                    "the records could not be kept for {}: {e}",
-                    remote.name
-                )));
-            }
-            return None;
-        }
-        let remote = self.options.stores.main.as_ref()?;
-        let published = store::publish(remote, &self.git, report);
-        if published.is_ok()
-            && let Err(e) = remote.push_notes(&crate::logs::logs_ref(&report.plan.deployment))
-        {
-            self.observer.event(&Event::Warning(format!(
-                "the rollout's logs did not reach {}: {e}; the next rollout pushes them",
-                remote.name
-            )));
-        }
-        Some(published)
     }
 
     /// A note when the work tree's deployment file is not what this rollout uses: what is
@@ -689,8 +902,12 @@ impl<'a> RolloutSession<'a> {
         (!notes.is_empty()).then(|| notes.join("\n"))
     }
 
-    /// The whole rollout: plan, approvals, run, record, publish.
+    /// The whole rollout: rollouts found interrupted recorded, plan, approvals, the intent,
+    /// run, record, publish.
     pub fn drive(mut self) -> Result<RolloutOutcome, WorkflowError> {
+        if !self.options.plan_only {
+            self.reconcile()?;
+        }
         let plan = self.plan()?;
         if let Some(note) = self.work_tree_note(&plan) {
             self.observer.event(&Event::Warning(note));
@@ -713,23 +930,13 @@ impl<'a> RolloutSession<'a> {
             return Ok(RolloutOutcome::NothingToDo { plan, backfilled });
         }
         let mut plan = plan;
-        if !self.options.plan_only {
-            self.build_first(&mut plan)?;
-        }
-        let started = Instant::now();
-        let runs = self.execute(&plan)?;
         if self.options.plan_only {
+            let runs = self.execute(&plan)?;
             return Ok(RolloutOutcome::Planned { plan, runs });
         }
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let mut report = self.record(plan, runs, duration_ms)?;
+        self.build_first(&mut plan)?;
+        let (mut report, published) = self.run_step(plan)?;
         report.automatic_rollbacks = self.roll_back_unverified(&report)?;
-        let published = self.publish(&report);
-        if let Some(lease) = self.lease.as_mut()
-            && let Err(warning) = lease.release(self.observer)
-        {
-            self.observer.event(&Event::Warning(warning));
-        }
         // Only records that reached the store are folded there.
         let archived = match &published {
             Some(Err(_)) => None,
@@ -741,10 +948,25 @@ impl<'a> RolloutSession<'a> {
             )
             .transpose(),
         };
+        if let Some(lease) = self.lease.as_mut()
+            && let Err(warning) = lease.release(self.observer)
+        {
+            self.observer.event(&Event::Warning(warning));
+        }
         Ok(RolloutOutcome::Done {
             report: Box::new(report),
             published,
             archived,
         })
+    }
+}
+
+/// What a record write that finds a ref locked by another process says while it waits.
+fn busy_reporter(observer: &dyn Observer) -> impl Fn(&str, std::time::Duration) + '_ {
+    move |refname: &str, wait: std::time::Duration| {
+        observer.event(&Event::Warning(format!(
+            "{refname} is locked by another git process (e.g. `git gc` holding packed-refs.lock, or another rollout in this clone); waiting up to {}s for it",
+            wait.as_secs()
+        )))
     }
 }

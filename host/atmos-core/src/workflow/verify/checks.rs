@@ -8,8 +8,7 @@ use jiff::Timestamp;
 
 use super::report::{Problem, ProblemKind, Stats, VerifyReport, VerifyRequest};
 use super::rules::RulesBook;
-use super::view::View;
-use crate::contracts::layout::{STATE_PREFIX, notes_ref};
+use crate::contracts::layout::{CHAIN_PREFIX, STATE_PREFIX, chain_ref, notes_ref};
 use crate::contracts::{ApprovalRecord, Status, TagRecord};
 use crate::git::tags::TagEntry;
 use crate::git::{GitRepo, short};
@@ -21,6 +20,10 @@ const APPROVAL_SKEW_SECONDS: i64 = 300;
 
 /// How far two runners' clocks may disagree when one record must come after another.
 const CLOCK_SKEW_SECONDS: i64 = 300;
+
+/// How far in the future of the auditor's clock a record may be dated: runners' clocks
+/// disagree a little; a record dated beyond this was dated by a wrong clock, or forged.
+pub const MAX_CLOCK_SKEW_SECONDS: i64 = 600;
 
 /// One readable record.
 struct Rec {
@@ -51,8 +54,9 @@ struct Context<'g> {
 /// What one deployment's audit needs.
 pub(super) struct Audit<'a, 'b> {
     pub git: &'a GitRepo,
-    pub view: &'b View,
     pub book: &'b mut RulesBook<'a>,
+    /// The auditor's clock (records dated beyond it, and the skew, are problems).
+    pub now: Timestamp,
     pub deployment: &'b str,
     pub target: Option<&'b str>,
     /// Not problems, but worth an auditor's look (skipped promotion checks).
@@ -69,7 +73,7 @@ impl Audit<'_, '_> {
     /// Every problem of the deployment's records and state refs.
     pub fn run(&mut self, stats: &mut Stats) -> Result<Vec<Problem>, WorkflowError> {
         let mut problems = Vec::new();
-        let groups = self.read(&mut problems, stats);
+        let groups = self.read(&mut problems, stats)?;
         let mut rollouts: Rollouts = HashMap::new();
         for r in groups.values().flatten().filter(|r| r.deployed()) {
             let shas = rollouts
@@ -92,7 +96,7 @@ impl Audit<'_, '_> {
                 self.by_rules(&context, r, &mut problems, stats)?;
             }
         }
-        self.state_refs(&groups, &mut problems, stats);
+        self.state_refs(&groups, &mut problems, stats)?;
         if let Some(t) = self.target {
             problems.retain(|p| {
                 super::view::group_of(&p.reference).is_none_or(|(_, target, _)| target == t)
@@ -111,121 +115,92 @@ impl Audit<'_, '_> {
         }
     }
 
-    /// Read every history tag of the deployment, grouped by target/component, oldest first.
-    fn read(&self, problems: &mut Vec<Problem>, stats: &mut Stats) -> Groups {
-        let prefix = format!(
-            "refs/tags/{}/{}/",
-            crate::contracts::layout::TAG_PREFIX,
-            self.deployment
-        );
-        let mut groups: Groups = BTreeMap::new();
-        for (name, oid) in self.view.tags.range(prefix.clone()..) {
-            if !name.starts_with(&prefix) {
-                break;
-            }
-            let Some(entry) = TagEntry::parse(name, oid, self.deployment) else {
-                problems.push(self.problem(
-                    ProblemKind::UnreadableRecord,
-                    name.clone(),
-                    "the tag name does not fit the layout <target>/<component>/<UTC time>".into(),
-                ));
-                continue;
-            };
-            // Every target is read (a promotion is judged by its source's records); only the
-            // asked target's records are counted and reported.
-            if self.target.is_none_or(|t| t == entry.target) {
-                stats.records += 1;
-            }
-            match self.git.read_record(&entry, self.deployment) {
-                Ok(record) => groups
-                    .entry((entry.target.clone(), entry.component.clone()))
-                    .or_default()
-                    .push(Rec { entry, record }),
-                Err(odd) => {
-                    let mut p = self.problem(
-                        ProblemKind::UnreadableRecord,
-                        name.clone(),
-                        format!("not a readable atmos record: {}", odd.reason),
-                    );
-                    p.at = Some(entry.at);
-                    problems.push(p);
-                }
-            }
-        }
-        self.read_ledger(&mut groups, problems, stats);
-        for recs in groups.values_mut() {
-            recs.sort_by_key(|r| r.entry.key());
-        }
-        groups
-    }
-
-    /// Add the records archived in the deployment's ledger (a record both archived and still
-    /// a tag counts once; an archived line that was edited is a problem).
-    fn read_ledger(&self, groups: &mut Groups, problems: &mut Vec<Problem>, stats: &mut Stats) {
-        let name = crate::contracts::layout::ledger_ref(self.deployment);
-        let Some(commit) = self.view.ledgers.get(&name) else {
-            return;
-        };
-        let (entries, odd) = match self.git.ledger_entries_at(commit, self.deployment, None) {
-            Ok(found) => found,
-            Err(e) => {
-                problems.push(self.problem(
-                    ProblemKind::UnreadableRecord,
-                    name,
-                    format!("the archive ledger cannot be read: {e}"),
-                ));
-                return;
-            }
-        };
+    /// Every history of the deployment, each in its chain's order (oldest first), read as the
+    /// repository holds it (or, in a server guard, as the push would leave it); records on no
+    /// chain, and tags that are not records, are problems.
+    fn read(
+        &self,
+        problems: &mut Vec<Problem>,
+        stats: &mut Stats,
+    ) -> Result<Groups, WorkflowError> {
+        let d = self.deployment;
+        // Every history: by its tags, its archived records, its chain ref, its state ref.
+        let mut keys: std::collections::BTreeSet<(String, String)> = Default::default();
+        let (entries, odd) = self.git.history_tags(d, None)?;
         for o in odd {
             problems.push(self.problem(
                 ProblemKind::UnreadableRecord,
-                name.clone(),
-                format!("{}: {}", o.tag, o.reason),
+                format!("refs/tags/{}", o.tag),
+                o.reason,
             ));
         }
-        for entry in entries {
-            let tag = format!("refs/tags/{}", entry.name);
-            match self.view.tags.get(&tag) {
-                Some(oid) if *oid == entry.oid => continue,
-                Some(oid) => {
-                    problems.push(self.problem(
-                        ProblemKind::Rewritten,
-                        tag,
-                        format!(
-                            "holds {}, but the archive ledger holds {} under the same name",
-                            short(oid),
-                            short(&entry.oid)
-                        ),
-                    ));
-                    continue;
-                }
-                None => {}
-            }
-            if self.target.is_none_or(|t| t == entry.target) {
-                stats.records += 1;
-            }
-            match self.git.read_record(&entry, self.deployment) {
-                Ok(record) => groups
-                    .entry((entry.target.clone(), entry.component.clone()))
-                    .or_default()
-                    .push(Rec { entry, record }),
-                Err(odd) => {
-                    let mut p = self.problem(
-                        ProblemKind::UnreadableRecord,
-                        tag,
-                        format!("not a readable archived record: {}", odd.reason),
-                    );
-                    p.at = Some(entry.at);
-                    problems.push(p);
-                }
+        for e in &entries {
+            keys.insert((e.target.clone(), e.component.clone()));
+        }
+        let chains = format!("{CHAIN_PREFIX}/{d}/");
+        for e in self.git.refs().list(&chains)? {
+            if let Some((t, c)) = e.name[chains.len()..].split_once('/') {
+                keys.insert((t.to_owned(), c.to_owned()));
             }
         }
+        for s in self.git.state_refs(d, None)? {
+            keys.insert((s.target, s.component));
+        }
+        let mut groups: Groups = BTreeMap::new();
+        for (t, c) in keys {
+            let tip = self.git.chain_tip(d, &t, &c)?;
+            let (links, off, unreadable) = self.git.chain(d, &t, &c)?.all()?;
+            let counted = self.target.is_none_or(|want| want == t);
+            if counted {
+                stats.records += links.len() + unreadable.len() + off.len();
+            }
+            for u in unreadable {
+                problems.push(self.problem(
+                    ProblemKind::UnreadableRecord,
+                    format!("refs/tags/{}", u.tag),
+                    format!("not a readable atmos record: {}", u.reason),
+                ));
+            }
+            for e in off {
+                let mut p = self.problem(
+                    ProblemKind::BrokenChain,
+                    format!("refs/tags/{}", e.name),
+                    format!(
+                        "is on no chain: the history of {t}/{c} ({}) never reaches it — a record pushed beside the history, or one whose place another took",
+                        tip.as_deref().map_or("no chain ref", short)
+                    ),
+                );
+                p.at = Some(e.at);
+                problems.push(p);
+            }
+            let chained = links.iter().any(|l| l.record.sequence.is_some());
+            if chained && tip.is_none() {
+                problems.push(self.problem(
+                    ProblemKind::BrokenChain,
+                    chain_ref(d, &t, &c),
+                    format!(
+                        "is missing, but the history of {t}/{c} is chained (its records are numbered): it was deleted"
+                    ),
+                ));
+            }
+            let recs: Vec<Rec> = links
+                .into_iter()
+                .map(|l| Rec {
+                    entry: l.entry,
+                    record: (*l.record).clone(),
+                })
+                .collect();
+            groups.insert((t, c), recs);
+        }
+        Ok(groups)
     }
 
-    /// Each record names the one before it: nothing deleted, inserted or reordered.
-    fn chain(&self, recs: &[Rec], problems: &mut Vec<Problem>, stats: &mut Stats) {
+    /// Each record names the one before it and is numbered one more: nothing deleted,
+    /// inserted or reordered. Each outcome completes an intent earlier in its history; a
+    /// started rollout without one is a notice. No record is dated beyond the clock skew.
+    fn chain(&mut self, recs: &[Rec], problems: &mut Vec<Problem>, stats: &mut Stats) {
         let mut chained = false;
+        let now = self.now.as_second();
         for (i, r) in recs.iter().enumerate() {
             let before = i.checked_sub(1).map(|j| &recs[j]);
             let broken = match (&r.record.previous_record, before) {
@@ -251,12 +226,105 @@ impl Audit<'_, '_> {
                     short(x)
                 )),
             };
+            let numbered = match (r.record.sequence, before) {
+                (Some(n), Some(p)) if n != p.record.sequence.unwrap_or(0) + 1 => Some(format!(
+                    "is numbered {n}, but the record before it ({}) is numbered {}",
+                    p.entry.name,
+                    p.record.sequence.unwrap_or(0)
+                )),
+                (Some(n), None) if n != 1 => Some(format!(
+                    "is numbered {n}, but it is the first record of its history"
+                )),
+                _ => None,
+            };
             chained |= r.record.previous_record.is_some();
-            if let Some(message) = broken {
+            for message in broken.into_iter().chain(numbered) {
                 let mut p = self.problem(ProblemKind::BrokenChain, r.refname(), message);
                 p.at = Some(r.entry.at);
                 problems.push(p);
             }
+            // Time is data, but a record dated well after it was pushed was dated by a wrong
+            // clock (or a forger hoping to sort last).
+            for (what, when) in [
+                ("dated", Some(&r.record.timestamp)),
+                ("recorded", r.record.recorded_at.as_ref()),
+            ] {
+                if let Some(at) = when.and_then(|w| w.parse::<Timestamp>().ok())
+                    && at.as_second() > now + MAX_CLOCK_SKEW_SECONDS
+                {
+                    let mut p = self.problem(
+                        ProblemKind::FutureDated,
+                        r.refname(),
+                        format!(
+                            "is {what} {at}, more than {}s in the future of this clock",
+                            MAX_CLOCK_SKEW_SECONDS
+                        ),
+                    );
+                    p.at = Some(r.entry.at);
+                    problems.push(p);
+                }
+            }
+            self.intent(recs, i, problems);
+        }
+    }
+
+    /// The intent `recs[i]` completes, if it is an outcome: an earlier `started` record of
+    /// the same rollout, component and commit; and a `started` record nothing completes.
+    fn intent(&mut self, recs: &[Rec], i: usize, problems: &mut Vec<Problem>) {
+        let r = &recs[i];
+        if r.record.status == Status::Started {
+            let completed = recs[i + 1..]
+                .iter()
+                .any(|o| o.record.intent.as_deref() == Some(r.entry.oid.as_str()));
+            if !completed {
+                let runner = r
+                    .record
+                    .runner
+                    .as_ref()
+                    .map(|w| format!(" (pid {} on host {})", w.pid, w.host))
+                    .unwrap_or_default();
+                let mut p = self.problem(
+                    ProblemKind::Unfinished,
+                    r.refname(),
+                    format!(
+                        "a rollout started {} by {}{runner} has no outcome recorded: it is running, or its runner died — the next rollout of {} records it as interrupted",
+                        r.record.timestamp, r.record.deployed_by, r.entry.target
+                    ),
+                );
+                p.at = Some(r.entry.at);
+                self.notices.push(p);
+            }
+            return;
+        }
+        let Some(intent) = &r.record.intent else {
+            return;
+        };
+        let found = recs[..i].iter().find(|e| e.entry.oid == *intent);
+        let why = match found {
+            None => Some(format!(
+                "completes the intent {}, which is not earlier in its history",
+                short(intent)
+            )),
+            Some(e) if e.record.status != Status::Started => Some(format!(
+                "completes {}, which is not a started record",
+                e.entry.name
+            )),
+            Some(e)
+                if e.record.rollout_id != r.record.rollout_id
+                    || (r.record.status != Status::Interrupted
+                        && e.record.git_sha != r.record.git_sha) =>
+            {
+                Some(format!(
+                    "completes {}, which started another rollout (or another commit)",
+                    e.entry.name
+                ))
+            }
+            Some(_) => None,
+        };
+        if let Some(message) = why {
+            let mut p = self.problem(ProblemKind::OutcomeWithoutIntent, r.refname(), message);
+            p.at = Some(r.entry.at);
+            problems.push(p);
         }
     }
 
@@ -316,7 +384,8 @@ impl Audit<'_, '_> {
         };
         let promotion = t.promotion.clone().unwrap_or_default();
         let settings = &rules.project.settings;
-        let who = &r.record.deployed_by;
+        // Who wrote it: the deployer, or (an interrupted record) the rollout that found it.
+        let who = &r.record.signer().to_owned();
 
         // Signature and deployer.
         let deployers = promotion.deployers.clone().unwrap_or_default();
@@ -383,14 +452,20 @@ impl Audit<'_, '_> {
         let ran_in = |source: &str| {
             groups
                 .get(&(source.to_owned(), component.to_owned()))
-                .is_some_and(|recs| {
-                    // Sequence numbers only order records within one group: across groups,
-                    // compare the second the rollouts started, allowing for runners' clocks
-                    // that disagree a little.
-                    let latest = r.entry.at.as_second() + CLOCK_SKEW_SECONDS;
-                    recs.iter()
-                        .take_while(|e| e.entry.at.as_second() <= latest)
-                        .any(|e| e.deployed() && e.record.git_sha == *sha)
+                .is_some_and(|recs| match &r.record.source_record {
+                    // The promotion names the source's record it took: it must be one, of
+                    // this commit, that deployed it — no clock needed.
+                    Some(oid) => recs
+                        .iter()
+                        .any(|e| e.entry.oid == *oid && e.deployed() && e.record.git_sha == *sha),
+                    // Older records: across histories, compare the second the rollouts
+                    // started, allowing for runners' clocks that disagree a little.
+                    None => {
+                        let latest = r.entry.at.as_second() + CLOCK_SKEW_SECONDS;
+                        recs.iter()
+                            .filter(|e| e.entry.at.as_second() <= latest)
+                            .any(|e| e.deployed() && e.record.git_sha == *sha)
+                    }
                 })
         };
         let sources = promotion.sources();
@@ -526,11 +601,11 @@ impl Audit<'_, '_> {
             + i64::try_from(r.record.duration_ms.unwrap_or(0) / 1000).unwrap_or(i64::MAX / 2)
             + APPROVAL_SKEW_SECONDS;
         let text = match self
-            .view
-            .notes
-            .get(&notes_ref(self.deployment, "approvals"))
+            .git
+            .refs()
+            .find(&notes_ref(self.deployment, "approvals"))?
         {
-            Some(notes) => self.git.note_at(notes, sha)?.unwrap_or_default(),
+            Some(notes) => self.git.note_at(&notes.oid, sha)?.unwrap_or_default(),
             None => String::new(),
         };
         let (records, odd) = crate::approvals::parse(&text);
@@ -613,27 +688,28 @@ impl Audit<'_, '_> {
         Ok(())
     }
 
-    /// Each state ref is the commit of its newest success record, and every component that
-    /// has one has a state ref.
-    fn state_refs(&self, groups: &Groups, problems: &mut Vec<Problem>, stats: &mut Stats) {
+    /// Each state ref is the commit of the newest record that deployed one — newest by when
+    /// its rollout took its place (its intent's position; a record published late, after
+    /// rollouts that ran later, does not move it) — and every component that has one has a
+    /// state ref.
+    fn state_refs(
+        &self,
+        groups: &Groups,
+        problems: &mut Vec<Problem>,
+        stats: &mut Stats,
+    ) -> Result<(), WorkflowError> {
         let prefix = format!("{STATE_PREFIX}/{}/", self.deployment);
         let mut seen = Vec::new();
-        for (name, oid) in self.view.state.range(prefix.clone()..) {
-            if !name.starts_with(&prefix) {
-                break;
-            }
-            let Some((target, component)) = name[prefix.len()..].split_once('/') else {
-                continue;
-            };
+        for s in self.git.state_refs(self.deployment, None)? {
+            let (target, component, oid) = (&s.target, &s.component, &s.commit);
+            let name = format!("{prefix}{target}/{component}");
             if self.target.is_some_and(|t| t != target) {
                 continue;
             }
             stats.state_refs += 1;
-            let key = (target.to_owned(), component.to_owned());
+            let key = (target.clone(), component.clone());
             seen.push(key.clone());
-            let newest = groups
-                .get(&key)
-                .and_then(|recs| recs.iter().rev().find(|r| r.deployed()));
+            let newest = groups.get(&key).and_then(|recs| newest_deployed(recs));
             match newest {
                 None => problems.push(self.problem(
                     ProblemKind::StateRefWithoutRecord,
@@ -658,7 +734,8 @@ impl Audit<'_, '_> {
         }
         for (key, recs) in groups {
             if !seen.contains(key)
-                && let Some(r) = recs.iter().rev().find(|r| r.deployed())
+                && self.target.is_none_or(|t| t == key.0)
+                && let Some(r) = newest_deployed(recs)
             {
                 problems.push(self.problem(
                     ProblemKind::StateRefMissing,
@@ -671,7 +748,30 @@ impl Audit<'_, '_> {
                 ));
             }
         }
+        Ok(())
     }
+}
+
+/// The record that says what a history's component runs: of the records that deployed a
+/// commit, the one whose rollout took its place last — its intent's position in the chain
+/// (its own, for a record without one).
+fn newest_deployed(recs: &[Rec]) -> Option<&Rec> {
+    let position: HashMap<&str, usize> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.entry.oid.as_str(), i))
+        .collect();
+    recs.iter()
+        .enumerate()
+        .filter(|(_, r)| r.deployed())
+        .max_by_key(|(i, r)| {
+            r.record
+                .intent
+                .as_deref()
+                .and_then(|o| position.get(o).copied())
+                .unwrap_or(*i)
+        })
+        .map(|(_, r)| r)
 }
 
 /// Parse a record's time for `--since` (the tag name's).
@@ -682,16 +782,17 @@ pub(super) fn newer_than(p: &Problem, since: Option<Timestamp>) -> bool {
     }
 }
 
-/// The checks of `request` over `view`.
+/// The checks of `request` over the repository as `git` reads it (in a server guard, with
+/// the push applied), by the clock `now`.
 pub fn audit<'a>(
     git: &'a GitRepo,
-    view: &View,
     book: &mut RulesBook<'a>,
     request: &VerifyRequest,
+    now: Timestamp,
 ) -> Result<VerifyReport, WorkflowError> {
     let deployments = match &request.deployment {
         Some(d) => vec![d.clone()],
-        None => view.deployments(),
+        None => super::view::View::read(git)?.deployments(),
     };
     let mut stats = Stats::default();
     let mut problems = Vec::new();
@@ -699,8 +800,8 @@ pub fn audit<'a>(
     for d in &deployments {
         let mut audit = Audit {
             git,
-            view,
             book,
+            now,
             deployment: d,
             target: request.target.as_deref(),
             notices: Vec::new(),

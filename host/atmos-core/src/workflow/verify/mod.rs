@@ -31,6 +31,5 @@ pub fn verify(
     let origin = trust::trusted_ref(project, git, remote)?;
     let rel = trust::project_in_repo(git, &project.root);
     let mut book = RulesBook::new(git, rel, origin, false)?;
-    let view = View::read(git)?;
-    audit(git, &view, &mut book, request)
+    audit(git, &mut book, request, jiff::Timestamp::now())
 }

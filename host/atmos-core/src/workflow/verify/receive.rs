@@ -5,7 +5,7 @@
 //! record the rules of the trusted ref (as it is before the push) do not allow: unsigned or
 //! unauthorised, off the chain, a promotion that skips the path, missing approvals.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use schemars::JsonSchema;
@@ -14,15 +14,12 @@ use serde::Serialize;
 use super::checks::audit;
 use super::report::{Problem, ProblemKind, VerifyRequest};
 use super::rules::RulesBook;
-use super::view::{Namespace, View, group_of, namespace};
-use crate::contracts::layout::{STATE_PREFIX, TAG_PREFIX, ledger_ref};
+use super::view::{Namespace, group_of, namespace};
+use crate::contracts::layout::{CHAIN_PREFIX, STATE_PREFIX};
 use crate::git::tags::TagEntry;
 use crate::git::{GitRepo, short};
 use crate::workflow::WorkflowError;
 use crate::workflow::trust::{self, RulesOrigin};
-
-/// A record written more than this far in the future of the server's clock is refused.
-const FUTURE_SKEW_SECONDS: i64 = 300;
 
 #[cfg(test)]
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -88,38 +85,132 @@ impl PushCheck {
 
 crate::document!(PushCheck => "PushCheck");
 
+/// What a ref under atmos's namespaces is, exactly: one of the documented kinds, or stray.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    State,
+    Chain,
+    Tag,
+    Lock,
+    Ledger,
+    Notes(String),
+    Stray(String),
+}
+
+/// The kind of `refname` (under atmos's namespaces), by its exact layout and names.
+fn kind(refname: &str) -> Kind {
+    use crate::names::{NameKind, check};
+    let ns = namespace(refname);
+    let names_ok = |d: &str, t: &str, c: &str| {
+        check(d, NameKind::Deployment).is_ok()
+            && check(t, NameKind::Target).is_ok()
+            && check(c, NameKind::Component).is_ok()
+    };
+    let stray = |why: &str| Kind::Stray(why.to_owned());
+    match ns {
+        Namespace::State | Namespace::Chain => {
+            let prefix = if ns == Namespace::State {
+                STATE_PREFIX
+            } else {
+                CHAIN_PREFIX
+            };
+            let rest = &refname[prefix.len() + 1..];
+            match rest
+                .split_once('/')
+                .and_then(|(d, r)| Some((d, r.split_once('/')?)))
+            {
+                Some((d, (t, c))) if names_ok(d, t, c) => {
+                    if ns == Namespace::State {
+                        Kind::State
+                    } else {
+                        Kind::Chain
+                    }
+                }
+                _ => stray(&format!(
+                    "is not {prefix}/<deployment>/<target>/<component>"
+                )),
+            }
+        }
+        Namespace::Tag => match group_of(refname) {
+            Some((d, t, c))
+                if names_ok(&d, &t, &c) && TagEntry::parse(refname, "", &d).is_some() =>
+            {
+                Kind::Tag
+            }
+            _ => stray(
+                "is not refs/tags/atmos/deployments/<deployment>/<target>/<component>/<UTC time>",
+            ),
+        },
+        Namespace::Lock => {
+            let rest = &refname[crate::contracts::layout::LOCK_PREFIX.len() + 1..];
+            match rest.split_once('/') {
+                Some((d, t))
+                    if check(d, NameKind::Deployment).is_ok()
+                        && check(t, NameKind::Target).is_ok() =>
+                {
+                    Kind::Lock
+                }
+                _ => stray("is not refs/atmos/locks/<deployment>/<target>"),
+            }
+        }
+        Namespace::Ledger => {
+            let d = &refname[crate::contracts::layout::LEDGER_PREFIX.len() + 1..];
+            if check(d, NameKind::Deployment).is_ok() {
+                Kind::Ledger
+            } else {
+                stray("is not refs/atmos/ledger/<deployment>")
+            }
+        }
+        Namespace::Notes => {
+            let rest = &refname[crate::contracts::layout::NOTES_PREFIX.len() + 1..];
+            match rest.split_once('/') {
+                Some((d, k))
+                    if check(d, NameKind::Deployment).is_ok() && NOTE_KINDS.contains(&k) =>
+                {
+                    Kind::Notes(k.to_owned())
+                }
+                _ => stray(&format!(
+                    "is not refs/notes/atmos/<deployment>/<{}>",
+                    NOTE_KINDS.join("|")
+                )),
+            }
+        }
+        Namespace::Stray => stray("is not part of atmos's layout"),
+        Namespace::Other => stray("is outside atmos's namespaces"),
+    }
+}
+
+/// The notes atmos keeps, per deployment.
+pub const NOTE_KINDS: &[&str] = &["approvals", "builds", "sbom", "logs"];
+
 /// Check a push to the repository `git` (opened from the hook's environment), at `now`.
+/// Under `refs/atmos/`, `refs/tags/atmos/` and `refs/notes/atmos/` only the documented kinds
+/// may be written, of the right object type, within their size limits, with content that
+/// parses; a ref that is none of them may be deleted (a repair), nothing else.
 pub fn check(
-    git: &GitRepo,
+    git: &mut GitRepo,
     updates: &[RefUpdate],
     now: Timestamp,
 ) -> Result<PushCheck, WorkflowError> {
     // Pushes outside atmos's namespaces (branches, other tags) are not this hook's business,
     // and need no rules: the first push of a repository creates its default branch.
-    let ours = updates
+    let ours: Vec<&RefUpdate> = updates
         .iter()
-        .filter(|u| !matches!(namespace(&u.refname), Namespace::Other | Namespace::Lock))
-        .count();
-    if ours == 0 {
-        return Ok(PushCheck {
-            rules: RulesOrigin {
-                source: String::new(),
-                commit: None,
-                chosen_by: "no atmos refs in this push".into(),
-            },
-            updates: updates.len(),
-            checked: 0,
-            refused: Vec::new(),
-        });
+        .filter(|u| namespace(&u.refname) != Namespace::Other)
+        .collect();
+    let nothing = |chosen_by: &str| PushCheck {
+        rules: RulesOrigin {
+            source: String::new(),
+            commit: None,
+            chosen_by: chosen_by.into(),
+        },
+        updates: updates.len(),
+        checked: ours.len(),
+        refused: Vec::new(),
+    };
+    if ours.is_empty() {
+        return Ok(nothing("no atmos refs in this push"));
     }
-    let origin = trust::server_trusted_ref(git)?;
-    let mut refused = Vec::new();
-    let mut view = View::read(git)?;
-    let before = view.clone();
-    let mut new_tags = BTreeSet::new();
-    let mut touched = BTreeSet::new();
-    let mut checked = 0;
-    let mut archived_tags: Vec<String> = Vec::new();
     let problem = |kind, reference: &str, message: String| Problem {
         kind,
         reference: reference.to_owned(),
@@ -127,148 +218,147 @@ pub fn check(
         message,
         at: None,
     };
+    let mut refused = Vec::new();
+    let mut needs_rules = false;
+    let mut new_tags = BTreeSet::new();
+    let mut touched = BTreeSet::new();
+    let mut chains: Vec<&RefUpdate> = Vec::new();
+    let mut archived_tags: Vec<(String, String)> = Vec::new();
     // Ledger updates first: a tag may be deleted only when the ledger (as this push leaves
     // it) holds its record.
-    let mut ordered: Vec<&RefUpdate> = updates.iter().collect();
+    let mut ordered = ours.clone();
     ordered.sort_by_key(|u| namespace(&u.refname) != Namespace::Ledger);
-    for u in ordered {
-        let ns = namespace(&u.refname);
-        if matches!(ns, Namespace::Other | Namespace::Lock) {
-            continue;
-        }
-        checked += 1;
-        // Names must fit the layout, and values be the kind of object the layout says: a
-        // short name would block the real refs beneath it, a blob would break every reader.
-        let misfit = match (ns, &u.new) {
-            (Namespace::State, Some(new)) => {
-                if group_of(&u.refname).is_none() {
-                    Some(
-                        "is not refs/atmos/deployments/<deployment>/<target>/<component>"
-                            .to_owned(),
-                    )
-                } else if git.object_kind(new) != Some("commit") {
-                    Some(format!("points at {}, which is not a commit", short(new)))
-                } else {
-                    None
+    let mut ledgers: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for u in &ordered {
+        let k = kind(&u.refname);
+        match (&k, &u.old, &u.new) {
+            // A ref that is no documented kind: never written; deleting one is a repair.
+            (Kind::Stray(_), _, None) => {}
+            (Kind::Stray(why), _, Some(_)) => {
+                refused.push(problem(ProblemKind::StrayRef, &u.refname, why.clone()))
+            }
+            (Kind::Lock, _, None) => {}
+            (Kind::Lock, _, Some(new)) => {
+                if let Some(why) = lease_problem(git, &u.refname, new) {
+                    refused.push(problem(ProblemKind::Malformed, &u.refname, why));
                 }
             }
-            (Namespace::Tag, Some(new)) => {
-                let parsed =
-                    group_of(&u.refname).and_then(|(d, ..)| TagEntry::parse(&u.refname, new, &d));
-                if parsed.is_none() {
-                    Some("is not refs/tags/atmos/deployments/<deployment>/<target>/<component>/<UTC time>".to_owned())
-                } else if git.object_kind(new) != Some("tag") {
-                    Some("is not an annotated tag: a history record is a tag object".to_owned())
-                } else {
-                    None
-                }
-            }
-            (Namespace::Notes, Some(new)) => git.notes_layout_problem(new)?,
-            (Namespace::Ledger, Some(new)) => {
-                let d = u.refname.rsplit('/').next().unwrap_or_default();
-                if u.refname != ledger_ref(d)
-                    || crate::names::check(d, crate::names::NameKind::Deployment).is_err()
-                {
-                    Some("is not refs/atmos/ledger/<deployment>".to_owned())
-                } else if git.object_kind(new) != Some("commit") {
-                    Some(format!("points at {}, which is not a commit", short(new)))
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        };
-        if let Some(why) = misfit {
-            refused.push(problem(ProblemKind::StrayRef, &u.refname, why));
-            continue;
-        }
-        match (ns, &u.old, &u.new) {
-            (Namespace::Stray, ..) => refused.push(problem(
-                ProblemKind::StrayRef,
-                &u.refname,
-                "is not part of atmos's layout (state refs, history tags, notes, locks)".into(),
-            )),
-            (Namespace::Tag, Some(old), None) => {
-                if archived_in(git, &view, &u.refname, old)? {
-                    view.set(&u.refname, None);
-                    archived_tags.push(u.refname.clone());
-                } else {
-                    refused.push(problem(
-                        ProblemKind::Deleted,
-                        &u.refname,
-                        "history tags are deleted only once the archive ledger holds them (atmos deployment archive)".into(),
-                    ));
-                }
-            }
-            (Namespace::Ledger, _, None) => refused.push(problem(
-                ProblemKind::Deleted,
-                &u.refname,
-                "the archive ledger is never deleted".into(),
-            )),
-            (Namespace::Ledger, old, Some(new)) => {
-                let d = u.refname.rsplit('/').next().unwrap_or_default();
-                match ledger_appended(git, &before, d, old.as_deref(), new)? {
-                    Some(why) => refused.push(problem(ProblemKind::Rewritten, &u.refname, why)),
-                    None => view.set(&u.refname, Some(new)),
-                }
-            }
-            (Namespace::Tag, Some(_), Some(_)) => refused.push(problem(
+            (Kind::Tag, Some(old), None) => archived_tags.push((u.refname.clone(), old.clone())),
+            (Kind::Tag, Some(_), Some(_)) => refused.push(problem(
                 ProblemKind::Rewritten,
                 &u.refname,
                 "history tags are never moved".into(),
             )),
-            (Namespace::State, _, None) => refused.push(problem(
-                ProblemKind::Deleted,
-                &u.refname,
-                "state refs are never deleted (roll back to change what runs)".into(),
-            )),
-            (Namespace::Notes, _, None) => refused.push(problem(
-                ProblemKind::Deleted,
-                &u.refname,
-                "approval and SBOM notes are never deleted".into(),
-            )),
-            (Namespace::Notes, Some(old), Some(new)) => {
-                // Approvals and builds only grow; an SBOM is regenerated from the builds, so
-                // its note may change, but only on top of what is there.
-                let derived = u.refname.ends_with("/sbom");
-                let written_once = u.refname.ends_with("/logs");
-                if let Some(why) = notes_rewritten(git, old, new, derived)? {
-                    refused.push(problem(ProblemKind::NotesRewritten, &u.refname, why));
-                } else if written_once && let Some(why) = log_changed(git, old, new)? {
-                    refused.push(problem(ProblemKind::NotesRewritten, &u.refname, why));
+            (Kind::Tag, None, Some(new)) => {
+                needs_rules = true;
+                match object_problem(git, new, git2_tag(), crate::contracts::limits::RECORD_MAX) {
+                    Some(why) => refused.push(problem(ProblemKind::Malformed, &u.refname, why)),
+                    None => {
+                        new_tags.insert(u.refname.clone());
+                        if let Some(g) = group_of(&u.refname) {
+                            touched.insert(g);
+                        }
+                    }
                 }
-                view.set(&u.refname, Some(new));
             }
-            (_, _, Some(new)) => {
-                if ns == Namespace::Tag {
-                    new_tags.insert(u.refname.clone());
+            (Kind::State | Kind::Chain | Kind::Ledger, _, None) => refused.push(problem(
+                ProblemKind::Deleted,
+                &u.refname,
+                match k {
+                    Kind::State => "state refs are never deleted (roll back to change what runs)",
+                    Kind::Chain => {
+                        "chain refs are never deleted: they name each history's newest record"
+                    }
+                    _ => "the archive ledger is never deleted",
                 }
-                if let Some(g) = group_of(&u.refname) {
+                .into(),
+            )),
+            (Kind::State, _, Some(new)) => {
+                needs_rules = true;
+                if git.object_kind(new) != Some("commit") {
+                    refused.push(problem(
+                        ProblemKind::StrayRef,
+                        &u.refname,
+                        format!("points at {}, which is not a commit", short(new)),
+                    ));
+                } else if let Some(g) = group_of(&u.refname) {
                     touched.insert(g);
                 }
-                view.set(&u.refname, Some(new));
             }
-            _ => {}
+            (Kind::Chain, _, Some(new)) => {
+                needs_rules = true;
+                if git.object_kind(new) != Some("tag") {
+                    refused.push(problem(
+                        ProblemKind::StrayRef,
+                        &u.refname,
+                        format!("points at {}, which is not a record", short(new)),
+                    ));
+                } else {
+                    chains.push(u);
+                    if let Some(g) = chain_group(&u.refname) {
+                        touched.insert(g);
+                    }
+                }
+            }
+            (Kind::Ledger, old, Some(new)) => {
+                let d = &u.refname[crate::contracts::layout::LEDGER_PREFIX.len() + 1..];
+                if git.object_kind(new) != Some("commit") {
+                    refused.push(problem(
+                        ProblemKind::StrayRef,
+                        &u.refname,
+                        format!("points at {}, which is not a commit", short(new)),
+                    ));
+                    continue;
+                }
+                match ledger_appended(git, d, old.as_deref(), new)? {
+                    Some(why) => refused.push(problem(ProblemKind::Rewritten, &u.refname, why)),
+                    None => {
+                        ledgers.insert(u.refname.clone(), Some(new.clone()));
+                    }
+                }
+            }
+            (Kind::Notes(_), _, None) => refused.push(problem(
+                ProblemKind::Deleted,
+                &u.refname,
+                "approval, build, SBOM and log notes are never deleted".into(),
+            )),
+            (Kind::Notes(kind), old, Some(new)) => {
+                for why in notes_problems(git, kind, old.as_deref(), new)? {
+                    refused.push(problem(ProblemKind::NotesRewritten, &u.refname, why));
+                }
+            }
+            (_, None, None) => {}
         }
     }
+    if !needs_rules && archived_tags.is_empty() {
+        let mut out = nothing("no records or state refs in this push");
+        out.refused = refused;
+        return Ok(out);
+    }
+    let origin = trust::server_trusted_ref(git)?;
 
-    // The newest record of every target/component stays a tag: plain git readers of the
-    // layout find what runs where without reading the ledger.
-    for name in &archived_tags {
-        let Some((d, t, c)) = group_of(name) else {
+    // Everything below reads the repository as the push would leave it.
+    let proposed: BTreeMap<String, Option<String>> = ours
+        .iter()
+        .map(|u| (u.refname.clone(), u.new.clone()))
+        .collect();
+    git.overlay(proposed);
+
+    // An archived tag goes only when the ledger (as the push leaves it) holds its record, and
+    // never the newest record of its history.
+    for (name, old) in &archived_tags {
+        if !archived_in(git, name, old)? {
+            refused.push(problem(
+                ProblemKind::Deleted,
+                name,
+                "history tags are deleted only once the archive ledger holds them (atmos deployment archive)".into(),
+            ));
             continue;
-        };
-        let Some(gone) = TagEntry::parse(name, "", &d) else {
-            continue;
-        };
-        let prefix = format!("refs/tags/{TAG_PREFIX}/{d}/{t}/{c}/");
-        let newer_left = view
-            .tags
-            .range(prefix.clone()..)
-            .take_while(|(n, _)| n.starts_with(&prefix))
-            .filter_map(|(n, oid)| TagEntry::parse(n, oid, &d))
-            .any(|e| e.key() > gone.key());
-        if !newer_left {
+        }
+        if let Some((d, t, c)) = group_of(name)
+            && let Some(newest) = git.chain(&d, &t, &c)?.next_link()?
+            && newest.entry.oid == *old
+        {
             refused.push(problem(
                 ProblemKind::Deleted,
                 name,
@@ -277,43 +367,28 @@ pub fn check(
         }
     }
 
-    // New records are the newest of their target/component, and not from the future.
+    // Every new record comes with its chain ref, which moves only forward, through them.
+    let moved: BTreeSet<(String, String, String)> = chains
+        .iter()
+        .filter_map(|u| chain_group(&u.refname))
+        .collect();
     for name in &new_tags {
-        let Some((d, ..)) = group_of(name) else {
-            continue;
-        };
-        let Some(entry) = TagEntry::parse(name, &view.tags[name], &d) else {
-            continue;
-        };
-        if entry.at.as_second() > now.as_second() + FUTURE_SKEW_SECONDS {
+        if let Some(g) = group_of(name)
+            && !moved.contains(&g)
+        {
             refused.push(problem(
-                ProblemKind::Rewritten,
+                ProblemKind::BrokenChain,
                 name,
                 format!(
-                    "is dated {}, in the future of this server's clock",
-                    entry.at
+                    "is pushed without its chain ref ({}): a new record takes its place at the end of its history with it (upgrade atmos)",
+                    crate::contracts::layout::chain_ref(&g.0, &g.1, &g.2)
                 ),
             ));
         }
-        let prefix = format!(
-            "refs/tags/{TAG_PREFIX}/{d}/{}/{}/",
-            entry.target, entry.component
-        );
-        let later = before
-            .tags
-            .iter()
-            .filter(|(n, _)| n.starts_with(&prefix))
-            .filter_map(|(n, oid)| TagEntry::parse(n, oid, &d))
-            .find(|e| e.key() >= entry.key());
-        if let Some(e) = later {
-            refused.push(problem(
-                ProblemKind::Rewritten,
-                name,
-                format!(
-                    "is older than the existing record {}: history is only added to, at its end",
-                    e.name
-                ),
-            ));
+    }
+    for u in &chains {
+        if let Some(why) = chain_extended(git, u, &new_tags)? {
+            refused.push(problem(ProblemKind::Rewritten, &u.refname, why));
         }
     }
 
@@ -323,17 +398,20 @@ pub fn check(
     for d in deployments {
         let report = audit(
             git,
-            &view,
             &mut book,
             &VerifyRequest {
                 deployment: Some(d.clone()),
                 ..VerifyRequest::default()
             },
+            now,
         )?;
         for p in report.problems {
-            let is_state = p.reference.starts_with(&format!("{STATE_PREFIX}/"));
+            let is_ref = p.reference.starts_with(&format!("{STATE_PREFIX}/"))
+                || p.reference.starts_with(&format!("{CHAIN_PREFIX}/"));
             let relevant = new_tags.contains(&p.reference)
-                || (is_state && group_of(&p.reference).is_some_and(|g| touched.contains(&g)));
+                || (is_ref
+                    && (group_of(&p.reference).or_else(|| chain_group(&p.reference)))
+                        .is_some_and(|g| touched.contains(&g)));
             if relevant {
                 refused.push(p);
             }
@@ -342,27 +420,108 @@ pub fn check(
     Ok(PushCheck {
         rules: origin,
         updates: updates.len(),
-        checked,
+        checked: ours.len(),
         refused,
     })
 }
 
+/// `(deployment, target, component)` of a chain ref.
+fn chain_group(refname: &str) -> Option<(String, String, String)> {
+    let rest = refname.strip_prefix(&format!("{CHAIN_PREFIX}/"))?;
+    let (d, rest) = rest.split_once('/')?;
+    let (t, c) = rest.split_once('/')?;
+    Some((d.to_owned(), t.to_owned(), c.to_owned()))
+}
+
+fn git2_tag() -> &'static str {
+    "tag"
+}
+
+/// Why object `oid` is not a `kind` object of at most `max` bytes, if it is not (read from
+/// its header: a huge object is never loaded).
+fn object_problem(git: &GitRepo, oid: &str, kind: &str, max: usize) -> Option<String> {
+    match git.object_header(oid) {
+        None => Some(format!(
+            "{} is not in the push or the repository",
+            short(oid)
+        )),
+        Some((k, _)) if k != kind => Some(format!("points at a {k}, not a {kind}")),
+        Some((_, size)) if size > max => {
+            Some(format!("holds {size} bytes; a record is at most {max}"))
+        }
+        Some(_) => None,
+    }
+}
+
+/// Why `new` is not a lease for the lock `refname`, if it is not.
+fn lease_problem(git: &GitRepo, refname: &str, new: &str) -> Option<String> {
+    let rest = &refname[crate::contracts::layout::LOCK_PREFIX.len() + 1..];
+    let (d, t) = rest.split_once('/')?;
+    match git.read_lease(new) {
+        Err(why) => Some(why),
+        Ok(l) if l.deployment != d || l.target != t => Some(format!(
+            "holds the lease of {}/{}, not of {d}/{t}",
+            l.deployment, l.target
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// Why the chain ref update `u` does not extend its history through the records of this
+/// push, if it does not: from its new value back, the records it passes are new ones, until
+/// it reaches its old value (or, for a new chain ref, the start of the history or a record
+/// written before chain refs).
+fn chain_extended(
+    git: &GitRepo,
+    u: &RefUpdate,
+    new_tags: &BTreeSet<String>,
+) -> Result<Option<String>, WorkflowError> {
+    let Some((d, t, c)) = chain_group(&u.refname) else {
+        return Ok(None);
+    };
+    let mut walk = git.chain(&d, &t, &c)?;
+    for _ in 0..=new_tags.len() {
+        let Some(link) = walk.next_link()? else {
+            return Ok(u.old.as_ref().map(|old| {
+                format!(
+                    "does not reach {}, the newest record before this push: a chain ref moves only forward",
+                    short(old)
+                )
+            }));
+        };
+        if u.old.as_deref() == Some(link.entry.oid.as_str()) {
+            return Ok(None);
+        }
+        if !new_tags.contains(&format!("refs/tags/{}", link.entry.name)) {
+            return Ok(match &u.old {
+                // A history written before chain refs: its newest record is where the chain
+                // starts.
+                None if link.record.sequence.is_none() => None,
+                _ => Some(format!(
+                    "passes {}, which this push does not add, before it reaches {}: a chain ref moves only forward, through the records pushed with it",
+                    link.entry.name,
+                    u.old.as_deref().map_or("the start of the history", short)
+                )),
+            });
+        }
+    }
+    Ok(Some(format!(
+        "passes more records than this push adds before it reaches {}",
+        u.old.as_deref().map_or("the start of the history", short)
+    )))
+}
+
 /// True when the ledger of the tag's deployment, as the push leaves it, holds the record the
 /// tag `refname` held (`old`).
-fn archived_in(
-    git: &GitRepo,
-    view: &View,
-    refname: &str,
-    old: &str,
-) -> Result<bool, WorkflowError> {
+fn archived_in(git: &GitRepo, refname: &str, old: &str) -> Result<bool, WorkflowError> {
     let Some((d, target, _)) = group_of(refname) else {
         return Ok(false);
     };
-    let Some(ledger) = view.ledgers.get(&ledger_ref(&d)) else {
+    let Some(ledger) = git.ledger_head(&d)? else {
         return Ok(false);
     };
     let name = refname.trim_start_matches("refs/tags/");
-    let (entries, _) = git.ledger_entries_at(ledger, &d, Some(&target))?;
+    let (entries, _) = git.ledger_entries_at(&ledger, &d, Some(&target))?;
     Ok(entries.iter().any(|e| e.name == name && e.oid == old))
 }
 
@@ -372,7 +531,6 @@ fn archived_in(
 /// holds only records that were accepted as tags).
 fn ledger_appended(
     git: &GitRepo,
-    before: &View,
     d: &str,
     old: Option<&str>,
     new: &str,
@@ -424,7 +582,7 @@ fn ledger_appended(
     }
     for e in added {
         let tag = format!("refs/tags/{}", e.name);
-        if before.tags.get(&tag) != Some(&e.oid) {
+        if git.refs().find(&tag)?.map(|r| r.oid).as_deref() != Some(e.oid.as_str()) {
             return Ok(Some(format!(
                 "adds {}, which is not a history tag here: the ledger only absorbs existing records",
                 e.name
@@ -438,6 +596,88 @@ fn ledger_appended(
         }
     }
     Ok(None)
+}
+
+/// What is wrong with moving the notes ref of `kind` from `old` to `new`: its tree laid out
+/// as git writes notes, every note it changes within its size and (approvals, builds) made
+/// of records, one per line — and approvals and builds only grow, a log is never changed.
+fn notes_problems(
+    git: &GitRepo,
+    kind: &str,
+    old: Option<&str>,
+    new: &str,
+) -> Result<Vec<String>, WorkflowError> {
+    if git.object_kind(new) != Some("commit") {
+        return Ok(vec![format!(
+            "points at {}, which is not a notes commit",
+            short(new)
+        )]);
+    }
+    if let Some(why) = git.notes_layout_problem(new)? {
+        return Ok(vec![why]);
+    }
+    let mut out = Vec::new();
+    let max = crate::contracts::limits::note_max(kind);
+    for (commit, blob) in git.changed_notes(old, new)? {
+        let Some((k, size)) = git.object_header(&blob) else {
+            out.push(format!("the note of {} is missing", short(&commit)));
+            continue;
+        };
+        if k != "blob" || size > max {
+            out.push(format!(
+                "the note of {} holds {size} bytes; a {kind} note is at most {max}",
+                short(&commit)
+            ));
+            continue;
+        }
+        let bytes = git.blob_bytes(&blob)?;
+        match kind {
+            "approvals" | "builds" => {
+                if let Some(why) = crate::contracts::limits::json_lines_problem(&bytes) {
+                    out.push(format!("the note of {} {why}", short(&commit)));
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&bytes);
+                for (n, line) in text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                {
+                    let parsed = if kind == "approvals" {
+                        serde_json::from_str::<crate::contracts::ApprovalRecord>(line)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    } else {
+                        serde_json::from_str::<crate::contracts::BuildRecord>(line)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    };
+                    if let Err(e) = parsed {
+                        out.push(format!(
+                            "line {} of the note of {} is not a {kind} record: {e}",
+                            n + 1,
+                            short(&commit)
+                        ));
+                        break;
+                    }
+                }
+            }
+            "logs" if std::str::from_utf8(&bytes).is_err() => {
+                out.push(format!("the log noted on {} is not UTF-8", short(&commit)));
+            }
+            _ => {}
+        }
+    }
+    if let Some(old) = old {
+        if let Some(why) = notes_rewritten(git, old, new, kind == "sbom")? {
+            out.push(why);
+        } else if kind == "logs"
+            && let Some(why) = log_changed(git, old, new)?
+        {
+            out.push(why);
+        }
+    }
+    Ok(out)
 }
 
 /// Why moving a notes ref from `old` to `new` is not adding to it, if it is not: it must

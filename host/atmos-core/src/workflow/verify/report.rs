@@ -62,6 +62,14 @@ pub enum ProblemKind {
     StrayRef,
     /// A notice, not a problem: a rollout made with `--skip-promotion-check`.
     PromotionSkipped,
+    /// A record dated beyond the allowed clock skew in the future.
+    FutureDated,
+    /// An outcome that does not complete a started record of its rollout.
+    OutcomeWithoutIntent,
+    /// A notice, not a problem: a rollout that started and has no outcome yet.
+    Unfinished,
+    /// A ref whose content is not what its kind holds, or larger than its limit.
+    Malformed,
 }
 
 /// One problem: the ref or tag and why.

@@ -29,11 +29,14 @@ pub enum Namespace {
     Tag,
     /// A notes ref (approvals, SBOMs).
     Notes,
+    /// A chain ref (`refs/atmos/chains/…`): the newest record of a history.
+    Chain,
     /// A lock lease (`refs/atmos/locks/…`).
     Lock,
     /// An archive ledger (`refs/atmos/ledger/<deployment>`).
     Ledger,
-    /// Anything else under `refs/atmos/` or `refs/tags/atmos/`: not part of the layout.
+    /// Anything else under `refs/atmos/`, `refs/tags/atmos/` or `refs/notes/atmos/`: not part
+    /// of the layout.
     Stray,
     /// Outside atmos's namespaces (branches, other tags).
     Other,
@@ -52,7 +55,12 @@ pub fn namespace(refname: &str) -> Namespace {
         Namespace::Lock
     } else if refname.starts_with(&format!("{LEDGER_PREFIX}/")) {
         Namespace::Ledger
-    } else if refname.starts_with("refs/atmos/") || refname.starts_with("refs/tags/atmos/") {
+    } else if refname.starts_with(&format!("{}/", crate::contracts::layout::CHAIN_PREFIX)) {
+        Namespace::Chain
+    } else if refname.starts_with("refs/atmos/")
+        || refname.starts_with("refs/tags/atmos/")
+        || refname.starts_with("refs/notes/atmos/")
+    {
         Namespace::Stray
     } else {
         Namespace::Other
@@ -66,8 +74,9 @@ pub fn group_of(refname: &str) -> Option<(String, String, String)> {
         let (t, c) = rest.split_once('/')?;
         Some((d.to_owned(), t.to_owned(), c.to_owned()))
     };
+    // A component name may hold `/` (`ecs/api`); names are checked where the kind is.
     let ok = |(d, t, c): (String, String, String)| {
-        (!d.is_empty() && !t.is_empty() && !c.is_empty() && !c.contains('/')).then_some((d, t, c))
+        (!d.is_empty() && !t.is_empty() && !c.is_empty()).then_some((d, t, c))
     };
     if let Some(rest) = refname.strip_prefix(&format!("{STATE_PREFIX}/")) {
         return split3(rest).and_then(ok);
@@ -191,7 +200,10 @@ mod tests {
         );
         assert_eq!(group_of("refs/heads/main"), None);
         assert_eq!(group_of("refs/atmos/deployments/svc/prod"), None);
-        assert_eq!(group_of("refs/atmos/deployments/svc/prod/a/b"), None);
+        assert_eq!(
+            group_of("refs/atmos/deployments/svc/prod/ecs/api"),
+            Some(("svc".into(), "prod".into(), "ecs/api".into()))
+        );
         assert_eq!(group_of("refs/tags/atmos/deployments/svc/prod/a"), None);
     }
 }

@@ -57,10 +57,10 @@ pub fn verdict(
         let recorded = |t: &str| -> Result<Option<Artifact>, WorkflowError> {
             Ok(records
                 .deployed_record(t, &c.name, &c.new)?
-                .filter(|r| r.image_digest.is_some())
+                .filter(|r| r.record.image_digest.is_some())
                 .map(|r| Artifact {
-                    image: r.image,
-                    digest: r.image_digest,
+                    image: r.record.image,
+                    digest: r.record.image_digest,
                     from: if t == target {
                         from::TARGET.to_owned()
                     } else {
@@ -176,6 +176,7 @@ mod tests {
 
     fn image(name: &str) -> PlannedComponent {
         PlannedComponent {
+            source_record: None,
             name: name.into(),
             kind: ComponentType::Nixpack,
             depends_on: Vec::new(),

@@ -159,7 +159,7 @@ impl Planner<'_> {
         let target_name = request.target.as_str();
         UnknownTarget::check(rules, target_name)?;
         let target = &rules.targets[target_name];
-        let records = Ran::new(self.git, &rules.name);
+        let records = Ran::counting(self.git, &rules.name, self.counting(target_name));
 
         let resolved = resolve::resolve(
             self.git,
@@ -195,13 +195,16 @@ impl Planner<'_> {
             &records,
         )?;
         let mut decisions = vec![promotion.decision];
-        if let Some(source) = request.source.promote_from() {
-            decisions.extend(promotion::ran_in_source(
-                &rules.name,
-                source,
-                &changing,
-                &records,
-            )?);
+        // The source records a promotion takes (what made it eligible), by component.
+        let mut source_records = std::collections::BTreeMap::new();
+        if let Some(source) = promotion.source_target.as_deref() {
+            let (denied, found) =
+                promotion::ran_in_source(&rules.name, source, &changing, &records)?;
+            // A direct rollout of a commit that ran in a source was judged by that already.
+            if request.source.promote_from().is_some() {
+                decisions.extend(denied);
+            }
+            source_records = found;
         }
         decisions.extend(self.trusted_ref(&changing)?);
         if let Some(rule) = target.promotion.as_ref().and_then(|p| p.deployers.as_ref()) {
@@ -240,6 +243,19 @@ impl Planner<'_> {
             },
         )?;
         decisions.extend(approval.decisions);
+        // Records that exist but did not count (a target that requires signatures), said.
+        for aside in records.set_aside() {
+            decisions.push(Decision::new(
+                HISTORY_GATE,
+                "records_counted",
+                Verdict::Warn,
+                format!("{} does not count: {}", aside.tag, aside.reason),
+            ));
+        }
+        let mut components = components;
+        for c in &mut components {
+            c.source_record = source_records.remove(&c.name);
+        }
 
         Ok(RolloutPlan {
             deployment: rules.name.clone(),
@@ -268,6 +284,43 @@ impl Planner<'_> {
             reverting: request.reverting.clone(),
             configs: resolved.configs,
         })
+    }
+
+    /// Which records decide a rollout into `target`: where it requires signed deployers or
+    /// approvals, only records (and builds) whose signatures verify against the trusted
+    /// allowed signers.
+    pub fn counting(&self, target: &str) -> super::ran::Counting {
+        let promotion = self
+            .rules
+            .loaded
+            .deployment
+            .targets
+            .get(target)
+            .and_then(|t| t.promotion.as_ref());
+        let deployers = promotion
+            .and_then(|p| p.deployers.as_ref())
+            .is_some_and(|d| d.require_signed);
+        let approvals = promotion
+            .and_then(|p| p.approvals.as_ref())
+            .is_some_and(|a| a.require_signed);
+        if !deployers && !approvals {
+            return super::ran::Counting::default();
+        }
+        let signers = self
+            .rules
+            .project
+            .settings
+            .approvers
+            .allowed_signers
+            .as_ref()
+            .map(|p| self.rules.project.root.join(p));
+        let why = format!(
+            "{target} requires signed {}",
+            if deployers { "deployers" } else { "approvals" }
+        );
+        super::ran::Counting {
+            verified_only: Some((signers, why)),
+        }
     }
 
     /// A warning for each deployed commit that is not on the trusted ref (a feature branch,

@@ -211,21 +211,27 @@ pub fn verdict(q: &Question<'_>, records: &dyn Records) -> Result<PromotionVerdi
 }
 
 /// What a promotion takes must have run in its source: a state ref moved by hand, with no
-/// record behind it, is not a rollout there. `None` when everything changing ran there.
+/// record behind it, is not a rollout there. The decision when something did not (`None`
+/// when everything did), and the source's record of each component that did (its tag
+/// object, which the promotion's record names).
 pub fn ran_in_source(
     deployment: &str,
     source: &str,
     changing: &[&PlannedComponent],
     records: &dyn Records,
-) -> Result<Option<Decision>, WorkflowError> {
+) -> Result<(Option<Decision>, std::collections::BTreeMap<String, String>), WorkflowError> {
     let mut unproven = Vec::new();
+    let mut found = std::collections::BTreeMap::new();
     for c in changing {
-        if !records.ran(source, &c.name, &c.new)? {
-            unproven.push(format!("{} ({})", c.name, short(&c.new)));
+        match records.deployed_record(source, &c.name, &c.new)? {
+            Some(d) => {
+                found.insert(c.name.clone(), d.oid);
+            }
+            None => unproven.push(format!("{} ({})", c.name, short(&c.new))),
         }
     }
     if unproven.is_empty() {
-        return Ok(None);
+        return Ok((None, found));
     }
     let mut d = Decision::new(
         HISTORY_GATE,
@@ -239,7 +245,7 @@ pub fn ran_in_source(
     d.fix = Some(format!(
         "roll out to {source} first (atmos deployment rollout {deployment} --target {source}), or check its records with `atmos deployment verify`"
     ));
-    Ok(Some(d))
+    Ok((Some(d), found))
 }
 
 /// The commands that follow the promotion path to `target`, from the first target that does
@@ -346,6 +352,7 @@ mod tests {
 
     fn component(name: &str, current: Option<&str>, new: &str, change: Change) -> PlannedComponent {
         PlannedComponent {
+            source_record: None,
             name: name.into(),
             kind: ComponentType::Script,
             depends_on: Vec::new(),
@@ -619,17 +626,15 @@ mod tests {
         let worker = component("worker", Some(C1), C2, Change::Changed);
         let changing = vec![&api, &worker];
         let records = Fake::default().runs("staging", "api", C2);
-        let d = ran_in_source("svc", "staging", &changing, &records)
-            .expect("fake")
-            .expect("worker has no record");
+        let (d, found) = ran_in_source("svc", "staging", &changing, &records).expect("fake");
+        let d = d.expect("worker has no record");
+        assert_eq!(found.keys().collect::<Vec<_>>(), ["api"]);
         assert_eq!(d.result, Verdict::Deny);
         assert!(d.message.contains("worker (c2c2c2c)"), "{}", d.message);
         assert!(!d.message.contains("api"), "{}", d.message);
         let records = records.runs("staging", "worker", C2);
-        assert!(
-            ran_in_source("svc", "staging", &changing, &records)
-                .expect("fake")
-                .is_none()
-        );
+        let (d, found) = ran_in_source("svc", "staging", &changing, &records).expect("fake");
+        assert!(d.is_none());
+        assert_eq!(found.len(), 2, "each component names its source record");
     }
 }

@@ -128,6 +128,7 @@ pub fn changes(
             Some(_) => Change::Changed,
         };
         out.push(PlannedComponent {
+            source_record: None,
             name: name.clone(),
             kind: c.kind,
             depends_on: c.component.metadata.depends_on.clone(),
