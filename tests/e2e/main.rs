@@ -22,3 +22,4 @@ mod support;
 mod trust;
 mod validate;
 mod verify;
+mod writeahead;

@@ -140,6 +140,13 @@ impl crate::error::Actionable for GitError {
             GitError::Malformed { .. } => Some(
                 "this was written by hand or by another tool, not by atmos; `atmos deployment verify` lists what is wrong, and the server guard refuses it (an administrator can remove it: docs/verify.md#repair)".into(),
             ),
+            GitError::Git { .. } | GitError::Io { .. }
+                if self.to_string().contains("No space left on device") =>
+            {
+                Some(
+                    "the disk that holds the repository is full: free space and run again (a rollout that had started is recorded as interrupted by the next rollout of its target)".into(),
+                )
+            }
             GitError::Git { .. } | GitError::Io { .. } => None,
         }
     }

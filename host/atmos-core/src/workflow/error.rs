@@ -205,8 +205,8 @@ pub enum WorkflowError {
         /// The commit.
         commit: String,
     },
-    /// The executors ran, but writing their records failed.
-    #[error("{source} — the executors ran, but their records were not written")]
+    /// Records could not be written.
+    #[error("{source}")]
     Record {
         /// Why.
         source: GitError,

@@ -158,7 +158,14 @@ pub fn clear_lock_files(
         if left.is_empty() {
             return Ok(());
         }
-        if started.elapsed() >= LOCK_FILE_WAIT {
+        // Worth waiting for: one a process holds, or one written a moment ago (a git
+        // process between writing it and renaming it). One older than the wait, held by no
+        // process, will not go away by itself.
+        let may_go = left.iter().any(|f| {
+            matches!(f.holders, lockfiles::Holders::Processes(_))
+                || f.age.is_none_or(|a| a < LOCK_FILE_WAIT)
+        });
+        if !may_go || started.elapsed() >= LOCK_FILE_WAIT {
             return Err(WorkflowError::LockFiles {
                 files: left
                     .iter()

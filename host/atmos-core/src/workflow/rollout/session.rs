@@ -556,7 +556,12 @@ impl<'a> RolloutSession<'a> {
         );
         let busy = busy_reporter(self.observer);
         let written = crate::git::record::write(&self.git, &pending, &self.tagger(), &busy)
-            .map_err(|source| WorkflowError::Record { source })?;
+            .map_err(|e| WorkflowError::IntentNotWritten {
+                target: target.clone(),
+                why: format!(
+                    "the unfinished rollout(s) found could not be recorded as interrupted first: {e}"
+                ),
+            })?;
         let out: Vec<Reconciled> = found
             .iter()
             .zip(&written)
