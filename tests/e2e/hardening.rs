@@ -660,3 +660,156 @@ fn an_executor_log_that_cannot_be_written_is_reported_not_dropped() {
         "the run is recorded"
     );
 }
+
+#[test]
+fn a_setsid_child_does_not_outlive_the_rollout() {
+    // A daemon that leaves the command's process group (setsid) and keeps no pipe open is
+    // still found — by the token every command's processes carry — and stopped.
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        script_deployment(
+            "setsid sh -c 'echo $$ > \"$OUT/daemon\"; exec sleep 300' </dev/null >/dev/null 2>&1 & while [ ! -s \"$OUT/daemon\" ]; do sleep 0.01; done; echo started",
+        ),
+    );
+    repo.commit("init");
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = bounded(
+        &repo,
+        &args("deployment rollout svc --target dev"),
+        &[("OUT", out.path().to_str().expect("utf-8"))],
+        Duration::from_secs(30),
+    );
+    run.code(0).stdout_has(&["a │ started"]);
+    assert_stopped(&out.path().join("daemon"));
+    let log = repo.atmos(&args("deployment logs svc --target dev"));
+    log.code(0)
+        .stdout_has(&["stopped 1 process the command left running outside its process group"]);
+}
+
+/// Run `args` as the unprivileged user 65534 (`setpriv`, util-linux) in `dir`, with `env`;
+/// `None` when this machine cannot (not root, no setpriv).
+fn as_nobody(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Option<Run> {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let setpriv = std::process::Command::new("setpriv")
+        .arg("--version")
+        .output();
+    if !root || setpriv.is_err() {
+        return None;
+    }
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_atmos"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Some(Run::from(cmd.output().expect("setpriv")))
+}
+
+#[test]
+fn a_script_cannot_read_the_signing_key_atmos_holds() {
+    // The key is given as CI gives secrets, in ATMOS_SIGNING_KEY. The deployed script looks
+    // for it in its own environment, in atmos's environment and command line (its parent),
+    // and the key never reaches a command line of its own (signed in process).
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path();
+    let key = dir.join("key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ci", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let private = std::fs::read_to_string(&key).expect("key");
+    std::fs::remove_file(&key).expect("the key exists only in the variable");
+    let repo = dir.join("repo");
+    let out = dir.join("out");
+    std::fs::create_dir_all(repo.join("deployments")).expect("mkdir");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    std::fs::write(
+        repo.join("deployments/svc.yaml"),
+        script_deployment(
+            "env > \"$OUT/env\"; cat /proc/$PPID/environ > \"$OUT/parent-environ\" 2>&1; tr '\\0' ' ' < /proc/$PPID/cmdline > \"$OUT/parent-cmdline\"; grep -rl 'PRIVATE KEY' /proc/$PPID/fd/ > \"$OUT/parent-fds\" 2>&1; true",
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join(".gitconfig"),
+        "[user]\n\temail = ci@example.com\n\tname = ci\n",
+    )
+    .expect("write");
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .env("HOME", dir)
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "init"]);
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(dir)
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    let env = [
+        ("HOME", dir.to_str().expect("utf-8")),
+        ("OUT", out.to_str().expect("utf-8")),
+        ("ATMOS_SIGNING_KEY", private.as_str()),
+    ];
+    let Some(run) = as_nobody(&repo, &args("deployment rollout svc --target dev"), &env) else {
+        eprintln!("skipped: running a script as another user needs root and setpriv");
+        return;
+    };
+    run.code(0);
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).expect("the script wrote it");
+    assert!(
+        !read("env").contains("ATMOS_SIGNING_KEY"),
+        "{}",
+        read("env")
+    );
+    assert!(!read("env").contains("PRIVATE KEY"));
+    let parent = read("parent-environ");
+    assert!(
+        !parent.contains("PRIVATE KEY") && parent.contains("Permission denied"),
+        "{parent}"
+    );
+    assert!(read("parent-cmdline").contains("deployment rollout svc"));
+    assert!(!read("parent-cmdline").contains("PRIVATE KEY"));
+    assert!(
+        read("parent-fds").contains("Permission denied"),
+        "atmos's open files are closed to the script: {}",
+        read("parent-fds")
+    );
+    // The record is signed, with the key from the variable.
+    let tag = std::process::Command::new("git")
+        .args([
+            "-c",
+            "safe.directory=*",
+            "for-each-ref",
+            "--format=%(contents)",
+            "refs/tags/atmos/",
+        ])
+        .current_dir(&repo)
+        .output()
+        .expect("git");
+    let tags = String::from_utf8_lossy(&tag.stdout);
+    assert_eq!(
+        tags.matches("-----BEGIN SSH SIGNATURE-----").count(),
+        2,
+        "{tags}"
+    );
+}

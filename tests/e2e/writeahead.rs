@@ -85,7 +85,10 @@ struct Guarded {
 impl Guarded {
     fn new(deployment: &str) -> Guarded {
         let dir = tempfile::tempdir().expect("tempdir");
-        git(dir.path(), &["init", "-q", "--bare", "-b", "main", "origin.git"]);
+        git(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "main", "origin.git"],
+        );
         let hook = dir.path().join("origin.git/hooks/pre-receive");
         // The guard runs with the server's clock: a runner's faked one (inherited through
         // the local transport) is not the server's. While `$SLOW_GUARD` exists, a push of
@@ -128,7 +131,12 @@ printf '%s\n' "$input" | exec '{}' deployment verify --pre-receive
         git(&seed, &["commit", "-q", "-m", "seed"]);
         git(
             &seed,
-            &["push", "-q", dir.path().join("origin.git").to_str().expect("utf-8"), "main"],
+            &[
+                "push",
+                "-q",
+                dir.path().join("origin.git").to_str().expect("utf-8"),
+                "main",
+            ],
         );
         Guarded {
             dir,
@@ -152,7 +160,10 @@ printf '%s\n' "$input" | exec '{}' deployment verify --pre-receive
                 who,
             ],
         );
-        git(&path, &["config", "user.email", &format!("{who}@example.com")]);
+        git(
+            &path,
+            &["config", "user.email", &format!("{who}@example.com")],
+        );
         git(&path, &["config", "user.name", who]);
         path
     }
@@ -193,7 +204,9 @@ fn stale_ref_lock_files_are_removed_when_provably_stale_and_otherwise_stop_the_r
             .unwrap_or(0)
     };
     assert_eq!(runs(), 1);
-    let lock = repo.path().join(".git/refs/atmos/deployments/svc/dev/a.lock");
+    let lock = repo
+        .path()
+        .join(".git/refs/atmos/deployments/svc/dev/a.lock");
     let age = |seconds: u64| {
         std::fs::File::options()
             .write(true)
@@ -263,12 +276,19 @@ fn a_rollout_killed_while_its_executor_runs_is_shown_unfinished_and_recorded_int
     std::fs::remove_file(out.path().join("hold")).expect("release");
 
     // The intent is there, the outcome is not: status says so, with who and where.
-    assert_eq!(statuses(&chain(&repo.path().join(".git"), "svc", "dev", "a")), ["started"]);
-    assert_eq!(repo.state("svc", "dev", "a"), None, "the state ref did not move");
+    assert_eq!(
+        statuses(&chain(&repo.path().join(".git"), "svc", "dev", "a")),
+        ["started"]
+    );
+    assert_eq!(
+        repo.state("svc", "dev", "a"),
+        None,
+        "the state ref did not move"
+    );
     let status = repo.atmos(&args("deployment status svc --target dev"));
     status.code(0).stdout_has(&[
         "outcome unknown",
-        &format!("dev/a: outcome unknown: started"),
+        "dev/a: outcome unknown: started",
         &format!("by dev@example.com, pid {pid} on host"),
     ]);
     let history = repo.atmos(&args("deployment history svc --target dev --format json"));
@@ -309,8 +329,11 @@ fn a_rollout_killed_before_its_intent_leaves_no_record_and_holds_nothing_up() {
         "approvers:\n  groups:\n    sre: [alice@example.com]\n",
     );
     repo.commit("init");
-    repo.atmos_env(&args("deployment rollout svc --target dev"), &[("OUT", &out_dir)])
-        .code(0);
+    repo.atmos_env(
+        &args("deployment rollout svc --target dev"),
+        &[("OUT", &out_dir)],
+    )
+    .code(0);
     let mut cmd = atmos_cmd(repo.path());
     cmd.args(args(
         "deployment rollout svc --target prod --promote-from dev --wait-for-approval --timeout 60s --lock-ttl 3s",
@@ -319,14 +342,19 @@ fn a_rollout_killed_before_its_intent_leaves_no_record_and_holds_nothing_up() {
     let mut waiting = Background::spawn(cmd);
     waiting.wait_for_output("waiting up to", Duration::from_secs(30));
     waiting.kill();
-    assert!(repo.tags("svc", "prod", "a").is_empty(), "no intent: nothing ran");
+    assert!(
+        repo.tags("svc", "prod", "a").is_empty(),
+        "no intent: nothing ran"
+    );
     repo.atmos_env(
         &args("deployment approve svc --target prod"),
         &[("ATMOS_ACTOR", "alice@example.com")],
     )
     .code(0);
     let run = repo.atmos_env(
-        &args("deployment rollout svc --target prod --promote-from dev --wait-for-lock --timeout 60s"),
+        &args(
+            "deployment rollout svc --target prod --promote-from dev --wait-for-lock --timeout 60s",
+        ),
         &[("OUT", &out_dir)],
     );
     run.code(0);
@@ -344,30 +372,46 @@ fn a_rollout_killed_while_publishing_is_published_by_the_next_command_after_newe
     let beta = w.runner("beta");
     // The guard takes its time with alpha's outcome: alpha (and its git push) is killed then.
     let slow = w.out.path().join("slow-guard");
-    let mut cmd = w.cmd(&alpha, &args("deployment rollout svc --target dev --lock-ttl 3s"));
+    let mut cmd = w.cmd(
+        &alpha,
+        &args("deployment rollout svc --target dev --lock-ttl 3s"),
+    );
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     // The intent passes first; the outcome's push waits in the guard.
     let victim = Background::spawn(cmd);
     wait_for_file(&w.out.path().join("started"), Duration::from_secs(30));
     std::fs::write(&slow, "").expect("slow");
-    wait_for_file(&w.out.path().join("slow-guard.reached"), Duration::from_secs(30));
+    wait_for_file(
+        &w.out.path().join("slow-guard.reached"),
+        Duration::from_secs(30),
+    );
     // Its own process group (atmos, git push, the receiving side, the guard): all killed.
     let group = nix::unistd::Pid::from_raw(i32::try_from(victim.id()).expect("pid"));
-    assert_ne!(group, nix::unistd::getpgrp(), "the victim runs in a group of its own");
+    assert_ne!(
+        group,
+        nix::unistd::getpgrp(),
+        "the victim runs in a group of its own"
+    );
     nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).expect("killpg");
     victim.finish();
     std::fs::remove_file(&slow).expect("fast again");
     let origin = w.origin();
     assert_eq!(statuses(&chain(&origin, "svc", "dev", "a")), ["started"]);
     // Alpha has its outcome, kept for the remote.
-    assert_eq!(statuses(&chain(&alpha.join(".git"), "svc", "dev", "a"))[0], "success");
+    assert_eq!(
+        statuses(&chain(&alpha.join(".git"), "svc", "dev", "a"))[0],
+        "success"
+    );
 
     // Meanwhile beta rolls out: it finds alpha's run unfinished and records it interrupted.
     git(&beta, &["commit", "-q", "--allow-empty", "-m", "v2"]);
     git(&beta, &["push", "-q", "origin", "HEAD:main"]);
-    w.atmos(&beta, &args("deployment rollout svc --target dev --wait-for-lock --timeout 60s"))
-        .code(0)
-        .stderr_has(&["recorded it as interrupted"]);
+    w.atmos(
+        &beta,
+        &args("deployment rollout svc --target dev --wait-for-lock --timeout 60s"),
+    )
+    .code(0)
+    .stderr_has(&["recorded it as interrupted"]);
     let v2 = git(&beta, &["rev-parse", "HEAD"]);
 
     // Alpha's next command publishes what it kept: its outcome takes its place after beta's
@@ -398,9 +442,8 @@ fn runners_waiting_for_the_lock_lose_no_record_three_clones_times_three_rollouts
     let threads: Vec<_> = clones
         .iter()
         .map(|dir| {
-            let cmd_args = args(
-                "deployment rollout svc --target dev --force --wait-for-lock --timeout 120s",
-            );
+            let cmd_args =
+                args("deployment rollout svc --target dev --force --wait-for-lock --timeout 120s");
             let mut cmds: Vec<Command> = (0..3).map(|_| w.cmd(dir, &cmd_args)).collect();
             std::thread::spawn(move || {
                 cmds.iter_mut()
@@ -551,9 +594,13 @@ fn a_full_disk_loses_nothing_that_ran_and_runs_nothing_it_cannot_record() {
     };
     std::fs::write(out.path().join("fill"), "").expect("fill");
     let run = atmos(&args("deployment rollout svc --target dev"));
-    run.code(1).stderr_has(&["the executors ran, but their outcome could not be written"]);
+    run.code(1)
+        .stderr_has(&["the executors ran, but their outcome could not be written"]);
     assert_eq!(runs(), 1);
-    assert_eq!(statuses(&chain(&root.join(".git"), "svc", "dev", "a")), ["started"]);
+    assert_eq!(
+        statuses(&chain(&root.join(".git"), "svc", "dev", "a")),
+        ["started"]
+    );
 
     // Still full: nothing can be recorded, so nothing runs.
     std::fs::remove_file(out.path().join("fill")).expect("rm");

@@ -103,13 +103,14 @@ impl Context {
         GitRepo::discover(&project.root).ok()
     }
 
-    /// The key that signs records and proves who deploys: `--signing-key`, else git's
-    /// `user.signingkey` when `gpg.format` is ssh (as `git tag -s` would use).
+    /// The key that signs records and proves who deploys: `--signing-key`, else the key in
+    /// `ATMOS_SIGNING_KEY`, else git's `user.signingkey` when `gpg.format` is ssh (as
+    /// `git tag -s` would use).
     pub fn signing_key(
         &self,
         explicit: Option<&std::path::Path>,
         git: &GitRepo,
-    ) -> Option<PathBuf> {
+    ) -> Option<atmos_core::signing::Key> {
         let ssh = git.config_string("gpg.format").as_deref() == Some("ssh");
         atmos_core::signing::configured_key(
             explicit,

@@ -19,6 +19,7 @@ use crate::context::Context;
 use crate::failure::Failure;
 
 fn main() -> ExitCode {
+    atmos_core::signing::protect_process();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

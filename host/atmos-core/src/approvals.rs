@@ -111,9 +111,8 @@ pub fn authors_gained(git: &GitRepo, from: Option<&str>, to: &str) -> Result<Gai
     Ok(Gained { authors, truncated })
 }
 
-/// Sign `record` with the SSH key at `key` (a private key, or a public key whose private half
-/// is in the agent).
-pub fn sign(record: &ApprovalRecord, key: &Path) -> Result<String, SignError> {
+/// Sign `record` with `key`.
+pub fn sign(record: &ApprovalRecord, key: &crate::signing::Key) -> Result<String, SignError> {
     crate::signing::sign(record.signed_payload().as_bytes(), key, SIGNING_NAMESPACE)
 }
 

@@ -100,10 +100,10 @@ pub fn latest_counting(
     Ok(out)
 }
 
-/// Sign `record` as its builder with the SSH key at `key`.
+/// Sign `record` as its builder with `key`.
 pub fn sign(
     record: &BuildRecord,
-    key: &std::path::Path,
+    key: &crate::signing::Key,
 ) -> Result<String, crate::signing::SignError> {
     crate::signing::sign(
         record.signed_payload().as_bytes(),

@@ -1,7 +1,10 @@
-//! SSH signatures, through `ssh-keygen -Y sign|verify|find-principals` (OpenSSH ≥ 8.2): the
-//! same signatures `git tag -s` makes with `gpg.format=ssh`, verified offline against an
-//! `allowed_signers` file. Each use has its own namespace, so a signature made for one
-//! purpose never counts for another.
+//! SSH signatures: the same signatures `git tag -s` makes with `gpg.format=ssh` (and
+//! `ssh-keygen -Y sign`), verified offline against an `allowed_signers` file. Each use has
+//! its own namespace, so a signature made for one purpose never counts for another.
+//!
+//! An unencrypted Ed25519 key — a file, or the key itself in `ATMOS_SIGNING_KEY` — signs in
+//! this process: no other process ever sees it or its path. Other keys (encrypted, another
+//! algorithm, a public key whose private half is in the agent) go to `ssh-keygen -Y sign`.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,9 +20,120 @@ pub const IDENTITY_NAMESPACE: &str = "atmos-deployer@v1";
 #[error("{0}")]
 pub struct SignError(pub String);
 
-/// Sign `payload` with the SSH key at `key` (a private key, or a public key whose private
-/// half is in the agent); returns the armored signature.
-pub fn sign(payload: &[u8], key: &Path, namespace: &str) -> Result<String, SignError> {
+/// The environment variable that holds a private key itself (for CI, where secrets are
+/// variables): read when signing, never passed to an executor, never written anywhere.
+pub const KEY_ENV: &str = "ATMOS_SIGNING_KEY";
+
+/// Which key signs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Key {
+    /// A key file: a private key, or a public key whose private half is in the agent.
+    Path(std::path::PathBuf),
+    /// The private key in an environment variable ([`KEY_ENV`]); a command that needs it
+    /// later (publishing kept records again) reads the variable again.
+    Env {
+        /// The variable.
+        env: String,
+    },
+}
+
+impl Key {
+    /// The key in [`KEY_ENV`], when it is set.
+    pub fn from_env() -> Option<Key> {
+        std::env::var_os(KEY_ENV)
+            .filter(|v| !v.is_empty())
+            .map(|_| Key::Env {
+                env: KEY_ENV.to_owned(),
+            })
+    }
+
+    /// Whether it can be used now: the file exists, or the variable is set.
+    pub fn available(&self) -> Result<(), SignError> {
+        match self {
+            Key::Path(p) => std::fs::metadata(p)
+                .map(|_| ())
+                .map_err(|e| SignError(format!("{}: {e}", p.display()))),
+            Key::Env { env } => std::env::var_os(env)
+                .filter(|v| !v.is_empty())
+                .map(|_| ())
+                .ok_or_else(|| SignError(format!("{env} is not set"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Path(p) => write!(f, "{}", p.display()),
+            Key::Env { env } => write!(f, "the key in {env}"),
+        }
+    }
+}
+
+/// Keep this process's memory and environment from other processes of its user (Linux: not
+/// dumpable, so `/proc/<pid>/environ` and `/proc/<pid>/mem` are closed to them): a script a
+/// rollout runs cannot read the key atmos holds. (A process running as root can read
+/// anything; executors that must not see the key run as another user.) Where the system
+/// has no such switch, nothing changes.
+pub fn protect_process() {
+    #[cfg(target_os = "linux")]
+    {
+        // Best effort by nature: the call cannot fail for a process that may call it.
+        let _ = nix::sys::prctl::set_dumpable(false);
+    }
+}
+
+/// Sign `payload` with `key`; returns the armored signature.
+pub fn sign(payload: &[u8], key: &Key, namespace: &str) -> Result<String, SignError> {
+    let text = match key {
+        Key::Env { env } => Some(
+            std::env::var(env)
+                .map_err(|_| SignError(format!("{env} is not set (or not UTF-8)")))?,
+        ),
+        // A file that is not a private key (a public key, whose private half is in the
+        // agent) goes to ssh-keygen.
+        Key::Path(p) => std::fs::read_to_string(p)
+            .ok()
+            .filter(|t| t.contains("PRIVATE KEY")),
+    };
+    match text.as_deref().map(in_process::private_key) {
+        Some(Ok(private)) => in_process::sign(&private, payload, namespace),
+        Some(Err(why)) if matches!(key, Key::Env { .. }) => Err(SignError(format!(
+            "{key}: {why} (it must be an unencrypted OpenSSH Ed25519 private key: ssh-keygen -t ed25519 -N '')"
+        ))),
+        _ => match key {
+            Key::Path(p) => sign_with_ssh_keygen(payload, p, namespace),
+            Key::Env { .. } => unreachable!("an environment key is always read above"),
+        },
+    }
+}
+
+/// Signing in this process, with the key in memory.
+mod in_process {
+    use super::SignError;
+    use ssh_key::{HashAlg, LineEnding, PrivateKey};
+
+    /// An unencrypted key of an algorithm signed here (Ed25519).
+    pub fn private_key(text: &str) -> Result<PrivateKey, String> {
+        let key = PrivateKey::from_openssh(text).map_err(|e| e.to_string())?;
+        if key.is_encrypted() {
+            return Err("the key is encrypted".into());
+        }
+        if key.algorithm() != ssh_key::Algorithm::Ed25519 {
+            return Err(format!("{} keys are signed by ssh-keygen", key.algorithm()));
+        }
+        Ok(key)
+    }
+
+    pub fn sign(key: &PrivateKey, payload: &[u8], namespace: &str) -> Result<String, SignError> {
+        key.sign(namespace, HashAlg::Sha512, payload)
+            .and_then(|sig| sig.to_pem(LineEnding::LF))
+            .map_err(|e| SignError(format!("signing failed: {e}")))
+    }
+}
+
+fn sign_with_ssh_keygen(payload: &[u8], key: &Path, namespace: &str) -> Result<String, SignError> {
     let dir = tempfile::tempdir().map_err(|e| SignError(e.to_string()))?;
     let file = dir.path().join("payload");
     std::fs::write(&file, payload).map_err(|e| SignError(e.to_string()))?;
@@ -269,21 +383,22 @@ pub fn split_signed(text: &[u8]) -> Option<(&[u8], &str)> {
     Some((&text[..at], signature))
 }
 
-/// The key configured for signing: `--signing-key`, else git's `user.signingkey` (a path, or
-/// `key::<public key>` which is written to a temporary file by the caller's git — here only
-/// paths are taken).
-pub fn configured_key(
-    explicit: Option<&Path>,
-    git_signing_key: Option<String>,
-) -> Option<std::path::PathBuf> {
-    explicit.map(Path::to_owned).or_else(|| {
-        git_signing_key
-            .filter(|k| !k.starts_with("key::"))
-            .map(|k| match (k.strip_prefix("~/"), std::env::var_os("HOME")) {
-                (Some(rest), Some(home)) => Path::new(&home).join(rest),
-                _ => std::path::PathBuf::from(&k),
-            })
-    })
+/// The key configured for signing: `--signing-key`, else the key in `ATMOS_SIGNING_KEY`,
+/// else git's `user.signingkey` (a path, or `key::<public key>` which is written to a
+/// temporary file by the caller's git — here only paths are taken).
+pub fn configured_key(explicit: Option<&Path>, git_signing_key: Option<String>) -> Option<Key> {
+    explicit
+        .map(|p| Key::Path(p.to_owned()))
+        .or_else(Key::from_env)
+        .or_else(|| {
+            git_signing_key
+                .filter(|k| !k.starts_with("key::"))
+                .map(|k| match (k.strip_prefix("~/"), std::env::var_os("HOME")) {
+                    (Some(rest), Some(home)) => Path::new(&home).join(rest),
+                    _ => std::path::PathBuf::from(&k),
+                })
+                .map(Key::Path)
+        })
 }
 
 #[cfg(test)]
@@ -312,7 +427,12 @@ mod tests {
         let public = std::fs::read_to_string(key.with_extension("pub")).expect("pub");
         let signers = dir.path().join("allowed_signers");
         std::fs::write(&signers, format!("alice@example.com {public}")).expect("write");
-        let sig = sign(b"hello", &key, IDENTITY_NAMESPACE).expect("sign");
+        let sig = sign(b"hello", &Key::Path(key.clone()), IDENTITY_NAMESPACE).expect("sign");
+        // Signed here, it is byte for byte what ssh-keygen makes (Ed25519 is deterministic).
+        assert_eq!(
+            sig,
+            sign_with_ssh_keygen(b"hello", &key, IDENTITY_NAMESPACE).expect("ssh-keygen")
+        );
         verify(
             b"hello",
             &sig,
@@ -373,8 +493,8 @@ mod tests {
         )
         .expect("write");
         assert!(native::parse(&std::fs::read_to_string(&signers).expect("read")).is_some());
-        let by_alice = sign(b"hello", &alice, TAG_NAMESPACE).expect("sign");
-        let by_mallory = sign(b"hello", &mallory, TAG_NAMESPACE).expect("sign");
+        let by_alice = sign(b"hello", &Key::Path(alice), TAG_NAMESPACE).expect("sign");
+        let by_mallory = sign(b"hello", &Key::Path(mallory), TAG_NAMESPACE).expect("sign");
         let cases = [
             (
                 b"hello".as_slice(),

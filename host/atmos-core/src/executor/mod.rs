@@ -2,6 +2,7 @@
 //! `helmfile` and `nixpack` components (docs/executors.md), decided here; [`run`] runs them.
 
 pub mod run;
+pub mod strays;
 
 use std::path::{Path, PathBuf};
 

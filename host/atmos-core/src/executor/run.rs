@@ -544,10 +544,14 @@ async fn run_command(
     if *cancel.borrow() {
         return Outcome::Interrupted;
     }
+    let token = super::strays::token(&pc.name);
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args)
+        .env(super::strays::RUN_ENV, &token)
         .current_dir(&spec.cwd)
         .envs(pc.env.iter().map(|(k, v)| (k, v)))
+        // The signing key stays with atmos.
+        .env_remove(crate::signing::KEY_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -565,7 +569,8 @@ async fn run_command(
         }
     };
     let pid = child.id();
-    let (tx, mut rx) = mpsc::unbounded_channel::<(bool, String)>();
+    // Bounded: a command that writes faster than it is logged waits for the log.
+    let (tx, mut rx) = mpsc::channel::<(bool, String)>(OUTPUT_QUEUE);
     if let Some(out) = child.stdout.take() {
         tokio::spawn(pipe_lines(out, false, tx.clone()));
     }
@@ -645,6 +650,14 @@ async fn run_command(
             }
         }
     }
+    // What left the process group (`setsid`, a double fork) is found by its token.
+    let strays = super::strays::stop(&token).await;
+    if strays > 0 {
+        log.line(&format!(
+            "# stopped {strays} process{} the command left running outside its process group",
+            if strays == 1 { "" } else { "es" }
+        ));
+    }
     match status {
         _ if interrupted => Outcome::Interrupted,
         _ if timed_out => Outcome::Failed {
@@ -679,26 +692,55 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// Forward a pipe line by line. Output is bytes: a line that is not UTF-8 is shown with
 /// replacement characters, and reading never stops before the pipe closes (a reader that
 /// stopped would kill the writer with SIGPIPE).
+/// The longest line of a command's output kept as one line: longer ones (output without
+/// newlines) are cut into lines of this many bytes, so memory stays bounded whatever a
+/// command writes.
+pub const OUTPUT_LINE_MAX: usize = 16 * 1024;
+
+/// Lines read ahead of the log.
+const OUTPUT_QUEUE: usize = 256;
+
 async fn pipe_lines(
     pipe: impl tokio::io::AsyncRead + Unpin,
     stderr: bool,
-    tx: mpsc::UnboundedSender<(bool, String)>,
+    tx: mpsc::Sender<(bool, String)>,
 ) {
-    let mut reader = BufReader::new(pipe);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) => break,
-            Ok(_) => {
-                while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    buf.pop();
-                }
-                let _ = tx.send((stderr, String::from_utf8_lossy(&buf).into_owned()));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+    let mut reader = BufReader::with_capacity(OUTPUT_LINE_MAX, pipe);
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    let send = |line: &mut Vec<u8>| {
+        while line.last().is_some_and(|b| *b == b'\r') {
+            line.pop();
         }
+        let text = String::from_utf8_lossy(line).into_owned();
+        line.clear();
+        text
+    };
+    loop {
+        let available = match reader.fill_buf().await {
+            Ok([]) => break,
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let room = OUTPUT_LINE_MAX - line.len();
+        let (taken, ends) = match available.iter().take(room).position(|b| *b == b'\n') {
+            Some(at) => {
+                line.extend_from_slice(&available[..at]);
+                (at + 1, true)
+            }
+            None => {
+                let n = available.len().min(room);
+                line.extend_from_slice(&available[..n]);
+                (n, line.len() >= OUTPUT_LINE_MAX)
+            }
+        };
+        reader.consume(taken);
+        if ends && tx.send((stderr, send(&mut line))).await.is_err() {
+            return;
+        }
+    }
+    if !line.is_empty() {
+        let _ = tx.send((stderr, send(&mut line))).await;
     }
 }
 
@@ -738,5 +780,31 @@ async fn stop(pid: Option<u32>, child: &mut tokio::process::Child) {
         .is_err()
     {
         let _ = killpg(group, Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn output_without_newlines_is_cut_into_bounded_lines() {
+        let mut data = vec![b'x'; OUTPUT_LINE_MAX * 3 + 10];
+        data.extend_from_slice(b"\nend\r\nlast");
+        let (tx, mut rx) = mpsc::channel(2);
+        let reader = tokio::spawn(pipe_lines(std::io::Cursor::new(data), true, tx));
+        let mut lengths = Vec::new();
+        let mut text = Vec::new();
+        while let Some((stderr, line)) = rx.recv().await {
+            assert!(stderr);
+            lengths.push(line.len());
+            text.push(line);
+        }
+        reader.await.expect("reader");
+        assert_eq!(
+            lengths,
+            [OUTPUT_LINE_MAX, OUTPUT_LINE_MAX, OUTPUT_LINE_MAX, 10, 3, 4]
+        );
+        assert_eq!(&text[4..], ["end", "last"]);
     }
 }

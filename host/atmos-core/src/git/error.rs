@@ -66,10 +66,10 @@ pub enum GitError {
         message: String,
     },
     /// A tag could not be signed with the configured key.
-    #[error("cannot sign the records with {}: {message}", key.display())]
+    #[error("cannot sign the records with {key}: {message}")]
     Signing {
-        /// The key.
-        key: PathBuf,
+        /// The key (its path, or the variable that holds it).
+        key: String,
         /// What ssh-keygen said.
         message: String,
     },

@@ -617,10 +617,10 @@ fn rechain(
     out: &mut Published,
 ) -> Result<(), PublishError> {
     if let Some(key) = &batch.tagger.signing_key
-        && let Err(e) = std::fs::metadata(key)
+        && let Err(e) = key.available()
     {
         return Err(PublishError::NeedsKey {
-            key: key.display().to_string(),
+            key: key.to_string(),
             why: e.to_string(),
         });
     }

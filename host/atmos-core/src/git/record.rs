@@ -55,7 +55,7 @@ pub struct Tagger {
     /// Email (or the deployer identity when no email is known).
     pub email: String,
     /// The key that signs every tag, when one is configured.
-    pub signing_key: Option<std::path::PathBuf>,
+    pub signing_key: Option<crate::signing::Key>,
 }
 
 /// How long writing waits for refs another process has locked (a concurrent rollout in this
@@ -368,7 +368,7 @@ fn tag_object(
     if let Some(key) = &tagger.signing_key {
         let signature = crate::signing::sign(buf.as_bytes(), key, crate::signing::TAG_NAMESPACE)
             .map_err(|e| GitError::Signing {
-                key: key.clone(),
+                key: key.to_string(),
                 message: e.to_string(),
             })?;
         buf.push_str(&signature);

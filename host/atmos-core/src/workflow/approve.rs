@@ -186,13 +186,13 @@ pub fn approve(
         .and_then(|p| p.approvals.clone())
         .unwrap_or_default();
     if request.sign || request.signing_key.is_some() || rules.require_signed {
-        let key = request
-            .signing_key
-            .clone()
-            .or_else(|| git.config_string("user.signingkey").map(PathBuf::from))
-            .ok_or_else(|| WorkflowError::NoSigningKey {
-                target: target_name.clone(),
-            })?;
+        let key = crate::signing::configured_key(
+            request.signing_key.as_deref(),
+            git.config_string("user.signingkey"),
+        )
+        .ok_or_else(|| WorkflowError::NoSigningKey {
+            target: target_name.clone(),
+        })?;
         record.signature = Some(
             approvals::sign(&record, &key).map_err(|e| WorkflowError::Signing(e.to_string()))?,
         );

@@ -165,6 +165,7 @@ fn run(job: &Job) -> Health {
         .args(["-c", &job.command.command])
         .current_dir(&job.cwd)
         .envs(job.env.iter().map(|(k, v)| (k, v)))
+        .env_remove(crate::signing::KEY_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

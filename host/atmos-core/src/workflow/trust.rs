@@ -476,7 +476,7 @@ pub fn map_actor(actor: crate::identity::Actor, rules: &Rules) -> crate::identit
 /// Anyone can set `ATMOS_ACTOR`; only the holder of an allowed key is verified.
 pub fn prove(
     actor: &crate::identity::Actor,
-    key: Option<&Path>,
+    key: Option<&crate::signing::Key>,
     rules: &Rules,
 ) -> crate::identity::Proof {
     let unverified = |reason: String| crate::identity::Proof {
@@ -512,10 +512,6 @@ pub fn prove(
             verified: true,
             reason: None,
         },
-        Err(e) => unverified(format!(
-            "{} is not allowed for {}: {e}",
-            key.display(),
-            actor.id
-        )),
+        Err(e) => unverified(format!("{key} is not allowed for {}: {e}", actor.id)),
     }
 }

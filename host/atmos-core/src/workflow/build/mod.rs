@@ -54,7 +54,7 @@ pub struct BuildRequest {
     /// CI build identifier.
     pub build_id: Option<String>,
     /// The SSH key that signs the build records (the builder's), when one is configured.
-    pub signing_key: Option<PathBuf>,
+    pub signing_key: Option<crate::signing::Key>,
 }
 
 /// One component's build.

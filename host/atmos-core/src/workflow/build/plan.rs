@@ -449,6 +449,7 @@ pub fn prepare(
 pub fn digest(inspect: &CommandSpec) -> Option<String> {
     let out = std::process::Command::new(&inspect.program)
         .args(&inspect.args)
+        .env_remove(crate::signing::KEY_ENV)
         .current_dir(&inspect.cwd)
         .output()
         .ok()?;

@@ -120,7 +120,7 @@ pub fn evaluate(
     request.actor = trust::map_actor(request.actor, &rules);
     request.proof = Some(trust::prove(
         &request.actor,
-        request.signing_key.as_deref(),
+        request.signing_key.as_ref(),
         &rules,
     ));
     plan::Planner {

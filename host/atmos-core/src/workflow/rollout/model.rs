@@ -50,7 +50,7 @@ pub struct RolloutRequest {
     pub started_at: Timestamp,
     /// The SSH key that proves the deployer's identity and signs the records, when one is
     /// configured.
-    pub signing_key: Option<std::path::PathBuf>,
+    pub signing_key: Option<crate::signing::Key>,
     /// Whether the deployer proved their identity (set once the trusted rules are known).
     pub proof: Option<crate::identity::Proof>,
     /// `--context key=value` overrides of the merged vars.

@@ -262,7 +262,7 @@ impl<'a> RolloutSession<'a> {
         request.actor = trust::map_actor(request.actor, &rules);
         request.proof = Some(trust::prove(
             &request.actor,
-            request.signing_key.as_deref(),
+            request.signing_key.as_ref(),
             &rules,
         ));
         Ok(RolloutSession {
