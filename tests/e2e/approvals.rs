@@ -872,3 +872,40 @@ fn unsigned_source_records_do_not_count_for_a_target_that_requires_signatures() 
         "nothing ran in prod"
     );
 }
+
+#[test]
+fn identities_compare_without_regard_to_case() {
+    // alice wrote the commit as ALICE@Example.COM: her approval as alice@example.com is a
+    // self-approval, not someone else's.
+    let (f, _v1) = ready("{min: 1, from_groups: [sre]}");
+    f.repo.write_file("VERSION", "2\n");
+    f.repo.git(&["add", "-A"]);
+    f.repo.git(&[
+        "commit",
+        "-q",
+        "--author",
+        "Alice <ALICE@Example.COM>",
+        "-m",
+        "version 2",
+    ]);
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&["--target", "staging", "--promote-from", "dev"])
+        .code(0);
+    approve(&f, "alice@example.com", &[]).code(0);
+    promote(&f, &[]).code(4).stdout_has(&[
+        "the approval by alice@example.com does not count: self-approval: the approver wrote a commit being deployed",
+    ]);
+    // A group member listed in another case is the same member.
+    approve(&f, "BOB@example.com", &[]).code(0);
+    promote(&f, &[]).code(0);
+    // A reserved metadata key in any case is still reserved.
+    f.rollout(&[
+        "--target",
+        "dev",
+        "--force",
+        "--metadata",
+        "Approver=mallory@example.com",
+    ])
+    .code(2)
+    .stderr_has(&["is reserved"]);
+}

@@ -1223,3 +1223,232 @@ fn verify_fails_closed_on_a_commit_it_cannot_read() {
         run.stderr
     );
 }
+
+/// A line added to the builds note names the artifact every target would deploy: where a
+/// target requires signatures, the guard takes only lines signed by their builder.
+#[test]
+fn the_hook_refuses_unsigned_or_forged_build_lines_where_signatures_are_required() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    let sha = git_in(&alice, &["rev-parse", "HEAD"]);
+    let payload = format!(
+        r#"{{"deployment":"svc","component":"a","git_sha":"{sha}","image":"evil.example.net/backdoor:latest","digest":"sha256:{}","builder":"script","pushed":true,"built_by":"alice@example.com","built_at":"2026-01-01T00:00:00Z","duration_ms":1,"target":"dev"}}"#,
+        "e".repeat(64)
+    );
+    let signed_by = |key: &str| {
+        let file = w.dir.path().join("build-payload");
+        std::fs::write(&file, &payload).expect("write");
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", "atmos-build@v1", "-f", key])
+            .arg(&file)
+            .status()
+            .expect("ssh-keygen")
+            .success();
+        assert!(ok);
+        let sig = std::fs::read_to_string(file.with_extension("sig")).expect("sig");
+        std::fs::remove_file(file.with_extension("sig")).expect("rm");
+        format!(
+            "{},\"signature\":{}}}",
+            &payload[..payload.len() - 1],
+            serde_json::to_string(&sig).expect("json")
+        )
+    };
+    let attempt = |line: &str| {
+        let d = w.clone(&format!("builds-{}", rand_suffix()), "alice");
+        git_in(
+            &d,
+            &[
+                "notes",
+                "--ref",
+                "atmos/svc/builds",
+                "add",
+                "-m",
+                line,
+                &sha,
+            ],
+        );
+        push(&d, "refs/notes/atmos/svc/builds")
+    };
+    let (ok, err) = attempt(&payload);
+    assert!(!ok, "an unsigned build line was accepted");
+    assert!(
+        err.contains("unsigned (a target of svc requires signatures")
+            && err.contains("[bad_signature]"),
+        "{err}"
+    );
+    let (ok, err) = attempt(&signed_by(&w.key("mallory")));
+    assert!(!ok, "a build line signed by mallory as alice was accepted");
+    assert!(err.contains("its signature does not verify"), "{err}");
+    let (ok, err) = attempt(&signed_by(&w.key("alice")));
+    assert!(ok, "alice's own signed build line: {err}");
+}
+
+/// What an older guard (or a write on the server itself) let in, no push can fix: the
+/// administrator repairs it in the server's repository, and the repair is logged there.
+#[test]
+fn an_administrator_repairs_what_the_guard_refuses_and_the_repair_is_logged() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    w.atmos(&alice, &args("deployment rollout svc --target dev"), &[])
+        .code(0);
+    w.atmos(
+        &alice,
+        &args("deployment rollout svc --target staging --promote-from dev"),
+        &[],
+    )
+    .code(0);
+    let sha = git_in(&alice, &["rev-parse", "HEAD"]);
+    let origin = w.origin();
+    // Straight into the server's repository, as a guard without these rules let it in.
+    let plant = |from: &Path, name: &str| {
+        git_in(
+            &origin,
+            &[
+                "fetch",
+                "-q",
+                from.to_str().expect("utf-8"),
+                &format!("+{name}:{name}"),
+            ],
+        );
+    };
+    let admin = |args: &[&str]| {
+        let mut cmd = crate::support::atmos_cmd(&origin);
+        cmd.args(args).env("ATMOS_ACTOR", "admin@example.com");
+        Run::from(cmd.output().expect("atmos"))
+    };
+
+    // 1. A ref below the approvals notes: every approval and rejection is stuck.
+    git_in(
+        &alice,
+        &[
+            "notes",
+            "--ref",
+            "atmos/svc/approvals/x",
+            "add",
+            "-m",
+            "{}",
+            &sha,
+        ],
+    );
+    plant(&alice, "refs/notes/atmos/svc/approvals/x");
+    let bob = w.clone("bob", "bob");
+    let reject = || {
+        w.atmos(
+            &bob,
+            &[
+                "deployment",
+                "reject",
+                "svc",
+                "--target",
+                "prod",
+                "-m",
+                "not today",
+                "--signing-key",
+                &w.key("bob"),
+            ],
+            &[],
+        )
+    };
+    assert_ne!(reject().code, 0, "the stray ref blocks the notes ref");
+    admin(&[
+        "deployment",
+        "verify",
+        "--repair",
+        "refs/notes/atmos/svc/approvals/x",
+    ])
+    .code(2);
+    admin(&[
+        "deployment",
+        "verify",
+        "--repair",
+        "refs/notes/atmos/svc/approvals/x",
+        "--reason",
+        "a stray ref below the approvals blocked every approval",
+    ])
+    .code(0)
+    .stdout_has(&[
+        "Repaired refs/notes/atmos/svc/approvals/x: removed",
+        "Logged in refs/atmos/audit",
+    ]);
+    reject().code(0);
+
+    // 2. A NUL line before bob's signed rejection, which readers used to stop at.
+    git_in(
+        &bob,
+        &[
+            "fetch",
+            "-q",
+            "origin",
+            "+refs/notes/atmos/*:refs/notes/atmos/*",
+        ],
+    );
+    let note = git_in(
+        &bob,
+        &["notes", "--ref", "atmos/svc/approvals", "show", &sha],
+    );
+    let file = w.dir.path().join("nul-note");
+    std::fs::write(&file, format!("\u{0}\n{note}\n")).expect("write");
+    git_in(
+        &bob,
+        &[
+            "notes",
+            "--ref",
+            "atmos/svc/approvals",
+            "add",
+            "-f",
+            "-F",
+            file.to_str().expect("utf-8"),
+            &sha,
+        ],
+    );
+    plant(&bob, "refs/notes/atmos/svc/approvals");
+    admin(&[
+        "deployment",
+        "verify",
+        "--repair",
+        "refs/notes/atmos/svc/approvals",
+        "--reason",
+        "a NUL line",
+    ])
+    .code(0)
+    .stdout_has(&[
+        "rewrote 1 note (0 removed), keeping every well-formed line",
+        "control character",
+    ]);
+    // A well-formed ref is not the administrator's to remove this way.
+    admin(&[
+        "deployment",
+        "verify",
+        "--repair",
+        "refs/atmos/deployments/svc/dev/a",
+        "--reason",
+        "x",
+    ])
+    .code(2)
+    .stderr_has(&["never removed by a repair"]);
+    let log = git_in(&origin, &["log", "--format=%B", "refs/atmos/audit"]);
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with('{')).count(),
+        2,
+        "{log}"
+    );
+    assert!(
+        log.contains("\"by\":\"admin@example.com\"") && log.contains("a NUL line"),
+        "{log}"
+    );
+
+    // Bob's signed rejection survived the repair, and still holds.
+    w.atmos(
+        &alice,
+        &args("deployment rollout svc --target prod --promote-from staging"),
+        &[],
+    )
+    .code(3)
+    .stdout_has(&["rejected by bob@example.com (not today)"]);
+    // The log is the server's: a push can neither write nor remove it.
+    let (ok, err) = push(&alice, ":refs/atmos/audit");
+    assert!(
+        !ok && err.contains("the repair log is written only on the server"),
+        "{err}"
+    );
+}

@@ -625,3 +625,21 @@ fn a_full_disk_loses_nothing_that_ran_and_runs_nothing_it_cannot_record() {
     atmos(&args("deployment verify svc")).code(0);
     drop(disk);
 }
+
+#[test]
+fn components_named_with_a_slash_publish_through_the_guard() {
+    let w = Guarded::new(&COUNTING.replace("      a:\n", "      ecs/api:\n"));
+    let ci = w.runner("ci");
+    w.atmos(&ci, &args("deployment rollout svc --target dev"))
+        .code(0)
+        .stdout_has(&["Recorded on origin"]);
+    assert_eq!(
+        statuses(&chain(&w.origin(), "svc", "dev", "ecs/api")),
+        ["success", "started"]
+    );
+    let auditor = w.runner("auditor");
+    w.atmos(&auditor, &args("deployment status svc --remote origin"))
+        .code(0)
+        .stdout_has(&["ecs/api"]);
+    w.atmos(&auditor, &args("deployment verify svc")).code(0);
+}

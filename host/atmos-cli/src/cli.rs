@@ -248,6 +248,18 @@ pub struct VerifyArgs {
     /// lines on stdin and refuse a push that breaks the rules (exit 3).
     #[arg(long, conflicts_with_all = ["deployment", "target", "since", "remote"])]
     pub pre_receive: bool,
+    /// Run by a server's administrator in its repository: repair a ref the guard refuses
+    /// (a stray ref, a malformed lease, note or record) and log it in refs/atmos/audit.
+    #[arg(
+        long,
+        value_name = "REF",
+        requires = "reason",
+        conflicts_with_all = ["deployment", "target", "since", "remote", "pre_receive"]
+    )]
+    pub repair: Option<String>,
+    /// Why the repair is made (kept in the repair log).
+    #[arg(long, value_name = "TEXT", requires = "repair")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -57,7 +57,7 @@ pub fn next_sequence(
             r.deployment == deployment
                 && r.target == target
                 && r.git_sha == commit
-                && r.approved_by == approver
+                && crate::identity::same(&r.approved_by, approver)
         })
         .map(|r| r.sequence.unwrap_or(0))
         .max()
@@ -104,7 +104,7 @@ pub fn authors_gained(git: &GitRepo, from: Option<&str>, to: &str) -> Result<Gai
     let mut authors = Vec::new();
     for sha in shas.iter().take(AUTHORS_CAP) {
         let email = git.commit_info(sha)?.author_email;
-        if !authors.contains(&email) {
+        if !crate::identity::listed(&authors, &email) {
             authors.push(email);
         }
     }
@@ -267,7 +267,7 @@ pub fn check(
         // The latest word by number, never by clock; on a tie a rejection wins.
         match latest
             .iter_mut()
-            .find(|(l, _)| l.approved_by == r.approved_by)
+            .find(|(l, _)| crate::identity::same(&l.approved_by, &r.approved_by))
         {
             Some(l) if r.order_key() >= l.0.order_key() => *l = (r, checked),
             Some(_) => {}
@@ -285,19 +285,23 @@ pub fn check(
             out.rejected_by.push((who, comment));
             continue;
         }
-        let is_self = who == ctx.actor || ctx.authors.contains(&who);
+        let is_self =
+            crate::identity::same(&who, ctx.actor) || crate::identity::listed(ctx.authors, &who);
         let manual_ok = method == ApprovalMethod::Manual
             && r.method == "manual"
-            && who == ctx.actor
+            && crate::identity::same(&who, ctx.actor)
             && r.rollout.is_some()
             && r.rollout.as_deref() == ctx.rollout;
         let reason = if is_self && !rules.allow_self_approval && !manual_ok {
-            Some(if who == ctx.actor {
+            Some(if crate::identity::same(&who, ctx.actor) {
                 "self-approval: the approver is the deployer".to_owned()
             } else {
                 "self-approval: the approver wrote a commit being deployed".to_owned()
             })
-        } else if !rules.from_groups.is_empty() && !members.contains(&who) && !manual_ok {
+        } else if !rules.from_groups.is_empty()
+            && !crate::identity::listed(&members, &who)
+            && !manual_ok
+        {
             Some(format!("not in {}", rules.from_groups.join(", ")))
         } else {
             None
@@ -318,8 +322,12 @@ pub fn check(
     out.eligible = members
         .into_iter()
         .filter(|m| {
-            !out.counted.iter().any(|c| c.approved_by == *m)
-                && (rules.allow_self_approval || (m != ctx.actor && !ctx.authors.contains(m)))
+            !out.counted
+                .iter()
+                .any(|c| crate::identity::same(&c.approved_by, m))
+                && (rules.allow_self_approval
+                    || (!crate::identity::same(m, ctx.actor)
+                        && !crate::identity::listed(ctx.authors, m)))
         })
         .collect();
     out.eligible.dedup();

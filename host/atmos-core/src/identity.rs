@@ -79,6 +79,19 @@ pub fn actor(env: &dyn Fn(&str) -> Option<String>, git_email: Option<String>) ->
 /// Why `actor` cannot name a person in records: an identity becomes a git author and a line
 /// of an approvals note, so it may not hold control characters (a newline would forge a second
 /// line), `<` or `>` (they end git's email field), or be longer than 256 characters.
+/// Whether two identities are the same person: emails (and group members, signer
+/// principals) compare without regard to case, as mail systems treat them in practice — so
+/// `ALICE@example.com` approving `alice@example.com`'s commit is self-approval.
+pub fn same(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+/// Whether `list` holds `who` ([`same`]).
+pub fn listed<S: AsRef<str>>(list: &[S], who: &str) -> bool {
+    list.iter().any(|m| same(m.as_ref(), who))
+}
+
+/// Check an actor before anything is written in its name.
 pub fn check(actor: &Actor) -> Result<(), String> {
     let id = &actor.id;
     if id.chars().any(char::is_control) {

@@ -105,6 +105,7 @@ pub fn all() -> Vec<Published> {
         output::<approve::ApprovalRefusal>(),
         output::<crate::workflow::verify::VerifyReport>(),
         output::<crate::workflow::verify::receive::PushCheck>(),
+        output::<crate::workflow::verify::repair::RepairReport>(),
         output::<crate::workflow::sync::FetchReport>(),
         output::<crate::workflow::sync::SetupReport>(),
         output::<crate::workflow::archive::ArchiveReport>(),

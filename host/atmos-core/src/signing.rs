@@ -328,7 +328,9 @@ mod native {
             return None;
         }
         let allowed = entries.iter().find(|e| {
-            e.principals.iter().any(|p| p == principal)
+            e.principals
+                .iter()
+                .any(|p| crate::identity::same(p, principal))
                 && e.namespaces
                     .as_ref()
                     .is_none_or(|n| n.iter().any(|x| x == namespace))

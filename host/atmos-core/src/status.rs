@@ -425,7 +425,7 @@ fn component_status(
                         notes
                             .iter()
                             .filter(|n| {
-                                n.approved_by == *who
+                                crate::identity::same(&n.approved_by, who)
                                     && n.target == record.target
                                     && n.decision == crate::contracts::ApprovalDecision::Approve
                             })

@@ -21,6 +21,9 @@ pub fn run(args: &VerifyArgs, ctx: &Context) -> Result<Exit, Failure> {
     if args.pre_receive {
         return pre_receive(ctx);
     }
+    if let Some(refname) = &args.repair {
+        return repair(ctx, refname, args.reason.as_deref().unwrap_or_default());
+    }
     let project = ctx.project()?;
     if let Some(d) = &args.deployment {
         let (_, loaded) = ctx.deployment(d)?;
@@ -142,6 +145,45 @@ fn pre_receive(ctx: &Context) -> Result<Exit, Failure> {
     }
     ctx.out.eprint(&refusal(&check));
     Ok(Exit::Denied)
+}
+
+/// `--repair`: in the server's repository, as its administrator.
+fn repair(ctx: &Context, refname: &str, reason: &str) -> Result<Exit, Failure> {
+    let git = GitRepo::open_from_env()?;
+    let who = atmos_core::identity::actor(
+        &atmos_core::identity::process_env,
+        git.config_string("user.email"),
+    );
+    let report = atmos_core::workflow::verify::repair::repair(
+        &git,
+        &atmos_core::workflow::verify::repair::RepairRequest {
+            refname: refname.to_owned(),
+            reason: reason.to_owned(),
+            by: atmos_core::git::Author::of(&git, &who.id),
+        },
+    )?;
+    let text = ctx.out.structured(&report).unwrap_or_else(|| {
+        let mut out = format!(
+            "Repaired {}: {} ({} → {})\n",
+            report.refname,
+            report.action,
+            atmos_core::git::short(&report.old),
+            report
+                .new
+                .as_deref()
+                .map_or("removed", atmos_core::git::short)
+        );
+        for p in &report.problems {
+            out.push_str(&format!("  {p}\n"));
+        }
+        out.push_str(&format!(
+            "Logged in refs/atmos/audit as {} (git log refs/atmos/audit)\n",
+            atmos_core::git::short(&report.audit)
+        ));
+        out
+    });
+    ctx.out.print(&text)?;
+    Ok(Exit::Done)
 }
 
 fn refusal(check: &PushCheck) -> String {

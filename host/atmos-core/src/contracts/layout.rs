@@ -15,6 +15,18 @@ pub const NOTES_PREFIX: &str = "refs/notes/atmos";
 pub const LEDGER_PREFIX: &str = "refs/atmos/ledger";
 /// Namespace of the chain refs: the newest record of each target/component.
 pub const CHAIN_PREFIX: &str = "refs/atmos/chains";
+/// The notes atmos keeps, per deployment: `refs/notes/atmos/<deployment>/<kind>`.
+pub const NOTE_KINDS: &[&str] = &["approvals", "builds", "sbom", "logs"];
+
+/// Whether `rest` (a notes ref without `refs/notes/atmos/`) is `<deployment>/<kind>`.
+pub fn is_notes_ref(rest: &str) -> bool {
+    rest.split_once('/')
+        .is_some_and(|(d, k)| !d.is_empty() && NOTE_KINDS.contains(&k))
+}
+
+/// The server's repair log: one commit per repair, written only on the server by
+/// `atmos deployment verify --repair`, never pushed.
+pub const AUDIT_REF: &str = "refs/atmos/audit";
 
 /// The state ref of one component in one target:
 /// `refs/atmos/deployments/<deployment>/<target>/<component>` → the deployed commit.

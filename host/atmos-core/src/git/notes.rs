@@ -258,12 +258,13 @@ impl GitRepo {
     }
 
     /// The notes the notes commit `new` adds or changes compared to `old` (`None`: all of
-    /// them): `(annotated object, note blob)`. Only the changed paths are read.
+    /// them): `(annotated object, note blob, the blob it replaces)`. Only the changed paths
+    /// are read.
     pub fn changed_notes(
         &self,
         old: Option<&str>,
         new: &str,
-    ) -> Result<Vec<(String, String)>, GitError> {
+    ) -> Result<Vec<ChangedNote>, GitError> {
         let tree_of = |c: &str| -> Result<git2::Tree<'_>, GitError> {
             self.raw().find_commit(oid(c)?).git()?.tree().git()
         };
@@ -282,8 +283,88 @@ impl GitRepo {
             let Some(path) = file.path().and_then(|p| p.to_str()) else {
                 continue;
             };
-            out.push((path.replace('/', ""), file.id().to_string()));
+            let before = delta.old_file().id();
+            out.push(ChangedNote {
+                object: path.replace('/', ""),
+                blob: file.id().to_string(),
+                was: (!before.is_zero()).then(|| before.to_string()),
+            });
         }
         Ok(out)
+    }
+}
+
+/// One note a notes commit adds or changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedNote {
+    /// The annotated object.
+    pub object: String,
+    /// The note's blob now.
+    pub blob: String,
+    /// The blob it replaces, if the object had a note.
+    pub was: Option<String>,
+}
+
+impl GitRepo {
+    /// Every note of the notes commit `notes_commit`: `(annotated object, note blob)`.
+    pub fn all_notes(&self, notes_commit: &str) -> Result<Vec<(String, String)>, GitError> {
+        Ok(self
+            .changed_notes(None, notes_commit)?
+            .into_iter()
+            .map(|n| (n.object, n.blob))
+            .collect())
+    }
+
+    /// A new notes commit on top of `notes_commit` where each note in `replace` holds the
+    /// given bytes instead (`None`: the note is removed), laid out flat as git writes small
+    /// notes trees; returns the new commit.
+    pub fn rewrite_notes(
+        &self,
+        notes_commit: &str,
+        replace: &std::collections::BTreeMap<String, Option<Vec<u8>>>,
+        message: &str,
+        author: &super::Author,
+    ) -> Result<String, GitError> {
+        let raw = self.raw();
+        let parent = raw.find_commit(oid(notes_commit)?).git()?;
+        let mut builder = raw.treebuilder(None).git()?;
+        for (object, blob) in self.all_notes(notes_commit)? {
+            let id = match replace.get(&object) {
+                Some(Some(bytes)) => raw.blob(bytes).git()?,
+                Some(None) => continue,
+                None => oid(&blob)?,
+            };
+            builder.insert(&object, id, 0o100644).git()?;
+        }
+        let tree = raw.find_tree(builder.write().git()?).git()?;
+        let sig = author.signature()?;
+        let commit = raw
+            .commit(None, &sig, &sig, message, &tree, &[&parent])
+            .git()?;
+        Ok(commit.to_string())
+    }
+
+    /// Append `entry` (one JSON line) to the repair log ([`AUDIT_REF`]): a commit whose
+    /// message is the entry, on top of the previous one. Returns the commit.
+    ///
+    /// [`AUDIT_REF`]: crate::contracts::layout::AUDIT_REF
+    pub fn append_audit(&self, entry: &str, author: &super::Author) -> Result<String, GitError> {
+        use crate::contracts::layout::AUDIT_REF;
+        let raw = self.raw();
+        let parent = raw
+            .find_reference(AUDIT_REF)
+            .ok()
+            .and_then(|r| r.peel_to_commit().ok());
+        let empty = raw
+            .find_tree(raw.treebuilder(None).git()?.write().git()?)
+            .git()?;
+        let sig = author.signature()?;
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        let commit = raw
+            .commit(None, &sig, &sig, entry, &empty, &parents)
+            .git()?;
+        let expected = parent.as_ref().map(|p| p.id().to_string());
+        self.set_refs_from(&[(AUDIT_REF.to_owned(), expected, Some(commit.to_string()))])?;
+        Ok(commit.to_string())
     }
 }

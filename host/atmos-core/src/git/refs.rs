@@ -53,6 +53,46 @@ impl GitRepo {
             .collect())
     }
 
+    /// Set (or, with `None`, delete) every ref of `set` — `(name, what it must hold now, new
+    /// value)` — in one transaction; fails with [`GitError::RefMoved`] when one moved.
+    pub fn set_refs_from(
+        &self,
+        set: &[(String, Option<String>, Option<String>)],
+    ) -> Result<(), GitError> {
+        let raw = self.raw();
+        let mut tx = raw.transaction().git()?;
+        for (name, _, _) in set {
+            tx.lock_ref(name).git()?;
+        }
+        for (name, expected, _) in set {
+            let now = raw
+                .find_reference(name)
+                .ok()
+                .and_then(|r| r.target())
+                .map(|o| o.to_string());
+            if now != *expected {
+                return Err(GitError::RefMoved {
+                    refname: name.clone(),
+                    expected: expected.clone().unwrap_or_else(|| "nothing".into()),
+                    found: now.unwrap_or_else(|| "nothing".into()),
+                });
+            }
+        }
+        for (name, _, value) in set {
+            match value {
+                Some(v) => tx
+                    .set_target(name, super::oid(v)?, None, "atmos: repair")
+                    .git()?,
+                None => {
+                    if raw.find_reference(name).is_ok() {
+                        tx.remove(name).git()?;
+                    }
+                }
+            }
+        }
+        tx.commit().git()
+    }
+
     /// Set (or, with `None`, delete) every ref of `set` in one transaction, whatever they
     /// hold now: the local copy of what the shared remote was just given.
     pub fn set_refs(&self, set: &[(String, Option<String>)]) -> Result<(), GitError> {

@@ -292,6 +292,7 @@ impl Remote {
     fn fetch_refs(&self) -> Result<(), RemoteError> {
         // State and history are never pruned: records that exist only here stay (and the
         // batches kept for this remote are published by `fetch`, on what it holds now).
+        self.drop_stray_notes()?;
         let specs = self.refspecs();
         let mut args = vec!["fetch", "--quiet", "--no-tags", self.name.as_str()];
         args.extend(specs.iter().map(String::as_str));
@@ -451,6 +452,40 @@ impl Remote {
     }
 
     /// Merge every fetched notes ref into its local counterpart.
+    /// Remove refs that are no notes ref of atmos's layout but sit where one goes (a
+    /// `refs/notes/atmos/<d>/approvals/x` pushed to a remote without the guard): in this
+    /// clone's copy of the remote's notes, and below its own notes refs, where they would
+    /// block the real ones for good. Said, never silent.
+    fn drop_stray_notes(&self) -> Result<(), RemoteError> {
+        let tracking = remote_notes_prefix(&self.name);
+        let local = "refs/notes/atmos/";
+        let out = self.git(&["for-each-ref", "--format=%(refname)", &tracking, local])?;
+        let mut gone = Vec::new();
+        for name in String::from_utf8_lossy(&out.stdout).lines() {
+            let rest = name
+                .strip_prefix(tracking.as_str())
+                .or_else(|| name.strip_prefix(local))
+                .unwrap_or(name);
+            if crate::contracts::layout::is_notes_ref(rest) {
+                continue;
+            }
+            let out = self.git(&["update-ref", "-d", name])?;
+            if out.status.success() {
+                gone.push(name.to_owned());
+            }
+        }
+        if !gone.is_empty() {
+            self.notes.borrow_mut().push(format!(
+                "removed {} ref{} that {} no atmos notes ref but blocked one: {} (the server's guard refuses them; docs/verify.md#repair)",
+                gone.len(),
+                crate::plural::s(gone.len()),
+                if gone.len() == 1 { "is" } else { "are" },
+                gone.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
     fn merge_notes(&self) -> Result<(), RemoteError> {
         let prefix = remote_notes_prefix(&self.name);
         let out = self.git(&["for-each-ref", "--format=%(refname) %(objectname)", &prefix])?;
@@ -458,6 +493,10 @@ impl Remote {
             let Some((fetched, oid)) = line.split_once(' ') else {
                 continue;
             };
+            // Only atmos's notes refs are merged into this clone's.
+            if !crate::contracts::layout::is_notes_ref(&fetched[prefix.len()..]) {
+                continue;
+            }
             let local = format!("refs/notes/atmos/{}", &fetched[prefix.len()..]);
             let exists = self
                 .git(&["rev-parse", "--verify", "--quiet", &local])?

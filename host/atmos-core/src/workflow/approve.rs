@@ -253,7 +253,7 @@ pub fn approve(
         .collect();
     let warning = (request.decision == ApprovalDecision::Approve
         && !members.is_empty()
-        && !members.contains(&actor.id))
+        && !crate::identity::listed(&members, &actor.id))
     .then(|| {
         format!(
             "{} is not in {}: this approval will not count",

@@ -152,6 +152,14 @@ pub enum WorkflowError {
         /// The commands that remove them.
         commands: Vec<String>,
     },
+    /// `verify --repair` refused to repair a ref.
+    #[error("{refname} was not repaired: {why}")]
+    Repair {
+        /// The ref.
+        refname: String,
+        /// Why.
+        why: String,
+    },
     /// The executors ran, and their outcome could not be written here.
     #[error("the executors ran, but their outcome could not be written: {why}")]
     OutcomeNotWritten {
@@ -352,6 +360,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::NoRetention
             | WorkflowError::ArchiveOffline { .. }
             | WorkflowError::LeaseLive { .. }
+            | WorkflowError::Repair { .. }
             | WorkflowError::BadActor { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::BuildFailed { .. }
@@ -487,6 +496,9 @@ impl Actionable for WorkflowError {
             ),
             WorkflowError::IntentNotWritten { .. } => Some(
                 "fix what stopped it and run the rollout again; nothing ran and nothing is left to clean up (--offline records it here and publishes it later)".into(),
+            ),
+            WorkflowError::Repair { .. } => Some(
+                "run it in the server's repository as its administrator: atmos deployment verify --repair <ref> --reason <why> (docs/verify.md#repair)".into(),
             ),
             WorkflowError::LockFiles { commands, .. } => Some(format!(
                 "a git process killed mid-update leaves these behind; if no git or atmos process is working in this repository, remove them and run the rollout again:\n  {}",

@@ -428,7 +428,7 @@ impl Audit<'_, '_> {
                 .iter()
                 .flat_map(|g| settings.approvers.groups.get(g).into_iter().flatten())
                 .collect();
-            if !members.contains(&who) {
+            if !crate::identity::listed(&members, who) {
                 push(
                     ProblemKind::NotADeployer,
                     format!(
@@ -440,6 +440,38 @@ impl Audit<'_, '_> {
         }
         if !r.deployed() {
             return Ok(());
+        }
+
+        // Where signatures are required, the artifact deployed from a build (not promoted:
+        // a promotion takes what ran in its source) is one its builder signed.
+        let approvals_signed = promotion
+            .approvals
+            .as_ref()
+            .is_some_and(|a| a.require_signed);
+        if (deployers.require_signed || approvals_signed)
+            && r.record.promoted_from.is_none()
+            && let Some(digest) = &r.record.image_digest
+        {
+            let why = format!("{target} requires signatures");
+            let counted = crate::artifacts::latest_counting(
+                self.git,
+                self.deployment,
+                &r.record.git_sha,
+                Some((signers.as_deref(), &why)),
+            )?;
+            let proven = counted
+                .latest
+                .get(component)
+                .is_some_and(|b| b.digest.as_deref() == Some(digest.as_str()));
+            if !proven {
+                push(
+                    ProblemKind::UnprovenArtifact,
+                    format!(
+                        "deployed image {digest}, which no build of {} signed by its builder names (the builds note was edited, or the build was not signed)",
+                        short(&r.record.git_sha)
+                    ),
+                );
+            }
         }
 
         // How the commit got here.

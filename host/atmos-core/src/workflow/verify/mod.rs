@@ -6,6 +6,7 @@
 
 mod checks;
 pub mod receive;
+pub mod repair;
 mod report;
 mod rules;
 pub mod view;

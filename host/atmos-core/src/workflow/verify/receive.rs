@@ -87,7 +87,9 @@ crate::document!(PushCheck => "PushCheck");
 
 /// What a ref under atmos's namespaces is, exactly: one of the documented kinds, or stray.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
+    /// The server's repair log: never written or deleted by a push.
+    Audit,
     State,
     Chain,
     Tag,
@@ -98,7 +100,7 @@ enum Kind {
 }
 
 /// The kind of `refname` (under atmos's namespaces), by its exact layout and names.
-fn kind(refname: &str) -> Kind {
+pub(crate) fn kind(refname: &str) -> Kind {
     use crate::names::{NameKind, check};
     let ns = namespace(refname);
     let names_ok = |d: &str, t: &str, c: &str| {
@@ -107,6 +109,9 @@ fn kind(refname: &str) -> Kind {
             && check(c, NameKind::Component).is_ok()
     };
     let stray = |why: &str| Kind::Stray(why.to_owned());
+    if refname == crate::contracts::layout::AUDIT_REF {
+        return Kind::Audit;
+    }
     match ns {
         Namespace::State | Namespace::Chain => {
             let prefix = if ns == Namespace::State {
@@ -180,8 +185,7 @@ fn kind(refname: &str) -> Kind {
     }
 }
 
-/// The notes atmos keeps, per deployment.
-pub const NOTE_KINDS: &[&str] = &["approvals", "builds", "sbom", "logs"];
+pub use crate::contracts::layout::NOTE_KINDS;
 
 /// Check a push to the repository `git` (opened from the hook's environment), at `now`.
 /// Under `refs/atmos/`, `refs/tags/atmos/` and `refs/notes/atmos/` only the documented kinds
@@ -224,6 +228,7 @@ pub fn check(
     let mut touched = BTreeSet::new();
     let mut chains: Vec<&RefUpdate> = Vec::new();
     let mut archived_tags: Vec<(String, String)> = Vec::new();
+    let mut builds: Vec<&RefUpdate> = Vec::new();
     // Ledger updates first: a tag may be deleted only when the ledger (as this push leaves
     // it) holds its record.
     let mut ordered = ours.clone();
@@ -232,6 +237,11 @@ pub fn check(
     for u in &ordered {
         let k = kind(&u.refname);
         match (&k, &u.old, &u.new) {
+            (Kind::Audit, _, _) => refused.push(problem(
+                ProblemKind::StrayRef,
+                &u.refname,
+                "the repair log is written only on the server, by `atmos deployment verify --repair`".into(),
+            )),
             // A ref that is no documented kind: never written; deleting one is a repair.
             (Kind::Stray(_), _, None) => {}
             (Kind::Stray(why), _, Some(_)) => {
@@ -323,7 +333,13 @@ pub fn check(
                 "approval, build, SBOM and log notes are never deleted".into(),
             )),
             (Kind::Notes(kind), old, Some(new)) => {
-                for why in notes_problems(git, kind, old.as_deref(), new)? {
+                let problems = notes_problems(git, kind, old.as_deref(), new)?;
+                if problems.is_empty() && *kind == "builds" {
+                    // Who built it is checked against the rules below.
+                    needs_rules = true;
+                    builds.push(*u);
+                }
+                for why in problems {
                     refused.push(problem(ProblemKind::NotesRewritten, &u.refname, why));
                 }
             }
@@ -394,6 +410,17 @@ pub fn check(
 
     // The records and state refs the push adds or moves, by the rules as they are now.
     let mut book = RulesBook::new(git, std::path::PathBuf::new(), origin.clone(), true)?;
+    for u in builds {
+        let d = u
+            .refname
+            .trim_start_matches(&format!("{}/", crate::contracts::layout::NOTES_PREFIX))
+            .trim_end_matches("/builds");
+        let commit = book.commit_at(now.as_second()).to_owned();
+        let rules = book.rules(&commit, d)?;
+        for why in build_lines_problems(git, rules.as_deref(), u)? {
+            refused.push(problem(ProblemKind::BadSignature, &u.refname, why));
+        }
+    }
     let deployments: BTreeSet<String> = touched.iter().map(|g| g.0.clone()).collect();
     for d in deployments {
         let report = audit(
@@ -425,6 +452,84 @@ pub fn check(
     })
 }
 
+/// What is wrong with the build lines a push adds to a builds note: a signature that does
+/// not verify for its builder, or no signature where a target of the deployment requires
+/// signatures (its planner would ignore the line; the guard refuses it outright).
+fn build_lines_problems(
+    git: &GitRepo,
+    rules: Option<&crate::workflow::trust::Rules>,
+    u: &RefUpdate,
+) -> Result<Vec<String>, WorkflowError> {
+    let Some(new) = &u.new else {
+        return Ok(Vec::new());
+    };
+    let Some(rules) = rules else {
+        return Ok(Vec::new());
+    };
+    let signers = rules
+        .project
+        .settings
+        .approvers
+        .allowed_signers
+        .as_ref()
+        .map(|s| rules.project.root.join(s));
+    let required = rules.loaded.deployment.targets.values().any(|t| {
+        t.promotion.as_ref().is_some_and(|p| {
+            p.deployers.as_ref().is_some_and(|d| d.require_signed)
+                || p.approvals.as_ref().is_some_and(|a| a.require_signed)
+        })
+    });
+    let mut out = Vec::new();
+    for note in git.changed_notes(u.old.as_deref(), new)? {
+        let before: BTreeSet<String> = match &note.was {
+            Some(b) => String::from_utf8_lossy(&git.blob_bytes(b)?)
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        let text = String::from_utf8_lossy(&git.blob_bytes(&note.blob)?).into_owned();
+        for line in text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !before.contains(*l))
+        {
+            let Ok(record) = serde_json::from_str::<crate::contracts::BuildRecord>(line) else {
+                continue;
+            };
+            let verdict = match (&record.signature, &signers) {
+                (Some(sig), Some(path)) => crate::signing::verify(
+                    record.signed_payload().as_bytes(),
+                    sig,
+                    &record.built_by,
+                    path,
+                    crate::contracts::build::SIGNING_NAMESPACE,
+                )
+                .err()
+                .map(|e| format!("its signature does not verify: {e}")),
+                (Some(_), None) | (None, _) if required => Some(format!(
+                    "{} (a target of {} requires signatures, so builds are signed by their builder: atmos deployment build --signing-key)",
+                    if record.signature.is_some() {
+                        "signed, but approvers.allowed_signers is not set"
+                    } else {
+                        "unsigned"
+                    },
+                    rules.loaded.deployment.name
+                )),
+                _ => None,
+            };
+            if let Some(why) = verdict {
+                out.push(format!(
+                    "the build of {} at {} by {}: {why}",
+                    record.component,
+                    short(&note.object),
+                    record.built_by
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `(deployment, target, component)` of a chain ref.
 fn chain_group(refname: &str) -> Option<(String, String, String)> {
     let rest = refname.strip_prefix(&format!("{CHAIN_PREFIX}/"))?;
@@ -439,7 +544,7 @@ fn git2_tag() -> &'static str {
 
 /// Why object `oid` is not a `kind` object of at most `max` bytes, if it is not (read from
 /// its header: a huge object is never loaded).
-fn object_problem(git: &GitRepo, oid: &str, kind: &str, max: usize) -> Option<String> {
+pub(crate) fn object_problem(git: &GitRepo, oid: &str, kind: &str, max: usize) -> Option<String> {
     match git.object_header(oid) {
         None => Some(format!(
             "{} is not in the push or the repository",
@@ -454,7 +559,7 @@ fn object_problem(git: &GitRepo, oid: &str, kind: &str, max: usize) -> Option<St
 }
 
 /// Why `new` is not a lease for the lock `refname`, if it is not.
-fn lease_problem(git: &GitRepo, refname: &str, new: &str) -> Option<String> {
+pub(crate) fn lease_problem(git: &GitRepo, refname: &str, new: &str) -> Option<String> {
     let rest = &refname[crate::contracts::layout::LOCK_PREFIX.len() + 1..];
     let (d, t) = rest.split_once('/')?;
     match git.read_lease(new) {
@@ -618,7 +723,12 @@ fn notes_problems(
     }
     let mut out = Vec::new();
     let max = crate::contracts::limits::note_max(kind);
-    for (commit, blob) in git.changed_notes(old, new)? {
+    for crate::git::notes::ChangedNote {
+        object: commit,
+        blob,
+        ..
+    } in git.changed_notes(old, new)?
+    {
         let Some((k, size)) = git.object_header(&blob) else {
             out.push(format!("the note of {} is missing", short(&commit)));
             continue;

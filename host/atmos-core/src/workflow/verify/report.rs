@@ -42,6 +42,8 @@ pub enum ProblemKind {
     ReachedWithoutPromotion,
     /// A promotion deployed another image than the source ran with that commit.
     ArtifactMismatch,
+    /// Deployed, where signatures are required, an artifact no signed build names.
+    UnprovenArtifact,
     /// A rollback to a commit the target never ran.
     RollbackNeverRan,
     /// Deployed without the approvals its rules required.

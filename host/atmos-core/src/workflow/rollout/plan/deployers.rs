@@ -30,7 +30,7 @@ pub fn verdict(
     });
     let decision =
         |result, message: String| Decision::new(DEPLOYER_GATE, "deployers", result, message);
-    if !rule.from_groups.is_empty() && !members.contains(&who) {
+    if !rule.from_groups.is_empty() && !crate::identity::listed(&members, who) {
         let mut d = decision(
             Verdict::Deny,
             format!(

@@ -48,6 +48,13 @@ pub use super::model::{APPROVAL_GATE, ARTIFACT_GATE, DEPLOYER_GATE, HISTORY_GATE
 /// Metadata keys atmos records itself.
 pub const RESERVED_METADATA: &[&str] = &["approver", "skip_promotion_check", "automatic_rollback"];
 
+/// Whether `key` is reserved, in any case (`Approver` is `approver` to a reader).
+fn reserved(key: &str) -> bool {
+    RESERVED_METADATA
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(key))
+}
+
 /// What planning reads: the work tree's project (where executors run), the trusted rules, the
 /// repository and the policy evaluator.
 pub struct Planner<'a> {
@@ -365,13 +372,10 @@ pub fn check_metadata(metadata: &IndexMap<String, String>) -> Result<(), Workflo
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     };
-    let Some(key) = metadata
-        .keys()
-        .find(|k| RESERVED_METADATA.contains(&k.as_str()) || odd(k))
-    else {
+    let Some(key) = metadata.keys().find(|k| reserved(k) || odd(k)) else {
         return Ok(());
     };
-    let (shown, why) = if RESERVED_METADATA.contains(&key.as_str()) {
+    let (shown, why) = if reserved(key) {
         (
             key.clone(),
             format!("is reserved: atmos records `{key}` itself"),
