@@ -909,3 +909,55 @@ fn identities_compare_without_regard_to_case() {
     .code(2)
     .stderr_has(&["is reserved"]);
 }
+
+#[test]
+fn a_nul_byte_in_the_approvals_note_stops_the_rollout_instead_of_hiding_what_follows() {
+    let (f, v1) = ready("{min: 1}");
+    approve(&f, "alice@example.com", &[]).code(0);
+    f.repo
+        .atmos_env(
+            &[
+                "deployment",
+                "reject",
+                "svc",
+                "--target",
+                "prod",
+                "-m",
+                "no",
+            ],
+            &[("ATMOS_ACTOR", "bob@example.com")],
+        )
+        .code(0);
+    let note = f
+        .repo
+        .git(&["notes", "--ref", "atmos/svc/approvals", "show", &v1]);
+    let file = f.out.path().join("note");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n\u{0}\n{}\n",
+            note.lines().next().expect("approval"),
+            note.lines().nth(1).expect("rejection")
+        ),
+    )
+    .expect("write");
+    f.repo.git(&[
+        "notes",
+        "--ref",
+        "atmos/svc/approvals",
+        "add",
+        "-f",
+        "-F",
+        file.to_str().expect("utf-8"),
+        &v1,
+    ]);
+    let run = promote(&f, &[]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("refs/notes/atmos/svc/approvals")
+            && run.stderr.contains("control character"),
+        "{}",
+        run.stderr
+    );
+    assert!(f.repo.tags("svc", "prod", "a").is_empty(), "nothing ran");
+}

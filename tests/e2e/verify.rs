@@ -1452,3 +1452,239 @@ fn an_administrator_repairs_what_the_guard_refuses_and_the_repair_is_logged() {
         "{err}"
     );
 }
+
+/// Every namespace is guarded and every size bounded: refs below a notes ref, a lock that is
+/// no lease, a note with a NUL or a line past the limit, a record past the limit — refused.
+/// A malformed lock that got onto the server anyway never makes a rollout spin: it says what
+/// is wrong, `lock status` shows it, and `lock release --force` clears it through the guard.
+#[test]
+fn the_hook_guards_every_namespace_and_bounds_every_size_and_clients_never_spin() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    let v1 = ship(&w, &alice);
+    git_in(
+        &alice,
+        &[
+            "fetch",
+            "-q",
+            "origin",
+            "+refs/notes/atmos/*:refs/notes/atmos/*",
+        ],
+    );
+    let refused = |refspec: &str, why: &str| {
+        let (ok, stderr) = push(&alice, refspec);
+        assert!(!ok, "the hook accepted {refspec}");
+        assert!(stderr.contains(why), "{refspec}: {stderr}");
+    };
+    let notes = git_in(&alice, &["rev-parse", "refs/notes/atmos/svc/approvals"]);
+    for below in ["approvals/x", "logs/x"] {
+        refused(
+            &format!("{notes}:refs/notes/atmos/svc/{below}"),
+            "is not refs/notes/atmos/<deployment>/<approvals|builds|sbom|logs>",
+        );
+    }
+    // Locks: a blob that is no lease, a commit, another target's lease, a lease too big.
+    let blob = |text: &str| git_stdin(&alice, &["hash-object", "-w", "--stdin"], text);
+    refused(
+        &format!("{}:refs/atmos/locks/svc/prod", blob("garbage")),
+        "[malformed]",
+    );
+    refused(&format!("{v1}:refs/atmos/locks/svc/prod"), "[malformed]");
+    let lease = |t: &str, pad: usize| {
+        format!(
+            r#"{{"deployment":"svc","target":"{t}","holder":"alice@example.com","run":"{}","host":"h","pid":1,"started_at":"2026-01-01T00:00:00Z","expires_at":"2999-01-01T00:00:00Z"}}"#,
+            "x".repeat(pad)
+        )
+    };
+    refused(
+        &format!("{}:refs/atmos/locks/svc/prod", blob(&lease("dev", 0))),
+        "holds the lease of svc/dev, not of svc/prod",
+    );
+    refused(
+        &format!("{}:refs/atmos/locks/svc/prod", blob(&lease("prod", 8192))),
+        "[malformed]",
+    );
+    // Notes: a NUL line kept beside every old line, a line past the limit.
+    let note = git_in(
+        &alice,
+        &["notes", "--ref", "atmos/svc/approvals", "show", &v1],
+    );
+    let with_note = |text: String| {
+        let file = w.dir.path().join("note-file");
+        std::fs::write(&file, text).expect("write");
+        git_in(
+            &alice,
+            &[
+                "notes",
+                "--ref",
+                "atmos/svc/approvals",
+                "add",
+                "-f",
+                "-F",
+                file.to_str().expect("utf-8"),
+                &v1,
+            ],
+        );
+        let commit = git_in(&alice, &["rev-parse", "refs/notes/atmos/svc/approvals"]);
+        git_in(
+            &alice,
+            &["update-ref", "refs/notes/atmos/svc/approvals", &notes],
+        );
+        commit
+    };
+    let nul = with_note(format!("\u{0}\n{note}\n"));
+    refused(
+        &format!("{nul}:refs/notes/atmos/svc/approvals"),
+        "holds the control character",
+    );
+    let long = with_note(format!("{note}\n{}\n", "x".repeat(20_000)));
+    refused(
+        &format!("{long}:refs/notes/atmos/svc/approvals"),
+        "a line is at most",
+    );
+    // A record past 64 KiB.
+    let prod_tag = newest_tag(&alice, "prod");
+    let body = record_message(&alice, &prod_tag);
+    let big = format!("{body}# {}\n", "y".repeat(70_000));
+    let name = format!(
+        "atmos/deployments/svc/prod/a/{}",
+        (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3))
+            .strftime("%Y-%m-%dT%H-%M-%SZ")
+    );
+    forge(&alice, &name, &v1, &big, Some(&w.key("alice")));
+    refused(&forged_push(&name), "[malformed]");
+
+    // A malformed lock on the server (written past the guard): the client says so at once.
+    let origin = w.origin();
+    let garbage = git_stdin(&origin, &["hash-object", "-w", "--stdin"], "garbage");
+    git_in(
+        &origin,
+        &["update-ref", "refs/atmos/locks/svc/dev", &garbage],
+    );
+    let started = std::time::Instant::now();
+    let run = w.atmos(
+        &alice,
+        &args("deployment rollout svc --target dev --force --wait-for-lock --timeout 5s"),
+        &[],
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "it stopped instead of spinning"
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("refs/atmos/locks/svc/dev") && run.stderr.contains("lock release"),
+        "{}",
+        run.stderr
+    );
+    w.atmos(
+        &alice,
+        &args("deployment lock status svc --target dev"),
+        &[],
+    )
+    .code(0)
+    .stdout_has(&["the lock ref does not hold a lease"]);
+    w.atmos(
+        &alice,
+        &args("deployment lock release svc --target dev --force"),
+        &[],
+    )
+    .code(0);
+    assert_eq!(git_in(&origin, &["for-each-ref", "refs/atmos/locks/"]), "");
+    w.atmos(
+        &alice,
+        &args("deployment rollout svc --target dev --force"),
+        &[],
+    )
+    .code(0);
+}
+
+/// Where a target requires signed deployers, an automatic rollback returns only to a commit
+/// with a verified success record there: an unsigned record of a commit that never ran
+/// (written beside the history where no guard stops it) is not where it goes.
+#[test]
+fn an_automatic_rollback_returns_only_to_what_a_verified_record_says_ran() {
+    let repo = crate::support::Repo::new();
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key = keys.path().join("dev");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "dev", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("pub");
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      a:\n        settings:\n          script:\n            apply: 'true'\n            verify: {command: 'test \"$ATMOS_TARGET\" != staging || test -f ok', on_failure: rollback}\n  targets:\n    dev: {}\n    staging:\n      promotion: {from: dev, deployers: {require_signed: true}}\n",
+    );
+    repo.write_file(
+        "atmos.yaml",
+        "approvers:\n  allowed_signers: allowed_signers\n",
+    );
+    repo.write_file(
+        "allowed_signers",
+        format!("dev@example.com {}", public.trim()),
+    );
+    repo.write_file("ok", "");
+    let v1 = repo.commit("v1");
+    repo.git(&["config", "gpg.format", "ssh"]);
+    repo.git(&["config", "user.signingkey", key.to_str().expect("utf-8")]);
+    repo.atmos(&args("deployment rollout svc --target dev"))
+        .code(0);
+    repo.atmos(&args(
+        "deployment rollout svc --target staging --promote-from dev",
+    ))
+    .code(0);
+
+    // A commit that never ran anywhere, and an unsigned staging record saying it succeeded,
+    // at the end of staging's history.
+    let side = repo.git(&[
+        "commit-tree",
+        "HEAD^{tree}",
+        "-p",
+        "HEAD",
+        "-m",
+        "never ran",
+    ]);
+    let tip = repo.git(&["rev-parse", "refs/atmos/chains/svc/staging/a"]);
+    let honest = record_message(repo.path(), &tip);
+    let sequence: u64 = honest
+        .lines()
+        .find_map(|l| l.strip_prefix("sequence: "))
+        .and_then(|n| n.parse().ok())
+        .expect("numbered");
+    let forged = honest
+        .replace(&v1, &side)
+        .lines()
+        .filter(|l| !l.starts_with("previous_record: ") && !l.starts_with("sequence: "))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replacen(
+            "status: success\n",
+            &format!(
+                "status: success\nprevious_record: {tip}\nsequence: {}\n",
+                sequence + 1
+            ),
+            1,
+        );
+    let name = format!(
+        "atmos/deployments/svc/staging/a/{}",
+        (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2))
+            .strftime("%Y-%m-%dT%H-%M-%SZ")
+    );
+    forge(repo.path(), &name, &side, &forged, None);
+
+    // v2 fails its verification in staging: the rollback goes to v1, which a signed record
+    // says ran there, not to the forged commit.
+    std::fs::remove_file(repo.path().join("ok")).expect("rm");
+    repo.commit("v2");
+    repo.atmos(&args("deployment rollout svc --target dev"))
+        .code(0);
+    let run = repo.atmos(&args(
+        "deployment rollout svc --target staging --promote-from dev",
+    ));
+    run.code(1).stdout_has(&["Automatic rollback"]);
+    repo.assert_state("svc", "staging", "a", Some(&v1));
+    assert!(!run.stdout.contains(&side[..7]), "{}", run.stdout);
+}
