@@ -237,6 +237,7 @@ fn the_action_runs_a_rollout_with_its_inputs_and_reports_the_exit_code() {
     let seen = std::fs::read_to_string(f.out.path().join("env.a")).expect("env");
     assert!(!seen.contains("OPENSSH PRIVATE KEY"), "{seen}");
     assert!(!seen.contains("INPUT_SIGNING_KEY"), "{seen}");
+    assert!(!seen.contains("ATMOS_SIGNING_KEY"), "{seen}");
     let tag = f.repo.outcomes("svc", "dev", "a").pop().expect("tag");
     assert!(
         f.repo
@@ -258,7 +259,7 @@ fn the_action_runs_a_rollout_with_its_inputs_and_reports_the_exit_code() {
     assert_eq!(out.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(
-            "::warning title=atmos action::signing-key is used by rollout and approve only"
+            "::warning title=atmos action::signing-key is used by rollout, approve, reject and build only"
         )
     );
 }
