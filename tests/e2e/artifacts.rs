@@ -69,9 +69,16 @@ fn world() -> (Repo, tempfile::TempDir, String) {
     (repo, tempfile::tempdir().expect("tempdir"), path)
 }
 
+/// Run atmos with the stand-in builders. Their registry (`reg.example.com`) exists nowhere, so
+/// rollouts run `--offline`: they deploy the recorded digests without asking the registry, and
+/// say so (the real registry is asked in `registry.rs`).
 fn atmos(repo: &Repo, out: &Path, path: &str, args: &[&str]) -> Run {
+    let mut args = args.to_vec();
+    if args.get(1) == Some(&"rollout") && !args.contains(&"--plan") {
+        args.push("--offline");
+    }
     repo.atmos_env(
-        args,
+        &args,
         &[("OUT", out.to_str().expect("utf-8")), ("PATH", path)],
     )
 }

@@ -14,6 +14,7 @@ mod list;
 mod probes;
 mod processing;
 mod queries;
+mod registry;
 mod remote;
 mod rollout;
 mod sbom;

@@ -45,9 +45,15 @@ fn split(env: &str) -> (&str, &str) {
     env.split_once('|').expect("path|sha")
 }
 
+/// Run atmos with the stand-in builders; their registry exists nowhere, so rollouts run
+/// `--offline` (they deploy the recorded digests without asking it, and say so).
 fn run(repo: &Repo, out: &Path, path: &str, args: &[&str]) -> crate::support::Run {
+    let mut args = args.to_vec();
+    if args.get(1) == Some(&"rollout") && !args.contains(&"--plan") {
+        args.push("--offline");
+    }
     repo.atmos_env(
-        args,
+        &args,
         &[("OUT", out.to_str().expect("utf-8")), ("PATH", path)],
     )
 }
@@ -244,11 +250,24 @@ fn stand_in_builders_get_the_documented_arguments_and_the_sbom_is_valid_cycloned
         &args("deployment build payment-service --target dev --force --skip-push"),
     )
     .code(0);
+    // Not pushed: no registry digest exists, and none is asked of the engine or recorded.
     let docker = std::fs::read_to_string(out.path().join("docker.calls")).expect("docker");
-    assert!(
-        docker.contains("|image inspect --format {{.Id}} registry.example.com/payment-service/api"),
-        "--skip-push inspects the local image: {docker}"
+    assert_eq!(
+        docker.matches("|image inspect").count(),
+        2,
+        "only the pushed builds asked for their digest: {docker}"
     );
+    let note = repo.git(&[
+        "notes",
+        "--ref",
+        "atmos/payment-service/builds",
+        "show",
+        sha,
+    ]);
+    let last: serde_json::Value =
+        serde_json::from_str(note.lines().last().expect("a build")).expect("json");
+    assert_eq!(last["pushed"], false, "{last}");
+    assert!(last.get("digest").is_none(), "{last}");
 }
 
 #[test]
@@ -410,17 +429,17 @@ fn scanner_findings_are_merged_and_the_sbom_gate_denies_prod_on_a_critical_one()
         ("ATMOS_NIXPACKS_BIN", "/bin/true"),
     ];
     repo.atmos_env(
-        &args("deployment rollout payment-service --target dev"),
+        &args("deployment rollout payment-service --target dev --offline"),
         &env,
     )
     .code(0);
     repo.atmos_env(
-        &args("deployment rollout payment-service --target staging --promote-from dev"),
+        &args("deployment rollout payment-service --target staging --promote-from dev --offline"),
         &env,
     )
     .code(0);
     let prod = repo.atmos_env(
-        &args("deployment rollout payment-service --target prod --promote-from staging --metadata ticket=OPS-1"),
+        &args("deployment rollout payment-service --target prod --promote-from staging --metadata ticket=OPS-1 --offline"),
         &env,
     );
     prod.code(3);
@@ -523,7 +542,8 @@ fn dockerfile_builders_plan_and_missing_tools() {
         "{calls}"
     );
     assert!(
-        calls.contains("|push registry.example.com/payment-service/api:"),
+        calls.contains("|push --digestfile ")
+            && calls.contains(" registry.example.com/payment-service/api:"),
         "{calls}"
     );
 

@@ -14,7 +14,7 @@
 //! | contracts | [`contracts`]: history records, gate decisions and input, approvals, leases, the git layout |
 //! | config | [`config`]: the model, loading, schemas, checks, merging |
 //! | git store | [`git`]: refs, tags, notes, the rollout transaction, the remote, locks |
-//! | engines | [`gates`], [`executor`], [`sbom`], [`approvals`], [`artifacts`], [`logs`] |
+//! | engines | [`gates`], [`executor`], [`sbom`], [`approvals`], [`artifacts`], [`logs`], [`registry`] |
 //! | queries | [`status`], [`history`], [`diff`], [`listing`], [`describe`], [`promotion`], [`validate`], [`board`] |
 //! | workflows | [`workflow`]: rollout, approve, build, drift |
 //! | publishing | [`published`]: every JSON Schema generated from the types above |
@@ -42,6 +42,7 @@ pub mod names;
 pub mod plural;
 pub mod promotion;
 pub mod published;
+pub mod registry;
 pub mod sbom;
 pub mod scratch;
 pub mod signing;

@@ -38,6 +38,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "executor",
             "sbom",
             "approvals",
+            "registry",
             "artifacts",
             "logs",
         ],

@@ -126,7 +126,12 @@ fn summary(report: &BuildReport, s: &Style, skip_push: bool) -> String {
                 b.component,
                 match (&b.digest, &b.image) {
                     (Some(d), _) => format!("Built {}", atmos_core::git::prefix(d, 19)),
-                    (None, Some(i)) => format!("Built {i} (digest unknown)"),
+                    (None, Some(i)) if b.pushed => format!(
+                        "Built {i} (pushed, but the engine named no registry digest: rollouts deploy it by tag)"
+                    ),
+                    (None, Some(i)) => {
+                        format!("Built {i} (not pushed: no registry digest exists)")
+                    }
                     (None, None) => "Built".to_owned(),
                 },
                 seconds(b.duration_ms)

@@ -152,6 +152,21 @@ pub enum WorkflowError {
         /// The commands that remove them.
         commands: Vec<String>,
     },
+    /// An image registry could not be asked.
+    #[error(transparent)]
+    Registry(crate::registry::RegistryError),
+    /// The registry does not serve an image the rollout would deploy: nothing ran.
+    #[error(
+        "{component}: the registry does not serve {image} (it answered: {answer}), so nothing ran"
+    )]
+    ImageMissing {
+        /// The component.
+        component: String,
+        /// The image, pinned to its digest.
+        image: String,
+        /// What the registry said.
+        answer: String,
+    },
     /// `verify --repair` refused to repair a ref.
     #[error("{refname} was not repaired: {why}")]
     Repair {
@@ -339,6 +354,7 @@ impl Actionable for WorkflowError {
             WorkflowError::Executor(e) => e.exit(),
             WorkflowError::Sbom(e) => e.exit(),
             WorkflowError::Lock(e) => e.exit(),
+            WorkflowError::Registry(e) => e.exit(),
             WorkflowError::UnknownTarget(_)
             | WorkflowError::NoTarget { .. }
             | WorkflowError::UnknownComponent { .. }
@@ -373,6 +389,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::Internal { .. }
             | WorkflowError::IntentNotWritten { .. }
             | WorkflowError::LockFiles { .. }
+            | WorkflowError::ImageMissing { .. }
             | WorkflowError::OutcomeNotWritten { .. }
             | WorkflowError::Publish(_)
             | WorkflowError::Io { .. } => Exit::Failed,
@@ -496,6 +513,10 @@ impl Actionable for WorkflowError {
             ),
             WorkflowError::IntentNotWritten { .. } => Some(
                 "fix what stopped it and run the rollout again; nothing ran and nothing is left to clean up (--offline records it here and publishes it later)".into(),
+            ),
+            WorkflowError::Registry(e) => e.hint(),
+            WorkflowError::ImageMissing { .. } => Some(
+                "build and push it again (atmos deployment build <deployment> --force), or deploy a commit whose image the registry still serves".into(),
             ),
             WorkflowError::Repair { .. } => Some(
                 "run it in the server's repository as its administrator: atmos deployment verify --repair <ref> --reason <why> (docs/verify.md#repair)".into(),

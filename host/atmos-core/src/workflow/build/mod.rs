@@ -69,6 +69,8 @@ pub struct Built {
     pub image: Option<String>,
     /// Its digest, when the engine told it.
     pub digest: Option<String>,
+    /// Whether it was pushed to its registry.
+    pub pushed: bool,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -200,8 +202,8 @@ pub fn build(
             },
             |r| r.outcome.clone(),
         );
-        let digest = match (&outcome, &item.inspect) {
-            (Outcome::Succeeded, Some(inspect)) => plan::digest(inspect),
+        let digest = match &outcome {
+            Outcome::Succeeded => plan::digest(&item.digest_from),
             _ => None,
         };
         let duration_ms = run.map_or(0, |r| r.duration_ms);
@@ -250,6 +252,7 @@ pub fn build(
             component: item.name.clone(),
             outcome,
             image: item.image.clone(),
+            pushed: item.image.is_some() && !request.skip_push,
             digest,
             duration_ms,
         });

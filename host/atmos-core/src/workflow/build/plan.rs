@@ -68,9 +68,24 @@ pub struct BuildItem {
     pub commands: Vec<CommandSpec>,
     /// The commands as typed.
     pub command_lines: Vec<String>,
-    /// Asks the engine for the image's digest after the build.
+    /// Where the digest the registry serves comes from after the build.
     #[serde(skip)]
-    pub inspect: Option<CommandSpec>,
+    pub digest_from: DigestFrom,
+}
+
+/// Where an image's digest comes from after its build: always the digest of the manifest
+/// the registry serves for the tag pushed — never the engine's local image id or manifest.
+#[derive(Debug, Clone, Default)]
+pub enum DigestFrom {
+    /// The file the engine's push wrote (`buildah push --digestfile`, `podman push
+    /// --digestfile`): what the registry answered the push.
+    File(PathBuf),
+    /// The engine, asked after its push (`docker image inspect` `RepoDigests`, which holds
+    /// the registry's digest once pushed).
+    Inspect(CommandSpec),
+    /// Nothing: the image was not pushed (`--skip-push`), so no registry digest exists.
+    #[default]
+    NotPushed,
 }
 
 /// What `build` will do.
@@ -299,42 +314,44 @@ pub fn plan(
                         ],
                     ),
                 }];
-                if !skip_push && let Some(engine) = &engine {
-                    commands.push(spec(engine, vec![s("push"), image.tagged.clone()]));
-                }
-                let inspect = engine.as_ref().map(|engine| match builder.engine() {
-                    Builder::Buildah => spec(
-                        engine,
-                        vec![
-                            s("inspect"),
-                            s("--type"),
-                            s("image"),
-                            s("--format"),
-                            s("{{.FromImageDigest}}"),
-                            image.tagged.clone(),
-                        ],
-                    ),
-                    _ if skip_push => spec(
-                        engine,
-                        vec![
-                            s("image"),
-                            s("inspect"),
-                            s("--format"),
-                            s("{{.Id}}"),
-                            image.tagged.clone(),
-                        ],
-                    ),
-                    _ => spec(
-                        engine,
-                        vec![
-                            s("image"),
-                            s("inspect"),
-                            s("--format"),
-                            s("{{index .RepoDigests 0}}"),
-                            image.tagged.clone(),
-                        ],
-                    ),
-                });
+                // buildah and podman write the digest the registry answered the push with;
+                // docker's RepoDigests hold it once the image is pushed.
+                let digests = root.join(".atmos-digests");
+                std::fs::create_dir_all(&digests).map_err(|source| {
+                    crate::workflow::error::WorkflowError::Io {
+                        path: digests.clone(),
+                        source,
+                    }
+                })?;
+                let digest_file = digests.join(c.name.replace('/', "__"));
+                let digest_from = match (&engine, builder.engine()) {
+                    (Some(engine), Builder::Buildah | Builder::Podman) if !skip_push => {
+                        commands.push(spec(
+                            engine,
+                            vec![
+                                s("push"),
+                                s("--digestfile"),
+                                digest_file.display().to_string(),
+                                image.tagged.clone(),
+                            ],
+                        ));
+                        DigestFrom::File(digest_file)
+                    }
+                    (Some(engine), _) if !skip_push => {
+                        commands.push(spec(engine, vec![s("push"), image.tagged.clone()]));
+                        DigestFrom::Inspect(spec(
+                            engine,
+                            vec![
+                                s("image"),
+                                s("inspect"),
+                                s("--format"),
+                                s("{{index .RepoDigests 0}}"),
+                                image.tagged.clone(),
+                            ],
+                        ))
+                    }
+                    _ => DigestFrom::NotPushed,
+                };
                 Some(BuildItem {
                     name: c.name.to_owned(),
                     kind: c.kind,
@@ -342,7 +359,7 @@ pub fn plan(
                     image: Some(image.tagged),
                     command_lines: commands.iter().map(CommandSpec::display).collect(),
                     commands,
-                    inspect,
+                    digest_from,
                 })
             }
             ComponentType::Script => setting(c, "build").map(|cmd| {
@@ -358,7 +375,7 @@ pub fn plan(
                     image: None,
                     command_lines: commands.iter().map(CommandSpec::display).collect(),
                     commands,
-                    inspect: None,
+                    digest_from: DigestFrom::NotPushed,
                 }
             }),
             _ => None,
@@ -444,9 +461,22 @@ pub fn prepare(
     ))
 }
 
+/// The digest the registry serves for the image just pushed, from where `from` says; `None`
+/// when it was not pushed or the engine did not say.
+pub fn digest(from: &DigestFrom) -> Option<String> {
+    match from {
+        DigestFrom::File(file) => std::fs::read_to_string(file)
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|d| crate::registry::is_digest(d)),
+        DigestFrom::Inspect(inspect) => inspected(inspect),
+        DigestFrom::NotPushed => None,
+    }
+}
+
 /// Ask the engine for an image's digest (`sha256:…`), from `inspect` output such as
 /// `sha256:…` or `registry/name@sha256:…`.
-pub fn digest(inspect: &CommandSpec) -> Option<String> {
+fn inspected(inspect: &CommandSpec) -> Option<String> {
     let out = std::process::Command::new(&inspect.program)
         .args(&inspect.args)
         .env_remove(crate::signing::KEY_ENV)

@@ -299,6 +299,45 @@ pub struct Blocker {
 }
 
 impl RolloutPlan {
+    /// An empty plan of `deployment` to `target`, for unit tests of what reads plans.
+    #[cfg(test)]
+    pub fn for_tests(deployment: &str, target: &str) -> RolloutPlan {
+        RolloutPlan {
+            deployment: deployment.to_owned(),
+            target: target.to_owned(),
+            action: Action::Rollout,
+            source_target: None,
+            commit: None,
+            components: Vec::new(),
+            waves: Vec::new(),
+            decisions: Vec::new(),
+            denial: None,
+            actor: crate::identity::Actor {
+                id: "dev@example.com".into(),
+                source: "test".into(),
+            },
+            proof: None,
+            build_id: None,
+            metadata: indexmap::IndexMap::new(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            skip_promotion_check: false,
+            input: None,
+            approvals: None,
+            approval_commit: None,
+            artifacts: Default::default(),
+            context: Default::default(),
+            rollout_id: String::new(),
+            rules: crate::workflow::trust::RulesOrigin {
+                source: "test".into(),
+                commit: None,
+                chosen_by: "test".into(),
+            },
+            blockers: Vec::new(),
+            configs: Default::default(),
+            reverting: None,
+        }
+    }
+
     /// The strongest blocking verdict among the decisions, if any (deny beats pending).
     pub fn blocked(&self) -> Option<Verdict> {
         let results: Vec<Verdict> = self.decisions.iter().map(|d| d.result).collect();

@@ -704,6 +704,14 @@ impl<'a> RolloutSession<'a> {
     ) -> Result<(RolloutReport, Option<Result<u32, WorkflowError>>), WorkflowError> {
         // What can fail before anything runs is checked first; then the intent; then it runs.
         let prepared = self.prepare(&plan)?;
+        // Only what the registries serve is deployed: asked before anything is recorded.
+        let registry = crate::registry::Client::from_env();
+        for u in super::images::check(&plan, self.options.stores.offline, &registry)? {
+            self.observer.event(&Event::Warning(format!(
+                "{}: {} was not checked in its registry: {}",
+                u.component, u.image, u.why
+            )));
+        }
         let intents = self.announce(&plan)?;
         let started = Instant::now();
         let runs = self.run_prepared(&prepared)?;

@@ -1,0 +1,192 @@
+//! Deploy only what the registry serves: before any executor runs (and before the intent is
+//! recorded), each image the rollout deploys is resolved in its registry by the digest its
+//! build recorded. An image the registry does not serve stops the rollout, naming the image,
+//! the registry's answer and the fix; a registry that cannot be asked stops it too (fail
+//! closed). An image with no registry digest (built with `--skip-push`), and every image of
+//! an `--offline` rollout, is deployed unchecked — and the rollout says so.
+
+use super::model::RolloutPlan;
+use crate::registry::{Manifest, Reference, RegistryError};
+use crate::workflow::WorkflowError;
+
+/// Asks a registry for a manifest (the real client, or a table in tests).
+pub trait Resolver {
+    /// What the registry serves for `r`.
+    fn manifest(&self, r: &Reference) -> Result<Manifest, RegistryError>;
+}
+
+impl Resolver for crate::registry::Client {
+    fn manifest(&self, r: &Reference) -> Result<Manifest, RegistryError> {
+        crate::registry::Client::manifest(self, r)
+    }
+}
+
+/// An image deployed without asking its registry, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unchecked {
+    /// The component.
+    pub component: String,
+    /// The image.
+    pub image: String,
+    /// Why it was not checked.
+    pub why: String,
+}
+
+/// Check every image `plan` deploys (components that run); the ones not checked, and why.
+pub fn check(
+    plan: &RolloutPlan,
+    offline: bool,
+    registry: &dyn Resolver,
+) -> Result<Vec<Unchecked>, WorkflowError> {
+    let mut unchecked = Vec::new();
+    for c in plan.components.iter().filter(|c| c.run) {
+        let Some(artifact) = plan.artifacts.get(&c.name) else {
+            continue;
+        };
+        let Some(image) = &artifact.image else {
+            continue;
+        };
+        let Some(digest) = &artifact.digest else {
+            unchecked.push(Unchecked {
+                component: c.name.clone(),
+                image: image.clone(),
+                why: "no registry digest was recorded for it (built with --skip-push, or the engine did not say): whatever the tag names now is deployed".into(),
+            });
+            continue;
+        };
+        if offline {
+            unchecked.push(Unchecked {
+                component: c.name.clone(),
+                image: format!("{image}@{digest}"),
+                why: "--offline: its registry was not asked whether it serves that digest".into(),
+            });
+            continue;
+        }
+        let reference = Reference::parse(image)
+            .map_err(WorkflowError::Registry)?
+            .pinned(digest);
+        match registry
+            .manifest(&reference)
+            .map_err(WorkflowError::Registry)?
+        {
+            Manifest::Found { .. } => {}
+            Manifest::Missing { detail } => {
+                return Err(WorkflowError::ImageMissing {
+                    component: c.name.clone(),
+                    image: reference.to_string(),
+                    answer: detail,
+                });
+            }
+        }
+    }
+    Ok(unchecked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::rollout::model::{Artifact, Change, PlannedComponent};
+
+    struct Table(Vec<(String, Result<Manifest, RegistryError>)>);
+
+    impl Resolver for Table {
+        fn manifest(&self, r: &Reference) -> Result<Manifest, RegistryError> {
+            self.0
+                .iter()
+                .find(|(k, _)| *k == r.to_string())
+                .map(|(_, v)| v.clone())
+                .unwrap_or(Ok(Manifest::Missing {
+                    detail: "MANIFEST_UNKNOWN".into(),
+                }))
+        }
+    }
+
+    fn plan(images: &[(&str, Option<&str>, Option<&str>, bool)]) -> RolloutPlan {
+        let mut plan = RolloutPlan::for_tests("svc", "dev");
+        for (name, image, digest, run) in images {
+            plan.components.push(PlannedComponent {
+                name: (*name).to_owned(),
+                kind: crate::config::model::ComponentType::Nixpack,
+                depends_on: Vec::new(),
+                current: None,
+                new: "c".repeat(40),
+                change: Change::New,
+                run: *run,
+                source_record: None,
+            });
+            plan.artifacts.insert(
+                (*name).to_owned(),
+                Artifact {
+                    image: image.map(str::to_owned),
+                    digest: digest.map(str::to_owned),
+                    from: "build".into(),
+                },
+            );
+        }
+        plan
+    }
+
+    #[test]
+    fn only_what_the_registry_serves_is_deployed() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let gone = format!("sha256:{}", "b".repeat(64));
+        let served = format!("reg.example.com/app:v1@{d}");
+        let table = Table(vec![(
+            served.clone(),
+            Ok(Manifest::Found {
+                digest: d.clone(),
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            }),
+        )]);
+        // Served: nothing to say.
+        let p = plan(&[("api", Some("reg.example.com/app:v1"), Some(&d), true)]);
+        assert_eq!(check(&p, false, &table).expect("served"), []);
+        // Not served: the rollout stops, naming the image and the registry's answer.
+        let p = plan(&[("api", Some("reg.example.com/app:v1"), Some(&gone), true)]);
+        match check(&p, false, &table) {
+            Err(WorkflowError::ImageMissing {
+                component,
+                image,
+                answer,
+            }) => {
+                assert_eq!(component, "api");
+                assert_eq!(image, format!("reg.example.com/app:v1@{gone}"));
+                assert_eq!(answer, "MANIFEST_UNKNOWN");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A registry that cannot be asked stops it too.
+        let down = Table(vec![(
+            served.clone(),
+            Err(RegistryError::Unreachable {
+                registry: "reg.example.com".into(),
+                detail: "connection refused".into(),
+            }),
+        )]);
+        let p = plan(&[("api", Some("reg.example.com/app:v1"), Some(&d), true)]);
+        assert!(matches!(
+            check(&p, false, &down),
+            Err(WorkflowError::Registry(RegistryError::Unreachable { .. }))
+        ));
+        // Offline, no digest, or not running: not asked — and the first two are said.
+        let p = plan(&[
+            ("api", Some("reg.example.com/app:v1"), Some(&gone), true),
+            ("worker", Some("reg.example.com/w:v1"), None, true),
+            ("idle", Some("reg.example.com/i:v1"), Some(&gone), false),
+        ]);
+        let said = check(&p, true, &table).expect("offline");
+        assert_eq!(
+            said.iter()
+                .map(|u| u.component.as_str())
+                .collect::<Vec<_>>(),
+            ["api", "worker"]
+        );
+        let online = check(
+            &plan(&[("worker", Some("reg.example.com/w:v1"), None, true)]),
+            false,
+            &table,
+        )
+        .expect("no digest");
+        assert!(online[0].why.contains("--skip-push"));
+    }
+}
