@@ -269,7 +269,7 @@ impl ChainWalk<'_> {
 
     /// What a reader of the span walked says it skipped: the records that could not be read,
     /// and the entries it went past ([`ChainWalk::passed_by`]) with the reason each is not
-    /// history (at most [`SKIPPED_READ`] read; the rest counted).
+    /// history (at most 100 read; the rest counted).
     pub fn skipped(self) -> Vec<Unparseable> {
         let mut out = self.unreadable.clone();
         let passed = self.passed_by();

@@ -95,7 +95,7 @@ pub fn write(
     write_waiting(repo, records, tagger, LOCK_WAIT, busy)
 }
 
-/// [`write`], waiting at most `wait` for refs another process has locked; `busy` hears of
+/// [`write()`], waiting at most `wait` for refs another process has locked; `busy` hears of
 /// the first ref found locked and how long the write waits for it.
 pub fn write_waiting(
     repo: &GitRepo,

@@ -1,9 +1,12 @@
-//! One rollout, start to end: [`RolloutSession::begin`] takes the target's lock and reads the
-//! shared remote, [`plan`](RolloutSession::plan) decides, [`await_approvals`](RolloutSession::await_approvals)
-//! confirms or waits when only approvals are missing,
-//! [`execute`](RolloutSession::execute) runs the executors, [`record`](RolloutSession::record)
-//! writes the history tags and state refs, and [`publish`](RolloutSession::publish) pushes
-//! them by compare-and-swap. [`RolloutSession::drive`] runs the whole sequence.
+//! One rollout, start to end: [`RolloutSession::begin`] clears stale ref lock files, takes the
+//! target's lock and reads the shared remote (publishing what this clone kept first), records
+//! unfinished runs as interrupted, [`plan`](RolloutSession::plan) decides,
+//! [`await_approvals`](RolloutSession::await_approvals) confirms or waits when only approvals
+//! are missing; then the images are checked in their registries,
+//! [`announce`](RolloutSession::announce) records and publishes the intent,
+//! [`execute`](RolloutSession::execute) runs the executors, and
+//! [`record`](RolloutSession::record) writes the outcome records and state refs, which are
+//! kept and pushed by compare-and-swap. [`RolloutSession::drive`] runs the whole sequence.
 
 use std::time::{Duration, Instant};
 
