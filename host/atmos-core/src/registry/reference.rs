@@ -1,6 +1,6 @@
 //! Image references as engines write them: `[registry/]repository[:tag][@sha256:…]`.
 
-use super::RegistryError;
+use super::error::RegistryError;
 
 /// Docker Hub, where a reference without a registry points.
 pub const DOCKER_HUB: &str = "docker.io";
