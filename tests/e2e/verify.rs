@@ -1483,6 +1483,13 @@ fn the_hook_guards_every_namespace_and_bounds_every_size_and_clients_never_spin(
             "is not refs/notes/atmos/<deployment>/<approvals|builds|sbom|logs>",
         );
     }
+    // A chain ref moved to a record this push does not add (another history's newest):
+    // every later honest push of that history would be refused.
+    let prod_newest = git_in(&alice, &["rev-parse", "refs/atmos/chains/svc/prod/a"]);
+    refused(
+        &format!("{prod_newest}:refs/atmos/chains/svc/dev/a"),
+        "which is no record this push adds to dev/a",
+    );
     // Locks: a blob that is no lease, a commit, another target's lease, a lease too big.
     let blob = |text: &str| git_stdin(&alice, &["hash-object", "-w", "--stdin"], text);
     refused(

@@ -643,3 +643,46 @@ fn components_named_with_a_slash_publish_through_the_guard() {
         .stdout_has(&["ecs/api"]);
     w.atmos(&auditor, &args("deployment verify svc")).code(0);
 }
+
+#[test]
+fn a_rollout_to_a_remote_without_the_history_publishes_the_records_it_follows() {
+    // dev's history is on origin; the next rollout goes to another guarded remote that has
+    // none of it: its records arrive with the ones they follow, and the chain verifies there.
+    let w = Guarded::new(COUNTING);
+    let ci = w.runner("ci");
+    w.atmos(&ci, &args("deployment rollout svc --target dev"))
+        .code(0);
+    git(
+        w.dir.path(),
+        &["init", "-q", "--bare", "-b", "main", "eu.git"],
+    );
+    let eu = w.dir.path().join("eu.git");
+    std::fs::copy(
+        w.origin().join("hooks/pre-receive"),
+        eu.join("hooks/pre-receive"),
+    )
+    .expect("the guard");
+    git(&ci, &["remote", "add", "eu", eu.to_str().expect("utf-8")]);
+    git(&ci, &["push", "-q", "eu", "HEAD:refs/heads/main"]);
+    git(&ci, &["commit", "-q", "--allow-empty", "-m", "v2"]);
+    git(&ci, &["push", "-q", "eu", "HEAD:refs/heads/main"]);
+    w.atmos(
+        &ci,
+        &args("deployment rollout svc --target dev --remote eu"),
+    )
+    .code(0)
+    .stdout_has(&["Recorded on eu"]);
+    assert_eq!(
+        statuses(&chain(&eu, "svc", "dev", "a")),
+        ["success", "started", "success", "started"],
+        "eu holds the run and the history it follows"
+    );
+    let auditor = w.runner("auditor");
+    git(
+        &auditor,
+        &["remote", "add", "eu", eu.to_str().expect("utf-8")],
+    );
+    git(&auditor, &["fetch", "-q", "eu"]);
+    w.atmos(&auditor, &args("deployment verify svc --remote eu"))
+        .code(0);
+}

@@ -138,6 +138,7 @@ fn sign_with_ssh_keygen(payload: &[u8], key: &Path, namespace: &str) -> Result<S
     let file = dir.path().join("payload");
     std::fs::write(&file, payload).map_err(|e| SignError(e.to_string()))?;
     let out = Command::new("ssh-keygen")
+        .env_remove(crate::signing::KEY_ENV)
         .args(["-q", "-Y", "sign", "-n", namespace, "-f"])
         .arg(key)
         .arg(&file)
@@ -212,6 +213,7 @@ fn verify_with_ssh_keygen(
     std::fs::write(&sig, signature).map_err(|e| SignError(e.to_string()))?;
     let out = run_with_stdin(
         Command::new("ssh-keygen")
+            .env_remove(crate::signing::KEY_ENV)
             .args(["-Y", "verify", "-n", namespace, "-f"])
             .arg(allowed_signers)
             .args(["-I", principal, "-s"])
@@ -355,6 +357,7 @@ pub fn principals(signature: &str, allowed_signers: &Path) -> Result<Vec<String>
     let sig = dir.path().join("payload.sig");
     std::fs::write(&sig, signature).map_err(|e| SignError(e.to_string()))?;
     let out = Command::new("ssh-keygen")
+        .env_remove(crate::signing::KEY_ENV)
         .args(["-Y", "find-principals", "-f"])
         .arg(allowed_signers)
         .arg("-s")

@@ -628,9 +628,21 @@ async fn run_command(
                         let _ = killpg(group, Signal::SIGKILL);
                     }
                 }
-                // What they wrote before they stopped.
-                while let Ok(Some((stderr, line))) =
-                    tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+                // And those that left the group: nothing of the command may keep writing.
+                let strays = super::strays::stop(&token).await;
+                if strays > 0 {
+                    log.line(&format!(
+                        "# stopped {strays} process{} the command left running outside its process group",
+                        if strays == 1 { "" } else { "es" }
+                    ));
+                }
+                // What they wrote before they stopped, within a bound.
+                let until = tokio::time::Instant::now() + Duration::from_secs(2);
+                while let Ok(Some((stderr, line))) = tokio::time::timeout_at(
+                    until.min(tokio::time::Instant::now() + Duration::from_millis(200)),
+                    rx.recv(),
+                )
+                .await
                 {
                     emit(stderr, line, log);
                 }

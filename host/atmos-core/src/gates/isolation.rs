@@ -108,6 +108,7 @@ enum ChildResult {
 
 fn run_child(program: &Path, args: &[String], request: &[u8], deadline: Duration) -> ChildResult {
     let child = Command::new(program)
+        .env_remove(crate::signing::KEY_ENV)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

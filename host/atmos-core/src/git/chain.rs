@@ -189,14 +189,17 @@ impl ChainWalk<'_> {
                     Some(oid) => match self.find(&oid)? {
                         Some(e) => Some(e),
                         // The chain names a record this repository does not have (archived
-                        // elsewhere, or deleted): what is older is read by time.
+                        // elsewhere, or deleted): what is older than what was read is read
+                        // by time.
                         None => {
                             self.legacy = true;
+                            self.floor = self.floor.or(self.oldest);
                             continue;
                         }
                     },
                     None => {
                         self.legacy = true;
+                        self.floor = self.floor.or(self.oldest);
                         continue;
                     }
                 }

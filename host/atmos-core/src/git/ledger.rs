@@ -318,6 +318,7 @@ impl GitRepo {
         }
         let failed = |message: String| GitError::Git { message };
         let mut child = Command::new("git")
+            .env_remove(crate::signing::KEY_ENV)
             .arg("--git-dir")
             .arg(self.git_dir())
             .args(["update-ref", "--stdin"])

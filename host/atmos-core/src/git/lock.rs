@@ -293,8 +293,10 @@ pub fn acquire(
         };
         if swap(git, store, &name, Some(&blob), expect)? {
             if let Store::Remote(_) = store {
-                // Mirror what the remote now holds (the next fetch would too).
-                git.set_refs(&[(name.clone(), Some(blob.clone()))])?;
+                // Mirror what the remote now holds (the next fetch would too). Best effort:
+                // the lease is held on the remote whatever this clone's copy says, and a
+                // failure here must not leave it held by nobody who will release it.
+                let _ = git.set_refs(&[(name.clone(), Some(blob.clone()))]);
             }
             return Ok(Held {
                 refname: name,
@@ -348,7 +350,8 @@ pub fn renew(
         return Ok(None);
     }
     if let Store::Remote(_) = store {
-        git.set_refs(&[(held.refname.clone(), Some(blob.clone()))])?;
+        // Best effort, as when it was taken: the renewed lease is on the remote.
+        let _ = git.set_refs(&[(held.refname.clone(), Some(blob.clone()))]);
     }
     Ok(Some(Held {
         refname: held.refname.clone(),

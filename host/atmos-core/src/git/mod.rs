@@ -542,6 +542,7 @@ impl GitRepo {
     /// What `HEAD` of `remote` points at, as the remote says (`git ls-remote --symref`).
     pub fn remote_head(&self, remote: &str) -> Option<String> {
         let out = std::process::Command::new("git")
+            .env_remove(crate::signing::KEY_ENV)
             .args(["ls-remote", "--symref", remote, "HEAD"])
             .current_dir(self.workdir().unwrap_or(self.git_dir()))
             .env("GIT_TERMINAL_PROMPT", "0")
@@ -561,6 +562,7 @@ impl GitRepo {
     /// `None` when it cannot be reached.
     pub fn remote_branches(&self, remote: &str) -> Option<Vec<String>> {
         let out = std::process::Command::new("git")
+            .env_remove(crate::signing::KEY_ENV)
             .args(["ls-remote", "--heads", remote])
             .current_dir(self.workdir().unwrap_or(self.git_dir()))
             .env("GIT_TERMINAL_PROMPT", "0")

@@ -175,9 +175,21 @@ impl Remote {
     /// Publish every batch kept for this remote, oldest first. One the remote refuses (a
     /// guard) stays kept and is reported each time, never set aside; the others go on.
     pub fn publish_pending(&self) -> Result<(), RemoteError> {
+        // The histories of a batch that is not published now (another process holds it, or
+        // it failed): later batches of those histories wait, so that an outcome never lands
+        // before its intent.
+        let mut waiting: HashSet<(String, String, String)> = HashSet::new();
+        let groups = |text: &str| -> Vec<(String, String, String)> {
+            serde_json::from_str::<Batch>(text)
+                .map(|b| groups_of(&b).into_keys().collect())
+                .unwrap_or_default()
+        };
         for file in self.pending() {
             let Some(_guard) = FileLock::take(&file) else {
                 // Another atmos in this clone publishes it right now.
+                if let Ok(text) = std::fs::read_to_string(&file) {
+                    waiting.extend(groups(&text));
+                }
                 continue;
             };
             let text = match std::fs::read_to_string(&file) {
@@ -209,6 +221,16 @@ impl Remote {
                 },
             };
             if batch.remote != self.name {
+                continue;
+            }
+            let mine: Vec<(String, String, String)> = groups_of(&batch).into_keys().collect();
+            if mine.iter().any(|g| waiting.contains(g)) {
+                waiting.extend(mine);
+                self.notes.borrow_mut().push(format!(
+                    "the records written at {} wait for an earlier batch of the same history; they stay kept in {}",
+                    batch.written_at,
+                    file.display()
+                ));
                 continue;
             }
             let git = GitRepo::discover(&self.workdir).map_err(|e| RemoteError::Git {
@@ -246,12 +268,15 @@ impl Remote {
                 }
                 // Out of reach: everything waits for the next command.
                 Err(PublishError::Remote(e @ RemoteError::Unreachable { .. })) => return Err(e),
-                Err(e) => self.notes.borrow_mut().push(format!(
-                    "the records written at {} are still not on {}: {e}; they stay kept in {} and are tried again by the next command",
-                    batch.written_at,
-                    self.name,
-                    file.display()
-                )),
+                Err(e) => {
+                    waiting.extend(mine);
+                    self.notes.borrow_mut().push(format!(
+                        "the records written at {} are still not on {}: {e}; they stay kept in {} and are tried again by the next command",
+                        batch.written_at,
+                        self.name,
+                        file.display()
+                    ));
+                }
             }
         }
         Ok(())
@@ -287,7 +312,9 @@ impl Remote {
                     done_groups += 1;
                     continue;
                 }
-                if remote_tip != first.record.previous_record {
+                // Someone else's records at the end of the remote's history (a remote without
+                // the chain ref has none to follow: ours go first, as written).
+                if remote_tip.is_some() && remote_tip != first.record.previous_record {
                     // Someone appended first: read their records, then see whether ours are
                     // already among them (an earlier attempt), else take the new end.
                     self.fetch_group(d, t, c)?;
@@ -316,6 +343,13 @@ impl Remote {
                     }
                 }
                 let (first, last) = (&batch.records[idx[0]], &batch.records[idx[idx.len() - 1]]);
+                // A remote without this history gets the records ours follow too (a target
+                // moved to another remote): its chain starts where this clone's does.
+                if remote_tip.is_none()
+                    && let Some(prev) = &first.record.previous_record
+                {
+                    updates.extend(self.history_before(d, t, c, prev)?);
+                }
                 for i in idx {
                     let r = &batch.records[*i];
                     updates.push(RefUpdate {
@@ -400,8 +434,11 @@ impl Remote {
         let mut set: Vec<(String, Option<String>)> = Vec::new();
         let now: HashSet<&str> = batch.records.iter().map(|r| r.name.as_str()).collect();
         for old in superseded {
-            if !now.contains(old.name.as_str()) {
-                set.push((format!("refs/tags/{}", old.name), None));
+            let name = format!("refs/tags/{}", old.name);
+            // Our old tag, unless the name now holds another runner's record (fetched).
+            let ours = git.refs().find(&name)?.is_some_and(|e| e.oid == old.oid);
+            if !now.contains(old.name.as_str()) && ours {
+                set.push((name, None));
             }
             if let Some(new) = batch
                 .records
@@ -439,6 +476,54 @@ impl Remote {
             let _ = std::fs::remove_file(FileLock::path(f));
         }
         Ok(())
+    }
+
+    /// The tags of the records of `d`/`t`/`c` here from `from` back to the start of the
+    /// history (at most 10,000) that the remote lacks, to push with records that follow them.
+    fn history_before(
+        &self,
+        d: &str,
+        t: &str,
+        c: &str,
+        from: &str,
+    ) -> Result<Vec<RefUpdate>, PublishError> {
+        let prefix = format!(
+            "refs/tags/{}/{d}/{t}/{c}/",
+            crate::contracts::layout::TAG_PREFIX
+        );
+        let have = self.list(&[format!("{prefix}*")])?;
+        let git = GitRepo::discover(&self.workdir)?;
+        let mut out = Vec::new();
+        let mut reached = false;
+        for link in git.chain(d, t, c)?.take(10_000) {
+            let link = link?;
+            reached |= link.entry.oid == from;
+            if !reached {
+                continue;
+            }
+            let name = format!("refs/tags/{}", link.entry.name);
+            if !have.contains_key(&name) && link.entry.archived.is_none() {
+                out.push(RefUpdate {
+                    name,
+                    new: Some(link.entry.oid.clone()),
+                    expect: Expect::Absent,
+                });
+            }
+        }
+        out.reverse();
+        // What that history says runs there, with it.
+        let state = crate::contracts::layout::state_ref(d, t, c);
+        if !out.is_empty()
+            && self.remote_value(&state)?.is_none()
+            && let Some(value) = git.refs().find(&state)?.map(|e| e.oid)
+        {
+            out.push(RefUpdate {
+                name: state,
+                new: Some(value),
+                expect: Expect::Absent,
+            });
+        }
+        Ok(out)
     }
 
     /// Bring one history's chain ref and tags from the remote (forced: they are its).
@@ -591,9 +676,14 @@ fn published_already(
     first: &BatchRecord,
 ) -> Result<bool, GitError> {
     let mut found: Vec<bool> = vec![false; idx.len()];
+    // `git` holds the remote's chain ref (just fetched): its history only, by its links.
     let mut walk = git.chain(d, t, c)?;
     for _ in 0..1000 {
         let Some(l) = walk.next_link()? else { break };
+        if l.record.sequence.is_none() {
+            // Written before chains: not where an earlier attempt of this batch would be.
+            break;
+        }
         if Some(&l.entry.oid) == first.record.previous_record.as_ref() {
             break;
         }

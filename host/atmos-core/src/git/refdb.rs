@@ -488,6 +488,7 @@ fn scan(body: &[u8], prefix: &str) -> Vec<RefEntry> {
 
 fn list_with_git(git_dir: &Path, prefix: &str) -> Result<Vec<RefEntry>, GitError> {
     let out = Command::new("git")
+        .env_remove(crate::signing::KEY_ENV)
         .arg("--git-dir")
         .arg(git_dir)
         .args([

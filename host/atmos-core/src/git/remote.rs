@@ -165,6 +165,7 @@ impl Remote {
 
     fn git(&self, args: &[&str]) -> Result<Output, RemoteError> {
         Command::new("git")
+            .env_remove(crate::signing::KEY_ENV)
             .args(args)
             .current_dir(&self.workdir)
             .env("GIT_TERMINAL_PROMPT", "0")

@@ -263,10 +263,11 @@ pub fn publish(
     written: &[Written],
     state: &[StateUpdate],
     notes: Vec<String>,
-) -> Result<Published, WorkflowError> {
+) -> Result<(Published, Vec<Written>), WorkflowError> {
     let mut batch = batch(remote, tagger, written, state, notes);
     let kept = remote.keep(&batch)?;
-    Ok(remote.publish(git, &mut batch, Some(&kept.file))?)
+    let published = remote.publish(git, &mut batch, Some(&kept.file))?;
+    Ok((published, as_written(&batch)))
 }
 
 /// Publish the intent of a rollout: pushed at once, never kept — when it cannot reach the
@@ -277,9 +278,24 @@ pub fn announce(
     git: &GitRepo,
     tagger: Tagger,
     written: &[Written],
-) -> Result<Published, WorkflowError> {
+) -> Result<(Published, Vec<Written>), WorkflowError> {
     let mut batch = batch(remote, tagger, written, &[], Vec::new());
-    Ok(remote.publish(git, &mut batch, None)?)
+    let published = remote.publish(git, &mut batch, None)?;
+    Ok((published, as_written(&batch)))
+}
+
+/// The records of `batch` as the remote holds them (at new places when others recorded
+/// first): what later records name.
+fn as_written(batch: &crate::git::pending::Batch) -> Vec<Written> {
+    batch
+        .records
+        .iter()
+        .map(|r| Written {
+            name: r.name.clone(),
+            oid: r.oid.clone(),
+            record: r.record.clone(),
+        })
+        .collect()
 }
 
 /// The state refs a rollout moved: each component that succeeded, from what it ran before.

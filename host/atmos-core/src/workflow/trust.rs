@@ -423,6 +423,7 @@ pub fn ensure_history(
         });
     };
     let out = std::process::Command::new("git")
+        .env_remove(crate::signing::KEY_ENV)
         .args(["fetch", "--quiet", "--unshallow", "--no-tags", &name])
         .current_dir(&project.root)
         .env("GIT_TERMINAL_PROMPT", "0")

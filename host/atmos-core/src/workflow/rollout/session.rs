@@ -592,7 +592,7 @@ impl<'a> RolloutSession<'a> {
         written: &[Written],
         state: &[StateUpdate],
         what: &str,
-    ) -> Result<Option<Published>, WorkflowError> {
+    ) -> Result<Option<(Published, Vec<Written>)>, WorkflowError> {
         let intent = what == INTENT;
         if written.is_empty() {
             return Ok(None);
@@ -636,7 +636,13 @@ impl<'a> RolloutSession<'a> {
                 target: plan.target.clone(),
                 why: source.to_string(),
             })?;
-        if let Err(e) = self.share(&written, &[], INTENT) {
+        let shared = self.share(&written, &[], INTENT);
+        if let Ok(Some((_, published))) = shared {
+            // At their places on the store (new ones when others recorded first): the
+            // outcomes name these.
+            return Ok(published);
+        }
+        if let Err(e) = shared {
             // Nothing ran: the intent that did not reach the store is taken back here.
             let mut undo: Vec<(String, Option<String>)> = written
                 .iter()
@@ -731,7 +737,7 @@ impl<'a> RolloutSession<'a> {
         let published = match self.share(&written, &state, "the records") {
             // The records are on the store; a state ref someone moved there by hand while
             // this ran keeps their value, and the rollout says so and fails.
-            Ok(Some(p)) => Some(match p.kept_theirs.first() {
+            Ok(Some((p, _))) => Some(match p.kept_theirs.first() {
                 Some(t) => Err(WorkflowError::MovedOnRemote {
                     refname: t.refname.clone(),
                     remote: self

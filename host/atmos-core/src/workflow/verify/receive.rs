@@ -584,36 +584,70 @@ fn chain_extended(
     let Some((d, t, c)) = chain_group(&u.refname) else {
         return Ok(None);
     };
-    let mut walk = git.chain(&d, &t, &c)?;
-    for _ in 0..=new_tags.len() {
-        let Some(link) = walk.next_link()? else {
-            return Ok(u.old.as_ref().map(|old| {
-                format!(
-                    "does not reach {}, the newest record before this push: a chain ref moves only forward",
-                    short(old)
-                )
-            }));
-        };
-        if u.old.as_deref() == Some(link.entry.oid.as_str()) {
-            return Ok(None);
+    let Some(new) = &u.new else {
+        return Ok(None);
+    };
+    // The records this push adds to this history, by tag object id: the chain ref moves to
+    // the newest of them, and from it back by their links to where it was — by links only.
+    let mut pushed: std::collections::HashMap<String, (String, crate::contracts::TagRecord)> =
+        std::collections::HashMap::new();
+    for name in new_tags {
+        if group_of(name).as_ref() != Some(&(d.clone(), t.clone(), c.clone())) {
+            continue;
         }
-        if !new_tags.contains(&format!("refs/tags/{}", link.entry.name)) {
-            return Ok(match &u.old {
-                // A history written before chain refs: its newest record is where the chain
-                // starts.
-                None if link.record.sequence.is_none() => None,
-                _ => Some(format!(
-                    "passes {}, which this push does not add, before it reaches {}: a chain ref moves only forward, through the records pushed with it",
-                    link.entry.name,
-                    u.old.as_deref().map_or("the start of the history", short)
-                )),
-            });
+        let Some(oid) = git.refs().find(name)?.map(|e| e.oid) else {
+            continue;
+        };
+        let Some(entry) = TagEntry::parse(name, &oid, &d) else {
+            continue;
+        };
+        if let Ok(record) = git.read_record(&entry, &d) {
+            pushed.insert(oid, (entry.name, record));
         }
     }
-    Ok(Some(format!(
-        "passes more records than this push adds before it reaches {}",
+    let refuse = |why: String| Ok(Some(why));
+    let mut at = new.clone();
+    for _ in 0..=pushed.len() {
+        let Some((name, record)) = pushed.get(&at) else {
+            return refuse(format!(
+                "names {}, which is no record this push adds to {t}/{c}: a chain ref moves only forward, to the newest of the records pushed with it",
+                short(&at)
+            ));
+        };
+        match (&record.previous_record, &u.old) {
+            (Some(p), Some(old)) if p == old => return Ok(None),
+            (None, None) => return Ok(None),
+            (Some(p), _) if pushed.contains_key(p) => at = p.clone(),
+            // A chain that continues a history written before chain refs.
+            (Some(p), None) if legacy_record(git, &d, &t, &c, p)? => return Ok(None),
+            _ => {
+                return refuse(format!(
+                    "passes {name}, whose previous record is not {}: a chain ref moves only forward, through the records pushed with it",
+                    u.old.as_deref().map_or("the start of the history", short)
+                ));
+            }
+        }
+    }
+    refuse(format!(
+        "loops through the records of this push before it reaches {}",
         u.old.as_deref().map_or("the start of the history", short)
-    )))
+    ))
+}
+
+/// Whether `oid` is a record of `d`/`t`/`c` written before records were numbered.
+fn legacy_record(
+    git: &GitRepo,
+    d: &str,
+    t: &str,
+    c: &str,
+    oid: &str,
+) -> Result<bool, WorkflowError> {
+    let (tags, _) = git.group_tags(d, t, c)?;
+    Ok(tags
+        .iter()
+        .find(|e| e.oid == oid)
+        .and_then(|e| git.read_record(e, d).ok())
+        .is_some_and(|r| r.sequence.is_none()))
 }
 
 /// True when the ledger of the tag's deployment, as the push leaves it, holds the record the
