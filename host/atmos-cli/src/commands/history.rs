@@ -64,6 +64,18 @@ pub fn run(args: &HistoryArgs, ctx: &Context) -> Result<Exit, Failure> {
 
 fn details(e: &HistoryEntry) -> String {
     let mut parts = Vec::new();
+    if let Some(r) = &e.runner {
+        // A `started` record nothing completed (yet).
+        parts.push(format!(
+            "outcome unknown: pid {} on host {}{} — running, or its runner died (the next rollout records it as interrupted)",
+            r.pid,
+            r.host,
+            r.run
+                .as_deref()
+                .map(|run| format!(", run {run}"))
+                .unwrap_or_default()
+        ));
+    }
     if let Some(from) = &e.promoted_from {
         parts.push(format!("Promoted from {from}"));
     }
