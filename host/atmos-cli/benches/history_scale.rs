@@ -1,6 +1,6 @@
 //! History at scale: a shared remote holding 1,000,000 records — 50 deployments × 3 targets ×
 //! 5 components, one record per component every 12 hours for about 22 months — generated once
-//! with `git fast-import` and cached under `target/bench-fixtures/history-1m/`. Each run works
+//! with `git fast-import` and cached under `target/bench-fixtures/history-1m-chained/`. Each run works
 //! on a copy of that remote and measures (median wall time, peak RSS of the process tree):
 //!
 //! - before archiving: a runner's first sync of one deployment (fresh clone without tags, then
@@ -39,7 +39,7 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(5usize);
     let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-fixtures/history-1m");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-fixtures/history-1m-chained");
     if args.iter().any(|a| a == "--rebuild") || !fixture.join(".complete").exists() {
         generate(&fixture);
     }

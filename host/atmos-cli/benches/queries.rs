@@ -35,7 +35,7 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(15usize);
     let root =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-fixtures/queries-100k");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-fixtures/queries-100k-chained");
     if args.iter().any(|a| a == "--rebuild") || !root.join(".complete").exists() {
         generate(&root);
     }
