@@ -38,8 +38,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(5usize);
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-fixtures/history-1m-chained");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/bench-fixtures/history-1m-chained");
     if args.iter().any(|a| a == "--rebuild") || !fixture.join(".complete").exists() {
         generate(&fixture);
     }

@@ -34,8 +34,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(15usize);
-    let root =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-fixtures/queries-100k-chained");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/bench-fixtures/queries-100k-chained");
     if args.iter().any(|a| a == "--rebuild") || !root.join(".complete").exists() {
         generate(&root);
     }
