@@ -77,3 +77,30 @@ deny contains {"msg": msg, "code": "ARTIFACT_MISMATCH", "fix": fix} if {
 digest_text(d) := "an image with no recorded digest" if d == null
 
 digest_text(d) := substring(d, 0, 19) if d != null
+
+# Signed provenance: a protected target runs only images whose build provenance verifies
+# (components[].provenance: an in-toto/SLSA statement in a DSSE envelope, signed by its
+# builder's key as the trusted allowed signers allow it, naming this digest and commit, by an
+# allowed builder). An image never pushed has no registry digest and so no provenance: it is
+# refused too, unless data.gates.promotion.allow_unpushed_images is true (a demo, or a builder
+# that pushes nothing).
+deny contains {"msg": msg, "code": "PROVENANCE_UNVERIFIED", "fix": fix} if {
+	input.target.name in protected
+	some c in input.components
+	c.change != "unchanged"
+	c.type == "nixpack"
+	not provenance_ok(c)
+	msg := sprintf("%s runs only images with a verified signed provenance; %s: %s", [
+		input.target.name,
+		c.name,
+		object.get(c, ["provenance", "reason"], "no provenance was checked"),
+	])
+	fix := "build it with the builder's key and push it (atmos deployment build <deployment> --force --signing-key <key>), then promote it again"
+}
+
+provenance_ok(c) if c.provenance.verified == true
+
+provenance_ok(c) if {
+	c.image_digest == null
+	object.get(data, ["gates", "promotion", "allow_unpushed_images"], false) == true
+}

@@ -75,7 +75,7 @@ test_the_skip_refusal_says_what_to_do_instead if {
 }
 
 image_promotion(prod_digest, staging_digest) := object.union(base, {
-	"components": [{"name": "api", "type": "nixpack", "change": "changed", "new": "abc1234def", "on_trusted_ref": true, "image_digest": prod_digest}],
+	"components": [{"name": "api", "type": "nixpack", "change": "changed", "new": "abc1234def", "on_trusted_ref": true, "image_digest": prod_digest, "provenance": {"verified": true}}],
 	"state": {"staging": {"components": {"api": {"image_digest": staging_digest}}}},
 })
 
@@ -98,4 +98,39 @@ test_an_image_without_a_recorded_digest_is_refused_for_prod if {
 test_unprotected_targets_are_not_judged_on_digests if {
 	input_staging := object.union(image_promotion("sha256:b", "sha256:a"), {"target": {"name": "staging", "promotion_from": ["dev"]}, "source_target": "dev"})
 	count(promotion.deny) == 0 with input as input_staging
+}
+
+signed_promotion(provenance, digest) := object.union(base, {"components": [{
+	"name": "api",
+	"type": "nixpack",
+	"change": "changed",
+	"new": "abc1234",
+	"on_trusted_ref": true,
+	"image_digest": digest,
+	"provenance": provenance,
+}]})
+
+test_verified_provenance_passes if {
+	codes := {d.code | some d in promotion.deny} with input as signed_promotion({"verified": true, "builder": "ci@example.com"}, "sha256:aa")
+	not "PROVENANCE_UNVERIFIED" in codes
+}
+
+test_unverified_provenance_is_denied_with_its_reason if {
+	some d in promotion.deny with input as signed_promotion({"verified": false, "reason": "its signature does not verify"}, "sha256:aa")
+	d.code == "PROVENANCE_UNVERIFIED"
+	d.msg == "prod runs only images with a verified signed provenance; api: its signature does not verify"
+}
+
+test_unpushed_images_are_denied_unless_allowed if {
+	input_doc := signed_promotion({"verified": false, "reason": "no registry digest"}, null)
+	some d in promotion.deny with input as input_doc
+	d.code == "PROVENANCE_UNVERIFIED"
+	codes := {x.code | some x in promotion.deny} with input as input_doc with data.gates.promotion.allow_unpushed_images as true
+	not "PROVENANCE_UNVERIFIED" in codes
+}
+
+test_provenance_is_not_required_outside_protected_targets if {
+	input_doc := object.union(signed_promotion({"verified": false}, "sha256:aa"), {"target": {"name": "staging", "promotion_from": ["dev"]}, "source_target": "dev"})
+	codes := {d.code | some d in promotion.deny} with input as input_doc
+	not "PROVENANCE_UNVERIFIED" in codes
 }

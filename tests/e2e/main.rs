@@ -13,6 +13,7 @@ mod hooks;
 mod list;
 mod probes;
 mod processing;
+mod provenance;
 mod queries;
 mod registry;
 mod remote;

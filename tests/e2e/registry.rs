@@ -14,14 +14,14 @@ use tempfile::TempDir;
 use crate::support::{Repo, Run, args, wait_until};
 
 /// A registry on a free loopback port, stopped when dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
     port: u16,
     _dir: TempDir,
 }
 
 impl Registry {
-    fn start() -> Registry {
+    pub(crate) fn start() -> Registry {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("config.yml");
         std::fs::write(
@@ -63,7 +63,7 @@ impl Registry {
         }
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 }
@@ -77,12 +77,17 @@ impl Drop for Registry {
 
 /// The engines' configuration for one test: a private `vfs` image store and the registry
 /// marked plain HTTP, as `CONTAINERS_STORAGE_CONF` and `CONTAINERS_REGISTRIES_CONF`.
-struct Engines {
+pub(crate) struct Engines {
     dir: TempDir,
 }
 
 impl Engines {
-    fn new(registry: &Registry) -> Engines {
+    pub(crate) fn new(registry: &Registry) -> Engines {
+        Engines::for_registries(&[registry])
+    }
+
+    /// Engines that reach every one of `registries` on plain HTTP.
+    pub(crate) fn for_registries(registries: &[&Registry]) -> Engines {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(
             dir.path().join("storage.conf"),
@@ -92,18 +97,20 @@ impl Engines {
             ),
         )
         .expect("write");
-        std::fs::write(
-            dir.path().join("registries.conf"),
-            format!(
-                "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
-                registry.host()
-            ),
-        )
-        .expect("write");
+        let conf: String = registries
+            .iter()
+            .map(|r| {
+                format!(
+                    "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+                    r.host()
+                )
+            })
+            .collect();
+        std::fs::write(dir.path().join("registries.conf"), conf).expect("write");
         Engines { dir }
     }
 
-    fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         vec![
             (
                 "CONTAINERS_STORAGE_CONF".into(),
@@ -122,7 +129,7 @@ impl Engines {
     }
 }
 
-fn skopeo(args: &[&str]) -> String {
+pub(crate) fn skopeo(args: &[&str]) -> String {
     let out = Command::new("skopeo")
         .args(args)
         .output()
@@ -165,7 +172,7 @@ fn deployment(registry: &str) -> String {
     )
 }
 
-fn lines(path: &Path) -> Vec<String> {
+pub(crate) fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

@@ -261,6 +261,7 @@ fn generate(root: &Path) {
                         approved_commit: (*target == "prod").then(|| sha.clone()),
                         image: None,
                         image_digest: None,
+                        image_source: None,
                         context: Default::default(),
                         rollout_id: Some(format!("{i}.{t}")),
                         metadata: Default::default(),

@@ -14,7 +14,7 @@
 //! | contracts | [`contracts`]: history records, gate decisions and input, approvals, leases, the git layout |
 //! | config | [`config`]: the model, loading, schemas, checks, merging |
 //! | git store | [`git`]: refs, tags, notes, the rollout transaction, the remote, locks |
-//! | engines | [`gates`], [`executor`], [`sbom`], [`approvals`], [`artifacts`], [`logs`], [`registry`] |
+//! | engines | [`gates`], [`executor`], [`sbom`], [`approvals`], [`artifacts`], [`logs`], [`registry`], [`provenance`] |
 //! | queries | [`status`], [`history`], [`diff`], [`listing`], [`describe`], [`promotion`], [`validate`], [`board`] |
 //! | workflows | [`workflow`]: rollout, approve, build, drift |
 //! | publishing | [`published`]: every JSON Schema generated from the types above |
@@ -41,6 +41,7 @@ pub mod logs;
 pub mod names;
 pub mod plural;
 pub mod promotion;
+pub mod provenance;
 pub mod published;
 pub mod registry;
 pub mod sbom;

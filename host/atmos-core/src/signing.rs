@@ -109,6 +109,64 @@ pub fn sign(payload: &[u8], key: &Key, namespace: &str) -> Result<String, SignEr
     }
 }
 
+/// A raw signature over bytes (what a DSSE envelope carries), and the key that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawSignature {
+    /// The key's SHA-256 fingerprint, as `ssh-keygen -l` prints it (`SHA256:…`).
+    pub keyid: String,
+    /// The Ed25519 signature (64 bytes).
+    pub sig: Vec<u8>,
+}
+
+/// Sign `payload` itself (no SSH signature envelope, no namespace: the caller's format
+/// separates its uses, as DSSE's pre-authentication encoding does) with `key`, which must be
+/// an unencrypted Ed25519 private key: raw signatures are made only in this process.
+pub fn sign_raw(payload: &[u8], key: &Key) -> Result<RawSignature, SignError> {
+    let text =
+        match key {
+            Key::Env { env } => std::env::var(env)
+                .map_err(|_| SignError(format!("{env} is not set (or not UTF-8)")))?,
+            Key::Path(p) => std::fs::read_to_string(p)
+                .map_err(|e| SignError(format!("{}: {e}", p.display())))?,
+        };
+    let private = in_process::private_key(&text).map_err(|why| {
+        SignError(format!(
+            "{key}: {why} (provenance is signed in this process, with an unencrypted OpenSSH Ed25519 private key: ssh-keygen -t ed25519 -N '')"
+        ))
+    })?;
+    use signature::Signer as _;
+    let sig: ssh_key::Signature = private
+        .try_sign(payload)
+        .map_err(|e| SignError(format!("signing failed: {e}")))?;
+    Ok(RawSignature {
+        keyid: private
+            .public_key()
+            .fingerprint(ssh_key::HashAlg::Sha256)
+            .to_string(),
+        sig: sig.as_bytes().to_vec(),
+    })
+}
+
+/// Check a raw Ed25519 signature `sig` over `payload` against the keys `allowed_signers`
+/// allows for `principal` in `namespace` (a line with `namespaces="…"` counts only for those).
+/// Such signatures are checked only in this process, so the file must hold plain lines:
+/// principals without patterns, at most a `namespaces=` option, Ed25519 keys.
+pub fn verify_raw(
+    payload: &[u8],
+    sig: &[u8],
+    principal: &str,
+    allowed_signers: &Path,
+    namespace: &str,
+) -> Result<(), SignError> {
+    if !allowed_signers.is_file() {
+        return Err(SignError(format!(
+            "no allowed_signers file at {}",
+            allowed_signers.display()
+        )));
+    }
+    native::verify_raw(payload, sig, principal, allowed_signers, namespace)
+}
+
 /// Signing in this process, with the key in memory.
 mod in_process {
     use super::SignError;
@@ -312,6 +370,42 @@ mod native {
             });
         }
         Some(out)
+    }
+
+    /// [`super::verify_raw`]: every key allowed for `principal` in `namespace` is tried.
+    pub(super) fn verify_raw(
+        payload: &[u8],
+        sig: &[u8],
+        principal: &str,
+        allowed_signers: &Path,
+        namespace: &str,
+    ) -> Result<(), SignError> {
+        use signature::Verifier as _;
+        let Some(entries) = load(allowed_signers) else {
+            return Err(SignError(format!(
+                "{} holds lines only ssh-keygen reads (patterns, options other than namespaces=, certificate authorities or keys other than Ed25519); raw signatures are checked with plain lines only",
+                allowed_signers.display()
+            )));
+        };
+        let Ok(sig) = ssh_key::Signature::new(Algorithm::Ed25519, sig.to_vec()) else {
+            return Err(SignError("not an Ed25519 signature (64 bytes)".into()));
+        };
+        let verified = entries
+            .iter()
+            .filter(|e| {
+                e.principals
+                    .iter()
+                    .any(|p| crate::identity::same(p, principal))
+                    && e.namespaces
+                        .as_ref()
+                        .is_none_or(|n| n.iter().any(|x| x == namespace))
+            })
+            .any(|e| e.key.key_data().verify(payload, &sig).is_ok());
+        if verified {
+            Ok(())
+        } else {
+            Err(not_verified(principal))
+        }
     }
 
     /// `None`: not decidable here, ask `ssh-keygen`.

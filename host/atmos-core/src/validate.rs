@@ -368,6 +368,12 @@ fn group_diagnostics(
                     .iter()
                     .enumerate()
                     .map(|(i, g)| (format!("{base}/deployers/from_groups/{i}"), g))
+            }))
+            .chain(p.provenance.iter().flat_map(|d| {
+                d.from_groups
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| (format!("{base}/provenance/from_groups/{i}"), g))
             }));
         for (ptr, group) in named {
             if !groups.contains_key(group) {

@@ -234,6 +234,7 @@ pub fn record_message(
         approved_commit: None,
         image: None,
         image_digest: None,
+        image_source: None,
         context: Default::default(),
         rollout_id: None,
         metadata: [("pr".to_owned(), format!("#{round}"))]

@@ -121,7 +121,7 @@ fn summary(report: &BuildReport, s: &Style, skip_push: bool) -> String {
     for b in &report.built {
         out.push_str(&match &b.outcome {
             Outcome::Succeeded => format!(
-                "{} {:<10} {} ({})\n",
+                "{} {:<10} {}{} ({})\n",
                 s.ok("✓"),
                 b.component,
                 match (&b.digest, &b.image) {
@@ -133,6 +133,14 @@ fn summary(report: &BuildReport, s: &Style, skip_push: bool) -> String {
                         format!("Built {i} (not pushed: no registry digest exists)")
                     }
                     (None, None) => "Built".to_owned(),
+                },
+                match (b.provenance, &b.referrer) {
+                    (true, Some(r)) => format!(
+                        ", provenance signed (attached as {})",
+                        atmos_core::git::prefix(r, 19)
+                    ),
+                    (true, None) => ", provenance signed".to_owned(),
+                    (false, _) => String::new(),
                 },
                 seconds(b.duration_ms)
             ),

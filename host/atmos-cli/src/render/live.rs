@@ -276,6 +276,7 @@ impl Observer for Live<'_> {
             Event::ApprovalWait(w) => self.text(&self.wait(w)),
             Event::Executor(e) => self.text(&self.executor(e)),
             Event::Warning(w) => self.out.warn(w),
+            Event::Progress(p) => self.text(&format!("{p}\n")),
             Event::BuildPlanned(build) => {
                 let names: Vec<&str> = build.items.iter().map(|i| i.name.as_str()).collect();
                 if !names.is_empty() {

@@ -19,7 +19,8 @@ pub mod source_map;
 
 pub use load::LoadedDeployment;
 pub use model::{
-    Component, ComponentRef, ComponentType, Deployment, Promotion, Target, UnknownTarget, Vars,
+    Component, ComponentRef, ComponentType, Deployment, Promotion, ProvenanceRules, Target,
+    UnknownTarget, Vars,
 };
 pub use project::{Catalog, Project, ProjectError};
 pub use settings::Settings;

@@ -272,6 +272,14 @@ pub struct Target {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"))]
     pub remote: Option<String>,
+    /// The registry (`host[:port][/prefix]`) this target's images are deployed from: a
+    /// rollout here copies each image, by digest, from where its build or source target put
+    /// it to `<registry>/<repository>` (the digest unchanged, checked), and deploys that copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+    ))]
+    pub registry: Option<String>,
 }
 
 /// Where this target receives code from. `from` and `allowed_from` are mutually exclusive.
@@ -302,6 +310,29 @@ pub struct Promotion {
     /// Who may roll out to this target (default: anyone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployers: Option<DeployerRules>,
+    /// What the images deployed here must prove about how they were built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<ProvenanceRules>,
+}
+
+/// Signed build provenance: where `required`, a rollout deploys an image only when a build of
+/// its commit carries an in-toto/SLSA provenance of that very digest, signed (DSSE) by its
+/// builder's key as atmos.yaml `approvers.allowed_signers` allows it, by an allowed builder.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenanceRules {
+    /// Deploy only images whose provenance verifies (default false: it is only shown to gates).
+    #[serde(default)]
+    pub required: bool,
+    /// Identities allowed to build what runs here (with `from_groups`; both empty: any
+    /// identity the allowed signers file has a key for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)), extend("uniqueItems" = true))]
+    pub builders: Vec<String>,
+    /// Groups (atmos.yaml `approvers.groups`) whose members may build what runs here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)), extend("uniqueItems" = true))]
+    pub from_groups: Vec<String>,
 }
 
 /// Who may roll out to a target. An identity is verified when the deployer's SSH key

@@ -40,6 +40,11 @@ pub struct BuildRecord {
     /// CI build identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
+    /// Signed provenance of the image pushed: an in-toto statement (SLSA Provenance v1) in a
+    /// DSSE envelope, signed by the builder's Ed25519 key (`build --signing-key`). Targets that
+    /// require provenance deploy only digests whose provenance verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<super::provenance::Envelope>,
     /// SSH signature (armored) by the builder over [`BuildRecord::signed_payload`]: where a
     /// target requires signatures, only signed builds by an allowed signer are deployed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -173,6 +173,9 @@ pub struct InputComponent {
     /// That image's digest (for a promotion: the digest the source ran).
     #[serde(default)]
     pub image_digest: Option<String>,
+    /// What its signed build provenance proves (null for components without an image).
+    #[serde(default)]
+    pub provenance: Option<super::provenance::ProvenanceCheck>,
 }
 
 /// `input.state.<target>`.

@@ -10,6 +10,7 @@ pub mod layout;
 pub mod lease;
 pub mod limits;
 pub mod output;
+pub mod provenance;
 pub mod record;
 pub mod schema;
 

@@ -135,6 +135,10 @@ pub struct TagRecord {
     /// Its digest (`sha256:…`): the artifact that ran, followed from target to target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
+    /// Where the image was copied from (`registry/name:tag@digest`), when the target deploys
+    /// from its own registry: the same digest, in another registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_source: Option<String>,
     /// `--context key=value` overrides the rollout ran with.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub context: IndexMap<String, String>,
@@ -248,6 +252,7 @@ pub fn example(target: &str, component: &str, sha: &str) -> TagRecord {
         previous_sha: None,
         image: None,
         image_digest: None,
+        image_source: None,
         context: IndexMap::new(),
         rollout_id: None,
         build_id: None,
@@ -297,6 +302,7 @@ mod tests {
             approved_commit: None,
             image: None,
             image_digest: None,
+            image_source: None,
             context: IndexMap::new(),
             rollout_id: None,
             metadata: [("pr".to_string(), "#482".to_string())]

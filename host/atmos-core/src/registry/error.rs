@@ -45,6 +45,24 @@ pub enum RegistryError {
         /// The digest of what came.
         found: String,
     },
+    /// What the registry serves cannot be copied or read as asked.
+    #[error("{what} in {registry} cannot be handled: {why}")]
+    Unsupported {
+        /// The registry.
+        registry: String,
+        /// What.
+        what: String,
+        /// Why.
+        why: String,
+    },
+    /// A local file (a blob being copied) could not be written or read.
+    #[error("{what}: {detail}")]
+    Local {
+        /// What was being done.
+        what: String,
+        /// The error.
+        detail: String,
+    },
 }
 
 impl crate::error::Actionable for RegistryError {
@@ -71,7 +89,10 @@ impl crate::error::Actionable for RegistryError {
             } => Some(format!(
                 "log in to {registry} as the engines do (`buildah login`, `podman login`, `docker login`): atmos reads the same auth files"
             )),
-            RegistryError::Refused { .. } | RegistryError::Mismatch { .. } => None,
+            RegistryError::Refused { .. }
+            | RegistryError::Mismatch { .. }
+            | RegistryError::Unsupported { .. }
+            | RegistryError::Local { .. } => None,
         }
     }
 }

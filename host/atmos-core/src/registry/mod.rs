@@ -10,6 +10,7 @@
 //! `Basic` and `Bearer` token challenges are answered as engines answer them.
 
 pub mod config;
+mod copy;
 mod error;
 mod reference;
 
@@ -18,6 +19,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use config::Settings;
+pub use copy::Copied;
 pub use error::RegistryError;
 pub use reference::{DOCKER_HUB, Reference, is_digest};
 
@@ -45,6 +47,26 @@ pub enum Manifest {
         /// What the registry said.
         detail: String,
     },
+}
+
+/// A manifest as served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// `sha256:…` of its bytes.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What a manifest request found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// Served.
+    Found(Served),
+    /// Not served: the registry's words.
+    Missing(String),
 }
 
 /// A client for the registries of one command.
@@ -88,6 +110,17 @@ impl Client {
     /// What the registry serves for `r` (by its digest, else its tag). The digest of a
     /// manifest found is its `Docker-Content-Digest`, checked against the body.
     pub fn manifest(&self, r: &Reference) -> Result<Manifest, RegistryError> {
+        Ok(match self.fetch_manifest(r)? {
+            Fetched::Found(m) => Manifest::Found {
+                digest: m.digest,
+                media_type: m.media_type,
+            },
+            Fetched::Missing(detail) => Manifest::Missing { detail },
+        })
+    }
+
+    /// The manifest `r` names, with its bytes.
+    pub(crate) fn fetch_manifest(&self, r: &Reference) -> Result<Fetched, RegistryError> {
         let url = format!("{}/manifests/{}", self.base(r), r.manifest_ref());
         let what = format!("the manifest {r}");
         let mut resp = self.send(r, "pull", &what, |agent, auth| {
@@ -98,14 +131,8 @@ impl Client {
             req.call()
         })?;
         let status = resp.status().as_u16();
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let announced = header("docker-content-digest");
-        let media_type = header("content-type").unwrap_or_default();
+        let announced = header(&resp, "docker-content-digest");
+        let media_type = header(&resp, "content-type").unwrap_or_default();
         let body = resp
             .body_mut()
             .with_config()
@@ -131,14 +158,13 @@ impl Client {
                         });
                     }
                 }
-                Ok(Manifest::Found {
+                Ok(Fetched::Found(Served {
                     digest: found,
                     media_type,
-                })
+                    bytes: body,
+                }))
             }
-            404 => Ok(Manifest::Missing {
-                detail: short(&String::from_utf8_lossy(&body)),
-            }),
+            404 => Ok(Fetched::Missing(short(&String::from_utf8_lossy(&body)))),
             s => Err(RegistryError::Refused {
                 registry: r.registry.clone(),
                 status: s,
@@ -254,6 +280,13 @@ impl Client {
                 detail: "the answer holds no token".into(),
             })
     }
+}
+
+fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 fn basic(c: &config::Credentials) -> String {

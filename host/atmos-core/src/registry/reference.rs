@@ -93,6 +93,11 @@ impl Reference {
         }
     }
 
+    /// `registry/repository`, without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
     /// The host the registry's API answers on (Docker Hub's differs from its name).
     pub fn api_host(&self) -> &str {
         if self.registry == DOCKER_HUB {

@@ -89,6 +89,18 @@ fn package(
 /// A lockfile parser: text and the file's display name in, packages out.
 type Parser = fn(&str, &str) -> Result<Vec<Package>, String>;
 
+/// The lockfiles read, by file name.
+pub const NAMES: [&str; 8] = [
+    "Cargo.lock",
+    "package-lock.json",
+    "go.sum",
+    "go.mod",
+    "requirements.txt",
+    "poetry.lock",
+    "Gemfile.lock",
+    ".terraform.lock.hcl",
+];
+
 /// Every known lockfile directly in `dir`, parsed. `shown` turns a path into the name used in
 /// records.
 pub fn scan(dir: &Path, shown: &dyn Fn(&Path) -> String) -> (Vec<Package>, Vec<LockfileError>) {

@@ -132,6 +132,7 @@ pub fn drift_plan(
         approvals: None,
         approval_commit: None,
         artifacts: Default::default(),
+        registry: None,
         context: Default::default(),
         rollout_id: String::new(),
         rules: super::trust::RulesOrigin {

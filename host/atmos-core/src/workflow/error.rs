@@ -167,6 +167,19 @@ pub enum WorkflowError {
         /// What the registry said.
         answer: String,
     },
+    /// An image a target deploys from its own registry could not be copied there (or the
+    /// copy could not be checked).
+    #[error("{component}: {from} was not copied to {to}: {why}")]
+    ImageNotCopied {
+        /// The component.
+        component: String,
+        /// From (pinned).
+        from: String,
+        /// To.
+        to: String,
+        /// Why.
+        why: String,
+    },
     /// `verify --repair` refused to repair a ref.
     #[error("{refname} was not repaired: {why}")]
     Repair {
@@ -390,6 +403,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::IntentNotWritten { .. }
             | WorkflowError::LockFiles { .. }
             | WorkflowError::ImageMissing { .. }
+            | WorkflowError::ImageNotCopied { .. }
             | WorkflowError::OutcomeNotWritten { .. }
             | WorkflowError::Publish(_)
             | WorkflowError::Io { .. } => Exit::Failed,
@@ -515,6 +529,9 @@ impl Actionable for WorkflowError {
                 "fix what stopped it and run the rollout again; nothing ran and nothing is left to clean up (--offline records it here and publishes it later)".into(),
             ),
             WorkflowError::Registry(e) => e.hint(),
+            WorkflowError::ImageNotCopied { .. } => Some(
+                "check that both registries are reachable and that you may push to the target's (the engines' auth files); nothing ran and nothing was recorded".into(),
+            ),
             WorkflowError::ImageMissing { .. } => Some(
                 "build and push it again (atmos deployment build <deployment> --force), or deploy a commit whose image the registry still serves".into(),
             ),

@@ -34,6 +34,8 @@ pub enum Event<'a> {
     Executor(&'a crate::executor::run::Event),
     /// Something worth a warning that does not stop the workflow.
     Warning(String),
+    /// A step done that is worth saying (an image copied into the target's registry).
+    Progress(String),
 }
 
 /// Why a rollout was planned again.

@@ -71,6 +71,11 @@ pub struct Built {
     pub digest: Option<String>,
     /// Whether it was pushed to its registry.
     pub pushed: bool,
+    /// True when its signed provenance was recorded.
+    pub provenance: bool,
+    /// The digest of its signed provenance's OCI artifact in the registry, when attached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -130,6 +135,86 @@ fn at_commit(
         Err(e) => return Err(e.into()),
     };
     Ok((tree, loaded))
+}
+
+/// The signed provenance of `image` (pushed, served as `digest`) built for `item`.
+fn provenance_of(
+    plan: &BuildPlan,
+    item: &BuildItem,
+    record: &BuildRecord,
+    image: &str,
+    digest: &str,
+    git: &GitRepo,
+    key: &crate::signing::Key,
+) -> Result<crate::contracts::provenance::Envelope, String> {
+    let source_dir = plan
+        .sbom_components
+        .iter()
+        .find(|c| c.name == item.name)
+        .and_then(|c| c.source_dir.clone());
+    let shown = |p: &std::path::Path| {
+        p.strip_prefix(&plan.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    let materials = source_dir
+        .map(|d| crate::provenance::materials(&d, &shown))
+        .unwrap_or_default();
+    let finished = jiff::Timestamp::now();
+    let started = finished
+        .checked_sub(jiff::SignedDuration::from_millis(
+            i64::try_from(record.duration_ms).unwrap_or(i64::MAX),
+        ))
+        .unwrap_or(finished);
+    let repository = git
+        .config_string("remote.origin.url")
+        .map(|u| without_credentials(&u));
+    let statement = crate::provenance::statement(&crate::provenance::Facts {
+        deployment: &record.deployment,
+        component: &record.component,
+        target: &record.target,
+        commit: &record.git_sha,
+        image,
+        digest,
+        builder: &record.built_by,
+        engine: &record.builder,
+        commands: &item.command_lines,
+        materials: &materials,
+        repository: repository.as_deref(),
+        build_id: record.build_id.as_deref(),
+        started_on: &crate::contracts::layout::rfc3339(started),
+        finished_on: &crate::contracts::layout::rfc3339(finished),
+    });
+    crate::provenance::seal(&statement, key).map_err(|e| e.to_string())
+}
+
+/// Attach `envelope` to `image@digest` in its registry; the artifact's digest.
+fn attach(
+    image: &str,
+    digest: &str,
+    envelope: &crate::contracts::provenance::Envelope,
+) -> Result<String, String> {
+    use crate::contracts::provenance::{ENVELOPE_MEDIA_TYPE, PAYLOAD_TYPE};
+    let subject = crate::registry::Reference::parse(image)
+        .map_err(|e| e.to_string())?
+        .pinned(digest);
+    let bytes = serde_json::to_vec(envelope).map_err(|e| e.to_string())?;
+    crate::registry::Client::from_env()
+        .attach(&subject, PAYLOAD_TYPE, ENVELOPE_MEDIA_TYPE, &bytes)
+        .map_err(|e| e.to_string())
+}
+
+/// A remote's URL without the user and password it may carry (`https://token@host/…`).
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}/{path}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Build what is not built yet for the commit, record each build in the builds note, and
@@ -194,6 +279,8 @@ pub fn build(
             .unwrap_or_else(|| request.actor.clone()),
     );
     let mut built = Vec::new();
+    let mut warnings = Vec::new();
+    let mut referrers: Vec<(String, String)> = Vec::new();
     for item in &plan.items {
         let run = runs.iter().find(|r| r.name == item.name);
         let outcome = run.map_or(
@@ -207,6 +294,7 @@ pub fn build(
             _ => None,
         };
         let duration_ms = run.map_or(0, |r| r.duration_ms);
+        let mut provenance = false;
         if outcome == Outcome::Succeeded {
             // Each success is recorded at once: a retry after a partial failure builds only
             // what failed.
@@ -236,8 +324,20 @@ pub fn build(
                     })
                     .collect(),
                 build_id: request.build_id.clone(),
+                provenance: None,
                 signature: None,
             };
+            // A pushed image's provenance, signed by its builder: targets that require
+            // provenance deploy only digests whose provenance verifies.
+            if let (Some(key), Some(image), Some(d)) = (&request.signing_key, &item.image, &digest)
+            {
+                match provenance_of(&plan, item, &record, image, d, &git, key) {
+                    Ok(envelope) => record.provenance = Some(envelope),
+                    Err(why) => {
+                        warnings.push(format!("{}: no provenance was signed: {why}", item.name))
+                    }
+                }
+            }
             // The builder signs what it built: where a target requires signatures, only
             // signed builds are deployed there.
             if let Some(key) = &request.signing_key {
@@ -246,10 +346,29 @@ pub fn build(
                         .map_err(|e| WorkflowError::Signing(e.to_string()))?,
                 );
             }
+            if let (Some(envelope), Some(image), Some(d)) =
+                (&record.provenance, &item.image, &digest)
+            {
+                // Beside the image too, where the registry takes it: the note is what
+                // decides, the referrer lets registry tools find it.
+                match attach(image, d, envelope) {
+                    Ok(referrer) => referrers.push((item.name.clone(), referrer)),
+                    Err(why) => warnings.push(format!(
+                        "{}: the provenance is recorded in git but was not attached to {image} in its registry: {why}",
+                        item.name
+                    )),
+                }
+            }
+            provenance = record.provenance.is_some();
             artifacts::append(&git, &record, &author)?;
         }
         built.push(Built {
             component: item.name.clone(),
+            provenance,
+            referrer: referrers
+                .iter()
+                .find(|(n, _)| *n == item.name)
+                .map(|(_, r)| r.clone()),
             outcome,
             image: item.image.clone(),
             pushed: item.image.is_some() && !request.skip_push,
@@ -272,7 +391,7 @@ pub fn build(
             sbom_note: None,
             builds_note,
             success: false,
-            warnings: Vec::new(),
+            warnings,
         })));
     }
     // The SBOM of the commit, from every build recorded for it (not only this run's), keeping
@@ -287,7 +406,7 @@ pub fn build(
             sbom_note: None,
             builds_note,
             success: true,
-            warnings: Vec::new(),
+            warnings,
         })));
     }
     let builds = artifacts::latest(&git, &plan.deployment, &commit)?;
@@ -300,11 +419,12 @@ pub fn build(
         request.vulnerabilities.as_deref(),
         previous.as_deref(),
     )?;
-    let mut warnings: Vec<String> = generated
-        .errors
-        .iter()
-        .map(|e| format!("lockfile skipped: {e}"))
-        .collect();
+    warnings.extend(
+        generated
+            .errors
+            .iter()
+            .map(|e| format!("lockfile skipped: {e}")),
+    );
     warnings.extend(generated.dropped.iter().cloned());
     let big = sbom::store(
         &git,

@@ -4,21 +4,128 @@
 //! the registry's answer and the fix; a registry that cannot be asked stops it too (fail
 //! closed). An image with no registry digest (built with `--skip-push`), and every image of
 //! an `--offline` rollout, is deployed unchecked — and the rollout says so.
+//!
+//! A target with its own registry (`targets.<t>.registry`) deploys copies: each image is
+//! [`relocate`]d to `<registry>/<last segment of its repository>[:tag]` when planned, and
+//! copied there by digest (manifest bytes unchanged, every blob checked) before anything
+//! runs; the copy is checked by asking the destination for that digest. A copy that cannot
+//! be made or checked stops the rollout.
 
+use super::model::Artifact;
 use super::model::RolloutPlan;
-use crate::registry::{Manifest, Reference, RegistryError};
+use crate::registry::{Copied, Manifest, Reference, RegistryError};
 use crate::workflow::WorkflowError;
 
-/// Asks a registry for a manifest (the real client, or a table in tests).
+/// Asks a registry for a manifest, and copies images (the real client, or a table in tests).
 pub trait Resolver {
     /// What the registry serves for `r`.
     fn manifest(&self, r: &Reference) -> Result<Manifest, RegistryError>;
+
+    /// Copy `from` (pinned) to `to`, checked.
+    fn copy(&self, from: &Reference, to: &Reference) -> Result<Copied, RegistryError>;
 }
 
 impl Resolver for crate::registry::Client {
     fn manifest(&self, r: &Reference) -> Result<Manifest, RegistryError> {
         crate::registry::Client::manifest(self, r)
     }
+
+    fn copy(&self, from: &Reference, to: &Reference) -> Result<Copied, RegistryError> {
+        crate::registry::Client::copy(self, from, to)
+    }
+}
+
+/// `artifact` as deployed by a target whose images come from `registry`
+/// (`host[:port][/prefix]`): its image becomes `<registry>/<last segment of its
+/// repository>[:tag]`, copied from where it is now. An image already there is unchanged.
+pub fn relocate(artifact: &Artifact, registry: &str) -> Result<Artifact, WorkflowError> {
+    let Some(image) = &artifact.image else {
+        return Ok(artifact.clone());
+    };
+    let source = Reference::parse(image).map_err(WorkflowError::Registry)?;
+    let registry = registry.trim_end_matches('/');
+    let last = source
+        .repository
+        .rsplit('/')
+        .next()
+        .unwrap_or(&source.repository);
+    let mut text = format!("{registry}/{last}");
+    if let Some(tag) = &source.tag {
+        text = format!("{text}:{tag}");
+    }
+    let dest = Reference::parse(&text).map_err(WorkflowError::Registry)?;
+    if dest.name() == source.name() {
+        return Ok(artifact.clone());
+    }
+    let mut shown = source.clone();
+    shown.digest = None;
+    Ok(Artifact {
+        image: Some(dest.to_string()),
+        copy_from: Some(match &artifact.digest {
+            Some(d) => shown.pinned(d).to_string(),
+            None => shown.to_string(),
+        }),
+        ..artifact.clone()
+    })
+}
+
+/// What copying put where (said on the rollout's progress).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyDone {
+    /// The component.
+    pub component: String,
+    /// From.
+    pub from: String,
+    /// To, pinned.
+    pub to: String,
+    /// What moved.
+    pub copied: Copied,
+}
+
+/// Copy each image `plan` deploys from another registry (its artifact's `copy_from`) to the
+/// target's, by digest. Offline, or with no digest to copy, nothing can be copied: refused.
+pub fn copy(
+    plan: &RolloutPlan,
+    offline: bool,
+    registry: &dyn Resolver,
+) -> Result<Vec<CopyDone>, WorkflowError> {
+    let mut out = Vec::new();
+    for c in plan.components.iter().filter(|c| c.run) {
+        let Some(artifact) = plan.artifacts.get(&c.name) else {
+            continue;
+        };
+        let (Some(image), Some(from)) = (&artifact.image, &artifact.copy_from) else {
+            continue;
+        };
+        let refuse = |why: String| WorkflowError::ImageNotCopied {
+            component: c.name.clone(),
+            from: from.clone(),
+            to: image.clone(),
+            why,
+        };
+        let Some(digest) = &artifact.digest else {
+            return Err(refuse(
+                "no registry digest was recorded for it (built with --skip-push, or the engine did not say), so no copy could be checked".into(),
+            ));
+        };
+        if offline {
+            return Err(refuse(
+                "--offline: the registries cannot be asked, so nothing can be copied".into(),
+            ));
+        }
+        let source = Reference::parse(from).map_err(WorkflowError::Registry)?;
+        let dest = Reference::parse(image).map_err(WorkflowError::Registry)?;
+        let copied = registry
+            .copy(&source.pinned(digest), &dest)
+            .map_err(|e| refuse(e.to_string()))?;
+        out.push(CopyDone {
+            component: c.name.clone(),
+            from: from.clone(),
+            to: dest.pinned(digest).to_string(),
+            copied,
+        });
+    }
+    Ok(out)
 }
 
 /// An image deployed without asking its registry, and why.
@@ -85,7 +192,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflow::rollout::model::{Artifact, Change, PlannedComponent};
+    use crate::workflow::rollout::model::{Change, PlannedComponent};
 
     struct Table(Vec<(String, Result<Manifest, RegistryError>)>);
 
@@ -98,6 +205,18 @@ mod tests {
                 .unwrap_or(Ok(Manifest::Missing {
                     detail: "MANIFEST_UNKNOWN".into(),
                 }))
+        }
+
+        fn copy(&self, from: &Reference, _to: &Reference) -> Result<Copied, RegistryError> {
+            match self.manifest(from)? {
+                Manifest::Found { .. } => Ok(Copied::default()),
+                Manifest::Missing { detail } => Err(RegistryError::Refused {
+                    registry: from.registry.clone(),
+                    status: 404,
+                    what: from.to_string(),
+                    detail,
+                }),
+            }
         }
     }
 
@@ -120,6 +239,7 @@ mod tests {
                     image: image.map(str::to_owned),
                     digest: digest.map(str::to_owned),
                     from: "build".into(),
+                    ..Artifact::default()
                 },
             );
         }

@@ -115,6 +115,10 @@ pub fn for_rollout(
             on_trusted_ref: on_trusted(&c.new)?,
             image: plan.artifacts.get(&c.name).and_then(|a| a.image.clone()),
             image_digest: plan.artifacts.get(&c.name).and_then(|a| a.digest.clone()),
+            provenance: plan
+                .artifacts
+                .get(&c.name)
+                .and_then(|a| a.provenance.clone()),
         });
     }
     Ok(GateInput {

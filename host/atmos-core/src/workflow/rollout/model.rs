@@ -63,7 +63,7 @@ pub struct RolloutRequest {
 
 /// The artifact a component deploys: the image built once for its commit, followed from
 /// target to target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Artifact {
     /// The image reference.
     pub image: Option<String>,
@@ -73,6 +73,13 @@ pub struct Artifact {
     /// `target` (this target ran the commit before), `build` (the commit's builds note), or
     /// `to_build` (not built yet: an entry target builds it before deploying).
     pub from: String,
+    /// Where the image is copied from, pinned (a target with its own registry deploys a
+    /// copy in it: `image` is then the copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_from: Option<String>,
+    /// Its signed provenance, as checked (images with a registry digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::contracts::provenance::ProvenanceCheck>,
 }
 
 /// What kind of rollout this is, overall.
@@ -211,6 +218,9 @@ pub struct RolloutPlan {
     /// The artifact each image component deploys.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub artifacts: std::collections::BTreeMap<String, Artifact>,
+    /// The target's own registry, when its images are copied there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
     /// `--context key=value` overrides of the merged vars.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub context: crate::config::Vars,
@@ -325,6 +335,7 @@ impl RolloutPlan {
             approvals: None,
             approval_commit: None,
             artifacts: Default::default(),
+            registry: None,
             context: Default::default(),
             rollout_id: String::new(),
             rules: crate::workflow::trust::RulesOrigin {

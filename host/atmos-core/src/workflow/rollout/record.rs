@@ -57,6 +57,7 @@ fn base(plan: &RolloutPlan, planned: &PlannedComponent, status: Status) -> TagRe
         rollout_id: Some(plan.rollout_id.clone()),
         image: artifact.and_then(|a| a.image.clone()),
         image_digest: artifact.and_then(|a| a.digest.clone()),
+        image_source: artifact.and_then(|a| a.copy_from.clone()),
         context: plan
             .context
             .iter()

@@ -139,6 +139,7 @@ impl Records for Fake {
                 target: "dev".into(),
                 context: Default::default(),
                 build_id: None,
+                provenance: None,
                 signature: None,
             }))
     }

@@ -480,14 +480,16 @@ impl<'a> RolloutSession<'a> {
             let built = crate::artifacts::latest(&self.git, &plan.deployment, &commit)?;
             for name in names {
                 if let Some(b) = built.get(&name) {
-                    plan.artifacts.insert(
-                        name,
-                        super::model::Artifact {
-                            image: b.image.clone(),
-                            digest: b.digest.clone(),
-                            from: super::plan::artifacts::from::BUILD.to_owned(),
-                        },
-                    );
+                    let mut artifact = super::model::Artifact {
+                        image: b.image.clone(),
+                        digest: b.digest.clone(),
+                        from: super::plan::artifacts::from::BUILD.to_owned(),
+                        ..super::model::Artifact::default()
+                    };
+                    if let Some(registry) = &plan.registry {
+                        artifact = super::images::relocate(&artifact, registry)?;
+                    }
+                    plan.artifacts.insert(name, artifact);
                 }
             }
         }
@@ -715,6 +717,25 @@ impl<'a> RolloutSession<'a> {
         let prepared = self.prepare(&plan)?;
         // Only what the registries serve is deployed: asked before anything is recorded.
         let registry = crate::registry::Client::from_env();
+        for done in super::images::copy(&plan, self.options.stores.offline, &registry)? {
+            self.observer.event(&Event::Progress(format!(
+                "{}: {} copied to {} ({})",
+                done.component,
+                done.from,
+                done.to,
+                if done.copied.already {
+                    "it was there already".to_owned()
+                } else {
+                    format!(
+                        "{} blob(s) uploaded, {} bytes; {} mounted; {} present",
+                        done.copied.uploaded,
+                        done.copied.bytes,
+                        done.copied.mounted,
+                        done.copied.present
+                    )
+                }
+            )));
+        }
         for u in super::images::check(&plan, self.options.stores.offline, &registry)? {
             self.observer.event(&Event::Warning(format!(
                 "{}: {} was not checked in its registry: {}",

@@ -474,6 +474,43 @@ impl Audit<'_, '_> {
             }
         }
 
+        // Where provenance is required, the digest deployed has a signed provenance that
+        // verifies, names this commit and was made by an allowed builder.
+        if let Some(rule) = promotion.provenance.as_ref().filter(|p| p.required)
+            && let Some(digest) = &r.record.image_digest
+        {
+            let (builds, _) = crate::artifacts::read(self.git, self.deployment, &r.record.git_sha)?;
+            let allowed = |who: &str| {
+                crate::workflow::rollout::plan::provenance::allowed_builder(
+                    Some(rule),
+                    &settings.approvers.groups,
+                    who,
+                )
+            };
+            let check = crate::provenance::of_builds(
+                &builds,
+                component,
+                &crate::provenance::Expect {
+                    commit: &r.record.git_sha,
+                    digest,
+                    signers: signers.as_deref(),
+                    allowed_builder: &allowed,
+                },
+            );
+            if !check.verified {
+                push(
+                    ProblemKind::UnprovenArtifact,
+                    format!(
+                        "deployed image {digest}, and {target} requires a signed provenance, but {}",
+                        check
+                            .reason
+                            .as_deref()
+                            .unwrap_or("its provenance does not verify")
+                    ),
+                );
+            }
+        }
+
         // How the commit got here.
         let sha = &r.record.git_sha;
         let ran = |t: &str, before: &[Rec]| {

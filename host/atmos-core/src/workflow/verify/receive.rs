@@ -452,6 +452,41 @@ pub fn check(
     })
 }
 
+/// What is wrong with a build line's provenance: one that does not verify for its own
+/// builder, commit and digest (checked wherever allowed signers are set), or none where a
+/// target requires provenance and the build names a registry digest.
+fn provenance_problem(
+    record: &crate::contracts::BuildRecord,
+    signers: Option<&std::path::Path>,
+    required: bool,
+) -> Option<String> {
+    match (&record.provenance, &record.digest) {
+        (Some(_), None) => Some("it carries a provenance but names no digest".into()),
+        (Some(envelope), Some(digest)) if signers.is_some() || required => {
+            let own = |who: &str| crate::identity::same(who, &record.built_by);
+            let check = crate::provenance::check(
+                envelope,
+                &crate::provenance::Expect {
+                    commit: &record.git_sha,
+                    digest,
+                    signers,
+                    allowed_builder: &own,
+                },
+            );
+            (!check.verified).then(|| {
+                format!(
+                    "its provenance does not verify: {}",
+                    check.reason.unwrap_or_default()
+                )
+            })
+        }
+        (None, Some(_)) if required => Some(
+            "it carries no signed provenance, and a target of the deployment requires one (atmos deployment build --signing-key)".into(),
+        ),
+        _ => None,
+    }
+}
+
 /// What is wrong with the build lines a push adds to a builds note: a signature that does
 /// not verify for its builder, or no signature where a target of the deployment requires
 /// signatures (its planner would ignore the line; the guard refuses it outright).
@@ -478,6 +513,12 @@ fn build_lines_problems(
             p.deployers.as_ref().is_some_and(|d| d.require_signed)
                 || p.approvals.as_ref().is_some_and(|a| a.require_signed)
         })
+    });
+    let wants_provenance = rules.loaded.deployment.targets.values().any(|t| {
+        t.promotion
+            .as_ref()
+            .and_then(|p| p.provenance.as_ref())
+            .is_some_and(|p| p.required)
     });
     let mut out = Vec::new();
     for note in git.changed_notes(u.old.as_deref(), new)? {
@@ -517,7 +558,8 @@ fn build_lines_problems(
                 )),
                 _ => None,
             };
-            if let Some(why) = verdict {
+            let provenance = provenance_problem(&record, signers.as_deref(), wants_provenance);
+            for why in verdict.into_iter().chain(provenance) {
                 out.push(format!(
                     "the build of {} at {} by {}: {why}",
                     record.component,

@@ -42,7 +42,8 @@ pub enum ProblemKind {
     ReachedWithoutPromotion,
     /// A promotion deployed another image than the source ran with that commit.
     ArtifactMismatch,
-    /// Deployed, where signatures are required, an artifact no signed build names.
+    /// Deployed, where signatures are required, an artifact no signed build names; or, where
+    /// provenance is required, one whose signed provenance does not verify.
     UnprovenArtifact,
     /// A rollback to a commit the target never ran.
     RollbackNeverRan,

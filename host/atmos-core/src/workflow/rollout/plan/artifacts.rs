@@ -66,6 +66,7 @@ pub fn verdict(
                     } else {
                         format!("{}{t}", from::SOURCE)
                     },
+                    ..Artifact::default()
                 }))
         };
         let built = || -> Result<Option<Artifact>, WorkflowError> {
@@ -73,6 +74,7 @@ pub fn verdict(
                 image: b.image,
                 digest: b.digest,
                 from: from::BUILD.to_owned(),
+                ..Artifact::default()
             }))
         };
         // A promotion deploys what its source ran; an entry target the commit's newest
@@ -100,6 +102,7 @@ pub fn verdict(
                         image: None,
                         digest: None,
                         from: from::TO_BUILD.to_owned(),
+                        ..Artifact::default()
                     },
                 );
             }

@@ -18,7 +18,8 @@
 //! | ran in source | [`promotion::ran_in_source`] | a promotion takes only what its source ran |
 //! | trusted ref | `Planner::trusted_ref` | a warning for commits not on the trusted ref |
 //! | deployers | [`deployers::verdict`] | who may deploy, proven where required |
-//! | artifacts | [`artifacts::verdict`] | build once, promote the artifact |
+//! | artifacts | [`artifacts::verdict`] | build once, promote the artifact (copied into the target's registry) |
+//! | provenance | [`provenance::verdict`] | each image's signed provenance, required where the target says so |
 //! | approvals | [`approvals::step`] | the approval rules on the recorded approvals |
 //!
 //! The [`Records`](super::records::Records) the steps read are the repository's history
@@ -29,6 +30,7 @@ pub mod approvals;
 pub mod artifacts;
 pub mod deployers;
 pub mod promotion;
+pub mod provenance;
 pub mod resolve;
 
 use indexmap::IndexMap;
@@ -235,6 +237,40 @@ impl Planner<'_> {
             &records,
         )?;
         decisions.extend(artifact_decision);
+        let mut artifacts = artifacts;
+        if let Some(registry) = &target.registry {
+            for a in artifacts.values_mut() {
+                *a = super::images::relocate(a, registry)?;
+            }
+        }
+        let signers = self
+            .rules
+            .project
+            .settings
+            .approvers
+            .allowed_signers
+            .as_ref()
+            .map(|p| self.rules.project.root.join(p));
+        let (checks, provenance_decision) = provenance::verdict(
+            &provenance::Question {
+                target: target_name,
+                components: &components,
+                artifacts: &artifacts,
+                rules: target
+                    .promotion
+                    .as_ref()
+                    .and_then(|p| p.provenance.as_ref()),
+                signers: signers.as_deref(),
+                groups: &self.rules.project.settings.approvers.groups,
+            },
+            &|sha| Ok(crate::artifacts::read(self.git, &rules.name, sha)?.0),
+        )?;
+        for (name, check) in checks {
+            if let Some(a) = artifacts.get_mut(&name) {
+                a.provenance = Some(check);
+            }
+        }
+        decisions.extend(provenance_decision);
         let rollout = rollout_id(request);
         let approval = approvals::step(
             self.git,
@@ -286,6 +322,7 @@ impl Planner<'_> {
             rules: self.rules.origin.clone(),
             blockers: Vec::new(),
             artifacts,
+            registry: target.registry.clone(),
             context: request.context.clone(),
             rollout_id: rollout,
             reverting: request.reverting.clone(),
