@@ -42,6 +42,10 @@ cp -R "$here/payment-service/." "$dest/"
 cp -R "$root/policies" "$dest/policies"
 mkdir -p "$dest/hooks" "$dest/.github/workflows"
 for hook in soak-time change-freeze; do cp "$guests/${hook//-/_}.wasm" "$dest/hooks/$hook.wasm"; done
+# The workflow deploys the example's database with the stand-in terraform (a real one needs a
+# cloud account); see the workflow's ATMOS_TERRAFORM_BIN.
+mkdir -p "$dest/tools/stand-ins"
+cp "$here/stand-ins/terraform" "$dest/tools/stand-ins/terraform"
 cp "$here/ci/github-actions.yml" "$dest/.github/workflows/deploy.yml"
 cp "$here/ci/verify.yml" "$dest/.github/workflows/verify.yml"
 if [ -n "$action" ]; then

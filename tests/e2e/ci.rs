@@ -306,6 +306,41 @@ fn the_shipped_workflows_run_as_written() {
                 what(&format!("job {name} has no timeout-minutes"))
             );
             for step in job["steps"].as_sequence().into_iter().flatten() {
+                // GitHub's own actions on their node24 majors (node20 is retired).
+                if let Some((action, version)) = str_of(step, "uses")
+                    .filter(|u| u.starts_with("actions/"))
+                    .and_then(|u| u.split_once('@'))
+                {
+                    let node24 = [
+                        ("actions/checkout", 5),
+                        ("actions/upload-artifact", 6),
+                        ("actions/upload-pages-artifact", 5),
+                        ("actions/deploy-pages", 5),
+                        ("actions/cache", 5),
+                    ];
+                    let (_, min) = node24
+                        .iter()
+                        .find(|(a, _)| *a == action)
+                        .unwrap_or_else(|| {
+                            panic!(
+                                "{}",
+                                what(&format!("{action}: which major runs on node24?"))
+                            )
+                        });
+                    let major: u32 = version
+                        .trim_start_matches('v')
+                        .split('.')
+                        .next()
+                        .and_then(|m| m.parse().ok())
+                        .unwrap_or(0);
+                    assert!(
+                        major >= *min,
+                        "{}",
+                        what(&format!(
+                            "job {name} uses {action}@{version}, on a retired runtime (v{min} or later runs on node24)"
+                        ))
+                    );
+                }
                 if str_of(step, "uses").is_some_and(|u| u.starts_with("actions/checkout@")) {
                     assert_eq!(
                         step["with"]["fetch-depth"].as_u64(),
@@ -350,6 +385,228 @@ fn the_shipped_workflows_run_as_written() {
                     what("a recording job without contents: write")
                 );
             }
+        }
+    }
+}
+
+/// `${{ … }}` expressions of the shipped workflow, as GitHub would expand them for this run;
+/// an expression the test does not know fails it (the workflow grew a dependency on GitHub
+/// the local run cannot stand in for).
+fn expand(text: &str, known: &[(&str, String)]) -> String {
+    let mut out = text.to_owned();
+    for (expr, value) in known {
+        out = out.replace(&format!("${{{{ {expr} }}}}"), value);
+    }
+    assert!(
+        !out.contains("${{"),
+        "an expression this local run does not provide: {out}"
+    );
+    out
+}
+
+fn env_of(v: &Value, known: &[(&str, String)]) -> Vec<(String, String)> {
+    v["env"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let value = match v {
+                Value::String(s) => s.clone(),
+                other => serde_yaml_ng::to_string(other)
+                    .expect("yaml")
+                    .trim()
+                    .to_owned(),
+            };
+            (k.as_str().expect("name").to_owned(), expand(&value, known))
+        })
+        .collect()
+}
+
+/// The jobs of `examples/ci/github-actions.yml` that run on every push (build → dev → staging,
+/// then verify), step by step as written, with the real buildah and atmos's action script,
+/// against a registry on loopback that asks for a login as ghcr.io does. What needs GitHub is
+/// stood in for, and said: `actions/checkout` (the repository is the checkout), the
+/// registry's host (the loopback registry instead of ghcr.io, substituted in the scripts, with
+/// `--tls-verify=false` for its plain HTTP),
+/// the run's contexts (`github.*`, `secrets.GITHUB_TOKEN`), and the base images, which come
+/// from Docker Hub (the Dockerfiles here are `FROM scratch`). The prod job needs a
+/// `workflow_dispatch` and approvals on GitHub and is not run.
+#[test]
+fn the_workflow_jobs_run_as_written_with_buildah_against_a_login_registry_with_scratch_dockerfiles()
+{
+    use crate::registry::{Engines, Registry, skopeo};
+    let token = "gh-token-0123";
+    let registry = Registry::start_with_login("ci-bot", token);
+    let engines = Engines::new(&registry);
+    let repo = crate::support::Repo::example();
+    for service in ["api", "worker"] {
+        repo.write_file(
+            &format!("services/{service}/Dockerfile"),
+            "FROM scratch\nCOPY . /app\n",
+        );
+    }
+    // As new-project.sh lays it out: the stand-in terraform the workflow names.
+    let stand_in = repo.path().join("tools/stand-ins/terraform");
+    std::fs::create_dir_all(stand_in.parent().expect("parent")).expect("mkdir");
+    std::fs::copy(workspace().join("examples/stand-ins/terraform"), &stand_in).expect("copy");
+    crate::rollout::make_executable(&stand_in);
+    let head = repo.commit("the example, with the workflow's stand-ins");
+    // The shared store: a bare origin, as the repository on GitHub.
+    let origin = tempfile::tempdir().expect("tempdir");
+    let made = Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(origin.path())
+        .status()
+        .expect("git")
+        .success();
+    assert!(made);
+    repo.git(&[
+        "remote",
+        "add",
+        "origin",
+        &origin.path().display().to_string(),
+    ]);
+    repo.git(&["push", "-q", "origin", "HEAD"]);
+
+    let workflow = yaml(&workspace().join("examples/ci/github-actions.yml"));
+    let host = registry.host();
+    let known = [
+        ("github.run_id", "7".to_owned()),
+        ("github.run_attempt", "1".to_owned()),
+        ("github.actor", "ci-bot".to_owned()),
+        ("secrets.GITHUB_TOKEN", token.to_owned()),
+        ("github.workspace", repo.path().display().to_string()),
+    ];
+    let auth = tempfile::tempdir().expect("tempdir");
+    let mut base: Vec<(String, String)> = engines.env();
+    base.extend([
+        // Where `buildah login` writes and atmos reads (containers-auth.json(5)).
+        (
+            "REGISTRY_AUTH_FILE".to_owned(),
+            auth.path().join("auth.json").display().to_string(),
+        ),
+        // Mixed case: ghcr.io wants the owner in lower case, and the login step says so.
+        ("GITHUB_REPOSITORY_OWNER".to_owned(), "Acme-Org".to_owned()),
+        ("GITHUB_ACTIONS".to_owned(), "true".to_owned()),
+    ]);
+    base.extend(env_of(&workflow, &known));
+
+    for job_name in ["build", "dev", "staging", "verify"] {
+        let job = &workflow["jobs"][job_name];
+        let github_env = auth.path().join(format!("{job_name}.env"));
+        std::fs::write(&github_env, "").expect("write");
+        for (i, step) in job["steps"]
+            .as_sequence()
+            .expect("steps")
+            .iter()
+            .enumerate()
+        {
+            let what = format!("job {job_name}, step {}", i + 1);
+            // Variables earlier steps of this job wrote to GITHUB_ENV.
+            let mut env = base.clone();
+            env.extend(
+                std::fs::read_to_string(&github_env)
+                    .expect("read")
+                    .lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned())),
+            );
+            env.extend(env_of(job, &known));
+            env.extend(env_of(step, &known));
+            if let Some(uses) = str_of(step, "uses") {
+                if uses.starts_with("actions/checkout@") {
+                    continue;
+                }
+                assert!(
+                    uses.ends_with("/atmos@main"),
+                    "{what}: {uses} is not stood in for"
+                );
+                let inputs: Vec<(String, String)> = step["with"]
+                    .as_mapping()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().expect("input").to_owned(),
+                            expand(v.as_str().expect("a string input"), &known),
+                        )
+                    })
+                    .collect();
+                let inputs: Vec<(&str, &str)> = inputs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let env: Vec<(&str, &str)> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let (out, _) = run_action(repo.path(), &inputs, &env);
+                assert!(
+                    out.status.success(),
+                    "{what}: {}\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                continue;
+            }
+            // The loopback registry speaks plain HTTP, which `buildah login` (1.28) accepts
+            // only when told: the one flag added to what the workflow runs.
+            let script = expand(str_of(step, "run").expect("run or uses"), &known)
+                .replace("ghcr.io", &host)
+                .replace("buildah login ", "buildah login --tls-verify=false ");
+            let out = Command::new("bash")
+                .args(["-e", "-c", &script])
+                .current_dir(repo.path())
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env("GITHUB_ENV", &github_env)
+                .output()
+                .expect("bash");
+            assert!(
+                out.status.success(),
+                "{what}: {script}\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    // The build pushed each image to the owner's registry, recorded the digest it serves and a
+    // signed provenance of it; dev and staging deployed those digests.
+    let note = repo.git(&[
+        "notes",
+        "--ref",
+        "atmos/payment-service/builds",
+        "show",
+        &head,
+    ]);
+    for component in ["api", "worker"] {
+        let record: serde_json::Value = note
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| r["component"] == component)
+            .expect("a build record");
+        let image = format!(
+            "{host}/acme-org/payment-service/{component}:{}",
+            &head[..12]
+        );
+        assert_eq!(record["image"], image.as_str());
+        assert_eq!(record["builder"], "buildah");
+        assert!(record["provenance"]["signatures"][0]["sig"].is_string());
+        let served = skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            &format!("ci-bot:{token}"),
+            "--format",
+            "{{.Digest}}",
+            &format!("docker://{image}"),
+        ]);
+        assert_eq!(record["digest"], served.as_str(), "{component}");
+        for target in ["dev", "staging"] {
+            let tags = repo.tags("payment-service", target, component);
+            let newest = repo.tag_message(tags.last().expect("a record"));
+            assert!(
+                newest.contains(&format!("image_digest: {served}")),
+                "{target}/{component}: {newest}"
+            );
         }
     }
 }

@@ -23,7 +23,7 @@ fn target_context_overrides_component_vars_and_says_so() {
     };
     assert_eq!(
         row("cpu"),
-        "cpu 1024 target context (overrides component vars), deployments/payment-service.yaml:92"
+        "cpu 1024 target context (overrides component vars), deployments/payment-service.yaml:96"
     );
     assert_eq!(
         row("region"),
@@ -32,7 +32,7 @@ fn target_context_overrides_component_vars_and_says_so() {
     // Rendered from `{{ .deployment.name }}/api`.
     assert_eq!(
         row("image.name"),
-        "image.name payment-service/api component vars, deployments/payment-service.yaml:34"
+        "image.name payment-service/api component vars, deployments/payment-service.yaml:36"
     );
     assert!(api.contains("Depends on: script/migrate"), "{api}");
 

@@ -22,16 +22,48 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    /// A registry that asks for `user` and `password` (HTTP Basic, an htpasswd file with a
+    /// bcrypt hash made by Python's `crypt`), as a hosted registry asks for a token.
+    pub(crate) fn start_with_login(user: &str, password: &str) -> Registry {
+        Registry::start_with(Some((user, password)))
+    }
+
+    fn start_with(login: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: atmos-test\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .expect("write");
+        let mut text = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: atmos-test\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, password)) = login {
+            let hash = Command::new("python3")
+                .args([
+                    "-c",
+                    "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                    password,
+                ])
+                .output()
+                .expect("python3");
+            assert!(
+                hash.status.success(),
+                "{}",
+                String::from_utf8_lossy(&hash.stderr)
+            );
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(
+                &htpasswd,
+                format!("{user}:{}\n", String::from_utf8_lossy(&hash.stdout).trim()),
+            )
+            .expect("write");
+            text.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: atmos-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, text).expect("write");
         let log = dir.path().join("log");
         let child = Command::new("docker-registry")
             .arg("serve")

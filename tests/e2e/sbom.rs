@@ -509,8 +509,8 @@ fn dockerfile_builders_plan_and_missing_tools() {
     repo.write(
         "payment-service.yaml",
         yaml.replace(
-            "          nixpack:\n            path: services/api",
-            "          nixpack:\n            path: services/api\n            builder: podman",
+            "builder: !env IMAGE_BUILDER nixpacks   # buildah reads services/api/Dockerfile",
+            "builder: podman",
         ),
     );
     repo.commit("podman for api");
