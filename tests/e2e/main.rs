@@ -2,6 +2,7 @@
 
 mod approvals;
 mod artifacts;
+mod atmos_config;
 mod board;
 mod ci;
 mod cli;

@@ -43,13 +43,16 @@ fn registry(dir: &Path) -> (Registry, String) {
     )
     .expect("write");
     let log = dir.join("registry.log");
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("docker-registry");
+    // Held at once, so that it is stopped (and waited for) however this function ends.
+    let child = Registry(
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("docker-registry"),
+    );
     let started = Instant::now();
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -59,7 +62,7 @@ fn registry(dir: &Path) -> (Registry, String) {
             .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
             .filter(|p| !p.is_empty())
         {
-            return (Registry(child), format!("127.0.0.1:{port}"));
+            return (child, format!("127.0.0.1:{port}"));
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -133,7 +136,11 @@ fn main() {
     git(&repo, &["commit", "-q", "-m", "seed"]);
     let floor_dir = root.join("floor");
     std::fs::create_dir_all(&floor_dir).expect("mkdir");
-    std::fs::write(floor_dir.join("Dockerfile"), "FROM scratch\nCOPY blob /blob\n").expect("write");
+    std::fs::write(
+        floor_dir.join("Dockerfile"),
+        "FROM scratch\nCOPY blob /blob\n",
+    )
+    .expect("write");
 
     let env = format!(
         "export CONTAINERS_STORAGE_CONF='{0}/storage.conf' CONTAINERS_REGISTRIES_CONF='{0}/registries.conf' BUILDAH_ISOLATION=chroot; ",
@@ -161,7 +168,10 @@ fn main() {
     for (name, script) in [
         ("floor: buildah bud + buildah push", floor),
         ("atmos deployment build", plain),
-        ("atmos deployment build --signing-key (record signed, provenance signed and attached)", signed),
+        (
+            "atmos deployment build --signing-key (record signed, provenance signed and attached)",
+            signed,
+        ),
     ] {
         let (ms, kb) = sample(&script, runs);
         println!("| {name} | {ms:.0} ms | {:.1} MiB |", kb as f64 / 1024.0);

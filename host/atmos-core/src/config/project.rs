@@ -197,7 +197,7 @@ impl Project {
             let file = Path::new(SETTINGS_FILE);
             let (_, value, _) = parse_yaml(file, &bytes, SchemaKind::Project)
                 .map_err(|diagnostics| ProjectError::Settings { diagnostics })?;
-            serde_json::from_value(value).map_err(|e| ProjectError::Settings {
+            Settings::from_document(value).map_err(|e| ProjectError::Settings {
                 diagnostics: vec![Diagnostic::error(
                     Code::ProjectSettings,
                     file,

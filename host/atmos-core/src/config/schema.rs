@@ -28,7 +28,20 @@ pub fn deployment_schema() -> Value {
 /// The schema of `atmos.yaml`, generated from [`Settings`] (published as
 /// `docs/schema/atmos.schema.json`).
 pub fn project_schema() -> Value {
-    generate::<Settings>(PROJECT_ID, Direction::Read)
+    let mut schema = generate::<Settings>(PROJECT_ID, Direction::Read);
+    // One atmos.yaml serves both tools: the Atmos CLI's other sections are accepted as they
+    // are (its own schema checks them).
+    if let Some(properties) = schema["properties"].as_object_mut() {
+        for section in crate::config::settings::ATMOS_CLI_SECTIONS {
+            properties.insert(
+                (*section).to_owned(),
+                serde_json::json!({
+                    "description": "A section of the Atmos CLI's configuration: accepted, read by the Atmos CLI only."
+                }),
+            );
+        }
+    }
+    schema
 }
 
 /// Which document a schema describes.

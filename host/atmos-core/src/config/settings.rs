@@ -32,6 +32,130 @@ pub struct Settings {
     /// How deployment files are processed (YAML functions).
     #[serde(default)]
     pub processing: ProcessingSettings,
+    /// Atmos CLI: the root its relative paths (components, stacks) are resolved from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_path: Option<String>,
+    /// Atmos CLI: where each component type's folders are and which command runs them.
+    #[serde(default)]
+    pub components: AtmosComponents,
+    /// Atmos CLI: where stack manifests are and how stacks are named.
+    #[serde(default)]
+    pub stacks: AtmosStacks,
+}
+
+impl Settings {
+    /// The settings of a checked `atmos.yaml` document: the Atmos CLI's own sections (which
+    /// the schema accepts) are set aside, everything else is read strictly.
+    pub fn from_document(mut value: serde_json::Value) -> Result<Settings, serde_json::Error> {
+        if let Some(map) = value.as_object_mut() {
+            for section in ATMOS_CLI_SECTIONS {
+                map.remove(*section);
+            }
+        }
+        serde_json::from_value(value)
+    }
+}
+
+/// The top-level sections of the Atmos CLI's own configuration (the `properties` of its
+/// published schema, atmos-config 1.0) that atmos accepts in `atmos.yaml` and leaves to the
+/// Atmos CLI. `base_path`, `components` and `stacks` are Atmos's too and are read
+/// ([`Settings::base_path`], [`AtmosComponents`], [`AtmosStacks`]); `git` is atmos's.
+pub const ATMOS_CLI_SECTIONS: &[&str] = &[
+    "edition",
+    "cast",
+    "imports",
+    "workflows",
+    "logs",
+    "diagnostics",
+    "errors",
+    "commands",
+    "aliases",
+    "integrations",
+    "schemas",
+    "templates",
+    "settings",
+    "describe",
+    "stores",
+    "secrets",
+    "vendor",
+    "vendorDirAbsolutePath",
+    "workflowsDirAbsolutePath",
+    "version",
+    "validate",
+    "import",
+    "docs",
+    "auth",
+    "container",
+    "compositions",
+    "env",
+    "profiler",
+    "track_provenance",
+    "toolchain",
+    "devcontainer",
+    "profiles",
+    "metadata",
+    "list",
+    "ci",
+    "ai",
+    "aws",
+    "mcp",
+    "lsp",
+];
+
+/// `atmos.yaml` → `components` (Atmos CLI): per component type, its folder and command. Other
+/// keys and types are the Atmos CLI's, accepted as they are.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct AtmosComponents {
+    /// Terraform root modules.
+    #[serde(default)]
+    pub terraform: AtmosComponentType,
+    /// Helmfile releases.
+    #[serde(default)]
+    pub helmfile: AtmosComponentType,
+    /// Packer templates.
+    #[serde(default)]
+    pub packer: AtmosComponentType,
+}
+
+/// One component type of the Atmos CLI's configuration (the keys atmos reads; the others are
+/// the Atmos CLI's).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct AtmosComponentType {
+    /// The folder of the components, relative to `base_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_path: Option<String>,
+    /// The executable (`terraform`, `tofu`, a path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Terraform: write `backend.tf.json` into the component folder before running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_generate_backend_file: Option<bool>,
+    /// Terraform: `init -reconfigure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_run_reconfigure: Option<bool>,
+    /// Terraform: whether workspaces are used (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspaces_enabled: Option<bool>,
+}
+
+/// `atmos.yaml` → `stacks` (Atmos CLI): where stack manifests are and how stacks are named.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct AtmosStacks {
+    /// The folder of stack manifests, relative to `base_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_path: Option<String>,
+    /// Globs (in that folder) of the top-level stack manifests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_paths: Vec<String>,
+    /// Globs of manifests that are never top-level stacks (only imported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_paths: Vec<String>,
+    /// A Go template naming each stack from its component's merged sections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_template: Option<String>,
+    /// The older token pattern (`{tenant}-{environment}-{stage}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_pattern: Option<String>,
 }
 
 /// `atmos.yaml` → `processing`: what the YAML functions of deployment files may read. Gates are
@@ -167,4 +291,50 @@ pub struct DeploymentsSettings {
     /// Folder of deployment files, relative to the root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+}
+
+#[cfg(test)]
+mod atmos_cli_tests {
+    use super::*;
+
+    #[test]
+    fn the_atmos_cli_sections_atmos_needs_are_read_and_the_others_set_aside() {
+        let doc = serde_json::json!({
+            "base_path": "./",
+            "components": {
+                "terraform": {
+                    "base_path": "components/terraform",
+                    "command": "tofu",
+                    "init_run_reconfigure": true,
+                    "apply_auto_approve": false,
+                    "plugin_cache": true
+                },
+                "ansible": {"base_path": "components/ansible"}
+            },
+            "stacks": {
+                "base_path": "stacks",
+                "included_paths": ["deploy/**/*"],
+                "excluded_paths": ["**/_defaults.yaml"],
+                "name_template": "{{ .vars.stage }}"
+            },
+            "logs": {"level": "Info"},
+            "settings": {"list_merge_strategy": "append"},
+            "git": {"remote": "origin"}
+        });
+        let s = Settings::from_document(doc).expect("read");
+        assert_eq!(s.base_path.as_deref(), Some("./"));
+        assert_eq!(
+            s.components.terraform.base_path.as_deref(),
+            Some("components/terraform")
+        );
+        assert_eq!(s.components.terraform.command.as_deref(), Some("tofu"));
+        assert_eq!(s.components.terraform.init_run_reconfigure, Some(true));
+        assert_eq!(s.stacks.base_path.as_deref(), Some("stacks"));
+        assert_eq!(s.stacks.included_paths, ["deploy/**/*"]);
+        assert_eq!(s.stacks.excluded_paths, ["**/_defaults.yaml"]);
+        assert_eq!(s.stacks.name_template.as_deref(), Some("{{ .vars.stage }}"));
+        assert_eq!(s.git.remote.as_deref(), Some("origin"));
+        // atmos's own sections stay strict.
+        assert!(Settings::from_document(serde_json::json!({"approvers": {"group": {}}})).is_err());
+    }
 }

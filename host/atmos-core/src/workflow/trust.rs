@@ -179,7 +179,7 @@ fn settings_at(git: &GitRepo, commit: &str, rel: &Path) -> Result<Settings, Work
     let shown = PathBuf::from(format!("{}@{}", path.display(), crate::git::short(commit)));
     let (_, value, _) = parse_yaml(&shown, &bytes, SchemaKind::Project)
         .map_err(|diagnostics| ProjectError::Settings { diagnostics })?;
-    serde_json::from_value(value).map_err(|e| {
+    Settings::from_document(value).map_err(|e| {
         WorkflowError::Project(ProjectError::Settings {
             diagnostics: vec![crate::diagnostic::Diagnostic::error(
                 crate::diagnostic::Code::ProjectSettings,
