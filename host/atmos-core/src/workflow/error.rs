@@ -294,6 +294,13 @@ pub enum WorkflowError {
         /// What is wrong, naming where it came from.
         problem: String,
     },
+    /// The records would be signed with a key the trusted allowed signers do not allow for the
+    /// identity they name: `verify` and the server guard would refuse every one of them.
+    #[error("{why}")]
+    SigningKeyNotAllowed {
+        /// What, and what to do.
+        why: String,
+    },
     /// A command that needs the shared remote, and none is named or configured.
     #[error("no remote: name one with --remote, or set git.remote in atmos.yaml")]
     NoRemote,
@@ -390,7 +397,8 @@ impl Actionable for WorkflowError {
             | WorkflowError::ArchiveOffline { .. }
             | WorkflowError::LeaseLive { .. }
             | WorkflowError::Repair { .. }
-            | WorkflowError::BadActor { .. } => Exit::Usage,
+            | WorkflowError::BadActor { .. }
+            | WorkflowError::SigningKeyNotAllowed { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::BuildFailed { .. }
             | WorkflowError::Record { .. }
@@ -442,6 +450,7 @@ impl Actionable for WorkflowError {
             WorkflowError::SelfPromotion { .. } => {
                 Some("--promote-from names the target the code comes from".into())
             }
+            WorkflowError::SigningKeyNotAllowed { .. } => None,
             WorkflowError::BadActor { .. } => Some(
                 "set ATMOS_ACTOR (or git's user.email) to a plain identity, e.g. alice@example.com".into(),
             ),

@@ -472,6 +472,30 @@ pub fn map_actor(actor: crate::identity::Actor, rules: &Rules) -> crate::identit
     }
 }
 
+/// Why the records would be signed with a key the trusted `allowed_signers` does not allow for
+/// the identity they name (`verify` and the server guard refuse every such record), and what
+/// to do; `None` when the key is allowed, or nothing is signed or checked.
+pub fn key_mismatch(
+    actor: &crate::identity::Actor,
+    key: Option<&crate::signing::Key>,
+    proof: Option<&crate::identity::Proof>,
+    rules: &Rules,
+) -> Option<String> {
+    let (key, proof) = (key?, proof?);
+    rules.project.settings.approvers.allowed_signers.as_ref()?;
+    if proof.verified {
+        return None;
+    }
+    Some(format!(
+        "the records would be signed with {key}, which approvers.allowed_signers (on {}) does not allow for {} ({}): `atmos deployment verify` and the server guard would refuse each of them as a signature that does not verify, so nothing runs. Sign with {}'s key (--signing-key, ATMOS_SIGNING_KEY or git's user.signingkey), run as the identity the key is allowed for (ATMOS_ACTOR), or add the key for {} to allowed_signers",
+        rules.origin.source,
+        actor.id,
+        actor.source,
+        actor.id,
+        actor.id
+    ))
+}
+
 /// Prove the deployer's identity before anything runs: sign a fresh challenge with their key
 /// and verify it for the identity they claim against the allowed signers of the trusted rules.
 /// Anyone can set `ATMOS_ACTOR`; only the holder of an allowed key is verified.

@@ -268,6 +268,16 @@ impl<'a> RolloutSession<'a> {
             request.signing_key.as_ref(),
             &rules,
         ));
+        // Records signed with a key not allowed for the identity they name would be refused
+        // by verify and the server guard after the executors ran: refused before.
+        if let Some(why) = trust::key_mismatch(
+            &request.actor,
+            request.signing_key.as_ref(),
+            request.proof.as_ref(),
+            &rules,
+        ) {
+            return Err(WorkflowError::SigningKeyNotAllowed { why });
+        }
         Ok(RolloutSession {
             project,
             work_tree,
