@@ -263,6 +263,24 @@ fn images_carry_signed_provenance_and_are_promoted_by_digest_across_registries()
     );
     assert!(build_lines(&repo, &v3)[0]["provenance"].is_object());
 
+    // A record that would not fit in a line of the builds note (a large --context, with the
+    // provenance beside it) is refused before anything is built or pushed.
+    let before = build_lines(&repo, &v3).len();
+    let big = "x".repeat(14_500);
+    let refused = run(&format!(
+        "deployment build svc --target dev --force --signing-key {dev_key} --context big={big}"
+    ));
+    refused.code(2).stderr_has(&[
+        "the record of api's build would be",
+        "holds at most 16384: nothing was built",
+        "pass smaller --context values",
+    ]);
+    assert_eq!(
+        build_lines(&repo, &v3).len(),
+        before,
+        "nothing was recorded"
+    );
+
     // The envelope of what prod runs, altered in the note afterwards: verify reports it.
     let note = repo.git(&["notes", "--ref", "atmos/svc/builds", "show", &sha]);
     let forged_note = note.replace(

@@ -1710,7 +1710,8 @@ fn a_signing_key_not_allowed_for_the_deployer_is_refused_before_anything_runs() 
         let run = w.atmos(&d, args, &[]);
         assert_eq!(run.code, 2, "{run:?}");
         assert!(
-            run.stderr.contains("does not allow for alice@example.com (git user.email)")
+            run.stderr
+                .contains("does not allow for alice@example.com (git user.email)")
                 && run.stderr.contains("so nothing runs")
                 && run.stderr.contains("Sign with alice@example.com's key"),
             "{run:?}"
@@ -1723,7 +1724,11 @@ fn a_signing_key_not_allowed_for_the_deployer_is_refused_before_anything_runs() 
     );
     // Alice's own key: it runs, and verify finds every record signed by her.
     git_in(&d, &["config", "user.signingkey", &w.key("alice")]);
-    let run = w.atmos(&d, &["deployment", "rollout", "svc", "--target", "dev"], &[]);
+    let run = w.atmos(
+        &d,
+        &["deployment", "rollout", "svc", "--target", "dev"],
+        &[],
+    );
     run.code(0);
     verify(&w, &d).code(0);
 }

@@ -162,6 +162,10 @@ pub fn materials(dir: &Path, shown: &dyn Fn(&Path) -> String) -> Vec<Material> {
 
 /// What a check requires.
 pub struct Expect<'a> {
+    /// The deployment and component deployed: a provenance is of one component's build.
+    pub deployment: &'a str,
+    /// The component.
+    pub component: &'a str,
     /// The commit deployed.
     pub commit: &'a str,
     /// The digest deployed (`sha256:…`).
@@ -243,7 +247,7 @@ pub fn check(envelope: &Envelope, expect: &Expect<'_>) -> ProvenanceCheck {
         );
     };
     let message = pae(PAYLOAD_TYPE, &body);
-    let mut last = "it carries no signature".to_owned();
+    let mut reasons: Vec<String> = Vec::new();
     let signed = envelope.signatures.iter().any(|s| {
         let verdict = b64
             .decode(s.sig.as_bytes())
@@ -251,13 +255,21 @@ pub fn check(envelope: &Envelope, expect: &Expect<'_>) -> ProvenanceCheck {
             .and_then(|sig| {
                 crate::signing::verify_raw(&message, &sig, &builder, signers, SIGNING_NAMESPACE)
             });
-        if let Err(e) = &verdict {
-            last = e.to_string();
+        if let Err(e) = &verdict
+            && !reasons.contains(&e.to_string())
+        {
+            reasons.push(e.to_string());
         }
         verdict.is_ok()
     });
     if !signed {
-        return fail(out, format!("its signature does not verify: {last}"));
+        if reasons.is_empty() {
+            reasons.push("it carries no signature".into());
+        }
+        return fail(
+            out,
+            format!("its signature does not verify: {}", reasons.join("; ")),
+        );
     }
     let hex = expect
         .digest
@@ -282,10 +294,22 @@ pub fn check(envelope: &Envelope, expect: &Expect<'_>) -> ProvenanceCheck {
             out,
             format!(
                 "it names commit {}, not {}",
-                commit.as_deref().map_or("none", crate::git::short),
-                crate::git::short(expect.commit)
+                commit.as_deref().unwrap_or("none"),
+                expect.commit
             ),
         );
+    }
+    let params = &predicate["buildDefinition"]["externalParameters"];
+    for (key, want) in [
+        ("deployment", expect.deployment),
+        ("component", expect.component),
+    ] {
+        if params[key].as_str() != Some(want) {
+            return fail(
+                out,
+                format!("it is the provenance of {key} {}, not {want}", params[key]),
+            );
+        }
     }
     if !(expect.allowed_builder)(&builder) {
         return fail(
@@ -422,6 +446,8 @@ mod tests {
         allowed: &'a dyn Fn(&str) -> bool,
     ) -> Expect<'a> {
         Expect {
+            deployment: "svc",
+            component: "api",
             commit: COMMIT,
             digest,
             signers: Some(signers),

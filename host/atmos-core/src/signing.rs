@@ -352,7 +352,12 @@ mod native {
                 .and_then(|r| r.strip_suffix('"'))
             {
                 let list: Vec<String> = list.split(',').map(str::to_owned).collect();
-                if !list.iter().all(|n| plain(n)) {
+                // A namespace never holds a quote or `=`: such a token is several options
+                // (`namespaces="a",valid-before="…"`), which only ssh-keygen reads.
+                if !list
+                    .iter()
+                    .all(|n| plain(n) && !n.contains(['"', '=', ' ']))
+                {
                     return None;
                 }
                 namespaces = Some(list);
@@ -620,5 +625,14 @@ mod tests {
         );
         // A pattern is left to ssh-keygen.
         assert!(native::parse("*@example.com ssh-ed25519 AAAA\n").is_none());
+        // So is a namespaces option run together with others (an expired `valid-before` must
+        // never be read as a namespace list that happens to name ours).
+        for options in [
+            r#"namespaces="x",valid-before="20200101",atmos-provenance@v1,y="z""#,
+            r#"namespaces="git,atmos-provenance@v1",valid-after="20200101""#,
+        ] {
+            let line = format!("ci@example.com {options} {alice_pub}\n");
+            assert!(native::parse(&line).is_none(), "{line}");
+        }
     }
 }

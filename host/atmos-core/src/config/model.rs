@@ -274,10 +274,12 @@ pub struct Target {
     pub remote: Option<String>,
     /// The registry (`host[:port][/prefix]`) this target's images are deployed from: a
     /// rollout here copies each image, by digest, from where its build or source target put
-    /// it to `<registry>/<repository>` (the digest unchanged, checked), and deploys that copy.
+    /// it to `<registry>/<last segment of its repository>` (the digest unchanged, checked),
+    /// and deploys that copy. The host is a domain with a dot, `host:port` or `localhost` —
+    /// never a single word, which would name a Docker Hub account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(
-        pattern = r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+        pattern = r"^(localhost(:[0-9]+)?|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:[0-9]+)?|[A-Za-z0-9-]+:[0-9]+)(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
     ))]
     pub registry: Option<String>,
 }

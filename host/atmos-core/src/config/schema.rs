@@ -148,7 +148,15 @@ fn describe(
                 let hint = match did_you_mean(key, allowed.iter().map(String::as_str)) {
                     Some(close) => format!("did you mean `{close}`?"),
                     None if allowed.is_empty() => "remove this key".to_owned(),
-                    None => format!("allowed keys here: {}", allowed.join(", ")),
+                    None => {
+                        // The Atmos CLI's own sections are accepted, but not atmos's to offer.
+                        let ours: Vec<&str> = allowed
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|k| !crate::config::settings::ATMOS_CLI_SECTIONS.contains(k))
+                            .collect();
+                        format!("allowed keys here: {}", ours.join(", "))
+                    }
                 };
                 out.push(
                     Diagnostic::error(
@@ -382,7 +390,14 @@ mod tests {
         let keys = allowed_keys(&root, "/deployment/targets/prod");
         assert_eq!(
             keys,
-            vec!["labels", "context", "promotion", "gates", "remote"]
+            vec![
+                "labels",
+                "context",
+                "promotion",
+                "gates",
+                "remote",
+                "registry"
+            ]
         );
         let keys = allowed_keys(&root, "/deployment/components/script/x/settings/script");
         assert_eq!(

@@ -328,13 +328,24 @@ impl Client {
         })?;
         let status = resp.status().as_u16();
         let location = header(&resp, "location");
+        let base = self.base(to);
+        let origin = base.split("/v2/").next().unwrap_or_default();
         match (status, location) {
-            (202, Some(l)) if l.starts_with("http://") || l.starts_with("https://") => Ok(l),
-            (202, Some(l)) => {
-                let origin = self.base(to);
-                let origin = origin.split("/v2/").next().unwrap_or_default();
+            // The upload goes where the registry is, and nowhere else: the credentials for it
+            // travel with the request.
+            (202, Some(l)) if l.starts_with(&format!("{origin}/")) => Ok(l),
+            (202, Some(l)) if l.starts_with('/') && !l.starts_with("//") => {
                 Ok(format!("{origin}{l}"))
             }
+            (202, Some(l)) => Err(RegistryError::Refused {
+                registry: to.registry.clone(),
+                status,
+                what: what.to_owned(),
+                detail: format!(
+                    "it sent the upload to {}, which is not {origin}: nothing (and no credential) is sent there",
+                    short(&l)
+                ),
+            }),
             (s, _) => Err(RegistryError::Refused {
                 registry: to.registry.clone(),
                 status: s,
@@ -498,5 +509,85 @@ fn local(what: &str, e: &std::io::Error) -> RegistryError {
     RegistryError::Local {
         what: what.to_owned(),
         detail: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+
+    /// A one-request HTTP server on loopback answering `response`; the request's head.
+    fn serve_once(response: String) -> (u16, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let handle = std::thread::spawn(move || {
+            let Ok((stream, _)) = listener.accept() else {
+                return String::new();
+            };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let mut stream = stream;
+            let _ = stream.write_all(response.as_bytes());
+            head
+        });
+        (port, handle)
+    }
+
+    #[test]
+    fn an_upload_sent_to_another_host_is_refused_and_nothing_goes_there() {
+        let elsewhere = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let other = elsewhere.local_addr().expect("addr").port();
+        elsewhere.set_nonblocking(true).expect("nonblocking");
+        let (port, server) = serve_once(format!(
+            "HTTP/1.1 202 Accepted\r\nLocation: http://127.0.0.1:{other}/v2/x/blobs/uploads/1\r\nContent-Length: 0\r\n\r\n"
+        ));
+        let registry = format!("127.0.0.1:{port}");
+        let mut settings = super::super::Settings::default();
+        settings.insecure.push(registry.clone());
+        let client = Client::new(settings);
+        let to = Reference::parse(&format!("{registry}/prod/api:v1")).expect("reference");
+        match client.start_upload(&to, "an upload") {
+            Err(RegistryError::Refused { detail, .. }) => {
+                assert!(
+                    detail.contains("which is not http://127.0.0.1:"),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            server
+                .join()
+                .expect("server")
+                .starts_with("POST /v2/prod/api/blobs/uploads/")
+        );
+        assert!(
+            elsewhere.accept().is_err(),
+            "a request went to the other host"
+        );
+        // A path on the registry itself is followed there.
+        let (port, server) = serve_once(
+            "HTTP/1.1 202 Accepted\r\nLocation: /v2/prod/api/blobs/uploads/2?_state=x\r\nContent-Length: 0\r\n\r\n".into(),
+        );
+        let registry = format!("127.0.0.1:{port}");
+        let mut settings = super::super::Settings::default();
+        settings.insecure.push(registry.clone());
+        let to = Reference::parse(&format!("{registry}/prod/api:v1")).expect("reference");
+        assert_eq!(
+            Client::new(settings)
+                .start_upload(&to, "an upload")
+                .expect("opened"),
+            format!("http://{registry}/v2/prod/api/blobs/uploads/2?_state=x")
+        );
+        server.join().expect("server");
     }
 }

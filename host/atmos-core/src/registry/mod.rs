@@ -138,9 +138,16 @@ impl Client {
             .with_config()
             .limit(MANIFEST_MAX)
             .read_to_vec()
-            .map_err(|e| RegistryError::Unreachable {
-                registry: r.registry.clone(),
-                detail: e.to_string(),
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => RegistryError::Unsupported {
+                    registry: r.registry.clone(),
+                    what: what.clone(),
+                    why: format!("it is larger than {} MiB", MANIFEST_MAX / (1024 * 1024)),
+                },
+                e => RegistryError::Unreachable {
+                    registry: r.registry.clone(),
+                    detail: e.to_string(),
+                },
             })?;
         match status {
             200 => {

@@ -180,6 +180,31 @@ pub enum WorkflowError {
         /// Why.
         why: String,
     },
+    /// A build's record would not fit in a line of the builds note.
+    #[error(
+        "the record of {component}'s build would be {size} bytes, and a line of the builds note holds at most {max}: nothing was built"
+    )]
+    BuildRecordTooLarge {
+        /// The component.
+        component: String,
+        /// Its size as it would be written.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Two components' images would be copied to one repository of a target's registry.
+    #[error(
+        "{target} deploys from its own registry, and the images of {} would all be copied to {repository}",
+        components.join(", ")
+    )]
+    RegistryCollision {
+        /// The target.
+        target: String,
+        /// The repository.
+        repository: String,
+        /// The components.
+        components: Vec<String>,
+    },
     /// `verify --repair` refused to repair a ref.
     #[error("{refname} was not repaired: {why}")]
     Repair {
@@ -398,7 +423,9 @@ impl Actionable for WorkflowError {
             | WorkflowError::LeaseLive { .. }
             | WorkflowError::Repair { .. }
             | WorkflowError::BadActor { .. }
-            | WorkflowError::SigningKeyNotAllowed { .. } => Exit::Usage,
+            | WorkflowError::SigningKeyNotAllowed { .. }
+            | WorkflowError::RegistryCollision { .. }
+            | WorkflowError::BuildRecordTooLarge { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
             WorkflowError::BuildFailed { .. }
             | WorkflowError::Record { .. }
@@ -451,6 +478,12 @@ impl Actionable for WorkflowError {
                 Some("--promote-from names the target the code comes from".into())
             }
             WorkflowError::SigningKeyNotAllowed { .. } => None,
+            WorkflowError::BuildRecordTooLarge { .. } => Some(
+                "pass smaller --context values (they are recorded with the build), or keep large values in files the build reads".into(),
+            ),
+            WorkflowError::RegistryCollision { .. } => Some(
+                "a copy keeps only the last segment of each image's repository (shop/api → <registry>/api): give the images different last segments (vars.image.name)".into(),
+            ),
             WorkflowError::BadActor { .. } => Some(
                 "set ATMOS_ACTOR (or git's user.email) to a plain identity, e.g. alice@example.com".into(),
             ),
@@ -539,7 +572,7 @@ impl Actionable for WorkflowError {
             ),
             WorkflowError::Registry(e) => e.hint(),
             WorkflowError::ImageNotCopied { .. } => Some(
-                "check that both registries are reachable and that you may push to the target's (the engines' auth files); nothing ran and nothing was recorded".into(),
+                "a copy needs both registries (not --offline), and push access to the target's (the engines' auth files); nothing ran and nothing was recorded".into(),
             ),
             WorkflowError::ImageMissing { .. } => Some(
                 "build and push it again (atmos deployment build <deployment> --force), or deploy a commit whose image the registry still serves".into(),

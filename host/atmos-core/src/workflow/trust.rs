@@ -488,11 +488,7 @@ pub fn key_mismatch(
     }
     Some(format!(
         "the records would be signed with {key}, which approvers.allowed_signers (on {}) does not allow for {} ({}): `atmos deployment verify` and the server guard would refuse each of them as a signature that does not verify, so nothing runs. Sign with {}'s key (--signing-key, ATMOS_SIGNING_KEY or git's user.signingkey), run as the identity the key is allowed for (ATMOS_ACTOR), or add the key for {} to allowed_signers",
-        rules.origin.source,
-        actor.id,
-        actor.source,
-        actor.id,
-        actor.id
+        rules.origin.source, actor.id, actor.source, actor.id, actor.id
     ))
 }
 

@@ -137,16 +137,55 @@ fn at_commit(
     Ok((tree, loaded))
 }
 
-/// The signed provenance of `image` (pushed, served as `digest`) built for `item`.
-fn provenance_of(
+/// The record of `item`'s build (its duration and signatures are set by the caller).
+fn new_record(
+    plan: &BuildPlan,
+    item: &BuildItem,
+    commit: &str,
+    target: &str,
+    request: &BuildRequest,
+    digest: Option<String>,
+) -> BuildRecord {
+    BuildRecord {
+        deployment: plan.deployment.clone(),
+        component: item.name.clone(),
+        git_sha: commit.to_owned(),
+        image: item.image.clone(),
+        digest,
+        builder: item
+            .builder
+            .map_or("script", plan::Builder::name)
+            .to_owned(),
+        pushed: item.image.is_some() && !request.skip_push,
+        built_by: request.actor.clone(),
+        built_at: crate::contracts::layout::rfc3339(jiff::Timestamp::now()),
+        duration_ms: 0,
+        target: target.to_owned(),
+        context: request
+            .context
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            })
+            .collect(),
+        build_id: request.build_id.clone(),
+        provenance: None,
+        signature: None,
+    }
+}
+
+/// The provenance statement of `image` (served as `digest`) built for `item`.
+fn statement_of(
     plan: &BuildPlan,
     item: &BuildItem,
     record: &BuildRecord,
     image: &str,
     digest: &str,
     git: &GitRepo,
-    key: &crate::signing::Key,
-) -> Result<crate::contracts::provenance::Envelope, String> {
+) -> serde_json::Value {
     let source_dir = plan
         .sbom_components
         .iter()
@@ -170,7 +209,7 @@ fn provenance_of(
     let repository = git
         .config_string("remote.origin.url")
         .map(|u| without_credentials(&u));
-    let statement = crate::provenance::statement(&crate::provenance::Facts {
+    crate::provenance::statement(&crate::provenance::Facts {
         deployment: &record.deployment,
         component: &record.component,
         target: &record.target,
@@ -185,8 +224,63 @@ fn provenance_of(
         build_id: record.build_id.as_deref(),
         started_on: &crate::contracts::layout::rfc3339(started),
         finished_on: &crate::contracts::layout::rfc3339(finished),
-    });
+    })
+}
+
+/// The signed provenance of `image` (pushed, served as `digest`) built for `item`.
+fn provenance_of(
+    plan: &BuildPlan,
+    item: &BuildItem,
+    record: &BuildRecord,
+    image: &str,
+    digest: &str,
+    git: &GitRepo,
+    key: &crate::signing::Key,
+) -> Result<crate::contracts::provenance::Envelope, String> {
+    let statement = statement_of(plan, item, record, image, digest, git);
     crate::provenance::seal(&statement, key).map_err(|e| e.to_string())
+}
+
+/// Each build's line in the builds note, as it will be written (a digest, the provenance and
+/// the signatures at their sizes), must fit in a note line: checked before anything is built,
+/// so that no image is pushed whose record could not be kept.
+fn check_line_sizes(
+    plan: &BuildPlan,
+    commit: &str,
+    target: &str,
+    request: &BuildRequest,
+    git: &GitRepo,
+) -> Result<(), WorkflowError> {
+    use base64::Engine as _;
+    // An armored SSH signature of an Ed25519 key, and a DSSE signature with its key id.
+    const SSH_SIGNATURE: usize = 400;
+    const DSSE_SIGNATURE: usize = 200;
+    let max = crate::contracts::limits::NOTE_LINE_MAX;
+    let digest = format!("sha256:{}", "0".repeat(64));
+    for item in &plan.items {
+        let mut record = new_record(plan, item, commit, target, request, Some(digest.clone()));
+        record.duration_ms = u64::MAX;
+        let mut size = serde_json::to_string(&record).map_or(0, |l| l.len());
+        if request.signing_key.is_some() {
+            size += SSH_SIGNATURE;
+            if let Some(image) = &item.image {
+                let statement = statement_of(plan, item, &record, image, &digest, git);
+                let body = serde_json::to_vec(&statement).unwrap_or_default();
+                size += base64::engine::general_purpose::STANDARD
+                    .encode(&body)
+                    .len()
+                    + DSSE_SIGNATURE;
+            }
+        }
+        if size > max {
+            return Err(WorkflowError::BuildRecordTooLarge {
+                component: item.name.clone(),
+                size,
+                max,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Attach `envelope` to `image@digest` in its registry; the artifact's digest.
@@ -258,6 +352,7 @@ pub fn build(
     if request.plan_only {
         return Ok(BuildOutcome::Planned(plan));
     }
+    check_line_sizes(&plan, &commit, &target, request, &git)?;
     observer.event(&Event::BuildPlanned(&plan));
     let log_dir = git
         .git_dir()
@@ -298,35 +393,8 @@ pub fn build(
         if outcome == Outcome::Succeeded {
             // Each success is recorded at once: a retry after a partial failure builds only
             // what failed.
-            let mut record = BuildRecord {
-                deployment: plan.deployment.clone(),
-                component: item.name.clone(),
-                git_sha: commit.clone(),
-                image: item.image.clone(),
-                digest: digest.clone(),
-                builder: item
-                    .builder
-                    .map_or("script", plan::Builder::name)
-                    .to_owned(),
-                pushed: item.image.is_some() && !request.skip_push,
-                built_by: request.actor.clone(),
-                built_at: crate::contracts::layout::rfc3339(jiff::Timestamp::now()),
-                duration_ms,
-                target: target.clone(),
-                context: request
-                    .context
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                        )
-                    })
-                    .collect(),
-                build_id: request.build_id.clone(),
-                provenance: None,
-                signature: None,
-            };
+            let mut record = new_record(&plan, item, &commit, &target, request, digest.clone());
+            record.duration_ms = duration_ms;
             // A pushed image's provenance, signed by its builder: targets that require
             // provenance deploy only digests whose provenance verifies.
             if let (Some(key), Some(image), Some(d)) = (&request.signing_key, &item.image, &digest)

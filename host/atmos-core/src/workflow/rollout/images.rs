@@ -44,6 +44,15 @@ pub fn relocate(artifact: &Artifact, registry: &str) -> Result<Artifact, Workflo
     };
     let source = Reference::parse(image).map_err(WorkflowError::Registry)?;
     let registry = registry.trim_end_matches('/');
+    let host = registry.split('/').next().unwrap_or_default();
+    if !(host.contains('.') || host.contains(':') || host == "localhost") {
+        return Err(WorkflowError::Registry(RegistryError::BadReference {
+            reference: registry.to_owned(),
+            why: format!(
+                "`{host}` is not a registry host (a domain with a dot, host:port, or localhost): an image named so would be Docker Hub's"
+            ),
+        }));
+    }
     let last = source
         .repository
         .rsplit('/')
@@ -66,6 +75,32 @@ pub fn relocate(artifact: &Artifact, registry: &str) -> Result<Artifact, Workflo
             None => shown.to_string(),
         }),
         ..artifact.clone()
+    })
+}
+
+/// Two components whose copies would land in one repository of the target's registry (their
+/// images' last path segments are the same): `(repository, components)`.
+pub fn collisions(
+    artifacts: &std::collections::BTreeMap<String, Artifact>,
+) -> Option<(String, Vec<String>)> {
+    let mut by_dest: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    for (name, a) in artifacts {
+        let (Some(image), Some(from)) = (&a.image, &a.copy_from) else {
+            continue;
+        };
+        let (Ok(dest), Ok(source)) = (Reference::parse(image), Reference::parse(from)) else {
+            continue;
+        };
+        by_dest
+            .entry(dest.name())
+            .or_default()
+            .push((name.clone(), source.name()));
+    }
+    by_dest.into_iter().find_map(|(dest, list)| {
+        let first = list[0].1.clone();
+        list.iter()
+            .any(|(_, source)| *source != first)
+            .then(|| (dest, list.into_iter().map(|(c, _)| c).collect()))
     })
 }
 
@@ -244,6 +279,63 @@ mod tests {
             );
         }
         plan
+    }
+
+    #[test]
+    fn a_target_registry_is_a_registry_and_its_copies_never_share_a_repository() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let artifact = |image: &str| Artifact {
+            image: Some(image.to_owned()),
+            digest: Some(d.clone()),
+            from: "build".into(),
+            ..Artifact::default()
+        };
+        let moved = relocate(&artifact("ghcr.io/acme/shop/api:v1"), "ghcr.io/acme-prod")
+            .expect("relocated");
+        assert_eq!(moved.image.as_deref(), Some("ghcr.io/acme-prod/api:v1"));
+        assert_eq!(
+            moved.copy_from.as_deref(),
+            Some(format!("ghcr.io/acme/shop/api:v1@{d}").as_str())
+        );
+        // Already there: nothing to copy.
+        let there = relocate(&artifact("ghcr.io/acme-prod/api:v1"), "ghcr.io/acme-prod/")
+            .expect("relocated");
+        assert_eq!(there.copy_from, None);
+        for ok in ["localhost/prod", "localhost:5000", "reg:5000/prod", "a.b"] {
+            assert!(
+                relocate(&artifact("ghcr.io/acme/api:v1"), ok).is_ok(),
+                "{ok}"
+            );
+        }
+        // A single word would be a Docker Hub account.
+        match relocate(&artifact("ghcr.io/acme/api:v1"), "myregistry/prod") {
+            Err(WorkflowError::Registry(RegistryError::BadReference { why, .. })) => {
+                assert!(why.contains("would be Docker Hub's"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Two images ending in the same name would land in one repository.
+        let mut all = std::collections::BTreeMap::new();
+        all.insert(
+            "api".to_owned(),
+            relocate(&artifact("reg.example.com/shop/api:v1"), "prod.example.com").expect("ok"),
+        );
+        assert_eq!(collisions(&all), None);
+        all.insert(
+            "billing".to_owned(),
+            relocate(
+                &artifact("reg.example.com/billing/api:v1"),
+                "prod.example.com",
+            )
+            .expect("ok"),
+        );
+        assert_eq!(
+            collisions(&all),
+            Some((
+                "prod.example.com/api".to_owned(),
+                vec!["api".to_owned(), "billing".to_owned()]
+            ))
+        );
     }
 
     #[test]

@@ -491,6 +491,8 @@ impl Audit<'_, '_> {
                 &builds,
                 component,
                 &crate::provenance::Expect {
+                    deployment: self.deployment,
+                    component,
                     commit: &r.record.git_sha,
                     digest,
                     signers: signers.as_deref(),

@@ -467,6 +467,8 @@ fn provenance_problem(
             let check = crate::provenance::check(
                 envelope,
                 &crate::provenance::Expect {
+                    deployment: &record.deployment,
+                    component: &record.component,
                     commit: &record.git_sha,
                     digest,
                     signers,

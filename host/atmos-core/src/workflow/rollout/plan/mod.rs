@@ -242,6 +242,13 @@ impl Planner<'_> {
             for a in artifacts.values_mut() {
                 *a = super::images::relocate(a, registry)?;
             }
+            if let Some((repository, components)) = super::images::collisions(&artifacts) {
+                return Err(WorkflowError::RegistryCollision {
+                    target: target_name.to_owned(),
+                    repository,
+                    components,
+                });
+            }
         }
         let signers = self
             .rules
@@ -253,6 +260,7 @@ impl Planner<'_> {
             .map(|p| self.rules.project.root.join(p));
         let (checks, provenance_decision) = provenance::verdict(
             &provenance::Question {
+                deployment: &rules.name,
                 target: target_name,
                 components: &components,
                 artifacts: &artifacts,

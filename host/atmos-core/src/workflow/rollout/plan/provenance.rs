@@ -16,6 +16,8 @@ use crate::workflow::rollout::plan::artifacts::from;
 
 /// What the provenance verdict is asked.
 pub struct Question<'a> {
+    /// The deployment.
+    pub deployment: &'a str,
     /// The target rolled out to.
     pub target: &'a str,
     /// Every selected component.
@@ -81,6 +83,8 @@ pub fn verdict(
                 &builds(&c.new)?,
                 &c.name,
                 &crate::provenance::Expect {
+                    deployment: q.deployment,
+                    component: &c.name,
                     commit: &c.new,
                     digest,
                     signers: q.signers,
