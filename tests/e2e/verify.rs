@@ -1696,39 +1696,76 @@ fn an_automatic_rollback_returns_only_to_what_a_verified_record_says_ran() {
     assert!(!run.stdout.contains(&side[..7]), "{}", run.stdout);
 }
 
-/// A signing key that is not the deployer's is refused before anything runs — not found
-/// later by `verify` on every record, nor by the guard after the executors ran.
+/// A signing key that is not the deployer's is said before anything runs — not found later
+/// by `verify` on every record, nor by the guard after the executors ran: the records are
+/// written unsigned, and a target that requires signed deployers refuses the rollout.
 #[test]
-fn a_signing_key_not_allowed_for_the_deployer_is_refused_before_anything_runs() {
+fn a_signing_key_not_allowed_for_the_deployer_is_said_before_anything_runs() {
     let w = World::new();
     let d = w.clone("mismatch", "alice");
     git_in(&d, &["config", "user.signingkey", &w.key("mallory")]);
-    for args in [
-        &["deployment", "rollout", "svc", "--target", "dev"][..],
-        &["deployment", "rollout", "svc", "--target", "dev", "--plan"][..],
-    ] {
-        let run = w.atmos(&d, args, &[]);
-        assert_eq!(run.code, 2, "{run:?}");
-        assert!(
-            run.stderr
-                .contains("does not allow for alice@example.com (git user.email)")
-                && run.stderr.contains("so nothing runs")
-                && run.stderr.contains("Sign with alice@example.com's key"),
-            "{run:?}"
-        );
-        assert!(!run.stdout.contains("deploying a"), "{run:?}");
-    }
-    assert!(
-        git_in(&d, &["tag", "-l", "atmos/*"]).is_empty(),
-        "nothing was recorded"
-    );
-    // Alice's own key: it runs, and verify finds every record signed by her.
-    git_in(&d, &["config", "user.signingkey", &w.key("alice")]);
     let run = w.atmos(
         &d,
         &["deployment", "rollout", "svc", "--target", "dev"],
         &[],
     );
     run.code(0);
+    assert!(
+        run.stderr
+            .contains("does not allow for alice@example.com (git user.email)")
+            && run.stderr.contains("so they are written unsigned")
+            && run.stderr.contains("Sign with alice@example.com's key"),
+        "{run:?}"
+    );
+    // The records reached the guarded remote (unsigned, which dev allows) and verify.
+    let newest = newest_tag(&d, "dev");
+    assert!(
+        !git_in(&d, &["cat-file", "-p", &newest]).contains("BEGIN SSH SIGNATURE"),
+        "written unsigned"
+    );
+    verify(&w, &d).code(0);
+    // staging requires signed deployers: refused before anything runs, with the reason.
+    let run = w.atmos(
+        &d,
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "staging",
+            "--promote-from",
+            "dev",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        (run.stdout.clone() + &run.stderr).contains("is not allowed for alice@example.com"),
+        "{run:?}"
+    );
+    // Alice's own key: nothing to say, and the records are hers, signed (dev's unsigned
+    // record does not count for staging, so dev runs again first).
+    git_in(&d, &["config", "user.signingkey", &w.key("alice")]);
+    let run = w.atmos(
+        &d,
+        &["deployment", "rollout", "svc", "--target", "dev", "--force"],
+        &[],
+    );
+    run.code(0);
+    assert!(!run.stderr.contains("does not allow for"), "{run:?}");
+    w.atmos(
+        &d,
+        &[
+            "deployment",
+            "rollout",
+            "svc",
+            "--target",
+            "staging",
+            "--promote-from",
+            "dev",
+        ],
+        &[],
+    )
+    .code(0);
     verify(&w, &d).code(0);
 }

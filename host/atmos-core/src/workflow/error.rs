@@ -319,13 +319,6 @@ pub enum WorkflowError {
         /// What is wrong, naming where it came from.
         problem: String,
     },
-    /// The records would be signed with a key the trusted allowed signers do not allow for the
-    /// identity they name: `verify` and the server guard would refuse every one of them.
-    #[error("{why}")]
-    SigningKeyNotAllowed {
-        /// What, and what to do.
-        why: String,
-    },
     /// A command that needs the shared remote, and none is named or configured.
     #[error("no remote: name one with --remote, or set git.remote in atmos.yaml")]
     NoRemote,
@@ -423,7 +416,6 @@ impl Actionable for WorkflowError {
             | WorkflowError::LeaseLive { .. }
             | WorkflowError::Repair { .. }
             | WorkflowError::BadActor { .. }
-            | WorkflowError::SigningKeyNotAllowed { .. }
             | WorkflowError::RegistryCollision { .. }
             | WorkflowError::BuildRecordTooLarge { .. } => Exit::Usage,
             WorkflowError::LockHeld(_) => Exit::Pending,
@@ -477,7 +469,6 @@ impl Actionable for WorkflowError {
             WorkflowError::SelfPromotion { .. } => {
                 Some("--promote-from names the target the code comes from".into())
             }
-            WorkflowError::SigningKeyNotAllowed { .. } => None,
             WorkflowError::BuildRecordTooLarge { .. } => Some(
                 "pass smaller --context values (they are recorded with the build), or keep large values in files the build reads".into(),
             ),

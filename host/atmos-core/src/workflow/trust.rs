@@ -482,12 +482,23 @@ pub fn key_mismatch(
     rules: &Rules,
 ) -> Option<String> {
     let (key, proof) = (key?, proof?);
-    rules.project.settings.approvers.allowed_signers.as_ref()?;
-    if proof.verified {
+    let signers = rules
+        .project
+        .root
+        .join(rules.project.settings.approvers.allowed_signers.as_ref()?);
+    if proof.verified || !signers.is_file() {
+        return None;
+    }
+    // Only a key that signs, and whose signature the file provably does not allow for the
+    // identity: a key that cannot sign at all fails later, where it is used, as before.
+    let ns = crate::signing::IDENTITY_NAMESPACE;
+    let challenge = format!("atmos signing key check: {}", actor.id);
+    let signature = crate::signing::sign(challenge.as_bytes(), key, ns).ok()?;
+    if crate::signing::verify(challenge.as_bytes(), &signature, &actor.id, &signers, ns).is_ok() {
         return None;
     }
     Some(format!(
-        "the records would be signed with {key}, which approvers.allowed_signers (on {}) does not allow for {} ({}): `atmos deployment verify` and the server guard would refuse each of them as a signature that does not verify, so nothing runs. Sign with {}'s key (--signing-key, ATMOS_SIGNING_KEY or git's user.signingkey), run as the identity the key is allowed for (ATMOS_ACTOR), or add the key for {} to allowed_signers",
+        "the records would be signed with {key}, which approvers.allowed_signers (on {}) does not allow for {} ({}): `atmos deployment verify` and the server guard would refuse each of them as a signature that does not verify, so they are written unsigned. Sign with {}'s key (--signing-key, ATMOS_SIGNING_KEY or git's user.signingkey), run as the identity the key is allowed for (ATMOS_ACTOR), or add the key for {} to allowed_signers",
         rules.origin.source, actor.id, actor.source, actor.id, actor.id
     ))
 }
