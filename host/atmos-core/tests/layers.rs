@@ -39,6 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "sbom",
             "approvals",
             "registry",
+            "provenance",
             "artifacts",
             "logs",
         ],

@@ -295,7 +295,7 @@ pub struct DeploymentsSettings {
 
 #[cfg(test)]
 mod atmos_cli_tests {
-    use super::*;
+    use crate::config::settings::Settings;
 
     #[test]
     fn the_atmos_cli_sections_atmos_needs_are_read_and_the_others_set_aside() {

@@ -10,7 +10,7 @@
 //! `Basic` and `Bearer` token challenges are answered as engines answer them.
 
 pub mod config;
-mod copy;
+pub mod copy;
 mod error;
 mod reference;
 
@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use config::Settings;
-pub use copy::Copied;
 pub use error::RegistryError;
 pub use reference::{DOCKER_HUB, Reference, is_digest};
 

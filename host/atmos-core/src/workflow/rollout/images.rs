@@ -13,7 +13,8 @@
 
 use super::model::Artifact;
 use super::model::RolloutPlan;
-use crate::registry::{Copied, Manifest, Reference, RegistryError};
+use crate::registry::copy::Copied;
+use crate::registry::{Manifest, Reference, RegistryError};
 use crate::workflow::WorkflowError;
 
 /// Asks a registry for a manifest, and copies images (the real client, or a table in tests).
