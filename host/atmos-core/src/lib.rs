@@ -14,7 +14,7 @@
 //! | contracts | [`contracts`]: history records, gate decisions and input, approvals, leases, the git layout |
 //! | config | [`config`]: the model, loading, schemas, checks, merging |
 //! | git store | [`git`]: refs, tags, notes, the rollout transaction, the remote, locks |
-//! | engines | [`gates`], [`executor`], [`sbom`], [`approvals`], [`artifacts`], [`logs`], [`registry`], [`provenance`] |
+//! | engines | [`gates`], [`executor`], [`sbom`], [`approvals`], [`artifacts`], [`logs`], [`registry`], [`provenance`], [`stacks`] |
 //! | queries | [`status`], [`history`], [`diff`], [`listing`], [`describe`], [`promotion`], [`validate`], [`board`] |
 //! | workflows | [`workflow`]: rollout, approve, build, drift |
 //! | publishing | [`published`]: every JSON Schema generated from the types above |
@@ -47,6 +47,7 @@ pub mod registry;
 pub mod sbom;
 pub mod scratch;
 pub mod signing;
+pub mod stacks;
 pub mod status;
 pub mod validate;
 pub mod workflow;

@@ -40,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "approvals",
             "registry",
             "provenance",
+            "stacks",
             "artifacts",
             "logs",
         ],

@@ -41,6 +41,41 @@ pub struct Settings {
     /// Atmos CLI: where stack manifests are and how stacks are named.
     #[serde(default)]
     pub stacks: AtmosStacks,
+    /// Atmos CLI: Go templates in stack manifests.
+    #[serde(default)]
+    pub templates: AtmosTemplates,
+    /// Atmos CLI: its settings (atmos reads how lists merge).
+    #[serde(default)]
+    pub settings: AtmosCliSettings,
+    /// Atmos CLI: environment variables every stack component gets (the lowest layer of its
+    /// `env`).
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub env: indexmap::IndexMap<String, serde_json::Value>,
+}
+
+/// `atmos.yaml` → `templates` (Atmos CLI): whether Go templates in stack manifests are
+/// rendered.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct AtmosTemplates {
+    /// `templates.settings`.
+    #[serde(default)]
+    pub settings: AtmosTemplateSettings,
+}
+
+/// `atmos.yaml` → `templates.settings` (Atmos CLI).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct AtmosTemplateSettings {
+    /// Render Go templates in stack components (default false when atmos.yaml omits it).
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// `atmos.yaml` → `settings` (Atmos CLI): atmos reads how lists merge.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct AtmosCliSettings {
+    /// `replace` (default), `append` or `merge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_merge_strategy: Option<String>,
 }
 
 impl Settings {
@@ -58,8 +93,9 @@ impl Settings {
 
 /// The top-level sections of the Atmos CLI's own configuration (the `properties` of its
 /// published schema, atmos-config 1.0) that atmos accepts in `atmos.yaml` and leaves to the
-/// Atmos CLI. `base_path`, `components` and `stacks` are Atmos's too and are read
-/// ([`Settings::base_path`], [`AtmosComponents`], [`AtmosStacks`]); `git` is atmos's.
+/// Atmos CLI. `base_path`, `components`, `stacks`, `templates`, `settings` and `env` are
+/// Atmos's too and are read ([`Settings::base_path`], [`AtmosComponents`], [`AtmosStacks`],
+/// [`AtmosTemplates`], [`AtmosCliSettings`], [`Settings::env`]); `git` is atmos's.
 pub const ATMOS_CLI_SECTIONS: &[&str] = &[
     "edition",
     "cast",
@@ -72,8 +108,6 @@ pub const ATMOS_CLI_SECTIONS: &[&str] = &[
     "aliases",
     "integrations",
     "schemas",
-    "templates",
-    "settings",
     "describe",
     "stores",
     "secrets",
@@ -87,7 +121,6 @@ pub const ATMOS_CLI_SECTIONS: &[&str] = &[
     "auth",
     "container",
     "compositions",
-    "env",
     "profiler",
     "track_provenance",
     "toolchain",
@@ -156,6 +189,17 @@ pub struct AtmosStacks {
     /// The older token pattern (`{tenant}-{environment}-{stage}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_pattern: Option<String>,
+    /// What base components pass on.
+    #[serde(default)]
+    pub inherit: AtmosInherit,
+}
+
+/// `atmos.yaml` → `stacks.inherit` (Atmos CLI).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct AtmosInherit {
+    /// Whether `metadata` is inherited from base components (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<bool>,
 }
 
 /// `atmos.yaml` → `processing`: what the YAML functions of deployment files may read. Gates are
