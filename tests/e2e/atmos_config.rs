@@ -65,3 +65,121 @@ fn a_typo_in_atmoss_own_sections_is_still_a_located_error() {
     run.code(2);
     run.stderr_has(&["atmos.yaml:9:"]);
 }
+
+/// Atmos's quick start (`stacks/`, `components/terraform/weather`) with a deployment over its
+/// three stacks: each target is a stack, `station` is the stack's component, and the rollout
+/// runs it as `atmos terraform deploy station -s <stack>` would — through a stand-in terraform
+/// that records its arguments, folder, environment and varfile (terraform is not installable
+/// here).
+#[test]
+fn a_deployment_over_atmos_stacks_runs_the_stacks_component_with_a_stand_in_terraform_that_records_its_arguments()
+ {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().expect("tempdir");
+    repo.write_file(
+        "atmos.yaml",
+        QUICK_START_ATMOS_YAML.replace(
+            "name_pattern: \"{stage}\"",
+            "name_template: \"{{.vars.stage}}\"",
+        ),
+    );
+    repo.write_file(
+        "stacks/catalog/station.yaml",
+        "components:\n  terraform:\n    station:\n      metadata:\n        component: weather\n        description: \"Weather station component\"\n      vars:\n        location: Los Angeles\n        lang: en\n        format: ''\n        options: '0'\n        units: m\n",
+    );
+    for (stage, location, lang) in [
+        ("dev", "Stockholm", "sv"),
+        ("staging", "Los Angeles", "en"),
+        ("prod", "Los Angeles", "en"),
+    ] {
+        repo.write_file(
+            &format!("stacks/deploy/{stage}.yaml"),
+            format!("vars:\n  stage: {stage}\nimport:\n  - catalog/station\ncomponents:\n  terraform:\n    station:\n      vars:\n        location: {location}\n        lang: {lang}\n"),
+        );
+    }
+    repo.write_file(
+        "components/terraform/weather/main.tf",
+        "variable \"stage\" {}\nvariable \"location\" {}\n",
+    );
+    repo.write(
+        "weather.yaml",
+        "deployment:\n  name: weather\n  components:\n    terraform:\n      station:\n        vars: {owner: platform}\n  targets:\n    dev: {stack: dev}\n    staging: {stack: staging, promotion: {from: dev}}\n    prod: {stack: prod, promotion: {from: staging}}\n",
+    );
+    let stand_in = out.path().join("terraform");
+    std::fs::write(
+        &stand_in,
+        "#!/bin/sh\necho \"$(basename \"$(pwd)\")|$ATMOS_STACK|$TF_IN_AUTOMATION|$*\" >> \"$OUT/terraform.calls\"\nif [ \"$1\" = apply ]; then cp \"$3\" \"$OUT/varfile.$ATMOS_TARGET.json\"; fi\n",
+    )
+    .expect("write");
+    crate::rollout::make_executable(&stand_in);
+    repo.commit("the quick start with a deployment over its stacks");
+    let env = [
+        ("ATMOS_TERRAFORM_BIN", stand_in.to_str().expect("utf-8")),
+        ("OUT", out.path().to_str().expect("utf-8")),
+    ];
+    repo.atmos_env(&args("deployment validate weather"), &env)
+        .code(0);
+    repo.atmos_env(&args("deployment rollout weather --target dev"), &env)
+        .code(0);
+    repo.atmos_env(
+        &args("deployment rollout weather --target staging --promote-from dev"),
+        &env,
+    )
+    .code(0);
+    repo.atmos_env(
+        &args("deployment rollout weather --target prod --promote-from staging"),
+        &env,
+    )
+    .code(0);
+    let calls = std::fs::read_to_string(out.path().join("terraform.calls")).expect("calls");
+    let calls: Vec<&str> = calls.lines().collect();
+    let mut expected = Vec::new();
+    for stage in ["dev", "staging", "prod"] {
+        expected.push(format!("weather|{stage}|true|init -reconfigure"));
+        expected.push(format!(
+            "weather|{stage}|true|workspace select -or-create {stage}-station"
+        ));
+        expected.push(format!(
+            "weather|{stage}|true|apply -var-file {stage}-station.terraform.tfvars.json -auto-approve"
+        ));
+    }
+    assert_eq!(calls, expected);
+    // The varfile: the stack's vars (the catalog's, the stack's over them), and what the
+    // deployment file sets on top.
+    let dev: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("varfile.dev.json")).expect("varfile"),
+    )
+    .expect("json");
+    assert_eq!(
+        dev,
+        serde_json::json!({"stage": "dev", "location": "Stockholm", "lang": "sv", "format": "", "options": "0", "units": "m", "owner": "platform"})
+    );
+    let prod: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("varfile.prod.json")).expect("varfile"),
+    )
+    .expect("json");
+    assert_eq!(prod["location"], "Los Angeles");
+    assert_eq!(prod["stage"], "prod");
+
+    // A stack that does not define the component stops the rollout before anything runs,
+    // naming the stacks that do.
+    repo.write(
+        "weather.yaml",
+        "deployment:\n  name: weather\n  components:\n    terraform:\n      station: {}\n  targets:\n    dev: {stack: qa}\n",
+    );
+    repo.commit("a stack that does not exist");
+    let run = repo.atmos_env(&args("deployment validate weather"), &env);
+    run.code(2);
+    run.stdout_has(&[
+        "✗ Stack components resolve",
+        "no stack named `qa` defines the terraform component `station`",
+        "--> deployments/weather.yaml:7:18",
+        "help: stacks that define it: dev, prod, staging",
+    ]);
+    let run = repo.atmos_env(&args("deployment rollout weather --target dev"), &env);
+    run.code(2);
+    run.stderr_has(&[
+        "no stack named `qa` defines the terraform component `station`",
+        "stacks that define it: dev, prod, staging",
+    ]);
+}

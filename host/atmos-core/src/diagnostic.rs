@@ -74,6 +74,8 @@ pub enum Code {
     Policy,
     /// A bound WebAssembly hook that cannot run.
     Hook,
+    /// A target bound to an Atmos stack whose components cannot be resolved there.
+    Stack,
     /// A setting that has no effect where it is (`approvals` without `requires_approval`).
     IneffectiveSetting,
     /// A group that `atmos.yaml` `approvers.groups` does not define.

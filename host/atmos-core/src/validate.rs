@@ -114,6 +114,7 @@ const GROUPS: &[(&str, &[Code])] = &[
     ),
     ("Policies compile", &[Code::Policy]),
     ("Hooks load and fit the gate world", &[Code::Hook]),
+    ("Stack components resolve", &[Code::Stack]),
 ];
 
 /// Validate one deployment by name.
@@ -398,6 +399,62 @@ fn group_diagnostics(
     out
 }
 
+/// Each target bound to an Atmos stack (`targets.<t>.stack`): every Terraform component of the
+/// deployment resolves in that stack as the Atmos CLI would resolve it, is not abstract and is
+/// enabled. Located at the target's `stack`.
+fn stack_diagnostics(
+    project: &Project,
+    loaded: &crate::config::LoadedDeployment,
+) -> Vec<Diagnostic> {
+    use crate::error::Actionable as _;
+    let mut out = Vec::new();
+    let d = &loaded.deployment;
+    let source = crate::config::source::WorkTree::new(&project.root);
+    for (name, target) in &d.targets {
+        let Some(stack) = &target.stack else {
+            continue;
+        };
+        let ptr = format!("/deployment/targets/{name}/stack");
+        let Some(settings) = crate::stacks::StackSettings::read(&project.settings, "terraform")
+        else {
+            let e = crate::stacks::StackError::NoStacks;
+            out.push(
+                loaded
+                    .error_at(Code::Stack, &ptr, false, e.to_string())
+                    .hint(e.hint().unwrap_or_default()),
+            );
+            continue;
+        };
+        let stacks = crate::stacks::Stacks::new(&source, settings);
+        for c in d.components.terraform.keys() {
+            let problem = match stacks.component(stack, "terraform", c) {
+                Err(e) => Some((e.to_string(), e.hint())),
+                Ok(r) if r.is_abstract => Some((
+                    format!(
+                        "terraform/{c} is abstract in the stack `{stack}`: Atmos never deploys it"
+                    ),
+                    None,
+                )),
+                Ok(r) if !r.enabled => Some((
+                    format!(
+                        "terraform/{c} is disabled in the stack `{stack}` (metadata.enabled: false)"
+                    ),
+                    None,
+                )),
+                Ok(_) => None,
+            };
+            if let Some((message, hint)) = problem {
+                let mut diag = loaded.error_at(Code::Stack, &ptr, false, message);
+                if let Some(h) = hint {
+                    diag = diag.hint(h);
+                }
+                out.push(diag);
+            }
+        }
+    }
+    out
+}
+
 fn report(deployments: Vec<DeploymentValidation>) -> ValidationReport {
     ValidationReport {
         valid: deployments.iter().all(|d| d.valid),
@@ -415,6 +472,7 @@ fn validate_file(project: &Project, name: &str, path: &std::path::Path) -> Deplo
             diagnostics.extend(group_diagnostics(project, &loaded));
             diagnostics.extend(policy_diagnostics(project, &loaded));
             diagnostics.extend(hook_diagnostics(project, &loaded));
+            diagnostics.extend(stack_diagnostics(project, &loaded));
             let d = &loaded.deployment;
             let graph = PromotionGraph::of(&loaded);
             let summary = Summary {

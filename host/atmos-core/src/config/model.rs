@@ -282,6 +282,12 @@ pub struct Target {
         pattern = r"^(localhost(:[0-9]+)?|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:[0-9]+)?|[A-Za-z0-9-]+:[0-9]+)(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
     ))]
     pub registry: Option<String>,
+    /// The Atmos stack this target is (`atmos.yaml` `stacks`): its Terraform components are the
+    /// stack's, resolved as the Atmos CLI resolves them, with what this file sets on top, and
+    /// run by Atmos's Terraform contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub stack: Option<String>,
 }
 
 /// Where this target receives code from. `from` and `allowed_from` are mutually exclusive.

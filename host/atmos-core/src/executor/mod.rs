@@ -151,6 +151,50 @@ pub fn binary_variable(kind: ComponentType) -> Option<&'static str> {
     }
 }
 
+/// A stack component's Terraform run, as `atmos terraform deploy <c> -s <stack>` runs it.
+#[derive(Debug, Clone)]
+pub struct StackTerraform<'a> {
+    /// The component's folder (the deployed commit's export).
+    pub dir: &'a Path,
+    /// The varfile's name (written into `dir`).
+    pub varfile: &'a str,
+    /// The workspace (`default` when workspaces are off: no selection).
+    pub workspace: &'a str,
+    /// `components.terraform.init_run_reconfigure`.
+    pub reconfigure: bool,
+}
+
+/// The commands of a stack-bound Terraform component, by Atmos's contract: in the component's
+/// folder, `init [-reconfigure]`, `workspace select -or-create <workspace>`, then `apply
+/// -var-file <varfile> -auto-approve` (`plan -var-file <varfile>` to plan; with
+/// `-detailed-exitcode` for drift).
+pub fn stack_terraform(run: &StackTerraform<'_>, step: Step, tool: &Path) -> Vec<CommandSpec> {
+    let spec = |args: Vec<&str>| CommandSpec {
+        program: tool.to_owned(),
+        args: args.into_iter().map(str::to_owned).collect(),
+        cwd: run.dir.to_owned(),
+    };
+    let mut out = vec![spec(if run.reconfigure {
+        vec!["init", "-reconfigure"]
+    } else {
+        vec!["init"]
+    })];
+    if run.workspace != "default" {
+        out.push(spec(vec![
+            "workspace",
+            "select",
+            "-or-create",
+            run.workspace,
+        ]));
+    }
+    out.push(spec(match step {
+        Step::Apply => vec!["apply", "-var-file", run.varfile, "-auto-approve"],
+        Step::Plan => vec!["plan", "-var-file", run.varfile],
+        Step::Drift => vec!["plan", "-detailed-exitcode", "-var-file", run.varfile],
+    }));
+    out
+}
+
 /// Resolve the external tool a component needs: `settings.<type>.binary`, else the
 /// `ATMOS_<TOOL>_BIN` variable, else the default name on PATH. `None` for `script`.
 pub fn resolve_tool(

@@ -180,6 +180,9 @@ pub enum WorkflowError {
         /// Why.
         why: String,
     },
+    /// A stack or its component cannot be read.
+    #[error(transparent)]
+    Stack(#[from] crate::stacks::StackError),
     /// A build's record would not fit in a line of the builds note.
     #[error(
         "the record of {component}'s build would be {size} bytes, and a line of the builds note holds at most {max}: nothing was built"
@@ -387,6 +390,7 @@ impl Actionable for WorkflowError {
     fn exit(&self) -> Exit {
         match self {
             WorkflowError::Project(e) => e.exit(),
+            WorkflowError::Stack(e) => e.exit(),
             WorkflowError::Git(e) => e.exit(),
             WorkflowError::Remote(e) => e.exit(),
             WorkflowError::Executor(e) => e.exit(),
@@ -440,6 +444,7 @@ impl Actionable for WorkflowError {
     fn hint(&self) -> Option<String> {
         match self {
             WorkflowError::Project(e) => e.hint(),
+            WorkflowError::Stack(e) => e.hint(),
             WorkflowError::UnknownTarget(e) => e.hint(),
             WorkflowError::Git(e) | WorkflowError::Record { source: e } => e.hint(),
             WorkflowError::Remote(e) => e.hint(),

@@ -123,19 +123,87 @@ pub fn prepare(
             if !images.is_null() && c.kind != crate::config::ComponentType::Terraform {
                 vars.insert("atmos_images".to_owned(), images.clone());
             }
+            // A target bound to an Atmos stack: its Terraform components are the stack's,
+            // with what the deployment file sets on top, run by Atmos's Terraform contract.
+            let stack = target
+                .stack
+                .as_deref()
+                .filter(|_| c.kind == crate::config::ComponentType::Terraform)
+                .map(|stack| stack_component(&root, stack, name))
+                .transpose()?;
+            if let Some((resolved, _)) = &stack {
+                let mut all = resolved.vars.clone();
+                crate::stacks::merge::merge(
+                    &mut all,
+                    &serde_json::Value::Object(vars.clone().into_iter().collect()),
+                    crate::stacks::merge::ListMerge::Replace,
+                );
+                vars = all
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+            }
             let vars_file = dir.join("vars.json");
             let json = serde_json::to_vec_pretty(&vars).unwrap_or_default();
             std::fs::write(&vars_file, &json).map_err(io_err(&vars_file))?;
             let tfvars = executor::tfvars_path(&vars_file);
             std::fs::write(&tfvars, &json).map_err(io_err(&tfvars))?;
-            let inv = Invocation {
-                component: c,
-                target: &plan.target,
-                git_sha: &planned.new,
-                root: &root,
-                vars_file: &vars_file,
+            let commands = match &stack {
+                Some((resolved, settings)) => {
+                    let folder = root.join(&resolved.folder);
+                    if !folder.is_dir() {
+                        return Err(WorkflowError::Stack(crate::stacks::StackError::Component {
+                            stack_file: resolved.stack_file.clone(),
+                            component: format!("terraform/{name}"),
+                            why: format!(
+                                "its folder {} is not in commit {}",
+                                resolved.folder,
+                                crate::git::short(&planned.new)
+                            ),
+                        }));
+                    }
+                    let varfile = folder.join(&resolved.varfile);
+                    std::fs::write(&varfile, &json).map_err(io_err(&varfile))?;
+                    if settings.auto_generate_backend_file.unwrap_or(false)
+                        && let Some(kind) = &resolved.backend_type
+                    {
+                        let backend = folder.join("backend.tf.json");
+                        let doc =
+                            serde_json::json!({"terraform": {"backend": {kind: resolved.backend}}});
+                        std::fs::write(
+                            &backend,
+                            serde_json::to_vec_pretty(&doc).unwrap_or_default(),
+                        )
+                        .map_err(io_err(&backend))?;
+                    }
+                    let program = match resolved.command.as_deref() {
+                        Some(cmd) if cmd != "terraform" => PathBuf::from(cmd),
+                        _ => tool.clone().unwrap_or_else(|| PathBuf::from("terraform")),
+                    };
+                    executor::stack_terraform(
+                        &executor::StackTerraform {
+                            dir: &folder,
+                            varfile: &resolved.varfile,
+                            workspace: &resolved.workspace,
+                            reconfigure: settings.init_run_reconfigure.unwrap_or(false),
+                        },
+                        step,
+                        &program,
+                    )
+                }
+                None => {
+                    let inv = Invocation {
+                        component: c,
+                        target: &plan.target,
+                        git_sha: &planned.new,
+                        root: &root,
+                        vars_file: &vars_file,
+                    };
+                    executor::commands(&inv, step, tool.as_deref())?
+                }
             };
-            let commands = executor::commands(&inv, step, tool.as_deref())?;
             let running: Vec<String> = plan.waves.iter().flatten().cloned().collect();
             let depends_on = planned
                 .depends_on
@@ -155,6 +223,24 @@ pub fn prepare(
                 ),
                 ("ATMOS_STEP".to_owned(), step.name().to_owned()),
             ];
+            if let Some((resolved, _)) = &stack {
+                // As the Atmos CLI runs it: the component's `env` (a `null` unsets nothing
+                // here: it is left out), the stack, and where atmos.yaml is.
+                for (k, v) in resolved.env.as_object().into_iter().flatten() {
+                    let value = match v {
+                        serde_json::Value::Null => continue,
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    env_vars.push((k.clone(), value));
+                }
+                env_vars.push(("ATMOS_STACK".to_owned(), resolved.stack.clone()));
+                env_vars.push((
+                    "ATMOS_CLI_CONFIG_PATH".to_owned(),
+                    root.display().to_string(),
+                ));
+                env_vars.push(("TF_IN_AUTOMATION".to_owned(), "true".to_owned()));
+            }
             if let Some(a) = plan.artifacts.get(name) {
                 if let Some(image) = &a.image {
                     env_vars.push(("ATMOS_IMAGE".to_owned(), image.clone()));
@@ -184,6 +270,46 @@ pub fn prepare(
         log_dir,
         scratch,
     ))
+}
+
+/// The stack's Terraform component `name` of `stack`, from the deployed commit's tree (its
+/// atmos.yaml and stacks), and atmos.yaml's Terraform settings. Abstract and disabled
+/// components are refused: Atmos never deploys them.
+fn stack_component(
+    root: &Path,
+    stack: &str,
+    name: &str,
+) -> Result<
+    (
+        crate::stacks::Resolved,
+        crate::config::settings::AtmosComponentType,
+    ),
+    WorkflowError,
+> {
+    let project = crate::config::Project::open(root.to_owned())?;
+    let settings = crate::stacks::StackSettings::read(&project.settings, "terraform")
+        .ok_or(crate::stacks::StackError::NoStacks)?;
+    let source = crate::config::source::WorkTree::new(root);
+    let resolved =
+        crate::stacks::Stacks::new(&source, settings).component(stack, "terraform", name)?;
+    let refuse = |why: &str| {
+        WorkflowError::Stack(crate::stacks::StackError::Component {
+            stack_file: resolved.stack_file.clone(),
+            component: format!("terraform/{name}"),
+            why: why.to_owned(),
+        })
+    };
+    if resolved.is_abstract {
+        return Err(refuse(
+            "it is abstract (metadata.type: abstract): Atmos never deploys it",
+        ));
+    }
+    if !resolved.enabled {
+        return Err(refuse(
+            "it is disabled in the stack (metadata.enabled: false): take it out of the deployment, or enable it",
+        ));
+    }
+    Ok((resolved, project.settings.components.terraform.clone()))
 }
 
 /// `settings.<type>.verify` as a command run in the deployed commit's tree.
