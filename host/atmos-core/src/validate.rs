@@ -465,6 +465,10 @@ fn report(deployments: Vec<DeploymentValidation>) -> ValidationReport {
 fn validate_file(project: &Project, name: &str, path: &std::path::Path) -> DeploymentValidation {
     let file = project.display_path(path);
     let parsed = project.process_file(path);
+    // The stack check is listed only for deployments with a target bound to a stack.
+    let binds_stacks = parsed
+        .as_ref()
+        .is_ok_and(|l| l.deployment.targets.values().any(|t| t.stack.is_some()));
     let (diagnostics, summary) = match parsed {
         Err(diagnostics) => (diagnostics, None),
         Ok(loaded) => {
@@ -487,6 +491,7 @@ fn validate_file(project: &Project, name: &str, path: &std::path::Path) -> Deplo
     let parsed_ok = summary.is_some();
     let checks = GROUPS
         .iter()
+        .filter(|(_, codes)| binds_stacks || !codes.contains(&Code::Stack))
         .enumerate()
         .map(|(i, (title, codes))| {
             let failed = diagnostics
