@@ -66,45 +66,18 @@ fn a_typo_in_atmoss_own_sections_is_still_a_located_error() {
     run.stderr_has(&["atmos.yaml:9:"]);
 }
 
-/// Atmos's quick start (`stacks/`, `components/terraform/weather`) with a deployment over its
-/// three stacks: each target is a stack, `station` is the stack's component, and the rollout
-/// runs it as `atmos terraform deploy station -s <stack>` would — through a stand-in terraform
-/// that records its arguments, folder, environment and varfile (terraform is not installable
-/// here).
+/// examples/atmos-stacks (Atmos's quick-start layout with a deployment over its three stacks):
+/// each target is a stack, `station` is the stack's component, `describe` shows it as the stack
+/// resolves it, and the rollout runs it as `atmos terraform deploy station -s <stack>` would —
+/// through a stand-in terraform that records its arguments, folder, environment and varfile
+/// (terraform is not installable here).
 #[test]
 fn a_deployment_over_atmos_stacks_runs_the_stacks_component_with_a_stand_in_terraform_that_records_its_arguments()
  {
     let repo = Repo::new();
     let out = tempfile::tempdir().expect("tempdir");
-    repo.write_file(
-        "atmos.yaml",
-        QUICK_START_ATMOS_YAML.replace(
-            "name_pattern: \"{stage}\"",
-            "name_template: \"{{.vars.stage}}\"",
-        ),
-    );
-    repo.write_file(
-        "stacks/catalog/station.yaml",
-        "components:\n  terraform:\n    station:\n      metadata:\n        component: weather\n        description: \"Weather station component\"\n      vars:\n        location: Los Angeles\n        lang: en\n        format: ''\n        options: '0'\n        units: m\n",
-    );
-    for (stage, location, lang) in [
-        ("dev", "Stockholm", "sv"),
-        ("staging", "Los Angeles", "en"),
-        ("prod", "Los Angeles", "en"),
-    ] {
-        repo.write_file(
-            &format!("stacks/deploy/{stage}.yaml"),
-            format!("vars:\n  stage: {stage}\nimport:\n  - catalog/station\ncomponents:\n  terraform:\n    station:\n      vars:\n        location: {location}\n        lang: {lang}\n"),
-        );
-    }
-    repo.write_file(
-        "components/terraform/weather/main.tf",
-        "variable \"stage\" {}\nvariable \"location\" {}\n",
-    );
-    repo.write(
-        "weather.yaml",
-        "deployment:\n  name: weather\n  components:\n    terraform:\n      station:\n        vars: {owner: platform}\n  targets:\n    dev: {stack: dev}\n    staging: {stack: staging, promotion: {from: dev}}\n    prod: {stack: prod, promotion: {from: staging}}\n",
-    );
+    let example = crate::support::example_dir().join("../atmos-stacks");
+    copy_tree(&example, repo.path());
     let stand_in = out.path().join("terraform");
     std::fs::write(
         &stand_in,
@@ -112,13 +85,48 @@ fn a_deployment_over_atmos_stacks_runs_the_stacks_component_with_a_stand_in_terr
     )
     .expect("write");
     crate::rollout::make_executable(&stand_in);
-    repo.commit("the quick start with a deployment over its stacks");
+    repo.commit("the example");
     let env = [
         ("ATMOS_TERRAFORM_BIN", stand_in.to_str().expect("utf-8")),
         ("OUT", out.path().to_str().expect("utf-8")),
     ];
     repo.atmos_env(&args("deployment validate weather"), &env)
-        .code(0);
+        .code(0)
+        .stdout_has(&["✓ Stack components resolve"]);
+    // describe: the stack's values, the deployment's on top, and where each came from.
+    let described = repo.atmos_env(&args("deployment describe weather --target prod"), &env);
+    described.code(0).stdout_has(&[
+        "Stack prod (deploy/prod; imports catalog/station), folder components/terraform/weather, workspace prod-station, varfile prod-station.terraform.tfvars.json",
+    ]);
+    let row = |key: &str| {
+        described
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no row {key}: {}", described.stdout))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        row("location"),
+        "location Los Angeles stack, stack prod (deploy/prod and its imports)"
+    );
+    assert!(
+        row("owner").starts_with("owner platform-team component vars"),
+        "{}",
+        row("owner")
+    );
+    let json = repo
+        .atmos_env(
+            &args("deployment describe weather --target prod --format json"),
+            &env,
+        )
+        .json();
+    let station = &json["target"]["components"][0];
+    assert_eq!(station["stack"]["workspace"], "prod-station");
+    assert_eq!(station["vars"]["values"]["stage"], "prod");
+    assert_eq!(station["vars"]["values"]["owner"], "platform-team");
     repo.atmos_env(&args("deployment rollout weather --target dev"), &env)
         .code(0);
     repo.atmos_env(
@@ -152,7 +160,7 @@ fn a_deployment_over_atmos_stacks_runs_the_stacks_component_with_a_stand_in_terr
     .expect("json");
     assert_eq!(
         dev,
-        serde_json::json!({"stage": "dev", "location": "Stockholm", "lang": "sv", "format": "", "options": "0", "units": "m", "owner": "platform"})
+        serde_json::json!({"stage": "dev", "location": "Stockholm", "lang": "sv", "units": "m", "owner": "platform-team"})
     );
     let prod: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.path().join("varfile.prod.json")).expect("varfile"),
@@ -182,4 +190,17 @@ fn a_deployment_over_atmos_stacks_runs_the_stacks_component_with_a_stand_in_terr
         "no stack named `qa` defines the terraform component `station`",
         "stacks that define it: dev, prod, staging",
     ]);
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }

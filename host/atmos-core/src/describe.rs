@@ -26,8 +26,39 @@ pub struct ResolvedComponent {
     pub labels: IndexMap<String, String>,
     /// Executor settings, as this target runs them (templates rendered).
     pub settings: Vars,
-    /// Merged vars with provenance.
+    /// Merged vars with provenance (for a stack's component: the stack's, with the deployment
+    /// file's on top).
     pub vars: MergedVars,
+    /// For a target bound to an Atmos stack, the stack's component as the Atmos CLI resolves
+    /// it (Terraform components).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<StackComponent>,
+}
+
+/// A stack's component, as `describe` shows it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct StackComponent {
+    /// The stack.
+    pub stack: String,
+    /// Its top-level manifest (relative to the stacks folder, no extension).
+    pub stack_file: String,
+    /// The files it imports.
+    pub imports: Vec<String>,
+    /// The component's folder, relative to the project root.
+    pub folder: String,
+    /// The Terraform workspace.
+    pub workspace: String,
+    /// The varfile written into the folder.
+    pub varfile: String,
+    /// Base components, nearest first.
+    pub inheritance: Vec<String>,
+    /// The stack's `settings` for it.
+    pub settings: serde_json::Value,
+    /// The stack's `env` for it.
+    pub env: serde_json::Value,
+    /// Why it cannot be resolved (then nothing else is meaningful).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One target as resolved.
@@ -136,6 +167,8 @@ fn located(
             VarSource::TargetContext => {
                 format!("/deployment/targets/{}/context", escape_segment(target))
             }
+            // A stack's value is located by the stack, not in the deployment file.
+            VarSource::Stack => continue,
         };
         prov.at = at(loaded, &format!("{base}{}", prov.pointer));
     }
@@ -169,13 +202,23 @@ pub fn describe(
                 components: d
                     .components
                     .iter()
-                    .map(|c| ResolvedComponent {
-                        name: c.name.to_owned(),
-                        kind: c.kind,
-                        depends_on: c.component.metadata.depends_on.clone(),
-                        labels: c.component.metadata.labels.clone(),
-                        settings: c.component.for_target(name).settings,
-                        vars: located(loaded, c.kind, c.name, name, merge_vars(d, &c, t)),
+                    .map(|c| {
+                        let vars = located(loaded, c.kind, c.name, name, merge_vars(d, &c, t));
+                        let (vars, stack) = match (&t.stack, c.kind) {
+                            (Some(stack), ComponentType::Terraform) => {
+                                with_stack(project, stack, c.name, vars)
+                            }
+                            _ => (vars, None),
+                        };
+                        ResolvedComponent {
+                            name: c.name.to_owned(),
+                            kind: c.kind,
+                            depends_on: c.component.metadata.depends_on.clone(),
+                            labels: c.component.metadata.labels.clone(),
+                            settings: c.component.for_target(name).settings,
+                            vars,
+                            stack,
+                        }
                     })
                     .collect(),
             })
@@ -198,6 +241,108 @@ pub fn describe(
             .collect(),
         sources,
     })
+}
+
+/// The stack's component `name` of `stack` (from the work tree), and `vars` over the stack's:
+/// every leaf of the stack's vars the deployment file does not set is shown as the stack's.
+fn with_stack(
+    project: &crate::config::Project,
+    stack: &str,
+    name: &str,
+    mut vars: MergedVars,
+) -> (MergedVars, Option<StackComponent>) {
+    let resolved = crate::stacks::StackSettings::read(&project.settings, "terraform")
+        .ok_or(crate::stacks::StackError::NoStacks)
+        .and_then(|settings| {
+            let source = crate::config::source::WorkTree::new(&project.root);
+            crate::stacks::Stacks::new(&source, settings).component(stack, "terraform", name)
+        });
+    let r = match resolved {
+        Ok(r) => r,
+        Err(e) => {
+            let view = StackComponent {
+                stack: stack.to_owned(),
+                stack_file: String::new(),
+                imports: Vec::new(),
+                folder: String::new(),
+                workspace: String::new(),
+                varfile: String::new(),
+                inheritance: Vec::new(),
+                settings: serde_json::Value::Null,
+                env: serde_json::Value::Null,
+                error: Some(e.to_string()),
+            };
+            return (vars, Some(view));
+        }
+    };
+    let at = format!("stack {} ({} and its imports)", r.stack, r.stack_file);
+    let mut leaves = Vec::new();
+    stack_leaves(&r.vars, "", &mut leaves);
+    let mut provenance = IndexMap::new();
+    for (path, value) in leaves {
+        match vars.provenance.get_mut(&path) {
+            Some(p) => p
+                .overrides
+                .insert(0, crate::config::merge::VarSource::Stack),
+            None => {
+                provenance.insert(
+                    path,
+                    crate::config::merge::Provenance {
+                        value,
+                        source: crate::config::merge::VarSource::Stack,
+                        overrides: Vec::new(),
+                        at: Some(at.clone()),
+                        pointer: String::new(),
+                    },
+                );
+            }
+        }
+    }
+    provenance.extend(vars.provenance);
+    vars.provenance = provenance;
+    let mut all = r.vars.clone();
+    crate::stacks::merge::merge(
+        &mut all,
+        &serde_json::Value::Object(vars.values.clone().into_iter().collect()),
+        crate::stacks::merge::ListMerge::Replace,
+    );
+    vars.values = all
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let view = StackComponent {
+        stack: r.stack,
+        stack_file: r.stack_file,
+        imports: r.imports,
+        folder: r.folder,
+        workspace: r.workspace,
+        varfile: r.varfile,
+        inheritance: r.inheritance,
+        settings: r.settings,
+        env: r.env,
+        error: None,
+    };
+    (vars, Some(view))
+}
+
+/// Dotted leaf paths of `v` (maps recurse; lists and scalars are leaves).
+fn stack_leaves(v: &serde_json::Value, at: &str, out: &mut Vec<(String, serde_json::Value)>) {
+    match v {
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            for (k, x) in m {
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                stack_leaves(x, &path, out);
+            }
+        }
+        _ if at.is_empty() => {}
+        other => out.push((at.to_owned(), other.clone())),
+    }
 }
 
 crate::document!(DescribeReport => "DescribeReport");

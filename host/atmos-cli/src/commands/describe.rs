@@ -148,6 +148,29 @@ fn render(r: &DescribeReport) -> String {
         if !c.depends_on.is_empty() {
             out.push_str(&format!("  Depends on: {}\n", c.depends_on.join(", ")));
         }
+        if let Some(stack) = &c.stack {
+            match &stack.error {
+                Some(e) => out.push_str(&format!("  Stack {}: {e}\n", stack.stack)),
+                None => {
+                    out.push_str(&format!(
+                        "  Stack {} ({}{}), folder {}, workspace {}, varfile {}\n",
+                        stack.stack,
+                        stack.stack_file,
+                        if stack.imports.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; imports {}", stack.imports.join(", "))
+                        },
+                        stack.folder,
+                        stack.workspace,
+                        stack.varfile
+                    ));
+                    if !stack.inheritance.is_empty() {
+                        out.push_str(&format!("  Inherits: {}\n", stack.inheritance.join(", ")));
+                    }
+                }
+            }
+        }
         if c.vars.provenance.is_empty() {
             out.push_str("  (no vars)\n");
             continue;

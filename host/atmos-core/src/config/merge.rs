@@ -19,6 +19,9 @@ pub enum VarSource {
     ComponentVars,
     /// `targets.<name>.context`.
     TargetContext,
+    /// The Atmos stack the target is bound to (`targets.<name>.stack`), as the Atmos CLI
+    /// resolves its component.
+    Stack,
 }
 
 impl VarSource {
@@ -28,6 +31,7 @@ impl VarSource {
             VarSource::DeploymentContext => "deployment context",
             VarSource::ComponentVars => "component vars",
             VarSource::TargetContext => "target context",
+            VarSource::Stack => "stack",
         }
     }
 }
