@@ -204,3 +204,138 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Both programs are called `atmos`: this one answers `atmos deployment …` and hands every
+/// other command, unchanged, to the Atmos CLI (`ATMOS_CLI`, else the next `atmos` on PATH) —
+/// here a stand-in Atmos CLI that records its arguments and exits 7 (the Go Atmos CLI is not
+/// installable here).
+#[test]
+fn other_commands_go_to_a_stand_in_atmos_cli_that_records_its_arguments_and_deployment_stays_ours()
+{
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let ours = dirs.path().join("ours");
+    let theirs = dirs.path().join("theirs");
+    let copy = dirs.path().join("copy");
+    for d in [&ours, &theirs, &copy] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_atmos"), ours.join("atmos")).expect("symlink");
+    std::fs::copy(env!("CARGO_BIN_EXE_atmos"), copy.join("atmos")).expect("copy");
+    let record = dirs.path().join("calls");
+    std::fs::write(
+        theirs.join("atmos"),
+        format!(
+            "#!/bin/sh\necho \"$*|$ATMOS_DEPLOYMENT_HANDED_OFF\" >> '{}'\nexit 7\n",
+            record.display()
+        ),
+    )
+    .expect("write");
+    crate::rollout::make_executable(&theirs.join("atmos"));
+    let run = |path: &str, extra: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = std::process::Command::new(ours.join("atmos"));
+        cmd.args(args).env("PATH", path).env_remove("ATMOS_CLI");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        crate::support::Run::from(cmd.output().expect("run"))
+    };
+    let path = format!("{}:{}:/usr/bin:/bin", ours.display(), theirs.display());
+    // Another command: handed over as it was typed; its exit code is the Atmos CLI's.
+    let r = run(&path, &[], &["terraform", "plan", "station", "-s", "dev"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    r.stderr
+        .is_empty()
+        .then_some(())
+        .expect("nothing of ours said");
+    assert_eq!(
+        std::fs::read_to_string(&record).expect("called"),
+        "terraform plan station -s dev|1\n"
+    );
+    // Ours: deployment, completion, help and flags.
+    let r = run(&path, &[], &["deployment", "--help"]);
+    r.code(0).stdout_has(&["rollout"]);
+    run(&path, &[], &["--version"]).code(0);
+    // No Atmos CLI: said, with the fix (exit 2).
+    let r = run(
+        &format!("{}:/usr/bin:/bin", ours.display()),
+        &[],
+        &["describe", "stacks"],
+    );
+    r.code(2).stderr_has(&[
+        "`atmos describe` is not an `atmos deployment` command, and no Atmos CLI was found",
+        "set ATMOS_CLI to its path",
+    ]);
+    // ATMOS_CLI names it when it is not on PATH.
+    let named = theirs.join("atmos").display().to_string();
+    let r = run(
+        &format!("{}:/usr/bin:/bin", ours.display()),
+        &[("ATMOS_CLI", &named)],
+        &["version"],
+    );
+    assert_eq!(r.code, 7, "{r:?}");
+    // Another copy of this program next on PATH: refused, not a loop.
+    let r = run(
+        &format!("{}:{}:/usr/bin:/bin", ours.display(), copy.display()),
+        &[],
+        &["workflow", "deploy"],
+    );
+    r.code(2)
+        .stderr_has(&["is atmos deployment again; set ATMOS_CLI"]);
+}
+
+/// `stack_runner: atmos-cli`: the stack's component is run by the installed Atmos CLI
+/// (`atmos terraform deploy <component> -s <stack>` in the deployed commit's project), here a
+/// stand-in Atmos CLI that records its arguments, folder and ATMOS_CLI_CONFIG_PATH.
+#[test]
+fn a_stack_run_by_a_stand_in_atmos_cli_that_records_its_arguments() {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &crate::support::example_dir().join("../atmos-stacks"),
+        repo.path(),
+    );
+    let file = repo.path().join("deployments/weather.yaml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    std::fs::write(
+        &file,
+        text.replace(
+            "    dev:\n      stack: dev\n",
+            "    dev:\n      stack: dev\n      stack_runner: atmos-cli\n",
+        ),
+    )
+    .expect("write");
+    repo.commit("dev through the Atmos CLI");
+    let cli = out.path().join("atmos");
+    std::fs::write(
+        &cli,
+        "#!/bin/sh\necho \"$*|$(basename \"$(pwd)\")|$(test -f \"$ATMOS_CLI_CONFIG_PATH/atmos.yaml\" && echo atmos.yaml)\" >> \"$OUT/atmos.calls\"\n",
+    )
+    .expect("write");
+    crate::rollout::make_executable(&cli);
+    let env = [
+        ("ATMOS_CLI", cli.to_str().expect("utf-8")),
+        ("OUT", out.path().to_str().expect("utf-8")),
+    ];
+    repo.atmos_env(&args("deployment rollout weather --target dev"), &env)
+        .code(0);
+    let calls = std::fs::read_to_string(out.path().join("atmos.calls")).expect("called");
+    let project = repo
+        .path()
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let _ = project;
+    let line = calls.lines().next().expect("a call");
+    let mut parts = line.split('|');
+    assert_eq!(parts.next(), Some("terraform deploy station -s dev"));
+    let _folder = parts.next();
+    assert_eq!(parts.next(), Some("atmos.yaml"), "{line}");
+    // Without an Atmos CLI: refused before anything runs.
+    let run = repo.atmos_env(
+        &args("deployment rollout weather --target dev --force"),
+        &[("ATMOS_CLI", ""), ("PATH", "/usr/bin:/bin")],
+    );
+    run.code(1)
+        .stderr_has(&["`atmos (the Atmos CLI)` is needed by component `terraform/station`"]);
+}

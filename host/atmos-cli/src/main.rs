@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod context;
 mod failure;
+mod handoff;
 #[cfg(test)]
 mod reference;
 mod render;
@@ -19,6 +20,20 @@ use crate::context::Context;
 use crate::failure::Failure;
 
 fn main() -> ExitCode {
+    // `atmos terraform …` and every other command of the Atmos CLI go to it, unchanged.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    match handoff::route(&args) {
+        handoff::Route::Ours => {}
+        handoff::Route::AtmosCli(cli) => {
+            let e = handoff::hand_off(&cli, &args);
+            eprintln!("error: cannot run the Atmos CLI {}: {e}", cli.display());
+            return ExitCode::from(Exit::Failed.code());
+        }
+        handoff::Route::Missing(why) => {
+            eprintln!("error: {why}");
+            return ExitCode::from(Exit::Usage.code());
+        }
+    }
     atmos_core::signing::protect_process();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -288,6 +288,28 @@ pub struct Target {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub stack: Option<String>,
+    /// Who runs the stack's components: `atmos` (default: atmos, by Atmos's Terraform
+    /// contract) or `atmos-cli` (the installed Atmos CLI: `atmos terraform deploy <component>
+    /// -s <stack>`; `ATMOS_CLI` names it when it is not on PATH).
+    #[serde(default, skip_serializing_if = "StackRunner::is_default")]
+    pub stack_runner: StackRunner,
+}
+
+/// Who runs a stack's components.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StackRunner {
+    /// atmos, by Atmos's Terraform contract.
+    #[default]
+    Atmos,
+    /// The installed Atmos CLI (`atmos terraform deploy <component> -s <stack>`).
+    AtmosCli,
+}
+
+impl StackRunner {
+    fn is_default(&self) -> bool {
+        *self == StackRunner::Atmos
+    }
 }
 
 /// Where this target receives code from. `from` and `allowed_from` are mutually exclusive.

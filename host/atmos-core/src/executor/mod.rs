@@ -151,6 +151,51 @@ pub fn binary_variable(kind: ComponentType) -> Option<&'static str> {
     }
 }
 
+/// The variable naming the Atmos CLI (the Go `atmos`) when it is not found on `PATH`.
+pub const ATMOS_CLI_VAR: &str = "ATMOS_CLI";
+
+/// The Atmos CLI: `ATMOS_CLI`, else the first `atmos` on `PATH` that is not this program (both
+/// are called `atmos`).
+pub fn atmos_cli(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if let Some(p) = env(ATMOS_CLI_VAR).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let me = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok());
+    let path = env("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("atmos"))
+        .filter(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .find(|p| p.canonicalize().ok() != me)
+}
+
+/// A stack component run by the installed Atmos CLI instead: `atmos terraform deploy <c> -s
+/// <stack>` (`terraform plan` to plan), in the deployed commit's project root.
+pub fn atmos_cli_terraform(
+    cli: &Path,
+    root: &Path,
+    component: &str,
+    stack: &str,
+    step: Step,
+) -> Vec<CommandSpec> {
+    let verb = match step {
+        Step::Apply => "deploy",
+        Step::Plan | Step::Drift => "plan",
+    };
+    vec![CommandSpec {
+        program: cli.to_owned(),
+        args: ["terraform", verb, component, "-s", stack]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        cwd: root.to_owned(),
+    }]
+}
+
 /// A stack component's Terraform run, as `atmos terraform deploy <c> -s <stack>` runs it.
 #[derive(Debug, Clone)]
 pub struct StackTerraform<'a> {

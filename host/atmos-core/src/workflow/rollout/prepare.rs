@@ -96,7 +96,16 @@ pub fn prepare(
             };
             let empty = crate::config::Target::default();
             let target = d.targets.get(&plan.target).unwrap_or(&empty);
-            let tool = executor::resolve_tool(&c, project_root, env)?;
+            // A stack run by the Atmos CLI needs no terraform of ours (the Atmos CLI finds its
+            // own).
+            let atmos_cli_runs = c.kind == crate::config::ComponentType::Terraform
+                && target.stack.is_some()
+                && target.stack_runner == crate::config::model::StackRunner::AtmosCli;
+            let tool = if atmos_cli_runs {
+                None
+            } else {
+                executor::resolve_tool(&c, project_root, env)?
+            };
             let root = match roots.get(&planned.new) {
                 Some(r) => r.clone(),
                 None => {
@@ -151,6 +160,20 @@ pub fn prepare(
             let tfvars = executor::tfvars_path(&vars_file);
             std::fs::write(&tfvars, &json).map_err(io_err(&tfvars))?;
             let commands = match &stack {
+                Some((resolved, _)) if atmos_cli_runs => {
+                    let cli = executor::atmos_cli(env).ok_or_else(|| {
+                        WorkflowError::Executor(executor::ExecutorError::ToolMissing {
+                            tool: "atmos (the Atmos CLI)".into(),
+                            component: format!("terraform/{name}"),
+                            where_: " on PATH (other than this program)".into(),
+                            hint: format!(
+                                "install the Atmos CLI, set {} to it, or let atmos run the stack (remove `stack_runner: atmos-cli`)",
+                                executor::ATMOS_CLI_VAR
+                            ),
+                        })
+                    })?;
+                    executor::atmos_cli_terraform(&cli, &root, name, &resolved.stack, step)
+                }
                 Some((resolved, settings)) => {
                     let folder = root.join(&resolved.folder);
                     if !folder.is_dir() {

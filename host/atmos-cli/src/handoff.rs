@@ -1,0 +1,58 @@
+//! Living beside the Atmos CLI: both programs are called `atmos`. This one answers
+//! `atmos deployment …` (and `completion`); any other command (`atmos terraform plan …`,
+//! `atmos describe stacks`, `atmos version`) is handed, unchanged, to the Atmos CLI — the
+//! program `ATMOS_CLI` names, else the first other `atmos` on `PATH`. The hand-off replaces
+//! this process (`exec`), so the terminal, signals and exit code are the Atmos CLI's own.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// The commands this program answers; anything else is the Atmos CLI's.
+const OURS: [&str; 4] = ["deployment", "completion", "gates", "help"];
+
+/// Set in the Atmos CLI's environment by a hand-off: a second hand-off (to another copy of
+/// this program) is refused instead of looping.
+const HANDED_OFF: &str = "ATMOS_DEPLOYMENT_HANDED_OFF";
+
+/// Where a command line goes.
+pub enum Route {
+    /// This program answers it.
+    Ours,
+    /// The Atmos CLI at this path answers it.
+    AtmosCli(PathBuf),
+    /// It is the Atmos CLI's, and there is none to hand it to: why.
+    Missing(String),
+}
+
+/// Where `args` (the program name left out) go.
+pub fn route(args: &[OsString]) -> Route {
+    let Some(first) = args.first().and_then(|a| a.to_str()) else {
+        return Route::Ours;
+    };
+    if first.starts_with('-') || OURS.contains(&first) {
+        return Route::Ours;
+    }
+    if std::env::var_os(HANDED_OFF).is_some() {
+        return Route::Missing(format!(
+            "`atmos {first}` was handed to an `atmos` that is atmos deployment again; set {} to the Atmos CLI",
+            atmos_core::executor::ATMOS_CLI_VAR
+        ));
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    match atmos_core::executor::atmos_cli(&env) {
+        Some(path) => Route::AtmosCli(path),
+        None => Route::Missing(format!(
+            "`atmos {first}` is not an `atmos deployment` command, and no Atmos CLI was found to hand it to: install it (https://atmos.tools), or set {} to its path",
+            atmos_core::executor::ATMOS_CLI_VAR
+        )),
+    }
+}
+
+/// Replace this process with the Atmos CLI running `args`; returns only when that fails.
+pub fn hand_off(cli: &std::path::Path, args: &[OsString]) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(cli)
+        .args(args)
+        .env(HANDED_OFF, "1")
+        .exec()
+}
