@@ -1,14 +1,11 @@
 //! Living beside the Atmos CLI: both programs are called `atmos`. This one answers
-//! `atmos deployment …` (and `completion`); any other command (`atmos terraform plan …`,
+//! `atmos deployment …` (and `completion`, and its hidden policy evaluator); any other command (`atmos terraform plan …`,
 //! `atmos describe stacks`, `atmos version`) is handed, unchanged, to the Atmos CLI — the
 //! program `ATMOS_CLI` names, else the first other `atmos` on `PATH`. The hand-off replaces
 //! this process (`exec`), so the terminal, signals and exit code are the Atmos CLI's own.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-
-/// The commands this program answers; anything else is the Atmos CLI's.
-const OURS: [&str; 4] = ["deployment", "completion", "gates", "help"];
 
 /// Set in the Atmos CLI's environment by a hand-off: a second hand-off (to another copy of
 /// this program) is refused instead of looping.
@@ -24,12 +21,21 @@ pub enum Route {
     Missing(String),
 }
 
-/// Where `args` (the program name left out) go.
+/// Where `args` (the program name left out) go: this program's commands (every subcommand
+/// its parser defines, hidden ones and `help` included) are its own.
 pub fn route(args: &[OsString]) -> Route {
     let Some(first) = args.first().and_then(|a| a.to_str()) else {
         return Route::Ours;
     };
-    if first.starts_with('-') || OURS.contains(&first) {
+    let ours = {
+        use clap::CommandFactory as _;
+        let cmd = crate::cli::Cli::command();
+        first == "help"
+            || cmd
+                .get_subcommands()
+                .any(|c| c.get_name() == first || c.get_all_aliases().any(|a| a == first))
+    };
+    if first.starts_with('-') || ours {
         return Route::Ours;
     }
     if std::env::var_os(HANDED_OFF).is_some() {
@@ -55,4 +61,27 @@ pub fn hand_off(cli: &std::path::Path, args: &[OsString]) -> std::io::Error {
         .args(args)
         .env(HANDED_OFF, "1")
         .exec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Route, route};
+
+    #[test]
+    fn every_command_of_ours_stays_ours_hidden_ones_included() {
+        for first in [
+            "deployment",
+            "completion",
+            "__gates",
+            "help",
+            "--version",
+            "-h",
+        ] {
+            assert!(
+                matches!(route(&[first.into()]), Route::Ours),
+                "{first} was handed off"
+            );
+        }
+        assert!(matches!(route(&[]), Route::Ours));
+    }
 }
