@@ -339,3 +339,75 @@ fn a_stack_run_by_a_stand_in_atmos_cli_that_records_its_arguments() {
     run.code(1)
         .stderr_has(&["`atmos (the Atmos CLI)` is needed by component `terraform/station`"]);
 }
+
+/// A stack's Helmfile component, run as `atmos helmfile deploy <c> -s <stack>` would — through
+/// a stand-in helmfile that records its arguments, folder, environment and varfile (helmfile is
+/// not installable here).
+#[test]
+fn a_stacks_helmfile_component_runs_with_a_stand_in_helmfile_that_records_its_arguments() {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &crate::support::example_dir().join("../atmos-stacks"),
+        repo.path(),
+    );
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = repo.path().join(file);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(from), "{file}: {from}");
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+    };
+    edit(
+        "atmos.yaml",
+        "components:\n  terraform:\n",
+        "components:\n  helmfile:\n    base_path: \"components/helmfile\"\n  terraform:\n",
+    );
+    edit(
+        "stacks/catalog/station.yaml",
+        "components:\n  terraform:\n",
+        "components:\n  helmfile:\n    dashboard:\n      vars: {replicas: 1, region: eu-north-1}\n      env: {DASHBOARD_MODE: kiosk}\n  terraform:\n",
+    );
+    edit(
+        "deployments/weather.yaml",
+        "  components:\n    terraform:\n",
+        "  components:\n    helmfile:\n      dashboard: {}\n    terraform:\n",
+    );
+    repo.write_file(
+        "components/helmfile/dashboard/helmfile.yaml",
+        "releases: []\n",
+    );
+    let stand_in = out.path().join("helmfile");
+    std::fs::write(
+        &stand_in,
+        "#!/bin/sh\necho \"$(basename \"$(pwd)\")|$STACK|$STAGE|$REGION|$DASHBOARD_MODE|$*\" >> \"$OUT/helmfile.calls\"\ncp \"$2\" \"$OUT/values.$ATMOS_TARGET.yaml\"\n",
+    )
+    .expect("write");
+    crate::rollout::make_executable(&stand_in);
+    repo.commit("a helmfile component in the stacks");
+    let terraform = crate::support::example_dir()
+        .join("../stand-ins/terraform")
+        .display()
+        .to_string();
+    let env = [
+        ("ATMOS_HELMFILE_BIN", stand_in.to_str().expect("utf-8")),
+        ("ATMOS_TERRAFORM_BIN", terraform.as_str()),
+        ("OUT", out.path().to_str().expect("utf-8")),
+    ];
+    repo.atmos_env(&args("deployment validate weather"), &env)
+        .code(0);
+    repo.atmos_env(&args("deployment rollout weather --target dev"), &env)
+        .code(0);
+    let calls = std::fs::read_to_string(out.path().join("helmfile.calls")).expect("calls");
+    assert_eq!(
+        calls,
+        "dashboard|dev|dev|eu-north-1|kiosk|--state-values-file dev-dashboard.helmfile.vars.yaml sync\n"
+    );
+    let values: serde_json::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(out.path().join("values.dev.yaml")).expect("values"),
+    )
+    .expect("yaml");
+    assert_eq!(
+        values,
+        serde_json::json!({"stage": "dev", "replicas": 1, "region": "eu-north-1"})
+    );
+}

@@ -206,7 +206,10 @@ pub fn describe(
                         let vars = located(loaded, c.kind, c.name, name, merge_vars(d, &c, t));
                         let (vars, stack) = match (&t.stack, c.kind) {
                             (Some(stack), ComponentType::Terraform) => {
-                                with_stack(project, stack, c.name, vars)
+                                with_stack(project, stack, "terraform", c.name, vars)
+                            }
+                            (Some(stack), ComponentType::Helmfile) => {
+                                with_stack(project, stack, "helmfile", c.name, vars)
                             }
                             _ => (vars, None),
                         };
@@ -248,14 +251,15 @@ pub fn describe(
 fn with_stack(
     project: &crate::config::Project,
     stack: &str,
+    kind: &str,
     name: &str,
     mut vars: MergedVars,
 ) -> (MergedVars, Option<StackComponent>) {
-    let resolved = crate::stacks::StackSettings::read(&project.settings, "terraform")
+    let resolved = crate::stacks::StackSettings::read(&project.settings, kind)
         .ok_or(crate::stacks::StackError::NoStacks)
         .and_then(|settings| {
             let source = crate::config::source::WorkTree::new(&project.root);
-            crate::stacks::Stacks::new(&source, settings).component(stack, "terraform", name)
+            crate::stacks::Stacks::new(&source, settings).component(stack, kind, name)
         });
     let r = match resolved {
         Ok(r) => r,

@@ -415,8 +415,7 @@ fn stack_diagnostics(
             continue;
         };
         let ptr = format!("/deployment/targets/{name}/stack");
-        let Some(settings) = crate::stacks::StackSettings::read(&project.settings, "terraform")
-        else {
+        if crate::stacks::StackSettings::read(&project.settings, "terraform").is_none() {
             let e = crate::stacks::StackError::NoStacks;
             out.push(
                 loaded
@@ -424,20 +423,29 @@ fn stack_diagnostics(
                     .hint(e.hint().unwrap_or_default()),
             );
             continue;
-        };
-        let stacks = crate::stacks::Stacks::new(&source, settings);
-        for c in d.components.terraform.keys() {
-            let problem = match stacks.component(stack, "terraform", c) {
+        }
+        let bound = d
+            .components
+            .terraform
+            .keys()
+            .map(|c| ("terraform", c))
+            .chain(d.components.helmfile.keys().map(|c| ("helmfile", c)));
+        for (kind, c) in bound {
+            let Some(settings) = crate::stacks::StackSettings::read(&project.settings, kind) else {
+                continue;
+            };
+            let stacks = crate::stacks::Stacks::new(&source, settings);
+            let problem = match stacks.component(stack, kind, c) {
                 Err(e) => Some((e.to_string(), e.hint())),
                 Ok(r) if r.is_abstract => Some((
                     format!(
-                        "terraform/{c} is abstract in the stack `{stack}`: Atmos never deploys it"
+                        "{kind}/{c} is abstract in the stack `{stack}`: Atmos never deploys it"
                     ),
                     None,
                 )),
                 Ok(r) if !r.enabled => Some((
                     format!(
-                        "terraform/{c} is disabled in the stack `{stack}` (metadata.enabled: false)"
+                        "{kind}/{c} is disabled in the stack `{stack}` (metadata.enabled: false)"
                     ),
                     None,
                 )),

@@ -174,21 +174,24 @@ pub fn atmos_cli(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
 }
 
 /// A stack component run by the installed Atmos CLI instead: `atmos terraform deploy <c> -s
-/// <stack>` (`terraform plan` to plan), in the deployed commit's project root.
-pub fn atmos_cli_terraform(
+/// <stack>` (`terraform plan` to plan), `atmos helmfile deploy <c> -s <stack>` (`helmfile
+/// diff`), in the deployed commit's project root.
+pub fn atmos_cli_component(
     cli: &Path,
     root: &Path,
+    kind: &str,
     component: &str,
     stack: &str,
     step: Step,
 ) -> Vec<CommandSpec> {
-    let verb = match step {
-        Step::Apply => "deploy",
-        Step::Plan | Step::Drift => "plan",
+    let verb = match (kind, step) {
+        (_, Step::Apply) => "deploy",
+        ("helmfile", _) => "diff",
+        _ => "plan",
     };
     vec![CommandSpec {
         program: cli.to_owned(),
-        args: ["terraform", verb, component, "-s", stack]
+        args: [kind, verb, component, "-s", stack]
             .into_iter()
             .map(str::to_owned)
             .collect(),
@@ -238,6 +241,23 @@ pub fn stack_terraform(run: &StackTerraform<'_>, step: Step, tool: &Path) -> Vec
         Step::Drift => vec!["plan", "-detailed-exitcode", "-var-file", run.varfile],
     }));
     out
+}
+
+/// The commands of a stack-bound Helmfile component, by Atmos's contract: in the component's
+/// folder, `helmfile --state-values-file <varfile> sync` (`diff` to plan, `diff
+/// --detailed-exitcode` for drift).
+pub fn stack_helmfile(dir: &Path, varfile: &str, step: Step, tool: &Path) -> Vec<CommandSpec> {
+    let mut args = vec!["--state-values-file", varfile];
+    args.extend(match step {
+        Step::Apply => vec!["sync"],
+        Step::Plan => vec!["diff"],
+        Step::Drift => vec!["diff", "--detailed-exitcode"],
+    });
+    vec![CommandSpec {
+        program: tool.to_owned(),
+        args: args.into_iter().map(str::to_owned).collect(),
+        cwd: dir.to_owned(),
+    }]
 }
 
 /// Resolve the external tool a component needs: `settings.<type>.binary`, else the

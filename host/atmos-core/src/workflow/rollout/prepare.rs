@@ -98,7 +98,12 @@ pub fn prepare(
             let target = d.targets.get(&plan.target).unwrap_or(&empty);
             // A stack run by the Atmos CLI needs no terraform of ours (the Atmos CLI finds its
             // own).
-            let atmos_cli_runs = c.kind == crate::config::ComponentType::Terraform
+            let stack_kind = match c.kind {
+                crate::config::ComponentType::Terraform => Some("terraform"),
+                crate::config::ComponentType::Helmfile => Some("helmfile"),
+                _ => None,
+            };
+            let atmos_cli_runs = stack_kind.is_some()
                 && target.stack.is_some()
                 && target.stack_runner == crate::config::model::StackRunner::AtmosCli;
             let tool = if atmos_cli_runs {
@@ -134,12 +139,10 @@ pub fn prepare(
             }
             // A target bound to an Atmos stack: its Terraform components are the stack's,
             // with what the deployment file sets on top, run by Atmos's Terraform contract.
-            let stack = target
-                .stack
-                .as_deref()
-                .filter(|_| c.kind == crate::config::ComponentType::Terraform)
-                .map(|stack| stack_component(&root, stack, name))
-                .transpose()?;
+            let stack = match (target.stack.as_deref(), stack_kind) {
+                (Some(stack), Some(kind)) => Some(stack_component(&root, stack, kind, name)?),
+                _ => None,
+            };
             if let Some((resolved, _)) = &stack {
                 let mut all = resolved.vars.clone();
                 crate::stacks::merge::merge(
@@ -172,21 +175,28 @@ pub fn prepare(
                             ),
                         })
                     })?;
-                    executor::atmos_cli_terraform(&cli, &root, name, &resolved.stack, step)
+                    executor::atmos_cli_component(
+                        &cli,
+                        &root,
+                        &resolved.kind,
+                        name,
+                        &resolved.stack,
+                        step,
+                    )
+                }
+                Some((resolved, _)) if resolved.kind == "helmfile" => {
+                    let folder = stack_folder(&root, resolved, name, &planned.new)?;
+                    let varfile = folder.join(&resolved.varfile);
+                    let yaml = serde_yaml_ng::to_string(&vars).unwrap_or_default();
+                    std::fs::write(&varfile, yaml).map_err(io_err(&varfile))?;
+                    let program = match resolved.command.as_deref() {
+                        Some(cmd) if cmd != "helmfile" => PathBuf::from(cmd),
+                        _ => tool.clone().unwrap_or_else(|| PathBuf::from("helmfile")),
+                    };
+                    executor::stack_helmfile(&folder, &resolved.varfile, step, &program)
                 }
                 Some((resolved, settings)) => {
-                    let folder = root.join(&resolved.folder);
-                    if !folder.is_dir() {
-                        return Err(WorkflowError::Stack(crate::stacks::StackError::Component {
-                            stack_file: resolved.stack_file.clone(),
-                            component: format!("terraform/{name}"),
-                            why: format!(
-                                "its folder {} is not in commit {}",
-                                resolved.folder,
-                                crate::git::short(&planned.new)
-                            ),
-                        }));
-                    }
+                    let folder = stack_folder(&root, resolved, name, &planned.new)?;
                     let varfile = folder.join(&resolved.varfile);
                     std::fs::write(&varfile, &json).map_err(io_err(&varfile))?;
                     if settings.auto_generate_backend_file.unwrap_or(false)
@@ -258,6 +268,19 @@ pub fn prepare(
                     env_vars.push((k.clone(), value));
                 }
                 env_vars.push(("ATMOS_STACK".to_owned(), resolved.stack.clone()));
+                if resolved.kind == "helmfile" {
+                    // As Atmos gives helmfile: the stack, and the context vars the process
+                    // does not set itself.
+                    env_vars.push(("STACK".to_owned(), resolved.stack.clone()));
+                    for key in ["namespace", "tenant", "environment", "stage", "region"] {
+                        let var = key.to_ascii_uppercase();
+                        if env(&var).is_none()
+                            && let Some(v) = vars.get(key).and_then(serde_json::Value::as_str)
+                        {
+                            env_vars.push((var, v.to_owned()));
+                        }
+                    }
+                }
                 env_vars.push((
                     "ATMOS_CLI_CONFIG_PATH".to_owned(),
                     root.display().to_string(),
@@ -301,6 +324,7 @@ pub fn prepare(
 fn stack_component(
     root: &Path,
     stack: &str,
+    kind: &str,
     name: &str,
 ) -> Result<
     (
@@ -310,15 +334,14 @@ fn stack_component(
     WorkflowError,
 > {
     let project = crate::config::Project::open(root.to_owned())?;
-    let settings = crate::stacks::StackSettings::read(&project.settings, "terraform")
+    let settings = crate::stacks::StackSettings::read(&project.settings, kind)
         .ok_or(crate::stacks::StackError::NoStacks)?;
     let source = crate::config::source::WorkTree::new(root);
-    let resolved =
-        crate::stacks::Stacks::new(&source, settings).component(stack, "terraform", name)?;
+    let resolved = crate::stacks::Stacks::new(&source, settings).component(stack, kind, name)?;
     let refuse = |why: &str| {
         WorkflowError::Stack(crate::stacks::StackError::Component {
             stack_file: resolved.stack_file.clone(),
-            component: format!("terraform/{name}"),
+            component: format!("{kind}/{name}"),
             why: why.to_owned(),
         })
     };
@@ -332,7 +355,33 @@ fn stack_component(
             "it is disabled in the stack (metadata.enabled: false): take it out of the deployment, or enable it",
         ));
     }
-    Ok((resolved, project.settings.components.terraform.clone()))
+    let typed = match kind {
+        "helmfile" => project.settings.components.helmfile.clone(),
+        _ => project.settings.components.terraform.clone(),
+    };
+    Ok((resolved, typed))
+}
+
+/// The folder of a stack's component in the deployed commit's export; it must be there.
+fn stack_folder(
+    root: &Path,
+    resolved: &crate::stacks::Resolved,
+    name: &str,
+    commit: &str,
+) -> Result<PathBuf, WorkflowError> {
+    let folder = root.join(&resolved.folder);
+    if folder.is_dir() {
+        return Ok(folder);
+    }
+    Err(WorkflowError::Stack(crate::stacks::StackError::Component {
+        stack_file: resolved.stack_file.clone(),
+        component: format!("{}/{name}", resolved.kind),
+        why: format!(
+            "its folder {} is not in commit {}",
+            resolved.folder,
+            crate::git::short(commit)
+        ),
+    }))
 }
 
 /// `settings.<type>.verify` as a command run in the deployed commit's tree.
