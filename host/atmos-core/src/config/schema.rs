@@ -396,7 +396,9 @@ mod tests {
                 "promotion",
                 "gates",
                 "remote",
-                "registry"
+                "registry",
+                "stack",
+                "stack_runner"
             ]
         );
         let keys = allowed_keys(&root, "/deployment/components/script/x/settings/script");
