@@ -247,9 +247,10 @@ fn other_commands_go_to_a_stand_in_atmos_cli_that_records_its_arguments_and_depl
         .is_empty()
         .then_some(())
         .expect("nothing of ours said");
-    assert_eq!(
-        std::fs::read_to_string(&record).expect("called"),
-        "terraform plan station -s dev|1\n"
+    let called = std::fs::read_to_string(&record).expect("called");
+    assert!(
+        called.starts_with("terraform plan station -s dev|/"),
+        "handed over as typed, naming who handed it: {called}"
     );
     // Ours: deployment, completion, help and flags.
     let r = run(&path, &[], &["deployment", "--help"]);
@@ -279,8 +280,26 @@ fn other_commands_go_to_a_stand_in_atmos_cli_that_records_its_arguments_and_depl
         &[],
         &["workflow", "deploy"],
     );
-    r.code(2)
-        .stderr_has(&["is atmos deployment again; set ATMOS_CLI"]);
+    r.code(2).stderr_has(&[
+        "which is atmos deployment too, and would go straight back (a loop): set ATMOS_CLI",
+    ]);
+    // The Atmos CLI's own steps that run `atmos` again (a workflow) reach it again through this
+    // program: a stand-in Atmos CLI whose `workflow` runs `atmos terraform plan`.
+    std::fs::write(
+        theirs.join("atmos"),
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nif [ \"$1\" = workflow ]; then exec atmos terraform plan vpc -s dev; fi\nexit 7\n",
+            record.display()
+        ),
+    )
+    .expect("write");
+    std::fs::remove_file(&record).expect("rm");
+    let r = run(&path, &[], &["workflow", "deploy"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(&record).expect("called"),
+        "workflow\nterraform\n"
+    );
 }
 
 /// `stack_runner: atmos-cli`: the stack's component is run by the installed Atmos CLI
@@ -409,5 +428,114 @@ fn a_stacks_helmfile_component_runs_with_a_stand_in_helmfile_that_records_its_ar
     assert_eq!(
         values,
         serde_json::json!({"stage": "dev", "replicas": 1, "region": "eu-north-1"})
+    );
+}
+
+/// A committed symbolic link cannot send a stack's component outside the deployed commit: the
+/// rollout refuses before anything runs (stand-in terraform records any call).
+#[test]
+fn a_component_folder_linked_outside_the_commit_runs_nothing_with_a_stand_in_terraform() {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &crate::support::example_dir().join("../atmos-stacks"),
+        repo.path(),
+    );
+    let outside = out.path().join("outside/weather");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::fs::write(outside.join("main.tf"), "# not in the commit\n").expect("write");
+    let folder = repo.path().join("components/terraform/weather");
+    std::fs::remove_dir_all(&folder).expect("rm");
+    std::os::unix::fs::symlink(&outside, &folder).expect("symlink");
+    repo.commit("the module folder is a link");
+    let stand_in = out.path().join("terraform");
+    std::fs::write(
+        &stand_in,
+        "#!/bin/sh\necho \"$(pwd)|$*\" >> \"$OUT/terraform.calls\"\n",
+    )
+    .expect("write");
+    crate::rollout::make_executable(&stand_in);
+    let env = [
+        ("ATMOS_TERRAFORM_BIN", stand_in.to_str().expect("utf-8")),
+        ("OUT", out.path().to_str().expect("utf-8")),
+    ];
+    let run = repo.atmos_env(&args("deployment rollout weather --target dev"), &env);
+    run.code(2).stderr_has(&[
+        "leads outside commit",
+        "nothing runs outside the deployed commit",
+    ]);
+    assert!(
+        !out.path().join("terraform.calls").exists(),
+        "terraform ran"
+    );
+    assert!(
+        std::fs::read_dir(&outside).expect("read").count() == 1,
+        "nothing was written outside"
+    );
+}
+
+const PACKER_TEMPLATE: &str = "variable \"stage\" { type = string }\nvariable \"location\" { type = string }\nsource \"null\" \"image\" { communicator = \"none\" }\nbuild {\n  sources = [\"source.null.image\"]\n  provisioner \"shell-local\" { inline = [\"echo ${var.stage} ${var.location} >> $OUT/packer.built\"] }\n}\n";
+
+/// `packer` components, built by the real packer (Debian's package; `.ci/run` installs it)
+/// with its `null` builder: on their own (`packer build -var-file <vars> .` in their folder)
+/// and as a stack's component (Atmos's contract: `<stack>-<component>.packer.vars.json`).
+#[test]
+fn packer_components_build_with_the_real_packer_alone_and_from_a_stack() {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &crate::support::example_dir().join("../atmos-stacks"),
+        repo.path(),
+    );
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = repo.path().join(file);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(from), "{file}: {from}");
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+    };
+    edit(
+        "atmos.yaml",
+        "components:\n  terraform:\n",
+        "components:\n  packer:\n    base_path: \"components/packer\"\n  terraform:\n",
+    );
+    edit(
+        "stacks/catalog/station.yaml",
+        "components:\n  terraform:\n",
+        "components:\n  packer:\n    station-image:\n      vars: {location: Nowhere}\n  terraform:\n",
+    );
+    edit(
+        "deployments/weather.yaml",
+        "  components:\n    terraform:\n",
+        "  components:\n    packer:\n      station-image: {}\n    terraform:\n",
+    );
+    repo.write_file(
+        "components/packer/station-image/image.pkr.hcl",
+        PACKER_TEMPLATE,
+    );
+    // A packer component of its own, beside: vars from the deployment file.
+    repo.write(
+        "golden.yaml",
+        "deployment:\n  name: golden\n  components:\n    packer:\n      base-image:\n        vars: {stage: golden, location: Oslo}\n        settings:\n          packer: {dir: components/packer/station-image}\n  targets:\n    dev: {}\n",
+    );
+    repo.commit("packer images");
+    let terraform = crate::support::example_dir()
+        .join("../stand-ins/terraform")
+        .display()
+        .to_string();
+    let env = [
+        ("ATMOS_TERRAFORM_BIN", terraform.as_str()),
+        ("OUT", out.path().to_str().expect("utf-8")),
+    ];
+    repo.atmos_env(&args("deployment validate --all"), &env)
+        .code(0);
+    repo.atmos_env(&args("deployment rollout golden --target dev"), &env)
+        .code(0)
+        .stdout_has(&["build -var-file"]);
+    repo.atmos_env(&args("deployment rollout weather --target dev"), &env)
+        .code(0)
+        .stdout_has(&["build -var-file dev-station-image.packer.vars.json ."]);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("packer.built")).expect("packer built"),
+        "golden Oslo\ndev Nowhere\n"
     );
 }

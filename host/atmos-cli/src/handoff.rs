@@ -7,8 +7,10 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// Set in the Atmos CLI's environment by a hand-off: a second hand-off (to another copy of
-/// this program) is refused instead of looping.
+/// Set in the Atmos CLI's environment by a hand-off, to the program that handed off: a copy of
+/// this program that would hand the command straight back to it refuses instead of looping,
+/// while the Atmos CLI's own steps that run `atmos` again (workflows, custom commands) are
+/// handed to it as usual.
 const HANDED_OFF: &str = "ATMOS_DEPLOYMENT_HANDED_OFF";
 
 /// Where a command line goes.
@@ -38,15 +40,21 @@ pub fn route(args: &[OsString]) -> Route {
     if first.starts_with('-') || ours {
         return Route::Ours;
     }
-    if std::env::var_os(HANDED_OFF).is_some() {
-        return Route::Missing(format!(
-            "`atmos {first}` was handed to an `atmos` that is atmos deployment again; set {} to the Atmos CLI",
-            atmos_core::executor::ATMOS_CLI_VAR
-        ));
-    }
     let env = |k: &str| std::env::var(k).ok();
     match atmos_core::executor::atmos_cli(&env) {
-        Some(path) => Route::AtmosCli(path),
+        Some(path) => {
+            let back = std::env::var_os(HANDED_OFF)
+                .map(PathBuf::from)
+                .and_then(|p| p.canonicalize().ok());
+            if back.is_some() && back == path.canonicalize().ok() {
+                return Route::Missing(format!(
+                    "`atmos {first}` was handed here by {}, which is atmos deployment too, and would go straight back (a loop): set {} to the Atmos CLI",
+                    path.display(),
+                    atmos_core::executor::ATMOS_CLI_VAR
+                ));
+            }
+            Route::AtmosCli(path)
+        }
         None => Route::Missing(format!(
             "`atmos {first}` is not an `atmos deployment` command, and no Atmos CLI was found to hand it to: install it (https://atmos.tools), or set {} to its path",
             atmos_core::executor::ATMOS_CLI_VAR
@@ -57,9 +65,10 @@ pub fn route(args: &[OsString]) -> Route {
 /// Replace this process with the Atmos CLI running `args`; returns only when that fails.
 pub fn hand_off(cli: &std::path::Path, args: &[OsString]) -> std::io::Error {
     use std::os::unix::process::CommandExt;
+    let me = std::env::current_exe().unwrap_or_default();
     std::process::Command::new(cli)
         .args(args)
-        .env(HANDED_OFF, "1")
+        .env(HANDED_OFF, me)
         .exec()
 }
 

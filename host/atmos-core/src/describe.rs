@@ -211,6 +211,9 @@ pub fn describe(
                             (Some(stack), ComponentType::Helmfile) => {
                                 with_stack(project, stack, "helmfile", c.name, vars)
                             }
+                            (Some(stack), ComponentType::Packer) => {
+                                with_stack(project, stack, "packer", c.name, vars)
+                            }
                             _ => (vars, None),
                         };
                         ResolvedComponent {

@@ -429,7 +429,8 @@ fn stack_diagnostics(
             .terraform
             .keys()
             .map(|c| ("terraform", c))
-            .chain(d.components.helmfile.keys().map(|c| ("helmfile", c)));
+            .chain(d.components.helmfile.keys().map(|c| ("helmfile", c)))
+            .chain(d.components.packer.keys().map(|c| ("packer", c)));
         for (kind, c) in bound {
             let Some(settings) = crate::stacks::StackSettings::read(&project.settings, kind) else {
                 continue;

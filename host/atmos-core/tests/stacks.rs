@@ -774,3 +774,69 @@ fn broken_imports_are_errors_naming_the_file() {
     assert!(e.contains("leads outside the stacks folder"), "{e}");
     let _ = Path::new("");
 }
+
+/// What a hostile manifest tries is refused, naming why: a component folder outside the
+/// project (`..`, an absolute base path), a flow nesting deep enough to make the YAML parser
+/// slow, and templates whose output multiplies.
+#[test]
+fn hostile_manifests_are_refused() {
+    let base = [
+        (
+            "stacks/catalog/app.yaml",
+            "components: {terraform: {app: {metadata: {component: ../../../../outside}, vars: {}}}}\n",
+        ),
+        (
+            "stacks/deploy/dev.yaml",
+            "import: [catalog/app]\nvars: {stage: dev}\n",
+        ),
+    ];
+    let f = fixture(&[("atmos.yaml", ATMOS_A), base[0], base[1]]);
+    let e = f
+        .describe("terraform", "app", "dev")
+        .expect_err("outside")
+        .to_string();
+    assert!(e.contains("is not inside the project"), "{e}");
+    let f = fixture(&[
+        (
+            "atmos.yaml",
+            &ATMOS_A.replace(
+                "base_path: components/terraform",
+                "base_path: /tmp/elsewhere",
+            ),
+        ),
+        (
+            "stacks/deploy/dev.yaml",
+            "vars: {stage: dev}\ncomponents: {terraform: {app: {vars: {}}}}\n",
+        ),
+    ]);
+    let e = f
+        .describe("terraform", "app", "dev")
+        .expect_err("absolute")
+        .to_string();
+    assert!(e.contains("is not inside the project"), "{e}");
+
+    let deep = format!(
+        "vars:\n  stage: dev\n  deep: {}\ncomponents: {{terraform: {{app: {{vars: {{}}}}}}}}\n",
+        "[".repeat(200)
+    );
+    let f = fixture(&[("atmos.yaml", ATMOS_A), ("stacks/deploy/dev.yaml", &deep)]);
+    let e = f
+        .describe("terraform", "app", "dev")
+        .expect_err("deep")
+        .to_string();
+    assert!(e.contains("nest deeper than 128 levels"), "{e}");
+
+    let mut many = format!(
+        "vars:\n  stage: dev\n  s: {}\ncomponents:\n  terraform:\n    app:\n      vars:\n",
+        "x".repeat(60_000)
+    );
+    for i in 0..200 {
+        many.push_str(&format!("        k{i}: '{{{{ .vars.s }}}}'\n"));
+    }
+    let f = fixture(&[("atmos.yaml", ATMOS_A), ("stacks/deploy/dev.yaml", &many)]);
+    let e = f
+        .describe("terraform", "app", "dev")
+        .expect_err("big")
+        .to_string();
+    assert!(e.contains("produce more than 8 MiB in all"), "{e}");
+}

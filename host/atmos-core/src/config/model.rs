@@ -133,6 +133,10 @@ pub struct Components {
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     #[schemars(with = "IndexMap<String, HelmfileComponent>")]
     pub helmfile: IndexMap<String, Component>,
+    /// Machine images built by Packer.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(with = "IndexMap<String, PackerComponent>")]
+    pub packer: IndexMap<String, Component>,
     /// Commands atmos runs itself.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     #[schemars(with = "IndexMap<String, ScriptComponent>")]
@@ -151,16 +155,19 @@ pub enum ComponentType {
     Terraform,
     /// `helmfile`
     Helmfile,
+    /// `packer`
+    Packer,
     /// `script`
     Script,
 }
 
 impl ComponentType {
     /// Every type, in the order they are listed in files and output.
-    pub const ALL: [ComponentType; 4] = [
+    pub const ALL: [ComponentType; 5] = [
         ComponentType::Nixpack,
         ComponentType::Terraform,
         ComponentType::Helmfile,
+        ComponentType::Packer,
         ComponentType::Script,
     ];
 
@@ -170,6 +177,7 @@ impl ComponentType {
             ComponentType::Nixpack => "nixpack",
             ComponentType::Terraform => "terraform",
             ComponentType::Helmfile => "helmfile",
+            ComponentType::Packer => "packer",
             ComponentType::Script => "script",
         }
     }
@@ -494,6 +502,9 @@ impl ComponentRef<'_> {
             ComponentType::Helmfile => {
                 out.push(text("file").unwrap_or_else(|| "helmfile.yaml".to_owned()))
             }
+            ComponentType::Packer => {
+                out.push(text("dir").unwrap_or_else(|| format!("components/packer/{}", self.name)))
+            }
             ComponentType::Nixpack => out.extend(text("path")),
             ComponentType::Script => {}
         }
@@ -520,6 +531,7 @@ impl Components {
             ComponentType::Nixpack => &self.nixpack,
             ComponentType::Terraform => &self.terraform,
             ComponentType::Helmfile => &self.helmfile,
+            ComponentType::Packer => &self.packer,
             ComponentType::Script => &self.script,
         }
     }
@@ -911,6 +923,68 @@ pub struct HelmfileSettings {
     pub timeout: Option<String>,
     /// A check run after the apply commands succeed, with retries; a failure fails the
     /// rollout and, with `on_failure: rollback`, deploys the previous commit again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<super::probes::VerifySettings>,
+    /// A command printing the component's health as JSON (`status --check-health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::probes::HealthSettings>,
+}
+
+/// A `packer` component: a machine image built by Packer.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackerComponent {
+    /// Labels and dependencies.
+    #[serde(default)]
+    pub metadata: ComponentMetadata,
+    /// Inputs of the component, merged with the target's context (passed as a JSON var file).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub vars: Vars,
+    /// Executor settings; keys other than `packer` are kept for your own tooling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<PackerSettingsBlock>,
+}
+
+/// `settings` of a `packer` component.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PackerSettingsBlock {
+    /// How atmos runs packer (docs/executors.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packer: Option<PackerSettings>,
+    /// Anything else, for your own tooling.
+    #[serde(flatten)]
+    pub other: Vars,
+}
+
+/// How atmos runs packer.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackerSettings {
+    /// Executable: a name looked up on PATH, or a path relative to the project root. Default
+    /// packer; ATMOS_PACKER_BIN overrides the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub binary: Option<String>,
+    /// The template's folder, relative to the project root. Default
+    /// `components/packer/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub dir: Option<String>,
+    /// The template, relative to `dir`: a file, or `.` for every template of the folder
+    /// (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub template: Option<String>,
+    /// Folder whose lockfiles describe this component in the SBOM, relative to the project
+    /// root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub source: Option<String>,
+    /// The longest this component's commands may run in one rollout (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^0*[1-9][0-9]*[smhdw]$"))]
+    pub timeout: Option<String>,
+    /// A check run after the build succeeds, with retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<super::probes::VerifySettings>,
     /// A command printing the component's health as JSON (`status --check-health`).

@@ -146,6 +146,7 @@ pub fn binary_variable(kind: ComponentType) -> Option<&'static str> {
     match kind {
         ComponentType::Terraform => Some("ATMOS_TERRAFORM_BIN"),
         ComponentType::Helmfile => Some("ATMOS_HELMFILE_BIN"),
+        ComponentType::Packer => Some("ATMOS_PACKER_BIN"),
         ComponentType::Nixpack => Some("ATMOS_NIXPACKS_BIN"),
         ComponentType::Script => None,
     }
@@ -185,6 +186,8 @@ pub fn atmos_cli_component(
     step: Step,
 ) -> Vec<CommandSpec> {
     let verb = match (kind, step) {
+        ("packer", Step::Apply) => "build",
+        ("packer", _) => "validate",
         (_, Step::Apply) => "deploy",
         ("helmfile", _) => "diff",
         _ => "plan",
@@ -260,6 +263,30 @@ pub fn stack_helmfile(dir: &Path, varfile: &str, step: Step, tool: &Path) -> Vec
     }]
 }
 
+/// The commands of a stack-bound Packer component, by Atmos's contract: in the component's
+/// folder, `packer build -var-file <varfile> <template>` (`packer validate` to plan; no
+/// implicit `init`, as `atmos packer build` runs none).
+pub fn stack_packer(
+    dir: &Path,
+    varfile: &str,
+    template: &str,
+    step: Step,
+    tool: &Path,
+) -> Vec<CommandSpec> {
+    let verb = match step {
+        Step::Apply => "build",
+        Step::Plan | Step::Drift => "validate",
+    };
+    vec![CommandSpec {
+        program: tool.to_owned(),
+        args: [verb, "-var-file", varfile, template]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        cwd: dir.to_owned(),
+    }]
+}
+
 /// Resolve the external tool a component needs: `settings.<type>.binary`, else the
 /// `ATMOS_<TOOL>_BIN` variable, else the default name on PATH. `None` for `script`.
 pub fn resolve_tool(
@@ -270,6 +297,7 @@ pub fn resolve_tool(
     let default = match c.kind {
         ComponentType::Terraform => "terraform",
         ComponentType::Helmfile => "helmfile",
+        ComponentType::Packer => "packer",
         // Rollouts of images run `settings.nixpack.deploy`; the builder is `build`'s.
         ComponentType::Nixpack | ComponentType::Script => return Ok(None),
     };
@@ -369,6 +397,21 @@ pub fn commands(
                 ),
                 spec(cwd, last),
             ]
+        }
+        // A machine image: `packer build` of the template with the vars as a JSON var file
+        // (`packer validate` to plan and for drift: an image has no drift to detect).
+        ComponentType::Packer => {
+            let dir =
+                setting_str(c, "dir")?.unwrap_or_else(|| format!("components/packer/{}", c.name));
+            let template = setting_str(c, "template")?.unwrap_or_else(|| ".".into());
+            let verb = match step {
+                Step::Apply => "build",
+                Step::Plan | Step::Drift => "validate",
+            };
+            vec![spec(
+                inv.root.join(dir),
+                vec![verb, "-var-file", vars.as_str(), template.as_str()],
+            )]
         }
         ComponentType::Helmfile => {
             let file = setting_str(c, "file")?.unwrap_or_else(|| "helmfile.yaml".into());

@@ -221,6 +221,21 @@ pub fn resolve(
         .unwrap_or_else(|| name.to_owned());
     let component = own_folder.clone().unwrap_or_else(|| name.to_owned());
     let derived = own_folder.as_deref().is_some_and(|f| f != name);
+    // The folder is the project's: never absolute, never climbing out.
+    let folder_path = settings.component_dir(kind).join(&folder_name);
+    if folder_path.is_absolute()
+        || folder_path.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+    {
+        return Err(err(format!(
+            "its folder {} is not inside the project (components.{kind}.base_path and metadata.component name a folder of the repository, never an absolute path or `..`)",
+            folder_path.display()
+        )));
+    }
     let is_abstract = own_metadata.get("type").and_then(Value::as_str) == Some("abstract");
     let enabled = metadata.get("enabled").and_then(Value::as_bool) != Some(false);
 
@@ -288,14 +303,15 @@ pub fn resolve(
     // Go templates in the sections, with the whole context (Atmos renders them last).
     if settings.templates {
         let ctx = context(Some(&workspace), Some(&stack));
-        for v in [
-            &mut vars,
-            &mut component_settings,
-            &mut env,
-            &mut backend,
-            &mut providers,
+        let mut total = 0;
+        for (section, v) in [
+            ("vars", &mut vars),
+            ("settings", &mut component_settings),
+            ("env", &mut env),
+            ("backend", &mut backend),
+            ("providers", &mut providers),
         ] {
-            render_strings(v, &ctx, "").map_err(&err)?;
+            render_strings(v, &ctx, section, &mut total).map_err(&err)?;
         }
     }
     // `!env`, within the allow-list; functions that need infrastructure are refused.
@@ -330,11 +346,7 @@ pub fn resolve(
             _ => "vars.json",
         }
     );
-    let folder = settings
-        .component_dir(kind)
-        .join(&folder_name)
-        .display()
-        .to_string();
+    let folder = folder_path.display().to_string();
     let mut inheritance = bases.clone();
     inheritance.reverse();
     Ok(Some(Resolved {
@@ -456,20 +468,30 @@ fn workspace_from_pattern(pattern: &str, vars: &Value, name: &str, base: Option<
         .replace("{base-component}", base.unwrap_or(name))
 }
 
-fn render_strings(v: &mut Value, ctx: &Value, at: &str) -> Result<(), String> {
+/// The most text the templates of one component may produce in all.
+const RENDERED_MAX: usize = 8 * 1024 * 1024;
+
+fn render_strings(v: &mut Value, ctx: &Value, at: &str, total: &mut usize) -> Result<(), String> {
     match v {
         Value::String(s) if crate::config::template::is_template(s) => {
             *s = crate::config::template::render(s, ctx, &BTreeSet::new())
                 .map_err(|why| format!("the template at {at}: {why}"))?;
+            *total += s.len();
+            if *total > RENDERED_MAX {
+                return Err(format!(
+                    "its templates produce more than {} MiB in all (at {at})",
+                    RENDERED_MAX / (1024 * 1024)
+                ));
+            }
         }
         Value::Array(a) => {
             for (i, x) in a.iter_mut().enumerate() {
-                render_strings(x, ctx, &format!("{at}[{i}]"))?;
+                render_strings(x, ctx, &format!("{at}[{i}]"), total)?;
             }
         }
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
-                render_strings(x, ctx, &format!("{at}.{k}"))?;
+                render_strings(x, ctx, &format!("{at}.{k}"), total)?;
             }
         }
         _ => {}

@@ -21,6 +21,42 @@ const FILE_MAX: usize = 4 * 1024 * 1024;
 const FILES_MAX: usize = 2_000;
 /// The deepest chain of imports.
 const DEPTH_MAX: usize = 64;
+/// The deepest flow nesting (`[`, `{`) of a manifest.
+const FLOW_DEPTH_MAX: usize = 128;
+
+/// The deepest nesting of `[` and `{` outside quotes and comments (an upper bound of YAML's
+/// flow nesting).
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = '\n';
+    for c in text.chars() {
+        if comment {
+            comment = c != '\n';
+        } else if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                '#' if previous.is_whitespace() => comment = true,
+                '"' | '\'' if matches!(previous, ' ' | '[' | '{' | ',' | ':' | '\n') => {
+                    quote = Some(c)
+                }
+                '[' | '{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        previous = c;
+    }
+    max
+}
+
 /// The component types of a manifest.
 pub const TYPES: [&str; 3] = ["terraform", "helmfile", "packer"];
 
@@ -432,6 +468,14 @@ pub fn key_of(file: &Path) -> String {
 /// YAML → JSON. Tags Atmos evaluates later are kept as the text Atmos keeps (`"!terraform.state
 /// vpc vpc_id"`); `!include` of a local file is read now.
 fn parse(text: &str, shown: &str, reader: &Reader<'_>, file: &Path) -> Result<Value, StackError> {
+    // The YAML parser's time grows with the square of flow nesting: a deep `[[[[…` is refused
+    // before it is parsed.
+    if flow_depth(text) > FLOW_DEPTH_MAX {
+        return Err(StackError::Manifest {
+            file: shown.to_owned(),
+            why: format!("its values nest deeper than {FLOW_DEPTH_MAX} levels"),
+        });
+    }
     let yaml: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| StackError::Manifest {
             file: shown.to_owned(),

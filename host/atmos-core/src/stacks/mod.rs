@@ -95,6 +95,8 @@ impl<'a> Stacks<'a> {
 
     /// The `kind` component `name` of the stack named `stack`.
     pub fn component(&self, stack: &str, kind: &str, name: &str) -> Result<Resolved, StackError> {
+        // The templates of one lookup get the time budget templates have.
+        crate::config::template::start_budget();
         let mut found: Vec<Resolved> = Vec::new();
         let mut known: Vec<String> = Vec::new();
         // A manifest that cannot name its stack for this component (a catalog file that is

@@ -101,6 +101,7 @@ pub fn prepare(
             let stack_kind = match c.kind {
                 crate::config::ComponentType::Terraform => Some("terraform"),
                 crate::config::ComponentType::Helmfile => Some("helmfile"),
+                crate::config::ComponentType::Packer => Some("packer"),
                 _ => None,
             };
             let atmos_cli_runs = stack_kind.is_some()
@@ -183,6 +184,23 @@ pub fn prepare(
                         &resolved.stack,
                         step,
                     )
+                }
+                Some((resolved, _)) if resolved.kind == "packer" => {
+                    let folder = stack_folder(&root, resolved, name, &planned.new)?;
+                    let varfile = folder.join(&resolved.varfile);
+                    std::fs::write(&varfile, &json).map_err(io_err(&varfile))?;
+                    let template = resolved
+                        .settings
+                        .get("packer")
+                        .and_then(|p| p.get("template"))
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or(".")
+                        .to_owned();
+                    let program = match resolved.command.as_deref() {
+                        Some(cmd) if cmd != "packer" => PathBuf::from(cmd),
+                        _ => tool.clone().unwrap_or_else(|| PathBuf::from("packer")),
+                    };
+                    executor::stack_packer(&folder, &resolved.varfile, &template, step, &program)
                 }
                 Some((resolved, _)) if resolved.kind == "helmfile" => {
                     let folder = stack_folder(&root, resolved, name, &planned.new)?;
@@ -357,6 +375,7 @@ fn stack_component(
     }
     let typed = match kind {
         "helmfile" => project.settings.components.helmfile.clone(),
+        "packer" => project.settings.components.packer.clone(),
         _ => project.settings.components.terraform.clone(),
     };
     Ok((resolved, typed))
@@ -370,8 +389,25 @@ fn stack_folder(
     commit: &str,
 ) -> Result<PathBuf, WorkflowError> {
     let folder = root.join(&resolved.folder);
-    if folder.is_dir() {
+    // Inside the deployed commit's export, whatever a committed symbolic link says: the
+    // commands run there and the varfile is written there.
+    let inside = match (folder.canonicalize(), root.canonicalize()) {
+        (Ok(f), Ok(r)) => f.starts_with(&r),
+        _ => false,
+    };
+    if folder.is_dir() && inside {
         return Ok(folder);
+    }
+    if folder.exists() {
+        return Err(WorkflowError::Stack(crate::stacks::StackError::Component {
+            stack_file: resolved.stack_file.clone(),
+            component: format!("{}/{name}", resolved.kind),
+            why: format!(
+                "its folder {} leads outside commit {} (a symbolic link): nothing runs outside the deployed commit",
+                resolved.folder,
+                crate::git::short(commit)
+            ),
+        }));
     }
     Err(WorkflowError::Stack(crate::stacks::StackError::Component {
         stack_file: resolved.stack_file.clone(),
