@@ -110,7 +110,7 @@ fn a_deployment_over_atmos_stacks_runs_the_stacks_component_with_a_stand_in_terr
     };
     assert_eq!(
         row("location"),
-        "location Los Angeles stack, stack prod (deploy/prod and its imports)"
+        "location Los Angeles stack, stack prod, stacks/deploy/prod.yaml:10"
     );
     assert!(
         row("owner").starts_with("owner platform-team component vars"),
@@ -125,6 +125,14 @@ fn a_deployment_over_atmos_stacks_runs_the_stacks_component_with_a_stand_in_terr
         .json();
     let station = &json["target"]["components"][0];
     assert_eq!(station["stack"]["workspace"], "prod-station");
+    assert_eq!(
+        station["stack"]["sources"]["vars.units"],
+        "stacks/catalog/station.yaml:12"
+    );
+    assert_eq!(
+        station["vars"]["provenance"]["stage"]["at"],
+        "stack prod, stacks/deploy/prod.yaml:3"
+    );
     assert_eq!(station["vars"]["values"]["stage"], "prod");
     assert_eq!(station["vars"]["values"]["owner"], "platform-team");
     repo.atmos_env(&args("deployment rollout weather --target dev"), &env)

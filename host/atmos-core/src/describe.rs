@@ -56,6 +56,9 @@ pub struct StackComponent {
     pub settings: serde_json::Value,
     /// The stack's `env` for it.
     pub env: serde_json::Value,
+    /// `vars.<path>`, `settings.<path>`, `env.<path>` → the `file:line` that set it.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sources: std::collections::BTreeMap<String, String>,
     /// Why it cannot be resolved (then nothing else is meaningful).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -277,16 +280,21 @@ fn with_stack(
                 inheritance: Vec::new(),
                 settings: serde_json::Value::Null,
                 env: serde_json::Value::Null,
+                sources: Default::default(),
                 error: Some(e.to_string()),
             };
             return (vars, Some(view));
         }
     };
-    let at = format!("stack {} ({} and its imports)", r.stack, r.stack_file);
+    let fallback = format!("stack {} ({} and its imports)", r.stack, r.stack_file);
     let mut leaves = Vec::new();
     stack_leaves(&r.vars, "", &mut leaves);
     let mut provenance = IndexMap::new();
     for (path, value) in leaves {
+        let at = match r.sources.get(&format!("vars.{path}")) {
+            Some(file_line) => format!("stack {}, {file_line}", r.stack),
+            None => fallback.clone(),
+        };
         match vars.provenance.get_mut(&path) {
             Some(p) => p
                 .overrides
@@ -329,6 +337,7 @@ fn with_stack(
         inheritance: r.inheritance,
         settings: r.settings,
         env: r.env,
+        sources: r.sources,
         error: None,
     };
     (vars, Some(view))

@@ -93,6 +93,10 @@ fn s01_quick_start_station_in_dev() {
     assert_eq!(r.varfile, "dev-station.terraform.tfvars.json");
     assert_eq!(r.stack_file, "deploy/dev");
     assert_eq!(r.imports, ["catalog/station"]);
+    // Where each value was set: the stack's own file over the catalog it imports.
+    assert_eq!(r.sources["vars.location"], "stacks/deploy/dev.yaml:9");
+    assert_eq!(r.sources["vars.stage"], "stacks/deploy/dev.yaml:2");
+    assert_eq!(r.sources["vars.units"], "stacks/catalog/station.yaml:12");
     assert_eq!(
         r.metadata,
         json!({"component": "weather", "description": "Weather station component"})
@@ -489,6 +493,10 @@ fn overrides_fixture() -> Fixture {
 #[test]
 fn s17_file_scoped_overrides() {
     let f = overrides_fixture();
+    let dev = f.ok("c1", "dev");
+    assert_eq!(dev.sources["vars.test.a"], "stacks/deploy/dev.yaml:3");
+    assert_eq!(dev.sources["vars.test.b"], "stacks/teams/team2.yaml:2");
+    assert_eq!(dev.sources["vars.test.d"], "stacks/catalog/c1.yaml:1");
     for (stack, expected) in [
         (
             "prod",

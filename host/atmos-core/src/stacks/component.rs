@@ -61,6 +61,9 @@ pub struct Resolved {
     pub inheritance: Vec<String>,
     /// The files the stack imports.
     pub imports: Vec<String>,
+    /// `vars.<path>`, `settings.<path>`, `env.<path>` (dotted, as `describe` names leaves) →
+    /// `file:line` of the manifest that set the value (`atmos.yaml` for its `env`).
+    pub sources: std::collections::BTreeMap<String, String>,
     /// `metadata.type: abstract`: resolvable, never deployed.
     pub is_abstract: bool,
     /// `metadata.enabled` (default true).
@@ -347,6 +350,59 @@ pub fn resolve(
         }
     );
     let folder = folder_path.display().to_string();
+    // Where each value came from: the highest layer that has the leaf, and the manifest that
+    // set it there last.
+    let mut sources = std::collections::BTreeMap::new();
+    for (section, v) in [
+        ("vars", &vars),
+        ("settings", &component_settings),
+        ("env", &env),
+    ] {
+        let mut leaves = Vec::new();
+        super::manifest::leaf_pointers(v, "", &mut leaves);
+        for leaf in leaves {
+            let mut at: Option<String> = None;
+            if section == "env" && settings.env.pointer(&leaf).is_some() {
+                at = Some("atmos.yaml".to_owned());
+            }
+            let mut layers = vec![format!("/{section}"), format!("/{kind}/{section}")];
+            layers.extend(bases.iter().map(|b| {
+                format!(
+                    "/components/{kind}/{}/{section}",
+                    crate::config::source_map::escape_segment(b)
+                )
+            }));
+            layers.push(format!(
+                "/components/{kind}/{}/{section}",
+                crate::config::source_map::escape_segment(name)
+            ));
+            for prefix in layers {
+                let pointer = format!("{prefix}{leaf}");
+                if root.pointer(&pointer).is_some()
+                    && let Some(s) = loaded.sources.get(&pointer)
+                {
+                    at = Some(s.clone());
+                }
+            }
+            for scope in loaded
+                .overrides
+                .iter()
+                .filter(|s| s.components.contains(&(kind.to_owned(), name.to_owned())))
+            {
+                if let Some(s) = scope
+                    .sources
+                    .get(kind)
+                    .and_then(|m| m.get(&format!("/{section}{leaf}")))
+                {
+                    at = Some(s.clone());
+                }
+            }
+            if let Some(at) = at {
+                let dotted = crate::config::source_map::split_pointer(&leaf).join(".");
+                sources.insert(format!("{section}.{dotted}"), at);
+            }
+        }
+    }
     let mut inheritance = bases.clone();
     inheritance.reverse();
     Ok(Some(Resolved {
@@ -368,6 +424,7 @@ pub fn resolve(
         varfile,
         inheritance,
         imports: loaded.imports.clone(),
+        sources,
         is_abstract,
         enabled,
     }))

@@ -5,7 +5,7 @@
 //! the components defined in their file and in what it imports, and an importing file's beat
 //! an imported file's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -69,6 +69,8 @@ pub struct OverrideScope {
     pub by_type: Map<String, Value>,
     /// `(type, name)` of every component defined in the file or what it imports.
     pub components: BTreeSet<(String, String)>,
+    /// Per type, pointer of each leaf of its layer (`/vars/x`) → `file:line`.
+    pub sources: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A top-level manifest with its imports merged.
@@ -83,6 +85,9 @@ pub struct Loaded {
     pub imports: Vec<String>,
     /// File-scoped overrides, lowest first.
     pub overrides: Vec<OverrideScope>,
+    /// JSON pointer of every leaf of `merged` (maps recurse; lists and scalars are leaves) →
+    /// `file:line` of the manifest that set it last.
+    pub sources: BTreeMap<String, String>,
 }
 
 /// What loading reads from.
@@ -98,6 +103,7 @@ pub struct Reader<'a> {
 }
 
 struct Walk {
+    sources: BTreeMap<String, String>,
     files: usize,
     imports: BTreeSet<String>,
     overrides: Vec<OverrideScope>,
@@ -108,6 +114,7 @@ impl Reader<'_> {
     /// Load the top-level manifest `key` (relative to the stacks folder, no extension).
     pub fn load(&self, file: &Path) -> Result<Loaded, StackError> {
         let mut walk = Walk {
+            sources: BTreeMap::new(),
             files: 0,
             imports: BTreeSet::new(),
             overrides: Vec::new(),
@@ -119,6 +126,7 @@ impl Reader<'_> {
             merged,
             imports: walk.imports.into_iter().collect(),
             overrides: walk.overrides,
+            sources: walk.sources,
         })
     }
 
@@ -164,6 +172,13 @@ impl Reader<'_> {
             text
         };
         let doc = parse(&text, &shown, self, file)?;
+        let map = crate::config::source_map::SourceMap::build(&text);
+        let line_of = |pointer: &str| -> String {
+            match map.as_ref().and_then(|m| m.nearest(pointer)) {
+                Some(pos) => format!("{shown}:{}", pos.key.unwrap_or(pos.value).line),
+                None => shown.clone(),
+            }
+        };
         let Value::Object(doc) = doc else {
             return Err(StackError::Manifest {
                 file: shown,
@@ -250,10 +265,31 @@ impl Reader<'_> {
             }
         }
         if !by_type.is_empty() {
+            let mut sources: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+            for t in TYPES {
+                let mut of_type = BTreeMap::new();
+                for (prefix, layer) in [
+                    ("/overrides".to_owned(), doc.get("overrides")),
+                    (
+                        format!("/{t}/overrides"),
+                        doc.get(t).and_then(|x| x.get("overrides")),
+                    ),
+                ] {
+                    let mut leaves = Vec::new();
+                    if let Some(l) = layer {
+                        leaf_pointers(l, "", &mut leaves);
+                    }
+                    for p in leaves {
+                        of_type.insert(p.clone(), line_of(&format!("{prefix}{p}")));
+                    }
+                }
+                sources.insert(t.to_owned(), of_type);
+            }
             walk.overrides.push(OverrideScope {
-                file: shown,
+                file: shown.clone(),
                 by_type,
                 components: components.clone(),
+                sources,
             });
         }
         let mut own = Value::Object(doc);
@@ -266,6 +302,12 @@ impl Reader<'_> {
                     s.remove("overrides");
                 }
             }
+        }
+        let mut leaves = Vec::new();
+        leaf_pointers(&own, "", &mut leaves);
+        for p in leaves {
+            let at = line_of(&p);
+            walk.sources.insert(p, at);
         }
         merge(&mut merged, &own, self.lists);
         Ok((merged, components))
@@ -434,6 +476,23 @@ fn defined(doc: &Map<String, Value>) -> BTreeSet<(String, String)> {
         }
     }
     out
+}
+
+/// JSON pointers of the leaves of `v` under `at` (maps recurse; lists and scalars are leaves).
+pub fn leaf_pointers(v: &Value, at: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, x) in m {
+                leaf_pointers(
+                    x,
+                    &format!("{at}/{}", crate::config::source_map::escape_segment(k)),
+                    out,
+                );
+            }
+        }
+        _ if at.is_empty() => {}
+        _ => out.push(at.to_owned()),
+    }
 }
 
 /// `a/b/../c` → `a/c`; `None` when it climbs out.
