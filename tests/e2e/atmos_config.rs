@@ -346,17 +346,16 @@ fn a_stack_run_by_a_stand_in_atmos_cli_that_records_its_arguments() {
     repo.atmos_env(&args("deployment rollout weather --target dev"), &env)
         .code(0);
     let calls = std::fs::read_to_string(out.path().join("atmos.calls")).expect("called");
-    let project = repo
-        .path()
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .into_owned();
-    let _ = project;
     let line = calls.lines().next().expect("a call");
     let mut parts = line.split('|');
     assert_eq!(parts.next(), Some("terraform deploy station -s dev"));
-    let _folder = parts.next();
+    // It runs in the deployed commit's export (a private folder), not in the work tree, and
+    // ATMOS_CLI_CONFIG_PATH names that export's atmos.yaml.
+    let folder = parts.next().expect("a folder");
+    assert_ne!(
+        folder,
+        repo.path().file_name().expect("name").to_string_lossy()
+    );
     assert_eq!(parts.next(), Some("atmos.yaml"), "{line}");
     // Without an Atmos CLI: refused before anything runs.
     let run = repo.atmos_env(
@@ -545,5 +544,40 @@ fn packer_components_build_with_the_real_packer_alone_and_from_a_stack() {
     assert_eq!(
         std::fs::read_to_string(out.path().join("packer.built")).expect("packer built"),
         "golden Oslo\ndev Nowhere\n"
+    );
+}
+
+/// A varfile path that the commit holds as a symbolic link cannot make the rollout write
+/// outside the export: the link is replaced, the file outside stays as it was.
+#[test]
+fn a_varfile_committed_as_a_link_is_replaced_never_followed_with_a_stand_in_terraform() {
+    let repo = Repo::new();
+    let out = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &crate::support::example_dir().join("../atmos-stacks"),
+        repo.path(),
+    );
+    let victim = out.path().join("victim.txt");
+    std::fs::write(&victim, "untouched\n").expect("write");
+    std::os::unix::fs::symlink(
+        &victim,
+        repo.path()
+            .join("components/terraform/weather/dev-station.terraform.tfvars.json"),
+    )
+    .expect("symlink");
+    repo.commit("a link where the varfile goes");
+    let terraform = crate::support::example_dir()
+        .join("../stand-ins/terraform")
+        .display()
+        .to_string();
+    repo.atmos_env(
+        &args("deployment rollout weather --target dev"),
+        &[("ATMOS_TERRAFORM_BIN", terraform.as_str())],
+    )
+    .code(0)
+    .stdout_has(&["dev-station.terraform.tfvars.json: {"]);
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("read"),
+        "untouched\n"
     );
 }

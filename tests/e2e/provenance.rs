@@ -352,6 +352,13 @@ fn images_carry_signed_provenance_and_are_promoted_by_digest_across_registries()
         ),
         "{err}"
     );
+    assert!(
+        err.contains(&format!(
+            "the build of api at {} by dev@example.com: its signature does not verify",
+            &v3[..7]
+        )),
+        "{err}"
+    );
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

@@ -209,13 +209,13 @@ pub fn describe(
                         let vars = located(loaded, c.kind, c.name, name, merge_vars(d, &c, t));
                         let (vars, stack) = match (&t.stack, c.kind) {
                             (Some(stack), ComponentType::Terraform) => {
-                                with_stack(project, stack, "terraform", c.name, vars)
+                                with_stack(project, stack, "terraform", c.name, vars, t)
                             }
                             (Some(stack), ComponentType::Helmfile) => {
-                                with_stack(project, stack, "helmfile", c.name, vars)
+                                with_stack(project, stack, "helmfile", c.name, vars, t)
                             }
                             (Some(stack), ComponentType::Packer) => {
-                                with_stack(project, stack, "packer", c.name, vars)
+                                with_stack(project, stack, "packer", c.name, vars, t)
                             }
                             _ => (vars, None),
                         };
@@ -260,7 +260,13 @@ fn with_stack(
     kind: &str,
     name: &str,
     mut vars: MergedVars,
+    target: &crate::config::Target,
 ) -> (MergedVars, Option<StackComponent>) {
+    // Run by the Atmos CLI, the component gets the stack's values alone: nothing of the
+    // deployment file's is shown as deployed.
+    if target.stack_runner == crate::config::model::StackRunner::AtmosCli {
+        vars = MergedVars::default();
+    }
     let resolved = crate::stacks::StackSettings::read(&project.settings, kind)
         .ok_or(crate::stacks::StackError::NoStacks)
         .and_then(|settings| {

@@ -847,4 +847,29 @@ fn hostile_manifests_are_refused() {
         .expect_err("big")
         .to_string();
     assert!(e.contains("produce more than 8 MiB in all"), "{e}");
+
+    // `!env`: the signing key is never read, whatever the allow-list says; a variable the
+    // allow-list does not name is an error, not a silent default.
+    for (value, want) in [
+        ("!env ATMOS_SIGNING_KEY", "which is never read"),
+        ("!env HOME", "does not allow"),
+    ] {
+        let f = fixture(&[
+            (
+                "atmos.yaml",
+                &format!("{ATMOS_A}processing:\n  env: [\"ATMOS_*\"]\n"),
+            ),
+            (
+                "stacks/deploy/dev.yaml",
+                &format!(
+                    "vars: {{stage: dev}}\ncomponents: {{terraform: {{app: {{env: {{K: {value}}}}}}}}}\n"
+                ),
+            ),
+        ]);
+        let e = f
+            .describe("terraform", "app", "dev")
+            .expect_err(value)
+            .to_string();
+        assert!(e.contains(want), "{value}: {e}");
+    }
 }

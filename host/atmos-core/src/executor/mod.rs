@@ -192,12 +192,19 @@ pub fn atmos_cli_component(
         ("helmfile", _) => "diff",
         _ => "plan",
     };
+    let mut args: Vec<String> = [kind, verb, component, "-s", stack]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    // Drift is the plan's detailed exit code (2: changes), passed through to the tool.
+    match (kind, step) {
+        ("terraform", Step::Drift) => args.push("-detailed-exitcode".into()),
+        ("helmfile", Step::Drift) => args.push("--detailed-exitcode".into()),
+        _ => {}
+    }
     vec![CommandSpec {
         program: cli.to_owned(),
-        args: [kind, verb, component, "-s", stack]
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
+        args,
         cwd: root.to_owned(),
     }]
 }
@@ -309,14 +316,27 @@ pub fn resolve_tool(
         "install `{chosen}`, or point `settings.{}.binary` (or {var}) at it",
         c.kind
     );
+    find_tool(&chosen, &c.id(), project_root, env, hint).map(Some)
+}
+
+/// Where the executable `chosen` is: a path relative to the project root when it holds a `/`,
+/// else the first match on `PATH`; `component` and `hint` make the error.
+pub fn find_tool(
+    chosen: &str,
+    component: &str,
+    project_root: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    hint: String,
+) -> Result<PathBuf, ExecutorError> {
+    let chosen = chosen.to_owned();
     if chosen.contains('/') {
         let path = project_root.join(&chosen);
         return if path.is_file() {
-            Ok(Some(path))
+            Ok(path)
         } else {
             Err(ExecutorError::ToolMissing {
                 tool: chosen,
-                component: c.id(),
+                component: component.to_owned(),
                 where_: format!(" at {}", path.display()),
                 hint,
             })
@@ -326,10 +346,9 @@ pub fn resolve_tool(
     std::env::split_paths(&path_var)
         .map(|dir| dir.join(&chosen))
         .find(|p| p.is_file())
-        .map(Some)
         .ok_or(ExecutorError::ToolMissing {
             tool: chosen,
-            component: c.id(),
+            component: component.to_owned(),
             where_: " on PATH".into(),
             hint,
         })

@@ -336,10 +336,17 @@ pub fn resolve(
         segs.pop();
         segs
     };
+    // A stack name with a `/` is a file's path: `-` in file names, as Atmos writes them.
+    let flat = stack.replace('/', "-");
+    if flat.is_empty() || flat.contains("..") || flat.starts_with('.') {
+        return Err(err(format!(
+            "its stack's name `{stack}` cannot name a file (empty, or `..`)"
+        )));
+    }
     let stem = if prefix.is_empty() {
-        format!("{stack}-{last}")
+        format!("{flat}-{last}")
     } else {
-        format!("{stack}-{}-{last}", prefix.join("-"))
+        format!("{flat}-{}-{last}", prefix.join("-"))
     };
     let varfile = format!(
         "{stem}.{kind}.{}",
@@ -571,14 +578,28 @@ fn functions(v: &mut Value, at: &str, allow: &[String]) -> Result<(), String> {
             if tag == "!env" {
                 let name = words.next().unwrap_or_default().to_owned();
                 let default: Vec<&str> = words.collect();
+                // The signing key is atmos's alone: never a value a component gets.
+                if name == crate::signing::KEY_ENV {
+                    return Err(format!("{at} reads `!env {name}`, which is never read"));
+                }
                 let allowed = allow.iter().any(|a| match a.strip_suffix('*') {
                     Some(prefix) => name.starts_with(prefix),
                     None => *a == name,
                 });
-                let value = allowed
-                    .then(|| std::env::var(&name).ok())
-                    .flatten()
-                    .unwrap_or_else(|| default.join(" "));
+                if !allowed {
+                    return Err(format!(
+                        "{at} reads `!env {name}`, which atmos.yaml `processing.env` (on the trusted ref) does not allow"
+                    ));
+                }
+                let value = match (std::env::var(&name).ok(), default.is_empty()) {
+                    (Some(value), _) => value,
+                    (None, false) => default.join(" "),
+                    (None, true) => {
+                        return Err(format!(
+                            "{at} reads `!env {name}`, which is not set and has no default"
+                        ));
+                    }
+                };
                 *v = Value::String(value);
             }
         }

@@ -216,6 +216,7 @@ pub fn check(
             &plan,
             crate::executor::Step::Drift,
             &crate::identity::process_env,
+            &project.settings.processing.env,
         )?;
         let runs =
             crate::executor::run::run_blocking(&prepared, 4, &mut |_| {}).map_err(|source| {

@@ -491,7 +491,8 @@ pub fn key_mismatch(
     }
     // Only a key that signs, and whose signature the file provably does not allow for the
     // identity: a key that cannot sign at all fails later, where it is used, as before.
-    let ns = crate::signing::IDENTITY_NAMESPACE;
+    // The namespace the records are signed and verified in (git's, as `git tag -s`).
+    let ns = crate::signing::TAG_NAMESPACE;
     let challenge = format!("atmos signing key check: {}", actor.id);
     let signature = crate::signing::sign(challenge.as_bytes(), key, ns).ok()?;
     if crate::signing::verify(challenge.as_bytes(), &signature, &actor.id, &signers, ns).is_ok() {

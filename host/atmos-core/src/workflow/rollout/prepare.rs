@@ -27,6 +27,7 @@ pub fn prepare(
     plan: &RolloutPlan,
     step: Step,
     env: &dyn Fn(&str) -> Option<String>,
+    env_allow: &[String],
 ) -> Result<Prepared, WorkflowError> {
     let scratch =
         crate::scratch::dir("atmos-rollout-").map_err(io_err(Path::new("temporary folder")))?;
@@ -107,7 +108,10 @@ pub fn prepare(
             let atmos_cli_runs = stack_kind.is_some()
                 && target.stack.is_some()
                 && target.stack_runner == crate::config::model::StackRunner::AtmosCli;
-            let tool = if atmos_cli_runs {
+            // A stack's component names its own executable (`command`): looked up once the
+            // stack is read, below.
+            let stack_bound = stack_kind.is_some() && target.stack.is_some();
+            let tool = if stack_bound {
                 None
             } else {
                 executor::resolve_tool(&c, project_root, env)?
@@ -141,7 +145,9 @@ pub fn prepare(
             // A target bound to an Atmos stack: its Terraform components are the stack's,
             // with what the deployment file sets on top, run by Atmos's Terraform contract.
             let stack = match (target.stack.as_deref(), stack_kind) {
-                (Some(stack), Some(kind)) => Some(stack_component(&root, stack, kind, name)?),
+                (Some(stack), Some(kind)) => {
+                    Some(stack_component(&root, stack, kind, name, env_allow)?)
+                }
                 _ => None,
             };
             if let Some((resolved, _)) = &stack {
@@ -188,7 +194,7 @@ pub fn prepare(
                 Some((resolved, _)) if resolved.kind == "packer" => {
                     let folder = stack_folder(&root, resolved, name, &planned.new)?;
                     let varfile = folder.join(&resolved.varfile);
-                    std::fs::write(&varfile, &json).map_err(io_err(&varfile))?;
+                    write_new(&varfile, &json)?;
                     let template = resolved
                         .settings
                         .get("packer")
@@ -196,43 +202,33 @@ pub fn prepare(
                         .and_then(serde_json::Value::as_str)
                         .unwrap_or(".")
                         .to_owned();
-                    let program = match resolved.command.as_deref() {
-                        Some(cmd) if cmd != "packer" => PathBuf::from(cmd),
-                        _ => tool.clone().unwrap_or_else(|| PathBuf::from("packer")),
-                    };
+                    let program = stack_program(resolved, &c, project_root, env)?;
                     executor::stack_packer(&folder, &resolved.varfile, &template, step, &program)
                 }
                 Some((resolved, _)) if resolved.kind == "helmfile" => {
                     let folder = stack_folder(&root, resolved, name, &planned.new)?;
                     let varfile = folder.join(&resolved.varfile);
                     let yaml = serde_yaml_ng::to_string(&vars).unwrap_or_default();
-                    std::fs::write(&varfile, yaml).map_err(io_err(&varfile))?;
-                    let program = match resolved.command.as_deref() {
-                        Some(cmd) if cmd != "helmfile" => PathBuf::from(cmd),
-                        _ => tool.clone().unwrap_or_else(|| PathBuf::from("helmfile")),
-                    };
+                    write_new(&varfile, yaml.as_bytes())?;
+                    let program = stack_program(resolved, &c, project_root, env)?;
                     executor::stack_helmfile(&folder, &resolved.varfile, step, &program)
                 }
                 Some((resolved, settings)) => {
                     let folder = stack_folder(&root, resolved, name, &planned.new)?;
                     let varfile = folder.join(&resolved.varfile);
-                    std::fs::write(&varfile, &json).map_err(io_err(&varfile))?;
+                    write_new(&varfile, &json)?;
                     if settings.auto_generate_backend_file.unwrap_or(false)
                         && let Some(kind) = &resolved.backend_type
                     {
                         let backend = folder.join("backend.tf.json");
                         let doc =
                             serde_json::json!({"terraform": {"backend": {kind: resolved.backend}}});
-                        std::fs::write(
+                        write_new(
                             &backend,
-                            serde_json::to_vec_pretty(&doc).unwrap_or_default(),
-                        )
-                        .map_err(io_err(&backend))?;
+                            &serde_json::to_vec_pretty(&doc).unwrap_or_default(),
+                        )?;
                     }
-                    let program = match resolved.command.as_deref() {
-                        Some(cmd) if cmd != "terraform" => PathBuf::from(cmd),
-                        _ => tool.clone().unwrap_or_else(|| PathBuf::from("terraform")),
-                    };
+                    let program = stack_program(resolved, &c, project_root, env)?;
                     executor::stack_terraform(
                         &executor::StackTerraform {
                             dir: &folder,
@@ -276,15 +272,18 @@ pub fn prepare(
             ];
             if let Some((resolved, _)) = &stack {
                 // As the Atmos CLI runs it: the component's `env` (a `null` unsets nothing
-                // here: it is left out), the stack, and where atmos.yaml is.
+                // here: it is left out), first, so that atmos's own variables win; the stack,
+                // and where atmos.yaml is.
+                let mut own: Vec<(String, String)> = Vec::new();
                 for (k, v) in resolved.env.as_object().into_iter().flatten() {
                     let value = match v {
                         serde_json::Value::Null => continue,
                         serde_json::Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
-                    env_vars.push((k.clone(), value));
+                    own.push((k.clone(), value));
                 }
+                env_vars.splice(0..0, own);
                 env_vars.push(("ATMOS_STACK".to_owned(), resolved.stack.clone()));
                 if resolved.kind == "helmfile" {
                     // As Atmos gives helmfile: the stack, and the context vars the process
@@ -344,6 +343,7 @@ fn stack_component(
     stack: &str,
     kind: &str,
     name: &str,
+    env_allow: &[String],
 ) -> Result<
     (
         crate::stacks::Resolved,
@@ -352,8 +352,10 @@ fn stack_component(
     WorkflowError,
 > {
     let project = crate::config::Project::open(root.to_owned())?;
-    let settings = crate::stacks::StackSettings::read(&project.settings, kind)
+    let mut settings = crate::stacks::StackSettings::read(&project.settings, kind)
         .ok_or(crate::stacks::StackError::NoStacks)?;
+    // What `!env` may read is the trusted rules' list, never the deployed commit's.
+    settings.env_allow = env_allow.to_vec();
     let source = crate::config::source::WorkTree::new(root);
     let resolved = crate::stacks::Stacks::new(&source, settings).component(stack, kind, name)?;
     let refuse = |why: &str| {
@@ -379,6 +381,52 @@ fn stack_component(
         _ => project.settings.components.terraform.clone(),
     };
     Ok((resolved, typed))
+}
+
+/// The executable of a stack's component: the stack's `command` (looked up now, so a missing
+/// one stops the rollout before anything runs), else the component's usual tool.
+fn stack_program(
+    resolved: &crate::stacks::Resolved,
+    c: &crate::config::ComponentRef<'_>,
+    project_root: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PathBuf, WorkflowError> {
+    match resolved.command.as_deref().filter(|c| !c.is_empty()) {
+        Some(cmd) => Ok(executor::find_tool(
+            cmd,
+            &c.id(),
+            project_root,
+            env,
+            format!(
+                "install `{cmd}` (the stack's `command` for {}), or change it",
+                resolved.atmos_component
+            ),
+        )?),
+        None => Ok(executor::resolve_tool(c, project_root, env)?
+            .unwrap_or_else(|| PathBuf::from(c.kind.as_str()))),
+    }
+}
+
+/// Write a file the rollout makes in the deployed commit's export: whatever was at that path
+/// (a committed symbolic link, say) is removed first, and the file is created new, so the
+/// write never follows a link out of the export.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), WorkflowError> {
+    use std::io::Write as _;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.is_dir() {
+            return Err(WorkflowError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::other("a folder is where the file goes"),
+            });
+        }
+        std::fs::remove_file(path).map_err(io_err(path))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all(bytes).map_err(io_err(path))
 }
 
 /// The folder of a stack's component in the deployed commit's export; it must be there.

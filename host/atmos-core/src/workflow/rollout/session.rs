@@ -394,6 +394,7 @@ impl<'a> RolloutSession<'a> {
             plan,
             step,
             &crate::identity::process_env,
+            &self.rules.project.settings.processing.env,
         )?;
         self.log_dir = Some(prepared.log_dir.clone());
         Ok(prepared)

@@ -476,6 +476,17 @@ impl Audit<'_, '_> {
 
         // Where provenance is required, the digest deployed has a signed provenance that
         // verifies, names this commit and was made by an allowed builder.
+        if promotion.provenance.as_ref().is_some_and(|p| p.required)
+            && r.record.image.is_some()
+            && r.record.image_digest.is_none()
+        {
+            push(
+                ProblemKind::UnprovenArtifact,
+                format!(
+                    "deployed an image with no registry digest, and {target} requires a signed provenance of the digest it runs"
+                ),
+            );
+        }
         if let Some(rule) = promotion.provenance.as_ref().filter(|p| p.required)
             && let Some(digest) = &r.record.image_digest
         {
