@@ -411,3 +411,20 @@ fn a_scan_merged_later_shows_in_the_sbom_of_the_commit() {
     repo.atmos(&["deployment", "sbom", "svc", "--git-sha", &sha, "--summary"])
         .stdout_has(&["Vulnerabilities: 0 critical, 1 high, 0 medium, 0 low"]);
 }
+
+/// A build with other `--context` values is another build: it runs, and its record is the
+/// commit's newest; the same context again is already built.
+#[test]
+fn a_build_with_another_context_builds_again() {
+    let (repo, out, path) = world();
+    repo.commit("init");
+    let run = |line: &'static str| atmos(&repo, out.path(), &path, &args(line));
+    run("deployment build svc --target dev --component api").code(0);
+    assert_eq!(builds(out.path()), 1);
+    run("deployment build svc --target dev --component api --context cpu=512").code(0);
+    assert_eq!(builds(out.path()), 2, "built again with its new context");
+    run("deployment build svc --target dev --component api --context cpu=512")
+        .code(0)
+        .stdout_has(&["Nothing to build"]);
+    assert_eq!(builds(out.path()), 2, "the same context is already built");
+}

@@ -195,20 +195,60 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
     Ok(exit)
 }
 
-/// The command that runs this rollout again, as a person would type it.
+/// The command that runs this rollout again, as a person would type it: every flag of this
+/// run that decides what it does or how it is judged (metadata, a skipped promotion check,
+/// context, the signing key, the store), so that copying it is the same rollout.
 fn rerun_command(args: &RolloutArgs) -> String {
-    let mut cmd = format!("atmos deployment rollout {}", args.what.deployment);
+    let mut cmd = format!("atmos deployment rollout {}", quote(&args.what.deployment));
+    let mut flag = |name: &str, value: &str| cmd.push_str(&format!(" --{name} {}", quote(value)));
     if let Some(t) = &args.what.target {
-        cmd.push_str(&format!(" --target {t}"));
+        flag("target", t);
     }
     if let Some(src) = &args.what.promote_from {
-        cmd.push_str(&format!(" --promote-from {src}"));
+        flag("promote-from", src);
     }
     if let Some(sha) = &args.what.git_sha {
-        cmd.push_str(&format!(" --git-sha {sha}"));
+        flag("git-sha", sha);
     }
     for c in &args.what.components {
-        cmd.push_str(&format!(" --component {c}"));
+        flag("component", c);
+    }
+    for (k, v) in &args.what.metadata {
+        flag("metadata", &format!("{k}={v}"));
+    }
+    for c in &args.context {
+        flag("context", c);
+    }
+    if let Some(key) = &args.what.signing_key {
+        flag("signing-key", &key.display().to_string());
+    }
+    if let Some(remote) = &args.store.remote {
+        flag("remote", remote);
+    }
+    if args.what.skip_promotion_check {
+        cmd.push_str(" --skip-promotion-check");
+    }
+    if args.force {
+        cmd.push_str(" --force");
+    }
+    if args.local {
+        cmd.push_str(" --local");
+    }
+    if args.store.offline {
+        cmd.push_str(" --offline");
     }
     cmd
+}
+
+/// `text` as one shell word: as is when it holds only plain characters, else single-quoted.
+fn quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@+,%".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }

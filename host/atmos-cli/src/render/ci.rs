@@ -298,6 +298,14 @@ pub fn for_outcome(outcome: &RolloutOutcome, cx: &Context<'_>) -> CiReport {
             });
         }
         if plan.blocked() == Some(Verdict::Pending) {
+            if let Some(check) = &plan.approvals
+                && !check.eligible.is_empty()
+            {
+                md.push_str(&format!(
+                    "\nMay still approve: {}\n",
+                    inline(&check.eligible.join(", "))
+                ));
+            }
             md.push_str(&format!(
                 "\nThen run the rollout again: `{}`\n",
                 code(&cx.rerun)

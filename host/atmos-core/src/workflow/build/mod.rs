@@ -137,6 +137,20 @@ fn at_commit(
     Ok((tree, loaded))
 }
 
+/// `--context` as a build records it (strings as they are, other values as JSON).
+fn recorded_context(request: &BuildRequest) -> indexmap::IndexMap<String, String> {
+    request
+        .context
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            )
+        })
+        .collect()
+}
+
 /// The record of `item`'s build (its duration and signatures are set by the caller).
 fn new_record(
     plan: &BuildPlan,
@@ -161,16 +175,7 @@ fn new_record(
         built_at: crate::contracts::layout::rfc3339(jiff::Timestamp::now()),
         duration_ms: 0,
         target: target.to_owned(),
-        context: request
-            .context
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                )
-            })
-            .collect(),
+        context: recorded_context(request),
         build_id: request.build_id.clone(),
         provenance: None,
         signature: None,
@@ -340,12 +345,15 @@ pub fn build(
     let existing = artifacts::latest(&git, &plan.deployment, &commit)?;
     let mut already_built = Vec::new();
     if !request.force {
+        // A build with other `--context` values is another build: it runs (and its record
+        // becomes the commit's newest); the same context is already built.
+        let context = recorded_context(request);
         plan.items.retain(|i| match existing.get(&i.name) {
-            Some(record) => {
+            Some(record) if record.context == context => {
                 already_built.push(record.clone());
                 false
             }
-            None => true,
+            _ => true,
         });
     }
     plan.already_built = already_built.iter().map(|r| r.component.clone()).collect();
