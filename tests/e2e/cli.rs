@@ -200,3 +200,16 @@ fn command_files_are_thin_and_independent() {
         "the CLI does not depend on git2"
     );
 }
+
+/// `promote` is not a verb; the error says what to type instead.
+#[test]
+fn promote_is_not_a_verb_and_the_error_says_what_to_type() {
+    let repo = crate::support::Repo::new();
+    let run = repo.atmos(&crate::support::args(
+        "deployment promote payment-service --target prod",
+    ));
+    run.code(2).stderr_has(&[
+        "there is no `promote` verb: a promotion is a rollout from another target",
+        "atmos deployment rollout payment-service --target <target> --promote-from <source>",
+    ]);
+}

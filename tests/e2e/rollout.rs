@@ -809,6 +809,17 @@ fn executors_run_the_deployed_commit_even_with_a_dirty_work_tree() {
     // The work tree is left as it was, and nothing is cached in the repository.
     assert!(!f.repo.path().join(".git/atmos/checkouts").exists());
     assert_eq!(f.repo.git(&["status", "--porcelain"]), " M VERSION");
+    // And it says which files it does not deploy.
+    run.stderr_has(&[
+        "VERSION has uncommitted changes the rollout does not deploy (it runs commit",
+    ]);
+    // A detached HEAD deploys a commit on no branch, and says so.
+    f.repo.git(&["checkout", "-q", "--", "VERSION"]);
+    f.repo.git(&["checkout", "-q", "--detach"]);
+    let run = f.rollout(&["--target", "dev", "--force"]);
+    run.code(0);
+    run.stderr_has(&["HEAD is detached at"]);
+    assert!(!run.stderr.contains("uncommitted"), "{}", run.stderr);
 }
 
 /// What the executors printed is kept with each record (a note on its tag) and shown by

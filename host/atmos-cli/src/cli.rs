@@ -121,6 +121,13 @@ pub enum DeploymentCommand {
     PromotionGraph(PromotionGraphArgs),
     /// Deploy a commit to a target, promote from another target, or roll back.
     Rollout(RolloutArgs),
+    /// Not a verb: a promotion is `rollout --promote-from`; said with the command to type.
+    #[command(hide = true)]
+    Promote {
+        /// Whatever followed `promote`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
     /// What runs where: one target, every target of a deployment, or every deployment.
     Status(StatusArgs),
     /// The rollout timeline of a target, newest first.

@@ -20,6 +20,11 @@ pub fn count_as(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `"has"` or `"have"`, agreeing with `n`.
+pub fn has_have(n: usize) -> &'static str {
+    if n == 1 { "has" } else { "have" }
+}
+
 /// `"is"` or `"are"`, agreeing with `n`.
 pub fn is_are(n: usize) -> &'static str {
     if n == 1 { "is" } else { "are" }

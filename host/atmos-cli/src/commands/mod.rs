@@ -38,6 +38,15 @@ pub fn run(cmd: DeploymentCommand, ctx: &Context) -> Result<Exit, Failure> {
         DeploymentCommand::Describe(args) => describe::run(&args, ctx),
         DeploymentCommand::PromotionGraph(args) => promotion_graph::run(&args, ctx),
         DeploymentCommand::Rollout(args) => rollout::run(&args, ctx),
+        DeploymentCommand::Promote { rest } => Err(Failure::usage(
+            "there is no `promote` verb: a promotion is a rollout from another target",
+            Some(format!(
+                "atmos deployment rollout {} --target <target> --promote-from <source>",
+                rest.first()
+                    .filter(|d| !d.starts_with('-'))
+                    .map_or("<deployment>", String::as_str)
+            )),
+        )),
         DeploymentCommand::Status(args) => status::run(&args, ctx),
         DeploymentCommand::History(args) => history::run(&args, ctx),
         DeploymentCommand::Diff(args) => diff::run(&args, ctx),

@@ -576,6 +576,43 @@ impl GitRepo {
         })
     }
 
+    /// True when `HEAD` is detached (a commit checked out, no branch).
+    pub fn head_detached(&self) -> bool {
+        self.repo.head_detached().unwrap_or(false)
+    }
+
+    /// Files under `paths` (relative to the work tree) that differ in the work tree from
+    /// `commit`: changed, staged, deleted or new and not ignored. Empty outside a work tree.
+    pub fn work_tree_changes(&self, commit: &str, paths: &[String]) -> Vec<String> {
+        let Some(dir) = self.workdir() else {
+            return Vec::new();
+        };
+        let run = |args: &[&str]| -> Vec<String> {
+            std::process::Command::new("git")
+                .env_remove(crate::signing::KEY_ENV)
+                .args(args)
+                .arg("--")
+                .args(paths)
+                .current_dir(dir)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut out = run(&["diff", "--name-only", commit]);
+        out.extend(run(&["ls-files", "--others", "--exclude-standard"]));
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The commit a ref or revision names, if any.
     pub fn peel(&self, name: &str) -> Option<String> {
         let object = self.repo.revparse_single(name).ok()?;

@@ -945,6 +945,38 @@ impl<'a> RolloutSession<'a> {
                 crate::git::short(commit)
             ));
         }
+        // Files of the project edited but not committed (scripts, modules, charts, the
+        // deployment file): the executors run the deployed commit's export, never these. And a
+        // detached HEAD deploys a commit on no branch.
+        if let Some(commit) = &plan.commit
+            && self.git.peel("HEAD").as_deref() == Some(commit.as_str())
+        {
+            let rel = crate::workflow::trust::project_in_repo(&self.git, &self.project.root);
+            let scope = if rel.as_os_str().is_empty() {
+                ".".to_owned()
+            } else {
+                rel.display().to_string()
+            };
+            let edited = self.git.work_tree_changes(commit, &[scope]);
+            if !edited.is_empty() {
+                let shown = if edited.len() > 10 {
+                    format!("{} and {} more", edited[..10].join(", "), edited.len() - 10)
+                } else {
+                    edited.join(", ")
+                };
+                notes.push(format!(
+                    "{shown} {} uncommitted changes the rollout does not deploy (it runs commit {} as committed): commit them to deploy them",
+                    crate::plural::has_have(edited.len()),
+                    crate::git::short(commit)
+                ));
+            }
+            if self.git.head_detached() {
+                notes.push(format!(
+                    "HEAD is detached at {} (no branch): that commit is what is deployed",
+                    crate::git::short(commit)
+                ));
+            }
+        }
         if let Some(shown) = changed(&self.rules.loaded) {
             let shown = shown.replacen(
                 " differ",
