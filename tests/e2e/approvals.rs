@@ -961,3 +961,23 @@ fn a_nul_byte_in_the_approvals_note_stops_the_rollout_instead_of_hiding_what_fol
     );
     assert!(f.repo.tags("svc", "prod", "a").is_empty(), "nothing ran");
 }
+
+/// Approving a target that needs no approval says so, instead of "1 required".
+#[test]
+fn approving_a_target_that_needs_no_approval_says_so() {
+    let f = crate::rollout::Fixture::new();
+    let v1 = f.version("1");
+    let run = f.repo.atmos(&[
+        "deployment",
+        "approve",
+        "svc",
+        "--target",
+        "dev",
+        "--git-sha",
+        &v1,
+    ]);
+    run.code(0).stdout_has(&[
+        "dev needs no approval: this one is recorded, and counts once the target requires approvals",
+    ]);
+    assert!(!run.stdout.contains("required"), "{}", run.stdout);
+}

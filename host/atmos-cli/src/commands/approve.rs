@@ -97,16 +97,24 @@ fn render(report: &ApprovalReport, s: &Style) -> String {
             ""
         }
     );
-    out.push_str(&format!(
-        "  {} approval(s) recorded for this commit and target; {} required{} (self-approvals are checked at rollout)\n",
-        report.counted,
-        report.required,
-        if report.from_groups.is_empty() {
-            String::new()
-        } else {
-            format!(" from {}", report.from_groups.join(", "))
-        }
-    ));
+    if report.requires_approval {
+        out.push_str(&format!(
+            "  {} approval(s) recorded for this commit and target, {} of which count; {} required{} (self-approvals are checked at rollout)\n",
+            report.recorded,
+            report.counted,
+            report.required,
+            if report.from_groups.is_empty() {
+                String::new()
+            } else {
+                format!(" from {}", report.from_groups.join(", "))
+            }
+        ));
+    } else if r.decision == ApprovalDecision::Approve {
+        out.push_str(&format!(
+            "  {} needs no approval: this one is recorded, and counts once the target requires approvals\n",
+            r.target
+        ));
+    }
     out.push_str(&format!(
         "  Recorded in {} on {}\n",
         report.notes_ref, r.git_sha

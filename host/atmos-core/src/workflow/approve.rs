@@ -54,8 +54,12 @@ pub struct ApprovalReport {
     pub record: ApprovalRecord,
     /// Where it is kept.
     pub notes_ref: String,
+    /// People whose approval of this commit for this target is recorded (counting or not).
+    pub recorded: usize,
     /// Approvals that count now.
     pub counted: usize,
+    /// Whether the target requires approvals at all.
+    pub requires_approval: bool,
     /// Approvals required.
     pub required: u32,
     /// Groups approvals must come from.
@@ -283,7 +287,17 @@ pub fn approve(
     Ok(ApproveOutcome::Recorded(Box::new(ApprovalReport {
         record,
         notes_ref: notes,
+        recorded: records
+            .iter()
+            .filter(|r| r.target == target_name && r.decision == ApprovalDecision::Approve)
+            .map(|r| r.approved_by.to_ascii_lowercase())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
         counted: check.counted.len(),
+        requires_approval: target
+            .promotion
+            .as_ref()
+            .is_some_and(|p| p.requires_approval),
         required: check.required,
         from_groups: rules.from_groups.clone(),
         warning,
