@@ -88,6 +88,9 @@ fn quorum_groups_and_self_approval() {
         "the deployer (dev) may not: {}",
         run.stdout
     );
+    run.stdout_has(&[
+        "Not eligible: dev@example.com (runs this rollout, and authored a commit it carries: a self-approval)",
+    ]);
     run.stdout_has(&[&format!(
         "atmos deployment approve svc --target prod --git-sha {v1}"
     )]);

@@ -164,6 +164,9 @@ pub struct ApprovalCheck {
     /// People who may still approve (group members not yet counted, not self), when groups
     /// are configured.
     pub eligible: Vec<String>,
+    /// Group members left out of `eligible` whose approval would be a self-approval, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<Ignored>,
     /// Groups approvals must come from.
     pub from_groups: Vec<String>,
     /// How approval is given.
@@ -235,6 +238,7 @@ pub fn check(
         ignored: Vec::new(),
         rejected_by: Vec::new(),
         eligible: Vec::new(),
+        excluded: Vec::new(),
         from_groups: rules.from_groups.clone(),
         method,
     };
@@ -319,18 +323,34 @@ pub fn check(
             signed: matches!(checked, Ok(true)),
         });
     }
-    out.eligible = members
-        .into_iter()
-        .filter(|m| {
-            !out.counted
-                .iter()
-                .any(|c| crate::identity::same(&c.approved_by, m))
-                && (rules.allow_self_approval
-                    || (!crate::identity::same(m, ctx.actor)
-                        && !crate::identity::listed(ctx.authors, m)))
-        })
-        .collect();
-    out.eligible.dedup();
+    for m in members {
+        if out
+            .counted
+            .iter()
+            .any(|c| crate::identity::same(&c.approved_by, &m))
+        {
+            continue;
+        }
+        let mut why = Vec::new();
+        if !rules.allow_self_approval {
+            if crate::identity::same(&m, ctx.actor) {
+                why.push("runs this rollout");
+            }
+            if crate::identity::listed(ctx.authors, &m) {
+                why.push("authored a commit it carries");
+            }
+        }
+        if why.is_empty() {
+            if !out.eligible.contains(&m) {
+                out.eligible.push(m);
+            }
+        } else if !out.excluded.iter().any(|e| e.approved_by == m) {
+            out.excluded.push(Ignored {
+                approved_by: m,
+                reason: format!("{}: a self-approval", why.join(", and ")),
+            });
+        }
+    }
     out
 }
 

@@ -306,6 +306,13 @@ pub fn for_outcome(outcome: &RolloutOutcome, cx: &Context<'_>) -> CiReport {
                     inline(&check.eligible.join(", "))
                 ));
             }
+            for e in plan.approvals.iter().flat_map(|c| &c.excluded) {
+                md.push_str(&format!(
+                    "\nNot eligible: {} ({})\n",
+                    inline(&e.approved_by),
+                    inline(&e.reason)
+                ));
+            }
             md.push_str(&format!(
                 "\nThen run the rollout again: `{}`\n",
                 code(&cx.rerun)

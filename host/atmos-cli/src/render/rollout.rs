@@ -234,6 +234,16 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
                 check.eligible.join(", ")
             ));
         }
+        if let Some(check) = &plan.approvals {
+            for e in &check.excluded {
+                out.push_str(&format!(
+                    "{} {} ({})\n",
+                    s.dim("Not eligible:"),
+                    t(&e.approved_by),
+                    t(&e.reason)
+                ));
+            }
+        }
         for n in &b.not_offered {
             out.push_str(&format!("{} {}\n", s.dim("Not offered:"), t(n)));
         }
