@@ -150,6 +150,15 @@ pub struct Ignored {
     pub reason: String,
 }
 
+/// A group member who may not approve this rollout, and why.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Excluded {
+    /// Who.
+    pub who: String,
+    /// Why their approval would not count.
+    pub why: String,
+}
+
 /// The approval rule applied to the records of one commit and target.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ApprovalCheck {
@@ -166,7 +175,7 @@ pub struct ApprovalCheck {
     pub eligible: Vec<String>,
     /// Group members left out of `eligible` whose approval would be a self-approval, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub excluded: Vec<Ignored>,
+    pub excluded: Vec<Excluded>,
     /// Groups approvals must come from.
     pub from_groups: Vec<String>,
     /// How approval is given.
@@ -344,10 +353,10 @@ pub fn check(
             if !out.eligible.contains(&m) {
                 out.eligible.push(m);
             }
-        } else if !out.excluded.iter().any(|e| e.approved_by == m) {
-            out.excluded.push(Ignored {
-                approved_by: m,
-                reason: format!("{}: a self-approval", why.join(", and ")),
+        } else if !out.excluded.iter().any(|e| e.who == m) {
+            out.excluded.push(Excluded {
+                who: m,
+                why: format!("{}: a self-approval", why.join(", and ")),
             });
         }
     }

@@ -309,8 +309,8 @@ pub fn for_outcome(outcome: &RolloutOutcome, cx: &Context<'_>) -> CiReport {
             for e in plan.approvals.iter().flat_map(|c| &c.excluded) {
                 md.push_str(&format!(
                     "\nNot eligible: {} ({})\n",
-                    inline(&e.approved_by),
-                    inline(&e.reason)
+                    inline(&e.who),
+                    inline(&e.why)
                 ));
             }
             md.push_str(&format!(

@@ -239,8 +239,8 @@ pub fn blocked(plan: &RolloutPlan, s: &Style) -> String {
                 out.push_str(&format!(
                     "{} {} ({})\n",
                     s.dim("Not eligible:"),
-                    t(&e.approved_by),
-                    t(&e.reason)
+                    t(&e.who),
+                    t(&e.why)
                 ));
             }
         }
