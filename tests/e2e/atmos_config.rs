@@ -377,12 +377,7 @@ fn a_stacks_helmfile_component_runs_with_a_stand_in_helmfile_that_records_its_ar
         &crate::support::example_dir().join("../atmos-stacks"),
         repo.path(),
     );
-    let edit = |file: &str, from: &str, to: &str| {
-        let path = repo.path().join(file);
-        let text = std::fs::read_to_string(&path).expect("read");
-        assert!(text.contains(from), "{file}: {from}");
-        std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
-    };
+    let edit = |file: &str, from: &str, to: &str| edit_once(&repo, file, from, to);
     edit(
         "atmos.yaml",
         "components:\n  terraform:\n",
@@ -494,12 +489,7 @@ fn packer_components_build_with_the_real_packer_alone_and_from_a_stack() {
         &crate::support::example_dir().join("../atmos-stacks"),
         repo.path(),
     );
-    let edit = |file: &str, from: &str, to: &str| {
-        let path = repo.path().join(file);
-        let text = std::fs::read_to_string(&path).expect("read");
-        assert!(text.contains(from), "{file}: {from}");
-        std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
-    };
+    let edit = |file: &str, from: &str, to: &str| edit_once(&repo, file, from, to);
     edit(
         "atmos.yaml",
         "components:\n  terraform:\n",
@@ -580,4 +570,12 @@ fn a_varfile_committed_as_a_link_is_replaced_never_followed_with_a_stand_in_terr
         std::fs::read_to_string(&victim).expect("read"),
         "untouched\n"
     );
+}
+
+/// Replace the first `from` in `file` of `repo` with `to`; `from` must be there.
+fn edit_once(repo: &Repo, file: &str, from: &str, to: &str) {
+    let path = repo.path().join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains(from), "{file}: {from}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
 }
