@@ -484,3 +484,44 @@ fn policy_check_reports_packages_and_located_errors() {
         .json();
     assert_eq!(json["errors"].as_array().map(Vec::len), Some(0));
 }
+
+/// A test file whose rule shadows its import compiles, and its tests report only "undefined":
+/// `policy check` points at the shadowing line (and at unused imports, as OPA's strict mode
+/// does), and `policy test` shows the undefined test it causes.
+#[test]
+fn policy_check_points_at_a_rule_that_shadows_its_import() {
+    let repo = crate::support::Repo::new();
+    repo.write_file(
+        "gate/deploy.rego",
+        "package atmos.deploy\n\ndeny contains \"frozen\" if input.freeze\n",
+    );
+    repo.write_file(
+        "gate/deploy_test.rego",
+        "package atmos.deploy_test\n\nimport data.atmos.deploy\nimport data.atmos.unused\n\ndeploy := {\"deny\": set()}\n\ntest_frozen if {\n\t\"frozen\" in deploy.deny with input as {\"freeze\": true}\n}\n",
+    );
+    let run = repo.atmos(&args("deployment policy check gate"));
+    run.code(2).stdout_has(&[
+        "gate/deploy_test.rego:6: the rule `deploy` shadows the import of data.atmos.deploy at line 3",
+        "gate/deploy_test.rego:4: the import of data.atmos.unused is never used",
+        "2 errors",
+    ]);
+    let json = repo
+        .atmos(&args("deployment policy check gate --format json"))
+        .json();
+    assert_eq!(json["errors"][1]["line"], 6, "{json}");
+    repo.atmos(&args("deployment policy test gate"))
+        .code(1)
+        .stdout_has(&[
+            "gate/deploy_test.rego:8: `test_frozen` is undefined",
+            "perhaps: gate/deploy_test.rego:6: the rule `deploy` shadows the import",
+        ]);
+    // Renamed, the test passes and the check is clean.
+    repo.write_file(
+        "gate/deploy_test.rego",
+        "package atmos.deploy_test\n\nimport data.atmos.deploy\n\ntest_frozen if {\n\t\"frozen\" in deploy.deny with input as {\"freeze\": true}\n}\n",
+    );
+    repo.atmos(&args("deployment policy check gate"))
+        .code(0)
+        .stdout_has(&["0 errors"]);
+    repo.atmos(&args("deployment policy test gate")).code(0);
+}

@@ -45,9 +45,10 @@ fn check(args: &PolicyCheckArgs, ctx: &Context) -> Result<Exit, Failure> {
         }
         for e in &report.errors {
             out.push_str(&format!(
-                "{} {}: {}\n",
+                "{} {}{}: {}\n",
                 s.error("error:"),
                 e.file,
+                e.line.map(|l| format!(":{l}")).unwrap_or_default(),
                 crate::render::table::inert(&e.message)
             ));
         }
@@ -215,6 +216,7 @@ fn eval(args: &PolicyEvalArgs, ctx: &Context) -> Result<Exit, Failure> {
             Action::Rollout => "rollout",
             Action::Promote => "promotion",
             Action::Rollback => "rollback",
+            Action::RollForward => "roll-forward",
         };
         out.push_str(&format!(
             "Gates for {} → {} ({action}){}:\n",

@@ -9,7 +9,8 @@ use super::rego::{LoadError, PolicySet};
 /// What compiling the policies found.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct CheckReport {
-    /// The `.rego` files checked (test files, `*_test.rego`, are left to `policy test`).
+    /// The `.rego` files compiled (test files, `*_test.rego`, are compiled by `policy test`;
+    /// the checks of [`super::lint`] run over them too).
     pub files: Vec<String>,
     /// Gate packages (those declaring `deny`, `warn` or `pending`) and their rules.
     pub gates: Vec<GatePackage>,
@@ -31,6 +32,9 @@ pub struct GatePackage {
 pub struct CheckError {
     /// The file or path concerned.
     pub file: String,
+    /// The line, when one is concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
     /// What is wrong.
     pub message: String,
 }
@@ -39,6 +43,7 @@ impl From<&LoadError> for CheckError {
     fn from(e: &LoadError) -> CheckError {
         CheckError {
             file: e.file.clone(),
+            line: None,
             message: e.message.clone(),
         }
     }
@@ -49,6 +54,26 @@ crate::document!(CheckReport => "PolicyCheckReport");
 /// Compile the policies under `paths` (relative to `root`).
 pub fn check(root: &Path, paths: &[String], timeout: Duration) -> CheckReport {
     let set = PolicySet::load(root, paths, timeout);
+    let mut errors: Vec<CheckError> = set.errors().iter().map(CheckError::from).collect();
+    for path in super::rego::collect(root, paths, true).rego {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue; // unreadable or not UTF-8: the compiler's error says so
+        };
+        let file = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        errors.extend(
+            super::lint::lint(&file, &text)
+                .into_iter()
+                .map(|f| CheckError {
+                    file: file.clone(),
+                    line: Some(f.line),
+                    message: f.message,
+                }),
+        );
+    }
     CheckReport {
         files: set.files().to_vec(),
         gates: set
@@ -56,6 +81,6 @@ pub fn check(root: &Path, paths: &[String], timeout: Duration) -> CheckReport {
             .into_iter()
             .map(|(package, rules)| GatePackage { package, rules })
             .collect(),
-        errors: set.errors().iter().map(CheckError::from).collect(),
+        errors,
     }
 }

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod hook_testing;
 pub mod isolation;
+pub mod lint;
 pub mod rego;
 pub mod testing;
 pub mod wasm;

@@ -127,6 +127,7 @@ pub fn run(root: &Path, paths: &[String], coverage: bool, timeout: Duration) -> 
     let mut tests: Vec<(String, String, String)> = Vec::new();
     let mut lines: std::collections::HashMap<(String, String), usize> = Default::default();
     let mut policy_files: Vec<String> = Vec::new();
+    let mut hints: std::collections::HashMap<String, Vec<String>> = Default::default();
     for path in &sources.rego {
         let file = path
             .strip_prefix(root)
@@ -141,6 +142,15 @@ pub fn run(root: &Path, paths: &[String], coverage: bool, timeout: Duration) -> 
             continue;
         };
         let names = test_rules(&text);
+        // A rule that shadows an import is the usual reason a test is only "undefined".
+        let shadowing: Vec<String> = super::lint::lint(&file, &text)
+            .into_iter()
+            .filter(|f| f.message.contains("shadows the import"))
+            .map(|f| format!("{file}:{}: {}", f.line, f.message))
+            .collect();
+        if !shadowing.is_empty() {
+            hints.insert(file.clone(), shadowing);
+        }
         match engine.add_policy(file.clone(), text) {
             Ok(package) => {
                 if names.is_empty() {
@@ -262,6 +272,9 @@ pub fn run(root: &Path, paths: &[String], coverage: bool, timeout: Duration) -> 
             Some(line) => format!("{file}:{line}: `{name}` {w}"),
             None => format!("`{name}` {w}"),
         });
+        if let (Some(d), Some(h)) = (&mut detail, hints.get(file)) {
+            d.push_str(&format!("\nperhaps: {}", h.join("\n")));
+        }
         if !prints.is_empty() {
             let printed = prints.join("\n");
             detail = Some(match detail {
