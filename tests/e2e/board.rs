@@ -30,7 +30,8 @@ fn report(repo: &Repo, dir: &Path, extra: &[&str]) {
         dir.to_str().expect("utf-8"),
     ];
     all.extend(extra);
-    repo.atmos(&all)
+    // A pinned generation time: the same repository gives the same bytes.
+    repo.atmos_env(&all, &[("SOURCE_DATE_EPOCH", "1767225600")])
         .code(0)
         .stdout_has(&["Wrote the board of 2 deployments (3 pages)"]);
 }
@@ -259,6 +260,30 @@ fn the_board_renders_in_a_real_browser_on_desktop_and_phone() {
         );
         let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
         assert!(console.is_empty(), "{page}: console messages: {console:#?}");
+        // Every command to type is whole on screen at 1280 px: measured in a copy of the page
+        // with a probe script, since a cut command is still in the DOM.
+        let probe = out.path().join(format!("probe-{page}"));
+        std::fs::write(
+            &probe,
+            read(&file).replace(
+                "</body>",
+                "<script>//<![CDATA[\nvar cut = [];\ndocument.querySelectorAll('td code').forEach(function (c) { var r = c.getBoundingClientRect(); if (r.right > window.innerWidth + 1) { cut.push(c.textContent + ' ends at ' + Math.round(r.right)); } });\ndocument.documentElement.setAttribute('data-cut', cut.length ? cut.join(' | ') : 'none');\n//]]></script></body>",
+            ),
+        )
+        .expect("write probe");
+        let (dom, _) = browse(
+            &probe,
+            &profile,
+            &["--window-size=1280,900".into(), "--dump-dom".into()],
+        );
+        assert!(
+            dom.contains("data-cut=\"none\""),
+            "{page}: a command is cut at 1280 px: {}",
+            dom.split("data-cut=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or("no probe result")
+        );
         for (device, size, dark) in [
             ("desktop", "1280,900", false),
             ("phone", "390,844", false),
@@ -379,4 +404,109 @@ fn the_board_tells_the_truth_about_approvals_and_writes_only_its_own_pages() {
     )
     .code(2)
     .stderr_has(&["text direction control character"]);
+}
+
+/// What a reader of a published board needs to trust it: when it was generated and how new
+/// its records are; a target that waits for approval still says how far behind it is; the
+/// newest rollouts are one row per rollout with its components inside; a deployment that
+/// never ran takes one line, not a row of empty boxes.
+#[test]
+fn the_board_is_stamped_groups_rollouts_and_keeps_what_a_waiting_target_lacks() {
+    let f = crate::rollout::Fixture::new();
+    f.repo.write(
+        "idle.yaml",
+        "deployment:\n  name: idle\n  components:\n    script:\n      x:\n        settings: {script: {apply: 'true'}}\n  targets:\n    dev: {}\n    prod: {promotion: {from: dev}}\n",
+    );
+    f.repo.commit("an inventory deployment");
+    let v1 = f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&["--target", "staging", "--promote-from", "dev"])
+        .code(0);
+    let promote = || f.rollout(&["--target", "prod", "--promote-from", "staging"]);
+    assert_ne!(promote().code, 0, "prod waits for an approval");
+    f.repo
+        .atmos_env(
+            &args("deployment approve svc --target prod"),
+            &[("ATMOS_ACTOR", "alice@example.com")],
+        )
+        .code(0);
+    promote().code(0);
+    f.version("2");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&["--target", "staging", "--promote-from", "dev"])
+        .code(0);
+    assert_ne!(promote().code, 0, "v2 waits for an approval in prod");
+    f.repo.assert_state("svc", "prod", "a", Some(&v1));
+
+    let out = tempfile::tempdir().expect("tempdir");
+    let dir = out.path().join("site");
+    let site = dir.to_str().expect("utf-8");
+    f.repo
+        .atmos_env(
+            &["deployment", "report", "--html", site],
+            &[("SOURCE_DATE_EPOCH", "1767225600")],
+        )
+        .code(0);
+    let index = read(&dir.join("index.html"));
+    roxmltree::Document::parse_with_options(
+        &index,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .expect("well-formed");
+    assert!(
+        index.contains("Generated <time datetime=\"2026-01-01T00:00:00Z\">2026-01-01 00:00 UTC</time>, from records up to <time"),
+        "{index}"
+    );
+    // prod's box: the wait and what it lacks, as the CLI graph shows them.
+    let prod_box = index
+        .split("<g><title>prod: ")
+        .nth(1)
+        .and_then(|s| s.split("</title>").next())
+        .expect("prod's box");
+    assert!(
+        prod_box.contains("waiting for 1 approval") && prod_box.contains("1 commit behind staging"),
+        "{prod_box}"
+    );
+    // The inventory deployment: one line, linked, and no graph of empty boxes.
+    assert!(
+        index.contains("Never rolled out</h2><p class=\"muted\">1 deployment with nothing deployed to any target: <a href=\"deployment-idle.html\">idle</a>"),
+        "{index}"
+    );
+    assert!(!index.contains("Promotion graph of idle"), "{index}");
+    // Newest rollouts: one row per rollout (5 rollouts ran), each with both components.
+    let json = f
+        .repo
+        .atmos_env(
+            &args("deployment report --format json"),
+            &[("SOURCE_DATE_EPOCH", "1767225600")],
+        )
+        .json();
+    check_output_schema("Board", &json);
+    let recent = json["recent"].as_array().expect("recent");
+    assert_eq!(recent.len(), 5, "{recent:#?}");
+    for r in recent {
+        let names: Vec<&str> = r["components"]
+            .as_array()
+            .expect("components")
+            .iter()
+            .filter_map(|c| c["component"].as_str())
+            .collect();
+        assert_eq!(names.len(), 2, "{r}");
+        assert!(names.contains(&"a") && names.contains(&"b"), "{r}");
+        assert_eq!(r["components"][0]["status"], "success", "{r}");
+    }
+    assert_eq!(recent[0]["target"], "staging");
+    assert_eq!(json["generated_at"], "2026-01-01T00:00:00Z");
+    assert_eq!(json["records_as_of"], recent[0]["timestamp"]);
+    // A pinned time that is not one is refused with the fix.
+    f.repo
+        .atmos_env(
+            &["deployment", "report", "--html", site],
+            &[("SOURCE_DATE_EPOCH", "yesterday")],
+        )
+        .code(2)
+        .stderr_has(&["SOURCE_DATE_EPOCH `yesterday` is not a number of seconds"]);
 }

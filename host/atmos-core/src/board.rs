@@ -1,8 +1,9 @@
 //! The deployment board (`report`): one document with what runs where, what is waiting and
 //! who approved it, for every deployment — made of the same reports as `status`, `history`,
 //! `diff` and `promotion-graph --show-status`, never a second reading of the records. The
-//! HTML site and `report --format json` both render it. It depends on the repository alone
-//! (no clock), so the same repository gives the same board.
+//! HTML site and `report --format json` both render it. It depends on the repository and the
+//! generation time the caller gives (`SOURCE_DATE_EPOCH` pins it), so the same repository at
+//! the same time gives the same board.
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -23,9 +24,15 @@ pub const RECENT: usize = 20;
 /// The whole board.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Board {
+    /// When the board was generated (RFC 3339): how fresh a published board is.
+    pub generated_at: String,
+    /// The time of the newest record the board read (RFC 3339), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_as_of: Option<String>,
     /// Each deployment, in catalog order.
     pub deployments: Vec<DeploymentBoard>,
-    /// The newest rollouts across deployments, newest first (one row per component).
+    /// The newest rollouts across deployments, newest first, one per rollout with the
+    /// records of its components inside.
     pub recent: Vec<RecentRollout>,
     /// Promotions waiting for approvals, across deployments.
     pub pending: Vec<PendingApproval>,
@@ -53,14 +60,77 @@ pub struct DeploymentBoard {
     pub pending: Vec<PendingApproval>,
 }
 
-/// One component's rollout in the newest-rollouts list.
+/// One rollout in the newest-rollouts list: its components' records together.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct RecentRollout {
     /// Deployment.
     pub deployment: String,
-    /// The history entry.
-    #[serde(flatten)]
-    pub entry: HistoryEntry,
+    /// Target.
+    pub target: String,
+    /// When it started (its newest component record's time).
+    pub timestamp: String,
+    /// Who ran it.
+    pub deployed_by: String,
+    /// The rollout's id, when its records carry one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_id: Option<String>,
+    /// The newest record of each component it ran, in history order.
+    pub components: Vec<HistoryEntry>,
+}
+
+impl RecentRollout {
+    /// `success` when every component's record deployed its commit, else the worst status
+    /// among them (`failure` before `started`/`interrupted` before `skipped`).
+    pub fn status(&self) -> crate::contracts::Status {
+        use crate::contracts::Status;
+        let all: Vec<Status> = self.components.iter().map(|c| c.status).collect();
+        [
+            Status::Failure,
+            Status::Started,
+            Status::Interrupted,
+            Status::Skipped,
+            Status::Rollback,
+        ]
+        .into_iter()
+        .find(|s| all.contains(s))
+        .unwrap_or(Status::Success)
+    }
+}
+
+/// Group history entries (newest first) into rollouts: one rollout id, or — for records
+/// without one — one target, person and start time. A component's newest record in its
+/// rollout stands for it (an outcome over its intent).
+fn group_rollouts(entries: Vec<(String, HistoryEntry)>, limit: usize) -> Vec<RecentRollout> {
+    let mut out: Vec<RecentRollout> = Vec::new();
+    for (deployment, e) in entries {
+        let same = |r: &RecentRollout| {
+            r.deployment == deployment
+                && r.target == e.target
+                && match (&r.rollout_id, &e.rollout_id) {
+                    (Some(a), Some(b)) => a == b,
+                    (None, None) => r.deployed_by == e.deployed_by && r.timestamp == e.timestamp,
+                    _ => false,
+                }
+        };
+        if let Some(r) = out.iter_mut().find(|r| same(r)) {
+            if !r.components.iter().any(|c| c.component == e.component) {
+                r.components.push(e);
+            }
+            continue;
+        }
+        if out.len() == limit {
+            continue;
+        }
+        out.push(RecentRollout {
+            deployment,
+            target: e.target.clone(),
+            timestamp: e.timestamp.clone(),
+            deployed_by: e.deployed_by.clone(),
+            rollout_id: e.rollout_id.clone(),
+            components: vec![e],
+        });
+    }
+    out
 }
 
 /// A promotion that waits for approvals.
@@ -107,6 +177,7 @@ pub fn board(
     catalog: &Catalog,
     project: &crate::config::Project,
     names: &[String],
+    generated_at: String,
 ) -> Result<Board, GitError> {
     let project_root = project.root.as_path();
     let mut deployments = Vec::new();
@@ -117,24 +188,25 @@ pub fn board(
     {
         deployments.push(deployment_board(git, loaded, project, project_root)?);
     }
-    let mut recent: Vec<RecentRollout> = deployments
+    let mut entries: Vec<(String, HistoryEntry)> = deployments
         .iter()
         .flat_map(|d| {
-            d.history.entries.iter().map(|e| RecentRollout {
-                deployment: d.name.clone(),
-                entry: e.clone(),
-            })
+            d.history
+                .entries
+                .iter()
+                .map(|e| (d.name.clone(), e.clone()))
         })
         .collect();
-    recent.sort_by(|a, b| {
-        (&b.entry.timestamp, &b.entry.tag).cmp(&(&a.entry.timestamp, &a.entry.tag))
-    });
-    recent.truncate(RECENT);
+    entries.sort_by(|(_, a), (_, b)| (&b.timestamp, &b.tag).cmp(&(&a.timestamp, &a.tag)));
+    let records_as_of = entries.first().map(|(_, e)| e.timestamp.clone());
+    let recent = group_rollouts(entries, RECENT);
     let pending = deployments
         .iter()
         .flat_map(|d| d.pending.iter().cloned())
         .collect();
     Ok(Board {
+        generated_at,
+        records_as_of,
         deployments,
         recent,
         pending,

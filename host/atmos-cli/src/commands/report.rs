@@ -49,12 +49,16 @@ pub fn run(args: &ReportArgs, ctx: &Context) -> Result<Exit, Failure> {
             "skipped deployment `{broken}`: its file is invalid (run `atmos deployment validate {broken}`)"
         ));
     }
-    let board = atmos_core::board::board(&git, &catalog, &project, &args.deployments)?;
+    let board =
+        atmos_core::board::board(&git, &catalog, &project, &args.deployments, generated_at()?)?;
     if let Some(dir) = &args.html {
         let links = Links { commit_url };
         let mut pages = vec![("index.html".to_owned(), board::index(&board, &links))];
         for d in &board.deployments {
-            pages.push((board::page_file(&d.name), board::deployment(d, &links)));
+            pages.push((
+                board::page_file(&d.name),
+                board::deployment(&board, d, &links),
+            ));
         }
         let io = |path: &std::path::Path| {
             let path = path.to_owned();
@@ -114,4 +118,24 @@ pub fn run(args: &ReportArgs, ctx: &Context) -> Result<Exit, Failure> {
     }
     ctx.print_document(&board)?;
     Ok(Exit::Done)
+}
+
+/// When the board is generated: now, or `SOURCE_DATE_EPOCH` (seconds since 1970) where a
+/// build pins its time, so that the same repository gives the same bytes.
+fn generated_at() -> Result<String, Failure> {
+    let now = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(secs) => secs
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|s| jiff::Timestamp::from_second(s).ok())
+            .ok_or_else(|| {
+                Failure::usage(
+                    format!("SOURCE_DATE_EPOCH `{secs}` is not a number of seconds since 1970"),
+                    Some("unset it, or set it to e.g. `date +%s`".into()),
+                )
+            })?,
+        Err(_) => jiff::Timestamp::now(),
+    };
+    Ok(atmos_core::contracts::layout::rfc3339(now))
 }

@@ -74,6 +74,8 @@ code { font: 0.9em ui-monospace, SFMono-Regular, Menlo, monospace; }
 .muted { color: var(--muted); }
 .scroll { overflow-x: auto; }
 .scroll td, .scroll th { white-space: nowrap; }
+.scroll td.wrap { white-space: normal; min-width: 16rem; }
+.stamp { margin-top: -0.5rem; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 0.35rem 0.6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-weight: 600; }
@@ -233,10 +235,11 @@ fn graph_svg(d: &DeploymentBoard) -> String {
                 ),
                 "pending",
             ));
-        } else if let Some(s) = s {
-            if s.ready_to_promote {
-                lines.push(("ready to promote ✓".into(), "success"));
-            }
+        } else if s.is_some_and(|s| s.ready_to_promote) {
+            lines.push(("ready to promote ✓".into(), "success"));
+        }
+        // How far behind its sources it is, whatever waits: the CLI graph says it too.
+        if let Some(s) = s {
             for b in s
                 .behind
                 .iter()
@@ -347,7 +350,7 @@ fn pending_list(pending: &[PendingApproval], links: &Links) -> String {
             links.commit(&p.commit),
             if p.rejected_by.is_empty() {
                 format!(
-                    "<td class=\"pending\">{} of {} counted{} ({})</td><td><code>{}</code></td>",
+                    "<td class=\"pending wrap\">{} of {} counted{} ({})</td><td class=\"wrap\"><code>{}</code></td>",
                     p.approved_by.len(),
                     p.required,
                     esc(&from),
@@ -374,9 +377,32 @@ fn pending_list(pending: &[PendingApproval], links: &Links) -> String {
     out
 }
 
+/// "Generated … from records up to …": how fresh a published board is.
+fn stamp(board: &Board) -> String {
+    let records = match &board.records_as_of {
+        Some(at) => format!("records up to {}", time(at)),
+        None => "no records yet".to_owned(),
+    };
+    format!(
+        "<p class=\"muted stamp\">Generated {}, from {records}.</p>\n",
+        time(&board.generated_at)
+    )
+}
+
+/// True when no target of `d` ever ran anything: an inventory-style deployment.
+fn never_ran(d: &DeploymentBoard) -> bool {
+    d.status
+        .targets
+        .iter()
+        .all(|t| t.components.iter().all(|c| c.commit.is_none()))
+        && d.history.entries.is_empty()
+}
+
 /// `index.html`.
 pub fn index(board: &Board, links: &Links) -> String {
-    let mut body = String::from("<h1>Deployments</h1>\n<nav>");
+    let mut body = String::from("<h1>Deployments</h1>\n");
+    body.push_str(&stamp(board));
+    body.push_str("<nav>");
     for d in &board.deployments {
         let _ = write!(
             body,
@@ -386,7 +412,9 @@ pub fn index(board: &Board, links: &Links) -> String {
         );
     }
     body.push_str("</nav>\n");
-    for d in &board.deployments {
+    let (idle, active): (Vec<&DeploymentBoard>, Vec<&DeploymentBoard>) =
+        board.deployments.iter().partition(|d| never_ran(d));
+    for d in active {
         let _ = writeln!(
             body,
             "<section aria-labelledby=\"d-{n}\"><h2 id=\"d-{n}\"><a href=\"{}\">{n}</a></h2>",
@@ -400,27 +428,59 @@ pub fn index(board: &Board, links: &Links) -> String {
         body.push_str(&graph_svg(d));
         body.push_str("</div>\n</section>\n");
     }
+    // Deployments that never ran take one line, not a row of empty boxes.
+    if !idle.is_empty() {
+        let names: Vec<String> = idle
+            .iter()
+            .map(|d| {
+                format!(
+                    "<a href=\"{}\">{}</a>",
+                    esc(&page_file(&d.name)),
+                    esc(&d.name)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            body,
+            "<section aria-labelledby=\"idle\"><h2 id=\"idle\">Never rolled out</h2><p class=\"muted\">{} deployment{} with nothing deployed to any target: {}.</p></section>",
+            idle.len(),
+            atmos_core::plural::s(idle.len()),
+            names.join(", ")
+        );
+    }
     body.push_str("<h2 id=\"pending\">Waiting for approval</h2>\n");
     body.push_str(&pending_list(&board.pending, links));
     body.push_str("<h2 id=\"recent\">Newest rollouts</h2>\n");
     if board.recent.is_empty() {
         body.push_str("<p class=\"muted\">Nothing was rolled out yet.</p>\n");
     } else {
-        body.push_str("<div class=\"scroll\"><table>\n<thead><tr><th scope=\"col\">When</th><th scope=\"col\">Deployment</th><th scope=\"col\">Target</th><th scope=\"col\">Component</th><th scope=\"col\">Commit</th><th scope=\"col\">Status</th><th scope=\"col\">By</th></tr></thead>\n<tbody>\n");
+        body.push_str("<div class=\"scroll\"><table>\n<thead><tr><th scope=\"col\">When</th><th scope=\"col\">Deployment</th><th scope=\"col\">Target</th><th scope=\"col\">Status</th><th scope=\"col\">Components</th><th scope=\"col\">By</th></tr></thead>\n<tbody>\n");
         for r in &board.recent {
-            let e = &r.entry;
+            let status = r.status();
+            let components: Vec<String> = r
+                .components
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {} <span class=\"{}\">{}</span>",
+                        esc(&e.component),
+                        links.commit(&e.commit),
+                        status_class(e.status),
+                        e.status.as_str()
+                    )
+                })
+                .collect();
             let _ = writeln!(
                 body,
-                "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
-                time(&e.timestamp),
+                "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+                time(&r.timestamp),
                 esc(&page_file(&r.deployment)),
                 esc(&r.deployment),
-                esc(&e.target),
-                esc(&e.component),
-                links.commit(&e.commit),
-                status_class(e.status),
-                e.status.as_str(),
-                esc(&e.deployed_by)
+                esc(&r.target),
+                status_class(status),
+                status.as_str(),
+                components.join("<br />"),
+                esc(&r.deployed_by)
             );
         }
         body.push_str("</tbody>\n</table></div>\n");
@@ -429,7 +489,7 @@ pub fn index(board: &Board, links: &Links) -> String {
 }
 
 /// One deployment's page.
-pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
+pub fn deployment(board: &Board, d: &DeploymentBoard, links: &Links) -> String {
     let mut body = format!(
         "<nav><a href=\"index.html\">← All deployments</a></nav>\n<h1>{}</h1>\n",
         esc(&d.name)
@@ -437,6 +497,7 @@ pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
     if let Some(desc) = &d.description {
         let _ = writeln!(body, "<p class=\"muted\">{}</p>", esc(desc));
     }
+    body.push_str(&stamp(board));
     body.push_str("<div class=\"scroll\">");
     body.push_str(&graph_svg(d));
     body.push_str("</div>\n<h2 id=\"pending\">Waiting for approval</h2>\n");
@@ -536,6 +597,9 @@ pub fn deployment(d: &DeploymentBoard, links: &Links) -> String {
         }
         if let Some(of) = &e.rollback_of {
             let _ = write!(line, " · rollback of {}", links.commit(of));
+        }
+        if let Some(from) = &e.rolled_forward_from {
+            let _ = write!(line, " · roll-forward from {}", links.commit(from));
         }
         let _ = writeln!(
             body,
