@@ -314,6 +314,62 @@ fn rollback_to_an_ancestor_is_recorded_and_runs_the_old_tree() {
 }
 
 #[test]
+fn a_move_forward_to_a_commit_the_target_ran_is_a_roll_forward_in_every_view() {
+    let f = Fixture::new();
+    let v1 = f.version("1");
+    f.rollout(&["--target", "dev"]).code(0);
+    let v2 = f.version("2");
+    f.rollout(&["--target", "dev"]).code(0);
+    f.rollout(&["--target", "dev", "--git-sha", &v1[..8]])
+        .code(0);
+    // Overview and graph say what the target's component view says: a rollback.
+    let overview = f.repo.atmos(&["deployment", "status", "--format", "json"]);
+    overview.code(0);
+    let o: serde_json::Value = serde_json::from_str(&overview.stdout).expect("json");
+    assert_eq!(
+        o["deployments"][0]["targets"][0]["last_rollout"], "rollback",
+        "{o}"
+    );
+    let one = f
+        .repo
+        .atmos(&["deployment", "status", "svc", "--target", "dev"]);
+    one.stdout_has(&["rollback"]);
+
+    // Back up to v2, which dev ran before: a roll-forward, not a rollback.
+    let run = f.rollout(&["--target", "dev", "--git-sha", &v2[..8]]);
+    run.code(0);
+    run.stdout_has(&[&format!(
+        "Rolling svc in dev forward to {}, which it ran before",
+        &v2[..7]
+    )]);
+    run.stdout_has(&[&format!("{} → {} (roll-forward)", &v1[..7], &v2[..7])]);
+    let tags = f.repo.outcomes("svc", "dev", "a");
+    let r = record(&f.repo, tags.last().expect("tag"));
+    assert_eq!(r["status"], "success", "{r}");
+    assert!(r.get("rollback_of").is_none(), "{r}");
+    assert_eq!(r["rolled_forward_from"], v1.as_str());
+    let history = f.repo.atmos(&[
+        "deployment",
+        "history",
+        "svc",
+        "--target",
+        "dev",
+        "--component",
+        "a",
+    ]);
+    history.code(0);
+    history.stdout_has(&[&format!("Roll-forward from {}", &v1[..7])]);
+    let overview = f.repo.atmos(&["deployment", "status", "--format", "json"]);
+    let o: serde_json::Value = serde_json::from_str(&overview.stdout).expect("json");
+    assert_eq!(
+        o["deployments"][0]["targets"][0]["last_rollout"], "success",
+        "{o}"
+    );
+    // The gates judged it as a rollout of newer code, and verify agrees with the record.
+    f.repo.atmos(&["deployment", "verify", "svc"]).code(0);
+}
+
+#[test]
 fn promotion_takes_each_components_commit_from_the_source() {
     let f = Fixture::new();
     let v1 = f.version("1");

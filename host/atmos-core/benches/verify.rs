@@ -243,6 +243,7 @@ fn generate(root: &Path) {
                         promoted_from: t.checked_sub(1).map(|s| TARGETS[s].to_string()),
                         promoted_at: None,
                         rollback_of: None,
+                        rolled_forward_from: None,
                         previous_record: last.map(|o| o.to_string()),
                         sequence: Some(sequence + 1),
                         intent: intent.map(|o| o.to_string()),

@@ -50,6 +50,10 @@ pub struct HistoryEntry {
     /// The commit replaced by a rollback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
+    /// The commit replaced by a roll-forward (a move forward to a commit the target ran
+    /// before, after a rollback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_forward_from: Option<String>,
     /// `metadata.pr`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pr: Option<String>,
@@ -181,6 +185,7 @@ pub fn history(
             status: r.status,
             promoted_from: r.promoted_from.clone(),
             rollback_of: r.rollback_of.clone(),
+            rolled_forward_from: r.rolled_forward_from.clone(),
             pr,
             approved_by,
             build_id: r.build_id.clone(),

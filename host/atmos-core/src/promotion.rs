@@ -236,7 +236,8 @@ impl PromotionGraph {
                 .collect();
             let mut ready = false;
             if let Some(mine) = &commit
-                && last_rollout == crate::status::last_rollout::SUCCESS
+                && (last_rollout == crate::status::last_rollout::SUCCESS
+                    || last_rollout == crate::status::last_rollout::ROLLBACK)
                 && health.is_none_or(|h| h == crate::status::HealthStatus::Healthy)
             {
                 for d in downstream {

@@ -90,8 +90,8 @@ pub struct ComponentStatus {
 pub mod last_rollout {
     /// The newest attempt deployed its commit.
     pub const SUCCESS: &str = "success";
-    /// The newest attempt went back to a commit the target ran before (a component's own
-    /// word; a target whose components rolled back reads `success`).
+    /// The newest attempt went back to an older commit the target ran before (a target
+    /// reads `rollback` when the newest rollout of any of its components was one).
     pub const ROLLBACK: &str = "rollback";
     /// The newest attempt failed (the previous commit may still run).
     pub const FAILURE: &str = "failure";
@@ -251,7 +251,8 @@ impl TargetStatus {
     }
 
     /// `failure` when any component's newest rollout failed, `not deployed` when none ever
-    /// was, else `success`.
+    /// was, `rollback` when any component's newest rollout went back to an older commit, else
+    /// `success`: the word `status --target` shows for the component.
     pub fn last_rollout(&self) -> &'static str {
         let all: Vec<&str> = self
             .components
@@ -266,6 +267,8 @@ impl TargetStatus {
             last_rollout::FAILURE
         } else if all.iter().all(|h| *h == last_rollout::NOT_DEPLOYED) {
             last_rollout::NOT_DEPLOYED
+        } else if all.contains(&last_rollout::ROLLBACK) {
+            last_rollout::ROLLBACK
         } else {
             last_rollout::SUCCESS
         }
@@ -492,7 +495,8 @@ pub struct TargetSummary {
     pub mixed: bool,
     /// Newest deploy time (RFC 3339).
     pub deployed_at: Option<String>,
-    /// How the newest rollouts went: `success`, `failure` or `not deployed`.
+    /// How the newest rollouts went: `success`, `rollback`, `failure`, `started`,
+    /// `interrupted` or `not deployed`.
     pub last_rollout: &'static str,
     /// The worst health among checked components, when any was checked.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -216,6 +216,7 @@ pub fn record_message(
         promoted_from: None,
         promoted_at: None,
         rollback_of: None,
+        rolled_forward_from: None,
         previous_record,
         sequence: Some(sequence),
         intent: None,

@@ -82,6 +82,9 @@ fn details(e: &HistoryEntry) -> String {
     if let Some(of) = &e.rollback_of {
         parts.push(format!("Rollback of {}", short(of)));
     }
+    if let Some(from) = &e.rolled_forward_from {
+        parts.push(format!("Roll-forward from {}", short(from)));
+    }
     if let Some(pr) = &e.pr {
         parts.push(format!("PR {pr}"));
     }

@@ -18,7 +18,18 @@ pub fn header(plan: &RolloutPlan, plan_only: bool, s: &Style, verbose: bool) -> 
             "Promoting {} from {src} to {}",
             plan.deployment, plan.target
         ),
-        (Action::Rollback, _) => format!("Rolling back {} in {}", plan.deployment, plan.target),
+        (Action::Rollback, _) => format!(
+            "Rolling back {} in {} to {}",
+            plan.deployment,
+            plan.target,
+            plan.commit.as_deref().map(short).unwrap_or("?")
+        ),
+        (Action::RollForward, _) => format!(
+            "Rolling {} in {} forward to {}, which it ran before",
+            plan.deployment,
+            plan.target,
+            plan.commit.as_deref().map(short).unwrap_or("?")
+        ),
         _ => format!(
             "Deploying {} to {} (commit {})",
             plan.deployment,
@@ -430,5 +441,6 @@ fn change_label(change: Change) -> &'static str {
         Change::Changed => "(changed)",
         Change::Unchanged => "(no change)",
         Change::Rollback => "(rollback)",
+        Change::RollForward => "(roll-forward)",
     }
 }

@@ -98,6 +98,10 @@ pub struct TagRecord {
     /// The commit that ran before, when this is a rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
+    /// The commit that ran before, when this moves forward to a newer commit the target ran
+    /// before (after a rollback): a roll-forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_forward_from: Option<String>,
     /// The tag object of the previous record of the same target and component: the history
     /// of a target is a hash chain, so a deleted, reordered or altered record shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +246,7 @@ pub fn example(target: &str, component: &str, sha: &str) -> TagRecord {
         promoted_from: None,
         promoted_at: None,
         rollback_of: None,
+        rolled_forward_from: None,
         previous_record: None,
         sequence: None,
         intent: None,
@@ -284,6 +289,7 @@ mod tests {
             promoted_from: Some("staging".into()),
             promoted_at: None,
             rollback_of: None,
+            rolled_forward_from: None,
             previous_record: None,
             sequence: None,
             intent: None,

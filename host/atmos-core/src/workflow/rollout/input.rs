@@ -16,6 +16,7 @@ fn change_name(c: Change) -> &'static str {
         Change::Changed => "changed",
         Change::Unchanged => "unchanged",
         Change::Rollback => "rollback",
+        Change::RollForward => "roll-forward",
     }
 }
 
@@ -127,6 +128,8 @@ pub fn for_rollout(
             Action::Rollout => GateAction::Rollout,
             Action::Promote => GateAction::Promote,
             Action::Rollback => GateAction::Rollback,
+            // A roll-forward deploys newer code: the gates judge it as a rollout.
+            Action::RollForward => GateAction::Rollout,
         },
         deployment: InputDeployment {
             name: d.name.clone(),

@@ -90,8 +90,12 @@ pub enum Action {
     Rollout,
     /// Commits taken from another target.
     Promote,
-    /// Every changed component goes back to a commit the target ran before.
+    /// Every changed component goes back to an older commit the target ran before.
     Rollback,
+    /// Every changed component returns to a commit the target ran before, and at least one
+    /// of them moves forward to it (after a rollback): a roll-forward, not a rollback.
+    #[serde(rename = "roll-forward")]
+    RollForward,
 }
 
 /// How one component's commit changes.
@@ -104,8 +108,20 @@ pub enum Change {
     Changed,
     /// Already runs this commit.
     Unchanged,
-    /// Moves back to a commit this target ran successfully before.
+    /// Moves back to an older commit this target ran successfully before.
     Rollback,
+    /// Moves forward to a newer commit this target ran successfully before (after a
+    /// rollback): a roll-forward.
+    #[serde(rename = "roll-forward")]
+    RollForward,
+}
+
+impl Change {
+    /// True when the component returns to a commit the target ran before, backwards or
+    /// forwards.
+    pub fn returns(self) -> bool {
+        matches!(self, Change::Rollback | Change::RollForward)
+    }
 }
 
 /// One component in a plan.

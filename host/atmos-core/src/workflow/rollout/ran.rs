@@ -160,6 +160,11 @@ impl<'a> Ran<'a> {
 }
 
 impl Records for Ran<'_> {
+    fn newer(&self, sha: &str, than: &str) -> Result<bool, WorkflowError> {
+        let pair = [sha.to_owned(), than.to_owned()];
+        Ok(sha != than && self.git.newest_commit(&pair)?.as_deref() == Some(sha))
+    }
+
     fn deployed(&self, target: &str, component: &str) -> Result<Option<String>, WorkflowError> {
         let Some(commit) = self
             .git

@@ -35,6 +35,9 @@ fn base(plan: &RolloutPlan, planned: &PlannedComponent, status: Status) -> TagRe
                 .then(|| planned.current.clone())
                 .flatten(),
         },
+        rolled_forward_from: (plan.reverting.is_none() && planned.change == Change::RollForward)
+            .then(|| planned.current.clone())
+            .flatten(),
         previous_record: None,
         sequence: None,
         intent: None,

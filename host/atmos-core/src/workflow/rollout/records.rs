@@ -32,6 +32,10 @@ pub trait Records {
     /// The newest build of `component` at `sha` (its builds note).
     fn build(&self, component: &str, sha: &str) -> Result<Option<BuildRecord>, WorkflowError>;
 
+    /// True when commit `sha` is newer than `than`: it contains it, or (unrelated histories)
+    /// was committed later.
+    fn newer(&self, sha: &str, than: &str) -> Result<bool, WorkflowError>;
+
     /// True when `component` ran `sha` in `target` (a record that counts says so).
     fn ran(&self, target: &str, component: &str, sha: &str) -> Result<bool, WorkflowError> {
         Ok(self.deployed_record(target, component, sha)?.is_some())
@@ -59,6 +63,8 @@ pub struct Fake {
     pub ran: std::collections::BTreeMap<(String, String, String), Option<String>>,
     /// `(component, sha)` → the digest built.
     pub built: std::collections::BTreeMap<(String, String), String>,
+    /// `(newer, older)` pairs of commits; any other pair reads as older.
+    pub newer: std::collections::BTreeSet<(String, String)>,
 }
 
 #[cfg(test)]
@@ -85,6 +91,12 @@ impl Fake {
         self
     }
 
+    /// Commit `sha` is newer than `than`.
+    pub fn newer_than(mut self, sha: &str, than: &str) -> Fake {
+        self.newer.insert((sha.into(), than.into()));
+        self
+    }
+
     /// `component` was built at `sha` as `digest`.
     pub fn built(mut self, component: &str, sha: &str, digest: &str) -> Fake {
         self.built
@@ -95,6 +107,10 @@ impl Fake {
 
 #[cfg(test)]
 impl Records for Fake {
+    fn newer(&self, sha: &str, than: &str) -> Result<bool, WorkflowError> {
+        Ok(self.newer.contains(&(sha.to_owned(), than.to_owned())))
+    }
+
     fn deployed(&self, target: &str, component: &str) -> Result<Option<String>, WorkflowError> {
         Ok(self
             .state

@@ -65,12 +65,14 @@ pub fn verdict(q: &Question<'_>, records: &dyn Records) -> Result<PromotionVerdi
     let target = q.target;
     let sources = sources_of(q.rules, target);
     let asked = q.source.promote_from();
-    let all_rollback =
-        !q.changing.is_empty() && q.changing.iter().all(|c| c.change == Change::Rollback);
+    // Every changing component returns to a commit the target ran (and passed the gates
+    // with) before: backwards (a rollback) or forwards after one (a roll-forward).
+    let all_return = !q.changing.is_empty() && q.changing.iter().all(|c| c.change.returns());
+    let all_rollback = all_return && q.changing.iter().all(|c| c.change == Change::Rollback);
     let mut allowed = match (asked, sources.is_empty()) {
         (Some(s), _) => sources.iter().any(|x| x == s),
         (None, true) => true,
-        (None, false) => all_rollback || q.changing.is_empty(),
+        (None, false) => all_return || q.changing.is_empty(),
     };
     // A direct rollout of a commit that ran in an allowed source is that promotion.
     let mut ran_in_source = None;
@@ -78,7 +80,7 @@ pub fn verdict(q: &Question<'_>, records: &dyn Records) -> Result<PromotionVerdi
         let names: Vec<&str> = q
             .changing
             .iter()
-            .filter(|c| c.change != Change::Rollback)
+            .filter(|c| !c.change.returns())
             .map(|c| c.name.as_str())
             .collect();
         if let Some(sha) = q.commit {
@@ -96,6 +98,8 @@ pub fn verdict(q: &Question<'_>, records: &dyn Records) -> Result<PromotionVerdi
         Action::Promote
     } else if all_rollback {
         Action::Rollback
+    } else if all_return {
+        Action::RollForward
     } else {
         Action::Rollout
     };
@@ -116,7 +120,12 @@ pub fn verdict(q: &Question<'_>, records: &dyn Records) -> Result<PromotionVerdi
                 format!("{target} already runs every selected commit")
             }
             (None, None) => format!(
-                "rollback of {target} to {}, which it ran successfully before",
+                "{} of {target} to {}, which it ran successfully before",
+                if all_rollback {
+                    "rollback"
+                } else {
+                    "roll-forward"
+                },
                 q.commit.map(short).unwrap_or("a commit")
             ),
         };
@@ -483,6 +492,19 @@ mod tests {
                 source_target: None,
                 result: Verdict::Allow,
                 says: "rollback of prod to c2c2c2c, which it ran successfully before",
+                first_step: None,
+            },
+            Row {
+                name: "a move forward to a commit the target ran before is a roll-forward",
+                target: "prod",
+                source: Source::Commit(C2.into()),
+                changing: vec![component("api", Some(C1), C2, Change::RollForward)],
+                skip: false,
+                records: Fake::default(),
+                action: Action::RollForward,
+                source_target: None,
+                result: Verdict::Allow,
+                says: "roll-forward of prod to c2c2c2c, which it ran successfully before",
                 first_step: None,
             },
             Row {

@@ -103,7 +103,8 @@ pub fn resolve(
 
 /// How each selected component's commit changes on `target`: what it runs now (an automatic
 /// rollback starts from what the failed apply left running), and whether it moves to a new
-/// commit, back to one the target ran, or nowhere (run anyway with `force`).
+/// commit, back to an older one the target ran (a rollback), forward to a newer one it ran
+/// before (a roll-forward), or nowhere (run anyway with `force`).
 pub fn changes(
     resolved: &Resolved,
     target: &str,
@@ -124,7 +125,13 @@ pub fn changes(
         let change = match &current {
             None => Change::New,
             Some(cur) if cur == new => Change::Unchanged,
-            Some(_) if records.ran(target, name, new)? => Change::Rollback,
+            Some(cur) if records.ran(target, name, new)? => {
+                if records.newer(new, cur)? {
+                    Change::RollForward
+                } else {
+                    Change::Rollback
+                }
+            }
             Some(_) => Change::Changed,
         };
         out.push(PlannedComponent {
