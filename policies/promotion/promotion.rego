@@ -21,10 +21,23 @@ deny contains {"msg": msg, "code": "PROMOTION_PATH"} if {
 	])
 }
 
+# A roll-forward returns every changing component to a commit this target ran (and admitted)
+# before: it is judged as a rollout, but it is not new code to this target.
+returning(c) if c.change in {"rollback", "roll-forward"}
+
+rolls_forward if {
+	changing := [c | some c in input.components; c.change != "unchanged"]
+	count(changing) > 0
+	every c in changing {
+		returning(c)
+	}
+}
+
 deny contains {"msg": msg, "code": "PROMOTION_PATH"} if {
 	input.action == "rollout"
 	count(input.target.promotion_from) > 0
 	not input.flags.skip_promotion_check
+	not rolls_forward
 	msg := sprintf("%s takes new code only by promotion from %s", [
 		input.target.name,
 		concat(" or ", input.target.promotion_from),
@@ -38,12 +51,14 @@ deny contains {"msg": msg, "code": "PROMOTION_SKIP_FORBIDDEN", "fix": fix} if {
 	fix := sprintf("follow the promotion path: promote to %s from %s", [input.target.name, concat(" or ", input.target.promotion_from)])
 }
 
-# A rollback returns to a commit the target ran before; anything else must be merged.
+# A rollback or roll-forward returns to a commit the target ran before; anything else must be
+# merged.
 deny contains {"msg": msg, "code": "NOT_ON_TRUSTED_REF", "fix": fix} if {
 	input.target.name in protected
 	input.action != "rollback"
 	some c in input.components
 	c.change != "unchanged"
+	not returning(c)
 	c.on_trusted_ref == false
 	msg := sprintf("%s takes only commits on %s; %s of %s is not (a feature branch, or not merged yet)", [
 		input.target.name,

@@ -28,6 +28,33 @@ test_rollback_is_not_judged_here if {
 	count(promotion.deny) == 0 with input as object.union(base, {"action": "rollback", "source_target": null})
 }
 
+test_a_roll_forward_is_a_rollout_of_code_the_target_ran if {
+	inp := object.union(base, {
+		"action": "rollout",
+		"source_target": null,
+		"rules": {"source": "refs/remotes/origin/main", "branch": "main"},
+		"components": [
+			{"name": "api", "new": "abc", "change": "roll-forward", "on_trusted_ref": false},
+			{"name": "worker", "new": "abc", "change": "unchanged", "on_trusted_ref": false},
+		],
+	})
+	count(promotion.deny) == 0 with input as inp
+}
+
+test_a_roll_forward_with_new_code_beside_it_is_judged_as_a_rollout if {
+	inp := object.union(base, {
+		"action": "rollout",
+		"source_target": null,
+		"rules": {"source": "refs/remotes/origin/main", "branch": "main"},
+		"components": [
+			{"name": "api", "new": "abc", "change": "roll-forward", "on_trusted_ref": true},
+			{"name": "worker", "new": "abc", "change": "changed", "on_trusted_ref": false},
+		],
+	})
+	codes := {d.code | some d in promotion.deny} with input as inp
+	codes == {"PROMOTION_PATH", "NOT_ON_TRUSTED_REF"}
+}
+
 test_skip_is_refused_for_protected_targets if {
 	codes := {d.code | some d in promotion.deny} with input as object.union(base, {"source_target": "dev", "flags": {"skip_promotion_check": true}})
 	codes == {"PROMOTION_SKIP_FORBIDDEN"}
