@@ -11,6 +11,18 @@ pub enum GitError {
         /// Where atmos looked.
         path: PathBuf,
     },
+    /// A partial clone lacks objects of a commit and could not fetch them.
+    #[error(
+        "this partial clone lacks files of commit {commit} and could not fetch them from {remote}: {detail}"
+    )]
+    Partial {
+        /// The commit.
+        commit: String,
+        /// The promisor remote.
+        remote: String,
+        /// What git said.
+        detail: String,
+    },
     /// The repository has no commit yet.
     #[error("the repository has no commits yet")]
     NoCommits,
@@ -109,6 +121,7 @@ impl crate::error::Actionable for GitError {
             | GitError::Locked { .. }
             | GitError::Malformed { .. }
             | GitError::Git { .. }
+            | GitError::Partial { .. }
             | GitError::Io { .. }
             | GitError::Signing { .. } => Exit::Failed,
         }
@@ -121,6 +134,9 @@ impl crate::error::Actionable for GitError {
                     .into(),
             ),
             GitError::NoCommits => Some("commit your files first: git add -A && git commit".into()),
+            GitError::Partial { remote, .. } => Some(format!(
+                "check that {remote} is reachable and serves filtered clones (uploadpack.allowFilter), or use a full clone"
+            )),
             GitError::NotARepository { .. } => {
                 Some("atmos records deployments in git: run `git init` and commit".into())
             }

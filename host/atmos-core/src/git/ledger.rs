@@ -127,6 +127,18 @@ impl GitRepo {
                 }
                 continue;
             }
+            // An object the clone lacks is missing, not malformed: a partial clone
+            // (`--filter=blob:none`) holds the ledger's trees without their contents.
+            if !self.raw().odb().is_ok_and(|db| db.exists(id)) {
+                bad.push(odd(
+                    place,
+                    format!(
+                        "{} object {id} (a partial clone fetched the ledger without its contents), so its records were not read; run `atmos deployment fetch {deployment}`",
+                        Unparseable::MISSING
+                    ),
+                ));
+                continue;
+            }
             let (Ok(blob), [t, component @ .., file]) = (self.raw().find_blob(id), path.as_slice())
             else {
                 bad.push(odd(

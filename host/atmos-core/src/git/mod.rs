@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod lock;
 pub mod lockfiles;
 pub mod notes;
+mod partial;
 pub mod pending;
 pub mod record;
 pub mod refdb;
@@ -331,10 +332,20 @@ impl GitRepo {
     pub fn entry_at(&self, sha: &str, path: &Path) -> Result<Option<(Vec<u8>, i32)>, GitError> {
         let tree = self.repo.find_commit(oid(sha)?).git()?.tree().git()?;
         match tree.get_path(path) {
-            Ok(entry) if entry.kind() == Some(git2::ObjectType::Blob) => Ok(Some((
-                self.repo.find_blob(entry.id()).git()?.content().to_vec(),
-                entry.filemode(),
-            ))),
+            Ok(entry) if entry.kind() == Some(git2::ObjectType::Blob) => {
+                // A partial clone may hold the tree without the file: fetch it, then read.
+                let blob = match self.repo.find_blob(entry.id()) {
+                    Ok(b) => b,
+                    Err(e)
+                        if e.code() == git2::ErrorCode::NotFound && self.promisor().is_some() =>
+                    {
+                        self.fill_commit(sha)?;
+                        self.repo.find_blob(entry.id()).git()?
+                    }
+                    Err(e) => return Err(GitError::libgit2(e)),
+                };
+                Ok(Some((blob.content().to_vec(), entry.filemode())))
+            }
             Ok(_) => Ok(None),
             Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
             Err(e) => Err(GitError::libgit2(e)),
@@ -467,6 +478,7 @@ impl GitRepo {
     /// not have are skipped; symbolic links are written as the files they name only when those
     /// are inside the exported tree (else skipped), so nothing outside `dest` is reachable.
     pub fn export(&self, sha: &str, paths: &[PathBuf], dest: &Path) -> Result<usize, GitError> {
+        self.fill_commit(sha)?;
         let tree = self.repo.find_commit(oid(sha)?).git()?.tree().git()?;
         let io = |path: &Path| {
             let path = path.to_owned();
@@ -662,6 +674,7 @@ impl GitRepo {
             move |source| GitError::Io { path, source }
         };
         std::fs::create_dir_all(dest).map_err(io(dest))?;
+        self.fill_commit(sha)?;
         let commit = self.repo.find_commit(oid(sha)?).git()?;
         let mut builder = git2::build::CheckoutBuilder::new();
         builder

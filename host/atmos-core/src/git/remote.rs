@@ -302,6 +302,8 @@ impl Remote {
             return Err(self.classify(&args, &out));
         }
         self.fetch_locks()?;
+        // A partial clone fetched the ledgers' and notes' trees, not their contents.
+        self.fetch_missing_objects()?;
         self.merge_ledgers()?;
         self.merge_notes()?;
         Ok(())

@@ -67,6 +67,16 @@ pub struct Unparseable {
     pub reason: String,
 }
 
+impl Unparseable {
+    /// How the reason of an object this clone lacks begins (a partial clone's ledger).
+    pub const MISSING: &'static str = "missing from this clone:";
+
+    /// True when it was not read because the clone lacks it, not because it is malformed.
+    pub fn is_missing(&self) -> bool {
+        self.reason.starts_with(Self::MISSING)
+    }
+}
+
 /// What a tag object says about itself.
 #[derive(Debug, Clone)]
 pub struct TagParts {
