@@ -26,7 +26,7 @@ fn shipped_policy_tests_pass_and_a_broken_policy_fails_them() {
         .repo
         .atmos(&["deployment", "policy", "test", "--coverage"]);
     run.code(0);
-    run.stdout_has(&["55 passed, 0 failed, 0 skipped"]);
+    run.stdout_has(&["57 passed, 0 failed, 0 skipped"]);
     for file in [
         "promotion/promotion.rego",
         "approvals/approvals.rego",

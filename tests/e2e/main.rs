@@ -6,6 +6,7 @@ mod atmos_config;
 mod board;
 mod ci;
 mod cli;
+mod clones;
 mod describe;
 mod gates;
 mod graph;

@@ -744,7 +744,7 @@ fn records_written_while_the_remote_was_out_of_reach_are_published_first_never_l
     );
 }
 
-/// Reads never fetch by themselves; `fetch <d>` (or `--remote` on a read) brings one
+/// Reads --offline never fetch; `fetch <d>` (or `--remote` on a read) brings one
 /// deployment's records and nothing of the others; the local view's age is shown while a
 /// remote is configured; `fetch --setup` makes a plain `git fetch` bring the records.
 #[test]
@@ -768,8 +768,8 @@ fn scoped_fetch_brings_one_deployments_records_and_setup_lets_git_fetch_them() {
         assert_eq!(code, 0, "{out}{err}");
     }
 
-    // B has not fetched: its view is empty, and it says how old the view is.
-    let (code, out, err) = run(&b, &args("deployment status svc --target dev"));
+    // B has not fetched, and reads --offline: its view is empty, and it says how old it is.
+    let (code, out, err) = run(&b, &args("deployment status svc --target dev --offline"));
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("note: the local view of origin (never fetched by atmos here)"),

@@ -689,9 +689,13 @@ pub struct StoreArgs {
 /// A read that can bring the shared store's records first.
 #[derive(Debug, Args)]
 pub struct FetchFirst {
-    /// Fetch this remote's records first (otherwise the local view, whose age is shown).
-    #[arg(long, value_name = "NAME")]
+    /// Fetch this remote's records first (otherwise the local view, whose age is shown; a
+    /// clone that never fetched atmos's records fetches them from its remote first).
+    #[arg(long, value_name = "NAME", conflicts_with = "offline")]
     pub remote: Option<String>,
+    /// Never fetch: read only what this clone holds.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[cfg(test)]

@@ -52,26 +52,51 @@ impl Context {
         Ok((project, loaded))
     }
 
-    /// Before a read: fetch `remote`'s records of `deployment` (or all) when asked to; else,
-    /// when the project names a shared remote, say how old this clone's view of it is.
+    /// Before a read: fetch the records from `--remote`; in a clone that never fetched
+    /// atmos's records (a plain `git clone` brings the history tags, not `refs/atmos/*`),
+    /// fetch them from the store (atmos.yaml `git.remote`, else the clone's only remote) unless
+    /// `--offline`, saying so — and when that fails, read what the clone holds with a warning;
+    /// otherwise note how old the local view is.
     pub fn refresh(
         &self,
         project: &Project,
-        remote: Option<&str>,
+        fetch: &crate::cli::FetchFirst,
         deployment: Option<&str>,
     ) -> Result<(), Failure> {
-        if remote.is_some() {
-            atmos_core::workflow::sync::fetch(project, remote, deployment)?;
+        if let Some(remote) = fetch.remote.as_deref() {
+            atmos_core::workflow::sync::fetch(project, Some(remote), deployment)?;
             return Ok(());
         }
-        let (Some(name), Ok(git), false) = (
-            project.settings.git.remote.as_deref(),
-            GitRepo::discover(&project.root),
-            self.out.quiet,
-        ) else {
+        let Ok(git) = GitRepo::discover(&project.root) else {
             return Ok(());
         };
-        let age = match atmos_core::workflow::sync::view_age(&git, name) {
+        let Some(name) = atmos_core::workflow::store::default_remote(project, &git) else {
+            return Ok(());
+        };
+        let age = atmos_core::workflow::sync::view_age(&git, &name);
+        if age.is_none() && !fetch.offline {
+            match atmos_core::workflow::sync::fetch(project, Some(&name), deployment) {
+                Ok(report) => {
+                    for w in &report.warnings {
+                        self.out.warn(w);
+                    }
+                    if !self.out.quiet {
+                        self.out.eprint(&format!(
+                            "{} fetched the records from {name} first: this clone had never fetched them (--offline reads only what it holds)\n",
+                            self.out.err_style.dim("note:")
+                        ));
+                    }
+                }
+                Err(e) => self.out.warn(&format!(
+                    "could not fetch the records from {name} ({e}); showing what this clone holds, which may be behind"
+                )),
+            }
+            return Ok(());
+        }
+        if self.out.quiet {
+            return Ok(());
+        }
+        let age = match age {
             Some(age) => {
                 let now = jiff::Timestamp::now();
                 let then = now
@@ -171,7 +196,40 @@ impl Context {
     }
 
     /// Warn about tags in the namespace that are not atmos records.
+    /// Say that what runs was read from the records (`derived`: what), this clone having no
+    /// state refs there.
+    pub fn warn_from_records(&self, derived: &[String], deployment: Option<&str>) {
+        if derived.is_empty() {
+            return;
+        }
+        self.out.warn(&format!(
+            "this clone has no state refs for {} (a plain `git clone` brings the records, not refs/atmos/): each commit shown is the newest record that deployed one; `atmos deployment fetch{}` brings the state refs",
+            derived.join(", "),
+            deployment.map(|d| format!(" {d}")).unwrap_or_default()
+        ));
+    }
+
     pub fn warn_unparseable(&self, list: &[Unparseable]) {
+        let (missing, list): (Vec<&Unparseable>, Vec<&Unparseable>) =
+            list.iter().partition(|u| u.is_missing());
+        if !missing.is_empty() {
+            let mut text = format!(
+                "{} archived record file{} of the ledger {} missing from this clone and {} not read: what is shown lacks {}",
+                missing.len(),
+                atmos_core::plural::s(missing.len()),
+                if missing.len() == 1 { "is" } else { "are" },
+                if missing.len() == 1 { "was" } else { "were" },
+                if missing.len() == 1 {
+                    "its records"
+                } else {
+                    "their records"
+                },
+            );
+            for u in &missing {
+                text.push_str(&format!("\n  {}: {}", u.tag, u.reason));
+            }
+            self.out.warn(&text);
+        }
         if list.is_empty() {
             return;
         }

@@ -45,6 +45,11 @@ pub struct ComponentStatus {
     pub in_config: bool,
     /// The deployed commit (state ref); `None` when never deployed.
     pub commit: Option<String>,
+    /// True when this clone has no state ref for the component (a plain `git clone` brings
+    /// the records, not `refs/atmos/*`) and `commit` is the newest record that deployed one:
+    /// what the records say, not what the shared store's state ref says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_records: bool,
     /// When the deployed commit was rolled out (RFC 3339).
     pub deployed_at: Option<String>,
     /// Who rolled it out.
@@ -292,6 +297,36 @@ pub struct StatusReport {
     pub unparseable: Vec<Unparseable>,
 }
 
+impl StatusReport {
+    /// The `<target>/<component>` read from the records, this clone having no state ref.
+    pub fn from_records(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .flat_map(|t| {
+                t.components
+                    .iter()
+                    .filter(|c| c.from_records)
+                    .map(move |c| format!("{}/{}", t.target, c.component))
+            })
+            .collect()
+    }
+}
+
+impl StatusOverview {
+    /// The `<deployment>/<target>` read (in part) from the records.
+    pub fn from_records(&self) -> Vec<String> {
+        self.deployments
+            .iter()
+            .flat_map(|d| {
+                d.targets
+                    .iter()
+                    .filter(|t| t.from_records)
+                    .map(move |t| format!("{}/{}", d.deployment, t.target))
+            })
+            .collect()
+    }
+}
+
 /// Status of `targets` (all when empty) of one deployment.
 pub fn status(
     git: &GitRepo,
@@ -328,7 +363,12 @@ pub fn status(
         names.extend(extra.into_iter().map(|n| (n.to_owned(), None, false)));
         let mut components = Vec::new();
         for (name, kind, in_config) in names {
-            let commit = state.get(name.as_str()).map(|s| (*s).to_owned());
+            let mut commit = state.get(name.as_str()).map(|s| (*s).to_owned());
+            // No state ref here: the newest record that deployed a commit says what runs.
+            let from_records = commit.is_none() && {
+                commit = newest_deployed(git, &d.name, t, &name)?;
+                commit.is_some()
+            };
             let health = commit
                 .as_deref()
                 .and_then(|c| cached_health(git, &d.name, t, &name, c));
@@ -343,6 +383,7 @@ pub fn status(
                 &mut report.unparseable,
             )?;
             c.health = health;
+            c.from_records = from_records;
             components.push(c);
         }
         let mut status = TargetStatus {
@@ -364,6 +405,22 @@ pub fn status(
     Ok(report)
 }
 
+/// The commit of the newest record of `component` in `target` that deployed one.
+fn newest_deployed(
+    git: &GitRepo,
+    deployment: &str,
+    target: &str,
+    component: &str,
+) -> Result<Option<String>, GitError> {
+    let mut walk = git.chain(deployment, target, component)?;
+    while let Some(link) = walk.next_link()? {
+        if link.record.status.deployed() {
+            return Ok(Some(link.record.git_sha.clone()));
+        }
+    }
+    Ok(None)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn component_status(
     git: &GitRepo,
@@ -380,6 +437,7 @@ fn component_status(
         component_type: kind,
         in_config,
         commit: commit.clone(),
+        from_records: false,
         deployed_at: None,
         deployed_by: None,
         status: None,
@@ -501,6 +559,10 @@ pub struct TargetSummary {
     /// The worst health among checked components, when any was checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthStatus>,
+    /// True when a component's commit is read from the records, this clone having no state
+    /// ref for it (see [`ComponentStatus::from_records`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_records: bool,
 }
 
 impl TargetStatus {
@@ -521,6 +583,7 @@ impl TargetStatus {
             deployed_at: self.last_deployed_at().map(str::to_owned),
             last_rollout: self.last_rollout(),
             health: self.health(),
+            from_records: self.components.iter().any(|c| c.from_records),
         })
     }
 }

@@ -12,7 +12,8 @@ pub fn run(args: &FetchArgs, ctx: &Context) -> Result<Exit, Failure> {
     ctx.require_format(&[Format::Table, Format::Json, Format::Yaml], "fetch")?;
     if args.setup {
         let project = ctx.project()?;
-        let report = sync::setup(&project, args.remote.as_deref())?;
+        let remote = remote_of(args, ctx, &project);
+        let report = sync::setup(&project, remote.as_deref())?;
         if !ctx.print_document(&report)? {
             ctx.out.print(&render_setup(&report))?;
         }
@@ -23,7 +24,8 @@ pub fn run(args: &FetchArgs, ctx: &Context) -> Result<Exit, Failure> {
         Some(d) => ctx.deployment(d)?.0,
         None => ctx.project()?,
     };
-    let report = sync::fetch(&project, args.remote.as_deref(), args.deployment.as_deref())?;
+    let remote = remote_of(args, ctx, &project);
+    let report = sync::fetch(&project, remote.as_deref(), args.deployment.as_deref())?;
     for w in &report.warnings {
         ctx.out.warn(w);
     }
@@ -31,6 +33,18 @@ pub fn run(args: &FetchArgs, ctx: &Context) -> Result<Exit, Failure> {
         ctx.out.print(&render(&report))?;
     }
     Ok(Exit::Done)
+}
+
+/// `--remote`, else the store: atmos.yaml `git.remote`, else the clone's only remote.
+fn remote_of(
+    args: &FetchArgs,
+    ctx: &Context,
+    project: &atmos_core::config::Project,
+) -> Option<String> {
+    args.remote.clone().or_else(|| {
+        ctx.optional_git(project)
+            .and_then(|git| atmos_core::workflow::store::default_remote(project, &git))
+    })
 }
 
 fn render(r: &FetchReport) -> String {

@@ -50,7 +50,7 @@ pub fn run(args: &HistoryArgs, ctx: &Context) -> Result<Exit, Failure> {
             Some("swap them, or drop one".into()),
         ));
     }
-    ctx.refresh(&project, args.fetch.remote.as_deref(), Some(&d.name))?;
+    ctx.refresh(&project, &args.fetch, Some(&d.name))?;
     let git = ctx.git(&project)?;
     let report = history(&git, &d.name, &query)?;
     ctx.warn_unparseable(&report.unparseable);

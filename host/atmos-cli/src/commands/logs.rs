@@ -38,7 +38,7 @@ pub fn run(args: &LogsArgs, ctx: &Context) -> Result<Exit, Failure> {
     if args.follow {
         return follow(ctx, &git, &d.name, &target, args.component.as_deref());
     }
-    ctx.refresh(&project, args.fetch.remote.as_deref(), Some(&d.name))?;
+    ctx.refresh(&project, &args.fetch, Some(&d.name))?;
     let report = logs::read(
         &git,
         &d.name,

@@ -41,7 +41,7 @@ pub fn run(args: &ReportArgs, ctx: &Context) -> Result<Exit, Failure> {
         None => ctx.project()?,
     };
     let only = (args.deployments.len() == 1).then(|| args.deployments[0].as_str());
-    ctx.refresh(&project, args.fetch.remote.as_deref(), only)?;
+    ctx.refresh(&project, &args.fetch, only)?;
     let git = ctx.git(&project)?;
     let catalog = project.load_all()?;
     for (broken, _) in &catalog.broken {

@@ -18,7 +18,7 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
     let now = Timestamp::now();
     let Some(name) = &args.deployment else {
         let project = ctx.project()?;
-        ctx.refresh(&project, args.fetch.remote.as_deref(), None)?;
+        ctx.refresh(&project, &args.fetch, None)?;
         let git = ctx.git(&project)?;
         let catalog = project.load_all()?;
         for (broken, _) in &catalog.broken {
@@ -28,6 +28,7 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
         }
         let all = overview(&git, &catalog)?;
         ctx.warn_unparseable(&all.unparseable);
+        ctx.warn_from_records(&all.from_records(), None);
         let text = ctx
             .out
             .structured(&all)
@@ -39,17 +40,14 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> Result<Exit, Failure> {
     if let Some(t) = &args.target {
         atmos_core::config::UnknownTarget::check(&loaded.deployment, t)?;
     }
-    ctx.refresh(
-        &project,
-        args.fetch.remote.as_deref(),
-        Some(&loaded.deployment.name),
-    )?;
+    ctx.refresh(&project, &args.fetch, Some(&loaded.deployment.name))?;
     let git = ctx.git(&project)?;
     let mut report = status(&git, &loaded, args.target.as_deref())?;
     if args.check_health {
         atmos_core::workflow::health::check(&project, &git, &loaded, &mut report)?;
     }
     ctx.warn_unparseable(&report.unparseable);
+    ctx.warn_from_records(&report.from_records(), Some(name));
     let text = ctx
         .out
         .structured(&report)

@@ -220,6 +220,19 @@ pub fn remote(
     }))
 }
 
+/// The shared store of a clone: atmos.yaml `git.remote`, else the clone's only remote (a
+/// plain `git clone` has one, `origin`); `None` when neither names one.
+pub fn default_remote(project: &Project, git: &GitRepo) -> Option<String> {
+    if let Some(name) = &project.settings.git.remote {
+        return Some(name.clone());
+    }
+    let names = git.remote_names();
+    match names.as_slice() {
+        [only] => Some(only.clone()),
+        _ => None,
+    }
+}
+
 /// The remote to use, fetched — or `None` for local-only work.
 pub fn open(
     project: &Project,

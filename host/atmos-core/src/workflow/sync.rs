@@ -10,7 +10,7 @@ use crate::contracts::layout::{
     CHAIN_PREFIX, LEDGER_PREFIX, NOTES_PREFIX, STATE_PREFIX, TAG_PREFIX,
 };
 use crate::git::GitRepo;
-use crate::git::remote::{Remote, remote_notes_prefix};
+use crate::git::remote::{Remote, ledger_tracking_prefix, remote_notes_prefix};
 
 /// What a fetch changed locally.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
@@ -144,17 +144,20 @@ crate::document!(SetupReport => "SetupReport");
 pub fn setup(project: &Project, remote: Option<&str>) -> Result<SetupReport, WorkflowError> {
     let remote =
         super::store::remote(project, remote, false, None)?.ok_or(WorkflowError::NoRemote)?;
-    // Not forced: a plain fetch moves a state ref only forward and never replaces a tag, so
-    // records not yet published here (an --offline rollout) are never put back; atmos's own
-    // fetch publishes them first, then mirrors the remote (rollbacks included).
-    // A history's end is the remote's (forced: a rollback's record points at an older commit,
-    // which git would call a rewind); records not yet published here stay kept, and take
-    // their place after it when atmos publishes them.
+    // Every refspec is forced, so a plain `git fetch`/`git pull` never fails on them: state
+    // refs and history ends move backwards by design (a rollback). They mirror the remote as
+    // atmos's own fetch does; records not yet published here are kept in the clone's pending
+    // batches (never in these refs alone), and the next atmos command that reaches the remote
+    // publishes them after what it holds. The ledger goes to a tracking ref, as atmos's fetch
+    // takes it: the local ledger only moves forward, and a rewound one is reported, not taken.
     let specs = vec![
-        format!("{STATE_PREFIX}/*:{STATE_PREFIX}/*"),
+        format!("+{STATE_PREFIX}/*:{STATE_PREFIX}/*"),
         format!("+{CHAIN_PREFIX}/*:{CHAIN_PREFIX}/*"),
-        format!("refs/tags/{TAG_PREFIX}/*:refs/tags/{TAG_PREFIX}/*"),
-        format!("{LEDGER_PREFIX}/*:{LEDGER_PREFIX}/*"),
+        format!("+refs/tags/{TAG_PREFIX}/*:refs/tags/{TAG_PREFIX}/*"),
+        format!(
+            "+{LEDGER_PREFIX}/*:{}*",
+            ledger_tracking_prefix(&remote.name)
+        ),
         format!("+{NOTES_PREFIX}/*:{}*", remote_notes_prefix(&remote.name)),
     ];
     let added = remote.add_fetch_refspecs(&specs)?;
