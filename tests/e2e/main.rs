@@ -12,6 +12,7 @@ mod gates;
 mod graph;
 mod hardening;
 mod hooks;
+mod http;
 mod list;
 mod probes;
 mod processing;

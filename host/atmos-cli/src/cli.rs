@@ -248,12 +248,16 @@ pub struct VerifyArgs {
     /// (7d, 12h). State refs are always checked.
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
-    /// Fetch this remote first and verify what it holds.
-    #[arg(long, value_name = "NAME")]
+    /// Fetch this remote first and verify what it holds (a clone that never fetched atmos's
+    /// records fetches them from its remote first).
+    #[arg(long, value_name = "NAME", conflicts_with = "offline")]
     pub remote: Option<String>,
+    /// Never fetch: verify only what this clone holds.
+    #[arg(long)]
+    pub offline: bool,
     /// Run as git's pre-receive hook in a server's bare repository: read `<old> <new> <ref>`
     /// lines on stdin and refuse a push that breaks the rules (exit 3).
-    #[arg(long, conflicts_with_all = ["deployment", "target", "since", "remote"])]
+    #[arg(long, conflicts_with_all = ["deployment", "target", "since", "remote", "offline"])]
     pub pre_receive: bool,
     /// Run by a server's administrator in its repository: repair a ref the guard refuses
     /// (a stray ref, a malformed lease, note or record) and log it in refs/atmos/audit.

@@ -53,7 +53,8 @@ impl Context {
     }
 
     /// Before a read: fetch the records from `--remote`; in a clone that never fetched
-    /// atmos's records (a plain `git clone` brings the history tags, not `refs/atmos/*`),
+    /// atmos's records and holds no state refs (a plain `git clone` brings the history tags,
+    /// not `refs/atmos/*`),
     /// fetch them from the store (atmos.yaml `git.remote`, else the clone's only remote) unless
     /// `--offline`, saying so — and when that fails, read what the clone holds with a warning;
     /// otherwise note how old the local view is.
@@ -74,7 +75,14 @@ impl Context {
             return Ok(());
         };
         let age = atmos_core::workflow::sync::view_age(&git, &name);
-        if age.is_none() && !fetch.offline {
+        // A plain clone: never fetched by atmos, and no state refs at all (in scope). A clone
+        // that holds some is read as it is: a fetch would replace what it holds.
+        let state = match deployment {
+            Some(d) => format!("{}/{d}/", atmos_core::contracts::layout::STATE_PREFIX),
+            None => format!("{}/", atmos_core::contracts::layout::STATE_PREFIX),
+        };
+        let plain = age.is_none() && git.refs().list(&state).is_ok_and(|l| l.is_empty());
+        if plain && !fetch.offline {
             match atmos_core::workflow::sync::fetch(project, Some(&name), deployment) {
                 Ok(report) => {
                     for w in &report.warnings {

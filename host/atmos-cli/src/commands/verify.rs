@@ -43,12 +43,21 @@ pub fn run(args: &VerifyArgs, ctx: &Context) -> Result<Exit, Failure> {
         .as_deref()
         .map(|d| project.load(d))
         .transpose()?;
-    open(
-        &project,
-        args.remote.as_deref(),
-        args.remote.is_none(),
-        loaded.as_ref(),
-    )?;
+    match &args.remote {
+        Some(_) => {
+            open(&project, args.remote.as_deref(), false, loaded.as_ref())?;
+        }
+        // A clone that never fetched the records (a plain `git clone`) fetches them first:
+        // verifying without the state refs would call every one of them deleted.
+        None => ctx.refresh(
+            &project,
+            &crate::cli::FetchFirst {
+                remote: None,
+                offline: args.offline,
+            },
+            args.deployment.as_deref(),
+        )?,
+    }
     let git = ctx.git(&project)?;
     let report = verify(
         &project,
@@ -136,7 +145,9 @@ fn pre_receive(ctx: &Context) -> Result<Exit, Failure> {
         .map_err(|e| Failure::usage(format!("cannot read the pre-receive input: {e}"), None))?;
     let updates = receive::parse_updates(&input).map_err(|e| Failure::usage(e, None))?;
     let mut git = GitRepo::open_from_env()?;
-    let check = receive::check(&mut git, &updates, Timestamp::now())?;
+    let pusher =
+        atmos_core::workflow::verify::pusher::Pusher::from_env(&atmos_core::identity::process_env);
+    let check = receive::check(&mut git, &updates, Timestamp::now(), pusher.as_ref())?;
     if let Some(text) = ctx.out.structured(&check) {
         ctx.out.print(&text)?;
     }

@@ -260,6 +260,15 @@ pub struct Identities {
     /// CircleCI user names (`CIRCLE_USERNAME`) → identity.
     #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
     pub circleci: indexmap::IndexMap<String, String>,
+    /// Accounts a git server names as the pusher (`GL_USERNAME`, `GITEA_PUSHER_NAME`,
+    /// `GITHUB_USER_LOGIN`, `REMOTE_USER`) → identity; an account not listed is its own
+    /// identity.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub pushers: indexmap::IndexMap<String, String>,
+    /// The server guard binds every record a push adds to the pusher: one whose writer is not
+    /// the pusher (mapped through `pushers`) is refused unless its signature verifies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bind_pushes: bool,
 }
 
 impl Identities {

@@ -5,6 +5,7 @@
 //! [`receive`] applies the same checks to a push before a server accepts it.
 
 mod checks;
+pub mod pusher;
 pub mod receive;
 pub mod repair;
 mod report;

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::checks::audit;
+use super::pusher::Pusher;
 use super::report::{Problem, ProblemKind, VerifyRequest};
 use super::rules::RulesBook;
 use super::view::{Namespace, group_of, namespace};
@@ -195,6 +196,7 @@ pub fn check(
     git: &mut GitRepo,
     updates: &[RefUpdate],
     now: Timestamp,
+    pusher: Option<&Pusher>,
 ) -> Result<PushCheck, WorkflowError> {
     // Pushes outside atmos's namespaces (branches, other tags) are not this hook's business,
     // and need no rules: the first push of a repository creates its default branch.
@@ -422,6 +424,7 @@ pub fn check(
         }
     }
     let deployments: BTreeSet<String> = touched.iter().map(|g| g.0.clone()).collect();
+    refused.extend(bound_to_pusher(git, &mut book, &new_tags, pusher, now)?);
     for d in deployments {
         let report = audit(
             git,
@@ -450,6 +453,64 @@ pub fn check(
         checked: ours.len(),
         refused,
     })
+}
+
+/// Where the trusted rules bind pushes to the pusher (`identities.bind_pushes`): each record
+/// the push adds whose signature does not verify for its writer, and whose writer is not the
+/// pusher.
+fn bound_to_pusher(
+    git: &GitRepo,
+    book: &mut RulesBook<'_>,
+    new_tags: &BTreeSet<String>,
+    pusher: Option<&Pusher>,
+    now: Timestamp,
+) -> Result<Vec<Problem>, WorkflowError> {
+    let mut out = Vec::new();
+    let commit = book.commit_at(now.as_second()).to_owned();
+    for name in new_tags {
+        let Some((d, _, _)) = group_of(name) else {
+            continue;
+        };
+        let Some(rules) = book.rules(&commit, &d)? else {
+            continue;
+        };
+        let settings = &rules.project.settings;
+        if !settings.identities.bind_pushes {
+            continue;
+        }
+        let Some(oid) = git.refs().find(name)?.map(|e| e.oid) else {
+            continue;
+        };
+        let Some(entry) = TagEntry::parse(name, &oid, &d) else {
+            continue;
+        };
+        let Ok(record) = git.read_record(&entry, &d) else {
+            continue; // unreadable records are refused by the audit
+        };
+        let writer = record.signer();
+        let signers = settings
+            .approvers
+            .allowed_signers
+            .as_ref()
+            .map(|s| rules.project.root.join(s));
+        let signed = match (git.tag_signature(&entry)?, &signers) {
+            (Some((payload, sig)), Some(path)) => {
+                crate::signing::verify(&payload, &sig, writer, path, crate::signing::TAG_NAMESPACE)
+                    .is_ok()
+            }
+            _ => false,
+        };
+        if let Some(why) = super::pusher::refusal(writer, signed, pusher, &settings.identities) {
+            out.push(Problem {
+                kind: ProblemKind::NotThePusher,
+                reference: name.clone(),
+                deployment: d.clone(),
+                message: why,
+                at: None,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// What is wrong with a build line's provenance: one that does not verify for its own

@@ -32,6 +32,9 @@ pub enum ProblemKind {
     Unsigned,
     /// Deployed by someone outside the target's deployer groups.
     NotADeployer,
+    /// Pushed by another account than the one the record names, unsigned, where the rules
+    /// bind pushes to the pusher.
+    NotThePusher,
     /// No trusted rules define the deployment or target at the record's time.
     NoRules,
     /// Promoted from a target that is not an allowed source.
