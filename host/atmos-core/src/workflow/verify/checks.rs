@@ -2,7 +2,7 @@
 //! the chain of each target/component, signatures and deployers, the promotion path,
 //! rollbacks, approvals, and state refs against the newest success record.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 
@@ -61,6 +61,52 @@ pub(super) struct Audit<'a, 'b> {
     pub target: Option<&'b str>,
     /// Not problems, but worth an auditor's look (skipped promotion checks).
     pub notices: Vec<Problem>,
+    /// A push's histories only (the server guard): each read from its newest record back as
+    /// far as the checks of what the push adds need, not whole.
+    pub scope: Option<&'b PushScope>,
+}
+
+/// What a push adds to one deployment: the histories it appends to or whose state ref it
+/// moves, each with its newest record before the push (`None`: a new history). Everything
+/// older was accepted by the guard before, so only the new records — and the state refs —
+/// are judged, against as much of the history as their checks read: the record before them,
+/// their intents, an earlier run of a commit rolled back to, the source's record a promotion
+/// names, and the newest record that deployed a commit.
+#[derive(Debug, Clone, Default)]
+pub struct PushScope {
+    /// `(target, component)` → the chain tip before the push.
+    pub groups: BTreeMap<(String, String), Option<String>>,
+}
+
+/// What a walk back along one history must still find before it may stop.
+#[derive(Debug, Default)]
+struct Needs {
+    /// The newest record before the push: the walk goes past it.
+    until: Option<String>,
+    /// Records (tag object ids) named by intents or promotions.
+    oids: HashSet<String>,
+    /// Commits a record that deployed them must be found for (rollbacks, direct rollouts).
+    shas: HashSet<String>,
+    /// The walk must reach a record that deployed a commit (the state ref's).
+    deployed: bool,
+}
+
+impl Needs {
+    fn met(&self) -> bool {
+        self.until.is_none() && self.oids.is_empty() && self.shas.is_empty() && !self.deployed
+    }
+
+    /// Take `r` into account: what it satisfies.
+    fn saw(&mut self, r: &Rec) {
+        if self.until.as_deref() == Some(r.entry.oid.as_str()) {
+            self.until = None;
+        }
+        self.oids.remove(&r.entry.oid);
+        if r.deployed() {
+            self.shas.remove(&r.record.git_sha);
+            self.deployed = false;
+        }
+    }
 }
 
 type Groups = BTreeMap<(String, String), Vec<Rec>>;
@@ -119,11 +165,14 @@ impl Audit<'_, '_> {
     /// repository holds it (or, in a server guard, as the push would leave it); records on no
     /// chain, and tags that are not records, are problems.
     fn read(
-        &self,
+        &mut self,
         problems: &mut Vec<Problem>,
         stats: &mut Stats,
     ) -> Result<Groups, WorkflowError> {
         let d = self.deployment;
+        if let Some(scope) = self.scope {
+            return self.read_window(scope, problems, stats);
+        }
         // Every history: by its tags, its archived records, its chain ref, its state ref.
         let mut keys: std::collections::BTreeSet<(String, String)> = Default::default();
         let (entries, odd) = self.git.history_tags(d, None)?;
@@ -191,6 +240,136 @@ impl Audit<'_, '_> {
                 })
                 .collect();
             groups.insert((t, c), recs);
+        }
+        Ok(groups)
+    }
+
+    /// The histories of a push, each from its newest record back as far as the checks of the
+    /// records it adds need (see [`PushScope`]): the pushed histories first, then the sources
+    /// their promotions and direct rollouts name.
+    fn read_window(
+        &mut self,
+        scope: &PushScope,
+        problems: &mut Vec<Problem>,
+        stats: &mut Stats,
+    ) -> Result<Groups, WorkflowError> {
+        let d = self.deployment;
+        let commit = self.book.commit_at(self.now.as_second()).to_owned();
+        let rules = self.book.rules(&commit, d)?;
+        let sources_of = |t: &str| -> Vec<String> {
+            rules
+                .as_ref()
+                .and_then(|r| r.loaded.deployment.targets.get(t))
+                .and_then(|t| t.promotion.as_ref())
+                .map(|p| p.sources().into_iter().map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        let mut groups: Groups = BTreeMap::new();
+        let mut elsewhere: BTreeMap<(String, String), Needs> = BTreeMap::new();
+        for ((t, c), before) in &scope.groups {
+            let mut needs = Needs {
+                until: before.clone(),
+                deployed: true,
+                ..Needs::default()
+            };
+            let sources = sources_of(t);
+            let mut recs: Vec<Rec> = Vec::new();
+            let mut walk = self.git.chain(d, t, c)?;
+            // Records above the old tip are the push's; a direct rollout of a commit to a
+            // target with sources must have run it before here, or in a source.
+            let mut new = true;
+            let mut direct: Vec<String> = Vec::new();
+            while let Some(link) = walk.next_link()? {
+                let r = Rec {
+                    entry: link.entry,
+                    record: (*link.record).clone(),
+                };
+                if before.as_deref() == Some(r.entry.oid.as_str()) {
+                    new = false;
+                }
+                needs.saw(&r);
+                // The newest deploying record is found by its intent's place: read as far.
+                if r.deployed()
+                    && let Some(i) = &r.record.intent
+                {
+                    needs.oids.insert(i.clone());
+                }
+                if new {
+                    if let Some(i) = &r.record.intent {
+                        needs.oids.insert(i.clone());
+                    }
+                    let sha = &r.record.git_sha;
+                    let rollback =
+                        r.record.status == Status::Rollback || r.record.rollback_of.is_some();
+                    match (&r.record.promoted_from, &r.record.source_record) {
+                        (Some(from), Some(oid)) => {
+                            let n = elsewhere.entry((from.clone(), c.clone())).or_default();
+                            n.oids.insert(oid.clone());
+                        }
+                        (Some(from), None) => {
+                            let n = elsewhere.entry((from.clone(), c.clone())).or_default();
+                            n.shas.insert(sha.clone());
+                        }
+                        // An earlier run of the commit here (after this record: older).
+                        (None, _) if r.deployed() && rollback => {
+                            needs.shas.insert(sha.clone());
+                        }
+                        (None, _) if r.deployed() && !sources.is_empty() => {
+                            needs.shas.insert(sha.clone());
+                            direct.push(sha.clone());
+                        }
+                        _ => {}
+                    }
+                }
+                recs.push(r);
+                if !new && needs.met() {
+                    break;
+                }
+            }
+            // A direct rollout whose commit never ran here before: the sources must show it.
+            for sha in direct {
+                let ran_here = recs
+                    .iter()
+                    .filter(|r| r.deployed() && r.record.git_sha == sha)
+                    .count()
+                    > 1;
+                if !ran_here {
+                    for s in &sources {
+                        let n = elsewhere.entry((s.clone(), c.clone())).or_default();
+                        n.shas.insert(sha.clone());
+                    }
+                }
+            }
+            for u in std::mem::take(&mut walk.unreadable) {
+                problems.push(self.problem(
+                    ProblemKind::UnreadableRecord,
+                    format!("refs/tags/{}", u.tag),
+                    format!("not a readable atmos record: {}", u.reason),
+                ));
+            }
+            stats.records += recs.len();
+            recs.reverse();
+            groups.insert((t.clone(), c.clone()), recs);
+        }
+        for (key, mut needs) in elsewhere {
+            if groups.contains_key(&key) {
+                continue; // read whole enough already: a source pushed in the same push
+            }
+            let mut recs: Vec<Rec> = Vec::new();
+            let mut walk = self.git.chain(d, &key.0, &key.1)?;
+            while !needs.met() {
+                let Some(link) = walk.next_link()? else {
+                    break;
+                };
+                let r = Rec {
+                    entry: link.entry,
+                    record: (*link.record).clone(),
+                };
+                needs.saw(&r);
+                recs.push(r);
+            }
+            recs.reverse();
+            groups.insert(key, recs);
         }
         Ok(groups)
     }
@@ -887,6 +1066,7 @@ pub fn audit<'a>(
             deployment: d,
             target: request.target.as_deref(),
             notices: Vec::new(),
+            scope: None,
         };
         let found = audit.run(&mut stats)?;
         notices.extend(
@@ -905,4 +1085,28 @@ pub fn audit<'a>(
         problems,
         notices,
     })
+}
+
+/// The checks of what a push adds to `deployment` ([`PushScope`]), over the repository as the
+/// push would leave it: the problems of the records it adds and of the refs it moves, among
+/// others of the histories read (the caller keeps those it is concerned with).
+pub fn audit_push<'a>(
+    git: &'a GitRepo,
+    book: &mut RulesBook<'a>,
+    deployment: &str,
+    scope: &PushScope,
+    now: Timestamp,
+) -> Result<(Vec<Problem>, Stats), WorkflowError> {
+    let mut stats = Stats::default();
+    let mut audit = Audit {
+        git,
+        book,
+        now,
+        deployment,
+        target: None,
+        notices: Vec::new(),
+        scope: Some(scope),
+    };
+    let problems = audit.run(&mut stats)?;
+    Ok((problems, stats))
 }

@@ -11,9 +11,9 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::checks::audit;
+use super::checks::{PushScope, audit_push};
 use super::pusher::Pusher;
-use super::report::{Problem, ProblemKind, VerifyRequest};
+use super::report::{Problem, ProblemKind};
 use super::rules::RulesBook;
 use super::view::{Namespace, group_of, namespace};
 use crate::contracts::layout::{CHAIN_PREFIX, STATE_PREFIX};
@@ -425,17 +425,24 @@ pub fn check(
     }
     let deployments: BTreeSet<String> = touched.iter().map(|g| g.0.clone()).collect();
     refused.extend(bound_to_pusher(git, &mut book, &new_tags, pusher, now)?);
+    // Only what the push adds is judged, against as much of each history as its checks read:
+    // everything older was accepted by this guard before. The cost follows the push, not
+    // the history.
+    let before: BTreeMap<(String, String, String), Option<String>> = chains
+        .iter()
+        .filter_map(|u| chain_group(&u.refname).map(|g| (g, u.old.clone())))
+        .collect();
     for d in deployments {
-        let report = audit(
-            git,
-            &mut book,
-            &VerifyRequest {
-                deployment: Some(d.clone()),
-                ..VerifyRequest::default()
-            },
-            now,
-        )?;
-        for p in report.problems {
+        let mut scope = PushScope::default();
+        for g in touched.iter().filter(|g| g.0 == d) {
+            let old = match before.get(g) {
+                Some(old) => old.clone(),
+                None => git.chain_tip(&g.0, &g.1, &g.2)?,
+            };
+            scope.groups.insert((g.1.clone(), g.2.clone()), old);
+        }
+        let (problems, _) = audit_push(git, &mut book, &d, &scope, now)?;
+        for p in problems {
             let is_ref = p.reference.starts_with(&format!("{STATE_PREFIX}/"))
                 || p.reference.starts_with(&format!("{CHAIN_PREFIX}/"));
             let relevant = new_tags.contains(&p.reference)
