@@ -297,11 +297,16 @@ fn foreign_and_hand_made_tags_never_break_a_query() {
         "release notes",
         &v2,
     ]);
+    // `status` and `list` read what runs along each chain, from its newest record, and do
+    // not list the history's tags (their cost follows what they read): the odd tags are
+    // history's and verify's to report.
     for args in [
-        vec!["deployment", "history", "svc", "--target", "dev"],
         vec!["deployment", "status", "svc", "--target", "dev"],
         vec!["deployment", "list", "targets", "svc"],
     ] {
+        f.repo.atmos(&args).code(0);
+    }
+    for args in [vec!["deployment", "history", "svc", "--target", "dev"]] {
         let run = f.repo.atmos(&args);
         run.code(0);
         assert!(
@@ -340,8 +345,8 @@ fn foreign_and_hand_made_tags_never_break_a_query() {
         .json();
     assert_eq!(json["targets"][0]["components"][0]["status"], "success");
     assert_eq!(
-        json["unparseable"].as_array().map(Vec::len),
-        Some(4),
+        json["targets"][0]["components"][0]["commit"],
+        v2.as_str(),
         "{json}"
     );
 }

@@ -201,7 +201,7 @@ pub fn history(
     let known: std::collections::HashSet<String> =
         unparseable.iter().map(|u| u.tag.clone()).collect();
     let more: Vec<Unparseable> = timeline
-        .skipped()
+        .skipped()?
         .into_iter()
         .filter(|u| !known.contains(&u.tag))
         .collect();

@@ -509,7 +509,8 @@ fn component_status(
             break;
         }
     }
-    odd.extend(walk.skipped());
+    // What runs is read along the links; tags on no chain are verify's to report.
+    odd.extend(walk.unread());
     if let Some((tag, r)) = newest
         && status.tag.as_deref() != Some(tag.as_str())
     {

@@ -29,6 +29,13 @@ pub struct Link {
 pub struct ChainWalk<'g> {
     git: &'g GitRepo,
     deployment: String,
+    /// `(target, component)` of the history.
+    group: (String, String),
+    /// True once the group's tags are listed: a walk along links reads each record by its
+    /// object id and lists the group only when it must (a record not found that way, the
+    /// order by time, what the walk went past) — so its cost follows what it reads, not the
+    /// size of the history.
+    listed: bool,
     /// Live tags and archived entries of the group, by tag object id.
     by_oid: HashMap<String, TagEntry>,
     /// The same, oldest first by the time in their names (legacy order).
@@ -103,27 +110,29 @@ impl GitRepo {
         target: &str,
         component: &str,
     ) -> Result<ChainWalk<'_>, GitError> {
-        let (live, odd) = self.group_tags(deployment, target, component)?;
         let tip = self.chain_tip(deployment, target, component)?;
         let mut walk = ChainWalk {
             git: self,
             deployment: deployment.to_owned(),
-            by_oid: live.iter().map(|e| (e.oid.clone(), e.clone())).collect(),
-            by_time: live,
+            group: (target.to_owned(), component.to_owned()),
+            listed: false,
+            by_oid: HashMap::new(),
+            by_time: Vec::new(),
             ledger_loaded: false,
             next: None,
             floor: None,
             legacy: true,
             visited: HashSet::new(),
             oldest: None,
-            unreadable: odd,
+            unreadable: Vec::new(),
             done: false,
         };
         if let Some(tip) = tip {
             walk.next = Some(tip);
             walk.legacy = false;
         } else {
-            // A history without a chain ref may still have been archived.
+            // Read by time: every tag, and the archive (it may have been archived).
+            walk.list()?;
             walk.load_ledger(target, component)?;
         }
         Ok(walk)
@@ -131,6 +140,43 @@ impl GitRepo {
 }
 
 impl ChainWalk<'_> {
+    /// List the group's live tags (once).
+    fn list(&mut self) -> Result<(), GitError> {
+        if self.listed {
+            return Ok(());
+        }
+        self.listed = true;
+        let (live, odd) = self
+            .git
+            .group_tags(&self.deployment, &self.group.0, &self.group.1)?;
+        self.unreadable.extend(odd);
+        for e in live {
+            if !self.by_oid.contains_key(&e.oid) {
+                self.by_oid.insert(e.oid.clone(), e.clone());
+                self.by_time.push(e);
+            }
+        }
+        self.by_time.sort_by_key(TagEntry::key);
+        Ok(())
+    }
+
+    /// The live tag of this group that holds the record `oid`, found from the object's own
+    /// name and checked against the ref of that name — without listing the group.
+    fn live_tag(&self, oid: &str) -> Result<Option<TagEntry>, GitError> {
+        let Some(name) = self.git.tag_name_of(oid) else {
+            return Ok(None);
+        };
+        let refname = format!("refs/tags/{name}");
+        let Some(found) = self.git.refs().find(&refname)? else {
+            return Ok(None);
+        };
+        if found.oid != oid {
+            return Ok(None);
+        }
+        Ok(TagEntry::parse(&refname, oid, &self.deployment)
+            .filter(|e| e.target == self.group.0 && e.component == self.group.1))
+    }
+
     fn load_ledger(&mut self, target: &str, component: &str) -> Result<(), GitError> {
         if self.ledger_loaded {
             return Ok(());
@@ -148,20 +194,30 @@ impl ChainWalk<'_> {
         Ok(())
     }
 
-    /// The entry with object id `oid`, loading the archive when the live tags lack it.
+    /// The entry with object id `oid`: its live tag, else (listing the group) any entry of
+    /// it, else the archive's.
     fn find(&mut self, oid: &str) -> Result<Option<TagEntry>, GitError> {
         if let Some(e) = self.by_oid.get(oid) {
             return Ok(Some(e.clone()));
         }
-        let Some(any) = self.by_time.first().cloned() else {
-            return Ok(None);
-        };
-        self.load_ledger(&any.target, &any.component)?;
+        if !self.listed
+            && let Some(e) = self.live_tag(oid)?
+        {
+            self.by_oid.insert(e.oid.clone(), e.clone());
+            return Ok(Some(e));
+        }
+        self.list()?;
+        if let Some(e) = self.by_oid.get(oid) {
+            return Ok(Some(e.clone()));
+        }
+        let (t, c) = self.group.clone();
+        self.load_ledger(&t, &c)?;
         Ok(self.by_oid.get(oid).cloned())
     }
 
     /// The next record in legacy order: the newest unvisited entry below the floor.
-    fn next_by_time(&mut self) -> Option<TagEntry> {
+    fn next_by_time(&mut self) -> Result<Option<TagEntry>, GitError> {
+        self.list()?;
         let floor = self.floor;
         let found = self
             .by_time
@@ -173,7 +229,7 @@ impl ChainWalk<'_> {
         if let Some(e) = &found {
             self.floor = Some(e.key());
         }
-        found
+        Ok(found)
     }
 
     /// The next record, newest first; `None` at the start of the history.
@@ -183,7 +239,7 @@ impl ChainWalk<'_> {
                 return Ok(None);
             }
             let entry = if self.legacy {
-                self.next_by_time()
+                self.next_by_time()?
             } else {
                 match self.next.take() {
                     Some(oid) => match self.find(&oid)? {
@@ -254,28 +310,36 @@ impl ChainWalk<'_> {
             out.push(l);
         }
         out.reverse();
-        let off = self.passed_by();
+        let off = self.passed_by()?;
         Ok((out, off, self.unreadable))
+    }
+
+    /// The records of the span walked that could not be read — without listing the group
+    /// for what the walk went past (a reader of what runs; `verify` reports those).
+    pub fn unread(self) -> Vec<Unparseable> {
+        self.unreadable
     }
 
     /// The entries of the group the walk went past without reaching them — on no chain —
     /// among those named no earlier than the oldest record it read (all of them once it
     /// reached the start): what a reader of that span should say it skipped.
-    pub fn passed_by(&self) -> Vec<TagEntry> {
+    pub fn passed_by(&mut self) -> Result<Vec<TagEntry>, GitError> {
+        self.list()?;
         let from = if self.done { None } else { self.oldest };
-        self.by_time
+        Ok(self
+            .by_time
             .iter()
             .filter(|e| !self.visited.contains(&e.oid) && from.is_none_or(|k| e.key() >= k))
             .cloned()
-            .collect()
+            .collect())
     }
 
     /// What a reader of the span walked says it skipped: the records that could not be read,
     /// and the entries it went past ([`ChainWalk::passed_by`]) with the reason each is not
     /// history (at most 100 read; the rest counted).
-    pub fn skipped(self) -> Vec<Unparseable> {
+    pub fn skipped(mut self) -> Result<Vec<Unparseable>, GitError> {
+        let passed = self.passed_by()?;
         let mut out = self.unreadable.clone();
-        let passed = self.passed_by();
         for e in passed.iter().take(SKIPPED_READ) {
             match self.git.read_record(e, &self.deployment) {
                 Err(odd) => out.push(odd),
@@ -301,7 +365,7 @@ impl ChainWalk<'_> {
                 ),
             });
         }
-        out
+        Ok(out)
     }
 }
 
@@ -382,10 +446,11 @@ impl Timeline<'_> {
     }
 
     /// What the walks skipped in the span they read ([`ChainWalk::skipped`]).
-    pub fn skipped(self) -> Vec<Unparseable> {
-        self.walks
-            .into_iter()
-            .flat_map(|(w, _)| w.skipped())
-            .collect()
+    pub fn skipped(self) -> Result<Vec<Unparseable>, GitError> {
+        let mut out = Vec::new();
+        for (w, _) in self.walks {
+            out.extend(w.skipped()?);
+        }
+        Ok(out)
     }
 }

@@ -157,6 +157,13 @@ impl GitRepo {
         Ok(object.data().to_vec())
     }
 
+    /// The name a tag object gives itself (`atmos/deployments/…`), when `oid` is a tag.
+    pub fn tag_name_of(&self, oid: &str) -> Option<String> {
+        let oid = Oid::from_str(oid).ok()?;
+        let tag = self.raw().find_tag(oid).ok()?;
+        tag.name().ok().map(|n| n.to_owned())
+    }
+
     /// The signed part and the SSH signature of a record's tag object, when it is signed.
     pub fn tag_signature(&self, entry: &TagEntry) -> Result<Option<(Vec<u8>, String)>, GitError> {
         let content = self.tag_content(entry)?;

@@ -76,6 +76,8 @@ pub(super) struct Audit<'a, 'b> {
 pub struct PushScope {
     /// `(target, component)` → the chain tip before the push.
     pub groups: BTreeMap<(String, String), Option<String>>,
+    /// The history tags the push adds (full ref names): each is read, on its chain or not.
+    pub new_tags: Vec<String>,
 }
 
 /// What a walk back along one history must still find before it may stop.
@@ -351,6 +353,33 @@ impl Audit<'_, '_> {
             recs.reverse();
             groups.insert((t.clone(), c.clone()), recs);
         }
+        // A tag the push adds that no walk reached (beside its chain) is still read: a record
+        // copied under another name, or one that does not parse, says so.
+        // By name: a copy is the same object under another name.
+        let reached: HashSet<String> = groups
+            .values()
+            .flatten()
+            .map(|r| format!("refs/tags/{}", r.entry.name))
+            .collect();
+        let mut stray = Vec::new();
+        for name in &scope.new_tags {
+            let Some(found) = self.git.refs().find(name)? else {
+                continue;
+            };
+            if reached.contains(name) {
+                continue;
+            }
+            if let Some(entry) = TagEntry::parse(name, &found.oid, d)
+                && let Err(odd) = self.git.read_record(&entry, d)
+            {
+                stray.push(self.problem(
+                    ProblemKind::UnreadableRecord,
+                    name.clone(),
+                    format!("not a readable atmos record: {}", odd.reason),
+                ));
+            }
+        }
+        problems.extend(stray);
         for (key, mut needs) in elsewhere {
             if groups.contains_key(&key) {
                 continue; // read whole enough already: a source pushed in the same push

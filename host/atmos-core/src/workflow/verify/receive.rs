@@ -433,7 +433,14 @@ pub fn check(
         .filter_map(|u| chain_group(&u.refname).map(|g| (g, u.old.clone())))
         .collect();
     for d in deployments {
-        let mut scope = PushScope::default();
+        let mut scope = PushScope {
+            new_tags: new_tags
+                .iter()
+                .filter(|n| group_of(n).is_some_and(|g| g.0 == d))
+                .cloned()
+                .collect(),
+            ..PushScope::default()
+        };
         for g in touched.iter().filter(|g| g.0 == d) {
             let old = match before.get(g) {
                 Some(old) => old.clone(),
