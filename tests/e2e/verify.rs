@@ -1769,3 +1769,113 @@ fn a_signing_key_not_allowed_for_the_deployer_is_said_before_anything_runs() {
     .code(0);
     verify(&w, &d).code(0);
 }
+
+/// A deployment verified clean here is checked next time for what changed since (a verified
+/// checkpoint): new records are judged, the rest is not read again. Attacks on the shortcut:
+/// an old record replaced under its own name (the chain unchanged), a forged record appended
+/// on the chain, a state ref moved by hand, and rewritten approvals — each is still caught.
+#[test]
+fn a_verified_checkpoint_checks_what_changed_and_still_catches_forgeries() {
+    let w = World::new();
+    let alice = w.clone("alice", "alice");
+    let v1 = ship(&w, &alice);
+    verify(&w, &alice)
+        .code(0)
+        .stdout_has(&["Verified 6 record(s)"]);
+    // Nothing changed: nothing read.
+    verify(&w, &alice).code(0).stdout_has(&[
+        "Verified 0 record(s)",
+        "svc: checked what changed since it verified clean here at",
+        "(0 histories); --full checks everything",
+    ]);
+    // An honest rollout: its records are judged, within the history they join.
+    w.atmos(
+        &alice,
+        &args("deployment rollout svc --target dev --force"),
+        &[],
+    )
+    .code(0);
+    let run = verify(&w, &alice);
+    run.code(0)
+        .stdout_has(&["(1 history); --full checks everything"]);
+    assert!(
+        !run.stdout.contains("Verified 8 record(s)"),
+        "{}",
+        run.stdout
+    );
+    // --full reads everything.
+    w.atmos(&alice, &args("deployment verify svc --full"), &[])
+        .code(0)
+        .stdout_has(&["Verified 8 record(s)"]);
+
+    // An old dev record replaced by a forged copy under its own name, the chain untouched.
+    let old = git_in(
+        &alice,
+        &[
+            "tag",
+            "-l",
+            "--sort=refname",
+            "atmos/deployments/svc/dev/a/*",
+        ],
+    )
+    .lines()
+    .next()
+    .expect("a dev record")
+    .to_owned();
+    let saved = git_in(&alice, &["rev-parse", &format!("refs/tags/{old}")]);
+    let body = record_message(&alice, &old).replace("deployed_by: alice", "deployed_by: carol");
+    let file = alice.join(".forged");
+    std::fs::write(&file, body).expect("write");
+    git_in(
+        &alice,
+        &[
+            "tag",
+            "-f",
+            "-a",
+            "--cleanup=verbatim",
+            "-F",
+            ".forged",
+            &old,
+            &v1,
+        ],
+    );
+    std::fs::remove_file(&file).expect("rm");
+    let run = verify(&w, &alice);
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("checked what changed"),
+        "{}",
+        run.stdout
+    );
+    git_in(&alice, &["update-ref", &format!("refs/tags/{old}"), &saved]);
+    verify(&w, &alice).code(0);
+
+    // A state ref moved by hand, with nothing else changed.
+    let state = "refs/atmos/deployments/svc/prod/a";
+    let was = git_in(&alice, &["rev-parse", state]);
+    let other = git_in(&alice, &["commit-tree", "HEAD^{tree}", "-m", "by hand"]);
+    git_in(&alice, &["update-ref", state, &other]);
+    let run = verify(&w, &alice);
+    run.code(3)
+        .stdout_has(&["refs/atmos/deployments/svc/prod/a"]);
+    git_in(&alice, &["update-ref", state, &was]);
+    verify(&w, &alice).code(0);
+
+    // Approvals rewritten (a line removed): everything is checked again.
+    let approved = git_in(
+        &alice,
+        &["notes", "--ref", "atmos/svc/approvals", "list", &v1],
+    );
+    assert!(!approved.is_empty());
+    git_in(
+        &alice,
+        &["notes", "--ref", "atmos/svc/approvals", "remove", &v1],
+    );
+    let run = verify(&w, &alice);
+    run.code(3).stdout_has(&["approval"]);
+    assert!(
+        !run.stdout.contains("checked what changed"),
+        "{}",
+        run.stdout
+    );
+}

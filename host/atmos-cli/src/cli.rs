@@ -255,9 +255,13 @@ pub struct VerifyArgs {
     /// Never fetch: verify only what this clone holds.
     #[arg(long)]
     pub offline: bool,
+    /// Check every record, whatever this clone verified before (by default a deployment
+    /// verified clean here is checked for what changed since).
+    #[arg(long)]
+    pub full: bool,
     /// Run as git's pre-receive hook in a server's bare repository: read `<old> <new> <ref>`
     /// lines on stdin and refuse a push that breaks the rules (exit 3).
-    #[arg(long, conflicts_with_all = ["deployment", "target", "since", "remote", "offline"])]
+    #[arg(long, conflicts_with_all = ["deployment", "target", "since", "remote", "offline", "full"])]
     pub pre_receive: bool,
     /// Run by a server's administrator in its repository: repair a ref the guard refuses
     /// (a stray ref, a malformed lease, note or record) and log it in refs/atmos/audit.

@@ -55,7 +55,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../target/bench-fixtures/verify-10k-chained");
     if args.get(1).map(String::as_str) == Some("--measure") {
-        measure(&root);
+        measure(&root, args.get(2).map(String::as_str) == Some("full"));
         return;
     }
     let runs = args
@@ -70,12 +70,23 @@ fn main() {
         eprintln!("fixture built in {:.1} s", started.elapsed().as_secs_f64());
     }
     let me = std::env::current_exe().expect("bench binary");
+    println!("| records | verify (median of {runs}) | per record | peak RSS | checked |");
+    println!("|---|---|---|---|---|");
+    // `--full` reads every record; then, the fixture verified clean and checkpointed, a
+    // re-verification with nothing new reads none.
+    for mode in ["full", "checkpoint"] {
+        sample(&me, mode, runs);
+    }
+}
+
+/// Run `--measure <mode>` `runs` times in fresh processes and print the row.
+fn sample(me: &Path, mode: &str, runs: usize) {
     let mut times = Vec::new();
     let mut rss = 0u64;
     let mut summary = String::new();
     for _ in 0..runs {
-        let out = std::process::Command::new(&me)
-            .arg("--measure")
+        let out = std::process::Command::new(me)
+            .args(["--measure", mode])
             .output()
             .expect("run");
         assert!(
@@ -93,10 +104,8 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    println!("| records | verify (median of {runs}) | per record | peak RSS | checked |");
-    println!("|---|---|---|---|---|");
     println!(
-        "| {} | {:.0} ms | {:.1} µs | {:.1} MiB | {summary} |",
+        "| {} ({mode}) | {:.0} ms | {:.1} µs | {:.1} MiB | {summary} |",
         RECORDS,
         median,
         median * 1000.0 / RECORDS as f64,
@@ -105,7 +114,7 @@ fn main() {
 }
 
 /// One run in this process: open, verify, report `ms peak-KiB summary`.
-fn measure(root: &Path) {
+fn measure(root: &Path, full: bool) {
     let started = Instant::now();
     let project = atmos_core::config::Project::open(root.to_owned()).expect("project");
     let git = atmos_core::git::GitRepo::discover(root).expect("repo");
@@ -113,9 +122,13 @@ fn measure(root: &Path) {
         &project,
         &git,
         None,
-        &atmos_core::workflow::verify::VerifyRequest::default(),
+        &atmos_core::workflow::verify::VerifyRequest {
+            full,
+            ..Default::default()
+        },
     )
     .expect("verify");
+    assert_eq!(report.incremental.is_empty(), full, "checkpoint use");
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     assert!(
         report.clean(),

@@ -67,6 +67,7 @@ pub fn run(args: &VerifyArgs, ctx: &Context) -> Result<Exit, Failure> {
             deployment: args.deployment.clone(),
             target: args.target.clone(),
             since,
+            full: args.full,
         },
     )?;
     let text = ctx
@@ -103,6 +104,15 @@ fn render(r: &VerifyReport) -> String {
         out.push_str(&format!(
             "  signed but not checkable (no approvers.allowed_signers): {}\n",
             c.unchecked
+        ));
+    }
+    for i in &r.incremental {
+        out.push_str(&format!(
+            "  {}: checked what changed since it verified clean here at {} ({} histor{}); --full checks everything\n",
+            i.deployment,
+            i.since,
+            i.histories,
+            if i.histories == 1 { "y" } else { "ies" }
         ));
     }
     if !r.notices.is_empty() {

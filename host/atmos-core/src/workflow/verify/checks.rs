@@ -64,6 +64,8 @@ pub(super) struct Audit<'a, 'b> {
     /// A push's histories only (the server guard): each read from its newest record back as
     /// far as the checks of what the push adds need, not whole.
     pub scope: Option<&'b PushScope>,
+    /// With a scope: the records above each history's old tip (`refs/tags/…`).
+    pub fresh: HashSet<String>,
 }
 
 /// What a push adds to one deployment: the histories it appends to or whose state ref it
@@ -288,6 +290,9 @@ impl Audit<'_, '_> {
                 };
                 if before.as_deref() == Some(r.entry.oid.as_str()) {
                     new = false;
+                }
+                if new {
+                    self.fresh.insert(format!("refs/tags/{}", r.entry.name));
                 }
                 needs.saw(&r);
                 // The newest deploying record is found by its intent's place: read as far.
@@ -1096,6 +1101,7 @@ pub fn audit<'a>(
             target: request.target.as_deref(),
             notices: Vec::new(),
             scope: None,
+            fresh: HashSet::new(),
         };
         let found = audit.run(&mut stats)?;
         notices.extend(
@@ -1113,19 +1119,32 @@ pub fn audit<'a>(
         checked: stats,
         problems,
         notices,
+        incremental: Vec::new(),
     })
 }
 
-/// The checks of what a push adds to `deployment` ([`PushScope`]), over the repository as the
-/// push would leave it: the problems of the records it adds and of the refs it moves, among
-/// others of the histories read (the caller keeps those it is concerned with).
+/// What the windowed checks of a [`PushScope`] found.
+#[derive(Debug, Default)]
+pub struct Windowed {
+    /// Problems of every record read (the caller keeps those of the new records and refs).
+    pub problems: Vec<Problem>,
+    /// Notices, likewise.
+    pub notices: Vec<Problem>,
+    /// What was read and checked.
+    pub stats: Stats,
+    /// The records above each history's old tip (`refs/tags/…`).
+    pub fresh: std::collections::HashSet<String>,
+}
+
+/// The checks of what a push (or the records added since a verified checkpoint) adds to
+/// `deployment` ([`PushScope`]), over the repository as `git` reads it.
 pub fn audit_push<'a>(
     git: &'a GitRepo,
     book: &mut RulesBook<'a>,
     deployment: &str,
     scope: &PushScope,
     now: Timestamp,
-) -> Result<(Vec<Problem>, Stats), WorkflowError> {
+) -> Result<Windowed, WorkflowError> {
     let mut stats = Stats::default();
     let mut audit = Audit {
         git,
@@ -1135,7 +1154,13 @@ pub fn audit_push<'a>(
         target: None,
         notices: Vec::new(),
         scope: Some(scope),
+        fresh: HashSet::new(),
     };
     let problems = audit.run(&mut stats)?;
-    Ok((problems, stats))
+    Ok(Windowed {
+        problems,
+        notices: audit.notices,
+        stats,
+        fresh: audit.fresh,
+    })
 }

@@ -15,7 +15,7 @@ use super::checks::{PushScope, audit_push};
 use super::pusher::Pusher;
 use super::report::{Problem, ProblemKind};
 use super::rules::RulesBook;
-use super::view::{Namespace, group_of, namespace};
+use super::view::{Namespace, chain_group, group_of, namespace};
 use crate::contracts::layout::{CHAIN_PREFIX, STATE_PREFIX};
 use crate::git::tags::TagEntry;
 use crate::git::{GitRepo, short};
@@ -448,8 +448,7 @@ pub fn check(
             };
             scope.groups.insert((g.1.clone(), g.2.clone()), old);
         }
-        let (problems, _) = audit_push(git, &mut book, &d, &scope, now)?;
-        for p in problems {
+        for p in audit_push(git, &mut book, &d, &scope, now)?.problems {
             let is_ref = p.reference.starts_with(&format!("{STATE_PREFIX}/"))
                 || p.reference.starts_with(&format!("{CHAIN_PREFIX}/"));
             let relevant = new_tags.contains(&p.reference)
@@ -647,14 +646,6 @@ fn build_lines_problems(
         }
     }
     Ok(out)
-}
-
-/// `(deployment, target, component)` of a chain ref.
-fn chain_group(refname: &str) -> Option<(String, String, String)> {
-    let rest = refname.strip_prefix(&format!("{CHAIN_PREFIX}/"))?;
-    let (d, rest) = rest.split_once('/')?;
-    let (t, c) = rest.split_once('/')?;
-    Some((d.to_owned(), t.to_owned(), c.to_owned()))
 }
 
 fn git2_tag() -> &'static str {

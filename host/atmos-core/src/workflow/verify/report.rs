@@ -16,6 +16,8 @@ pub struct VerifyRequest {
     pub target: Option<String>,
     /// Only report problems of records written since then (state refs are always checked).
     pub since: Option<Timestamp>,
+    /// Check everything, whatever was verified before (no checkpoint is used).
+    pub full: bool,
 }
 
 /// What kind of problem.
@@ -128,6 +130,34 @@ pub struct VerifyReport {
     /// Records that are not problems but are worth an auditor's look: rollouts made with
     /// `--skip-promotion-check` (the gates in force then allowed it).
     pub notices: Vec<Problem>,
+    /// Deployments checked only for what changed since this clone verified them clean (a
+    /// verified checkpoint); the others were checked whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incremental: Vec<Incremental>,
+}
+
+/// A deployment checked from its verified checkpoint.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Incremental {
+    /// Deployment.
+    pub deployment: String,
+    /// When it was verified clean (RFC 3339).
+    pub since: String,
+    /// Histories that changed since, and were checked.
+    pub histories: usize,
+}
+
+impl Stats {
+    /// Add what another check counted.
+    pub fn add(&mut self, o: &Stats) {
+        self.records += o.records;
+        self.state_refs += o.state_refs;
+        self.signed += o.signed;
+        self.unsigned += o.unsigned;
+        self.unchecked += o.unchecked;
+        self.unchained += o.unchained;
+        self.skipped_checks += o.skipped_checks;
+    }
 }
 
 impl VerifyReport {

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::contracts::layout::{LEDGER_PREFIX, NOTES_PREFIX, STATE_PREFIX, TAG_PREFIX};
+use crate::contracts::layout::{
+    CHAIN_PREFIX, LEDGER_PREFIX, NOTES_PREFIX, STATE_PREFIX, TAG_PREFIX,
+};
 use crate::git::{GitError, GitRepo};
 
 /// Deployment refs by full name → object id.
@@ -86,6 +88,14 @@ pub fn group_of(refname: &str) -> Option<(String, String, String)> {
     let (c, time) = c_and_time.rsplit_once('/')?;
     (!time.is_empty()).then_some(())?;
     ok((d, t, c.to_owned()))
+}
+
+/// `(deployment, target, component)` of a chain ref.
+pub fn chain_group(refname: &str) -> Option<(String, String, String)> {
+    let rest = refname.strip_prefix(&format!("{CHAIN_PREFIX}/"))?;
+    let (d, rest) = rest.split_once('/')?;
+    let (t, c) = rest.split_once('/')?;
+    Some((d.to_owned(), t.to_owned(), c.to_owned()))
 }
 
 impl View {
