@@ -507,7 +507,9 @@ fn every_verb_along_the_example_flow() {
     snap!(
         s,
         "json_verify",
-        atmos(&args("deployment verify --format json"))
+        // --full: the table run above checkpointed the deployment, and this document shows
+        // every record checked.
+        atmos(&args("deployment verify --format json --full"))
     )
     .code(0);
 
