@@ -6,7 +6,7 @@
 //! - before archiving: a runner's first sync of one deployment (fresh clone without tags, then
 //!   `atmos deployment fetch d07`), its no-op sync afterwards, the same no-op fetch of every
 //!   deployment's records (what each rollout fetched before syncs were scoped), `status`,
-//!   `history --limit 20`;
+//!   `status` of every deployment, `history --limit 20`;
 //! - `atmos deployment archive d07` folding about a year of its records into the ledger (one
 //!   atomic push per 1,000 records);
 //! - after: the same syncs and queries, and `history --since/--until` reaching into the ledger.
@@ -140,6 +140,13 @@ fn main() {
         1,
     );
     row(&format!("before: status {d}"), &status, runs);
+    // Every deployment's state refs and records are here now (the fetch above).
+    let overview = format!("{atmos} -C {r} deployment status >/dev/null 2>&1");
+    row(
+        &format!("before: status of every deployment ({DEPLOYMENTS})"),
+        &overview,
+        runs,
+    );
     row(
         &format!("before: history {d} --target prod --limit 20"),
         &history,
