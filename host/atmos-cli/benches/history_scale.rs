@@ -140,7 +140,12 @@ fn main() {
         1,
     );
     row(&format!("before: status {d}"), &status, runs);
-    // Every deployment's state refs and records are here now (the fetch above).
+    // Every deployment's records, as atmos's own fetch leaves them (chain refs included: the
+    // git fetch above mirrors what rollouts fetched before chains existed).
+    sample(
+        &format!("{atmos} -C {r} deployment fetch >/dev/null 2>&1"),
+        1,
+    );
     let overview = format!("{atmos} -C {r} deployment status >/dev/null 2>&1");
     row(
         &format!("before: status of every deployment ({DEPLOYMENTS})"),

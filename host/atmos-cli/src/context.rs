@@ -101,7 +101,9 @@ impl Context {
             }
             return Ok(());
         }
-        if self.out.quiet {
+        // The age of the view is said where atmos.yaml names the store (a clone whose only
+        // remote is a forge it never deploys through is not told about it on every read).
+        if self.out.quiet || project.settings.git.remote.is_none() {
             return Ok(());
         }
         let age = match age {

@@ -392,7 +392,10 @@ impl GitRepo {
     ) -> Result<Timeline<'_>, GitError> {
         let mut walks = Vec::with_capacity(groups.len());
         for (t, c) in groups {
+            // A timeline says what it skipped, which needs each history's tags: listed once,
+            // up front, rather than found one object at a time.
             let mut walk = self.chain(deployment, t, c)?;
+            walk.list()?;
             let head = walk.next_link()?;
             walks.push((walk, head));
         }
