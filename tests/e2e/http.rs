@@ -6,6 +6,7 @@
 //! and the pusher is shown why.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -154,10 +155,12 @@ impl Apache {
             ),
         )
         .expect("httpd.conf");
+        // Its own process group: the parent and its prefork workers stop together.
         let child = Command::new("apache2")
             .args(["-f"])
             .arg(&conf)
             .arg("-DFOREGROUND")
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -204,12 +207,25 @@ impl Apache {
 
 impl Drop for Apache {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Its worker processes stop with their parent; the pid file names it if not.
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("httpd.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
+        // SIGTERM to the group: Apache stops its workers and exits. A SIGKILL of the parent
+        // alone would leave the workers running, orphaned, holding the port.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
     }
 }
 
