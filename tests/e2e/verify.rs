@@ -608,6 +608,44 @@ fn forgeries_are_caught_by_verify_and_refused_by_the_hook() {
         "{stderr}"
     );
 
+    // 7. A rollback, properly signed by alice, to a commit prod never ran: the guard, which
+    // reads a history only as far back as a new record's checks need, searches it to its
+    // start for an earlier run of that commit, finds none, and refuses.
+    let d = scratch("rollback-never-ran");
+    let rollback_body: String = forged_body
+        .lines()
+        .filter(|l| {
+            !l.starts_with("promoted_from:")
+                && !l.starts_with("promoted_at:")
+                && !l.starts_with("source_record:")
+        })
+        .map(|l| {
+            if l.starts_with("status: ") {
+                format!("status: rollback\nrollback_of: {v1}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert!(
+        rollback_body.contains("status: rollback"),
+        "{rollback_body}"
+    );
+    forge(
+        &d,
+        &forged_name("5"),
+        &v2,
+        &rollback_body,
+        Some(&w.key("alice")),
+    );
+    caught(
+        &w,
+        &d,
+        "rollback_never_ran",
+        &format!("refs/tags/{}", forged_name("5")),
+        &forged_push(&forged_name("5")),
+    );
+
     // The remote holds none of it, and still verifies.
     let auditor = w.clone("auditor", "carol");
     w.atmos(&auditor, &args("deployment verify --remote origin"), &[])
