@@ -7,7 +7,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use crate::support::{Run, atmos_cmd};
+use crate::support::{Run, atmos_cmd, git_in as git};
 
 const SVC: &str = "deployment:
   name: svc
@@ -19,24 +19,6 @@ const SVC: &str = "deployment:
     dev: {}
     staging: {promotion: {from: dev}}
 ";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Dev")
-        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
-        .env("GIT_COMMITTER_NAME", "Dev")
-        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
-}
 
 fn atmos(dir: &Path, args: &[&str]) -> Run {
     atmos_cmd(dir)

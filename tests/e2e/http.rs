@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::support::{Background, Run, atmos_cmd, wait_until};
+use crate::support::{Background, Run, atmos_cmd, git_in as git_ok, wait_until};
 
 const DEPLOYMENT: &str = "deployment:
   name: svc
@@ -56,12 +56,6 @@ fn git(dir: &Path, args: &[&str]) -> Run {
         .into()
 }
 
-fn git_ok(dir: &Path, args: &[&str]) -> String {
-    let run = git(dir, args);
-    assert_eq!(run.code, 0, "git {args:?}: {}", run.stderr);
-    run.stdout.trim_end().to_owned()
-}
-
 /// Apache on 127.0.0.1 serving `repos/origin.git` over smart HTTP to the basic-auth users.
 struct Apache {
     dir: TempDir,
@@ -81,16 +75,7 @@ impl Apache {
         );
         let origin = repos.join("origin.git");
         git_ok(&origin, &["config", "http.receivepack", "true"]);
-        let hook = origin.join("hooks/pre-receive");
-        std::fs::write(
-            &hook,
-            format!(
-                "#!/bin/sh\nexec '{}' deployment verify --pre-receive\n",
-                env!("CARGO_BIN_EXE_atmos")
-            ),
-        )
-        .expect("hook");
-        crate::rollout::make_executable(&hook);
+        crate::support::install_guard(&origin);
         let passwords = root.join("htpasswd");
         for (i, (user, password)) in USERS.iter().enumerate() {
             let mut args = vec!["-b", "-B"];
@@ -252,6 +237,11 @@ fn atmos(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// Run atmos in `dir` to its end.
+fn run_atmos(dir: &Path, args: &[&str]) -> Run {
+    atmos(dir, args).output().expect("atmos").into()
+}
+
 #[test]
 fn honest_rollouts_from_two_clones_at_once_pass_the_guard_over_http() {
     let server = served();
@@ -287,7 +277,7 @@ fn honest_rollouts_from_two_clones_at_once_pass_the_guard_over_http() {
     let tags = server.refs("refs/tags/atmos/deployments/svc/dev/api/");
     assert_eq!(tags.len(), 4, "{tags:#?}");
     // alice promotes to staging (a deployer there).
-    let run: Run = atmos(
+    let run = run_atmos(
         &one,
         &[
             "deployment",
@@ -298,16 +288,10 @@ fn honest_rollouts_from_two_clones_at_once_pass_the_guard_over_http() {
             "--promote-from",
             "dev",
         ],
-    )
-    .output()
-    .expect("atmos")
-    .into();
+    );
     run.code(0);
     let check = server.clone("check", "alice", "alice@example.com");
-    let run: Run = atmos(&check, &["deployment", "verify", "svc"])
-        .output()
-        .expect("atmos")
-        .into();
+    let run = run_atmos(&check, &["deployment", "verify", "svc"]);
     run.code(0);
 }
 
@@ -315,10 +299,7 @@ fn honest_rollouts_from_two_clones_at_once_pass_the_guard_over_http() {
 fn a_non_deployer_a_borrowed_name_and_a_hand_pushed_state_ref_are_refused_over_http() {
     let server = served();
     let alice = server.clone("alice", "alice", "alice@example.com");
-    let run: Run = atmos(&alice, &["deployment", "rollout", "svc", "--target", "dev"])
-        .output()
-        .expect("atmos")
-        .into();
+    let run = run_atmos(&alice, &["deployment", "rollout", "svc", "--target", "dev"]);
     run.code(0);
     let before = server.refs("refs/");
 
@@ -346,7 +327,7 @@ fn a_non_deployer_a_borrowed_name_and_a_hand_pushed_state_ref_are_refused_over_h
             "+refs/tags/atmos/*:refs/tags/atmos/*",
         ],
     );
-    let run: Run = atmos(
+    let run = run_atmos(
         &carol,
         &[
             "deployment",
@@ -358,10 +339,7 @@ fn a_non_deployer_a_borrowed_name_and_a_hand_pushed_state_ref_are_refused_over_h
             "dev",
             "--offline",
         ],
-    )
-    .output()
-    .expect("atmos")
-    .into();
+    );
     run.code(0);
     let push = git(
         &carol,
@@ -385,7 +363,7 @@ fn a_non_deployer_a_borrowed_name_and_a_hand_pushed_state_ref_are_refused_over_h
 
     // carol writes her record in alice's name (unsigned) and pushes it as carol.
     let borrowed = server.clone("borrowed", "carol", "alice@example.com");
-    let run: Run = atmos(
+    let run = run_atmos(
         &borrowed,
         &[
             "deployment",
@@ -396,10 +374,7 @@ fn a_non_deployer_a_borrowed_name_and_a_hand_pushed_state_ref_are_refused_over_h
             "--promote-from",
             "dev",
         ],
-    )
-    .output()
-    .expect("atmos")
-    .into();
+    );
     assert_ne!(run.code, 0, "{}", run.stdout);
     run.stderr_has(&[
         "written by alice@example.com, but pushed by carol@example.com (REMOTE_USER=carol)",

@@ -165,21 +165,7 @@ impl Repo {
 
     /// Run `git <args>` in the repository; panics on failure; returns trimmed stdout.
     pub fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .env("GIT_AUTHOR_NAME", "Dev")
-            .env("GIT_AUTHOR_EMAIL", "dev@example.com")
-            .env("GIT_COMMITTER_NAME", "Dev")
-            .env("GIT_COMMITTER_EMAIL", "dev@example.com")
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+        git_in(self.path(), args)
     }
 
     /// Commit everything; returns the new commit's full sha.
@@ -504,4 +490,40 @@ pub fn atmos_faketime(dir: &Path, offset: &str, args: &[&str], env: &[(&str, &st
         cmd.output()
             .expect("run faketime (install Debian's faketime package)"),
     )
+}
+
+/// Run `git <args>` in `dir` as Dev (author and committer); panics on failure; returns
+/// trimmed stdout.
+pub fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
+        .env("GIT_COMMITTER_NAME", "Dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
+/// Install the server guard (`atmos deployment verify --pre-receive`) as the `pre-receive`
+/// hook of the bare repository `bare`.
+pub fn install_guard(bare: &Path) {
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nexec '{}' deployment verify --pre-receive\n",
+            env!("CARGO_BIN_EXE_atmos")
+        ),
+    )
+    .expect("hook");
+    crate::rollout::make_executable(&hook);
 }

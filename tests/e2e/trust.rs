@@ -9,25 +9,7 @@ use std::process::Command;
 use tempfile::TempDir;
 
 use crate::rollout::{DEPLOYMENT, Fixture, record};
-use crate::support::{Repo, args};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Dev")
-        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
-        .env("GIT_COMMITTER_NAME", "Dev")
-        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
-}
+use crate::support::{Repo, args, git_in as git};
 
 /// A bare `origin` for the fixture's repository, holding its `main`; the trusted ref is then
 /// `refs/remotes/origin/main`.

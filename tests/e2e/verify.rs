@@ -7,7 +7,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use crate::support::{Run, args, atmos_cmd};
+use crate::support::{Run, args, atmos_cmd, git_in};
 
 const DEPLOYMENT: &str = r#"deployment:
   name: svc
@@ -29,24 +29,6 @@ const DEPLOYMENT: &str = r#"deployment:
         approvals: {from_groups: [sre]}
         deployers: {from_groups: [release], require_signed: true}
 "#;
-
-fn git_in(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Dev")
-        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
-        .env("GIT_COMMITTER_NAME", "Dev")
-        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
-}
 
 /// A bare `origin` with the hook installed, a seed commit with the rules, and keys for alice
 /// (release, sre), bob (sre), carol (no group) and mallory (no allowed key).
@@ -79,16 +61,7 @@ impl World {
             dir.path(),
             &["init", "-q", "--bare", "-b", "main", "origin.git"],
         );
-        let hook = origin.join("hooks/pre-receive");
-        std::fs::write(
-            &hook,
-            format!(
-                "#!/bin/sh\nexec '{}' deployment verify --pre-receive\n",
-                env!("CARGO_BIN_EXE_atmos")
-            ),
-        )
-        .expect("hook");
-        crate::rollout::make_executable(&hook);
+        crate::support::install_guard(&origin);
 
         let seed = dir.path().join("seed");
         std::fs::create_dir_all(seed.join("deployments")).expect("mkdir");
@@ -1898,6 +1871,16 @@ fn a_verified_checkpoint_checks_what_changed_and_still_catches_forgeries() {
         .stdout_has(&["refs/atmos/deployments/svc/prod/a"]);
     git_in(&alice, &["update-ref", state, &was]);
     verify(&w, &alice).code(0);
+
+    // A checkpoint that is not one (bytes that are not UTF-8): everything is read again.
+    std::fs::write(
+        alice.join(".git/atmos/verified/svc.json"),
+        b"\xff\xfe{not a checkpoint",
+    )
+    .expect("write");
+    let run = verify(&w, &alice);
+    run.code(0).stdout_has(&["Verified 8 record(s)"]);
+    assert!(!run.stdout.contains("checked what changed"), "{}", run.stdout);
 
     // Approvals rewritten (a line removed): everything is checked again.
     let approved = git_in(
