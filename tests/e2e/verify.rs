@@ -1880,7 +1880,11 @@ fn a_verified_checkpoint_checks_what_changed_and_still_catches_forgeries() {
     .expect("write");
     let run = verify(&w, &alice);
     run.code(0).stdout_has(&["Verified 8 record(s)"]);
-    assert!(!run.stdout.contains("checked what changed"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("checked what changed"),
+        "{}",
+        run.stdout
+    );
 
     // Approvals rewritten (a line removed): everything is checked again.
     let approved = git_in(

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 mod common;
-use common::{atmos_binary, data, git};
+use common::{atmos_binary, git};
 
 const TARGETS: [&str; 3] = ["dev", "staging", "prod"];
 const COMPONENTS: [&str; 5] = ["api", "worker", "db", "cache", "migrate"];
@@ -189,46 +189,11 @@ fn generate(root: &Path, records: usize) {
     let newest = jiff::Timestamp::now().as_second() - 3600;
     let base = newest - (per_slot as i64 - 1) * 60;
 
-    let mut stream = String::new();
-    for i in 0..COMMITS {
-        stream.push_str(&format!(
-            "commit refs/heads/main\nmark :{}\ncommitter Dev <dev@example.com> {} +0000\n",
-            i + 1,
-            base - 86_400 + i as i64 * 60
-        ));
-        data(&mut stream, &format!("change {i}"));
-        if i > 0 {
-            stream.push_str(&format!("from :{i}\n"));
-        } else {
-            stream.push_str("M 100644 inline atmos.yaml\n");
-            data(&mut stream, "git:\n  remote: origin\n");
-            let mut yaml = "deployment:\n  name: svc\n  components:\n    script:\n".to_owned();
-            for c in COMPONENTS {
-                yaml.push_str(&format!(
-                    "      {c}:\n        settings: {{script: {{apply: 'true'}}}}\n"
-                ));
-            }
-            yaml.push_str("  targets:\n    dev: {}\n    staging: {promotion: {from: dev}}\n    prod: {promotion: {from: staging}}\n");
-            stream.push_str("M 100644 inline deployments/svc.yaml\n");
-            data(&mut stream, &yaml);
-        }
-        stream.push_str("M 100644 inline CHANGES\n");
-        data(&mut stream, &format!("{i}\n"));
-    }
-    let marks = bare.join("bench-marks");
-    common::fast_import(
-        &bare,
-        &["--quiet", &format!("--export-marks={}", marks.display())],
-        &stream,
-    );
-    let shas: std::collections::HashMap<usize, String> = std::fs::read_to_string(&marks)
-        .expect("marks")
-        .lines()
-        .filter_map(|l| {
-            let (m, sha) = l.split_once(' ')?;
-            Some((m.trim_start_matches(':').parse().ok()?, sha.to_owned()))
-        })
-        .collect();
+    let deployments = vec![(
+        "svc".to_owned(),
+        common::script_deployment("svc", &COMPONENTS),
+    )];
+    let shas = common::write_commits(&bare, COMMITS, base - 86_400, &deployments);
     let mut child = Command::new("git")
         .args(["fast-import", "--quiet"])
         .current_dir(&bare)
@@ -260,16 +225,7 @@ fn generate(root: &Path, records: usize) {
             eprintln!("  {written} records");
         }
     }
-    for (slot, sha) in &last {
-        input
-            .write_all(format!("reset refs/atmos/deployments/{slot}\nfrom {sha}\n\n").as_bytes())
-            .expect("write");
-    }
-    drop(input);
-    assert!(child.wait().expect("fast-import").success());
-    chains.write_refs(&bare);
-    git(&bare, &["pack-refs", "--all"]);
-    git(&bare, &["repack", "-adq"]);
+    common::finish_records(&bare, input, child, &last, &chains);
     std::fs::write(root.join(".complete"), newest.to_string()).expect("marker");
     eprintln!("generated");
 }

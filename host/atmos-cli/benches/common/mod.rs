@@ -250,3 +250,84 @@ pub fn record_message(
     }
     .to_message()
 }
+
+/// A deployment of script components on dev → staging → prod, as the scale fixtures
+/// define theirs.
+pub fn script_deployment(name: &str, components: &[&str]) -> String {
+    let mut yaml = format!("deployment:\n  name: {name}\n  components:\n    script:\n");
+    for c in components {
+        yaml.push_str(&format!(
+            "      {c}:\n        settings: {{script: {{apply: 'true'}}}}\n"
+        ));
+    }
+    yaml.push_str("  targets:\n    dev: {}\n    staging: {promotion: {from: dev}}\n    prod: {promotion: {from: staging}}\n");
+    yaml
+}
+
+/// Write `commits` commits on `main` of the bare repository `bare` (`git fast-import`), one a
+/// minute from `start` (seconds), the first holding `atmos.yaml` (with `git.remote: origin`) and
+/// `deployments/<name>.yaml` for each of `deployments` (name, YAML); their shas by mark
+/// (1-based).
+pub fn write_commits(
+    bare: &Path,
+    commits: usize,
+    start: i64,
+    deployments: &[(String, String)],
+) -> std::collections::HashMap<usize, String> {
+    let mut stream = String::new();
+    for i in 0..commits {
+        stream.push_str(&format!(
+            "commit refs/heads/main\nmark :{}\ncommitter Dev <dev@example.com> {} +0000\n",
+            i + 1,
+            start + i as i64 * 60
+        ));
+        data(&mut stream, &format!("change {i}"));
+        if i > 0 {
+            stream.push_str(&format!("from :{i}\n"));
+        } else {
+            stream.push_str("M 100644 inline atmos.yaml\n");
+            data(&mut stream, "git:\n  remote: origin\n");
+            for (name, yaml) in deployments {
+                stream.push_str(&format!("M 100644 inline deployments/{name}.yaml\n"));
+                data(&mut stream, yaml);
+            }
+        }
+        stream.push_str("M 100644 inline CHANGES\n");
+        data(&mut stream, &format!("{i}\n"));
+    }
+    let marks = bare.join("bench-marks");
+    fast_import(
+        bare,
+        &["--quiet", &format!("--export-marks={}", marks.display())],
+        &stream,
+    );
+    std::fs::read_to_string(&marks)
+        .expect("marks")
+        .lines()
+        .filter_map(|l| {
+            let (m, sha) = l.split_once(' ')?;
+            Some((m.trim_start_matches(':').parse().ok()?, sha.to_owned()))
+        })
+        .collect()
+}
+
+/// End a record stream: point each state ref (`<d>/<t>/<c>` → commit) at its commit, then
+/// the chain refs, and pack refs and objects as a server keeps them.
+pub fn finish_records(
+    bare: &Path,
+    mut input: std::io::BufWriter<std::process::ChildStdin>,
+    mut child: std::process::Child,
+    last: &std::collections::HashMap<String, String>,
+    chains: &Chains,
+) {
+    for (slot, sha) in last {
+        input
+            .write_all(format!("reset refs/atmos/deployments/{slot}\nfrom {sha}\n\n").as_bytes())
+            .expect("write");
+    }
+    drop(input);
+    assert!(child.wait().expect("fast-import").success());
+    chains.write_refs(bare);
+    git(bare, &["pack-refs", "--all"]);
+    git(bare, &["repack", "-adq"]);
+}
