@@ -4,6 +4,7 @@ mod approvals;
 mod artifacts;
 mod atmos_config;
 mod board;
+mod canary;
 mod ci;
 mod cli;
 mod clones;

@@ -568,6 +568,17 @@ pub struct RolloutArgs {
     /// Lifetime of this rollout's target lock (default: atmos.yaml `git.lock_ttl`, else 30m).
     #[arg(long, value_name = "DURATION")]
     pub lock_ttl: Option<String>,
+    /// A canary target: stop after step N (exit 0, the canary stays open for --continue).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with_all = ["plan", "abort"])]
+    pub until_step: Option<u32>,
+    /// Go on with the target's open canary from the step after its last recorded one (same
+    /// commits; the gates judge each step again). Any clone, any runner.
+    #[arg(long = "continue", conflicts_with_all = ["git_sha", "promote_from", "plan", "force", "abort"])]
+    pub resume: bool,
+    /// Abort the target's open canary: its components go back to what ran before
+    /// (ATMOS_CANARY_WEIGHT=0), recorded as a rollback.
+    #[arg(long, conflicts_with_all = ["git_sha", "promote_from", "plan", "force"])]
+    pub abort: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -405,6 +405,7 @@ impl Context {
             skip_promotion_check: what.skip_promotion_check,
             force: false,
             reverting: None,
+            canary: None,
             metadata: what.metadata.iter().cloned().collect(),
             actor: atmos_core::identity::actor(&env, git.config_string("user.email")),
             build_id: atmos_core::identity::build_id(&env),

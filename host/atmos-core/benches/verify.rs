@@ -270,6 +270,7 @@ fn generate(root: &Path) {
                         duration_ms: (status == Status::Success).then_some(1200),
                         error: None,
                         verification: None,
+                        canary: None,
                         rules_ref: Some("HEAD".into()),
                         rules_commit: Some(head.to_string()),
                         approved_commit: (*target == "prod").then(|| sha.clone()),

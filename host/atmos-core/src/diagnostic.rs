@@ -86,6 +86,8 @@ pub enum Code {
     YamlFunction,
     /// A template that does not parse or uses something undefined.
     Template,
+    /// A deployment strategy that cannot run (`strategy.canary` steps, durations, selectors).
+    Strategy,
 }
 
 /// One problem in one file.

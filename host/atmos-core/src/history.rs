@@ -54,6 +54,9 @@ pub struct HistoryEntry {
     /// before, after a rollback).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rolled_forward_from: Option<String>,
+    /// The canary step this record is of, for a rollout in steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::contracts::record::CanaryRecord>,
     /// `metadata.pr`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pr: Option<String>,
@@ -186,6 +189,7 @@ pub fn history(
             promoted_from: r.promoted_from.clone(),
             rollback_of: r.rollback_of.clone(),
             rolled_forward_from: r.rolled_forward_from.clone(),
+            canary: r.canary.clone(),
             pr,
             approved_by,
             build_id: r.build_id.clone(),

@@ -31,6 +31,10 @@ pub struct Attempt {
     /// Where it ran, for a rollout that started and has no outcome yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runner: Option<crate::contracts::record::Runner>,
+    /// The canary step it is, for a rollout in steps (a `canary` attempt: the canary stands
+    /// there, open, until it is continued or aborted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::contracts::record::CanaryRecord>,
 }
 
 /// One component in one target.
@@ -107,6 +111,9 @@ pub mod last_rollout {
     pub const STARTED: &str = "started";
     /// The newest rollout started and never finished; the next rollout found it so.
     pub const INTERRUPTED: &str = "interrupted";
+    /// A canary stands between its steps: part of the traffic runs the new commit, the state
+    /// ref still names the one before.
+    pub const CANARY: &str = "canary";
 }
 
 impl ComponentStatus {
@@ -115,6 +122,7 @@ impl ComponentStatus {
         match (&self.last_attempt, &self.commit) {
             (Some(a), _) if a.status == Status::Started => last_rollout::STARTED,
             (Some(a), _) if a.status == Status::Interrupted => last_rollout::INTERRUPTED,
+            (Some(a), _) if a.status == Status::Canary => last_rollout::CANARY,
             (Some(a), _) if matches!(a.status, Status::Failure | Status::Skipped) => {
                 last_rollout::FAILURE
             }
@@ -522,6 +530,7 @@ fn component_status(
             error: r.error,
             deployed_by: r.deployed_by,
             runner: r.runner,
+            canary: r.canary,
         });
     }
     Ok(status)

@@ -230,6 +230,7 @@ pub fn record_message(
         duration_ms: Some(1200),
         error: None,
         verification: None,
+        canary: None,
         rules_ref: None,
         rules_commit: None,
         approved_commit: None,

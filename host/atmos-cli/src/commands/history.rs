@@ -76,6 +76,21 @@ fn details(e: &HistoryEntry) -> String {
                 .unwrap_or_default()
         ));
     }
+    if let Some(c) = &e.canary {
+        let analysis = match &c.analysis {
+            Some(a) if a.passed => ", analysis passed",
+            Some(_) => ", analysis failed",
+            None => "",
+        };
+        parts.push(if c.weight == 0 {
+            format!("Canary aborted at step {}/{} (weight 0)", c.step, c.steps)
+        } else {
+            format!(
+                "Canary step {}/{} ({}%){analysis}",
+                c.step, c.steps, c.weight
+            )
+        });
+    }
     if let Some(from) = &e.promoted_from {
         parts.push(format!("Promoted from {from}"));
     }

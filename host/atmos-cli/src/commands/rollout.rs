@@ -4,6 +4,7 @@
 
 use atmos_core::exit::Exit;
 use atmos_core::workflow::rollout::model::PlanRun;
+use atmos_core::workflow::rollout::session::CanaryMode;
 use atmos_core::workflow::rollout::wait::ApprovalWait;
 use atmos_core::workflow::rollout::{RolloutOptions, RolloutOutcome, RolloutSession};
 use atmos_core::workflow::{WorkflowError, duration, lease, store};
@@ -80,6 +81,14 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
             .transpose()?,
         stores,
         local_rules: args.local,
+        canary: if args.resume {
+            CanaryMode::Continue
+        } else if args.abort {
+            CanaryMode::Abort
+        } else {
+            CanaryMode::Begin
+        },
+        until_step: args.until_step,
     };
     let evaluator = ctx.evaluator();
     let mut live = Live::new(&ctx.out, args.plan);

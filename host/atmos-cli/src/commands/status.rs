@@ -100,6 +100,18 @@ fn status_cell(c: &ComponentStatus) -> String {
                 );
             }
             Status::Started => out = format!("outcome unknown (still runs {})", commit_cell(c)),
+            Status::Canary => {
+                if let Some(k) = &a.canary {
+                    out = format!(
+                        "canary at step {} of {} ({}%) of {} (the state names {}; rollout --continue or --abort)",
+                        k.step,
+                        k.steps,
+                        k.weight,
+                        short(&a.git_sha),
+                        commit_cell(c)
+                    );
+                }
+            }
             _ => {}
         }
     }

@@ -141,6 +141,7 @@ fn status_class(s: Status) -> &'static str {
         Status::Failure | Status::Skipped => "failure",
         Status::Rollback => "rollback",
         Status::Started | Status::Interrupted => "unknown",
+        Status::Canary => "canary",
     }
 }
 

@@ -89,7 +89,9 @@ impl<'a> Live<'a> {
             }
             ExecutorEvent::Command { component, .. }
             | ExecutorEvent::Output { component, .. }
-            | ExecutorEvent::Verifying { component, .. } => {
+            | ExecutorEvent::Verifying { component, .. }
+            | ExecutorEvent::Pausing { component, .. }
+            | ExecutorEvent::Analysing { component, .. } => {
                 if !g.alone {
                     g.held.entry(component.clone()).or_default().push_str(&text);
                     return String::new();
@@ -141,6 +143,24 @@ impl<'a> Live<'a> {
                 command,
             } => style.dim(&format!(
                 "  {component} │ verify ({attempt}/{attempts}): $ {command}\n"
+            )),
+            ExecutorEvent::Pausing {
+                component,
+                step,
+                weight,
+                seconds,
+            } => style.dim(&format!(
+                "  {component} │ canary step {step} at {weight}%: pausing {seconds}s before the analysis\n"
+            )),
+            ExecutorEvent::Analysing {
+                component,
+                step,
+                weight,
+                attempt,
+                attempts,
+                command,
+            } => style.dim(&format!(
+                "  {component} │ canary analysis, step {step} at {weight}% ({attempt}/{attempts}): $ {command}\n"
             )),
             ExecutorEvent::Output {
                 component, line, ..
@@ -263,6 +283,24 @@ impl Observer for Live<'_> {
                 self.style.bold("Automatic rollback:"),
                 rollout::rollback_summary(plan),
                 // What the gates said about it, as for any rollout.
+                super::decisions::lines(&plan.decisions, &self.style, verbose)
+            )),
+            Event::Planned {
+                plan,
+                after: Some(Replan::CanaryStep),
+            } => self.text(&format!(
+                "\n{}{}",
+                super::canary::plan_line(plan, &self.style).unwrap_or_default(),
+                super::decisions::lines(&plan.decisions, &self.style, verbose)
+            )),
+            Event::Planned {
+                plan,
+                after: Some(Replan::CanaryAbort),
+            } => self.text(&format!(
+                "\n{} {}\n{}{}",
+                self.style.bold("Canary abort:"),
+                super::canary::abort_summary(plan),
+                super::canary::plan_line(plan, &self.style).unwrap_or_default(),
                 super::decisions::lines(&plan.decisions, &self.style, verbose)
             )),
             Event::Planned {

@@ -2,6 +2,7 @@
 //! JSON and YAML are serde serialisations of the same report the table shows.
 
 pub mod board;
+pub mod canary;
 pub mod ci;
 pub mod decisions;
 pub mod diagnostics;

@@ -82,6 +82,9 @@ pub fn header(plan: &RolloutPlan, plan_only: bool, s: &Style, verbose: bool) -> 
             change_label(c.change)
         ));
     }
+    if let Some(line) = super::canary::plan_line(plan, s) {
+        out.push_str(&line);
+    }
     out
 }
 
@@ -319,10 +322,12 @@ pub fn summary(report: &RolloutReport, s: &Style, log_dir: &str) -> String {
     let mut out = String::new();
     let duration = seconds(report.duration_ms);
     if report.success {
-        out.push_str(&format!(
-            "\n{} Deployment complete ({duration})\n",
-            s.ok("✓")
-        ));
+        let title = report
+            .canary
+            .as_ref()
+            .and_then(super::canary::title)
+            .unwrap_or_else(|| "Deployment complete".to_owned());
+        out.push_str(&format!("\n{} {title} ({duration})\n", s.ok("✓")));
     } else {
         let count = |f: fn(&Outcome) -> bool| {
             report
@@ -393,13 +398,23 @@ pub fn summary(report: &RolloutReport, s: &Style, log_dir: &str) -> String {
             ));
         }
     }
+    out.push_str(&super::canary::progress(report, s));
+    let rollback_kind = if report
+        .canary
+        .as_ref()
+        .is_some_and(|c| c.aborted_at.is_some())
+    {
+        "Canary abort"
+    } else {
+        "Automatic rollback"
+    };
     for r in &report.automatic_rollbacks {
         use atmos_core::workflow::rollout::model::RollbackResult;
         let mark = match r.result {
             RollbackResult::RolledBack => s.ok("↺"),
             _ => s.error("✗"),
         };
-        out.push_str(&format!("{mark} Automatic rollback: {}\n", r.message));
+        out.push_str(&format!("{mark} {rollback_kind}: {}\n", r.message));
         for b in &r.blockers {
             out.push_str(&format!("    {}: {}\n", b.source, b.message));
             for fix in &b.fixes {

@@ -18,6 +18,7 @@ pub fn check(loaded: &LoadedDeployment) -> Vec<Diagnostic> {
     check_components(loaded, &mut out);
     check_promotions(loaded, &mut out);
     check_dependencies(loaded, &mut out);
+    check_strategies(loaded, &mut out);
     out.sort_by_key(|d| d.span.map(|s| (s.line, s.column)));
     out
 }
@@ -323,6 +324,53 @@ fn check_dependencies(loaded: &LoadedDeployment, out: &mut Vec<Diagnostic>) {
                 )
                 .hint("components are rolled out in dependency order: remove one of these `depends_on` entries"),
         );
+    }
+}
+
+/// Every problem of the targets' strategies in `loaded`.
+pub(super) fn check_strategies(loaded: &LoadedDeployment, out: &mut Vec<Diagnostic>) {
+    let d = &loaded.deployment;
+    for (name, target) in &d.targets {
+        let Some(settings) = target.strategy.as_ref().and_then(|s| s.canary.as_ref()) else {
+            continue;
+        };
+        let base = pointer(&["deployment", "targets", name, "strategy", "canary"]);
+        if let Err(p) = settings.parse() {
+            out.push(
+                loaded
+                    .error_at(
+                        Code::Strategy,
+                        &format!("{base}{}", p.at),
+                        false,
+                        format!("targets.{name}.strategy.canary: {}", p.message),
+                    )
+                    .hint(p.hint),
+            );
+        }
+        for (i, s) in settings.components.iter().enumerate() {
+            if d.components
+                .iter()
+                .any(|c| super::strategy::selector_matches(s, c.kind.as_str(), c.name))
+            {
+                continue;
+            }
+            let names: Vec<String> = d.components.iter().map(|c| c.id()).collect();
+            out.push(
+                loaded
+                    .error_at(
+                        Code::Strategy,
+                        &format!("{base}/components/{i}"),
+                        false,
+                        format!(
+                            "targets.{name}.strategy.canary.components: `{s}` names no component"
+                        ),
+                    )
+                    .hint(format!(
+                        "name a component, a type or type/name: {}",
+                        names.join(", ")
+                    )),
+            );
+        }
     }
 }
 

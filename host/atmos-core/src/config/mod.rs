@@ -13,6 +13,7 @@ pub mod render;
 pub mod schema;
 pub mod settings;
 pub mod source;
+pub mod strategy;
 pub mod template;
 
 pub mod source_map;

@@ -301,6 +301,10 @@ pub struct Target {
     /// -s <stack>`; `ATMOS_CLI` names it when it is not on PATH).
     #[serde(default, skip_serializing_if = "StackRunner::is_default")]
     pub stack_runner: StackRunner,
+    /// How a release reaches this target: `canary` deploys in weighted steps with an
+    /// analysis between them (see docs/canary.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<super::strategy::Strategy>,
 }
 
 /// Who runs a stack's components.

@@ -398,7 +398,8 @@ mod tests {
                 "remote",
                 "registry",
                 "stack",
-                "stack_runner"
+                "stack_runner",
+                "strategy"
             ]
         );
         let keys = allowed_keys(&root, "/deployment/components/script/x/settings/script");

@@ -78,6 +78,25 @@ pub struct GateInput {
     pub flags: InputFlags,
     /// SBOM summary of the commit, when one is recorded; else null.
     pub sbom: Option<Value>,
+    /// For a rollout in canary steps: the step being entered (an abort: the step it stops at,
+    /// weight 0); else null.
+    #[serde(default)]
+    pub canary: Option<InputCanary>,
+}
+
+/// `input.canary`: the canary step a rollout is about to enter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InputCanary {
+    /// The step, counted from 1.
+    pub step: u32,
+    /// Steps in all.
+    pub steps: u32,
+    /// Percent on the new commit once this step runs (100 at the last step; 0 for an abort).
+    pub weight: u8,
+    /// True when the canary is being aborted: the components go back to what ran before.
+    pub aborting: bool,
+    /// The components deployed in steps.
+    pub components: Vec<String>,
 }
 
 /// `input.rules`: the trusted ref the gate bindings and rules were read from.

@@ -34,6 +34,10 @@ pub enum Status {
     /// filled, its remote went away): written by the next rollout of the target, which found
     /// it. What ran is unknown; the state ref did not move.
     Interrupted,
+    /// A canary step finished (its analysis passed): the new commit runs at the record's
+    /// `canary.weight` percent beside the commit the state ref still names. The state ref
+    /// moves only with the last step's `success`.
+    Canary,
 }
 
 impl Status {
@@ -46,6 +50,7 @@ impl Status {
             Status::Started => "started",
             Status::Skipped => "skipped",
             Status::Interrupted => "interrupted",
+            Status::Canary => "canary",
         }
     }
 
@@ -164,6 +169,9 @@ pub struct TagRecord {
     /// How the post-deploy verification went, for components that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationRecord>,
+    /// For a rollout in canary steps: the step this record is of, and how its analysis went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryRecord>,
     /// The trusted ref the rules that decided were read from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules_ref: Option<String>,
@@ -189,6 +197,24 @@ pub struct VerificationRecord {
     pub passed: bool,
     /// Attempts made.
     pub attempts: u32,
+}
+
+/// One canary step in a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CanaryRecord {
+    /// The step, counted from 1 (an abort's records name the step it stopped at).
+    pub step: u32,
+    /// Steps in all.
+    pub steps: u32,
+    /// Percent of the traffic (or replicas) on the new commit at this step; 0 for an abort,
+    /// which drains it.
+    pub weight: u8,
+    /// The analysis after this step, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<VerificationRecord>,
+    /// The `rollout_id` of the canary's first step: every step and the abort of one canary
+    /// name it.
+    pub first: String,
 }
 
 /// Why a tag message is not an atmos record.
@@ -265,6 +291,7 @@ pub fn example(target: &str, component: &str, sha: &str) -> TagRecord {
         duration_ms: None,
         error: None,
         verification: None,
+        canary: None,
         rules_ref: None,
         rules_commit: None,
         approved_commit: None,
@@ -303,6 +330,7 @@ mod tests {
             duration_ms: None,
             error: None,
             verification: None,
+            canary: None,
             rules_ref: None,
             rules_commit: None,
             approved_commit: None,

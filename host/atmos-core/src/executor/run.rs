@@ -61,6 +61,9 @@ pub struct ComponentRun {
     /// How its post-deploy verification went, when it has one and its apply succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// How a canary step's analysis went, when one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Verification>,
 }
 
 /// How a component's post-deploy verification went.
@@ -107,6 +110,24 @@ pub struct PreparedComponent {
     pub timeout: Duration,
     /// Run after the commands succeed (apply only).
     pub verify: Option<VerifySpec>,
+    /// The canary step this apply is, when the target deploys in steps.
+    pub canary: Option<CanaryRun>,
+}
+
+/// A canary step, ready to run: after the apply (and its verification) succeed, a pause,
+/// then the analysis; a failed analysis fails the component.
+#[derive(Debug, Clone)]
+pub struct CanaryRun {
+    /// The step, counted from 1.
+    pub step: u32,
+    /// Steps in all.
+    pub steps: u32,
+    /// Its weight (0 for an abort).
+    pub weight: u8,
+    /// The wait before the analysis.
+    pub pause: Duration,
+    /// The analysis (steps but the last).
+    pub analysis: Option<VerifySpec>,
 }
 
 /// How long a component's commands may run when `settings.<type>.timeout` is not set.
@@ -165,6 +186,32 @@ pub enum Event {
     Verifying {
         /// Component.
         component: String,
+        /// 1-based.
+        attempt: u32,
+        /// Attempts allowed.
+        attempts: u32,
+        /// The command as typed.
+        command: String,
+    },
+    /// A canary step's apply succeeded; its analysis waits this long first.
+    Pausing {
+        /// Component.
+        component: String,
+        /// The step.
+        step: u32,
+        /// Its weight.
+        weight: u8,
+        /// The wait, in seconds.
+        seconds: u64,
+    },
+    /// An attempt of a canary step's analysis begins.
+    Analysing {
+        /// Component.
+        component: String,
+        /// The step.
+        step: u32,
+        /// Its weight.
+        weight: u8,
         /// 1-based.
         attempt: u32,
         /// Attempts allowed.
@@ -255,6 +302,7 @@ pub async fn run(
                             log_error: None,
                             commands: Vec::new(),
                             verification: None,
+                            analysis: None,
                         },
                     );
                 }
@@ -398,10 +446,43 @@ async fn run_component(
         && step == Step::Apply
         && let Some(v) = &pc.verify
     {
-        let (o, checked) = verify(&pc, v, &events, &mut cancel, &mut log).await;
+        let (o, checked) = verify(&pc, v, Probe::Verify, &events, &mut cancel, &mut log).await;
         shown.push(format!("verify: {}", v.command.display()));
         outcome = o;
         verification = Some(checked);
+    }
+    let mut analysis = None;
+    if outcome == Outcome::Succeeded
+        && step == Step::Apply
+        && let Some(c) = &pc.canary
+        && let Some(a) = &c.analysis
+    {
+        if !c.pause.is_zero() {
+            log.line(&format!(
+                "# canary step {}/{} at {}%: pausing {} before the analysis",
+                c.step,
+                c.steps,
+                c.weight,
+                show_duration(c.pause)
+            ));
+            events(Event::Pausing {
+                component: pc.name.clone(),
+                step: c.step,
+                weight: c.weight,
+                seconds: c.pause.as_secs(),
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(c.pause) => {}
+                _ = cancel.changed() => outcome = Outcome::Interrupted,
+            }
+        }
+        if outcome == Outcome::Succeeded {
+            let (o, checked) =
+                verify(&pc, a, Probe::Analysis(c), &events, &mut cancel, &mut log).await;
+            shown.push(format!("analysis: {}", a.command.display()));
+            outcome = o;
+            analysis = Some(checked);
+        }
     }
     let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     log.line(&format!("# outcome: {outcome:?} after {duration_ms} ms"));
@@ -418,6 +499,45 @@ async fn run_component(
         log_error: log.error,
         commands: shown,
         verification,
+        analysis,
+    }
+}
+
+/// What a probe run by [`verify`] is.
+#[derive(Clone, Copy)]
+enum Probe<'a> {
+    /// `settings.<type>.verify`.
+    Verify,
+    /// A canary step's analysis.
+    Analysis(&'a CanaryRun),
+}
+
+impl Probe<'_> {
+    fn label(&self) -> String {
+        match self {
+            Probe::Verify => "verify".into(),
+            Probe::Analysis(c) => format!(
+                "canary analysis, step {}/{} at {}%",
+                c.step, c.steps, c.weight
+            ),
+        }
+    }
+
+    fn setting(&self) -> &'static str {
+        match self {
+            Probe::Verify => "settings.<type>.verify.timeout",
+            Probe::Analysis(_) => "strategy.canary.analysis.timeout",
+        }
+    }
+
+    fn failed(&self) -> String {
+        match self {
+            Probe::Verify => "verification failed".into(),
+            Probe::Analysis(c) => format!(
+                "canary analysis failed at step {} of {} ({}%)",
+                c.step, c.steps, c.weight
+            ),
+        }
     }
 }
 
@@ -426,6 +546,7 @@ async fn run_component(
 async fn verify(
     pc: &PreparedComponent,
     v: &VerifySpec,
+    probe: Probe<'_>,
     events: &Events,
     cancel: &mut watch::Receiver<bool>,
     log: &mut RunLog,
@@ -437,25 +558,37 @@ async fn verify(
         made = attempt;
         let display = v.command.display();
         log.line(&format!(
-            "# verify, attempt {attempt}/{attempts}: $ {display}"
+            "# {}, attempt {attempt}/{attempts}: $ {display}",
+            probe.label()
         ));
-        events(Event::Verifying {
-            component: pc.name.clone(),
-            attempt,
-            attempts,
-            command: display,
+        events(match probe {
+            Probe::Verify => Event::Verifying {
+                component: pc.name.clone(),
+                attempt,
+                attempts,
+                command: display,
+            },
+            Probe::Analysis(c) => Event::Analysing {
+                component: pc.name.clone(),
+                step: c.step,
+                weight: c.weight,
+                attempt,
+                attempts,
+                command: display,
+            },
         });
         let limit = Limit {
             deadline: tokio::time::Instant::now() + v.timeout,
             length: v.timeout,
-            setting: "settings.<type>.verify.timeout",
+            setting: probe.setting(),
         };
         last = run_command(pc, &v.command, Step::Apply, events, cancel, log, limit).await;
         if matches!(last, Outcome::Succeeded | Outcome::Interrupted) || attempt == attempts {
             break;
         }
         log.line(&format!(
-            "# verification failed; next attempt in {}",
+            "# {}; next attempt in {}",
+            probe.failed(),
             show_duration(v.interval)
         ));
         tokio::select! {
@@ -470,7 +603,8 @@ async fn verify(
     let outcome = match last {
         Outcome::Failed { error, exit_code } => Outcome::Failed {
             error: format!(
-                "verification failed after {made} attempt{}: {error}",
+                "{} after {made} attempt{}: {error}",
+                probe.failed(),
                 crate::plural::s(made)
             ),
             exit_code,

@@ -211,6 +211,7 @@ pub fn approve(
             skip_promotion_check: false,
             force: false,
             reverting: None,
+            canary: None,
             metadata: Default::default(),
             actor: actor.clone(),
             build_id: request.build_id.clone(),

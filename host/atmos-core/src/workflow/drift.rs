@@ -143,6 +143,7 @@ pub fn drift_plan(
         blockers: Vec::new(),
         configs,
         reverting: None,
+        canary: None,
     })
 }
 

@@ -51,6 +51,46 @@ pub enum WorkflowError {
         /// Target.
         target: String,
     },
+    /// `--continue`/`--abort` with no canary open, or a canary the rules no longer allow.
+    #[error("no canary to go on with on {target}: {why}")]
+    NoCanary {
+        /// Target.
+        target: String,
+        /// Why.
+        why: String,
+    },
+    /// A rollout of components a canary is trying out, between its steps.
+    #[error(
+        "a canary of {deployment} on {target} stands at step {step} of {steps} ({weight}%) for {}: it is continued or aborted first",
+        components.join(", ")
+    )]
+    CanaryOpen {
+        /// Deployment.
+        deployment: String,
+        /// Target.
+        target: String,
+        /// The last step finished.
+        step: u32,
+        /// Steps in all.
+        steps: u32,
+        /// Its weight.
+        weight: u8,
+        /// The components in steps.
+        components: Vec<String>,
+    },
+    /// A canary whose commits can no longer be had (its promotion source moved on).
+    #[error(
+        "the canary on {target} tried out other commits than {source_target} runs now for {}: continuing would deploy something else",
+        components.join(", ")
+    )]
+    CanaryMoved {
+        /// Target.
+        target: String,
+        /// The promotion source.
+        source_target: String,
+        /// The components whose commit changed.
+        components: Vec<String>,
+    },
     /// The source target runs nothing for some components.
     #[error("nothing to promote: {source_target} has no deployment of {}", components.join(", "))]
     NothingToPromote {
@@ -399,6 +439,8 @@ impl Actionable for WorkflowError {
             WorkflowError::Registry(e) => e.exit(),
             WorkflowError::UnknownTarget(_)
             | WorkflowError::NoTarget { .. }
+            | WorkflowError::NoCanary { .. }
+            | WorkflowError::CanaryMoved { .. }
             | WorkflowError::UnknownComponent { .. }
             | WorkflowError::SelfPromotion { .. }
             | WorkflowError::NothingToPromote { .. }
@@ -422,7 +464,7 @@ impl Actionable for WorkflowError {
             | WorkflowError::BadActor { .. }
             | WorkflowError::RegistryCollision { .. }
             | WorkflowError::BuildRecordTooLarge { .. } => Exit::Usage,
-            WorkflowError::LockHeld(_) => Exit::Pending,
+            WorkflowError::LockHeld(_) | WorkflowError::CanaryOpen { .. } => Exit::Pending,
             WorkflowError::BuildFailed { .. }
             | WorkflowError::Record { .. }
             | WorkflowError::MovedOnRemote { .. }
@@ -483,6 +525,17 @@ impl Actionable for WorkflowError {
             WorkflowError::BadActor { .. } => Some(
                 "set ATMOS_ACTOR (or git's user.email) to a plain identity, e.g. alice@example.com".into(),
             ),
+            WorkflowError::NoCanary { target, .. } => Some(format!(
+                "`atmos deployment status` shows what {target} runs; a canary is begun by a rollout to a target whose `strategy.canary` selects a changing component"
+            )),
+            WorkflowError::CanaryOpen {
+                deployment, target, ..
+            } => Some(format!(
+                "atmos deployment rollout {deployment} --target {target} --continue (next step), or --abort (back to what ran before)"
+            )),
+            WorkflowError::CanaryMoved { target, .. } => Some(format!(
+                "abort it (rollout --target {target} --abort) and promote again"
+            )),
             WorkflowError::NoRemote => {
                 Some("e.g. --remote origin; `git remote -v` lists this clone's remotes".into())
             }

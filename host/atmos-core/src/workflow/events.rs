@@ -48,6 +48,10 @@ pub enum Replan {
     /// A verification failed with `on_failure: rollback`: the previous commit is deployed
     /// again.
     AutomaticRollback,
+    /// A canary's step finished: the next step is planned (its gates judged again).
+    CanaryStep,
+    /// A canary is aborted: its components go back to what ran before, at weight 0.
+    CanaryAbort,
 }
 
 /// The front end of a workflow: renders its events and answers its questions.

@@ -321,6 +321,7 @@ pub fn state_moves(report: &RolloutReport) -> Vec<StateUpdate> {
                 .as_ref()
                 .is_some_and(|r| r.outcome == Outcome::Succeeded)
         })
+        .filter(|c| report.plan.moves_state(&c.planned.name))
         .map(|c| StateUpdate {
             refname: state_ref(
                 &report.plan.deployment,

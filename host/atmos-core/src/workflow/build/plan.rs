@@ -445,6 +445,7 @@ pub fn prepare(
                 None => crate::executor::run::DEFAULT_TIMEOUT,
             },
             verify: None,
+            canary: None,
         });
     }
     let wave: Vec<String> = plan.items.iter().map(|i| i.name.clone()).collect();

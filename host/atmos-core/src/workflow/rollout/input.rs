@@ -186,6 +186,7 @@ pub fn for_rollout(
             Value::Null => None,
             v => Some(v),
         },
+        canary: plan.canary.as_ref().map(super::model::CanaryPlan::input),
     })
 }
 

@@ -6,6 +6,7 @@
 //! by wave, and [`record::record`] writes the history tags and state refs in one transaction.
 
 pub mod blockers;
+pub mod canary;
 pub mod images;
 pub mod input;
 pub mod model;

@@ -59,6 +59,90 @@ pub struct RolloutRequest {
     /// ran, then failed verification) though their state refs still name the commit before,
     /// so the plan starts from it and the gates judge a rollback from it.
     pub reverting: Option<Box<Reverting>>,
+    /// Set for a later step of a canary, or its abort (`--continue`, `--abort`).
+    pub canary: Option<CanaryRequest>,
+}
+
+/// Why a canary stopped between steps (`CanaryPause::reason`).
+pub mod pause {
+    /// `--until-step` asked for it.
+    pub const UNTIL_STEP: &str = "until_step";
+    /// A gate at the next step is pending (approvals missing).
+    pub const PENDING: &str = "pending";
+    /// A gate at the next step denies it.
+    pub const DENIED: &str = "denied";
+}
+
+/// What a request asks of a canary that has begun.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CanaryRequest {
+    /// Enter `step` of the canary whose first step was rollout `first`.
+    Step {
+        /// The step, counted from 1.
+        step: u32,
+        /// The first step's rollout id.
+        first: String,
+    },
+    /// Stop the canary at `step` and take its components back.
+    Abort {
+        /// The step it stands at.
+        step: u32,
+        /// The first step's rollout id.
+        first: String,
+    },
+}
+
+/// The canary step a plan enters.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CanaryPlan {
+    /// The step, counted from 1.
+    pub step: u32,
+    /// Steps in all.
+    pub steps: u32,
+    /// Percent on the new commit once this step runs (0 for an abort).
+    pub weight: u8,
+    /// True for an abort: the components go back to what ran before, at weight 0.
+    pub aborting: bool,
+    /// The components deployed in steps.
+    pub components: Vec<String>,
+    /// The rollout id of the canary's first step.
+    pub first: String,
+    /// The strategy, as the trusted rules say.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub strategy: crate::config::strategy::Canary,
+}
+
+impl CanaryPlan {
+    /// True at the last step, which moves the state refs.
+    pub fn is_last(&self) -> bool {
+        self.step >= self.steps
+    }
+
+    /// The record of this step for a component, with its analysis.
+    pub fn record(
+        &self,
+        analysis: Option<crate::contracts::record::VerificationRecord>,
+    ) -> crate::contracts::record::CanaryRecord {
+        crate::contracts::record::CanaryRecord {
+            step: self.step,
+            steps: self.steps,
+            weight: self.weight,
+            analysis,
+            first: self.first.clone(),
+        }
+    }
+
+    /// The gate input's view of this step.
+    pub fn input(&self) -> crate::contracts::gate_input::InputCanary {
+        crate::contracts::gate_input::InputCanary {
+            step: self.step,
+            steps: self.steps,
+            weight: self.weight,
+            aborting: self.aborting,
+            components: self.components.clone(),
+        }
+    }
 }
 
 /// The artifact a component deploys: the image built once for its commit, followed from
@@ -247,6 +331,9 @@ pub struct RolloutPlan {
     /// Set for an automatic rollback: the rollout whose verification failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reverting: Option<Box<Reverting>>,
+    /// The canary step this rollout enters, when the target deploys in steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryPlan>,
 }
 
 /// What an automatic rollback reverts.
@@ -362,6 +449,7 @@ impl RolloutPlan {
             blockers: Vec::new(),
             configs: Default::default(),
             reverting: None,
+            canary: None,
         }
     }
 
@@ -380,6 +468,15 @@ impl RolloutPlan {
     /// True when no executor would run.
     pub fn is_noop(&self) -> bool {
         self.waves.iter().all(Vec::is_empty)
+    }
+
+    /// Whether a success of `component` moves its state ref: not at a canary step but the
+    /// last.
+    pub fn moves_state(&self, component: &str) -> bool {
+        !self
+            .canary
+            .as_ref()
+            .is_some_and(|c| !c.is_last() && c.components.iter().any(|n| n == component))
     }
 
     /// A planned component by name.
@@ -420,9 +517,56 @@ pub struct RolloutReport {
     /// Where the executors' output is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_dir: Option<PathBuf>,
-    /// Automatic rollbacks after failed verifications.
+    /// Automatic rollbacks after failed verifications (and a canary's abort).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub automatic_rollbacks: Vec<AutomaticRollback>,
+    /// For a rollout in canary steps: every step this run took, and where it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryProgress>,
+}
+
+/// The steps of a canary one command ran, and where it stopped.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct CanaryProgress {
+    /// Steps in all.
+    pub steps: u32,
+    /// The steps run, in order.
+    pub ran: Vec<CanaryStepRun>,
+    /// Set when the canary stopped between steps and stays open: why, and how to go on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<CanaryPause>,
+    /// Set when the canary was aborted: the step it stopped at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted_at: Option<u32>,
+}
+
+/// One step run.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CanaryStepRun {
+    /// The step, counted from 1.
+    pub step: u32,
+    /// Its weight.
+    pub weight: u8,
+    /// Whether its apply (and analysis) succeeded.
+    pub success: bool,
+    /// How its analysis went, when one ran (the first component's; each record has its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::contracts::record::VerificationRecord>,
+    /// The step's first record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+}
+
+/// Why a canary stopped between steps.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CanaryPause {
+    /// The last step that finished.
+    pub after_step: u32,
+    /// `until_step` (asked for), `pending` or `denied` (a gate at the next step).
+    pub reason: String,
+    /// What stands in the way of the next step, when a gate does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<Blocker>,
 }
 
 /// `rollout --plan`: the plan and its plan commands' runs; nothing was recorded.

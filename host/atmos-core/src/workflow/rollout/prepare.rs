@@ -312,6 +312,12 @@ pub fn prepare(
                     env_vars.push(("ATMOS_IMAGE_DIGEST".to_owned(), digest.clone()));
                 }
             }
+            let canary = canary_step(plan, name, &root);
+            if let Some(c) = &canary {
+                env_vars.push(("ATMOS_CANARY_STEP".to_owned(), c.step.to_string()));
+                env_vars.push(("ATMOS_CANARY_STEPS".to_owned(), c.steps.to_string()));
+                env_vars.push(("ATMOS_CANARY_WEIGHT".to_owned(), c.weight.to_string()));
+            }
             components.insert(
                 name.clone(),
                 PreparedComponent {
@@ -322,6 +328,7 @@ pub fn prepare(
                     log: log_dir.join(format!("{name}.log")),
                     timeout: component_timeout(&c)?,
                     verify: verify_step(&c, &root)?,
+                    canary,
                 },
             );
         }
@@ -466,6 +473,44 @@ fn stack_folder(
             crate::git::short(commit)
         ),
     }))
+}
+
+/// The canary step `name` runs in, when `plan` enters one and selects it: its analysis (a
+/// command run in the deployed commit's tree, like a verification) after every step but the
+/// last, and never for an abort.
+fn canary_step(
+    plan: &RolloutPlan,
+    name: &str,
+    root: &Path,
+) -> Option<crate::executor::run::CanaryRun> {
+    let c = plan.canary.as_ref()?;
+    if !c.components.iter().any(|n| n == name) {
+        return None;
+    }
+    let between = !c.aborting && !c.is_last();
+    Some(crate::executor::run::CanaryRun {
+        step: c.step,
+        steps: c.steps,
+        weight: c.weight,
+        pause: if between {
+            c.strategy.pause
+        } else {
+            std::time::Duration::ZERO
+        },
+        analysis: c.strategy.analysis.as_ref().filter(|_| between).map(|a| {
+            crate::executor::run::VerifySpec {
+                command: executor::CommandSpec {
+                    program: PathBuf::from("sh"),
+                    args: vec!["-c".into(), a.command.clone()],
+                    cwd: root.to_owned(),
+                },
+                timeout: a.timeout,
+                retries: a.retries,
+                interval: a.interval,
+                rollback: true,
+            }
+        }),
+    })
 }
 
 /// `settings.<type>.verify` as a command run in the deployed commit's tree.

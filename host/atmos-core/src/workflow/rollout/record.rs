@@ -16,6 +16,13 @@ use crate::git::GitRepo;
 use crate::git::chain::Link;
 use crate::git::record::{PendingRecord, StateUpdate, Tagger, Written, write};
 
+/// The canary step `component` takes part in, in `plan`.
+fn canary_of<'p>(plan: &'p RolloutPlan, component: &str) -> Option<&'p super::model::CanaryPlan> {
+    plan.canary
+        .as_ref()
+        .filter(|c| c.components.iter().any(|n| n == component))
+}
+
 /// The record of `planned` in `plan`, before anything about its run is known.
 fn base(plan: &RolloutPlan, planned: &PlannedComponent, status: Status) -> TagRecord {
     let artifact = plan.artifacts.get(&planned.name);
@@ -54,6 +61,7 @@ fn base(plan: &RolloutPlan, planned: &PlannedComponent, status: Status) -> TagRe
         duration_ms: None,
         error: None,
         verification: None,
+        canary: canary_of(plan, &planned.name).map(|c| c.record(None)),
         rules_ref: Some(plan.rules.source.clone()),
         rules_commit: plan.rules.commit.clone(),
         approved_commit: plan.approval_commit.clone(),
@@ -127,12 +135,15 @@ pub fn record(
         let Some(planned) = plan.component(&run.name) else {
             continue;
         };
+        // A canary step but the last leaves the state ref where it was.
+        let between_steps = !plan.moves_state(&planned.name);
         let (status, error) = match &run.outcome {
             Outcome::Succeeded
                 if planned.change == Change::Rollback || plan.reverting.is_some() =>
             {
                 (Status::Rollback, None)
             }
+            Outcome::Succeeded if between_steps => (Status::Canary, None),
             Outcome::Succeeded => (Status::Success, None),
             Outcome::Failed { error, .. } => (Status::Failure, Some(error.clone())),
             Outcome::Interrupted => (Status::Failure, Some("interrupted by a signal".to_owned())),
@@ -155,7 +166,16 @@ pub fn record(
                     passed: v.passed,
                     attempts: v.attempts,
                 });
-        let state = (run.outcome == Outcome::Succeeded).then(|| StateUpdate {
+        record.canary =
+            canary_of(&plan, &planned.name).map(|c| {
+                c.record(run.analysis.as_ref().map(|a| {
+                    crate::contracts::record::VerificationRecord {
+                        passed: a.passed,
+                        attempts: a.attempts,
+                    }
+                }))
+            });
+        let state = (run.outcome == Outcome::Succeeded && !between_steps).then(|| StateUpdate {
             refname: state_ref(&plan.deployment, &plan.target, &planned.name),
             expected: planned.current.clone(),
             new: planned.new.clone(),
@@ -201,6 +221,7 @@ pub fn record(
         duration_ms,
         log_dir: None,
         automatic_rollbacks: Vec::new(),
+        canary: None,
     };
     Ok((report, written))
 }

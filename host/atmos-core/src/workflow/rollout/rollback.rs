@@ -216,14 +216,22 @@ impl AutomaticRollback {
 
     /// The rollback ran: back on `before`, or failed too.
     pub fn ran(group: Group, before: &str, report: RolloutReport) -> AutomaticRollback {
+        let why = match &report.plan.canary {
+            Some(c) if c.aborting => format!(
+                "at weight 0: the canary of {} stopped at step {} of {}",
+                short(&group.failed),
+                c.step,
+                c.steps
+            ),
+            _ => format!("after verification of {} failed", short(&group.failed)),
+        };
         let (result, message) = if report.success {
             (
                 RollbackResult::RolledBack,
                 format!(
-                    "{} rolled back to {} after verification of {} failed",
+                    "{} rolled back to {} {why}",
                     group.components.join(", "),
                     short(before),
-                    short(&group.failed)
                 ),
             )
         } else {

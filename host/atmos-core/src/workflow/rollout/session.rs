@@ -48,6 +48,22 @@ pub struct RolloutOptions {
     pub stores: Stores,
     /// Evaluate the rules in the work tree, uncommitted (plan-only; says so).
     pub local_rules: bool,
+    /// A new canary, or the next steps of the open one, or its abort.
+    pub canary: CanaryMode,
+    /// `--until-step N`: a canary stops, open, once step N finished.
+    pub until_step: Option<u32>,
+}
+
+/// What a rollout does with a target's canary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CanaryMode {
+    /// A new rollout: refused while a canary of the same components is open.
+    #[default]
+    Begin,
+    /// `--continue`: the open canary's next steps.
+    Continue,
+    /// `--abort`: the open canary's components back to what ran before.
+    Abort,
 }
 
 /// How a rollout ended, when it did not fail.
@@ -108,8 +124,17 @@ impl RolloutOutcome {
             RolloutOutcome::Done {
                 report, published, ..
             } => {
+                let paused = report
+                    .canary
+                    .as_ref()
+                    .and_then(|c| c.paused.as_ref())
+                    .map(|p| p.reason.as_str());
                 if !report.success || matches!(published, Some(Err(_))) {
                     Exit::Failed
+                } else if paused == Some(super::model::pause::DENIED) {
+                    Exit::Denied
+                } else if paused == Some(super::model::pause::PENDING) {
+                    Exit::Pending
                 } else {
                     Exit::Done
                 }
@@ -997,7 +1022,20 @@ impl<'a> RolloutSession<'a> {
         if !self.options.plan_only {
             self.reconcile()?;
         }
+        let mut continuing = None;
+        match self.options.canary {
+            CanaryMode::Begin => self.refuse_open_canary()?,
+            CanaryMode::Continue => {
+                let open = self.open_canary()?;
+                self.request = open.next(&self.request);
+                continuing = Some(open);
+            }
+            CanaryMode::Abort => return self.abort_open(),
+        }
         let plan = self.plan()?;
+        if let Some(open) = &continuing {
+            self.check_not_moved(open, &plan)?;
+        }
         if let Some(note) = self.work_tree_note(&plan) {
             self.observer.event(&Event::Warning(note));
         }
@@ -1024,8 +1062,20 @@ impl<'a> RolloutSession<'a> {
             return Ok(RolloutOutcome::Planned { plan, runs });
         }
         self.build_first(&mut plan)?;
+        if plan.canary.is_some() {
+            return self.drive_canary(plan);
+        }
         let (mut report, published) = self.run_step(plan)?;
         report.automatic_rollbacks = self.roll_back_unverified(&report)?;
+        Ok(self.finish(report, published))
+    }
+
+    /// After the last step: older records archived when asked, the lease released.
+    fn finish(
+        &mut self,
+        report: RolloutReport,
+        published: Option<Result<u32, WorkflowError>>,
+    ) -> RolloutOutcome {
         // Only records that reached the store are folded there.
         let archived = match &published {
             Some(Err(_)) => None,
@@ -1042,11 +1092,310 @@ impl<'a> RolloutSession<'a> {
         {
             self.observer.event(&Event::Warning(warning));
         }
-        Ok(RolloutOutcome::Done {
+        RolloutOutcome::Done {
             report: Box::new(report),
             published,
             archived,
+        }
+    }
+
+    /// The canary open on this target, for `--continue`: an error when there is none.
+    fn open_canary(&self) -> Result<super::canary::OpenCanary, WorkflowError> {
+        let d = &self.rules.loaded.deployment;
+        let names: Vec<String> = d.components.iter().map(|c| c.name.to_owned()).collect();
+        super::canary::open(&self.git, &d.name, &self.request.target, &names)?.ok_or_else(|| {
+            WorkflowError::NoCanary {
+                target: self.request.target.clone(),
+                why: "no component's newest record is a canary step".into(),
+            }
         })
+    }
+
+    /// A new rollout of components a canary is trying out waits for that canary to end.
+    fn refuse_open_canary(&self) -> Result<(), WorkflowError> {
+        let d = &self.rules.loaded.deployment;
+        let names: Vec<String> = d.components.iter().map(|c| c.name.to_owned()).collect();
+        let Some(open) = super::canary::open(&self.git, &d.name, &self.request.target, &names)?
+        else {
+            return Ok(());
+        };
+        let asked = &self.request.components;
+        let touched = asked.is_empty()
+            || open.components.iter().any(|c| {
+                asked
+                    .iter()
+                    .any(|a| *a == c.name || a.rsplit_once('/').is_some_and(|(_, n)| n == c.name))
+            });
+        if !touched || self.request.reverting.is_some() {
+            return Ok(());
+        }
+        Err(WorkflowError::CanaryOpen {
+            deployment: open.deployment,
+            target: open.target,
+            step: open.step,
+            steps: open.steps,
+            weight: open.weight,
+            components: open.components.into_iter().map(|c| c.name).collect(),
+        })
+    }
+
+    /// Run `plan`, a canary's step, and the steps after it while they succeed and the gates
+    /// allow: stopping after `--until-step`, at a gate that is pending or denies (the canary
+    /// stays open), at the last step (the state refs move), or at a failure (its components
+    /// go back to what ran before, at weight 0).
+    fn drive_canary(mut self, plan: RolloutPlan) -> Result<RolloutOutcome, WorkflowError> {
+        use super::model::pause;
+        use super::model::{CanaryPause, CanaryProgress, CanaryStepRun};
+        let base = self.request.clone();
+        let mut progress = CanaryProgress {
+            steps: plan.canary.as_ref().map_or(0, |c| c.steps),
+            ..CanaryProgress::default()
+        };
+        let mut plan = plan;
+        loop {
+            let Some(step) = plan.canary.clone() else {
+                return Err(WorkflowError::Internal {
+                    what: "a canary step was planned without its canary".into(),
+                });
+            };
+            let (mut report, published) = self.run_step(plan)?;
+            progress.ran.push(CanaryStepRun {
+                step: step.step,
+                weight: step.weight,
+                success: report.success,
+                analysis: report
+                    .components
+                    .iter()
+                    .filter_map(|c| c.run.as_ref()?.analysis.as_ref())
+                    .find(|a| !a.passed)
+                    .or_else(|| {
+                        report
+                            .components
+                            .iter()
+                            .find_map(|c| c.run.as_ref()?.analysis.as_ref())
+                    })
+                    .map(|a| crate::contracts::record::VerificationRecord {
+                        passed: a.passed,
+                        attempts: a.attempts,
+                    }),
+                deployment_id: report.deployment_id.clone(),
+            });
+            // Components deployed at once keep their own verification rollbacks.
+            let mut at_once = report.clone();
+            at_once
+                .components
+                .retain(|c| !step.components.contains(&c.planned.name));
+            report.automatic_rollbacks = self.roll_back_unverified(&at_once)?;
+            let stop = |mut report: RolloutReport, progress: CanaryProgress| {
+                report.canary = Some(progress);
+                report
+            };
+            if !report.success {
+                if !report.interrupted {
+                    progress.aborted_at = Some(step.step);
+                    let failed: Vec<String> = report
+                        .components
+                        .iter()
+                        .filter(|c| step.components.contains(&c.planned.name))
+                        .filter_map(|c| c.tag.clone())
+                        .collect();
+                    let aborted = self.abort_canary(&step, &failed)?;
+                    report.automatic_rollbacks.extend(aborted);
+                }
+                return Ok(self.finish(stop(report, progress), published));
+            }
+            if matches!(published, Some(Err(_))) || step.is_last() {
+                return Ok(self.finish(stop(report, progress), published));
+            }
+            if self.options.until_step.is_some_and(|n| step.step >= n) {
+                progress.paused = Some(CanaryPause {
+                    after_step: step.step,
+                    reason: pause::UNTIL_STEP.into(),
+                    blockers: Vec::new(),
+                });
+                return Ok(self.finish(stop(report, progress), published));
+            }
+            // The next step, judged again by the gates as they stand now.
+            self.git = GitRepo::discover(&self.project.root)?;
+            let open = super::canary::open(
+                &self.git,
+                &report.plan.deployment,
+                &report.plan.target,
+                &step.components,
+            )?
+            .ok_or_else(|| WorkflowError::Internal {
+                what: "the canary step just recorded is not found in the records".into(),
+            })?;
+            self.request = open.next(&base);
+            let next = self.replan(Replan::CanaryStep)?;
+            let mut next = self.await_approvals(next)?;
+            if let Some(v) = next.blocked() {
+                progress.paused = Some(CanaryPause {
+                    after_step: step.step,
+                    reason: if v == Verdict::Deny {
+                        pause::DENIED
+                    } else {
+                        pause::PENDING
+                    }
+                    .into(),
+                    blockers: next.blockers.clone(),
+                });
+                return Ok(self.finish(stop(report, progress), published));
+            }
+            self.check_not_moved(&open, &next)?;
+            self.build_first(&mut next)?;
+            plan = next;
+        }
+    }
+
+    /// `--continue` deploys the commits the canary tried out, or nothing.
+    fn check_not_moved(
+        &self,
+        open: &super::canary::OpenCanary,
+        plan: &RolloutPlan,
+    ) -> Result<(), WorkflowError> {
+        let moved = open.moved(&plan.components);
+        if moved.is_empty() && plan.canary.is_some() {
+            return Ok(());
+        }
+        Err(WorkflowError::CanaryMoved {
+            target: plan.target.clone(),
+            source_target: open.promoted_from.clone().unwrap_or_default(),
+            components: if moved.is_empty() {
+                open.components.iter().map(|c| c.name.clone()).collect()
+            } else {
+                moved
+            },
+        })
+    }
+
+    /// `--abort`: the open canary's components back to what ran before.
+    fn abort_open(mut self) -> Result<RolloutOutcome, WorkflowError> {
+        let open = self.open_canary()?;
+        let records = open.records.clone();
+        let aborted = self.abort_groups(&open, &records)?;
+        let Some(first) = aborted.iter().find_map(|a| a.report.clone()) else {
+            // Nothing ran (a gate blocked it, or nothing ran before): said as an error with
+            // what each group met.
+            return Err(WorkflowError::NoCanary {
+                target: open.target.clone(),
+                why: aborted
+                    .iter()
+                    .map(|a| a.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        };
+        let mut report = *first;
+        report.canary = Some(super::model::CanaryProgress {
+            steps: open.steps,
+            ran: Vec::new(),
+            paused: None,
+            aborted_at: Some(open.step),
+        });
+        report.success = aborted
+            .iter()
+            .all(|a| a.result == super::model::RollbackResult::RolledBack);
+        report.automatic_rollbacks = aborted;
+        Ok(self.finish(report, None))
+    }
+
+    /// After a failed step: the canary's components back to what ran before.
+    fn abort_canary(
+        &mut self,
+        step: &super::model::CanaryPlan,
+        failed_records: &[String],
+    ) -> Result<Vec<AutomaticRollback>, WorkflowError> {
+        self.git = GitRepo::discover(&self.project.root)?;
+        let d = self.rules.loaded.deployment.name.clone();
+        let target = self.request.target.clone();
+        let mut open = super::canary::OpenCanary {
+            deployment: d.clone(),
+            target: target.clone(),
+            step: step.step,
+            steps: step.steps,
+            weight: step.weight,
+            first: step.first.clone(),
+            components: Vec::new(),
+            promoted_from: None,
+            records: failed_records.to_vec(),
+            at: String::new(),
+        };
+        for name in &step.components {
+            // What the step tried out is in its failure record; what ran before, in the
+            // state ref, which no step moved.
+            let Some(planned) = self.request_plan_commit(name) else {
+                continue;
+            };
+            open.components.push(super::canary::OpenComponent {
+                name: name.clone(),
+                commit: planned,
+                before: self.git.deployed_commit(&d, &target, name)?,
+            });
+        }
+        self.abort_groups(&open, failed_records)
+    }
+
+    /// The commit the newest record of `name` on this target names (the step just run).
+    fn request_plan_commit(&self, name: &str) -> Option<String> {
+        let d = &self.rules.loaded.deployment.name;
+        let mut walk = self.git.chain(d, &self.request.target, name).ok()?;
+        walk.next_link().ok()?.map(|l| l.record.git_sha.clone())
+    }
+
+    /// Take each group of `open`'s components back to the commit it ran before, judged as a
+    /// rollback from what it tried out (weight 0 for the executor); recorded as rollbacks.
+    fn abort_groups(
+        &mut self,
+        open: &super::canary::OpenCanary,
+        records: &[String],
+    ) -> Result<Vec<AutomaticRollback>, WorkflowError> {
+        let target = open.target.clone();
+        let mut out = Vec::new();
+        for (before, names) in open.abort_groups() {
+            let group = rollback::Group {
+                before: before.clone(),
+                failed: open.commit_of(&names),
+                components: names.clone(),
+            };
+            let Some(before) = before else {
+                out.push(AutomaticRollback::nothing_before(group, &target));
+                continue;
+            };
+            let request =
+                super::canary::abort_request(&self.request, open, &before, &names, records);
+            let mut plan = self.plan_for(&request)?;
+            if plan.blocked().is_some() {
+                out.push(AutomaticRollback::blocked(
+                    names,
+                    &before,
+                    &target,
+                    plan.blockers,
+                ));
+                continue;
+            }
+            // The state refs never moved during the canary: the rollback starts from them.
+            for c in plan.components.iter_mut() {
+                c.current = self
+                    .git
+                    .deployed_commit(&plan.deployment, &plan.target, &c.name)?;
+            }
+            self.observer.event(&Event::Planned {
+                plan: &plan,
+                after: Some(Replan::CanaryAbort),
+            });
+            out.push(match self.run_step(plan) {
+                Ok((r, Some(Err(e)))) => {
+                    let mut a = AutomaticRollback::ran(group, &before, r);
+                    a.message
+                        .push_str(&format!(" (its records did not reach the store: {e})"));
+                    a
+                }
+                Ok((r, _)) => AutomaticRollback::ran(group, &before, r),
+                Err(e) => AutomaticRollback::stopped(names, &before, &e),
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -280,6 +280,14 @@ impl Planner<'_> {
         }
         decisions.extend(provenance_decision);
         let rollout = rollout_id(request);
+        let strategy = match target.strategy.as_ref().and_then(|s| s.canary.as_ref()) {
+            None => None,
+            Some(s) => Some(s.parse().map_err(|p| WorkflowError::NoCanary {
+                target: target_name.to_owned(),
+                why: format!("strategy.canary{}: {}", p.at.replace('/', "."), p.message),
+            })?),
+        };
+        let canary = super::canary::plan_step(strategy.as_ref(), &components, request, &rollout)?;
         let approval = approvals::step(
             self.git,
             &approvals::Question {
@@ -334,6 +342,7 @@ impl Planner<'_> {
             context: request.context.clone(),
             rollout_id: rollout,
             reverting: request.reverting.clone(),
+            canary,
             configs: resolved.configs,
         })
     }
@@ -450,11 +459,20 @@ fn recorded_metadata(
     if request.skip_promotion_check {
         metadata.insert("skip_promotion_check".into(), "true".into());
     }
-    if let Some(r) = &request.reverting {
-        metadata.insert(
-            "automatic_rollback".into(),
-            format!("verification of {} failed", short(&r.commit)),
-        );
+    match (&request.reverting, &request.canary) {
+        (Some(r), Some(super::model::CanaryRequest::Abort { step, .. })) => {
+            metadata.insert(
+                "automatic_rollback".into(),
+                format!("canary of {} aborted at step {step}", short(&r.commit)),
+            );
+        }
+        (Some(r), _) => {
+            metadata.insert(
+                "automatic_rollback".into(),
+                format!("verification of {} failed", short(&r.commit)),
+            );
+        }
+        _ => {}
     }
     metadata
 }
