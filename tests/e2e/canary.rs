@@ -434,3 +434,70 @@ fn a_runner_killed_during_a_step_is_continued_from_the_last_step_recorded() {
     c.repo.assert_state("svc", "prod", "api", Some(&v2));
     c.repo.atmos(&args("deployment verify svc")).code(0);
 }
+
+/// A hostile shortcut: with the canary at 10 %, someone pushes api's state ref straight to the
+/// new commit (skipping the steps and their analyses). The server guard refuses it — no record
+/// deployed that commit there — and `verify` in the pusher's clone says the same.
+#[test]
+fn a_state_ref_pushed_past_an_open_canary_is_refused_by_the_guard() {
+    let c = Canary::new();
+    let base = tempfile::tempdir().expect("tempdir");
+    git_in(
+        base.path(),
+        &["init", "-q", "--bare", "-b", "main", "origin.git"],
+    );
+    let origin = base.path().join("origin.git");
+    c.repo.write_file("atmos.yaml", "git:\n  remote: origin\n");
+    c.repo
+        .git(&["remote", "add", "origin", origin.to_str().expect("utf-8")]);
+    let v1 = c.version("1");
+    c.repo.git(&["push", "-q", "origin", "HEAD:main"]);
+    install_guard(&origin);
+    c.rollout(&[]).code(0);
+    let v2 = c.version("2");
+    c.repo.git(&["push", "-q", "origin", "HEAD:main"]);
+    c.rollout(&["--until-step", "1"]).code(0);
+
+    let state = "refs/atmos/deployments/svc/prod/api";
+    c.repo.git(&["update-ref", state, &v2]);
+    let push = std::process::Command::new("git")
+        .args(["push", "origin", &format!("+{state}:{state}")])
+        .current_dir(c.repo.path())
+        .output()
+        .expect("git push");
+    let said = String::from_utf8_lossy(&push.stderr).into_owned();
+    assert!(!push.status.success(), "the guard let it through: {said}");
+    assert!(said.contains("pre-receive hook declined"), "{said}");
+    assert_eq!(git_in(&origin, &["rev-parse", state]), v1);
+    c.repo
+        .atmos(&args("deployment verify svc --offline"))
+        .code(3)
+        .stdout_has(&["it was moved by hand [state_ref_mismatch]"]);
+    // Put back, the canary goes on as if nothing happened.
+    c.repo.git(&["update-ref", state, &v1]);
+    c.rollout(&["--continue"]).code(0);
+    assert_eq!(git_in(&origin, &["rev-parse", state]), v2);
+}
+
+#[test]
+fn validate_locates_a_canary_that_cannot_run() {
+    let c = Canary::new();
+    c.repo.write(
+        "svc.yaml",
+        SVC.replace("steps: [10, 50, 100]", "steps: [50, 10]")
+            .replace("components: [api]", "components: [api, script/nope]"),
+    );
+    let run = c.repo.atmos(&args("deployment validate svc"));
+    assert_ne!(run.code, 0, "{run:?}");
+    let all = format!("{}{}", run.stdout, run.stderr);
+    for want in [
+        "svc.yaml:14:18",
+        "step 2 is 10%, not more than step 1 (50%): weights rise",
+        "svc.yaml:17:29",
+        "✗ Canary strategies can run",
+        "`script/nope` names no component",
+        "name a component, a type or type/name",
+    ] {
+        assert!(all.contains(want), "{want:?} missing from:\n{all}");
+    }
+}

@@ -114,6 +114,7 @@ const GROUPS: &[(&str, &[Code])] = &[
     ),
     ("Policies compile", &[Code::Policy]),
     ("Hooks load and fit the gate world", &[Code::Hook]),
+    ("Canary strategies can run", &[Code::Strategy]),
     ("Stack components resolve", &[Code::Stack]),
 ];
 
@@ -478,6 +479,10 @@ fn validate_file(project: &Project, name: &str, path: &std::path::Path) -> Deplo
     let binds_stacks = parsed
         .as_ref()
         .is_ok_and(|l| l.deployment.targets.values().any(|t| t.stack.is_some()));
+    // So is the canary check, for deployments with a target that declares a strategy.
+    let has_strategy = parsed
+        .as_ref()
+        .is_ok_and(|l| l.deployment.targets.values().any(|t| t.strategy.is_some()));
     let (diagnostics, summary) = match parsed {
         Err(diagnostics) => (diagnostics, None),
         Ok(loaded) => {
@@ -501,6 +506,7 @@ fn validate_file(project: &Project, name: &str, path: &std::path::Path) -> Deplo
     let checks = GROUPS
         .iter()
         .filter(|(_, codes)| binds_stacks || !codes.contains(&Code::Stack))
+        .filter(|(_, codes)| has_strategy || !codes.contains(&Code::Strategy))
         .enumerate()
         .map(|(i, (title, codes))| {
             let failed = diagnostics

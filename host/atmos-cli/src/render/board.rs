@@ -81,11 +81,11 @@ th, td { text-align: left; padding: 0.35rem 0.6rem; border-bottom: 1px solid var
 th { font-weight: 600; }
 .success, .healthy, .rolled_back, .allow { color: var(--ok); }
 .failure, .unhealthy, .deny { color: var(--bad); }
-.rollback, .degraded, .pending, .unknown, .warn { color: var(--warn); }
+.rollback, .canary, .degraded, .pending, .unknown, .warn { color: var(--warn); }
 .skipped { color: var(--muted); }
 svg text.success, svg text.healthy { fill: var(--ok); }
 svg text.failure, svg text.unhealthy { fill: var(--bad); }
-svg text.pending, svg text.degraded, svg text.unknown, svg text.rollback { fill: var(--warn); }
+svg text.pending, svg text.degraded, svg text.unknown, svg text.rollback, svg text.canary { fill: var(--warn); }
 svg text.muted { fill: var(--muted); }
 li, summary, td, p { overflow-wrap: anywhere; }
 svg { height: auto; } /* natural size; its .scroll wrapper scrolls on a phone */
