@@ -350,6 +350,7 @@ fn the_shipped_example_is_valid() {
         "✓ Approval and deployer rules apply",
         "✓ Policies compile",
         "✓ Hooks load and fit the gate world",
+        "✓ Canary strategies can run",
         "",
         "Summary:",
         "  Deployment: payment-service",
