@@ -217,6 +217,35 @@ pub struct CanaryRecord {
     pub first: String,
 }
 
+impl TagRecord {
+    /// What is wrong with this record's canary step for its status, if anything: a step
+    /// between others (`canary`) is short of the last and of 100 %, the last one (`success`)
+    /// is at it, an abort (`rollback`) drains to 0; an intent or an interrupted step is any
+    /// step in range.
+    pub fn canary_problem(&self) -> Option<String> {
+        let Some(c) = &self.canary else {
+            return (self.status == Status::Canary)
+                .then(|| "is a canary step that names no step (no `canary` field)".to_owned());
+        };
+        let at = format!("step {} of {} at {}%", c.step, c.steps, c.weight);
+        if c.step == 0 || c.step > c.steps || c.weight > 100 {
+            return Some(format!("names canary {at}, which is out of range"));
+        }
+        let wrong = match self.status {
+            Status::Canary => c.step >= c.steps || c.weight == 0 || c.weight >= 100,
+            Status::Success => c.step != c.steps || c.weight != 100,
+            Status::Rollback => c.weight != 0,
+            Status::Started | Status::Interrupted | Status::Failure | Status::Skipped => false,
+        };
+        wrong.then(|| {
+            format!(
+                "is `{}` at canary {at}: a canary step is short of its last step and of 100%, only its last step succeeds (at 100%), and its abort drains to 0%",
+                self.status.as_str()
+            )
+        })
+    }
+}
+
 /// Why a tag message is not an atmos record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
@@ -303,6 +332,51 @@ pub fn example(target: &str, component: &str, sha: &str) -> TagRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_canary_step_agrees_with_its_status() {
+        let step = |status: Status, step: u32, weight: u8| TagRecord {
+            status,
+            canary: Some(CanaryRecord {
+                step,
+                steps: 3,
+                weight,
+                analysis: None,
+                first: "r1".into(),
+            }),
+            ..record()
+        };
+        for fine in [
+            step(Status::Canary, 1, 10),
+            step(Status::Canary, 2, 50),
+            step(Status::Success, 3, 100),
+            step(Status::Rollback, 2, 0),
+            step(Status::Started, 3, 100),
+            step(Status::Failure, 2, 50),
+        ] {
+            assert_eq!(fine.canary_problem(), None, "{:?}", fine.canary);
+        }
+        for (forged, says) in [
+            (
+                step(Status::Canary, 3, 100),
+                "is `canary` at canary step 3 of 3 at 100%",
+            ),
+            (step(Status::Success, 1, 10), "only its last step succeeds"),
+            (step(Status::Rollback, 2, 50), "its abort drains to 0%"),
+            (step(Status::Canary, 4, 50), "out of range"),
+            (
+                TagRecord {
+                    status: Status::Canary,
+                    ..record()
+                },
+                "names no step",
+            ),
+        ] {
+            let p = forged.canary_problem().expect("a problem");
+            assert!(p.contains(says), "{p}");
+        }
+        assert_eq!(record().canary_problem(), None);
+    }
 
     fn record() -> TagRecord {
         TagRecord {

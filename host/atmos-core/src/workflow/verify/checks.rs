@@ -456,6 +456,11 @@ impl Audit<'_, '_> {
                 p.at = Some(r.entry.at);
                 problems.push(p);
             }
+            if let Some(message) = r.record.canary_problem() {
+                let mut p = self.problem(ProblemKind::CanaryInconsistent, r.refname(), message);
+                p.at = Some(r.entry.at);
+                problems.push(p);
+            }
             // Time is data, but a record dated well after it was pushed was dated by a wrong
             // clock (or a forger hoping to sort last).
             for (what, when) in [

@@ -24,6 +24,10 @@ pub struct VerifyRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
+    /// A record whose canary step contradicts its status: a `canary` record at the last step
+    /// or at 0 % or 100 %, a `success` of a canary short of its last step, an abort with a
+    /// weight.
+    CanaryInconsistent,
     /// A tag in the history namespace that is not a readable record.
     UnreadableRecord,
     /// A record that does not name the record before it.
