@@ -894,24 +894,35 @@ impl<'a> RolloutSession<'a> {
                 ));
                 continue;
             }
-            self.observer.event(&Event::Planned {
-                plan: &plan,
-                after: Some(Replan::AutomaticRollback),
-            });
-            // What went wrong here is reported with the rollback; the failed rollout's own
-            // records are published already.
-            out.push(match self.run_step(plan) {
-                Ok((r, Some(Err(e)))) => {
-                    let mut a = AutomaticRollback::ran(group, &before, r);
-                    a.message
-                        .push_str(&format!(" (its records did not reach the store: {e})"));
-                    a
-                }
-                Ok((r, _)) => AutomaticRollback::ran(group, &before, r),
-                Err(e) => AutomaticRollback::stopped(group.components, &before, &e),
-            });
+            out.push(self.run_rollback(plan, group, &before, Replan::AutomaticRollback));
         }
         Ok(out)
+    }
+
+    /// Run a planned rollback of `group` to `before` (after a failed verification, or a
+    /// canary's abort) and say how it went. What went wrong here is reported with the
+    /// rollback; the records of what it reverts are published already.
+    fn run_rollback(
+        &mut self,
+        plan: RolloutPlan,
+        group: rollback::Group,
+        before: &str,
+        why: Replan,
+    ) -> AutomaticRollback {
+        self.observer.event(&Event::Planned {
+            plan: &plan,
+            after: Some(why),
+        });
+        match self.run_step(plan) {
+            Ok((r, Some(Err(e)))) => {
+                let mut a = AutomaticRollback::ran(group, before, r);
+                a.message
+                    .push_str(&format!(" (its records did not reach the store: {e})"));
+                a
+            }
+            Ok((r, _)) => AutomaticRollback::ran(group, before, r),
+            Err(e) => AutomaticRollback::stopped(group.components, before, &e),
+        }
     }
 
     /// A note when the work tree's deployment file is not what this rollout uses: what is
@@ -1380,20 +1391,7 @@ impl<'a> RolloutSession<'a> {
                     .git
                     .deployed_commit(&plan.deployment, &plan.target, &c.name)?;
             }
-            self.observer.event(&Event::Planned {
-                plan: &plan,
-                after: Some(Replan::CanaryAbort),
-            });
-            out.push(match self.run_step(plan) {
-                Ok((r, Some(Err(e)))) => {
-                    let mut a = AutomaticRollback::ran(group, &before, r);
-                    a.message
-                        .push_str(&format!(" (its records did not reach the store: {e})"));
-                    a
-                }
-                Ok((r, _)) => AutomaticRollback::ran(group, &before, r),
-                Err(e) => AutomaticRollback::stopped(names, &before, &e),
-            });
+            out.push(self.run_rollback(plan, group, &before, Replan::CanaryAbort));
         }
         Ok(out)
     }
