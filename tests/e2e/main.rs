@@ -21,6 +21,7 @@ mod provenance;
 mod queries;
 mod registry;
 mod remote;
+mod retention;
 mod rollout;
 mod sbom;
 mod snapshots;

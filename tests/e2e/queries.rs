@@ -718,8 +718,8 @@ fn diff_of_a_component_and_of_what_the_receiving_target_would_get() {
     ]);
 }
 
-/// Retention in a repository without a remote: `archive` needs a retention, says what it would
-/// do with --dry-run, and `history.archive_on_rollout` folds old records away after each
+/// Retention in a repository without a remote: `archive` applies the default or the given
+/// retention, says what it would do with --dry-run, and `history.archive_on_rollout` folds old records away after each
 /// rollout; history, status, diff and verify read tags and ledger as one history.
 #[test]
 fn archive_keeps_every_record_readable_and_rollouts_can_archive_as_they_go() {
@@ -745,9 +745,10 @@ fn archive_keeps_every_record_readable_and_rollouts_can_archive_as_they_go() {
         4
     );
 
+    // The default retention (the newest 5 rollouts) keeps all 4.
     repo.atmos(&args("deployment archive svc"))
-        .code(2)
-        .stderr_has(&["no retention set", "--keep 90d"]);
+        .code(0)
+        .stdout_has(&["svc: 0 records moved into the ledger; 8 tags left"]);
     repo.atmos(&args("deployment archive svc --keep 0"))
         .code(2)
         .stderr_has(&["the count must be at least 1"]);

@@ -13,6 +13,12 @@
 //!
 //! Run: `cargo bench -p atmos-cli --bench history_scale` (`-- --runs N`, `-- --rebuild`).
 //! Generating the fixture takes a few minutes the first time. Figures: docs/benchmarks.md.
+//!
+//! `-- --default-retention` measures instead what a store that grew to a million records
+//! under the default retention costs a runner: the store's history folded once with the
+//! default (`archive --offline` on the store), then a runner's first and no-op syncs beside
+//! git's own fetch of the same refspecs, and real rollouts of five components (each folding
+//! older records when due) beside the same rollout's local work (`--plan --offline`).
 
 use std::io::Write;
 use std::path::Path;
@@ -48,6 +54,10 @@ fn main() {
         .trim()
         .parse()
         .expect("newest record time");
+    if args.iter().any(|a| a == "--default-retention") {
+        default_retention(&fixture, runs);
+        return;
+    }
     let atmos = atmos_binary().display().to_string();
     let work = tempfile::tempdir().expect("tempdir");
     let w = work.path();
@@ -258,6 +268,163 @@ fn main() {
             .lines()
             .filter(|l| !l.ends_with("^{}"))
             .count()
+    );
+}
+
+/// Median and max wall time (ms) and max peak RSS (KiB) of `script`, run `runs` times.
+fn spread(script: &str, runs: usize) -> (f64, f64, u64) {
+    let mut times = Vec::new();
+    let mut rss = 0;
+    for _ in 0..runs {
+        let (ms, kb) = sample(script, 1);
+        times.push(ms);
+        rss = rss.max(kb);
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[times.len() - 1], rss)
+}
+
+fn shown(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// The remote's refs under `prefix`.
+fn count_refs(url: &str, prefix: &str) -> usize {
+    let out = Command::new("git")
+        .args(["ls-remote", url, prefix])
+        .output()
+        .expect("ls-remote");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.ends_with("^{}"))
+        .count()
+}
+
+/// `-- --default-retention`: see the module's documentation.
+fn default_retention(fixture: &Path, runs: usize) {
+    let atmos = atmos_binary().display().to_string();
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let remote = w.join("remote.git");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(fixture.join("remote.git"))
+        .arg(&remote)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let url = format!("file://{}", remote.display());
+    let d = "d07";
+    println!(
+        "Remote: {RECORDS} records, {} histories; default retention (history.keep_tags unset: the newest {} rollouts).\n",
+        DEPLOYMENTS * TARGETS.len() * COMPONENTS.len(),
+        atmos_core::config::settings::DEFAULT_KEEP_ROLLOUTS
+    );
+    println!("| step | time (median) | max | peak RSS |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, (median, max, kb): (f64, f64, u64)| {
+        println!(
+            "| {name} | {} | {} | {:.0} MiB |",
+            shown(median),
+            shown(max),
+            kb as f64 / 1024.0
+        );
+    };
+    let server = w.join("server");
+    git(
+        w,
+        &[
+            "--git-dir",
+            remote.to_str().expect("utf-8"),
+            "worktree",
+            "add",
+            "-q",
+            server.to_str().expect("utf-8"),
+            "main",
+        ],
+    );
+    row(
+        "fold the whole store once with the default retention (`archive --offline` on the store)",
+        spread(
+            &format!(
+                "{atmos} -C {} deployment archive --offline >/dev/null 2>&1",
+                server.display()
+            ),
+            1,
+        ),
+    );
+    let tags_before = count_refs(&url, "refs/tags/*");
+    println!(
+        "\nTags on the remote after the fold: {tags_before} (of {RECORDS} records; the rest in 50 ledgers).\n"
+    );
+    println!("| step | time (median) | max | peak RSS |");
+    println!("|---|---|---|---|");
+    let runner = w.join("runner");
+    let r = runner.display().to_string();
+    row(
+        &format!("runner's first sync of {d} (clone without tags + `atmos deployment fetch {d}`)"),
+        spread(
+            &format!(
+                "git clone -q --no-tags {url} {r} && {atmos} -C {r} deployment fetch {d} >/dev/null"
+            ),
+            1,
+        ),
+    );
+    git(&runner, &["config", "user.email", "bench@example.com"]);
+    git(&runner, &["config", "user.name", "Bench"]);
+    let specs = atmos_core::git::remote::Remote::open(&runner, "origin")
+        .expect("origin")
+        .for_deployment(d)
+        .refspecs()
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    row(
+        &format!("no-op sync of {d}: `atmos deployment fetch {d}`"),
+        spread(
+            &format!("{atmos} -C {r} deployment fetch {d} >/dev/null"),
+            runs,
+        ),
+    );
+    row(
+        &format!("no-op sync of {d}: git alone, `git fetch` of the same refspecs"),
+        spread(
+            &format!("git -C {r} fetch -q --no-tags origin {specs}"),
+            runs,
+        ),
+    );
+    // A new commit per run, so that each rollout deploys all five components.
+    let commit = format!("git -C {r} commit -q --allow-empty -m run");
+    row(
+        &format!("local work of a rollout of {d} to dev (`rollout --plan --offline`)"),
+        spread(
+            &format!(
+                "{commit} && {atmos} -C {r} deployment rollout {d} --target dev --plan --offline >/dev/null 2>&1"
+            ),
+            runs,
+        ),
+    );
+    let rollouts = runs.max(12);
+    row(
+        &format!(
+            "a rollout of {d} to dev, five components (fetch, lease, intents, outcomes, notes, release, folds when due; {rollouts} runs)"
+        ),
+        spread(
+            &format!(
+                "{commit} && {atmos} -C {r} deployment rollout {d} --target dev >/dev/null 2>&1"
+            ),
+            rollouts,
+        ),
+    );
+    println!(
+        "\nTags on the remote: {tags_before} before the rollouts, {} after {rollouts} rollouts ({} of {d}/dev).",
+        count_refs(&url, "refs/tags/*"),
+        count_refs(&url, &format!("refs/tags/atmos/deployments/{d}/dev/*"))
     );
 }
 

@@ -160,8 +160,8 @@ pub enum DeploymentCommand {
     Fetch(FetchArgs),
     /// Write the deployment board as a static site (--html DIR), or print it (--format json).
     Report(ReportArgs),
-    /// Fold history tags past the retention (atmos.yaml history.keep_tags, or --keep) into the
-    /// deployment's archive ledger; every query still reads them, nothing is lost.
+    /// Fold history tags past the retention (--keep, atmos.yaml history.keep_tags, or the newest
+    /// 5 rollouts) into the deployment's archive ledger; every query still reads them.
     Archive(ArchiveArgs),
 }
 
@@ -171,7 +171,7 @@ pub struct ArchiveArgs {
     pub deployment: Option<String>,
     /// What stays as tags: an age (90d: records younger than that) or a count (500: the newest
     /// 500 rollouts of each target and component, each outcome with its intent). Default:
-    /// atmos.yaml `history.keep_tags`.
+    /// atmos.yaml `history.keep_tags`, else the newest 5 rollouts.
     #[arg(long, value_name = "AGE|COUNT")]
     pub keep: Option<String>,
     /// The git remote that is the shared store (default: atmos.yaml `git.remote`); the ledger

@@ -3,6 +3,7 @@
 //! outcome.
 
 use atmos_core::exit::Exit;
+use atmos_core::workflow::archive::Folded;
 use atmos_core::workflow::rollout::model::PlanRun;
 use atmos_core::workflow::rollout::session::CanaryMode;
 use atmos_core::workflow::rollout::wait::ApprovalWait;
@@ -186,12 +187,22 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
             }
             ctx.print_document(report.as_ref())?;
             match archived {
-                Some(Ok(a)) if a.archived + a.pruned > 0 => ctx.out.eprint(&format!(
-                    "{} archived {} older record{} of {} into its ledger (history.keep_tags)\n",
+                Some(Ok(Folded::Archived(a))) if a.archived + a.pruned > 0 => {
+                    ctx.out.eprint(&format!(
+                        "{} archived {} older record{} of {} into its ledger (history.keep_tags)\n",
+                        ctx.out.err_style.dim("note:"),
+                        a.archived,
+                        atmos_core::plural::s(a.archived),
+                        a.deployment
+                    ))
+                }
+                Some(Ok(Folded::Backlog {
+                    deployment,
+                    records,
+                })) => ctx.out.eprint(&format!(
+                    "{} {deployment} holds about {records} record{} past its retention as tags (history.keep_tags), too many to fold during a rollout; each one makes every push to the remote slower: run `atmos deployment archive {deployment}` once (docs/git-layout.md#archive-ledger-history-folded-out-of-tags)\n",
                     ctx.out.err_style.dim("note:"),
-                    a.archived,
-                    atmos_core::plural::s(a.archived),
-                    a.deployment
+                    atmos_core::plural::s(records),
                 )),
                 Some(Ok(_)) | None => {}
                 Some(Err(e)) => ctx.out.warn(&format!(

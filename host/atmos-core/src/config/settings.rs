@@ -215,20 +215,42 @@ pub struct ProcessingSettings {
 }
 
 /// `atmos.yaml` → `history`: retention of history tags. Records past it are folded into the
-/// deployment's archive ledger (`refs/atmos/ledger/<deployment>`) by `atmos deployment
-/// archive`; every query reads tags and ledger as one history, so nothing is lost.
+/// deployment's archive ledger (`refs/atmos/ledger/<deployment>`); every query reads tags and
+/// ledger as one history, so nothing is lost. On by default: a remote carries one ref per
+/// history tag, and git's push reads every ref the remote holds, so a store that kept every
+/// record as a tag would make each rollout's push slower for ever.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HistorySettings {
     /// What stays as tags: an age (`90d`: records younger than that) or a count (`500`: the
     /// newest 500 rollouts of each target and component, each outcome with its intent). The
-    /// newest record of every target and component always stays a tag.
+    /// newest record of every target and component always stays a tag. Default: the newest
+    /// 5 rollouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_tags: Option<KeepTags>,
-    /// Archive after every rollout that deployed something (default: only when `atmos
-    /// deployment archive` runs).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub archive_on_rollout: bool,
+    /// Archive after rollouts (default true): with a count, once a history holds twice the
+    /// count; with an age, as soon as a record passes it. `false` leaves it to `atmos
+    /// deployment archive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_on_rollout: Option<bool>,
+}
+
+/// What `history.keep_tags` is when atmos.yaml does not set it: the newest 5 rollouts of each
+/// target and component (10 to 20 tags a history with folding after rollouts).
+pub const DEFAULT_KEEP_ROLLOUTS: u64 = 5;
+
+impl HistorySettings {
+    /// The retention in force: the setting, else [`DEFAULT_KEEP_ROLLOUTS`].
+    pub fn keep(&self) -> KeepTags {
+        self.keep_tags
+            .clone()
+            .unwrap_or(KeepTags::Count(DEFAULT_KEEP_ROLLOUTS))
+    }
+
+    /// Whether rollouts fold older records as they go (default true).
+    pub fn archives_on_rollout(&self) -> bool {
+        self.archive_on_rollout.unwrap_or(true)
+    }
 }
 
 /// `history.keep_tags`: by age or by count.

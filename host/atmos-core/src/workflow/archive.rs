@@ -150,16 +150,31 @@ pub struct DeploymentArchive {
     pub attempts: u32,
 }
 
+/// What a rollout's fold of older records did.
+#[derive(Debug, Clone)]
+pub enum Folded {
+    /// Records folded (or tags here pruned).
+    Archived(DeploymentArchive),
+    /// About `records` records past the retention stay tags: too many to fold during a
+    /// rollout (a history that grew before retention was on); `atmos deployment archive`
+    /// folds them.
+    Backlog {
+        /// The deployment.
+        deployment: String,
+        /// Records past the retention.
+        records: usize,
+    },
+}
+
 /// Archive each requested deployment; `progress(deployment, done, total)` after each batch.
 pub fn run(
     project: &Project,
     request: &ArchiveRequest,
     progress: &dyn Fn(&str, usize, usize),
 ) -> Result<ArchiveReport, WorkflowError> {
-    let keep = match (&request.keep, &project.settings.history.keep_tags) {
-        (Some(k), _) => Keep::parse(k, "--keep")?,
-        (None, Some(setting)) => Keep::from_setting(setting)?,
-        (None, None) => return Err(WorkflowError::NoRetention),
+    let keep = match &request.keep {
+        Some(k) => Keep::parse(k, "--keep")?,
+        None => Keep::from_setting(&project.settings.history.keep())?,
     };
     let remote = super::store::remote(project, request.remote.as_deref(), request.offline, None)?;
     // A clone that archives by itself would hold a ledger the remote does not have, and every
@@ -184,6 +199,7 @@ pub fn run(
             scoped.as_ref(),
             &elsewhere,
             request,
+            false,
             progress,
         )?);
     }
@@ -365,6 +381,9 @@ fn not_kept_on(
         .collect()
 }
 
+/// Archive `d`; `synced`: this clone has just fetched the remote (a rollout's), so the first
+/// pass builds on what it holds and only a refused push fetches again.
+#[allow(clippy::too_many_arguments)]
 fn archive_one(
     project: &Project,
     d: &str,
@@ -372,6 +391,7 @@ fn archive_one(
     remote: Option<&Remote>,
     elsewhere: &[String],
     request: &ArchiveRequest,
+    synced: bool,
     progress: &dyn Fn(&str, usize, usize),
 ) -> Result<DeploymentArchive, WorkflowError> {
     let mut first: Option<usize> = None;
@@ -379,7 +399,9 @@ fn archive_one(
     let mut attempt = 0;
     'pass: loop {
         attempt += 1;
-        if let Some(r) = remote {
+        if let Some(r) = remote
+            && !(synced && attempt == 1)
+        {
             r.fetch()?;
         }
         let git = GitRepo::discover(&project.root)?;
@@ -546,26 +568,94 @@ fn push(
     remote.push(&updates)
 }
 
-/// After a rollout that recorded something: archive `deployment` when atmos.yaml asks for it
-/// (`history.archive_on_rollout` with `history.keep_tags`); `None` when it does not, or when
-/// the rollout ran `--offline` (the ledger and the deletions must reach the shared remote
-/// together, so they wait for a run that reaches it).
+/// Past this many tags a history holds beyond the point where a rollout folds it, the
+/// history grew before retention was on (or while rollouts ran `--offline`): folding it would
+/// name every tag on one push's command line, which against a large remote costs far more
+/// than the rollout itself, so it is left to `atmos deployment archive` and said.
+const BACKLOG: usize = 40;
+
+/// Whether a rollout should fold `d`'s history now.
+#[derive(Debug, PartialEq, Eq)]
+enum Due {
+    /// No history reached the point of folding.
+    No,
+    /// Fold.
+    Fold,
+    /// Too much to fold during a rollout: about this many records.
+    Backlog(usize),
+}
+
+/// Whether the live tags `live` are due for folding after a rollout. With a count, a history
+/// is folded once it holds twice the count (each rollout an intent and an outcome), so the
+/// folds come every few rollouts and a remote holds between one and two counts of tags per
+/// history; with an age, as soon as a record passes it.
+fn due(live: &[TagEntry], keep: Keep, now: Timestamp) -> Due {
+    let mut groups: BTreeMap<(&str, &str), Vec<&TagEntry>> = BTreeMap::new();
+    for e in live {
+        groups
+            .entry((e.target.as_str(), e.component.as_str()))
+            .or_default()
+            .push(e);
+    }
+    let (mut fold, mut past, mut backlog) = (false, 0, false);
+    for tags in groups.values() {
+        match keep {
+            Keep::Count(n) => {
+                let kept = n.saturating_mul(2);
+                let at = kept.saturating_mul(2).saturating_add(1);
+                fold |= tags.len() > at;
+                backlog |= tags.len() > at.saturating_add(BACKLOG);
+                past += tags.len().saturating_sub(kept);
+            }
+            Keep::Age(age) => {
+                let limit = now.as_second() - age.as_secs() as i64;
+                let old = tags[..tags.len().saturating_sub(1)]
+                    .iter()
+                    .filter(|e| e.at.as_second() < limit)
+                    .count();
+                fold |= old > 0;
+                backlog |= old > BACKLOG;
+                past += old;
+            }
+        }
+    }
+    match (fold, backlog) {
+        (_, true) => Due::Backlog(past),
+        (true, false) => Due::Fold,
+        (false, false) => Due::No,
+    }
+}
+
+/// After a rollout that recorded something: fold `deployment`'s older records into its ledger
+/// when they are due ([`due`]; on unless `history.archive_on_rollout: false`). `None` when
+/// nothing was due, or when the rollout ran `--offline` (the ledger and the deletions must
+/// reach the shared remote together, so they wait for a run that reaches it).
 pub fn after_rollout(
     project: &Project,
     loaded: &LoadedDeployment,
     stores: &super::store::Stores,
     actor: &str,
-) -> Result<Option<DeploymentArchive>, WorkflowError> {
+) -> Result<Option<Folded>, WorkflowError> {
     let history = &project.settings.history;
-    let Some(setting) = &history.keep_tags else {
-        return Ok(None);
-    };
     // Offline, a ledger written here would differ from the store's: folded by the next
     // rollout that reaches it.
-    if !history.archive_on_rollout || stores.offline {
+    if !history.archives_on_rollout() || stores.offline {
         return Ok(None);
     }
-    let keep = Keep::from_setting(setting)?;
+    let keep = Keep::from_setting(&history.keep())?;
+    let d = &loaded.deployment.name;
+    let now = Timestamp::now();
+    let (live, _) = GitRepo::discover(&project.root)?.live_tags(d, None)?;
+    match due(&live, keep, now) {
+        Due::No => return Ok(None),
+        Due::Fold => {}
+        Due::Backlog(records) => {
+            return Ok(Some(Folded::Backlog {
+                deployment: d.clone(),
+                records,
+            }));
+        }
+    }
     // A target's own remote is fetched for that target alone; its ledger is the deployment's.
     let remote = stores.main.clone().map(|mut r| {
         r.only_target = None;
@@ -579,17 +669,87 @@ pub fn after_rollout(
         dry_run: false,
         offline: false,
         actor: actor.to_owned(),
-        now: Timestamp::now(),
+        now,
     };
     let elsewhere = not_kept_on(project, loaded, remote);
     archive_one(
         project,
-        &loaded.deployment.name,
+        d,
         keep,
         remote,
         &elsewhere,
         &request,
+        true,
         &|_, _, _| {},
     )
-    .map(Some)
+    .map(|a| Some(Folded::Archived(a)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `count` tags of svc/<target>/api, one a minute from 2026-01-01T00:00Z.
+    fn tags(target: &str, count: usize) -> Vec<TagEntry> {
+        (0..count)
+            .map(|i| {
+                let name = format!(
+                    "refs/tags/{TAG_PREFIX}/svc/{target}/api/2026-01-01T{:02}-{:02}-00Z",
+                    i / 60,
+                    i % 60
+                );
+                TagEntry::parse(&name, &format!("{i:040x}"), "svc").expect("a tag name")
+            })
+            .collect()
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().expect("a time")
+    }
+
+    #[test]
+    fn a_count_folds_at_twice_the_count_and_leaves_a_backlog_to_archive() {
+        let now = at("2026-01-02T00:00:00Z");
+        let keep = Keep::Count(5);
+        assert_eq!(due(&[], keep, now), Due::No);
+        // 10 rollouts (20 tags) stay; the 11th (22 tags) folds.
+        assert_eq!(due(&tags("dev", 20), keep, now), Due::No);
+        assert_eq!(due(&tags("dev", 21), keep, now), Due::No);
+        assert_eq!(due(&tags("dev", 22), keep, now), Due::Fold);
+        // One history due is enough; the others count towards the size.
+        let mut both = tags("dev", 22);
+        both.extend(tags("prod", 3));
+        assert_eq!(due(&both, keep, now), Due::Fold);
+        // Past the point of folding by more than BACKLOG tags: said, not folded.
+        assert_eq!(due(&tags("dev", 21 + BACKLOG), keep, now), Due::Fold);
+        assert_eq!(
+            due(&tags("dev", 22 + BACKLOG), keep, now),
+            Due::Backlog(12 + BACKLOG)
+        );
+        // An absurd count never overflows.
+        assert_eq!(due(&tags("dev", 30), Keep::Count(usize::MAX), now), Due::No);
+    }
+
+    #[test]
+    fn an_age_folds_as_soon_as_a_record_passes_it_but_never_the_newest() {
+        let keep = Keep::Age(Duration::from_secs(3600));
+        // Tags from 00:00 to 00:04: none older than an hour at 00:59:30, 00:00 at 01:00:30.
+        assert_eq!(
+            due(&tags("dev", 5), keep, at("2026-01-01T00:59:30Z")),
+            Due::No
+        );
+        assert_eq!(
+            due(&tags("dev", 5), keep, at("2026-01-01T01:00:30Z")),
+            Due::Fold
+        );
+        // A single (newest) tag stays whatever its age.
+        assert_eq!(
+            due(&tags("dev", 1), keep, at("2027-01-01T00:00:00Z")),
+            Due::No
+        );
+        assert_eq!(
+            due(&tags("dev", 2 + BACKLOG), keep, at("2027-01-01T00:00:00Z")),
+            Due::Backlog(1 + BACKLOG)
+        );
+    }
 }

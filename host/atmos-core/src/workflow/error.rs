@@ -389,9 +389,6 @@ pub enum WorkflowError {
         /// The remote this clone has.
         remote: String,
     },
-    /// `archive` without `--keep` or `history.keep_tags`.
-    #[error("no retention set: nothing says which records may leave the tags")]
-    NoRetention,
     /// An archive run whose record count changed: a bug, reported instead of hidden.
     #[error("archiving {deployment} changed its record count from {before} to {after}")]
     ArchiveMismatch {
@@ -457,7 +454,6 @@ impl Actionable for WorkflowError {
             | WorkflowError::MissingObject { .. }
             | WorkflowError::NoSigningKey { .. }
             | WorkflowError::NoRemote
-            | WorkflowError::NoRetention
             | WorkflowError::ArchiveOffline { .. }
             | WorkflowError::LeaseLive { .. }
             | WorkflowError::Repair { .. }
@@ -607,9 +603,6 @@ impl Actionable for WorkflowError {
             WorkflowError::ArchiveOffline { remote } => Some(format!(
                 "run it without --offline here (the ledger and the deletions go to {remote} together), or on the server's repository"
             )),
-            WorkflowError::NoRetention => Some(
-                "pass --keep 90d (an age) or --keep 500 (records per target and component), or set history.keep_tags in atmos.yaml".into(),
-            ),
             WorkflowError::ArchiveRefused { .. } => Some(
                 "nothing was lost: what was not pushed stays as tags; check the remote's records with `atmos deployment verify --remote <name>` and run archive again".into(),
             ),

@@ -96,7 +96,7 @@ pub enum RolloutOutcome {
         published: Option<Result<u32, WorkflowError>>,
         /// Older records folded into the ledger afterwards (`history.archive_on_rollout`),
         /// when that ran.
-        archived: Option<Result<crate::workflow::archive::DeploymentArchive, WorkflowError>>,
+        archived: Option<Result<crate::workflow::archive::Folded, WorkflowError>>,
     },
 }
 
