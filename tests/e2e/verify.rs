@@ -1067,8 +1067,9 @@ fn archiving_passes_the_hook_and_the_ledger_cannot_be_forged() {
     assert!(run.stdout.contains("the line was edited"), "{}", run.stdout);
 }
 
-/// The guard's ledger rules beyond the hash: a record filed twice, a ledger commit that adds
-/// nothing, and a push that folds away the newest record of a component are refused.
+/// The guard's ledger rules beyond the hash: a record filed twice, a month file removed, a
+/// ledger commit that adds nothing, and a push that folds away the newest record of a
+/// component are refused.
 #[test]
 fn the_hook_refuses_duplicate_empty_and_newest_record_ledgers() {
     let w = World::new();
@@ -1125,6 +1126,33 @@ fn the_hook_refuses_duplicate_empty_and_newest_record_ledgers() {
     let dup = commit_with(&file, &format!("{text}\n{text}\n"), "dup");
     let (ok, stderr) = push(&alice, &format!("{dup}:refs/atmos/ledger/svc"));
     assert!(!ok && stderr.contains("appears more than once"), "{stderr}");
+
+    // A month file removed: the guard reads only the files a ledger commit changes, and a
+    // removed one is among them.
+    let removed = {
+        let env_git = |args: &[&str]| {
+            let out = Command::new("git")
+                .args(args)
+                .current_dir(&alice)
+                .env("GIT_INDEX_FILE", &index)
+                .output()
+                .expect("git");
+            assert!(out.status.success(), "{args:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        env_git(&["read-tree", &ledger]);
+        env_git(&["update-index", "--force-remove", &file]);
+        let tree = env_git(&["write-tree"]);
+        git_in(
+            &alice,
+            &["commit-tree", &tree, "-p", &ledger, "-m", "removed"],
+        )
+    };
+    let (ok, stderr) = push(&alice, &format!("{removed}:refs/atmos/ledger/svc"));
+    assert!(
+        !ok && stderr.contains("drops the archived record"),
+        "{stderr}"
+    );
 
     // Nothing added.
     let tree = git_in(&alice, &["rev-parse", &format!("{ledger}^{{tree}}")]);

@@ -32,6 +32,32 @@ fn month_of(entry: &TagEntry) -> String {
     entry.at.strftime("%Y-%m").to_string()
 }
 
+/// What [`GitRepo::ledger_changes`] found: the records of the files that differ.
+#[derive(Debug, Default)]
+pub struct LedgerChanges {
+    /// The records those files held before.
+    pub before: Vec<TagEntry>,
+    /// The records they hold after.
+    pub after: Vec<TagEntry>,
+    /// What cannot be used in the files after.
+    pub odd: Vec<Unparseable>,
+}
+
+/// A record is in the ledger once: a second copy is reported, never counted.
+fn once(entries: &mut Vec<TagEntry>, bad: &mut Vec<Unparseable>) {
+    let mut seen = std::collections::HashSet::new();
+    entries.retain(|e| {
+        let first = seen.insert(e.name.clone());
+        if !first {
+            bad.push(Unparseable {
+                tag: format!("ledger:{}", e.name),
+                reason: format!("{} appears more than once in the ledger", e.name),
+            });
+        }
+        first
+    });
+}
+
 impl GitRepo {
     /// The whole history of `deployment` (one target, or all), sorted oldest first: its live
     /// tags and the records archived in its ledger, as one list (a record both archived and
@@ -118,7 +144,6 @@ impl GitRepo {
             }
         }
         while let Some((path, id)) = stack.pop() {
-            let place = format!("ledger:{}", path.join("/"));
             if let Ok(tree) = self.raw().find_tree(id) {
                 for e in tree.iter() {
                     let mut sub = path.clone();
@@ -127,66 +152,135 @@ impl GitRepo {
                 }
                 continue;
             }
-            // An object the clone lacks is missing, not malformed: a partial clone
-            // (`--filter=blob:none`) holds the ledger's trees without their contents.
-            if !self.raw().odb().is_ok_and(|db| db.exists(id)) {
-                bad.push(odd(
-                    place,
-                    format!(
-                        "{} object {id} (a partial clone fetched the ledger without its contents), so its records were not read; run `atmos deployment fetch {deployment}`",
-                        Unparseable::MISSING
-                    ),
-                ));
-                continue;
+            self.ledger_file(&path, id, deployment, &mut entries, &mut bad);
+        }
+        once(&mut entries, &mut bad);
+        Ok((entries, bad))
+    }
+
+    /// The records of the ledger files that differ between ledger commits `old` (none: the
+    /// empty ledger) and `new`: each side's lines of exactly those files, and what cannot be
+    /// used in `new`'s. An append changes only the month files it adds to, so this reads what
+    /// a push adds, not the whole archived history (a line is filed by its own name, so a
+    /// second copy of a record is always in a changed file).
+    pub fn ledger_changes(
+        &self,
+        old: Option<&str>,
+        new: &str,
+        deployment: &str,
+    ) -> Result<LedgerChanges, GitError> {
+        let repo = self.raw();
+        let tree_of = |c: &str| -> Result<Option<git2::Tree<'_>>, GitError> {
+            Ok(repo.find_commit(oid(c)?).and_then(|c| c.tree()).ok())
+        };
+        let mut out = LedgerChanges::default();
+        let Some(new_tree) = tree_of(new)? else {
+            out.odd.push(Unparseable {
+                tag: ledger_ref(deployment),
+                reason: format!("{} is not a commit", super::short(new)),
+            });
+            return Ok(out);
+        };
+        let old_tree = old.map(tree_of).transpose()?.flatten();
+        let diff = repo
+            .diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)
+            .git()?;
+        let mut ignored = Vec::new();
+        let path_of = |f: &git2::DiffFile<'_>| {
+            f.path_bytes()
+                .map(|p| {
+                    String::from_utf8_lossy(p)
+                        .split('/')
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        for delta in diff.deltas() {
+            let (before, after) = (delta.old_file(), delta.new_file());
+            if !before.id().is_zero() {
+                let path = path_of(&before);
+                self.ledger_file(
+                    &path,
+                    before.id(),
+                    deployment,
+                    &mut out.before,
+                    &mut ignored,
+                );
             }
-            let (Ok(blob), [t, component @ .., file]) = (self.raw().find_blob(id), path.as_slice())
-            else {
-                bad.push(odd(
-                    place,
-                    "not a <target>/<component>/<month>.jsonl file".into(),
-                ));
-                continue;
-            };
-            if component.is_empty() || !file.ends_with(".jsonl") {
-                bad.push(odd(
-                    place,
-                    "not a <target>/<component>/<month>.jsonl file".into(),
-                ));
-                continue;
-            }
-            let Ok(text) = std::str::from_utf8(blob.content()) else {
-                bad.push(odd(place, "not UTF-8".into()));
-                continue;
-            };
-            let component = component.join("/");
-            for (n, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
+            if !after.id().is_zero() {
+                let path = path_of(&after);
+                if after.mode() == git2::FileMode::Commit {
+                    out.odd.push(Unparseable {
+                        tag: format!("ledger:{}", path.join("/")),
+                        reason: "not a <target>/<component>/<month>.jsonl file".into(),
+                    });
                     continue;
                 }
-                let here = format!("{place}:{}", n + 1);
-                match parse_line(line, deployment, t, &component) {
-                    Ok(e) if format!("{}.jsonl", month_of(&e)) != *file => bad.push(odd(
-                        here,
-                        format!("{} is filed in {file}, not its month's file", e.name),
-                    )),
-                    Ok(e) => entries.push(e),
-                    Err(why) => bad.push(odd(here, why)),
-                }
+                self.ledger_file(&path, after.id(), deployment, &mut out.after, &mut out.odd);
             }
         }
-        // A record is in the ledger once: a second copy is reported, never counted.
-        let mut seen = std::collections::HashSet::new();
-        entries.retain(|e| {
-            let first = seen.insert(e.name.clone());
-            if !first {
-                bad.push(odd(
-                    format!("ledger:{}", e.name),
-                    format!("{} appears more than once in the ledger", e.name),
-                ));
+        once(&mut out.after, &mut out.odd);
+        Ok(out)
+    }
+
+    /// Read one ledger file (`path` from the ledger's root) into `entries`, or say in `bad`
+    /// why it, or a line of it, cannot be used.
+    fn ledger_file(
+        &self,
+        path: &[String],
+        id: Oid,
+        deployment: &str,
+        entries: &mut Vec<TagEntry>,
+        bad: &mut Vec<Unparseable>,
+    ) {
+        let odd = |place: String, reason: String| Unparseable { tag: place, reason };
+        let place = format!("ledger:{}", path.join("/"));
+        // An object the clone lacks is missing, not malformed: a partial clone
+        // (`--filter=blob:none`) holds the ledger's trees without their contents.
+        if !self.raw().odb().is_ok_and(|db| db.exists(id)) {
+            bad.push(odd(
+                place,
+                format!(
+                    "{} object {id} (a partial clone fetched the ledger without its contents), so its records were not read; run `atmos deployment fetch {deployment}`",
+                    Unparseable::MISSING
+                ),
+            ));
+            return;
+        }
+        let (Ok(blob), [t, component @ .., file]) = (self.raw().find_blob(id), path) else {
+            bad.push(odd(
+                place,
+                "not a <target>/<component>/<month>.jsonl file".into(),
+            ));
+            return;
+        };
+        if component.is_empty() || !file.ends_with(".jsonl") {
+            bad.push(odd(
+                place,
+                "not a <target>/<component>/<month>.jsonl file".into(),
+            ));
+            return;
+        }
+        let Ok(text) = std::str::from_utf8(blob.content()) else {
+            bad.push(odd(place, "not UTF-8".into()));
+            return;
+        };
+        let component = component.join("/");
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
             }
-            first
-        });
-        Ok((entries, bad))
+            let here = format!("{place}:{}", n + 1);
+            match parse_line(line, deployment, t, &component) {
+                Ok(e) if format!("{}.jsonl", month_of(&e)) != *file => bad.push(odd(
+                    here,
+                    format!("{} is filed in {file}, not its month's file", e.name),
+                )),
+                Ok(e) => entries.push(e),
+                Err(why) => bad.push(odd(here, why)),
+            }
+        }
     }
 
     /// Write (without moving any ref) the ledger commit that adds `records` — entries whose

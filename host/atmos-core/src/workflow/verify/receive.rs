@@ -5,7 +5,7 @@
 //! record the rules of the trusted ref (as it is before the push) do not allow: unsigned or
 //! unauthorised, off the chain, a promotion that skips the path, missing approvals.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
 use schemars::JsonSchema;
@@ -236,6 +236,7 @@ pub fn check(
     let mut ordered = ours.clone();
     ordered.sort_by_key(|u| namespace(&u.refname) != Namespace::Ledger);
     let mut ledgers: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut archived = Archived::default();
     for u in &ordered {
         let k = kind(&u.refname);
         match (&k, &u.old, &u.new) {
@@ -323,9 +324,10 @@ pub fn check(
                     continue;
                 }
                 match ledger_appended(git, d, old.as_deref(), new)? {
-                    Some(why) => refused.push(problem(ProblemKind::Rewritten, &u.refname, why)),
-                    None => {
+                    Err(why) => refused.push(problem(ProblemKind::Rewritten, &u.refname, why)),
+                    Ok(added) => {
                         ledgers.insert(u.refname.clone(), Some(new.clone()));
+                        archived.added.insert(d.to_owned(), added);
                     }
                 }
             }
@@ -365,7 +367,7 @@ pub fn check(
     // An archived tag goes only when the ledger (as the push leaves it) holds its record, and
     // never the newest record of its history.
     for (name, old) in &archived_tags {
-        if !archived_in(git, name, old)? {
+        if !archived_in(git, &mut archived, name, old)? {
             refused.push(problem(
                 ProblemKind::Deleted,
                 name,
@@ -760,30 +762,63 @@ fn legacy_record(
         .is_some_and(|r| r.sequence.is_none()))
 }
 
+/// What the guard knows of archived records while it judges one push: the records each
+/// accepted ledger update adds, and, read once per history when a deletion needs it, the
+/// records a ledger already held.
+#[derive(Default)]
+struct Archived {
+    /// `(deployment)` → records (name, object) its ledger update in this push adds.
+    added: HashMap<String, BTreeSet<(String, String)>>,
+    /// `(deployment, target)` → every record of that target in the ledger as the push leaves it.
+    held: HashMap<(String, String), BTreeSet<(String, String)>>,
+}
+
 /// True when the ledger of the tag's deployment, as the push leaves it, holds the record the
-/// tag `refname` held (`old`).
-fn archived_in(git: &GitRepo, refname: &str, old: &str) -> Result<bool, WorkflowError> {
+/// tag `refname` held (`old`). A fold pushes its ledger commit with the deletions, so the
+/// records that commit adds answer almost every deletion; only a tag already archived
+/// before (pruned by another clone) needs the target's whole ledger, read once.
+fn archived_in(
+    git: &GitRepo,
+    archived: &mut Archived,
+    refname: &str,
+    old: &str,
+) -> Result<bool, WorkflowError> {
     let Some((d, target, _)) = group_of(refname) else {
         return Ok(false);
     };
-    let Some(ledger) = git.ledger_head(&d)? else {
-        return Ok(false);
-    };
     let name = refname.trim_start_matches("refs/tags/");
-    let (entries, _) = git.ledger_entries_at(&ledger, &d, Some(&target))?;
-    Ok(entries.iter().any(|e| e.name == name && e.oid == old))
+    let record = (name.to_owned(), old.to_owned());
+    if archived.added.get(&d).is_some_and(|a| a.contains(&record)) {
+        return Ok(true);
+    }
+    let key = (d.clone(), target.clone());
+    if !archived.held.contains_key(&key) {
+        let held = match git.ledger_head(&d)? {
+            Some(ledger) => git
+                .ledger_entries_at(&ledger, &d, Some(&target))?
+                .0
+                .into_iter()
+                .map(|e| (e.name, e.oid))
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        archived.held.insert(key.clone(), held);
+    }
+    Ok(archived.held.get(&key).is_some_and(|h| h.contains(&record)))
 }
 
 /// Why moving `d`'s ledger from `old` to `new` is not appending to it, if it is not: `new`
 /// must be one commit on top of `old`, every line readable, every record of `old` still there,
 /// and every record it adds one that is a history tag of the repository now (so the ledger
-/// holds only records that were accepted as tags).
+/// holds only records that were accepted as tags). Reads only the files the commit changes
+/// (an append touches the month files it adds to), so its cost follows the push, not the
+/// archived history. On success, the records it adds.
 fn ledger_appended(
     git: &GitRepo,
     d: &str,
     old: Option<&str>,
     new: &str,
-) -> Result<Option<String>, WorkflowError> {
+) -> Result<Result<BTreeSet<(String, String)>, String>, WorkflowError> {
     let parents = git.commit_parents(new)?;
     if parents.as_slice()
         != old
@@ -791,26 +826,23 @@ fn ledger_appended(
             .unwrap_or_default()
             .as_slice()
     {
-        return Ok(Some(format!(
+        return Ok(Err(format!(
             "{} is not one commit on top of {}: the ledger is only appended to",
             short(new),
             old.map_or("nothing", short)
         )));
     }
-    let (now, odd) = git.ledger_entries_at(new, d, None)?;
-    if let Some(o) = odd.first() {
-        return Ok(Some(format!("{}: {}", o.tag, o.reason)));
+    let changes = git.ledger_changes(old, new, d)?;
+    if let Some(o) = changes.odd.first() {
+        return Ok(Err(format!("{}: {}", o.tag, o.reason)));
     }
-    let had: BTreeSet<(String, String)> = match old {
-        Some(o) => git
-            .ledger_entries_at(o, d, None)?
-            .0
-            .into_iter()
-            .map(|e| (e.name, e.oid))
-            .collect(),
-        None => BTreeSet::new(),
-    };
-    let kept: BTreeSet<(&str, &str)> = now
+    let had: BTreeSet<(String, String)> = changes
+        .before
+        .into_iter()
+        .map(|e| (e.name, e.oid))
+        .collect();
+    let kept: BTreeSet<(&str, &str)> = changes
+        .after
         .iter()
         .map(|e| (e.name.as_str(), e.oid.as_str()))
         .collect();
@@ -818,33 +850,37 @@ fn ledger_appended(
         .iter()
         .find(|(n, o)| !kept.contains(&(n.as_str(), o.as_str())))
     {
-        return Ok(Some(format!("drops the archived record {name}")));
+        return Ok(Err(format!("drops the archived record {name}")));
     }
-    let added: Vec<&TagEntry> = now
+    let added: Vec<&TagEntry> = changes
+        .after
         .iter()
         .filter(|e| !had.contains(&(e.name.clone(), e.oid.clone())))
         .collect();
     if added.is_empty() {
-        return Ok(Some(
+        return Ok(Err(
             "adds no record: each ledger commit absorbs at least one history tag".into(),
         ));
     }
-    for e in added {
+    for e in &added {
         let tag = format!("refs/tags/{}", e.name);
         if git.refs().find(&tag)?.map(|r| r.oid).as_deref() != Some(e.oid.as_str()) {
-            return Ok(Some(format!(
+            return Ok(Err(format!(
                 "adds {}, which is not a history tag here: the ledger only absorbs existing records",
                 e.name
             )));
         }
         if let Err(o) = git.read_record(e, d) {
-            return Ok(Some(format!(
+            return Ok(Err(format!(
                 "adds {}, which is not a readable record: {}",
                 e.name, o.reason
             )));
         }
     }
-    Ok(None)
+    Ok(Ok(added
+        .into_iter()
+        .map(|e| (e.name.clone(), e.oid.clone()))
+        .collect()))
 }
 
 /// What is wrong with moving the notes ref of `kind` from `old` to `new`: its tree laid out
