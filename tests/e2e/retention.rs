@@ -158,7 +158,9 @@ fn a_backlog_is_said_not_folded_during_a_rollout_and_archive_folds_it() {
         repo.commit(&format!("change {n}"));
         repo.atmos(&args("deployment rollout svc --target dev"))
     };
-    for n in 1..=23 {
+    roll(1).code(0);
+    let first = repo.git(&["rev-parse", "HEAD"]);
+    for n in 2..=23 {
         roll(n).code(0);
     }
     assert_eq!(
@@ -199,4 +201,27 @@ fn a_backlog_is_said_not_folded_during_a_rollout_and_archive_folds_it() {
     repo.atmos(&args("deployment verify svc"))
         .code(0)
         .stdout_has(&["Verified 54 record(s)"]);
+
+    // A commit that ran 26 rollouts ago, its record folded into the ledger and more than a
+    // search's first stretch of records back, is still found: going back to it is a rollback.
+    let now = repo.git(&["rev-parse", "HEAD"]);
+    repo.atmos(&[
+        "deployment",
+        "rollout",
+        "svc",
+        "--target",
+        "dev",
+        "--git-sha",
+        &first,
+    ])
+    .code(0);
+    let history = repo
+        .atmos(&args("deployment history svc --limit 1 --format json"))
+        .json();
+    assert_eq!(history["entries"][0]["status"], "rollback", "{history:#}");
+    assert_eq!(
+        history["entries"][0]["rollback_of"],
+        now.as_str(),
+        "{history:#}"
+    );
 }

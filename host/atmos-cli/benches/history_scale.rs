@@ -307,17 +307,6 @@ fn count_refs(url: &str, prefix: &str) -> usize {
 /// `-- --default-retention`: see the module's documentation.
 fn default_retention(fixture: &Path, runs: usize) {
     let atmos = atmos_binary().display().to_string();
-    let work = tempfile::tempdir().expect("tempdir");
-    let w = work.path();
-    let remote = w.join("remote.git");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(fixture.join("remote.git"))
-        .arg(&remote)
-        .status()
-        .expect("cp");
-    assert!(copied.success());
-    let url = format!("file://{}", remote.display());
     let d = "d07";
     println!(
         "Remote: {RECORDS} records, {} histories; default retention (history.keep_tags unset: the newest {} rollouts).\n",
@@ -334,29 +323,65 @@ fn default_retention(fixture: &Path, runs: usize) {
             kb as f64 / 1024.0
         );
     };
-    let server = w.join("server");
-    git(
-        w,
-        &[
-            "--git-dir",
-            remote.to_str().expect("utf-8"),
-            "worktree",
-            "add",
-            "-q",
-            server.to_str().expect("utf-8"),
-            "main",
-        ],
-    );
-    row(
-        "fold the whole store once with the default retention (`archive --offline` on the store)",
-        spread(
-            &format!(
-                "{atmos} -C {} deployment archive --offline >/dev/null 2>&1",
-                server.display()
+    // The store folded once with the default retention, cached beside the fixture.
+    let retained = fixture.with_file_name("history-1m-retained");
+    if !retained.join(".complete").exists() {
+        let _ = std::fs::remove_dir_all(&retained);
+        std::fs::create_dir_all(&retained).expect("mkdir");
+        let store = retained.join("remote.git");
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(fixture.join("remote.git"))
+            .arg(&store)
+            .status()
+            .expect("cp");
+        assert!(copied.success());
+        let server = retained.join("server");
+        git(
+            &retained,
+            &[
+                "--git-dir",
+                store.to_str().expect("utf-8"),
+                "worktree",
+                "add",
+                "-q",
+                server.to_str().expect("utf-8"),
+                "main",
+            ],
+        );
+        row(
+            "fold the whole store once with the default retention (`archive --offline` on the store)",
+            spread(
+                &format!(
+                    "{atmos} -C {} deployment archive --offline >/dev/null 2>&1",
+                    server.display()
+                ),
+                1,
             ),
-            1,
-        ),
-    );
+        );
+        std::fs::remove_dir_all(&server).expect("rm worktree");
+        git(
+            &retained,
+            &[
+                "--git-dir",
+                store.to_str().expect("utf-8"),
+                "worktree",
+                "prune",
+            ],
+        );
+        std::fs::write(retained.join(".complete"), "").expect("marker");
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let remote = w.join("remote.git");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(retained.join("remote.git"))
+        .arg(&remote)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let url = format!("file://{}", remote.display());
     let tags_before = count_refs(&url, "refs/tags/*");
     println!(
         "\nTags on the remote after the fold: {tags_before} (of {RECORDS} records; the rest in 50 ledgers).\n"
@@ -421,6 +446,53 @@ fn default_retention(fixture: &Path, runs: usize) {
             rollouts,
         ),
     );
+    row(
+        &format!("`history {d} --target dev --limit 20` (reaches into the ledger)"),
+        spread(
+            &format!(
+                "{atmos} -C {r} deployment history {d} --target dev --limit 20 >/dev/null 2>&1"
+            ),
+            runs,
+        ),
+    );
+    // Every deployment's records in a new runner: atmos's fetch, then git's own fetch of the
+    // same refspecs into another new clone.
+    let all = w.join("all");
+    let a = all.display().to_string();
+    row(
+        "first fetch of every deployment (new clone + `atmos deployment fetch`)",
+        spread(
+            &format!(
+                "git clone -q --no-tags {url} {a} && {atmos} -C {a} deployment fetch >/dev/null 2>&1"
+            ),
+            1,
+        ),
+    );
+    let every = atmos_core::git::remote::Remote::open(&all, "origin")
+        .expect("origin")
+        .refspecs()
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let floor = w.join("floor");
+    let f = floor.display().to_string();
+    row(
+        "first fetch of every deployment: git alone (new clone + `git fetch` of the same refspecs)",
+        spread(
+            &format!(
+                "git clone -q --no-tags {url} {f} && git -C {f} fetch -q --no-tags origin {every}"
+            ),
+            1,
+        ),
+    );
+    row(
+        &format!("`status` of every deployment ({DEPLOYMENTS}) in that runner"),
+        spread(
+            &format!("{atmos} -C {a} deployment status >/dev/null 2>&1"),
+            runs,
+        ),
+    );
     println!(
         "\nTags on the remote: {tags_before} before the rollouts, {} after {rollouts} rollouts ({} of {d}/dev).",
         count_refs(&url, "refs/tags/*"),
@@ -433,6 +505,8 @@ fn default_retention(fixture: &Path, runs: usize) {
 fn generate(root: &Path) {
     eprintln!("generating {} ({RECORDS} records)…", root.display());
     let _ = std::fs::remove_dir_all(root);
+    // The folded copy (`--default-retention`) is made from this one.
+    let _ = std::fs::remove_dir_all(root.with_file_name("history-1m-retained"));
     std::fs::create_dir_all(root).expect("mkdir");
     git(root, &["init", "-q", "--bare", "-b", "main", "remote.git"]);
     let bare = root.join("remote.git");

@@ -32,6 +32,14 @@ fn month_of(entry: &TagEntry) -> String {
     entry.at.strftime("%Y-%m").to_string()
 }
 
+/// Parsed ledgers of one repository handle, by (ledger commit, deployment, target).
+pub type Cache = std::cell::RefCell<
+    std::collections::HashMap<
+        (String, String, Option<String>),
+        Arc<(Vec<TagEntry>, Vec<Unparseable>)>,
+    >,
+>;
+
 /// What [`GitRepo::ledger_changes`] found: the records of the files that differ.
 #[derive(Debug, Default)]
 pub struct LedgerChanges {
@@ -115,7 +123,29 @@ impl GitRepo {
     }
 
     /// The records of the ledger commit `commit` (a ref's value or one a push proposes).
+    /// Read once per repository handle: every line is parsed and hash-checked, and a
+    /// command that walks several histories asks for the same ledger each time.
     pub fn ledger_entries_at(
+        &self,
+        commit: &str,
+        deployment: &str,
+        target: Option<&str>,
+    ) -> Result<(Vec<TagEntry>, Vec<Unparseable>), GitError> {
+        let key = (
+            commit.to_owned(),
+            deployment.to_owned(),
+            target.map(str::to_owned),
+        );
+        if let Some(hit) = self.ledgers.borrow().get(&key) {
+            return Ok((hit.0.clone(), hit.1.clone()));
+        }
+        let read = self.read_ledger(commit, deployment, target)?;
+        let out = (read.0.clone(), read.1.clone());
+        self.ledgers.borrow_mut().insert(key, Arc::new(read));
+        Ok(out)
+    }
+
+    fn read_ledger(
         &self,
         commit: &str,
         deployment: &str,

@@ -82,6 +82,9 @@ pub struct CommitInfo {
 pub struct GitRepo {
     repo: Repository,
     refs: refdb::RefDb,
+    /// Ledger files read so far, by (ledger commit, deployment, target): a ledger commit
+    /// never changes, and one command reads the same one for each history it walks.
+    ledgers: ledger::Cache,
 }
 
 impl std::fmt::Debug for GitRepo {
@@ -99,7 +102,11 @@ impl GitRepo {
             path: path.to_owned(),
         })?;
         let refs = refdb::RefDb::new(repo.path(), repo.commondir());
-        Ok(GitRepo { repo, refs })
+        Ok(GitRepo {
+            repo,
+            refs,
+            ledgers: ledger::Cache::default(),
+        })
     }
 
     /// Open the repository git names in the environment (`GIT_DIR`, and in a server hook the
@@ -112,7 +119,11 @@ impl GitRepo {
                 .unwrap_or_else(|| PathBuf::from(".")),
         })?;
         let refs = refdb::RefDb::new(repo.path(), repo.commondir());
-        Ok(GitRepo { repo, refs })
+        Ok(GitRepo {
+            repo,
+            refs,
+            ledgers: ledger::Cache::default(),
+        })
     }
 
     /// The first-parent history of `tip`, newest first, with each commit's committer time:
@@ -388,7 +399,11 @@ impl GitRepo {
         let path = self.repo.path().to_owned();
         let repo = Repository::open(&path).map_err(|_| GitError::NotARepository { path })?;
         let refs = refdb::RefDb::new(repo.path(), repo.commondir());
-        Ok(GitRepo { repo, refs })
+        Ok(GitRepo {
+            repo,
+            refs,
+            ledgers: ledger::Cache::default(),
+        })
     }
 
     /// The object id of `path` (a file or folder) in commit `sha`, if it is there.

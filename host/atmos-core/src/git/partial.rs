@@ -114,13 +114,16 @@ impl Remote {
     /// Fetch every object reachable from the ledgers and notes (local and fetched) that
     /// this clone lacks, when it is a partial clone; the number fetched.
     pub(super) fn fetch_missing_objects(&self) -> Result<usize, RemoteError> {
+        // Read in process: a fetch of a clone that is not partial starts no git for this.
         let key = format!("remote.{}.promisor", self.name);
-        let partial = self
-            .git_output(&["config", "--get", "--type=bool", &key])
-            .is_ok_and(|o| o.starts_with(b"true"))
-            || self
-                .git_output(&["config", "--get", "extensions.partialclone"])
-                .is_ok_and(|o| !o.is_empty());
+        let partial = git2::Repository::open(&self.git_dir)
+            .and_then(|r| r.config())
+            .map(|c| {
+                c.get_bool(&key).unwrap_or(false)
+                    || c.get_string("extensions.partialclone")
+                        .is_ok_and(|v| !v.is_empty())
+            })
+            .unwrap_or(true);
         if !partial {
             return Ok(0);
         }

@@ -150,16 +150,15 @@ impl Remote {
             only_target: None,
             excluded_targets: Vec::new(),
         };
-        let out = remote.git(&["remote", "get-url", name])?;
-        if !out.status.success() {
-            return Err(RemoteError::Unknown {
-                remote: name.to_owned(),
-            });
+        // Read in process (every command that syncs opens its remote).
+        let unknown = || RemoteError::Unknown {
+            remote: name.to_owned(),
+        };
+        let repo = git2::Repository::discover(workdir).map_err(|_| unknown())?;
+        if repo.find_remote(name).is_err() {
+            return Err(unknown());
         }
-        let dir = remote.git(&["rev-parse", "--absolute-git-dir"])?;
-        if dir.status.success() {
-            remote.git_dir = PathBuf::from(String::from_utf8_lossy(&dir.stdout).trim());
-        }
+        remote.git_dir = repo.path().to_owned();
         Ok(remote)
     }
 
@@ -174,6 +173,32 @@ impl Remote {
                 args: args.join(" "),
                 detail: e.to_string(),
             })
+    }
+
+    /// This clone's repository, read in process (a fetch's follow-up work lists and compares
+    /// refs without starting a git process per question).
+    fn local(&self) -> Result<super::GitRepo, RemoteError> {
+        super::GitRepo::discover(&self.workdir).map_err(|e| RemoteError::Git {
+            args: format!("open {}", self.workdir.display()),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The local refs under each of `prefixes`: (name, object id).
+    fn local_refs(
+        &self,
+        git: &super::GitRepo,
+        prefixes: &[&str],
+    ) -> Result<Vec<(String, String)>, RemoteError> {
+        let mut out = Vec::new();
+        for prefix in prefixes {
+            let listed = git.refs().list(prefix).map_err(|e| RemoteError::Git {
+                args: format!("list {prefix}"),
+                detail: e.to_string(),
+            })?;
+            out.extend(listed.into_iter().map(|e| (e.name, e.oid)));
+        }
+        Ok(out)
     }
 
     /// Run git with `args`; stdout on success, the classified failure otherwise.
@@ -400,14 +425,20 @@ impl Remote {
     /// ledger the remote rewound or rewrote must not take archived records away from here.
     fn merge_ledgers(&self) -> Result<(), RemoteError> {
         let prefix = ledger_tracking_prefix(&self.name);
-        let out = self.git(&["for-each-ref", "--format=%(refname) %(objectname)", &prefix])?;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let Some((fetched, oid)) = line.split_once(' ') else {
-                continue;
-            };
+        let git = self.local()?;
+        let fetched_refs = self.local_refs(&git, &[&prefix])?;
+        for (fetched, oid) in &fetched_refs {
+            let oid = oid.as_str();
             let d = &fetched[prefix.len()..];
             let local_name = format!("{LEDGER}/{d}");
-            let local = self.local_value(&local_name)?;
+            let local = git
+                .refs()
+                .find(&local_name)
+                .map_err(|e| RemoteError::Git {
+                    args: format!("read {local_name}"),
+                    detail: e.to_string(),
+                })?
+                .map(|e| e.oid);
             let moves = match &local {
                 None => true,
                 Some(l) if l == oid => false,
@@ -432,26 +463,28 @@ impl Remote {
         Ok(())
     }
 
-    /// True when ledger commit `new` descends from `old` and holds every record `old` holds.
+    /// True when ledger commit `new` descends from `old` and holds every record `old` holds:
+    /// every line of the files that differ between them is still there (the files that do
+    /// not differ hold the same lines), so the check reads what changed, not the history.
     fn ledger_extends(&self, d: &str, old: &str, new: &str) -> Result<bool, RemoteError> {
-        let args = ["merge-base", "--is-ancestor", old, new];
-        if !self.git(&args)?.status.success() {
-            return Ok(false);
-        }
         let failed = |e: super::GitError| RemoteError::Git {
             args: format!("read the ledger of {d}"),
             detail: e.to_string(),
         };
-        let git = super::GitRepo::discover(&self.workdir).map_err(failed)?;
-        let had = git.ledger_entries_at(old, d, None).map_err(failed)?.0;
-        let now: std::collections::HashSet<(String, String)> = git
-            .ledger_entries_at(new, d, None)
-            .map_err(failed)?
-            .0
-            .into_iter()
-            .map(|e| (e.name, e.oid))
+        let git = self.local()?;
+        if !git.is_ancestor(old, new).map_err(failed)? {
+            return Ok(false);
+        }
+        let changes = git.ledger_changes(Some(old), new, d).map_err(failed)?;
+        let now: std::collections::HashSet<(&str, &str)> = changes
+            .after
+            .iter()
+            .map(|e| (e.name.as_str(), e.oid.as_str()))
             .collect();
-        Ok(had.into_iter().all(|e| now.contains(&(e.name, e.oid))))
+        Ok(changes
+            .before
+            .iter()
+            .all(|e| now.contains(&(e.name.as_str(), e.oid.as_str()))))
     }
 
     /// Merge every fetched notes ref into its local counterpart.
@@ -462,9 +495,10 @@ impl Remote {
     fn drop_stray_notes(&self) -> Result<(), RemoteError> {
         let tracking = remote_notes_prefix(&self.name);
         let local = "refs/notes/atmos/";
-        let out = self.git(&["for-each-ref", "--format=%(refname)", &tracking, local])?;
+        let listed = self.local_refs(&self.local()?, &[&tracking, local])?;
         let mut gone = Vec::new();
-        for name in String::from_utf8_lossy(&out.stdout).lines() {
+        for (name, _) in &listed {
+            let name = name.as_str();
             let rest = name
                 .strip_prefix(tracking.as_str())
                 .or_else(|| name.strip_prefix(local))
@@ -491,21 +525,28 @@ impl Remote {
 
     fn merge_notes(&self) -> Result<(), RemoteError> {
         let prefix = remote_notes_prefix(&self.name);
-        let out = self.git(&["for-each-ref", "--format=%(refname) %(objectname)", &prefix])?;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let Some((fetched, oid)) = line.split_once(' ') else {
-                continue;
-            };
+        let git = self.local()?;
+        let fetched_refs = self.local_refs(&git, &[&prefix])?;
+        let held: std::collections::HashMap<String, String> = self
+            .local_refs(&git, &["refs/notes/atmos/"])?
+            .into_iter()
+            .collect();
+        for (fetched, oid) in &fetched_refs {
+            let (fetched, oid) = (fetched.as_str(), oid.as_str());
             // Only atmos's notes refs are merged into this clone's.
             if !crate::contracts::layout::is_notes_ref(&fetched[prefix.len()..]) {
                 continue;
             }
             let local = format!("refs/notes/atmos/{}", &fetched[prefix.len()..]);
-            let exists = self
-                .git(&["rev-parse", "--verify", "--quiet", &local])?
-                .status
-                .success();
-            if !exists {
+            let mine = held.get(&local);
+            // Nothing to merge when this clone's notes already hold the fetched ones (the
+            // same commit, or one that descends from it): a no-op fetch starts no merge.
+            if let Some(mine) = mine
+                && (mine == oid || git.is_ancestor(oid, mine).unwrap_or(false))
+            {
+                continue;
+            }
+            if mine.is_none() {
                 let out = self.git(&["update-ref", &local, oid])?;
                 if !out.status.success() {
                     return Err(self.classify(&["update-ref"], &out));

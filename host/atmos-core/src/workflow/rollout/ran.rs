@@ -18,6 +18,10 @@ use crate::git::GitRepo;
 use crate::git::chain::{ChainWalk, Link};
 use crate::workflow::error::WorkflowError;
 
+/// How many records a search for a commit reads along the chain before asking whether any
+/// record of the history names it (most searches end among the newest few).
+const FAR: usize = 32;
+
 /// Which records count: all of them, or only those whose signatures verify.
 #[derive(Debug, Clone, Default)]
 pub struct Counting {
@@ -48,6 +52,9 @@ pub struct Ran<'a> {
     deployment: &'a str,
     counting: Counting,
     groups: RefCell<HashMap<(String, String), Group<'a>>>,
+    /// Per history, the raw text of every record it holds (live tags and archived lines):
+    /// read when a walk goes far without finding a commit, to answer "never ran" at once.
+    texts: RefCell<HashMap<(String, String), Vec<std::sync::Arc<str>>>>,
     verified: RefCell<HashMap<String, Result<(), String>>>,
     set_aside: RefCell<Vec<SetAside>>,
 }
@@ -65,6 +72,7 @@ impl<'a> Ran<'a> {
             deployment,
             counting,
             groups: RefCell::new(HashMap::new()),
+            texts: RefCell::new(HashMap::new()),
             verified: RefCell::new(HashMap::new()),
             set_aside: RefCell::new(Vec::new()),
         }
@@ -137,6 +145,44 @@ impl<'a> Ran<'a> {
         Ok(ok)
     }
 
+    /// False when no record of `target`/`component` — live tag or archived line — holds the
+    /// text `sha`, so none can have deployed it: a commit never run there is answered without
+    /// walking (and parsing) the whole history. Every record a walk can reach is one of these.
+    fn may_name(&self, target: &str, component: &str, sha: &str) -> Result<bool, WorkflowError> {
+        let key = (target.to_owned(), component.to_owned());
+        if !self.texts.borrow().contains_key(&key) {
+            let mut texts: Vec<std::sync::Arc<str>> = Vec::new();
+            let (live, _) = self.git.group_tags(self.deployment, target, component)?;
+            for e in &live {
+                // A record past the size limit never counts (it is not read): nor read here.
+                let fits = self
+                    .git
+                    .object_header(&e.oid)
+                    .is_some_and(|(_, size)| size <= crate::contracts::limits::RECORD_MAX);
+                if fits {
+                    texts.push(String::from_utf8_lossy(&self.git.tag_content(e)?).into());
+                }
+            }
+            if let Some(head) = self.git.ledger_head(self.deployment)? {
+                let (archived, _) =
+                    self.git
+                        .ledger_entries_at(&head, self.deployment, Some(target))?;
+                texts.extend(
+                    archived
+                        .into_iter()
+                        .filter(|e| e.component == component)
+                        .filter_map(|e| e.archived),
+                );
+            }
+            self.texts.borrow_mut().insert(key.clone(), texts);
+        }
+        Ok(self
+            .texts
+            .borrow()
+            .get(&key)
+            .is_some_and(|texts| texts.iter().any(|t| t.contains(sha))))
+    }
+
     /// The commit of the newest counting `success` or `rollback` record of `component` in
     /// `target`, other than the record named `skip` (an automatic rollback's failed one).
     pub fn last_deployed(
@@ -192,6 +238,10 @@ impl Records for Ran<'_> {
         let mut i = 0;
         while let Some(l) = self.nth(target, component, i)? {
             i += 1;
+            // Past the newest records, ask once whether any record names the commit at all.
+            if i == FAR && !self.may_name(target, component, sha)? {
+                return Ok(None);
+            }
             if l.record.git_sha != sha || !l.record.status.deployed() {
                 continue;
             }

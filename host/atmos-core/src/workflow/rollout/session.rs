@@ -193,7 +193,12 @@ impl<'a> RolloutSession<'a> {
         if !options.plan_only {
             lease::clear_lock_files(&git, deployment, &request.target, observer)?;
         }
-        if let Some(r) = &options.stores.main {
+        // A rollout that takes the lease syncs once it holds it (below): what the previous
+        // holder pushed just before releasing is read then, and a sync before it would be a
+        // second round trip for nothing. A plan takes no lease: it syncs here.
+        if options.plan_only
+            && let Some(r) = &options.stores.main
+        {
             r.fetch()?;
             for note in r.take_notes().into_iter().chain(r.take_warnings()) {
                 observer.event(&Event::Warning(note));
@@ -230,11 +235,13 @@ impl<'a> RolloutSession<'a> {
                 observer,
             )?)
         };
-        // What the previous holder pushed just before releasing is read again.
         if lease.is_some()
             && let Some(r) = &options.stores.main
         {
             r.fetch()?;
+            for note in r.take_notes().into_iter().chain(r.take_warnings()) {
+                observer.event(&Event::Warning(note));
+            }
             git = GitRepo::discover(&project.root)?;
         }
         // Records on other remotes (a promotion's source may live elsewhere) are read too; one
