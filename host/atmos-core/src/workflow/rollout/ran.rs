@@ -18,6 +18,9 @@ use crate::git::GitRepo;
 use crate::git::chain::{ChainWalk, Link};
 use crate::workflow::error::WorkflowError;
 
+/// The raw texts of one history's records.
+type Texts = Vec<std::sync::Arc<str>>;
+
 /// How many records a search for a commit reads along the chain before asking whether any
 /// record of the history names it (most searches end among the newest few).
 const FAR: usize = 32;
@@ -54,7 +57,7 @@ pub struct Ran<'a> {
     groups: RefCell<HashMap<(String, String), Group<'a>>>,
     /// Per history, the raw text of every record it holds (live tags and archived lines):
     /// read when a walk goes far without finding a commit, to answer "never ran" at once.
-    texts: RefCell<HashMap<(String, String), Vec<std::sync::Arc<str>>>>,
+    texts: RefCell<HashMap<(String, String), Texts>>,
     verified: RefCell<HashMap<String, Result<(), String>>>,
     set_aside: RefCell<Vec<SetAside>>,
 }
@@ -151,7 +154,7 @@ impl<'a> Ran<'a> {
     fn may_name(&self, target: &str, component: &str, sha: &str) -> Result<bool, WorkflowError> {
         let key = (target.to_owned(), component.to_owned());
         if !self.texts.borrow().contains_key(&key) {
-            let mut texts: Vec<std::sync::Arc<str>> = Vec::new();
+            let mut texts: Texts = Vec::new();
             let (live, _) = self.git.group_tags(self.deployment, target, component)?;
             for e in &live {
                 // A record past the size limit never counts (it is not read): nor read here.
