@@ -1150,3 +1150,102 @@ fn a_target_on_its_own_remote_syncs_with_it_and_another_remote_gets_what_it_lack
     assert_eq!(code, 0, "{err}");
     assert_eq!(on("eu.git", "refs/atmos/locks/*"), 0);
 }
+
+/// The locks come with the records in one fetch and are mirrored exactly: a lock someone took
+/// on the remote appears here, one released there disappears here, a lock of another
+/// deployment is left alone by a fetch of this one, and the namespace the fetch uses on the
+/// way is emptied first — a ref planted there does not come back as a lock.
+#[test]
+fn a_fetch_mirrors_the_remotes_locks_in_the_same_round_trip() {
+    let repo = crate::support::Repo::new();
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      api:\n        settings: {script: {apply: 'true'}}\n  targets:\n    dev: {}\n",
+    );
+    repo.write_file("atmos.yaml", "git:\n  remote: origin\n");
+    repo.commit("svc");
+    let base = tempfile::tempdir().expect("tempdir");
+    crate::support::git_in(base.path(), &["init", "-q", "--bare", "origin.git"]);
+    let origin = base.path().join("origin.git");
+    repo.git(&["remote", "add", "origin", origin.to_str().expect("utf-8")]);
+    repo.git(&["push", "-q", "origin", "HEAD:main"]);
+    repo.atmos(&crate::support::args("deployment rollout svc --target dev"))
+        .code(0);
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let lock = "refs/atmos/locks/svc/dev";
+    let local = |name: &str| repo.git(&["for-each-ref", "--format=%(objectname)", name]);
+    assert_eq!(local(lock), "", "the rollout released its lease");
+
+    // Someone else holds dev now; an unrelated deployment's lock sits here; a ref is planted
+    // where the fetch collects the remote's locks.
+    crate::support::git_in(&origin, &["update-ref", lock, &head]);
+    repo.git(&["update-ref", "refs/atmos/locks/other/dev", &head]);
+    repo.git(&[
+        "update-ref",
+        "refs/atmos-remote/origin/locks/svc/prod",
+        &head,
+    ]);
+    let fetch = crate::support::args("deployment fetch svc");
+    repo.atmos(&fetch).code(0);
+    assert_eq!(local(lock), head, "the remote's lock is mirrored");
+    assert_eq!(
+        local("refs/atmos/locks/svc/prod"),
+        "",
+        "a planted ref is no lock"
+    );
+    assert_eq!(
+        local("refs/atmos/locks/other/dev"),
+        head,
+        "other deployments untouched"
+    );
+
+    crate::support::git_in(&origin, &["update-ref", "-d", lock]);
+    repo.atmos(&fetch).code(0);
+    assert_eq!(local(lock), "", "a released lock disappears");
+    assert_eq!(local("refs/atmos/locks/other/dev"), head);
+}
+
+/// A first fetch of a long history writes one loose ref per tag; the fetch packs them, so
+/// that later git commands and reads find them by binary search. (The tags here are only
+/// names: a fetch moves refs, it does not judge records.)
+#[test]
+fn a_fetch_that_leaves_a_thousand_loose_tags_packs_them() {
+    let repo = crate::support::Repo::new();
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      api:\n        settings: {script: {apply: 'true'}}\n  targets:\n    dev: {}\n",
+    );
+    repo.write_file("atmos.yaml", "git:\n  remote: origin\n");
+    let head = repo.commit("svc");
+    let base = tempfile::tempdir().expect("tempdir");
+    crate::support::git_in(base.path(), &["init", "-q", "--bare", "origin.git"]);
+    let origin = base.path().join("origin.git");
+    repo.git(&["remote", "add", "origin", origin.to_str().expect("utf-8")]);
+    repo.git(&["push", "-q", "origin", "HEAD:main"]);
+    let mut input = String::new();
+    for i in 0..1200 {
+        input.push_str(&format!(
+            "create refs/tags/atmos/deployments/svc/dev/api/2026-01-01T00-{:02}-{:02}Z {head}\n",
+            i / 60,
+            i % 60
+        ));
+    }
+    let mut child = Command::new("git")
+        .args(["update-ref", "--stdin"])
+        .current_dir(&origin)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("update-ref");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("wait").success());
+
+    repo.atmos(&args("deployment fetch svc")).code(0);
+    let loose = repo
+        .path()
+        .join(".git/refs/tags/atmos/deployments/svc/dev/api");
+    let files = std::fs::read_dir(&loose).map_or(0, |d| d.count());
+    assert_eq!(files, 0, "the fetched tags are packed");
+    let listed = repo.git(&["tag", "-l", "atmos/deployments/svc/dev/api/*"]);
+    assert_eq!(listed.lines().count(), 1200, "and all there");
+}

@@ -131,6 +131,17 @@ pub struct Remote {
     pub excluded_targets: Vec<String>,
 }
 
+/// The locks a fetch mirrors: the remote's, fetched into `scratch` (emptied first), copied
+/// to `local`.
+#[derive(Debug)]
+struct LockMirror {
+    local: String,
+    scratch: String,
+    /// Lock refs of targets kept on other remotes: never touched here.
+    excluded: Vec<String>,
+    specs: Vec<String>,
+}
+
 fn tail(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -307,6 +318,7 @@ impl Remote {
     /// commit).
     pub fn fetch(&self) -> Result<(), RemoteError> {
         self.fetch_refs()?;
+        self.pack_loose_tags();
         // Records kept here that have not reached the remote take their place on it now.
         self.publish_pending()?;
         self.mark_fetched();
@@ -319,14 +331,25 @@ impl Remote {
         // State and history are never pruned: records that exist only here stay (and the
         // batches kept for this remote are published by `fetch`, on what it holds now).
         self.drop_stray_notes()?;
-        let specs = self.refspecs();
+        let mut specs = self.refspecs();
+        // The locks come in the same fetch, into a namespace emptied first, so that what it
+        // holds afterwards is exactly the remote's locks (mirrored below); a target on its
+        // own remote has one lock ref, fetched on its own.
+        let locks = self.lock_mirror();
+        if let Some(m) = &locks {
+            self.clear_local(&m.scratch)?;
+            specs.extend(m.specs.iter().cloned());
+        }
         let mut args = vec!["fetch", "--quiet", "--no-tags", self.name.as_str()];
         args.extend(specs.iter().map(String::as_str));
         let out = self.git(&args)?;
         if !out.status.success() {
             return Err(self.classify(&args, &out));
         }
-        self.fetch_locks()?;
+        match &locks {
+            Some(m) => self.mirror_locks(m)?,
+            None => self.fetch_locks()?,
+        }
         // A partial clone fetched the ledgers' and notes' trees, not their contents.
         self.fetch_missing_objects()?;
         self.merge_ledgers()?;
@@ -394,6 +417,134 @@ impl Remote {
         let out = self.git(&args)?;
         if !out.status.success() {
             return Err(self.classify(&args, &out));
+        }
+        Ok(())
+    }
+
+    /// Pack the refs when a fetch left many history tags loose (a first fetch of a long
+    /// history writes one file per tag): every later git command and every read of atmos
+    /// lists them, and a loose ref is a file read where a packed one is a line found by
+    /// binary search. Best effort: git's own maintenance would pack them eventually.
+    fn pack_loose_tags(&self) {
+        const LOOSE: usize = 1000;
+        let Ok(repo) = git2::Repository::open(&self.git_dir) else {
+            return;
+        };
+        let mut dir = repo.commondir().join("refs/tags").join(TAGS);
+        if let Some(d) = &self.scope {
+            dir = dir.join(d);
+        }
+        let mut count = 0;
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(e.path()),
+                    Ok(_) => count += 1,
+                    Err(_) => {}
+                }
+            }
+            if count >= LOOSE {
+                let _ = self.git(&["pack-refs", "--all"]);
+                return;
+            }
+        }
+    }
+
+    /// Where a fetch brings the remote's locks to mirror them: `None` for a target on its own
+    /// remote (one lock ref, fetched on its own).
+    fn lock_mirror(&self) -> Option<LockMirror> {
+        if self.only_target.is_some() {
+            return None;
+        }
+        let base = format!("refs/atmos-remote/{}/locks", self.name);
+        let (local, scratch) = match &self.scope {
+            Some(d) => (format!("{LOCKS}/{d}/"), format!("{base}/{d}/")),
+            None => (format!("{LOCKS}/"), format!("{base}/")),
+        };
+        let mut specs = vec![format!("+{local}*:{scratch}*")];
+        specs.extend(
+            self.excluded_targets
+                .iter()
+                .map(|dt| format!("^{LOCKS}/{dt}")),
+        );
+        Some(LockMirror {
+            local,
+            scratch,
+            excluded: self
+                .excluded_targets
+                .iter()
+                .map(|dt| format!("{LOCKS}/{dt}"))
+                .collect(),
+            specs,
+        })
+    }
+
+    /// Delete every local ref under `prefix` (one transaction).
+    fn clear_local(&self, prefix: &str) -> Result<(), RemoteError> {
+        let git = self.local()?;
+        let names = self.local_refs(&git, &[prefix])?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        let input: String = names.iter().map(|(n, _)| format!("delete {n}\n")).collect();
+        self.update_refs(&input)
+    }
+
+    /// Make the local locks in scope exactly the ones the fetch brought.
+    fn mirror_locks(&self, m: &LockMirror) -> Result<(), RemoteError> {
+        let git = self.local()?;
+        let there: std::collections::BTreeMap<String, String> = self
+            .local_refs(&git, &[&m.scratch])?
+            .into_iter()
+            .map(|(n, o)| (format!("{}{}", m.local, &n[m.scratch.len()..]), o))
+            .collect();
+        let here: std::collections::BTreeMap<String, String> = self
+            .local_refs(&git, &[&m.local])?
+            .into_iter()
+            .filter(|(n, _)| !m.excluded.contains(n))
+            .collect();
+        let mut input = String::new();
+        for (name, oid) in &there {
+            if here.get(name) != Some(oid) {
+                input.push_str(&format!("update {name} {oid}\n"));
+            }
+        }
+        for (name, oid) in &here {
+            if !there.contains_key(name) {
+                input.push_str(&format!("delete {name} {oid}\n"));
+            }
+        }
+        if input.is_empty() {
+            return Ok(());
+        }
+        self.update_refs(&input)
+    }
+
+    /// `git update-ref --stdin` with `input`.
+    fn update_refs(&self, input: &str) -> Result<(), RemoteError> {
+        use std::io::Write as _;
+        let failed = |e: std::io::Error| RemoteError::Git {
+            args: "update-ref --stdin".into(),
+            detail: e.to_string(),
+        };
+        let mut child = Command::new("git")
+            .args(["update-ref", "--stdin"])
+            .current_dir(&self.workdir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(failed)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).map_err(failed)?;
+        }
+        let out = child.wait_with_output().map_err(failed)?;
+        if !out.status.success() {
+            return Err(self.classify(&["update-ref", "--stdin"], &out));
         }
         Ok(())
     }
