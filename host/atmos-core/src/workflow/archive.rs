@@ -627,9 +627,10 @@ fn due(live: &[TagEntry], keep: Keep, now: Timestamp) -> Due {
 }
 
 /// After a rollout that recorded something: fold `deployment`'s older records into its ledger
-/// when they are due ([`due`]; on unless `history.archive_on_rollout: false`). `None` when
-/// nothing was due, or when the rollout ran `--offline` (the ledger and the deletions must
-/// reach the shared remote together, so they wait for a run that reaches it).
+/// when they are due (a history past twice the kept count, or a record past an age; on
+/// unless `history.archive_on_rollout: false`). `None` when nothing was due, or when the
+/// rollout ran `--offline` (the ledger and the deletions must reach the shared remote
+/// together, so they wait for a run that reaches it).
 pub fn after_rollout(
     project: &Project,
     loaded: &LoadedDeployment,
