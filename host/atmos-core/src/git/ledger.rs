@@ -134,17 +134,14 @@ impl GitRepo {
         deployment: &str,
         target: Option<&str>,
     ) -> Result<(Vec<TagEntry>, Vec<Unparseable>), GitError> {
-        let key = (
-            commit.to_owned(),
-            deployment.to_owned(),
-            target.map(str::to_owned),
-        );
-        if let Some(hit) = self.ledgers.borrow().get(&key) {
+        type Read = (Vec<TagEntry>, Vec<Unparseable>);
+        let key = format!("ledger\0{commit}\0{deployment}\0{}", target.unwrap_or("\0"));
+        if let Some(hit) = self.memo::<Read>(&key) {
             return Ok((hit.0.clone(), hit.1.clone()));
         }
         let read = self.read_ledger(commit, deployment, target)?;
         let out = (read.0.clone(), read.1.clone());
-        self.ledgers.borrow_mut().insert(key, Arc::new(read));
+        self.remember(key, Arc::new(read));
         Ok(out)
     }
 

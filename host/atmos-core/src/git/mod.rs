@@ -82,10 +82,15 @@ pub struct CommitInfo {
 pub struct GitRepo {
     repo: Repository,
     refs: refdb::RefDb,
-    /// Ledger files read so far, by (ledger commit, deployment, target): a ledger commit
-    /// never changes, and one command reads the same one for each history it walks.
-    ledgers: ledger::Cache,
+    /// What a command computed once per repository handle from objects that never change
+    /// (a parsed ledger commit), by key; each reader keeps its own type.
+    memo: Memo,
 }
+
+/// Values remembered per repository handle, each of its reader's own type.
+type Memo = std::cell::RefCell<
+    std::collections::HashMap<String, std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+>;
 
 impl std::fmt::Debug for GitRepo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,6 +101,19 @@ impl std::fmt::Debug for GitRepo {
 }
 
 impl GitRepo {
+    /// The value remembered under `key`, if it is a `T`.
+    pub(crate) fn memo<T: Send + Sync + 'static>(&self, key: &str) -> Option<std::sync::Arc<T>> {
+        self.memo
+            .borrow()
+            .get(key)
+            .and_then(|v| v.clone().downcast::<T>().ok())
+    }
+
+    /// Remember `value` under `key` for the life of this handle.
+    pub(crate) fn remember<T: Send + Sync + 'static>(&self, key: String, value: std::sync::Arc<T>) {
+        self.memo.borrow_mut().insert(key, value);
+    }
+
     /// Open the repository containing `path`.
     pub fn discover(path: &Path) -> Result<GitRepo, GitError> {
         let repo = Repository::discover(path).map_err(|_| GitError::NotARepository {
@@ -105,7 +123,7 @@ impl GitRepo {
         Ok(GitRepo {
             repo,
             refs,
-            ledgers: ledger::Cache::default(),
+            memo: Default::default(),
         })
     }
 
@@ -122,7 +140,7 @@ impl GitRepo {
         Ok(GitRepo {
             repo,
             refs,
-            ledgers: ledger::Cache::default(),
+            memo: Default::default(),
         })
     }
 
@@ -402,7 +420,7 @@ impl GitRepo {
         Ok(GitRepo {
             repo,
             refs,
-            ledgers: ledger::Cache::default(),
+            memo: Default::default(),
         })
     }
 

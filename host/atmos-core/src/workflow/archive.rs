@@ -431,6 +431,8 @@ fn archive_one(
         // Batches keep each push's command line and the server guard's work bounded; each is
         // atomic on its own (its ledger commit absorbs exactly the tags it deletes).
         let author = Author::of(&git, &request.actor);
+        // Counts after each batch, each read back from the repository.
+        let (mut records, mut ledger_records, mut tags) = (pass.records, pass.ledger, pass.live);
         let mut head = pass.head.clone();
         let total = pass.archive.len() + pass.prune.len();
         let empty: &[TagEntry] = &[];
@@ -469,43 +471,92 @@ fn archive_one(
                     Err(e) => return Err(e.into()),
                 }
             }
-            let before = git.history_tags(d, None)?.0.len();
             if let Some(new) = &new
                 && Some(new) != head.as_ref()
             {
                 git.set_ledger(d, head.as_deref(), new)?;
             }
             git.delete_tags(&gone)?;
-            let after = GitRepo::discover(&project.root)?
-                .history_tags(d, None)?
-                .0
-                .len();
-            if after != before {
+            let before = records;
+            let now = records_now(project, &git, d, pass.head.as_deref(), new.as_deref())?;
+            if now.records != before {
                 return Err(WorkflowError::ArchiveMismatch {
                     deployment: d.to_owned(),
                     before,
-                    after,
+                    after: now.records,
                 });
             }
+            records = now.records;
+            ledger_records = now.ledger;
+            tags = now.tags;
             head = new;
             archived += chunk.len();
             pruned += now_pruned.len();
             progress(d, archived + pruned, total);
         }
-        let git = GitRepo::discover(&project.root)?;
         return Ok(DeploymentArchive {
             deployment: d.to_owned(),
             archived,
             pruned,
-            tags: git.live_tags(d, None)?.0.len(),
-            ledger_records: git.ledger_entries(d, None)?.0.len(),
+            tags,
+            ledger_records,
             records_before,
-            records_after: git.history_tags(d, None)?.0.len(),
+            records_after: records,
             ledger: head,
             skipped,
             attempts: attempt,
         });
     }
+}
+
+/// The record counts of `d` as the repository holds them now.
+struct Counts {
+    /// Records, tags and ledger, each once.
+    records: usize,
+    /// Records in the ledger.
+    ledger: usize,
+    /// History tags.
+    tags: usize,
+}
+
+/// The records of `d` as the repository holds them now: its live tags (read on a fresh
+/// handle) and its ledger at `head`. The ledger is read as `base`'s records (parsed once on
+/// `git`) changed by the files that differ from `base` to `head` — what a fold changed is
+/// read from the commit it wrote, not from this run's bookkeeping — so checking a fold costs
+/// what it changed, not the archived history.
+fn records_now(
+    project: &Project,
+    git: &GitRepo,
+    d: &str,
+    base: Option<&str>,
+    head: Option<&str>,
+) -> Result<Counts, WorkflowError> {
+    let mut ledger: HashMap<String, String> = match base {
+        Some(b) => git
+            .ledger_entries_at(b, d, None)?
+            .0
+            .into_iter()
+            .map(|e| (e.name, e.oid))
+            .collect(),
+        None => HashMap::new(),
+    };
+    if let Some(h) = head
+        && head != base
+    {
+        let changes = git.ledger_changes(base, h, d)?;
+        for e in &changes.before {
+            ledger.remove(&e.name);
+        }
+        ledger.extend(changes.after.into_iter().map(|e| (e.name, e.oid)));
+    }
+    let live = GitRepo::discover(&project.root)?.live_tags(d, None)?.0;
+    let mut names: std::collections::HashSet<&str> = ledger.keys().map(String::as_str).collect();
+    names.extend(live.iter().map(|e| e.name.as_str()));
+    Ok(Counts {
+        records: names.len(),
+        ledger: ledger.len(),
+        tags: live.len(),
+    })
 }
 
 /// True when a failed push was refused (by a lease or a server hook), not lost on the way.
