@@ -1154,6 +1154,47 @@ fn the_hook_refuses_duplicate_empty_and_newest_record_ledgers() {
         "{stderr}"
     );
 
+    // A tree that names the month file twice (git writes no such tree, and a server that
+    // checks objects refuses it; this one does not): the second entry holds a second copy
+    // of the records, where a diff by path may not look.
+    let twice = {
+        let (dir, name) = file.rsplit_once('/').expect("path");
+        let copy = w.dir.path().join("twice");
+        std::fs::write(&copy, format!("{text}\n{text}\n")).expect("write");
+        let blob = git_in(
+            &alice,
+            &["hash-object", "-w", copy.to_str().expect("utf-8")],
+        );
+        let listing = git_in(&alice, &["ls-tree", &format!("{ledger}:{dir}")]);
+        let mut tree = git_stdin(
+            &alice,
+            &["mktree"],
+            &format!("{listing}\n100644 blob {blob}\t{name}\n"),
+        );
+        let parts: Vec<&str> = dir.split('/').collect();
+        for depth in (0..parts.len()).rev() {
+            let above = parts[..depth].join("/");
+            let listing = git_in(&alice, &["ls-tree", &format!("{ledger}:{above}")]);
+            let replaced: Vec<String> = listing
+                .lines()
+                .map(|l| match l.split_once('\t') {
+                    Some((_, n)) if n == parts[depth] => format!("040000 tree {tree}\t{n}"),
+                    _ => l.to_owned(),
+                })
+                .collect();
+            tree = git_stdin(&alice, &["mktree"], &format!("{}\n", replaced.join("\n")));
+        }
+        git_in(
+            &alice,
+            &["commit-tree", &tree, "-p", &ledger, "-m", "twice"],
+        )
+    };
+    let (ok, stderr) = push(&alice, &format!("{twice}:refs/atmos/ledger/svc"));
+    assert!(
+        !ok && (stderr.contains("more than once") || stderr.contains("drops the archived")),
+        "{stderr}"
+    );
+
     // Nothing added.
     let tree = git_in(&alice, &["rev-parse", &format!("{ledger}^{{tree}}")]);
     let empty = git_in(

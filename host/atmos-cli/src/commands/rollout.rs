@@ -187,24 +187,28 @@ fn rollout(args: &RolloutArgs, ctx: &Context) -> Result<Exit, Failure> {
             }
             ctx.print_document(report.as_ref())?;
             match archived {
-                Some(Ok(Folded::Archived(a))) if a.archived + a.pruned > 0 => {
-                    ctx.out.eprint(&format!(
-                        "{} archived {} older record{} of {} into its ledger (history.keep_tags)\n",
-                        ctx.out.err_style.dim("note:"),
-                        a.archived,
-                        atmos_core::plural::s(a.archived),
-                        a.deployment
-                    ))
-                }
-                Some(Ok(Folded::Backlog {
+                Some(Ok(Folded {
                     deployment,
-                    records,
-                })) => ctx.out.eprint(&format!(
-                    "{} {deployment} holds about {records} record{} past its retention as tags (history.keep_tags), too many to fold during a rollout; each one makes every push to the remote slower: run `atmos deployment archive {deployment}` once (docs/git-layout.md#archive-ledger-history-folded-out-of-tags)\n",
-                    ctx.out.err_style.dim("note:"),
-                    atmos_core::plural::s(records),
-                )),
-                Some(Ok(_)) | None => {}
+                    archive,
+                    backlog,
+                })) => {
+                    if let Some(a) = archive.filter(|a| a.archived + a.pruned > 0) {
+                        ctx.out.eprint(&format!(
+                            "{} archived {} older record{} of {deployment} into its ledger (history.keep_tags)\n",
+                            ctx.out.err_style.dim("note:"),
+                            a.archived,
+                            atmos_core::plural::s(a.archived),
+                        ));
+                    }
+                    if backlog > 0 {
+                        ctx.out.eprint(&format!(
+                            "{} {deployment} holds about {backlog} record{} past its retention as tags (history.keep_tags), too many to fold during a rollout; each one makes every push to the remote slower: run `atmos deployment archive {deployment}` once (docs/git-layout.md#archive-ledger-history-folded-out-of-tags)\n",
+                            ctx.out.err_style.dim("note:"),
+                            atmos_core::plural::s(backlog),
+                        ));
+                    }
+                }
+                None => {}
                 Some(Err(e)) => ctx.out.warn(&format!(
                     "the records are written, but archiving older ones failed: {e}; run `atmos deployment archive {}`",
                     loaded.deployment.name

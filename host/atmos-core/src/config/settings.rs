@@ -228,15 +228,15 @@ pub struct HistorySettings {
     /// 5 rollouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_tags: Option<KeepTags>,
-    /// Archive after rollouts (default true): with a count, once a history holds twice the
-    /// count; with an age, as soon as a record passes it. `false` leaves it to `atmos
-    /// deployment archive`.
+    /// Archive after rollouts (default true): with a count, once a history holds more than
+    /// twice the count; with an age, as soon as a record passes it. `false` leaves it to
+    /// `atmos deployment archive`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_on_rollout: Option<bool>,
 }
 
 /// What `history.keep_tags` is when atmos.yaml does not set it: the newest 5 rollouts of each
-/// target and component (10 to 20 tags a history with folding after rollouts).
+/// target and component (10 to 22 tags a history with folding after rollouts).
 pub const DEFAULT_KEEP_ROLLOUTS: u64 = 5;
 
 impl HistorySettings {

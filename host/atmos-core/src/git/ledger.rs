@@ -27,6 +27,11 @@ struct Line {
     object: String,
 }
 
+/// Tree entry modes (git's): a folder, a file, an executable file.
+const TREE_MODE: i32 = 0o040000;
+const FILE_MODE: i32 = 0o100644;
+const EXECUTABLE_MODE: i32 = 0o100755;
+
 /// How many of the records a ledger commit absorbs its message names.
 const MESSAGE_NAMES: usize = 20;
 
@@ -34,14 +39,6 @@ const MESSAGE_NAMES: usize = 20;
 fn month_of(entry: &TagEntry) -> String {
     entry.at.strftime("%Y-%m").to_string()
 }
-
-/// Parsed ledgers of one repository handle, by (ledger commit, deployment, target).
-pub type Cache = std::cell::RefCell<
-    std::collections::HashMap<
-        (String, String, Option<String>),
-        Arc<(Vec<TagEntry>, Vec<Unparseable>)>,
-    >,
->;
 
 /// What [`GitRepo::ledger_changes`] found: the records of the files that differ.
 #[derive(Debug, Default)]
@@ -166,23 +163,36 @@ impl GitRepo {
         };
         let root = commit_obj.tree().git()?;
         // `<target>/<component…>/<YYYY-MM>.jsonl`; a component name may hold `/`.
-        let mut stack: Vec<(Vec<String>, git2::Oid)> = Vec::new();
+        // Folders and files by their entry's mode, as git (and the guard's tree diff) reads
+        // them: a submodule or symlink entry is no ledger file, whatever object it names.
+        let mut stack: Vec<(Vec<String>, git2::Oid, i32)> = Vec::new();
         for t in root.iter() {
             let t_name = String::from_utf8_lossy(t.name_bytes()).into_owned();
             if target.is_none_or(|want| want == t_name) {
-                stack.push((vec![t_name], t.id()));
+                stack.push((vec![t_name], t.id(), t.filemode()));
             }
         }
-        while let Some((path, id)) = stack.pop() {
-            if let Ok(tree) = self.raw().find_tree(id) {
-                for e in tree.iter() {
-                    let mut sub = path.clone();
-                    sub.push(String::from_utf8_lossy(e.name_bytes()).into_owned());
-                    stack.push((sub, e.id()));
+        while let Some((path, id, mode)) = stack.pop() {
+            match mode {
+                TREE_MODE => match self.raw().find_tree(id) {
+                    Ok(tree) => {
+                        for e in tree.iter() {
+                            let mut sub = path.clone();
+                            sub.push(String::from_utf8_lossy(e.name_bytes()).into_owned());
+                            stack.push((sub, e.id(), e.filemode()));
+                        }
+                    }
+                    // Missing from a partial clone, or not a tree: said as such.
+                    Err(_) => self.ledger_file(&path, id, deployment, &mut entries, &mut bad),
+                },
+                FILE_MODE | EXECUTABLE_MODE => {
+                    self.ledger_file(&path, id, deployment, &mut entries, &mut bad)
                 }
-                continue;
+                _ => bad.push(odd(
+                    format!("ledger:{}", path.join("/")),
+                    "not a <target>/<component>/<month>.jsonl file".into(),
+                )),
             }
-            self.ledger_file(&path, id, deployment, &mut entries, &mut bad);
         }
         once(&mut entries, &mut bad);
         Ok((entries, bad))
@@ -244,6 +254,19 @@ impl GitRepo {
                     out.odd.push(Unparseable {
                         tag: format!("ledger:{}", path.join("/")),
                         reason: "not a <target>/<component>/<month>.jsonl file".into(),
+                    });
+                    continue;
+                }
+                // The tree must name this file once, by this path: a tree with an entry named
+                // twice (or a name git would refuse) could file a record where the diff does
+                // not look.
+                let named = new_tree
+                    .get_path(std::path::Path::new(&path.join("/")))
+                    .is_ok_and(|e| e.id() == after.id());
+                if !named || path.iter().any(|p| p.is_empty()) {
+                    out.odd.push(Unparseable {
+                        tag: format!("ledger:{}", path.join("/")),
+                        reason: "the ledger's tree names this file more than once, or by a name git does not write".into(),
                     });
                     continue;
                 }

@@ -29,12 +29,14 @@ pub struct RefEntry {
 }
 
 /// The refs of one repository, with `packed-refs` opened once for every query of a command
-/// (`status` of every deployment asks for hundreds of prefixes).
+/// (`status` of every deployment asks for hundreds of prefixes) — and again when git has
+/// replaced the file since (a `pack-refs`, a deletion of a packed ref, by this process or
+/// another), which a handle that lives across fetches must see.
 #[derive(Debug)]
 pub struct RefDb {
     git_dir: PathBuf,
     common_dir: PathBuf,
-    packed: std::sync::OnceLock<Result<PackedRefs, String>>,
+    packed: std::sync::Mutex<Option<(Option<FileId>, std::sync::Arc<PackedRefs>)>>,
     /// Values that replace the repository's (`None`: the ref is deleted): a push a server is
     /// asked to accept, read as if it were accepted.
     overlay: BTreeMap<String, Option<String>>,
@@ -53,6 +55,17 @@ enum PackedRefs {
     Unsorted(Vec<u8>),
 }
 
+/// What tells one `packed-refs` file from the next: git replaces it by renaming a new one
+/// over it (inode, size, modification time).
+type FileId = (u64, u64, i64, i64);
+
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+}
+
 fn git_error(e: &str) -> GitError {
     GitError::Git {
         message: format!("cannot read packed-refs: {e}"),
@@ -65,7 +78,7 @@ impl RefDb {
         RefDb {
             git_dir: git_dir.to_owned(),
             common_dir: common_dir.to_owned(),
-            packed: std::sync::OnceLock::new(),
+            packed: std::sync::Mutex::new(None),
             overlay: BTreeMap::new(),
         }
     }
@@ -105,11 +118,23 @@ impl RefDb {
         out.into_values().collect()
     }
 
-    fn packed(&self) -> Result<&PackedRefs, GitError> {
-        self.packed
-            .get_or_init(|| PackedRefs::open(&self.common_dir.join("packed-refs")))
-            .as_ref()
-            .map_err(|e| git_error(e))
+    fn packed(&self) -> Result<std::sync::Arc<PackedRefs>, GitError> {
+        let path = self.common_dir.join("packed-refs");
+        let id = file_id(&path);
+        let mut slot = self
+            .packed
+            .lock()
+            .map_err(|_| git_error("a reader panicked holding it"))?;
+        if let Some((seen, open)) = slot.as_ref()
+            && *seen == id
+        {
+            return Ok(open.clone());
+        }
+        // Replaced between the stat and the open: the next query sees another id and
+        // opens it again.
+        let open = std::sync::Arc::new(PackedRefs::open(&path).map_err(|e| git_error(&e))?);
+        *slot = Some((id, open.clone()));
+        Ok(open)
     }
 
     /// Every ref whose name starts with `prefix` (which should end in `/`), sorted by name.
@@ -591,6 +616,31 @@ mod tests {
             assert_eq!(one.map(|e| e.oid).as_deref(), Some(A));
             assert_eq!(db.find("refs/tags/a/0").expect("find"), None);
         }
+    }
+
+    /// A handle that outlives a `pack-refs` or the deletion of a packed ref (git renames a
+    /// new file over the old) reads the new file, not the one it opened first.
+    #[test]
+    fn a_replaced_packed_refs_file_is_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = "refs/atmos/locks/d/t";
+        packed_file(dir.path(), &[format!("{A} {lock}")], true);
+        let db = RefDb::new(dir.path(), dir.path());
+        assert_eq!(
+            db.find(lock).expect("find").map(|e| e.oid).as_deref(),
+            Some(A)
+        );
+        // Released elsewhere: git writes packed-refs.new without it and renames it over.
+        let next = dir.path().join("packed-refs.new");
+        std::fs::write(&next, "# pack-refs with: peeled fully-peeled sorted \n").expect("write");
+        std::fs::rename(&next, dir.path().join("packed-refs")).expect("rename");
+        assert_eq!(
+            db.find(lock).expect("find"),
+            None,
+            "the released lock is gone"
+        );
+        std::fs::remove_file(dir.path().join("packed-refs")).expect("rm");
+        assert_eq!(db.find(lock).expect("find"), None);
     }
 
     #[test]

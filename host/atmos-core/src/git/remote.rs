@@ -460,7 +460,12 @@ impl Remote {
         if self.only_target.is_some() {
             return None;
         }
-        let base = format!("refs/atmos-remote/{}/locks", self.name);
+        // One namespace per process: two atmos in one clone never empty each other's.
+        let base = format!(
+            "refs/atmos-remote/{}/locks/{}",
+            self.name,
+            std::process::id()
+        );
         let (local, scratch) = match &self.scope {
             Some(d) => (format!("{LOCKS}/{d}/"), format!("{base}/{d}/")),
             None => (format!("{LOCKS}/"), format!("{base}/")),
@@ -517,6 +522,10 @@ impl Remote {
             if !there.contains_key(name) {
                 input.push_str(&format!("delete {name} {oid}\n"));
             }
+        }
+        // This process's namespace goes in the same transaction.
+        for name in there.keys() {
+            input.push_str(&format!("delete {}{}\n", m.scratch, &name[m.local.len()..]));
         }
         if input.is_empty() {
             return Ok(());

@@ -152,18 +152,14 @@ pub struct DeploymentArchive {
 
 /// What a rollout's fold of older records did.
 #[derive(Debug, Clone)]
-pub enum Folded {
-    /// Records folded (or tags here pruned).
-    Archived(DeploymentArchive),
-    /// About `records` records past the retention stay tags: too many to fold during a
-    /// rollout (a history that grew before retention was on); `atmos deployment archive`
-    /// folds them.
-    Backlog {
-        /// The deployment.
-        deployment: String,
-        /// Records past the retention.
-        records: usize,
-    },
+pub struct Folded {
+    /// The deployment.
+    pub deployment: String,
+    /// The fold, when one ran.
+    pub archive: Option<DeploymentArchive>,
+    /// About this many records past the retention stay tags in histories too long to fold
+    /// during a rollout (grown before retention was on); `atmos deployment archive` folds them.
+    pub backlog: usize,
 }
 
 /// Archive each requested deployment; `progress(deployment, done, total)` after each batch.
@@ -191,13 +187,16 @@ pub fn run(
     for d in &request.deployments {
         let loaded = project.load(d)?;
         let scoped = remote.clone().map(|r| r.for_deployment(d));
-        let elsewhere = not_kept_on(project, &loaded, scoped.as_ref());
+        let leave = Leave {
+            targets: not_kept_on(project, &loaded, scoped.as_ref()),
+            histories: Vec::new(),
+        };
         deployments.push(archive_one(
             project,
             d,
             keep,
             scoped.as_ref(),
-            &elsewhere,
+            &leave,
             request,
             false,
             progress,
@@ -278,14 +277,31 @@ struct Pass {
     skipped: Vec<Unparseable>,
 }
 
-/// What the next archive of `d` would do; the records of targets in `elsewhere` (kept on
-/// their own remotes) are left alone.
+/// What an archive leaves alone: targets kept on their own remotes (archived where they are
+/// kept), and, after a rollout, histories with a backlog (left to `atmos deployment archive`).
+#[derive(Debug, Default)]
+struct Leave {
+    targets: Vec<String>,
+    histories: Vec<(String, String)>,
+}
+
+impl Leave {
+    fn holds(&self, e: &TagEntry) -> bool {
+        self.targets.contains(&e.target)
+            || self
+                .histories
+                .iter()
+                .any(|(t, c)| *t == e.target && *c == e.component)
+    }
+}
+
+/// What the next archive of `d` would do; what `leave` names is left alone.
 fn survey(
     git: &GitRepo,
     d: &str,
     keep: Keep,
     now: Timestamp,
-    elsewhere: &[String],
+    leave: &Leave,
 ) -> Result<Pass, WorkflowError> {
     let records = git.history_tags(d, None)?.0.len();
     let (live, _) = git.live_tags(d, None)?;
@@ -297,7 +313,7 @@ fn survey(
     let mut skipped = Vec::new();
     let mut prune = Vec::new();
     let mut fresh = Vec::new();
-    for e in live.iter().filter(|e| !elsewhere.contains(&e.target)) {
+    for e in live.iter().filter(|e| !leave.holds(e)) {
         match in_ledger.get(e.name.as_str()) {
             Some(oid) if *oid == e.oid => prune.push(e.clone()),
             // Evidence for `verify`: never archived over, never deleted.
@@ -389,7 +405,7 @@ fn archive_one(
     d: &str,
     keep: Keep,
     remote: Option<&Remote>,
-    elsewhere: &[String],
+    leave: &Leave,
     request: &ArchiveRequest,
     synced: bool,
     progress: &dyn Fn(&str, usize, usize),
@@ -405,7 +421,7 @@ fn archive_one(
             r.fetch()?;
         }
         let git = GitRepo::discover(&project.root)?;
-        let pass = survey(&git, d, keep, request.now, elsewhere)?;
+        let pass = survey(&git, d, keep, request.now, leave)?;
         let records_before = *first.get_or_insert(pass.records);
         let skipped = pass.skipped.clone();
         if request.dry_run || (pass.archive.is_empty() && pass.prune.is_empty()) {
@@ -625,21 +641,22 @@ fn push(
 /// than the rollout itself, so it is left to `atmos deployment archive` and said.
 const BACKLOG: usize = 40;
 
-/// Whether a rollout should fold `d`'s history now.
-#[derive(Debug, PartialEq, Eq)]
-enum Due {
-    /// No history reached the point of folding.
-    No,
-    /// Fold.
-    Fold,
-    /// Too much to fold during a rollout: about this many records.
-    Backlog(usize),
+/// Whether a rollout should fold `d`'s histories now.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Due {
+    /// A history reached the point of folding (and holds no backlog).
+    fold: bool,
+    /// Histories (target, component) too long to fold during a rollout.
+    backlog: Vec<(String, String)>,
+    /// About how many records past the retention those hold.
+    backlog_records: usize,
 }
 
-/// Whether the live tags `live` are due for folding after a rollout. With a count, a history
-/// is folded once it holds twice the count (each rollout an intent and an outcome), so the
-/// folds come every few rollouts and a remote holds between one and two counts of tags per
-/// history; with an age, as soon as a record passes it.
+/// Whether the live tags `live` are due for folding after a rollout. With a count N, a
+/// history is folded once it holds more than 4N + 1 tags (past 2N rollouts, each an intent
+/// and an outcome), back to N rollouts: a fold every N + 1 rollouts, 2N to 4N + 2 tags on the
+/// remote. With an age, as soon as a record passes it. A history more than [`BACKLOG`] tags
+/// past that point is a backlog: left out of the fold, and said.
 fn due(live: &[TagEntry], keep: Keep, now: Timestamp) -> Due {
     let mut groups: BTreeMap<(&str, &str), Vec<&TagEntry>> = BTreeMap::new();
     for e in live {
@@ -648,15 +665,17 @@ fn due(live: &[TagEntry], keep: Keep, now: Timestamp) -> Due {
             .or_default()
             .push(e);
     }
-    let (mut fold, mut past, mut backlog) = (false, 0, false);
-    for tags in groups.values() {
-        match keep {
+    let mut out = Due::default();
+    for ((t, c), tags) in &groups {
+        let (reached, past, backlog) = match keep {
             Keep::Count(n) => {
                 let kept = n.saturating_mul(2);
                 let at = kept.saturating_mul(2).saturating_add(1);
-                fold |= tags.len() > at;
-                backlog |= tags.len() > at.saturating_add(BACKLOG);
-                past += tags.len().saturating_sub(kept);
+                (
+                    tags.len() > at,
+                    tags.len().saturating_sub(kept),
+                    tags.len() > at.saturating_add(BACKLOG),
+                )
             }
             Keep::Age(age) => {
                 let limit = now.as_second() - age.as_secs() as i64;
@@ -664,17 +683,17 @@ fn due(live: &[TagEntry], keep: Keep, now: Timestamp) -> Due {
                     .iter()
                     .filter(|e| e.at.as_second() < limit)
                     .count();
-                fold |= old > 0;
-                backlog |= old > BACKLOG;
-                past += old;
+                (old > 0, old, old > BACKLOG)
             }
+        };
+        if backlog {
+            out.backlog.push(((*t).to_owned(), (*c).to_owned()));
+            out.backlog_records += past;
+        } else if reached {
+            out.fold = true;
         }
     }
-    match (fold, backlog) {
-        (_, true) => Due::Backlog(past),
-        (true, false) => Due::Fold,
-        (false, false) => Due::No,
-    }
+    out
 }
 
 /// After a rollout that recorded something: fold `deployment`'s older records into its ledger
@@ -697,23 +716,32 @@ pub fn after_rollout(
     let keep = Keep::from_setting(&history.keep())?;
     let d = &loaded.deployment.name;
     let now = Timestamp::now();
-    let (live, _) = GitRepo::discover(&project.root)?.live_tags(d, None)?;
-    match due(&live, keep, now) {
-        Due::No => return Ok(None),
-        Due::Fold => {}
-        Due::Backlog(records) => {
-            return Ok(Some(Folded::Backlog {
-                deployment: d.clone(),
-                records,
-            }));
-        }
-    }
     // A target's own remote is fetched for that target alone; its ledger is the deployment's.
     let remote = stores.main.clone().map(|mut r| {
         r.only_target = None;
         r
     });
     let remote = remote.as_ref();
+    // Only the histories this fold may touch count: a target kept on another remote is
+    // folded there.
+    let elsewhere = not_kept_on(project, loaded, remote);
+    let (live, _) = GitRepo::discover(&project.root)?.live_tags(d, None)?;
+    let live: Vec<TagEntry> = live
+        .into_iter()
+        .filter(|e| !elsewhere.contains(&e.target))
+        .collect();
+    let due = due(&live, keep, now);
+    if !due.fold && due.backlog.is_empty() {
+        return Ok(None);
+    }
+    let mut folded = Folded {
+        deployment: d.clone(),
+        archive: None,
+        backlog: due.backlog_records,
+    };
+    if !due.fold {
+        return Ok(Some(folded));
+    }
     let request = ArchiveRequest {
         deployments: vec![loaded.deployment.name.clone()],
         keep: None,
@@ -723,18 +751,21 @@ pub fn after_rollout(
         actor: actor.to_owned(),
         now,
     };
-    let elsewhere = not_kept_on(project, loaded, remote);
-    archive_one(
+    let leave = Leave {
+        targets: elsewhere,
+        histories: due.backlog,
+    };
+    folded.archive = Some(archive_one(
         project,
         d,
         keep,
         remote,
-        &elsewhere,
+        &leave,
         &request,
         true,
         &|_, _, _| {},
-    )
-    .map(|a| Some(Folded::Archived(a)))
+    )?);
+    Ok(Some(folded))
 }
 
 #[cfg(test)]
@@ -759,27 +790,55 @@ mod tests {
         text.parse().expect("a time")
     }
 
+    fn fold() -> Due {
+        Due {
+            fold: true,
+            ..Due::default()
+        }
+    }
+
+    fn backlog(target: &str, records: usize) -> Due {
+        Due {
+            fold: false,
+            backlog: vec![(target.to_owned(), "api".to_owned())],
+            backlog_records: records,
+        }
+    }
+
     #[test]
-    fn a_count_folds_at_twice_the_count_and_leaves_a_backlog_to_archive() {
+    fn a_count_folds_past_twice_the_count_and_leaves_a_backlog_to_archive() {
         let now = at("2026-01-02T00:00:00Z");
         let keep = Keep::Count(5);
-        assert_eq!(due(&[], keep, now), Due::No);
+        assert_eq!(due(&[], keep, now), Due::default());
         // 10 rollouts (20 tags) stay; the 11th (22 tags) folds.
-        assert_eq!(due(&tags("dev", 20), keep, now), Due::No);
-        assert_eq!(due(&tags("dev", 21), keep, now), Due::No);
-        assert_eq!(due(&tags("dev", 22), keep, now), Due::Fold);
-        // One history due is enough; the others count towards the size.
+        assert_eq!(due(&tags("dev", 20), keep, now), Due::default());
+        assert_eq!(due(&tags("dev", 21), keep, now), Due::default());
+        assert_eq!(due(&tags("dev", 22), keep, now), fold());
+        // One history due is enough.
         let mut both = tags("dev", 22);
         both.extend(tags("prod", 3));
-        assert_eq!(due(&both, keep, now), Due::Fold);
-        // Past the point of folding by more than BACKLOG tags: said, not folded.
-        assert_eq!(due(&tags("dev", 21 + BACKLOG), keep, now), Due::Fold);
+        assert_eq!(due(&both, keep, now), fold());
+        // Past the point of folding by more than BACKLOG tags: said, and left out.
+        assert_eq!(due(&tags("dev", 21 + BACKLOG), keep, now), fold());
         assert_eq!(
             due(&tags("dev", 22 + BACKLOG), keep, now),
-            Due::Backlog(12 + BACKLOG)
+            backlog("dev", 12 + BACKLOG)
+        );
+        // A backlog in one history does not stop another history's fold.
+        let mut mixed = tags("dev", 22 + BACKLOG);
+        mixed.extend(tags("prod", 22));
+        assert_eq!(
+            due(&mixed, keep, now),
+            Due {
+                fold: true,
+                ..backlog("dev", 12 + BACKLOG)
+            }
         );
         // An absurd count never overflows.
-        assert_eq!(due(&tags("dev", 30), Keep::Count(usize::MAX), now), Due::No);
+        assert_eq!(
+            due(&tags("dev", 30), Keep::Count(usize::MAX), now),
+            Due::default()
+        );
     }
 
     #[test]
@@ -788,20 +847,20 @@ mod tests {
         // Tags from 00:00 to 00:04: none older than an hour at 00:59:30, 00:00 at 01:00:30.
         assert_eq!(
             due(&tags("dev", 5), keep, at("2026-01-01T00:59:30Z")),
-            Due::No
+            Due::default()
         );
         assert_eq!(
             due(&tags("dev", 5), keep, at("2026-01-01T01:00:30Z")),
-            Due::Fold
+            fold()
         );
         // A single (newest) tag stays whatever its age.
         assert_eq!(
             due(&tags("dev", 1), keep, at("2027-01-01T00:00:00Z")),
-            Due::No
+            Due::default()
         );
         assert_eq!(
             due(&tags("dev", 2 + BACKLOG), keep, at("2027-01-01T00:00:00Z")),
-            Due::Backlog(1 + BACKLOG)
+            backlog("dev", 1 + BACKLOG)
         );
     }
 }
