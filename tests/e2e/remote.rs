@@ -1157,18 +1157,7 @@ fn a_target_on_its_own_remote_syncs_with_it_and_another_remote_gets_what_it_lack
 /// way is emptied first — a ref planted there does not come back as a lock.
 #[test]
 fn a_fetch_mirrors_the_remotes_locks_in_the_same_round_trip() {
-    let repo = crate::support::Repo::new();
-    repo.write(
-        "svc.yaml",
-        "deployment:\n  name: svc\n  components:\n    script:\n      api:\n        settings: {script: {apply: 'true'}}\n  targets:\n    dev: {}\n",
-    );
-    repo.write_file("atmos.yaml", "git:\n  remote: origin\n");
-    repo.commit("svc");
-    let base = tempfile::tempdir().expect("tempdir");
-    crate::support::git_in(base.path(), &["init", "-q", "--bare", "origin.git"]);
-    let origin = base.path().join("origin.git");
-    repo.git(&["remote", "add", "origin", origin.to_str().expect("utf-8")]);
-    repo.git(&["push", "-q", "origin", "HEAD:main"]);
+    let (repo, _base, origin) = crate::support::svc_with_origin();
     repo.atmos(&crate::support::args("deployment rollout svc --target dev"))
         .code(0);
     let head = repo.git(&["rev-parse", "HEAD"]);
@@ -1210,18 +1199,8 @@ fn a_fetch_mirrors_the_remotes_locks_in_the_same_round_trip() {
 /// names: a fetch moves refs, it does not judge records.)
 #[test]
 fn a_fetch_that_leaves_a_thousand_loose_tags_packs_them() {
-    let repo = crate::support::Repo::new();
-    repo.write(
-        "svc.yaml",
-        "deployment:\n  name: svc\n  components:\n    script:\n      api:\n        settings: {script: {apply: 'true'}}\n  targets:\n    dev: {}\n",
-    );
-    repo.write_file("atmos.yaml", "git:\n  remote: origin\n");
-    let head = repo.commit("svc");
-    let base = tempfile::tempdir().expect("tempdir");
-    crate::support::git_in(base.path(), &["init", "-q", "--bare", "origin.git"]);
-    let origin = base.path().join("origin.git");
-    repo.git(&["remote", "add", "origin", origin.to_str().expect("utf-8")]);
-    repo.git(&["push", "-q", "origin", "HEAD:main"]);
+    let (repo, _base, origin) = crate::support::svc_with_origin();
+    let head = repo.git(&["rev-parse", "HEAD"]);
     let mut input = String::new();
     for i in 0..1200 {
         input.push_str(&format!(

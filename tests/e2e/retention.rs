@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{Repo, args, atmos_in, git_in, install_guard};
+use crate::support::{Repo, args, atmos_in, git_in, install_guard, svc_with_origin};
 
 const SVC: &str = "deployment:\n  name: svc\n  components:\n    script:\n      api:\n        settings: {script: {apply: 'true'}}\n  targets:\n    dev: {}\n";
 
@@ -40,18 +40,7 @@ fn entries(dir: &Path) -> usize {
 
 /// A repository with svc, `atmos.yaml` naming `origin`, and a guarded bare `origin`.
 fn guarded() -> (Repo, tempfile::TempDir, PathBuf) {
-    let repo = Repo::new();
-    repo.write("svc.yaml", SVC);
-    repo.write_file("atmos.yaml", "git:\n  remote: origin\n");
-    repo.commit("svc");
-    let base = tempfile::tempdir().expect("tempdir");
-    git_in(
-        base.path(),
-        &["init", "-q", "--bare", "-b", "main", "origin.git"],
-    );
-    let origin = base.path().join("origin.git");
-    repo.git(&["remote", "add", "origin", origin.to_str().expect("utf-8")]);
-    repo.git(&["push", "-q", "origin", "HEAD:main"]);
+    let (repo, base, origin) = svc_with_origin();
     install_guard(&origin);
     (repo, base, origin)
 }

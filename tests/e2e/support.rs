@@ -515,6 +515,28 @@ pub fn git_in(dir: &Path, args: &[&str]) -> String {
 
 /// Install the server guard (`atmos deployment verify --pre-receive`) as the `pre-receive`
 /// hook of the bare repository `bare`.
+/// A one-component deployment `svc` (a `script` applying `true`, target `dev`), committed
+/// with an `atmos.yaml` naming `origin`, a bare `origin` in a second temporary folder (main
+/// pushed), and that folder (which must live as long as the test).
+pub fn svc_with_origin() -> (Repo, tempfile::TempDir, PathBuf) {
+    let repo = Repo::new();
+    repo.write(
+        "svc.yaml",
+        "deployment:\n  name: svc\n  components:\n    script:\n      api:\n        settings: {script: {apply: 'true'}}\n  targets:\n    dev: {}\n",
+    );
+    repo.write_file("atmos.yaml", "git:\n  remote: origin\n");
+    repo.commit("svc");
+    let base = tempfile::tempdir().expect("tempdir");
+    git_in(
+        base.path(),
+        &["init", "-q", "--bare", "-b", "main", "origin.git"],
+    );
+    let origin = base.path().join("origin.git");
+    repo.git(&["remote", "add", "origin", origin.to_str().expect("utf-8")]);
+    repo.git(&["push", "-q", "origin", "HEAD:main"]);
+    (repo, base, origin)
+}
+
 pub fn install_guard(bare: &Path) {
     let hook = bare.join("hooks/pre-receive");
     std::fs::write(

@@ -1090,6 +1090,17 @@ fn the_hook_refuses_duplicate_empty_and_newest_record_ledgers() {
     let file = file.lines().next().expect("a ledger file").to_owned();
     let text = git_in(&alice, &["show", &format!("{ledger}:{file}")]);
     let index = w.dir.path().join("ledger-index");
+    // git on a private index, to build ledger trees.
+    let env_git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&alice)
+            .env("GIT_INDEX_FILE", &index)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
     // A ledger commit whose `file` is `content`, on top of the current one.
     let commit_with = |path: &str, content: &str, message: &str| {
         let work = w.dir.path().join("ledger-file");
@@ -1098,16 +1109,6 @@ fn the_hook_refuses_duplicate_empty_and_newest_record_ledgers() {
             &alice,
             &["hash-object", "-w", work.to_str().expect("utf-8")],
         );
-        let env_git = |args: &[&str]| {
-            let out = Command::new("git")
-                .args(args)
-                .current_dir(&alice)
-                .env("GIT_INDEX_FILE", &index)
-                .output()
-                .expect("git");
-            assert!(out.status.success(), "{args:?}");
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        };
         env_git(&["read-tree", &ledger]);
         env_git(&[
             "update-index",
@@ -1130,16 +1131,6 @@ fn the_hook_refuses_duplicate_empty_and_newest_record_ledgers() {
     // A month file removed: the guard reads only the files a ledger commit changes, and a
     // removed one is among them.
     let removed = {
-        let env_git = |args: &[&str]| {
-            let out = Command::new("git")
-                .args(args)
-                .current_dir(&alice)
-                .env("GIT_INDEX_FILE", &index)
-                .output()
-                .expect("git");
-            assert!(out.status.success(), "{args:?}");
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        };
         env_git(&["read-tree", &ledger]);
         env_git(&["update-index", "--force-remove", &file]);
         let tree = env_git(&["write-tree"]);

@@ -67,14 +67,7 @@ fn main() {
 fn measure(fixture: &Path, atmos: &Path, runs: usize, guarded: bool) -> (f64, u64, f64) {
     let work = tempfile::tempdir().expect("tempdir");
     let w = work.path();
-    let remote = w.join("remote.git");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(fixture.join("remote.git"))
-        .arg(&remote)
-        .status()
-        .expect("cp");
-    assert!(copied.success());
+    let (remote, _) = common::copy_remote(fixture, w);
     let log = w.join("hook.log");
     if guarded {
         let hook = remote.join("hooks/pre-receive");

@@ -61,35 +61,14 @@ fn main() {
     let atmos = atmos_binary().display().to_string();
     let work = tempfile::tempdir().expect("tempdir");
     let w = work.path();
-    let remote = w.join("remote.git");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(fixture.join("remote.git"))
-        .arg(&remote)
-        .status()
-        .expect("cp");
-    assert!(copied.success());
-    let url = format!("file://{}", remote.display());
+    let (remote, url) = common::copy_remote(&fixture, w);
     let runner = w.join("runner");
     let d = "d07";
     let first_sync = format!(
         "rm -rf {w}/fresh && git clone -q --no-tags {url} {w}/fresh && {atmos} -C {w}/fresh deployment fetch {d} >/dev/null",
         w = w.display()
     );
-    let count_fresh = || {
-        let out = Command::new("git")
-            .args([
-                "ls-remote",
-                &url,
-                &format!("refs/tags/atmos/deployments/{d}/*"),
-            ])
-            .output()
-            .expect("ls-remote");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.ends_with("^{}"))
-            .count()
-    };
+    let count_fresh = || count_refs(&url, &format!("refs/tags/atmos/deployments/{d}/*"));
     git(w, &["clone", "-q", "--no-tags", &url, "runner"]);
     git(&runner, &["config", "user.email", "bench@example.com"]);
     git(&runner, &["config", "user.name", "Bench"]);
@@ -201,19 +180,7 @@ fn main() {
     // Retention on the store itself: every deployment keeps 90 days of tags. (From a clone,
     // the same archive is one atomic push per 1,000 records, which against a remote of a
     // million refs costs what the push row above shows per named ref.)
-    let server = w.join("server");
-    git(
-        w,
-        &[
-            "--git-dir",
-            remote.to_str().expect("utf-8"),
-            "worktree",
-            "add",
-            "-q",
-            server.to_str().expect("utf-8"),
-            "main",
-        ],
-    );
+    let server = work_tree(&remote, w);
     let age_days = (jiff::Timestamp::now().as_second() - newest) / day + 90;
     let archive = format!(
         "{atmos} -C {} deployment archive --keep {age_days}d --offline >/dev/null 2>&1",
@@ -269,6 +236,25 @@ fn main() {
             .filter(|l| !l.ends_with("^{}"))
             .count()
     );
+}
+
+/// A work tree of the bare store `remote` at `dir/server` (main checked out): where the
+/// store's own repository is archived with `--offline`.
+fn work_tree(remote: &Path, dir: &Path) -> std::path::PathBuf {
+    let server = dir.join("server");
+    git(
+        dir,
+        &[
+            "--git-dir",
+            remote.to_str().expect("utf-8"),
+            "worktree",
+            "add",
+            "-q",
+            server.to_str().expect("utf-8"),
+            "main",
+        ],
+    );
+    server
 }
 
 /// Median and max wall time (ms) and max peak RSS (KiB) of `script`, run `runs` times.
@@ -328,27 +314,8 @@ fn default_retention(fixture: &Path, runs: usize) {
     if !retained.join(".complete").exists() {
         let _ = std::fs::remove_dir_all(&retained);
         std::fs::create_dir_all(&retained).expect("mkdir");
-        let store = retained.join("remote.git");
-        let copied = Command::new("cp")
-            .arg("-a")
-            .arg(fixture.join("remote.git"))
-            .arg(&store)
-            .status()
-            .expect("cp");
-        assert!(copied.success());
-        let server = retained.join("server");
-        git(
-            &retained,
-            &[
-                "--git-dir",
-                store.to_str().expect("utf-8"),
-                "worktree",
-                "add",
-                "-q",
-                server.to_str().expect("utf-8"),
-                "main",
-            ],
-        );
+        let (store, _) = common::copy_remote(fixture, &retained);
+        let server = work_tree(&store, &retained);
         row(
             "fold the whole store once with the default retention (`archive --offline` on the store)",
             spread(
@@ -372,15 +339,7 @@ fn default_retention(fixture: &Path, runs: usize) {
     }
     let work = tempfile::tempdir().expect("tempdir");
     let w = work.path();
-    let remote = w.join("remote.git");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(retained.join("remote.git"))
-        .arg(&remote)
-        .status()
-        .expect("cp");
-    assert!(copied.success());
-    let url = format!("file://{}", remote.display());
+    let (_remote, url) = common::copy_remote(&retained, w);
     let tags_before = count_refs(&url, "refs/tags/*");
     println!(
         "\nTags on the remote after the fold: {tags_before} (of {RECORDS} records; the rest in 50 ledgers).\n"

@@ -332,3 +332,17 @@ pub fn finish_records(
     git(bare, &["pack-refs", "--all"]);
     git(bare, &["repack", "-adq"]);
 }
+
+/// A copy of `fixture`'s `remote.git` in `dir` (each run works on its own): its path and URL.
+pub fn copy_remote(fixture: &Path, dir: &Path) -> (std::path::PathBuf, String) {
+    let remote = dir.join("remote.git");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(fixture.join("remote.git"))
+        .arg(&remote)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let url = format!("file://{}", remote.display());
+    (remote, url)
+}

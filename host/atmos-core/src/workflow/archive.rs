@@ -210,6 +210,18 @@ pub fn run(
     })
 }
 
+/// `live` by history (target, component).
+fn by_history(live: &[TagEntry]) -> BTreeMap<(&str, &str), Vec<&TagEntry>> {
+    let mut groups: BTreeMap<(&str, &str), Vec<&TagEntry>> = BTreeMap::new();
+    for e in live {
+        groups
+            .entry((e.target.as_str(), e.component.as_str()))
+            .or_default()
+            .push(e);
+    }
+    groups
+}
+
 /// The tags past `keep` (never the newest of a target/component), oldest first. A count
 /// counts rollouts, not tags: each rollout writes an intent (`started`) and an outcome, so
 /// the newest N outcomes stay with the intent each completes; `started(e)` says whether a
@@ -220,13 +232,7 @@ pub fn past_retention(
     now: Timestamp,
     started: &dyn Fn(&TagEntry) -> bool,
 ) -> Vec<TagEntry> {
-    let mut groups: BTreeMap<(&str, &str), Vec<&TagEntry>> = BTreeMap::new();
-    for e in live {
-        groups
-            .entry((e.target.as_str(), e.component.as_str()))
-            .or_default()
-            .push(e);
-    }
+    let groups = by_history(live);
     let mut out = Vec::new();
     for mut group in groups.into_values() {
         group.sort_by_key(|e| e.key());
@@ -658,13 +664,7 @@ struct Due {
 /// remote. With an age, as soon as a record passes it. A history more than [`BACKLOG`] tags
 /// past that point is a backlog: left out of the fold, and said.
 fn due(live: &[TagEntry], keep: Keep, now: Timestamp) -> Due {
-    let mut groups: BTreeMap<(&str, &str), Vec<&TagEntry>> = BTreeMap::new();
-    for e in live {
-        groups
-            .entry((e.target.as_str(), e.component.as_str()))
-            .or_default()
-            .push(e);
-    }
+    let groups = by_history(live);
     let mut out = Due::default();
     for ((t, c), tags) in &groups {
         let (reached, past, backlog) = match keep {
