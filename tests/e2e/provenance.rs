@@ -315,16 +315,7 @@ fn images_carry_signed_provenance_and_are_promoted_by_digest_across_registries()
         .expect("git")
         .success();
     assert!(made);
-    let hook = origin.join("hooks/pre-receive");
-    std::fs::write(
-        &hook,
-        format!(
-            "#!/bin/sh\nexec '{}' deployment verify --pre-receive\n",
-            env!("CARGO_BIN_EXE_atmos")
-        ),
-    )
-    .expect("hook");
-    crate::rollout::make_executable(&hook);
+    crate::support::install_guard(&origin);
     let url = origin.display().to_string();
     let branch = repo.git(&["rev-parse", "--abbrev-ref", "HEAD"]);
     repo.git(&["push", "-q", &url, &format!("HEAD:refs/heads/{branch}")]);

@@ -1153,8 +1153,8 @@ fn a_target_on_its_own_remote_syncs_with_it_and_another_remote_gets_what_it_lack
 
 /// The locks come with the records in one fetch and are mirrored exactly: a lock someone took
 /// on the remote appears here, one released there disappears here, a lock of another
-/// deployment is left alone by a fetch of this one, and the namespace the fetch uses on the
-/// way is emptied first — a ref planted there does not come back as a lock.
+/// deployment is left alone by a fetch of this one, and a ref planted where fetches collect
+/// the remote's locks (another process's namespace) does not come back as a lock.
 #[test]
 fn a_fetch_mirrors_the_remotes_locks_in_the_same_round_trip() {
     let (repo, _base, origin) = crate::support::svc_with_origin();
@@ -1166,12 +1166,13 @@ fn a_fetch_mirrors_the_remotes_locks_in_the_same_round_trip() {
     assert_eq!(local(lock), "", "the rollout released its lease");
 
     // Someone else holds dev now; an unrelated deployment's lock sits here; a ref is planted
-    // where the fetch collects the remote's locks.
+    // where fetches collect the remote's locks (another process's namespace: pid 1 is never
+    // an atmos run).
     crate::support::git_in(&origin, &["update-ref", lock, &head]);
     repo.git(&["update-ref", "refs/atmos/locks/other/dev", &head]);
     repo.git(&[
         "update-ref",
-        "refs/atmos-remote/origin/locks/svc/prod",
+        "refs/atmos-remote/origin/locks/1/svc/prod",
         &head,
     ]);
     let fetch = crate::support::args("deployment fetch svc");
@@ -1227,4 +1228,58 @@ fn a_fetch_that_leaves_a_thousand_loose_tags_packs_them() {
     assert_eq!(files, 0, "the fetched tags are packed");
     let listed = repo.git(&["tag", "-l", "atmos/deployments/svc/dev/api/*"]);
     assert_eq!(listed.lines().count(), 1200, "and all there");
+}
+
+/// A rollout syncs once, after taking its lease. If that sync fails (a remote that serves
+/// the lease's push but not the fetch after it), nothing runs, and the lease is released on
+/// the way out: the next runner is not kept waiting for it to expire.
+#[test]
+fn a_sync_that_fails_after_the_lease_runs_nothing_and_releases_the_lease() {
+    let (repo, base, origin) = crate::support::svc_with_origin();
+    let ran = base.path().join("ran");
+    repo.write(
+        "svc.yaml",
+        format!(
+            "deployment:\n  name: svc\n  components:\n    script:\n      api:\n        settings: {{script: {{apply: 'touch {}'}}}}\n  targets:\n    dev: {{}}\n",
+            ran.display()
+        ),
+    );
+    repo.commit("apply leaves a mark");
+    repo.git(&["push", "-q", "origin", "HEAD:main"]);
+    // Serves the first fetch (the lease's look at the locks), refuses every one after.
+    let count = base.path().join("fetches");
+    let flaky = base.path().join("flaky-upload-pack");
+    std::fs::write(
+        &flaky,
+        format!(
+            "#!/bin/sh\nn=$(cat '{c}' 2>/dev/null || echo 0)\necho $((n+1)) > '{c}'\n[ \"$n\" -ge 1 ] && {{ echo 'flaky: no more' >&2; exit 1; }}\nexec git-upload-pack \"$@\"\n",
+            c = count.display()
+        ),
+    )
+    .expect("write");
+    crate::rollout::make_executable(&flaky);
+    repo.git(&[
+        "config",
+        "remote.origin.uploadpack",
+        flaky.to_str().expect("utf-8"),
+    ]);
+
+    let run = repo.atmos(&args("deployment rollout svc --target dev"));
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !ran.exists(),
+        "the executor ran on a view the rollout could not sync"
+    );
+    let fetches: u32 = std::fs::read_to_string(&count)
+        .expect("count")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(
+        fetches >= 2,
+        "the fetch after the lease was the one refused"
+    );
+    let lock = crate::support::git_in(&origin, &["for-each-ref", "refs/atmos/locks/"]);
+    assert_eq!(lock, "", "the lease was released");
+    repo.assert_state("svc", "dev", "api", None);
 }

@@ -51,6 +51,21 @@ pub struct LedgerChanges {
     pub odd: Vec<Unparseable>,
 }
 
+impl LedgerChanges {
+    /// A record the changed files held before and no longer hold (name and object), if any:
+    /// the ledger only grows.
+    pub fn dropped(&self) -> Option<&TagEntry> {
+        let now: std::collections::HashSet<(&str, &str)> = self
+            .after
+            .iter()
+            .map(|e| (e.name.as_str(), e.oid.as_str()))
+            .collect();
+        self.before
+            .iter()
+            .find(|e| !now.contains(&(e.name.as_str(), e.oid.as_str())))
+    }
+}
+
 /// A record is in the ledger once: a second copy is reported, never counted.
 fn once(entries: &mut Vec<TagEntry>, bad: &mut Vec<Unparseable>) {
     let mut seen = std::collections::HashSet::new();

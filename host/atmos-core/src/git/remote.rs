@@ -636,15 +636,7 @@ impl Remote {
             return Ok(false);
         }
         let changes = git.ledger_changes(Some(old), new, d).map_err(failed)?;
-        let now: std::collections::HashSet<(&str, &str)> = changes
-            .after
-            .iter()
-            .map(|e| (e.name.as_str(), e.oid.as_str()))
-            .collect();
-        Ok(changes
-            .before
-            .iter()
-            .all(|e| now.contains(&(e.name.as_str(), e.oid.as_str()))))
+        Ok(changes.dropped().is_none())
     }
 
     /// Merge every fetched notes ref into its local counterpart.

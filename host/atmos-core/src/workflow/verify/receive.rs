@@ -836,22 +836,14 @@ fn ledger_appended(
     if let Some(o) = changes.odd.first() {
         return Ok(Err(format!("{}: {}", o.tag, o.reason)));
     }
+    if let Some(e) = changes.dropped() {
+        return Ok(Err(format!("drops the archived record {}", e.name)));
+    }
     let had: BTreeSet<(String, String)> = changes
         .before
         .into_iter()
         .map(|e| (e.name, e.oid))
         .collect();
-    let kept: BTreeSet<(&str, &str)> = changes
-        .after
-        .iter()
-        .map(|e| (e.name.as_str(), e.oid.as_str()))
-        .collect();
-    if let Some((name, _)) = had
-        .iter()
-        .find(|(n, o)| !kept.contains(&(n.as_str(), o.as_str())))
-    {
-        return Ok(Err(format!("drops the archived record {name}")));
-    }
     let added: Vec<&TagEntry> = changes
         .after
         .iter()
